@@ -1,0 +1,138 @@
+/**
+ * The hardware abstraction the firmware is written against.
+ *
+ * Shapes follow ECMA-419 (the `embedded:io/*` class pattern): a peripheral is
+ * opened with an options object that carries its callbacks, `read()`/`write()`
+ * move data, `close()` releases it. On the ESP32 these are thin wrappers over
+ * Moddable's builtin IO; on the host, hal-sim provides them. The vend logic
+ * never knows which.
+ *
+ * Nothing here may depend on Node or on the simulator.
+ */
+
+/** Monotonic milliseconds since boot. May carry a fraction on hosts with finer clocks. */
+export interface Clock {
+  now(): number;
+}
+
+export type TimerId = number;
+
+/** One-shot timers (Moddable's `Timer.set` / `Timer.clear`). Callbacks never run re-entrantly. */
+export interface Timers {
+  set(callback: () => void, ms: number): TimerId;
+  clear(id: TimerId): void;
+}
+
+/**
+ * ECMA-419 serial with `format: "number"`, carrying 9-bit MDB words:
+ * bits 0..7 are the data byte, bit 8 is the mode bit.
+ */
+export interface WordSerial {
+  /** The next received word, or undefined when the receive buffer is empty. */
+  read(): number | undefined;
+  /** Queue one word for transmission. Never blocks. */
+  write(word: number): void;
+  close(): void;
+}
+
+export interface WordSerialOptions {
+  baud?: number;
+  /** Called when at least one word can be read; `count` is how many. */
+  onReadable(count: number): void;
+}
+
+/** ECMA-419 digital input; `edge` callbacks arrive through `onReadable`. */
+export interface DigitalInput {
+  read(): 0 | 1;
+  close(): void;
+}
+
+export interface DigitalInputOptions {
+  edge?: 'rising' | 'falling' | 'rising-falling';
+  onReadable(): void;
+}
+
+/** ECMA-419 PWM output: `write(duty)` with 0 <= duty < 2^resolution. */
+export interface PwmOutput {
+  readonly resolution: number;
+  write(duty: number): void;
+  close(): void;
+}
+
+/** The customer display: a few lines of plain text. */
+export interface TextDisplay {
+  readonly columns: number;
+  readonly rows: number;
+  show(lines: readonly string[]): void;
+}
+
+/**
+ * The selection panel. Scanning a key matrix is the board's job; the firmware
+ * sees completed selections ("B4", optionally with a quantity) and the
+ * cancel / coin-return button.
+ */
+export interface SelectionPanelOptions {
+  onSelect(code: string, quantity: number): void;
+  onCancel(): void;
+}
+
+export interface SelectionPanel {
+  close(): void;
+}
+
+/** `embedded:storage/flash` partition. Erased bytes read 0xFF; writes only clear bits. */
+export interface FlashPartition {
+  read(byteLength: number, byteOffset: number): ArrayBuffer;
+  write(buffer: ArrayBuffer | ArrayBufferView, byteOffset: number): void;
+  eraseBlock(first: number, last?: number): void;
+  status(): { size: number; blockLength: number; writeAlign: number };
+  close(): void;
+}
+
+export interface MqttMessageInfo {
+  topic: string;
+  QoS: 0 | 1 | 2;
+  retain: boolean;
+}
+
+export interface MqttClientOptions {
+  host: string;
+  port?: number;
+  id: string;
+  user?: string;
+  password?: ArrayBuffer;
+  keepalive?: number;
+  will?: { topic: string; message: ArrayBuffer; QoS?: 0 | 1; retain?: boolean };
+  onReadable?(count: number, info: MqttMessageInfo): void;
+  onWritable?(count: number): void;
+  onControl?(opcode: number, payload: unknown): void;
+  onClose?(): void;
+  onError?(): void;
+}
+
+/** `embedded:network/mqtt/client` shape (used from the uplink issue on). */
+export interface MqttClient {
+  read(count: number): ArrayBuffer | undefined;
+  write(data: ArrayBuffer, options: { topic: string; QoS?: 0 | 1; retain?: boolean; byteLength?: number }): number;
+  subscribe(topics: readonly { topic: string; QoS?: 0 | 1 }[]): number;
+  close(): void;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** What the firmware's entry point receives: the machine's hardware. */
+export interface Board {
+  readonly clock: Clock;
+  readonly timers: Timers;
+  /** The MDB bus (9600 baud, 9-bit words) with the VMC as master. */
+  openMdb(options: WordSerialOptions): WordSerial;
+  /** The spiral motor driving slot `index` (slots in configuration order). */
+  openMotor(index: number): PwmOutput;
+  /** The IR beam across the delivery chute: reads 1 while something interrupts it. */
+  openDropSensor(options: DigitalInputOptions): DigitalInput;
+  openSelectionPanel(options: SelectionPanelOptions): SelectionPanel;
+  readonly display: TextDisplay;
+  openFlash?(path: string): FlashPartition;
+  openMqtt?(options: MqttClientOptions): MqttClient;
+  log(level: LogLevel, message: string): void;
+}

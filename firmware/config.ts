@@ -1,0 +1,114 @@
+/**
+ * Machine configuration: what is in the slots and how the machine behaves.
+ * Arrives from provisioning (and later from remote commands), so it is
+ * validated field by field with errors that name the field.
+ */
+
+export type ChangePolicy = 'refuse' | 'overpay';
+
+export interface SlotConfig {
+  code: string;
+  product: string;
+  /** Minor units. */
+  price: number;
+  qty: number;
+  capacity: number;
+  category: string;
+}
+
+export interface MachineConfig {
+  machineId: string;
+  /** ISO 4217 alphabetic code. */
+  currency: string;
+  /** Minor-unit digits of the currency (2 for USD/EUR). */
+  decimals: number;
+  slots: SlotConfig[];
+  changePolicy: ChangePolicy;
+  /** Customer inactivity before credit is returned. */
+  sessionTimeoutMs: number;
+  /** Time the drop sensor has to see the product fall. */
+  dropTimeoutMs: number;
+  /** Most credit the machine accepts (also bounds change-making buffers). */
+  maxCredit: number;
+  maxQuantity: number;
+  pollIntervalMs: number;
+  motorPercent: number;
+  /** How long a transient message ("Sold out") stays on the display. */
+  messageMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Record_ = { [key: string]: unknown };
+
+function isRecord(v: unknown): v is Record_ {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function integer(obj: Record_, key: string, path: string, min: number, max: number, fallback?: number): number {
+  const v = obj[key];
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new ConfigError(`${path}.${key} must be an integer`);
+  if (v < min || v > max) throw new ConfigError(`${path}.${key} must be between ${min} and ${max}, got ${v}`);
+  return v;
+}
+
+function text(obj: Record_, key: string, path: string, fallback?: string, pattern?: RegExp): string {
+  const v = obj[key];
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (typeof v !== 'string' || v.length === 0 || v.length > 64) throw new ConfigError(`${path}.${key} must be a non-empty string of at most 64 characters`);
+  if (pattern && !pattern.test(v)) throw new ConfigError(`${path}.${key} "${v}" is not valid`);
+  return v;
+}
+
+export const SLOT_CODE = /^[A-Z0-9]{1,4}$/;
+
+export function parseConfig(input: unknown): MachineConfig {
+  if (!isRecord(input)) throw new ConfigError('machine configuration must be an object');
+  const path = 'machine';
+  const slotsIn = input['slots'];
+  if (!Array.isArray(slotsIn) || slotsIn.length === 0) throw new ConfigError(`${path}.slots must be a non-empty array`);
+  if (slotsIn.length > 100) throw new ConfigError(`${path}.slots has ${slotsIn.length} slots; at most 100`);
+  const seen = new Set<string>();
+  const slots: SlotConfig[] = slotsIn.map((s: unknown, i: number) => {
+    const sp = `${path}.slots[${i}]`;
+    if (!isRecord(s)) throw new ConfigError(`${sp} must be an object`);
+    const code = text(s, 'code', sp, undefined, SLOT_CODE);
+    if (seen.has(code)) throw new ConfigError(`${sp}.code "${code}" is used twice`);
+    seen.add(code);
+    const qty = integer(s, 'qty', sp, 0, 999, 0);
+    const capacity = integer(s, 'capacity', sp, 1, 999, Math.max(qty, 10));
+    if (qty > capacity) throw new ConfigError(`${sp}.qty ${qty} exceeds capacity ${capacity}`);
+    return {
+      code,
+      product: text(s, 'product', sp),
+      price: integer(s, 'price', sp, 1, 1000000),
+      qty,
+      capacity,
+      category: text(s, 'category', sp, 'General'),
+    };
+  });
+  const policy = input['changePolicy'] ?? 'refuse';
+  if (policy !== 'refuse' && policy !== 'overpay') throw new ConfigError(`${path}.changePolicy must be "refuse" or "overpay"`);
+  let highest = 0;
+  for (const s of slots) if (s.price > highest) highest = s.price;
+  return {
+    machineId: text(input, 'machineId', path, 'vm-0001'),
+    currency: text(input, 'currency', path, 'USD', /^[A-Z]{3}$/),
+    decimals: integer(input, 'decimals', path, 0, 3, 2),
+    slots,
+    changePolicy: policy,
+    sessionTimeoutMs: integer(input, 'sessionTimeoutMs', path, 5000, 600000, 30000),
+    dropTimeoutMs: integer(input, 'dropTimeoutMs', path, 1000, 30000, 5000),
+    maxCredit: integer(input, 'maxCredit', path, 1, 30000, Math.min(30000, Math.max(5000, highest * 2))),
+    maxQuantity: integer(input, 'maxQuantity', path, 1, 9, 5),
+    pollIntervalMs: integer(input, 'pollIntervalMs', path, 25, 200, 100),
+    motorPercent: integer(input, 'motorPercent', path, 10, 100, 80),
+    messageMs: integer(input, 'messageMs', path, 500, 30000, 3000),
+  };
+}

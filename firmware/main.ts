@@ -1,0 +1,32 @@
+/**
+ * Firmware entry point: give it the board and the machine configuration.
+ * The same code runs on the ESP32 (Moddable) and, on the host, against
+ * hal-sim's board, in Node or inside the XS engine.
+ */
+import type { Board } from './board.js';
+import { parseConfig, type MachineConfig } from './config.js';
+import { Controller, type FirmwareStatus } from './vend/controller.js';
+
+export const FIRMWARE_VERSION = '0.1.0';
+
+export interface Firmware {
+  readonly config: MachineConfig;
+  /** A snapshot of the machine's state (for telemetry, the bench and tests). */
+  status(): FirmwareStatus;
+  stop(): void;
+}
+
+export function start(board: Board, config: unknown): Firmware {
+  const parsed = parseConfig(config);
+  board.log('info', `vendfleet ${FIRMWARE_VERSION} starting: ${parsed.slots.length} slots, ${parsed.currency}, change policy ${parsed.changePolicy}`);
+  const controller = new Controller(board, parsed);
+  return {
+    config: parsed,
+    status: () => controller.status(),
+    stop: () => controller.stop(),
+  };
+}
+
+export type { Board } from './board.js';
+export type { FirmwareStatus } from './vend/controller.js';
+export type { MachineConfig } from './config.js';

@@ -1,0 +1,200 @@
+/**
+ * What every MDB peripheral driver shares: the reset and "just reset" start
+ * of its init sequence, the non-response timer that declares it offline, the
+ * rule that a silent device is RESET at most every 10 s, and the POLL cadence.
+ * Subclasses provide the device-specific init steps, their own commands and
+ * POLL parsing.
+ */
+import type { MdbDevice } from './bus.js';
+import { REPLY_ACK, REPLY_DATA, REPLY_NAK, REPLY_TIMEOUT, type ReplyKind } from './link.js';
+
+export const PHASE_RESET = 0;
+export const PHASE_JUST_RESET = 1;
+/** Device-specific init steps use phases from here on. */
+export const PHASE_INIT = 2;
+export const PHASE_READY = 100;
+
+export interface PeripheralTiming {
+  /** POLL period once ready (MDB: 25..200 ms). */
+  pollIntervalMs: number;
+  /** Silence after which the device is declared offline (changer 2 s, bill validator 5 s). */
+  nonResponseMs: number;
+  /** Minimum time between RESETs of a silent device. */
+  resetIntervalMs: number;
+  /** How long to wait for the "just reset" report before carrying on with setup. */
+  justResetWaitMs: number;
+}
+
+export interface PeripheralLog {
+  (level: 'debug' | 'info' | 'warn' | 'error', message: string): void;
+}
+
+export abstract class Peripheral implements MdbDevice {
+  abstract readonly name: string;
+  protected readonly address: number;
+  protected readonly timing: PeripheralTiming;
+  protected readonly log: PeripheralLog;
+  protected phase = PHASE_RESET;
+  /** Command code (low 3 bits of the address byte) of the block in flight, and its subcommand. */
+  protected inFlight = -1;
+  protected inFlightSub = -1;
+  protected lastHeard = -Infinity;
+  protected lastReset = -Infinity;
+  protected lastPoll = -Infinity;
+  protected resetAt = -Infinity;
+  private bootAt: number | undefined;
+  private offlineReported = true;
+  /** Counts of link outcomes, for telemetry. */
+  readonly health = { resets: 0, justResets: 0, offline: 0, timeouts: 0, naks: 0 };
+
+  constructor(address: number, timing: PeripheralTiming, log: PeripheralLog) {
+    this.address = address;
+    this.timing = timing;
+    this.log = log;
+  }
+
+  get ready(): boolean {
+    return this.phase === PHASE_READY;
+  }
+
+  wakeAt(now: number): number {
+    if (this.bootAt === undefined) this.bootAt = now;
+    switch (this.phase) {
+      case PHASE_RESET: {
+        // Retry quickly while the device may simply still be booting; after
+        // that, a silent device is reset at most every resetInterval.
+        const gap = now - this.bootAt < this.timing.nonResponseMs ? this.timing.pollIntervalMs : this.timing.resetIntervalMs;
+        return this.lastReset + gap;
+      }
+      case PHASE_JUST_RESET:
+        return this.lastPoll + this.timing.pollIntervalMs;
+      case PHASE_READY:
+        return this.hasWork(now) ? now : this.lastPoll + this.timing.pollIntervalMs;
+      default:
+        return this.initWakeAt(now);
+    }
+  }
+
+  nextRequest(tx: Uint8Array, now: number): number {
+    switch (this.phase) {
+      case PHASE_RESET:
+        this.lastReset = now;
+        this.health.resets++;
+        return this.command(tx, 0, -1);
+      case PHASE_JUST_RESET:
+        this.lastPoll = now;
+        return this.command(tx, this.pollCommand, -1);
+      case PHASE_READY: {
+        const length = this.nextWork(tx, now);
+        if (length > 0) return length;
+        this.lastPoll = now;
+        return this.command(tx, this.pollCommand, -1);
+      }
+      default:
+        return this.nextInit(tx, now);
+    }
+  }
+
+  onReply(kind: ReplyKind, data: Uint8Array, length: number, now: number): boolean | void {
+    const command = this.inFlight;
+    const sub = this.inFlightSub;
+    this.inFlight = -1;
+    this.inFlightSub = -1;
+    if (kind === REPLY_ACK || kind === REPLY_DATA || kind === REPLY_NAK) this.lastHeard = now;
+    if (kind === REPLY_NAK) this.health.naks++;
+    if (kind === REPLY_TIMEOUT) this.health.timeouts++;
+    if (this.checkSilence(now)) return;
+
+    if (command === 0) {
+      // RESET: the device restarts; it will report "just reset" on POLL.
+      if (kind === REPLY_ACK) {
+        this.resetAt = now;
+        this.phase = PHASE_JUST_RESET;
+      }
+      return;
+    }
+    if (command === this.pollCommand) {
+      if (kind !== REPLY_DATA) {
+        if (kind === REPLY_ACK && this.phase === PHASE_JUST_RESET && now - this.resetAt >= this.timing.justResetWaitMs) {
+          // Some devices never report "just reset" after a RESET; carry on.
+          this.startInit(now);
+        }
+        if (kind === REPLY_ACK) this.pollIdle(now);
+        return;
+      }
+      return this.handlePoll(data, length, now);
+    }
+    return this.handleReply(command, sub, kind, data, length, now);
+  }
+
+  /** Called by subclasses when a POLL carried the device's "just reset" status. */
+  protected justReset(now: number): void {
+    this.health.justResets++;
+    const wasReady = this.phase === PHASE_READY;
+    if (this.phase !== PHASE_JUST_RESET) this.log('warn', `${this.name}: unexpected reset`);
+    this.resetAt = now;
+    this.startInit(now);
+    if (wasReady) this.lostReady(now);
+  }
+
+  /** Leave READY: the device went silent or reset itself. */
+  private checkSilence(now: number): boolean {
+    if (this.phase === PHASE_RESET) return false;
+    if (now - this.lastHeard <= this.timing.nonResponseMs) return false;
+    if (this.lastHeard === -Infinity && now - this.lastReset <= this.timing.nonResponseMs) return false;
+    const wasReady = this.phase === PHASE_READY;
+    this.phase = PHASE_RESET;
+    this.health.offline++;
+    if (!this.offlineReported) {
+      this.offlineReported = true;
+      this.log('warn', `${this.name}: no response for ${this.timing.nonResponseMs} ms, offline`);
+    }
+    if (wasReady) this.lostReady(now);
+    this.wentOffline(now);
+    return true;
+  }
+
+  protected becameReady(now: number): void {
+    this.phase = PHASE_READY;
+    this.offlineReported = false;
+    this.lastPoll = now - this.timing.pollIntervalMs;
+  }
+
+  protected command(tx: Uint8Array, command: number, sub: number): number {
+    this.inFlight = command;
+    this.inFlightSub = sub;
+    tx[0] = this.address | command;
+    if (sub < 0) return 1;
+    tx[1] = sub;
+    return 2;
+  }
+
+  /** Low 3 bits of the POLL address byte for this device. */
+  protected abstract readonly pollCommand: number;
+  protected abstract startInit(now: number): void;
+  protected abstract initWakeAt(now: number): number;
+  protected abstract nextInit(tx: Uint8Array, now: number): number;
+  protected abstract hasWork(now: number): boolean;
+  protected abstract nextWork(tx: Uint8Array, now: number): number;
+  protected abstract handlePoll(data: Uint8Array, length: number, now: number): boolean | void;
+  protected abstract handleReply(
+    command: number,
+    sub: number,
+    kind: ReplyKind,
+    data: Uint8Array,
+    length: number,
+    now: number,
+  ): boolean | void;
+  /** A POLL was answered with a plain ACK (nothing to report). */
+  protected pollIdle(_now: number): void {}
+  protected abstract lostReady(now: number): void;
+  protected wentOffline(_now: number): void {}
+}
+
+/** Convert a scaled MDB value to the machine's minor units. */
+export function toMinor(scaled: number, scale: number, deviceDecimals: number, machineDecimals: number): number {
+  let v = scaled * scale;
+  for (let d = deviceDecimals; d < machineDecimals; d++) v *= 10;
+  for (let d = machineDecimals; d < deviceDecimals; d++) v = Math.floor(v / 10);
+  return v;
+}

@@ -1,0 +1,424 @@
+/**
+ * Wires the purchase state machine to the hardware: MDB changer and bill
+ * validator, spiral motors and drop sensor, selection panel and display.
+ * Hardware answers reach the state machine asynchronously (never from inside
+ * one of its own calls), so its decisions are never re-entered.
+ */
+import type { Board, TimerId } from '../board.js';
+import type { MachineConfig } from '../config.js';
+import { AuditCounters } from '../audit/counters.js';
+import { Dispenser, type DispenseResult } from '../dispense/dispenser.js';
+import { BillValidator, type BillEvents } from '../mdb/bill.js';
+import { MdbBus } from '../mdb/bus.js';
+import { CoinChanger, ROUTE_TUBES, type ChangerEvents } from '../mdb/changer.js';
+import { WordLink, type LinkStats } from '../mdb/link.js';
+import { ChangeMaker } from '../money/change.js';
+import { Inventory } from './inventory.js';
+import { VendMachine, type Notice, type VendPorts, type VendState } from './machine.js';
+import { fit, noticeLines, stateLines } from './screen.js';
+
+/** Give up waiting for an absent changer to pay, and keep the money as credit. */
+const PAYOUT_WAIT_MS = 60000;
+const PAYOUT_ROUNDS = 3;
+
+export interface SlotStatus {
+  code: string;
+  product: string;
+  price: number;
+  qty: number;
+  capacity: number;
+  outOfService: boolean;
+}
+
+export interface TubeStatus {
+  type: number;
+  value: number;
+  count: number;
+}
+
+export interface FirmwareStatus {
+  state: VendState;
+  credit: number;
+  escrow: number;
+  selection: string | null;
+  quantity: number;
+  /** Something is under way that the customer must wait for. */
+  busy: boolean;
+  ready: boolean;
+  slots: SlotStatus[];
+  tubes: TubeStatus[];
+  counters: {
+    sales: number;
+    revenue: number;
+    coinsToTubes: number;
+    coinsToCashbox: number;
+    billsStacked: number;
+    coinsPaidOut: number;
+    coinsPaidOutCount: number;
+    billsReturned: number;
+    failedVends: number;
+    ignoredEvents: number;
+  };
+  display: string[];
+  devices: { changer: boolean; bill: boolean };
+  link: LinkStats;
+}
+
+export class Controller implements ChangerEvents, BillEvents, VendPorts {
+  readonly config: MachineConfig;
+  readonly inventory: Inventory;
+  readonly machine: VendMachine;
+  readonly counters: AuditCounters;
+  readonly changer: CoinChanger;
+  readonly bill: BillValidator;
+  private readonly board: Board;
+  private readonly link: WordLink;
+  private readonly bus: MdbBus;
+  private readonly dispenser: Dispenser;
+  private changeMaker: ChangeMaker | undefined;
+  private sessionTimer: TimerId | undefined;
+  private noticeTimer: TimerId | undefined;
+  private notice_: Notice | null = null;
+  private noticeSlot = -1;
+  private lines: string[] = [];
+  private exactChangeOnly = false;
+  private tubesDirty = true;
+  private ignoredEvents = 0;
+  private bootedAt: number;
+  private payoutAsked = 0;
+  private payoutPaid = 0;
+  private payoutRounds = 0;
+  private payoutWaiting: TimerId | undefined;
+  private payoutActive = false;
+
+  constructor(board: Board, config: MachineConfig) {
+    this.board = board;
+    this.config = config;
+    this.bootedAt = board.clock.now();
+    this.inventory = new Inventory(config.slots);
+    this.counters = new AuditCounters(this.inventory.size);
+    this.machine = new VendMachine(
+      this.inventory,
+      {
+        policy: config.changePolicy,
+        sessionTimeoutMs: config.sessionTimeoutMs,
+        maxCredit: config.maxCredit,
+        maxQuantity: config.maxQuantity,
+      },
+      this,
+    );
+    this.dispenser = new Dispenser(board, { dropTimeoutMs: config.dropTimeoutMs, motorPercent: config.motorPercent });
+    const log = (level: 'debug' | 'info' | 'warn' | 'error', message: string): void => board.log(level, message);
+    const poll = config.pollIntervalMs;
+    this.changer = new CoinChanger(this, config.decimals, { pollIntervalMs: poll, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log);
+    this.bill = new BillValidator(this, config.decimals, { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log);
+    let link: WordLink | undefined;
+    const port = board.openMdb({ baud: 9600, onReadable: () => link?.readable() });
+    link = new WordLink(port, board.timers);
+    this.link = link;
+    this.bus = new MdbBus(link, board.clock, board.timers);
+    this.bus.add(this.changer);
+    this.bus.add(this.bill);
+    board.openSelectionPanel({
+      onSelect: (code, quantity) => this.select(code, quantity),
+      onCancel: () => this.machine.cancel(),
+    });
+    this.render();
+  }
+
+  stop(): void {
+    this.bus.stop();
+  }
+
+  private select(code: string, quantity: number): void {
+    const slot = this.inventory.indexOf(code);
+    this.machine.select(slot, quantity);
+  }
+
+  private later(fn: () => void): void {
+    this.board.timers.set(fn, 0);
+  }
+
+  // ---- VendPorts ----------------------------------------------------------------
+
+  canPay(amount: number): boolean {
+    if (amount === 0) return true;
+    if (!this.changer.ready || !this.changeMaker) return false;
+    return this.changeMaker.canPay(amount, this.changer.tubes);
+  }
+
+  dispense(slot: number): void {
+    this.later(() => {
+      this.updateAcceptance();
+      this.dispenser.vend(slot, (result: DispenseResult) => this.later(() => this.machine.dispensed(result)));
+    });
+  }
+
+  payout(amount: number): void {
+    this.payoutAsked = amount;
+    this.payoutPaid = 0;
+    this.payoutRounds = 0;
+    this.payoutActive = true;
+    this.later(() => this.payoutRound());
+  }
+
+  escrow(stack: boolean): void {
+    this.bill.decide(stack);
+    this.bus.kick();
+  }
+
+  sold(slot: number, price: number): void {
+    const q = this.inventory.qty[slot]!;
+    if (q > 0) this.inventory.qty[slot] = q - 1;
+    this.counters.sale(slot, price);
+  }
+
+  slotFailed(slot: number, result: DispenseResult): void {
+    this.inventory.fault[slot] = 1;
+    this.counters.failedVends++;
+    this.board.log('error', `slot ${this.inventory.codes[slot]}: ${result === 1 ? 'no drop within ' + this.config.dropTimeoutMs + ' ms (jam)' : 'drop sensor fault'}; out of service`);
+  }
+
+  timer(ms: number): void {
+    if (this.sessionTimer !== undefined) this.board.timers.clear(this.sessionTimer);
+    this.sessionTimer = undefined;
+    if (ms > 0) {
+      this.sessionTimer = this.board.timers.set(() => {
+        this.sessionTimer = undefined;
+        this.machine.timeout();
+      }, ms);
+    }
+  }
+
+  notice(notice: Notice, slot: number): void {
+    this.notice_ = notice;
+    this.noticeSlot = slot;
+    if (this.noticeTimer !== undefined) this.board.timers.clear(this.noticeTimer);
+    this.noticeTimer = this.board.timers.set(() => {
+      this.noticeTimer = undefined;
+      this.notice_ = null;
+      this.render();
+    }, this.config.messageMs);
+    this.render();
+  }
+
+  ignored(event: string, state: VendState): void {
+    this.ignoredEvents++;
+    this.board.log('info', `ignored ${event} in ${state}`);
+  }
+
+  changed(): void {
+    this.updateAcceptance();
+    this.render();
+  }
+
+  // ---- payouts --------------------------------------------------------------------
+
+  private payoutRound(): void {
+    if (this.payoutWaiting !== undefined) {
+      this.board.timers.clear(this.payoutWaiting);
+      this.payoutWaiting = undefined;
+    }
+    const remaining = this.payoutAsked - this.payoutPaid;
+    if (remaining <= 0 || this.payoutRounds >= PAYOUT_ROUNDS) return this.payoutFinished();
+    if (!this.changer.ready || !this.changeMaker) {
+      // Wait for the changer to come back, but not for ever.
+      this.payoutWaiting = this.board.timers.set(() => {
+        this.payoutWaiting = undefined;
+        this.payoutFinished();
+      }, PAYOUT_WAIT_MS);
+      return;
+    }
+    const plan = this.changeMaker.solve(remaining, this.changer.tubes);
+    if (plan.paid === 0) return this.payoutFinished();
+    const planned = plan.paid;
+    this.payoutRounds++;
+    this.changer.payout(plan.coins, (paid, value) => {
+      let coins = 0;
+      for (let t = 0; t < paid.length; t++) coins += paid[t]!;
+      this.payoutPaid += value;
+      this.counters.coinsPaidOut += value;
+      this.counters.coinsPaidOutCount += coins;
+      this.tubesDirty = true;
+      if (value < planned) this.board.log('warn', `payout short: planned ${planned}, paid ${value}`);
+      // Re-plan the rest from the fresh tube counts only if this round made progress.
+      if (value > 0 && this.payoutPaid < this.payoutAsked) this.later(() => this.payoutRound());
+      else this.later(() => this.payoutFinished());
+    });
+    this.bus.kick();
+  }
+
+  private payoutFinished(): void {
+    if (!this.payoutActive) return;
+    this.payoutActive = false;
+    if (this.payoutWaiting !== undefined) this.board.timers.clear(this.payoutWaiting);
+    this.payoutWaiting = undefined;
+    this.machine.paidOut(this.payoutAsked, this.payoutPaid);
+  }
+
+  // ---- changer events -------------------------------------------------------------
+
+  changerReady(): void {
+    // The coin set only changes if the changer itself was swapped; rebuild the planner then.
+    const values = this.routableValues();
+    let same = this.changeMaker !== undefined;
+    for (let t = 0; same && t < 16; t++) if (values[t] !== this.plannedValues[t]) same = false;
+    if (!same) {
+      this.changeMaker = new ChangeMaker(values, this.config.maxCredit);
+      this.plannedValues = values;
+    }
+    this.tubesDirty = true;
+    this.updateReady();
+    if (this.payoutActive && this.payoutWaiting !== undefined) this.payoutRound();
+  }
+
+  private plannedValues: Int32Array = new Int32Array(16);
+
+  /** Coin values of the types that go to tubes (only those can be paid out). */
+  private routableValues(): Int32Array {
+    const out = new Int32Array(16);
+    for (let t = 0; t < 16; t++) out[t] = this.changer.setup.routable & (1 << t) ? this.changer.values[t]! : 0;
+    return out;
+  }
+
+  changerLost(): void {
+    this.updateReady();
+  }
+
+  coinDeposited(_type: number, value: number, routing: number): void {
+    if (routing === ROUTE_TUBES) {
+      this.counters.coinsToTubes += value;
+      this.tubesDirty = true;
+    } else {
+      this.counters.coinsToCashbox += value;
+    }
+    this.machine.coin(value);
+  }
+
+  coinRejected(type: number): void {
+    this.board.log('info', `coin type ${type} rejected`);
+  }
+
+  coinsDispensedManually(_type: number, _count: number, value: number): void {
+    this.counters.coinsManual += value;
+    this.tubesDirty = true;
+  }
+
+  changerStatus(code: number): void {
+    this.board.log('warn', `changer status 0x${code.toString(16)}`);
+  }
+
+  coinReturnPressed(): void {
+    this.machine.cancel();
+  }
+
+  // ---- bill events ------------------------------------------------------------------
+
+  billReady(): void {
+    this.updateReady();
+  }
+
+  billLost(): void {
+    this.updateReady();
+  }
+
+  billEscrowed(_type: number, value: number): void {
+    this.machine.billEscrowed(value);
+  }
+
+  billStacked(_type: number, value: number): void {
+    this.counters.billsStacked += value;
+    this.machine.billStacked(value);
+  }
+
+  billReturned(_type: number, value: number): void {
+    this.counters.billsReturned++;
+    this.machine.billReturned(value);
+  }
+
+  billStatus(code: number): void {
+    this.board.log('warn', `bill validator status 0x${code.toString(16)}`);
+  }
+
+  // ---- derived state ------------------------------------------------------------------
+
+  private updateReady(): void {
+    this.machine.setReady(this.changer.ready || this.bill.ready);
+    this.changed();
+  }
+
+  private updateAcceptance(): void {
+    const m = this.machine;
+    const s = m.state;
+    const open = (s === 'IDLE' || s === 'PRODUCT_SELECTED' || s === 'ACCEPTING_PAYMENT') && !m.escrowPending && !this.dispenser.busy;
+    const room = this.config.maxCredit - m.credit - m.escrow;
+    const sellable = this.inventory.anySellable();
+    this.changer.setAccepting(open && room > 0 && sellable);
+    this.bill.setAccepting(open && m.escrow === 0 && room > 0 && sellable, room);
+    this.bus.kick();
+  }
+
+  private render(): void {
+    if (this.tubesDirty && this.changeMaker && this.changer.ready) {
+      this.tubesDirty = false;
+      let largest = 0;
+      for (let t = 0; t < 16; t++) if (this.changer.values[t]! > largest) largest = this.changer.values[t]!;
+      this.exactChangeOnly = !this.changeMaker.coversUpTo(largest, this.changer.tubes);
+    }
+    const ctx = {
+      decimals: this.config.decimals,
+      exactChangeOnly: this.exactChangeOnly,
+      fault: this.board.clock.now() - this.bootedAt < 10000 ? 'Starting...' : 'Payment unavailable',
+    };
+    const raw = this.notice_ ? noticeLines(this.notice_, this.noticeSlot, this.machine, this.inventory, ctx) : stateLines(this.machine, this.inventory, ctx);
+    const lines = fit(raw, this.board.display.columns, this.board.display.rows);
+    let same = lines.length === this.lines.length;
+    for (let i = 0; same && i < lines.length; i++) if (lines[i] !== this.lines[i]) same = false;
+    if (!same) {
+      this.lines = lines;
+      this.board.display.show(lines);
+    }
+  }
+
+  status(): FirmwareStatus {
+    const m = this.machine;
+    const inv = this.inventory;
+    const slots: SlotStatus[] = [];
+    for (let i = 0; i < inv.size; i++) {
+      slots.push({ code: inv.codes[i]!, product: inv.products[i]!, price: inv.prices[i]!, qty: inv.qty[i]!, capacity: inv.capacity[i]!, outOfService: inv.fault[i] === 1 });
+    }
+    const tubes: TubeStatus[] = [];
+    for (let t = 0; t < 16; t++) {
+      if (this.changer.setup.routable & (1 << t) && this.changer.values[t]! > 0) {
+        tubes.push({ type: t, value: this.changer.values[t]!, count: this.changer.tubes[t]! });
+      }
+    }
+    const c = this.counters;
+    return {
+      state: m.state,
+      credit: m.credit,
+      escrow: m.escrow,
+      selection: m.selection >= 0 ? inv.codes[m.selection]! : null,
+      quantity: m.quantity,
+      busy: m.busy || this.payoutActive || this.changer.paying || this.bill.escrowBusy || this.dispenser.busy,
+      ready: this.changer.ready || this.bill.ready,
+      slots,
+      tubes,
+      counters: {
+        sales: c.sales,
+        revenue: c.revenue,
+        coinsToTubes: c.coinsToTubes,
+        coinsToCashbox: c.coinsToCashbox,
+        billsStacked: c.billsStacked,
+        coinsPaidOut: c.coinsPaidOut,
+        coinsPaidOutCount: c.coinsPaidOutCount,
+        billsReturned: c.billsReturned,
+        failedVends: c.failedVends,
+        ignoredEvents: this.ignoredEvents,
+      },
+      display: this.lines.slice(),
+      devices: { changer: this.changer.ready, bill: this.bill.ready },
+      link: { ...this.link.stats },
+    };
+  }
+}

@@ -1,0 +1,358 @@
+/**
+ * The purchase state machine. Pure decisions: it never touches hardware; it
+ * asks its ports to dispense, pay out, stack or return a bill, and is told
+ * the outcomes. Money arriving is always taken into account, whatever the
+ * state; any other event that makes no sense in a state is ignored and
+ * reported, never a crash.
+ *
+ * Credit is what the customer has paid and not spent (coins and stacked
+ * bills); a bill in escrow is not credit until it is stacked. Items are paid
+ * one by one as each is confirmed delivered, so a failed dispense leaves the
+ * customer's money as credit, which is then refunded.
+ */
+import type { ChangePolicy } from '../config.js';
+import { DISPENSE_OK, type DispenseResult } from '../dispense/dispenser.js';
+import { Inventory, SLOT_EMPTY, SLOT_OK, SLOT_OUT_OF_SERVICE, SLOT_SHORT } from './inventory.js';
+
+export type VendState = 'IDLE' | 'PRODUCT_SELECTED' | 'ACCEPTING_PAYMENT' | 'DISPENSING' | 'RETURNING_CHANGE' | 'ERROR';
+
+export type Notice =
+  | 'sold-out'
+  | 'out-of-service'
+  | 'only-left'
+  | 'unknown-slot'
+  | 'bad-quantity'
+  | 'no-change'
+  | 'bill-returned'
+  | 'jam'
+  | 'thank-you'
+  | 'credit-kept'
+  | 'max-credit';
+
+const ESCROW_NONE = 0;
+const ESCROW_STACKING = 1;
+const ESCROW_RETURNING = 2;
+
+export interface VendPorts {
+  /** True when `amount` can be paid exactly from the coins in the tubes. */
+  canPay(amount: number): boolean;
+  /** Run the slot's spiral once; answer with `dispensed()`. */
+  dispense(slot: number): void;
+  /** Pay `amount` (or as much of it as possible) in coins; answer with `paidOut()`. */
+  payout(amount: number): void;
+  /** Stack (true) or return (false) the bill in escrow; answer with `billStacked()` / `billReturned()`. */
+  escrow(stack: boolean): void;
+  /** One item was delivered and paid for. */
+  sold(slot: number, price: number): void;
+  /** The slot failed to deliver; it goes out of service. */
+  slotFailed(slot: number, result: DispenseResult): void;
+  /** Arm the customer-inactivity timer (ms > 0) or stop it (0); on expiry call `timeout()`. */
+  timer(ms: number): void;
+  notice(notice: Notice, slot: number): void;
+  ignored(event: string, state: VendState): void;
+  /** State, selection or credit changed. */
+  changed(): void;
+}
+
+export interface VendOptions {
+  policy: ChangePolicy;
+  sessionTimeoutMs: number;
+  maxCredit: number;
+  maxQuantity: number;
+}
+
+export class VendMachine {
+  state: VendState = 'ERROR';
+  selection = -1;
+  quantity = 0;
+  delivered = 0;
+  credit = 0;
+  escrow = 0;
+  private escrowAction = ESCROW_NONE;
+  private paying = false;
+  private refundShort = false;
+  private ready = false;
+  private readonly inventory: Inventory;
+  private readonly ports: VendPorts;
+  private readonly options: VendOptions;
+
+  constructor(inventory: Inventory, options: VendOptions, ports: VendPorts) {
+    this.inventory = inventory;
+    this.options = options;
+    this.ports = ports;
+  }
+
+  /** Total price of the current selection. */
+  get total(): number {
+    return this.selection < 0 ? 0 : this.inventory.prices[this.selection]! * this.quantity;
+  }
+
+  /** True while the machine is doing something the customer must wait for. */
+  get busy(): boolean {
+    return this.state === 'DISPENSING' || this.state === 'RETURNING_CHANGE' || this.escrowAction !== ESCROW_NONE;
+  }
+
+  get escrowPending(): boolean {
+    return this.escrowAction !== ESCROW_NONE;
+  }
+
+  // ---- customer ------------------------------------------------------------
+
+  select(slot: number, quantity: number): void {
+    const s = this.state;
+    if (s !== 'IDLE' && s !== 'PRODUCT_SELECTED' && s !== 'ACCEPTING_PAYMENT') return this.ports.ignored('select', s);
+    if (this.escrowAction !== ESCROW_NONE) return this.ports.ignored('select while a bill is moving', s);
+    if (!Number.isInteger(quantity) || quantity < 1 || quantity > this.options.maxQuantity) {
+      this.ports.notice('bad-quantity', slot);
+      return;
+    }
+    const availability = this.inventory.availability(slot, quantity);
+    if (availability !== SLOT_OK) {
+      this.ports.notice(
+        availability === SLOT_EMPTY
+          ? 'sold-out'
+          : availability === SLOT_OUT_OF_SERVICE
+            ? 'out-of-service'
+            : availability === SLOT_SHORT
+              ? 'only-left'
+              : 'unknown-slot',
+        slot,
+      );
+      return;
+    }
+    this.selection = slot;
+    this.quantity = quantity;
+    if (this.credit === 0 && this.escrow === 0) {
+      this.state = 'PRODUCT_SELECTED';
+      this.ports.timer(this.options.sessionTimeoutMs);
+    } else {
+      this.state = 'ACCEPTING_PAYMENT';
+      this.ports.timer(this.options.sessionTimeoutMs);
+      this.evaluate();
+    }
+    this.ports.changed();
+  }
+
+  cancel(): void {
+    switch (this.state) {
+      case 'PRODUCT_SELECTED':
+        this.selection = -1;
+        this.state = 'IDLE';
+        this.ports.timer(0);
+        this.ports.changed();
+        return;
+      case 'ACCEPTING_PAYMENT':
+        this.startRefund();
+        return;
+      default:
+        this.ports.ignored('cancel', this.state);
+    }
+  }
+
+  timeout(): void {
+    if (this.state === 'PRODUCT_SELECTED' || this.state === 'ACCEPTING_PAYMENT') {
+      this.cancel();
+    } else {
+      this.ports.ignored('timeout', this.state);
+    }
+  }
+
+  // ---- money -------------------------------------------------------------------
+
+  /** A coin was accepted (credit in minor units). */
+  coin(value: number): void {
+    this.addCredit(value);
+  }
+
+  /** A bill waits in escrow: decide whether to take it. */
+  billEscrowed(value: number): void {
+    const s = this.state;
+    const open = s === 'IDLE' || s === 'PRODUCT_SELECTED' || s === 'ACCEPTING_PAYMENT';
+    if (!open || this.escrow > 0 || this.escrowAction !== ESCROW_NONE || this.credit + value > this.options.maxCredit) {
+      this.escrowAction = ESCROW_RETURNING;
+      this.escrow = value;
+      this.ports.escrow(false);
+      this.ports.notice(open && this.credit + value > this.options.maxCredit ? 'max-credit' : 'bill-returned', this.selection);
+      this.ports.changed();
+      return;
+    }
+    this.escrow = value;
+    if (s !== 'ACCEPTING_PAYMENT') this.state = 'ACCEPTING_PAYMENT';
+    this.ports.timer(this.options.sessionTimeoutMs);
+    this.decideEscrow();
+    this.ports.changed();
+  }
+
+  billStacked(value: number): void {
+    if (this.escrowAction === ESCROW_STACKING || this.escrow === value) {
+      this.escrow = 0;
+      this.escrowAction = ESCROW_NONE;
+    }
+    this.addCredit(value);
+  }
+
+  billReturned(_value: number): void {
+    this.escrow = 0;
+    this.escrowAction = ESCROW_NONE;
+    if (this.state === 'RETURNING_CHANGE') {
+      this.tryFinishRefund();
+      return;
+    }
+    if (this.state === 'ACCEPTING_PAYMENT' && this.credit === 0) {
+      this.state = this.selection >= 0 ? 'PRODUCT_SELECTED' : 'IDLE';
+    }
+    this.ports.changed();
+  }
+
+  private addCredit(value: number): void {
+    this.credit += value;
+    switch (this.state) {
+      case 'IDLE':
+      case 'PRODUCT_SELECTED':
+        this.state = 'ACCEPTING_PAYMENT';
+        this.ports.timer(this.options.sessionTimeoutMs);
+        this.evaluate();
+        break;
+      case 'ACCEPTING_PAYMENT':
+        this.ports.timer(this.options.sessionTimeoutMs);
+        this.evaluate();
+        break;
+      case 'ERROR':
+        // Acceptance is off while out of service; money that slips in goes straight back.
+        this.startRefund();
+        return;
+      case 'RETURNING_CHANGE':
+        this.tryFinishRefund();
+        return;
+      default:
+        // DISPENSING: kept as credit and settled when the vend ends.
+        break;
+    }
+    this.ports.changed();
+  }
+
+  private decideEscrow(): void {
+    if (this.escrowAction !== ESCROW_NONE || this.escrow === 0) return;
+    const funds = this.credit + this.escrow;
+    let take: boolean;
+    if (this.options.policy === 'overpay') {
+      take = true;
+    } else if (this.selection >= 0 && funds >= this.total) {
+      take = this.ports.canPay(funds - this.total);
+    } else {
+      // Take the bill only while it could still be refunded in coins.
+      take = this.ports.canPay(funds);
+    }
+    if (take) {
+      this.escrowAction = ESCROW_STACKING;
+      this.ports.escrow(true);
+    } else {
+      this.ports.notice('no-change', this.selection);
+    }
+  }
+
+  /** In ACCEPTING_PAYMENT: vend if the selection is paid for and the change can be given. */
+  private evaluate(): void {
+    if (this.selection < 0) return;
+    if (this.escrow > 0) {
+      this.decideEscrow();
+      return;
+    }
+    const total = this.total;
+    if (this.credit < total) return;
+    if (this.options.policy === 'refuse' && !this.ports.canPay(this.credit - total)) {
+      this.ports.notice('no-change', this.selection);
+      return;
+    }
+    this.state = 'DISPENSING';
+    this.delivered = 0;
+    this.ports.timer(0);
+    this.ports.dispense(this.selection);
+  }
+
+  // ---- hardware outcomes ----------------------------------------------------------
+
+  dispensed(result: DispenseResult): void {
+    if (this.state !== 'DISPENSING') return this.ports.ignored('dispensed', this.state);
+    const slot = this.selection;
+    if (result === DISPENSE_OK) {
+      const price = this.inventory.prices[slot]!;
+      this.credit -= price;
+      this.delivered++;
+      this.ports.sold(slot, price);
+      if (this.delivered < this.quantity && this.inventory.availability(slot, 1) === SLOT_OK) {
+        this.ports.dispense(slot);
+        this.ports.changed();
+        return;
+      }
+      this.ports.notice('thank-you', slot);
+    } else {
+      this.ports.slotFailed(slot, result);
+      this.ports.notice('jam', slot);
+    }
+    this.selection = -1;
+    this.quantity = 0;
+    if (this.credit > 0) {
+      this.startRefund();
+    } else {
+      this.state = this.ready ? 'IDLE' : 'ERROR';
+      this.ports.changed();
+    }
+  }
+
+  paidOut(asked: number, paid: number): void {
+    if (!this.paying) return this.ports.ignored('paidOut', this.state);
+    this.paying = false;
+    this.credit -= paid;
+    if (paid < asked) this.refundShort = true;
+    this.tryFinishRefund();
+  }
+
+  /** Payment devices became usable (or unusable). */
+  setReady(ready: boolean): void {
+    this.ready = ready;
+    if (!ready && this.state === 'IDLE') {
+      this.state = 'ERROR';
+      this.ports.changed();
+    } else if (ready && this.state === 'ERROR' && this.credit === 0 && !this.paying) {
+      this.state = 'IDLE';
+      this.ports.changed();
+    }
+  }
+
+  // ---- refunds and change ------------------------------------------------------------
+
+  private startRefund(): void {
+    this.selection = -1;
+    this.quantity = 0;
+    this.state = 'RETURNING_CHANGE';
+    this.refundShort = false;
+    this.ports.timer(0);
+    if (this.escrow > 0 && this.escrowAction === ESCROW_NONE) {
+      this.escrowAction = ESCROW_RETURNING;
+      this.ports.escrow(false);
+    }
+    this.tryFinishRefund();
+  }
+
+  private tryFinishRefund(): void {
+    if (this.state !== 'RETURNING_CHANGE' || this.paying || this.escrowAction !== ESCROW_NONE) {
+      this.ports.changed();
+      return;
+    }
+    if (this.credit > 0 && !this.refundShort) {
+      this.paying = true;
+      this.ports.changed();
+      this.ports.payout(this.credit);
+      return;
+    }
+    if (this.credit > 0) {
+      // What the tubes could not pay stays the customer's credit.
+      this.state = 'ACCEPTING_PAYMENT';
+      this.ports.notice('credit-kept', -1);
+    } else {
+      this.state = this.ready ? 'IDLE' : 'ERROR';
+    }
+    this.ports.changed();
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * The firmware's Board on the host: every input arrives in a bridge message,
+ * every output is collected into the reply. Timers are kept here, against
+ * the clock the host sends, so virtual time works the same in Node and XS.
+ */
+import type {
+  Board,
+  DigitalInput,
+  DigitalInputOptions,
+  LogLevel,
+  PwmOutput,
+  SelectionPanel,
+  SelectionPanelOptions,
+  TextDisplay,
+  TimerId,
+  Timers,
+  WordSerial,
+  WordSerialOptions,
+} from '../../firmware/board.js';
+import { PWM_RESOLUTION, type GuestEvent, type GuestOp } from './protocol.js';
+
+interface PendingTimer {
+  at: number;
+  seq: number;
+  fn: () => void;
+}
+
+/** A runaway timer loop in the firmware is a bug; stop it rather than hang the host. */
+const MAX_TIMER_RUNS = 100000;
+
+export class BridgeBoard implements Board {
+  now = 0;
+  readonly clock = { now: (): number => this.now };
+  readonly timers: Timers;
+  readonly display: TextDisplay;
+  private ops: GuestOp[] = [];
+  private pending = new Map<TimerId, PendingTimer>();
+  private nextId = 1;
+  private rx: number[] = [];
+  private rxHead = 0;
+  private mdb: WordSerialOptions | undefined;
+  private drop: DigitalInputOptions | undefined;
+  private dropLevel: 0 | 1 = 0;
+  private panel: SelectionPanelOptions | undefined;
+  private txOp: number[] | undefined;
+
+  constructor(columns = 20, rows = 2) {
+    this.timers = {
+      set: (fn, ms) => {
+        const id = this.nextId++;
+        this.pending.set(id, { at: this.now + (ms > 0 ? ms : 0), seq: id, fn });
+        return id;
+      },
+      clear: (id) => {
+        this.pending.delete(id);
+      },
+    };
+    this.display = {
+      columns,
+      rows,
+      show: (lines) => this.emit(['show', lines.slice()]),
+    };
+  }
+
+  openMdb(options: WordSerialOptions): WordSerial {
+    this.mdb = options;
+    return {
+      read: () => {
+        if (this.rxHead >= this.rx.length) return undefined;
+        return this.rx[this.rxHead++];
+      },
+      write: (word) => {
+        // Consecutive writes travel as one 'tx' op.
+        if (!this.txOp) {
+          this.txOp = [];
+          this.ops.push(['tx', this.txOp]);
+        }
+        this.txOp.push(word & 0x1ff);
+      },
+      close: () => {
+        this.mdb = undefined;
+      },
+    };
+  }
+
+  openMotor(index: number): PwmOutput {
+    return {
+      resolution: PWM_RESOLUTION,
+      write: (duty) => this.emit(['pwm', index, duty]),
+      close: () => {},
+    };
+  }
+
+  openDropSensor(options: DigitalInputOptions): DigitalInput {
+    this.drop = options;
+    return { read: () => this.dropLevel, close: () => (this.drop = undefined) };
+  }
+
+  openSelectionPanel(options: SelectionPanelOptions): SelectionPanel {
+    this.panel = options;
+    return { close: () => (this.panel = undefined) };
+  }
+
+  log(level: LogLevel, message: string): void {
+    this.emit(['log', level, message]);
+  }
+
+  private emit(op: GuestOp): void {
+    this.txOp = undefined;
+    this.ops.push(op);
+  }
+
+  /** Apply one input from the host. */
+  apply(ev: GuestEvent): void {
+    switch (ev[0]) {
+      case 'rx': {
+        if (this.rxHead > 0 && this.rxHead >= this.rx.length) {
+          this.rx = [];
+          this.rxHead = 0;
+        }
+        for (const w of ev[1]) this.rx.push(w);
+        const count = this.rx.length - this.rxHead;
+        if (count > 0) this.mdb?.onReadable(count);
+        break;
+      }
+      case 'drop':
+        this.dropLevel = ev[1];
+        this.drop?.onReadable();
+        break;
+      case 'select':
+        this.panel?.onSelect(ev[1], ev[2]);
+        break;
+      case 'cancel':
+        this.panel?.onCancel();
+        break;
+    }
+  }
+
+  /** Run every timer due by now, earliest first (ties in the order they were set). */
+  runTimers(): void {
+    for (let runs = 0; runs < MAX_TIMER_RUNS; runs++) {
+      let due: PendingTimer | undefined;
+      let dueId = 0;
+      for (const [id, t] of this.pending) {
+        if (t.at <= this.now && (!due || t.at < due.at || (t.at === due.at && t.seq < due.seq))) {
+          due = t;
+          dueId = id;
+        }
+      }
+      if (!due) return;
+      this.pending.delete(dueId);
+      due.fn();
+    }
+    throw new Error(`more than ${MAX_TIMER_RUNS} timers ran at t=${this.now}: runaway timer loop`);
+  }
+
+  nextDeadline(): number {
+    let at = -1;
+    for (const t of this.pending.values()) if (at < 0 || t.at < at) at = t.at;
+    return at;
+  }
+
+  takeOps(): GuestOp[] {
+    const ops = this.ops;
+    this.ops = [];
+    this.txOp = undefined;
+    return ops;
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * Bundle entry: installs the guest on the global object. In Node the host
+ * calls `vendfleetGuest.deliver` directly; under XS the engine's command
+ * channel calls `handleCommand` with JSON bytes.
+ */
+import { Guest } from './guest.js';
+import type { HostMessage } from './protocol.js';
+
+interface TextCodecs {
+  TextEncoder: new () => { encode(s: string): Uint8Array };
+  TextDecoder: new () => { decode(b: ArrayBuffer | Uint8Array): string };
+}
+
+const guest = new Guest();
+const g = globalThis as unknown as Record<string, unknown> & Partial<TextCodecs>;
+
+g['vendfleetGuest'] = {
+  deliver: (message: HostMessage) => guest.deliver(message),
+};
+
+g['handleCommand'] = (bytes: ArrayBuffer): ArrayBuffer => {
+  const codecs = g as TextCodecs;
+  const message = JSON.parse(new codecs.TextDecoder().decode(bytes)) as HostMessage;
+  const reply = guest.deliver(message);
+  const out = new codecs.TextEncoder().encode(JSON.stringify(reply));
+  return out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength) as ArrayBuffer;
+};

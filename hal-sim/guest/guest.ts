@@ -1,0 +1,31 @@
+/** The firmware running behind the HAL bridge: one message in, one reply out. */
+import { start, type Firmware } from '../../firmware/main.js';
+import { BridgeBoard } from './bridge-board.js';
+import type { GuestReply, HostMessage } from './protocol.js';
+
+export class Guest {
+  readonly board = new BridgeBoard();
+  private firmware: Firmware | undefined;
+
+  deliver(message: HostMessage): GuestReply {
+    const board = this.board;
+    if (message.t > board.now) board.now = message.t;
+    let error: string | undefined;
+    let status;
+    try {
+      if (message.boot !== undefined) {
+        this.firmware?.stop();
+        this.firmware = start(board, message.boot);
+      }
+      if (message.ev) for (const ev of message.ev) board.apply(ev);
+      board.runTimers();
+      if (message.status && this.firmware) status = this.firmware.status();
+    } catch (e) {
+      error = e instanceof Error ? `${e.name}: ${e.message}\n${e.stack ?? ''}` : String(e);
+    }
+    const reply: GuestReply = { ops: board.takeOps(), wake: board.nextDeadline() };
+    if (status) reply.status = status;
+    if (error !== undefined) reply.error = error;
+    return reply;
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The HAL bridge between the simulated hardware (host) and the firmware
+ * (guest). The host owns virtual time and all peripherals; each message
+ * brings the guest the current time and what happened on its pins since
+ * the last one, and the guest answers with what it did to its outputs and
+ * when it next needs to run. The same messages travel as objects (firmware
+ * in Node) or as JSON through the XS engine's command channel.
+ */
+import type { FirmwareStatus } from '../../firmware/vend/controller.js';
+
+export type GuestEvent =
+  /** 9-bit words received on the MDB UART. */
+  | ['rx', number[]]
+  /** The drop sensor's new level. */
+  | ['drop', 0 | 1]
+  | ['select', string, number]
+  | ['cancel'];
+
+export interface HostMessage {
+  /** Board clock, ms. */
+  t: number;
+  /** Start the firmware with this machine configuration. */
+  boot?: unknown;
+  ev?: GuestEvent[];
+  /** Ask for a status snapshot. */
+  status?: boolean;
+}
+
+export type GuestOp =
+  /** Words written to the MDB UART, in order. */
+  | ['tx', number[]]
+  /** A motor's PWM duty (slot index, duty). */
+  | ['pwm', number, number]
+  | ['show', string[]]
+  | ['log', string, string];
+
+export interface GuestReply {
+  ops: GuestOp[];
+  /** Board clock time of the guest's earliest timer, or -1. */
+  wake: number;
+  status?: FirmwareStatus;
+  /** An exception escaped the firmware (a bug: the host reports it). */
+  error?: string;
+}
+
+/** PWM resolution of the bridged motor outputs. */
+export const PWM_RESOLUTION = 10;

@@ -1,0 +1,19 @@
+// Bundles the firmware (behind the host's HAL bridge) into one script for the
+// XS engine, and each firmware unit-test file into a script that runs under XS.
+import { readdirSync } from 'node:fs';
+
+const script = (input, file, name) => ({
+  input,
+  output: { file, format: 'iife', name, strict: true },
+  treeshake: { moduleSideEffects: true },
+  onwarn(warning, warn) {
+    if (warning.code === 'CIRCULAR_DEPENDENCY') throw new Error(warning.message);
+    warn(warning);
+  },
+});
+
+const tests = readdirSync('dist/test/firmware')
+  .filter((f) => f.endsWith('.test.js'))
+  .map((f) => script(`dist/test/firmware/${f}`, `dist/bundle/tests/${f}`, 'vendfleetTest'));
+
+export default [script('dist/hal-sim/guest/entry.js', 'dist/bundle/firmware.js', 'vendfleetFirmware'), ...tests];
