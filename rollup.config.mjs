@@ -16,4 +16,8 @@ const tests = readdirSync('dist/test/firmware')
   .filter((f) => f.endsWith('.test.js'))
   .map((f) => script(`dist/test/firmware/${f}`, `dist/bundle/tests/${f}`, 'vendfleetTest'));
 
-export default [script('dist/hal-sim/guest/entry.js', 'dist/bundle/firmware.js', 'vendfleetFirmware'), ...tests];
+export default [
+  script('dist/hal-sim/guest/entry.js', 'dist/bundle/firmware.js', 'vendfleetFirmware'),
+  script('dist/test/xs/harness.js', 'dist/bundle/tests/_harness.js', 'vendfleetHarness'),
+  ...tests,
+];

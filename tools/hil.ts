@@ -1,0 +1,96 @@
+/**
+ * npm run hil -- [--target sim|xs|serial:<device>] [--json] [--seed N] [--verbose] <files or folders>
+ *
+ * Runs bench scenarios (../shared/bench-scenarios.md). One line per scenario;
+ * exit status 0 only if every scenario passed.
+ */
+import { relative } from 'node:path';
+import { runScenario, type ScenarioResult } from './hil/runner.js';
+import { ScenarioError, loadScenario, scenarioFiles } from './hil/scenario.js';
+import { SimBenchTarget } from './hil/sim-target.js';
+
+interface Options {
+  target: string;
+  json: boolean;
+  seed: number;
+  verbose: boolean;
+  paths: string[];
+}
+
+function usage(message?: string): never {
+  if (message) process.stderr.write(`hil: ${message}\n`);
+  process.stderr.write('usage: npm run hil -- [--target sim|xs|serial:<device>] [--json] [--seed N] [--verbose] <scenario files or folders>\n');
+  process.exit(2);
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { target: 'sim', json: false, seed: 1, verbose: false, paths: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--json') o.json = true;
+    else if (a === '--verbose' || a === '-v') o.verbose = true;
+    else if (a === '--target' || a === '-t') o.target = argv[++i] ?? usage('--target needs a value');
+    else if (a.startsWith('--target=')) o.target = a.slice(9);
+    else if (a === '--seed') {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 0) usage('--seed needs a non-negative integer');
+      o.seed = n;
+    } else if (a === '--help' || a === '-h') usage();
+    else if (a.startsWith('-')) usage(`unknown option ${a}`);
+    else o.paths.push(a);
+  }
+  if (o.paths.length === 0) usage('name at least one scenario file or folder');
+  if (o.target !== 'sim' && o.target !== 'xs' && !o.target.startsWith('serial:')) usage(`unknown target "${o.target}" (sim, xs or serial:<device>)`);
+  return o;
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const results: ScenarioResult[] = [];
+  let files: string[];
+  try {
+    files = scenarioFiles(o.paths);
+  } catch (e) {
+    usage((e as Error).message);
+  }
+  for (const file of files) {
+    let result: ScenarioResult;
+    try {
+      const scenario = loadScenario(file);
+      if (o.target.startsWith('serial:')) {
+        result = { name: scenario.name, file, target: o.target, passed: false, machineMs: 0, failures: [{ step: 0, action: 'run', message: 'target serial:<device> is not supported yet (hardware bench: issue #7)' }] };
+      } else {
+        const target = o.target as 'sim' | 'xs';
+        const onLog = o.verbose ? (level: string, message: string, at: number) => process.stderr.write(`  [${(at / 1000).toFixed(3)} s] ${level}: ${message}\n`) : undefined;
+        result = await runScenario(scenario, (s) => SimBenchTarget.open(target, s, onLog ? { seed: o.seed, onLog } : { seed: o.seed }));
+      }
+    } catch (e) {
+      const err = e as Error;
+      const failure = err instanceof ScenarioError ? { step: err.step !== undefined ? err.step + 1 : 0, action: 'load', message: err.detail } : { step: 0, action: 'load', message: err.message };
+      result = { name: file, file, target: o.target, passed: false, machineMs: 0, failures: [failure] };
+    }
+    results.push(result);
+    if (!o.json) process.stdout.write(line(result) + '\n');
+  }
+  const passed = results.filter((r) => r.passed).length;
+  if (o.json) {
+    process.stdout.write(JSON.stringify({ scenarios: results.map((r) => ({ name: r.name, file: r.file, target: r.target, passed: r.passed, failures: r.failures })) }, null, 2) + '\n');
+  } else {
+    process.stdout.write(`${passed} passed, ${results.length - passed} failed\n`);
+  }
+  process.exitCode = passed === results.length ? 0 : 1;
+}
+
+function line(r: ScenarioResult): string {
+  const where = relative(process.cwd(), r.file) || r.file;
+  if (r.passed) return `PASS  ${r.name}  (${where}, ${r.target}, ${(r.machineMs / 1000).toFixed(1)} s machine time)`;
+  const f = r.failures[0]!;
+  const at = f.step > 0 ? `step ${f.step}: ` : '';
+  const more = r.failures.length > 1 ? `; ${r.failures.slice(1).map((x) => x.message).join('; ')}` : '';
+  return `FAIL  ${r.name === r.file ? where : `${r.name}  (${where}, ${r.target})`}: ${at}${f.message}${more}`;
+}
+
+main().catch((e) => {
+  process.stderr.write(`hil: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,88 @@
+/** Bench target backed by hal-sim: the firmware bundle in Node (`sim`) or inside XS (`xs`). */
+import { MachineHost } from '../../hal-sim/host.js';
+import type { TargetName } from '../../hal-sim/transport.js';
+import type { BenchTarget, Observation, StepOutcome } from './runner.js';
+import type { Scenario, Step } from './scenario.js';
+
+export class SimBenchTarget implements BenchTarget {
+  readonly name: string;
+  private readonly host: MachineHost;
+  private readonly startUs: number;
+
+  private constructor(name: string, host: MachineHost) {
+    this.name = name;
+    this.host = host;
+    this.startUs = host.rig.scheduler.now;
+  }
+
+  static async open(target: TargetName, scenario: Scenario, options: { seed?: number; onLog?: (level: string, message: string, atMs: number) => void } = {}): Promise<SimBenchTarget> {
+    const hostOptions: Parameters<typeof MachineHost.start>[1] = { target, seed: options.seed ?? 1 };
+    if (options.onLog) hostOptions.onLog = options.onLog;
+    const host = await MachineHost.start(scenario.machine, hostOptions);
+    return new SimBenchTarget(target, host);
+  }
+
+  async apply(step: Exclude<Step, { action: 'expect' }>): Promise<StepOutcome> {
+    const host = this.host;
+    switch (step.action) {
+      case 'select':
+        host.select(step.code, step.quantity);
+        await host.runUntilIdle(step.settleMs);
+        return {};
+      case 'insertCoin': {
+        if (!host.insertCoin(step.value)) return { failure: `the changer was not accepting coins; the ${step.value} came back` };
+        await host.runUntilIdle(step.settleMs);
+        return {};
+      }
+      case 'insertBill':
+        // A refused bill is handed back at once; that is observable (billsReturned), not a bench failure.
+        host.insertBill(step.value);
+        await host.runUntilIdle(step.settleMs);
+        return {};
+      case 'cancel':
+        host.cancel();
+        await host.runUntilIdle(step.settleMs);
+        return {};
+      case 'wait':
+        await host.run(step.ms);
+        return {};
+      case 'jam':
+        host.jam(step.code);
+        return {};
+      case 'tapCard':
+        return { unsupported: 'the cashless reader arrives with the cashless issue (#7)' };
+      case 'powerCut':
+        return { unsupported: 'power cuts need the flash journal (issue #3)' };
+      case 'network':
+        return { unsupported: 'the uplink arrives with issue #4' };
+    }
+  }
+
+  async observe(): Promise<Observation> {
+    const host = this.host;
+    const rig = host.rig;
+    const st = await host.status();
+    const slots: Record<string, number> = {};
+    for (const s of st.slots) slots[s.code] = s.qty;
+    const tubes: Record<string, number> = {};
+    for (const t of st.tubes) tubes[String(t.value)] = (tubes[String(t.value)] ?? 0) + t.count;
+    return {
+      state: st.state,
+      credit: st.credit,
+      dispensed: rig.delivered.slice(),
+      changePaid: rig.changer?.paidValue ?? 0,
+      changeCoins: rig.changer?.paidOut.length ?? 0,
+      billsReturned: rig.validator?.billsReturned ?? 0,
+      slots,
+      tubes,
+      sales: st.counters.sales,
+      revenue: st.counters.revenue,
+      display: rig.display.lines.slice(),
+      elapsedMs: (rig.scheduler.now - this.startUs) / 1000,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.host.close();
+  }
+}
