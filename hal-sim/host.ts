@@ -135,11 +135,13 @@ export class MachineHost {
     }
   }
 
+  /** Run until every peripheral the rig has is initialised (at most 10 s). */
   private async runUntilReady(): Promise<void> {
     for (let i = 0; i < 100; i++) {
       await this.run(100);
       const st = await this.status();
-      if (st.ready && st.state !== 'ERROR' && !st.busy && this.rig.quiet()) return;
+      const devices = (!this.rig.changer || st.devices.changer) && (!this.rig.validator || st.devices.bill);
+      if (devices && st.state !== 'ERROR' && !st.busy && this.rig.quiet()) return;
     }
   }
 

@@ -38,12 +38,13 @@ export function firmwareBundle(): string {
 }
 
 interface GuestGlobal {
-  vendfleetGuest: { deliver(message: HostMessage): GuestReply };
+  vendfleetGuest: { deliverJson(text: string): string };
 }
 
 /**
  * The bundle in a fresh V8 context: no Node globals at all (no process,
- * require, setTimeout, TextEncoder), as on the device.
+ * require, setTimeout, TextEncoder), as on the device. Messages cross as
+ * JSON text, as they do into XS, so both targets see identical bytes.
  */
 export class InProcessTransport implements GuestTransport {
   readonly target = 'sim' as const;
@@ -57,7 +58,7 @@ export class InProcessTransport implements GuestTransport {
   }
 
   deliver(message: HostMessage): GuestReply {
-    return this.guest.deliver(message);
+    return JSON.parse(this.guest.deliverJson(JSON.stringify(message))) as GuestReply;
   }
 
   async close(): Promise<void> {}

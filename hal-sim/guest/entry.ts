@@ -15,7 +15,8 @@ const guest = new Guest();
 const g = globalThis as unknown as Record<string, unknown> & Partial<TextCodecs>;
 
 g['vendfleetGuest'] = {
-  deliver: (message: HostMessage) => guest.deliver(message),
+  // JSON text in and out, exactly what crosses the XS command channel.
+  deliverJson: (text: string): string => JSON.stringify(guest.deliver(JSON.parse(text) as HostMessage)),
 };
 
 g['handleCommand'] = (bytes: ArrayBuffer): ArrayBuffer => {

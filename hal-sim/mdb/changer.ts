@@ -47,6 +47,8 @@ export class SimCoinChanger extends SimPeripheral {
   readonly paidOut: number[] = [];
   /** Coins the customer inserted that came straight back (acceptance off, unknown coin). */
   coinsReturned = 0;
+  /** Value of every coin the changer accepted (tubes and cash box). */
+  acceptedValue = 0;
   private readonly payoutUs: number;
 
   constructor(scheduler: Scheduler, bus: SimMdbBus, options: SimChangerOptions) {
@@ -88,6 +90,7 @@ export class SimCoinChanger extends SimPeripheral {
       this.coinsReturned++;
       return false;
     }
+    this.acceptedValue += value;
     if (this.hasTube[type] && this.tubes[type]! < this.capacity) {
       this.tubes[type]!++;
       this.events.push([0x40 | 0x10 | type, this.tubes[type]!]);

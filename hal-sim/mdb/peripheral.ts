@@ -20,7 +20,7 @@ export type FaultKind =
   | 'silence'
   /** Act on the command, but the answer is lost on the wire. */
   | 'drop-reply'
-  /** Answer with a wrong checksum (the command is acted on; a RET gets the good copy). */
+  /** Answer data with a wrong checksum (the command is acted on; a RET gets the good copy). Plain ACKs are left alone. */
   | 'garble'
   /** Like garble, but every retransmission of that answer is garbled too. */
   | 'garble-all';
@@ -123,9 +123,11 @@ export abstract class SimPeripheral implements BusPeripheral {
     }
     this.stats.commands++;
     const command = block[0]! & 0x07;
-    const fault = this.takeFault(command);
-    if (fault === 'silence') return;
-    if (fault === 'nak') {
+    let fault = this.peekFault(command);
+    // Garbling needs a data answer; the others act on the command itself.
+    if (fault && fault.kind !== 'garble' && fault.kind !== 'garble-all') this.consume(fault);
+    if (fault?.kind === 'silence') return;
+    if (fault?.kind === 'nak') {
       this.bus.peripheralWrite([NAK | MODE], this.responseUs);
       return;
     }
@@ -133,7 +135,11 @@ export abstract class SimPeripheral implements BusPeripheral {
     const reply = this.handle(command, block.slice(0, -1), (fn) => {
       ackFn = fn;
     });
-    if (fault === 'drop-reply' || reply === 'none') return;
+    if (fault?.kind === 'drop-reply' || reply === 'none') return;
+    if (fault && (fault.kind === 'garble' || fault.kind === 'garble-all')) {
+      if (Array.isArray(reply) && reply.length > 0) this.consume(fault);
+      else fault = undefined;
+    }
     if (reply === 'ack') {
       this.bus.peripheralWrite([ACK | MODE], this.responseUs);
       return;
@@ -149,8 +155,8 @@ export abstract class SimPeripheral implements BusPeripheral {
     }
     this.unacked = reply;
     this.onAcked = ackFn;
-    this.garbleRetransmits = fault === 'garble-all';
-    this.send(reply, fault === 'garble' || fault === 'garble-all');
+    this.garbleRetransmits = fault?.kind === 'garble-all';
+    this.send(reply, fault?.kind === 'garble' || fault?.kind === 'garble-all');
   }
 
   private send(data: readonly number[], garble: boolean): void {
@@ -164,13 +170,13 @@ export abstract class SimPeripheral implements BusPeripheral {
     this.bus.peripheralWrite(words, this.responseUs);
   }
 
-  private takeFault(command: number): FaultKind | undefined {
-    const i = this.faults.findIndex((f) => f.command === undefined || f.command === command);
-    if (i < 0) return undefined;
-    const f = this.faults[i]!;
+  private peekFault(command: number): Fault | undefined {
+    return this.faults.find((f) => f.command === undefined || f.command === command);
+  }
+
+  private consume(f: Fault): void {
     f.count--;
-    if (f.count <= 0) this.faults.splice(i, 1);
+    if (f.count <= 0) this.faults.splice(this.faults.indexOf(f), 1);
     this.stats.faultsApplied++;
-    return f.kind;
   }
 }
