@@ -52,6 +52,8 @@ const PAYOUT_VERIFY = 4;
 /** Longest a payout may keep reporting "busy" before it is verified anyway. */
 const PAYOUT_WATCHDOG_MS = 30000;
 const TUBE_STATUS_AFTER_RESET_MS = 500;
+/** Tubes filled by hand are not reported: re-read the counts this often. */
+const TUBE_REFRESH_MS = 60000;
 
 export interface ChangerEvents {
   changerReady(): void;
@@ -93,6 +95,7 @@ export class CoinChanger extends Peripheral {
   private needCoinType = false;
   private needTubeStatus = false;
   private retryAt = -Infinity;
+  private tubesReadAt = -Infinity;
 
   private payoutPhase = PAYOUT_NONE;
   private readonly payoutLeft = new Uint16Array(16);
@@ -193,6 +196,7 @@ export class CoinChanger extends Peripheral {
 
   protected hasWork(now: number): boolean {
     if (this.needCoinType || this.needTubeStatus) return true;
+    if (this.payoutPhase === PAYOUT_NONE && now - this.tubesReadAt >= TUBE_REFRESH_MS) this.needTubeStatus = true;
     switch (this.payoutPhase) {
       case PAYOUT_PRE_STATUS:
       case PAYOUT_VERIFY:
@@ -242,6 +246,7 @@ export class CoinChanger extends Peripheral {
       case CMD_TUBE_STATUS:
         if (kind !== REPLY_DATA || length < 2) return;
         this.parseTubes(data, length);
+        this.tubesReadAt = now;
         if (this.phase === PHASE_TUBES) {
           this.phase = PHASE_COIN_TYPE;
           this.retryAt = now;

@@ -68,8 +68,10 @@ export abstract class Peripheral implements MdbDevice {
       }
       case PHASE_JUST_RESET:
         return this.lastPoll + this.timing.pollIntervalMs;
-      case PHASE_READY:
-        return this.hasWork(now) ? now : this.lastPoll + this.timing.pollIntervalMs;
+      case PHASE_READY: {
+        const poll = this.lastPoll + this.timing.pollIntervalMs;
+        return poll <= now || this.hasWork(now) ? Math.min(now, poll) : poll;
+      }
       default:
         return this.initWakeAt(now);
     }

@@ -37,9 +37,19 @@ export class SimBillValidator extends SimPeripheral {
   moving = false;
   stacked = 0;
   readonly stackedBills: number[] = [];
-  /** Bills handed back to the customer (from escrow, or refused at the slot). */
-  billsReturned = 0;
+  /** Values of the bills handed back to the customer (from escrow, or refused at the slot). */
+  readonly returnedBills: number[] = [];
   billsRefused = 0;
+
+  get billsReturned(): number {
+    return this.returnedBills.length;
+  }
+
+  get returnedValue(): number {
+    let v = 0;
+    for (const b of this.returnedBills) v += b;
+    return v;
+  }
 
   constructor(scheduler: Scheduler, bus: SimMdbBus, options: SimBillOptions) {
     super(0x30, scheduler, bus);
@@ -61,7 +71,7 @@ export class SimBillValidator extends SimPeripheral {
     const type = this.options.bills.findIndex((b, t) => b === value && (this.enableMask & (1 << t)) !== 0);
     if (type < 0 || this.escrowed >= 0 || this.moving || this.events.length >= MAX_EVENTS || !this.powered) {
       this.billsRefused++;
-      this.billsReturned++;
+      this.returnedBills.push(value);
       return false;
     }
     this.moving = true;
@@ -93,7 +103,7 @@ export class SimBillValidator extends SimPeripheral {
     if (this.escrowed < 0) return;
     const type = this.escrowed;
     this.escrowed = -1;
-    this.billsReturned++;
+    this.returnedBills.push(this.options.bills[type]!);
     if (report) this.events.push(0xa0 | type);
   }
 

@@ -7,6 +7,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CURRENCIES } from '../../hal-sim/currency.js';
 import type { MachineSpec } from '../../hal-sim/rig.js';
+import { jsonErrorPosition } from './json-position.js';
 
 export const STATES = ['IDLE', 'PRODUCT_SELECTED', 'ACCEPTING_PAYMENT', 'DISPENSING', 'RETURNING_CHANGE', 'ERROR'] as const;
 export type StateName = (typeof STATES)[number];
@@ -99,7 +100,8 @@ export function loadScenario(file: string): Scenario {
   try {
     data = JSON.parse(text);
   } catch (e) {
-    throw new ScenarioError(file, `not valid JSON: ${(e as Error).message}`);
+    const at = jsonErrorPosition(text);
+    throw new ScenarioError(file, `not valid JSON${at ? ` at line ${at.line}, column ${at.column}` : ''}: ${(e as Error).message}`);
   }
   return parseScenario(data, file);
 }
