@@ -19,5 +19,6 @@ const tests = readdirSync('dist/test/firmware')
 export default [
   script('dist/hal-sim/guest/entry.js', 'dist/bundle/firmware.js', 'vendfleetFirmware'),
   script('dist/test/xs/harness.js', 'dist/bundle/tests/_harness.js', 'vendfleetHarness'),
+  script('dist/bench/xs/change-bench.js', 'dist/bundle/bench-change.js', 'vendfleetBenchChange'),
   ...tests,
 ];

@@ -120,6 +120,21 @@ export class ChangeMaker {
         choice.fill(0, row, row + target + 1);
         continue;
       }
+      if (limit * v >= target) {
+        // The tube can never run out within this amount: the plain unbounded
+        // recurrence (about half the work of the windowed one) is exact.
+        choice.fill(0, row, row + Math.min(v, target + 1));
+        for (let a = v; a <= target; a++) {
+          const from = best[a - v]!;
+          if (from !== INF && from + 1 < best[a]!) {
+            best[a] = from + 1;
+            choice[row + a] = choice[row + a - v]! + 1;
+          } else {
+            choice[row + a] = 0;
+          }
+        }
+        continue;
+      }
       for (let r = 0; r < v && r <= target; r++) {
         let head = 0;
         let tail = 0;

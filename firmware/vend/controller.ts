@@ -121,7 +121,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
     this.bus.add(this.bill);
     board.openSelectionPanel({
       onSelect: (code, quantity) => this.select(code, quantity),
-      onCancel: () => this.machine.cancel(),
+      onCancel: () => this.customer(() => this.machine.cancel()),
     });
     this.render();
   }
@@ -131,8 +131,18 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   }
 
   private select(code: string, quantity: number): void {
-    const slot = this.inventory.indexOf(code);
-    this.machine.select(slot, quantity);
+    this.customer(() => this.machine.select(this.inventory.indexOf(code), quantity));
+  }
+
+  /** A customer's action replaces whatever message was showing; the display is redrawn once. */
+  private customer(action: () => void): void {
+    if (this.notice_ !== null) {
+      this.notice_ = null;
+      if (this.noticeTimer !== undefined) this.board.timers.clear(this.noticeTimer);
+      this.noticeTimer = undefined;
+    }
+    action();
+    this.render();
   }
 
   private later(fn: () => void): void {
@@ -292,7 +302,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
     } else {
       this.counters.coinsToCashbox += value;
     }
-    this.machine.coin(value);
+    this.customer(() => this.machine.coin(value));
   }
 
   coinRejected(type: number): void {
@@ -309,7 +319,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   }
 
   coinReturnPressed(): void {
-    this.machine.cancel();
+    this.customer(() => this.machine.cancel());
   }
 
   // ---- bill events ------------------------------------------------------------------
@@ -323,7 +333,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   }
 
   billEscrowed(_type: number, value: number): void {
-    this.machine.billEscrowed(value);
+    this.customer(() => this.machine.billEscrowed(value));
   }
 
   billStacked(_type: number, value: number): void {

@@ -231,19 +231,18 @@ export class VendMachine {
     this.ports.changed();
   }
 
+  /**
+   * Stack the bill in escrow, or keep holding it. Without a selection the
+   * customer has not committed, so the bill waits and cancel hands back the
+   * same bill. With one, it is taken if it completes the purchase and the
+   * change can be paid, or, when more money is needed, if it could still be
+   * refunded in coins (so another bill can follow).
+   */
   private decideEscrow(): void {
-    if (this.escrowAction !== ESCROW_NONE || this.escrow === 0) return;
+    if (this.escrowAction !== ESCROW_NONE || this.escrow === 0 || this.selection < 0) return;
     const funds = this.credit + this.escrow;
-    let take: boolean;
-    if (this.options.policy === 'overpay') {
-      take = true;
-    } else if (this.selection >= 0 && funds >= this.total) {
-      take = this.ports.canPay(funds - this.total);
-    } else {
-      // Take the bill only while it could still be refunded in coins.
-      take = this.ports.canPay(funds);
-    }
-    if (take) {
+    const owed = funds >= this.total ? funds - this.total : funds;
+    if (this.options.policy === 'overpay' || this.ports.canPay(owed)) {
       this.escrowAction = ESCROW_STACKING;
       this.ports.escrow(true);
     } else {

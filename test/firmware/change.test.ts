@@ -16,6 +16,23 @@ function bruteForce(values: number[], counts: number[], max: number): number[] {
   return best;
 }
 
+/** Independent oracle for large tube counts: the textbook bounded DP, trying every k. */
+function naiveBounded(values: number[], counts: number[], max: number): number[] {
+  let best = new Array<number>(max + 1).fill(Infinity);
+  best[0] = 0;
+  for (let t = 0; t < values.length; t++) {
+    const next = best.slice();
+    for (let a = 0; a <= max; a++) {
+      for (let k = 1; k <= counts[t]! && k * values[t]! <= a; k++) {
+        const c = best[a - k * values[t]!]! + k;
+        if (c < next[a]!) next[a] = c;
+      }
+    }
+    best = next;
+  }
+  return best;
+}
+
 function planValue(values: number[], coins: ArrayLike<number>): number {
   let v = 0;
   for (let t = 0; t < values.length; t++) v += coins[t]! * values[t]!;
@@ -88,6 +105,31 @@ describe('change-making', () => {
     throws(() => new ChangeMaker([1], 40000), /exceeds/);
     const cm = new ChangeMaker([1], 10);
     throws(() => cm.solve(-3, [1]), /non-negative/);
+  });
+
+  it('matches the textbook bounded DP with full and partly full tubes', () => {
+    const rnd = prng(77);
+    const pick = (n: number): number => Math.floor(rnd() * n);
+    for (let round = 0; round < 60; round++) {
+      const types = 2 + pick(5);
+      const values: number[] = [];
+      for (let t = 0; t < types; t++) values.push(1 + pick(60));
+      // Mix tubes that bind (a few coins) with tubes that never run out.
+      const counts = values.map(() => (rnd() < 0.5 ? pick(4) : 50 + pick(206)));
+      const max = 300;
+      const cm = new ChangeMaker(values, max);
+      const truth = naiveBounded(values, counts, max);
+      for (let amount = 0; amount <= max; amount += 1 + pick(3)) {
+        const plan = cm.solve(amount, counts);
+        const where = `values ${values} counts ${counts} amount ${amount}`;
+        let below = amount;
+        while (below > 0 && truth[below] === Infinity) below--;
+        equal(plan.paid, below, where);
+        equal(plan.count, truth[below], `${where}: coin count`);
+        equal(planValue(values, plan.coins), plan.paid, `${where}: plan value`);
+        for (let t = 0; t < types; t++) ok(plan.coins[t]! <= counts[t]!, `${where}: tube ${t} overdrawn`);
+      }
+    }
   });
 
   it('matches exhaustive search on random coin sets, canonical or not', () => {

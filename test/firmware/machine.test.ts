@@ -218,6 +218,24 @@ describe('purchase state machine', () => {
     equal(m.escrow, 0);
   });
 
+  it('holds a bill in escrow until a selection is made; cancel hands the same bill back', () => {
+    const { m, p } = setup('refuse');
+    p.payAll = true;
+    m.billEscrowed(100);
+    equal(m.state, 'ACCEPTING_PAYMENT');
+    deepEqual(p.log, []);
+    m.cancel();
+    deepEqual(p.log, ['return']);
+    m.billReturned(100);
+    equal(m.state, 'IDLE');
+    // Selecting afterwards takes the bill and vends.
+    m.billEscrowed(500);
+    m.select(1, 1);
+    deepEqual(p.log, ['return', 'stack']);
+    m.billStacked(500);
+    equal(m.state, 'DISPENSING');
+  });
+
   it('credits a bill only once it is stacked, then vends', () => {
     const { m, p } = setup('refuse');
     p.payable.add(100);
