@@ -62,11 +62,7 @@ async function xsVend(): Promise<number> {
     const rest = await t.evaluate!('gc()');
     const m0 = t.meter!();
     const n = 40;
-    let peak = 0;
-    for (let i = 0; i < n; i++) {
-      await vend(host, i);
-      peak = Math.max(peak, t.meter!().last.currentHeapCount);
-    }
+    for (let i = 0; i < n; i++) await vend(host, i);
     const m1 = t.meter!();
     const after = await t.evaluate!('gc()');
     const compute = (m1.totalCompute - m0.totalCompute) / n;
@@ -81,7 +77,6 @@ async function xsVend(): Promise<number> {
     const bridge = (e1.totalCompute - e0.totalCompute) / (e1.cranks - e0.cranks);
     const cranks = (m1.cranks - m0.cranks) / n;
     record('xs.heapAtRestSlots', rest.currentHeapCount - emptyHeap, 'firmware heap at rest, after GC (slots above an empty engine)');
-    record('xs.heapPeakSlots', peak - emptyHeap, 'heap high-water before GC, incl. bridge JSON garbage (slots)');
     record('xs.heapGrowthPerVendSlots', (after.currentHeapCount - rest.currentHeapCount) / n, 'heap growth per vend after GC (slots)');
     record('xs.computePerVend', Math.round(compute), 'compute per vend, as run behind the bridge (computrons)');
     record('xs.cranksPerVend', cranks, 'bridge messages per vend (firmware wake-ups)');

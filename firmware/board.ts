@@ -52,6 +52,15 @@ export interface DigitalInputOptions {
   onReadable(): void;
 }
 
+/** ECMA-419 digital output. */
+export interface DigitalOutput {
+  write(value: 0 | 1): void;
+  close(): void;
+}
+
+/** Panel lamps the firmware drives; the board maps each to a pin. */
+export type Indicator = 'exact-change' | 'out-of-service';
+
 /** ECMA-419 PWM output: `write(duty)` with 0 <= duty < 2^resolution. */
 export interface PwmOutput {
   readonly resolution: number;
@@ -131,6 +140,8 @@ export interface Board {
   /** The IR beam across the delivery chute: reads 1 while something interrupts it. */
   openDropSensor(options: DigitalInputOptions): DigitalInput;
   openSelectionPanel(options: SelectionPanelOptions): SelectionPanel;
+  /** A panel lamp, driven through a digital output. */
+  openIndicator(name: Indicator): DigitalOutput;
   readonly display: TextDisplay;
   openFlash?(path: string): FlashPartition;
   openMqtt?(options: MqttClientOptions): MqttClient;

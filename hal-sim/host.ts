@@ -208,6 +208,9 @@ export class MachineHost {
         case 'show':
           rig.display.show(op[1], atMs);
           break;
+        case 'lamp':
+          rig.lamps[op[1]] = op[2];
+          break;
         case 'log':
           if (this.logs.length >= 5000) this.logs.shift();
           this.logs.push({ atMs, level: op[1], message: op[2] });

@@ -39,6 +39,8 @@ export class Rig {
   readonly sensor = new SimDropSensor();
   readonly motors: SimMotor[];
   readonly display = new SimDisplay();
+  /** Panel lamps by name (1 = lit). */
+  readonly lamps: Record<string, 0 | 1> = {};
   /** Slot codes of the products that fell into the chute, in order. */
   readonly delivered: string[] = [];
   readonly decimals: number;

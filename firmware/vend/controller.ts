@@ -4,7 +4,7 @@
  * Hardware answers reach the state machine asynchronously (never from inside
  * one of its own calls), so its decisions are never re-entered.
  */
-import type { Board, TimerId } from '../board.js';
+import type { Board, DigitalOutput, TimerId } from '../board.js';
 import type { MachineConfig } from '../config.js';
 import { AuditCounters } from '../audit/counters.js';
 import { Dispenser, type DispenseResult } from '../dispense/dispenser.js';
@@ -90,6 +90,9 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   private payoutRounds = 0;
   private payoutWaiting: TimerId | undefined;
   private payoutActive = false;
+  private readonly exactChangeLamp: DigitalOutput;
+  private readonly outOfServiceLamp: DigitalOutput;
+  private lamps = -1;
 
   constructor(board: Board, config: MachineConfig) {
     this.board = board;
@@ -107,6 +110,8 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
       },
       this,
     );
+    this.exactChangeLamp = board.openIndicator('exact-change');
+    this.outOfServiceLamp = board.openIndicator('out-of-service');
     this.dispenser = new Dispenser(board, { dropTimeoutMs: config.dropTimeoutMs, motorPercent: config.motorPercent });
     const log = (level: 'debug' | 'info' | 'warn' | 'error', message: string): void => board.log(level, message);
     const poll = config.pollIntervalMs;
@@ -381,6 +386,12 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
       fault: this.board.clock.now() - this.bootedAt < 10000 ? 'Starting...' : 'Payment unavailable',
     };
     const raw = this.notice_ ? noticeLines(this.notice_, this.noticeSlot, this.machine, this.inventory, ctx) : stateLines(this.machine, this.inventory, ctx);
+    const lamps = (this.exactChangeOnly ? 1 : 0) | (this.machine.state === 'ERROR' ? 2 : 0);
+    if (lamps !== this.lamps) {
+      this.lamps = lamps;
+      this.exactChangeLamp.write(lamps & 1 ? 1 : 0);
+      this.outOfServiceLamp.write(lamps & 2 ? 1 : 0);
+    }
     const lines = fit(raw, this.board.display.columns, this.board.display.rows);
     let same = lines.length === this.lines.length;
     for (let i = 0; same && i < lines.length; i++) if (lines[i] !== this.lines[i]) same = false;

@@ -6,6 +6,8 @@
 import type {
   Board,
   DigitalInput,
+  DigitalOutput,
+  Indicator,
   DigitalInputOptions,
   LogLevel,
   PwmOutput,
@@ -99,6 +101,10 @@ export class BridgeBoard implements Board {
   openSelectionPanel(options: SelectionPanelOptions): SelectionPanel {
     this.panel = options;
     return { close: () => (this.panel = undefined) };
+  }
+
+  openIndicator(name: Indicator): DigitalOutput {
+    return { write: (value) => this.emit(['lamp', name, value]), close: () => {} };
   }
 
   log(level: LogLevel, message: string): void {

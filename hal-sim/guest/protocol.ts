@@ -32,6 +32,8 @@ export type GuestOp =
   /** A motor's PWM duty (slot index, duty). */
   | ['pwm', number, number]
   | ['show', string[]]
+  /** A panel lamp (digital output) changed. */
+  | ['lamp', string, 0 | 1]
   | ['log', string, string];
 
 export interface GuestReply {

@@ -119,6 +119,7 @@ for (const target of ['sim', 'xs'] as TargetName[]) {
       let st = await host.status();
       assert.equal(st.devices.changer, false);
       assert.equal(st.credit, 100);
+      assert.equal(host.rig.lamps['out-of-service'], 0, 'a customer with credit is still being served');
       host.rig.changer!.powered = true;
       host.rig.changer!.spontaneousReset();
       await host.run(12000);
@@ -127,6 +128,28 @@ for (const target of ['sim', 'xs'] as TargetName[]) {
       await pay(host, [25, 25, 25]);
       st = await checkInvariants(host);
       assert.deepEqual(host.rig.delivered, ['B4']);
+    });
+
+    it('with every payment device silent the machine is out of service, and recovers', async () => {
+      host = await MachineHost.start(usMachine(), { target });
+      host.rig.changer!.powered = false;
+      host.rig.validator!.powered = false;
+      await host.run(12000);
+      let st = await host.status();
+      assert.equal(st.state, 'ERROR');
+      assert.equal(host.rig.lamps['out-of-service'], 1);
+      assert.equal(host.rig.display.lines[0], 'Out of service');
+      host.select('A1');
+      st = await host.runUntilIdle();
+      assert.equal(st.state, 'ERROR', 'selections are ignored while out of service');
+      for (const p of [host.rig.changer!, host.rig.validator!]) {
+        p.powered = true;
+        p.spontaneousReset();
+      }
+      await host.run(12000);
+      st = await host.status();
+      assert.equal(st.state, 'IDLE');
+      assert.equal(host.rig.lamps['out-of-service'], 0);
     });
 
     it('the bill validator resets with a bill in escrow: the bill goes back, no credit', async () => {

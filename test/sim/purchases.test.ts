@@ -22,6 +22,7 @@ for (const target of ['sim', 'xs'] as TargetName[]) {
       assert.equal(st.state, 'IDLE');
       assert.deepEqual(st.devices, { changer: true, bill: true });
       assert.deepEqual(host.rig.display.lines, ['Make a selection', '']);
+      assert.deepEqual(host.rig.lamps, { 'exact-change': 0, 'out-of-service': 0 });
     });
 
     it('refuses an empty slot and says SOLD OUT', async () => {
@@ -118,6 +119,7 @@ for (const target of ['sim', 'xs'] as TargetName[]) {
         { target },
       );
       assert.equal(host.rig.display.lines[1], 'Exact change only');
+      assert.equal(host.rig.lamps['exact-change'], 1);
       host.select('A1');
       await host.runUntilIdle();
       host.insertCoin(100);
