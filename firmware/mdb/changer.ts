@@ -310,7 +310,7 @@ export class CoinChanger extends Peripheral {
       if (credit !== 0 && credit !== 0xff) this.values[t] = toMinor(credit, s.scale, s.decimals, this.machineDecimals);
     }
     this.sentAcceptMask = -1;
-    this.log('info', `changer: level ${s.level}, currency ${s.currency}, scale ${s.scale}, ${s.decimals} decimals, tubes ${s.routable.toString(16)}`);
+    this.log('info', `changer: level ${s.level}, currency ${s.currency}, scale ${s.scale}, ${s.decimals} decimals, tube mask 0x${s.routable.toString(16).padStart(4, '0')}`);
   }
 
   private parseTubes(data: Uint8Array, length: number): void {

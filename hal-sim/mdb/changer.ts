@@ -101,6 +101,16 @@ export class SimCoinChanger extends SimPeripheral {
     return true;
   }
 
+  /** The customer pulls the coin-return lever: reported as status 0x01 (escrow request). */
+  pressReturnLever(): void {
+    this.events.push([0x01]);
+  }
+
+  /** Report a status code at the next POLL (coin jam 0x0C, acceptor unplugged 0x06, ...). */
+  reportStatus(code: number): void {
+    this.events.push([code & 0x1f]);
+  }
+
   /** The changer restarts by itself (brown-out, firmware watchdog): it will report "just reset". */
   spontaneousReset(): void {
     this.justReset = true;

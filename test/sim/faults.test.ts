@@ -130,6 +130,20 @@ for (const target of ['sim', 'xs'] as TargetName[]) {
       assert.deepEqual(host.rig.delivered, ['B4']);
     });
 
+    it('the coin-return lever cancels and refunds; other status reports are logged', async () => {
+      host = await MachineHost.start(usMachine(), { target });
+      host.select('B4');
+      await host.runUntilIdle();
+      await pay(host, [25, 10]);
+      host.rig.changer!.reportStatus(0x0c);
+      host.rig.changer!.pressReturnLever();
+      const st = await host.runUntilIdle();
+      assert.equal(st.state, 'IDLE');
+      assert.equal(host.rig.changer!.paidValue, 35);
+      assert.ok(host.logs.some((l) => l.message === 'changer status 0xc'), 'coin jam logged');
+      await checkInvariants(host);
+    });
+
     it('with every payment device silent the machine is out of service, and recovers', async () => {
       host = await MachineHost.start(usMachine(), { target });
       host.rig.changer!.powered = false;
