@@ -143,7 +143,8 @@ export interface Board {
   /** A panel lamp, driven through a digital output. */
   openIndicator(name: Indicator): DigitalOutput;
   readonly display: TextDisplay;
-  openFlash?(path: string): FlashPartition;
+  /** A flash partition by name; the firmware keeps its journal in 'journal'. */
+  openFlash(path: string): FlashPartition;
   openMqtt?(options: MqttClientOptions): MqttClient;
   log(level: LogLevel, message: string): void;
 }

@@ -13,6 +13,8 @@ export interface Firmware {
   readonly config: MachineConfig;
   /** A snapshot of the machine's state (for telemetry, the bench and tests). */
   status(): FirmwareStatus;
+  /** The gateway committed every journal event up to `seq`. */
+  acknowledge(seq: number): void;
   stop(): void;
 }
 
@@ -23,6 +25,7 @@ export function start(board: Board, config: unknown): Firmware {
   return {
     config: parsed,
     status: () => controller.status(),
+    acknowledge: (seq) => controller.acknowledge(seq),
     stop: () => controller.stop(),
   };
 }

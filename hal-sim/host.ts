@@ -10,8 +10,9 @@
  */
 import type { FirmwareStatus } from '../firmware/vend/controller.js';
 import { CHAR_US } from './mdb/bus.js';
+import { FlashImage, PowerCut, fromHex, imageRuns, type FlashGeometry } from './guest/flash-image.js';
 import type { GuestEvent, GuestReply, HostMessage } from './guest/protocol.js';
-import { Rig, type MachineSpec } from './rig.js';
+import { Rig, type MachineSpec, type PhysicalState } from './rig.js';
 import type { EventId } from './scheduler.js';
 import { createTransport, type GuestTransport, type TargetName } from './transport.js';
 
@@ -32,11 +33,27 @@ export interface HostOptions {
   onWire?: (direction: 'vmc' | 'periph', word: number, atUs: number) => void;
   /** Extra firmware configuration (overrides what the machine description gives). */
   config?: Record<string, unknown>;
+  /** The journal's flash partition: its geometry (default 256 KiB of 4 KiB blocks), or an image to boot from. */
+  flash?: FlashGeometry | FlashImage;
+  /** A stand-in gateway acknowledging every journal event this often (ms of machine time); off by default. */
+  autoAckMs?: number;
+  /** Boot in this physical state (after a power cut) instead of as the machine description says. */
+  physical?: PhysicalState;
 }
 
+export const DEFAULT_FLASH: FlashGeometry = { size: 256 * 1024, blockLength: 4096, writeAlign: 4 };
+/** How long the machine stays dark after a power cut. */
+const OFF_US = 2_000_000;
+
 export class MachineHost {
-  readonly rig: Rig;
-  readonly transport: GuestTransport;
+  rig: Rig;
+  transport: GuestTransport;
+  /** The journal partition: it outlives the firmware (and the power). */
+  readonly flash: FlashImage;
+  /** The power failed at a flash operation: the firmware is gone until `reboot()`. */
+  dead: PhysicalState | undefined;
+  /** Power cuts so far. */
+  cuts = 0;
   readonly logs: { atMs: number; level: string; message: string }[] = [];
   private events: GuestEvent[] = [];
   private rx: number[] = [];
@@ -45,31 +62,89 @@ export class MachineHost {
   private wakeAtUs = -1;
   private needDelivery = false;
   private readonly onLog: ((level: string, message: string, atMs: number) => void) | undefined;
+  private readonly options: HostOptions;
+  private readonly spec: MachineSpec;
   /** Guest deliveries so far. */
   deliveries = 0;
 
-  private constructor(rig: Rig, transport: GuestTransport, options: HostOptions) {
+  private constructor(spec: MachineSpec, rig: Rig, transport: GuestTransport, options: HostOptions) {
+    this.spec = spec;
     this.rig = rig;
     this.transport = transport;
+    this.options = options;
     this.onLog = options.onLog;
+    const f = options.flash;
+    this.flash = f instanceof FlashImage ? f : new FlashImage(f ?? DEFAULT_FLASH);
+    this.wire();
+  }
+
+  private wire(): void {
+    const rig = this.rig;
     rig.bus.toMaster = (word) => this.received(word);
-    if (options.onWire) rig.bus.trace = options.onWire;
+    if (this.options.onWire) rig.bus.trace = this.options.onWire;
     rig.sensor.onChange = (level) => this.input(['drop', level]);
+    const every = this.options.autoAckMs;
+    if (every) {
+      const tick = (): void => {
+        this.acknowledge();
+        rig.scheduler.after(every * 1000, tick);
+      };
+      rig.scheduler.after(every * 1000, tick);
+    }
   }
 
   /** Build the rig, start the firmware on it, and let it bring its peripherals up. */
   static async start(spec: MachineSpec, options: HostOptions = {}): Promise<MachineHost> {
-    const rig = new Rig(spec, options.seed ?? 1);
+    const seed = options.seed ?? 1;
+    const rig = options.physical ? Rig.restore(spec, seed, options.physical, options.physical.atUs + OFF_US) : new Rig(spec, seed);
     const transport = createTransport(options.target ?? 'sim');
-    const host = new MachineHost(rig, transport, options);
+    const host = new MachineHost(spec, rig, transport, options);
     try {
-      await host.send({ t: 0, boot: { ...rig.firmwareConfig(options.machineId), ...options.config } });
-      await host.runUntilReady();
+      await host.boot();
     } catch (e) {
       await transport.close();
       throw e;
     }
     return host;
+  }
+
+  private async boot(): Promise<void> {
+    const g = this.flash.geometry;
+    await this.send({
+      t: this.nowMs,
+      boot: { ...this.rig.firmwareConfig(this.options.machineId), ...this.options.config },
+      flash: { size: g.size, blockLength: g.blockLength, writeAlign: g.writeAlign, runs: imageRuns(this.flash.bytes) },
+    });
+    await this.runUntilReady();
+  }
+
+  /** The power fails now (or failed at a flash operation): everything not physical is lost. */
+  async powerCut(): Promise<void> {
+    if (!this.dead) this.dead = this.rig.physical(true);
+    await this.reboot();
+  }
+
+  /** Power comes back after a cut: a fresh rig in the physical state the cut left, the firmware booting from flash. */
+  async reboot(): Promise<void> {
+    const state = this.dead ?? this.rig.physical(true);
+    this.cuts++;
+    await this.transport.close();
+    this.rig = Rig.restore(this.spec, (this.options.seed ?? 1) + this.cuts * 7919, state, state.atUs + OFF_US);
+    this.transport = createTransport(this.options.target ?? 'sim');
+    this.dead = undefined;
+    this.events = [];
+    this.rx = [];
+    this.rxFlush = undefined;
+    this.wake = undefined;
+    this.wakeAtUs = -1;
+    this.needDelivery = false;
+    this.wire();
+    await this.boot();
+  }
+
+  /** The gateway acknowledges journal events up to `seq` (default: all of them). */
+  acknowledge(seq = 0xffffffff): void {
+    this.input(['ack', seq]);
   }
 
   get nowMs(): number {
@@ -112,7 +187,9 @@ export class MachineHost {
   async runUntil(tUs: number): Promise<void> {
     const scheduler = this.rig.scheduler;
     for (;;) {
+      if (this.dead) return;
       if (this.needDelivery) await this.deliver();
+      if (this.dead) return;
       if (scheduler.step(tUs) === Infinity) break;
     }
     scheduler.advanceTo(tUs);
@@ -127,6 +204,7 @@ export class MachineHost {
     const end = this.rig.scheduler.now + maxMs * 1000;
     for (;;) {
       await this.runUntil(Math.min(end, this.rig.scheduler.now + 20_000));
+      if (this.dead) throw new GuestError('the power failed; reboot() first');
       if (this.rig.quiet()) {
         const st = await this.status();
         if (!st.busy) return st;
@@ -146,6 +224,7 @@ export class MachineHost {
   }
 
   async status(): Promise<FirmwareStatus> {
+    if (this.dead) throw new GuestError('the power failed; reboot() first');
     const reply = await this.send({ t: this.nowMs, status: true });
     if (!reply.status) throw new GuestError('the firmware returned no status');
     return reply.status;
@@ -177,6 +256,7 @@ export class MachineHost {
   }
 
   private async send(message: HostMessage): Promise<GuestReply> {
+    if (this.dead) return { ops: [], wake: -1 };
     if (this.rx.length > 0) {
       this.events.push(['rx', this.rx]);
       this.rx = [];
@@ -198,7 +278,12 @@ export class MachineHost {
     const rig = this.rig;
     const atMs = this.nowMs;
     for (const op of reply.ops) {
+      if (this.dead) return;
       switch (op[0]) {
+        case 'fw':
+        case 'fe':
+          this.flashOp(op);
+          break;
         case 'tx':
           rig.bus.masterWrite(op[1]);
           break;
@@ -235,5 +320,21 @@ export class MachineHost {
       this.wakeAtUs = -1;
       this.needDelivery = true;
     });
+  }
+
+  /** Carry out the firmware's flash operation on the real partition; a cut there ends this life. */
+  private flashOp(op: ['fw', number, string] | ['fe', number, number]): void {
+    try {
+      if (op[0] === 'fw') {
+        const data = new Uint8Array(op[2].length >> 1);
+        fromHex(op[2], data, 0);
+        this.flash.write(data, op[1]);
+      } else {
+        this.flash.eraseBlock(op[1], op[2]);
+      }
+    } catch (e) {
+      if (!(e instanceof PowerCut)) throw e;
+      this.dead = this.rig.physical(true);
+    }
   }
 }

@@ -29,6 +29,27 @@ export interface MachineSpec {
   changePolicy?: 'refuse' | 'overpay';
 }
 
+/**
+ * What survives a power cut: coins and bills where they physically are,
+ * products in the spirals and in the customers' hands. Peripheral RAM does
+ * not: coins the VMC had not acknowledged are counted as lost at the cut.
+ */
+export interface PhysicalState {
+  atUs: number;
+  tubes: number[];
+  cashbox: number[];
+  paidOut: number[];
+  coinsReturned: number;
+  acceptedValue: number;
+  /** Value of accepted coins never acknowledged by the VMC, summed over all cuts. */
+  lostCoins: number;
+  stackedBills: number[];
+  returnedBills: number[];
+  billsRefused: number;
+  stock: number[];
+  delivered: string[];
+}
+
 export class Rig {
   readonly spec: MachineSpec;
   readonly scheduler = new Scheduler();
@@ -44,6 +65,8 @@ export class Rig {
   /** Slot codes of the products that fell into the chute, in order. */
   readonly delivered: string[] = [];
   readonly decimals: number;
+  /** Coins accepted but lost with the changer's RAM at power cuts (value). */
+  lostCoins = 0;
 
   constructor(spec: MachineSpec, seed = 1) {
     this.spec = spec;
@@ -76,6 +99,61 @@ export class Rig {
     };
     if (this.spec.changePolicy) config['changePolicy'] = this.spec.changePolicy;
     return config;
+  }
+
+  /**
+   * The physical state now. With `cut`, as the power failing now leaves it:
+   * a bill in escrow or being validated comes back out, one on its way to
+   * the stacker gets there, unacknowledged coins are lost to the books.
+   */
+  physical(cut: boolean): PhysicalState {
+    const c = this.changer;
+    const v = this.validator;
+    const state: PhysicalState = {
+      atUs: this.scheduler.now,
+      tubes: c ? c.tubes.slice() : [],
+      cashbox: c ? c.cashbox.slice() : [],
+      paidOut: c ? c.paidOut.slice() : [],
+      coinsReturned: c?.coinsReturned ?? 0,
+      acceptedValue: c?.acceptedValue ?? 0,
+      lostCoins: this.lostCoins + (cut && c ? c.unreportedValue : 0),
+      stackedBills: v ? v.stackedBills.slice() : [],
+      returnedBills: v ? v.returnedBills.slice() : [],
+      billsRefused: v?.billsRefused ?? 0,
+      stock: this.motors.map((m) => m.stock),
+      delivered: this.delivered.slice(),
+    };
+    if (cut && v) {
+      if (v.stacking >= 0) state.stackedBills.push(v.options.bills[v.stacking]!);
+      else if (v.escrowed >= 0) state.returnedBills.push(v.options.bills[v.escrowed]!);
+      if (v.validating >= 0) state.returnedBills.push(v.options.bills[v.validating]!);
+    }
+    return state;
+  }
+
+  /** A rig powered up in a given physical state, its clock starting at `atUs`. */
+  static restore(spec: MachineSpec, seed: number, state: PhysicalState, atUs: number): Rig {
+    const rig = new Rig(spec, seed);
+    rig.scheduler.now = atUs;
+    rig.lostCoins = state.lostCoins;
+    const c = rig.changer;
+    if (c) {
+      state.tubes.forEach((n, i) => (c.tubes[i] = n));
+      state.cashbox.forEach((n, i) => (c.cashbox[i] = n));
+      c.paidOut.push(...state.paidOut);
+      c.coinsReturned = state.coinsReturned;
+      c.acceptedValue = state.acceptedValue;
+    }
+    const v = rig.validator;
+    if (v) {
+      v.stackedBills.push(...state.stackedBills);
+      v.stacked = state.stackedBills.length;
+      v.returnedBills.push(...state.returnedBills);
+      v.billsRefused = state.billsRefused;
+    }
+    state.stock.forEach((n, i) => (rig.motors[i]!.stock = n));
+    rig.delivered.push(...state.delivered);
+    return rig;
   }
 
   motor(code: string): SimMotor {

@@ -65,6 +65,8 @@ export interface ChangerEvents {
   changerStatus(code: number): void;
   /** The coin-return (escrow) lever was pressed. */
   coinReturnPressed(): void;
+  /** A payout read the tubes and is about to send its first DISPENSE (counts per coin type). */
+  payoutStarting(tubes: Uint8Array): void;
 }
 
 export type PayoutDone = (paid: Uint16Array, value: number) => void;
@@ -255,6 +257,7 @@ export class CoinChanger extends Peripheral {
         this.needTubeStatus = false;
         if (this.payoutPhase === PAYOUT_PRE_STATUS) {
           this.payoutBefore.set(this.tubes);
+          this.events.payoutStarting(this.payoutBefore);
           this.payoutPhase = PAYOUT_DISPENSE;
           this.retryAt = now;
         } else if (this.payoutPhase === PAYOUT_VERIFY) {

@@ -6,8 +6,25 @@
  */
 import type { Board, DigitalOutput, TimerId } from '../board.js';
 import type { MachineConfig } from '../config.js';
-import { AuditCounters } from '../audit/counters.js';
-import { Dispenser, type DispenseResult } from '../dispense/dispenser.js';
+import { DISPENSE_OK, Dispenser, type DispenseResult } from '../dispense/dispenser.js';
+import { Journal, type JournalStatus } from '../journal/journal.js';
+import {
+  C_BILLS_RETURNED,
+  C_BILLS_VALUE,
+  C_BOOTS,
+  C_COINS_CASHBOX,
+  C_COINS_TUBES,
+  C_FAILED_VENDS,
+  C_MANUAL_VALUE,
+  C_PAID_COUNT,
+  C_PAID_VALUE,
+  C_REVENUE,
+  C_SALES,
+  C_UNCERTAIN_VENDS,
+  Ledger,
+  layoutHash,
+} from '../journal/ledger.js';
+import { R_VEND_FAIL, R_VEND_OK } from '../journal/records.js';
 import { BillValidator, type BillEvents } from '../mdb/bill.js';
 import { MdbBus } from '../mdb/bus.js';
 import { CoinChanger, ROUTE_TUBES, type ChangerEvents } from '../mdb/changer.js';
@@ -57,8 +74,13 @@ export interface FirmwareStatus {
     coinsPaidOutCount: number;
     billsReturned: number;
     failedVends: number;
+    /** Vends cut short by a power failure whose outcome could not be known (not charged). */
+    uncertainVends: number;
+    coinsManual: number;
+    boots: number;
     ignoredEvents: number;
   };
+  journal: JournalStatus;
   display: string[];
   devices: { changer: boolean; bill: boolean };
   link: LinkStats;
@@ -68,7 +90,8 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   readonly config: MachineConfig;
   readonly inventory: Inventory;
   readonly machine: VendMachine;
-  readonly counters: AuditCounters;
+  readonly ledger: Ledger;
+  readonly journal: Journal;
   readonly changer: CoinChanger;
   readonly bill: BillValidator;
   private readonly board: Board;
@@ -99,7 +122,8 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
     this.config = config;
     this.bootedAt = board.clock.now();
     this.inventory = new Inventory(config.slots);
-    this.counters = new AuditCounters(this.inventory.size);
+    this.ledger = new Ledger(this.inventory.qty, this.inventory.fault, layoutHash(this.inventory.codes));
+    this.journal = new Journal(board.openFlash('journal'), this.ledger, board.clock);
     this.machine = new VendMachine(
       this.inventory,
       {
@@ -110,6 +134,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
       },
       this,
     );
+    this.recover();
     this.exactChangeLamp = board.openIndicator('exact-change');
     this.outOfServiceLamp = board.openIndicator('out-of-service');
     this.dispenser = new Dispenser(board, { dropTimeoutMs: config.dropTimeoutMs, motorPercent: config.motorPercent });
@@ -134,6 +159,41 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   stop(): void {
     this.bus.stop();
   }
+
+  /** Rebuild the books from the journal and settle what the power cut left open. */
+  private recover(): void {
+    const board = this.board;
+    const report = this.journal.open();
+    const ledger = this.ledger;
+    if (report.fresh) {
+      board.log('info', 'journal: new, started from the configured stock');
+    } else {
+      const st = this.journal.status();
+      board.log('info', `journal: ${report.records} records replayed from ${report.blocks} blocks, last event ${st.lastSeq}, credit ${ledger.credit}, ${st.unsynced} unsynced`);
+      if (report.corrupt > 0 || report.missing > 0) board.log('warn', `journal: ${report.corrupt} damaged records skipped, ${report.missing} events missing`);
+      if (report.layoutChanged) board.log('warn', 'journal: the slot layout changed; stock taken from the configuration, money carried over');
+    }
+    if (ledger.openVend >= 0) {
+      const slot = ledger.openVend;
+      const code = this.inventory.codes[slot] ?? String(slot);
+      // The first byte of a torn outcome record still says which outcome it was.
+      if (report.tornType === R_VEND_OK) {
+        this.journal.vendOk(slot, ledger.openVendPrice);
+        board.log('warn', `journal: vend of ${code} was confirmed as the power failed; recorded as sold`);
+      } else if (report.tornType === R_VEND_FAIL) {
+        this.journal.vendFailed(slot, 1);
+        board.log('warn', `journal: vend of ${code} had failed as the power failed; slot out of service`);
+      } else {
+        this.journal.vendUncertain(slot);
+        board.log('warn', `journal: vend of ${code} was under way when the power failed; not charged, check the slot`);
+      }
+    }
+    this.recoveringPayout = ledger.openPayout > 0;
+    this.machine.restoreCredit(ledger.credit);
+  }
+
+  private recoveringPayout = false;
+  private readyNow = false;
 
   private select(code: string, quantity: number): void {
     this.customer(() => this.machine.select(this.inventory.indexOf(code), quantity));
@@ -165,7 +225,14 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   dispense(slot: number): void {
     this.later(() => {
       this.updateAcceptance();
-      this.dispenser.vend(slot, (result: DispenseResult) => this.later(() => this.machine.dispensed(result)));
+      const price = this.inventory.prices[slot]!;
+      this.journal.vendStart(slot, price);
+      this.dispenser.vend(slot, (result: DispenseResult) => {
+        // Recorded the moment the sensor decides, before anything else happens.
+        if (result === DISPENSE_OK) this.journal.vendOk(slot, price);
+        else this.journal.vendFailed(slot, result);
+        this.later(() => this.machine.dispensed(result));
+      });
     });
   }
 
@@ -178,19 +245,16 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   }
 
   escrow(stack: boolean): void {
+    if (stack) this.journal.billStacking(this.bill.escrowValue, this.bill.stackerCount);
     this.bill.decide(stack);
     this.bus.kick();
   }
 
-  sold(slot: number, price: number): void {
-    const q = this.inventory.qty[slot]!;
-    if (q > 0) this.inventory.qty[slot] = q - 1;
-    this.counters.sale(slot, price);
+  sold(_slot: number, _price: number): void {
+    // Stock and books already moved when the drop was journaled.
   }
 
   slotFailed(slot: number, result: DispenseResult): void {
-    this.inventory.fault[slot] = 1;
-    this.counters.failedVends++;
     this.board.log('error', `slot ${this.inventory.codes[slot]}: ${result === 1 ? 'no drop within ' + this.config.dropTimeoutMs + ' ms (jam)' : 'drop sensor fault'}; out of service`);
   }
 
@@ -223,6 +287,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   }
 
   changed(): void {
+    this.syncReady();
     this.updateAcceptance();
     this.render();
   }
@@ -248,12 +313,12 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
     if (plan.paid === 0) return this.payoutFinished();
     const planned = plan.paid;
     this.payoutRounds++;
+    this.payoutPlanned = planned;
     this.changer.payout(plan.coins, (paid, value) => {
       let coins = 0;
       for (let t = 0; t < paid.length; t++) coins += paid[t]!;
+      this.journal.payoutDone(value, coins);
       this.payoutPaid += value;
-      this.counters.coinsPaidOut += value;
-      this.counters.coinsPaidOutCount += coins;
       this.tubesDirty = true;
       if (value < planned) this.board.log('warn', `payout short: planned ${planned}, paid ${value}`);
       // Re-plan the rest from the fresh tube counts only if this round made progress.
@@ -261,6 +326,13 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
       else this.later(() => this.payoutFinished());
     });
     this.bus.kick();
+  }
+
+  private payoutPlanned = 0;
+
+  /** The changer read the tubes and is about to send DISPENSE: journal first. */
+  payoutStarting(tubes: Uint8Array): void {
+    this.journal.payoutStart(this.payoutPlanned, tubes);
   }
 
   private payoutFinished(): void {
@@ -283,8 +355,27 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
       this.plannedValues = values;
     }
     this.tubesDirty = true;
+    if (this.recoveringPayout) this.settleInterruptedPayout();
     this.updateReady();
     if (this.payoutActive && this.payoutWaiting !== undefined) this.payoutRound();
+  }
+
+  /** A payout the power cut interrupted: what left the tubes since it started was paid. */
+  private settleInterruptedPayout(): void {
+    const before = this.ledger.payoutTubes;
+    let paid = 0;
+    let coins = 0;
+    for (let t = 0; t < 16; t++) {
+      const gone = before[t]! - this.changer.tubes[t]!;
+      if (gone > 0 && this.changer.values[t]! > 0) {
+        coins += gone;
+        paid += gone * this.changer.values[t]!;
+      }
+    }
+    this.journal.payoutDone(paid, coins);
+    this.recoveringPayout = false;
+    this.machine.restoreCredit(this.ledger.credit);
+    this.board.log('warn', `journal: payout interrupted by the power cut had paid ${paid} in ${coins} coins`);
   }
 
   private plannedValues: Int32Array = new Int32Array(16);
@@ -301,12 +392,9 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   }
 
   coinDeposited(_type: number, value: number, routing: number): void {
-    if (routing === ROUTE_TUBES) {
-      this.counters.coinsToTubes += value;
-      this.tubesDirty = true;
-    } else {
-      this.counters.coinsToCashbox += value;
-    }
+    // Journaled before the POLL is acknowledged: a coin is never credited twice or lost once ACKed.
+    this.journal.coinIn(_type, routing === ROUTE_TUBES ? 1 : 0, value);
+    if (routing === ROUTE_TUBES) this.tubesDirty = true;
     this.customer(() => this.machine.coin(value));
   }
 
@@ -314,8 +402,8 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
     this.board.log('info', `coin type ${type} rejected`);
   }
 
-  coinsDispensedManually(_type: number, _count: number, value: number): void {
-    this.counters.coinsManual += value;
+  coinsDispensedManually(type: number, count: number, value: number): void {
+    this.journal.coinsManual(type, count, value);
     this.tubesDirty = true;
   }
 
@@ -330,6 +418,19 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   // ---- bill events ------------------------------------------------------------------
 
   billReady(): void {
+    const ledger = this.ledger;
+    if (ledger.openStack > 0) {
+      // A stack ordered before the power cut: the stacker count says whether it happened.
+      const value = ledger.openStack;
+      if (this.bill.stackerCount > ledger.openStackBefore) {
+        this.journal.billStacked(value);
+        this.machine.restoreCredit(ledger.credit);
+        this.board.log('warn', `journal: bill of ${value} reached the stacker as the power failed; credited`);
+      } else {
+        this.journal.billReturned(value);
+        this.board.log('warn', `journal: bill of ${value} was not stacked before the power failed; it was returned`);
+      }
+    }
     this.updateReady();
   }
 
@@ -342,12 +443,12 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   }
 
   billStacked(_type: number, value: number): void {
-    this.counters.billsStacked += value;
+    this.journal.billStacked(value);
     this.machine.billStacked(value);
   }
 
   billReturned(_type: number, value: number): void {
-    this.counters.billsReturned++;
+    this.journal.billReturned(value);
     this.machine.billReturned(value);
   }
 
@@ -358,7 +459,24 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   // ---- derived state ------------------------------------------------------------------
 
   private updateReady(): void {
-    this.machine.setReady(this.changer.ready || this.bill.ready);
+    this.syncReady();
+    this.changed();
+  }
+
+  /**
+   * Sales need a payment device, a settled interrupted payout, and room in the
+   * journal to record them; a sale under way always finishes (the journal keeps a reserve).
+   */
+  private syncReady(): void {
+    const ready = (this.changer.ready || this.bill.ready) && !this.recoveringPayout && this.journal.level !== 'full';
+    if (ready === this.readyNow) return;
+    this.readyNow = ready;
+    this.machine.setReady(ready);
+  }
+
+  /** The gateway committed every event up to `seq`. */
+  acknowledge(seq: number): void {
+    this.journal.acknowledge(seq);
     this.changed();
   }
 
@@ -383,7 +501,12 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
     const ctx = {
       decimals: this.config.decimals,
       exactChangeOnly: this.exactChangeOnly,
-      fault: this.board.clock.now() - this.bootedAt < 10000 ? 'Starting...' : 'Payment unavailable',
+      fault:
+        this.journal.level === 'full'
+          ? 'Storage full'
+          : this.recoveringPayout || this.board.clock.now() - this.bootedAt < 10000
+            ? 'Starting...'
+            : 'Payment unavailable',
     };
     const raw = this.notice_ ? noticeLines(this.notice_, this.noticeSlot, this.machine, this.inventory, ctx) : stateLines(this.machine, this.inventory, ctx);
     const lamps = (this.exactChangeOnly ? 1 : 0) | (this.machine.state === 'ERROR' ? 2 : 0);
@@ -414,7 +537,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
         tubes.push({ type: t, value: this.changer.values[t]!, count: this.changer.tubes[t]! });
       }
     }
-    const c = this.counters;
+    const c = this.ledger.total;
     return {
       state: m.state,
       credit: m.credit,
@@ -426,17 +549,21 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
       slots,
       tubes,
       counters: {
-        sales: c.sales,
-        revenue: c.revenue,
-        coinsToTubes: c.coinsToTubes,
-        coinsToCashbox: c.coinsToCashbox,
-        billsStacked: c.billsStacked,
-        coinsPaidOut: c.coinsPaidOut,
-        coinsPaidOutCount: c.coinsPaidOutCount,
-        billsReturned: c.billsReturned,
-        failedVends: c.failedVends,
+        sales: c[C_SALES]!,
+        revenue: c[C_REVENUE]!,
+        coinsToTubes: c[C_COINS_TUBES]!,
+        coinsToCashbox: c[C_COINS_CASHBOX]!,
+        billsStacked: c[C_BILLS_VALUE]!,
+        coinsPaidOut: c[C_PAID_VALUE]!,
+        coinsPaidOutCount: c[C_PAID_COUNT]!,
+        billsReturned: c[C_BILLS_RETURNED]!,
+        failedVends: c[C_FAILED_VENDS]!,
+        uncertainVends: c[C_UNCERTAIN_VENDS]!,
+        coinsManual: c[C_MANUAL_VALUE]!,
+        boots: c[C_BOOTS]!,
         ignoredEvents: this.ignoredEvents,
       },
+      journal: this.journal.status(),
       display: this.lines.slice(),
       devices: { changer: this.changer.ready, bill: this.bill.ready },
       link: { ...this.link.stats },

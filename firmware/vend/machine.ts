@@ -313,10 +313,21 @@ export class VendMachine {
     if (!ready && this.state === 'IDLE') {
       this.state = 'ERROR';
       this.ports.changed();
-    } else if (ready && this.state === 'ERROR' && this.credit === 0 && !this.paying) {
-      this.state = 'IDLE';
+    } else if (ready && this.state === 'ERROR' && !this.paying) {
+      if (this.credit > 0) {
+        // Credit that survived a power cut: the customer may go on, or the timeout refunds it.
+        this.state = 'ACCEPTING_PAYMENT';
+        this.ports.timer(this.options.sessionTimeoutMs);
+      } else {
+        this.state = 'IDLE';
+      }
       this.ports.changed();
     }
+  }
+
+  /** After a reboot: the credit the journal says the customer holds. */
+  restoreCredit(credit: number): void {
+    this.credit = credit;
   }
 
   // ---- refunds and change ------------------------------------------------------------

@@ -9,6 +9,7 @@ import type {
   DigitalOutput,
   Indicator,
   DigitalInputOptions,
+  FlashPartition,
   LogLevel,
   PwmOutput,
   SelectionPanel,
@@ -19,7 +20,8 @@ import type {
   WordSerial,
   WordSerialOptions,
 } from '../../firmware/board.js';
-import { PWM_RESOLUTION, type GuestEvent, type GuestOp } from './protocol.js';
+import { FlashImage, fromHex, toHex } from './flash-image.js';
+import { PWM_RESOLUTION, type GuestEvent, type GuestOp, type HostMessage } from './protocol.js';
 
 interface PendingTimer {
   at: number;
@@ -45,6 +47,8 @@ export class BridgeBoard implements Board {
   private dropLevel: 0 | 1 = 0;
   private panel: SelectionPanelOptions | undefined;
   private txOp: number[] | undefined;
+  /** The guest's copy of the flash; every change is also sent to the host, which owns the real one. */
+  private flash: FlashImage | undefined;
 
   constructor(columns = 20, rows = 2) {
     this.timers = {
@@ -101,6 +105,22 @@ export class BridgeBoard implements Board {
   openSelectionPanel(options: SelectionPanelOptions): SelectionPanel {
     this.panel = options;
     return { close: () => (this.panel = undefined) };
+  }
+
+  loadFlash(spec: NonNullable<HostMessage['flash']>): void {
+    const image = new FlashImage({ size: spec.size, blockLength: spec.blockLength, writeAlign: spec.writeAlign });
+    for (const [offset, hex] of spec.runs) fromHex(hex, image.bytes, offset);
+    image.onOp = (op) => {
+      if (op.kind === 'write') this.emit(['fw', op.offset, toHex(op.data)]);
+      else this.emit(['fe', op.first, op.last]);
+    };
+    this.flash = image;
+  }
+
+  openFlash(path: string): FlashPartition {
+    if (path !== 'journal') throw new Error(`no flash partition "${path}"`);
+    if (!this.flash) this.loadFlash({ size: 65536, blockLength: 4096, writeAlign: 4, runs: [] });
+    return this.flash!;
   }
 
   openIndicator(name: Indicator): DigitalOutput {

@@ -15,9 +15,15 @@ export class Guest {
     try {
       if (message.boot !== undefined) {
         this.firmware?.stop();
+        if (message.flash) board.loadFlash(message.flash);
         this.firmware = start(board, message.boot);
       }
-      if (message.ev) for (const ev of message.ev) board.apply(ev);
+      if (message.ev) {
+        for (const ev of message.ev) {
+          if (ev[0] === 'ack') this.firmware?.acknowledge(ev[1]);
+          else board.apply(ev);
+        }
+      }
       board.runTimers();
       if (message.status && this.firmware) status = this.firmware.status();
     } catch (e) {

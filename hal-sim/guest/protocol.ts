@@ -14,13 +14,17 @@ export type GuestEvent =
   /** The drop sensor's new level. */
   | ['drop', 0 | 1]
   | ['select', string, number]
-  | ['cancel'];
+  | ['cancel']
+  /** The gateway acknowledged journal events up to this sequence number. */
+  | ['ack', number];
 
 export interface HostMessage {
   /** Board clock, ms. */
   t: number;
   /** Start the firmware with this machine configuration. */
   boot?: unknown;
+  /** With `boot`: the flash partition as it is (geometry, and runs of non-erased bytes in hex). */
+  flash?: { size: number; blockLength: number; writeAlign: number; runs: [number, string][] };
   ev?: GuestEvent[];
   /** Ask for a status snapshot. */
   status?: boolean;
@@ -34,6 +38,9 @@ export type GuestOp =
   | ['show', string[]]
   /** A panel lamp (digital output) changed. */
   | ['lamp', string, 0 | 1]
+  /** Flash write (offset, bytes in hex) and erase (first, last block), in program order. */
+  | ['fw', number, string]
+  | ['fe', number, number]
   | ['log', string, string];
 
 export interface GuestReply {

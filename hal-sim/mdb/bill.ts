@@ -35,6 +35,10 @@ export class SimBillValidator extends SimPeripheral {
   escrowed = -1;
   /** A bill is travelling (validation, stacking or return). */
   moving = false;
+  /** Bill type on its way to the stacker (-1: none). */
+  stacking = -1;
+  /** Bill type being validated (-1: none). */
+  validating = -1;
   stacked = 0;
   readonly stackedBills: number[] = [];
   /** Values of the bills handed back to the customer (from escrow, or refused at the slot). */
@@ -75,8 +79,10 @@ export class SimBillValidator extends SimPeripheral {
       return false;
     }
     this.moving = true;
+    this.validating = type;
     this.scheduler.after(this.options.validateUs ?? 600_000, () => {
       this.moving = false;
+      this.validating = -1;
       if (this.escrowMask & (1 << type)) {
         this.escrowed = type;
         this.events.push(0x90 | type);
@@ -165,8 +171,10 @@ export class SimBillValidator extends SimPeripheral {
         const type = this.escrowed;
         const stack = block[1] === 1;
         this.moving = true;
+        if (stack) this.stacking = type;
         this.scheduler.after(stack ? (this.options.stackUs ?? 1_200_000) : (this.options.returnUs ?? 700_000), () => {
           this.moving = false;
+          this.stacking = -1;
           if (this.escrowed !== type) return;
           if (stack) {
             this.escrowed = -1;

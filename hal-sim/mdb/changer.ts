@@ -83,6 +83,13 @@ export class SimCoinChanger extends SimPeripheral {
     return v;
   }
 
+  /** Value of accepted coins the VMC has not acknowledged yet (lost with the changer's RAM if the power fails). */
+  get unreportedValue(): number {
+    let v = 0;
+    for (const e of this.events) if ((e[0]! & 0xc0) === 0x40) v += this.options.coins[e[0]! & 15]!.value;
+    return v;
+  }
+
   /** The customer drops a coin. Returns false if it came straight back. */
   insertCoin(value: number): boolean {
     const type = this.options.coins.findIndex((c, t) => c.value === value && (this.acceptMask & (1 << t)) !== 0);

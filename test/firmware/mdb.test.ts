@@ -43,6 +43,11 @@ class ChangerLog implements ChangerEvents {
   coinReturnPressed(): void {
     this.events.push('return lever');
   }
+  /** Tube counts each payout started from (kept apart from `events`). */
+  payoutStarts: number[][] = [];
+  payoutStarting(tubes: Uint8Array): void {
+    this.payoutStarts.push(Array.from(tubes));
+  }
 }
 
 const TIMING: PeripheralTiming = { pollIntervalMs: 100, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 };

@@ -1,0 +1,204 @@
+/**
+ * The transaction journal: every money and dispense decision is written
+ * here before the machine acts on it, and the ledger is rebuilt from it at
+ * boot. It is also the outbox: events stay until the gateway acknowledges
+ * them (the sync cursor), and the oldest history is erased only then.
+ */
+import type { Clock, FlashPartition } from '../board.js';
+import { Ledger } from './ledger.js';
+import { FlashLog, type LogOptions, type LogStats, type RecoveryReport } from './log.js';
+import {
+  R_BILL_RETURNED,
+  R_BILL_STACKED,
+  R_BILL_STACKING,
+  R_BOOT,
+  R_CHECKPOINT,
+  R_COIN_IN,
+  R_COINS_MANUAL,
+  R_INIT,
+  R_INTERIM_RESET,
+  R_PAYOUT_DONE,
+  R_PAYOUT_START,
+  R_SYNC,
+  R_VEND_FAIL,
+  R_VEND_OK,
+  R_VEND_START,
+  R_VEND_UNCERTAIN,
+} from './records.js';
+
+export type JournalLevel = 'ok' | 'low' | 'full';
+
+export interface JournalStatus {
+  lastSeq: number;
+  synced: number;
+  /** Events not yet acknowledged by the gateway. */
+  unsynced: number;
+  /** Percent of the partition holding unacknowledged history. */
+  fill: number;
+  level: JournalLevel;
+  /** Records that could not be written (0 unless the partition filled up mid-transaction). */
+  dropped: number;
+}
+
+export class Journal {
+  readonly ledger: Ledger;
+  readonly log: FlashLog;
+  private readonly clock: Clock;
+  private readonly payload = new Uint8Array(32);
+  private readonly view = new DataView(this.payload.buffer);
+  private baseTime = 0;
+  private bootMs = 0;
+  private layoutMatched = true;
+  dropped = 0;
+
+  constructor(flash: FlashPartition, ledger: Ledger, clock: Clock, options: LogOptions = {}) {
+    this.ledger = ledger;
+    this.clock = clock;
+    this.log = new FlashLog(flash, (out) => this.ledger.save(out), options);
+    this.log.planCheckpoints(ledger.checkpointLength);
+  }
+
+  /**
+   * Rebuild the ledger from flash and record the boot. On a fresh partition
+   * the journal starts with INIT (and the ledger as configured).
+   */
+  open(): RecoveryReport & { layoutChanged: boolean } {
+    const ledger = this.ledger;
+    const report = this.log.recover((type, _seq, _time, data, offset, length) => {
+      if (type === R_CHECKPOINT) {
+        this.layoutMatched = ledger.load(data, offset, length);
+      } else {
+        ledger.apply(type, data, offset, length);
+      }
+    });
+    this.log.synced = ledger.synced;
+    this.bootMs = this.clock.now();
+    this.baseTime = this.log.lastTime + (report.fresh ? 0 : 1);
+    if (report.fresh) {
+      this.payload[0] = ledger.slots;
+      this.view.setUint32(1, ledger.layout, true);
+      this.emit(R_INIT, 5);
+    } else {
+      this.emit(R_BOOT, 0);
+    }
+    return { ...report, layoutChanged: !this.layoutMatched };
+  }
+
+  /** Journal time: seconds, monotonic across reboots (wall time arrives with the uplink). */
+  now(): number {
+    return this.baseTime + Math.floor((this.clock.now() - this.bootMs) / 1000);
+  }
+
+  private emit(type: number, length: number): boolean {
+    const ok = this.log.append(type, this.now(), this.payload, length);
+    if (!ok) this.dropped++;
+    // The books follow the decision either way; a record that could not be written is counted.
+    this.ledger.apply(type, this.payload, 0, length);
+    return ok;
+  }
+
+  // ---- events -----------------------------------------------------------------------------
+
+  coinIn(type: number, routing: number, value: number): void {
+    this.payload[0] = type;
+    this.payload[1] = routing;
+    this.view.setUint16(2, value, true);
+    this.emit(R_COIN_IN, 4);
+  }
+
+  billStacking(value: number, stackerBefore: number): void {
+    this.view.setUint32(0, value, true);
+    this.view.setUint16(4, stackerBefore, true);
+    this.emit(R_BILL_STACKING, 6);
+  }
+
+  billStacked(value: number): void {
+    this.view.setUint32(0, value, true);
+    this.emit(R_BILL_STACKED, 4);
+  }
+
+  billReturned(value: number): void {
+    this.view.setUint32(0, value, true);
+    this.emit(R_BILL_RETURNED, 4);
+  }
+
+  vendStart(slot: number, price: number): void {
+    this.vend(R_VEND_START, slot, price);
+  }
+
+  vendOk(slot: number, price: number): void {
+    this.vend(R_VEND_OK, slot, price);
+  }
+
+  private vend(type: number, slot: number, price: number): void {
+    this.payload[0] = slot;
+    this.view.setUint32(1, price, true);
+    this.emit(type, 5);
+  }
+
+  vendFailed(slot: number, reason: number): void {
+    this.payload[0] = slot;
+    this.payload[1] = reason;
+    this.emit(R_VEND_FAIL, 2);
+  }
+
+  vendUncertain(slot: number): void {
+    this.payload[0] = slot;
+    this.emit(R_VEND_UNCERTAIN, 1);
+  }
+
+  payoutStart(asked: number, tubes: ArrayLike<number>): void {
+    this.view.setUint32(0, asked, true);
+    for (let t = 0; t < 16; t++) this.payload[4 + t] = tubes[t] ?? 0;
+    this.emit(R_PAYOUT_START, 20);
+  }
+
+  payoutDone(paid: number, coins: number): void {
+    this.view.setUint32(0, paid, true);
+    this.view.setUint16(4, coins, true);
+    this.emit(R_PAYOUT_DONE, 6);
+  }
+
+  coinsManual(type: number, count: number, value: number): void {
+    this.payload[0] = type;
+    this.payload[1] = count;
+    this.view.setUint32(2, value, true);
+    this.emit(R_COINS_MANUAL, 6);
+  }
+
+  interimReset(): void {
+    this.emit(R_INTERIM_RESET, 0);
+  }
+
+  /** The gateway committed every event up to `seq`. */
+  acknowledge(seq: number): void {
+    if (seq > this.log.lastSeq) seq = this.log.lastSeq;
+    if (seq <= this.ledger.synced) return;
+    this.view.setUint32(0, seq, true);
+    this.log.synced = seq;
+    this.emit(R_SYNC, 4);
+  }
+
+  // ---- state --------------------------------------------------------------------------------
+
+  get level(): JournalLevel {
+    // Below the reserve no new sale starts; the reserve lets one under way finish.
+    if (this.log.room() < this.log.reserveBytes) return 'full';
+    return this.log.fill() >= 75 ? 'low' : 'ok';
+  }
+
+  status(): JournalStatus {
+    return {
+      lastSeq: this.log.lastSeq,
+      synced: this.ledger.synced,
+      unsynced: this.log.lastSeq - this.ledger.synced,
+      fill: this.log.fill(),
+      level: this.level,
+      dropped: this.dropped,
+    };
+  }
+
+  get stats(): LogStats {
+    return this.log.stats;
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * The machine's books, rebuilt from the journal: credit held for the
+ * customer, stock per slot, audit counters (since initialisation and since
+ * the last interim reset, as EVA-DTS wants them), and whatever was in flight
+ * when the power failed (a vend, a payout, a bill being stacked).
+ *
+ * Pure: `apply` is the only way the books change, both while running and
+ * while replaying after a reboot, so the two can never disagree.
+ */
+import {
+  R_BILL_RETURNED,
+  R_BILL_STACKED,
+  R_BILL_STACKING,
+  R_BOOT,
+  R_COIN_IN,
+  R_COINS_MANUAL,
+  R_INTERIM_RESET,
+  R_PAYOUT_DONE,
+  R_PAYOUT_START,
+  R_SYNC,
+  R_VEND_FAIL,
+  R_VEND_OK,
+  R_VEND_START,
+  R_VEND_UNCERTAIN,
+} from './records.js';
+
+/** Counter indices: values in minor units, counts in items. */
+export const C_SALES = 0;
+export const C_REVENUE = 1;
+export const C_COINS_TUBES = 2;
+export const C_COINS_CASHBOX = 3;
+export const C_COINS_COUNT = 4;
+export const C_BILLS_VALUE = 5;
+export const C_BILLS_COUNT = 6;
+export const C_PAID_VALUE = 7;
+export const C_PAID_COUNT = 8;
+export const C_BILLS_RETURNED = 9;
+export const C_MANUAL_VALUE = 10;
+export const C_MANUAL_COUNT = 11;
+export const C_FAILED_VENDS = 12;
+export const C_UNCERTAIN_VENDS = 13;
+export const C_BOOTS = 14;
+export const C_COINS_TUBES_COUNT = 15;
+export const COUNTERS = 16;
+
+const CHECKPOINT_VERSION = 1;
+/** Bytes of a checkpoint before the counters. */
+const FIXED = 45;
+
+export class Ledger {
+  readonly slots: number;
+  /** Hash of the slot layout the books belong to. */
+  readonly layout: number;
+  readonly total = new Uint32Array(COUNTERS);
+  readonly interim = new Uint32Array(COUNTERS);
+  credit = 0;
+  readonly qty: Uint16Array;
+  readonly fault: Uint8Array;
+  readonly slotSales: Uint32Array;
+  readonly slotRevenue: Uint32Array;
+  readonly slotSalesInterim: Uint32Array;
+  readonly slotRevenueInterim: Uint32Array;
+  /** A vend was started and its outcome not yet recorded (-1: none). */
+  openVend = -1;
+  openVendPrice = 0;
+  /** A payout was started and not yet verified (0: none). */
+  openPayout = 0;
+  readonly payoutTubes = new Uint8Array(16);
+  /** A bill stack was ordered and not yet reported (0: none). */
+  openStack = 0;
+  openStackBefore = 0;
+  /** Events up to this sequence number are acknowledged by the gateway. */
+  synced = 0;
+
+  /** The stock and fault arrays are the inventory's own: the books and the machine share them. */
+  constructor(qty: Uint16Array, fault: Uint8Array, layout: number) {
+    const n = qty.length;
+    this.slots = n;
+    this.layout = layout >>> 0;
+    this.qty = qty;
+    this.fault = fault;
+    this.slotSales = new Uint32Array(n);
+    this.slotRevenue = new Uint32Array(n);
+    this.slotSalesInterim = new Uint32Array(n);
+    this.slotRevenueInterim = new Uint32Array(n);
+  }
+
+  count(index: number, amount: number): void {
+    this.total[index] = this.total[index]! + amount;
+    this.interim[index] = this.interim[index]! + amount;
+  }
+
+  /** Money in = sales + paid out + credit held; true when the books balance. */
+  balanced(): boolean {
+    const t = this.total;
+    return t[C_COINS_TUBES]! + t[C_COINS_CASHBOX]! + t[C_BILLS_VALUE]! === t[C_REVENUE]! + t[C_PAID_VALUE]! + this.credit;
+  }
+
+  apply(type: number, d: Uint8Array, o: number, _length: number): void {
+    switch (type) {
+      case R_COIN_IN: {
+        const value = u16(d, o + 2);
+        this.count(d[o + 1] === 1 ? C_COINS_TUBES : C_COINS_CASHBOX, value);
+        this.count(C_COINS_COUNT, 1);
+        if (d[o + 1] === 1) this.count(C_COINS_TUBES_COUNT, 1);
+        this.credit += value;
+        return;
+      }
+      case R_BILL_STACKING:
+        this.openStack = u32(d, o);
+        this.openStackBefore = u16(d, o + 4);
+        return;
+      case R_BILL_STACKED: {
+        const value = u32(d, o);
+        this.count(C_BILLS_VALUE, value);
+        this.count(C_BILLS_COUNT, 1);
+        this.credit += value;
+        this.openStack = 0;
+        return;
+      }
+      case R_BILL_RETURNED:
+        this.count(C_BILLS_RETURNED, 1);
+        if (this.openStack === u32(d, o)) this.openStack = 0;
+        return;
+      case R_VEND_START:
+        this.openVend = d[o]!;
+        this.openVendPrice = u32(d, o + 1);
+        return;
+      case R_VEND_OK: {
+        const slot = d[o]!;
+        const price = u32(d, o + 1);
+        if (slot < this.slots) {
+          if (this.qty[slot]! > 0) this.qty[slot] = this.qty[slot]! - 1;
+          this.slotSales[slot] = this.slotSales[slot]! + 1;
+          this.slotRevenue[slot] = this.slotRevenue[slot]! + price;
+          this.slotSalesInterim[slot] = this.slotSalesInterim[slot]! + 1;
+          this.slotRevenueInterim[slot] = this.slotRevenueInterim[slot]! + price;
+        }
+        this.count(C_SALES, 1);
+        this.count(C_REVENUE, price);
+        this.credit -= price;
+        this.openVend = -1;
+        return;
+      }
+      case R_VEND_FAIL:
+        if (d[o]! < this.slots) this.fault[d[o]!] = 1;
+        this.count(C_FAILED_VENDS, 1);
+        this.openVend = -1;
+        return;
+      case R_VEND_UNCERTAIN:
+        this.count(C_UNCERTAIN_VENDS, 1);
+        this.openVend = -1;
+        return;
+      case R_PAYOUT_START:
+        this.openPayout = u32(d, o);
+        this.payoutTubes.set(d.subarray(o + 4, o + 20));
+        return;
+      case R_PAYOUT_DONE: {
+        const paid = u32(d, o);
+        this.count(C_PAID_VALUE, paid);
+        this.count(C_PAID_COUNT, u16(d, o + 4));
+        this.credit -= paid;
+        this.openPayout = 0;
+        return;
+      }
+      case R_COINS_MANUAL:
+        this.count(C_MANUAL_VALUE, u32(d, o + 2));
+        this.count(C_MANUAL_COUNT, d[o + 1]!);
+        return;
+      case R_BOOT:
+        this.count(C_BOOTS, 1);
+        return;
+      case R_SYNC: {
+        const seq = u32(d, o);
+        if (seq > this.synced) this.synced = seq;
+        return;
+      }
+      case R_INTERIM_RESET:
+        this.interim.fill(0);
+        this.slotSalesInterim.fill(0);
+        this.slotRevenueInterim.fill(0);
+        return;
+      default:
+        // INIT and unknown types (written by a newer firmware) change nothing here.
+        return;
+    }
+  }
+
+  // ---- checkpoints -----------------------------------------------------------------------
+
+  get checkpointLength(): number {
+    return FIXED + COUNTERS * 8 + this.slots * 19;
+  }
+
+  /** The whole ledger as a checkpoint payload. */
+  save(out: Uint8Array): number {
+    const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    out[0] = CHECKPOINT_VERSION;
+    out[1] = this.slots;
+    v.setUint32(2, this.layout, true);
+    v.setUint32(6, this.credit >>> 0, true);
+    v.setUint32(10, this.synced, true);
+    out[14] = this.openVend < 0 ? 0xff : this.openVend;
+    v.setUint32(15, this.openVendPrice, true);
+    v.setUint32(19, this.openPayout, true);
+    v.setUint32(23, this.openStack, true);
+    v.setUint16(27, this.openStackBefore, true);
+    out.set(this.payoutTubes, 29);
+    let o = FIXED;
+    for (let i = 0; i < COUNTERS; i++, o += 8) {
+      v.setUint32(o, this.total[i]!, true);
+      v.setUint32(o + 4, this.interim[i]!, true);
+    }
+    for (let s = 0; s < this.slots; s++, o += 19) {
+      v.setUint16(o, this.qty[s]!, true);
+      out[o + 2] = this.fault[s]!;
+      v.setUint32(o + 3, this.slotSales[s]!, true);
+      v.setUint32(o + 7, this.slotRevenue[s]!, true);
+      v.setUint32(o + 11, this.slotSalesInterim[s]!, true);
+      v.setUint32(o + 15, this.slotRevenueInterim[s]!, true);
+    }
+    return o;
+  }
+
+  /**
+   * Load a checkpoint. Money and counters always carry over; the per-slot
+   * books only if the checkpoint was taken with the same slot layout.
+   * Returns false when the slot layout differs.
+   */
+  load(d: Uint8Array, o: number, length: number): boolean {
+    if (length < FIXED + COUNTERS * 8 || d[o] !== CHECKPOINT_VERSION) return false;
+    const slots = d[o + 1]!;
+    const layout = u32(d, o + 2);
+    this.credit = u32(d, o + 6) | 0;
+    this.synced = u32(d, o + 10);
+    const vend = d[o + 14]!;
+    this.openVend = vend === 0xff ? -1 : vend;
+    this.openVendPrice = u32(d, o + 15);
+    this.openPayout = u32(d, o + 19);
+    this.openStack = u32(d, o + 23);
+    this.openStackBefore = u16(d, o + 27);
+    this.payoutTubes.set(d.subarray(o + 29, o + 45));
+    let p = o + FIXED;
+    for (let i = 0; i < COUNTERS; i++, p += 8) {
+      this.total[i] = u32(d, p);
+      this.interim[i] = u32(d, p + 4);
+    }
+    if (slots !== this.slots || layout !== this.layout || length < FIXED + COUNTERS * 8 + slots * 19) {
+      if (this.openVend >= this.slots) this.openVend = -1;
+      return false;
+    }
+    for (let s = 0; s < slots; s++, p += 19) {
+      this.qty[s] = u16(d, p);
+      this.fault[s] = d[p + 2]!;
+      this.slotSales[s] = u32(d, p + 3);
+      this.slotRevenue[s] = u32(d, p + 7);
+      this.slotSalesInterim[s] = u32(d, p + 11);
+      this.slotRevenueInterim[s] = u32(d, p + 15);
+    }
+    return true;
+  }
+}
+
+export function u16(d: Uint8Array, o: number): number {
+  return d[o]! | (d[o + 1]! << 8);
+}
+
+export function u32(d: Uint8Array, o: number): number {
+  return (d[o]! | (d[o + 1]! << 8) | (d[o + 2]! << 16) | (d[o + 3]! << 24)) >>> 0;
+}
+
+/** FNV-1a over the slot codes: identifies the slot layout the books belong to. */
+export function layoutHash(codes: readonly string[]): number {
+  let h = 0x811c9dc5;
+  for (const code of codes) {
+    for (let i = 0; i < code.length; i++) h = Math.imul(h ^ code.charCodeAt(i), 0x01000193);
+    h = Math.imul(h ^ 0x2c, 0x01000193);
+  }
+  return h >>> 0;
+}

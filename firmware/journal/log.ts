@@ -1,0 +1,405 @@
+/**
+ * An append-only log of small binary records on a flash partition
+ * (`embedded:storage/flash` shape: erased bytes read 0xFF, writes aligned to
+ * `writeAlign`, erase by block).
+ *
+ * The partition is a ring of blocks. Each block starts with a header
+ * (magic, block sequence, erase count, first event sequence, CRC) and holds
+ * whole records; a record never spans blocks. A record is
+ *   type u8 | length u16 | seq u32 | time u32 | payload | CRC-32
+ * padded to the write alignment. A checkpoint (the whole ledger, supplied by
+ * the owner) opens a block every few blocks, so recovery replays from the
+ * newest checkpoint only, and the oldest block can be erased once a newer
+ * checkpoint exists and the gateway has acknowledged its events.
+ *
+ * Nothing is ever overwritten in place: after a power cut a record is either
+ * whole (its CRC holds) or ignored. A block whose free space is not clean
+ * (a torn record, a bit flip) is sealed and writing continues in a fresh one.
+ * Wear is even because blocks are reused strictly in ring order.
+ */
+import type { FlashPartition } from '../board.js';
+import { crc32 } from './crc32.js';
+import { R_CHECKPOINT, isMeta } from './records.js';
+
+const MAGIC = 0x314a4656; // "VFJ1"
+export const BLOCK_HEADER = 20;
+export const RECORD_HEAD = 11;
+export const RECORD_TAIL = 4;
+export const RECORD_OVERHEAD = RECORD_HEAD + RECORD_TAIL;
+
+/** Called for each valid record during recovery, oldest first. */
+export type RecordVisitor = (type: number, seq: number, time: number, data: Uint8Array, offset: number, length: number) => void;
+
+/** What the owner must supply: the checkpoint payload, written into `out`; returns its length. */
+export type CheckpointWriter = (out: Uint8Array) => number;
+
+export interface LogOptions {
+  /** A checkpoint opens a block when this many blocks went by since the last one (default: sized so checkpoints cost at most ~15 % of the space). */
+  checkpointEveryBlocks?: number;
+  /** Free space below which the log reports itself nearly full (default: one block). */
+  reserveBytes?: number;
+}
+
+export interface RecoveryReport {
+  /** No journal was found: the partition is new or was wiped. */
+  fresh: boolean;
+  /** Valid records replayed. */
+  records: number;
+  /** Corrupt regions skipped and events missing from the sequence. */
+  corrupt: number;
+  missing: number;
+  /** First byte of a torn record at the very end of the log (-1: none). */
+  tornType: number;
+  /** Blocks in use. */
+  blocks: number;
+}
+
+export interface LogStats {
+  /** Bytes handed to flash writes, headers and padding included. */
+  bytesWritten: number;
+  /** Bytes of events as logged: type, sequence, time and payload. */
+  eventBytes: number;
+  events: number;
+  checkpoints: number;
+  erases: number;
+}
+
+const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
+
+export class FlashLog {
+  readonly blockCount: number;
+  readonly blockLength: number;
+  readonly align: number;
+  readonly stats: LogStats = { bytesWritten: 0, eventBytes: 0, events: 0, checkpoints: 0, erases: 0 };
+  /** Sequence number of the last event written (0: none yet). */
+  lastSeq = 0;
+  /** Time of the newest record seen or written. */
+  lastTime = 0;
+  /** Events up to this sequence number are acknowledged; their blocks may be erased. */
+  synced = 0;
+  private readonly flash: FlashPartition;
+  private readonly checkpointWriter: CheckpointWriter;
+  private readonly options: LogOptions;
+  /** Block sequence per block; -1: not part of the log (free). */
+  private readonly blockSeq: Float64Array;
+  private readonly firstSeq: Float64Array;
+  private readonly eraseCount: Uint32Array;
+  private readonly hasCheckpoint: Uint8Array;
+  private readonly scratch: Uint8Array;
+  private readonly view: DataView;
+  private head = -1;
+  private headOffset = 0;
+  private tail = -1;
+  private topBlockSeq = 0;
+  private blocksSinceCheckpoint = 0;
+  private checkpointEvery = 1;
+
+  constructor(flash: FlashPartition, checkpointWriter: CheckpointWriter, options: LogOptions = {}) {
+    const st = flash.status();
+    this.flash = flash;
+    this.checkpointWriter = checkpointWriter;
+    this.options = options;
+    this.blockLength = st.blockLength;
+    this.blockCount = Math.floor(st.size / st.blockLength);
+    this.align = Math.max(1, st.writeAlign);
+    if (BLOCK_HEADER % this.align !== 0) throw new RangeError(`flash write alignment ${this.align} does not divide the block header`);
+    if (this.blockCount < 4) throw new RangeError(`journal partition too small: ${this.blockCount} blocks of ${this.blockLength} bytes; at least 4`);
+    this.blockSeq = new Float64Array(this.blockCount).fill(-1);
+    this.firstSeq = new Float64Array(this.blockCount);
+    this.eraseCount = new Uint32Array(this.blockCount);
+    this.hasCheckpoint = new Uint8Array(this.blockCount);
+    this.scratch = new Uint8Array(this.blockLength);
+    this.view = new DataView(this.scratch.buffer);
+  }
+
+  /** Largest payload a record may carry. */
+  get maxPayload(): number {
+    return Math.min(0xffff, this.blockLength - BLOCK_HEADER - RECORD_OVERHEAD - this.align);
+  }
+
+  /** Fix the checkpoint spacing from the size of a checkpoint payload. */
+  planCheckpoints(checkpointBytes: number): void {
+    if (checkpointBytes > this.maxPayload) throw new RangeError(`a checkpoint of ${checkpointBytes} bytes does not fit a ${this.blockLength}-byte flash block`);
+    const usable = this.blockLength - BLOCK_HEADER;
+    const every = this.options.checkpointEveryBlocks ?? Math.max(1, Math.ceil(((checkpointBytes + RECORD_OVERHEAD) * 6.5) / usable));
+    // Two checkpoint spans plus room to turn over must fit.
+    if (every * 2 + 2 > this.blockCount) throw new RangeError(`journal partition of ${this.blockCount} blocks is too small for checkpoints every ${every} blocks`);
+    this.checkpointEvery = every;
+  }
+
+  // ---- recovery ---------------------------------------------------------------------
+
+  /** Find the log on the partition and replay it from the newest checkpoint. */
+  recover(visit: RecordVisitor): RecoveryReport {
+    const n = this.blockCount;
+    const report: RecoveryReport = { fresh: true, records: 0, corrupt: 0, missing: 0, tornType: -1, blocks: 0 };
+    let maxErase = 0;
+    for (let b = 0; b < n; b++) {
+      const h = new Uint8Array(this.flash.read(BLOCK_HEADER, b * this.blockLength));
+      const dv = new DataView(h.buffer, h.byteOffset, h.byteLength);
+      if (dv.getUint32(0, true) === MAGIC && dv.getUint32(16, true) === crc32(h, 0, 16)) {
+        this.blockSeq[b] = dv.getUint32(4, true);
+        this.eraseCount[b] = dv.getUint32(8, true);
+        this.firstSeq[b] = dv.getUint32(12, true);
+        if (this.eraseCount[b]! > maxErase) maxErase = this.eraseCount[b]!;
+      }
+    }
+    // Blocks whose header is gone wore at least as much as any other.
+    for (let b = 0; b < n; b++) if (this.blockSeq[b]! < 0) this.eraseCount[b] = maxErase;
+    let head = -1;
+    for (let b = 0; b < n; b++) if (this.blockSeq[b]! >= 0 && (head < 0 || this.blockSeq[b]! > this.blockSeq[head]!)) head = b;
+    if (head < 0) return report;
+    report.fresh = false;
+    // The live run: consecutive block sequences walking back from the head. One block
+    // with a damaged header inside the run is bridged (its records still count).
+    const run: number[] = [head];
+    let expected = this.blockSeq[head]! - 1;
+    for (let p = (head + n - 1) % n; run.length < n; p = (p + n - 1) % n) {
+      if (this.blockSeq[p] === expected) {
+        run.unshift(p);
+        expected--;
+        continue;
+      }
+      const q = (p + n - 1) % n;
+      if (this.blockSeq[p]! < 0 && q !== head && this.blockSeq[q] === expected - 1 && run.length + 1 < n) {
+        this.blockSeq[p] = expected;
+        this.firstSeq[p] = this.firstSeq[run[0]!]!;
+        run.unshift(p);
+        expected--;
+        continue;
+      }
+      break;
+    }
+    for (let b = 0; b < n; b++) if (!run.includes(b)) this.blockSeq[b] = -1;
+    this.topBlockSeq = this.blockSeq[head]!;
+    this.tail = run[0]!;
+    this.head = head;
+    report.blocks = run.length;
+    // Newest block that opens with a valid checkpoint (only checkpoints are read whole).
+    let start = -1;
+    for (let i = run.length - 1; i >= 0; i--) {
+      const b = run[i]!;
+      const base = b * this.blockLength;
+      const h = new Uint8Array(this.flash.read(RECORD_HEAD, base + BLOCK_HEADER));
+      const len = h[1]! | (h[2]! << 8);
+      if (h[0] !== R_CHECKPOINT || len > this.maxPayload) continue;
+      const rec = new Uint8Array(this.flash.read(RECORD_OVERHEAD + len, base + BLOCK_HEADER));
+      if (this.recordAt(rec, 0, rec.length) === 0) continue;
+      this.hasCheckpoint[b] = 1;
+      if (start < 0) start = i;
+    }
+    if (start < 0) start = 0;
+    this.blocksSinceCheckpoint = run.length - 1 - start;
+    let lastSeq = -1;
+    for (let i = start; i < run.length; i++) {
+      const b = run[i]!;
+      const buf = new Uint8Array(this.flash.read(this.blockLength, b * this.blockLength));
+      const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      let off = BLOCK_HEADER;
+      const end = this.blockLength;
+      let clean = false;
+      while (off + RECORD_OVERHEAD <= end) {
+        if (buf[off] === 0xff && allErased(buf, off, end)) {
+          clean = true;
+          break;
+        }
+        const len = this.recordAt(buf, off, end);
+        if (len > 0) {
+          const type = buf[off]!;
+          const seq = dv.getUint32(off + 3, true);
+          const time = dv.getUint32(off + 7, true);
+          const payloadLength = dv.getUint16(off + 1, true);
+          if (lastSeq < 0) lastSeq = isMeta(type) ? seq : seq - 1;
+          const fresh = isMeta(type) ? seq >= lastSeq : seq > lastSeq;
+          if (fresh) {
+            if (!isMeta(type)) {
+              if (seq > lastSeq + 1) report.missing += seq - lastSeq - 1;
+              lastSeq = seq;
+            }
+            if (time > this.lastTime) this.lastTime = time;
+            report.records++;
+            visit(type, seq, time, buf, off + RECORD_HEAD, payloadLength);
+          } else {
+            report.corrupt++;
+          }
+          off += len;
+          continue;
+        }
+        // Not a record: torn or damaged. Look for the next whole record.
+        const torn = buf[off]!;
+        let next = -1;
+        for (let o = off + this.align; o + RECORD_OVERHEAD <= end; o += this.align) {
+          if (buf[o] !== 0xff && this.recordAt(buf, o, end) > 0) {
+            next = o;
+            break;
+          }
+        }
+        if (next < 0) {
+          if (b === head) report.tornType = torn;
+          else report.corrupt++;
+          break;
+        }
+        report.corrupt++;
+        off = next;
+      }
+      if (b === head) this.headOffset = clean ? off : this.blockLength;
+    }
+    if (lastSeq > 0) this.lastSeq = lastSeq;
+    return report;
+  }
+
+  /** Length (padded) of the valid record at `off`, or 0. */
+  private recordAt(buf: Uint8Array, off: number, end: number): number {
+    if (off + RECORD_OVERHEAD > end) return 0;
+    const type = buf[off]!;
+    if (type === 0xff) return 0;
+    const len = buf[off + 1]! | (buf[off + 2]! << 8);
+    const total = RECORD_HEAD + len + RECORD_TAIL;
+    if (off + total > end) return 0;
+    const stored = (buf[off + total - 4]! | (buf[off + total - 3]! << 8) | (buf[off + total - 2]! << 16) | (buf[off + total - 1]! << 24)) >>> 0;
+    if (stored !== crc32(buf, off, off + total - 4)) return 0;
+    return alignUp(total, this.align);
+  }
+
+  // ---- appending -------------------------------------------------------------------------
+
+  /**
+   * Append an event (a new sequence number) or a meta record. Returns false
+   * only when there is no room left: every older block holds events the
+   * gateway has not acknowledged.
+   */
+  append(type: number, time: number, payload: Uint8Array, length: number): boolean {
+    const meta = isMeta(type);
+    const total = alignUp(RECORD_OVERHEAD + length, this.align);
+    if (length > this.maxPayload) throw new RangeError(`journal record of ${length} bytes is too long`);
+    if (this.head < 0 || this.headOffset + total > this.blockLength) {
+      if (!this.openBlock(time)) return false;
+      if (this.headOffset + total > this.blockLength) return false;
+    }
+    const seq = meta ? this.lastSeq : this.lastSeq + 1;
+    this.write(type, seq, time, payload, length);
+    if (!meta) {
+      this.lastSeq = seq;
+      this.stats.events++;
+      this.stats.eventBytes += 9 + length;
+    }
+    return true;
+  }
+
+  private write(type: number, seq: number, time: number, payload: Uint8Array, length: number): void {
+    const s = this.scratch;
+    const v = this.view;
+    const total = RECORD_OVERHEAD + length;
+    const padded = alignUp(total, this.align);
+    s[0] = type;
+    v.setUint16(1, length, true);
+    v.setUint32(3, seq, true);
+    v.setUint32(7, time, true);
+    if (payload !== s) s.set(payload.subarray(0, length), RECORD_HEAD);
+    v.setUint32(RECORD_HEAD + length, crc32(s, 0, RECORD_HEAD + length), true);
+    s.fill(0xff, total, padded);
+    this.flash.write(s.subarray(0, padded), this.head * this.blockLength + this.headOffset);
+    this.headOffset += padded;
+    this.stats.bytesWritten += padded;
+    if (time > this.lastTime) this.lastTime = time;
+  }
+
+  /** Move the head to the next block in the ring, erasing it first; open with a checkpoint when due. */
+  private openBlock(time: number): boolean {
+    const n = this.blockCount;
+    const next = this.head < 0 ? 0 : (this.head + 1) % n;
+    if (this.blockSeq[next]! >= 0) {
+      if (!this.reclaimable(next)) return false;
+      this.tail = (next + 1) % n;
+    }
+    this.flash.eraseBlock(next);
+    this.stats.erases++;
+    this.eraseCount[next] = this.eraseCount[next]! + 1;
+    const h = this.scratch;
+    const v = this.view;
+    this.topBlockSeq++;
+    v.setUint32(0, MAGIC, true);
+    v.setUint32(4, this.topBlockSeq, true);
+    v.setUint32(8, this.eraseCount[next]!, true);
+    v.setUint32(12, this.lastSeq + 1, true);
+    v.setUint32(16, crc32(h, 0, 16), true);
+    this.flash.write(h.subarray(0, BLOCK_HEADER), next * this.blockLength);
+    this.stats.bytesWritten += BLOCK_HEADER;
+    this.blockSeq[next] = this.topBlockSeq;
+    this.firstSeq[next] = this.lastSeq + 1;
+    this.hasCheckpoint[next] = 0;
+    if (this.tail < 0) this.tail = next;
+    this.head = next;
+    this.headOffset = BLOCK_HEADER;
+    this.blocksSinceCheckpoint++;
+    if (this.blocksSinceCheckpoint >= this.checkpointEvery || !this.anyCheckpointAfter(this.tail, true)) {
+      const len = this.checkpointWriter(this.scratch.subarray(RECORD_HEAD));
+      this.write(R_CHECKPOINT, this.lastSeq, time, this.scratch, len);
+      this.hasCheckpoint[next] = 1;
+      this.blocksSinceCheckpoint = 0;
+      this.stats.checkpoints++;
+    }
+    return true;
+  }
+
+  /** The tail block may go: its events are acknowledged and a newer checkpoint exists. */
+  private reclaimable(b: number): boolean {
+    const n = this.blockCount;
+    if (b !== this.tail || b === this.head) return false;
+    const after = (b + 1) % n;
+    if (this.blockSeq[after]! < 0) return false;
+    if (this.firstSeq[after]! - 1 > this.synced) return false;
+    return this.anyCheckpointAfter(b, false);
+  }
+
+  private anyCheckpointAfter(b: number, inclusive: boolean): boolean {
+    if (b < 0) return false;
+    const n = this.blockCount;
+    for (let p = inclusive ? b : (b + 1) % n, i = 0; i < n; p = (p + 1) % n, i++) {
+      if (this.blockSeq[p]! < 0) return false;
+      if (this.hasCheckpoint[p]) return true;
+      if (p === this.head) return false;
+    }
+    return false;
+  }
+
+  // ---- state -------------------------------------------------------------------------------
+
+  /** Bytes that can still be written without erasing unacknowledged events. */
+  room(): number {
+    const n = this.blockCount;
+    const usable = this.blockLength - BLOCK_HEADER;
+    if (this.head < 0) return n * usable;
+    let room = this.blockLength - this.headOffset;
+    let used = 0;
+    for (let b = 0; b < n; b++) if (this.blockSeq[b]! >= 0) used++;
+    room += (n - used) * usable;
+    // Blocks that would be reclaimed in turn.
+    for (let b = this.tail, i = 0; i < n && b !== this.head; b = (b + 1) % n, i++) {
+      const after = (b + 1) % n;
+      if (this.firstSeq[after]! - 1 > this.synced || !this.anyCheckpointAfter(b, false)) break;
+      room += usable;
+    }
+    return room;
+  }
+
+  get reserveBytes(): number {
+    return this.options.reserveBytes ?? this.blockLength;
+  }
+
+  /** Fraction of the partition holding unacknowledged history, in percent. */
+  fill(): number {
+    const total = this.blockCount * (this.blockLength - BLOCK_HEADER);
+    return Math.round(((total - this.room()) * 100) / total);
+  }
+
+  /** Erase count of every block (wear). */
+  wear(): Uint32Array {
+    return this.eraseCount.slice();
+  }
+}
+
+function allErased(buf: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (buf[i] !== 0xff) return false;
+  return true;
+}

@@ -1,0 +1,68 @@
+/**
+ * Journal record types and payload layouts (little-endian).
+ *
+ * Events carry consecutive sequence numbers and go to the gateway; meta
+ * records (checkpoint, sync) carry the sequence number of the event before
+ * them and never leave the machine.
+ *
+ * The two vend outcomes have type bytes of their own shape (0x7F, 0xBF) and
+ * every other type is 0xC0..0xFE: when power fails while an outcome is being
+ * written, its first byte alone says which outcome it was.
+ */
+
+/** A product was confirmed in the chute: slot u8, price u32. */
+export const R_VEND_OK = 0x7f;
+/** A dispense failed: slot u8, reason u8 (1 jam, 2 sensor fault). */
+export const R_VEND_FAIL = 0xbf;
+
+/** The journal was started on this machine: slot count u8, slot-layout hash u32. */
+export const R_INIT = 0xc0;
+/** The whole ledger (meta). */
+export const R_CHECKPOINT = 0xc1;
+/** The firmware started (a power outage or reset happened before it). */
+export const R_BOOT = 0xc2;
+/** A coin was accepted: coin type u8, routing u8, value u16. */
+export const R_COIN_IN = 0xc3;
+/** About to send ESCROW stack: value u32, stacker count before u16. */
+export const R_BILL_STACKING = 0xc4;
+/** A bill reached the stacker: value u32. */
+export const R_BILL_STACKED = 0xc5;
+/** A bill was handed back from escrow: value u32. */
+export const R_BILL_RETURNED = 0xc6;
+/** About to run a spiral: slot u8, price u32. */
+export const R_VEND_START = 0xc7;
+/** A vend interrupted by a power cut whose outcome was not recorded: slot u8. */
+export const R_VEND_UNCERTAIN = 0xc8;
+/** About to send DISPENSE: asked u32, then the 16 tube counts read just before (u8 each). */
+export const R_PAYOUT_START = 0xc9;
+/** A payout verified against the tubes: paid value u32, coins u16. */
+export const R_PAYOUT_DONE = 0xca;
+/** Coins paid with the changer's manual buttons: coin type u8, count u8, value u32. */
+export const R_COINS_MANUAL = 0xcb;
+/** The gateway acknowledged every event up to this sequence number (meta): seq u32. */
+export const R_SYNC = 0xcc;
+/** The interim (since last reset) audit counters were reset. */
+export const R_INTERIM_RESET = 0xcd;
+
+export function isMeta(type: number): boolean {
+  return type === R_CHECKPOINT || type === R_SYNC;
+}
+
+export const RECORD_NAMES: { readonly [type: number]: string } = {
+  [R_VEND_OK]: 'vend-ok',
+  [R_VEND_FAIL]: 'vend-fail',
+  [R_INIT]: 'init',
+  [R_CHECKPOINT]: 'checkpoint',
+  [R_BOOT]: 'boot',
+  [R_COIN_IN]: 'coin-in',
+  [R_BILL_STACKING]: 'bill-stacking',
+  [R_BILL_STACKED]: 'bill-stacked',
+  [R_BILL_RETURNED]: 'bill-returned',
+  [R_VEND_START]: 'vend-start',
+  [R_VEND_UNCERTAIN]: 'vend-uncertain',
+  [R_PAYOUT_START]: 'payout-start',
+  [R_PAYOUT_DONE]: 'payout-done',
+  [R_COINS_MANUAL]: 'coins-manual',
+  [R_SYNC]: 'sync',
+  [R_INTERIM_RESET]: 'interim-reset',
+};
