@@ -48,7 +48,6 @@ export class Journal {
   private readonly view = new DataView(this.payload.buffer);
   private baseTime = 0;
   private bootMs = 0;
-  private layoutMatched = true;
   dropped = 0;
 
   constructor(flash: FlashPartition, ledger: Ledger, clock: Clock, options: LogOptions = {}) {
@@ -66,7 +65,7 @@ export class Journal {
     const ledger = this.ledger;
     const report = this.log.recover((type, _seq, _time, data, offset, length) => {
       if (type === R_CHECKPOINT) {
-        this.layoutMatched = ledger.load(data, offset, length);
+        ledger.load(data, offset, length);
       } else {
         ledger.apply(type, data, offset, length);
       }
@@ -74,14 +73,16 @@ export class Journal {
     this.log.synced = ledger.synced;
     this.bootMs = this.clock.now();
     this.baseTime = this.log.lastTime + (report.fresh ? 0 : 1);
-    if (report.fresh) {
+    const layoutChanged = !report.fresh && !ledger.slotsValid;
+    if (!report.fresh) this.emit(R_BOOT, 0);
+    if (report.fresh || layoutChanged) {
+      // From here on slot numbers refer to this layout; the configured stock stands.
+      ledger.slotsValid = true;
       this.payload[0] = ledger.slots;
       this.view.setUint32(1, ledger.layout, true);
       this.emit(R_INIT, 5);
-    } else {
-      this.emit(R_BOOT, 0);
     }
-    return { ...report, layoutChanged: !this.layoutMatched };
+    return { ...report, layoutChanged };
   }
 
   /** Journal time: seconds, monotonic across reboots (wall time arrives with the uplink). */

@@ -14,6 +14,7 @@ import {
   R_BOOT,
   R_COIN_IN,
   R_COINS_MANUAL,
+  R_INIT,
   R_INTERIM_RESET,
   R_PAYOUT_DONE,
   R_PAYOUT_START,
@@ -71,6 +72,8 @@ export class Ledger {
   openStackBefore = 0;
   /** Events up to this sequence number are acknowledged by the gateway. */
   synced = 0;
+  /** Slot numbers in the records being applied refer to this machine's slot layout. */
+  slotsValid = true;
 
   /** The stock and fault arrays are the inventory's own: the books and the machine share them. */
   constructor(qty: Uint16Array, fault: Uint8Array, layout: number) {
@@ -126,10 +129,13 @@ export class Ledger {
         this.openVend = d[o]!;
         this.openVendPrice = u32(d, o + 1);
         return;
+      case R_INIT:
+        this.slotsValid = d[o] === this.slots && u32(d, o + 1) === this.layout;
+        return;
       case R_VEND_OK: {
         const slot = d[o]!;
         const price = u32(d, o + 1);
-        if (slot < this.slots) {
+        if (slot < this.slots && this.slotsValid) {
           if (this.qty[slot]! > 0) this.qty[slot] = this.qty[slot]! - 1;
           this.slotSales[slot] = this.slotSales[slot]! + 1;
           this.slotRevenue[slot] = this.slotRevenue[slot]! + price;
@@ -143,7 +149,7 @@ export class Ledger {
         return;
       }
       case R_VEND_FAIL:
-        if (d[o]! < this.slots) this.fault[d[o]!] = 1;
+        if (d[o]! < this.slots && this.slotsValid) this.fault[d[o]!] = 1;
         this.count(C_FAILED_VENDS, 1);
         this.openVend = -1;
         return;
@@ -181,7 +187,7 @@ export class Ledger {
         this.slotRevenueInterim.fill(0);
         return;
       default:
-        // INIT and unknown types (written by a newer firmware) change nothing here.
+        // Unknown types (written by a newer firmware) change nothing here.
         return;
     }
   }
@@ -245,8 +251,10 @@ export class Ledger {
       this.total[i] = u32(d, p);
       this.interim[i] = u32(d, p + 4);
     }
-    if (slots !== this.slots || layout !== this.layout || length < FIXED + COUNTERS * 8 + slots * 19) {
-      if (this.openVend >= this.slots) this.openVend = -1;
+    this.slotsValid = slots === this.slots && layout === this.layout && length >= FIXED + COUNTERS * 8 + slots * 19;
+    if (!this.slotsValid) {
+      // A vend of the old layout cannot be settled against this one.
+      this.openVend = -1;
       return false;
     }
     for (let s = 0; s < slots; s++, p += 19) {

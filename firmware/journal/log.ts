@@ -170,6 +170,23 @@ export class FlashLog {
       }
       break;
     }
+    // A head whose header was damaged after it was written: the block after the
+    // newest good header holds records that continue the log.
+    const after = (head + 1) % n;
+    if (this.blockSeq[after]! < 0 && run.length < n) {
+      const h = new Uint8Array(this.flash.read(RECORD_HEAD, after * this.blockLength + BLOCK_HEADER));
+      const len = h[1]! | (h[2]! << 8);
+      if (h[0] !== 0xff && len <= this.maxPayload) {
+        const rec = new Uint8Array(this.flash.read(RECORD_OVERHEAD + len, after * this.blockLength + BLOCK_HEADER));
+        const seq = (rec[3]! | (rec[4]! << 8) | (rec[5]! << 16) | (rec[6]! << 24)) >>> 0;
+        if (this.recordAt(rec, 0, rec.length) > 0 && seq >= this.firstSeq[head]!) {
+          this.blockSeq[after] = this.blockSeq[head]! + 1;
+          this.firstSeq[after] = isMeta(rec[0]!) ? seq + 1 : seq;
+          run.push(after);
+          head = after;
+        }
+      }
+    }
     for (let b = 0; b < n; b++) if (!run.includes(b)) this.blockSeq[b] = -1;
     this.topBlockSeq = this.blockSeq[head]!;
     this.tail = run[0]!;

@@ -1,0 +1,229 @@
+import { Journal } from '../../firmware/journal/journal.js';
+import { C_BOOTS, C_PAID_VALUE, C_REVENUE, C_SALES, COUNTERS, Ledger, layoutHash } from '../../firmware/journal/ledger.js';
+import { R_VEND_FAIL, R_VEND_OK } from '../../firmware/journal/records.js';
+import { FlashImage, type FlashGeometry } from '../../hal-sim/guest/flash-image.js';
+import { equal, ok, prng, throws } from '../lib/assert.js';
+
+const SMALL: FlashGeometry = { size: 16 * 1024, blockLength: 1024, writeAlign: 4 };
+/** Small blocks, so a short run turns the ring over. */
+const TINY: FlashGeometry = { size: 8 * 1024, blockLength: 512, writeAlign: 4 };
+const CODES = ['A1', 'A2', 'B1', 'B2'];
+
+interface Rig {
+  flash: FlashImage;
+  journal: Journal;
+  ledger: Ledger;
+  clock: { t: number; now(): number };
+}
+
+function boot(flash: FlashImage, codes = CODES, stock = 50): Rig & { report: ReturnType<Journal['open']> } {
+  const clock = { t: 0, now(): number { return this.t; } };
+  const qty = new Uint16Array(codes.length).fill(stock);
+  const ledger = new Ledger(qty, new Uint8Array(codes.length), layoutHash(codes));
+  const journal = new Journal(flash, ledger, clock);
+  const report = journal.open();
+  return { flash, journal, ledger, clock, report };
+}
+
+/** The books as plain numbers, without the boot counter (every recovery adds a boot). */
+function books(l: Ledger): number[] {
+  const out: number[] = [l.credit, l.openVend, l.openPayout, l.openStack];
+  for (let i = 0; i < COUNTERS; i++) if (i !== C_BOOTS) out.push(l.total[i]!);
+  for (let s = 0; s < l.slots; s++) out.push(l.qty[s]!, l.fault[s]!, l.slotSales[s]!);
+  return out;
+}
+
+/**
+ * A busy, seeded stream of purchases: coins, bills, vends that succeed or
+ * fail, payouts, and (when `ackEvery` is set) gateway acknowledgements so the
+ * log turns over and old blocks are erased.
+ */
+function workload(r: Rig, steps: number, seed: number, ackEvery: number, after?: () => void): void {
+  const rnd = prng(seed);
+  const tubes = new Uint8Array(16);
+  tubes[0] = 40;
+  tubes[1] = 30;
+  for (let i = 0; i < steps; i++) {
+    r.clock.t += 1000 + Math.floor(rnd() * 60000);
+    const j = r.journal;
+    const slot = Math.floor(rnd() * CODES.length);
+    const price = 75 + 25 * Math.floor(rnd() * 6);
+    while (r.ledger.credit < price) {
+      if (rnd() < 0.3) {
+        j.billStacking(100, i);
+        j.billStacked(100);
+      } else {
+        j.coinIn(rnd() < 0.5 ? 0 : 1, 1, rnd() < 0.5 ? 25 : 100);
+      }
+    }
+    j.vendStart(slot, price);
+    if (rnd() < 0.9 && r.ledger.qty[slot]! > 0) j.vendOk(slot, price);
+    else j.vendFailed(slot, 1);
+    const credit = r.ledger.credit;
+    if (credit > 0) {
+      j.payoutStart(credit, tubes);
+      j.payoutDone(credit, 1);
+    }
+    if (ackEvery > 0 && i % ackEvery === ackEvery - 1) j.acknowledge(r.journal.log.lastSeq);
+    after?.();
+  }
+}
+
+describe('flash journal', () => {
+  it('rebuilds the books after a reboot exactly as they were', () => {
+    const flash = new FlashImage(SMALL);
+    const a = boot(flash);
+    ok(a.report.fresh, 'a blank partition is a new journal');
+    workload(a, 30, 1, 0);
+    const before = books(a.ledger);
+    const lastSeq = a.journal.log.lastSeq;
+    const b = boot(new FlashImage(SMALL, flash.bytes));
+    ok(!b.report.fresh);
+    equal(b.report.corrupt, 0);
+    equal(b.report.missing, 0);
+    equal(JSON.stringify(books(b.ledger)), JSON.stringify(before));
+    equal(b.journal.log.lastSeq, lastSeq + 1, 'the boot is the next event');
+    equal(b.ledger.total[C_BOOTS], 1);
+    ok(b.ledger.balanced(), 'money in = sales + paid out + credit');
+  });
+
+  it('turns over the ring once events are acknowledged, with even wear', () => {
+    const flash = new FlashImage(SMALL);
+    const r = boot(flash);
+    workload(r, 1500, 2, 5);
+    const counts = Array.from(flash.eraseCounts);
+    const max = Math.max(...counts);
+    const min = Math.min(...counts);
+    ok(max >= 10, `the ring turned over many times (max erases ${max})`);
+    ok(max - min <= 1, `erase counts within one of each other: ${counts.join(',')}`);
+    const again = boot(new FlashImage(SMALL, flash.bytes));
+    equal(JSON.stringify(books(again.ledger)), JSON.stringify(books(r.ledger)), 'recovered from the newest checkpoint');
+    ok(again.ledger.total[C_SALES]! > 150, `${again.ledger.total[C_SALES]} sales`);
+  });
+
+  it('stops taking new events only when the unacknowledged history fills the partition, and says so first', () => {
+    const flash = new FlashImage(SMALL);
+    const r = boot(flash);
+    let sawLow = false;
+    let steps = 0;
+    while (r.journal.level !== 'full' && steps < 5000) {
+      workload(r, 1, 100 + steps, 0);
+      if (r.journal.level === 'low') sawLow = true;
+      steps++;
+    }
+    equal(r.journal.level, 'full');
+    ok(sawLow, 'the journal reported itself nearly full before it was full');
+    equal(r.journal.dropped, 0, 'the reserve took every record of the purchases under way');
+    const unsynced = r.journal.status().unsynced;
+    ok(unsynced > 300, `history kept: ${unsynced} events`);
+    // A purchase under way when the level turned still fits in the reserve.
+    workload(r, 3, 7, 0);
+    equal(r.journal.dropped, 0);
+    // Once the gateway acknowledges, the oldest blocks can go and sales resume.
+    r.journal.acknowledge(r.journal.log.lastSeq);
+    workload(r, 40, 8, 0);
+    equal(r.journal.dropped, 0);
+    ok(r.journal.level !== 'full', `level after acknowledgement: ${r.journal.level}`);
+    // Nothing acknowledged was needed: the books still come back whole.
+    const again = boot(new FlashImage(SMALL, flash.bytes));
+    equal(JSON.stringify(books(again.ledger)), JSON.stringify(books(r.ledger)));
+  });
+
+  it('never takes a torn write for data: a power cut at every flash operation, at several points within it', () => {
+    const STEPS = 70;
+    // Reference run: the books after every event, and the length of every flash operation.
+    const ref = new FlashImage(TINY);
+    const lengths: number[] = [];
+    ref.onOp = (op, index) => {
+      lengths[index] = op.kind === 'write' ? op.data.length : (op.last - op.first + 1) * TINY.blockLength;
+    };
+    const r = boot(ref);
+    const states: string[] = [];
+    const apply = r.ledger.apply.bind(r.ledger);
+    r.ledger.apply = (type, d, o, len) => {
+      apply(type, d, o, len);
+      states[r.journal.log.lastSeq] = JSON.stringify(books(r.ledger));
+    };
+    states[r.journal.log.lastSeq] = JSON.stringify(books(r.ledger));
+    workload(r, STEPS, 3, 4);
+    const total = ref.ops;
+    ok(ref.eraseCounts.some((n) => n > 1), 'the run turned the ring over, so cuts land in erases and checkpoints too');
+    let checked = 0;
+    for (let op = 0; op < total; op++) {
+      const len = lengths[op]!;
+      for (const bytes of new Set([0, 1, len >> 1, len - 1, len])) {
+        const flash = new FlashImage(TINY);
+        const c = boot(flash);
+        if (op < flash.ops) continue;
+        flash.cutAt(op, bytes);
+        throws(() => workload(c, STEPS, 3, 4), /power cut/);
+        const done = c.journal.log.lastSeq;
+        const after = boot(new FlashImage(TINY, flash.bytes));
+        const recovered = after.journal.log.lastSeq - 1;
+        const where = `cut at op ${op} after ${bytes} of ${len} bytes`;
+        // Either the event being written made it whole, or it does not count at all.
+        ok(recovered === done || recovered === done + 1, `${where}: recovered to event ${recovered}, ${done} were complete`);
+        equal(after.report.missing, 0, `${where}: no event missing`);
+        equal(JSON.stringify(books(after.ledger)), states[recovered], `${where}: books as after event ${recovered}`);
+        checked++;
+      }
+    }
+    ok(checked > 1500, `${checked} cuts checked`);
+  });
+
+  it('keeps the first byte of a torn vend outcome so recovery knows which it was', () => {
+    for (const [type, write] of [
+      [R_VEND_OK, (j: Journal) => j.vendOk(1, 150)],
+      [R_VEND_FAIL, (j: Journal) => j.vendFailed(1, 1)],
+    ] as const) {
+      const flash = new FlashImage(SMALL);
+      const r = boot(flash);
+      r.journal.coinIn(0, 1, 25);
+      r.journal.vendStart(1, 150);
+      flash.cutAt(flash.ops, 1);
+      throws(() => write(r.journal), /power cut/);
+      const after = boot(new FlashImage(SMALL, flash.bytes));
+      equal(after.report.tornType, type);
+      equal(after.ledger.openVend, 1, 'the vend is open: its outcome was not recorded');
+    }
+  });
+
+  it('skips a damaged record without inventing data, and reports it', () => {
+    const rnd = prng(9);
+    for (let trial = 0; trial < 40; trial++) {
+      const flash = new FlashImage(SMALL);
+      const r = boot(flash);
+      workload(r, 20, 11, 0);
+      const good = books(r.ledger);
+      const used = flash.bytes.findLastIndex((b) => b !== 0xff);
+      const at = Math.floor(rnd() * used);
+      flash.flipBit(at, Math.floor(rnd() * 8));
+      const after = boot(new FlashImage(SMALL, flash.bytes));
+      const got = books(after.ledger);
+      if (after.report.corrupt === 0 && after.report.missing === 0 && after.report.tornType < 0) {
+        // The flip landed in padding or erased space: nothing may change.
+        equal(JSON.stringify(got), JSON.stringify(good), `flip at ${at} changed the books silently`);
+      } else {
+        // A lost record can only take away: never more sales or revenue than were made.
+        ok(after.ledger.total[C_SALES]! <= r.ledger.total[C_SALES]!, `flip at ${at}: sales ${after.ledger.total[C_SALES]} > ${r.ledger.total[C_SALES]}`);
+        ok(after.ledger.total[C_REVENUE]! <= r.ledger.total[C_REVENUE]!, `flip at ${at}: revenue grew`);
+        ok(after.ledger.total[C_PAID_VALUE]! <= r.ledger.total[C_PAID_VALUE]!, `flip at ${at}: payouts grew`);
+      }
+    }
+  });
+
+  it('carries the money over but not the stock when the slot layout changed', () => {
+    const flash = new FlashImage(SMALL);
+    const r = boot(flash);
+    workload(r, 10, 4, 0);
+    const after = boot(new FlashImage(SMALL, flash.bytes), ['A1', 'A2', 'C1'], 7);
+    ok(after.report.layoutChanged);
+    equal(after.ledger.total[C_SALES], r.ledger.total[C_SALES]);
+    equal(after.ledger.credit, r.ledger.credit);
+    equal(Array.from(after.ledger.qty).join(','), '7,7,7');
+  });
+
+  it('refuses partitions too small for its checkpoints, with the reason', () => {
+    throws(() => boot(new FlashImage({ size: 2048, blockLength: 1024, writeAlign: 4 })), /too small/);
+  });
+});
