@@ -10,7 +10,7 @@
  */
 import type { FirmwareStatus } from '../firmware/vend/controller.js';
 import { CHAR_US } from './mdb/bus.js';
-import { FlashImage, PowerCut, fromHex, imageRuns, type FlashGeometry } from './guest/flash-image.js';
+import { FlashImage, PowerCut, fromHex, imageRuns, type FlashGeometry, type FlashOp } from './guest/flash-image.js';
 import type { GuestEvent, GuestReply, HostMessage } from './guest/protocol.js';
 import { Rig, type MachineSpec, type PhysicalState } from './rig.js';
 import type { EventId } from './scheduler.js';
@@ -39,6 +39,8 @@ export interface HostOptions {
   autoAckMs?: number;
   /** Boot in this physical state (after a power cut) instead of as the machine description says. */
   physical?: PhysicalState;
+  /** Every flash write and erase the firmware makes, before it reaches the partition. */
+  onFlashOp?: (host: MachineHost, op: FlashOp, index: number) => void;
 }
 
 export const DEFAULT_FLASH: FlashGeometry = { size: 256 * 1024, blockLength: 4096, writeAlign: 4 };
@@ -75,6 +77,8 @@ export class MachineHost {
     this.onLog = options.onLog;
     const f = options.flash;
     this.flash = f instanceof FlashImage ? f : new FlashImage(f ?? DEFAULT_FLASH);
+    const onFlashOp = options.onFlashOp;
+    if (onFlashOp) this.flash.onOp = (op, index) => onFlashOp(this, op, index);
     this.wire();
   }
 

@@ -41,8 +41,13 @@ export interface PhysicalState {
   paidOut: number[];
   coinsReturned: number;
   acceptedValue: number;
-  /** Value of accepted coins never acknowledged by the VMC, summed over all cuts. */
-  lostCoins: number;
+  /**
+   * Value of accepted coins the changer still held unacknowledged when the
+   * power failed, summed over all cuts: the VMC may or may not have journaled
+   * them (it journals before it acknowledges), so at most this much can be
+   * missing from the books.
+   */
+  coinsAtRisk: number;
   stackedBills: number[];
   returnedBills: number[];
   billsRefused: number;
@@ -65,8 +70,8 @@ export class Rig {
   /** Slot codes of the products that fell into the chute, in order. */
   readonly delivered: string[] = [];
   readonly decimals: number;
-  /** Coins accepted but lost with the changer's RAM at power cuts (value). */
-  lostCoins = 0;
+  /** Coins the changer had not seen acknowledged when the power failed (value, all cuts). */
+  coinsAtRisk = 0;
 
   constructor(spec: MachineSpec, seed = 1) {
     this.spec = spec;
@@ -116,7 +121,7 @@ export class Rig {
       paidOut: c ? c.paidOut.slice() : [],
       coinsReturned: c?.coinsReturned ?? 0,
       acceptedValue: c?.acceptedValue ?? 0,
-      lostCoins: this.lostCoins + (cut && c ? c.unreportedValue : 0),
+      coinsAtRisk: this.coinsAtRisk + (cut && c ? c.unreportedValue : 0),
       stackedBills: v ? v.stackedBills.slice() : [],
       returnedBills: v ? v.returnedBills.slice() : [],
       billsRefused: v?.billsRefused ?? 0,
@@ -135,7 +140,7 @@ export class Rig {
   static restore(spec: MachineSpec, seed: number, state: PhysicalState, atUs: number): Rig {
     const rig = new Rig(spec, seed);
     rig.scheduler.now = atUs;
-    rig.lostCoins = state.lostCoins;
+    rig.coinsAtRisk = state.coinsAtRisk;
     const c = rig.changer;
     if (c) {
       state.tubes.forEach((n, i) => (c.tubes[i] = n));

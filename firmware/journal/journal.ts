@@ -30,6 +30,8 @@ export type JournalLevel = 'ok' | 'low' | 'full';
 
 export interface JournalStatus {
   lastSeq: number;
+  /** Sequence number of this boot's record (BOOT, or INIT on a new journal). */
+  bootSeq: number;
   synced: number;
   /** Events not yet acknowledged by the gateway. */
   unsynced: number;
@@ -49,6 +51,7 @@ export class Journal {
   private baseTime = 0;
   private bootMs = 0;
   dropped = 0;
+  bootSeq = 0;
 
   constructor(flash: FlashPartition, ledger: Ledger, clock: Clock, options: LogOptions = {}) {
     this.ledger = ledger;
@@ -75,6 +78,7 @@ export class Journal {
     this.baseTime = this.log.lastTime + (report.fresh ? 0 : 1);
     const layoutChanged = !report.fresh && !ledger.slotsValid;
     if (!report.fresh) this.emit(R_BOOT, 0);
+    this.bootSeq = this.log.lastSeq + (report.fresh ? 1 : 0);
     if (report.fresh || layoutChanged) {
       // From here on slot numbers refer to this layout; the configured stock stands.
       ledger.slotsValid = true;
@@ -191,6 +195,7 @@ export class Journal {
   status(): JournalStatus {
     return {
       lastSeq: this.log.lastSeq,
+      bootSeq: this.bootSeq,
       synced: this.ledger.synced,
       unsynced: this.log.lastSeq - this.ledger.synced,
       fill: this.log.fill(),

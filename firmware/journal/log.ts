@@ -129,8 +129,11 @@ export class FlashLog {
 
   // ---- recovery ---------------------------------------------------------------------
 
-  /** Find the log on the partition and replay it from the newest checkpoint. */
-  recover(visit: RecordVisitor): RecoveryReport {
+  /**
+   * Find the log on the partition and replay it from the newest checkpoint
+   * (or, for audits and tests, from the oldest block still there).
+   */
+  recover(visit: RecordVisitor, fromOldest = false): RecoveryReport {
     const n = this.blockCount;
     const report: RecoveryReport = { fresh: true, records: 0, corrupt: 0, missing: 0, tornType: -1, blocks: 0 };
     let maxErase = 0;
@@ -205,7 +208,7 @@ export class FlashLog {
       this.hasCheckpoint[b] = 1;
       if (start < 0) start = i;
     }
-    if (start < 0) start = 0;
+    if (start < 0 || fromOldest) start = 0;
     this.blocksSinceCheckpoint = run.length - 1 - start;
     let lastSeq = -1;
     for (let i = start; i < run.length; i++) {

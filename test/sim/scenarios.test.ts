@@ -87,10 +87,10 @@ describe('npm run hil (command line)', () => {
   });
 
   it('says which steps are not supported yet instead of pretending', () => {
-    const f = write('power.json', { name: 'power', machine, steps: [{ powerCut: true }] });
+    const f = write('network.json', { name: 'network', machine, steps: [{ network: 'down' }] });
     const r = run(f);
     assert.equal(r.status, 1);
-    assert.match(r.stdout, /step 1: powerCut is not supported yet on target sim/);
+    assert.match(r.stdout, /step 1: network is not supported yet on target sim/);
   });
 
   it('refuses bad usage with status 2', () => {

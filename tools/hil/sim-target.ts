@@ -52,7 +52,9 @@ export class SimBenchTarget implements BenchTarget {
       case 'tapCard':
         return { unsupported: 'the cashless reader arrives with the cashless issue (#7)' };
       case 'powerCut':
-        return { unsupported: 'power cuts need the flash journal (issue #3)' };
+        // Power fails now; the machine comes back from its flash journal.
+        await host.powerCut();
+        return {};
       case 'network':
         return { unsupported: 'the uplink arrives with issue #4' };
     }
@@ -77,6 +79,7 @@ export class SimBenchTarget implements BenchTarget {
       tubes,
       sales: st.counters.sales,
       revenue: st.counters.revenue,
+      unsynced: st.journal.unsynced,
       display: rig.display.lines.slice(),
       elapsedMs: (rig.scheduler.now - this.startUs) / 1000,
     };
