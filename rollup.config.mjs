@@ -20,5 +20,6 @@ export default [
   script('dist/hal-sim/guest/entry.js', 'dist/bundle/firmware.js', 'vendfleetFirmware'),
   script('dist/test/xs/harness.js', 'dist/bundle/tests/_harness.js', 'vendfleetHarness'),
   script('dist/bench/xs/change-bench.js', 'dist/bundle/bench-change.js', 'vendfleetBenchChange'),
+  script('dist/bench/xs/journal-bench.js', 'dist/bundle/bench-journal.js', 'vendfleetBenchJournal'),
   ...tests,
 ];

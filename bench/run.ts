@@ -9,6 +9,10 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MachineHost } from '../hal-sim/host.js';
+import { CutCampaign, isEventRecord } from '../hal-sim/power-cuts.js';
+import { Random } from '../hal-sim/scheduler.js';
+import { checkCut } from '../test/lib/cut-check.js';
+import { busyWorkload, cutMachine, CUT_FLASH } from '../test/sim/cut-workload.js';
 import type { MachineSpec } from '../hal-sim/rig.js';
 import type { TargetName } from '../hal-sim/transport.js';
 import { XsWorker } from '../hal-sim/xs/xsnap.js';
@@ -35,9 +39,9 @@ const machine: MachineSpec = {
  * stay level: a dollar bill and a dollar coin (a quarter back), or a dollar
  * bill and three quarters (exact).
  */
-async function vend(host: MachineHost, i: number): Promise<void> {
+async function vend(host: MachineHost, i: number, code = 'B4'): Promise<void> {
   const before = host.rig.delivered.length;
-  host.select('B4');
+  host.select(code);
   await host.runUntilIdle();
   host.insertBill(100);
   await host.runUntilIdle();
@@ -117,6 +121,111 @@ async function xsChange(vendCompute: number): Promise<void> {
   }
 }
 
+const BENCH_FLASH = { size: 64 * 1024, blockLength: 4096, writeAlign: 4 };
+
+async function xsJournal(vendCompute: number): Promise<void> {
+  out('');
+  out('Journal under XS: 64 KiB partition (16 blocks of 4 KiB), filled with unacknowledged sales');
+  const w = new XsWorker({ meteringLimit: 2_000_000_000 });
+  const text = (r: { reply: Uint8Array }): string => new TextDecoder().decode(r.reply);
+  try {
+    await w.evaluate(readFileSync(fileURLToPath(new URL('../bundle/bench-journal.js', import.meta.url)), 'utf8'));
+    const fill = JSON.parse(text(await w.evaluate('new TextEncoder().encode(benchJournalFill(64)).buffer'))) as { sales: number; events: number; dropped: number };
+    if (fill.dropped !== 0) throw new Error(`${fill.dropped} records dropped while filling the partition`);
+    record('journal.fullPartitionSales', fill.sales, 'sales held unacknowledged before the partition is full');
+    const base = (await w.evaluate('0')).meter.compute;
+    const recover = async (): Promise<{ compute: number; records: number; sales: number }> => {
+      const rec = await w.evaluate('new TextEncoder().encode(benchJournalRecover()).buffer');
+      return { compute: rec.meter.compute - base, ...(JSON.parse(text(rec)) as { records: number; sales: number }) };
+    };
+    const full = await recover();
+    if (full.sales !== fill.sales) throw new Error(`recovery found ${full.sales} sales, ${fill.sales} were made`);
+    record('journal.recoveryCompute', full.compute, 'recovery of the full partition (computrons)');
+    // Replay runs from the newest checkpoint, so the cost peaks just before the next one:
+    // measure after each sale over more than a block's worth of sales.
+    let worst = full;
+    for (let i = 0; i < 40; i++) {
+      await w.evaluate('benchJournalSell()');
+      const r = await recover();
+      if (r.compute > worst.compute) worst = r;
+    }
+    record('journal.recoveryWorstCompute', worst.compute, `worst recovery over the next 40 sales (${worst.records} records replayed; computrons)`);
+    record('journal.recoveryInVends', worst.compute / vendCompute, 'worst recovery compute / firmware compute of one vend', 'vends');
+    const h0 = (await w.evaluate('gc()')).meter.currentHeapCount;
+    await w.evaluate('benchJournalHold()');
+    const h1 = (await w.evaluate('gc()')).meter.currentHeapCount;
+    record('journal.heapSlots', h1 - h0, 'heap held by an open journal and its ledger, 12 slots (XS slots)');
+    record('journal.bufferBytes', BENCH_FLASH.blockLength + 1024 + 32, 'its buffers: one block of scratch, CRC table, payload (bytes)');
+  } finally {
+    await w.close();
+  }
+}
+
+async function journalWear(sales: number): Promise<void> {
+  out('');
+  out(`Journal on the simulator: ${sales} cash sales, 64 KiB partition, the gateway acknowledging every minute`);
+  const slots = Array.from({ length: Math.ceil(sales / 900) + 1 }, (_, i) => ({ code: `S${i}`, product: `P${i}`, price: 175, qty: 900, capacity: 999 }));
+  let logical = 0;
+  const host = await MachineHost.start(
+    { ...machine, slots },
+    {
+      target: 'sim',
+      flash: BENCH_FLASH,
+      autoAckMs: 60000,
+      onFlashOp: (_h, op) => {
+        if (op.kind === 'write' && isEventRecord(op.data)) logical += 9 + (op.data[1]! | (op.data[2]! << 8));
+      },
+    },
+  );
+  try {
+    for (let i = 0; i < sales; i++) await vend(host, i, slots[Math.floor(i / 900)]!.code);
+    const st = await host.status();
+    if (st.counters.sales !== sales || st.journal.dropped !== 0) throw new Error(`sales ${st.counters.sales}, dropped ${st.journal.dropped}`);
+    const written = host.flash.bytesWritten;
+    const erases = Array.from(host.flash.eraseCounts);
+    const total = erases.reduce((a, b) => a + b, 0);
+    const max = Math.max(...erases);
+    const min = Math.min(...erases);
+    record('journal.flashBytesPerSale', written / sales, 'flash bytes written per sale (headers, checkpoints, sync, padding)');
+    record('journal.eventBytesPerSale', logical / sales, 'event bytes per sale (type, sequence, time, payload)');
+    record('journal.writeAmplification', written / logical, 'write amplification (flash bytes / event bytes)', 'x');
+    record('journal.erasesPer10kSales', Math.round((total * 10000) / sales), 'block erases per 10,000 sales');
+    record('journal.eraseSpreadPercent', ((max - min) * 100) / max, `erase spread across blocks ((max-min)/max; ${min}..${max})`, '%');
+  } finally {
+    await host.close();
+  }
+}
+
+async function powerCutCampaign(): Promise<void> {
+  out('');
+  out('Power cut at every flash write and erase of a busy run (230 customers: change, bills, refunds, jams)');
+  const campaign = await CutCampaign.record(cutMachine(), { target: 'sim', seed: 7, flash: CUT_FLASH, autoAckMs: 120000 }, (host) => busyWorkload(host, 230, 31));
+  const rnd = new Random(11);
+  const failures: string[] = [];
+  let checked = 0;
+  let uncertain = 0;
+  const wall0 = performance.now();
+  for (let k = 0; k < campaign.total; k++) {
+    const len = campaign.length(k);
+    // Mid-operation (a torn write or a half-erased block), and the instant before it starts.
+    for (const bytes of [len >> 1, 0]) {
+      try {
+        uncertain += (await checkCut(campaign, k, bytes, rnd, 1)).uncertainVends;
+      } catch (e) {
+        failures.push((e as Error).message.split('\n')[0]!);
+      }
+      checked++;
+    }
+    if (!json && k % 250 === 249) process.stderr.write(`  ... ${k + 1}/${campaign.total} ops, ${failures.length} failures, ${((performance.now() - wall0) / 1000).toFixed(0)} s\n`);
+  }
+  record('cuts.flashOps', campaign.total, 'flash writes and erases in the run');
+  record('cuts.checked', checked, 'cuts checked (each op: mid-way and just before)');
+  record('cuts.failed', failures.length, 'cuts after which an invariant failed');
+  record('cuts.uncertainVends', uncertain, 'vends left uncertain by a cut (not charged)');
+  for (const f of failures.slice(0, 5)) out(`    ${f}`);
+  if (failures.length > 0) process.exitCode = 1;
+}
+
 async function throughput(target: TargetName, n: number): Promise<void> {
   const host = await MachineHost.start(machine, { target });
   try {
@@ -136,6 +245,9 @@ async function throughput(target: TargetName, n: number): Promise<void> {
 async function main(): Promise<void> {
   const vendCompute = await xsVend();
   await xsChange(vendCompute);
+  await xsJournal(vendCompute);
+  await journalWear(10000);
+  if (!process.argv.includes('--no-cuts')) await powerCutCampaign();
   out('');
   out('Simulator throughput');
   await throughput('sim', 300);

@@ -91,7 +91,10 @@ async function main(): Promise<void> {
     },
   });
   const h = host;
-  h.rig.display.onShow = (lines) => print(`${clock()}   display  | ${lines.map((l) => l.padEnd(20)).join(' | ')} |`);
+  const showDisplay = (): void => {
+    h.rig.display.onShow = (lines) => print(`${clock()}   display  | ${lines.map((l) => l.padEnd(20)).join(' | ')} |`);
+  };
+  showDisplay();
   print(`${clock()}   changer and bill validator initialised over MDB; display | ${h.rig.display.lines.map((l) => l.padEnd(20)).join(' | ')} |`);
 
   const say = (who: string) => (text: string) => print(`${clock()} ${who} ${text}`);
@@ -134,10 +137,20 @@ async function main(): Promise<void> {
   await step('customer 5', 'inserts a $1 bill', () => h.insertBill(100));
   await step('customer 5', 'presses cancel', () => h.cancel());
 
+  print('\ncustomer 6 puts in a $1 bill and a quarter, and the power fails');
+  await step('customer 6', 'presses A1', () => h.select('A1'));
+  await step('customer 6', 'inserts a $1 bill', () => h.insertBill(100));
+  say('customer 6')('(the lights go out; 2 seconds later the power is back and the firmware boots from its flash journal)');
+  await h.powerCut();
+  showDisplay();
+  print(`${clock()}   display  | ${h.rig.display.lines.map((l) => l.padEnd(20)).join(' | ')} |`);
+  await step('customer 6', 'inserts a quarter', () => h.insertCoin(25));
+  await step('customer 6', 'presses A1', () => h.select('A1'));
+
   if (o.customers > 0) {
     print(`\n${o.customers} more customers arrive`);
     const rnd = new Random(o.seed);
-    for (let i = 0; i < o.customers; i++) await visit(h, rnd, { say: say(`customer ${6 + i}`) });
+    for (let i = 0; i < o.customers; i++) await visit(h, rnd, { say: say(`customer ${7 + i}`) });
   }
 
   const st = await h.status();
@@ -148,6 +161,8 @@ async function main(): Promise<void> {
   print(`  stock ${st.slots.map((s) => `${s.code} ${s.qty}${s.outOfService ? ' (out of service)' : ''}`).join(', ')}`);
   print(`  tubes ${st.tubes.map((t) => `${money(t.value, h)} x${t.count}`).join(', ')}`);
   print(`  MDB link: ${st.link.blocks} blocks, ${st.link.timeouts} timeouts, ${st.link.retransmits} retransmissions`);
+  const j = st.journal;
+  print(`  journal: ${j.lastSeq} events, ${c.boots} reboot${c.boots === 1 ? '' : 's'}, ${j.unsynced} not yet acknowledged (no gateway yet), ${j.fill}% of the partition in use`);
   print(`  ${(h.nowMs / 1000).toFixed(1)} s of machine time`);
   await h.close();
 }

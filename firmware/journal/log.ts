@@ -157,14 +157,14 @@ export class FlashLog {
     // with a damaged header inside the run is bridged (its records still count).
     const run: number[] = [head];
     let expected = this.blockSeq[head]! - 1;
-    for (let p = (head + n - 1) % n; run.length < n; p = (p + n - 1) % n) {
+    for (let p = (head + n - 1) % n; run.length < n && expected >= 1; p = (p + n - 1) % n) {
       if (this.blockSeq[p] === expected) {
         run.unshift(p);
         expected--;
         continue;
       }
       const q = (p + n - 1) % n;
-      if (this.blockSeq[p]! < 0 && q !== head && this.blockSeq[q] === expected - 1 && run.length + 1 < n) {
+      if (this.blockSeq[p]! < 0 && q !== head && expected >= 2 && this.blockSeq[q] === expected - 1 && run.length + 1 < n) {
         this.blockSeq[p] = expected;
         this.firstSeq[p] = this.firstSeq[run[0]!]!;
         run.unshift(p);

@@ -85,6 +85,9 @@ describe('flash journal', () => {
     equal(b.journal.log.lastSeq, lastSeq + 1, 'the boot is the next event');
     equal(b.ledger.total[C_BOOTS], 1);
     ok(b.ledger.balanced(), 'money in = sales + paid out + credit');
+    equal(b.report.blocks, flash.eraseCounts.filter((n) => n > 0).length, 'the blocks in use, and no free ones');
+    ok(Math.abs(b.journal.log.fill() - a.journal.log.fill()) <= 1, `fill ${b.journal.log.fill()}% after the reboot, ${a.journal.log.fill()}% before`);
+    ok(b.journal.log.fill() >= 0);
   });
 
   it('turns over the ring once events are acknowledged, with even wear', () => {
