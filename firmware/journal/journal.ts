@@ -15,6 +15,7 @@ import {
   R_CHECKPOINT,
   R_COIN_IN,
   R_COINS_MANUAL,
+  R_CREDIT_ADJUST,
   R_INIT,
   R_INTERIM_RESET,
   R_PAYOUT_DONE,
@@ -169,6 +170,11 @@ export class Journal {
     this.payload[1] = count;
     this.view.setUint32(2, value, true);
     this.emit(R_COINS_MANUAL, 6);
+  }
+
+  creditAdjust(delta: number): void {
+    this.view.setInt32(0, delta, true);
+    this.emit(R_CREDIT_ADJUST, 4);
   }
 
   interimReset(): void {

@@ -14,6 +14,7 @@ import {
   R_BOOT,
   R_COIN_IN,
   R_COINS_MANUAL,
+  R_CREDIT_ADJUST,
   R_INIT,
   R_INTERIM_RESET,
   R_PAYOUT_DONE,
@@ -181,6 +182,9 @@ export class Ledger {
         if (seq > this.synced) this.synced = seq;
         return;
       }
+      case R_CREDIT_ADJUST:
+        this.credit += u32(d, o) | 0;
+        return;
       case R_INTERIM_RESET:
         this.interim.fill(0);
         this.slotSalesInterim.fill(0);

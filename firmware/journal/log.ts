@@ -47,6 +47,8 @@ export interface RecoveryReport {
   records: number;
   /** Corrupt regions skipped and events missing from the sequence. */
   corrupt: number;
+  /** Records with one flipped bit, repaired from their CRC. */
+  repaired: number;
   missing: number;
   /** First byte of a torn record at the very end of the log (-1: none). */
   tornType: number;
@@ -135,12 +137,13 @@ export class FlashLog {
    */
   recover(visit: RecordVisitor, fromOldest = false): RecoveryReport {
     const n = this.blockCount;
-    const report: RecoveryReport = { fresh: true, records: 0, corrupt: 0, missing: 0, tornType: -1, blocks: 0 };
+    const report: RecoveryReport = { fresh: true, records: 0, corrupt: 0, repaired: 0, missing: 0, tornType: -1, blocks: 0 };
     let maxErase = 0;
     for (let b = 0; b < n; b++) {
-      const h = new Uint8Array(this.flash.read(BLOCK_HEADER, b * this.blockLength));
+      const h = new Uint8Array(this.flash.read(BLOCK_HEADER + 1, b * this.blockLength));
       const dv = new DataView(h.buffer, h.byteOffset, h.byteLength);
-      if (dv.getUint32(0, true) === MAGIC && dv.getUint32(16, true) === crc32(h, 0, 16)) {
+      // A header with records after it was written whole: one flipped bit is repaired.
+      if (validHeader(dv, h) || (h[BLOCK_HEADER] !== 0xff && repairHeader(dv, h) && ++report.repaired > 0)) {
         this.blockSeq[b] = dv.getUint32(4, true);
         this.eraseCount[b] = dv.getUint32(8, true);
         this.firstSeq[b] = dv.getUint32(12, true);
@@ -255,9 +258,16 @@ export class FlashLog {
           }
         }
         if (next < 0) {
+          // Nothing whole after it: a write the power cut tore (never repaired: it may not have been finished).
           if (b === head) report.tornType = torn;
           else report.corrupt++;
           break;
+        }
+        // A whole record follows, so this one was written completely and damaged since:
+        // its length is known, and a single flipped bit can be found with the CRC.
+        if (this.repair(buf, off, next)) {
+          report.repaired++;
+          continue;
         }
         report.corrupt++;
         off = next;
@@ -266,6 +276,40 @@ export class FlashLog {
     }
     if (lastSeq > 0) this.lastSeq = lastSeq;
     return report;
+  }
+
+  /**
+   * Repair a record occupying [off, next) that differs from what was written
+   * in one bit (CRC-32 tells single-bit errors apart at these lengths).
+   * Returns true with the record fixed in `buf`.
+   */
+  private repair(buf: Uint8Array, off: number, next: number): boolean {
+    const span = next - off;
+    for (let len = Math.max(0, span - RECORD_OVERHEAD - this.align + 1); len <= span - RECORD_OVERHEAD; len++) {
+      if (alignUp(RECORD_OVERHEAD + len, this.align) !== span || len > 0xffff) continue;
+      const end = off + RECORD_OVERHEAD + len;
+      const oldLo = buf[off + 1]!;
+      const oldHi = buf[off + 2]!;
+      const lenFlips = popcount((oldLo ^ (len & 0xff)) | ((oldHi ^ (len >> 8)) << 8));
+      if (lenFlips > 1) continue;
+      buf[off + 1] = len & 0xff;
+      buf[off + 2] = len >> 8;
+      if (lenFlips === 1) {
+        if (this.recordAt(buf, off, end) > 0) return true;
+      } else {
+        for (let i = off; i < end; i++) {
+          if (i === off + 1 || i === off + 2) continue;
+          for (let bit = 0; bit < 8; bit++) {
+            buf[i]! ^= 1 << bit;
+            if (this.recordAt(buf, off, end) > 0) return true;
+            buf[i]! ^= 1 << bit;
+          }
+        }
+      }
+      buf[off + 1] = oldLo;
+      buf[off + 2] = oldHi;
+    }
+    return false;
   }
 
   /** Length (padded) of the valid record at `off`, or 0. */
@@ -417,6 +461,27 @@ export class FlashLog {
   wear(): Uint32Array {
     return this.eraseCount.slice();
   }
+}
+
+function validHeader(dv: DataView, h: Uint8Array): boolean {
+  return dv.getUint32(0, true) === MAGIC && dv.getUint32(16, true) === crc32(h, 0, 16);
+}
+
+function repairHeader(dv: DataView, h: Uint8Array): boolean {
+  for (let i = 0; i < BLOCK_HEADER; i++) {
+    for (let bit = 0; bit < 8; bit++) {
+      h[i]! ^= 1 << bit;
+      if (validHeader(dv, h)) return true;
+      h[i]! ^= 1 << bit;
+    }
+  }
+  return false;
+}
+
+function popcount(x: number): number {
+  let n = 0;
+  for (; x; x &= x - 1) n++;
+  return n;
 }
 
 function allErased(buf: Uint8Array, from: number, to: number): boolean {

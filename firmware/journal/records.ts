@@ -43,6 +43,8 @@ export const R_COINS_MANUAL = 0xcb;
 export const R_SYNC = 0xcc;
 /** The interim (since last reset) audit counters were reset. */
 export const R_INTERIM_RESET = 0xcd;
+/** Credit corrected after journal damage made it impossible (negative): delta i32. */
+export const R_CREDIT_ADJUST = 0xce;
 
 export function isMeta(type: number): boolean {
   return type === R_CHECKPOINT || type === R_SYNC;
@@ -65,4 +67,5 @@ export const RECORD_NAMES: { readonly [type: number]: string } = {
   [R_COINS_MANUAL]: 'coins-manual',
   [R_SYNC]: 'sync',
   [R_INTERIM_RESET]: 'interim-reset',
+  [R_CREDIT_ADJUST]: 'credit-adjust',
 };

@@ -170,7 +170,13 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
     } else {
       const st = this.journal.status();
       board.log('info', `journal: ${report.records} records replayed from ${report.blocks} blocks, last event ${st.lastSeq}, credit ${ledger.credit}, ${st.unsynced} unsynced`);
-      if (report.corrupt > 0 || report.missing > 0) board.log('warn', `journal: ${report.corrupt} damaged records skipped, ${report.missing} events missing`);
+      if (report.repaired > 0) board.log('warn', `journal: ${report.repaired} records with a flipped bit repaired`);
+      if (report.corrupt > 0 || report.missing > 0) board.log('error', `journal: ${report.corrupt} damaged records skipped, ${report.missing} events missing`);
+      if (ledger.credit < 0) {
+        // Only damage can do this (a lost coin record): the customer cannot owe the machine.
+        board.log('error', `journal: credit ${ledger.credit} after damage; set to 0`);
+        this.journal.creditAdjust(-ledger.credit);
+      }
       if (report.layoutChanged) board.log('warn', 'journal: the slot layout changed; stock taken from the configuration, money carried over');
     }
     if (ledger.openVend >= 0) {
