@@ -144,11 +144,13 @@ async function xsJournal(vendCompute: number): Promise<void> {
     // Replay runs from the newest checkpoint, so the cost peaks just before the next one:
     // measure after each sale over more than a block's worth of sales.
     let worst = full;
+    let sellCompute = 0;
     for (let i = 0; i < 40; i++) {
-      await w.evaluate('benchJournalSell()');
+      sellCompute += (await w.evaluate('benchJournalSell()')).meter.compute - base;
       const r = await recover();
       if (r.compute > worst.compute) worst = r;
     }
+    record('journal.computePerSale', Math.round(sellCompute / 40), 'journaling one cash sale: 7 events and a sync record (computrons)');
     record('journal.recoveryWorstCompute', worst.compute, `worst recovery over the next 40 sales (${worst.records} records replayed; computrons)`);
     record('journal.recoveryInVends', worst.compute / vendCompute, 'worst recovery compute / firmware compute of one vend', 'vends');
     const h0 = (await w.evaluate('gc()')).meter.currentHeapCount;

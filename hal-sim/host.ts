@@ -33,7 +33,7 @@ export interface HostOptions {
   onWire?: (direction: 'vmc' | 'periph', word: number, atUs: number) => void;
   /** Extra firmware configuration (overrides what the machine description gives). */
   config?: Record<string, unknown>;
-  /** The journal's flash partition: its geometry (default 256 KiB of 4 KiB blocks), or an image to boot from. */
+  /** The journal's flash partition: its geometry (default 1 MiB of 4 KiB blocks), or an image to boot from. */
   flash?: FlashGeometry | FlashImage;
   /** A stand-in gateway acknowledging every journal event this often (ms of machine time); off by default. */
   autoAckMs?: number;
@@ -43,7 +43,8 @@ export interface HostOptions {
   onFlashOp?: (host: MachineHost, op: FlashOp, index: number) => void;
 }
 
-export const DEFAULT_FLASH: FlashGeometry = { size: 256 * 1024, blockLength: 4096, writeAlign: 4 };
+/** A 1 MiB journal: about 6,000 unacknowledged cash sales, weeks offline for a busy machine. */
+export const DEFAULT_FLASH: FlashGeometry = { size: 1024 * 1024, blockLength: 4096, writeAlign: 4 };
 /** How long the machine stays dark after a power cut. */
 const OFF_US = 2_000_000;
 

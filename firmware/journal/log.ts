@@ -91,6 +91,8 @@ export class FlashLog {
   private readonly view: DataView;
   private head = -1;
   private headOffset = 0;
+  /** Blocks in the live run (head back to tail). */
+  private used = 0;
   private tail = -1;
   private topBlockSeq = 0;
   private blocksSinceCheckpoint = 0;
@@ -197,6 +199,7 @@ export class FlashLog {
     this.topBlockSeq = this.blockSeq[head]!;
     this.tail = run[0]!;
     this.head = head;
+    this.used = run.length;
     report.blocks = run.length;
     // Newest block that opens with a valid checkpoint (only checkpoints are read whole).
     let start = -1;
@@ -375,6 +378,8 @@ export class FlashLog {
     if (this.blockSeq[next]! >= 0) {
       if (!this.reclaimable(next)) return false;
       this.tail = (next + 1) % n;
+    } else {
+      this.used++;
     }
     this.flash.eraseBlock(next);
     this.stats.erases++;
@@ -434,10 +439,7 @@ export class FlashLog {
     const n = this.blockCount;
     const usable = this.blockLength - BLOCK_HEADER;
     if (this.head < 0) return n * usable;
-    let room = this.blockLength - this.headOffset;
-    let used = 0;
-    for (let b = 0; b < n; b++) if (this.blockSeq[b]! >= 0) used++;
-    room += (n - used) * usable;
+    let room = this.blockLength - this.headOffset + (n - this.used) * usable;
     // Blocks that would be reclaimed in turn.
     for (let b = this.tail, i = 0; i < n && b !== this.head; b = (b + 1) % n, i++) {
       const after = (b + 1) % n;
