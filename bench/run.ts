@@ -224,6 +224,21 @@ async function powerCutCampaign(): Promise<void> {
   record('cuts.checked', checked, 'cuts checked (each op: mid-way and just before)');
   record('cuts.failed', failures.length, 'cuts after which an invariant failed');
   record('cuts.uncertainVends', uncertain, 'vends left uncertain by a cut (not charged)');
+  // The same recording, the firmware booting under XS: every 13th op, mid-way.
+  const xs = campaign.withTarget('xs');
+  let xsChecked = 0;
+  let xsFailed = 0;
+  for (let k = 0; k < campaign.total; k += 13) {
+    try {
+      await checkCut(xs, k, campaign.length(k) >> 1, rnd, 1);
+    } catch (e) {
+      xsFailed++;
+      failures.push(`xs: ${(e as Error).message.split('\n')[0]!}`);
+    }
+    xsChecked++;
+  }
+  record('cuts.xsChecked', xsChecked, 'cuts checked with the firmware under XS (every 13th op)');
+  record('cuts.xsFailed', xsFailed, 'of those, cuts after which an invariant failed');
   for (const f of failures.slice(0, 5)) out(`    ${f}`);
   if (failures.length > 0) process.exitCode = 1;
 }

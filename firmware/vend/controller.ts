@@ -510,7 +510,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
       fault:
         this.journal.level === 'full'
           ? 'Storage full'
-          : this.recoveringPayout || this.board.clock.now() - this.bootedAt < 10000
+          : this.board.clock.now() - this.bootedAt < 10000
             ? 'Starting...'
             : 'Payment unavailable',
     };

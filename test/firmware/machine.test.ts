@@ -67,6 +67,24 @@ describe('purchase state machine', () => {
     equal(m.state, 'ERROR');
   });
 
+  it('gives credit restored after a power cut back to the customer: usable, then refunded on timeout', () => {
+    const inv = new Inventory(slots);
+    const p = new Recorder();
+    const m = new VendMachine(inv, { policy: 'refuse', sessionTimeoutMs: 30000, maxCredit: 2000, maxQuantity: 5 }, p);
+    m.restoreCredit(150);
+    equal(m.state, 'ERROR', 'nothing happens before the payment devices are up');
+    m.setReady(true);
+    equal(m.state, 'ACCEPTING_PAYMENT');
+    equal(m.credit, 150);
+    equal(p.timerMs, 30000, 'the inactivity timer runs');
+    m.timeout();
+    equal(m.state, 'RETURNING_CHANGE');
+    deepEqual(p.log, ['payout 150']);
+    m.paidOut(150, 150);
+    equal(m.state, 'IDLE');
+    equal(m.credit, 0);
+  });
+
   it('sells with coins: select, pay, dispense, change', () => {
     const { m, p } = setup();
     p.payable.add(25);
