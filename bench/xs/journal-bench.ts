@@ -27,7 +27,7 @@ function sale(j: Journal, i: number): void {
   j.vendStart(slot, 115);
   j.vendOk(slot, 115);
   j.payoutStart(10, [20, 20, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-  j.payoutDone(10, 1);
+  j.payoutDone(10, 1, [0, 1]);
 }
 
 let live: Journal | undefined;

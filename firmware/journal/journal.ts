@@ -21,6 +21,7 @@ import {
   R_PAYOUT_DONE,
   R_PAYOUT_START,
   R_SYNC,
+  R_TUBES,
   R_VEND_FAIL,
   R_VEND_OK,
   R_VEND_START,
@@ -47,7 +48,7 @@ export class Journal {
   readonly ledger: Ledger;
   readonly log: FlashLog;
   private readonly clock: Clock;
-  private readonly payload = new Uint8Array(32);
+  private readonly payload = new Uint8Array(48);
   private readonly view = new DataView(this.payload.buffer);
   private baseTime = 0;
   private bootMs = 0;
@@ -159,10 +160,25 @@ export class Journal {
     this.emit(R_PAYOUT_START, 20);
   }
 
-  payoutDone(paid: number, coins: number): void {
+  /** `perType[t]`: coins of type t that left the tubes. */
+  payoutDone(paid: number, coins: number, perType: ArrayLike<number>): void {
     this.view.setUint32(0, paid, true);
     this.view.setUint16(4, coins, true);
-    this.emit(R_PAYOUT_DONE, 6);
+    let n = 6;
+    for (let t = 0; t < 16; t++) {
+      const c = perType[t] ?? 0;
+      if (c > 0) {
+        this.payload[n++] = t;
+        this.payload[n++] = c > 255 ? 255 : c;
+      }
+    }
+    this.emit(R_PAYOUT_DONE, n);
+  }
+
+  /** The changer's tube counts, when they differ from the journal's. */
+  tubes(counts: ArrayLike<number>): void {
+    for (let t = 0; t < 16; t++) this.payload[t] = counts[t] ?? 0;
+    this.emit(R_TUBES, 16);
   }
 
   coinsManual(type: number, count: number, value: number): void {

@@ -20,6 +20,7 @@ import {
   R_PAYOUT_DONE,
   R_PAYOUT_START,
   R_SYNC,
+  R_TUBES,
   R_VEND_FAIL,
   R_VEND_OK,
   R_VEND_START,
@@ -45,9 +46,9 @@ export const C_BOOTS = 14;
 export const C_COINS_TUBES_COUNT = 15;
 export const COUNTERS = 16;
 
-const CHECKPOINT_VERSION = 1;
+const CHECKPOINT_VERSION = 2;
 /** Bytes of a checkpoint before the counters. */
-const FIXED = 45;
+const FIXED = 61;
 
 export class Ledger {
   readonly slots: number;
@@ -68,6 +69,8 @@ export class Ledger {
   /** A payout was started and not yet verified (0: none). */
   openPayout = 0;
   readonly payoutTubes = new Uint8Array(16);
+  /** Coins in each tube as the journal knows them (deposits, payouts, manual payouts, changer reports). */
+  readonly tubes = new Uint8Array(16);
   /** A bill stack was ordered and not yet reported (0: none). */
   openStack = 0;
   openStackBefore = 0;
@@ -100,10 +103,12 @@ export class Ledger {
     return t[C_COINS_TUBES]! + t[C_COINS_CASHBOX]! + t[C_BILLS_VALUE]! === t[C_REVENUE]! + t[C_PAID_VALUE]! + this.credit;
   }
 
-  apply(type: number, d: Uint8Array, o: number, _length: number): void {
+  apply(type: number, d: Uint8Array, o: number, length: number): void {
     switch (type) {
       case R_COIN_IN: {
         const value = u16(d, o + 2);
+        const t = d[o]! & 15;
+        if (d[o + 1] === 1 && this.tubes[t]! < 255) this.tubes[t] = this.tubes[t]! + 1;
         this.count(d[o + 1] === 1 ? C_COINS_TUBES : C_COINS_CASHBOX, value);
         this.count(C_COINS_COUNT, 1);
         if (d[o + 1] === 1) this.count(C_COINS_TUBES_COUNT, 1);
@@ -161,9 +166,14 @@ export class Ledger {
       case R_PAYOUT_START:
         this.openPayout = u32(d, o);
         this.payoutTubes.set(d.subarray(o + 4, o + 20));
+        this.tubes.set(this.payoutTubes);
         return;
       case R_PAYOUT_DONE: {
         const paid = u32(d, o);
+        for (let p = o + 6; p + 1 < o + length; p += 2) {
+          const t = d[p]! & 15;
+          this.tubes[t] = Math.max(0, this.tubes[t]! - d[p + 1]!);
+        }
         this.count(C_PAID_VALUE, paid);
         this.count(C_PAID_COUNT, u16(d, o + 4));
         this.credit -= paid;
@@ -171,6 +181,7 @@ export class Ledger {
         return;
       }
       case R_COINS_MANUAL:
+        this.tubes[d[o]! & 15] = Math.max(0, this.tubes[d[o]! & 15]! - d[o + 1]!);
         this.count(C_MANUAL_VALUE, u32(d, o + 2));
         this.count(C_MANUAL_COUNT, d[o + 1]!);
         return;
@@ -182,6 +193,9 @@ export class Ledger {
         if (seq > this.synced) this.synced = seq;
         return;
       }
+      case R_TUBES:
+        this.tubes.set(d.subarray(o, o + 16));
+        return;
       case R_CREDIT_ADJUST:
         this.credit += u32(d, o) | 0;
         return;
@@ -216,6 +230,7 @@ export class Ledger {
     v.setUint32(23, this.openStack, true);
     v.setUint16(27, this.openStackBefore, true);
     out.set(this.payoutTubes, 29);
+    out.set(this.tubes, 45);
     let o = FIXED;
     for (let i = 0; i < COUNTERS; i++, o += 8) {
       v.setUint32(o, this.total[i]!, true);
@@ -250,6 +265,7 @@ export class Ledger {
     this.openStack = u32(d, o + 23);
     this.openStackBefore = u16(d, o + 27);
     this.payoutTubes.set(d.subarray(o + 29, o + 45));
+    this.tubes.set(d.subarray(o + 45, o + 61));
     let p = o + FIXED;
     for (let i = 0; i < COUNTERS; i++, p += 8) {
       this.total[i] = u32(d, p);

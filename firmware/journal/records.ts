@@ -35,7 +35,7 @@ export const R_VEND_START = 0xc7;
 export const R_VEND_UNCERTAIN = 0xc8;
 /** About to send DISPENSE: asked u32, then the 16 tube counts read just before (u8 each). */
 export const R_PAYOUT_START = 0xc9;
-/** A payout verified against the tubes: paid value u32, coins u16. */
+/** A payout verified against the tubes: paid value u32, coins u16, then (coin type u8, count u8) per type paid. */
 export const R_PAYOUT_DONE = 0xca;
 /** Coins paid with the changer's manual buttons: coin type u8, count u8, value u32. */
 export const R_COINS_MANUAL = 0xcb;
@@ -45,6 +45,8 @@ export const R_SYNC = 0xcc;
 export const R_INTERIM_RESET = 0xcd;
 /** Credit corrected after journal damage made it impossible (negative): delta i32. */
 export const R_CREDIT_ADJUST = 0xce;
+/** The changer's tube counts differ from what the journal expected (a cut, an operator): 16 counts, u8 each. */
+export const R_TUBES = 0xcf;
 
 export function isMeta(type: number): boolean {
   return type === R_CHECKPOINT || type === R_SYNC;
@@ -68,4 +70,5 @@ export const RECORD_NAMES: { readonly [type: number]: string } = {
   [R_SYNC]: 'sync',
   [R_INTERIM_RESET]: 'interim-reset',
   [R_CREDIT_ADJUST]: 'credit-adjust',
+  [R_TUBES]: 'tubes',
 };

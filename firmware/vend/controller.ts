@@ -50,7 +50,10 @@ export interface SlotStatus {
 export interface TubeStatus {
   type: number;
   value: number;
+  /** As the changer last reported. */
   count: number;
+  /** As the journal has it (what a reboot starts from). */
+  journaled: number;
 }
 
 export interface FirmwareStatus {
@@ -323,7 +326,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
     this.changer.payout(plan.coins, (paid, value) => {
       let coins = 0;
       for (let t = 0; t < paid.length; t++) coins += paid[t]!;
-      this.journal.payoutDone(value, coins);
+      this.journal.payoutDone(value, coins, paid);
       this.payoutPaid += value;
       this.tubesDirty = true;
       if (value < planned) this.board.log('warn', `payout short: planned ${planned}, paid ${value}`);
@@ -362,23 +365,38 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
     }
     this.tubesDirty = true;
     if (this.recoveringPayout) this.settleInterruptedPayout();
+    this.syncTubes();
     this.updateReady();
     if (this.payoutActive && this.payoutWaiting !== undefined) this.payoutRound();
+  }
+
+  /** The tubes as the changer reports them become the journal's when they differ (a cut, an operator's visit). */
+  private syncTubes(): void {
+    const known = this.ledger.tubes;
+    const now = this.changer.tubes;
+    for (let t = 0; t < 16; t++) {
+      if (this.changer.setup.routable & (1 << t) && known[t] !== now[t]) {
+        this.journal.tubes(now);
+        return;
+      }
+    }
   }
 
   /** A payout the power cut interrupted: what left the tubes since it started was paid. */
   private settleInterruptedPayout(): void {
     const before = this.ledger.payoutTubes;
+    const perType = new Uint8Array(16);
     let paid = 0;
     let coins = 0;
     for (let t = 0; t < 16; t++) {
       const gone = before[t]! - this.changer.tubes[t]!;
       if (gone > 0 && this.changer.values[t]! > 0) {
+        perType[t] = gone;
         coins += gone;
         paid += gone * this.changer.values[t]!;
       }
     }
-    this.journal.payoutDone(paid, coins);
+    this.journal.payoutDone(paid, coins, perType);
     this.recoveringPayout = false;
     this.machine.restoreCredit(this.ledger.credit);
     this.board.log('warn', `journal: payout interrupted by the power cut had paid ${paid} in ${coins} coins`);
@@ -540,7 +558,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
     const tubes: TubeStatus[] = [];
     for (let t = 0; t < 16; t++) {
       if (this.changer.setup.routable & (1 << t) && this.changer.values[t]! > 0) {
-        tubes.push({ type: t, value: this.changer.values[t]!, count: this.changer.tubes[t]! });
+        tubes.push({ type: t, value: this.changer.values[t]!, count: this.changer.tubes[t]!, journaled: this.ledger.tubes[t]! });
       }
     }
     const c = this.ledger.total;

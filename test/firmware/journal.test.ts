@@ -30,6 +30,7 @@ function books(l: Ledger): number[] {
   const out: number[] = [l.credit, l.openVend, l.openPayout, l.openStack];
   for (let i = 0; i < COUNTERS; i++) if (i !== C_BOOTS) out.push(l.total[i]!);
   for (let s = 0; s < l.slots; s++) out.push(l.qty[s]!, l.fault[s]!, l.slotSales[s]!);
+  for (let t = 0; t < 16; t++) out.push(l.tubes[t]!);
   return out;
 }
 
@@ -62,7 +63,7 @@ function workload(r: Rig, steps: number, seed: number, ackEvery: number, after?:
     const credit = r.ledger.credit;
     if (credit > 0) {
       j.payoutStart(credit, tubes);
-      j.payoutDone(credit, 1);
+      j.payoutDone(credit, 1, [0, 1]);
     }
     if (ackEvery > 0 && i % ackEvery === ackEvery - 1) j.acknowledge(r.journal.log.lastSeq);
     after?.();

@@ -43,6 +43,7 @@ export async function checkInvariants(host: MachineHost, where = ''): Promise<Fi
   if (rig.changer) {
     for (const t of st.tubes) {
       if (rig.changer.tubes[t.type] !== t.count) fail(`tube ${t.value}: firmware says ${t.count}, changer holds ${rig.changer.tubes[t.type]}`);
+      if (rig.quiet() && rig.changer.tubes[t.type] !== t.journaled) fail(`tube ${t.value}: the journal says ${t.journaled}, changer holds ${rig.changer.tubes[t.type]}`);
     }
   }
   if (st.credit < 0) fail('negative credit');
