@@ -153,6 +153,12 @@ async function xsJournal(vendCompute: number): Promise<void> {
     record('journal.computePerSale', Math.round(sellCompute / 40), 'journaling one cash sale: 7 events and a sync record (computrons)');
     record('journal.recoveryWorstCompute', worst.compute, `worst recovery over the next 40 sales (${worst.records} records replayed; computrons)`);
     record('journal.recoveryInVends', worst.compute / vendCompute, 'worst recovery compute / firmware compute of one vend', 'vends');
+    // The simulated board's 1 MiB partition: recovery reads every header, so it grows with the block count.
+    const big = JSON.parse(text(await w.evaluate('new TextEncoder().encode(benchJournalFill(1024)).buffer'))) as { sales: number };
+    const bigRecovery = await recover();
+    if (bigRecovery.sales !== big.sales) throw new Error(`1 MiB recovery found ${bigRecovery.sales} sales, ${big.sales} were made`);
+    record('journal.mib.fullPartitionSales', big.sales, '1 MiB partition: sales held unacknowledged when full');
+    record('journal.mib.recoveryInVends', bigRecovery.compute / vendCompute, '1 MiB partition: recovery compute / one vend', 'vends');
     const h0 = (await w.evaluate('gc()')).meter.currentHeapCount;
     await w.evaluate('benchJournalHold()');
     const h1 = (await w.evaluate('gc()')).meter.currentHeapCount;

@@ -37,6 +37,7 @@ g['benchJournalFill'] = (sizeKiB: number): string => {
   flash = new FlashImage({ size: sizeKiB * 1024, blockLength: 4096, writeAlign: 4 });
   const j = (live = journal(flash));
   j.open();
+  sold = 0;
   while (j.level !== 'full') {
     clock.t += 45000;
     sale(j, sold++);

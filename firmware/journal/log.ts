@@ -195,13 +195,15 @@ export class FlashLog {
         }
       }
     }
-    for (let b = 0; b < n; b++) if (!run.includes(b)) this.blockSeq[b] = -1;
+    const inRun = new Uint8Array(n);
+    for (const b of run) inRun[b] = 1;
+    for (let b = 0; b < n; b++) if (!inRun[b]) this.blockSeq[b] = -1;
     this.topBlockSeq = this.blockSeq[head]!;
     this.tail = run[0]!;
     this.head = head;
     this.used = run.length;
     report.blocks = run.length;
-    // Newest block that opens with a valid checkpoint (only checkpoints are read whole).
+    // Newest block that opens with a valid checkpoint.
     let start = -1;
     for (let i = run.length - 1; i >= 0; i--) {
       const b = run[i]!;
@@ -211,11 +213,13 @@ export class FlashLog {
       if (h[0] !== R_CHECKPOINT || len > this.maxPayload) continue;
       const rec = new Uint8Array(this.flash.read(RECORD_OVERHEAD + len, base + BLOCK_HEADER));
       if (this.recordAt(rec, 0, rec.length) === 0) continue;
+      // Older checkpoints do not matter: this one covers every block before it.
       this.hasCheckpoint[b] = 1;
-      if (start < 0) start = i;
+      start = i;
+      break;
     }
+    this.blocksSinceCheckpoint = run.length - 1 - Math.max(0, start);
     if (start < 0 || fromOldest) start = 0;
-    this.blocksSinceCheckpoint = run.length - 1 - start;
     let lastSeq = -1;
     for (let i = start; i < run.length; i++) {
       const b = run[i]!;
