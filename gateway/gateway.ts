@@ -1,0 +1,107 @@
+/**
+ * The gateway: subscribes to every machine's events, telemetry and status,
+ * ingests them into the fleet store, and acknowledges committed events to
+ * each machine on fleet/{machine}/acks.
+ *
+ * Production runs several gateways against one broker: with a share group
+ * they receive each message once between them ($share/{group}/...), and a
+ * persistent session (fixed client id, clean: false) keeps QoS 1 messages
+ * queued at the broker while a gateway restarts.
+ */
+import mqtt from 'mqtt';
+import { Ingester, type IngestOptions } from './ingest/ingester.js';
+import { ackPayload } from './ingest/messages.js';
+import type { Db } from './store/db.js';
+import { migrate } from './store/migrations.js';
+
+export interface GatewayOptions {
+  mqttUrl: string;
+  db: Db;
+  /** Shared-subscription group (brokers that support $share), or none. */
+  shareGroup?: string | undefined;
+  clientId?: string;
+  username?: string;
+  password?: string;
+  ingest?: IngestOptions;
+  onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
+}
+
+export const TOPICS = ['fleet/+/events', 'fleet/+/telemetry', 'fleet/+/status'];
+
+export class Gateway {
+  readonly db: Db;
+  readonly ingester: Ingester;
+  readonly client: mqtt.MqttClient;
+  acksSent = 0;
+
+  private constructor(db: Db, client: mqtt.MqttClient, ingester: Ingester) {
+    this.db = db;
+    this.client = client;
+    this.ingester = ingester;
+  }
+
+  static async start(options: GatewayOptions): Promise<Gateway> {
+    const log = options.onLog ?? (() => {});
+    const applied = await migrate(options.db);
+    if (applied.length > 0) log('info', `store: applied migrations ${applied.join(', ')}`);
+    const client = mqtt.connect(options.mqttUrl, {
+      clientId: options.clientId ?? `vendfleet-gateway-${process.pid}-${Math.random().toString(16).slice(2, 8)}`,
+      clean: options.clientId === undefined,
+      protocolVersion: 4,
+      reconnectPeriod: 1000,
+      connectTimeout: 10000,
+      ...(options.username !== undefined ? { username: options.username } : {}),
+      ...(options.password !== undefined ? { password: options.password } : {}),
+    });
+    let gateway: Gateway | undefined;
+    const ingester = new Ingester(
+      options.db,
+      (machine, from, to) => {
+        client.publish(`fleet/${machine}/acks`, ackPayload(from, to), { qos: 1 });
+        if (gateway) gateway.acksSent++;
+      },
+      { ...options.ingest, onLog: log },
+    );
+    gateway = new Gateway(options.db, client, ingester);
+    const prefix = options.shareGroup ? `$share/${options.shareGroup}/` : '';
+    const topics = TOPICS.map((t) => prefix + t);
+    client.on('message', (topic, payload) => ingester.submit(topic, payload));
+    client.on('error', (e) => log('warn', `mqtt: ${e.message}`));
+    client.on('offline', () => log('warn', `mqtt: broker at ${options.mqttUrl} unreachable; reconnecting`));
+    let first: ((err: Error | null) => void) | undefined;
+    const subscribed = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`could not connect to the MQTT broker at ${options.mqttUrl}`)), 15000);
+      first = (err) => {
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      };
+    });
+    // (Re)subscribe on every connection: a broker that lost our session must not leave us deaf.
+    client.on('connect', () => {
+      client.subscribe(topics, { qos: 1 }, (err) => {
+        if (err) log('error', `mqtt: subscribe failed: ${err.message}`);
+        first?.(err ?? null);
+        first = undefined;
+      });
+    });
+    try {
+      await subscribed;
+    } catch (e) {
+      client.end(true);
+      throw e;
+    }
+    log('info', `gateway: subscribed to ${TOPICS.map((t) => prefix + t).join(', ')} on ${options.mqttUrl}`);
+    return gateway;
+  }
+
+  /** Register machines (provisioning proper comes with per-machine credentials). */
+  async addMachines(ids: readonly string[]): Promise<void> {
+    await this.db.query('INSERT INTO machines (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [ids]);
+  }
+
+  async close(): Promise<void> {
+    await this.ingester.close();
+    await new Promise<void>((resolve) => this.client.end(false, {}, () => resolve()));
+  }
+}

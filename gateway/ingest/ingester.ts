@@ -1,0 +1,319 @@
+/**
+ * Ingest: parsed machine messages are collected for a few milliseconds and
+ * written in one transaction (array-parameter multi-row inserts), idempotent
+ * on (machine, sequence number). Only after the commit does a machine get its
+ * acknowledgement, so the sync cursor on the machine never passes an event
+ * the store does not hold.
+ *
+ * A database that is down holds the batch back (nothing acknowledged,
+ * retried with backoff, machines keep the events in their journals); a batch
+ * the database refuses for its data is split so one bad message cannot
+ * poison the others.
+ */
+import type { Db, Queryable } from '../store/db.js';
+import { ensureTelemetryPartition } from '../store/migrations.js';
+import { parseMessage, type MachineEvent, type Rejection } from './messages.js';
+
+export interface IngestOptions {
+  /** Flush when this many events are waiting. */
+  maxBatchEvents?: number;
+  /** Flush at the latest this long after the first message of a batch arrived. */
+  flushMs?: number;
+  /** Beyond this many waiting messages, new ones are dropped unacknowledged (machines resend). */
+  maxPendingMessages?: number;
+  onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
+}
+
+export interface IngestStats {
+  messages: number;
+  events: number;
+  duplicates: number;
+  telemetry: number;
+  statuses: number;
+  rejected: Partial<Record<Rejection, number>>;
+  batches: number;
+  /** Messages dropped unacknowledged while the store was unavailable. */
+  shed: number;
+  storeErrors: number;
+}
+
+type Pending =
+  | { kind: 'events'; machine: string; events: MachineEvent[]; at: number }
+  | { kind: 'telemetry'; machine: string; body: Record<string, unknown>; at: number }
+  | { kind: 'status'; machine: string; online: boolean; body: Record<string, unknown>; at: number };
+
+const LATENCY_SAMPLES = 8192;
+
+export class Ingester {
+  readonly stats: IngestStats = { messages: 0, events: 0, duplicates: 0, telemetry: 0, statuses: 0, rejected: {}, batches: 0, shed: 0, storeErrors: 0 };
+  private readonly db: Db;
+  private readonly ack: (machine: string, from: number, to: number) => void;
+  private readonly options: Required<Omit<IngestOptions, 'onLog'>>;
+  private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  private pending: Pending[] = [];
+  private pendingEvents = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private retryMs = 0;
+  private readonly known = new Set<string>();
+  private readonly unknownUntil = new Map<string, number>();
+  private rejectionsToStore = new Map<Rejection, { count: number; detail: string }>();
+  private partitionDay = '';
+  private closed = false;
+  /** Receive-to-commit times of recent messages, ms (a ring). */
+  readonly latencies = new Float64Array(LATENCY_SAMPLES);
+  private latencyCount = 0;
+
+  constructor(db: Db, ack: (machine: string, from: number, to: number) => void, options: IngestOptions = {}) {
+    this.db = db;
+    this.ack = ack;
+    this.options = { maxBatchEvents: options.maxBatchEvents ?? 2000, flushMs: options.flushMs ?? 10, maxPendingMessages: options.maxPendingMessages ?? 50000 };
+    this.log = options.onLog ?? (() => {});
+  }
+
+  /** A message arrived on `topic`. Never throws: bad input is counted and logged. */
+  submit(topic: string, payload: Uint8Array): void {
+    this.stats.messages++;
+    const m = parseMessage(topic, payload);
+    if (!m.ok) return this.reject(m.reason, m.detail);
+    if (!this.known.has(m.machine)) {
+      const until = this.unknownUntil.get(m.machine);
+      if (until !== undefined && until > Date.now()) return this.reject('unknown-machine', m.machine);
+      // Not seen yet: look it up as part of the flush.
+    }
+    if (this.pending.length >= this.options.maxPendingMessages) {
+      this.stats.shed++;
+      return;
+    }
+    const at = performance.now();
+    if (m.kind === 'events') {
+      this.pending.push({ kind: 'events', machine: m.machine, events: m.events, at });
+      this.pendingEvents += m.events.length;
+    } else if (m.kind === 'telemetry') {
+      this.pending.push({ kind: 'telemetry', machine: m.machine, body: m.body, at });
+    } else {
+      this.pending.push({ kind: 'status', machine: m.machine, online: m.online, body: m.body, at });
+    }
+    this.schedule();
+  }
+
+  private reject(reason: Rejection, detail: string): void {
+    const n = (this.stats.rejected[reason] ?? 0) + 1;
+    this.stats.rejected[reason] = n;
+    // Logged for the first few of each reason and then every thousandth, so a flood cannot drown the log.
+    if (n <= 5 || n % 1000 === 0) this.log('warn', `rejected (${reason}, ${n} so far): ${detail}`);
+    const r = this.rejectionsToStore.get(reason);
+    if (r) {
+      r.count++;
+      r.detail = detail;
+    } else {
+      this.rejectionsToStore.set(reason, { count: 1, detail });
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.closed || this.flushing || this.timer) return;
+    const delay = this.retryMs > 0 ? this.retryMs : this.pendingEvents >= this.options.maxBatchEvents ? 0 : this.options.flushMs;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, delay);
+  }
+
+  /** Write what is waiting now (tests and shutdown call it directly). */
+  async flush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const batch = this.pending;
+    const rejections = this.rejectionsToStore;
+    if (batch.length === 0 && rejections.size === 0) return;
+    this.pending = [];
+    this.pendingEvents = 0;
+    this.rejectionsToStore = new Map();
+    this.flushing = this.write(batch, rejections);
+    try {
+      await this.flushing;
+    } finally {
+      this.flushing = undefined;
+      if (this.pending.length > 0 || this.rejectionsToStore.size > 0) this.schedule();
+    }
+  }
+
+  private async write(batch: Pending[], rejections: Map<Rejection, { count: number; detail: string }>): Promise<void> {
+    try {
+      const ok = await this.admit(batch);
+      await this.commit(ok, rejections);
+      this.retryMs = 0;
+      this.acknowledge(ok);
+    } catch (e) {
+      const err = e as { code?: string; message?: string };
+      if (isDataError(err) && batch.length > 1) {
+        // One message the database will not take: find it, keep the rest.
+        this.log('warn', `batch of ${batch.length} refused (${err.message ?? String(e)}); writing its messages one by one`);
+        for (const item of batch) await this.write([item], new Map());
+        if (rejections.size > 0) await this.write([], rejections);
+        return;
+      }
+      if (isDataError(err)) {
+        this.reject('db-error', `${batch[0]?.machine ?? ''}: ${err.message ?? String(e)}`);
+        return;
+      }
+      // The store is unavailable: hold everything back and try again.
+      this.stats.storeErrors++;
+      this.retryMs = Math.min(10000, Math.max(250, this.retryMs * 2));
+      if (this.stats.storeErrors <= 3 || this.stats.storeErrors % 100 === 0) this.log('error', `store unavailable (${err.message ?? String(e)}); retrying in ${this.retryMs} ms`);
+      this.pending = batch.concat(this.pending);
+      for (const item of batch) if (item.kind === 'events') this.pendingEvents += item.events.length;
+      for (const [reason, r] of rejections) {
+        const mine = this.rejectionsToStore.get(reason);
+        if (mine) mine.count += r.count;
+        else this.rejectionsToStore.set(reason, r);
+      }
+    }
+  }
+
+  /** Drop messages from machines the store does not know (looked up once, remembered). */
+  private async admit(batch: Pending[]): Promise<Pending[]> {
+    const unknown = [...new Set(batch.map((p) => p.machine).filter((m) => !this.known.has(m)))];
+    if (unknown.length > 0) {
+      const found = await this.db.query<{ id: string }>('SELECT id FROM machines WHERE id = ANY($1::text[])', [unknown]);
+      for (const r of found.rows) this.known.add(r.id);
+    }
+    const ok: Pending[] = [];
+    for (const p of batch) {
+      if (this.known.has(p.machine)) ok.push(p);
+      else {
+        this.unknownUntil.set(p.machine, Date.now() + 10000);
+        this.reject('unknown-machine', p.machine);
+      }
+    }
+    return ok;
+  }
+
+  private async commit(batch: Pending[], rejections: Map<Rejection, { count: number; detail: string }>): Promise<void> {
+    const machines: string[] = [];
+    const seqs: number[] = [];
+    const types: string[] = [];
+    const times: number[] = [];
+    const bodies: string[] = [];
+    const telemetry: { machine: string; body: string }[] = [];
+    const statuses: { machine: string; online: boolean; body: string }[] = [];
+    for (const p of batch) {
+      if (p.kind === 'events') {
+        for (const e of p.events) {
+          machines.push(p.machine);
+          seqs.push(e.seq);
+          types.push(e.type);
+          times.push(e.t);
+          bodies.push(JSON.stringify(e.body));
+        }
+      } else if (p.kind === 'telemetry') {
+        telemetry.push({ machine: p.machine, body: JSON.stringify(p.body) });
+      } else {
+        statuses.push({ machine: p.machine, online: p.online, body: JSON.stringify(p.body) });
+      }
+    }
+    const day = new Date().toISOString().slice(0, 10);
+    if (telemetry.length > 0 && day !== this.partitionDay) {
+      await ensureTelemetryPartition(this.db, new Date());
+      this.partitionDay = day;
+    }
+    const inserted = await this.db.transaction(async (tx) => {
+      let count = 0;
+      if (machines.length > 0) {
+        const r = await tx.query<{ machine_id: string; seq: string }>(
+          `INSERT INTO events (machine_id, seq, type, machine_time, body)
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::jsonb[])
+           ON CONFLICT (machine_id, seq) DO NOTHING
+           RETURNING machine_id, seq`,
+          [machines, seqs, types, times, bodies],
+        );
+        count = r.rows.length;
+        await this.touchMachines(tx, batch, r.rows);
+      }
+      if (telemetry.length > 0) {
+        await tx.query(
+          `INSERT INTO telemetry (machine_id, received_at, body) SELECT m, now(), b FROM unnest($1::text[], $2::jsonb[]) AS t(m, b)`,
+          [telemetry.map((t) => t.machine), telemetry.map((t) => t.body)],
+        );
+        // The newest telemetry per machine becomes its state.
+        const latest = new Map(telemetry.map((t) => [t.machine, t.body]));
+        await tx.query(
+          `INSERT INTO machine_state (machine_id, online, last_seen, telemetry, telemetry_at)
+           SELECT m, true, now(), b, now() FROM unnest($1::text[], $2::jsonb[]) AS t(m, b)
+           ON CONFLICT (machine_id) DO UPDATE SET online = true, last_seen = now(), telemetry = EXCLUDED.telemetry, telemetry_at = now()`,
+          [[...latest.keys()], [...latest.values()]],
+        );
+      }
+      for (const s of statuses) {
+        await tx.query(
+          `INSERT INTO machine_state (machine_id, online, last_seen, status) VALUES ($1, $2, now(), $3::jsonb)
+           ON CONFLICT (machine_id) DO UPDATE SET online = EXCLUDED.online, last_seen = now(), status = EXCLUDED.status`,
+          [s.machine, s.online, s.body],
+        );
+      }
+      for (const [reason, r] of rejections) {
+        await tx.query(
+          `INSERT INTO rejections (reason, count, last_at, last_detail) VALUES ($1, $2, now(), $3)
+           ON CONFLICT (reason) DO UPDATE SET count = rejections.count + EXCLUDED.count, last_at = now(), last_detail = EXCLUDED.last_detail`,
+          [reason, r.count, r.detail.slice(0, 500)],
+        );
+      }
+      return count;
+    });
+    this.stats.batches++;
+    this.stats.events += inserted;
+    this.stats.duplicates += machines.length - inserted;
+    this.stats.telemetry += telemetry.length;
+    this.stats.statuses += statuses.length;
+    const now = performance.now();
+    for (const p of batch) this.latencies[this.latencyCount++ % LATENCY_SAMPLES] = now - p.at;
+  }
+
+  /** Last seen, newest sequence number and event count per machine in the batch. */
+  private async touchMachines(tx: Queryable, batch: Pending[], inserted: { machine_id: string }[]): Promise<void> {
+    const newest = new Map<string, number>();
+    for (const p of batch) if (p.kind === 'events') newest.set(p.machine, Math.max(newest.get(p.machine) ?? 0, p.events[p.events.length - 1]!.seq));
+    const counts = new Map<string, number>();
+    for (const r of inserted) counts.set(r.machine_id, (counts.get(r.machine_id) ?? 0) + 1);
+    const ids = [...newest.keys()];
+    await tx.query(
+      `INSERT INTO machine_state (machine_id, online, last_seen, last_seq, events)
+       SELECT m, true, now(), s, c FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS t(m, s, c)
+       ON CONFLICT (machine_id) DO UPDATE SET online = true, last_seen = now(),
+         last_seq = GREATEST(machine_state.last_seq, EXCLUDED.last_seq), events = machine_state.events + EXCLUDED.events`,
+      [ids, ids.map((m) => newest.get(m)!), ids.map((m) => counts.get(m) ?? 0)],
+    );
+  }
+
+  private acknowledge(batch: Pending[]): void {
+    for (const p of batch) if (p.kind === 'events') this.ack(p.machine, p.events[0]!.seq, p.events[p.events.length - 1]!.seq);
+  }
+
+  /** Receive-to-commit latency percentile over recent messages, ms. */
+  latency(percentile: number): number {
+    const n = Math.min(this.latencyCount, LATENCY_SAMPLES);
+    if (n === 0) return 0;
+    const sorted = Array.from(this.latencies.subarray(0, n)).sort((a, b) => a - b);
+    return sorted[Math.min(n - 1, Math.floor((percentile / 100) * n))]!;
+  }
+
+  get waiting(): number {
+    return this.pending.length;
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+}
+
+/** SQLSTATE classes that mean "this data", not "this database": data exceptions, integrity, syntax. */
+function isDataError(e: { code?: string }): boolean {
+  return typeof e.code === 'string' && /^(22|23|42)/.test(e.code);
+}

@@ -1,0 +1,96 @@
+/**
+ * npm run gateway
+ *
+ * Production: MQTT_URL=mqtt://broker:1883 DATABASE_URL=postgres://… npm run gateway
+ * Embedded default (no MQTT_URL / DATABASE_URL): an in-process broker (aedes)
+ * and PGlite keeping its data in ./data/pglite.
+ *
+ * Settings (environment): MQTT_URL, MQTT_USERNAME, MQTT_PASSWORD,
+ * DATABASE_URL, GATEWAY_SHARE_GROUP (default "vendfleet" with an external
+ * broker), GATEWAY_CLIENT_ID (a fixed id gives a persistent session; default
+ * vendfleet-gateway-<host>), TELEMETRY_RETENTION_DAYS (30), DATA_DIR.
+ */
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { Gateway } from './gateway.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
+import { openDb } from './store/db.js';
+import { dropOldTelemetry } from './store/migrations.js';
+
+const env = process.env;
+const log = (level: string, message: string): void => void process.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${message}\n`);
+
+function positive(name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) {
+    log('error', `${name} must be a positive integer, got "${raw}"`);
+    process.exit(2);
+  }
+  return n;
+}
+
+async function main(): Promise<void> {
+  const retentionDays = positive('TELEMETRY_RETENTION_DAYS', 30);
+  let broker: EmbeddedBroker | undefined;
+  let mqttUrl = env['MQTT_URL'];
+  if (!mqttUrl) {
+    broker = await startEmbeddedBroker();
+    mqttUrl = broker.url;
+    log('info', `embedded MQTT broker on ${mqttUrl}`);
+  }
+  const dataDir = env['DATA_DIR'] ?? 'data';
+  const db = await openDb(env['DATABASE_URL'] ? { url: env['DATABASE_URL'] } : { dataDir: join(dataDir, 'pglite') });
+  log('info', db.kind === 'postgres' ? 'store: PostgreSQL' : `store: PGlite in ${join(dataDir, 'pglite')}`);
+  const gateway = await Gateway.start({
+    mqttUrl,
+    db,
+    shareGroup: env['GATEWAY_SHARE_GROUP'] ?? (broker ? undefined : 'vendfleet'),
+    clientId: env['GATEWAY_CLIENT_ID'] ?? `vendfleet-gateway-${hostname()}`,
+    ...(env['MQTT_USERNAME'] ? { username: env['MQTT_USERNAME'] } : {}),
+    ...(env['MQTT_PASSWORD'] ? { password: env['MQTT_PASSWORD'] } : {}),
+    onLog: log,
+  });
+
+  const retention = async (): Promise<void> => {
+    try {
+      const dropped = await dropOldTelemetry(db, retentionDays);
+      if (dropped.length > 0) log('info', `retention: dropped ${dropped.join(', ')}`);
+    } catch (e) {
+      log('warn', `retention: ${(e as Error).message}`);
+    }
+  };
+  await retention();
+  const retentionTimer = setInterval(() => void retention(), 3600_000);
+
+  let last = { messages: 0, at: performance.now() };
+  const summary = setInterval(() => {
+    const s = gateway.ingester.stats;
+    const now = performance.now();
+    const rate = ((s.messages - last.messages) * 1000) / (now - last.at);
+    last = { messages: s.messages, at: now };
+    const rejected = Object.entries(s.rejected).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+    log('info', `${rate.toFixed(0)} msg/s; events stored ${s.events}, duplicates ${s.duplicates}, telemetry ${s.telemetry}; rejected: ${rejected}; p99 receive-to-commit ${gateway.ingester.latency(99).toFixed(1)} ms`);
+  }, 10000);
+
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log('info', 'stopping: writing what is waiting, then closing');
+    clearInterval(summary);
+    clearInterval(retentionTimer);
+    await gateway.close();
+    await db.close();
+    await broker?.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+}
+
+main().catch((e) => {
+  log('error', (e as Error).stack ?? String(e));
+  process.exit(1);
+});

@@ -1,0 +1,115 @@
+/**
+ * The fleet store's connection: the same SQL runs on PostgreSQL (production,
+ * `DATABASE_URL`) and on PGlite, PostgreSQL compiled to WebAssembly and run
+ * in this process (the embedded default: nothing to install).
+ */
+import { PGlite } from '@electric-sql/pglite';
+import { mkdirSync } from 'node:fs';
+import pg from 'pg';
+
+export interface Queryable {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
+}
+
+export interface Db extends Queryable {
+  readonly kind: 'pglite' | 'postgres';
+  /** Run `fn` in one transaction; it commits if `fn` resolves, rolls back if it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+class PgliteDb implements Db {
+  readonly kind = 'pglite' as const;
+  constructor(private readonly db: PGlite) {}
+
+  async query<R>(sql: string, params: unknown[] = []): Promise<{ rows: R[] }> {
+    const r = await this.db.query<R>(sql, params);
+    return { rows: r.rows };
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.db.transaction(async (tx) =>
+      fn({
+        query: async <R>(sql: string, params: unknown[] = []) => ({ rows: (await tx.query<R>(sql, params)).rows }),
+      }),
+    );
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.db.exec(sql);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}
+
+class PostgresDb implements Db {
+  readonly kind = 'postgres' as const;
+  constructor(private readonly pool: pg.Pool) {}
+
+  async query<R>(sql: string, params: unknown[] = []): Promise<{ rows: R[] }> {
+    const r = await this.pool.query(sql, params);
+    return { rows: r.rows as R[] };
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const out = await fn({ query: async <R>(sql: string, params: unknown[] = []) => ({ rows: (await client.query(sql, params)).rows as R[] }) });
+      await client.query('COMMIT');
+      return out;
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.pool.query(sql);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+export interface OpenOptions {
+  /** postgres://… for PostgreSQL; otherwise PGlite. */
+  url?: string | undefined;
+  /** PGlite only: a directory to keep the data in (default: in memory). */
+  dataDir?: string | undefined;
+  /** PostgreSQL only: schema to use (tests isolate themselves with one each). */
+  schema?: string | undefined;
+}
+
+export async function openDb(options: OpenOptions = {}): Promise<Db> {
+  if (options.url && /^postgres(ql)?:\/\//.test(options.url)) {
+    const schema = options.schema;
+    if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`bad schema name ${schema}`);
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: 4,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    });
+    // Errors on idle clients (the server restarting) must not crash the gateway; the next query reconnects.
+    pool.on('error', () => {});
+    if (schema) {
+      const c = await pool.connect();
+      try {
+        await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      } finally {
+        c.release();
+      }
+    }
+    return new PostgresDb(pool);
+  }
+  if (options.url) throw new Error(`DATABASE_URL must be a postgres:// URL, got ${options.url}`);
+  if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
+  return new PgliteDb(await PGlite.create(options.dataDir));
+}

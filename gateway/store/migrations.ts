@@ -1,0 +1,111 @@
+/**
+ * Schema migrations, applied in order, each once, in a transaction. The same
+ * statements run on PostgreSQL and PGlite.
+ */
+import type { Db } from './db.js';
+
+export const MIGRATIONS: readonly { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'machines, events, machine state, telemetry, rejections',
+    sql: `
+CREATE TABLE machines (
+  id text PRIMARY KEY,
+  name text,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+-- One row per machine: what it last said and when.
+CREATE TABLE machine_state (
+  machine_id text PRIMARY KEY REFERENCES machines(id),
+  online boolean NOT NULL DEFAULT false,
+  last_seen timestamptz,
+  status jsonb,
+  telemetry jsonb,
+  telemetry_at timestamptz,
+  last_seq bigint NOT NULL DEFAULT 0,
+  events bigint NOT NULL DEFAULT 0
+);
+-- Journal events, exactly once per (machine, sequence number).
+CREATE TABLE events (
+  machine_id text NOT NULL REFERENCES machines(id),
+  seq bigint NOT NULL,
+  type text NOT NULL,
+  machine_time bigint NOT NULL,
+  body jsonb NOT NULL,
+  received_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (machine_id, seq)
+);
+CREATE INDEX events_type_time ON events (type, received_at);
+CREATE VIEW sales AS
+  SELECT machine_id, seq, body->>'slot' AS slot, (body->>'price')::bigint AS price, machine_time, received_at
+  FROM events WHERE type = 'vend-ok';
+-- Telemetry by day; old days are dropped whole (retention).
+CREATE TABLE telemetry (
+  machine_id text NOT NULL,
+  received_at timestamptz NOT NULL,
+  body jsonb NOT NULL
+) PARTITION BY RANGE (received_at);
+CREATE INDEX telemetry_machine_time ON telemetry (machine_id, received_at);
+-- Input the gateway refused, by reason.
+CREATE TABLE rejections (
+  reason text PRIMARY KEY,
+  count bigint NOT NULL DEFAULT 0,
+  last_at timestamptz,
+  last_detail text
+);`,
+  },
+];
+
+export async function migrate(db: Db): Promise<number[]> {
+  await db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+  const done = new Set((await db.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)));
+  const applied: number[] = [];
+  for (const m of MIGRATIONS) {
+    if (done.has(m.version)) continue;
+    await db.transaction(async (tx) => {
+      // Another gateway may be migrating at the same moment: the lock makes one wait for the other.
+      await tx.query('LOCK TABLE schema_migrations IN EXCLUSIVE MODE');
+      const again = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [m.version]);
+      if (again.rows.length > 0) return;
+      for (const stmt of splitStatements(m.sql)) await tx.query(stmt);
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      applied.push(m.version);
+    });
+  }
+  return applied;
+}
+
+/** Statements of a migration (none of ours contain a semicolon inside a literal). */
+function splitStatements(sql: string): string[] {
+  return sql
+    .split(/;\s*\n/)
+    .map((s) => s.replace(/--[^\n]*\n/g, '\n').trim())
+    .filter((s) => s.length > 0);
+}
+
+/** Daily telemetry partition covering `day` (UTC), created if missing. */
+export async function ensureTelemetryPartition(db: Db, day: Date): Promise<string> {
+  const start = new Date(Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate()));
+  const end = new Date(start.getTime() + 86400000);
+  const name = `telemetry_${start.toISOString().slice(0, 10).replace(/-/g, '')}`;
+  await db.exec(`CREATE TABLE IF NOT EXISTS ${name} PARTITION OF telemetry FOR VALUES FROM ('${start.toISOString()}') TO ('${end.toISOString()}')`);
+  return name;
+}
+
+/** Drop telemetry partitions wholly older than `days` days. Returns the names dropped. */
+export async function dropOldTelemetry(db: Db, days: number, now = new Date()): Promise<string[]> {
+  const cutoff = new Date(now.getTime() - days * 86400000);
+  const cutoffName = `telemetry_${cutoff.toISOString().slice(0, 10).replace(/-/g, '')}`;
+  const parts = await db.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+     WHERE p.relname = 'telemetry' AND c.relnamespace = p.relnamespace`,
+  );
+  const dropped: string[] = [];
+  for (const { name } of parts.rows) {
+    if (/^telemetry_\d{8}$/.test(name) && name < cutoffName) {
+      await db.exec(`DROP TABLE ${name}`);
+      dropped.push(name);
+    }
+  }
+  return dropped;
+}

@@ -1,0 +1,76 @@
+/**
+ * The two setups every gateway test runs against: the embedded default
+ * (aedes in this process, PGlite in memory) and production parts (the
+ * machine's Mosquitto and PostgreSQL; MQTT_URL / DATABASE_URL override),
+ * each test run in a schema of its own.
+ */
+import { startEmbeddedBroker, type EmbeddedBroker } from '../../gateway/mqtt/embedded-broker.js';
+import { openDb, type Db } from '../../gateway/store/db.js';
+
+export interface Backend {
+  name: string;
+  mqttUrl: string;
+  db: Db;
+  /** A fresh store of the same kind (a second gateway, a restart). */
+  reopen(): Promise<Db>;
+  shareGroup?: string;
+  close(): Promise<void>;
+}
+
+export const PRODUCTION_MQTT = process.env['MQTT_URL'] ?? 'mqtt://127.0.0.1:1883';
+export const PRODUCTION_DB = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+export const BACKENDS: { name: string; open(): Promise<Backend> }[] = [
+  {
+    name: 'embedded (aedes + PGlite)',
+    async open() {
+      const broker: EmbeddedBroker = await startEmbeddedBroker({ port: 0 });
+      const db = await openDb();
+      return {
+        name: 'embedded',
+        mqttUrl: broker.url,
+        db,
+        reopen: async () => db,
+        async close() {
+          await db.close();
+          await broker.close();
+        },
+      };
+    },
+  },
+  {
+    name: 'production (Mosquitto + PostgreSQL)',
+    async open() {
+      const schema = `t_${process.pid}_${Math.floor(Math.random() * 1e9)}`;
+      const db = await openDb({ url: PRODUCTION_DB, schema });
+      const extra: Db[] = [];
+      return {
+        name: 'production',
+        mqttUrl: PRODUCTION_MQTT,
+        db,
+        shareGroup: `vf${process.pid}`,
+        reopen: async () => {
+          const d = await openDb({ url: PRODUCTION_DB, schema });
+          extra.push(d);
+          return d;
+        },
+        async close() {
+          for (const d of extra) await d.close();
+          await db.exec(`DROP SCHEMA ${schema} CASCADE`);
+          await db.close();
+        },
+      };
+    },
+  },
+];
+
+/** Poll `check` until it returns a value or `ms` pass. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined>, ms = 10000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

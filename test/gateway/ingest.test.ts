@@ -1,0 +1,163 @@
+/**
+ * The gateway against the embedded default and against real Mosquitto and
+ * PostgreSQL: events stored once and acknowledged only after commit, resends
+ * harmless, telemetry and status into the machine's state, bad input counted
+ * and refused without poisoning good messages, a store outage held back.
+ */
+import { strict as assert } from 'node:assert';
+import mqtt from 'mqtt';
+import { Gateway } from '../../gateway/gateway.js';
+import type { Db, Queryable } from '../../gateway/store/db.js';
+import { dropOldTelemetry, ensureTelemetryPartition, migrate } from '../../gateway/store/migrations.js';
+import { BACKENDS, eventually, type Backend } from './backends.js';
+
+function events(from: number, to: number, type = 'coin-in'): string {
+  const list = [];
+  for (let s = from; s <= to; s++) list.push({ seq: s, t: 1000 + s, type, value: 25 });
+  return JSON.stringify({ v: 1, events: list });
+}
+
+async function connect(url: string): Promise<mqtt.MqttClient> {
+  const c = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 200 });
+  await new Promise<void>((resolve, reject) => {
+    c.once('connect', () => resolve());
+    c.once('error', reject);
+  });
+  return c;
+}
+
+async function publish(c: mqtt.MqttClient, topic: string, payload: string | Buffer): Promise<void> {
+  await c.publishAsync(topic, payload, { qos: 1 });
+}
+
+const count = async (db: Queryable, sql: string, params: unknown[] = []): Promise<number> => Number((await db.query<{ n: string }>(sql, params)).rows[0]!.n);
+
+for (const backend of BACKENDS) {
+  describe(`gateway ingest: ${backend.name}`, function () {
+    this.timeout(60000);
+    let b: Backend;
+    let gw: Gateway;
+    let machine: mqtt.MqttClient;
+    const acks: { machine: string; from: number; to: number }[] = [];
+    const id = `m${process.pid % 10000}x${Math.floor(Math.random() * 1e6)}`;
+
+    before(async () => {
+      b = await backend.open();
+      gw = await Gateway.start({ mqttUrl: b.mqttUrl, db: b.db, shareGroup: b.shareGroup });
+      await gw.addMachines([id, `${id}b`]);
+      machine = await connect(b.mqttUrl);
+      machine.on('message', (topic, payload) => {
+        const m = JSON.parse(payload.toString()) as { from: number; to: number };
+        acks.push({ machine: topic.split('/')[1]!, from: m.from, to: m.to });
+      });
+      await machine.subscribeAsync([`fleet/${id}/acks`, `fleet/${id}b/acks`], { qos: 1 });
+    });
+
+    after(async () => {
+      await machine?.endAsync();
+      await gw?.close();
+      await b?.close();
+    });
+
+    it('applies its migrations once', async () => {
+      assert.deepEqual(await migrate(b.db), [], 'a second run applies nothing');
+      assert.equal(await count(b.db, 'SELECT count(*) AS n FROM schema_migrations'), 1);
+    });
+
+    it('stores each event once and acknowledges it only after the commit; resends change nothing', async () => {
+      await publish(machine, `fleet/${id}/events`, events(1, 10));
+      await publish(machine, `fleet/${id}/events`, events(11, 20, 'vend-ok'));
+      await eventually('two acknowledgements', async () => (acks.length >= 2 ? true : undefined));
+      assert.equal(await count(b.db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', [id]), 20);
+      assert.deepEqual(
+        acks.slice(0, 2).map((a) => [a.machine, a.from, a.to]),
+        [
+          [id, 1, 10],
+          [id, 11, 20],
+        ],
+      );
+      // The machine did not hear the acknowledgement and sends again: stored once, acknowledged again.
+      await publish(machine, `fleet/${id}/events`, events(5, 14));
+      await eventually('the resend acknowledged', async () => (acks.length >= 3 ? true : undefined));
+      assert.deepEqual([acks[2]!.from, acks[2]!.to], [5, 14]);
+      assert.equal(await count(b.db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', [id]), 20);
+      const st = (await b.db.query<{ last_seq: string; events: string; online: boolean }>('SELECT last_seq, events, online FROM machine_state WHERE machine_id = $1', [id])).rows[0]!;
+      assert.equal(Number(st.last_seq), 20);
+      assert.equal(Number(st.events), 20);
+      assert.equal(st.online, true);
+      assert.equal(await count(b.db, 'SELECT count(*) AS n FROM sales WHERE machine_id = $1', [id]), 10);
+      assert.ok(gw.ingester.stats.duplicates >= 10);
+    });
+
+    it('keeps telemetry by day and makes the newest the machine state; status says online or offline', async () => {
+      await publish(machine, `fleet/${id}b/telemetry`, JSON.stringify({ v: 1, t: 50, slots: [{ code: 'A1', qty: 3 }] }));
+      await publish(machine, `fleet/${id}b/telemetry`, JSON.stringify({ v: 1, t: 60, slots: [{ code: 'A1', qty: 2 }] }));
+      const state = await eventually('telemetry in the machine state', async () => {
+        const r = (await b.db.query<{ telemetry: { t: number } | null }>('SELECT telemetry FROM machine_state WHERE machine_id = $1', [`${id}b`])).rows[0];
+        return r?.telemetry?.t === 60 ? r : undefined;
+      });
+      assert.equal(state.telemetry!.t, 60);
+      assert.equal(await count(b.db, 'SELECT count(*) AS n FROM telemetry WHERE machine_id = $1', [`${id}b`]), 2);
+      await publish(machine, `fleet/${id}b/status`, JSON.stringify({ v: 1, online: false }));
+      await eventually('offline', async () => ((await b.db.query<{ online: boolean }>('SELECT online FROM machine_state WHERE machine_id = $1', [`${id}b`])).rows[0]?.online === false ? true : undefined));
+    });
+
+    it('refuses bad input with a counted reason, and the good message in the same batch still lands', async () => {
+      const before = { ...gw.ingester.stats.rejected };
+      const ackCount = acks.length;
+      await publish(machine, `fleet/${id}/events`, '{"v":1,"events":[{"seq":');
+      await publish(machine, `fleet/${id}/events`, Buffer.alloc(70 * 1024, 0x20));
+      await publish(machine, `fleet/${id}/events`, JSON.stringify({ v: 1, events: [{ seq: 'x', t: 1, type: 'coin-in' }] }));
+      await publish(machine, `fleet/${id}/events`, JSON.stringify({ v: 1, events: [{ seq: 30, t: 1, type: 'coin-in' }, { seq: 32, t: 1, type: 'coin-in' }] }));
+      await publish(machine, `fleet/${id}/events`, JSON.stringify({ v: 2, events: [] }));
+      await publish(machine, `fleet/${id}/events`, JSON.stringify({ v: 1, events: [{ seq: 2 ** 40, t: 1, type: 'coin-in' }] }));
+      await publish(machine, `fleet/${id}/events`, JSON.stringify({ v: 1, events: [{ seq: 40, t: 1, type: "x'; DROP TABLE events; --" }] }));
+      await publish(machine, 'fleet/nobody-knows-me/events', events(1, 3));
+      await publish(machine, `fleet/${id}/events`, events(21, 25));
+      await eventually('the good message acknowledged', async () => (acks.some((a) => a.from === 21 && a.to === 25) ? true : undefined));
+      await eventually('every refusal counted', async () => {
+        const r = gw.ingester.stats.rejected;
+        const grew = (k: keyof typeof r): number => (r[k] ?? 0) - (before[k] ?? 0);
+        return grew('malformed-json') === 1 && grew('oversized') === 1 && grew('bad-message') === 5 && grew('unknown-machine') === 1 ? true : undefined;
+      });
+      assert.equal(acks.length, ackCount + 1, 'only the good message was acknowledged');
+      assert.equal(await count(b.db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', [id]), 25);
+      await gw.ingester.flush();
+      const stored = await eventually('rejections stored', async () => {
+        const rows = (await b.db.query<{ reason: string; count: string }>('SELECT reason, count FROM rejections')).rows;
+        return rows.length >= 4 ? rows : undefined;
+      });
+      assert.ok(stored.some((r) => r.reason === 'bad-message' && Number(r.count) >= 5));
+    });
+
+    it('acknowledges nothing while the store is down, and everything once it is back', async () => {
+      const db = gw.db as Db & { query: Db['query'] };
+      const realTransaction = db.transaction.bind(db);
+      let failures = 0;
+      db.transaction = async () => {
+        failures++;
+        throw Object.assign(new Error('connection refused (injected)'), { code: 'ECONNREFUSED' });
+      };
+      const ackCount = acks.length;
+      try {
+        await publish(machine, `fleet/${id}/events`, events(26, 30));
+        await eventually('retries', async () => (failures >= 2 ? true : undefined));
+        assert.equal(acks.length, ackCount, 'no acknowledgement without a commit');
+      } finally {
+        db.transaction = realTransaction;
+      }
+      await eventually('the held-back events acknowledged', async () => (acks.some((a) => a.from === 26 && a.to === 30) ? true : undefined));
+      assert.equal(await count(b.db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', [id]), 30);
+      assert.ok(gw.ingester.stats.storeErrors >= 2);
+    });
+
+    it('drops telemetry days older than the retention', async () => {
+      const old = new Date(Date.now() - 40 * 86400000);
+      const name = await ensureTelemetryPartition(b.db, old);
+      const dropped = await dropOldTelemetry(b.db, 30);
+      assert.ok(dropped.includes(name), `dropped ${dropped.join(', ')}`);
+      const today = await ensureTelemetryPartition(b.db, new Date());
+      assert.ok(!(await dropOldTelemetry(b.db, 30)).includes(today));
+    });
+  });
+}
