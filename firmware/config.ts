@@ -35,6 +35,17 @@ export interface MachineConfig {
   motorPercent: number;
   /** How long a transient message ("Sold out") stays on the display. */
   messageMs: number;
+  /** MQTT to the fleet; absent: the machine works alone. */
+  uplink?: UplinkSettings;
+}
+
+export interface UplinkSettings {
+  host: string;
+  port: number;
+  user?: string;
+  password?: string;
+  telemetryIntervalMs: number;
+  keepaliveS: number;
 }
 
 export class ConfigError extends Error {
@@ -97,7 +108,21 @@ export function parseConfig(input: unknown): MachineConfig {
   if (policy !== 'refuse' && policy !== 'overpay') throw new ConfigError(`${path}.changePolicy must be "refuse" or "overpay"`);
   let highest = 0;
   for (const s of slots) if (s.price > highest) highest = s.price;
-  return {
+  const uplinkIn = input['uplink'];
+  let uplink: UplinkSettings | undefined;
+  if (uplinkIn !== undefined) {
+    const up = `${path}.uplink`;
+    if (!isRecord(uplinkIn)) throw new ConfigError(`${up} must be an object`);
+    uplink = {
+      host: text(uplinkIn, 'host', up),
+      port: integer(uplinkIn, 'port', up, 1, 65535, 1883),
+      telemetryIntervalMs: integer(uplinkIn, 'telemetryIntervalMs', up, 10000, 86400000, 300000),
+      keepaliveS: integer(uplinkIn, 'keepaliveS', up, 10, 3600, 60),
+    };
+    if (uplinkIn['user'] !== undefined) uplink.user = text(uplinkIn, 'user', up);
+    if (uplinkIn['password'] !== undefined) uplink.password = text(uplinkIn, 'password', up);
+  }
+  const config: MachineConfig = {
     machineId: text(input, 'machineId', path, 'vm-0001'),
     currency: text(input, 'currency', path, 'USD', /^[A-Z]{3}$/),
     decimals: integer(input, 'decimals', path, 0, 3, 2),
@@ -111,4 +136,6 @@ export function parseConfig(input: unknown): MachineConfig {
     motorPercent: integer(input, 'motorPercent', path, 10, 100, 80),
     messageMs: integer(input, 'messageMs', path, 500, 30000, 3000),
   };
+  if (uplink) config.uplink = uplink;
+  return config;
 }

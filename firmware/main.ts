@@ -5,6 +5,7 @@
  */
 import type { Board } from './board.js';
 import { parseConfig, type MachineConfig } from './config.js';
+import { Uplink } from './uplink/uplink.js';
 import { Controller, type FirmwareStatus } from './vend/controller.js';
 
 export const FIRMWARE_VERSION = '0.1.0';
@@ -22,11 +23,40 @@ export function start(board: Board, config: unknown): Firmware {
   const parsed = parseConfig(config);
   board.log('info', `vendfleet ${FIRMWARE_VERSION} starting: ${parsed.slots.length} slots, ${parsed.currency}, change policy ${parsed.changePolicy}`);
   const controller = new Controller(board, parsed);
+  let uplink: Uplink | undefined;
+  if (parsed.uplink) {
+    const up = new Uplink(board, parsed.uplink, {
+      machineId: parsed.machineId,
+      firmware: FIRMWARE_VERSION,
+      journal: controller.journal,
+      codes: controller.inventory.codes,
+      telemetry: () => ({ fw: FIRMWARE_VERSION, ...controller.telemetry() }),
+    });
+    // New events go out from a timer, never from inside the decision that wrote them.
+    let queued = false;
+    controller.journal.onEvent = () => {
+      if (queued) return;
+      queued = true;
+      board.timers.set(() => {
+        queued = false;
+        up.eventRecorded();
+      }, 0);
+    };
+    up.start();
+    uplink = up;
+  }
   return {
     config: parsed,
-    status: () => controller.status(),
+    status: () => {
+      const st = controller.status();
+      if (uplink) st.uplink = { ...uplink.status };
+      return st;
+    },
     acknowledge: (seq) => controller.acknowledge(seq),
-    stop: () => controller.stop(),
+    stop: () => {
+      uplink?.stop();
+      controller.stop();
+    },
   };
 }
 

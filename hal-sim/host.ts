@@ -12,6 +12,7 @@ import type { FirmwareStatus } from '../firmware/vend/controller.js';
 import { CHAR_US } from './mdb/bus.js';
 import { FlashImage, PowerCut, fromHex, imageRuns, type FlashGeometry, type FlashOp } from './guest/flash-image.js';
 import type { GuestEvent, GuestReply, HostMessage } from './guest/protocol.js';
+import { SimNetwork, type NetworkOptions } from './network.js';
 import { Rig, type MachineSpec, type PhysicalState } from './rig.js';
 import type { EventId } from './scheduler.js';
 import { createTransport, type GuestTransport, type TargetName } from './transport.js';
@@ -41,6 +42,8 @@ export interface HostOptions {
   physical?: PhysicalState;
   /** Every flash write and erase the firmware makes, before it reaches the partition. */
   onFlashOp?: (host: MachineHost, op: FlashOp, index: number) => void;
+  /** Connect the machine's uplink to a real MQTT broker. */
+  network?: NetworkOptions;
 }
 
 /** A 1 MiB journal: about 6,000 unacknowledged cash sales, weeks offline for a busy machine. */
@@ -57,6 +60,9 @@ export class MachineHost {
   dead: PhysicalState | undefined;
   /** Power cuts so far. */
   cuts = 0;
+  /** The machine's network link (with `network` in the options). */
+  readonly network: SimNetwork | undefined;
+  private pace: { realMs: number; virtualUs: number } | undefined;
   readonly logs: { atMs: number; level: string; message: string }[] = [];
   private events: GuestEvent[] = [];
   private rx: number[] = [];
@@ -80,6 +86,7 @@ export class MachineHost {
     this.flash = f instanceof FlashImage ? f : new FlashImage(f ?? DEFAULT_FLASH);
     const onFlashOp = options.onFlashOp;
     if (onFlashOp) this.flash.onOp = (op, index) => onFlashOp(this, op, index);
+    this.network = options.network ? new SimNetwork(options.network, rig.scheduler, (ev) => this.input(ev)) : undefined;
     this.wire();
   }
 
@@ -115,9 +122,10 @@ export class MachineHost {
 
   private async boot(): Promise<void> {
     const g = this.flash.geometry;
+    const net = this.network;
     await this.send({
       t: this.nowMs,
-      boot: { ...this.rig.firmwareConfig(this.options.machineId), ...this.options.config },
+      boot: { ...this.rig.firmwareConfig(this.options.machineId), ...(net ? { uplink: { host: net.host, port: net.port } } : {}), ...this.options.config },
       flash: { size: g.size, blockLength: g.blockLength, writeAlign: g.writeAlign, runs: imageRuns(this.flash.bytes) },
     });
     await this.runUntilReady();
@@ -143,8 +151,16 @@ export class MachineHost {
     this.wake = undefined;
     this.wakeAtUs = -1;
     this.needDelivery = false;
+    this.pace = undefined;
+    this.network?.rewire(this.rig.scheduler, (ev) => this.input(ev));
     this.wire();
     await this.boot();
+  }
+
+  /** The machine's link to the broker goes down or comes back (bench `network` steps). */
+  setNetwork(up: boolean): void {
+    if (!this.network) throw new Error('this machine has no network (start it with `network`)');
+    this.network.setLink(up);
   }
 
   /** The gateway acknowledges journal events up to `seq` (default: all of them). */
@@ -195,10 +211,27 @@ export class MachineHost {
       if (this.dead) return;
       if (this.needDelivery) await this.deliver();
       if (this.dead) return;
-      if (scheduler.step(tUs) === Infinity) break;
+      const limit = Math.min(tUs, this.pacedLimit());
+      if (scheduler.step(limit) !== Infinity) continue;
+      if (limit >= tUs) break;
+      // Real I/O is under way: let real time catch up with the machine's.
+      scheduler.advanceTo(limit);
+      await new Promise((r) => setTimeout(r, 1));
     }
     scheduler.advanceTo(tUs);
     if (this.needDelivery) await this.deliver();
+  }
+
+  /** How far virtual time may run now: unlimited without open connections, else `speed` times real time. */
+  private pacedLimit(): number {
+    const net = this.network;
+    if (!net || !net.active) {
+      this.pace = undefined;
+      return Infinity;
+    }
+    const now = performance.now();
+    if (!this.pace) this.pace = { realMs: now, virtualUs: this.rig.scheduler.now };
+    return this.pace.virtualUs + (now - this.pace.realMs) * 1000 * net.speed;
   }
 
   /**
@@ -236,6 +269,7 @@ export class MachineHost {
   }
 
   async close(): Promise<void> {
+    this.network?.drop();
     await this.transport.close();
   }
 
@@ -289,6 +323,9 @@ export class MachineHost {
         case 'fe':
           this.flashOp(op);
           break;
+        case 'mq':
+          this.mqttOp(op);
+          break;
         case 'tx':
           rig.bus.masterWrite(op[1]);
           break;
@@ -325,6 +362,31 @@ export class MachineHost {
       this.wakeAtUs = -1;
       this.needDelivery = true;
     });
+  }
+
+  private mqttOp(op: Extract<GuestReply['ops'][number], ['mq', ...unknown[]]>): void {
+    const net = this.network;
+    if (!net) {
+      // No network: a connection attempt simply fails.
+      if (op[1] === 'open') this.rig.scheduler.after(5_000_000, () => this.input(['mq', 'down']));
+      return;
+    }
+    switch (op[1]) {
+      case 'open': {
+        const o = op[2];
+        net.open({ id: o.id, keepalive: o.keepalive, ...(o.user !== undefined ? { user: o.user } : {}), ...(o.password !== undefined ? { password: o.password } : {}), ...(o.will ? { will: o.will } : {}) });
+        break;
+      }
+      case 'pub':
+        net.publish(op[2], op[3], op[4], op[5]);
+        break;
+      case 'sub':
+        net.subscribe(op[2]);
+        break;
+      case 'close':
+        net.close();
+        break;
+    }
   }
 
   /** Carry out the firmware's flash operation on the real partition; a cut there ends this life. */

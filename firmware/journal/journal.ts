@@ -26,6 +26,7 @@ import {
   R_VEND_OK,
   R_VEND_START,
   R_VEND_UNCERTAIN,
+  isMeta,
 } from './records.js';
 
 export type JournalLevel = 'ok' | 'low' | 'full';
@@ -54,6 +55,8 @@ export class Journal {
   private bootMs = 0;
   dropped = 0;
   bootSeq = 0;
+  /** Called after every event is written (the uplink sends it). */
+  onEvent: (() => void) | undefined;
 
   constructor(flash: FlashPartition, ledger: Ledger, clock: Clock, options: LogOptions = {}) {
     this.ledger = ledger;
@@ -101,6 +104,7 @@ export class Journal {
     if (!ok) this.dropped++;
     // The books follow the decision either way; a record that could not be written is counted.
     this.ledger.apply(type, this.payload, 0, length);
+    if (!isMeta(type)) this.onEvent?.();
     return ok;
   }
 

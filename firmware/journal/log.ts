@@ -332,6 +332,55 @@ export class FlashLog {
     return alignUp(total, this.align);
   }
 
+  /**
+   * Visit events from `fromSeq` on, oldest first, at most `max` of them (the
+   * uplink reads its backlog from flash, never from RAM). Returns how many.
+   */
+  readEvents(fromSeq: number, max: number, visit: RecordVisitor): number {
+    const n = this.blockCount;
+    if (this.head < 0 || fromSeq > this.lastSeq || max <= 0) return 0;
+    // The block holding fromSeq: the newest whose first event is not after it.
+    let b = this.tail;
+    for (let p = this.tail, i = 0; i < n; p = (p + 1) % n, i++) {
+      if (this.blockSeq[p]! < 0) break;
+      if (this.firstSeq[p]! <= fromSeq) b = p;
+      if (p === this.head) break;
+    }
+    let sent = 0;
+    for (let i = 0; i < n && sent < max; b = (b + 1) % n, i++) {
+      if (this.blockSeq[b]! < 0) break;
+      const buf = new Uint8Array(this.flash.read(this.blockLength, b * this.blockLength));
+      const end = b === this.head ? this.headOffset : this.blockLength;
+      let off = BLOCK_HEADER;
+      while (off + RECORD_OVERHEAD <= end && sent < max) {
+        const len = this.recordAt(buf, off, end);
+        if (len === 0) {
+          // Damaged or torn: find the next whole record, as recovery does.
+          let next = -1;
+          for (let o = off + this.align; o + RECORD_OVERHEAD <= end; o += this.align) {
+            if (buf[o] !== 0xff && this.recordAt(buf, o, end) > 0) {
+              next = o;
+              break;
+            }
+          }
+          if (next < 0) break;
+          off = next;
+          continue;
+        }
+        const type = buf[off]!;
+        const seq = (buf[off + 3]! | (buf[off + 4]! << 8) | (buf[off + 5]! << 16) | (buf[off + 6]! << 24)) >>> 0;
+        if (!isMeta(type) && seq >= fromSeq) {
+          const time = (buf[off + 7]! | (buf[off + 8]! << 8) | (buf[off + 9]! << 16) | (buf[off + 10]! << 24)) >>> 0;
+          visit(type, seq, time, buf, off + RECORD_HEAD, buf[off + 1]! | (buf[off + 2]! << 8));
+          sent++;
+        }
+        off += len;
+      }
+      if (b === this.head) break;
+    }
+    return sent;
+  }
+
   // ---- appending -------------------------------------------------------------------------
 
   /**

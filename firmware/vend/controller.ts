@@ -25,6 +25,7 @@ import {
   layoutHash,
 } from '../journal/ledger.js';
 import { R_VEND_FAIL, R_VEND_OK } from '../journal/records.js';
+import type { UplinkStatus } from '../uplink/uplink.js';
 import { BillValidator, type BillEvents } from '../mdb/bill.js';
 import { MdbBus } from '../mdb/bus.js';
 import { CoinChanger, ROUTE_TUBES, type ChangerEvents } from '../mdb/changer.js';
@@ -84,6 +85,8 @@ export interface FirmwareStatus {
     ignoredEvents: number;
   };
   journal: JournalStatus;
+  /** Present when the machine has an uplink. */
+  uplink?: UplinkStatus;
   display: string[];
   devices: { changer: boolean; bill: boolean };
   link: LinkStats;
@@ -546,6 +549,36 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
       this.lines = lines;
       this.board.display.show(lines);
     }
+  }
+
+  /** What the fleet sees of the machine (telemetry body, docs/uplink.md). */
+  telemetry(): { [key: string]: unknown } {
+    const st = this.status();
+    const errors: string[] = [];
+    if (!st.devices.changer) errors.push('changer-offline');
+    if (!st.devices.bill) errors.push('bill-validator-offline');
+    if (st.journal.level !== 'ok') errors.push(`journal-${st.journal.level}`);
+    if (this.exactChangeOnly) errors.push('exact-change-only');
+    for (const s of st.slots) if (s.outOfService) errors.push(`slot-fault:${s.code}`);
+    const c = st.counters;
+    return {
+      state: st.state,
+      slots: st.slots.map((s) => ({ code: s.code, qty: s.qty, capacity: s.capacity, price: s.price, ...(s.outOfService ? { fault: true } : {}) })),
+      tubes: st.tubes.map((t) => ({ value: t.value, count: t.count })),
+      counters: {
+        sales: c.sales,
+        revenue: c.revenue,
+        cashIn: c.coinsToTubes + c.coinsToCashbox + c.billsStacked,
+        coinsToCashbox: c.coinsToCashbox,
+        billsStacked: c.billsStacked,
+        paidOut: c.coinsPaidOut,
+        failedVends: c.failedVends,
+        uncertainVends: c.uncertainVends,
+        boots: c.boots,
+      },
+      journal: { lastSeq: st.journal.lastSeq, unsynced: st.journal.unsynced, fill: st.journal.fill, level: st.journal.level },
+      errors,
+    };
   }
 
   status(): FirmwareStatus {

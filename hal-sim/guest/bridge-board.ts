@@ -11,6 +11,8 @@ import type {
   DigitalInputOptions,
   FlashPartition,
   LogLevel,
+  MqttClient,
+  MqttClientOptions,
   PwmOutput,
   SelectionPanel,
   SelectionPanelOptions,
@@ -20,6 +22,7 @@ import type {
   WordSerial,
   WordSerialOptions,
 } from '../../firmware/board.js';
+import { decodeUtf8, encodeUtf8 } from '../../firmware/uplink/utf8.js';
 import { FlashImage, fromHex, toHex } from './flash-image.js';
 import { PWM_RESOLUTION, type GuestEvent, type GuestOp, type HostMessage } from './protocol.js';
 
@@ -47,6 +50,8 @@ export class BridgeBoard implements Board {
   private dropLevel: 0 | 1 = 0;
   private panel: SelectionPanelOptions | undefined;
   private txOp: number[] | undefined;
+  private mqtt: MqttClientOptions | undefined;
+  private inbox: { topic: string; data: ArrayBuffer }[] = [];
   /** The guest's copy of the flash; every change is also sent to the host, which owns the real one. */
   private flash: FlashImage | undefined;
 
@@ -123,6 +128,37 @@ export class BridgeBoard implements Board {
     return this.flash!;
   }
 
+  openMqtt(options: MqttClientOptions): MqttClient {
+    this.mqtt = options;
+    this.inbox = [];
+    const open: Extract<GuestOp, ['mq', 'open', unknown]>[2] = { host: options.host, port: options.port ?? 1883, id: options.id, keepalive: options.keepalive ?? 60 };
+    if (options.user !== undefined) open.user = options.user;
+    if (options.password !== undefined) open.password = decodeUtf8(options.password);
+    if (options.will) open.will = { topic: options.will.topic, message: decodeUtf8(options.will.message), qos: options.will.QoS ?? 0, retain: options.will.retain ?? false };
+    this.emit(['mq', 'open', open]);
+    const self = this;
+    return {
+      read(count: number): ArrayBuffer | undefined {
+        const m = self.inbox.shift();
+        return m && m.data.byteLength <= count ? m.data : m?.data.slice(0, count);
+      },
+      write(data: ArrayBuffer, o: { topic: string; QoS?: 0 | 1; retain?: boolean }): number {
+        if (self.mqtt !== options) throw new Error('MQTT client closed');
+        self.emit(['mq', 'pub', o.topic, decodeUtf8(data), o.QoS ?? 0, o.retain ?? false]);
+        return data.byteLength;
+      },
+      subscribe(topics: readonly { topic: string; QoS?: 0 | 1 }[]): number {
+        self.emit(['mq', 'sub', topics.map((t) => t.topic)]);
+        return topics.length;
+      },
+      close(): void {
+        if (self.mqtt !== options) return;
+        self.mqtt = undefined;
+        self.emit(['mq', 'close']);
+      },
+    };
+  }
+
   openIndicator(name: Indicator): DigitalOutput {
     return { write: (value) => this.emit(['lamp', name, value]), close: () => {} };
   }
@@ -159,6 +195,22 @@ export class BridgeBoard implements Board {
       case 'cancel':
         this.panel?.onCancel();
         break;
+      case 'mq': {
+        const m = this.mqtt;
+        if (!m) break;
+        if (ev[1] === 'up') m.onWritable?.(65536);
+        else if (ev[1] === 'down') {
+          this.mqtt = undefined;
+          m.onClose?.();
+        } else {
+          const data = encodeUtf8(ev[3]);
+          this.inbox.push({ topic: ev[2], data });
+          // Bounded: a flood of messages cannot grow the guest's heap without limit.
+          if (this.inbox.length > 32) this.inbox.shift();
+          m.onReadable?.(data.byteLength, { topic: ev[2], QoS: 1, retain: false });
+        }
+        break;
+      }
     }
   }
 

@@ -16,7 +16,11 @@ export type GuestEvent =
   | ['select', string, number]
   | ['cancel']
   /** The gateway acknowledged journal events up to this sequence number. */
-  | ['ack', number];
+  | ['ack', number]
+  /** The MQTT connection came up, a message arrived on a subscribed topic, the connection is gone. */
+  | ['mq', 'up']
+  | ['mq', 'msg', string, string]
+  | ['mq', 'down'];
 
 export interface HostMessage {
   /** Board clock, ms. */
@@ -38,6 +42,11 @@ export type GuestOp =
   | ['show', string[]]
   /** A panel lamp (digital output) changed. */
   | ['lamp', string, 0 | 1]
+  /** MQTT: open a connection, publish (topic, UTF-8 text, QoS, retain), subscribe, close. */
+  | ['mq', 'open', MqttOpenOp]
+  | ['mq', 'pub', string, string, 0 | 1, boolean]
+  | ['mq', 'sub', string[]]
+  | ['mq', 'close']
   /** Flash write (offset, bytes in hex) and erase (first, last block), in program order. */
   | ['fw', number, string]
   | ['fe', number, number]
@@ -50,6 +59,16 @@ export interface GuestReply {
   status?: FirmwareStatus;
   /** An exception escaped the firmware (a bug: the host reports it). */
   error?: string;
+}
+
+export interface MqttOpenOp {
+  host: string;
+  port: number;
+  id: string;
+  keepalive: number;
+  user?: string;
+  password?: string;
+  will?: { topic: string; message: string; qos: 0 | 1; retain: boolean };
 }
 
 /** PWM resolution of the bridged motor outputs. */

@@ -1,0 +1,277 @@
+/**
+ * The uplink: MQTT to the fleet (docs/uplink.md). The journal is the outbox:
+ * events are read from flash from the sync cursor on, published in
+ * consecutive batches, and the cursor advances only over ranges the gateway
+ * acknowledges after its database commit. RAM holds a window counter, never
+ * the backlog, so a week offline costs flash, not heap.
+ *
+ * Reconnects back off exponentially (1 s doubling to 5 min) with jitter, so
+ * a fleet coming back after an outage does not arrive all at once.
+ */
+import type { Board, MqttClient, TimerId } from '../board.js';
+import { describeRecord, type Described } from '../journal/describe.js';
+import type { Journal } from '../journal/journal.js';
+import { decodeUtf8, encodeUtf8 } from './utf8.js';
+
+export interface UplinkConfig {
+  host: string;
+  port: number;
+  user?: string;
+  password?: string;
+  /** Telemetry at least this often (default 5 minutes), and soon after anything changes. */
+  telemetryIntervalMs: number;
+  keepaliveS: number;
+}
+
+export interface UplinkSource {
+  readonly machineId: string;
+  readonly firmware: string;
+  readonly journal: Journal;
+  readonly codes: readonly string[];
+  /** The telemetry body (without v and t). */
+  telemetry(): { [key: string]: unknown };
+}
+
+export interface UplinkStatus {
+  state: 'offline' | 'connecting' | 'online';
+  connects: number;
+  published: number;
+  acks: number;
+  resends: number;
+  telemetrySent: number;
+}
+
+/** Events per message and unacknowledged events in flight. */
+const BATCH = 20;
+const WINDOW = 100;
+/** No acknowledgement progress for this long: send again from the cursor. */
+const ACK_TIMEOUT_MS = 20000;
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 300000;
+/** Telemetry after a change waits this long, so a sale's burst of events makes one message. */
+const TELEMETRY_DEBOUNCE_MS = 10000;
+
+export class Uplink {
+  readonly status: UplinkStatus = { state: 'offline', connects: 0, published: 0, acks: 0, resends: 0, telemetrySent: 0 };
+  private readonly board: Board;
+  private readonly config: UplinkConfig;
+  private readonly source: UplinkSource;
+  private readonly topic: string;
+  private client: MqttClient | undefined;
+  private nextSeq = 0;
+  private failures = 0;
+  private retryTimer: TimerId | undefined;
+  private ackTimer: TimerId | undefined;
+  private telemetryTimer: TimerId | undefined;
+  private telemetryDue = false;
+  private random: number;
+  /** Callbacks of an older connection are ignored. */
+  private generation = 0;
+
+  constructor(board: Board, config: UplinkConfig, source: UplinkSource) {
+    this.board = board;
+    this.config = config;
+    this.source = source;
+    this.topic = `fleet/${source.machineId}/`;
+    // A per-machine seed for the jitter (no Math.random: runs replay exactly in the simulator).
+    let h = 0x9e3779b9;
+    for (let i = 0; i < source.machineId.length; i++) h = Math.imul(h ^ source.machineId.charCodeAt(i), 0x85ebca6b);
+    this.random = (h ^ source.journal.log.lastSeq) >>> 0 || 1;
+  }
+
+  start(): void {
+    if (!this.board.openMqtt) {
+      this.board.log('warn', 'uplink: this board has no MQTT client');
+      return;
+    }
+    this.connect();
+  }
+
+  stop(): void {
+    this.clearTimers();
+    this.client?.close();
+    this.client = undefined;
+    this.status.state = 'offline';
+  }
+
+  /** The journal got a new event: send it if online, and telemetry soon. */
+  eventRecorded(): void {
+    if (this.status.state === 'online') this.pump();
+    this.telemetrySoon();
+  }
+
+  private connect(): void {
+    const open = this.board.openMqtt;
+    if (!open) return;
+    this.status.state = 'connecting';
+    const c = this.config;
+    const gen = ++this.generation;
+    const mine = (fn: () => void) => (): void => {
+      if (gen === this.generation) fn();
+    };
+    try {
+      this.client = open.call(this.board, {
+        host: c.host,
+        port: c.port,
+        id: this.source.machineId,
+        keepalive: c.keepaliveS,
+        ...(c.user !== undefined ? { user: c.user } : {}),
+        ...(c.password !== undefined ? { password: encodeUtf8(c.password) } : {}),
+        will: { topic: this.topic + 'status', message: encodeUtf8(JSON.stringify({ v: 1, online: false })), QoS: 1, retain: true },
+        onWritable: mine(() => this.writable()),
+        onReadable: (count, info) => {
+          if (gen === this.generation) this.readable(count, info.topic);
+        },
+        onClose: mine(() => this.lost('connection closed')),
+        onError: mine(() => this.lost('connection failed')),
+      });
+    } catch (e) {
+      this.lost(e instanceof Error ? e.message : 'open failed');
+    }
+  }
+
+  private writable(): void {
+    if (this.status.state !== 'connecting' || !this.client) return;
+    this.status.state = 'online';
+    this.status.connects++;
+    this.failures = 0;
+    this.client.subscribe([{ topic: this.topic + 'acks', QoS: 1 }]);
+    this.publish('status', { v: 1, online: true, fw: this.source.firmware, boot: this.source.journal.bootSeq }, true);
+    this.board.log('info', `uplink: online (${this.config.host}:${this.config.port}); ${this.source.journal.status().unsynced} events to send`);
+    this.nextSeq = this.source.journal.ledger.synced + 1;
+    this.pump();
+    this.sendTelemetry();
+  }
+
+  private lost(why: string): void {
+    const was = this.status.state;
+    const client = this.client;
+    this.client = undefined;
+    this.generation++;
+    try {
+      client?.close();
+    } catch {
+      // Already gone.
+    }
+    this.status.state = 'offline';
+    if (this.ackTimer !== undefined) this.board.timers.clear(this.ackTimer);
+    this.ackTimer = undefined;
+    if (this.retryTimer !== undefined) return;
+    // Exponential backoff with jitter between half and the whole of the step.
+    const step = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(this.failures, 16));
+    this.failures++;
+    const delay = Math.round(step / 2 + (this.nextRandom() * step) / 2);
+    if (was === 'online' || this.failures <= 3 || this.failures % 10 === 0) this.board.log('warn', `uplink: ${why}; reconnecting in ${(delay / 1000).toFixed(1)} s`);
+    this.retryTimer = this.board.timers.set(() => {
+      this.retryTimer = undefined;
+      this.connect();
+    }, delay);
+  }
+
+  private nextRandom(): number {
+    // xorshift32
+    let x = this.random;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.random = x >>> 0;
+    return this.random / 0x100000000;
+  }
+
+  /** Publish events from flash while the in-flight window has room. */
+  private pump(): void {
+    const journal = this.source.journal;
+    const synced = journal.ledger.synced;
+    if (this.nextSeq <= synced) this.nextSeq = synced + 1;
+    while (this.client && this.status.state === 'online' && this.nextSeq <= journal.log.lastSeq && this.nextSeq - synced - 1 < WINDOW) {
+      const batch: Described[] = [];
+      const codes = this.source.codes;
+      journal.log.readEvents(this.nextSeq, BATCH, (type, seq, time, d, o, len) => {
+        batch.push(describeRecord(type, seq, time, d, o, len, codes));
+      });
+      if (batch.length === 0) break;
+      const first = batch[0]!['seq'] as number;
+      if (first !== this.nextSeq) {
+        // The flash lost events (damage): the gateway must still hear what there is.
+        this.board.log('error', `uplink: events ${this.nextSeq}..${first - 1} are missing from the journal`);
+      }
+      this.publish('events', { v: 1, events: batch }, false);
+      this.nextSeq = (batch[batch.length - 1]!['seq'] as number) + 1;
+      this.armAckTimer();
+    }
+  }
+
+  private armAckTimer(): void {
+    if (this.ackTimer !== undefined) return;
+    const at = this.source.journal.ledger.synced;
+    this.ackTimer = this.board.timers.set(() => {
+      this.ackTimer = undefined;
+      const journal = this.source.journal;
+      if (journal.ledger.synced === at && this.nextSeq > at + 1 && this.status.state === 'online') {
+        // Nothing acknowledged for a while: the gateway may have lost them. Send again.
+        this.status.resends++;
+        this.nextSeq = at + 1;
+        this.pump();
+      } else if (this.nextSeq > journal.ledger.synced + 1) {
+        this.armAckTimer();
+      }
+    }, ACK_TIMEOUT_MS);
+  }
+
+  private readable(count: number, topic: string): void {
+    const data = this.client?.read(count);
+    if (!data) return;
+    if (topic !== this.topic + 'acks') return;
+    let msg: unknown;
+    try {
+      msg = JSON.parse(decodeUtf8(data));
+    } catch {
+      this.board.log('warn', 'uplink: unreadable acknowledgement');
+      return;
+    }
+    const m = msg as { v?: unknown; from?: unknown; to?: unknown };
+    if (m.v !== 1 || typeof m.from !== 'number' || typeof m.to !== 'number' || m.from > m.to) return;
+    this.status.acks++;
+    const journal = this.source.journal;
+    // Ranges arrive in the order sent; one that starts beyond the cursor waits for the resend.
+    if (m.from <= journal.ledger.synced + 1 && m.to > journal.ledger.synced) {
+      journal.acknowledge(Math.min(m.to, journal.log.lastSeq));
+      if (this.ackTimer !== undefined) this.board.timers.clear(this.ackTimer);
+      this.ackTimer = undefined;
+      if (this.nextSeq > journal.ledger.synced + 1) this.armAckTimer();
+      this.pump();
+    }
+  }
+
+  private telemetrySoon(): void {
+    if (this.telemetryDue) return;
+    this.telemetryDue = true;
+    if (this.telemetryTimer !== undefined) this.board.timers.clear(this.telemetryTimer);
+    this.telemetryTimer = this.board.timers.set(() => this.sendTelemetry(), TELEMETRY_DEBOUNCE_MS);
+  }
+
+  private sendTelemetry(): void {
+    if (this.telemetryTimer !== undefined) this.board.timers.clear(this.telemetryTimer);
+    this.telemetryDue = false;
+    this.telemetryTimer = this.board.timers.set(() => this.sendTelemetry(), this.config.telemetryIntervalMs);
+    if (this.status.state !== 'online') return;
+    this.publish('telemetry', { v: 1, t: this.source.journal.now(), ...this.source.telemetry() }, false);
+    this.status.telemetrySent++;
+  }
+
+  private publish(kind: string, body: unknown, retain: boolean): void {
+    const client = this.client;
+    if (!client) return;
+    try {
+      client.write(encodeUtf8(JSON.stringify(body)), { topic: this.topic + kind, QoS: 1, retain });
+      if (kind === 'events') this.status.published++;
+    } catch (e) {
+      this.lost(e instanceof Error ? e.message : 'write failed');
+    }
+  }
+
+  private clearTimers(): void {
+    for (const t of [this.retryTimer, this.ackTimer, this.telemetryTimer]) if (t !== undefined) this.board.timers.clear(t);
+    this.retryTimer = this.ackTimer = this.telemetryTimer = undefined;
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * The machine's network on the host: the firmware's MQTT client becomes a
+ * real TCP connection to a real broker, with MQTT 3.1.1 packets written and
+ * parsed by mqtt-packet. The link itself can be taken down and brought back
+ * (bench `network` steps): down, the connection drops without a DISCONNECT
+ * (so the broker publishes the machine's last will) and new connections fail
+ * after a connect timeout.
+ *
+ * Real I/O runs in real time while the machine's clock is virtual, so while a
+ * connection is open the host paces virtual time (`speed` times real time at
+ * most) to keep round trips to the gateway in proportion.
+ */
+import mqttPacket from 'mqtt-packet';
+import { connect, type Socket } from 'node:net';
+import type { GuestEvent } from './guest/protocol.js';
+import type { Scheduler } from './scheduler.js';
+
+export interface NetworkOptions {
+  /** The real broker, e.g. mqtt://127.0.0.1:1883. */
+  url: string;
+  /** Most virtual time per real time while connected (default 100). */
+  speed?: number;
+}
+
+export interface MqttOpen {
+  id: string;
+  keepalive: number;
+  user?: string;
+  password?: string;
+  will?: { topic: string; message: string; qos: 0 | 1; retain: boolean };
+}
+
+/** Virtual time a connection attempt takes to fail when the link is down. */
+const CONNECT_TIMEOUT_US = 5_000_000;
+
+export class SimNetwork {
+  readonly host: string;
+  readonly port: number;
+  readonly speed: number;
+  up = true;
+  readonly stats = { connects: 0, published: 0, received: 0, drops: 0 };
+  private socket: Socket | undefined;
+  private emit: (ev: GuestEvent) => void;
+  private scheduler: Scheduler;
+  private messageId = 1;
+  private ping: NodeJS.Timeout | undefined;
+  private pendingFail: number | undefined;
+
+  constructor(options: NetworkOptions, scheduler: Scheduler, emit: (ev: GuestEvent) => void) {
+    const u = new URL(options.url);
+    if (u.protocol !== 'mqtt:') throw new Error(`the simulated network speaks mqtt://, not ${u.protocol}`);
+    this.host = u.hostname;
+    this.port = Number(u.port || 1883);
+    this.speed = options.speed ?? 100;
+    this.scheduler = scheduler;
+    this.emit = emit;
+  }
+
+  /** A power cut: a new rig (and clock) takes over; whatever was open just dies. */
+  rewire(scheduler: Scheduler, emit: (ev: GuestEvent) => void): void {
+    this.drop();
+    this.scheduler = scheduler;
+    this.emit = emit;
+  }
+
+  /** True while real I/O is under way (the host paces virtual time then). */
+  get active(): boolean {
+    return this.socket !== undefined;
+  }
+
+  open(o: MqttOpen): void {
+    this.drop();
+    if (!this.up) {
+      // Nothing answers: the attempt times out on the machine's clock.
+      this.pendingFail = this.scheduler.after(CONNECT_TIMEOUT_US, () => {
+        this.pendingFail = undefined;
+        this.emit(['mq', 'down']);
+      });
+      return;
+    }
+    const socket = connect(this.port, this.host);
+    this.socket = socket;
+    socket.setNoDelay(true);
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    parser.on('packet', (p: mqttPacket.Packet) => {
+      if (socket !== this.socket) return;
+      switch (p.cmd) {
+        case 'connack':
+          if ((p as mqttPacket.IConnackPacket).returnCode === 0) {
+            this.stats.connects++;
+            this.emit(['mq', 'up']);
+          } else {
+            this.drop();
+            this.emit(['mq', 'down']);
+          }
+          break;
+        case 'publish': {
+          const pub = p as mqttPacket.IPublishPacket;
+          this.stats.received++;
+          if (pub.qos === 1 && pub.messageId !== undefined) socket.write(mqttPacket.generate({ cmd: 'puback', messageId: pub.messageId }));
+          this.emit(['mq', 'msg', pub.topic, Buffer.from(pub.payload as Buffer).toString('utf8')]);
+          break;
+        }
+        default:
+          // puback, suback, pingresp: nothing for the firmware.
+          break;
+      }
+    });
+    parser.on('error', () => this.lose());
+    socket.on('data', (chunk) => parser.parse(chunk));
+    socket.on('error', () => this.lose());
+    socket.on('close', () => {
+      if (socket === this.socket) this.lose();
+    });
+    socket.on('connect', () => {
+      const packet: mqttPacket.IConnectPacket = {
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 4,
+        clean: true,
+        clientId: o.id,
+        keepalive: o.keepalive,
+      };
+      if (o.user !== undefined) packet.username = o.user;
+      if (o.password !== undefined) packet.password = Buffer.from(o.password);
+      if (o.will) packet.will = { topic: o.will.topic, payload: Buffer.from(o.will.message), qos: o.will.qos, retain: o.will.retain };
+      socket.write(mqttPacket.generate(packet));
+      // Keepalive is the broker's real-time rule, so pings run on real time.
+      this.ping = setInterval(() => socket.write(mqttPacket.generate({ cmd: 'pingreq' })), Math.max(1000, (o.keepalive * 1000) / 2));
+    });
+  }
+
+  publish(topic: string, text: string, qos: 0 | 1, retain: boolean): void {
+    const s = this.socket;
+    if (!s) return;
+    this.stats.published++;
+    const packet: mqttPacket.IPublishPacket = { cmd: 'publish', topic, payload: Buffer.from(text), qos, retain, dup: false };
+    if (qos === 1) {
+      packet.messageId = this.messageId;
+      this.messageId = (this.messageId % 65535) + 1;
+    }
+    s.write(mqttPacket.generate(packet));
+  }
+
+  subscribe(topics: string[]): void {
+    const s = this.socket;
+    if (!s) return;
+    const messageId = this.messageId;
+    this.messageId = (this.messageId % 65535) + 1;
+    s.write(mqttPacket.generate({ cmd: 'subscribe', messageId, subscriptions: topics.map((topic) => ({ topic, qos: 1 as const })) }));
+  }
+
+  /** The firmware closes its client: a clean DISCONNECT. */
+  close(): void {
+    const s = this.socket;
+    if (s) s.end(mqttPacket.generate({ cmd: 'disconnect' }));
+    this.forget();
+  }
+
+  /** The link goes down (`false`) or comes back. */
+  setLink(up: boolean): void {
+    this.up = up;
+    if (!up && this.socket) {
+      this.stats.drops++;
+      this.lose();
+    }
+  }
+
+  /** Tear the connection down without a word (the broker sends the last will). */
+  drop(): void {
+    this.socket?.destroy();
+    this.forget();
+    this.scheduler.cancel(this.pendingFail);
+    this.pendingFail = undefined;
+  }
+
+  private lose(): void {
+    if (!this.socket) return;
+    this.socket.destroy();
+    this.forget();
+    this.emit(['mq', 'down']);
+  }
+
+  private forget(): void {
+    if (this.ping) clearInterval(this.ping);
+    this.ping = undefined;
+    this.socket = undefined;
+  }
+}
