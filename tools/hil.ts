@@ -7,6 +7,7 @@
 import { relative } from 'node:path';
 import { runScenario, type ScenarioResult } from './hil/runner.js';
 import { ScenarioError, loadScenario, scenarioFiles } from './hil/scenario.js';
+import { closeBenchGateway } from './hil/bench-gateway.js';
 import { SimBenchTarget } from './hil/sim-target.js';
 
 interface Options {
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${passed} passed, ${results.length - passed} failed\n`);
   }
   process.exitCode = passed === results.length ? 0 : 1;
+  await closeBenchGateway();
 }
 
 function line(r: ScenarioResult): string {

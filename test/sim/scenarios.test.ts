@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runScenario } from '../../tools/hil/runner.js';
 import { loadScenario, scenarioFiles } from '../../tools/hil/scenario.js';
+import { closeBenchGateway } from '../../tools/hil/bench-gateway.js';
 import { SimBenchTarget } from '../../tools/hil/sim-target.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -29,6 +30,9 @@ for (const target of ['sim', 'xs'] as const) {
     }
   });
 }
+
+// Scenarios with network steps started the embedded bench gateway.
+after(() => closeBenchGateway());
 
 describe('npm run hil (command line)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vendfleet-hil-'));
@@ -87,10 +91,10 @@ describe('npm run hil (command line)', () => {
   });
 
   it('says which steps are not supported yet instead of pretending', () => {
-    const f = write('network.json', { name: 'network', machine, steps: [{ network: 'down' }] });
+    const f = write('card.json', { name: 'card', machine: { ...machine, cashless: { funds: 1000 } }, steps: [{ tapCard: true }] });
     const r = run(f);
     assert.equal(r.status, 1);
-    assert.match(r.stdout, /step 1: network is not supported yet on target sim/);
+    assert.match(r.stdout, /step 1: tapCard is not supported yet on target sim/);
   });
 
   it('refuses bad usage with status 2', () => {

@@ -1,8 +1,11 @@
 /** Bench target backed by hal-sim: the firmware bundle in Node (`sim`) or inside XS (`xs`). */
 import { MachineHost } from '../../hal-sim/host.js';
 import type { TargetName } from '../../hal-sim/transport.js';
+import { benchGateway } from './bench-gateway.js';
 import type { BenchTarget, Observation, StepOutcome } from './runner.js';
 import type { Scenario, Step } from './scenario.js';
+
+let machineCounter = 0;
 
 export class SimBenchTarget implements BenchTarget {
   readonly name: string;
@@ -18,6 +21,14 @@ export class SimBenchTarget implements BenchTarget {
   static async open(target: TargetName, scenario: Scenario, options: { seed?: number; onLog?: (level: string, message: string, atMs: number) => void } = {}): Promise<SimBenchTarget> {
     const hostOptions: Parameters<typeof MachineHost.start>[1] = { target, seed: options.seed ?? 1 };
     if (options.onLog) hostOptions.onLog = options.onLog;
+    if (scenario.steps.some((s) => s.action === 'network')) {
+      // A machine on a network needs someone to acknowledge it: the embedded gateway.
+      const { url, gateway } = await benchGateway();
+      const id = `bench-${(machineCounter++).toString(36)}-${Date.now().toString(36)}`;
+      await gateway.addMachines([id]);
+      hostOptions.network = { url };
+      hostOptions.machineId = id;
+    }
     const host = await MachineHost.start(scenario.machine, hostOptions);
     return new SimBenchTarget(target, host);
   }
@@ -56,7 +67,23 @@ export class SimBenchTarget implements BenchTarget {
         await host.powerCut();
         return {};
       case 'network':
-        return { unsupported: 'the uplink arrives with issue #4' };
+        host.setNetwork(step.up);
+        if (step.up) await this.settleUplink(step.settleMs);
+        else await host.runUntilIdle(step.settleMs);
+        return {};
+    }
+  }
+
+  /** After the link returns: run until the uplink is back and has sent its backlog (at most `maxMs`). */
+  private async settleUplink(maxMs: number): Promise<void> {
+    const host = this.host;
+    // Reconnects back off up to 5 minutes, so give it that long.
+    const end = host.rig.scheduler.now + Math.max(maxMs, 360000) * 1000;
+    for (;;) {
+      await host.runUntilIdle(1000);
+      const st = await host.status();
+      if ((st.uplink?.state === 'online' && st.journal.unsynced === 0) || host.rig.scheduler.now >= end) return;
+      await host.run(500);
     }
   }
 
