@@ -1,0 +1,68 @@
+/**
+ * `npm start`: the embedded broker, gateway and store with a simulated
+ * fleet, a live summary, and a clean stop on Ctrl-C, also when port 1883 is
+ * already taken on this machine.
+ */
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const fleet = fileURLToPath(new URL('../../tools/fleet.js', import.meta.url));
+
+function portTaken(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(true));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
+  });
+}
+
+function run(args: string[], interruptAfterLine?: RegExp): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [fleet, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let interrupted = false;
+    const take = (chunk: Buffer): void => {
+      out += chunk.toString();
+      if (interruptAfterLine && !interrupted && interruptAfterLine.test(out)) {
+        interrupted = true;
+        child.kill('SIGINT');
+      }
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+describe('npm start (the simulated fleet)', function () {
+  this.timeout(120000);
+
+  it('runs broker, gateway, store and machines, summarises live, and stops after --duration', async () => {
+    // A real broker may hold 1883 on this machine (Mosquitto does in CI): the fleet must still start.
+    const taken = await portTaken(1883);
+    const r = await run(['--machines', '3', '--duration', '8']);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /MQTT broker {3}mqtt:\/\/127\.0\.0\.1:\d+/);
+    if (taken) assert.match(r.out, /1883 is taken/);
+    assert.match(r.out, /fleet store {3}PGlite/);
+    assert.match(r.out, /machines online 3\/3 \| sales \d+/);
+    const sales = [...r.out.matchAll(/\| sales (\d+) \|/g)].map((m) => Number(m[1]));
+    assert.ok(sales.at(-1)! > 0, `sales ${sales.join(', ')}`);
+    assert.match(r.out, /unsynced 0 \| rejected 0\nstopped/);
+  });
+
+  it('stops cleanly on Ctrl-C', async () => {
+    const r = await run(['--machines', '2'], /machines online 2\/2/);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /Ctrl-C: letting the machines finish their customers, then stopping/);
+    assert.match(r.out, /stopped\n$/);
+  });
+
+  it('refuses bad options with the usage', async () => {
+    const r = await run(['--machines', 'lots']);
+    assert.equal(r.code, 2);
+    assert.match(r.out, /--machines needs an integer from 1 to 500/);
+  });
+});

@@ -1,0 +1,189 @@
+/**
+ * npm start [-- --machines N] [--target sim|xs] [--data DIR] [--duration S] [--seed N]
+ *
+ * The main job on the embedded default: an MQTT broker (aedes) and the
+ * gateway with its fleet store (PGlite) in this process, and a fleet of
+ * simulated vending machines running the real firmware, serving simulated
+ * customers, publishing their journals over MQTT. Prints where everything
+ * is and a live summary; Ctrl-C (or --duration) stops it cleanly.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Gateway } from '../gateway/gateway.js';
+import { startEmbeddedBroker } from '../gateway/mqtt/embedded-broker.js';
+import { openDb } from '../gateway/store/db.js';
+import { visit } from '../hal-sim/customers.js';
+import { FlashImage } from '../hal-sim/guest/flash-image.js';
+import { DEFAULT_FLASH, MachineHost } from '../hal-sim/host.js';
+import type { MachineSpec, PhysicalState } from '../hal-sim/rig.js';
+import { Random } from '../hal-sim/scheduler.js';
+import type { TargetName } from '../hal-sim/transport.js';
+
+interface Options {
+  machines: number;
+  target: TargetName;
+  data: string | undefined;
+  duration: number;
+  seed: number;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`vendfleet: ${message}\nusage: npm start -- [--machines N] [--target sim|xs] [--data DIR] [--duration SECONDS] [--seed N]\n`);
+  process.exit(2);
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { machines: 20, target: 'sim', data: undefined, duration: 0, seed: 1 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const int = (min: number, max: number): number => {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < min || v > max) fail(`${a} needs an integer from ${min} to ${max}`);
+      return v;
+    };
+    if (a === '--machines') o.machines = int(1, 500);
+    else if (a === '--duration') o.duration = int(1, 86400);
+    else if (a === '--seed') o.seed = int(0, 2 ** 31);
+    else if (a === '--target') {
+      const t = argv[++i];
+      if (t !== 'sim' && t !== 'xs') fail('--target is sim or xs');
+      o.target = t;
+    } else if (a === '--data') {
+      const d = argv[++i];
+      if (!d) fail('--data needs a directory');
+      o.data = d;
+    } else if (a === '--help' || a === '-h') fail('help');
+    else fail(`unknown option ${a}`);
+  }
+  return o;
+}
+
+const PRODUCTS = [
+  ['Chips', 125, 'Snacks'],
+  ['Pretzels', 150, 'Snacks'],
+  ['Cookies', 110, 'Snacks'],
+  ['Candy bar', 100, 'Candy'],
+  ['Gum', 65, 'Candy'],
+  ['Cola', 175, 'Drinks'],
+  ['Water', 100, 'Drinks'],
+  ['Iced tea', 160, 'Drinks'],
+] as const;
+
+function machineSpec(i: number, rnd: Random): MachineSpec {
+  const slots = [];
+  const rows = ['A', 'B', 'C'];
+  for (let r = 0; r < 3; r++) {
+    for (let c = 1; c <= 3; c++) {
+      const [product, price, category] = PRODUCTS[(i + r * 3 + c) % PRODUCTS.length]!;
+      slots.push({ code: `${rows[r]}${c}`, product, price, qty: rnd.int(3, 12), capacity: 12, category });
+    }
+  }
+  return {
+    currency: 'USD',
+    slots,
+    changer: { coins: [{ value: 5, tube: 60 }, { value: 10, tube: 60 }, { value: 25, tube: 80 }, { value: 100, tube: null }] },
+    bills: [100, 500],
+  };
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const print = (s: string): void => void process.stdout.write(s + '\n');
+  const broker = await startEmbeddedBroker();
+  const dbDir = o.data ? join(o.data, 'pglite') : undefined;
+  const db = await openDb(dbDir ? { dataDir: dbDir } : {});
+  const gateway = await Gateway.start({ mqttUrl: broker.url, db, clientId: 'vendfleet-gateway', onLog: (level, m) => level !== 'info' && print(`gateway ${level}: ${m}`) });
+  const rnd = new Random(o.seed);
+  const ids = Array.from({ length: o.machines }, (_, i) => `vm-${String(i + 1).padStart(4, '0')}`);
+  await gateway.addMachines(ids);
+
+  print(`vendfleet: ${o.machines} simulated machines (firmware on ${o.target === 'xs' ? 'the XS engine' : 'Node'}), the gateway and the fleet store in this process`);
+  print(`  MQTT broker   ${broker.url}${broker.port !== 1883 ? ' (1883 is taken on this machine; any MQTT client can subscribe here: fleet/#)' : ' (subscribe to fleet/# to watch)'}`);
+  print(`  fleet store   PGlite (PostgreSQL in this process), ${dbDir ? `data in ${dbDir}` : 'in memory (--data DIR keeps it and the machines)'}; tables machines, machine_state, events, sales (view), telemetry`);
+  print(`  machines      ${ids[0]} .. ${ids[ids.length - 1]}, 9 slots each, USD coins and bills, telemetry every 5 min and after sales`);
+  print('  Ctrl-C stops everything cleanly.\n');
+
+  const saved = (id: string): { flash?: FlashImage; physical?: PhysicalState } => {
+    if (!o.data) return {};
+    const f = join(o.data, 'machines', `${id}.json`);
+    if (!existsSync(f)) return {};
+    const s = JSON.parse(readFileSync(f, 'utf8')) as { flash: string; physical: PhysicalState };
+    return { flash: new FlashImage(DEFAULT_FLASH, Buffer.from(s.flash, 'base64')), physical: s.physical };
+  };
+  const hosts = await Promise.all(
+    ids.map((id, i) => {
+      const s = saved(id);
+      return MachineHost.start(machineSpec(i, rnd), {
+        target: o.target,
+        seed: o.seed * 1000 + i,
+        machineId: id,
+        network: { url: broker.url },
+        ...(s.flash ? { flash: s.flash } : {}),
+        ...(s.physical ? { physical: s.physical } : {}),
+      });
+    }),
+  );
+
+  let stopping = false;
+  const customers = hosts.map(async (host, i) => {
+    const r = new Random(o.seed * 7919 + i);
+    while (!stopping) {
+      // Someone comes by every half minute to five minutes.
+      await host.run(r.int(30, 300) * 1000);
+      if (stopping) break;
+      await visit(host, r, { walkAway: 0.04, cancel: 0.06, twoItems: 0.1 });
+    }
+  });
+
+  const started = performance.now();
+  let lastMessages = 0;
+  let lastAt = started;
+  const summary = async (): Promise<void> => {
+    const st = await Promise.all(hosts.map((h) => h.status()));
+    const online = st.filter((s) => s.uplink?.state === 'online').length;
+    const unsynced = st.reduce((a, s) => a + s.journal.unsynced, 0);
+    const sales = (await db.query<{ n: string; total: string | null }>('SELECT count(*) AS n, sum(price) AS total FROM sales')).rows[0]!;
+    const g = gateway.ingester.stats;
+    const now = performance.now();
+    const rate = ((g.messages - lastMessages) * 1000) / (now - lastAt);
+    lastMessages = g.messages;
+    lastAt = now;
+    const rejected = Object.values(g.rejected).reduce((a, b) => a + (b ?? 0), 0);
+    const secs = Math.round((now - started) / 1000);
+    print(
+      `[${String(Math.floor(secs / 60)).padStart(2, '0')}:${String(secs % 60).padStart(2, '0')}] machines online ${online}/${hosts.length} | sales ${sales.n} | revenue $${(Number(sales.total ?? 0) / 100).toFixed(2)} | events stored ${g.events} | ${rate.toFixed(0)} msg/s | unsynced ${unsynced} | rejected ${rejected}`,
+    );
+  };
+  const timer = setInterval(() => void summary().catch(() => {}), 2000);
+
+  const stop = async (why: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(timer);
+    print(`\n${why}: letting the machines finish their customers, then stopping`);
+    await Promise.all(customers);
+    await summary();
+    if (o.data) {
+      mkdirSync(join(o.data, 'machines'), { recursive: true });
+      hosts.forEach((h, i) => {
+        const state = { flash: Buffer.from(h.flash.bytes).toString('base64'), physical: h.rig.physical(true) };
+        writeFileSync(join(o.data!, 'machines', `${ids[i]}.json`), JSON.stringify(state));
+      });
+      print(`machines' flash and physical state saved in ${join(o.data, 'machines')}`);
+    }
+    await Promise.all(hosts.map((h) => h.close()));
+    await gateway.close();
+    await db.close();
+    await broker.close();
+    print('stopped');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('Ctrl-C'));
+  process.on('SIGTERM', () => void stop('terminated'));
+  if (o.duration > 0) setTimeout(() => void stop(`${o.duration} s are up`), o.duration * 1000);
+}
+
+main().catch((e) => {
+  process.stderr.write(`vendfleet: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
