@@ -40,10 +40,12 @@ export interface MachineConfig {
 }
 
 export interface UplinkSettings {
+  /** The MQTT broker. */
   host: string;
   port: number;
   user?: string;
   password?: string;
+  /** Telemetry at least this often (default 5 minutes), and soon after anything changes. */
   telemetryIntervalMs: number;
   keepaliveS: number;
 }

@@ -9,19 +9,13 @@
  * a fleet coming back after an outage does not arrive all at once.
  */
 import type { Board, MqttClient, TimerId } from '../board.js';
+import type { UplinkSettings } from '../config.js';
 import { describeRecord, type Described } from '../journal/describe.js';
 import type { Journal } from '../journal/journal.js';
 import { decodeUtf8, encodeUtf8 } from './utf8.js';
 
-export interface UplinkConfig {
-  host: string;
-  port: number;
-  user?: string;
-  password?: string;
-  /** Telemetry at least this often (default 5 minutes), and soon after anything changes. */
-  telemetryIntervalMs: number;
-  keepaliveS: number;
-}
+/** Where and how (the machine configuration's `uplink`). */
+export type UplinkConfig = UplinkSettings;
 
 export interface UplinkSource {
   readonly machineId: string;
