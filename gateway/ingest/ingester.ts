@@ -146,9 +146,9 @@ export class Ingester {
   private async write(batch: Pending[], rejections: Map<Rejection, { count: number; detail: string }>): Promise<void> {
     try {
       const ok = await this.admit(batch);
-      await this.commit(ok, rejections);
+      const conflicts = await this.commit(ok, rejections);
       this.retryMs = 0;
-      this.acknowledge(ok);
+      this.acknowledge(ok.filter((p) => !conflicts.has(p)));
     } catch (e) {
       const err = e as { code?: string; message?: string };
       if (isDataError(err) && batch.length > 1) {
@@ -194,7 +194,8 @@ export class Ingester {
     return ok;
   }
 
-  private async commit(batch: Pending[], rejections: Map<Rejection, { count: number; detail: string }>): Promise<void> {
+  /** Returns the messages whose events clash with different events already stored under the same numbers. */
+  private async commit(batch: Pending[], rejections: Map<Rejection, { count: number; detail: string }>): Promise<Set<Pending>> {
     const machines: string[] = [];
     const seqs: number[] = [];
     const types: string[] = [];
@@ -222,6 +223,7 @@ export class Ingester {
       await ensureTelemetryPartition(this.db, new Date());
       this.partitionDay = day;
     }
+    const conflicts = new Set<Pending>();
     const inserted = await this.db.transaction(async (tx) => {
       let count = 0;
       if (machines.length > 0) {
@@ -233,6 +235,7 @@ export class Ingester {
           [machines, seqs, types, times, bodies],
         );
         count = r.rows.length;
+        if (count < machines.length) await this.checkResends(tx, batch, r.rows, conflicts);
         await this.touchMachines(tx, batch, r.rows);
       }
       if (telemetry.length > 0) {
@@ -272,6 +275,45 @@ export class Ingester {
     this.stats.statuses += statuses.length;
     const now = performance.now();
     for (const p of batch) this.latencies[this.latencyCount++ % LATENCY_SAMPLES] = now - p.at;
+    return conflicts;
+  }
+
+  /**
+   * Events not inserted were already stored: a resend must be the same event.
+   * A different event under a stored number (a machine whose journal was
+   * wiped and started again) is never acknowledged, so the machine keeps it
+   * in flash and says so, rather than it being taken for a duplicate and lost.
+   */
+  private async checkResends(tx: Queryable, batch: Pending[], inserted: { machine_id: string; seq: string }[], conflicts: Set<Pending>): Promise<void> {
+    const fresh = new Set(inserted.map((r) => `${r.machine_id}\u0000${Number(r.seq)}`));
+    const machines: string[] = [];
+    const seqs: number[] = [];
+    for (const p of batch) {
+      if (p.kind !== 'events') continue;
+      for (const e of p.events) {
+        if (!fresh.has(`${p.machine}\u0000${e.seq}`)) {
+          machines.push(p.machine);
+          seqs.push(e.seq);
+        }
+      }
+    }
+    const stored = await tx.query<{ machine_id: string; seq: string; type: string; machine_time: string; body: Record<string, unknown> }>(
+      `SELECT e.machine_id, e.seq, e.type, e.machine_time, e.body FROM events e
+       JOIN unnest($1::text[], $2::bigint[]) AS k(m, s) ON e.machine_id = k.m AND e.seq = k.s`,
+      [machines, seqs],
+    );
+    const byKey = new Map(stored.rows.map((r) => [`${r.machine_id}\u0000${Number(r.seq)}`, r]));
+    for (const p of batch) {
+      if (p.kind !== 'events') continue;
+      for (const e of p.events) {
+        const s = byKey.get(`${p.machine}\u0000${e.seq}`);
+        if (s && (s.type !== e.type || Number(s.machine_time) !== e.t || canonical(s.body) !== canonical(e.body))) {
+          conflicts.add(p);
+          this.reject('seq-conflict', `${p.machine}: event ${e.seq} differs from the one stored (${s.type} at ${s.machine_time}, now ${e.type} at ${e.t}); not acknowledged`);
+          break;
+        }
+      }
+    }
   }
 
   /** Last seen, newest sequence number and event count per machine in the batch. */
@@ -311,6 +353,18 @@ export class Ingester {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
   }
+}
+
+/** JSON with keys in a fixed order, to compare bodies that went through jsonb. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
 }
 
 /** SQLSTATE classes that mean "this data", not "this database": data exceptions, integrity, syntax. */

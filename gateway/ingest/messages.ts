@@ -11,7 +11,7 @@ export const MAX_EVENTS_PER_MESSAGE = 500;
 const MACHINE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const EVENT_TYPE = /^[a-z][a-z0-9-]{0,31}$/;
 
-export type Rejection = 'wrong-topic' | 'oversized' | 'malformed-json' | 'bad-message' | 'unknown-machine' | 'db-error';
+export type Rejection = 'wrong-topic' | 'oversized' | 'malformed-json' | 'bad-message' | 'unknown-machine' | 'db-error' | 'seq-conflict';
 
 export interface MachineEvent {
   seq: number;

@@ -77,9 +77,9 @@ for (const backend of BACKENDS) {
         ],
       );
       // The machine did not hear the acknowledgement and sends again: stored once, acknowledged again.
-      await publish(machine, `fleet/${id}/events`, events(5, 14));
+      await publish(machine, `fleet/${id}/events`, events(11, 20, 'vend-ok'));
       await eventually('the resend acknowledged', async () => (acks.length >= 3 ? true : undefined));
-      assert.deepEqual([acks[2]!.from, acks[2]!.to], [5, 14]);
+      assert.deepEqual([acks[2]!.from, acks[2]!.to], [11, 20]);
       assert.equal(await count(b.db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', [id]), 20);
       const st = (await b.db.query<{ last_seq: string; events: string; online: boolean }>('SELECT last_seq, events, online FROM machine_state WHERE machine_id = $1', [id])).rows[0]!;
       assert.equal(Number(st.last_seq), 20);
@@ -87,6 +87,18 @@ for (const backend of BACKENDS) {
       assert.equal(st.online, true);
       assert.equal(await count(b.db, 'SELECT count(*) AS n FROM sales WHERE machine_id = $1', [id]), 10);
       assert.ok(gw.ingester.stats.duplicates >= 10);
+    });
+
+    it('never acknowledges a different event under a number already stored (a wiped journal)', async () => {
+      const ackCount = acks.length;
+      const before = gw.ingester.stats.rejected['seq-conflict'] ?? 0;
+      // Events 1..3 again, but not the same events: a machine whose journal started over.
+      const list = [1, 2, 3].map((seq) => ({ seq, t: 5, type: 'boot' }));
+      await publish(machine, `fleet/${id}/events`, JSON.stringify({ v: 1, events: list }));
+      await eventually('the conflict counted', async () => ((gw.ingester.stats.rejected['seq-conflict'] ?? 0) > before ? true : undefined));
+      await gw.ingester.flush();
+      assert.equal(acks.length, ackCount, 'no acknowledgement');
+      assert.equal(await count(b.db, "SELECT count(*) AS n FROM events WHERE machine_id = $1 AND type = 'boot'", [id]), 0);
     });
 
     it('keeps telemetry by day and makes the newest the machine state; status says online or offline', async () => {
