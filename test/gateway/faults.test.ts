@@ -1,0 +1,256 @@
+/**
+ * Faults between the machines and the store: the broker restarts, the
+ * gateway dies mid-batch, PostgreSQL is unreachable for a minute, a machine
+ * is offline for a simulated week. Afterwards every sale is stored exactly
+ * once and every machine's unsynced count is 0.
+ */
+import { strict as assert } from 'node:assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Gateway } from '../../gateway/gateway.js';
+import { startEmbeddedBroker } from '../../gateway/mqtt/embedded-broker.js';
+import { openDb, type Db, type Queryable } from '../../gateway/store/db.js';
+import { visit } from '../../hal-sim/customers.js';
+import { MachineHost } from '../../hal-sim/host.js';
+import { Random } from '../../hal-sim/scheduler.js';
+import { usMachine } from '../sim/fixtures.js';
+import { PRODUCTION_DB } from './backends.js';
+
+const count = async (db: Queryable, sql: string, params: unknown[] = []): Promise<number> => Number((await db.query<{ n: string }>(sql, params)).rows[0]!.n);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const MOSQUITTO = '/usr/sbin/mosquitto';
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** A Mosquitto of the test's own, on its own port, that can be killed and started again. */
+async function mosquitto(port: number): Promise<ChildProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'vf-mosq-'));
+  const conf = join(dir, 'mosquitto.conf');
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+  const p = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (up) return p;
+    await sleep(50);
+  }
+  throw new Error('mosquitto did not start');
+}
+
+/** A TCP proxy to PostgreSQL that can be cut (the database becomes unreachable) and restored. */
+class CuttableProxy {
+  private server: Server | undefined;
+  private sockets = new Set<Socket>();
+  constructor(
+    readonly port: number,
+    private readonly target: { host: string; port: number },
+  ) {}
+  async start(): Promise<void> {
+    if (this.server) return;
+    this.server = createServer((client) => {
+      const upstream = connect(this.target.port, this.target.host);
+      this.sockets.add(client).add(upstream);
+      client.pipe(upstream).pipe(client);
+      const end = (): void => {
+        client.destroy();
+        upstream.destroy();
+        this.sockets.delete(client);
+        this.sockets.delete(upstream);
+      };
+      client.on('error', end).on('close', end);
+      upstream.on('error', end).on('close', end);
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.port, '127.0.0.1', () => resolve());
+    });
+  }
+  async cut(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    this.server = undefined;
+  }
+}
+
+async function buyRandomly(host: MachineHost, rnd: Random, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await visit(host, rnd, { walkAway: 0.02, cancel: 0.05 });
+}
+
+async function synced(host: MachineHost, maxMs = 900000): Promise<number> {
+  for (let t = 0; t < maxMs; t += 1000) {
+    const st = await host.status();
+    if (st.journal.unsynced === 0 && st.uplink?.state === 'online') return st.journal.lastSeq;
+    await host.run(1000);
+  }
+  throw new Error(`not synced: ${JSON.stringify((await host.status()).journal)}`);
+}
+
+async function assertExactlyOnce(db: Queryable, host: MachineHost, id: string): Promise<void> {
+  const st = await host.status();
+  assert.equal(await count(db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', [id]), st.journal.lastSeq, 'every event stored once');
+  assert.equal(await count(db, 'SELECT count(*) AS n FROM sales WHERE machine_id = $1', [id]), st.counters.sales, 'every sale stored');
+  const revenue = Number((await db.query<{ r: string | null }>('SELECT sum(price) AS r FROM sales WHERE machine_id = $1', [id])).rows[0]!.r ?? 0);
+  assert.equal(revenue, st.counters.revenue);
+}
+
+describe('faults between machines and the fleet store', function () {
+  this.timeout(240000);
+  const spec = usMachine({ slots: [{ code: 'A1', product: 'Chips', price: 125, qty: 500, capacity: 500 }, { code: 'B4', product: 'Coke', price: 175, qty: 500, capacity: 500 }] });
+
+  it('survives a broker restart (Mosquitto killed and started again)', async () => {
+    const port = await freePort();
+    let broker = await mosquitto(port);
+    const db = await openDb();
+    const gw = await Gateway.start({ mqttUrl: `mqtt://127.0.0.1:${port}`, db, clientId: 'vf-fault-gw' });
+    await gw.addMachines(['vm-b']);
+    const host = await MachineHost.start(spec, { machineId: 'vm-b', network: { url: `mqtt://127.0.0.1:${port}` } });
+    const rnd = new Random(3);
+    try {
+      await buyRandomly(host, rnd, 3);
+      broker.kill('SIGKILL');
+      await buyRandomly(host, rnd, 3);
+      await host.run(5000);
+      broker = await mosquitto(port);
+      await buyRandomly(host, rnd, 2);
+      await synced(host);
+      await gw.ingester.flush();
+      await assertExactlyOnce(db, host, 'vm-b');
+      assert.ok((await host.status()).uplink!.connects >= 2, 'the machine reconnected');
+    } finally {
+      await host.close();
+      await gw.close();
+      await db.close();
+      broker.kill('SIGKILL');
+    }
+  });
+
+  it('survives the gateway dying mid-batch and another taking over', async () => {
+    const broker = await startEmbeddedBroker({ port: 0 });
+    const db = await openDb();
+    let gw = await Gateway.start({ mqttUrl: broker.url, db, ingest: { flushMs: 200 } });
+    await gw.addMachines(['vm-g']);
+    const host = await MachineHost.start(spec, { machineId: 'vm-g', network: { url: broker.url } });
+    const rnd = new Random(4);
+    try {
+      await buyRandomly(host, rnd, 3);
+      // Events arrive, the batch waits for its flush... and the process dies: nothing written, nothing acknowledged.
+      host.select('A1');
+      await host.runUntilIdle();
+      host.insertCoin(100);
+      host.insertCoin(25);
+      await host.runUntilIdle();
+      // Dies without flushing: whatever waits in its batch is neither written nor acknowledged.
+      gw.client.end(true);
+      await buyRandomly(host, rnd, 2);
+      gw = await Gateway.start({ mqttUrl: broker.url, db });
+      await synced(host);
+      await gw.ingester.flush();
+      await assertExactlyOnce(db, host, 'vm-g');
+      assert.ok((await host.status()).uplink!.resends >= 1, 'the machine sent again what was never acknowledged');
+    } finally {
+      await host.close();
+      await gw.close();
+      await db.close();
+      await broker.close();
+    }
+  });
+
+  it('holds everything while PostgreSQL is unreachable for a minute, then stores it all once', async () => {
+    const proxy = new CuttableProxy(await freePort(), { host: '127.0.0.1', port: 5432 });
+    await proxy.start();
+    const url = new URL(PRODUCTION_DB);
+    url.port = String(proxy.port);
+    url.hostname = '127.0.0.1';
+    const schema = `fault_${process.pid}`;
+    const db: Db = await openDb({ url: url.toString(), schema });
+    const broker = await startEmbeddedBroker({ port: 0 });
+    const gw = await Gateway.start({ mqttUrl: broker.url, db });
+    await gw.addMachines(['vm-d']);
+    const host = await MachineHost.start(spec, { machineId: 'vm-d', network: { url: broker.url } });
+    const rnd = new Random(5);
+    try {
+      await buyRandomly(host, rnd, 2);
+      await synced(host);
+      await proxy.cut();
+      const errorsBefore = gw.ingester.stats.storeErrors;
+      const end = Date.now() + 60000;
+      while (Date.now() < end) {
+        await buyRandomly(host, rnd, 1);
+        await host.run(2000);
+      }
+      const during = await host.status();
+      assert.ok(during.journal.unsynced > 0, 'sales made during the outage wait on the machine');
+      assert.ok(gw.ingester.stats.storeErrors > errorsBefore, 'the gateway saw the store go');
+      await proxy.start();
+      await synced(host);
+      await gw.ingester.flush();
+      await assertExactlyOnce(db, host, 'vm-d');
+    } finally {
+      await host.close();
+      await gw.close();
+      await proxy.start().catch(() => {});
+      await db.exec(`DROP SCHEMA ${schema} CASCADE`).catch(() => {});
+      await db.close();
+      await broker.close();
+      await proxy.cut();
+    }
+  });
+
+  it('catches up after a simulated week offline', async function () {
+    this.timeout(600000);
+    const broker = await startEmbeddedBroker({ port: 0 });
+    const db = await openDb();
+    const gw = await Gateway.start({ mqttUrl: broker.url, db });
+    await gw.addMachines(['vm-w']);
+    // Polling every 200 ms (MDB allows it) halves the cost of simulating a week of it.
+    const host = await MachineHost.start(spec, { machineId: 'vm-w', network: { url: broker.url }, config: { pollIntervalMs: 200 } });
+    const rnd = new Random(6);
+    try {
+      await buyRandomly(host, rnd, 1);
+      await synced(host);
+      host.setNetwork(false);
+      // A week: a customer paying exactly every half hour or so, nobody at the gateway end.
+      const week = 7 * 24 * 3600 * 1000;
+      const start = host.nowMs;
+      let visits = 0;
+      while (host.nowMs - start < week) {
+        await host.run(rnd.int(20, 40) * 60000);
+        host.select(visits % 2 === 0 ? 'A1' : 'B4');
+        await host.runUntilIdle();
+        for (const coin of visits % 2 === 0 ? [100, 25] : [100, 25, 25, 25]) {
+          host.insertCoin(coin);
+          await host.runUntilIdle();
+        }
+        visits++;
+      }
+      const offline = await host.status();
+      assert.ok(offline.journal.unsynced > 1000, `${offline.journal.unsynced} events kept through the week (${visits} customers, ${offline.counters.sales} sales)`);
+      assert.equal(offline.journal.level, 'ok', 'the journal has room for a week');
+      host.setNetwork(true);
+      await synced(host, 3600000);
+      await gw.ingester.flush();
+      await assertExactlyOnce(db, host, 'vm-w');
+    } finally {
+      await host.close();
+      await gw.close();
+      await db.close();
+      await broker.close();
+    }
+  });
+});
