@@ -10,6 +10,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Gateway } from '../../gateway/gateway.js';
 import { startEmbeddedBroker } from '../../gateway/mqtt/embedded-broker.js';
 import { openDb, type Db, type Queryable } from '../../gateway/store/db.js';
@@ -23,6 +24,7 @@ const count = async (db: Queryable, sql: string, params: unknown[] = []): Promis
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const MOSQUITTO = '/usr/sbin/mosquitto';
+const GATEWAY_MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url));
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -140,32 +142,50 @@ describe('faults between machines and the fleet store', function () {
     }
   });
 
-  it('survives the gateway dying mid-batch and another taking over', async () => {
+  it('survives the gateway process being killed mid-batch and a new one taking over', async () => {
+    // A real gateway process (npm run gateway) on PostgreSQL, SIGKILLed with a batch in hand.
+    const schema = `killed_${process.pid}`;
+    const db = await openDb({ url: PRODUCTION_DB, schema });
     const broker = await startEmbeddedBroker({ port: 0 });
-    const db = await openDb();
-    let gw = await Gateway.start({ mqttUrl: broker.url, db, ingest: { flushMs: 200 } });
-    await gw.addMachines(['vm-g']);
+    const url = new URL(PRODUCTION_DB);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    const startGateway = async (): Promise<ChildProcess> => {
+      const child = spawn(process.execPath, [GATEWAY_MAIN], {
+        env: { ...process.env, MQTT_URL: broker.url, DATABASE_URL: url.toString(), GATEWAY_SHARE_GROUP: '', GATEWAY_CLIENT_ID: 'vf-killed' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let err = '';
+      await new Promise<void>((resolve, reject) => {
+        child.stderr!.on('data', (d: Buffer) => {
+          err += d.toString();
+          if (/gateway: subscribed/.test(err)) resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`gateway exited (${code}): ${err}`)));
+      });
+      return child;
+    };
+    let gateway = await startGateway();
+    await db.query('INSERT INTO machines (id) VALUES ($1) ON CONFLICT DO NOTHING', ['vm-g']);
     const host = await MachineHost.start(spec, { machineId: 'vm-g', network: { url: broker.url } });
     const rnd = new Random(4);
     try {
       await buyRandomly(host, rnd, 3);
-      // Events arrive, the batch waits for its flush... and the process dies: nothing written, nothing acknowledged.
       host.select('A1');
       await host.runUntilIdle();
       host.insertCoin(100);
       host.insertCoin(25);
+      gateway.kill('SIGKILL');
       await host.runUntilIdle();
-      // Dies without flushing: whatever waits in its batch is neither written nor acknowledged.
-      gw.client.end(true);
       await buyRandomly(host, rnd, 2);
-      gw = await Gateway.start({ mqttUrl: broker.url, db });
+      gateway = await startGateway();
       await synced(host);
-      await gw.ingester.flush();
+      await sleep(200);
       await assertExactlyOnce(db, host, 'vm-g');
       assert.ok((await host.status()).uplink!.resends >= 1, 'the machine sent again what was never acknowledged');
     } finally {
       await host.close();
-      await gw.close();
+      gateway.kill('SIGKILL');
+      await db.exec(`DROP SCHEMA ${schema} CASCADE`).catch(() => {});
       await db.close();
       await broker.close();
     }
