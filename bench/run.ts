@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MachineHost } from '../hal-sim/host.js';
 import { CutCampaign, isEventRecord } from '../hal-sim/power-cuts.js';
+import { connectionsLoad, ingestLoad, openDb, startMosquitto } from './gateway-load.js';
 import { Random } from '../hal-sim/scheduler.js';
 import { checkCut } from '../test/lib/cut-check.js';
 import { busyWorkload, cutMachine, CUT_FLASH } from '../test/sim/cut-workload.js';
@@ -249,6 +250,47 @@ async function powerCutCampaign(): Promise<void> {
   if (failures.length > 0) process.exitCode = 1;
 }
 
+const PG_URL = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+async function gatewayBench(): Promise<void> {
+  out('');
+  out('Gateway: event messages (QoS 1, ~200 bytes) through Mosquitto into the store; load generator, broker, database and gateway on this machine');
+  const broker = await startMosquitto();
+  try {
+    for (const store of ['postgres', 'pglite'] as const) {
+      for (const [machines, window, label] of [
+        [10, 20, 'steady'],
+        [50, 100, 'saturated'],
+      ] as const) {
+        const schema = `bench_${process.pid}_${machines}`;
+        const db = store === 'postgres' ? await openDb({ url: PG_URL, schema }) : await openDb();
+        try {
+          const r = await ingestLoad({ mqttUrl: broker.url, db, machines, window, seconds: 8 });
+          const key = `gateway.${store}.${label}`;
+          record(`${key}.perSecond`, Math.round(r.persistedPerSecond), `${store}, ${label} (${machines} publishers x ${window} in flight): events persisted per second`);
+          record(`${key}.p99Ms`, r.p99Ms, `${store}, ${label}: receive-to-commit p99 (ms)`);
+          if (r.rejected > 0 || r.duplicates > 0) throw new Error(`${r.rejected} rejected, ${r.duplicates} duplicates under load`);
+        } finally {
+          if (store === 'postgres') await db.exec(`DROP SCHEMA ${schema} CASCADE`);
+          await db.close();
+        }
+      }
+    }
+    // A fresh broker, so its memory growth is the connections' alone.
+    const fresh = await startMosquitto();
+    let c: { connected: number; brokerBytesPerConnection: number };
+    try {
+      c = await connectionsLoad(fresh, 10000);
+    } finally {
+      fresh.process.kill('SIGKILL');
+    }
+    record('gateway.connections', c.connected, 'machine connections open at once (each subscribed to its acks)');
+    record('gateway.brokerBytesPerConnection', Math.round(c.brokerBytesPerConnection), 'Mosquitto memory per connected machine (bytes)');
+  } finally {
+    broker.process.kill('SIGKILL');
+  }
+}
+
 async function throughput(target: TargetName, n: number): Promise<void> {
   const host = await MachineHost.start(machine, { target });
   try {
@@ -271,6 +313,7 @@ async function main(): Promise<void> {
   await xsJournal(vendCompute);
   await journalWear(10000);
   if (!process.argv.includes('--no-cuts')) await powerCutCampaign();
+  if (!process.argv.includes('--no-gateway')) await gatewayBench();
   out('');
   out('Simulator throughput');
   await throughput('sim', 300);

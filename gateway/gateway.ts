@@ -54,13 +54,32 @@ export class Gateway {
       ...(options.password !== undefined ? { password: options.password } : {}),
     });
     let gateway: Gateway | undefined;
+    // Backpressure: while too much waits for the store, mqtt.js is not told a message is
+    // handled, so it stops parsing (and acknowledging) and the broker queues the rest.
+    let high = false;
+    let held: (() => void)[] = [];
+    client.handleMessage = (_packet, callback) => {
+      if (high) held.push(() => callback());
+      else callback();
+    };
     const ingester = new Ingester(
       options.db,
       (machine, from, to) => {
         client.publish(`fleet/${machine}/acks`, ackPayload(from, to), { qos: 1 });
         if (gateway) gateway.acksSent++;
       },
-      { ...options.ingest, onLog: log },
+      {
+        ...options.ingest,
+        onLog: log,
+        onPressure: (pressed) => {
+          high = pressed;
+          if (!pressed) {
+            const go = held;
+            held = [];
+            for (const f of go) f();
+          }
+        },
+      },
     );
     gateway = new Gateway(options.db, client, ingester);
     const prefix = options.shareGroup ? `$share/${options.shareGroup}/` : '';
@@ -98,10 +117,12 @@ export class Gateway {
   /** Register machines (provisioning proper comes with per-machine credentials). */
   async addMachines(ids: readonly string[]): Promise<void> {
     await this.db.query('INSERT INTO machines (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [ids]);
+    this.ingester.known(ids);
   }
 
   async close(): Promise<void> {
     await this.ingester.close();
-    await new Promise<void>((resolve) => this.client.end(false, {}, () => resolve()));
+    // Messages still held back are neither stored nor acknowledged: the broker or the machines send them again.
+    await new Promise<void>((resolve) => this.client.end(true, {}, () => resolve()));
   }
 }

@@ -22,6 +22,8 @@ export interface IngestOptions {
   /** Beyond this many waiting messages, new ones are dropped unacknowledged (machines resend). */
   maxPendingMessages?: number;
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /** Called with true when so much waits that the source should stop reading, false when it may go on. */
+  onPressure?: (high: boolean) => void;
 }
 
 export interface IngestStats {
@@ -48,14 +50,16 @@ export class Ingester {
   readonly stats: IngestStats = { messages: 0, events: 0, duplicates: 0, telemetry: 0, statuses: 0, rejected: {}, batches: 0, shed: 0, storeErrors: 0 };
   private readonly db: Db;
   private readonly ack: (machine: string, from: number, to: number) => void;
-  private readonly options: Required<Omit<IngestOptions, 'onLog'>>;
+  private readonly options: Required<Omit<IngestOptions, 'onLog' | 'onPressure'>>;
+  private readonly onPressure: ((high: boolean) => void) | undefined;
+  private pressure = false;
   private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
   private pending: Pending[] = [];
   private pendingEvents = 0;
   private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> | undefined;
+  private draining: Promise<void> | undefined;
   private retryMs = 0;
-  private readonly known = new Set<string>();
+  private readonly knownMachines = new Set<string>();
   private readonly unknownUntil = new Map<string, number>();
   private rejectionsToStore = new Map<Rejection, { count: number; detail: string }>();
   private partitionDay = '';
@@ -67,16 +71,22 @@ export class Ingester {
   constructor(db: Db, ack: (machine: string, from: number, to: number) => void, options: IngestOptions = {}) {
     this.db = db;
     this.ack = ack;
-    this.options = { maxBatchEvents: options.maxBatchEvents ?? 2000, flushMs: options.flushMs ?? 10, maxPendingMessages: options.maxPendingMessages ?? 50000 };
+    this.options = { maxBatchEvents: options.maxBatchEvents ?? 1000, flushMs: options.flushMs ?? 10, maxPendingMessages: options.maxPendingMessages ?? 50000 };
     this.log = options.onLog ?? (() => {});
+    this.onPressure = options.onPressure;
   }
 
   /** A message arrived on `topic`. Never throws: bad input is counted and logged. */
   submit(topic: string, payload: Uint8Array): void {
+    if (this.closed) {
+      // Shutting down: not stored, not acknowledged; the machine sends it again.
+      this.stats.shed++;
+      return;
+    }
     this.stats.messages++;
     const m = parseMessage(topic, payload);
     if (!m.ok) return this.reject(m.reason, m.detail);
-    if (!this.known.has(m.machine)) {
+    if (!this.knownMachines.has(m.machine)) {
       const until = this.unknownUntil.get(m.machine);
       if (until !== undefined && until > Date.now()) return this.reject('unknown-machine', m.machine);
       // Not seen yet: look it up as part of the flush.
@@ -89,6 +99,11 @@ export class Ingester {
     if (m.kind === 'events') {
       this.pending.push({ kind: 'events', machine: m.machine, events: m.events, at });
       this.pendingEvents += m.events.length;
+      if (!this.pressure && this.pendingEvents > 2 * this.options.maxBatchEvents) {
+        // Let the broker hold the rest (it queues QoS 1 for us) rather than this process's heap.
+        this.pressure = true;
+        this.onPressure?.(true);
+      }
     } else if (m.kind === 'telemetry') {
       this.pending.push({ kind: 'telemetry', machine: m.machine, body: m.body, at });
     } else {
@@ -113,7 +128,7 @@ export class Ingester {
   }
 
   private schedule(): void {
-    if (this.closed || this.flushing || this.timer) return;
+    if (this.closed || this.draining || this.timer) return;
     const delay = this.retryMs > 0 ? this.retryMs : this.pendingEvents >= this.options.maxBatchEvents ? 0 : this.options.flushMs;
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -121,25 +136,43 @@ export class Ingester {
     }, delay);
   }
 
-  /** Write what is waiting now (tests and shutdown call it directly). */
+  /** Write what is waiting now (tests and shutdown call it directly); joins a write under way. */
   async flush(): Promise<void> {
-    while (this.flushing) await this.flushing;
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    const batch = this.pending;
-    const rejections = this.rejectionsToStore;
-    if (batch.length === 0 && rejections.size === 0) return;
-    this.pending = [];
-    this.pendingEvents = 0;
-    this.rejectionsToStore = new Map();
-    this.flushing = this.write(batch, rejections);
+    if (this.draining) return this.draining;
+    this.draining = this.drain();
     try {
-      await this.flushing;
+      await this.draining;
     } finally {
-      this.flushing = undefined;
+      this.draining = undefined;
       if (this.pending.length > 0 || this.rejectionsToStore.size > 0) this.schedule();
+    }
+  }
+
+  /** One writer: batches of at most maxBatchEvents, one transaction each, until nothing waits or the store is down. */
+  private async drain(): Promise<void> {
+    while (this.pending.length > 0 || this.rejectionsToStore.size > 0) {
+      let take = 0;
+      let events = 0;
+      while (take < this.pending.length && events < this.options.maxBatchEvents) {
+        const p = this.pending[take++]!;
+        if (p.kind === 'events') events += p.events.length;
+      }
+      const batch = this.pending.slice(0, take);
+      const rejections = this.rejectionsToStore;
+      this.pending = this.pending.slice(take);
+      this.pendingEvents -= events;
+      this.rejectionsToStore = new Map();
+      await this.write(batch, rejections);
+      if (this.pressure && this.pendingEvents < this.options.maxBatchEvents) {
+        this.pressure = false;
+        this.onPressure?.(false);
+      }
+      // The store is down: come back after the backoff (schedule() in flush()).
+      if (this.retryMs > 0) return;
     }
   }
 
@@ -178,14 +211,14 @@ export class Ingester {
 
   /** Drop messages from machines the store does not know (looked up once, remembered). */
   private async admit(batch: Pending[]): Promise<Pending[]> {
-    const unknown = [...new Set(batch.map((p) => p.machine).filter((m) => !this.known.has(m)))];
+    const unknown = [...new Set(batch.map((p) => p.machine).filter((m) => !this.knownMachines.has(m)))];
     if (unknown.length > 0) {
       const found = await this.db.query<{ id: string }>('SELECT id FROM machines WHERE id = ANY($1::text[])', [unknown]);
-      for (const r of found.rows) this.known.add(r.id);
+      for (const r of found.rows) this.knownMachines.add(r.id);
     }
     const ok: Pending[] = [];
     for (const p of batch) {
-      if (this.known.has(p.machine)) ok.push(p);
+      if (this.knownMachines.has(p.machine)) ok.push(p);
       else {
         this.unknownUntil.set(p.machine, Date.now() + 10000);
         this.reject('unknown-machine', p.machine);
@@ -344,13 +377,26 @@ export class Ingester {
     return sorted[Math.min(n - 1, Math.floor((percentile / 100) * n))]!;
   }
 
+  /** Machines just provisioned: accepted at once, even if they were refused a moment ago. */
+  known(ids: readonly string[]): void {
+    for (const id of ids) {
+      this.knownMachines.add(id);
+      this.unknownUntil.delete(id);
+    }
+  }
+
+  /** Forget the latencies recorded so far (benchmarks measure a window). */
+  resetLatency(): void {
+    this.latencyCount = 0;
+  }
+
   get waiting(): number {
     return this.pending.length;
   }
 
   async close(): Promise<void> {
-    await this.flush();
     this.closed = true;
+    await this.flush();
     if (this.timer) clearTimeout(this.timer);
   }
 }

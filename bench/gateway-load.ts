@@ -1,0 +1,175 @@
+/**
+ * Gateway load: publisher connections stand in for machines and publish
+ * event messages (QoS 1, about 200 bytes) as fast as the broker takes them;
+ * the gateway ingests into PostgreSQL or PGlite. Measured: events persisted
+ * per second, receive-to-commit p99, and what a connected machine costs the
+ * broker in memory, up to 10,000 connections.
+ */
+import mqttPacket from 'mqtt-packet';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Gateway } from '../gateway/gateway.js';
+import { startEmbeddedBroker } from '../gateway/mqtt/embedded-broker.js';
+import { openDb, type Db } from '../gateway/store/db.js';
+
+const PAD = 'x'.repeat(60);
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export async function startMosquitto(): Promise<{ url: string; process: ChildProcess; port: number }> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'vf-bench-mosq-'));
+  const conf = join(dir, 'mosquitto.conf');
+  // The shipped production settings that matter here: deep queues, a wide in-flight window.
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_queued_bytes 0\nmax_inflight_messages 1000\nmax_connections -1\n`);
+  const p = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return { url: `mqtt://127.0.0.1:${port}`, process: p, port };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('mosquitto did not start');
+}
+
+/** A bare MQTT connection (mqtt-packet): light enough to open thousands in one process. */
+class RawClient {
+  readonly socket: Socket;
+  private nextId = 1;
+  inflight = 0;
+  onAck: (() => void) | undefined;
+  connected: Promise<void>;
+
+  constructor(port: number, id: string) {
+    this.socket = connect(port, '127.0.0.1');
+    this.socket.setNoDelay(true);
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    let resolveConnected: () => void = () => {};
+    let rejectConnected: (e: Error) => void = () => {};
+    this.connected = new Promise((resolve, reject) => {
+      resolveConnected = resolve;
+      rejectConnected = reject;
+    });
+    parser.on('packet', (p: mqttPacket.Packet) => {
+      if (p.cmd === 'connack') resolveConnected();
+      else if (p.cmd === 'puback') {
+        this.inflight--;
+        this.onAck?.();
+      }
+    });
+    this.socket.on('data', (d) => parser.parse(d));
+    this.socket.on('error', (e) => rejectConnected(e));
+    this.socket.on('connect', () => {
+      this.socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: id, keepalive: 600 }));
+    });
+  }
+
+  publish(topic: string, payload: string): void {
+    this.inflight++;
+    const messageId = this.nextId;
+    this.nextId = (this.nextId % 65535) + 1;
+    this.socket.write(mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, messageId, retain: false, dup: false }));
+  }
+
+  subscribe(topic: string): void {
+    this.socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 65535, subscriptions: [{ topic, qos: 1 }] }));
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+export interface LoadResult {
+  persistedPerSecond: number;
+  p99Ms: number;
+  p50Ms: number;
+  duplicates: number;
+  rejected: number;
+}
+
+/** Events persisted per second with `machines` publishers each keeping `window` messages in flight. */
+export async function ingestLoad(options: { mqttUrl: string; db: Db; machines: number; window: number; seconds: number }): Promise<LoadResult> {
+  // A clean session per run: nothing queued from an earlier run reaches this one.
+  const gateway = await Gateway.start({ mqttUrl: options.mqttUrl, db: options.db });
+  const ids = Array.from({ length: options.machines }, (_, i) => `load-${i}`);
+  await gateway.addMachines(ids);
+  const port = Number(new URL(options.mqttUrl).port);
+  const clients = ids.map((id) => new RawClient(port, `pub-${id}`));
+  await Promise.all(clients.map((c) => c.connected));
+  let running = true;
+  const seqs = new Array<number>(clients.length).fill(0);
+  const send = (i: number): void => {
+    const c = clients[i]!;
+    while (running && c.inflight < options.window) {
+      const seq = ++seqs[i]!;
+      c.publish(`fleet/${ids[i]}/events`, `{"v":1,"events":[{"seq":${seq},"t":${seq},"type":"vend-ok","slot":"A1","price":125,"note":"${PAD}"}]}`);
+    }
+  };
+  clients.forEach((c, i) => {
+    c.onAck = () => send(i);
+    send(i);
+  });
+  const stats = gateway.ingester.stats;
+  await new Promise((r) => setTimeout(r, 3000));
+  gateway.ingester.resetLatency();
+  const e0 = stats.events;
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, options.seconds * 1000));
+  const e1 = stats.events;
+  const t1 = performance.now();
+  const result: LoadResult = {
+    persistedPerSecond: ((e1 - e0) * 1000) / (t1 - t0),
+    p99Ms: gateway.ingester.latency(99),
+    p50Ms: gateway.ingester.latency(50),
+    duplicates: stats.duplicates,
+    rejected: Object.values(stats.rejected).reduce((a, b) => a + (b ?? 0), 0),
+  };
+  running = false;
+  for (const c of clients) c.close();
+  await gateway.close();
+  return result;
+}
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+/** Open `n` machine connections (each subscribed to its acks) to a broker process; bytes of broker memory per connection. */
+export async function connectionsLoad(broker: { port: number; process: ChildProcess }, n: number): Promise<{ connected: number; brokerBytesPerConnection: number }> {
+  const before = rssKiB(broker.process.pid!);
+  const clients: RawClient[] = [];
+  for (let i = 0; i < n; i += 500) {
+    const batch = Array.from({ length: Math.min(500, n - i) }, (_, k) => new RawClient(broker.port, `conn-${i + k}`));
+    await Promise.all(batch.map((c) => c.connected));
+    for (const [k, c] of batch.entries()) c.subscribe(`fleet/conn-${i + k}/acks`);
+    clients.push(...batch);
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  const after = rssKiB(broker.process.pid!);
+  const connected = clients.filter((c) => !c.socket.destroyed).length;
+  for (const c of clients) c.close();
+  return { connected, brokerBytesPerConnection: ((after - before) * 1024) / n };
+}
+
+export async function embeddedBrokerUrl(): Promise<{ url: string; close(): Promise<void> }> {
+  const b = await startEmbeddedBroker({ port: 0 });
+  return { url: b.url, close: () => b.close() };
+}
+
+export { openDb };
