@@ -6,44 +6,18 @@
  * broker in memory, up to 10,000 connections.
  */
 import mqttPacket from 'mqtt-packet';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { startMosquitto } from '../test/lib/mosquitto.js';
 import { Gateway } from '../gateway/gateway.js';
-import { startEmbeddedBroker } from '../gateway/mqtt/embedded-broker.js';
 import { openDb, type Db } from '../gateway/store/db.js';
 
 const PAD = 'x'.repeat(60);
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-export async function startMosquitto(): Promise<{ url: string; process: ChildProcess; port: number }> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'vf-bench-mosq-'));
-  const conf = join(dir, 'mosquitto.conf');
-  // The shipped production settings that matter here: deep queues, a wide in-flight window.
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_queued_bytes 0\nmax_inflight_messages 1000\nmax_connections -1\n`);
-  const p = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return { url: `mqtt://127.0.0.1:${port}`, process: p, port };
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('mosquitto did not start');
+/** The bench's own Mosquitto with the shipped queue settings that matter here. */
+export function startBenchMosquitto(): ReturnType<typeof startMosquitto> {
+  return startMosquitto({ conf: ['max_queued_messages 1000000', 'max_queued_bytes 0', 'max_inflight_messages 1000', 'max_connections -1'] });
 }
 
 /** A bare MQTT connection (mqtt-packet): light enough to open thousands in one process. */
@@ -165,11 +139,6 @@ export async function connectionsLoad(broker: { port: number; process: ChildProc
   const connected = clients.filter((c) => !c.socket.destroyed).length;
   for (const c of clients) c.close();
   return { connected, brokerBytesPerConnection: ((after - before) * 1024) / n };
-}
-
-export async function embeddedBrokerUrl(): Promise<{ url: string; close(): Promise<void> }> {
-  const b = await startEmbeddedBroker({ port: 0 });
-  return { url: b.url, close: () => b.close() };
 }
 
 export { openDb };

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MachineHost } from '../hal-sim/host.js';
 import { CutCampaign, isEventRecord } from '../hal-sim/power-cuts.js';
-import { connectionsLoad, ingestLoad, openDb, startMosquitto } from './gateway-load.js';
+import { connectionsLoad, ingestLoad, openDb, startBenchMosquitto } from './gateway-load.js';
 import { Random } from '../hal-sim/scheduler.js';
 import { checkCut } from '../test/lib/cut-check.js';
 import { busyWorkload, cutMachine, CUT_FLASH } from '../test/sim/cut-workload.js';
@@ -255,7 +255,7 @@ const PG_URL = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:543
 async function gatewayBench(): Promise<void> {
   out('');
   out('Gateway: event messages (QoS 1, ~200 bytes) through Mosquitto into the store; load generator, broker, database and gateway on this machine');
-  const broker = await startMosquitto();
+  const broker = await startBenchMosquitto();
   try {
     for (const store of ['postgres', 'pglite'] as const) {
       for (const [machines, window, label] of [
@@ -277,7 +277,7 @@ async function gatewayBench(): Promise<void> {
       }
     }
     // A fresh broker, so its memory growth is the connections' alone.
-    const fresh = await startMosquitto();
+    const fresh = await startBenchMosquitto();
     let c: { connected: number; brokerBytesPerConnection: number };
     try {
       c = await connectionsLoad(fresh, 10000);

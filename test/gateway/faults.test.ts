@@ -6,10 +6,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Gateway } from '../../gateway/gateway.js';
 import { startEmbeddedBroker } from '../../gateway/mqtt/embedded-broker.js';
@@ -17,41 +14,18 @@ import { openDb, type Db, type Queryable } from '../../gateway/store/db.js';
 import { visit } from '../../hal-sim/customers.js';
 import { MachineHost } from '../../hal-sim/host.js';
 import { Random } from '../../hal-sim/scheduler.js';
+import { freePort, startMosquitto } from '../lib/mosquitto.js';
 import { usMachine } from '../sim/fixtures.js';
 import { PRODUCTION_DB } from './backends.js';
 
 const count = async (db: Queryable, sql: string, params: unknown[] = []): Promise<number> => Number((await db.query<{ n: string }>(sql, params)).rows[0]!.n);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-const MOSQUITTO = '/usr/sbin/mosquitto';
 const GATEWAY_MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url));
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-/** A Mosquitto of the test's own, on its own port, that can be killed and started again. */
+/** The test's own Mosquitto on `port`, killed and started again by the test. */
 async function mosquitto(port: number): Promise<ChildProcess> {
-  const dir = mkdtempSync(join(tmpdir(), 'vf-mosq-'));
-  const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
-  const p = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (up) return p;
-    await sleep(50);
-  }
-  throw new Error('mosquitto did not start');
+  return (await startMosquitto({ port })).process;
 }
 
 /** A TCP proxy to PostgreSQL that can be cut (the database becomes unreachable) and restored. */
