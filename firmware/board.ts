@@ -127,6 +127,12 @@ export interface MqttClient {
   close(): void;
 }
 
+/** ECMA-419 sensor shape (`embedded:sensor/Temperature`): `sample()` in degrees Celsius. */
+export interface TemperatureSensor {
+  sample(): { temperature: number } | undefined;
+  close(): void;
+}
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 /** What the firmware's entry point receives: the machine's hardware. */
@@ -146,5 +152,7 @@ export interface Board {
   /** A flash partition by name; the firmware keeps its journal in 'journal'. */
   openFlash(path: string): FlashPartition;
   openMqtt?(options: MqttClientOptions): MqttClient;
+  /** The cabinet's temperature sensor, where the machine has one. */
+  openTemperatureSensor?(): TemperatureSensor;
   log(level: LogLevel, message: string): void;
 }

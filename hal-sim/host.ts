@@ -120,8 +120,15 @@ export class MachineHost {
     return host;
   }
 
+  /** The cabinet warms up or cools down. */
+  setTemperature(celsius: number): void {
+    this.rig.cabinetC = celsius;
+    this.input(['temp', celsius]);
+  }
+
   private async boot(): Promise<void> {
     const g = this.flash.geometry;
+    this.events.push(['temp', this.rig.cabinetC]);
     const net = this.network;
     await this.send({
       t: this.nowMs,

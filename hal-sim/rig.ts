@@ -65,6 +65,8 @@ export class Rig {
   readonly sensor = new SimDropSensor();
   readonly motors: SimMotor[];
   readonly display = new SimDisplay();
+  /** Cabinet temperature, °C (a refrigerated machine; tests may warm it up). */
+  cabinetC = 4.5;
   /** Panel lamps by name (1 = lit). */
   readonly lamps: Record<string, 0 | 1> = {};
   /** Slot codes of the products that fell into the chute, in order. */

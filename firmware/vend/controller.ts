@@ -4,7 +4,7 @@
  * Hardware answers reach the state machine asynchronously (never from inside
  * one of its own calls), so its decisions are never re-entered.
  */
-import type { Board, DigitalOutput, TimerId } from '../board.js';
+import type { Board, DigitalOutput, TemperatureSensor, TimerId } from '../board.js';
 import type { MachineConfig } from '../config.js';
 import { DISPENSE_OK, Dispenser, type DispenseResult } from '../dispense/dispenser.js';
 import { Journal, type JournalStatus } from '../journal/journal.js';
@@ -551,9 +551,19 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
     }
   }
 
+  private thermometer: TemperatureSensor | undefined | null = null;
+
+  /** Cabinet temperature in °C (one decimal), if the machine has a sensor. */
+  private temperature(): number | undefined {
+    if (this.thermometer === null) this.thermometer = this.board.openTemperatureSensor?.();
+    const t = this.thermometer?.sample()?.temperature;
+    return t === undefined || !Number.isFinite(t) ? undefined : Math.round(t * 10) / 10;
+  }
+
   /** What the fleet sees of the machine (telemetry body, docs/uplink.md). */
   telemetry(): { [key: string]: unknown } {
     const st = this.status();
+    const temperature = this.temperature();
     const errors: string[] = [];
     if (!st.devices.changer) errors.push('changer-offline');
     if (!st.devices.bill) errors.push('bill-validator-offline');
@@ -577,6 +587,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
         boots: c.boots,
       },
       journal: { lastSeq: st.journal.lastSeq, unsynced: st.journal.unsynced, fill: st.journal.fill, level: st.journal.level },
+      ...(temperature !== undefined ? { temperature } : {}),
       errors,
     };
   }

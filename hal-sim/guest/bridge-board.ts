@@ -13,6 +13,7 @@ import type {
   LogLevel,
   MqttClient,
   MqttClientOptions,
+  TemperatureSensor,
   PwmOutput,
   SelectionPanel,
   SelectionPanelOptions,
@@ -51,6 +52,7 @@ export class BridgeBoard implements Board {
   private panel: SelectionPanelOptions | undefined;
   private txOp: number[] | undefined;
   private mqtt: MqttClientOptions | undefined;
+  private cabinetC: number | undefined;
   private inbox: { topic: string; data: ArrayBuffer }[] = [];
   /** The guest's copy of the flash; every change is also sent to the host, which owns the real one. */
   private flash: FlashImage | undefined;
@@ -159,6 +161,13 @@ export class BridgeBoard implements Board {
     };
   }
 
+  openTemperatureSensor(): TemperatureSensor {
+    return {
+      sample: () => (this.cabinetC === undefined ? undefined : { temperature: this.cabinetC }),
+      close: () => {},
+    };
+  }
+
   openIndicator(name: Indicator): DigitalOutput {
     return { write: (value) => this.emit(['lamp', name, value]), close: () => {} };
   }
@@ -194,6 +203,9 @@ export class BridgeBoard implements Board {
         break;
       case 'cancel':
         this.panel?.onCancel();
+        break;
+      case 'temp':
+        this.cabinetC = ev[1];
         break;
       case 'mq': {
         const m = this.mqtt;

@@ -20,7 +20,9 @@ export type GuestEvent =
   /** The MQTT connection came up, a message arrived on a subscribed topic, the connection is gone. */
   | ['mq', 'up']
   | ['mq', 'msg', string, string]
-  | ['mq', 'down'];
+  | ['mq', 'down']
+  /** The cabinet temperature now, °C. */
+  | ['temp', number];
 
 export interface HostMessage {
   /** Board clock, ms. */

@@ -89,6 +89,33 @@ describe('faults between machines and the fleet store', function () {
   this.timeout(240000);
   const spec = usMachine({ slots: [{ code: 'A1', product: 'Chips', price: 125, qty: 500, capacity: 500 }, { code: 'B4', product: 'Coke', price: 175, qty: 500, capacity: 500 }] });
 
+  it('shares the load between several gateways on one broker, each message stored once', async () => {
+    const broker = await startMosquitto();
+    const schema = `shared_${process.pid}`;
+    const dbs = [await openDb({ url: PRODUCTION_DB, schema }), await openDb({ url: PRODUCTION_DB, schema })];
+    const gws = [
+      await Gateway.start({ mqttUrl: broker.url, db: dbs[0]!, shareGroup: 'vendfleet', clientId: 'vf-share-1' }),
+      await Gateway.start({ mqttUrl: broker.url, db: dbs[1]!, shareGroup: 'vendfleet', clientId: 'vf-share-2' }),
+    ];
+    const ids = Array.from({ length: 8 }, (_, i) => `vm-s${i}`);
+    await gws[0]!.addMachines(ids);
+    gws[1]!.ingester.known(ids);
+    const hosts = await Promise.all(ids.map((id, i) => MachineHost.start(spec, { machineId: id, seed: i + 1, network: { url: broker.url } })));
+    try {
+      await Promise.all(hosts.map((h, i) => buyRandomly(h, new Random(10 + i), 3)));
+      await Promise.all(hosts.map((h) => synced(h)));
+      for (const [i, h] of hosts.entries()) await assertExactlyOnce(dbs[0]!, h, ids[i]!);
+      const [a, b] = gws.map((g) => g.ingester.stats.messages);
+      assert.ok(a! > 0 && b! > 0, `both gateways took messages (${a} and ${b})`);
+    } finally {
+      await Promise.all(hosts.map((h) => h.close()));
+      for (const g of gws) await g.close();
+      await dbs[0]!.exec(`DROP SCHEMA ${schema} CASCADE`).catch(() => {});
+      for (const d of dbs) await d.close();
+      broker.process.kill('SIGKILL');
+    }
+  });
+
   it('survives a broker restart (Mosquitto killed and started again)', async () => {
     const port = await freePort();
     let broker = await mosquitto(port);

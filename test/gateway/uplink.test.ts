@@ -100,6 +100,10 @@ for (const backend of BACKENDS) {
           const st = await host.status();
           assert.ok((st.uplink?.telemetrySent ?? 0) >= 1);
           assert.ok((await count(b.db, 'SELECT count(*) AS n FROM telemetry WHERE machine_id = $1', [id])) >= 1);
+          const tele = (await b.db.query<{ telemetry: { temperature?: number; fw?: string; slots?: { code: string; qty: number }[]; journal?: { unsynced: number } } }>('SELECT telemetry FROM machine_state WHERE machine_id = $1', [id])).rows[0]!.telemetry;
+          assert.equal(tele.temperature, 4.5, 'the cabinet temperature');
+          assert.equal(tele.fw, '0.1.0');
+          assert.deepEqual(tele.slots?.map((s) => s.code), ['A1', 'B4', 'C2']);
         } finally {
           await host.close();
         }
