@@ -28,7 +28,7 @@ class RawClient {
   onAck: (() => void) | undefined;
   connected: Promise<void>;
 
-  constructor(port: number, id: string) {
+  constructor(port: number, id: string, will?: { topic: string; payload: string }) {
     this.socket = connect(port, '127.0.0.1');
     this.socket.setNoDelay(true);
     const parser = mqttPacket.parser({ protocolVersion: 4 });
@@ -48,15 +48,17 @@ class RawClient {
     this.socket.on('data', (d) => parser.parse(d));
     this.socket.on('error', (e) => rejectConnected(e));
     this.socket.on('connect', () => {
-      this.socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: id, keepalive: 600 }));
+      const packet: mqttPacket.IConnectPacket = { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: id, keepalive: 600 };
+      if (will) packet.will = { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true };
+      this.socket.write(mqttPacket.generate(packet));
     });
   }
 
-  publish(topic: string, payload: string): void {
+  publish(topic: string, payload: string, retain = false): void {
     this.inflight++;
     const messageId = this.nextId;
     this.nextId = (this.nextId % 65535) + 1;
-    this.socket.write(mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, messageId, retain: false, dup: false }));
+    this.socket.write(mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, messageId, retain, dup: false }));
   }
 
   subscribe(topic: string): void {
@@ -76,8 +78,9 @@ export interface LoadResult {
   rejected: number;
 }
 
-/** Events persisted per second with `machines` publishers each keeping `window` messages in flight. */
-export async function ingestLoad(options: { mqttUrl: string; db: Db; machines: number; window: number; seconds: number }): Promise<LoadResult> {
+/** Messages persisted per second with `machines` publishers each keeping `window` messages in flight. */
+export async function ingestLoad(options: { mqttUrl: string; db: Db; machines: number; window: number; seconds: number; kind?: 'events' | 'telemetry' }): Promise<LoadResult> {
+  const telemetry = options.kind === 'telemetry';
   // A clean session per run: nothing queued from an earlier run reaches this one.
   const gateway = await Gateway.start({ mqttUrl: options.mqttUrl, db: options.db });
   const ids = Array.from({ length: options.machines }, (_, i) => `load-${i}`);
@@ -91,7 +94,8 @@ export async function ingestLoad(options: { mqttUrl: string; db: Db; machines: n
     const c = clients[i]!;
     while (running && c.inflight < options.window) {
       const seq = ++seqs[i]!;
-      c.publish(`fleet/${ids[i]}/events`, `{"v":1,"events":[{"seq":${seq},"t":${seq},"type":"vend-ok","slot":"A1","price":125,"note":"${PAD}"}]}`);
+      if (telemetry) c.publish(`fleet/${ids[i]}/telemetry`, `{"v":1,"t":${seq},"state":"IDLE","slots":[{"code":"A1","qty":7},{"code":"A2","qty":3}],"tubes":[{"value":25,"count":41}],"temperature":4.5,"errors":[]}`);
+      else c.publish(`fleet/${ids[i]}/events`, `{"v":1,"events":[{"seq":${seq},"t":${seq},"type":"vend-ok","slot":"A1","price":125,"note":"${PAD}"}]}`);
     }
   };
   clients.forEach((c, i) => {
@@ -101,10 +105,11 @@ export async function ingestLoad(options: { mqttUrl: string; db: Db; machines: n
   const stats = gateway.ingester.stats;
   await new Promise((r) => setTimeout(r, 3000));
   gateway.ingester.resetLatency();
-  const e0 = stats.events;
+  const persisted = (): number => (telemetry ? stats.telemetry : stats.events);
+  const e0 = persisted();
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, options.seconds * 1000));
-  const e1 = stats.events;
+  const e1 = persisted();
   const t1 = performance.now();
   const result: LoadResult = {
     persistedPerSecond: ((e1 - e0) * 1000) / (t1 - t0),
@@ -124,14 +129,21 @@ function rssKiB(pid: number): number {
   return m ? Number(m[1]) : 0;
 }
 
-/** Open `n` machine connections (each subscribed to its acks) to a broker process; bytes of broker memory per connection. */
+/**
+ * `n` machines at the protocol level, connected at once to a broker process: each
+ * connects with its last will, subscribes to its acknowledgements and publishes its
+ * retained online status, as the firmware does. Returns broker memory per connection.
+ */
 export async function connectionsLoad(broker: { port: number; process: ChildProcess }, n: number): Promise<{ connected: number; brokerBytesPerConnection: number }> {
   const before = rssKiB(broker.process.pid!);
   const clients: RawClient[] = [];
   for (let i = 0; i < n; i += 500) {
-    const batch = Array.from({ length: Math.min(500, n - i) }, (_, k) => new RawClient(broker.port, `conn-${i + k}`));
+    const batch = Array.from({ length: Math.min(500, n - i) }, (_, k) => new RawClient(broker.port, `conn-${i + k}`, { topic: `fleet/conn-${i + k}/status`, payload: '{"v":1,"online":false}' }));
     await Promise.all(batch.map((c) => c.connected));
-    for (const [k, c] of batch.entries()) c.subscribe(`fleet/conn-${i + k}/acks`);
+    for (const [k, c] of batch.entries()) {
+      c.subscribe(`fleet/conn-${i + k}/acks`);
+      c.publish(`fleet/conn-${i + k}/status`, '{"v":1,"online":true,"fw":"0.1.0"}', true);
+    }
     clients.push(...batch);
   }
   await new Promise((r) => setTimeout(r, 1000));

@@ -258,16 +258,17 @@ async function gatewayBench(): Promise<void> {
   const broker = await startBenchMosquitto();
   try {
     for (const store of ['postgres', 'pglite'] as const) {
-      for (const [machines, window, label] of [
-        [10, 20, 'steady'],
-        [50, 100, 'saturated'],
+      for (const [machines, window, label, kind] of [
+        [10, 20, 'steady', 'events'],
+        [50, 100, 'saturated', 'events'],
+        [10, 20, 'telemetry', 'telemetry'],
       ] as const) {
         const schema = `bench_${process.pid}_${machines}`;
         const db = store === 'postgres' ? await openDb({ url: PG_URL, schema }) : await openDb();
         try {
-          const r = await ingestLoad({ mqttUrl: broker.url, db, machines, window, seconds: 8 });
+          const r = await ingestLoad({ mqttUrl: broker.url, db, machines, window, seconds: 8, kind });
           const key = `gateway.${store}.${label}`;
-          record(`${key}.perSecond`, Math.round(r.persistedPerSecond), `${store}, ${label} (${machines} publishers x ${window} in flight): events persisted per second`);
+          record(`${key}.perSecond`, Math.round(r.persistedPerSecond), `${store}, ${label} (${machines} publishers x ${window} in flight): ${kind} messages persisted per second`);
           record(`${key}.p99Ms`, r.p99Ms, `${store}, ${label}: receive-to-commit p99 (ms)`);
           if (r.rejected > 0 || r.duplicates > 0) throw new Error(`${r.rejected} rejected, ${r.duplicates} duplicates under load`);
         } finally {
