@@ -40,8 +40,8 @@ export interface IngestStats {
 }
 
 type Pending =
-  | { kind: 'events'; machine: string; events: MachineEvent[]; at: number }
-  | { kind: 'telemetry'; machine: string; body: Record<string, unknown>; at: number }
+  | { kind: 'events'; machine: string; events: MachineEvent[]; text: string; at: number }
+  | { kind: 'telemetry'; machine: string; body: Record<string, unknown>; text: string; at: number }
   | { kind: 'status'; machine: string; online: boolean; body: Record<string, unknown>; at: number };
 
 const LATENCY_SAMPLES = 8192;
@@ -97,7 +97,7 @@ export class Ingester {
     }
     const at = performance.now();
     if (m.kind === 'events') {
-      this.pending.push({ kind: 'events', machine: m.machine, events: m.events, at });
+      this.pending.push({ kind: 'events', machine: m.machine, events: m.events, text: m.text, at });
       this.pendingEvents += m.events.length;
       if (!this.pressure && this.pendingEvents > 2 * this.options.maxBatchEvents) {
         // Let the broker hold the rest (it queues QoS 1 for us) rather than this process's heap.
@@ -105,7 +105,7 @@ export class Ingester {
         this.onPressure?.(true);
       }
     } else if (m.kind === 'telemetry') {
-      this.pending.push({ kind: 'telemetry', machine: m.machine, body: m.body, at });
+      this.pending.push({ kind: 'telemetry', machine: m.machine, body: m.body, text: m.text, at });
     } else {
       this.pending.push({ kind: 'status', machine: m.machine, online: m.online, body: m.body, at });
     }
@@ -230,23 +230,17 @@ export class Ingester {
   /** Returns the messages whose events clash with different events already stored under the same numbers. */
   private async commit(batch: Pending[], rejections: Map<Rejection, { count: number; detail: string }>): Promise<Set<Pending>> {
     const machines: string[] = [];
-    const seqs: number[] = [];
-    const types: string[] = [];
-    const times: number[] = [];
-    const bodies: string[] = [];
+    const messageMachines: string[] = [];
+    const messages: string[] = [];
     const telemetry: { machine: string; body: string }[] = [];
     const statuses: { machine: string; online: boolean; body: string }[] = [];
     for (const p of batch) {
       if (p.kind === 'events') {
-        for (const e of p.events) {
-          machines.push(p.machine);
-          seqs.push(e.seq);
-          types.push(e.type);
-          times.push(e.t);
-          bodies.push(JSON.stringify(e.body));
-        }
+        messageMachines.push(p.machine);
+        messages.push(p.text);
+        for (let i = 0; i < p.events.length; i++) machines.push(p.machine);
       } else if (p.kind === 'telemetry') {
-        telemetry.push({ machine: p.machine, body: JSON.stringify(p.body) });
+        telemetry.push({ machine: p.machine, body: p.text });
       } else {
         statuses.push({ machine: p.machine, online: p.online, body: JSON.stringify(p.body) });
       }
@@ -260,12 +254,14 @@ export class Ingester {
     const inserted = await this.db.transaction(async (tx) => {
       let count = 0;
       if (machines.length > 0) {
+        // Each message's events array is expanded by the database (checked above, field by field).
         const r = await tx.query<{ machine_id: string; seq: string }>(
           `INSERT INTO events (machine_id, seq, type, machine_time, body)
-           SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::jsonb[])
+           SELECT m.machine, (e->>'seq')::bigint, e->>'type', (e->>'t')::bigint, e
+           FROM unnest($1::text[], $2::jsonb[]) AS m(machine, msg), jsonb_array_elements(m.msg->'events') AS e
            ON CONFLICT (machine_id, seq) DO NOTHING
            RETURNING machine_id, seq`,
-          [machines, seqs, types, times, bodies],
+          [messageMachines, messages],
         );
         count = r.rows.length;
         if (count < machines.length) await this.checkResends(tx, batch, r.rows, conflicts);

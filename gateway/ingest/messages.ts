@@ -22,8 +22,8 @@ export interface MachineEvent {
 }
 
 export type Parsed =
-  | { ok: true; kind: 'events'; machine: string; events: MachineEvent[] }
-  | { ok: true; kind: 'telemetry'; machine: string; body: Record<string, unknown> }
+  | { ok: true; kind: 'events'; machine: string; events: MachineEvent[]; text: string }
+  | { ok: true; kind: 'telemetry'; machine: string; body: Record<string, unknown>; text: string }
   | { ok: true; kind: 'status'; machine: string; online: boolean; body: Record<string, unknown> }
   | { ok: false; reason: Rejection; detail: string; machine?: string };
 
@@ -44,15 +44,17 @@ export function parseMessage(topic: string, payload: Uint8Array): Parsed {
   const kind = parts[2]!;
   if (payload.length > MAX_PAYLOAD) return refuse('oversized', `${payload.length} bytes on ${topic}`, machine);
   let body: unknown;
+  let text: string;
   try {
-    body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(payload);
+    body = JSON.parse(text);
   } catch (e) {
     return refuse('malformed-json', `${topic}: ${(e as Error).message.slice(0, 120)}`, machine);
   }
   if (!isRecord(body) || body['v'] !== 1) return refuse('bad-message', `${topic}: not a version 1 message object`, machine);
   if (kind === 'telemetry') {
     if (!isCount(body['t'], 0xffffffff)) return refuse('bad-message', `${topic}: t must be a non-negative integer`, machine);
-    return { ok: true, kind: 'telemetry', machine, body };
+    return { ok: true, kind: 'telemetry', machine, body, text };
   }
   if (kind === 'status') {
     if (typeof body['online'] !== 'boolean') return refuse('bad-message', `${topic}: online must be true or false`, machine);
@@ -76,7 +78,8 @@ export function parseMessage(topic: string, payload: Uint8Array): Parsed {
     last = seq;
     events.push({ seq, t, type, body: e });
   }
-  return { ok: true, kind: 'events', machine, events };
+  // The checked text goes to the store as it is: PostgreSQL parses it into jsonb once.
+  return { ok: true, kind: 'events', machine, events, text };
 }
 
 /** The acknowledgement a machine gets once events are committed: every event from..to is stored. */
