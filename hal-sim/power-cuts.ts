@@ -6,12 +6,11 @@
  * a fresh machine on it in that physical state. Each cut costs one boot and
  * what runs after it, not a replay of the workload.
  */
+import { BLOCK_HEADER, MAGIC } from '../firmware/journal/log.js';
 import { R_CHECKPOINT, R_SYNC } from '../firmware/journal/records.js';
 import { FlashImage, PowerCut, type FlashGeometry, type FlashOp } from './guest/flash-image.js';
 import { MachineHost, type HostOptions } from './host.js';
 import { Rig, type MachineSpec, type PhysicalState } from './rig.js';
-
-const HEADER_MAGIC = [0x56, 0x46, 0x4a, 0x31];
 
 export interface CampaignOptions extends Omit<HostOptions, 'flash' | 'physical' | 'onFlashOp'> {
   flash: FlashGeometry;
@@ -108,6 +107,6 @@ export class CutCampaign {
 
 /** A record write of an event (not a block header, checkpoint or sync record). */
 export function isEventRecord(data: Uint8Array): boolean {
-  if (data.length === 20 && HEADER_MAGIC.every((b, i) => data[i] === b)) return false;
+  if (data.length === BLOCK_HEADER && new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true) === MAGIC) return false;
   return data[0] !== R_CHECKPOINT && data[0] !== R_SYNC && data[0] !== 0xff;
 }

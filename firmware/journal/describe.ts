@@ -2,7 +2,7 @@
  * Journal records as plain objects with named fields: what the uplink sends
  * (docs/uplink.md) and what people read. Slot numbers become slot codes.
  */
-import { u16, u32 } from './ledger.js';
+import { u16, u32 } from './bytes.js';
 import {
   R_BILL_RETURNED,
   R_BILL_STACKED,

@@ -7,6 +7,7 @@
  * Pure: `apply` is the only way the books change, both while running and
  * while replaying after a reboot, so the two can never disagree.
  */
+import { u16, u32 } from './bytes.js';
 import {
   R_BILL_RETURNED,
   R_BILL_STACKED,
@@ -287,14 +288,6 @@ export class Ledger {
     }
     return true;
   }
-}
-
-export function u16(d: Uint8Array, o: number): number {
-  return d[o]! | (d[o + 1]! << 8);
-}
-
-export function u32(d: Uint8Array, o: number): number {
-  return (d[o]! | (d[o + 1]! << 8) | (d[o + 2]! << 16) | (d[o + 3]! << 24)) >>> 0;
 }
 
 /** FNV-1a over the slot codes: identifies the slot layout the books belong to. */

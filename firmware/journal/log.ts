@@ -18,10 +18,11 @@
  * Wear is even because blocks are reused strictly in ring order.
  */
 import type { FlashPartition } from '../board.js';
+import { u16, u32 } from './bytes.js';
 import { crc32 } from './crc32.js';
 import { R_CHECKPOINT, isMeta } from './records.js';
 
-const MAGIC = 0x314a4656; // "VFJ1"
+export const MAGIC = 0x314a4656; // "VFJ1"
 export const BLOCK_HEADER = 20;
 export const RECORD_HEAD = 11;
 export const RECORD_TAIL = 4;
@@ -183,10 +184,10 @@ export class FlashLog {
     const after = (head + 1) % n;
     if (this.blockSeq[after]! < 0 && run.length < n) {
       const h = new Uint8Array(this.flash.read(RECORD_HEAD, after * this.blockLength + BLOCK_HEADER));
-      const len = h[1]! | (h[2]! << 8);
+      const len = u16(h, 1);
       if (h[0] !== 0xff && len <= this.maxPayload) {
         const rec = new Uint8Array(this.flash.read(RECORD_OVERHEAD + len, after * this.blockLength + BLOCK_HEADER));
-        const seq = (rec[3]! | (rec[4]! << 8) | (rec[5]! << 16) | (rec[6]! << 24)) >>> 0;
+        const seq = u32(rec, 3);
         if (this.recordAt(rec, 0, rec.length) > 0 && seq >= this.firstSeq[head]!) {
           this.blockSeq[after] = this.blockSeq[head]! + 1;
           this.firstSeq[after] = isMeta(rec[0]!) ? seq + 1 : seq;
@@ -209,7 +210,7 @@ export class FlashLog {
       const b = run[i]!;
       const base = b * this.blockLength;
       const h = new Uint8Array(this.flash.read(RECORD_HEAD, base + BLOCK_HEADER));
-      const len = h[1]! | (h[2]! << 8);
+      const len = u16(h, 1);
       if (h[0] !== R_CHECKPOINT || len > this.maxPayload) continue;
       const rec = new Uint8Array(this.flash.read(RECORD_OVERHEAD + len, base + BLOCK_HEADER));
       if (this.recordAt(rec, 0, rec.length) === 0) continue;
@@ -257,13 +258,7 @@ export class FlashLog {
         }
         // Not a record: torn or damaged. Look for the next whole record.
         const torn = buf[off]!;
-        let next = -1;
-        for (let o = off + this.align; o + RECORD_OVERHEAD <= end; o += this.align) {
-          if (buf[o] !== 0xff && this.recordAt(buf, o, end) > 0) {
-            next = o;
-            break;
-          }
-        }
+        const next = this.nextWhole(buf, off, end);
         if (next < 0) {
           // Nothing whole after it: a write the power cut tore (never repaired: it may not have been finished).
           if (b === head) report.tornType = torn;
@@ -319,16 +314,22 @@ export class FlashLog {
     return false;
   }
 
+  /** Offset of the first whole record after the bad one at `off`, or -1. */
+  private nextWhole(buf: Uint8Array, off: number, end: number): number {
+    for (let o = off + this.align; o + RECORD_OVERHEAD <= end; o += this.align) {
+      if (buf[o] !== 0xff && this.recordAt(buf, o, end) > 0) return o;
+    }
+    return -1;
+  }
+
   /** Length (padded) of the valid record at `off`, or 0. */
   private recordAt(buf: Uint8Array, off: number, end: number): number {
     if (off + RECORD_OVERHEAD > end) return 0;
     const type = buf[off]!;
     if (type === 0xff) return 0;
-    const len = buf[off + 1]! | (buf[off + 2]! << 8);
-    const total = RECORD_HEAD + len + RECORD_TAIL;
+    const total = RECORD_HEAD + u16(buf, off + 1) + RECORD_TAIL;
     if (off + total > end) return 0;
-    const stored = (buf[off + total - 4]! | (buf[off + total - 3]! << 8) | (buf[off + total - 2]! << 16) | (buf[off + total - 1]! << 24)) >>> 0;
-    if (stored !== crc32(buf, off, off + total - 4)) return 0;
+    if (u32(buf, off + total - 4) !== crc32(buf, off, off + total - 4)) return 0;
     return alignUp(total, this.align);
   }
 
@@ -355,23 +356,15 @@ export class FlashLog {
       while (off + RECORD_OVERHEAD <= end && sent < max) {
         const len = this.recordAt(buf, off, end);
         if (len === 0) {
-          // Damaged or torn: find the next whole record, as recovery does.
-          let next = -1;
-          for (let o = off + this.align; o + RECORD_OVERHEAD <= end; o += this.align) {
-            if (buf[o] !== 0xff && this.recordAt(buf, o, end) > 0) {
-              next = o;
-              break;
-            }
-          }
-          if (next < 0) break;
-          off = next;
+          // Damaged or torn: go on from the next whole record, as recovery does.
+          off = this.nextWhole(buf, off, end);
+          if (off < 0) break;
           continue;
         }
         const type = buf[off]!;
-        const seq = (buf[off + 3]! | (buf[off + 4]! << 8) | (buf[off + 5]! << 16) | (buf[off + 6]! << 24)) >>> 0;
+        const seq = u32(buf, off + 3);
         if (!isMeta(type) && seq >= fromSeq) {
-          const time = (buf[off + 7]! | (buf[off + 8]! << 8) | (buf[off + 9]! << 16) | (buf[off + 10]! << 24)) >>> 0;
-          visit(type, seq, time, buf, off + RECORD_HEAD, buf[off + 1]! | (buf[off + 2]! << 8));
+          visit(type, seq, u32(buf, off + 7), buf, off + RECORD_HEAD, u16(buf, off + 1));
           sent++;
         }
         off += len;

@@ -486,7 +486,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   // ---- derived state ------------------------------------------------------------------
 
   private updateReady(): void {
-    this.syncReady();
+    // changed() brings readiness up to date first.
     this.changed();
   }
 

@@ -5,7 +5,8 @@
  * each test run in a schema of its own.
  */
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../gateway/mqtt/embedded-broker.js';
-import { openDb, type Db } from '../../gateway/store/db.js';
+import { openDb, type Db, type Queryable } from '../../gateway/store/db.js';
+import type { MachineHost } from '../../hal-sim/host.js';
 
 export interface Backend {
   name: string;
@@ -73,4 +74,20 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** A `SELECT count(*) AS n ...` as a number. */
+export async function count(db: Queryable, sql: string, params: unknown[] = []): Promise<number> {
+  return Number((await db.query<{ n: string }>(sql, params)).rows[0]!.n);
+}
+
+/** Run the machine until the gateway has acknowledged everything (at most `maxMs` of machine time); its last event. */
+export async function synced(host: MachineHost, maxMs = 900000): Promise<number> {
+  for (let t = 0; t < maxMs; t += 1000) {
+    const st = await host.status();
+    if (st.journal.unsynced === 0 && st.uplink?.state === 'online') return st.journal.lastSeq;
+    await host.run(1000);
+  }
+  const st = await host.status();
+  throw new Error(`still ${st.journal.unsynced} unsynced events, uplink ${JSON.stringify(st.uplink)}`);
 }

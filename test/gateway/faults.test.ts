@@ -16,9 +16,8 @@ import { MachineHost } from '../../hal-sim/host.js';
 import { Random } from '../../hal-sim/scheduler.js';
 import { freePort, startMosquitto } from '../lib/mosquitto.js';
 import { usMachine } from '../sim/fixtures.js';
-import { PRODUCTION_DB } from './backends.js';
+import { PRODUCTION_DB, count, synced } from './backends.js';
 
-const count = async (db: Queryable, sql: string, params: unknown[] = []): Promise<number> => Number((await db.query<{ n: string }>(sql, params)).rows[0]!.n);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const GATEWAY_MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.url));
@@ -66,15 +65,6 @@ class CuttableProxy {
 
 async function buyRandomly(host: MachineHost, rnd: Random, n: number): Promise<void> {
   for (let i = 0; i < n; i++) await visit(host, rnd, { walkAway: 0.02, cancel: 0.05 });
-}
-
-async function synced(host: MachineHost, maxMs = 900000): Promise<number> {
-  for (let t = 0; t < maxMs; t += 1000) {
-    const st = await host.status();
-    if (st.journal.unsynced === 0 && st.uplink?.state === 'online') return st.journal.lastSeq;
-    await host.run(1000);
-  }
-  throw new Error(`not synced: ${JSON.stringify((await host.status()).journal)}`);
 }
 
 async function assertExactlyOnce(db: Queryable, host: MachineHost, id: string): Promise<void> {

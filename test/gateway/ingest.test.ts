@@ -7,9 +7,9 @@
 import { strict as assert } from 'node:assert';
 import mqtt from 'mqtt';
 import { Gateway } from '../../gateway/gateway.js';
-import type { Db, Queryable } from '../../gateway/store/db.js';
+import type { Db } from '../../gateway/store/db.js';
 import { dropOldTelemetry, ensureTelemetryPartition, migrate } from '../../gateway/store/migrations.js';
-import { BACKENDS, eventually, type Backend } from './backends.js';
+import { BACKENDS, count, eventually, type Backend } from './backends.js';
 
 function events(from: number, to: number, type = 'coin-in'): string {
   const list = [];
@@ -30,7 +30,6 @@ async function publish(c: mqtt.MqttClient, topic: string, payload: string | Buff
   await c.publishAsync(topic, payload, { qos: 1 });
 }
 
-const count = async (db: Queryable, sql: string, params: unknown[] = []): Promise<number> => Number((await db.query<{ n: string }>(sql, params)).rows[0]!.n);
 
 for (const backend of BACKENDS) {
   describe(`gateway ingest: ${backend.name}`, function () {

@@ -6,12 +6,10 @@
  */
 import { strict as assert } from 'node:assert';
 import { Gateway } from '../../gateway/gateway.js';
-import type { Queryable } from '../../gateway/store/db.js';
 import { MachineHost } from '../../hal-sim/host.js';
 import { usMachine } from '../sim/fixtures.js';
-import { BACKENDS, type Backend } from './backends.js';
+import { BACKENDS, count, synced, type Backend } from './backends.js';
 
-const count = async (db: Queryable, sql: string, params: unknown[] = []): Promise<number> => Number((await db.query<{ n: string }>(sql, params)).rows[0]!.n);
 
 async function buy(host: MachineHost, code: string, coins: number[]): Promise<void> {
   host.select(code);
@@ -20,17 +18,6 @@ async function buy(host: MachineHost, code: string, coins: number[]): Promise<vo
     host.insertCoin(c);
     await host.runUntilIdle();
   }
-}
-
-/** Run the machine until the gateway has acknowledged everything (at most `ms` of machine time). */
-async function synced(host: MachineHost, ms = 120000): Promise<number> {
-  for (let t = 0; t < ms; t += 1000) {
-    const st = await host.status();
-    if (st.journal.unsynced === 0 && st.uplink?.state === 'online') return st.journal.lastSeq;
-    await host.run(1000);
-  }
-  const st = await host.status();
-  throw new Error(`still ${st.journal.unsynced} unsynced events, uplink ${JSON.stringify(st.uplink)}`);
 }
 
 for (const backend of BACKENDS) {
@@ -56,7 +43,7 @@ for (const backend of BACKENDS) {
         try {
           await buy(host, 'A1', [100, 25]);
           await buy(host, 'B4', [100, 100]);
-          let last = await synced(host);
+          let last = await synced(host, 120000);
           assert.equal(await count(b.db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', [id]), last);
           assert.equal(await count(b.db, 'SELECT count(*) AS n FROM sales WHERE machine_id = $1', [id]), 2);
           const state = (await b.db.query<{ online: boolean; last_seq: string }>('SELECT online, last_seq FROM machine_state WHERE machine_id = $1', [id])).rows[0]!;
