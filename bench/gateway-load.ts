@@ -5,69 +5,18 @@
  * per second, receive-to-commit p99, and what a connected machine costs the
  * broker in memory, up to 10,000 connections.
  */
-import mqttPacket from 'mqtt-packet';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { RawClient } from './raw-client.js';
 import { startMosquitto } from '../test/lib/mosquitto.js';
 import { Gateway } from '../gateway/gateway.js';
 import { openDb, type Db } from '../gateway/store/db.js';
 
-const PAD = 'x'.repeat(60);
-
 /** The bench's own Mosquitto with the shipped queue settings that matter here. */
 export function startBenchMosquitto(): ReturnType<typeof startMosquitto> {
   return startMosquitto({ conf: ['max_queued_messages 1000000', 'max_queued_bytes 0', 'max_inflight_messages 1000', 'max_connections -1'] });
-}
-
-/** A bare MQTT connection (mqtt-packet): light enough to open thousands in one process. */
-class RawClient {
-  readonly socket: Socket;
-  private nextId = 1;
-  inflight = 0;
-  onAck: (() => void) | undefined;
-  connected: Promise<void>;
-
-  constructor(port: number, id: string, will?: { topic: string; payload: string }) {
-    this.socket = connect(port, '127.0.0.1');
-    this.socket.setNoDelay(true);
-    const parser = mqttPacket.parser({ protocolVersion: 4 });
-    let resolveConnected: () => void = () => {};
-    let rejectConnected: (e: Error) => void = () => {};
-    this.connected = new Promise((resolve, reject) => {
-      resolveConnected = resolve;
-      rejectConnected = reject;
-    });
-    parser.on('packet', (p: mqttPacket.Packet) => {
-      if (p.cmd === 'connack') resolveConnected();
-      else if (p.cmd === 'puback') {
-        this.inflight--;
-        this.onAck?.();
-      }
-    });
-    this.socket.on('data', (d) => parser.parse(d));
-    this.socket.on('error', (e) => rejectConnected(e));
-    this.socket.on('connect', () => {
-      const packet: mqttPacket.IConnectPacket = { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: id, keepalive: 600 };
-      if (will) packet.will = { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true };
-      this.socket.write(mqttPacket.generate(packet));
-    });
-  }
-
-  publish(topic: string, payload: string, retain = false): void {
-    this.inflight++;
-    const messageId = this.nextId;
-    this.nextId = (this.nextId % 65535) + 1;
-    this.socket.write(mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, messageId, retain, dup: false }));
-  }
-
-  subscribe(topic: string): void {
-    this.socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 65535, subscriptions: [{ topic, qos: 1 }] }));
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
 }
 
 export interface LoadResult {
@@ -76,52 +25,66 @@ export interface LoadResult {
   p50Ms: number;
   duplicates: number;
   rejected: number;
+  /** CPU time of the gateway process per 1,000 messages persisted, ms. */
+  gatewayCpuMsPer1000: number;
 }
 
-/** Messages persisted per second with `machines` publishers each keeping `window` messages in flight. */
+const GENERATOR = fileURLToPath(new URL('./load-generator.js', import.meta.url));
+
+/** Start the load generator process and wait until its publishers are connected. */
+async function startGenerator(port: number, machines: number, window: number, kind: string, prefix: string): Promise<{ stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [GENERATOR, String(port), String(machines), String(window), kind, prefix], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('ready\n')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`load generator exited (${code}) before it was ready`)));
+  });
+  return {
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.on('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** Messages persisted per second with `machines` publishers (another process) each keeping `window` messages in flight. */
 export async function ingestLoad(options: { mqttUrl: string; db: Db; machines: number; window: number; seconds: number; kind?: 'events' | 'telemetry' }): Promise<LoadResult> {
   const telemetry = options.kind === 'telemetry';
   // A clean session per run: nothing queued from an earlier run reaches this one.
   const gateway = await Gateway.start({ mqttUrl: options.mqttUrl, db: options.db });
-  const ids = Array.from({ length: options.machines }, (_, i) => `load-${i}`);
+  const prefix = `load${process.hrtime.bigint() % 100000n}`;
+  const ids = Array.from({ length: options.machines }, (_, i) => `${prefix}-${i}`);
   await gateway.addMachines(ids);
-  const port = Number(new URL(options.mqttUrl).port);
-  const clients = ids.map((id) => new RawClient(port, `pub-${id}`));
-  await Promise.all(clients.map((c) => c.connected));
-  let running = true;
-  const seqs = new Array<number>(clients.length).fill(0);
-  const send = (i: number): void => {
-    const c = clients[i]!;
-    while (running && c.inflight < options.window) {
-      const seq = ++seqs[i]!;
-      if (telemetry) c.publish(`fleet/${ids[i]}/telemetry`, `{"v":1,"t":${seq},"state":"IDLE","slots":[{"code":"A1","qty":7},{"code":"A2","qty":3}],"tubes":[{"value":25,"count":41}],"temperature":4.5,"errors":[]}`);
-      else c.publish(`fleet/${ids[i]}/events`, `{"v":1,"events":[{"seq":${seq},"t":${seq},"type":"vend-ok","slot":"A1","price":125,"note":"${PAD}"}]}`);
-    }
-  };
-  clients.forEach((c, i) => {
-    c.onAck = () => send(i);
-    send(i);
-  });
-  const stats = gateway.ingester.stats;
-  await new Promise((r) => setTimeout(r, 3000));
-  gateway.ingester.resetLatency();
-  const persisted = (): number => (telemetry ? stats.telemetry : stats.events);
-  const e0 = persisted();
-  const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, options.seconds * 1000));
-  const e1 = persisted();
-  const t1 = performance.now();
-  const result: LoadResult = {
-    persistedPerSecond: ((e1 - e0) * 1000) / (t1 - t0),
-    p99Ms: gateway.ingester.latency(99),
-    p50Ms: gateway.ingester.latency(50),
-    duplicates: stats.duplicates,
-    rejected: Object.values(stats.rejected).reduce((a, b) => a + (b ?? 0), 0),
-  };
-  running = false;
-  for (const c of clients) c.close();
-  await gateway.close();
-  return result;
+  const generator = await startGenerator(Number(new URL(options.mqttUrl).port), options.machines, options.window, telemetry ? 'telemetry' : 'events', prefix);
+  try {
+    const stats = gateway.ingester.stats;
+    await new Promise((r) => setTimeout(r, 3000));
+    gateway.ingester.resetLatency();
+    const persisted = (): number => (telemetry ? stats.telemetry : stats.events);
+    const e0 = persisted();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, options.seconds * 1000));
+    const e1 = persisted();
+    const t1 = performance.now();
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      persistedPerSecond: ((e1 - e0) * 1000) / (t1 - t0),
+      p99Ms: gateway.ingester.latency(99),
+      p50Ms: gateway.ingester.latency(50),
+      duplicates: stats.duplicates,
+      rejected: Object.values(stats.rejected).reduce((a, b) => a + (b ?? 0), 0),
+      gatewayCpuMsPer1000: (cpu.user + cpu.system) / (e1 - e0),
+    };
+  } finally {
+    await generator.stop();
+    await gateway.close();
+  }
 }
 
 function rssKiB(pid: number): number {
@@ -129,28 +92,78 @@ function rssKiB(pid: number): number {
   return m ? Number(m[1]) : 0;
 }
 
+export interface FleetConnections {
+  connected: number;
+  brokerBytesPerConnection: number;
+  /** Machines whose first events the gateway stored and acknowledged. */
+  acknowledged: number;
+  /** Seconds from the last machine connecting to the last acknowledgement. */
+  ackSeconds: number;
+  /** Machines the store shows online while connected, and offline after their last wills. */
+  onlineInStore: number;
+  offlineAfterWills: number;
+}
+
 /**
- * `n` machines at the protocol level, connected at once to a broker process: each
- * connects with its last will, subscribes to its acknowledgements and publishes its
- * retained online status, as the firmware does. Returns broker memory per connection.
+ * `n` machines at the protocol level, connected at once to a broker process
+ * with a gateway on `db`: each connects with its last will, subscribes to its
+ * acknowledgements, publishes its retained online status, a telemetry message
+ * and its first events, as the firmware does after boot, and waits for the
+ * acknowledgement. Then every connection drops without a goodbye, so the
+ * broker publishes 10,000 last wills and the store must mark them offline.
  */
-export async function connectionsLoad(broker: { port: number; process: ChildProcess }, n: number): Promise<{ connected: number; brokerBytesPerConnection: number }> {
+export async function connectionsLoad(broker: { port: number; url: string; process: ChildProcess }, db: Db, n: number): Promise<FleetConnections> {
+  const gateway = await Gateway.start({ mqttUrl: broker.url, db });
+  const prefix = `fleet${process.hrtime.bigint() % 100000n}`;
+  const ids = Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+  await gateway.addMachines(ids);
   const before = rssKiB(broker.process.pid!);
   const clients: RawClient[] = [];
+  let acknowledged = 0;
+  let lastAck = 0;
   for (let i = 0; i < n; i += 500) {
-    const batch = Array.from({ length: Math.min(500, n - i) }, (_, k) => new RawClient(broker.port, `conn-${i + k}`, { topic: `fleet/conn-${i + k}/status`, payload: '{"v":1,"online":false}' }));
+    const batch = ids.slice(i, i + 500).map((id) => new RawClient(broker.port, id, { topic: `fleet/${id}/status`, payload: '{"v":1,"online":false}' }));
     await Promise.all(batch.map((c) => c.connected));
     for (const [k, c] of batch.entries()) {
-      c.subscribe(`fleet/conn-${i + k}/acks`);
-      c.publish(`fleet/conn-${i + k}/status`, '{"v":1,"online":true,"fw":"0.1.0"}', true);
+      const id = ids[i + k]!;
+      let done = false;
+      c.onMessage = (topic, payload) => {
+        const m = JSON.parse(payload.toString()) as { to?: number };
+        if (!done && topic === `fleet/${id}/acks` && m.to === 3) {
+          done = true;
+          acknowledged++;
+          lastAck = performance.now();
+        }
+      };
+      c.subscribe(`fleet/${id}/acks`);
+      c.publish(`fleet/${id}/status`, '{"v":1,"online":true,"fw":"0.1.0"}', true);
+      c.publish(`fleet/${id}/telemetry`, '{"v":1,"t":1,"state":"IDLE","slots":[{"code":"A1","qty":7}],"tubes":[{"value":25,"count":41}],"errors":[]}');
+      c.publish(`fleet/${id}/events`, '{"v":1,"events":[{"seq":1,"t":0,"type":"boot"},{"seq":2,"t":0,"type":"door-closed"},{"seq":3,"t":1,"type":"coin-in","value":25}]}');
     }
     clients.push(...batch);
   }
-  await new Promise((r) => setTimeout(r, 1000));
+  const allConnected = performance.now();
+  for (let i = 0; i < 600 && acknowledged < n; i++) await new Promise((r) => setTimeout(r, 100));
   const after = rssKiB(broker.process.pid!);
   const connected = clients.filter((c) => !c.socket.destroyed).length;
+  await gateway.ingester.flush();
+  const online = await db.query<{ n: string }>('SELECT count(*) AS n FROM machine_state WHERE online AND machine_id = ANY($1::text[])', [ids]);
   for (const c of clients) c.close();
-  return { connected, brokerBytesPerConnection: ((after - before) * 1024) / n };
+  let offline = 0;
+  for (let i = 0; i < 300 && offline < n; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    await gateway.ingester.flush();
+    offline = Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM machine_state WHERE NOT online AND machine_id = ANY($1::text[])', [ids])).rows[0]!.n);
+  }
+  await gateway.close();
+  return {
+    connected,
+    brokerBytesPerConnection: ((after - before) * 1024) / n,
+    acknowledged,
+    ackSeconds: acknowledged > 0 ? Math.max(0, lastAck - allConnected) / 1000 : 0,
+    onlineInStore: Number(online.rows[0]!.n),
+    offlineAfterWills: offline,
+  };
 }
 
 export { openDb };

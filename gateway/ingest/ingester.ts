@@ -15,8 +15,8 @@ import { ensureTelemetryPartition } from '../store/migrations.js';
 import { parseMessage, type MachineEvent, type Rejection } from './messages.js';
 
 export interface IngestOptions {
-  /** Flush when this many events are waiting. */
-  maxBatchEvents?: number;
+  /** Rows (events, telemetry and status messages) per transaction; a flush starts when this many wait. */
+  maxBatchRows?: number;
   /** Flush at the latest this long after the first message of a batch arrived. */
   flushMs?: number;
   /** Beyond this many waiting messages, new ones are dropped unacknowledged (machines resend). */
@@ -55,7 +55,7 @@ export class Ingester {
   private pressure = false;
   private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
   private pending: Pending[] = [];
-  private pendingEvents = 0;
+  private pendingRows = 0;
   private timer: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
   private retryMs = 0;
@@ -71,7 +71,7 @@ export class Ingester {
   constructor(db: Db, ack: (machine: string, from: number, to: number) => void, options: IngestOptions = {}) {
     this.db = db;
     this.ack = ack;
-    this.options = { maxBatchEvents: options.maxBatchEvents ?? 1000, flushMs: options.flushMs ?? 10, maxPendingMessages: options.maxPendingMessages ?? 50000 };
+    this.options = { maxBatchRows: options.maxBatchRows ?? 1000, flushMs: options.flushMs ?? 10, maxPendingMessages: options.maxPendingMessages ?? 50000 };
     this.log = options.onLog ?? (() => {});
     this.onPressure = options.onPressure;
   }
@@ -96,18 +96,18 @@ export class Ingester {
       return;
     }
     const at = performance.now();
-    if (m.kind === 'events') {
-      this.pending.push({ kind: 'events', machine: m.machine, events: m.events, text: m.text, at });
-      this.pendingEvents += m.events.length;
-      if (!this.pressure && this.pendingEvents > 2 * this.options.maxBatchEvents) {
-        // Let the broker hold the rest (it queues QoS 1 for us) rather than this process's heap.
-        this.pressure = true;
-        this.onPressure?.(true);
-      }
-    } else if (m.kind === 'telemetry') {
-      this.pending.push({ kind: 'telemetry', machine: m.machine, body: m.body, text: m.text, at });
-    } else {
-      this.pending.push({ kind: 'status', machine: m.machine, online: m.online, body: m.body, at });
+    const p: Pending =
+      m.kind === 'events'
+        ? { kind: 'events', machine: m.machine, events: m.events, text: m.text, at }
+        : m.kind === 'telemetry'
+          ? { kind: 'telemetry', machine: m.machine, body: m.body, text: m.text, at }
+          : { kind: 'status', machine: m.machine, online: m.online, body: m.body, at };
+    this.pending.push(p);
+    this.pendingRows += rows(p);
+    if (!this.pressure && this.pendingRows > 2 * this.options.maxBatchRows) {
+      // Let the broker hold the rest (it queues QoS 1 for us) rather than this process's heap.
+      this.pressure = true;
+      this.onPressure?.(true);
     }
     this.schedule();
   }
@@ -129,7 +129,7 @@ export class Ingester {
 
   private schedule(): void {
     if (this.closed || this.draining || this.timer) return;
-    const delay = this.retryMs > 0 ? this.retryMs : this.pendingEvents >= this.options.maxBatchEvents ? 0 : this.options.flushMs;
+    const delay = this.retryMs > 0 ? this.retryMs : this.pendingRows >= this.options.maxBatchRows ? 0 : this.options.flushMs;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.flush();
@@ -152,22 +152,19 @@ export class Ingester {
     }
   }
 
-  /** One writer: batches of at most maxBatchEvents, one transaction each, until nothing waits or the store is down. */
+  /** One writer: batches of at most maxBatchRows, one transaction each, until nothing waits or the store is down. */
   private async drain(): Promise<void> {
     while (this.pending.length > 0 || this.rejectionsToStore.size > 0) {
       let take = 0;
-      let events = 0;
-      while (take < this.pending.length && events < this.options.maxBatchEvents) {
-        const p = this.pending[take++]!;
-        if (p.kind === 'events') events += p.events.length;
-      }
+      let taken = 0;
+      while (take < this.pending.length && taken < this.options.maxBatchRows) taken += rows(this.pending[take++]!);
       const batch = this.pending.slice(0, take);
       const rejections = this.rejectionsToStore;
       this.pending = this.pending.slice(take);
-      this.pendingEvents -= events;
+      this.pendingRows -= taken;
       this.rejectionsToStore = new Map();
       await this.write(batch, rejections);
-      if (this.pressure && this.pendingEvents < this.options.maxBatchEvents) {
+      if (this.pressure && this.pendingRows < this.options.maxBatchRows) {
         this.pressure = false;
         this.onPressure?.(false);
       }
@@ -200,7 +197,7 @@ export class Ingester {
       this.retryMs = Math.min(10000, Math.max(250, this.retryMs * 2));
       if (this.stats.storeErrors <= 3 || this.stats.storeErrors % 100 === 0) this.log('error', `store unavailable (${err.message ?? String(e)}); retrying in ${this.retryMs} ms`);
       this.pending = batch.concat(this.pending);
-      for (const item of batch) if (item.kind === 'events') this.pendingEvents += item.events.length;
+      for (const item of batch) this.pendingRows += rows(item);
       for (const [reason, r] of rejections) {
         const mine = this.rejectionsToStore.get(reason);
         if (mine) mine.count += r.count;
@@ -281,11 +278,15 @@ export class Ingester {
           [[...latest.keys()], [...latest.values()]],
         );
       }
-      for (const s of statuses) {
+      if (statuses.length > 0) {
+        // The last status of each machine in the batch is the one that holds (a will after an online, or the reverse).
+        const latest = new Map(statuses.map((s) => [s.machine, s]));
+        const list = [...latest.values()];
         await tx.query(
-          `INSERT INTO machine_state (machine_id, online, last_seen, status) VALUES ($1, $2, now(), $3::jsonb)
+          `INSERT INTO machine_state (machine_id, online, last_seen, status)
+           SELECT m, o, now(), b FROM unnest($1::text[], $2::boolean[], $3::jsonb[]) AS t(m, o, b)
            ON CONFLICT (machine_id) DO UPDATE SET online = EXCLUDED.online, last_seen = now(), status = EXCLUDED.status`,
-          [s.machine, s.online, s.body],
+          [list.map((s) => s.machine), list.map((s) => s.online), list.map((s) => s.body)],
         );
       }
       for (const [reason, r] of rejections) {
@@ -361,8 +362,25 @@ export class Ingester {
     );
   }
 
+  /**
+   * One acknowledgement per machine per run of consecutive numbers in the
+   * batch: a machine with twenty messages in flight gets one ack, not twenty
+   * (the broker and this process each handle a twentieth of the packets).
+   */
   private acknowledge(batch: Pending[]): void {
-    for (const p of batch) if (p.kind === 'events') this.ack(p.machine, p.events[0]!.seq, p.events[p.events.length - 1]!.seq);
+    const open = new Map<string, { from: number; to: number }>();
+    for (const p of batch) {
+      if (p.kind !== 'events') continue;
+      const from = p.events[0]!.seq;
+      const to = p.events[p.events.length - 1]!.seq;
+      const run = open.get(p.machine);
+      if (run && from === run.to + 1) run.to = to;
+      else {
+        if (run) this.ack(p.machine, run.from, run.to);
+        open.set(p.machine, { from, to });
+      }
+    }
+    for (const [machine, run] of open) this.ack(machine, run.from, run.to);
   }
 
   /** Receive-to-commit latency percentile over recent messages, ms. */
@@ -395,6 +413,11 @@ export class Ingester {
     await this.flush();
     if (this.timer) clearTimeout(this.timer);
   }
+}
+
+/** What a message costs a transaction: its events, or one row. */
+function rows(p: Pending): number {
+  return p.kind === 'events' ? p.events.length : 1;
 }
 
 /** JSON with keys in a fixed order, to compare bodies that went through jsonb. */
