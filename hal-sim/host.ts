@@ -47,6 +47,9 @@ export interface HostOptions {
 }
 
 /** A 1 MiB journal: about 6,000 unacknowledged cash sales, weeks offline for a busy machine. */
+/** Real milliseconds of virtual time a connected machine may run ahead in one go. */
+const MAX_LEAD_MS = 20;
+
 export const DEFAULT_FLASH: FlashGeometry = { size: 1024 * 1024, blockLength: 4096, writeAlign: 4 };
 /** How long the machine stays dark after a power cut. */
 const OFF_US = 2_000_000;
@@ -214,11 +217,19 @@ export class MachineHost {
 
   async runUntil(tUs: number): Promise<void> {
     const scheduler = this.rig.scheduler;
+    let steps = 0;
+    let slice = performance.now();
     for (;;) {
       if (this.dead) return;
       if (this.needDelivery) await this.deliver();
       if (this.dead) return;
-      const limit = Math.min(tUs, this.pacedLimit());
+      const paced = this.pacedLimit();
+      const limit = Math.min(tUs, paced);
+      if (paced !== Infinity && ++steps % 256 === 0 && performance.now() - slice > 10) {
+        // Connected machines share the process's event loop with real sockets (and each other): take turns.
+        await new Promise((r) => setImmediate(r));
+        slice = performance.now();
+      }
       if (scheduler.step(limit) !== Infinity) continue;
       if (limit >= tUs) break;
       // Real I/O is under way: let real time catch up with the machine's.
@@ -237,8 +248,17 @@ export class MachineHost {
       return Infinity;
     }
     const now = performance.now();
-    if (!this.pace) this.pace = { realMs: now, virtualUs: this.rig.scheduler.now };
-    return this.pace.virtualUs + (now - this.pace.realMs) * 1000 * net.speed;
+    const at = this.rig.scheduler.now;
+    if (!this.pace) this.pace = { realMs: now, virtualUs: at };
+    const limit = this.pace.virtualUs + (now - this.pace.realMs) * 1000 * net.speed;
+    // A machine that fell behind (the CPU is shared by many) does not sprint to catch up, which
+    // would starve the others and make them fall behind in turn: it goes on at its pace from here.
+    const most = at + MAX_LEAD_MS * 1000 * net.speed;
+    if (limit > most) {
+      this.pace = { realMs: now, virtualUs: most };
+      return most;
+    }
+    return limit;
   }
 
   /**

@@ -60,6 +60,14 @@ describe('npm start (the simulated fleet)', function () {
     assert.match(r.out, /stopped\n$/);
   });
 
+  it('keeps a fleet bigger than the CPU can run at full speed live: all come online, Ctrl-C still stops it', async () => {
+    // 40 machines at 100x real time are more than two cores simulate: each must slow down, not sprint to catch up and starve the rest.
+    const r = await run(['--machines', '40'], /machines online 40\/40/);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /machines online 40\/40 \| sales \d+/);
+    assert.match(r.out, /stopped\n$/);
+  });
+
   it('refuses bad options with the usage', async () => {
     const r = await run(['--machines', 'lots']);
     assert.equal(r.code, 2);
