@@ -154,5 +154,7 @@ export interface Board {
   openMqtt?(options: MqttClientOptions): MqttClient;
   /** The cabinet's temperature sensor, where the machine has one. */
   openTemperatureSensor?(): TemperatureSensor;
+  /** Restart the firmware (a system restart on the ESP32), where the board can. */
+  restart?(): void;
   log(level: LogLevel, message: string): void;
 }

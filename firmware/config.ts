@@ -37,6 +37,8 @@ export interface MachineConfig {
   messageMs: number;
   /** MQTT to the fleet; absent: the machine works alone. */
   uplink?: UplinkSettings;
+  /** The key remote commands are signed with (HMAC-SHA-256), from provisioning; absent: no remote commands. */
+  commandKey?: { kid: number; key: Uint8Array };
 }
 
 export interface UplinkSettings {
@@ -139,5 +141,12 @@ export function parseConfig(input: unknown): MachineConfig {
     messageMs: integer(input, 'messageMs', path, 500, 30000, 3000),
   };
   if (uplink) config.uplink = uplink;
+  const key = input['commandKey'];
+  if (key !== undefined) {
+    if (typeof key !== 'string' || !/^[0-9a-f]{64}$/.test(key)) throw new ConfigError(`${path}.commandKey must be 64 lowercase hex digits (32 bytes)`);
+    const bytes = new Uint8Array(32);
+    for (let i = 0; i < 32; i++) bytes[i] = parseInt(key.slice(2 * i, 2 * i + 2), 16);
+    config.commandKey = { kid: integer(input, 'commandKeyId', path, 1, 255, 1), key: bytes };
+  }
   return config;
 }

@@ -31,7 +31,10 @@ export function start(board: Board, config: unknown): Firmware {
       journal: controller.journal,
       codes: controller.inventory.codes,
       telemetry: () => ({ fw: FIRMWARE_VERSION, ...controller.telemetry() }),
+      command: (payload) => controller.commander.receive(payload),
+      telemetryIntervalMs: () => controller.telemetryIntervalMs(),
     });
+    controller.onReport = () => up.reportNow();
     // New events go out from a timer, never from inside the decision that wrote them.
     let queued = false;
     controller.journal.onEvent = () => {

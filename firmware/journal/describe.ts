@@ -9,7 +9,14 @@ import {
   R_BILL_STACKING,
   R_COIN_IN,
   R_COINS_MANUAL,
+  R_COMMAND,
+  R_COMMAND_REJECTED,
   R_CREDIT_ADJUST,
+  R_LOCK,
+  R_PLANOGRAM,
+  R_PRICE,
+  R_REMOTE_VEND,
+  R_SETTING,
   R_INIT,
   R_PAYOUT_DONE,
   R_PAYOUT_START,
@@ -20,6 +27,7 @@ import {
   R_VEND_UNCERTAIN,
   RECORD_NAMES,
 } from './records.js';
+import { COMMAND_TYPES, OUTCOMES, REFUSALS, REJECTIONS, SETTING_NAMES, OUT_REFUSED } from '../command/vocabulary.js';
 
 export type Described = { [field: string]: string | number | number[] | { [type: string]: number } };
 
@@ -86,6 +94,51 @@ export function describeRecord(type: number, seq: number, time: number, d: Uint8
       break;
     case R_TUBES:
       e['tubes'] = tubes(d, o);
+      break;
+    case R_COMMAND: {
+      e['n'] = u32(d, o);
+      e['issued'] = u32(d, o + 4);
+      e['command'] = COMMAND_TYPES[d[o + 8]!] || 'unknown';
+      const outcome = d[o + 9]!;
+      e['outcome'] = OUTCOMES[outcome] ?? `outcome-${outcome}`;
+      const value = u16(d, o + 10);
+      if (outcome === OUT_REFUSED) e['reason'] = REFUSALS[value] ?? `reason-${value}`;
+      else e['value'] = value;
+      if (length >= 14 && u16(d, o + 12) !== 0xffff) e['remaining'] = u16(d, o + 12);
+      break;
+    }
+    case R_COMMAND_REJECTED:
+      e['n'] = u32(d, o);
+      e['reason'] = REJECTIONS[d[o + 4]!] ?? `reason-${d[o + 4]!}`;
+      e['suppressed'] = u16(d, o + 5);
+      break;
+    case R_PRICE:
+      e['slot'] = slot(d[o]!);
+      e['price'] = u32(d, o + 1);
+      e['n'] = u32(d, o + 5);
+      break;
+    case R_PLANOGRAM:
+      e['slot'] = slot(d[o]!);
+      e['price'] = u32(d, o + 1);
+      e['qty'] = u16(d, o + 5);
+      e['capacity'] = u16(d, o + 7);
+      e['sku'] = u32(d, o + 9);
+      e['n'] = u32(d, o + 13);
+      break;
+    case R_LOCK:
+      e['locked'] = d[o]!;
+      e['n'] = u32(d, o + 1);
+      break;
+    case R_SETTING:
+      e['setting'] = SETTING_NAMES[d[o]!] ?? `setting-${d[o]!}`;
+      e['value'] = u32(d, o + 1);
+      e['n'] = u32(d, o + 5);
+      break;
+    case R_REMOTE_VEND:
+      e['n'] = u32(d, o);
+      e['slot'] = slot(d[o + 4]!);
+      e['quantity'] = d[o + 5]!;
+      e['price'] = u32(d, o + 6);
       break;
     default:
       break;

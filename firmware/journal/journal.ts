@@ -15,6 +15,14 @@ import {
   R_CHECKPOINT,
   R_COIN_IN,
   R_COINS_MANUAL,
+  R_COMMAND,
+  R_COMMAND_REJECTED,
+  R_KEY,
+  R_LOCK,
+  R_PLANOGRAM,
+  R_PRICE,
+  R_REMOTE_VEND,
+  R_SETTING,
   R_CREDIT_ADJUST,
   R_INIT,
   R_INTERIM_RESET,
@@ -71,10 +79,11 @@ export class Journal {
    */
   open(): RecoveryReport & { layoutChanged: boolean } {
     const ledger = this.ledger;
-    const report = this.log.recover((type, _seq, _time, data, offset, length) => {
+    const report = this.log.recover((type, _seq, time, data, offset, length) => {
       if (type === R_CHECKPOINT) {
         ledger.load(data, offset, length);
       } else {
+        ledger.time = time;
         ledger.apply(type, data, offset, length);
       }
     });
@@ -100,9 +109,11 @@ export class Journal {
   }
 
   private emit(type: number, length: number): boolean {
-    const ok = this.log.append(type, this.now(), this.payload, length);
+    const time = this.now();
+    const ok = this.log.append(type, time, this.payload, length);
     if (!ok) this.dropped++;
     // The books follow the decision either way; a record that could not be written is counted.
+    this.ledger.time = time;
     this.ledger.apply(type, this.payload, 0, length);
     if (!isMeta(type)) this.onEvent?.();
     return ok;
@@ -199,6 +210,72 @@ export class Journal {
 
   interimReset(): void {
     this.emit(R_INTERIM_RESET, 0);
+  }
+
+  // ---- remote commands --------------------------------------------------------------------
+
+  /** Command `n` was dealt with (see command/vocabulary.ts for the codes). */
+  /** `remaining`: stock left in the slot after a vend command (0xffff: not a vend). */
+  command(n: number, issued: number, type: number, outcome: number, value: number, remaining = 0xffff): void {
+    this.view.setUint32(0, n, true);
+    this.view.setUint32(4, issued, true);
+    this.payload[8] = type;
+    this.payload[9] = outcome;
+    this.view.setUint16(10, Math.min(value, 0xffff), true);
+    this.view.setUint16(12, Math.min(remaining, 0xffff), true);
+    this.emit(R_COMMAND, 14);
+  }
+
+  commandRejected(n: number, reason: number, suppressed: number): void {
+    this.view.setUint32(0, n >>> 0, true);
+    this.payload[4] = reason;
+    this.view.setUint16(5, Math.min(suppressed, 0xffff), true);
+    this.emit(R_COMMAND_REJECTED, 7);
+  }
+
+  price(slot: number, price: number, version: number): void {
+    this.payload[0] = slot;
+    this.view.setUint32(1, price, true);
+    this.view.setUint32(5, version, true);
+    this.emit(R_PRICE, 9);
+  }
+
+  planogram(slot: number, price: number, qty: number, capacity: number, sku: number, version: number): void {
+    this.payload[0] = slot;
+    this.view.setUint32(1, price, true);
+    this.view.setUint16(5, qty, true);
+    this.view.setUint16(7, capacity, true);
+    this.view.setUint32(9, sku, true);
+    this.view.setUint32(13, version, true);
+    this.emit(R_PLANOGRAM, 17);
+  }
+
+  lock(locked: boolean, version: number): void {
+    this.payload[0] = locked ? 1 : 0;
+    this.view.setUint32(1, version, true);
+    this.emit(R_LOCK, 5);
+  }
+
+  setting(key: number, value: number, version: number): void {
+    this.payload[0] = key;
+    this.view.setUint32(1, value, true);
+    this.view.setUint32(5, version, true);
+    this.emit(R_SETTING, 9);
+  }
+
+  /** A new command key (a meta record: it stays on the machine). */
+  key(kid: number, key: Uint8Array): void {
+    this.payload[0] = kid;
+    this.payload.set(key.subarray(0, 32), 1);
+    this.emit(R_KEY, 33);
+  }
+
+  remoteVend(n: number, slot: number, quantity: number, price: number): void {
+    this.view.setUint32(0, n, true);
+    this.payload[4] = slot;
+    this.payload[5] = quantity;
+    this.view.setUint32(6, price, true);
+    this.emit(R_REMOTE_VEND, 10);
   }
 
   /** The gateway committed every event up to `seq`. */

@@ -14,6 +14,14 @@ import {
   R_BILL_STACKING,
   R_BOOT,
   R_COIN_IN,
+  R_COMMAND,
+  R_COMMAND_REJECTED,
+  R_KEY,
+  R_LOCK,
+  R_PLANOGRAM,
+  R_PRICE,
+  R_REMOTE_VEND,
+  R_SETTING,
   R_COINS_MANUAL,
   R_CREDIT_ADJUST,
   R_INIT,
@@ -45,11 +53,31 @@ export const C_FAILED_VENDS = 12;
 export const C_UNCERTAIN_VENDS = 13;
 export const C_BOOTS = 14;
 export const C_COINS_TUBES_COUNT = 15;
-export const COUNTERS = 16;
+/** Vends paid elsewhere (remote vend commands): count and value. */
+export const C_REMOTE_SALES = 16;
+export const C_REMOTE_VALUE = 17;
+export const C_COMMANDS_REJECTED = 18;
+export const COUNTERS = 19;
 
-const CHECKPOINT_VERSION = 2;
+/** Settings commands may change (indices of `settings`, see command/vocabulary.ts). */
+const SETTINGS = 5;
+
+const CHECKPOINT_VERSION = 3;
 /** Bytes of a checkpoint before the counters. */
 const FIXED = 61;
+/** Bytes per slot in a checkpoint. */
+const PER_SLOT = 33;
+/** Bytes of the command state after the slots. */
+const COMMAND_STATE = 1 + 4 + SETTINGS * 8 + 4 + 4 + 4 + 1 + 32 + 4 + 1 + 1 + 1 + 4;
+
+/** What the books share with the inventory: the slot arrays both read and the books alone change. */
+export interface SlotArrays {
+  qty: Uint16Array;
+  fault: Uint8Array;
+  prices?: Int32Array;
+  capacity?: Uint16Array;
+  sku?: Uint32Array;
+}
 
 export class Ledger {
   readonly slots: number;
@@ -80,13 +108,46 @@ export class Ledger {
   /** Slot numbers in the records being applied refer to this machine's slot layout. */
   slotsValid = true;
 
-  /** The stock and fault arrays are the inventory's own: the books and the machine share them. */
-  constructor(qty: Uint16Array, fault: Uint8Array, layout: number) {
+  // ---- set by remote commands -----------------------------------------------------------
+  readonly prices: Int32Array;
+  readonly capacity: Uint16Array;
+  /** Product (catalogue number) per slot, from a planogram command; 0 when the configuration's. */
+  readonly sku: Uint32Array;
+  /** The number of the newest command that set each slot's price or planogram. */
+  readonly slotVersion: Uint32Array;
+  locked = false;
+  lockVersion = 0;
+  /** Setting values (0: the configuration's) and the command numbers that set them. */
+  readonly settings = new Uint32Array(SETTINGS);
+  readonly settingVersion = new Uint32Array(SETTINGS);
+  /** Highest command number seen, and which of the 32 below it were seen (bit i: high - 1 - i). */
+  commandHigh = 0;
+  commandWindow = 0;
+  /** Unix seconds minus journal seconds, learned from signed commands (0: unknown). A lower bound of the wall clock. */
+  wallOffset = 0;
+  /** The command key (kid 0: the configuration's key stands). */
+  keyId = 0;
+  readonly key = new Uint8Array(32);
+  /** A remote vend under way (its command number, 0: none). */
+  remoteOpen = 0;
+  remoteSlot = 0;
+  remoteQty = 0;
+  remoteDone = 0;
+  remotePrice = 0;
+  /** Journal time of the record being applied (set by the journal before each apply). */
+  time = 0;
+
+  /** The slot arrays are the inventory's own: the books and the machine share them. */
+  constructor(qty: Uint16Array, fault: Uint8Array, layout: number, shared: Partial<SlotArrays> = {}) {
     const n = qty.length;
     this.slots = n;
     this.layout = layout >>> 0;
     this.qty = qty;
     this.fault = fault;
+    this.prices = shared.prices ?? new Int32Array(n);
+    this.capacity = shared.capacity ?? new Uint16Array(n);
+    this.sku = shared.sku ?? new Uint32Array(n);
+    this.slotVersion = new Uint32Array(n);
     this.slotSales = new Uint32Array(n);
     this.slotRevenue = new Uint32Array(n);
     this.slotSalesInterim = new Uint32Array(n);
@@ -149,10 +210,17 @@ export class Ledger {
           this.slotSalesInterim[slot] = this.slotSalesInterim[slot]! + 1;
           this.slotRevenueInterim[slot] = this.slotRevenueInterim[slot]! + price;
         }
+        this.openVend = -1;
+        if (this.remoteOpen !== 0) {
+          // Paid elsewhere: a sale, but no cash and no credit moved.
+          this.count(C_REMOTE_SALES, 1);
+          this.count(C_REMOTE_VALUE, price);
+          this.remoteDone++;
+          return;
+        }
         this.count(C_SALES, 1);
         this.count(C_REVENUE, price);
         this.credit -= price;
-        this.openVend = -1;
         return;
       }
       case R_VEND_FAIL:
@@ -205,16 +273,92 @@ export class Ledger {
         this.slotSalesInterim.fill(0);
         this.slotRevenueInterim.fill(0);
         return;
+      case R_COMMAND: {
+        const n = u32(d, o);
+        this.commandSeen(n);
+        const issued = u32(d, o + 4);
+        if (issued - this.time > this.wallOffset) this.wallOffset = issued - this.time;
+        if (this.remoteOpen === n) this.remoteOpen = 0;
+        return;
+      }
+      case R_COMMAND_REJECTED:
+        this.count(C_COMMANDS_REJECTED, 1 + u16(d, o + 5));
+        return;
+      case R_PRICE: {
+        const slot = d[o]!;
+        if (slot < this.slots && this.slotsValid) {
+          this.prices[slot] = u32(d, o + 1);
+          this.slotVersion[slot] = u32(d, o + 5);
+        }
+        return;
+      }
+      case R_PLANOGRAM: {
+        const slot = d[o]!;
+        if (slot < this.slots && this.slotsValid) {
+          this.prices[slot] = u32(d, o + 1);
+          this.qty[slot] = u16(d, o + 5);
+          this.capacity[slot] = u16(d, o + 7);
+          this.sku[slot] = u32(d, o + 9);
+          this.slotVersion[slot] = u32(d, o + 13);
+          // Somebody stood at the machine and loaded the slot: it is back in service.
+          this.fault[slot] = 0;
+        }
+        return;
+      }
+      case R_LOCK:
+        this.locked = d[o] === 1;
+        this.lockVersion = u32(d, o + 1);
+        return;
+      case R_SETTING: {
+        const key = d[o]!;
+        if (key < SETTINGS) {
+          this.settings[key] = u32(d, o + 1);
+          this.settingVersion[key] = u32(d, o + 5);
+        }
+        return;
+      }
+      case R_KEY:
+        this.keyId = d[o]!;
+        this.key.set(d.subarray(o + 1, o + 33));
+        return;
+      case R_REMOTE_VEND:
+        this.remoteOpen = u32(d, o);
+        this.remoteSlot = d[o + 4]!;
+        this.remoteQty = d[o + 5]!;
+        this.remotePrice = u32(d, o + 6);
+        this.remoteDone = 0;
+        return;
       default:
         // Unknown types (written by a newer firmware) change nothing here.
         return;
     }
   }
 
+  /** True when command `n` was dealt with already, or is too old to tell (before the window). */
+  commandKnown(n: number): boolean {
+    if (n > this.commandHigh) return false;
+    if (n === this.commandHigh) return true;
+    const back = this.commandHigh - 1 - n;
+    return back >= 32 || (this.commandWindow & (1 << back)) !== 0;
+  }
+
+  private commandSeen(n: number): void {
+    if (n > this.commandHigh) {
+      const shift = n - this.commandHigh;
+      // The old high joins the window, everything moves down by the distance.
+      this.commandWindow = shift >= 33 ? 0 : shift === 32 ? 0x80000000 : ((this.commandWindow << shift) | (1 << (shift - 1))) >>> 0;
+      if (this.commandHigh === 0) this.commandWindow = 0;
+      this.commandHigh = n;
+    } else if (n < this.commandHigh) {
+      const back = this.commandHigh - 1 - n;
+      if (back < 32) this.commandWindow = (this.commandWindow | (1 << back)) >>> 0;
+    }
+  }
+
   // ---- checkpoints -----------------------------------------------------------------------
 
   get checkpointLength(): number {
-    return FIXED + COUNTERS * 8 + this.slots * 19;
+    return FIXED + COUNTERS * 8 + this.slots * PER_SLOT + COMMAND_STATE;
   }
 
   /** The whole ledger as a checkpoint payload. */
@@ -237,15 +381,37 @@ export class Ledger {
       v.setUint32(o, this.total[i]!, true);
       v.setUint32(o + 4, this.interim[i]!, true);
     }
-    for (let s = 0; s < this.slots; s++, o += 19) {
+    for (let s = 0; s < this.slots; s++, o += PER_SLOT) {
       v.setUint16(o, this.qty[s]!, true);
       out[o + 2] = this.fault[s]!;
       v.setUint32(o + 3, this.slotSales[s]!, true);
       v.setUint32(o + 7, this.slotRevenue[s]!, true);
       v.setUint32(o + 11, this.slotSalesInterim[s]!, true);
       v.setUint32(o + 15, this.slotRevenueInterim[s]!, true);
+      v.setInt32(o + 19, this.prices[s]!, true);
+      v.setUint16(o + 23, this.capacity[s]!, true);
+      v.setUint32(o + 25, this.sku[s]!, true);
+      v.setUint32(o + 29, this.slotVersion[s]!, true);
     }
-    return o;
+    out[o++] = this.locked ? 1 : 0;
+    v.setUint32(o, this.lockVersion, true);
+    o += 4;
+    for (let i = 0; i < SETTINGS; i++, o += 8) {
+      v.setUint32(o, this.settings[i]!, true);
+      v.setUint32(o + 4, this.settingVersion[i]!, true);
+    }
+    v.setUint32(o, this.commandHigh, true);
+    v.setUint32(o + 4, this.commandWindow, true);
+    v.setInt32(o + 8, this.wallOffset, true);
+    out[o + 12] = this.keyId;
+    out.set(this.key, o + 13);
+    o += 45;
+    v.setUint32(o, this.remoteOpen, true);
+    out[o + 4] = this.remoteSlot;
+    out[o + 5] = this.remoteQty;
+    out[o + 6] = this.remoteDone;
+    v.setUint32(o + 7, this.remotePrice, true);
+    return o + 11;
   }
 
   /**
@@ -254,7 +420,8 @@ export class Ledger {
    * Returns false when the slot layout differs.
    */
   load(d: Uint8Array, o: number, length: number): boolean {
-    if (length < FIXED + COUNTERS * 8 || d[o] !== CHECKPOINT_VERSION) return false;
+    if (d[o] === 2) return this.loadVersion2(d, o, length);
+    if (length < FIXED + COUNTERS * 8 + COMMAND_STATE || d[o] !== CHECKPOINT_VERSION) return false;
     const slots = d[o + 1]!;
     const layout = u32(d, o + 2);
     this.credit = u32(d, o + 6) | 0;
@@ -272,9 +439,73 @@ export class Ledger {
       this.total[i] = u32(d, p);
       this.interim[i] = u32(d, p + 4);
     }
-    this.slotsValid = slots === this.slots && layout === this.layout && length >= FIXED + COUNTERS * 8 + slots * 19;
+    // The command state follows the slots of whatever layout the checkpoint had.
+    let q = p + slots * PER_SLOT;
+    if (length >= q - o + COMMAND_STATE) {
+      this.locked = d[q] === 1;
+      this.lockVersion = u32(d, q + 1);
+      q += 5;
+      for (let i = 0; i < SETTINGS; i++, q += 8) {
+        this.settings[i] = u32(d, q);
+        this.settingVersion[i] = u32(d, q + 4);
+      }
+      this.commandHigh = u32(d, q);
+      this.commandWindow = u32(d, q + 4);
+      this.wallOffset = u32(d, q + 8) | 0;
+      this.keyId = d[q + 12]!;
+      this.key.set(d.subarray(q + 13, q + 45));
+      q += 45;
+      this.remoteOpen = u32(d, q);
+      this.remoteSlot = d[q + 4]!;
+      this.remoteQty = d[q + 5]!;
+      this.remoteDone = d[q + 6]!;
+      this.remotePrice = u32(d, q + 7);
+    }
+    this.slotsValid = slots === this.slots && layout === this.layout && length >= FIXED + COUNTERS * 8 + slots * PER_SLOT + COMMAND_STATE;
     if (!this.slotsValid) {
       // A vend of the old layout cannot be settled against this one.
+      this.openVend = -1;
+      this.remoteOpen = 0;
+      return false;
+    }
+    for (let s = 0; s < slots; s++, p += PER_SLOT) {
+      this.qty[s] = u16(d, p);
+      this.fault[s] = d[p + 2]!;
+      this.slotSales[s] = u32(d, p + 3);
+      this.slotRevenue[s] = u32(d, p + 7);
+      this.slotSalesInterim[s] = u32(d, p + 11);
+      this.slotRevenueInterim[s] = u32(d, p + 15);
+      this.prices[s] = u32(d, p + 19) | 0;
+      this.capacity[s] = u16(d, p + 23);
+      this.sku[s] = u32(d, p + 25);
+      this.slotVersion[s] = u32(d, p + 29);
+    }
+    return true;
+  }
+
+  /** A checkpoint of firmware before remote commands: 16 counters, 19 bytes a slot, prices as configured. */
+  private loadVersion2(d: Uint8Array, o: number, length: number): boolean {
+    const counters = 16;
+    if (length < FIXED + counters * 8) return false;
+    const slots = d[o + 1]!;
+    const layout = u32(d, o + 2);
+    this.credit = u32(d, o + 6) | 0;
+    this.synced = u32(d, o + 10);
+    const vend = d[o + 14]!;
+    this.openVend = vend === 0xff ? -1 : vend;
+    this.openVendPrice = u32(d, o + 15);
+    this.openPayout = u32(d, o + 19);
+    this.openStack = u32(d, o + 23);
+    this.openStackBefore = u16(d, o + 27);
+    this.payoutTubes.set(d.subarray(o + 29, o + 45));
+    this.tubes.set(d.subarray(o + 45, o + 61));
+    let p = o + FIXED;
+    for (let i = 0; i < counters; i++, p += 8) {
+      this.total[i] = u32(d, p);
+      this.interim[i] = u32(d, p + 4);
+    }
+    this.slotsValid = slots === this.slots && layout === this.layout && length >= FIXED + counters * 8 + slots * 19;
+    if (!this.slotsValid) {
       this.openVend = -1;
       return false;
     }

@@ -385,9 +385,9 @@ export class FlashLog {
     const meta = isMeta(type);
     const total = alignUp(RECORD_OVERHEAD + length, this.align);
     if (length > this.maxPayload) throw new RangeError(`journal record of ${length} bytes is too long`);
-    if (this.head < 0 || this.headOffset + total > this.blockLength) {
-      if (!this.openBlock(time)) return false;
-      if (this.headOffset + total > this.blockLength) return false;
+    // A block opened with a checkpoint may lack room for this record: then the next one (no checkpoint) has it.
+    for (let opened = 0; this.head < 0 || this.headOffset + total > this.blockLength; opened++) {
+      if (opened === 2 || !this.openBlock(time)) return false;
     }
     const seq = meta ? this.lastSeq : this.lastSeq + 1;
     this.write(type, seq, time, payload, length);

@@ -48,8 +48,30 @@ export const R_CREDIT_ADJUST = 0xce;
 /** The changer's tube counts differ from what the journal expected (a cut, an operator): 16 counts, u8 each. */
 export const R_TUBES = 0xcf;
 
+/**
+ * A remote command was dealt with: n u32 (the gateway's number for it),
+ * issued u32 (Unix seconds), type u8, outcome u8, value u16 (what the
+ * outcome counts: items dispensed, or the reason it was refused),
+ * remaining u16 (a vend's slot stock afterwards; 0xffff otherwise).
+ */
+export const R_COMMAND = 0xd0;
+/** A command was turned away before it was applied: n u32 (as claimed), reason u8, rejections not recorded since the last one u16. */
+export const R_COMMAND_REJECTED = 0xd1;
+/** A slot's price set by command: slot u8, price u32, version u32 (the command's n). */
+export const R_PRICE = 0xd2;
+/** A slot's planogram set by command: slot u8, price u32, qty u16, capacity u16, version u32, product (len u8, UTF-8), category (len u8, UTF-8). */
+export const R_PLANOGRAM = 0xd3;
+/** Sales locked (1) or unlocked (0) by command: locked u8, version u32. */
+export const R_LOCK = 0xd4;
+/** A setting changed by command: key u8, value u32, version u32. */
+export const R_SETTING = 0xd5;
+/** The command key was replaced (meta, never sent): kid u8, key 32 bytes. */
+export const R_KEY = 0xd6;
+/** A remote vend (paid elsewhere) begins: n u32, slot u8, quantity u8, price u32 per item. */
+export const R_REMOTE_VEND = 0xd7;
+
 export function isMeta(type: number): boolean {
-  return type === R_CHECKPOINT || type === R_SYNC;
+  return type === R_CHECKPOINT || type === R_SYNC || type === R_KEY;
 }
 
 export const RECORD_NAMES: { readonly [type: number]: string } = {
@@ -71,4 +93,12 @@ export const RECORD_NAMES: { readonly [type: number]: string } = {
   [R_INTERIM_RESET]: 'interim-reset',
   [R_CREDIT_ADJUST]: 'credit-adjust',
   [R_TUBES]: 'tubes',
+  [R_COMMAND]: 'command',
+  [R_COMMAND_REJECTED]: 'command-rejected',
+  [R_PRICE]: 'price',
+  [R_PLANOGRAM]: 'planogram',
+  [R_LOCK]: 'lock',
+  [R_SETTING]: 'setting',
+  [R_KEY]: 'key',
+  [R_REMOTE_VEND]: 'remote-vend',
 };

@@ -24,6 +24,10 @@ export interface UplinkSource {
   readonly codes: readonly string[];
   /** The telemetry body (without v and t). */
   telemetry(): { [key: string]: unknown };
+  /** A message on the machine's commands topic (the bytes as they came). */
+  command?(payload: Uint8Array): void;
+  /** Telemetry interval now in force (a command may have changed it), ms. */
+  telemetryIntervalMs?(): number;
 }
 
 export interface UplinkStatus {
@@ -129,7 +133,10 @@ export class Uplink {
     this.status.state = 'online';
     this.status.connects++;
     this.failures = 0;
-    this.client.subscribe([{ topic: this.topic + 'acks', QoS: 1 }]);
+    this.client.subscribe([
+      { topic: this.topic + 'acks', QoS: 1 },
+      { topic: this.topic + 'commands', QoS: 1 },
+    ]);
     this.publish('status', { v: 1, online: true, fw: this.source.firmware, boot: this.source.journal.bootSeq }, true);
     this.board.log('info', `uplink: online (${this.config.host}:${this.config.port}); ${this.source.journal.status().unsynced} events to send`);
     this.nextSeq = this.source.journal.ledger.synced + 1;
@@ -215,6 +222,10 @@ export class Uplink {
   private readable(count: number, topic: string): void {
     const data = this.client?.read(count);
     if (!data) return;
+    if (topic === this.topic + 'commands') {
+      this.source.command?.(new Uint8Array(data));
+      return;
+    }
     if (topic !== this.topic + 'acks') return;
     let msg: unknown;
     try {
@@ -244,10 +255,15 @@ export class Uplink {
     this.telemetryTimer = this.board.timers.set(() => this.sendTelemetry(), TELEMETRY_DEBOUNCE_MS);
   }
 
+  /** A full state report now (asked for by command), whatever the schedule. */
+  reportNow(): void {
+    this.sendTelemetry();
+  }
+
   private sendTelemetry(): void {
     if (this.telemetryTimer !== undefined) this.board.timers.clear(this.telemetryTimer);
     this.telemetryDue = false;
-    this.telemetryTimer = this.board.timers.set(() => this.sendTelemetry(), this.config.telemetryIntervalMs);
+    this.telemetryTimer = this.board.timers.set(() => this.sendTelemetry(), this.source.telemetryIntervalMs?.() ?? this.config.telemetryIntervalMs);
     if (this.status.state !== 'online') return;
     this.publish('telemetry', { v: 1, t: this.source.journal.now(), ...this.source.telemetry() }, false);
     this.status.telemetrySent++;

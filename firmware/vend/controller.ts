@@ -18,6 +18,9 @@ import {
   C_MANUAL_VALUE,
   C_PAID_COUNT,
   C_PAID_VALUE,
+  C_COMMANDS_REJECTED,
+  C_REMOTE_SALES,
+  C_REMOTE_VALUE,
   C_REVENUE,
   C_SALES,
   C_UNCERTAIN_VENDS,
@@ -31,7 +34,25 @@ import { MdbBus } from '../mdb/bus.js';
 import { CoinChanger, ROUTE_TUBES, type ChangerEvents } from '../mdb/changer.js';
 import { WordLink, type LinkStats } from '../mdb/link.js';
 import { ChangeMaker } from '../money/change.js';
-import { Inventory } from './inventory.js';
+import { Commander, type CommandStats, type CommandTarget } from '../command/commander.js';
+import {
+  CMD_VEND,
+  OUT_APPLIED,
+  OUT_FAILED,
+  OUT_INTERRUPTED,
+  REFUSED_BUSY,
+  REFUSED_LOCKED,
+  REFUSED_OUT_OF_SERVICE,
+  REFUSED_SOLD_OUT,
+  REFUSED_STORAGE_FULL,
+  SET_CHANGE_POLICY,
+  SET_DROP_TIMEOUT,
+  SET_SESSION_TIMEOUT,
+  SET_TELEMETRY_INTERVAL,
+} from '../command/vocabulary.js';
+import { Inventory, SLOT_OK, SLOT_OUT_OF_SERVICE } from './inventory.js';
+import type { DispenserOptions } from '../dispense/dispenser.js';
+import type { VendOptions } from './machine.js';
 import { VendMachine, type Notice, type VendPorts, type VendState } from './machine.js';
 import { fit, noticeLines, stateLines } from './screen.js';
 
@@ -85,6 +106,10 @@ export interface FirmwareStatus {
     ignoredEvents: number;
   };
   journal: JournalStatus;
+  /** Sales locked by a remote command. */
+  locked: boolean;
+  commands: CommandStats;
+  remoteSales: number;
   /** Present when the machine has an uplink. */
   uplink?: UplinkStatus;
   display: string[];
@@ -92,7 +117,18 @@ export interface FirmwareStatus {
   link: LinkStats;
 }
 
-export class Controller implements ChangerEvents, BillEvents, VendPorts {
+/** A remote vend under way. */
+interface RemoteVend {
+  n: number;
+  issued: number;
+  slot: number;
+  quantity: number;
+  price: number;
+  done: number;
+  failed: boolean;
+}
+
+export class Controller implements ChangerEvents, BillEvents, VendPorts, CommandTarget {
   readonly config: MachineConfig;
   readonly inventory: Inventory;
   readonly machine: VendMachine;
@@ -122,28 +158,30 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   private readonly exactChangeLamp: DigitalOutput;
   private readonly outOfServiceLamp: DigitalOutput;
   private lamps = -1;
+  readonly commander: Commander;
+  private remote: RemoteVend | undefined;
+  private readonly vendOptions: VendOptions;
+  private readonly dispenserOptions: DispenserOptions;
+  /** Called when a command asks for a full state report (the uplink sends telemetry). */
+  onReport: (() => void) | undefined;
 
   constructor(board: Board, config: MachineConfig) {
     this.board = board;
     this.config = config;
     this.bootedAt = board.clock.now();
     this.inventory = new Inventory(config.slots);
-    this.ledger = new Ledger(this.inventory.qty, this.inventory.fault, layoutHash(this.inventory.codes));
+    const inv = this.inventory;
+    this.ledger = new Ledger(inv.qty, inv.fault, layoutHash(inv.codes), { prices: inv.prices, capacity: inv.capacity, sku: inv.sku });
     this.journal = new Journal(board.openFlash('journal'), this.ledger, board.clock);
-    this.machine = new VendMachine(
-      this.inventory,
-      {
-        policy: config.changePolicy,
-        sessionTimeoutMs: config.sessionTimeoutMs,
-        maxCredit: config.maxCredit,
-        maxQuantity: config.maxQuantity,
-      },
-      this,
-    );
+    this.vendOptions = { policy: config.changePolicy, sessionTimeoutMs: config.sessionTimeoutMs, maxCredit: config.maxCredit, maxQuantity: config.maxQuantity };
+    this.dispenserOptions = { dropTimeoutMs: config.dropTimeoutMs, motorPercent: config.motorPercent };
+    this.machine = new VendMachine(this.inventory, this.vendOptions, this);
+    this.commander = new Commander(this, config.machineId, config.commandKey);
     this.recover();
+    this.applySettings();
     this.exactChangeLamp = board.openIndicator('exact-change');
     this.outOfServiceLamp = board.openIndicator('out-of-service');
-    this.dispenser = new Dispenser(board, { dropTimeoutMs: config.dropTimeoutMs, motorPercent: config.motorPercent });
+    this.dispenser = new Dispenser(board, this.dispenserOptions);
     const log = (level: 'debug' | 'info' | 'warn' | 'error', message: string): void => board.log(level, message);
     const poll = config.pollIntervalMs;
     this.changer = new CoinChanger(this, config.decimals, { pollIntervalMs: poll, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log);
@@ -200,14 +238,106 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
         board.log('warn', `journal: vend of ${code} was under way when the power failed; not charged, check the slot`);
       }
     }
+    if (ledger.remoteOpen !== 0) {
+      // Never dispense again for it: the gateway learns how many went out before the power failed.
+      board.log('warn', `journal: remote vend (command ${ledger.remoteOpen}) interrupted after ${ledger.remoteDone} of ${ledger.remoteQty}`);
+      this.journal.command(ledger.remoteOpen, 0, CMD_VEND, OUT_INTERRUPTED, ledger.remoteDone, this.inventory.qty[ledger.remoteSlot] ?? 0);
+    }
     this.recoveringPayout = ledger.openPayout > 0;
     this.machine.restoreCredit(ledger.credit);
+  }
+
+  // ---- remote commands (CommandTarget) --------------------------------------------------------
+
+  get codes(): readonly string[] {
+    return this.inventory.codes;
+  }
+
+  get maxQuantity(): number {
+    return this.config.maxQuantity;
+  }
+
+  get canReboot(): boolean {
+    return this.board.restart !== undefined;
+  }
+
+  reboot(): void {
+    // From a timer: the command's outcome is on flash and the caller unwinds first.
+    this.later(() => this.board.restart?.());
+  }
+
+  report(): void {
+    this.onReport?.();
+  }
+
+  commandApplied(): void {
+    this.applySettings();
+    this.tubesDirty = true;
+    this.changed();
+  }
+
+  /** Telemetry interval in force, ms (a command may have changed the configured one). */
+  telemetryIntervalMs(): number {
+    return this.ledger.settings[SET_TELEMETRY_INTERVAL] || (this.config.uplink?.telemetryIntervalMs ?? 300000);
+  }
+
+  /** Settings from commands win over the configuration's. */
+  private applySettings(): void {
+    const set = this.ledger.settings;
+    this.vendOptions.sessionTimeoutMs = set[SET_SESSION_TIMEOUT] || this.config.sessionTimeoutMs;
+    this.dispenserOptions.dropTimeoutMs = set[SET_DROP_TIMEOUT] || this.config.dropTimeoutMs;
+    const policy = set[SET_CHANGE_POLICY];
+    this.vendOptions.policy = policy === 2 ? 'overpay' : policy === 1 ? 'refuse' : this.config.changePolicy;
+  }
+
+  remoteVend(n: number, issued: number, slot: number, quantity: number, price: number): number {
+    if (this.ledger.locked) return REFUSED_LOCKED;
+    if (this.journal.level === 'full') return REFUSED_STORAGE_FULL;
+    const m = this.machine;
+    // Only an idle machine: a customer at the panel, or money held, comes first.
+    if (this.remote || m.state !== 'IDLE' || m.credit !== 0 || m.escrow !== 0 || this.status().busy) return REFUSED_BUSY;
+    const a = this.inventory.availability(slot, quantity);
+    if (a === SLOT_OUT_OF_SERVICE) return REFUSED_OUT_OF_SERVICE;
+    if (a !== SLOT_OK) return REFUSED_SOLD_OUT;
+    this.remote = { n, issued, slot, quantity, price, done: 0, failed: false };
+    this.journal.remoteVend(n, slot, quantity, price);
+    this.changed();
+    this.later(() => this.remoteNext());
+    return 0;
+  }
+
+  /** Dispense the next item of the remote vend, or record its outcome. */
+  private remoteNext(): void {
+    const r = this.remote;
+    if (!r) return;
+    if (!r.failed && r.done < r.quantity && this.inventory.availability(r.slot, 1) === SLOT_OK) {
+      this.journal.vendStart(r.slot, r.price);
+      this.dispenser.vend(r.slot, (result: DispenseResult) => {
+        // Recorded the moment the sensor decides, as for a cash sale.
+        if (result === DISPENSE_OK) {
+          this.journal.vendOk(r.slot, r.price);
+          r.done++;
+        } else {
+          this.journal.vendFailed(r.slot, result);
+          this.slotFailed(r.slot, result);
+          r.failed = true;
+        }
+        this.later(() => this.remoteNext());
+      });
+      this.render();
+      return;
+    }
+    this.journal.command(r.n, r.issued, CMD_VEND, r.done < r.quantity ? OUT_FAILED : OUT_APPLIED, r.done, this.inventory.qty[r.slot]!);
+    this.remote = undefined;
+    this.changed();
   }
 
   private recoveringPayout = false;
   private readyNow = false;
 
   private select(code: string, quantity: number): void {
+    // A remote vend is using the chute: the panel waits.
+    if (this.remote) return;
     this.customer(() => this.machine.select(this.inventory.indexOf(code), quantity));
   }
 
@@ -495,7 +625,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
    * journal to record them; a sale under way always finishes (the journal keeps a reserve).
    */
   private syncReady(): void {
-    const ready = (this.changer.ready || this.bill.ready) && !this.recoveringPayout && this.journal.level !== 'full';
+    const ready = (this.changer.ready || this.bill.ready) && !this.recoveringPayout && this.journal.level !== 'full' && !this.ledger.locked;
     if (ready === this.readyNow) return;
     this.readyNow = ready;
     this.machine.setReady(ready);
@@ -510,7 +640,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
   private updateAcceptance(): void {
     const m = this.machine;
     const s = m.state;
-    const open = (s === 'IDLE' || s === 'PRODUCT_SELECTED' || s === 'ACCEPTING_PAYMENT') && !m.escrowPending && !this.dispenser.busy;
+    const open = (s === 'IDLE' || s === 'PRODUCT_SELECTED' || s === 'ACCEPTING_PAYMENT') && !m.escrowPending && !this.dispenser.busy && !this.remote;
     const room = this.config.maxCredit - m.credit - m.escrow;
     const sellable = this.inventory.anySellable();
     this.changer.setAccepting(open && room > 0 && sellable);
@@ -528,14 +658,19 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
     const ctx = {
       decimals: this.config.decimals,
       exactChangeOnly: this.exactChangeOnly,
-      fault:
-        this.journal.level === 'full'
+      fault: this.ledger.locked
+        ? 'Closed'
+        : this.journal.level === 'full'
           ? 'Storage full'
           : this.board.clock.now() - this.bootedAt < 10000
             ? 'Starting...'
             : 'Payment unavailable',
     };
-    const raw = this.notice_ ? noticeLines(this.notice_, this.noticeSlot, this.machine, this.inventory, ctx) : stateLines(this.machine, this.inventory, ctx);
+    const raw = this.remote
+      ? ['Remote purchase', `Vending ${this.inventory.codes[this.remote.slot]!}`]
+      : this.notice_
+        ? noticeLines(this.notice_, this.noticeSlot, this.machine, this.inventory, ctx)
+        : stateLines(this.machine, this.inventory, ctx);
     const lamps = (this.exactChangeOnly ? 1 : 0) | (this.machine.state === 'ERROR' ? 2 : 0);
     if (lamps !== this.lamps) {
       this.lamps = lamps;
@@ -568,12 +703,22 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
     if (!st.devices.changer) errors.push('changer-offline');
     if (!st.devices.bill) errors.push('bill-validator-offline');
     if (st.journal.level !== 'ok') errors.push(`journal-${st.journal.level}`);
+    if (st.locked) errors.push('locked');
     if (this.exactChangeOnly) errors.push('exact-change-only');
     for (const s of st.slots) if (s.outOfService) errors.push(`slot-fault:${s.code}`);
     const c = st.counters;
     return {
       state: st.state,
-      slots: st.slots.map((s) => ({ code: s.code, qty: s.qty, capacity: s.capacity, price: s.price, ...(s.outOfService ? { fault: true } : {}) })),
+      slots: st.slots.map((s, i) => ({
+        code: s.code,
+        product: s.product,
+        category: this.inventory.categories[i]!,
+        qty: s.qty,
+        capacity: s.capacity,
+        price: s.price,
+        ...(this.inventory.sku[i] ? { sku: this.inventory.sku[i] } : {}),
+        ...(s.outOfService ? { fault: true } : {}),
+      })),
       tubes: st.tubes.map((t) => ({ value: t.value, count: t.count })),
       counters: {
         sales: c.sales,
@@ -585,7 +730,11 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
         failedVends: c.failedVends,
         uncertainVends: c.uncertainVends,
         boots: c.boots,
+        remoteSales: st.remoteSales,
+        remoteRevenue: this.ledger.total[C_REMOTE_VALUE]!,
+        commandsRejected: this.ledger.total[C_COMMANDS_REJECTED]!,
       },
+      locked: st.locked,
       journal: { lastSeq: st.journal.lastSeq, unsynced: st.journal.unsynced, fill: st.journal.fill, level: st.journal.level },
       ...(temperature !== undefined ? { temperature } : {}),
       errors,
@@ -612,7 +761,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
       escrow: m.escrow,
       selection: m.selection >= 0 ? inv.codes[m.selection]! : null,
       quantity: m.quantity,
-      busy: m.busy || this.payoutActive || this.changer.paying || this.bill.escrowBusy || this.dispenser.busy,
+      busy: m.busy || this.payoutActive || this.changer.paying || this.bill.escrowBusy || this.dispenser.busy || this.remote !== undefined,
       ready: this.changer.ready || this.bill.ready,
       slots,
       tubes,
@@ -632,6 +781,9 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts {
         ignoredEvents: this.ignoredEvents,
       },
       journal: this.journal.status(),
+      locked: this.ledger.locked,
+      commands: { ...this.commander.stats },
+      remoteSales: c[C_REMOTE_SALES]!,
       display: this.lines.slice(),
       devices: { changer: this.changer.ready, bill: this.bill.ready },
       link: { ...this.link.stats },

@@ -17,6 +17,8 @@ export class Inventory {
   readonly capacity: Uint16Array;
   /** 1 while the slot is out of service (after a jam or a sensor fault). */
   readonly fault: Uint8Array;
+  /** Catalogue number of the product, when a planogram command set one (0: the configured product). */
+  readonly sku: Uint32Array;
 
   constructor(slots: readonly SlotConfig[]) {
     const n = slots.length;
@@ -27,6 +29,7 @@ export class Inventory {
     this.qty = new Uint16Array(n);
     this.capacity = new Uint16Array(n);
     this.fault = new Uint8Array(n);
+    this.sku = new Uint32Array(n);
     for (let i = 0; i < n; i++) {
       this.prices[i] = slots[i]!.price;
       this.qty[i] = slots[i]!.qty;
