@@ -9,6 +9,7 @@
  * queued at the broker while a gateway restarts.
  */
 import mqtt from 'mqtt';
+import { CommandService } from './commands/service.js';
 import { Ingester, type IngestOptions } from './ingest/ingester.js';
 import { ackPayload } from './ingest/messages.js';
 import type { Db } from './store/db.js';
@@ -32,12 +33,14 @@ export class Gateway {
   readonly db: Db;
   readonly ingester: Ingester;
   readonly client: mqtt.MqttClient;
+  readonly commands: CommandService;
   acksSent = 0;
 
-  private constructor(db: Db, client: mqtt.MqttClient, ingester: Ingester) {
+  private constructor(db: Db, client: mqtt.MqttClient, ingester: Ingester, commands: CommandService) {
     this.db = db;
     this.client = client;
     this.ingester = ingester;
+    this.commands = commands;
   }
 
   static async start(options: GatewayOptions): Promise<Gateway> {
@@ -62,6 +65,7 @@ export class Gateway {
       if (high) held.push(() => callback());
       else callback();
     };
+    const commands = new CommandService(options.db, (topic, payload) => client.publish(topic, payload, { qos: 1 }), { onLog: log });
     const ingester = new Ingester(
       options.db,
       (machine, from, to) => {
@@ -71,6 +75,13 @@ export class Gateway {
       {
         ...options.ingest,
         onLog: log,
+        onCommandEvents: async (tx, events) => {
+          const changed = await commands.recordOutcomes(tx, events);
+          return () => commands.settled(changed);
+        },
+        onOnline: (machines) => {
+          for (const m of machines) void commands.machineOnline(m).catch((e: Error) => log('warn', `commands: sending to ${m} failed: ${e.message}`));
+        },
         onPressure: (pressed) => {
           high = pressed;
           if (!pressed) {
@@ -81,7 +92,7 @@ export class Gateway {
         },
       },
     );
-    gateway = new Gateway(options.db, client, ingester);
+    gateway = new Gateway(options.db, client, ingester, commands);
     const prefix = options.shareGroup ? `$share/${options.shareGroup}/` : '';
     const topics = TOPICS.map((t) => prefix + t);
     client.on('message', (topic, payload) => ingester.submit(topic, payload));
@@ -121,6 +132,7 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    this.commands.close();
     await this.ingester.close();
     // Messages still held back are neither stored nor acknowledged: the broker or the machines send them again.
     await new Promise<void>((resolve) => this.client.end(true, {}, () => resolve()));

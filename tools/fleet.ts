@@ -95,7 +95,9 @@ async function main(): Promise<void> {
   const gateway = await Gateway.start({ mqttUrl: broker.url, db, clientId: 'vendfleet-gateway', onLog: (level, m) => level !== 'info' && print(`gateway ${level}: ${m}`) });
   const rnd = new Random(o.seed);
   const ids = Array.from({ length: o.machines }, (_, i) => `vm-${String(i + 1).padStart(4, '0')}`);
-  await gateway.addMachines(ids);
+  // Each machine gets its command key from the store (kept across runs with --data).
+  const keys = await Promise.all(ids.map((id) => gateway.commands.provision(id)));
+  gateway.ingester.known(ids);
 
   print(`vendfleet: ${o.machines} simulated machines (firmware on ${o.target === 'xs' ? 'the XS engine' : 'Node'}), the gateway and the fleet store in this process`);
   print(`  MQTT broker   ${broker.url}${broker.port !== 1883 ? ' (1883 is taken on this machine; any MQTT client can subscribe here: fleet/#)' : ' (subscribe to fleet/# to watch)'}`);
@@ -118,6 +120,7 @@ async function main(): Promise<void> {
         seed: o.seed * 1000 + i,
         machineId: id,
         network: { url: broker.url },
+        config: keys[i]!,
         ...(s.flash ? { flash: s.flash } : {}),
         ...(s.physical ? { physical: s.physical } : {}),
       });

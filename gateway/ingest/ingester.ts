@@ -24,7 +24,16 @@ export interface IngestOptions {
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
   /** Called with true when so much waits that the source should stop reading, false when it may go on. */
   onPressure?: (high: boolean) => void;
+  /**
+   * Command outcomes among the events, handed over inside the ingest
+   * transaction; what it returns runs after the commit.
+   */
+  onCommandEvents?: (tx: Queryable, events: { machine: string; type: string; body: Record<string, unknown> }[]) => Promise<() => void>;
+  /** After a commit: machines whose status says they came online. */
+  onOnline?: (machines: string[]) => void;
 }
+
+const COMMAND_EVENTS = new Set(['command', 'command-rejected']);
 
 export interface IngestStats {
   messages: number;
@@ -50,7 +59,9 @@ export class Ingester {
   readonly stats: IngestStats = { messages: 0, events: 0, duplicates: 0, telemetry: 0, statuses: 0, rejected: {}, batches: 0, shed: 0, storeErrors: 0 };
   private readonly db: Db;
   private readonly ack: (machine: string, from: number, to: number) => void;
-  private readonly options: Required<Omit<IngestOptions, 'onLog' | 'onPressure'>>;
+  private readonly options: Required<Omit<IngestOptions, 'onLog' | 'onPressure' | 'onCommandEvents' | 'onOnline'>>;
+  private readonly onCommandEvents: IngestOptions['onCommandEvents'];
+  private readonly onOnline: IngestOptions['onOnline'];
   private readonly onPressure: ((high: boolean) => void) | undefined;
   private pressure = false;
   private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
@@ -74,6 +85,8 @@ export class Ingester {
     this.options = { maxBatchRows: options.maxBatchRows ?? 1000, flushMs: options.flushMs ?? 10, maxPendingMessages: options.maxPendingMessages ?? 50000 };
     this.log = options.onLog ?? (() => {});
     this.onPressure = options.onPressure;
+    this.onCommandEvents = options.onCommandEvents;
+    this.onOnline = options.onOnline;
   }
 
   /** A message arrived on `topic`. Never throws: bad input is counted and logged. */
@@ -248,6 +261,7 @@ export class Ingester {
       this.partitionDay = day;
     }
     const conflicts = new Set<Pending>();
+    let afterCommit: (() => void) | undefined;
     const inserted = await this.db.transaction(async (tx) => {
       let count = 0;
       if (machines.length > 0) {
@@ -263,6 +277,14 @@ export class Ingester {
         count = r.rows.length;
         if (count < machines.length) await this.checkResends(tx, batch, r.rows, conflicts);
         await this.touchMachines(tx, batch, r.rows);
+        if (this.onCommandEvents) {
+          const commandEvents: { machine: string; type: string; body: Record<string, unknown> }[] = [];
+          for (const p of batch) {
+            if (p.kind !== 'events' || conflicts.has(p)) continue;
+            for (const e of p.events) if (COMMAND_EVENTS.has(e.type)) commandEvents.push({ machine: p.machine, type: e.type, body: e.body });
+          }
+          if (commandEvents.length > 0) afterCommit = await this.onCommandEvents(tx, commandEvents);
+        }
       }
       if (telemetry.length > 0) {
         await tx.query(
@@ -298,6 +320,11 @@ export class Ingester {
       }
       return count;
     });
+    afterCommit?.();
+    if (this.onOnline) {
+      const online = statuses.filter((st) => st.online).map((st) => st.machine);
+      if (online.length > 0) this.onOnline(online);
+    }
     this.stats.batches++;
     this.stats.events += inserted;
     this.stats.duplicates += machines.length - inserted;

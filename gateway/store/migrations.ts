@@ -54,6 +54,62 @@ CREATE TABLE rejections (
   last_detail text
 );`,
   },
+  {
+    version: 2,
+    name: 'command keys and remote commands',
+    sql: `
+-- Each machine's HMAC keys for commands: one active; a pending one during rotation.
+CREATE TABLE machine_keys (
+  machine_id text NOT NULL REFERENCES machines(id),
+  kid int NOT NULL,
+  key bytea NOT NULL,
+  state text NOT NULL CHECK (state IN ('active', 'pending', 'retired')),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (machine_id, kid)
+);
+ALTER TABLE machines ADD COLUMN next_command bigint NOT NULL DEFAULT 1;
+-- Commands to machines: numbered per machine (the machine's replay window counts on it).
+CREATE TABLE commands (
+  id text PRIMARY KEY,
+  machine_id text NOT NULL REFERENCES machines(id),
+  n bigint NOT NULL,
+  type text NOT NULL,
+  args jsonb NOT NULL,
+  issued_at timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL,
+  status text NOT NULL,
+  outcome jsonb,
+  sent int NOT NULL DEFAULT 0,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (machine_id, n)
+);
+CREATE INDEX commands_open ON commands (machine_id, n) WHERE status IN ('queued', 'delivered')`,
+  },
+  {
+    version: 3,
+    name: 'API tokens and idempotency keys',
+    sql: `
+-- Operator API tokens: only a hash is kept.
+CREATE TABLE api_tokens (
+  id text PRIMARY KEY,
+  name text NOT NULL,
+  role text NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+  hash text NOT NULL UNIQUE,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  revoked_at timestamptz
+);
+-- The first answer to a request with an Idempotency-Key, per machine.
+CREATE TABLE idempotency (
+  machine_id text NOT NULL REFERENCES machines(id),
+  key text NOT NULL,
+  request_hash text NOT NULL,
+  command_id text REFERENCES commands(id),
+  response jsonb,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (machine_id, key)
+)`,
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -1,0 +1,307 @@
+/**
+ * Remote commands on the gateway side: machine keys, numbering, signing,
+ * delivery (now if the machine is online, else when it returns), expiry,
+ * and outcomes. Outcomes arrive as journal events from the machine and are
+ * written in the same transaction as the events themselves, so a command's
+ * status and the machine's record of it can never disagree.
+ *
+ * Desired state: a command issued while the machine is offline waits,
+ * signed afresh with the key in force when it is finally sent; the machine
+ * applies each number once and never lets an older command overwrite what
+ * a newer one set.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Db, Queryable } from '../store/db.js';
+import { signCommand, type CommandBody } from './envelope.js';
+
+export const COMMAND_TYPES = ['set-prices', 'restock', 'lock', 'unlock', 'reboot', 'set-config', 'report', 'audit', 'vend', 'rotate-key'] as const;
+export type CommandType = (typeof COMMAND_TYPES)[number];
+
+/** queued: waiting for the machine; delivered: sent, no outcome yet; the rest are final. */
+export type CommandStatus = 'queued' | 'delivered' | 'applied' | 'stale' | 'refused' | 'failed' | 'interrupted' | 'unsupported' | 'rejected' | 'expired';
+const FINAL_FROM_MACHINE = new Set(['applied', 'stale', 'refused', 'failed', 'interrupted', 'unsupported']);
+
+export interface CommandRecord {
+  id: string;
+  machine: string;
+  n: number;
+  type: string;
+  args: Record<string, unknown>;
+  issuedAt: string;
+  expiresAt: string;
+  status: CommandStatus;
+  outcome: Record<string, unknown> | null;
+  sent: number;
+}
+
+export class CommandError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'unknown-machine' | 'no-key' | 'bad-command',
+  ) {
+    super(message);
+  }
+}
+
+/** A command event from a machine, as ingested. */
+export interface CommandEvent {
+  machine: string;
+  type: string;
+  body: Record<string, unknown>;
+}
+
+interface Row {
+  id: string;
+  machine_id: string;
+  n: string;
+  type: string;
+  args: Record<string, unknown>;
+  issued_at: Date | string;
+  expires_at: Date | string;
+  status: CommandStatus;
+  outcome: Record<string, unknown> | null;
+  sent: number;
+}
+
+function record(r: Row): CommandRecord {
+  return {
+    id: r.id,
+    machine: r.machine_id,
+    n: Number(r.n),
+    type: r.type,
+    args: r.args,
+    issuedAt: new Date(r.issued_at).toISOString(),
+    expiresAt: new Date(r.expires_at).toISOString(),
+    status: r.status,
+    outcome: r.outcome,
+    sent: Number(r.sent),
+  };
+}
+
+const COLUMNS = 'id, machine_id, n, type, args, issued_at, expires_at, status, outcome, sent';
+
+export interface CommandServiceOptions {
+  /** How long a command stays valid when the caller does not say (default 1 hour). */
+  defaultTtlS?: number;
+  onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
+}
+
+export class CommandService {
+  private readonly db: Db;
+  private readonly publish: (topic: string, payload: Buffer) => void;
+  private readonly ttlS: number;
+  private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  private readonly waiters = new Map<string, ((r: CommandRecord) => void)[]>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(db: Db, publish: (topic: string, payload: Buffer) => void, options: CommandServiceOptions = {}) {
+    this.db = db;
+    this.publish = publish;
+    this.ttlS = options.defaultTtlS ?? 3600;
+    this.log = options.onLog ?? (() => {});
+    this.sweeper = setInterval(() => void this.expire().catch(() => {}), 1000);
+    this.sweeper.unref();
+  }
+
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  /**
+   * Register a machine and give it its first command key (kept if it has one).
+   * Returns what goes into the machine's configuration.
+   */
+  async provision(machine: string): Promise<{ commandKeyId: number; commandKey: string }> {
+    return this.db.transaction(async (tx) => {
+      await tx.query('INSERT INTO machines (id) VALUES ($1) ON CONFLICT DO NOTHING', [machine]);
+      const have = await tx.query<{ kid: number; key: Buffer }>("SELECT kid, key FROM machine_keys WHERE machine_id = $1 AND state = 'active'", [machine]);
+      if (have.rows[0]) return { commandKeyId: Number(have.rows[0].kid), commandKey: Buffer.from(have.rows[0].key).toString('hex') };
+      const key = randomBytes(32);
+      await tx.query("INSERT INTO machine_keys (machine_id, kid, key, state) VALUES ($1, 1, $2, 'active')", [machine, key]);
+      return { commandKeyId: 1, commandKey: key.toString('hex') };
+    });
+  }
+
+  /** Queue a command and send it at once if the machine is online. */
+  async issue(
+    machine: string,
+    type: string,
+    args: Record<string, unknown> = {},
+    options: { ttlS?: number; within?: (tx: Queryable, id: string) => Promise<void> } = {},
+  ): Promise<CommandRecord> {
+    if (!(COMMAND_TYPES as readonly string[]).includes(type)) throw new CommandError(`unknown command type "${type}"`, 'bad-command');
+    const ttl = options.ttlS ?? this.ttlS;
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 30 * 86400) throw new CommandError('ttlS must be an integer from 1 to 2592000', 'bad-command');
+    let extra = args;
+    const row = await this.db.transaction(async (tx) => {
+      const m = await tx.query<{ n: string }>('UPDATE machines SET next_command = next_command + 1 WHERE id = $1 RETURNING next_command - 1 AS n', [machine]);
+      if (!m.rows[0]) throw new CommandError(`unknown machine "${machine}"`, 'unknown-machine');
+      const active = await tx.query<{ kid: number }>("SELECT kid FROM machine_keys WHERE machine_id = $1 AND state = 'active'", [machine]);
+      if (!active.rows[0]) throw new CommandError(`machine "${machine}" has no command key (provision it first)`, 'no-key');
+      if (type === 'rotate-key') {
+        // The new key travels inside a command signed with the old one; it becomes active when the machine has it on flash.
+        const kid = (Number(active.rows[0].kid) % 255) + 1;
+        const key = randomBytes(32);
+        await tx.query("DELETE FROM machine_keys WHERE machine_id = $1 AND state = 'pending'", [machine]);
+        await tx.query("INSERT INTO machine_keys (machine_id, kid, key, state) VALUES ($1, $2, $3, 'pending') ON CONFLICT (machine_id, kid) DO UPDATE SET key = EXCLUDED.key, state = 'pending', created_at = now()", [machine, kid, key]);
+        extra = { kid, key: key.toString('hex') };
+      }
+      const r = await tx.query<Row>(
+        `INSERT INTO commands (id, machine_id, n, type, args, issued_at, expires_at, status)
+         VALUES ($1, $2, $3, $4, $5::jsonb, date_trunc('second', now()), date_trunc('second', now()) + make_interval(secs => $6), 'queued')
+         RETURNING ${COLUMNS}`,
+        [randomUUID(), machine, Number(m.rows[0].n), type, JSON.stringify(extra), ttl],
+      );
+      // The caller's own bookkeeping commits with the command or not at all (idempotency keys).
+      await options.within?.(tx, r.rows[0]!.id);
+      return r.rows[0]!;
+    });
+    const online = await this.db.query<{ online: boolean }>('SELECT online FROM machine_state WHERE machine_id = $1', [machine]);
+    if (online.rows[0]?.online) return this.send(record(row));
+    return this.redact(record(row));
+  }
+
+  /** Sign with the key in force now and publish; the command is then delivered (as far as the broker goes). */
+  private async send(c: CommandRecord): Promise<CommandRecord> {
+    const key = await this.db.query<{ kid: number; key: Buffer }>("SELECT kid, key FROM machine_keys WHERE machine_id = $1 AND state = 'active'", [c.machine]);
+    const k = key.rows[0];
+    if (!k) return c;
+    const body: CommandBody = {
+      machine: c.machine,
+      n: c.n,
+      type: c.type,
+      issued: Math.floor(Date.parse(c.issuedAt) / 1000),
+      expires: Math.floor(Date.parse(c.expiresAt) / 1000),
+      args: c.args,
+    };
+    this.publish(`fleet/${c.machine}/commands`, signCommand(body, Number(k.kid), Buffer.from(k.key)));
+    const r = await this.db.query<Row>(
+      `UPDATE commands SET sent = sent + 1, status = CASE WHEN status = 'queued' THEN 'delivered' ELSE status END, updated_at = now()
+       WHERE id = $1 RETURNING ${COLUMNS}`,
+      [c.id],
+    );
+    return this.redact(record(r.rows[0]!));
+  }
+
+  /** The machine came online: everything still open goes out, oldest first. */
+  async machineOnline(machine: string): Promise<number> {
+    const open = await this.db.query<Row>(
+      `SELECT ${COLUMNS} FROM commands WHERE machine_id = $1 AND status IN ('queued', 'delivered') AND expires_at > now() ORDER BY n`,
+      [machine],
+    );
+    for (const r of open.rows) await this.send(record(r));
+    return open.rows.length;
+  }
+
+  /**
+   * Outcomes in a batch of machine events, written in the ingest transaction.
+   * Returns what changed, for `settled` after the commit.
+   */
+  async recordOutcomes(tx: Queryable, events: CommandEvent[]): Promise<CommandRecord[]> {
+    const machines: string[] = [];
+    const ns: number[] = [];
+    const statuses: string[] = [];
+    const bodies: string[] = [];
+    for (const e of events) {
+      const n = Number(e.body['n']);
+      if (!Number.isInteger(n) || n <= 0) continue;
+      let status: string | undefined;
+      if (e.type === 'command') {
+        const o = String(e.body['outcome']);
+        status = FINAL_FROM_MACHINE.has(o) ? o : undefined;
+      } else if (e.type === 'command-rejected' && e.body['reason'] !== 'replay') {
+        // A replay refusal says the machine has it already: its outcome is on the way.
+        status = 'rejected';
+      }
+      if (!status) continue;
+      machines.push(e.machine);
+      ns.push(n);
+      statuses.push(status);
+      bodies.push(JSON.stringify(e.body));
+    }
+    if (machines.length === 0) return [];
+    const r = await tx.query<Row>(
+      `UPDATE commands c SET status = u.status, outcome = u.body, updated_at = now()
+       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::jsonb[]) AS u(m, n, status, body)
+       WHERE c.machine_id = u.m AND c.n = u.n AND c.status IN ('queued', 'delivered')
+       RETURNING c.id, c.machine_id, c.n, c.type, c.args, c.issued_at, c.expires_at, c.status, c.outcome, c.sent`,
+      [machines, ns, statuses, bodies],
+    );
+    for (const row of r.rows) {
+      if (row.type === 'rotate-key' && row.status === 'applied') {
+        await tx.query(
+          `UPDATE machine_keys SET state = CASE WHEN kid = $2 THEN 'active' ELSE 'retired' END
+           WHERE machine_id = $1 AND (state = 'active' OR kid = $2)`,
+          [row.machine_id, Number(row.args['kid'])],
+        );
+      }
+    }
+    return r.rows.map(record);
+  }
+
+  /** After the commit: wake whoever waits, and resend what the rotation left signed with the old key. */
+  settled(changed: CommandRecord[]): void {
+    for (const c of changed) {
+      const w = this.waiters.get(c.id);
+      if (w) {
+        this.waiters.delete(c.id);
+        for (const f of w) f(this.redact(c));
+      }
+      if (c.type === 'rotate-key' && c.status === 'applied') {
+        this.log('info', `commands: ${c.machine} now uses key ${String(c.args['kid'])}`);
+        void this.machineOnline(c.machine).catch((e: Error) => this.log('warn', `commands: resend after key rotation failed: ${e.message}`));
+      }
+    }
+  }
+
+  /** Resolves when the command has an outcome (or expired), or with its state so far after `timeoutMs`. */
+  async waitFor(id: string, timeoutMs: number): Promise<CommandRecord | undefined> {
+    const now = await this.get(id);
+    if (!now || (now.status !== 'queued' && now.status !== 'delivered')) return now;
+    return new Promise((resolve) => {
+      const list = this.waiters.get(id) ?? [];
+      const timer = setTimeout(() => {
+        const l = this.waiters.get(id);
+        if (l) this.waiters.set(id, l.filter((f) => f !== done));
+        void this.get(id).then(resolve, () => resolve(undefined));
+      }, timeoutMs);
+      const done = (r: CommandRecord): void => {
+        clearTimeout(timer);
+        resolve(r);
+      };
+      list.push(done);
+      this.waiters.set(id, list);
+    });
+  }
+
+  async get(id: string): Promise<CommandRecord | undefined> {
+    const r = await this.db.query<Row>(`SELECT ${COLUMNS} FROM commands WHERE id = $1`, [id]);
+    return r.rows[0] ? this.redact(record(r.rows[0])) : undefined;
+  }
+
+  async list(machine: string, limit = 50): Promise<CommandRecord[]> {
+    const r = await this.db.query<Row>(`SELECT ${COLUMNS} FROM commands WHERE machine_id = $1 ORDER BY n DESC LIMIT $2`, [machine, limit]);
+    return r.rows.map((row) => this.redact(record(row)));
+  }
+
+  /** Commands past their expiry without an outcome; commands left queued for an online machine go out. */
+  async expire(): Promise<number> {
+    const stuck = await this.db.query<Row>(
+      `SELECT ${COLUMNS.split(', ').map((c) => 'c.' + c).join(', ')} FROM commands c JOIN machine_state s ON s.machine_id = c.machine_id
+       WHERE c.status = 'queued' AND s.online AND c.created_at < now() - interval '2 seconds' AND c.expires_at > now() ORDER BY c.machine_id, c.n LIMIT 100`,
+    );
+    for (const r of stuck.rows) await this.send(record(r));
+    const r = await this.db.query<Row>(
+      `UPDATE commands SET status = 'expired', updated_at = now() WHERE status IN ('queued', 'delivered') AND expires_at <= now() RETURNING ${COLUMNS}`,
+    );
+    if (r.rows.length > 0) this.settled(r.rows.map(record));
+    return r.rows.length;
+  }
+
+  /** Key material never leaves the gateway through its answers or logs. */
+  private redact(c: CommandRecord): CommandRecord {
+    if (c.type !== 'rotate-key' || c.args['key'] === undefined) return c;
+    return { ...c, args: { ...c.args, key: '(secret)' } };
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * Remote commands end to end: the gateway numbers, signs and sends them
+ * (now, or when the machine comes back), the firmware (in Node and under
+ * XS) verifies and applies each once through its journal, and the outcome
+ * comes back as a journal event that settles the command's status in the
+ * same transaction. Replays, forgeries and other machines' commands are
+ * refused; a remote vend never dispenses twice, power cut included.
+ */
+import { strict as assert } from 'node:assert';
+import mqtt from 'mqtt';
+import type { CommandRecord } from '../../gateway/commands/service.js';
+import { verifyCommand } from '../../gateway/commands/envelope.js';
+import { Gateway } from '../../gateway/gateway.js';
+import { MachineHost } from '../../hal-sim/host.js';
+import { usMachine } from '../sim/fixtures.js';
+import { BACKENDS, count, synced, type Backend } from './backends.js';
+
+/** Run the machine until the command has an outcome. */
+async function settle(host: MachineHost, gw: Gateway, c: CommandRecord, maxMs = 60000): Promise<CommandRecord> {
+  for (let t = 0; t < maxMs; t += 200) {
+    await gw.ingester.flush();
+    const now = await gw.commands.get(c.id);
+    if (now && now.status !== 'queued' && now.status !== 'delivered') return now;
+    await host.run(200);
+  }
+  throw new Error(`command ${c.n} (${c.type}) still ${(await gw.commands.get(c.id))?.status}`);
+}
+
+async function connect(url: string): Promise<mqtt.MqttClient> {
+  const c = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 200 });
+  await new Promise<void>((resolve, reject) => {
+    c.once('connect', () => resolve());
+    c.once('error', reject);
+  });
+  return c;
+}
+
+const combos = [
+  [BACKENDS[0]!, 'sim'],
+  [BACKENDS[0]!, 'xs'],
+  [BACKENDS[1]!, 'sim'],
+] as const;
+
+for (const [backend, target] of combos) {
+  describe(`remote commands: ${backend.name}, firmware on ${target}`, function () {
+    this.timeout(180000);
+    let b: Backend;
+    let gw: Gateway;
+    let host: MachineHost;
+    let spy: mqtt.MqttClient;
+    const sent: Buffer[] = [];
+    const id = `cm${process.pid % 10000}${target}${Math.floor(Math.random() * 1e6)}`;
+    let key: Buffer;
+
+    before(async () => {
+      b = await backend.open();
+      gw = await Gateway.start({ mqttUrl: b.mqttUrl, db: b.db, shareGroup: b.shareGroup });
+      const provisioned = await gw.commands.provision(id);
+      key = Buffer.from(provisioned.commandKey, 'hex');
+      // Somebody who can read and write the machine's topics (what the ACLs of the security work prevent).
+      spy = await connect(b.mqttUrl);
+      spy.on('message', (_t, p) => sent.push(Buffer.from(p)));
+      await spy.subscribeAsync(`fleet/${id}/commands`, { qos: 1 });
+      host = await MachineHost.start(usMachine(), { target, machineId: id, network: { url: b.mqttUrl }, config: provisioned });
+      await synced(host, 120000);
+    });
+    after(async () => {
+      await host?.close();
+      await spy?.endAsync();
+      await gw?.close();
+      await b?.close();
+    });
+
+    it('changes a price: signed, applied once, journaled, and its status settled with the event', async () => {
+      const c = await gw.commands.issue(id, 'set-prices', { prices: { A1: 135 } });
+      assert.equal(c.status, 'delivered');
+      const done = await settle(host, gw, c);
+      assert.equal(done.status, 'applied');
+      assert.equal(done.outcome?.['value'], 1);
+      const st = await host.status();
+      assert.equal(st.slots.find((s) => s.code === 'A1')!.price, 135);
+      assert.equal(await count(b.db, "SELECT count(*) AS n FROM events WHERE machine_id = $1 AND type = 'price'", [id]), 1);
+      // What went over the wire is the body the machine's key signed.
+      const body = verifyCommand(sent.at(-1)!, key);
+      assert.equal(body?.n, c.n);
+      assert.deepEqual(body?.args, { prices: { A1: 135 } });
+    });
+
+    it('refuses a replayed, a forged and another machine\'s command, and says so', async () => {
+      const replay = sent.at(-1)!;
+      await spy.publishAsync(`fleet/${id}/commands`, replay, { qos: 1 });
+      const forged = Buffer.from(replay.toString().replace('"A1":135', '"A1":1'));
+      await spy.publishAsync(`fleet/${id}/commands`, forged, { qos: 1 });
+      const other = await gw.commands.provision(`${id}x`);
+      const foreign = await gw.commands.issue(`${id}x`, 'lock');
+      void foreign;
+      // A command for the other machine, signed with its key, published to this one.
+      const { signCommand } = await import('../../gateway/commands/envelope.js');
+      const now = Math.floor(Date.now() / 1000);
+      await spy.publishAsync(`fleet/${id}/commands`, signCommand({ machine: `${id}x`, n: 99, type: 'lock', issued: now, expires: now + 60, args: {} }, 1, Buffer.from(other.commandKey, 'hex')), { qos: 1 });
+      await host.run(3000);
+      await synced(host, 60000);
+      await gw.ingester.flush();
+      const reasons = (await b.db.query<{ reason: string }>("SELECT body->>'reason' AS reason FROM events WHERE machine_id = $1 AND type = 'command-rejected' ORDER BY seq", [id])).rows.map((r) => r.reason);
+      assert.deepEqual(reasons, ['replay', 'bad-signature', 'bad-signature']);
+      const st = await host.status();
+      assert.equal(st.slots.find((s) => s.code === 'A1')!.price, 135);
+      assert.equal(st.locked, false);
+    });
+
+    /** Cut the machine's link and wait until the gateway knows (the broker publishes its last will). */
+    async function offline(): Promise<void> {
+      host.setNetwork(false);
+      for (let i = 0; i < 300; i++) {
+        await host.run(1000);
+        await gw.ingester.flush();
+        const r = await b.db.query<{ online: boolean }>('SELECT online FROM machine_state WHERE machine_id = $1', [id]);
+        if (r.rows[0]?.online === false) return;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      throw new Error('the gateway never saw the machine go offline');
+    }
+
+    it('keeps a command for a machine that is offline and delivers it when it returns', async () => {
+      await offline();
+      const c = await gw.commands.issue(id, 'lock');
+      assert.equal(c.status, 'queued');
+      host.setNetwork(true);
+      const done = await settle(host, gw, c, 120000);
+      assert.equal(done.status, 'applied');
+      const st = await host.status();
+      assert.equal(st.locked, true);
+      assert.match(st.display.join('|'), /Closed/);
+      const unlock = await settle(host, gw, await gw.commands.issue(id, 'unlock'));
+      assert.equal(unlock.status, 'applied');
+    });
+
+    it('vends remotely, once, and reports what was dispensed', async () => {
+      const before = host.rig.delivered.length;
+      const c = await gw.commands.issue(id, 'vend', { slot: 'B4', quantity: 2 });
+      const done = await settle(host, gw, c);
+      assert.equal(done.status, 'applied', JSON.stringify(done.outcome));
+      assert.equal(done.outcome?.['value'], 2);
+      assert.equal(host.rig.delivered.length, before + 2);
+      // The same command again (a resend): nothing more comes out.
+      await spy.publishAsync(`fleet/${id}/commands`, sent.at(-1)!, { qos: 1 });
+      await host.run(10000);
+      assert.equal(host.rig.delivered.length, before + 2);
+      const st = await host.status();
+      assert.equal(st.remoteSales, 2);
+      assert.equal(st.state, 'IDLE');
+    });
+
+    it('never dispenses twice when the power fails during a remote vend', async () => {
+      const before = host.rig.delivered.length;
+      const c = await gw.commands.issue(id, 'vend', { slot: 'A1', quantity: 3 });
+      // Run until the first product is out, then cut the power.
+      for (let i = 0; i < 400 && host.rig.delivered.length === before; i++) await host.run(50);
+      await host.powerCut();
+      const done = await settle(host, gw, c, 120000);
+      const out = host.rig.delivered.length - before;
+      assert.equal(done.status, 'interrupted');
+      assert.ok(out >= 1 && out < 3, `${out} dispensed`);
+      assert.ok(Number(done.outcome?.['value']) <= out, `reported ${String(done.outcome?.['value'])}, ${out} came out`);
+      await host.run(20000);
+      assert.equal(host.rig.delivered.length - before, out, 'nothing more after the reboot');
+    });
+
+    it('expires a command the machine never got in time', async () => {
+      await offline();
+      const c = await gw.commands.issue(id, 'report', {}, { ttlS: 1 });
+      await new Promise((r) => setTimeout(r, 2500));
+      const got = await gw.commands.get(c.id);
+      assert.equal(got?.status, 'expired');
+      host.setNetwork(true);
+      await synced(host, 120000);
+    });
+  });
+}
