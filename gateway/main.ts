@@ -8,10 +8,14 @@
  * Settings (environment): MQTT_URL, MQTT_USERNAME, MQTT_PASSWORD,
  * DATABASE_URL, GATEWAY_SHARE_GROUP (default "vendfleet" with an external
  * broker), GATEWAY_CLIENT_ID (a fixed id gives a persistent session; default
- * vendfleet-gateway-<host>), TELEMETRY_RETENTION_DAYS (30), DATA_DIR.
+ * vendfleet-gateway-<host>), TELEMETRY_RETENTION_DAYS (30), DATA_DIR,
+ * API_HOST (127.0.0.1) and API_PORT (8080) for the operator API. On the
+ * first start (no API tokens in the store) an admin token is printed once.
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { firstAdminToken, listen } from './api/listen.js';
+import { buildApi } from './api/server.js';
 import { Gateway } from './gateway.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
 import { openDb } from './store/db.js';
@@ -53,6 +57,13 @@ async function main(): Promise<void> {
     onLog: log,
   });
 
+  const api = await buildApi({ db, commands: gateway.commands });
+  const apiPort = positive('API_PORT', 8080);
+  const served = await listen(api, env['API_HOST'] ?? '127.0.0.1', apiPort);
+  log('info', `operator API on ${served.url} (docs at /docs)${served.fellBack ? `; ${apiPort} was taken` : ''}`);
+  const token = await firstAdminToken(db);
+  if (token) log('info', `first start: admin API token ${token} (shown once; make more with vendctl token create)`);
+
   const retention = async (): Promise<void> => {
     try {
       const dropped = await dropOldTelemetry(db, retentionDays);
@@ -81,6 +92,7 @@ async function main(): Promise<void> {
     log('info', 'stopping: writing what is waiting, then closing');
     clearInterval(summary);
     clearInterval(retentionTimer);
+    await api.close();
     await gateway.close();
     await db.close();
     await broker?.close();

@@ -9,6 +9,8 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { buildApi } from '../gateway/api/server.js';
+import { firstAdminToken, listen } from '../gateway/api/listen.js';
 import { Gateway } from '../gateway/gateway.js';
 import { startEmbeddedBroker } from '../gateway/mqtt/embedded-broker.js';
 import { openDb } from '../gateway/store/db.js';
@@ -25,15 +27,16 @@ interface Options {
   data: string | undefined;
   duration: number;
   seed: number;
+  apiPort: number;
 }
 
 function fail(message: string): never {
-  process.stderr.write(`vendfleet: ${message}\nusage: npm start -- [--machines N] [--target sim|xs] [--data DIR] [--duration SECONDS] [--seed N]\n`);
+  process.stderr.write(`vendfleet: ${message}\nusage: npm start -- [--machines N] [--target sim|xs] [--data DIR] [--duration SECONDS] [--seed N] [--api-port PORT]\n`);
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { machines: 20, target: 'sim', data: undefined, duration: 0, seed: 1 };
+  const o: Options = { machines: 20, target: 'sim', data: undefined, duration: 0, seed: 1, apiPort: 8080 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const int = (min: number, max: number): number => {
@@ -44,6 +47,7 @@ function parseArgs(argv: string[]): Options {
     if (a === '--machines') o.machines = int(1, 500);
     else if (a === '--duration') o.duration = int(1, 86400);
     else if (a === '--seed') o.seed = int(0, 2 ** 31);
+    else if (a === '--api-port') o.apiPort = int(0, 65535);
     else if (a === '--target') {
       const t = argv[++i];
       if (t !== 'sim' && t !== 'xs') fail('--target is sim or xs');
@@ -99,10 +103,20 @@ async function main(): Promise<void> {
   const keys = await Promise.all(ids.map((id) => gateway.commands.provision(id)));
   gateway.ingester.known(ids);
 
+  const api = await buildApi({ db, commands: gateway.commands });
+  const served = await listen(api, '127.0.0.1', o.apiPort);
+  const token = await firstAdminToken(db);
+
   print(`vendfleet: ${o.machines} simulated machines (firmware on ${o.target === 'xs' ? 'the XS engine' : 'Node'}), the gateway and the fleet store in this process`);
   print(`  MQTT broker   ${broker.url}${broker.port !== 1883 ? ' (1883 is taken on this machine; any MQTT client can subscribe here: fleet/#)' : ' (subscribe to fleet/# to watch)'}`);
   print(`  fleet store   PGlite (PostgreSQL in this process), ${dbDir ? `data in ${dbDir}` : 'in memory (--data DIR keeps it and the machines)'}; tables machines, machine_state, events, sales (view), telemetry`);
   print(`  machines      ${ids[0]} .. ${ids[ids.length - 1]}, 9 slots each, USD coins and bills, telemetry every 5 min and after sales`);
+  print(`  operator API  ${served.url} (OpenAPI and a try-it page at ${served.url}/docs)${served.fellBack ? ` (${o.apiPort} is taken on this machine)` : ''}`);
+  print(
+    token
+      ? `  admin token   ${token} (shown once: keep it; try  curl -H "Authorization: Bearer ${token}" ${served.url}/machines)`
+      : '  admin token   the one printed when this --data directory was first used',
+  );
   print('  Ctrl-C stops everything cleanly.\n');
 
   const saved = (id: string): { flash?: FlashImage; physical?: PhysicalState } => {
@@ -175,6 +189,7 @@ async function main(): Promise<void> {
       print(`machines' flash and physical state saved in ${join(o.data, 'machines')}`);
     }
     await Promise.all(hosts.map((h) => h.close()));
+    await api.close();
     await gateway.close();
     await db.close();
     await broker.close();

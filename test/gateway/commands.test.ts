@@ -16,8 +16,9 @@ import { usMachine } from '../sim/fixtures.js';
 import { BACKENDS, count, synced, type Backend } from './backends.js';
 
 /** Run the machine until the command has an outcome. */
-async function settle(host: MachineHost, gw: Gateway, c: CommandRecord, maxMs = 60000): Promise<CommandRecord> {
-  for (let t = 0; t < maxMs; t += 200) {
+async function settle(host: MachineHost, gw: Gateway, c: CommandRecord, realMs = 30000): Promise<CommandRecord> {
+  // Bounded in real time: the command crosses a real broker while the machine runs in virtual time.
+  for (const until = Date.now() + realMs; Date.now() < until; ) {
     await gw.ingester.flush();
     const now = await gw.commands.get(c.id);
     if (now && now.status !== 'queued' && now.status !== 'delivered') return now;

@@ -4,11 +4,13 @@
  * already taken on this machine.
  */
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 const fleet = fileURLToPath(new URL('../../tools/fleet.js', import.meta.url));
+const vendctl = fileURLToPath(new URL('../../tools/vendctl.js', import.meta.url));
 
 function portTaken(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -66,6 +68,35 @@ describe('npm start (the simulated fleet)', function () {
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /machines online 40\/40 \| sales \d+/);
     assert.match(r.out, /stopped\n$/);
+  });
+
+  it('serves the operator API with a first admin token, and vendctl sells through it', async () => {
+    const child = spawn(process.execPath, [fleet, '--machines', '2', '--api-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      for (let i = 0; i < 600 && !/machines online 2\/2/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+      const url = /operator API {2}(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
+      const token = /admin token {3}(vf_[\w-]+)/.exec(out)?.[1];
+      assert.ok(url && token, out);
+      const run = promisify(execFile);
+      const env = { ...process.env, VENDFLEET_URL: url, VENDFLEET_TOKEN: token };
+      const machines = JSON.parse((await run(process.execPath, [vendctl, 'machines'], { env })).stdout) as { machines: { id: string; online: boolean }[] };
+      assert.deepEqual(machines.machines.map((m) => m.id), ['vm-0001', 'vm-0002']);
+      const products = JSON.parse((await run(process.execPath, [vendctl, 'products', 'vm-0001'], { env })).stdout) as { items: { slot: string }[] };
+      const slot = products.items[0]!.slot;
+      const bought = JSON.parse((await run(process.execPath, [vendctl, 'purchase', 'vm-0001', slot, '1', '--key', 'test-order-1'], { env })).stdout) as { status: string; dispensed: number };
+      assert.equal(bought.status, 'dispensed');
+      assert.equal(bought.dispensed, 1);
+      const again = JSON.parse((await run(process.execPath, [vendctl, 'purchase', 'vm-0001', slot, '1', '--key', 'test-order-1'], { env })).stdout) as unknown;
+      assert.deepEqual(again, bought);
+      await assert.rejects(run(process.execPath, [vendctl, 'machines'], { env: { ...env, VENDFLEET_TOKEN: 'vf_wrong' } }), /unauthorized/);
+    } finally {
+      child.kill('SIGINT');
+    }
+    assert.equal(await closed, 0, out);
   });
 
   it('refuses bad options with the usage', async () => {

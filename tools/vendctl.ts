@@ -1,0 +1,185 @@
+/**
+ * vendctl: the operator's command line, over the gateway's HTTP API.
+ *
+ *   npm run vendctl -- machines
+ *   npm run vendctl -- machine vm-0001
+ *   npm run vendctl -- products vm-0001 [--category Drinks] [--limit 10]
+ *   npm run vendctl -- slot vm-0001 A1
+ *   npm run vendctl -- coins vm-0001
+ *   npm run vendctl -- sales vm-0001 [--from ISO] [--to ISO]
+ *   npm run vendctl -- purchase vm-0001 A1 [quantity] [--key IDEMPOTENCY-KEY]
+ *   npm run vendctl -- send vm-0001 set-prices '{"prices":{"A1":135}}' [--ttl SECONDS]
+ *   npm run vendctl -- commands vm-0001
+ *   npm run vendctl -- command <command id>
+ *   npm run vendctl -- provision vm-0042
+ *
+ * The gateway's address and an API token come from --url / --token or
+ * VENDFLEET_URL (default http://127.0.0.1:8080) / VENDFLEET_TOKEN.
+ *
+ *   npm run vendctl -- token create <name> <viewer|operator|admin>
+ *
+ * works on the store directly (DATABASE_URL, or the embedded store in
+ * DATA_DIR, default ./data), to make the first tokens.
+ */
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { createToken, revokeToken, ROLES, type Role } from '../gateway/api/tokens.js';
+import { openDb } from '../gateway/store/db.js';
+import { migrate } from '../gateway/store/migrations.js';
+
+const USAGE = `usage: vendctl [--url URL] [--token TOKEN] <command> ...
+  machines | machine ID | products ID [--category C] [--limit N] | slot ID SLOT | coins ID
+  sales ID [--from ISO] [--to ISO] | purchase ID SLOT [QUANTITY] [--key KEY]
+  send ID TYPE [JSON-ARGS] [--ttl SECONDS] | commands ID | command COMMAND-ID | provision ID
+  token create NAME ROLE | token revoke TOKEN-ID   (on the store: DATABASE_URL or DATA_DIR)`;
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`vendctl: ${message}\n`);
+  process.exit(code);
+}
+
+interface Parsed {
+  args: string[];
+  flags: Map<string, string>;
+}
+
+function parse(argv: string[]): Parsed {
+  const args: string[] = [];
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-h' || a === '--help') {
+      process.stdout.write(USAGE + '\n');
+      process.exit(0);
+    }
+    if (a.startsWith('--')) {
+      const v = argv[++i];
+      if (v === undefined) fail(`${a} needs a value`);
+      flags.set(a.slice(2), v);
+    } else args.push(a);
+  }
+  return { args, flags };
+}
+
+async function tokens(p: Parsed): Promise<void> {
+  const [, action, a, b] = p.args;
+  const url = process.env['DATABASE_URL'];
+  const db = await openDb(url ? { url } : { dataDir: join(process.env['DATA_DIR'] ?? 'data', 'pglite') });
+  try {
+    await migrate(db);
+    if (action === 'create') {
+      if (!a || !b || !(ROLES as readonly string[]).includes(b)) fail(`token create NAME ROLE (ROLE: ${ROLES.join(', ')})`);
+      const t = await createToken(db, a, b as Role);
+      process.stdout.write(`${t.token}\n`);
+      process.stderr.write(`token ${t.info.id} (${t.info.role}) made for "${t.info.name}"; it is not stored and cannot be shown again\n`);
+    } else if (action === 'revoke') {
+      if (!a) fail('token revoke TOKEN-ID');
+      if (!(await revokeToken(db, a))) fail(`no live token ${a}`, 1);
+      process.stderr.write(`token ${a} revoked\n`);
+    } else fail(USAGE);
+  } finally {
+    await db.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const p = parse(process.argv.slice(2));
+  const [cmd, id, x, y] = p.args;
+  if (!cmd) fail(USAGE);
+  if (cmd === 'token') return tokens(p);
+  const base = (p.flags.get('url') ?? process.env['VENDFLEET_URL'] ?? 'http://127.0.0.1:8080').replace(/\/$/, '');
+  const token = p.flags.get('token') ?? process.env['VENDFLEET_TOKEN'];
+  if (!token) fail('an API token is needed: --token or VENDFLEET_TOKEN (make one with: vendctl token create NAME ROLE)');
+  const need = (v: string | undefined, what: string): string => v ?? fail(`${cmd} needs ${what}\n${USAGE}`);
+  const q = (pairs: [string, string | undefined][]): string => {
+    const s = new URLSearchParams();
+    for (const [k, v] of pairs) if (v !== undefined) s.set(k, v);
+    const t = s.toString();
+    return t ? `?${t}` : '';
+  };
+  const m = (v: string | undefined): string => encodeURIComponent(need(v, 'a machine id'));
+  let method = 'GET';
+  let path: string;
+  let body: unknown;
+  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+  switch (cmd) {
+    case 'machines':
+      path = '/machines';
+      break;
+    case 'machine':
+      path = `/machines/${m(id)}`;
+      break;
+    case 'products':
+      path = `/machines/${m(id)}/products${q([['category', p.flags.get('category')], ['limit', p.flags.get('limit')], ['cursor', p.flags.get('cursor')]])}`;
+      break;
+    case 'slot':
+      path = `/machines/${m(id)}/status/${encodeURIComponent(need(x, 'a slot'))}`;
+      break;
+    case 'coins':
+      path = `/machines/${m(id)}/denominations`;
+      break;
+    case 'sales':
+      path = `/machines/${m(id)}/sales${q([['from', p.flags.get('from')], ['to', p.flags.get('to')]])}`;
+      break;
+    case 'purchase': {
+      method = 'POST';
+      path = `/machines/${m(id)}/purchase`;
+      const quantity = y === undefined ? 1 : Number(y);
+      if (!Number.isInteger(quantity)) fail('quantity must be an integer');
+      body = { slot: need(x, 'a slot'), quantity };
+      // A key of our own unless given: say it again with --key to retry the same purchase safely.
+      headers['idempotency-key'] = p.flags.get('key') ?? randomUUID();
+      process.stderr.write(`Idempotency-Key: ${headers['idempotency-key']}\n`);
+      break;
+    }
+    case 'send': {
+      method = 'POST';
+      path = `/machines/${m(id)}/commands`;
+      let args: unknown = {};
+      if (y !== undefined) {
+        try {
+          args = JSON.parse(y);
+        } catch {
+          fail(`arguments are not JSON: ${y}`);
+        }
+      }
+      const ttl = p.flags.get('ttl');
+      body = { type: need(x, 'a command type'), args, ...(ttl !== undefined ? { ttlS: Number(ttl) } : {}) };
+      break;
+    }
+    case 'commands':
+      path = `/machines/${m(id)}/commands`;
+      break;
+    case 'command':
+      path = `/commands/${encodeURIComponent(need(id, 'a command id'))}`;
+      break;
+    case 'provision':
+      method = 'POST';
+      path = '/machines';
+      body = { id: need(id, 'a machine id') };
+      break;
+    default:
+      fail(`unknown command ${cmd}\n${USAGE}`);
+  }
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let res: Response;
+  try {
+    res = await fetch(base + path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  } catch (e) {
+    fail(`cannot reach the gateway at ${base}: ${(e as Error).message}`, 1);
+  }
+  const text = await res.text();
+  let out: unknown = text;
+  try {
+    out = JSON.parse(text);
+  } catch {
+    // not JSON: shown as it came
+  }
+  if (res.status >= 400) {
+    const e = out as { error?: string; message?: string };
+    fail(`${res.status} ${e.error ?? ''}: ${e.message ?? text}`, 1);
+  }
+  process.stdout.write((typeof out === 'string' ? out : JSON.stringify(out, null, 2)) + '\n');
+}
+
+main().catch((e) => fail((e as Error).message, 1));
