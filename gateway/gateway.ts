@@ -23,6 +23,8 @@ export interface GatewayOptions {
   clientId?: string;
   username?: string;
   password?: string;
+  /** For mqtts:// brokers with a private CA: its certificate (PEM). */
+  ca?: string | Buffer;
   ingest?: IngestOptions;
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
@@ -55,6 +57,7 @@ export class Gateway {
       connectTimeout: 10000,
       ...(options.username !== undefined ? { username: options.username } : {}),
       ...(options.password !== undefined ? { password: options.password } : {}),
+      ...(options.ca !== undefined ? { ca: options.ca } : {}),
     });
     let gateway: Gateway | undefined;
     // Backpressure: while too much waits for the store, mqtt.js is not told a message is

@@ -9,14 +9,18 @@
  * DATABASE_URL, GATEWAY_SHARE_GROUP (default "vendfleet" with an external
  * broker), GATEWAY_CLIENT_ID (a fixed id gives a persistent session; default
  * vendfleet-gateway-<host>), TELEMETRY_RETENTION_DAYS (30), DATA_DIR,
- * API_HOST (127.0.0.1) and API_PORT (8080) for the operator API. On the
+ * MQTT_CA_FILE (the CA of an mqtts:// broker), API_HOST (127.0.0.1) and
+ * API_PORT (8080) for the operator API. On the
  * first start (no API tokens in the store) an admin token is printed once.
  */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { firstAdminToken, listen } from './api/listen.js';
 import { buildApi } from './api/server.js';
 import { Gateway } from './gateway.js';
+import { GATEWAY_USER, storeCredentials } from './mqtt/credentials.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
 import { openDb } from './store/db.js';
 import { dropOldTelemetry } from './store/migrations.js';
@@ -37,23 +41,29 @@ function positive(name: string, fallback: number): number {
 
 async function main(): Promise<void> {
   const retentionDays = positive('TELEMETRY_RETENTION_DAYS', 30);
-  let broker: EmbeddedBroker | undefined;
-  let mqttUrl = env['MQTT_URL'];
-  if (!mqttUrl) {
-    broker = await startEmbeddedBroker();
-    mqttUrl = broker.url;
-    log('info', `embedded MQTT broker on ${mqttUrl}`);
-  }
   const dataDir = env['DATA_DIR'] ?? 'data';
   const db = await openDb(env['DATABASE_URL'] ? { url: env['DATABASE_URL'] } : { dataDir: join(dataDir, 'pglite') });
   log('info', db.kind === 'postgres' ? 'store: PostgreSQL' : `store: PGlite in ${join(dataDir, 'pglite')}`);
+  let broker: EmbeddedBroker | undefined;
+  let mqttUrl = env['MQTT_URL'];
+  let username = env['MQTT_USERNAME'];
+  let password = env['MQTT_PASSWORD'];
+  if (!mqttUrl) {
+    // The embedded broker checks machines' logins against the store and enforces the topic ACLs.
+    username = GATEWAY_USER;
+    password = env['GATEWAY_MQTT_PASSWORD'] ?? randomBytes(24).toString('base64url');
+    broker = await startEmbeddedBroker({ credentials: storeCredentials(db, password) });
+    mqttUrl = broker.url;
+    log('info', `embedded MQTT broker on ${mqttUrl} (logins and topic ACLs on)`);
+  }
   const gateway = await Gateway.start({
     mqttUrl,
     db,
     shareGroup: env['GATEWAY_SHARE_GROUP'] ?? (broker ? undefined : 'vendfleet'),
     clientId: env['GATEWAY_CLIENT_ID'] ?? `vendfleet-gateway-${hostname()}`,
-    ...(env['MQTT_USERNAME'] ? { username: env['MQTT_USERNAME'] } : {}),
-    ...(env['MQTT_PASSWORD'] ? { password: env['MQTT_PASSWORD'] } : {}),
+    ...(username ? { username } : {}),
+    ...(password ? { password } : {}),
+    ...(env['MQTT_CA_FILE'] ? { ca: readFileSync(env['MQTT_CA_FILE']) } : {}),
     onLog: log,
   });
 

@@ -12,6 +12,7 @@
  */
 import mqttPacket from 'mqtt-packet';
 import { connect, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import type { GuestEvent } from './guest/protocol.js';
 import type { Scheduler } from './scheduler.js';
 
@@ -20,6 +21,8 @@ export interface NetworkOptions {
   url: string;
   /** Most virtual time per real time while connected (default 100). */
   speed?: number;
+  /** For mqtts:// brokers: the CA certificate the board trusts (PEM), as provisioned on a real board. */
+  ca?: string | Buffer;
 }
 
 export interface MqttOpen {
@@ -37,6 +40,8 @@ export class SimNetwork {
   readonly host: string;
   readonly port: number;
   readonly speed: number;
+  private readonly tls: boolean;
+  private readonly ca: string | Buffer | undefined;
   up = true;
   readonly stats = { connects: 0, published: 0, received: 0, drops: 0 };
   private socket: Socket | undefined;
@@ -48,9 +53,11 @@ export class SimNetwork {
 
   constructor(options: NetworkOptions, scheduler: Scheduler, emit: (ev: GuestEvent) => void) {
     const u = new URL(options.url);
-    if (u.protocol !== 'mqtt:') throw new Error(`the simulated network speaks mqtt://, not ${u.protocol}`);
+    if (u.protocol !== 'mqtt:' && u.protocol !== 'mqtts:') throw new Error(`the simulated network speaks mqtt:// or mqtts://, not ${u.protocol}`);
     this.host = u.hostname;
-    this.port = Number(u.port || 1883);
+    this.tls = u.protocol === 'mqtts:';
+    this.ca = options.ca;
+    this.port = Number(u.port || (this.tls ? 8883 : 1883));
     this.speed = options.speed ?? 100;
     this.scheduler = scheduler;
     this.emit = emit;
@@ -78,7 +85,8 @@ export class SimNetwork {
       });
       return;
     }
-    const socket = connect(this.port, this.host);
+    // Over TLS the broker's certificate must chain to the provisioned CA and name the host.
+    const socket: Socket = this.tls ? connectTls({ host: this.host, port: this.port, ...(this.ca ? { ca: this.ca } : {}) }) : connect(this.port, this.host);
     this.socket = socket;
     socket.setNoDelay(true);
     const parser = mqttPacket.parser({ protocolVersion: 4 });
@@ -112,7 +120,7 @@ export class SimNetwork {
     socket.on('close', () => {
       if (socket === this.socket) this.lose();
     });
-    socket.on('connect', () => {
+    socket.on(this.tls ? 'secureConnect' : 'connect', () => {
       const packet: mqttPacket.IConnectPacket = {
         cmd: 'connect',
         protocolId: 'MQTT',

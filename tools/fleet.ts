@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { buildApi } from '../gateway/api/server.js';
 import { firstAdminToken, listen } from '../gateway/api/listen.js';
 import { Gateway } from '../gateway/gateway.js';
+import { GATEWAY_USER, storeCredentials } from '../gateway/mqtt/credentials.js';
 import { startEmbeddedBroker } from '../gateway/mqtt/embedded-broker.js';
+import { randomBytes } from 'node:crypto';
 import { openDb } from '../gateway/store/db.js';
 import { visit } from '../hal-sim/customers.js';
 import { FlashImage } from '../hal-sim/guest/flash-image.js';
@@ -93,14 +95,24 @@ function machineSpec(i: number, rnd: Random): MachineSpec {
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const print = (s: string): void => void process.stdout.write(s + '\n');
-  const broker = await startEmbeddedBroker();
   const dbDir = o.data ? join(o.data, 'pglite') : undefined;
   const db = await openDb(dbDir ? { dataDir: dbDir } : {});
-  const gateway = await Gateway.start({ mqttUrl: broker.url, db, clientId: 'vendfleet-gateway', onLog: (level, m) => level !== 'info' && print(`gateway ${level}: ${m}`) });
+  // Logins and topic ACLs on: each machine with its own password, the gateway with a secret of this process.
+  const gatewaySecret = randomBytes(24).toString('base64url');
+  const broker = await startEmbeddedBroker({ credentials: storeCredentials(db, gatewaySecret) });
+  const gateway = await Gateway.start({
+    mqttUrl: broker.url,
+    db,
+    clientId: 'vendfleet-gateway',
+    username: GATEWAY_USER,
+    password: gatewaySecret,
+    onLog: (level, m) => level !== 'info' && print(`gateway ${level}: ${m}`),
+  });
   const rnd = new Random(o.seed);
   const ids = Array.from({ length: o.machines }, (_, i) => `vm-${String(i + 1).padStart(4, '0')}`);
   // Each machine gets its command key from the store (kept across runs with --data).
-  const keys = await Promise.all(ids.map((id) => gateway.commands.provision(id)));
+  // A fresh MQTT password each run: the broker checks it against the store, the machine gets it in its configuration.
+  const keys = await Promise.all(ids.map((id) => gateway.commands.provision(id, { newMqttPassword: true })));
   gateway.ingester.known(ids);
 
   const api = await buildApi({ db, commands: gateway.commands });
@@ -108,7 +120,7 @@ async function main(): Promise<void> {
   const token = await firstAdminToken(db);
 
   print(`vendfleet: ${o.machines} simulated machines (firmware on ${o.target === 'xs' ? 'the XS engine' : 'Node'}), the gateway and the fleet store in this process`);
-  print(`  MQTT broker   ${broker.url}${broker.port !== 1883 ? ' (1883 is taken on this machine; any MQTT client can subscribe here: fleet/#)' : ' (subscribe to fleet/# to watch)'}`);
+  print(`  MQTT broker   ${broker.url}${broker.port !== 1883 ? ' (1883 is taken on this machine; logins and topic ACLs are on)' : ' (logins and topic ACLs are on)'}`);
   print(`  fleet store   PGlite (PostgreSQL in this process), ${dbDir ? `data in ${dbDir}` : 'in memory (--data DIR keeps it and the machines)'}; tables machines, machine_state, events, sales (view), telemetry`);
   print(`  machines      ${ids[0]} .. ${ids[ids.length - 1]}, 9 slots each, USD coins and bills, telemetry every 5 min and after sales`);
   print(`  operator API  ${served.url} (OpenAPI and a try-it page at ${served.url}/docs)${served.fellBack ? ` (${o.apiPort} is taken on this machine)` : ''}`);
@@ -134,7 +146,11 @@ async function main(): Promise<void> {
         seed: o.seed * 1000 + i,
         machineId: id,
         network: { url: broker.url },
-        config: keys[i]!,
+        config: {
+          commandKey: keys[i]!.commandKey,
+          commandKeyId: keys[i]!.commandKeyId,
+          uplink: { host: '127.0.0.1', port: broker.port, user: id, password: keys[i]!.mqttPassword! },
+        },
         ...(s.flash ? { flash: s.flash } : {}),
         ...(s.physical ? { physical: s.physical } : {}),
       });

@@ -10,7 +10,7 @@
  * applies each number once and never lets an older command overwrite what
  * a newer one set.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Db, Queryable } from '../store/db.js';
 import { signCommand, type CommandBody } from './envelope.js';
 
@@ -32,6 +32,18 @@ export interface CommandRecord {
   status: CommandStatus;
   outcome: Record<string, unknown> | null;
   sent: number;
+}
+
+/** What provisioning hands over for the machine's configuration. */
+export interface Provisioned {
+  commandKeyId: number;
+  commandKey: string;
+  /** Present when a new MQTT password was made (it cannot be shown again). */
+  mqttPassword?: string;
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }
 
 export class CommandError extends Error {
@@ -112,14 +124,28 @@ export class CommandService {
    * Register a machine and give it its first command key (kept if it has one).
    * Returns what goes into the machine's configuration.
    */
-  async provision(machine: string): Promise<{ commandKeyId: number; commandKey: string }> {
+  async provision(machine: string, options: { newMqttPassword?: boolean } = {}): Promise<Provisioned> {
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(machine)) throw new CommandError('a machine id is 1 to 64 letters, digits, dots, dashes or underscores', 'bad-command');
     return this.db.transaction(async (tx) => {
       await tx.query('INSERT INTO machines (id) VALUES ($1) ON CONFLICT DO NOTHING', [machine]);
+      const out: Provisioned = { commandKeyId: 1, commandKey: '' };
       const have = await tx.query<{ kid: number; key: Buffer }>("SELECT kid, key FROM machine_keys WHERE machine_id = $1 AND state = 'active'", [machine]);
-      if (have.rows[0]) return { commandKeyId: Number(have.rows[0].kid), commandKey: Buffer.from(have.rows[0].key).toString('hex') };
-      const key = randomBytes(32);
-      await tx.query("INSERT INTO machine_keys (machine_id, kid, key, state) VALUES ($1, 1, $2, 'active')", [machine, key]);
-      return { commandKeyId: 1, commandKey: key.toString('hex') };
+      if (have.rows[0]) {
+        out.commandKeyId = Number(have.rows[0].kid);
+        out.commandKey = Buffer.from(have.rows[0].key).toString('hex');
+      } else {
+        const key = randomBytes(32);
+        await tx.query("INSERT INTO machine_keys (machine_id, kid, key, state) VALUES ($1, 1, $2, 'active')", [machine, key]);
+        out.commandKey = key.toString('hex');
+      }
+      // The MQTT password is kept only as a hash: a new one is made on first provisioning or when asked.
+      const secret = await tx.query<{ h: string | null }>('SELECT mqtt_secret_hash AS h FROM machines WHERE id = $1', [machine]);
+      if (!secret.rows[0]?.h || options.newMqttPassword) {
+        const password = randomBytes(32).toString('base64url');
+        await tx.query('UPDATE machines SET mqtt_secret_hash = $2 WHERE id = $1', [machine, sha256(password)]);
+        out.mqttPassword = password;
+      }
+      return out;
     });
   }
 

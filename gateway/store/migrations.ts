@@ -110,6 +110,13 @@ CREATE TABLE idempotency (
   PRIMARY KEY (machine_id, key)
 )`,
   },
+  {
+    version: 4,
+    name: 'per-machine MQTT credentials',
+    sql: `
+-- SHA-256 of the machine's MQTT password (32 random bytes: a slow hash buys nothing there).
+ALTER TABLE machines ADD COLUMN mqtt_secret_hash text`,
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -62,7 +62,7 @@ for (const [backend, target] of combos) {
       spy = await connect(b.mqttUrl);
       spy.on('message', (_t, p) => sent.push(Buffer.from(p)));
       await spy.subscribeAsync(`fleet/${id}/commands`, { qos: 1 });
-      host = await MachineHost.start(usMachine(), { target, machineId: id, network: { url: b.mqttUrl }, config: provisioned });
+      host = await MachineHost.start(usMachine(), { target, machineId: id, network: { url: b.mqttUrl }, config: { commandKey: provisioned.commandKey, commandKeyId: provisioned.commandKeyId } });
       await synced(host, 120000);
     });
     after(async () => {

@@ -29,11 +29,11 @@ function reachable(port: number): Promise<boolean> {
 }
 
 /** Start Mosquitto on `port` (a free one by default) with extra configuration lines. */
-export async function startMosquitto(options: { port?: number; conf?: string[] } = {}): Promise<{ url: string; port: number; process: ChildProcess }> {
+export async function startMosquitto(options: { port?: number; conf?: string[]; anonymous?: boolean } = {}): Promise<{ url: string; port: number; process: ChildProcess }> {
   const port = options.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'vf-mosquitto-'));
   const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', ...(options.conf ?? [])].join('\n') + '\n');
+  writeFileSync(conf, [`listener ${port} 127.0.0.1`, `allow_anonymous ${options.anonymous === false ? 'false' : 'true'}`, 'persistence false', ...(options.conf ?? [])].join('\n') + '\n');
   const p = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
   for (let i = 0; i < 100; i++) {
     if (await reachable(port)) return { url: `mqtt://127.0.0.1:${port}`, port, process: p };

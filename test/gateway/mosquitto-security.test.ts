@@ -1,0 +1,145 @@
+/**
+ * The shipped Mosquitto setup (gateway/deploy/acl, logins from
+ * mosquitto_passwd, TLS) with a throwaway CA on loopback: the real broker
+ * keeps machines to their own topics, refuses strangers and untrusted
+ * certificates, and carries a simulated machine's journal and commands
+ * over TLS.
+ */
+import { strict as assert } from 'node:assert';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mqtt from 'mqtt';
+import { Gateway } from '../../gateway/gateway.js';
+import { openDb, type Db } from '../../gateway/store/db.js';
+import { MachineHost } from '../../hal-sim/host.js';
+import { startMosquitto } from '../lib/mosquitto.js';
+import { usMachine } from '../sim/fixtures.js';
+import { count, synced } from './backends.js';
+
+const ACL = fileURLToPath(new URL('../../../gateway/deploy/acl', import.meta.url));
+
+/** A CA and a broker certificate for 127.0.0.1, made for this run only. */
+function throwawayCa(dir: string): { ca: string; cert: string; key: string } {
+  const run = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=vendfleet test CA');
+  run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'broker.key', '-out', 'broker.csr', '-subj', '/CN=127.0.0.1');
+  writeFileSync(join(dir, 'san.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+  run('x509', '-req', '-in', 'broker.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'broker.crt', '-days', '2', '-extfile', 'san.cnf');
+  return { ca: join(dir, 'ca.crt'), cert: join(dir, 'broker.crt'), key: join(dir, 'broker.key') };
+}
+
+function connect(url: string, options: mqtt.IClientOptions): Promise<mqtt.MqttClient> {
+  return new Promise((resolve, reject) => {
+    const c = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...options });
+    c.once('connect', () => resolve(c));
+    c.once('error', (e) => {
+      c.end(true);
+      reject(e);
+    });
+  });
+}
+
+describe('Mosquitto with the shipped ACLs, logins and TLS (throwaway CA on loopback)', function () {
+  this.timeout(120000);
+  let dir: string;
+  let tls: { ca: string; cert: string; key: string };
+  let broker: { url: string; port: number; process: ChildProcess };
+  let url: string;
+  let db: Db;
+  let gw: Gateway;
+  const secret = 'gateway-secret-mosquitto-test';
+  const pw: Record<string, string> = {};
+  const keys: Record<string, { commandKey: string; commandKeyId: number }> = {};
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'vf-tls-'));
+    tls = throwawayCa(dir);
+    db = await openDb();
+    // Provision first (the store makes the passwords), then hand them to Mosquitto as an operator would.
+    const { CommandService } = await import('../../gateway/commands/service.js');
+    const { migrate } = await import('../../gateway/store/migrations.js');
+    await migrate(db);
+    const svc = new CommandService(db, () => {});
+    const passwd = join(dir, 'passwd');
+    execFileSync('mosquitto_passwd', ['-c', '-b', passwd, 'gateway', secret]);
+    for (const id of ['vm-a', 'vm-b', 'vm-c']) {
+      const p = await svc.provision(id);
+      pw[id] = p.mqttPassword!;
+      keys[id] = { commandKey: p.commandKey, commandKeyId: p.commandKeyId };
+      execFileSync('mosquitto_passwd', ['-b', passwd, id, p.mqttPassword!]);
+    }
+    svc.close();
+    // Mosquitto started as root reads its files as the mosquitto user: these throwaway files must be readable.
+    chmodSync(dir, 0o755);
+    for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o644);
+    broker = await startMosquitto({ anonymous: false, conf: [`cafile ${tls.ca}`, `certfile ${tls.cert}`, `keyfile ${tls.key}`, `password_file ${passwd}`, `acl_file ${ACL}`] });
+    url = `mqtts://127.0.0.1:${broker.port}`;
+    gw = await Gateway.start({ mqttUrl: url, db, username: 'gateway', password: secret, ca: readFileSync(tls.ca), shareGroup: 'vendfleet' });
+  });
+  after(async () => {
+    await gw?.close();
+    broker?.process.kill('SIGKILL');
+    await db?.close();
+  });
+
+  it('refuses a client that does not trust the CA, and strangers without a login', async () => {
+    await assert.rejects(connect(url, { username: 'vm-a', password: pw['vm-a']! }), /self-signed|certificate/i);
+    await assert.rejects(connect(url, { ca: readFileSync(tls.ca), clientId: 'x' }), /Not authorized|Bad username/i);
+    await assert.rejects(connect(url, { ca: readFileSync(tls.ca), clientId: 'vm-a', username: 'vm-a', password: 'guess' }), /Not authorized|Bad username/i);
+  });
+
+  it('keeps a machine from reading another\'s commands or publishing as it', async () => {
+    const ca = readFileSync(tls.ca);
+    const spy = await connect(url, { ca, clientId: 'spy-a', username: 'vm-a', password: pw['vm-a']! });
+    const b = await connect(url, { ca, clientId: 'vm-b', username: 'vm-b', password: pw['vm-b']! });
+    const spied: string[] = [];
+    const got: string[] = [];
+    spy.on('message', (t) => spied.push(t));
+    b.on('message', (t) => got.push(t));
+    await spy.subscribeAsync('fleet/vm-b/commands', { qos: 1 }).catch(() => undefined);
+    await b.subscribeAsync('fleet/vm-b/commands', { qos: 1 });
+    // vm-b says it is online (the gateway sends commands to online machines).
+    await b.publishAsync('fleet/vm-b/status', JSON.stringify({ v: 1, online: true }), { qos: 1 });
+    for (let i = 0; i < 50; i++) {
+      await gw.ingester.flush();
+      if ((await count(db, 'SELECT count(*) AS n FROM machine_state WHERE machine_id = $1 AND online', ['vm-b'])) === 1) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await gw.commands.issue('vm-b', 'report');
+    for (let i = 0; i < 50 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(got.length, 1, 'vm-b gets its command');
+    assert.equal(spied.length, 0, 'vm-a does not');
+    await spy.publishAsync('fleet/vm-b/events', JSON.stringify({ v: 1, events: [{ seq: 1, t: 1, type: 'vend-ok', slot: 'A1', price: 1 }] }), { qos: 1 });
+    await new Promise((r) => setTimeout(r, 500));
+    await gw.ingester.flush();
+    assert.equal(await count(db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', ['vm-b']), 0, 'the forged event never reached the gateway');
+    await spy.endAsync();
+    await b.endAsync();
+  });
+
+  it('carries a simulated machine\'s journal and commands over TLS with its own login', async () => {
+    const host = await MachineHost.start(usMachine(), {
+      target: 'sim',
+      machineId: 'vm-c',
+      network: { url, ca: readFileSync(tls.ca) },
+      config: { ...keys['vm-c']!, uplink: { host: '127.0.0.1', port: broker.port, user: 'vm-c', password: pw['vm-c']! } },
+    });
+    try {
+      assert.ok((await synced(host, 120000)) > 0);
+      const c = await gw.commands.issue('vm-c', 'set-prices', { prices: { A1: 140 } });
+      for (const until = Date.now() + 20000; Date.now() < until; ) {
+        await host.run(200);
+        await gw.ingester.flush();
+        if ((await gw.commands.get(c.id))?.status === 'applied') break;
+      }
+      assert.equal((await gw.commands.get(c.id))?.status, 'applied');
+      assert.equal((await host.status()).slots.find((s) => s.code === 'A1')!.price, 140);
+    } finally {
+      await host.close();
+    }
+  });
+});
