@@ -16,7 +16,7 @@ import { openDb, type Db } from '../gateway/store/db.js';
 
 /** The bench's own Mosquitto with the shipped queue settings that matter here. */
 export function startBenchMosquitto(): ReturnType<typeof startMosquitto> {
-  return startMosquitto({ conf: ['max_queued_messages 1000000', 'max_queued_bytes 0', 'max_inflight_messages 1000', 'max_connections -1'] });
+  return startMosquitto({ conf: ['max_queued_messages 1000000', 'max_queued_bytes 0', 'max_inflight_messages 1000', 'max_connections -1', 'set_tcp_nodelay true'] });
 }
 
 export interface LoadResult {
@@ -32,8 +32,8 @@ export interface LoadResult {
 const GENERATOR = fileURLToPath(new URL('./load-generator.js', import.meta.url));
 
 /** Start the load generator process and wait until its publishers are connected. */
-async function startGenerator(port: number, machines: number, window: number, kind: string, prefix: string): Promise<{ stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [GENERATOR, String(port), String(machines), String(window), kind, prefix], { stdio: ['pipe', 'pipe', 'inherit'] });
+export async function startGenerator(port: number, machines: number, window: number, kind: string, prefix: string, rate = 0): Promise<{ stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [GENERATOR, String(port), String(machines), String(window), kind, prefix, ...(rate > 0 ? [String(rate)] : [])], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
   await new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (d: Buffer) => {

@@ -3,10 +3,12 @@
  * publishing does not compete with the gateway for its event loop (it still
  * shares the machine's cores, as the issue asks).
  *
- *   node dist/bench/load-generator.js <port> <machines> <window> <events|telemetry> <prefix>
+ *   node dist/bench/load-generator.js <port> <machines> <window> <events|telemetry> <prefix> [rate]
  *
  * Each publisher stands in for a machine and keeps `window` QoS 1 messages
- * of about 200 bytes in flight. Prints "ready" once every publisher is
+ * of about 200 bytes in flight; with `rate`, the publishers together send
+ * that many messages per second instead (a background load), still at most
+ * `window` in flight each. Prints "ready" once every publisher is
  * connected, and on SIGTERM (or stdin closing) the number it published.
  */
 import { RawClient } from './raw-client.js';
@@ -19,7 +21,8 @@ function payload(kind: string, seq: number): string {
 }
 
 async function main(): Promise<void> {
-  const [port, machines, window, kind, prefix] = process.argv.slice(2);
+  const [port, machines, window, kind, prefix, rateArg] = process.argv.slice(2);
+  const rate = rateArg === undefined ? 0 : Number(rateArg);
   if (!port || !machines || !window || (kind !== 'events' && kind !== 'telemetry') || !prefix) {
     process.stderr.write('usage: load-generator <port> <machines> <window> <events|telemetry> <prefix>\n');
     process.exit(2);
@@ -40,10 +43,26 @@ async function main(): Promise<void> {
       published++;
     }
   };
-  clients.forEach((c, i) => {
-    c.onAck = () => send(i);
-    send(i);
-  });
+  if (rate > 0) {
+    // A steady background: every 10 ms, a hundredth of the rate, round robin over the publishers.
+    let next = 0;
+    let owed = 0;
+    setInterval(() => {
+      owed += rate / 100;
+      for (; owed >= 1; owed--) {
+        const i = next++ % n;
+        const c = clients[i]!;
+        if (!running || c.inflight >= w) continue;
+        c.publish(topics[i]!, payload(kind, ++seqs[i]!));
+        published++;
+      }
+    }, 10);
+  } else {
+    clients.forEach((c, i) => {
+      c.onAck = () => send(i);
+      send(i);
+    });
+  }
   process.stdout.write('ready\n');
   const stop = (): void => {
     if (!running) return;

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MachineHost } from '../hal-sim/host.js';
 import { CutCampaign, isEventRecord } from '../hal-sim/power-cuts.js';
+import { commandRoundTrip } from './command-roundtrip.js';
 import { connectionsLoad, ingestLoad, openDb, startBenchMosquitto, type FleetConnections, type LoadResult } from './gateway-load.js';
 import { Random } from '../hal-sim/scheduler.js';
 import { checkCut } from '../test/lib/cut-check.js';
@@ -319,6 +320,16 @@ async function gatewayBench(): Promise<void> {
   }
 }
 
+async function commandBench(): Promise<void> {
+  out('');
+  out('Remote commands: API call to the machine\'s outcome committed (Mosquitto, PostgreSQL, one simulated machine), 2,000 telemetry messages/s in the background');
+  const r = await commandRoundTrip(PG_URL, 200, 2000);
+  record('commands.p50Ms', r.p50Ms, `round trip p50 over ${r.commands} commands (ms)`);
+  record('commands.p99Ms', r.p99Ms, 'round trip p99 (ms; goal under 50)');
+  record('commands.maxMs', r.maxMs, 'round trip slowest (ms)');
+  record('commands.backgroundPerSecond', Math.round(r.backgroundPerSecond), 'background telemetry stored per second meanwhile');
+}
+
 async function throughput(target: TargetName, n: number): Promise<void> {
   const host = await MachineHost.start(machine, { target });
   try {
@@ -336,8 +347,14 @@ async function throughput(target: TargetName, n: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--commands-only')) {
+    await commandBench();
+    if (json) process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
+    return;
+  }
   if (process.argv.includes('--gateway-only')) {
     await gatewayBench();
+    await commandBench();
     if (json) process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
     return;
   }
@@ -346,7 +363,10 @@ async function main(): Promise<void> {
   await xsJournal(vendCompute);
   await journalWear(10000);
   if (!process.argv.includes('--no-cuts')) await powerCutCampaign();
-  if (!process.argv.includes('--no-gateway')) await gatewayBench();
+  if (!process.argv.includes('--no-gateway')) {
+    await gatewayBench();
+    await commandBench();
+  }
   out('');
   out('Simulator throughput');
   await throughput('sim', 300);

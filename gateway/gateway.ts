@@ -112,6 +112,9 @@ export class Gateway {
     });
     // (Re)subscribe on every connection: a broker that lost our session must not leave us deaf.
     client.on('connect', () => {
+      // Acks and commands are small and wanted now: no Nagle delay on our side of the socket.
+      const stream = client.stream as { setNoDelay?: (on: boolean) => void };
+      stream.setNoDelay?.(true);
       client.subscribe(topics, { qos: 1 }, (err) => {
         if (err) log('error', `mqtt: subscribe failed: ${err.message}`);
         first?.(err ?? null);

@@ -3,6 +3,7 @@
  *
  *   npm run vendctl -- machines
  *   npm run vendctl -- machine vm-0001
+ *   npm run vendctl -- slots vm-0001
  *   npm run vendctl -- products vm-0001 [--category Drinks] [--limit 10]
  *   npm run vendctl -- slot vm-0001 A1
  *   npm run vendctl -- coins vm-0001
@@ -28,7 +29,7 @@ import { openDb } from '../gateway/store/db.js';
 import { migrate } from '../gateway/store/migrations.js';
 
 const USAGE = `usage: vendctl [--url URL] [--token TOKEN] <command> ...
-  machines | machine ID | products ID [--category C] [--limit N] | slot ID SLOT | coins ID
+  machines | machine ID | slots ID | products ID [--category C] [--limit N] | slot ID SLOT | coins ID
   sales ID [--from ISO] [--to ISO] | purchase ID SLOT [QUANTITY] [--key KEY]
   send ID TYPE [JSON-ARGS] [--ttl SECONDS] | commands ID | command COMMAND-ID | provision ID
   token create NAME ROLE | token revoke TOKEN-ID   (on the store: DATABASE_URL or DATA_DIR)`;
@@ -108,6 +109,9 @@ async function main(): Promise<void> {
       break;
     case 'machine':
       path = `/machines/${m(id)}`;
+      break;
+    case 'slots':
+      path = `/machines/${m(id)}/slots`;
       break;
     case 'products':
       path = `/machines/${m(id)}/products${q([['category', p.flags.get('category')], ['limit', p.flags.get('limit')], ['cursor', p.flags.get('cursor')]])}`;

@@ -134,6 +134,18 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   );
 
+  app.get<{ Params: { id: string } }>(
+    '/machines/:id/slots',
+    { preHandler: need('viewer'), schema: { summary: "A machine's slots as it last reported them (stock, capacity, price, faults), sold-out ones included", tags: ['fleet'], params: { type: 'object', properties: { id: MACHINE_ID }, required: ['id'] } } },
+    async (req) => {
+      const s = await machineState(req.params.id);
+      return {
+        slots: slotsOf(s.telemetry).map((x) => ({ slot: x.code, product: x.product ?? null, category: x.category ?? null, price: x.price, quantity: x.qty, capacity: x.capacity ?? null, sku: x.sku ?? null, outOfService: x.fault === true })),
+        asOf: s.telemetry_at,
+      };
+    },
+  );
+
   app.get<{ Params: { id: string }; Querystring: { from?: string; to?: string } }>(
     '/machines/:id/sales',
     {

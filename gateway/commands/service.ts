@@ -163,7 +163,10 @@ export class CommandService {
     const row = await this.db.transaction(async (tx) => {
       const m = await tx.query<{ n: string }>('UPDATE machines SET next_command = next_command + 1 WHERE id = $1 RETURNING next_command - 1 AS n', [machine]);
       if (!m.rows[0]) throw new CommandError(`unknown machine "${machine}"`, 'unknown-machine');
-      const active = await tx.query<{ kid: number }>("SELECT kid FROM machine_keys WHERE machine_id = $1 AND state = 'active'", [machine]);
+      const active = await tx.query<{ kid: number; key: Buffer; online: boolean | null }>(
+        "SELECT k.kid, k.key, (SELECT online FROM machine_state WHERE machine_id = $1) AS online FROM machine_keys k WHERE k.machine_id = $1 AND k.state = 'active'",
+        [machine],
+      );
       if (!active.rows[0]) throw new CommandError(`machine "${machine}" has no command key (provision it first)`, 'no-key');
       if (type === 'rotate-key') {
         // The new key travels inside a command signed with the old one; it becomes active when the machine has it on flash.
@@ -181,17 +184,15 @@ export class CommandService {
       );
       // The caller's own bookkeeping commits with the command or not at all (idempotency keys).
       await options.within?.(tx, r.rows[0]!.id);
-      return r.rows[0]!;
+      return { row: r.rows[0]!, key: active.rows[0], online: active.rows[0].online === true };
     });
-    const online = await this.db.query<{ online: boolean }>('SELECT online FROM machine_state WHERE machine_id = $1', [machine]);
-    if (online.rows[0]?.online) return this.send(record(row));
-    return this.redact(record(row));
+    if (row.online) return this.send(record(row.row), { kid: Number(row.key.kid), key: Buffer.from(row.key.key) });
+    return this.redact(record(row.row));
   }
 
   /** Sign with the key in force now and publish; the command is then delivered (as far as the broker goes). */
-  private async send(c: CommandRecord): Promise<CommandRecord> {
-    const key = await this.db.query<{ kid: number; key: Buffer }>("SELECT kid, key FROM machine_keys WHERE machine_id = $1 AND state = 'active'", [c.machine]);
-    const k = key.rows[0];
+  private async send(c: CommandRecord, known?: { kid: number; key: Buffer }): Promise<CommandRecord> {
+    const k = known ?? (await this.db.query<{ kid: number; key: Buffer }>("SELECT kid, key FROM machine_keys WHERE machine_id = $1 AND state = 'active'", [c.machine])).rows[0];
     if (!k) return c;
     const body: CommandBody = {
       machine: c.machine,

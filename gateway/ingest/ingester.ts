@@ -67,6 +67,7 @@ export class Ingester {
   private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
   private pending: Pending[] = [];
   private pendingRows = 0;
+  private urgent = false;
   private timer: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
   private retryMs = 0;
@@ -117,6 +118,14 @@ export class Ingester {
           : { kind: 'status', machine: m.machine, online: m.online, body: m.body, at };
     this.pending.push(p);
     this.pendingRows += rows(p);
+    // A command's outcome has someone waiting for it (an API call): no batching delay.
+    if (p.kind === 'events' && !this.urgent) {
+      for (const e of p.events) if (COMMAND_EVENTS.has(e.type)) this.urgent = true;
+      if (this.urgent && this.timer && this.retryMs === 0) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+    }
     if (!this.pressure && this.pendingRows > 2 * this.options.maxBatchRows) {
       // Let the broker hold the rest (it queues QoS 1 for us) rather than this process's heap.
       this.pressure = true;
@@ -142,7 +151,7 @@ export class Ingester {
 
   private schedule(): void {
     if (this.closed || this.draining || this.timer) return;
-    const delay = this.retryMs > 0 ? this.retryMs : this.pendingRows >= this.options.maxBatchRows ? 0 : this.options.flushMs;
+    const delay = this.retryMs > 0 ? this.retryMs : this.pendingRows >= this.options.maxBatchRows || this.urgent ? 0 : this.options.flushMs;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.flush();
@@ -172,6 +181,7 @@ export class Ingester {
       let taken = 0;
       while (take < this.pending.length && taken < this.options.maxBatchRows) taken += rows(this.pending[take++]!);
       const batch = this.pending.slice(0, take);
+      this.urgent = false;
       const rejections = this.rejectionsToStore;
       this.pending = this.pending.slice(take);
       this.pendingRows -= taken;

@@ -78,7 +78,7 @@ for (const backend of BACKENDS) {
     it('describes itself in OpenAPI at /docs', async () => {
       const doc = (await call('GET', '/docs/json', undefined)).json() as { openapi: string; paths: Record<string, unknown> };
       assert.match(doc.openapi, /^3\./);
-      for (const p of ['/machines', '/machines/{id}/products', '/machines/{id}/status/{slot}', '/machines/{id}/denominations', '/machines/{id}/purchase', '/machines/{id}/commands', '/commands/{command}']) {
+      for (const p of ['/machines', '/machines/{id}/slots', '/machines/{id}/products', '/machines/{id}/status/{slot}', '/machines/{id}/denominations', '/machines/{id}/purchase', '/machines/{id}/commands', '/commands/{command}']) {
         assert.ok(doc.paths[p], `${p} documented`);
       }
       assert.equal((await call('GET', '/docs', undefined)).statusCode < 400, true);
@@ -100,7 +100,9 @@ for (const backend of BACKENDS) {
       assert.equal((await call('GET', `/machines/nope/products`, viewer)).statusCode, 404);
     });
 
-    it('shows a slot and the coins in the tubes', async () => {
+    it('shows a machine\'s slots, one slot and the coins in the tubes', async () => {
+      const all = (await call('GET', `/machines/${id}/slots`, viewer)).json() as { slots: { slot: string; quantity: number }[] };
+      assert.deepEqual(all.slots.map((x) => x.slot), ['A1', 'B4', 'C2'], 'sold-out slots included here');
       const s = (await call('GET', `/machines/${id}/status/A1`, viewer)).json() as { quantity: number; available: boolean; price: number };
       assert.equal(s.quantity, 5);
       assert.equal(s.available, true);

@@ -167,6 +167,31 @@ for (const [backend, target] of combos) {
       assert.equal(host.rig.delivered.length - before, out, 'nothing more after the reboot');
     });
 
+    it('rotates the machine\'s key without losing it: later commands are signed with the new key and applied', async () => {
+      const rotate = await gw.commands.issue(id, 'rotate-key');
+      assert.equal(rotate.args['key'], '(secret)', 'the key never shows in answers');
+      const done = await settle(host, gw, rotate);
+      assert.equal(done.status, 'applied');
+      const keys = await b.db.query<{ kid: number; state: string }>('SELECT kid, state FROM machine_keys WHERE machine_id = $1 ORDER BY kid', [id]);
+      assert.deepEqual(keys.rows.map((k) => [Number(k.kid), k.state]), [
+        [1, 'retired'],
+        [2, 'active'],
+      ]);
+      const after = await settle(host, gw, await gw.commands.issue(id, 'set-prices', { prices: { A1: 150 } }));
+      assert.equal(after.status, 'applied');
+      assert.match(sent.at(-1)!.toString().split('\n')[0]!, /^VF1 2 /);
+      // The old key no longer works on the machine.
+      const now = Math.floor(Date.now() / 1000);
+      const { signCommand } = await import('../../gateway/commands/envelope.js');
+      await spy.publishAsync(`fleet/${id}/commands`, signCommand({ machine: id, n: 9999, type: 'lock', issued: now, expires: now + 60, args: {} }, 1, key), { qos: 1 });
+      await host.run(3000);
+      await synced(host, 60000);
+      await gw.ingester.flush();
+      const last = (await b.db.query<{ reason: string }>("SELECT body->>'reason' AS reason FROM events WHERE machine_id = $1 AND type = 'command-rejected' ORDER BY seq DESC LIMIT 1", [id])).rows[0];
+      assert.equal(last?.reason, 'unknown-key');
+      assert.equal((await host.status()).locked, false);
+    });
+
     it('expires a command the machine never got in time', async () => {
       await offline();
       const c = await gw.commands.issue(id, 'report', {}, { ttlS: 1 });
