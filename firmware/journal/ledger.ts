@@ -420,73 +420,12 @@ export class Ledger {
    * Returns false when the slot layout differs.
    */
   load(d: Uint8Array, o: number, length: number): boolean {
-    if (d[o] === 2) return this.loadVersion2(d, o, length);
-    if (length < FIXED + COUNTERS * 8 + COMMAND_STATE || d[o] !== CHECKPOINT_VERSION) return false;
-    const slots = d[o + 1]!;
-    const layout = u32(d, o + 2);
-    this.credit = u32(d, o + 6) | 0;
-    this.synced = u32(d, o + 10);
-    const vend = d[o + 14]!;
-    this.openVend = vend === 0xff ? -1 : vend;
-    this.openVendPrice = u32(d, o + 15);
-    this.openPayout = u32(d, o + 19);
-    this.openStack = u32(d, o + 23);
-    this.openStackBefore = u16(d, o + 27);
-    this.payoutTubes.set(d.subarray(o + 29, o + 45));
-    this.tubes.set(d.subarray(o + 45, o + 61));
-    let p = o + FIXED;
-    for (let i = 0; i < COUNTERS; i++, p += 8) {
-      this.total[i] = u32(d, p);
-      this.interim[i] = u32(d, p + 4);
-    }
-    // The command state follows the slots of whatever layout the checkpoint had.
-    let q = p + slots * PER_SLOT;
-    if (length >= q - o + COMMAND_STATE) {
-      this.locked = d[q] === 1;
-      this.lockVersion = u32(d, q + 1);
-      q += 5;
-      for (let i = 0; i < SETTINGS; i++, q += 8) {
-        this.settings[i] = u32(d, q);
-        this.settingVersion[i] = u32(d, q + 4);
-      }
-      this.commandHigh = u32(d, q);
-      this.commandWindow = u32(d, q + 4);
-      this.wallOffset = u32(d, q + 8) | 0;
-      this.keyId = d[q + 12]!;
-      this.key.set(d.subarray(q + 13, q + 45));
-      q += 45;
-      this.remoteOpen = u32(d, q);
-      this.remoteSlot = d[q + 4]!;
-      this.remoteQty = d[q + 5]!;
-      this.remoteDone = d[q + 6]!;
-      this.remotePrice = u32(d, q + 7);
-    }
-    this.slotsValid = slots === this.slots && layout === this.layout && length >= FIXED + COUNTERS * 8 + slots * PER_SLOT + COMMAND_STATE;
-    if (!this.slotsValid) {
-      // A vend of the old layout cannot be settled against this one.
-      this.openVend = -1;
-      this.remoteOpen = 0;
-      return false;
-    }
-    for (let s = 0; s < slots; s++, p += PER_SLOT) {
-      this.qty[s] = u16(d, p);
-      this.fault[s] = d[p + 2]!;
-      this.slotSales[s] = u32(d, p + 3);
-      this.slotRevenue[s] = u32(d, p + 7);
-      this.slotSalesInterim[s] = u32(d, p + 11);
-      this.slotRevenueInterim[s] = u32(d, p + 15);
-      this.prices[s] = u32(d, p + 19) | 0;
-      this.capacity[s] = u16(d, p + 23);
-      this.sku[s] = u32(d, p + 25);
-      this.slotVersion[s] = u32(d, p + 29);
-    }
-    return true;
-  }
-
-  /** A checkpoint of firmware before remote commands: 16 counters, 19 bytes a slot, prices as configured. */
-  private loadVersion2(d: Uint8Array, o: number, length: number): boolean {
-    const counters = 16;
-    if (length < FIXED + counters * 8) return false;
+    const version = d[o];
+    // Version 2 (before remote commands): 16 counters, 19 bytes a slot, no command state.
+    const counters = version === 2 ? 16 : COUNTERS;
+    const perSlot = version === 2 ? 19 : PER_SLOT;
+    const tail = version === 2 ? 0 : COMMAND_STATE;
+    if ((version !== 2 && version !== CHECKPOINT_VERSION) || length < FIXED + counters * 8 + tail) return false;
     const slots = d[o + 1]!;
     const layout = u32(d, o + 2);
     this.credit = u32(d, o + 6) | 0;
@@ -504,20 +443,50 @@ export class Ledger {
       this.total[i] = u32(d, p);
       this.interim[i] = u32(d, p + 4);
     }
-    this.slotsValid = slots === this.slots && layout === this.layout && length >= FIXED + counters * 8 + slots * 19;
+    // The command state follows the slots of whatever layout the checkpoint had.
+    if (tail > 0 && length >= p + slots * perSlot - o + tail) this.loadCommandState(d, p + slots * perSlot);
+    this.slotsValid = slots === this.slots && layout === this.layout && length >= p + slots * perSlot - o + tail;
     if (!this.slotsValid) {
+      // A vend of the old layout cannot be settled against this one.
       this.openVend = -1;
+      this.remoteOpen = 0;
       return false;
     }
-    for (let s = 0; s < slots; s++, p += 19) {
+    for (let s = 0; s < slots; s++, p += perSlot) {
       this.qty[s] = u16(d, p);
       this.fault[s] = d[p + 2]!;
       this.slotSales[s] = u32(d, p + 3);
       this.slotRevenue[s] = u32(d, p + 7);
       this.slotSalesInterim[s] = u32(d, p + 11);
       this.slotRevenueInterim[s] = u32(d, p + 15);
+      if (perSlot < PER_SLOT) continue;
+      this.prices[s] = u32(d, p + 19) | 0;
+      this.capacity[s] = u16(d, p + 23);
+      this.sku[s] = u32(d, p + 25);
+      this.slotVersion[s] = u32(d, p + 29);
     }
     return true;
+  }
+
+  private loadCommandState(d: Uint8Array, q: number): void {
+    this.locked = d[q] === 1;
+    this.lockVersion = u32(d, q + 1);
+    q += 5;
+    for (let i = 0; i < SETTINGS; i++, q += 8) {
+      this.settings[i] = u32(d, q);
+      this.settingVersion[i] = u32(d, q + 4);
+    }
+    this.commandHigh = u32(d, q);
+    this.commandWindow = u32(d, q + 4);
+    this.wallOffset = u32(d, q + 8) | 0;
+    this.keyId = d[q + 12]!;
+    this.key.set(d.subarray(q + 13, q + 45));
+    q += 45;
+    this.remoteOpen = u32(d, q);
+    this.remoteSlot = d[q + 4]!;
+    this.remoteQty = d[q + 5]!;
+    this.remoteDone = d[q + 6]!;
+    this.remotePrice = u32(d, q + 7);
   }
 }
 

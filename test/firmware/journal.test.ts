@@ -223,6 +223,39 @@ describe('flash journal', () => {
     ok(repaired >= 10, `${repaired} of 40 flips repaired`);
   });
 
+  it('reads a checkpoint of the firmware before remote commands (version 2), keeping the configured prices', () => {
+    const codes = ['A1', 'A2'];
+    const layout = layoutHash(codes);
+    const v2 = new Uint8Array(61 + 16 * 8 + 2 * 19);
+    const dv = new DataView(v2.buffer);
+    v2[0] = 2;
+    v2[1] = 2;
+    dv.setUint32(2, layout, true);
+    dv.setUint32(6, 150, true); // credit
+    dv.setUint32(10, 7, true); // synced
+    v2[14] = 0xff; // no open vend
+    v2[45] = 12; // coins in tube 0
+    dv.setUint32(61 + C_SALES * 8, 9, true);
+    dv.setUint32(61 + C_SALES * 8 + 4, 4, true);
+    const slots = 61 + 16 * 8;
+    dv.setUint16(slots, 3, true); // A1 stock
+    dv.setUint32(slots + 3, 5, true); // A1 sales
+    dv.setUint16(slots + 19, 8, true); // A2 stock
+    const prices = new Int32Array([125, 175]);
+    const ledger = new Ledger(new Uint16Array(2), new Uint8Array(2), layout, { prices });
+    ok(ledger.load(v2, 0, v2.length), 'a version 2 checkpoint loads');
+    equal(ledger.credit, 150);
+    equal(ledger.synced, 7);
+    equal(ledger.tubes[0], 12);
+    equal(ledger.total[C_SALES], 9);
+    equal(ledger.interim[C_SALES], 4);
+    equal(Array.from(ledger.qty).join(','), '3,8');
+    equal(ledger.slotSales[0], 5);
+    equal(Array.from(prices).join(','), '125,175', 'prices stay as configured');
+    equal(ledger.commandHigh, 0);
+    ok(!ledger.load(v2, 0, v2.length - 1), 'a short one is refused');
+  });
+
   it('carries the money over but not the stock when the slot layout changed', () => {
     const flash = new FlashImage(SMALL);
     const r = boot(flash);

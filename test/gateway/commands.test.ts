@@ -7,7 +7,8 @@
  * refused; a remote vend never dispenses twice, power cut included.
  */
 import { strict as assert } from 'node:assert';
-import mqtt from 'mqtt';
+import type mqtt from 'mqtt';
+import { connectMqtt } from '../lib/mqtt.js';
 import type { CommandRecord } from '../../gateway/commands/service.js';
 import { verifyCommand } from '../../gateway/commands/envelope.js';
 import { Gateway } from '../../gateway/gateway.js';
@@ -27,14 +28,6 @@ async function settle(host: MachineHost, gw: Gateway, c: CommandRecord, realMs =
   throw new Error(`command ${c.n} (${c.type}) still ${(await gw.commands.get(c.id))?.status}`);
 }
 
-async function connect(url: string): Promise<mqtt.MqttClient> {
-  const c = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 200 });
-  await new Promise<void>((resolve, reject) => {
-    c.once('connect', () => resolve());
-    c.once('error', reject);
-  });
-  return c;
-}
 
 const combos = [
   [BACKENDS[0]!, 'sim'],
@@ -59,7 +52,7 @@ for (const [backend, target] of combos) {
       const provisioned = await gw.commands.provision(id);
       key = Buffer.from(provisioned.commandKey, 'hex');
       // Somebody who can read and write the machine's topics (what the ACLs of the security work prevent).
-      spy = await connect(b.mqttUrl);
+      spy = await connectMqtt(b.mqttUrl);
       spy.on('message', (_t, p) => sent.push(Buffer.from(p)));
       await spy.subscribeAsync(`fleet/${id}/commands`, { qos: 1 });
       host = await MachineHost.start(usMachine(), { target, machineId: id, network: { url: b.mqttUrl }, config: { commandKey: provisioned.commandKey, commandKeyId: provisioned.commandKeyId } });

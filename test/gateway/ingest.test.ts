@@ -5,7 +5,8 @@
  * and refused without poisoning good messages, a store outage held back.
  */
 import { strict as assert } from 'node:assert';
-import mqtt from 'mqtt';
+import type mqtt from 'mqtt';
+import { connectMqtt } from '../lib/mqtt.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { Ingester } from '../../gateway/ingest/ingester.js';
 import type { Db } from '../../gateway/store/db.js';
@@ -18,14 +19,6 @@ function events(from: number, to: number, type = 'coin-in'): string {
   return JSON.stringify({ v: 1, events: list });
 }
 
-async function connect(url: string): Promise<mqtt.MqttClient> {
-  const c = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 200 });
-  await new Promise<void>((resolve, reject) => {
-    c.once('connect', () => resolve());
-    c.once('error', reject);
-  });
-  return c;
-}
 
 async function publish(c: mqtt.MqttClient, topic: string, payload: string | Buffer): Promise<void> {
   await c.publishAsync(topic, payload, { qos: 1 });
@@ -45,7 +38,7 @@ for (const backend of BACKENDS) {
       b = await backend.open();
       gw = await Gateway.start({ mqttUrl: b.mqttUrl, db: b.db, shareGroup: b.shareGroup });
       await gw.addMachines([id, `${id}b`]);
-      machine = await connect(b.mqttUrl);
+      machine = await connectMqtt(b.mqttUrl);
       machine.on('message', (topic, payload) => {
         const m = JSON.parse(payload.toString()) as { from: number; to: number };
         acks.push({ machine: topic.split('/')[1]!, from: m.from, to: m.to });

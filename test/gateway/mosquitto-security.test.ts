@@ -11,7 +11,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import mqtt from 'mqtt';
+import { connectMqtt } from '../lib/mqtt.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { openDb, type Db } from '../../gateway/store/db.js';
 import { MachineHost } from '../../hal-sim/host.js';
@@ -31,16 +31,6 @@ function throwawayCa(dir: string): { ca: string; cert: string; key: string } {
   return { ca: join(dir, 'ca.crt'), cert: join(dir, 'broker.crt'), key: join(dir, 'broker.key') };
 }
 
-function connect(url: string, options: mqtt.IClientOptions): Promise<mqtt.MqttClient> {
-  return new Promise((resolve, reject) => {
-    const c = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...options });
-    c.once('connect', () => resolve(c));
-    c.once('error', (e) => {
-      c.end(true);
-      reject(e);
-    });
-  });
-}
 
 describe('Mosquitto with the shipped ACLs, logins and TLS (throwaway CA on loopback)', function () {
   this.timeout(120000);
@@ -86,15 +76,15 @@ describe('Mosquitto with the shipped ACLs, logins and TLS (throwaway CA on loopb
   });
 
   it('refuses a client that does not trust the CA, and strangers without a login', async () => {
-    await assert.rejects(connect(url, { username: 'vm-a', password: pw['vm-a']! }), /self-signed|certificate/i);
-    await assert.rejects(connect(url, { ca: readFileSync(tls.ca), clientId: 'x' }), /Not authorized|Bad username/i);
-    await assert.rejects(connect(url, { ca: readFileSync(tls.ca), clientId: 'vm-a', username: 'vm-a', password: 'guess' }), /Not authorized|Bad username/i);
+    await assert.rejects(connectMqtt(url, { username: 'vm-a', password: pw['vm-a']! }), /self-signed|certificate/i);
+    await assert.rejects(connectMqtt(url, { ca: readFileSync(tls.ca), clientId: 'x' }), /Not authorized|Bad username/i);
+    await assert.rejects(connectMqtt(url, { ca: readFileSync(tls.ca), clientId: 'vm-a', username: 'vm-a', password: 'guess' }), /Not authorized|Bad username/i);
   });
 
   it('keeps a machine from reading another\'s commands or publishing as it', async () => {
     const ca = readFileSync(tls.ca);
-    const spy = await connect(url, { ca, clientId: 'spy-a', username: 'vm-a', password: pw['vm-a']! });
-    const b = await connect(url, { ca, clientId: 'vm-b', username: 'vm-b', password: pw['vm-b']! });
+    const spy = await connectMqtt(url, { ca, clientId: 'spy-a', username: 'vm-a', password: pw['vm-a']! });
+    const b = await connectMqtt(url, { ca, clientId: 'vm-b', username: 'vm-b', password: pw['vm-b']! });
     const spied: string[] = [];
     const got: string[] = [];
     spy.on('message', (t) => spied.push(t));

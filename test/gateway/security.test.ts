@@ -5,7 +5,7 @@
  * gateway by its own secret. Tried with real MQTT clients.
  */
 import { strict as assert } from 'node:assert';
-import mqtt from 'mqtt';
+import { connectMqtt } from '../lib/mqtt.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { mayPublish, maySubscribe } from '../../gateway/mqtt/acl.js';
 import { GATEWAY_USER, storeCredentials } from '../../gateway/mqtt/credentials.js';
@@ -15,16 +15,6 @@ import { MachineHost } from '../../hal-sim/host.js';
 import { usMachine } from '../sim/fixtures.js';
 import { count, synced } from './backends.js';
 
-function connect(url: string, options: mqtt.IClientOptions): Promise<mqtt.MqttClient> {
-  return new Promise((resolve, reject) => {
-    const c = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...options });
-    c.once('connect', () => resolve(c));
-    c.once('error', (e) => {
-      c.end(true);
-      reject(e);
-    });
-  });
-}
 
 describe('MQTT logins and topic ACLs (embedded broker)', function () {
   this.timeout(120000);
@@ -68,16 +58,16 @@ describe('MQTT logins and topic ACLs (embedded broker)', function () {
   });
 
   it('refuses anonymous connections, wrong passwords, and a machine taking another\'s client id', async () => {
-    await assert.rejects(connect(broker.url, { clientId: 'vm-a' }), /Bad username or password|Not authorized|credentials/i);
-    await assert.rejects(connect(broker.url, { clientId: 'vm-a', username: 'vm-a', password: 'guess' }), /Bad username or password/i);
-    await assert.rejects(connect(broker.url, { clientId: 'vm-b', username: 'vm-a', password: a.mqttPassword! }), /Identifier rejected|client id/i);
-    await assert.rejects(connect(broker.url, { clientId: 'x', username: GATEWAY_USER, password: 'guess' }), /Bad username or password/i);
-    const ok = await connect(broker.url, { clientId: 'vm-a', username: 'vm-a', password: a.mqttPassword! });
+    await assert.rejects(connectMqtt(broker.url, { clientId: 'vm-a' }), /Bad username or password|Not authorized|credentials/i);
+    await assert.rejects(connectMqtt(broker.url, { clientId: 'vm-a', username: 'vm-a', password: 'guess' }), /Bad username or password/i);
+    await assert.rejects(connectMqtt(broker.url, { clientId: 'vm-b', username: 'vm-a', password: a.mqttPassword! }), /Identifier rejected|client id/i);
+    await assert.rejects(connectMqtt(broker.url, { clientId: 'x', username: GATEWAY_USER, password: 'guess' }), /Bad username or password/i);
+    const ok = await connectMqtt(broker.url, { clientId: 'vm-a', username: 'vm-a', password: a.mqttPassword! });
     await ok.endAsync();
   });
 
   it('keeps one machine from publishing as another or reading its commands', async () => {
-    const spy = await connect(broker.url, { clientId: 'vm-a', username: 'vm-a', password: a.mqttPassword!, reconnectPeriod: 0 });
+    const spy = await connectMqtt(broker.url, { clientId: 'vm-a', username: 'vm-a', password: a.mqttPassword!, reconnectPeriod: 0 });
     // The broker answers the subscription with a failure code (0x80) for the other machine's topic.
     const refused = await spy.subscribeAsync(['fleet/vm-b/commands', 'fleet/vm-a/commands'], { qos: 1 }).then(
       () => undefined,
@@ -91,7 +81,7 @@ describe('MQTT logins and topic ACLs (embedded broker)', function () {
     assert.equal(await count(db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', ['vm-b']), 0);
     spy.end(true);
     // B's real machine, with its own password, gets through.
-    const real = await connect(broker.url, { clientId: 'vm-b', username: 'vm-b', password: bee.mqttPassword! });
+    const real = await connectMqtt(broker.url, { clientId: 'vm-b', username: 'vm-b', password: bee.mqttPassword! });
     await real.publishAsync('fleet/vm-b/events', JSON.stringify({ v: 1, events: [{ seq: 1, t: 1, type: 'boot' }] }), { qos: 1 });
     await real.endAsync();
     for (let i = 0; i < 50 && (await count(db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', ['vm-b'])) === 0; i++) {
