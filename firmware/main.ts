@@ -23,6 +23,7 @@ export function start(board: Board, config: unknown): Firmware {
   const parsed = parseConfig(config);
   board.log('info', `vendfleet ${FIRMWARE_VERSION} starting: ${parsed.slots.length} slots, ${parsed.currency}, change policy ${parsed.changePolicy}`);
   const controller = new Controller(board, parsed);
+  controller.firmware = FIRMWARE_VERSION;
   let uplink: Uplink | undefined;
   if (parsed.uplink) {
     const up = new Uplink(board, parsed.uplink, {
@@ -35,6 +36,9 @@ export function start(board: Board, config: unknown): Firmware {
       telemetryIntervalMs: () => controller.telemetryIntervalMs(),
     });
     controller.onReport = () => up.reportNow();
+    controller.onAudit = (read, text) => {
+      if (!up.sendAudit(read, text)) board.log('warn', `audit read ${read}: offline, not sent`);
+    };
     // New events go out from a timer, never from inside the decision that wrote them.
     let queued = false;
     controller.journal.onEvent = () => {

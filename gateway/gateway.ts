@@ -10,6 +10,7 @@
  */
 import mqtt from 'mqtt';
 import { CommandService } from './commands/service.js';
+import { AuditIntake, auditMachine } from './ingest/audits.js';
 import { Ingester, type IngestOptions } from './ingest/ingester.js';
 import { ackPayload } from './ingest/messages.js';
 import type { Db } from './store/db.js';
@@ -29,20 +30,22 @@ export interface GatewayOptions {
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
-export const TOPICS = ['fleet/+/events', 'fleet/+/telemetry', 'fleet/+/status'];
+export const TOPICS = ['fleet/+/events', 'fleet/+/telemetry', 'fleet/+/status', 'fleet/+/audit'];
 
 export class Gateway {
   readonly db: Db;
   readonly ingester: Ingester;
   readonly client: mqtt.MqttClient;
   readonly commands: CommandService;
+  readonly audits: AuditIntake;
   acksSent = 0;
 
-  private constructor(db: Db, client: mqtt.MqttClient, ingester: Ingester, commands: CommandService) {
+  private constructor(db: Db, client: mqtt.MqttClient, ingester: Ingester, commands: CommandService, audits: AuditIntake) {
     this.db = db;
     this.client = client;
     this.ingester = ingester;
     this.commands = commands;
+    this.audits = audits;
   }
 
   static async start(options: GatewayOptions): Promise<Gateway> {
@@ -64,9 +67,16 @@ export class Gateway {
     // handled, so it stops parsing (and acknowledging) and the broker queues the rest.
     let high = false;
     let held: (() => void)[] = [];
-    client.handleMessage = (_packet, callback) => {
-      if (high) held.push(() => callback());
-      else callback();
+    const audits = new AuditIntake(options.db, log);
+    client.handleMessage = (packet, callback) => {
+      const release = (): void => {
+        if (high) held.push(() => callback());
+        else callback();
+      };
+      // An audit file is acknowledged to the broker only once it is stored (or refused for good).
+      const auditOf = packet.cmd === 'publish' ? auditMachine(packet.topic) : undefined;
+      if (auditOf !== undefined && packet.cmd === 'publish') void audits.take(auditOf, packet.payload as Uint8Array).then(release);
+      else release();
     };
     const commands = new CommandService(options.db, (topic, payload) => client.publish(topic, payload, { qos: 1 }), { onLog: log });
     const ingester = new Ingester(
@@ -95,10 +105,12 @@ export class Gateway {
         },
       },
     );
-    gateway = new Gateway(options.db, client, ingester, commands);
+    gateway = new Gateway(options.db, client, ingester, commands, audits);
     const prefix = options.shareGroup ? `$share/${options.shareGroup}/` : '';
     const topics = TOPICS.map((t) => prefix + t);
-    client.on('message', (topic, payload) => ingester.submit(topic, payload));
+    client.on('message', (topic, payload) => {
+      if (auditMachine(topic) === undefined) ingester.submit(topic, payload);
+    });
     client.on('error', (e) => log('warn', `mqtt: ${e.message}`));
     client.on('offline', () => log('warn', `mqtt: broker at ${options.mqttUrl} unreachable; reconnecting`));
     let first: ((err: Error | null) => void) | undefined;
@@ -139,6 +151,7 @@ export class Gateway {
 
   async close(): Promise<void> {
     this.commands.close();
+    this.audits.close();
     await this.ingester.close();
     // Messages still held back are neither stored nor acknowledged: the broker or the machines send them again.
     await new Promise<void>((resolve) => this.client.end(true, {}, () => resolve()));

@@ -11,10 +11,11 @@
  * vendfleet-gateway-<host>), TELEMETRY_RETENTION_DAYS (30), DATA_DIR,
  * MQTT_CA_FILE (the CA of an mqtts:// broker), API_HOST (127.0.0.1) and
  * API_PORT (8080) for the operator API. On the
- * first start (no API tokens in the store) an admin token is printed once.
+ * first start (no API tokens in the store) an admin token is written to
+ * DATA_DIR/admin-token (readable by this user only), never to the log.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { firstAdminToken, listen } from './api/listen.js';
@@ -72,7 +73,13 @@ async function main(): Promise<void> {
   const served = await listen(api, env['API_HOST'] ?? '127.0.0.1', apiPort);
   log('info', `operator API on ${served.url} (docs at /docs)${served.fellBack ? `; ${apiPort} was taken` : ''}`);
   const token = await firstAdminToken(db);
-  if (token) log('info', `first start: admin API token ${token} (shown once; make more with vendctl token create)`);
+  if (token) {
+    // Logs get collected and shipped: the secret goes to a file only its owner can read.
+    const file = join(dataDir, 'admin-token');
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(file, token + '\n', { mode: 0o600 });
+    log('info', `first start: an admin API token is in ${file} (readable by this user only; make more with vendctl token create)`);
+  }
 
   const retention = async (): Promise<void> => {
     try {

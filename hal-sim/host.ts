@@ -78,6 +78,9 @@ export class MachineHost {
   private readonly spec: MachineSpec;
   /** Guest deliveries so far. */
   deliveries = 0;
+  /** Restarts the firmware asked for (reboot commands). */
+  restarts = 0;
+  private restartPending = false;
 
   private constructor(spec: MachineSpec, rig: Rig, transport: GuestTransport, options: HostOptions) {
     this.spec = spec;
@@ -147,12 +150,19 @@ export class MachineHost {
     await this.reboot();
   }
 
+  /** The firmware restarts itself (a reboot command): the controller alone, as a watchdog reset would. */
+  private async restart(): Promise<void> {
+    this.restartPending = false;
+    this.restarts++;
+    await this.reboot('restart');
+  }
+
   /** Power comes back after a cut: a fresh rig in the physical state the cut left, the firmware booting from flash. */
-  async reboot(): Promise<void> {
+  async reboot(why: 'power' | 'restart' = 'power'): Promise<void> {
     const state = this.dead ?? this.rig.physical(true);
-    this.cuts++;
+    if (why === 'power') this.cuts++;
     await this.transport.close();
-    this.rig = Rig.restore(this.spec, (this.options.seed ?? 1) + this.cuts * 7919, state, state.atUs + OFF_US);
+    this.rig = Rig.restore(this.spec, (this.options.seed ?? 1) + (this.cuts + this.restarts) * 7919, state, state.atUs + OFF_US);
     this.transport = createTransport(this.options.target ?? 'sim');
     this.dead = undefined;
     this.events = [];
@@ -221,6 +231,7 @@ export class MachineHost {
     let slice = performance.now();
     for (;;) {
       if (this.dead) return;
+      if (this.restartPending) await this.restart();
       if (this.needDelivery) await this.deliver();
       if (this.dead) return;
       const paced = this.pacedLimit();
@@ -364,6 +375,10 @@ export class MachineHost {
           break;
         case 'lamp':
           rig.lamps[op[1]] = op[2];
+          break;
+        case 'restart':
+          this.restartPending = true;
+          this.needDelivery = false;
           break;
         case 'log':
           if (this.logs.length >= 5000) this.logs.shift();

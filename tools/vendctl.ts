@@ -13,6 +13,9 @@
  *   npm run vendctl -- commands vm-0001
  *   npm run vendctl -- command <command id>
  *   npm run vendctl -- provision vm-0042
+ *   npm run vendctl -- send vm-0001 audit          (the machine sends an EVA-DTS read)
+ *   npm run vendctl -- audits vm-0001 | audit <audit id> | dex <audit id> > file.dex
+ *   npm run vendctl -- upload file.dex [--machine vm-0001]
  *
  * The gateway's address and an API token come from --url / --token or
  * VENDFLEET_URL (default http://127.0.0.1:8080) / VENDFLEET_TOKEN.
@@ -23,6 +26,7 @@
  * DATA_DIR, default ./data), to make the first tokens.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createToken, revokeToken, ROLES, type Role } from '../gateway/api/tokens.js';
 import { openDb } from '../gateway/store/db.js';
@@ -32,6 +36,7 @@ const USAGE = `usage: vendctl [--url URL] [--token TOKEN] <command> ...
   machines | machine ID | slots ID | products ID [--category C] [--limit N] | slot ID SLOT | coins ID
   sales ID [--from ISO] [--to ISO] | purchase ID SLOT [QUANTITY] [--key KEY]
   send ID TYPE [JSON-ARGS] [--ttl SECONDS] | commands ID | command COMMAND-ID | provision ID
+  audits ID | audit AUDIT-ID | dex AUDIT-ID | upload FILE [--machine ID]
   token create NAME ROLE | token revoke TOKEN-ID   (on the store: DATABASE_URL or DATA_DIR)`;
 
 function fail(message: string, code = 2): never {
@@ -102,6 +107,7 @@ async function main(): Promise<void> {
   let method = 'GET';
   let path: string;
   let body: unknown;
+  let raw: Buffer | undefined;
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
   switch (cmd) {
     case 'machines':
@@ -157,6 +163,27 @@ async function main(): Promise<void> {
     case 'command':
       path = `/commands/${encodeURIComponent(need(id, 'a command id'))}`;
       break;
+    case 'audits':
+      path = `/machines/${m(id)}/audits${q([['limit', p.flags.get('limit')]])}`;
+      break;
+    case 'audit':
+      path = `/audits/${encodeURIComponent(need(id, 'an audit id'))}`;
+      break;
+    case 'dex':
+      path = `/audits/${encodeURIComponent(need(id, 'an audit id'))}/dex`;
+      break;
+    case 'upload': {
+      method = 'POST';
+      const file = need(id, 'a DEX file');
+      try {
+        raw = readFileSync(file);
+      } catch (e) {
+        fail(`cannot read ${file}: ${(e as Error).message}`);
+      }
+      headers['content-type'] = 'text/plain';
+      path = `/audits${q([['machine', p.flags.get('machine')]])}`;
+      break;
+    }
     case 'provision':
       method = 'POST';
       path = '/machines';
@@ -168,7 +195,7 @@ async function main(): Promise<void> {
   if (body !== undefined) headers['content-type'] = 'application/json';
   let res: Response;
   try {
-    res = await fetch(base + path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    res = await fetch(base + path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : raw !== undefined ? { body: raw } : {}) });
   } catch (e) {
     fail(`cannot reach the gateway at ${base}: ${(e as Error).message}`, 1);
   }
@@ -183,7 +210,9 @@ async function main(): Promise<void> {
     const e = out as { error?: string; message?: string };
     fail(`${res.status} ${e.error ?? ''}: ${e.message ?? text}`, 1);
   }
-  process.stdout.write((typeof out === 'string' ? out : JSON.stringify(out, null, 2)) + '\n');
+  // A DEX file goes out byte for byte (its G85 covers it).
+  if (cmd === 'dex') process.stdout.write(text);
+  else process.stdout.write((typeof out === 'string' ? out : JSON.stringify(out, null, 2)) + '\n');
 }
 
 main().catch((e) => fail((e as Error).message, 1));

@@ -56,6 +56,10 @@ export interface CommandTarget {
   remoteVend(n: number, issued: number, slot: number, quantity: number, price: number): number;
   /** Send a full state report now. */
   report(): void;
+  /** The machine can send its EVA-DTS audit data. */
+  readonly canAudit: boolean;
+  /** Read the audit data (journaling the read) and send it; returns the read number. `issued`: the command's time. */
+  audit(issued: number): number;
   /** The board can restart the firmware. */
   readonly canReboot: boolean;
   /** Restart the firmware (called after the outcome is on flash). */
@@ -192,7 +196,10 @@ export class Commander {
         j.key(kid, key);
         return done(OUT_APPLIED);
       }
-      case CMD_AUDIT:
+      case CMD_AUDIT: {
+        if (!t.canAudit) return done(OUT_UNSUPPORTED);
+        return done(OUT_APPLIED, t.audit(c.issued));
+      }
       case CMD_UNKNOWN:
       default:
         return done(OUT_UNSUPPORTED);

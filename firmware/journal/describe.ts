@@ -16,6 +16,7 @@ import {
   R_PLANOGRAM,
   R_PRICE,
   R_REMOTE_VEND,
+  R_AUDIT_READ,
   R_SETTING,
   R_INIT,
   R_PAYOUT_DONE,
@@ -139,6 +140,10 @@ export function describeRecord(type: number, seq: number, time: number, d: Uint8
       e['slot'] = slot(d[o + 4]!);
       e['quantity'] = d[o + 5]!;
       e['price'] = u32(d, o + 6);
+      break;
+    case R_AUDIT_READ:
+      e['read'] = u32(d, o);
+      e['wall'] = u32(d, o + 4);
       break;
     default:
       break;

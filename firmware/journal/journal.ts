@@ -22,6 +22,7 @@ import {
   R_PLANOGRAM,
   R_PRICE,
   R_REMOTE_VEND,
+  R_AUDIT_READ,
   R_SETTING,
   R_CREDIT_ADJUST,
   R_INIT,
@@ -276,6 +277,13 @@ export class Journal {
     this.payload[5] = quantity;
     this.view.setUint32(6, price, true);
     this.emit(R_REMOTE_VEND, 10);
+  }
+
+  /** The audit data was read (read number `n`, at Unix time `wall`, 0 if unknown): interim counters restart. */
+  auditRead(n: number, wall: number): void {
+    this.view.setUint32(0, n, true);
+    this.view.setUint32(4, wall >>> 0, true);
+    this.emit(R_AUDIT_READ, 8);
   }
 
   /** The gateway committed every event up to `seq`. */

@@ -21,6 +21,7 @@ import {
   R_PLANOGRAM,
   R_PRICE,
   R_REMOTE_VEND,
+  R_AUDIT_READ,
   R_SETTING,
   R_COINS_MANUAL,
   R_CREDIT_ADJUST,
@@ -62,13 +63,15 @@ export const COUNTERS = 19;
 /** Settings commands may change (indices of `settings`, see command/vocabulary.ts). */
 const SETTINGS = 5;
 
-const CHECKPOINT_VERSION = 3;
+const CHECKPOINT_VERSION = 4;
 /** Bytes of a checkpoint before the counters. */
 const FIXED = 61;
-/** Bytes per slot in a checkpoint. */
-const PER_SLOT = 33;
-/** Bytes of the command state after the slots. */
+/** Bytes per slot in a checkpoint (version 2: 19, version 3: 33). */
+const PER_SLOT = 37;
+/** Bytes of the command state after the slots (from version 3). */
 const COMMAND_STATE = 1 + 4 + SETTINGS * 8 + 4 + 4 + 4 + 1 + 32 + 4 + 1 + 1 + 1 + 4;
+/** Bytes of the audit state after the command state (from version 4). */
+const AUDIT_STATE = 8;
 
 /** What the books share with the inventory: the slot arrays both read and the books alone change. */
 export interface SlotArrays {
@@ -92,6 +95,11 @@ export class Ledger {
   readonly slotRevenue: Uint32Array;
   readonly slotSalesInterim: Uint32Array;
   readonly slotRevenueInterim: Uint32Array;
+  /** Journal time of each slot's last sale (0: none yet). */
+  readonly slotLastSale: Uint32Array;
+  /** EVA-DTS reads since initialisation, and the wall time (Unix s, 0: unknown) of the last. */
+  auditReads = 0;
+  lastReadWall = 0;
   /** A vend was started and its outcome not yet recorded (-1: none). */
   openVend = -1;
   openVendPrice = 0;
@@ -152,6 +160,7 @@ export class Ledger {
     this.slotRevenue = new Uint32Array(n);
     this.slotSalesInterim = new Uint32Array(n);
     this.slotRevenueInterim = new Uint32Array(n);
+    this.slotLastSale = new Uint32Array(n);
   }
 
   count(index: number, amount: number): void {
@@ -209,6 +218,7 @@ export class Ledger {
           this.slotRevenue[slot] = this.slotRevenue[slot]! + price;
           this.slotSalesInterim[slot] = this.slotSalesInterim[slot]! + 1;
           this.slotRevenueInterim[slot] = this.slotRevenueInterim[slot]! + price;
+          this.slotLastSale[slot] = this.time;
         }
         this.openVend = -1;
         if (this.remoteOpen !== 0) {
@@ -269,9 +279,12 @@ export class Ledger {
         this.credit += u32(d, o) | 0;
         return;
       case R_INTERIM_RESET:
-        this.interim.fill(0);
-        this.slotSalesInterim.fill(0);
-        this.slotRevenueInterim.fill(0);
+        this.resetInterim();
+        return;
+      case R_AUDIT_READ:
+        this.auditReads = u32(d, o);
+        this.lastReadWall = u32(d, o + 4);
+        this.resetInterim();
         return;
       case R_COMMAND: {
         const n = u32(d, o);
@@ -334,6 +347,17 @@ export class Ledger {
     }
   }
 
+  private resetInterim(): void {
+    this.interim.fill(0);
+    this.slotSalesInterim.fill(0);
+    this.slotRevenueInterim.fill(0);
+  }
+
+  /** Unix seconds of a journal time, 0 when the machine has not learned the wall clock yet. */
+  wallTime(journalTime: number): number {
+    return this.wallOffset > 0 && journalTime > 0 ? journalTime + this.wallOffset : 0;
+  }
+
   /** True when command `n` was dealt with already, or is too old to tell (before the window). */
   commandKnown(n: number): boolean {
     if (n > this.commandHigh) return false;
@@ -358,7 +382,7 @@ export class Ledger {
   // ---- checkpoints -----------------------------------------------------------------------
 
   get checkpointLength(): number {
-    return FIXED + COUNTERS * 8 + this.slots * PER_SLOT + COMMAND_STATE;
+    return FIXED + COUNTERS * 8 + this.slots * PER_SLOT + COMMAND_STATE + AUDIT_STATE;
   }
 
   /** The whole ledger as a checkpoint payload. */
@@ -392,6 +416,7 @@ export class Ledger {
       v.setUint16(o + 23, this.capacity[s]!, true);
       v.setUint32(o + 25, this.sku[s]!, true);
       v.setUint32(o + 29, this.slotVersion[s]!, true);
+      v.setUint32(o + 33, this.slotLastSale[s]!, true);
     }
     out[o++] = this.locked ? 1 : 0;
     v.setUint32(o, this.lockVersion, true);
@@ -411,7 +436,10 @@ export class Ledger {
     out[o + 5] = this.remoteQty;
     out[o + 6] = this.remoteDone;
     v.setUint32(o + 7, this.remotePrice, true);
-    return o + 11;
+    o += 11;
+    v.setUint32(o, this.auditReads, true);
+    v.setUint32(o + 4, this.lastReadWall, true);
+    return o + AUDIT_STATE;
   }
 
   /**
@@ -420,12 +448,14 @@ export class Ledger {
    * Returns false when the slot layout differs.
    */
   load(d: Uint8Array, o: number, length: number): boolean {
-    const version = d[o];
+    const version = d[o]!;
     // Version 2 (before remote commands): 16 counters, 19 bytes a slot, no command state.
+    // Version 3 (before audit reads): 33 bytes a slot, no audit state.
+    if (version < 2 || version > CHECKPOINT_VERSION) return false;
     const counters = version === 2 ? 16 : COUNTERS;
-    const perSlot = version === 2 ? 19 : PER_SLOT;
-    const tail = version === 2 ? 0 : COMMAND_STATE;
-    if ((version !== 2 && version !== CHECKPOINT_VERSION) || length < FIXED + counters * 8 + tail) return false;
+    const perSlot = version === 2 ? 19 : version === 3 ? 33 : PER_SLOT;
+    const tail = (version === 2 ? 0 : COMMAND_STATE) + (version >= 4 ? AUDIT_STATE : 0);
+    if (length < FIXED + counters * 8 + tail) return false;
     const slots = d[o + 1]!;
     const layout = u32(d, o + 2);
     this.credit = u32(d, o + 6) | 0;
@@ -444,7 +474,14 @@ export class Ledger {
       this.interim[i] = u32(d, p + 4);
     }
     // The command state follows the slots of whatever layout the checkpoint had.
-    if (tail > 0 && length >= p + slots * perSlot - o + tail) this.loadCommandState(d, p + slots * perSlot);
+    if (tail > 0 && length >= p + slots * perSlot - o + tail) {
+      const q = p + slots * perSlot;
+      this.loadCommandState(d, q);
+      if (version >= 4) {
+        this.auditReads = u32(d, q + COMMAND_STATE);
+        this.lastReadWall = u32(d, q + COMMAND_STATE + 4);
+      }
+    }
     this.slotsValid = slots === this.slots && layout === this.layout && length >= p + slots * perSlot - o + tail;
     if (!this.slotsValid) {
       // A vend of the old layout cannot be settled against this one.
@@ -464,6 +501,7 @@ export class Ledger {
       this.capacity[s] = u16(d, p + 23);
       this.sku[s] = u32(d, p + 25);
       this.slotVersion[s] = u32(d, p + 29);
+      if (perSlot >= 37) this.slotLastSale[s] = u32(d, p + 33);
     }
     return true;
   }

@@ -69,6 +69,12 @@ export const R_SETTING = 0xd5;
 export const R_KEY = 0xd6;
 /** A remote vend (paid elsewhere) begins: n u32, slot u8, quantity u8, price u32 per item. */
 export const R_REMOTE_VEND = 0xd7;
+/**
+ * The audit data was read (EVA-DTS, by command or at the DEX port): read
+ * number u32 (since initialisation), wall time u32 (Unix seconds, 0: not
+ * known). Clears the interim counters, as the standard's default (SD1 AUTO).
+ */
+export const R_AUDIT_READ = 0xd8;
 
 export function isMeta(type: number): boolean {
   return type === R_CHECKPOINT || type === R_SYNC || type === R_KEY;
@@ -101,4 +107,5 @@ export const RECORD_NAMES: { readonly [type: number]: string } = {
   [R_SETTING]: 'setting',
   [R_KEY]: 'key',
   [R_REMOTE_VEND]: 'remote-vend',
+  [R_AUDIT_READ]: 'audit-read',
 };

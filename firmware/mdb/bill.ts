@@ -241,6 +241,8 @@ export class BillValidator extends Peripheral {
           case ROUTE_RECYCLER:
             this.clearEscrow(type);
             this.stackerCount++;
+            // The STACKER answer says full too, but only when asked: count towards the capacity meanwhile.
+            if (this.setup.stackerCapacity > 0 && this.stackerCount >= this.setup.stackerCapacity) this.stackerFull = true;
             this.events.billStacked(type, value);
             break;
           case ROUTE_ESCROW:

@@ -255,6 +255,18 @@ export class Uplink {
     this.telemetryTimer = this.board.timers.set(() => this.sendTelemetry(), TELEMETRY_DEBOUNCE_MS);
   }
 
+  /**
+   * An EVA-DTS audit file (asked for by command) on the `audit` topic. The
+   * read is journaled, so the gateway hears of it from the events even if
+   * this message were lost; the "since initialisation" figures of the next
+   * read cover the gap.
+   */
+  sendAudit(read: number, dex: string): boolean {
+    if (this.status.state !== 'online') return false;
+    this.publish('audit', { v: 1, read, t: this.source.journal.now(), dex }, false);
+    return true;
+  }
+
   /** A full state report now (asked for by command), whatever the schedule. */
   reportNow(): void {
     this.sendTelemetry();

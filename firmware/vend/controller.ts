@@ -55,6 +55,7 @@ import type { DispenserOptions } from '../dispense/dispenser.js';
 import type { VendOptions } from './machine.js';
 import { VendMachine, type Notice, type VendPorts, type VendState } from './machine.js';
 import { fit, noticeLines, stateLines } from './screen.js';
+import { buildAudit } from '../dex/audit.js';
 
 /** Give up waiting for an absent changer to pay, and keep the money as credit. */
 const PAYOUT_WAIT_MS = 60000;
@@ -164,6 +165,10 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
   private readonly dispenserOptions: DispenserOptions;
   /** Called when a command asks for a full state report (the uplink sends telemetry). */
   onReport: (() => void) | undefined;
+  /** Called with each audit read's EVA-DTS text (the uplink sends it). */
+  onAudit: ((read: number, text: string) => void) | undefined;
+  /** Firmware version for the audit data (set by main). */
+  firmware = '';
 
   constructor(board: Board, config: MachineConfig) {
     this.board = board;
@@ -268,6 +273,38 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
 
   report(): void {
     this.onReport?.();
+  }
+
+  get canAudit(): boolean {
+    return this.onAudit !== undefined;
+  }
+
+  /** The EVA-DTS file as of now; reading it through `audit` also clears the interim counters. */
+  auditText(read = this.ledger.auditReads + 1, wall = this.commander.wallNow()): string {
+    return buildAudit({
+      ledger: this.ledger,
+      machineId: this.config.machineId,
+      firmware: this.firmware,
+      currency: this.config.currency,
+      decimals: this.config.decimals,
+      codes: this.inventory.codes,
+      products: this.inventory.products,
+      coinValues: this.changer.values,
+      tubeTypes: this.changer.setup.routable,
+      billValidator: this.bill.ready,
+      read,
+      wall,
+    });
+  }
+
+  audit(issued: number): number {
+    const read = this.ledger.auditReads + 1;
+    const wall = Math.max(this.commander.wallNow(), issued);
+    const text = this.auditText(read, wall);
+    // Journaled before it leaves: the read (and the cleared interim counters) survive a power cut.
+    this.journal.auditRead(read, wall);
+    this.onAudit?.(read, text);
+    return read;
   }
 
   commandApplied(): void {
@@ -705,6 +742,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
     if (st.journal.level !== 'ok') errors.push(`journal-${st.journal.level}`);
     if (st.locked) errors.push('locked');
     if (this.exactChangeOnly) errors.push('exact-change-only');
+    if (this.bill.stackerFull) errors.push('bill-stacker-full');
     for (const s of st.slots) if (s.outOfService) errors.push(`slot-fault:${s.code}`);
     const c = st.counters;
     return {
@@ -735,6 +773,9 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
         commandsRejected: this.ledger.total[C_COMMANDS_REJECTED]!,
       },
       locked: st.locked,
+      // How often telemetry comes at the latest: the gateway's silence alarm waits for three of these.
+      intervalS: Math.round(this.telemetryIntervalMs() / 1000),
+      ...(st.devices.bill ? { stacker: { count: this.bill.stackerCount, capacity: this.bill.setup.stackerCapacity } } : {}),
       journal: { lastSeq: st.journal.lastSeq, unsynced: st.journal.unsynced, fill: st.journal.fill, level: st.journal.level },
       ...(temperature !== undefined ? { temperature } : {}),
       errors,

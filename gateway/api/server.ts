@@ -1,7 +1,7 @@
 /**
  * The operator HTTP API (fastify): the fleet, one machine's slots, sales and
  * commands, the product API of the reference vending service, and remote
- * purchases with idempotency keys. Every route but /health and the docs
+ * purchases with idempotency keys, DEX audit files. Every route but /health and the docs
  * needs an API token (`Authorization: Bearer vf_...`) with a role; request
  * bodies and parameters are checked against their JSON schemas, which are
  * also the OpenAPI description served at /docs.
@@ -11,7 +11,13 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { CommandError, COMMAND_TYPES, type CommandRecord, type CommandService } from '../commands/service.js';
+import { DexError } from '../dex/parse.js';
+import { AuditError } from '../dex/store.js';
 import type { Db } from '../store/db.js';
+import { registerAlertRoutes } from './alert-routes.js';
+import { registerAuditRoutes } from './audit-routes.js';
+import { ERROR, HttpError, MACHINE_ID, SLOT_CODE, slotsOf, type MachineState, type RouteContext } from './http.js';
+import { registerRestockRoutes } from './restock-routes.js';
 import { allows, TokenCheck, type Role, type TokenInfo } from './tokens.js';
 
 export interface ApiOptions {
@@ -25,37 +31,6 @@ export interface ApiOptions {
 declare module 'fastify' {
   interface FastifyRequest {
     token?: TokenInfo;
-  }
-}
-
-const MACHINE_ID = { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } as const;
-const SLOT_CODE = { type: 'string', pattern: '^[A-Z0-9]{1,4}$' } as const;
-const ERROR = { type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } } as const;
-
-interface Slot {
-  code: string;
-  product?: string;
-  category?: string;
-  qty: number;
-  capacity?: number;
-  price: number;
-  sku?: number;
-  fault?: boolean;
-}
-
-interface Telemetry {
-  slots?: Slot[];
-  tubes?: { value: number; count: number }[];
-  [key: string]: unknown;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
   }
 }
 
@@ -77,6 +52,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, _req, reply) => {
     if (err instanceof HttpError) return reply.code(err.status).send({ error: err.code, message: err.message });
+    if (err instanceof DexError) return reply.code(err.code === 'too-large' ? 413 : 400).send({ error: err.code === 'too-large' ? 'too-large' : 'malformed-dex', line: err.line, message: err.message });
+    if (err instanceof AuditError) return reply.code(err.code === 'unknown-machine' ? 404 : 400).send({ error: err.code, message: err.message });
     if (err instanceof CommandError) return reply.code(err.code === 'unknown-machine' ? 404 : 422).send({ error: err.code, message: err.message });
     if (err.validation) return reply.code(400).send({ error: 'bad-request', message: err.message });
     if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.code ?? 'bad-request', message: err.message });
@@ -95,8 +72,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       req.token = info;
     };
 
-  async function machineState(id: string): Promise<{ online: boolean; last_seen: Date | null; telemetry: Telemetry | null; telemetry_at: Date | null; status: unknown }> {
-    const r = await db.query<{ online: boolean | null; last_seen: Date | null; telemetry: Telemetry | null; telemetry_at: Date | null; status: unknown; known: boolean }>(
+  async function machineState(id: string): Promise<MachineState> {
+    const r = await db.query<MachineState & { known: boolean }>(
       `SELECT ms.online, ms.last_seen, ms.telemetry, ms.telemetry_at, ms.status, true AS known
        FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id WHERE m.id = $1`,
       [id],
@@ -105,10 +82,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     if (!row) throw new HttpError(404, 'unknown-machine', `no machine "${id}"`);
     return { online: row.online ?? false, last_seen: row.last_seen, telemetry: row.telemetry, telemetry_at: row.telemetry_at, status: row.status };
   }
-
-  function slotsOf(t: Telemetry | null): Slot[] {
-    return Array.isArray(t?.slots) ? t.slots : [];
-  }
+  const ctx: RouteContext = { db, commands, need, machineState };
 
   app.get('/health', { schema: { hide: true } }, async () => ({ ok: true }));
 
@@ -388,6 +362,12 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       return c;
     },
   );
+
+  // ---- DEX audit files -----------------------------------------------------------------------
+
+  await registerAuditRoutes(app, ctx);
+  await registerAlertRoutes(app, ctx);
+  await registerRestockRoutes(app, ctx);
 
   // ---- provisioning -------------------------------------------------------------------------
 

@@ -2,14 +2,14 @@
  * Who may publish and subscribe where (docs/security.md). A machine speaks
  * only for itself: it publishes its own events, telemetry and status and
  * reads only its own acknowledgements and commands. The gateway reads every
- * machine's uplink topics (also through a shared subscription) and writes
+ * machine's uplink topics (audit files included) (also through a shared subscription) and writes
  * acknowledgements and commands.
  */
 
 export type Identity = { kind: 'machine'; id: string } | { kind: 'gateway' };
 
 const MACHINE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
-const UP = new Set(['events', 'telemetry', 'status']);
+const UP = new Set(['events', 'telemetry', 'status', 'audit']);
 const DOWN = new Set(['acks', 'commands']);
 
 /** fleet/{machine}/{kind} with a concrete, valid machine id; undefined otherwise. */

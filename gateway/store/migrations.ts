@@ -117,6 +117,27 @@ CREATE TABLE idempotency (
 -- SHA-256 of the machine's MQTT password (32 random bytes: a slow hash buys nothing there).
 ALTER TABLE machines ADD COLUMN mqtt_secret_hash text`,
   },
+  {
+    version: 5,
+    name: 'DEX audit files',
+    sql: `
+-- EVA-DTS audit files as received (raw) and as read (summary); machine_id is NULL for files not tied to a fleet machine.
+CREATE TABLE audits (
+  id bigserial PRIMARY KEY,
+  machine_id text REFERENCES machines(id),
+  source text NOT NULL CHECK (source IN ('machine', 'upload')),
+  read_number int,
+  serial text,
+  read_at timestamptz,
+  received_at timestamptz NOT NULL DEFAULT now(),
+  crc text NOT NULL CHECK (crc IN ('ok', 'mismatch', 'absent')),
+  summary jsonb NOT NULL,
+  raw text NOT NULL
+);
+-- A machine's read sent again is stored once.
+CREATE UNIQUE INDEX audits_machine_read ON audits (machine_id, read_number) WHERE machine_id IS NOT NULL AND read_number IS NOT NULL;
+CREATE INDEX audits_machine_time ON audits (machine_id, received_at)`,
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

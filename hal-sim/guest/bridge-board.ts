@@ -172,6 +172,11 @@ export class BridgeBoard implements Board {
     return { write: (value) => this.emit(['lamp', name, value]), close: () => {} };
   }
 
+  /** The host restarts the controller (peripherals keep their state; the MQTT connection drops). */
+  restart(): void {
+    this.emit(['restart']);
+  }
+
   log(level: LogLevel, message: string): void {
     this.emit(['log', level, message]);
   }

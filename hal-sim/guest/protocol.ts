@@ -52,7 +52,9 @@ export type GuestOp =
   /** Flash write (offset, bytes in hex) and erase (first, last block), in program order. */
   | ['fw', number, string]
   | ['fe', number, number]
-  | ['log', string, string];
+  | ['log', string, string]
+  /** The firmware asked the board to restart it (a reboot command). */
+  | ['restart'];
 
 export interface GuestReply {
   ops: GuestOp[];

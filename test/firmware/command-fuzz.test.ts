@@ -51,6 +51,11 @@ describe('command input fuzzing (firmware)', () => {
       codes: CODES,
       maxQuantity: 5,
       canReboot: false,
+      canAudit: true,
+      audit: (issued) => {
+        journal.auditRead(ledger.auditReads + 1, issued);
+        return ledger.auditReads;
+      },
       commandApplied: () => {},
       remoteVend: () => {
         vends++;

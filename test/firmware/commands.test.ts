@@ -55,6 +55,13 @@ function boot(flash = new FlashImage({ size: 16 * 1024, blockLength: 1024, write
     codes: CODES,
     maxQuantity: 5,
     canReboot: true,
+    canAudit: true,
+    audit: (issued) => {
+      const read = ledger.auditReads + 1;
+      journal.auditRead(read, issued);
+      calls.push(`audit ${read}`);
+      return read;
+    },
     commandApplied: () => calls.push('applied'),
     remoteVend: (n, _issued, slot, quantity, price) => {
       calls.push(`vend ${n} ${CODES[slot]} x${quantity} at ${price}`);
@@ -202,6 +209,17 @@ describe('remote commands on the machine', () => {
     equal(b.calls.filter((c) => c !== 'applied').join(' | '), 'report | vend 54 A2 x2 at 150 | reboot');
     const o = outcomes(b);
     equal(o[o.length - 1]!['outcome'], 'unsupported');
+  });
+
+  it('reads the audit data on command: each read numbered and journaled once, a replay refused', () => {
+    const b = boot();
+    b.commander.receive(signed(cmd(60, 'audit')));
+    b.commander.receive(signed(cmd(61, 'audit')));
+    b.commander.receive(signed(cmd(61, 'audit')));
+    equal(b.calls.filter((c) => c.startsWith('audit')).join(' | '), 'audit 1 | audit 2');
+    equal(b.ledger.auditReads, 2);
+    const o = outcomes(b);
+    equal(o.map((e) => `${e['type']} ${e['outcome'] ?? e['reason']} ${e['value'] ?? ''}`).join(' | '), 'command applied 1 | command applied 2 | command-rejected replay ');
   });
 
   it('rotates the key: the new one is kept on flash (never sent), the old one refused, across a reboot', () => {

@@ -11,6 +11,7 @@ import type mqtt from 'mqtt';
 import { connectMqtt } from '../lib/mqtt.js';
 import type { CommandRecord } from '../../gateway/commands/service.js';
 import { verifyCommand } from '../../gateway/commands/envelope.js';
+import type { DexSummary } from '../../gateway/dex/parse.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { MachineHost } from '../../hal-sim/host.js';
 import { usMachine } from '../sim/fixtures.js';
@@ -160,6 +161,50 @@ for (const [backend, target] of combos) {
       assert.equal(host.rig.delivered.length - before, out, 'nothing more after the reboot');
     });
 
+    it('reads the audit data on command: the EVA-DTS file is stored with the machine\'s own figures, and the next read starts the interim counters again', async () => {
+      // A cash sale first, so that cash in, sales and change all have figures to compare.
+      assert.ok(host.insertCoin(100));
+      assert.ok(host.insertBill(500));
+      await host.run(1000);
+      host.select('A1');
+      await host.runUntilIdle();
+      const reads: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        const st = await host.status();
+        const c = await gw.commands.issue(id, 'audit');
+        const done = await settle(host, gw, c);
+        assert.equal(done.status, 'applied', JSON.stringify(done.outcome));
+        const read = Number(done.outcome?.['value']);
+        reads.push(read);
+        let rows: { summary: DexSummary }[] = [];
+        for (const until = Date.now() + 20000; rows.length === 0 && Date.now() < until; await host.run(200)) {
+          rows = (await b.db.query<{ summary: DexSummary }>('SELECT summary FROM audits WHERE machine_id = $1 AND read_number = $2', [id, read])).rows;
+        }
+        assert.equal(rows.length, 1, `audit read ${read} stored`);
+        const sum = rows[0]!.summary;
+        assert.equal(sum.crc.status, 'ok');
+        assert.equal(sum.segmentCount.status, 'ok');
+        assert.equal(sum.warnings.length, 0, sum.warnings.join('; '));
+        assert.equal(sum.machine?.serial, id);
+        // The same books the machine reports in its status (cash and remote sales both paid vends).
+        assert.equal(sum.cashSales?.init.value, st.counters.revenue);
+        assert.equal(sum.cashSales?.init.count, st.counters.sales);
+        assert.equal(sum.paidVends?.init.count, st.counters.sales + st.remoteSales);
+        assert.equal(sum.cashIn?.init.total, st.counters.coinsToTubes + st.counters.coinsToCashbox + st.counters.billsStacked);
+        assert.equal(sum.cashDispensed?.init.dispensed, st.counters.coinsPaidOut);
+        assert.equal(sum.products.length, st.slots.length);
+        assert.equal(sum.productTotals.init.count, st.counters.sales + st.remoteSales);
+        assert.equal(sum.reads?.withReset, read);
+        if (i === 0) assert.ok(st.counters.sales > 0 && st.counters.coinsPaidOut > 0, 'the cash sale is in the figures');
+        if (i === 1) {
+          assert.equal(sum.paidVends?.reset.count, 0, 'nothing sold between the two reads');
+          assert.equal(sum.productTotals.reset.count, 0);
+        }
+      }
+      assert.equal(reads[1], reads[0]! + 1);
+      assert.equal(await count(b.db, "SELECT count(*) AS n FROM events WHERE machine_id = $1 AND type = 'audit-read'", [id]), reads[1]);
+    });
+
     it('rotates the machine\'s key without losing it: later commands are signed with the new key and applied', async () => {
       const rotate = await gw.commands.issue(id, 'rotate-key');
       assert.equal(rotate.args['key'], '(secret)', 'the key never shows in answers');
@@ -183,6 +228,22 @@ for (const [backend, target] of combos) {
       const last = (await b.db.query<{ reason: string }>("SELECT body->>'reason' AS reason FROM events WHERE machine_id = $1 AND type = 'command-rejected' ORDER BY seq DESC LIMIT 1", [id])).rows[0];
       assert.equal(last?.reason, 'unknown-key');
       assert.equal((await host.status()).locked, false);
+    });
+
+    it('reboots on command (the simulated board restarts the controller) and comes back online with its books', async () => {
+      const before = await host.status();
+      const restarts = host.restarts;
+      const c = await gw.commands.issue(id, 'reboot');
+      const done = await settle(host, gw, c, 60000);
+      assert.equal(done.status, 'applied');
+      for (let i = 0; i < 100 && host.restarts === restarts; i++) await host.run(100);
+      assert.equal(host.restarts, restarts + 1);
+      await synced(host, 120000);
+      const after = await host.status();
+      assert.equal(after.counters.boots, before.counters.boots + 1);
+      assert.equal(after.counters.revenue, before.counters.revenue);
+      assert.equal(after.remoteSales, before.remoteSales);
+      assert.equal(after.uplink?.state, 'online');
     });
 
     it('expires a command the machine never got in time', async () => {

@@ -6,11 +6,13 @@
 import { strict as assert } from 'node:assert';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 const fleet = fileURLToPath(new URL('../../tools/fleet.js', import.meta.url));
 const vendctl = fileURLToPath(new URL('../../tools/vendctl.js', import.meta.url));
+const root = fileURLToPath(new URL('../../../', import.meta.url));
 
 function portTaken(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -93,6 +95,26 @@ describe('npm start (the simulated fleet)', function () {
       const again = JSON.parse((await run(process.execPath, [vendctl, 'purchase', 'vm-0001', slot, '1', '--key', 'test-order-1'], { env })).stdout) as unknown;
       assert.deepEqual(again, bought);
       await assert.rejects(run(process.execPath, [vendctl, 'machines'], { env: { ...env, VENDFLEET_TOKEN: 'vf_wrong' } }), /unauthorized/);
+      // An audit read by command, then the machine's EVA-DTS file downloaded as it came.
+      const sent = JSON.parse((await run(process.execPath, [vendctl, 'send', 'vm-0001', 'audit'], { env })).stdout) as { id: string };
+      let status = '';
+      for (let i = 0; i < 300 && status !== 'applied'; i++) {
+        status = (JSON.parse((await run(process.execPath, [vendctl, 'command', sent.id], { env })).stdout) as { status: string }).status;
+        if (status !== 'applied') await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(status, 'applied');
+      let audits: { audits: { id: number; crc: string }[] } = { audits: [] };
+      for (let i = 0; i < 100 && audits.audits.length === 0; i++) {
+        audits = JSON.parse((await run(process.execPath, [vendctl, 'audits', 'vm-0001'], { env })).stdout) as typeof audits;
+        if (audits.audits.length === 0) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(audits.audits[0]?.crc, 'ok', JSON.stringify(audits));
+      const dex = (await run(process.execPath, [vendctl, 'dex', String(audits.audits[0]!.id)], { env })).stdout;
+      assert.match(dex, /^DXS\*VFL0000000\*VA\*V0\/6\*1\r\nST\*001\*0001\r\n[\s\S]*\r\nVA1\*\d+\*[1-9]\d*\*[\s\S]*\r\nDXE\*1\*1\r\n$/);
+      // Another maker's file uploaded by an operator.
+      const up = JSON.parse((await run(process.execPath, [vendctl, 'upload', join(root, '../shared/fixtures/dex/jof-sample.eva_dts')], { env })).stdout) as { crc: string; summary: { paidVends: { init: { value: number } } } };
+      assert.equal(up.crc, 'ok');
+      assert.equal(up.summary.paidVends.init.value, 143500);
     } finally {
       child.kill('SIGINT');
     }

@@ -1,0 +1,91 @@
+/**
+ * Secrets never reach the gateway's logs: the production entry point
+ * (`npm run gateway`, embedded store and broker) runs as its own process,
+ * every secret is made and used (the first admin token, a machine's
+ * command key and MQTT password from provisioning, a rotated key inside a
+ * signed command) and wrong ones are tried; then its whole output is
+ * searched for each of them.
+ */
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connectMqtt } from '../lib/mqtt.js';
+
+const main = fileURLToPath(new URL('../../gateway/main.js', import.meta.url));
+
+describe('secrets and the gateway log', function () {
+  this.timeout(120000);
+
+  it('writes no token, key or password to its output, however they are used', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vf-secrets-'));
+    // API_PORT is taken by something else more often than not on a CI box: the gateway falls back to a free port.
+    const child = spawn(process.execPath, [main], { env: { ...process.env, DATA_DIR: dir, API_PORT: '8080', DATABASE_URL: '', MQTT_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const secrets: [string, string][] = [];
+    try {
+      for (let i = 0; i < 600 && !/admin API token is in/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+      const api = /operator API on (http:\/\/[\d.:]+)/.exec(out)?.[1];
+      const broker = /embedded MQTT broker on (mqtt:\/\/[\d.:]+)/.exec(out)?.[1];
+      assert.ok(api && broker, out);
+      const file = join(dir, 'admin-token');
+      assert.equal(statSync(file).mode & 0o777, 0o600, 'the token file is the owner\'s alone');
+      const token = readFileSync(file, 'utf8').trim();
+      assert.match(token, /^vf_/);
+      secrets.push(['admin token', token]);
+      const call = async (method: string, path: string, body?: unknown, bearer = token): Promise<{ status: number; json: Record<string, unknown> }> => {
+        const res = await fetch(api + path, { method, headers: { authorization: `Bearer ${bearer}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+        return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+      };
+
+      const p = await call('POST', '/machines', { id: 'vm-secret' });
+      assert.equal(p.status, 201);
+      const commandKey = String(p.json['commandKey']);
+      const mqttPassword = String(p.json['mqttPassword']);
+      assert.match(commandKey, /^[0-9a-f]{64}$/);
+      assert.ok(mqttPassword.length >= 16);
+      secrets.push(['command key', commandKey], ['MQTT password', mqttPassword]);
+
+      // Wrong secrets are not logged either (a typo of the real one is often most of it).
+      const wrongToken = token.slice(0, -4) + 'XXXX';
+      secrets.push(['wrong token', wrongToken]);
+      assert.equal((await call('GET', '/machines', undefined, wrongToken)).status, 401);
+      const wrongPassword = mqttPassword.slice(0, -4) + 'YYYY';
+      secrets.push(['wrong MQTT password', wrongPassword]);
+      await assert.rejects(connectMqtt(broker, { clientId: 'vm-secret', username: 'vm-secret', password: wrongPassword }));
+
+      // The machine logs in and takes a key rotation: the new key travels inside the signed command.
+      const machine = await connectMqtt(broker, { clientId: 'vm-secret', username: 'vm-secret', password: mqttPassword });
+      const got = new Promise<Buffer>((resolve) => machine.once('message', (_t, payload) => resolve(Buffer.from(payload))));
+      await machine.subscribeAsync('fleet/vm-secret/commands', { qos: 1 });
+      await machine.publishAsync('fleet/vm-secret/status', JSON.stringify({ v: 1, online: true }), { qos: 1, retain: true });
+      const rotation = await call('POST', '/machines/vm-secret/commands', { type: 'rotate-key' });
+      assert.ok(rotation.status === 201 || rotation.status === 202, JSON.stringify(rotation.json)); // sent now, or once the status message is stored
+      const command = (await got).toString();
+      const body = JSON.parse(command.slice(command.indexOf('\n') + 1)) as { args: { key: string } };
+      assert.match(body.args.key, /^[0-9a-f]{64}$/);
+      secrets.push(['rotated key', body.args.key], ['command signature', command.split('\n')[0]!.split(' ')[2]!]);
+      // Bad input that the gateway does log (a rejection with its detail).
+      await machine.publishAsync('fleet/vm-secret/events', `{"v":1,"events":[{"seq":1,"t":0,"type":"x","key":"${commandKey}"`, { qos: 1 });
+      await machine.endAsync();
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      child.kill('SIGINT');
+    }
+    assert.equal(await closed, 0, out);
+    rmSync(dir, { recursive: true, force: true });
+    // The log has what an operator needs, so its silence about secrets is not an empty log's.
+    assert.match(out, /embedded MQTT broker on/);
+    assert.match(out, /rejected \(malformed-json/);
+    assert.ok(secrets.length === 7);
+    for (const [what, secret] of secrets) {
+      assert.ok(secret.length >= 16, `${what} is a real secret`);
+      assert.ok(!out.includes(secret), `the ${what} appears in the gateway's output:\n${out}`);
+    }
+  });
+});
