@@ -16,6 +16,7 @@ import { AuditError } from '../dex/store.js';
 import type { Db } from '../store/db.js';
 import { registerAlertRoutes } from './alert-routes.js';
 import { registerAuditRoutes } from './audit-routes.js';
+import { registerDashboardRoutes } from './dashboard-routes.js';
 import { ERROR, HttpError, MACHINE_ID, SLOT_CODE, slotsOf, type MachineState, type RouteContext } from './http.js';
 import { registerRestockRoutes } from './restock-routes.js';
 import { allows, TokenCheck, type Role, type TokenInfo } from './tokens.js';
@@ -366,6 +367,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   // ---- DEX audit files -----------------------------------------------------------------------
 
   await registerAuditRoutes(app, ctx);
+  await registerDashboardRoutes(app, ctx);
   await registerAlertRoutes(app, ctx);
   await registerRestockRoutes(app, ctx);
 

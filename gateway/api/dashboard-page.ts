@@ -1,0 +1,108 @@
+/**
+ * The dashboard's page and style sheet. Everything is served by the gateway
+ * itself (no CDN, no map tiles): it works on a closed network and in CI.
+ */
+
+export const DASHBOARD_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>vendfleet</title>
+<link rel="stylesheet" href="/dashboard/style.css">
+<script type="module" src="/dashboard/app.js"></script>
+</head>
+<body>
+<form id="login" class="card login" hidden>
+  <h1>vendfleet</h1>
+  <p>Sign in with an API token (<code>vendctl token create NAME viewer</code>; <code>npm start</code> prints an admin token).</p>
+  <input id="token" type="password" placeholder="vf_..." autocomplete="off" required>
+  <button type="submit">Sign in</button>
+  <p id="login-error" class="error" role="alert"></p>
+</form>
+<div id="app" hidden>
+  <header>
+    <h1>vendfleet</h1>
+    <div id="totals" class="totals"></div>
+    <span id="live" class="live" title="live updates">live</span>
+    <button id="logout" type="button">Sign out</button>
+  </header>
+  <main>
+    <section class="card fleet">
+      <h2>Fleet</h2>
+      <svg id="map" viewBox="0 0 400 260" role="img" aria-label="fleet map"></svg>
+      <table id="machines"><thead><tr><th>machine</th><th>state</th><th>last seen</th><th>stock</th><th>alerts</th></tr></thead><tbody></tbody></table>
+    </section>
+    <section class="card machine" id="machine" hidden>
+      <h2 id="machine-title"></h2>
+      <div class="grid">
+        <div><h3>Planogram</h3><div id="planogram" class="planogram"></div></div>
+        <div><h3>Coin tubes</h3><div id="tubes" class="tubes"></div></div>
+        <div class="wide"><h3>Sales <select id="range"><option value="hour">last 24 hours</option><option value="day">last 14 days</option><option value="minute">last hour</option></select></h3><svg id="chart" viewBox="0 0 600 160" role="img" aria-label="sales chart"></svg></div>
+        <div><h3>Alerts</h3><ul id="alerts" class="alerts"></ul></div>
+        <div><h3>Send a command</h3>
+          <form id="command">
+            <select id="command-type">
+              <option>set-prices</option><option>restock</option><option>lock</option><option>unlock</option><option>set-config</option><option>report</option><option>audit</option><option>vend</option><option>reboot</option>
+            </select>
+            <textarea id="command-args" rows="3" spellcheck="false">{"prices":{"A1":135}}</textarea>
+            <button type="submit">Send</button>
+          </form>
+          <ul id="commands" class="commands"></ul>
+        </div>
+        <div><h3>Audit data (EVA-DTS)</h3><button id="read-audit" type="button">Read the audit data now</button><ul id="audits" class="audits"></ul></div>
+      </div>
+    </section>
+    <section class="card route">
+      <h2>Restocking route</h2>
+      <form id="route-form">
+        <label>depot <input id="depot" placeholder="lat,lon"></label>
+        <label>next visit in <input id="days" type="number" min="0" max="60" value="2"> days</label>
+        <button type="submit">Plan</button>
+      </form>
+      <div id="route"></div>
+    </section>
+  </main>
+</div>
+</body>
+</html>
+`;
+
+export const DASHBOARD_CSS = `[hidden] { display: none !important; }
+:root { --ok: #2e7d32; --warn: #ed6c02; --bad: #c62828; --muted: #6b7280; --line: #e5e7eb; font-family: system-ui, sans-serif; color: #111827; background: #f3f4f6; }
+body { margin: 0; }
+header { display: flex; gap: 1.5rem; align-items: center; padding: .6rem 1.2rem; background: #111827; color: #f9fafb; }
+header h1 { font-size: 1.2rem; margin: 0; }
+.totals { display: flex; gap: 1.2rem; flex: 1; font-size: .95rem; }
+.totals b { font-size: 1.1rem; }
+.live { font-size: .8rem; padding: .1rem .5rem; border-radius: 1rem; background: var(--muted); }
+.live.on { background: var(--ok); }
+main { display: grid; grid-template-columns: minmax(22rem, 1fr) 2fr; gap: 1rem; padding: 1rem; }
+.card { background: #fff; border-radius: .5rem; padding: .8rem 1rem; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
+.card.route { grid-column: 1 / -1; }
+.login { max-width: 26rem; margin: 10vh auto; display: grid; gap: .6rem; }
+h2 { font-size: 1.05rem; margin: .2rem 0 .6rem; } h3 { font-size: .9rem; margin: .4rem 0; color: #374151; }
+table { width: 100%; border-collapse: collapse; font-size: .85rem; }
+th, td { text-align: left; padding: .3rem .4rem; border-bottom: 1px solid var(--line); }
+tbody tr { cursor: pointer; } tbody tr:hover, tbody tr.selected { background: #eef2ff; }
+.state-online { color: var(--ok); } .state-offline { color: var(--bad); }
+.badge { display: inline-block; min-width: 1.2rem; text-align: center; border-radius: .6rem; padding: 0 .35rem; background: var(--line); }
+.badge.bad { background: var(--bad); color: #fff; } .badge.warn { background: var(--warn); color: #fff; }
+#map { width: 100%; background: #f8fafc; border: 1px solid var(--line); border-radius: .4rem; }
+#map circle { cursor: pointer; stroke: #fff; stroke-width: 1.5; }
+.grid { display: grid; grid-template-columns: 1fr 1fr; gap: .8rem 1.4rem; } .wide { grid-column: 1 / -1; }
+.planogram { display: grid; grid-template-columns: repeat(auto-fill, minmax(5.2rem, 1fr)); gap: .4rem; }
+.slot { border: 1px solid var(--line); border-radius: .3rem; padding: .3rem; font-size: .75rem; }
+.slot .code { font-weight: 600; } .slot .bar { height: .4rem; background: var(--line); border-radius: .2rem; overflow: hidden; margin-top: .2rem; }
+.slot .bar span { display: block; height: 100%; background: var(--ok); }
+.slot.low .bar span { background: var(--warn); } .slot.empty { border-color: var(--bad); } .slot.fault { background: #fee2e2; }
+.tubes .tube { display: flex; align-items: center; gap: .4rem; font-size: .8rem; margin: .2rem 0; }
+.tubes .tube .bar { flex: 1; height: .5rem; background: var(--line); border-radius: .2rem; overflow: hidden; } .tubes .tube .bar span { display: block; height: 100%; background: #1d4ed8; }
+#chart { width: 100%; } #chart rect { fill: #6366f1; } #chart text { font-size: 9px; fill: var(--muted); }
+ul { list-style: none; padding: 0; margin: 0; font-size: .82rem; } li { padding: .2rem 0; border-bottom: 1px solid var(--line); }
+.alerts .critical { color: var(--bad); } .alerts .warning { color: var(--warn); }
+#command { display: grid; gap: .3rem; } textarea { font-family: ui-monospace, monospace; font-size: .8rem; }
+.status-applied { color: var(--ok); } .status-refused, .status-rejected, .status-failed, .status-expired { color: var(--bad); }
+.error { color: var(--bad); }
+#route-form { display: flex; gap: 1rem; align-items: center; font-size: .85rem; margin-bottom: .6rem; }
+`;

@@ -1,0 +1,486 @@
+/**
+ * The operator dashboard (browser side): signs in with an API token, draws
+ * the fleet (map, list, totals) and one machine (planogram, coin tubes,
+ * sales chart, alerts, commands, audit files) from the operator API, and
+ * keeps them current from the /stream of changes without a reload.
+ */
+export {};
+
+// ---- shapes of the API answers this page reads ------------------------------------------------
+
+interface MachineRow {
+  id: string;
+  online: boolean;
+  lastSeen: string | null;
+  errors: string[];
+  openAlerts?: number;
+  location?: { lat: number; lon: number; address?: string | null } | null;
+}
+interface SlotRow {
+  slot: string;
+  product: string | null;
+  price: number;
+  quantity: number;
+  capacity: number | null;
+  outOfService: boolean;
+}
+interface Summary {
+  machines: number;
+  online: number;
+  today: { sales: number; revenue: number };
+  openAlerts: number;
+}
+interface Command {
+  id: string;
+  n: number;
+  type: string;
+  status: string;
+  issuedAt: string;
+  outcome: Record<string, unknown> | null;
+}
+interface Alert {
+  id: number;
+  kind: string;
+  subject: string;
+  severity: string;
+  message: string;
+  openedAt: string;
+  closedAt?: string | null;
+}
+interface Audit {
+  id: number;
+  readNumber: number | null;
+  receivedAt: string;
+  crc: string;
+  paidVends: { init: { value: number | null; count: number | null } } | null;
+}
+interface Change {
+  machines: string[];
+  sales: string[];
+  commands: { id: string; machine: string; status: string }[];
+  alerts: string[];
+  audits: { id: number; machine: string | null }[];
+}
+
+// ---- plumbing ---------------------------------------------------------------------------------
+
+const $ = <T extends Element = HTMLElement>(sel: string): T => {
+  const e = document.querySelector<T>(sel);
+  if (!e) throw new Error(`no ${sel}`);
+  return e;
+};
+const el = (tag: string, attrs: Record<string, string> = {}, text?: string): HTMLElement => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+const SVG = 'http://www.w3.org/2000/svg';
+const svg = (tag: string, attrs: Record<string, string | number>): SVGElement => {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  return e;
+};
+const money = (cents: number): string => (cents / 100).toFixed(2);
+const ago = (iso: string | null): string => {
+  if (!iso) return 'never';
+  const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
+  return s < 60 ? `${s} s ago` : s < 3600 ? `${Math.floor(s / 60)} min ago` : `${Math.floor(s / 3600)} h ago`;
+};
+
+class Unauthorized extends Error {}
+
+let token = sessionStorage.getItem('vendfleet-token') ?? '';
+
+async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const res = await fetch(path, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.body ? { 'content-type': 'application/json' } : {}), ...(init.headers ?? {}) } });
+  if (res.status === 401) throw new Unauthorized('the token was refused');
+  const body = (await res.json()) as T & { error?: string; message?: string };
+  if (!res.ok) throw new Error(`${res.status} ${body.error ?? ''}: ${body.message ?? ''}`);
+  return body;
+}
+
+/** Run `fn` at most once at a time; a call while it runs makes it run once more after. */
+function serial(fn: () => Promise<void>): () => void {
+  let running = false;
+  let again = false;
+  const go = async (): Promise<void> => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      await fn();
+    } catch (e) {
+      if (e instanceof Unauthorized) signOut(e.message);
+      else console.warn(e);
+    } finally {
+      running = false;
+      if (again) {
+        again = false;
+        void go();
+      }
+    }
+  };
+  return () => void go();
+}
+
+// ---- the fleet --------------------------------------------------------------------------------
+
+let machines: MachineRow[] = [];
+let selected: string | undefined;
+const stock = new Map<string, number>();
+
+const refreshFleet = serial(async () => {
+  const [summary, list] = await Promise.all([api<Summary>('/fleet/summary'), api<{ machines: MachineRow[] }>('/machines')]);
+  machines = list.machines;
+  const t = $('#totals');
+  t.replaceChildren();
+  const item = (label: string, value: string, id: string): void => {
+    const s = el('span', { 'data-total': id });
+    s.append(el('b', {}, value), document.createTextNode(` ${label}`));
+    t.append(s);
+  };
+  item('online', `${summary.online}/${summary.machines}`, 'online');
+  item('sales today', String(summary.today.sales), 'sales');
+  item('revenue today', money(summary.today.revenue), 'revenue');
+  item('open alerts', String(summary.openAlerts), 'alerts');
+  drawMachineList();
+  drawMap();
+});
+
+function drawMachineList(): void {
+  const body = $('#machines tbody');
+  body.replaceChildren();
+  for (const m of machines) {
+    const tr = el('tr', { 'data-machine': m.id });
+    if (m.id === selected) tr.classList.add('selected');
+    const n = m.openAlerts ?? 0;
+    const pct = stock.get(m.id);
+    tr.append(
+      el('td', {}, m.id),
+      el('td', { class: m.online ? 'state-online' : 'state-offline' }, m.online ? 'online' : 'offline'),
+      el('td', {}, ago(m.lastSeen)),
+      el('td', {}, pct === undefined ? '' : `${pct} %`),
+    );
+    const td = el('td');
+    td.append(el('span', { class: `badge${n > 0 ? ' bad' : ''}`, 'data-alerts': String(n) }, String(n)));
+    tr.append(td);
+    tr.addEventListener('click', () => select(m.id));
+    body.append(tr);
+  }
+}
+
+function drawMap(): void {
+  const map = $<SVGSVGElement>('#map');
+  map.replaceChildren();
+  const placed = machines.filter((m) => m.location && Number.isFinite(m.location.lat) && Number.isFinite(m.location.lon));
+  if (placed.length === 0) {
+    const t = svg('text', { x: 200, y: 125, 'text-anchor': 'middle', fill: '#6b7280', 'font-size': 12 });
+    t.textContent = 'no machine has a location yet:';
+    const u = svg('text', { x: 200, y: 145, 'text-anchor': 'middle', fill: '#6b7280', 'font-size': 12 });
+    u.textContent = 'vendctl locate MACHINE LAT LON';
+    map.append(t, u);
+    return;
+  }
+  const lats = placed.map((m) => m.location!.lat);
+  const lons = placed.map((m) => m.location!.lon);
+  const pad = 0.002;
+  const [la0, la1] = [Math.min(...lats) - pad, Math.max(...lats) + pad];
+  const [lo0, lo1] = [Math.min(...lons) - pad, Math.max(...lons) + pad];
+  // Equirectangular, longitudes shrunk by cos(latitude): right for a city's extent.
+  const k = Math.cos((((la0 + la1) / 2) * Math.PI) / 180);
+  const w = (lo1 - lo0) * k;
+  const h = la1 - la0;
+  const scale = Math.min(380 / w, 240 / h);
+  for (let i = 0; i <= 4; i++) {
+    map.append(svg('line', { x1: 0, x2: 400, y1: i * 65, y2: i * 65, stroke: '#e5e7eb' }), svg('line', { y1: 0, y2: 260, x1: i * 100, x2: i * 100, stroke: '#e5e7eb' }));
+  }
+  for (const m of placed) {
+    const x = 10 + (m.location!.lon - lo0) * k * scale + (380 - w * scale) / 2;
+    const y = 10 + (la1 - m.location!.lat) * scale + (240 - h * scale) / 2;
+    const colour = !m.online ? '#c62828' : (m.openAlerts ?? 0) > 0 ? '#ed6c02' : '#2e7d32';
+    const c = svg('circle', { cx: x.toFixed(1), cy: y.toFixed(1), r: m.id === selected ? 8 : 6, fill: colour, 'data-machine': m.id });
+    const title = svg('title', {});
+    title.textContent = `${m.id}${m.location!.address ? ` · ${m.location!.address}` : ''}`;
+    c.append(title);
+    c.addEventListener('click', () => select(m.id));
+    map.append(c);
+  }
+}
+
+// ---- one machine ------------------------------------------------------------------------------
+
+function select(id: string): void {
+  selected = id;
+  $('#machine').hidden = false;
+  $('#machine-title').textContent = id;
+  drawMachineList();
+  drawMap();
+  refreshMachine();
+  refreshCommands();
+  refreshAlerts();
+  refreshAudits();
+  refreshChart();
+}
+
+const refreshMachine = serial(async () => {
+  const id = selected;
+  if (!id) return;
+  const [m, slots, coins] = await Promise.all([
+    api<{ online: boolean; lastSeen: string | null }>(`/machines/${id}`),
+    api<{ slots: SlotRow[] }>(`/machines/${id}/slots`),
+    api<{ denominations: { value: number; count: number }[] }>(`/machines/${id}/denominations`).catch(() => ({ denominations: [] })),
+  ]);
+  if (id !== selected) return;
+  $('#machine-title').textContent = `${id} · ${m.online ? 'online' : 'offline'} · last seen ${ago(m.lastSeen)}`;
+  const p = $('#planogram');
+  p.replaceChildren();
+  let have = 0;
+  let room = 0;
+  for (const s of slots.slots) {
+    const cap = s.capacity ?? Math.max(s.quantity, 1);
+    have += s.quantity;
+    room += cap;
+    const level = s.quantity === 0 ? 'empty' : s.quantity * 5 <= cap ? 'low' : 'ok';
+    const d = el('div', { class: `slot ${level}${s.outOfService ? ' fault' : ''}`, 'data-slot': s.slot, 'data-qty': String(s.quantity) });
+    d.append(el('div', { class: 'code' }, `${s.slot} · ${money(s.price)}`), el('div', {}, s.product ?? ''), el('div', {}, `${s.quantity}/${cap}${s.outOfService ? ' · out of service' : ''}`));
+    const bar = el('div', { class: 'bar' });
+    const fill = el('span');
+    fill.style.width = `${Math.round((100 * s.quantity) / cap)}%`;
+    bar.append(fill);
+    d.append(bar);
+    p.append(d);
+  }
+  if (room > 0) stock.set(id, Math.round((100 * have) / room));
+  const t = $('#tubes');
+  t.replaceChildren();
+  for (const c of coins.denominations) {
+    const row = el('div', { class: 'tube', 'data-coin': String(c.value) });
+    const bar = el('div', { class: 'bar' });
+    const fill = el('span');
+    // Tubes hold roughly 60 to 100 coins; full scale at 80.
+    fill.style.width = `${Math.min(100, Math.round((100 * c.count) / 80))}%`;
+    bar.append(fill);
+    row.append(el('span', {}, money(c.value)), bar, el('span', {}, String(c.count)));
+    t.append(row);
+  }
+  if (coins.denominations.length === 0) t.append(el('p', {}, 'no coin changer reported'));
+});
+
+const refreshChart = serial(async () => {
+  const id = selected;
+  if (!id) return;
+  const bucket = $<HTMLSelectElement>('#range').value;
+  const span = bucket === 'day' ? 14 * 86400000 : bucket === 'hour' ? 24 * 3600000 : 3600000;
+  const to = new Date(Math.ceil(Date.now() / 60000) * 60000);
+  const s = await api<{ points: { t: string; sales: number; revenue: number }[] }>(`/sales/series?machine=${id}&bucket=${bucket}&from=${new Date(to.getTime() - span).toISOString()}&to=${to.toISOString()}`);
+  const chart = $<SVGSVGElement>('#chart');
+  chart.replaceChildren();
+  const n = s.points.length;
+  const top = Math.max(1, ...s.points.map((p) => p.revenue));
+  const w = 580 / Math.max(n, 1);
+  let total = 0;
+  let sold = 0;
+  s.points.forEach((p, i) => {
+    total += p.revenue;
+    sold += p.sales;
+    const h = (130 * p.revenue) / top;
+    const r = svg('rect', { x: (10 + i * w).toFixed(1), y: (140 - h).toFixed(1), width: Math.max(1, w - 1).toFixed(1), height: h.toFixed(1) });
+    const title = svg('title', {});
+    title.textContent = `${p.t}: ${p.sales} sales, ${money(p.revenue)}`;
+    r.append(title);
+    chart.append(r);
+  });
+  const label = svg('text', { x: 10, y: 155, 'data-sales': sold });
+  label.textContent = `${sold} sales, ${money(total)} · peak ${money(top)} per ${bucket}`;
+  chart.append(label);
+});
+
+const refreshAlerts = serial(async () => {
+  const id = selected;
+  if (!id) return;
+  const r = await api<{ alerts: Alert[] }>(`/machines/${id}/alerts`).catch(() => ({ alerts: [] as Alert[] }));
+  const ul = $('#alerts');
+  ul.replaceChildren();
+  for (const a of r.alerts.filter((x) => !x.closedAt)) ul.append(el('li', { class: a.severity, 'data-kind': a.kind, 'data-subject': a.subject }, `${a.kind}${a.subject ? ` ${a.subject}` : ''}: ${a.message} (since ${ago(a.openedAt)})`));
+  if (ul.childElementCount === 0) ul.append(el('li', {}, 'no open alerts'));
+});
+
+const refreshCommands = serial(async () => {
+  const id = selected;
+  if (!id) return;
+  const r = await api<{ commands: Command[] }>(`/machines/${id}/commands?limit=8`);
+  const ul = $('#commands');
+  ul.replaceChildren();
+  for (const c of r.commands) {
+    // What the machine said, without the event's bookkeeping (numbers, times).
+    const o = c.outcome ?? {};
+    const said = ['reason', 'value', 'remaining'].filter((k) => o[k] !== undefined).map((k) => `${k} ${String(o[k])}`);
+    const outcome = said.length > 0 ? ` · ${said.join(', ')}` : '';
+    ul.append(el('li', { 'data-command': c.id, 'data-status': c.status, class: `status-${c.status}` }, `#${c.n} ${c.type}: ${c.status}${outcome}`));
+  }
+});
+
+const refreshAudits = serial(async () => {
+  const id = selected;
+  if (!id) return;
+  const r = await api<{ audits: Audit[] }>(`/machines/${id}/audits?limit=5`);
+  const ul = $('#audits');
+  ul.replaceChildren();
+  for (const a of r.audits) {
+    const li = el('li', { 'data-audit': String(a.id) });
+    const link = el('a', { href: '#', 'data-download': String(a.id) }, `read ${a.readNumber ?? '?'} · ${new Date(a.receivedAt).toLocaleString()} · CRC ${a.crc}`);
+    link.addEventListener('click', (ev) => {
+      ev.preventDefault();
+      void download(a.id, `${id}-${a.id}.dex`);
+    });
+    li.append(link);
+    ul.append(li);
+  }
+  if (r.audits.length === 0) ul.append(el('li', {}, 'no audit files yet'));
+});
+
+/** The file needs the token, so it comes through fetch and leaves as a blob. */
+async function download(auditId: number, name: string): Promise<void> {
+  const res = await fetch(`/audits/${auditId}/dex`, { headers: { authorization: `Bearer ${token}` } });
+  const blob = await res.blob();
+  const a = el('a', { href: URL.createObjectURL(blob), download: name }) as HTMLAnchorElement;
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+async function sendCommand(type: string, args: unknown): Promise<void> {
+  if (!selected) return;
+  await api<Command>(`/machines/${selected}/commands`, { method: 'POST', body: JSON.stringify({ type, args }) });
+  refreshCommands();
+}
+
+// ---- the route --------------------------------------------------------------------------------
+
+async function planRoute(): Promise<void> {
+  const out = $('#route');
+  const depot = $<HTMLInputElement>('#depot').value.trim();
+  const days = $<HTMLInputElement>('#days').value;
+  try {
+    const r = await api<{ stops?: { machine: string; distanceKm?: number; pickList?: { slot: string; product?: string; load: number }[]; picklist?: { slot: string; product?: string; load: number }[] }[]; totalKm?: number }>(
+      `/route?days=${encodeURIComponent(days)}${depot ? `&depot=${encodeURIComponent(depot)}` : ''}`,
+    );
+    out.replaceChildren();
+    const ol = el('ol');
+    for (const s of r.stops ?? []) {
+      const picks = s.pickList ?? s.picklist ?? [];
+      ol.append(el('li', { 'data-stop': s.machine }, `${s.machine}: ${picks.filter((x) => x.load > 0).map((x) => `${x.slot} +${x.load}`).join(', ') || 'check only'}`));
+    }
+    out.append(ol, el('p', {}, r.totalKm !== undefined ? `${r.totalKm.toFixed(1)} km` : ''));
+  } catch (e) {
+    out.replaceChildren(el('p', { class: 'error' }, (e as Error).message));
+  }
+}
+
+// ---- live updates -----------------------------------------------------------------------------
+
+let stream: AbortController | undefined;
+
+async function live(): Promise<void> {
+  const badge = $('#live');
+  for (;;) {
+    stream = new AbortController();
+    try {
+      const res = await fetch('/stream', { headers: { authorization: `Bearer ${token}` }, signal: stream.signal });
+      if (res.status === 401) return signOut('the token was refused');
+      if (!res.body) throw new Error('no stream');
+      badge.classList.add('on');
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let cut: number;
+        while ((cut = buf.indexOf('\n\n')) >= 0) {
+          const msg = buf.slice(0, cut);
+          buf = buf.slice(cut + 2);
+          const data = msg.split('\n').find((l) => l.startsWith('data: '));
+          if (data) changed(JSON.parse(data.slice(6)) as Change);
+        }
+      }
+    } catch (e) {
+      if (stream.signal.aborted) return;
+      console.warn(e);
+    }
+    badge.classList.remove('on');
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+function changed(c: Change): void {
+  refreshFleet();
+  const me = selected;
+  if (!me) return;
+  if (c.machines.includes(me)) refreshMachine();
+  if (c.sales.includes(me)) refreshChart();
+  if (c.commands.some((x) => x.machine === me)) refreshCommands();
+  if (c.alerts.includes(me)) refreshAlerts();
+  if (c.audits.some((x) => x.machine === me)) refreshAudits();
+}
+
+// ---- sign in and out --------------------------------------------------------------------------
+
+function signOut(why = ''): void {
+  stream?.abort();
+  token = '';
+  sessionStorage.removeItem('vendfleet-token');
+  $('#app').hidden = true;
+  $('#login').hidden = false;
+  $('#login-error').textContent = why;
+}
+
+async function signIn(): Promise<void> {
+  try {
+    await api('/fleet/summary');
+  } catch (e) {
+    return signOut((e as Error).message);
+  }
+  sessionStorage.setItem('vendfleet-token', token);
+  $('#login').hidden = true;
+  $('#app').hidden = false;
+  refreshFleet();
+  void live();
+}
+
+$('#login').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  token = $<HTMLInputElement>('#token').value.trim();
+  void signIn();
+});
+$('#logout').addEventListener('click', () => signOut());
+$('#range').addEventListener('change', () => refreshChart());
+$('#command').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  let args: unknown = {};
+  const text = $<HTMLTextAreaElement>('#command-args').value.trim();
+  try {
+    args = text ? JSON.parse(text) : {};
+  } catch {
+    $('#commands').prepend(el('li', { class: 'error' }, 'the arguments are not JSON'));
+    return;
+  }
+  sendCommand($<HTMLSelectElement>('#command-type').value, args).catch((e: Error) => $('#commands').prepend(el('li', { class: 'error' }, e.message)));
+});
+$('#read-audit').addEventListener('click', () => {
+  sendCommand('audit', {}).catch((e: Error) => $('#audits').prepend(el('li', { class: 'error' }, e.message)));
+});
+$('#route-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  void planRoute();
+});
+// Ages on the page ("12 s ago") move on even when nothing changes.
+setInterval(() => {
+  if (token) refreshFleet();
+}, 15000);
+
+if (token) void signIn();
+else signOut();

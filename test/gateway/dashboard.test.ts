@@ -1,0 +1,120 @@
+/**
+ * The dashboard end to end, in a real browser (Debian's Chromium driven by
+ * playwright-core): `npm start`'s simulated fleet and gateway, signing in
+ * with the printed token, the fleet map and list, one machine's planogram,
+ * coin tubes and sales chart, a command sent and its result shown live, an
+ * audit read and its DEX file downloaded. Screenshots go to
+ * test-output/dashboard/.
+ */
+import { strict as assert } from 'node:assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+const fleet = fileURLToPath(new URL('../../tools/fleet.js', import.meta.url));
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const shots = join(root, 'test-output', 'dashboard');
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+
+describe('the dashboard in Chromium', function () {
+  this.timeout(240000);
+  let child: ChildProcess;
+  let out = '';
+  let closed: Promise<number | null>;
+  let browser: Browser;
+  let page: Page;
+  let url = '';
+  let token = '';
+
+  before(async function () {
+    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is needed at ${CHROMIUM} (Debian: apt-get install chromium; .ci/run installs it)`);
+    mkdirSync(shots, { recursive: true });
+    child = spawn(process.execPath, [fleet, '--machines', '3', '--api-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    closed = new Promise((resolve) => child.on('close', (code) => resolve(code)));
+    for (let i = 0; i < 900 && !/machines online 3\/3/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+    url = /operator API {2}(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? '';
+    token = /admin token {3}(vf_[\w-]+)/.exec(out)?.[1] ?? '';
+    assert.ok(url && token, out);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true });
+  });
+
+  after(async () => {
+    await browser?.close();
+    child?.kill('SIGINT');
+    if (closed) assert.equal(await closed, 0, out);
+  });
+
+  const shot = async (name: string): Promise<void> => {
+    const file = join(shots, `${name}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    process.stdout.write(`      screenshot: ${file}\n`);
+  };
+
+  it('refuses a wrong token and signs in with the right one', async () => {
+    await page.goto(url + '/dashboard');
+    await page.fill('#token', 'vf_not-a-token');
+    await page.click('#login button');
+    await page.waitForSelector('#login-error:has-text("refused")');
+    await page.fill('#token', token);
+    await page.click('#login button');
+    await page.waitForSelector('#machines tbody tr[data-machine="vm-0003"]');
+    await shot('1-fleet');
+  });
+
+  it('shows the fleet: every machine online in the list and on the map, with totals', async () => {
+    for (const id of ['vm-0001', 'vm-0002', 'vm-0003']) {
+      assert.equal(await page.textContent(`#machines tr[data-machine="${id}"] td:nth-child(2)`), 'online');
+    }
+    assert.equal(await page.textContent('[data-total="online"] b'), '3/3');
+    // The map has a marker per machine once they have locations; until then it says how to give them one.
+    const markers = await page.locator('#map circle').count();
+    const hint = await page.locator('#map text').count();
+    assert.ok(markers === 3 || hint === 2, `${markers} markers`);
+    assert.equal(await page.locator('#login').isVisible(), false, 'the sign-in form is gone');
+  });
+
+  it('shows one machine: planogram with stock, coin tubes, sales chart', async () => {
+    await page.click('#machines tr[data-machine="vm-0001"]');
+    await page.waitForSelector('#planogram .slot');
+    const slots = await page.locator('#planogram .slot').count();
+    assert.ok(slots >= 3, `${slots} slots`);
+    await page.waitForSelector('#tubes .tube');
+    assert.ok((await page.locator('#tubes .tube').count()) >= 1);
+    await page.waitForSelector('#chart text[data-sales]', { state: 'attached' });
+    assert.ok((await page.locator('#chart rect').count()) >= 24, 'a bar per hour of the last day');
+    await shot('2-machine');
+  });
+
+  it('updates live without a reload: new sales reach the totals and the chart', async () => {
+    const before = Number(await page.textContent('[data-total="sales"] b'));
+    // The simulated customers keep buying; the stream of changes brings the new figures.
+    await page.waitForFunction(`Number(document.querySelector('[data-total="sales"] b')?.textContent) > ${before}`, undefined, { timeout: 120000 });
+    assert.ok((await page.locator('#live.on').count()) === 1, 'the live stream is connected');
+  });
+
+  it('sends a command and shows its outcome as the machine applies it', async () => {
+    await page.selectOption('#command-type', 'set-prices');
+    await page.fill('#command-args', '{"prices":{"A1":155}}');
+    await page.click('#command button');
+    await page.waitForSelector('#commands li[data-status="applied"]:has-text("set-prices")', { timeout: 60000 });
+    await page.waitForSelector('#planogram .slot[data-slot="A1"]:has-text("1.55")', { timeout: 60000 });
+    await shot('3-command');
+  });
+
+  it('reads the audit data and downloads the machine\'s DEX file', async () => {
+    await page.click('#read-audit');
+    await page.waitForSelector('#audits a[data-download]', { timeout: 60000 });
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#audits a[data-download]')]);
+    const file = join(shots, download.suggestedFilename());
+    await download.saveAs(file);
+    const text = readFileSync(file, 'latin1');
+    assert.match(text, /^DXS\*VFL0000000\*VA\*V0\/6\*1\r\nST\*001\*0001\r\nID1\*vm-0001\*/);
+    assert.match(text, /\r\nG85\*[0-9A-F]{4}\r\nSE\*\d+\*0001\r\nDXE\*1\*1\r\n$/);
+    await shot('4-audit');
+  });
+});
