@@ -21,5 +21,6 @@ export default [
   script('dist/test/xs/harness.js', 'dist/bundle/tests/_harness.js', 'vendfleetHarness'),
   script('dist/bench/xs/change-bench.js', 'dist/bundle/bench-change.js', 'vendfleetBenchChange'),
   script('dist/bench/xs/journal-bench.js', 'dist/bundle/bench-journal.js', 'vendfleetBenchJournal'),
+  script('dist/bench/xs/dex-bench.js', 'dist/bundle/bench-dex.js', 'vendfleetBenchDex'),
   ...tests,
 ];

@@ -171,6 +171,29 @@ async function xsJournal(vendCompute: number): Promise<void> {
   }
 }
 
+async function xsDex(vendCompute: number): Promise<void> {
+  out('');
+  out('EVA-DTS audit file under XS: every slot sold from, wall clock known (every PA5 present)');
+  const w = new XsWorker({ meteringLimit: 2_000_000_000 });
+  try {
+    await w.evaluate(readFileSync(fileURLToPath(new URL('../bundle/bench-dex.js', import.meta.url)), 'utf8'));
+    for (const slots of [12, 40, 100]) {
+      await w.evaluate(`benchDexSetup(${slots})`);
+      const h0 = (await w.evaluate('gc()')).meter.currentHeapCount;
+      const base = (await w.evaluate('0')).meter.compute;
+      const r = await w.evaluate('new TextEncoder().encode(String(benchDexBuild())).buffer');
+      const bytes = Number(new TextDecoder().decode(r.reply));
+      const compute = r.meter.compute - base;
+      const peak = r.meter.currentHeapCount - h0;
+      record(`dex.${slots}.bytes`, bytes, `${slots} slots: file size (bytes)`);
+      record(`dex.${slots}.compute`, compute, `${slots} slots: compute to write it (computrons; ${(compute / vendCompute).toFixed(1)} vends)`);
+      record(`dex.${slots}.heapSlots`, peak, `${slots} slots: heap in use right after, before GC (XS slots; garbage once sent)`);
+    }
+  } finally {
+    await w.close();
+  }
+}
+
 async function journalWear(sales: number): Promise<void> {
   out('');
   out(`Journal on the simulator: ${sales} cash sales, 64 KiB partition, the gateway acknowledging every minute`);
@@ -359,8 +382,17 @@ async function main(): Promise<void> {
     return;
   }
   const vendCompute = await xsVend();
+  if (process.argv.includes('--xs-only')) {
+    // The firmware under XS alone (a minute): vend, change-making, journal, audit file.
+    await xsChange(vendCompute);
+    await xsJournal(vendCompute);
+    await xsDex(vendCompute);
+    if (json) process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
+    return;
+  }
   await xsChange(vendCompute);
   await xsJournal(vendCompute);
+  await xsDex(vendCompute);
   await journalWear(10000);
   if (!process.argv.includes('--no-cuts')) await powerCutCampaign();
   if (!process.argv.includes('--no-gateway')) {

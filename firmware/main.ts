@@ -36,8 +36,8 @@ export function start(board: Board, config: unknown): Firmware {
       telemetryIntervalMs: () => controller.telemetryIntervalMs(),
     });
     controller.onReport = () => up.reportNow();
-    controller.onAudit = (read, text) => {
-      if (!up.sendAudit(read, text)) board.log('warn', `audit read ${read}: offline, not sent`);
+    controller.onAudit = (read, file) => {
+      if (!up.sendAudit(read, file)) board.log('warn', `audit read ${read}: offline, not sent`);
     };
     // New events go out from a timer, never from inside the decision that wrote them.
     let queued = false;

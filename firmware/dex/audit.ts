@@ -2,7 +2,7 @@
  * The machine's EVA-DTS (DEX/UCS) audit file, built from the journal's
  * books: money in and out, sales per selection, coins in the tubes, and
  * the read itself (docs/dex.md). Pure: the caller journals the read (which
- * clears the interim counters) and sends the text.
+ * clears the interim counters) and sends the bytes (ASCII, CRLF lines).
  *
  * Money elements are in the machine's minor units with ID4's decimals.
  * Counters are written "since initialisation" and "since last reset" in
@@ -22,8 +22,9 @@ import {
   type Ledger,
 } from '../journal/ledger.js';
 import { dexDateTime } from './civil.js';
-import { crc16Hex, crc16Text } from './crc16.js';
+import { crc16Hex } from './crc16.js';
 import { dexCurrency } from './currency.js';
+import { DexWriter } from './writer.js';
 
 export interface AuditInput {
   readonly ledger: Ledger;
@@ -44,88 +45,63 @@ export interface AuditInput {
   readonly wall: number;
 }
 
-const CRLF = '\r\n';
-
-/** A value as an element: printable ASCII without the separator, trimmed to `max`. */
-function element(v: string, max = 20): string {
-  let out = '';
-  for (let i = 0; i < v.length && out.length < max; i++) {
-    const c = v.charCodeAt(i);
-    out += c >= 0x20 && c <= 0x7e && c !== 0x2a ? v[i] : '?';
-  }
-  return out;
-}
-
-class Segments {
-  private readonly lines: string[] = [];
-  private crc = 0;
-  private counting = false;
-  count = 0;
-
-  add(...parts: (string | number)[]): void {
-    // Trailing empty elements are left out, as the standard allows.
-    let n = parts.length;
-    while (n > 1 && parts[n - 1] === '') n--;
-    const line = (n === parts.length ? parts : parts.slice(0, n)).join('*') + CRLF;
-    if (line.startsWith('ST*')) this.counting = true;
-    if (this.counting) {
-      this.count++;
-      if (!line.startsWith('G85*') && !line.startsWith('SE*')) this.crc = crc16Text(this.crc, line);
-    }
-    this.lines.push(line);
-  }
-
-  /** G85 covers everything from ST through the line before it. */
-  check(): string {
-    return crc16Hex(this.crc);
-  }
-
-  text(): string {
-    return this.lines.join('');
-  }
-}
-
-export function buildAudit(a: AuditInput): string {
+export function buildAudit(a: AuditInput): Uint8Array {
   const l = a.ledger;
   const t = l.total;
   const r = l.interim;
-  const s = new Segments();
-  const id = element(a.machineId);
-  s.add('DXS', 'VFL0000000', 'VA', 'V0/6', 1);
-  s.add('ST', '001', '0001');
-  s.add('ID1', id, 'VENDFLEET', element(a.firmware, 6), '', '', id);
-  s.add('ID4', a.decimals, dexCurrency(a.currency), a.currency);
-  s.add('CB1', id, 'VENDFLEET-ESP32', element(a.firmware));
+  const w = new DexWriter(512 + l.slots * 96);
+  const id = a.machineId;
+  w.seg('DXS').str('VFL0000000').str('VA').str('V0/6').num(1).end();
+  w.seg('ST').str('001').str('0001').end();
+  w.seg('ID1').str(id).str('VENDFLEET').str(a.firmware, 6).empty().empty().str(id).end();
+  w.seg('ID4').num(a.decimals).str(dexCurrency(a.currency)).str(a.currency).end();
+  w.seg('CB1').str(id).str('VENDFLEET-ESP32').str(a.firmware).end();
   // Paid vends: cash and paid elsewhere (remote vends); CA2 is the cash part.
-  s.add('VA1', t[C_REVENUE]! + t[C_REMOTE_VALUE]!, t[C_SALES]! + t[C_REMOTE_SALES]!, r[C_REVENUE]! + r[C_REMOTE_VALUE]!, r[C_SALES]! + r[C_REMOTE_SALES]!);
-  s.add('CA2', t[C_REVENUE]!, t[C_SALES]!, r[C_REVENUE]!, r[C_SALES]!);
-  const inR = r[C_COINS_CASHBOX]! + r[C_COINS_TUBES]! + r[C_BILLS_VALUE]!;
-  const inT = t[C_COINS_CASHBOX]! + t[C_COINS_TUBES]! + t[C_BILLS_VALUE]!;
-  s.add('CA3', inR, r[C_COINS_CASHBOX]!, r[C_COINS_TUBES]!, r[C_BILLS_VALUE]!, inT, t[C_COINS_CASHBOX]!, t[C_COINS_TUBES]!, t[C_BILLS_VALUE]!);
-  s.add('CA4', r[C_PAID_VALUE]!, r[C_MANUAL_VALUE]!, t[C_PAID_VALUE]!, t[C_MANUAL_VALUE]!);
+  w.seg('VA1').num(t[C_REVENUE]! + t[C_REMOTE_VALUE]!).num(t[C_SALES]! + t[C_REMOTE_SALES]!).num(r[C_REVENUE]! + r[C_REMOTE_VALUE]!).num(r[C_SALES]! + r[C_REMOTE_SALES]!).end();
+  w.seg('CA2').num(t[C_REVENUE]!).num(t[C_SALES]!).num(r[C_REVENUE]!).num(r[C_SALES]!).end();
+  w.seg('CA3')
+    .num(r[C_COINS_CASHBOX]! + r[C_COINS_TUBES]! + r[C_BILLS_VALUE]!)
+    .num(r[C_COINS_CASHBOX]!)
+    .num(r[C_COINS_TUBES]!)
+    .num(r[C_BILLS_VALUE]!)
+    .num(t[C_COINS_CASHBOX]! + t[C_COINS_TUBES]! + t[C_BILLS_VALUE]!)
+    .num(t[C_COINS_CASHBOX]!)
+    .num(t[C_COINS_TUBES]!)
+    .num(t[C_BILLS_VALUE]!)
+    .end();
+  w.seg('CA4').num(r[C_PAID_VALUE]!).num(r[C_MANUAL_VALUE]!).num(t[C_PAID_VALUE]!).num(t[C_MANUAL_VALUE]!).end();
   // The machine never keeps change it cannot pay: it stays the customer's credit.
-  s.add('CA8', 0, 0);
+  w.seg('CA8').num(0).num(0).end();
   let tubeValue = 0;
   for (let c = 0; c < 16; c++) if (a.tubeTypes & (1 << c)) tubeValue += (a.coinValues[c] ?? 0) * l.tubes[c]!;
-  s.add('CA15', tubeValue);
+  w.seg('CA15').num(tubeValue).end();
   for (let c = 0; c < 16; c++) {
-    if (a.tubeTypes & (1 << c) && (a.coinValues[c] ?? 0) > 0) s.add('CA17', c, a.coinValues[c]!, l.tubes[c]!);
+    if (a.tubeTypes & (1 << c) && (a.coinValues[c] ?? 0) > 0) w.seg('CA17').num(c).num(a.coinValues[c]!).num(l.tubes[c]!).end();
   }
-  if (a.billValidator) s.add('BA1', '', '', '');
+  if (a.billValidator) w.seg('BA1').end();
   for (let i = 0; i < l.slots; i++) {
-    s.add('PA1', a.codes[i]!, l.prices[i]!, element(a.products[i] ?? ''));
-    s.add('PA2', l.slotSales[i]!, l.slotRevenue[i]!, l.slotSalesInterim[i]!, l.slotRevenueInterim[i]!);
+    w.seg('PA1').str(a.codes[i]!).num(l.prices[i]!).str(a.products[i] ?? '').end();
+    w.seg('PA2').num(l.slotSales[i]!).num(l.slotRevenue[i]!).num(l.slotSalesInterim[i]!).num(l.slotRevenueInterim[i]!).end();
     const last = l.wallTime(l.slotLastSale[i]!);
     if (last > 0) {
       const when = dexDateTime(last);
-      s.add('PA5', when.date, when.time);
+      w.seg('PA5').str(when.date).str(when.time).end();
     }
   }
-  const now = a.wall > 0 ? dexDateTime(a.wall) : { date: '', time: '' };
-  const before = l.lastReadWall > 0 ? dexDateTime(l.lastReadWall) : { date: '', time: '' };
-  s.add('EA3', a.read, now.date, now.time, '', before.date, before.time);
-  s.add('G85', s.check());
-  s.add('SE', s.count + 1, '0001');
-  s.add('DXE', 1, 1);
-  return s.text();
+  w.seg('EA3').num(a.read);
+  if (a.wall > 0) {
+    const now = dexDateTime(a.wall);
+    w.str(now.date).str(now.time);
+  } else w.empty().empty();
+  w.empty();
+  if (l.lastReadWall > 0) {
+    const before = dexDateTime(l.lastReadWall);
+    w.str(before.date).str(before.time);
+  }
+  w.end();
+  w.seg('G85').str(crc16Hex(w.crc)).end();
+  // SE counts the segments from ST through itself.
+  w.seg('SE').num(w.count + 1).str('0001').end();
+  w.seg('DXE').num(1).num(1).end();
+  return w.bytes();
 }

@@ -3,6 +3,8 @@
  * EVA-DTS puts in G85 and the DEX/UCS link puts after each block. Bitwise:
  * an audit is a few kilobytes once in a while, not worth a 512-byte table.
  */
+import { charCode } from '../text/chars.js';
+
 export function crc16Update(crc: number, byte: number): number {
   crc ^= byte & 0xff;
   for (let i = 0; i < 8; i++) crc = crc & 1 ? (crc >>> 1) ^ 0xa001 : crc >>> 1;
@@ -11,7 +13,14 @@ export function crc16Update(crc: number, byte: number): number {
 
 /** Continue `crc` over the characters of an ASCII string. */
 export function crc16Text(crc: number, text: string): number {
-  for (let i = 0; i < text.length; i++) crc = crc16Update(crc, text.charCodeAt(i));
+  const n = text.length;
+  for (let i = 0; i < n; i++) crc = crc16Update(crc, charCode(text, i));
+  return crc;
+}
+
+/** Continue `crc` over bytes `from` to `to` (exclusive). */
+export function crc16Bytes(crc: number, bytes: Uint8Array, from: number, to: number): number {
+  for (let i = from; i < to; i++) crc = crc16Update(crc, bytes[i]!);
   return crc;
 }
 

@@ -165,8 +165,8 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
   private readonly dispenserOptions: DispenserOptions;
   /** Called when a command asks for a full state report (the uplink sends telemetry). */
   onReport: (() => void) | undefined;
-  /** Called with each audit read's EVA-DTS text (the uplink sends it). */
-  onAudit: ((read: number, text: string) => void) | undefined;
+  /** Called with each audit read's EVA-DTS file (the uplink sends it). */
+  onAudit: ((read: number, file: Uint8Array) => void) | undefined;
   /** Firmware version for the audit data (set by main). */
   firmware = '';
 
@@ -279,8 +279,8 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
     return this.onAudit !== undefined;
   }
 
-  /** The EVA-DTS file as of now; reading it through `audit` also clears the interim counters. */
-  auditText(read = this.ledger.auditReads + 1, wall = this.commander.wallNow()): string {
+  /** The EVA-DTS file as of now (ASCII bytes); reading it through `audit` also clears the interim counters. */
+  auditFile(read = this.ledger.auditReads + 1, wall = this.commander.wallNow()): Uint8Array {
     return buildAudit({
       ledger: this.ledger,
       machineId: this.config.machineId,
@@ -300,10 +300,10 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
   audit(issued: number): number {
     const read = this.ledger.auditReads + 1;
     const wall = Math.max(this.commander.wallNow(), issued);
-    const text = this.auditText(read, wall);
+    const file = this.auditFile(read, wall);
     // Journaled before it leaves: the read (and the cleared interim counters) survive a power cut.
     this.journal.auditRead(read, wall);
-    this.onAudit?.(read, text);
+    this.onAudit?.(read, file);
     return read;
   }
 

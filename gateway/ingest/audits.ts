@@ -1,6 +1,7 @@
 /**
  * EVA-DTS files the machines send on fleet/{machine}/audit after an audit
- * read (docs/dex.md). Rare and a few kilobytes each, so they skip the event
+ * read (docs/dex.md): `{"v":1,"read":N,"t":T}` on the first line, the file
+ * after it. Rare and a few kilobytes each, so they skip the event
  * batching: each is parsed and stored on its own, and the broker gets its
  * PUBACK only once the file is committed (or refused for good), so a store
  * outage delays audits without losing them.
@@ -45,19 +46,24 @@ export class AuditIntake {
       return 'refused';
     };
     if (payload.length > MAX_AUDIT_PAYLOAD) return refuse(`${payload.length} bytes, more than ${MAX_AUDIT_PAYLOAD}`);
+    // A JSON header line, then the file as the machine wrote it.
+    const cut = payload.indexOf(0x0a);
+    if (cut < 0) return refuse('no header line');
     let body: unknown;
     try {
-      body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+      body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload.subarray(0, cut)));
     } catch (e) {
-      return refuse(`not JSON (${(e as Error).message.slice(0, 80)})`);
+      return refuse(`header is not JSON (${(e as Error).message.slice(0, 80)})`);
     }
-    const b = body as { v?: unknown; read?: unknown; dex?: unknown };
+    const b = body as { v?: unknown; read?: unknown };
     if (typeof body !== 'object' || body === null || b.v !== 1) return refuse('not a version 1 audit message');
     if (typeof b.read !== 'number' || !Number.isInteger(b.read) || b.read < 1 || b.read > 0x7fffffff) return refuse('read must be a positive integer');
-    if (typeof b.dex !== 'string' || b.dex.length === 0) return refuse('dex must be the file as text');
+    if (payload.length === cut + 1) return refuse('no file after the header');
+    // Byte for byte, so that a stray non-ASCII byte is refused on its own line by the parser.
+    const dex = Buffer.from(payload.buffer, payload.byteOffset + cut + 1, payload.length - cut - 1).toString('latin1');
     for (let delay = 500; ; delay = Math.min(delay * 2, 30000)) {
       try {
-        const r = await storeAudit(this.db, { machineId: machine, source: 'machine', readNumber: b.read, text: b.dex });
+        const r = await storeAudit(this.db, { machineId: machine, source: 'machine', readNumber: b.read, text: dex });
         if (r.duplicate) {
           this.stats.duplicates++;
           return 'duplicate';

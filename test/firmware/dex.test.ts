@@ -4,7 +4,7 @@
  * the read surviving a reboot. Runs in Node and under XS.
  */
 import { dexDateTime } from '../../firmware/dex/civil.js';
-import { buildAudit, type AuditInput } from '../../firmware/dex/audit.js';
+import { buildAudit as buildAuditBytes, type AuditInput } from '../../firmware/dex/audit.js';
 import { crc16Hex, crc16Text } from '../../firmware/dex/crc16.js';
 import { dexCurrency } from '../../firmware/dex/currency.js';
 import { Journal } from '../../firmware/journal/journal.js';
@@ -32,6 +32,14 @@ function referenceCrc(text: string): number {
   let c = 0;
   for (let i = 0; i < text.length; i++) c = (c >>> 8) ^ TABLE[(c ^ text.charCodeAt(i)) & 0xff]!;
   return c;
+}
+
+/** The file as text (ASCII), for reading it in the assertions. */
+function buildAudit(a: AuditInput): string {
+  const b = buildAuditBytes(a);
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]!);
+  return s;
 }
 
 interface Machine {
