@@ -2,6 +2,7 @@
  * HMAC-SHA-256 (RFC 2104) with a fixed key, and a comparison that takes the
  * same time whatever the bytes, so a forger learns nothing from timing.
  */
+import { charCode } from '../text/chars.js';
 import { SHA256_BLOCK, SHA256_LENGTH, Sha256 } from './sha256.js';
 
 export class HmacSha256 {
@@ -37,12 +38,13 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /** Hex text to bytes; undefined when it is not even-length hex. */
 export function fromHex(text: string, out?: Uint8Array): Uint8Array | undefined {
-  if (text.length % 2 !== 0) return undefined;
-  const bytes = out ?? new Uint8Array(text.length / 2);
-  if (bytes.length !== text.length / 2) return undefined;
+  const length = text.length;
+  if (length % 2 !== 0) return undefined;
+  const bytes = out ?? new Uint8Array(length / 2);
+  if (bytes.length !== length / 2) return undefined;
   for (let i = 0; i < bytes.length; i++) {
-    const hi = nibble(text.charCodeAt(2 * i));
-    const lo = nibble(text.charCodeAt(2 * i + 1));
+    const hi = nibble(charCode(text, 2 * i));
+    const lo = nibble(charCode(text, 2 * i + 1));
     if (hi < 0 || lo < 0) return undefined;
     bytes[i] = (hi << 4) | lo;
   }
