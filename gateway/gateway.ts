@@ -9,6 +9,8 @@
  * queued at the broker while a gateway restarts.
  */
 import mqtt from 'mqtt';
+import { AlertEngine } from './alerts/engine.js';
+import { WebhookSender } from './alerts/webhook.js';
 import { CommandService } from './commands/service.js';
 import { AuditIntake, auditMachine } from './ingest/audits.js';
 import { Ingester, type IngestOptions } from './ingest/ingester.js';
@@ -27,7 +29,21 @@ export interface GatewayOptions {
   /** For mqtts:// brokers with a private CA: its certificate (PEM). */
   ca?: string | Buffer;
   ingest?: IngestOptions;
+  /** The alert engine (docs/alerts.md): on unless false. */
+  alerts?: AlertOptions | false;
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
+}
+
+export interface AlertOptions {
+  /** Opened, updated and closed alerts are POSTed here (ALERT_WEBHOOK_URL). */
+  webhookUrl?: string | undefined;
+  /** HMAC-SHA-256 key for the X-Vendfleet-Signature header (ALERT_WEBHOOK_SECRET). */
+  webhookSecret?: string | undefined;
+  /** Webhook retry backoff, first delay (500 ms) and cap (60 s). */
+  webhookRetryMs?: number;
+  webhookMaxRetryMs?: number;
+  /** How often silent machines and rejected commands are looked at (10,000 ms; 0: never, tests call sweep). */
+  sweepMs?: number;
 }
 
 export const TOPICS = ['fleet/+/events', 'fleet/+/telemetry', 'fleet/+/status', 'fleet/+/audit'];
@@ -38,14 +54,17 @@ export class Gateway {
   readonly client: mqtt.MqttClient;
   readonly commands: CommandService;
   readonly audits: AuditIntake;
+  /** Undefined when started with alerts: false. */
+  readonly alerts: AlertEngine | undefined;
   acksSent = 0;
 
-  private constructor(db: Db, client: mqtt.MqttClient, ingester: Ingester, commands: CommandService, audits: AuditIntake) {
+  private constructor(db: Db, client: mqtt.MqttClient, ingester: Ingester, commands: CommandService, audits: AuditIntake, alerts: AlertEngine | undefined) {
     this.db = db;
     this.client = client;
     this.ingester = ingester;
     this.commands = commands;
     this.audits = audits;
+    this.alerts = alerts;
   }
 
   static async start(options: GatewayOptions): Promise<Gateway> {
@@ -78,6 +97,21 @@ export class Gateway {
       if (auditOf !== undefined && packet.cmd === 'publish') void audits.take(auditOf, packet.payload as Uint8Array).then(release);
       else release();
     };
+    const alertOptions = options.alerts === false ? undefined : (options.alerts ?? {});
+    const alerts = alertOptions
+      ? new AlertEngine(options.db, {
+          onLog: log,
+          webhook: alertOptions.webhookUrl
+            ? new WebhookSender({
+                url: alertOptions.webhookUrl,
+                secret: alertOptions.webhookSecret,
+                onLog: log,
+                ...(alertOptions.webhookRetryMs !== undefined ? { retryMs: alertOptions.webhookRetryMs } : {}),
+                ...(alertOptions.webhookMaxRetryMs !== undefined ? { maxRetryMs: alertOptions.webhookMaxRetryMs } : {}),
+              })
+            : undefined,
+        })
+      : undefined;
     const commands = new CommandService(options.db, (topic, payload) => client.publish(topic, payload, { qos: 1 }), { onLog: log });
     const ingester = new Ingester(
       options.db,
@@ -92,6 +126,8 @@ export class Gateway {
           const changed = await commands.recordOutcomes(tx, events);
           return () => commands.settled(changed);
         },
+        // Alerts are evaluated after the commit, off the ingest path: a slow evaluation never delays an ack.
+        ...(alerts ? { onTelemetry: (list: { machine: string }[]) => alerts.telemetry(list) } : {}),
         onOnline: (machines) => {
           for (const m of machines) void commands.machineOnline(m).catch((e: Error) => log('warn', `commands: sending to ${m} failed: ${e.message}`));
         },
@@ -105,7 +141,7 @@ export class Gateway {
         },
       },
     );
-    gateway = new Gateway(options.db, client, ingester, commands, audits);
+    gateway = new Gateway(options.db, client, ingester, commands, audits, alerts);
     const prefix = options.shareGroup ? `$share/${options.shareGroup}/` : '';
     const topics = TOPICS.map((t) => prefix + t);
     client.on('message', (topic, payload) => {
@@ -140,6 +176,10 @@ export class Gateway {
       throw e;
     }
     log('info', `gateway: subscribed to ${TOPICS.map((t) => prefix + t).join(', ')} on ${options.mqttUrl}`);
+    if (alerts) {
+      alerts.startSweeper(alertOptions?.sweepMs ?? 10000);
+      if (alerts.webhook) log('info', `alerts: notifications to ${alerts.webhook.target}`);
+    }
     return gateway;
   }
 
@@ -153,6 +193,8 @@ export class Gateway {
     this.commands.close();
     this.audits.close();
     await this.ingester.close();
+    // After the ingester: its last commits may still hand telemetry over.
+    await this.alerts?.close();
     // Messages still held back are neither stored nor acknowledged: the broker or the machines send them again.
     await new Promise<void>((resolve) => this.client.end(true, {}, () => resolve()));
   }

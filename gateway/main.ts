@@ -10,7 +10,9 @@
  * broker), GATEWAY_CLIENT_ID (a fixed id gives a persistent session; default
  * vendfleet-gateway-<host>), TELEMETRY_RETENTION_DAYS (30), DATA_DIR,
  * MQTT_CA_FILE (the CA of an mqtts:// broker), API_HOST (127.0.0.1) and
- * API_PORT (8080) for the operator API. On the
+ * API_PORT (8080) for the operator API, ALERT_WEBHOOK_URL (opened, updated
+ * and closed alerts are POSTed there, docs/alerts.md) and
+ * ALERT_WEBHOOK_SECRET (their HMAC-SHA-256 signature key). On the
  * first start (no API tokens in the store) an admin token is written to
  * DATA_DIR/admin-token (readable by this user only), never to the log.
  */
@@ -40,8 +42,31 @@ function positive(name: string, fallback: number): number {
   return n;
 }
 
+/** The alert webhook from the environment; the URL and the secret are never echoed (either may be a credential). */
+function alertWebhook(): { webhookUrl?: string; webhookSecret?: string } {
+  const url = env['ALERT_WEBHOOK_URL'];
+  const secret = env['ALERT_WEBHOOK_SECRET'];
+  if (!url) {
+    if (secret) log('warn', 'ALERT_WEBHOOK_SECRET is set but ALERT_WEBHOOK_URL is not: no alert notifications');
+    return {};
+  }
+  let protocol = '';
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    // reported below
+  }
+  if (protocol !== 'http:' && protocol !== 'https:') {
+    log('error', 'ALERT_WEBHOOK_URL must be an http:// or https:// URL');
+    process.exit(2);
+  }
+  if (!secret) log('warn', 'alerts: ALERT_WEBHOOK_SECRET is not set: webhook notifications go unsigned');
+  return { webhookUrl: url, ...(secret ? { webhookSecret: secret } : {}) };
+}
+
 async function main(): Promise<void> {
   const retentionDays = positive('TELEMETRY_RETENTION_DAYS', 30);
+  const alerts = alertWebhook();
   const dataDir = env['DATA_DIR'] ?? 'data';
   const db = await openDb(env['DATABASE_URL'] ? { url: env['DATABASE_URL'] } : { dataDir: join(dataDir, 'pglite') });
   log('info', db.kind === 'postgres' ? 'store: PostgreSQL' : `store: PGlite in ${join(dataDir, 'pglite')}`);
@@ -65,10 +90,11 @@ async function main(): Promise<void> {
     ...(username ? { username } : {}),
     ...(password ? { password } : {}),
     ...(env['MQTT_CA_FILE'] ? { ca: readFileSync(env['MQTT_CA_FILE']) } : {}),
+    alerts,
     onLog: log,
   });
 
-  const api = await buildApi({ db, commands: gateway.commands });
+  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts });
   const apiPort = positive('API_PORT', 8080);
   const served = await listen(api, env['API_HOST'] ?? '127.0.0.1', apiPort);
   log('info', `operator API on ${served.url} (docs at /docs)${served.fellBack ? `; ${apiPort} was taken` : ''}`);

@@ -13,6 +13,7 @@
 import type { Db, Queryable } from '../store/db.js';
 import { ensureTelemetryPartition } from '../store/migrations.js';
 import { parseMessage, type MachineEvent, type Rejection } from './messages.js';
+import { canonicalJson } from '../store/json.js';
 
 export interface IngestOptions {
   /** Rows (events, telemetry and status messages) per transaction; a flush starts when this many wait. */
@@ -31,6 +32,8 @@ export interface IngestOptions {
   onCommandEvents?: (tx: Queryable, events: { machine: string; type: string; body: Record<string, unknown> }[]) => Promise<() => void>;
   /** After a commit: machines whose status says they came online. */
   onOnline?: (machines: string[]) => void;
+  /** After a commit: the telemetry stored, the newest body per machine of the batch (the alert engine). */
+  onTelemetry?: (telemetry: { machine: string; body: Record<string, unknown> }[]) => void;
 }
 
 const COMMAND_EVENTS = new Set(['command', 'command-rejected']);
@@ -59,9 +62,10 @@ export class Ingester {
   readonly stats: IngestStats = { messages: 0, events: 0, duplicates: 0, telemetry: 0, statuses: 0, rejected: {}, batches: 0, shed: 0, storeErrors: 0 };
   private readonly db: Db;
   private readonly ack: (machine: string, from: number, to: number) => void;
-  private readonly options: Required<Omit<IngestOptions, 'onLog' | 'onPressure' | 'onCommandEvents' | 'onOnline'>>;
+  private readonly options: Required<Omit<IngestOptions, 'onLog' | 'onPressure' | 'onCommandEvents' | 'onOnline' | 'onTelemetry'>>;
   private readonly onCommandEvents: IngestOptions['onCommandEvents'];
   private readonly onOnline: IngestOptions['onOnline'];
+  private readonly onTelemetry: IngestOptions['onTelemetry'];
   private readonly onPressure: ((high: boolean) => void) | undefined;
   private pressure = false;
   private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
@@ -88,6 +92,7 @@ export class Ingester {
     this.onPressure = options.onPressure;
     this.onCommandEvents = options.onCommandEvents;
     this.onOnline = options.onOnline;
+    this.onTelemetry = options.onTelemetry;
   }
 
   /** A message arrived on `topic`. Never throws: bad input is counted and logged. */
@@ -335,6 +340,12 @@ export class Ingester {
       const online = statuses.filter((st) => st.online).map((st) => st.machine);
       if (online.length > 0) this.onOnline(online);
     }
+    if (this.onTelemetry && telemetry.length > 0) {
+      // Only the newest body of each machine matters: it is its state now.
+      const latest = new Map<string, Record<string, unknown>>();
+      for (const p of batch) if (p.kind === 'telemetry') latest.set(p.machine, p.body);
+      this.onTelemetry([...latest].map(([machine, body]) => ({ machine, body })));
+    }
     this.stats.batches++;
     this.stats.events += inserted;
     this.stats.duplicates += machines.length - inserted;
@@ -374,7 +385,7 @@ export class Ingester {
       if (p.kind !== 'events') continue;
       for (const e of p.events) {
         const s = byKey.get(`${p.machine}\u0000${e.seq}`);
-        if (s && (s.type !== e.type || Number(s.machine_time) !== e.t || canonical(s.body) !== canonical(e.body))) {
+        if (s && (s.type !== e.type || Number(s.machine_time) !== e.t || canonicalJson(s.body) !== canonicalJson(e.body))) {
           conflicts.add(p);
           this.reject('seq-conflict', `${p.machine}: event ${e.seq} differs from the one stored (${s.type} at ${s.machine_time}, now ${e.type} at ${e.t}); not acknowledged`);
           break;
@@ -457,17 +468,6 @@ function rows(p: Pending): number {
   return p.kind === 'events' ? p.events.length : 1;
 }
 
-/** JSON with keys in a fixed order, to compare bodies that went through jsonb. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object') {
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v);
-}
 
 /** SQLSTATE classes that mean "this data", not "this database": data exceptions, integrity, syntax. */
 function isDataError(e: { code?: string }): boolean {

@@ -1,0 +1,321 @@
+/**
+ * The alert engine: keeps one open alert per (machine, kind, subject) while
+ * its condition holds, updates it when its figures change and closes it when
+ * the condition is gone (docs/alerts.md).
+ *
+ * A machine is evaluated as a whole (rules.ts): the conditions its stored
+ * telemetry shows, its silence (offline) and its rejected commands over the
+ * window; the difference with its open alerts is written in one transaction,
+ * and what changed goes to the webhook after the commit. Triggers:
+ *
+ * - after each ingest commit, the machines whose telemetry was stored
+ *   (Ingester's onTelemetry hook; coalesced, so a machine that sent ten
+ *   messages meanwhile is evaluated once, on its newest);
+ * - a sweeper (`sweep(now)`, every 10 s in a gateway) for machines gone
+ *   silent, machines that spoke again, and rejected commands;
+ * - a rules change (`recheck`), on the stored telemetry at once.
+ *
+ * Several gateways may share one database: evaluations take a transaction-
+ * scoped advisory lock and read the newest stored state under it, so two
+ * gateways never work from different snapshots of one machine at once; the
+ * writes are conditional besides (a partial unique index on open alerts,
+ * ON CONFLICT DO NOTHING, updates and closes only of rows still open and
+ * different), so a row is opened, changed or closed once and notified once.
+ */
+import type { Db, Queryable } from '../store/db.js';
+import { evaluate, intervalOf, offlineCondition, rejectedCondition, resolveRules, type AlertRules, type Condition } from './rules.js';
+import { ALERT_COLUMNS, alertOf, FLEET, type AlertRow } from './store.js';
+import { WebhookSender, type AlertEvent } from './webhook.js';
+import { canonicalJson } from '../store/json.js';
+
+export type { AlertEvent } from './webhook.js';
+
+export interface AlertEngineOptions {
+  /** Notifications go here (a WebhookSender), if set. */
+  webhook?: WebhookSender | undefined;
+  /** Called after each commit with what changed (in the order sent to the webhook). */
+  onAlert?: (e: AlertEvent) => void;
+  onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /** Machines per evaluation transaction (500). */
+  chunk?: number;
+}
+
+export interface AlertStats {
+  evaluations: number;
+  opened: number;
+  updated: number;
+  closed: number;
+  errors: number;
+}
+
+/** Advisory lock key of alert evaluation ("vfal"): one evaluation at a time across gateways. */
+const LOCK_KEY = 0x7666616c;
+
+export class AlertEngine {
+  readonly stats: AlertStats = { evaluations: 0, opened: 0, updated: 0, closed: 0, errors: 0 };
+  readonly webhook: WebhookSender | undefined;
+  private readonly db: Db;
+  private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  private readonly onAlert: ((e: AlertEvent) => void) | undefined;
+  private readonly chunk: number;
+  /** Machines waiting for an evaluation (a set: one evaluation however many messages came). */
+  private pending = new Set<string>();
+  private draining: Promise<void> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryMs = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
+  /** One evaluation transaction at a time in this process (one pooled connection, not several waiting on the lock). */
+  private turn: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  private loading = 0;
+
+  constructor(db: Db, options: AlertEngineOptions = {}) {
+    this.db = db;
+    this.webhook = options.webhook;
+    this.onAlert = options.onAlert;
+    this.log = options.onLog ?? (() => {});
+    this.chunk = options.chunk ?? 500;
+  }
+
+  /** The ingest hook: telemetry of these machines was committed. Returns at once. */
+  telemetry(list: readonly { machine: string }[]): void {
+    if (this.closed) return;
+    for (const t of list) this.pending.add(t.machine);
+    this.schedule();
+  }
+
+  /** Evaluate machines again now (their rules changed), or every machine; resolves once done. */
+  async recheck(machines: readonly string[] | 'all'): Promise<void> {
+    // Counted while the list loads, so that idle() waits for a recheck just asked for.
+    this.loading++;
+    try {
+      const ids = machines === 'all' ? (await this.db.query<{ id: string }>('SELECT id FROM machines')).rows.map((r) => r.id) : machines;
+      for (const id of ids) this.pending.add(id);
+    } finally {
+      this.loading--;
+    }
+    this.schedule();
+    await this.idle();
+  }
+
+  /** Resolves when nothing waits for an evaluation (or the engine is closed). */
+  async idle(): Promise<void> {
+    while (!this.closed && (this.pending.size > 0 || this.draining || this.retryTimer || this.sweeping || this.loading > 0)) {
+      await (this.draining ?? this.sweeping?.catch(() => {}) ?? new Promise((r) => setTimeout(r, 20)));
+    }
+  }
+
+  private schedule(): void {
+    if (this.closed || this.draining || this.retryTimer || this.pending.size === 0) return;
+    this.draining = this.drain().finally(() => {
+      this.draining = undefined;
+      this.schedule();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (!this.closed && this.pending.size > 0) {
+      const ids = [...this.pending].slice(0, this.chunk);
+      for (const id of ids) this.pending.delete(id);
+      try {
+        await this.evaluate(ids);
+        this.retryMs = 0;
+      } catch (e) {
+        // The store is down or refused: the machines wait for the next try (nothing is lost but time).
+        for (const id of ids) this.pending.add(id);
+        this.stats.errors++;
+        this.retryMs = Math.min(Math.max(this.retryMs * 2, 1000), 30000);
+        if (this.stats.errors <= 5 || this.stats.errors % 100 === 0) this.log('warn', `alerts: evaluation failed (${(e as Error).message}); again in ${this.retryMs} ms`);
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.schedule();
+        }, this.retryMs);
+        return;
+      }
+    }
+  }
+
+  /**
+   * Silence and rejected commands: evaluates the machines that may have gone
+   * offline (nothing for their interval times the fewest intervals any rule
+   * allows), those with an offline alert that spoke again, and those with
+   * rejected commands in the window or an open alert about them. `now` is
+   * the time to judge by (tests pass one in the future).
+   */
+  async sweep(now?: Date): Promise<void> {
+    if (this.closed) return;
+    const run = async (): Promise<void> => {
+      const all = await this.db.query<{ machine_id: string; rules: unknown }>('SELECT machine_id, rules FROM alert_rules');
+      const fleet = all.rows.find((r) => r.machine_id === FLEET)?.rules;
+      const every = [resolveRules(fleet), ...all.rows.filter((r) => r.machine_id !== FLEET).map((r) => resolveRules(fleet, r.rules))];
+      const fewest = Math.min(...every.map((r) => r.offline.intervals));
+      const shortest = Math.min(...every.map((r) => r.offline.defaultIntervalS));
+      const widest = Math.max(...every.map((r) => r.commandsRejected.windowMinutes));
+      const interval = `COALESCE(CASE WHEN jsonb_typeof(ms.telemetry->'intervalS') = 'number' AND (ms.telemetry->>'intervalS')::double precision > 0 THEN (ms.telemetry->>'intervalS')::double precision END, $3::double precision)`;
+      const silentSince = `COALESCE($1::timestamptz, now()) - make_interval(secs => $2::double precision * ${interval})`;
+      const r = await this.db.query<{ machine_id: string }>(
+        `SELECT ms.machine_id FROM machine_state ms
+         WHERE ms.last_seen < ${silentSince}
+           AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.machine_id = ms.machine_id AND a.kind = 'offline' AND a.closed_at IS NULL)
+         UNION
+         SELECT a.machine_id FROM alerts a JOIN machine_state ms ON ms.machine_id = a.machine_id
+         WHERE a.kind = 'offline' AND a.closed_at IS NULL AND ms.last_seen >= ${silentSince}
+         UNION
+         SELECT machine_id FROM alerts WHERE kind = 'commands-rejected' AND closed_at IS NULL
+         UNION
+         SELECT machine_id FROM events WHERE type = 'command-rejected' AND received_at > COALESCE($1::timestamptz, now()) - make_interval(mins => $4::int)`,
+        [now ?? null, fewest, shortest, widest],
+      );
+      const ids = r.rows.map((x) => x.machine_id);
+      for (let i = 0; i < ids.length && !this.closed; i += this.chunk) await this.evaluate(ids.slice(i, i + this.chunk), now);
+    };
+    // One sweep at a time; a caller arriving during one waits for it and then runs its own (its `now` may differ).
+    while (this.sweeping) await this.sweeping.catch(() => {});
+    this.sweeping = run().finally(() => {
+      this.sweeping = undefined;
+    });
+    await this.sweeping;
+  }
+
+  /** Sweep every `ms` until closed (errors logged, not thrown). */
+  startSweeper(ms = 10000): void {
+    if (this.sweepTimer || ms <= 0) return;
+    this.sweepTimer = setInterval(() => {
+      if (this.sweeping || this.closed) return;
+      this.sweep().catch((e: Error) => {
+        this.stats.errors++;
+        if (this.stats.errors <= 5 || this.stats.errors % 100 === 0) this.log('warn', `alerts: sweep failed: ${e.message}`);
+      });
+    }, ms);
+  }
+
+  /** Evaluate these machines, write the differences, notify after the commit. */
+  private async evaluate(ids: readonly string[], now?: Date): Promise<void> {
+    if (ids.length === 0) return;
+    const mine = this.turn.then(() => this.db.transaction((tx) => this.reconcile(tx, ids, now ?? null)));
+    this.turn = mine.catch(() => {});
+    const events = await mine;
+    this.stats.evaluations += ids.length;
+    for (const e of events) {
+      this.stats[e.event]++;
+      this.webhook?.push(e);
+      try {
+        this.onAlert?.(e);
+      } catch (err) {
+        this.log('warn', `alerts: listener failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private async reconcile(tx: Queryable, ids: readonly string[], now: Date | null): Promise<AlertEvent[]> {
+    // Gateways sharing the store take turns; each then reads the newest committed state.
+    await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [LOCK_KEY]);
+    const states = await tx.query<{ machine_id: string; telemetry: unknown; last_seen: Date | string | null; silent_s: string | number | null }>(
+      `SELECT m.id AS machine_id, ms.telemetry, ms.last_seen, EXTRACT(EPOCH FROM (COALESCE($2::timestamptz, now()) - ms.last_seen)) AS silent_s
+       FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id WHERE m.id = ANY($1::text[])`,
+      [ids, now],
+    );
+    const known = states.rows.map((s) => s.machine_id);
+    if (known.length === 0) return [];
+    const stored = await tx.query<{ machine_id: string; rules: unknown }>(`SELECT machine_id, rules FROM alert_rules WHERE machine_id = ANY($1::text[]) OR machine_id = '${FLEET}'`, [known]);
+    const fleet = stored.rows.find((r) => r.machine_id === FLEET)?.rules;
+    const own = new Map(stored.rows.filter((r) => r.machine_id !== FLEET).map((r) => [r.machine_id, r.rules]));
+    const rules = new Map<string, AlertRules>(known.map((m) => [m, resolveRules(fleet, own.get(m))]));
+
+    // Rejected commands per machine over its window (usually one window for all: one query).
+    const byWindow = new Map<number, string[]>();
+    for (const [m, r] of rules) if (r.kinds['commands-rejected']) byWindow.set(r.commandsRejected.windowMinutes, [...(byWindow.get(r.commandsRejected.windowMinutes) ?? []), m]);
+    const rejected = new Map<string, { count: number; reasons: Record<string, number> }>();
+    for (const [minutes, machines] of byWindow) {
+      const r = await tx.query<{ machine_id: string; reason: string | null; n: string | number; suppressed: string | number | null }>(
+        `SELECT machine_id, body->>'reason' AS reason, count(*) AS n,
+           sum(CASE WHEN jsonb_typeof(body->'suppressed') = 'number' THEN (body->>'suppressed')::numeric ELSE 0 END) AS suppressed
+         FROM events WHERE type = 'command-rejected' AND machine_id = ANY($1::text[])
+           AND received_at > COALESCE($2::timestamptz, now()) - make_interval(mins => $3::int)
+         GROUP BY machine_id, body->>'reason'`,
+        [machines, now, minutes],
+      );
+      for (const row of r.rows) {
+        const e = rejected.get(row.machine_id) ?? { count: 0, reasons: {} };
+        const n = Number(row.n);
+        const hidden = Number(row.suppressed ?? 0);
+        e.count += n + hidden;
+        e.reasons[row.reason ?? 'unknown'] = (e.reasons[row.reason ?? 'unknown'] ?? 0) + n;
+        // Rejections the machine counted but did not journal (its rate limit): their reasons are unknown.
+        if (hidden > 0) e.reasons['unrecorded'] = (e.reasons['unrecorded'] ?? 0) + hidden;
+        rejected.set(row.machine_id, e);
+      }
+    }
+
+    const want = new Map<string, Condition & { machine: string }>();
+    for (const s of states.rows) {
+      const r = rules.get(s.machine_id)!;
+      const list = evaluate(s.telemetry, r);
+      const lastSeen = s.last_seen === null ? null : s.last_seen instanceof Date ? s.last_seen : new Date(s.last_seen);
+      const off = offlineCondition(lastSeen, s.silent_s === null ? null : Number(s.silent_s), intervalOf(s.telemetry), r);
+      if (off) list.push(off);
+      const rj = rejected.get(s.machine_id);
+      const rc = rj ? rejectedCondition(rj.count, rj.reasons, r) : undefined;
+      if (rc) list.push(rc);
+      for (const c of list) want.set(key(s.machine_id, c.kind, c.subject), { ...c, machine: s.machine_id });
+    }
+
+    const open = await tx.query<AlertRow>(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE closed_at IS NULL AND machine_id = ANY($1::text[])`, [known]);
+    const toClose: string[] = [];
+    const toUpdate: { id: string; c: Condition }[] = [];
+    for (const a of open.rows) {
+      const k = key(a.machine_id, a.kind, a.subject);
+      const c = want.get(k);
+      if (!c) toClose.push(String(a.id));
+      else {
+        want.delete(k);
+        if (c.severity !== a.severity || c.message !== a.message || canonicalJson(c.detail) !== canonicalJson(a.detail)) toUpdate.push({ id: String(a.id), c });
+      }
+    }
+    const toOpen = [...want.values()];
+
+    const events: AlertEvent[] = [];
+    if (toOpen.length > 0) {
+      const r = await tx.query<AlertRow>(
+        `INSERT INTO alerts (machine_id, kind, subject, severity, message, detail)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+         ON CONFLICT (machine_id, kind, subject) WHERE closed_at IS NULL DO NOTHING
+         RETURNING ${ALERT_COLUMNS}`,
+        [toOpen.map((c) => c.machine), toOpen.map((c) => c.kind), toOpen.map((c) => c.subject), toOpen.map((c) => c.severity), toOpen.map((c) => c.message), toOpen.map((c) => c.detail)],
+      );
+      for (const row of r.rows) events.push({ event: 'opened', alert: alertOf(row) });
+    }
+    if (toUpdate.length > 0) {
+      // Only rows still open and still different: a change another gateway already made is not made (or notified) twice.
+      const r = await tx.query<AlertRow>(
+        `UPDATE alerts a SET severity = u.severity, message = u.message, detail = u.detail, updated_at = now()
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[]) AS u(id, severity, message, detail)
+         WHERE a.id = u.id AND a.closed_at IS NULL AND (a.severity <> u.severity OR a.message <> u.message OR a.detail <> u.detail)
+         RETURNING ${ALERT_COLUMNS.split(', ').map((c) => `a.${c}`).join(', ')}`,
+        [toUpdate.map((u) => u.id), toUpdate.map((u) => u.c.severity), toUpdate.map((u) => u.c.message), toUpdate.map((u) => u.c.detail)],
+      );
+      for (const row of r.rows) events.push({ event: 'updated', alert: alertOf(row) });
+    }
+    if (toClose.length > 0) {
+      const r = await tx.query<AlertRow>(`UPDATE alerts SET closed_at = now(), updated_at = now() WHERE id = ANY($1::bigint[]) AND closed_at IS NULL RETURNING ${ALERT_COLUMNS}`, [toClose]);
+      for (const row of r.rows) events.push({ event: 'closed', alert: alertOf(row) });
+    }
+    return events;
+  }
+
+  async close(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.closed = true;
+    // What is under way finishes (bounded: a store that hangs must not hold the shutdown).
+    const busy = Promise.allSettled([this.draining, this.sweeping].filter((p) => p !== undefined));
+    await Promise.race([busy, new Promise((r) => setTimeout(r, 5000).unref())]);
+    this.webhook?.close();
+  }
+}
+
+const key = (machine: string, kind: string, subject: string): string => `${machine}\u0000${kind}\u0000${subject}`;
+
