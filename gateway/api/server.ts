@@ -10,6 +10,8 @@ import { createHash } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { AlertEngine } from '../alerts/engine.js';
+import { listAlerts, openAlertCounts } from '../alerts/store.js';
 import { CommandError, COMMAND_TYPES, type CommandRecord, type CommandService } from '../commands/service.js';
 import { DexError } from '../dex/parse.js';
 import { AuditError } from '../dex/store.js';
@@ -24,6 +26,8 @@ import { allows, TokenCheck, type Role, type TokenInfo } from './tokens.js';
 export interface ApiOptions {
   db: Db;
   commands: CommandService;
+  /** The gateway's alert engine: rules changes re-evaluate (and notify) through it. */
+  alerts?: AlertEngine | undefined;
   /** How long POST /purchase waits for the machine before answering 202 (ms). */
   purchaseWaitMs?: number;
   logger?: boolean;
@@ -96,7 +100,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const r = await db.query<{ id: string; online: boolean | null; last_seen: Date | null; last_seq: string | null; errors: unknown }>(
         `SELECT m.id, ms.online, ms.last_seen, ms.last_seq, ms.telemetry->'errors' AS errors FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id ORDER BY m.id`,
       );
-      return { machines: r.rows.map((m) => ({ id: m.id, online: m.online ?? false, lastSeen: m.last_seen, lastEvent: Number(m.last_seq ?? 0), errors: Array.isArray(m.errors) ? m.errors : [] })) };
+      const alerts = await openAlertCounts(db);
+      return { machines: r.rows.map((m) => ({ id: m.id, online: m.online ?? false, lastSeen: m.last_seen, lastEvent: Number(m.last_seq ?? 0), errors: Array.isArray(m.errors) ? m.errors : [], openAlerts: alerts.get(m.id) ?? 0 })) };
     },
   );
 
@@ -105,7 +110,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     { preHandler: need('viewer'), schema: { summary: "One machine's state (its last telemetry)", tags: ['fleet'], params: { type: 'object', properties: { id: MACHINE_ID }, required: ['id'] } } },
     async (req) => {
       const s = await machineState(req.params.id);
-      return { id: req.params.id, online: s.online, lastSeen: s.last_seen, telemetryAt: s.telemetry_at, telemetry: s.telemetry, status: s.status };
+      const alerts = await listAlerts(db, { state: 'open', machine: req.params.id, limit: 1000 });
+      return { id: req.params.id, online: s.online, lastSeen: s.last_seen, telemetryAt: s.telemetry_at, telemetry: s.telemetry, status: s.status, alerts };
     },
   );
 
@@ -368,7 +374,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   await registerAuditRoutes(app, ctx);
   await registerDashboardRoutes(app, ctx);
-  await registerAlertRoutes(app, ctx);
+  await registerAlertRoutes(app, ctx, options.alerts);
   await registerRestockRoutes(app, ctx);
 
   // ---- provisioning -------------------------------------------------------------------------

@@ -138,6 +138,43 @@ CREATE TABLE audits (
 CREATE UNIQUE INDEX audits_machine_read ON audits (machine_id, read_number) WHERE machine_id IS NOT NULL AND read_number IS NOT NULL;
 CREATE INDEX audits_machine_time ON audits (machine_id, received_at)`,
   },
+  {
+    version: 6,
+    name: 'alerts and alert rules',
+    sql: `
+-- Alerts: open while their condition holds (closed_at NULL), then kept as history.
+CREATE TABLE alerts (
+  id bigserial PRIMARY KEY,
+  machine_id text NOT NULL REFERENCES machines(id),
+  kind text NOT NULL,
+  subject text NOT NULL DEFAULT '',
+  severity text NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+  message text NOT NULL,
+  detail jsonb NOT NULL DEFAULT '{}',
+  opened_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  closed_at timestamptz
+);
+-- At most one open alert per machine, kind and subject, whichever gateway opens it.
+CREATE UNIQUE INDEX alerts_open ON alerts (machine_id, kind, subject) WHERE closed_at IS NULL;
+CREATE INDEX alerts_machine_opened ON alerts (machine_id, opened_at);
+CREATE INDEX alerts_opened ON alerts (opened_at);
+-- Alert rules as set by operators (only what differs): '*' for the fleet, else a machine id.
+CREATE TABLE alert_rules (
+  machine_id text PRIMARY KEY,
+  rules jsonb NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+)`,
+  },
+  {
+    version: 7,
+    name: 'machine locations',
+    sql: `
+-- Where each machine stands (WGS 84 degrees, and a free-text address) for restocking routes: unknown until set.
+ALTER TABLE machines ADD COLUMN lat double precision CHECK (lat BETWEEN -90 AND 90);
+ALTER TABLE machines ADD COLUMN lon double precision CHECK (lon BETWEEN -180 AND 180);
+ALTER TABLE machines ADD COLUMN address text`,
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {
