@@ -1,5 +1,294 @@
-/** Restocking over the operator API (being built: see issue 6). */
-import type { FastifyInstance } from 'fastify';
-import type { RouteContext } from './http.js';
+/**
+ * Restocking over the operator API (docs/restocking.md): machine locations,
+ * a machine's pick list and forecast (when each slot runs out), and a route:
+ * the machines that need a visit before the next one, in driving order from
+ * the depot, each with its pick list, and what to load into the van.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { SlotForecast } from '../restock/forecast.js';
+import { pickList } from '../restock/picklist.js';
+import { DEFAULT_WINDOW_DAYS, forecastMachines, planRestockRoute, type Visit, type VisitReason } from '../restock/plan.js';
+import type { Point } from '../restock/route.js';
+import { loadMachines, RestockError, setLocation, type Location, type MachineRow } from '../restock/store.js';
+import { ERROR, HttpError, MACHINE_ID, SLOT_CODE, type RouteContext } from './http.js';
 
-export async function registerRestockRoutes(_app: FastifyInstance, _ctx: RouteContext): Promise<void> {}
+const NULLABLE_STRING = { type: ['string', 'null'] } as const;
+const NULLABLE_NUMBER = { type: ['number', 'null'] } as const;
+const NULLABLE_TIME = { type: ['string', 'null'], format: 'date-time' } as const;
+const TIME = { type: 'string', format: 'date-time' } as const;
+const PARAMS = { type: 'object', properties: { id: MACHINE_ID }, required: ['id'] } as const;
+const ERRORS = { 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR } as const;
+const WINDOW_DAYS = { type: 'integer', minimum: 1, maximum: 365, default: DEFAULT_WINDOW_DAYS, description: 'Days of sales the rates are estimated from' } as const;
+
+const LOCATION = {
+  type: 'object',
+  properties: { machine: { type: 'string' }, lat: NULLABLE_NUMBER, lon: NULLABLE_NUMBER, address: NULLABLE_STRING },
+  required: ['machine', 'lat', 'lon', 'address'],
+} as const;
+
+const PICK_LINE = {
+  type: 'object',
+  properties: {
+    slot: { type: 'string' },
+    product: NULLABLE_STRING,
+    sku: NULLABLE_NUMBER,
+    qty: { type: 'integer' },
+    capacity: NULLABLE_NUMBER,
+    load: { type: 'integer', description: 'Items to put in: capacity - qty' },
+    fault: { type: 'boolean', description: 'Out of service: clear the fault while refilling' },
+  },
+} as const;
+
+const PICK_LIST = {
+  type: 'object',
+  properties: {
+    lines: { type: 'array', items: PICK_LINE },
+    units: { type: 'integer' },
+    faults: { type: 'array', items: { type: 'string' } },
+    capacityUnknown: { type: 'array', items: { type: 'string' } },
+  },
+} as const;
+
+const SLOT_FORECAST = {
+  type: 'object',
+  properties: {
+    slot: { type: 'string' },
+    product: NULLABLE_STRING,
+    qty: { type: 'integer' },
+    capacity: NULLABLE_NUMBER,
+    fault: { type: 'boolean' },
+    sales: { type: 'integer', description: 'Sales in the window' },
+    ratePerDay: { type: 'number', description: 'Expected sales per day, averaged over the week' },
+    emptyAt: { ...NULLABLE_TIME, description: 'When it is expected to be empty; null when it does not sell (or is out of service)' },
+    daysLeft: { ...NULLABLE_NUMBER, description: 'Days from now until emptyAt (0: probably empty already)' },
+  },
+} as const;
+
+const REASON = {
+  type: 'object',
+  properties: { kind: { type: 'string', enum: ['listed', 'empty', 'fault', 'runs-out'] }, slot: SLOT_CODE, emptyAt: TIME },
+  required: ['kind'],
+} as const;
+
+const VISIT_PROPERTIES = {
+  machine: { type: 'string' },
+  reasons: { type: 'array', items: REASON },
+  firstEmptyAt: NULLABLE_TIME,
+  asOf: { ...NULLABLE_TIME, description: 'When the machine reported the stock the pick list is from' },
+  picklist: PICK_LIST,
+} as const;
+
+const STOP = {
+  type: 'object',
+  properties: {
+    stop: { type: 'integer' },
+    ...VISIT_PROPERTIES,
+    lat: { type: 'number' },
+    lon: { type: 'number' },
+    address: NULLABLE_STRING,
+    legKm: { type: 'number', description: 'Great-circle km from the previous stop (the depot for the first)' },
+  },
+} as const;
+
+const ROUTE = {
+  type: 'object',
+  properties: {
+    generatedAt: TIME,
+    days: { type: 'number' },
+    windowDays: { type: 'integer' },
+    depot: { type: ['object', 'null'], properties: { lat: { type: 'number' }, lon: { type: 'number' } } },
+    returnToDepot: { type: 'boolean' },
+    stops: { type: 'array', items: STOP },
+    returnKm: { type: 'number' },
+    totalKm: { type: 'number' },
+    units: { type: 'integer' },
+    totals: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { key: { type: 'string' }, sku: NULLABLE_NUMBER, product: NULLABLE_STRING, units: { type: 'integer' }, slots: { type: 'integer' }, machines: { type: 'integer' } },
+      },
+    },
+    unlocated: { type: 'array', items: { type: 'object', properties: VISIT_PROPERTIES }, description: 'Machines that need a visit but have no location (PUT /machines/{id}/location): not in the route' },
+  },
+} as const;
+
+const round = (x: number, places: number): number => Math.round(x * 10 ** places) / 10 ** places;
+
+function forecastJson(s: SlotForecast): Record<string, unknown> {
+  return { ...s, ratePerDay: round(s.ratePerDay, 3), emptyAt: s.emptyAt?.toISOString() ?? null, daysLeft: s.daysLeft === null ? null : round(s.daysLeft, 2) };
+}
+
+function reasonJson(r: VisitReason): Record<string, unknown> {
+  return r.kind === 'runs-out' ? { ...r, emptyAt: r.emptyAt.toISOString() } : r;
+}
+
+function visitJson(v: Visit): Record<string, unknown> {
+  return { machine: v.machine, reasons: v.reasons.map(reasonJson), firstEmptyAt: v.firstEmptyAt?.toISOString() ?? null, asOf: v.asOf?.toISOString() ?? null, picklist: v.picklist };
+}
+
+function locationJson(machine: string, l: Location | null): Record<string, unknown> {
+  return { machine, lat: l?.lat ?? null, lon: l?.lon ?? null, address: l?.address ?? null };
+}
+
+/** "lat,lon" in degrees, or a 400. */
+function parseDepot(s: string): Point {
+  const m = /^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$/.exec(s);
+  const lat = Number(m?.[1]);
+  const lon = Number(m?.[2]);
+  if (!m || !(lat >= -90 && lat <= 90) || !(lon >= -180 && lon <= 180)) throw new HttpError(400, 'bad-request', '"depot" is LAT,LON in degrees (-90 to 90, -180 to 180), e.g. 41.8781,-87.6298');
+  return { lat, lon };
+}
+
+function restockError(e: unknown): never {
+  if (e instanceof RestockError) throw new HttpError(e.code === 'unknown-machine' ? 404 : 400, e.code, e.message);
+  throw e;
+}
+
+export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
+  const { db, need } = ctx;
+
+  async function machine(id: string): Promise<MachineRow> {
+    const m = (await loadMachines(db, [id]))[0];
+    if (!m) throw new HttpError(404, 'unknown-machine', `no machine "${id}"`);
+    return m;
+  }
+
+  app.put<{ Params: { id: string }; Body: { lat: number; lon: number; address?: string | null } }>(
+    '/machines/:id/location',
+    {
+      preHandler: need('operator'),
+      // The schema check coerces types (null would become 0, Null Island): coordinates must come as JSON numbers.
+      preValidation: async (req: FastifyRequest) => {
+        const b = req.body as Record<string, unknown> | null | undefined;
+        if (b && typeof b === 'object' && (typeof b['lat'] !== 'number' || typeof b['lon'] !== 'number')) {
+          throw new HttpError(400, 'bad-request', 'lat and lon are numbers (degrees)');
+        }
+      },
+      schema: {
+        summary: "Set a machine's location (WGS 84 degrees) and address, for restocking routes and the map",
+        tags: ['restocking'],
+        params: PARAMS,
+        body: {
+          type: 'object',
+          properties: {
+            lat: { type: 'number', minimum: -90, maximum: 90 },
+            lon: { type: 'number', minimum: -180, maximum: 180 },
+            address: { type: ['string', 'null'], maxLength: 200 },
+          },
+          required: ['lat', 'lon'],
+          additionalProperties: false,
+        },
+        response: { 200: LOCATION, ...ERRORS },
+      },
+    },
+    async (req) => {
+      const address = req.body.address === undefined || req.body.address === null || req.body.address.trim() === '' ? null : req.body.address.trim();
+      const l = await setLocation(db, req.params.id, { lat: req.body.lat, lon: req.body.lon, address }).catch(restockError);
+      return locationJson(req.params.id, l);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/machines/:id/location',
+    { preHandler: need('viewer'), schema: { summary: "A machine's location (null when not set)", tags: ['restocking'], params: PARAMS, response: { 200: LOCATION, ...ERRORS } } },
+    async (req) => locationJson(req.params.id, (await machine(req.params.id)).location),
+  );
+
+  app.get(
+    '/locations',
+    {
+      preHandler: need('viewer'),
+      schema: { summary: 'Every machine with its location (null when not set), for the map', tags: ['restocking'], response: { 200: { type: 'object', properties: { machines: { type: 'array', items: LOCATION } } }, ...ERRORS } },
+    },
+    async () => ({ machines: (await loadMachines(db)).map((m) => locationJson(m.id, m.location)) }),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/machines/:id/picklist',
+    {
+      preHandler: need('viewer'),
+      schema: {
+        summary: 'What to load into each slot (capacity minus the stock last reported); out-of-service slots flagged',
+        tags: ['restocking'],
+        params: PARAMS,
+        response: { 200: { type: 'object', properties: { machine: { type: 'string' }, asOf: NULLABLE_TIME, ...PICK_LIST.properties } }, ...ERRORS },
+      },
+    },
+    async (req) => {
+      const m = await machine(req.params.id);
+      return { machine: m.id, asOf: m.telemetryAt?.toISOString() ?? null, ...pickList(m.slots) };
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { windowDays: number } }>(
+    '/machines/:id/forecast',
+    {
+      preHandler: need('viewer'),
+      schema: {
+        summary: 'When each slot is expected to run out, from its sales rate by hour of the week over the window',
+        tags: ['restocking'],
+        params: PARAMS,
+        querystring: { type: 'object', properties: { windowDays: WINDOW_DAYS }, additionalProperties: false },
+        response: {
+          200: {
+            type: 'object',
+            properties: { machine: { type: 'string' }, asOf: NULLABLE_TIME, since: TIME, until: TIME, windowDays: { type: 'integer' }, slots: { type: 'array', items: SLOT_FORECAST } },
+          },
+          ...ERRORS,
+        },
+      },
+    },
+    async (req) => {
+      const m = await machine(req.params.id);
+      const f = (await forecastMachines(db, [m], { windowDays: req.query.windowDays })).get(m.id)!;
+      return { machine: m.id, asOf: f.asOf?.toISOString() ?? null, since: f.since.toISOString(), until: f.until.toISOString(), windowDays: req.query.windowDays, slots: f.slots.map(forecastJson) };
+    },
+  );
+
+  app.get<{ Querystring: { depot?: string; days: number; machines?: string; windowDays: number; return: boolean } }>(
+    '/route',
+    {
+      preHandler: need('viewer'),
+      schema: {
+        summary: 'A restocking route: the machines that need a visit before the next one (or the ones listed), in driving order from the depot, with pick lists and the van totals',
+        tags: ['restocking'],
+        querystring: {
+          type: 'object',
+          properties: {
+            depot: { type: 'string', maxLength: 64, description: 'LAT,LON of the depot; without it the route is an open path' },
+            days: { type: 'number', minimum: 0, maximum: 90, default: 7, description: 'Days until the next visit: machines with a slot predicted to run out before then are included' },
+            machines: { type: 'string', maxLength: 8192, pattern: '^[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64})*$', description: 'Exactly these machines (comma-separated) instead of the ones that need a visit' },
+            windowDays: WINDOW_DAYS,
+            return: { type: 'boolean', default: true, description: 'Come back to the depot' },
+          },
+          additionalProperties: false,
+        },
+        response: { 200: ROUTE, ...ERRORS },
+      },
+    },
+    async (req) => {
+      const depot = req.query.depot === undefined ? undefined : parseDepot(req.query.depot);
+      const plan = await planRestockRoute(db, {
+        depot,
+        days: req.query.days,
+        machines: req.query.machines?.split(','),
+        returnToDepot: req.query.return,
+        windowDays: req.query.windowDays,
+      }).catch(restockError);
+      return {
+        generatedAt: plan.generatedAt.toISOString(),
+        days: plan.days,
+        windowDays: plan.windowDays,
+        depot: plan.depot,
+        returnToDepot: plan.returnToDepot,
+        stops: plan.stops.map((s) => ({ stop: s.stop, ...visitJson(s), lat: s.location.lat, lon: s.location.lon, address: s.location.address, legKm: round(s.legKm, 3) })),
+        returnKm: round(plan.returnKm, 3),
+        totalKm: round(plan.totalKm, 3),
+        units: plan.units,
+        totals: plan.totals,
+        unlocated: plan.unlocated.map(visitJson),
+      };
+    },
+  );
+}
