@@ -1,23 +1,7 @@
 import type { MachineSpec } from '../../hal-sim/rig.js';
+import { usSnackMachine } from '../../hal-sim/machines.js';
 
 /** A typical US snack machine: three slots (one empty), four coin types, two bills. */
 export function usMachine(overrides: Partial<MachineSpec> = {}): MachineSpec {
-  return {
-    currency: 'USD',
-    slots: [
-      { code: 'A1', product: 'Chips', price: 125, qty: 5 },
-      { code: 'B4', product: 'Coke', price: 175, qty: 3 },
-      { code: 'C2', product: 'Water', price: 100, qty: 0 },
-    ],
-    changer: {
-      coins: [
-        { value: 5, tube: 20 },
-        { value: 10, tube: 20 },
-        { value: 25, tube: 20 },
-        { value: 100, tube: null },
-      ],
-    },
-    bills: [100, 500],
-    ...overrides,
-  };
+  return usSnackMachine(overrides);
 }
