@@ -15,8 +15,10 @@ import { Gateway } from '../gateway/gateway.js';
 import { GATEWAY_USER, storeCredentials } from '../gateway/mqtt/credentials.js';
 import { startEmbeddedBroker } from '../gateway/mqtt/embedded-broker.js';
 import { randomBytes } from 'node:crypto';
+import { loadMachines, setLocation } from '../gateway/restock/store.js';
 import { openDb } from '../gateway/store/db.js';
 import { visit } from '../hal-sim/customers.js';
+import { Restocker } from './restocker.js';
 import { FlashImage } from '../hal-sim/guest/flash-image.js';
 import { DEFAULT_FLASH, MachineHost } from '../hal-sim/host.js';
 import type { MachineSpec, PhysicalState } from '../hal-sim/rig.js';
@@ -30,15 +32,17 @@ interface Options {
   duration: number;
   seed: number;
   apiPort: number;
+  /** Seconds (real time) the route driver lets an empty slot wait; 0: no route driver. */
+  restockAfterS: number;
 }
 
 function fail(message: string): never {
-  process.stderr.write(`vendfleet: ${message}\nusage: npm start -- [--machines N] [--target sim|xs] [--data DIR] [--duration SECONDS] [--seed N] [--api-port PORT]\n`);
+  process.stderr.write(`vendfleet: ${message}\nusage: npm start -- [--machines N] [--target sim|xs] [--data DIR] [--duration SECONDS] [--seed N] [--api-port PORT] [--restock-after SECONDS]\n`);
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { machines: 20, target: 'sim', data: undefined, duration: 0, seed: 1, apiPort: 8080 };
+  const o: Options = { machines: 20, target: 'sim', data: undefined, duration: 0, seed: 1, apiPort: 8080, restockAfterS: 60 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const int = (min: number, max: number): number => {
@@ -50,6 +54,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--duration') o.duration = int(1, 86400);
     else if (a === '--seed') o.seed = int(0, 2 ** 31);
     else if (a === '--api-port') o.apiPort = int(0, 65535);
+    else if (a === '--restock-after') o.restockAfterS = int(0, 86400);
     else if (a === '--target') {
       const t = argv[++i];
       if (t !== 'sim' && t !== 'xs') fail('--target is sim or xs');
@@ -92,6 +97,27 @@ function machineSpec(i: number, rnd: Random): MachineSpec {
   };
 }
 
+/** Where the simulated fleet stands: around downtown Denver (inland: no machine ends up in a lake). */
+const CITY = { lat: 39.7392, lon: -104.9903, name: 'Denver' };
+
+/**
+ * Machine i's place, the same every run: a sunflower spiral (golden angle, radius growing with the
+ * square root of i, so the density is even) about 0.9 km apart, jittered by a hash of i.
+ */
+function simulatedLocation(i: number): { lat: number; lon: number; address: string } {
+  const jitter = (k: number): number => {
+    const x = Math.sin((i + 1) * 12.9898 + k * 78.233) * 43758.5453;
+    return x - Math.floor(x) - 0.5;
+  };
+  const r = 0.9 * Math.sqrt(i + 0.5) * (1 + 0.3 * jitter(1));
+  const a = i * 2.399963229728653 + 0.5 * jitter(2);
+  const north = r * Math.cos(a);
+  const east = r * Math.sin(a);
+  const lat = CITY.lat + north / 111.32;
+  const lon = CITY.lon + east / (111.32 * Math.cos((CITY.lat * Math.PI) / 180));
+  return { lat: Math.round(lat * 1e6) / 1e6, lon: Math.round(lon * 1e6) / 1e6, address: `Site ${i + 1} (simulated), ${CITY.name}` };
+}
+
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const print = (s: string): void => void process.stdout.write(s + '\n');
@@ -114,8 +140,11 @@ async function main(): Promise<void> {
   // A fresh MQTT password each run: the broker checks it against the store, the machine gets it in its configuration.
   const keys = await Promise.all(ids.map((id) => gateway.commands.provision(id, { newMqttPassword: true })));
   gateway.ingester.known(ids);
+  // Locations for the route and the map, through the API's own code path; set once, so one changed over the API stays.
+  const located = new Set((await loadMachines(db, ids)).filter((m) => m.location !== null).map((m) => m.id));
+  for (const [i, id] of ids.entries()) if (!located.has(id)) await setLocation(db, id, simulatedLocation(i));
 
-  const api = await buildApi({ db, commands: gateway.commands });
+  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts });
   const served = await listen(api, '127.0.0.1', o.apiPort);
   const token = await firstAdminToken(db);
 
@@ -123,7 +152,14 @@ async function main(): Promise<void> {
   print(`  MQTT broker   ${broker.url}${broker.port !== 1883 ? ' (1883 is taken on this machine; logins and topic ACLs are on)' : ' (logins and topic ACLs are on)'}`);
   print(`  fleet store   PGlite (PostgreSQL in this process), ${dbDir ? `data in ${dbDir}` : 'in memory (--data DIR keeps it and the machines)'}; tables machines, machine_state, events, sales (view), telemetry`);
   print(`  machines      ${ids[0]} .. ${ids[ids.length - 1]}, 9 slots each, USD coins and bills, telemetry every 5 min and after sales`);
+  print(`  locations     around downtown ${CITY.name}; a restocking route: vendctl route --depot ${CITY.lat},${CITY.lon} --days 1`);
+  print(`  dashboard     ${served.url}/dashboard (sign in with the admin token): map, machines, alerts, planograms, sales, commands, audit files`);
   print(`  operator API  ${served.url} (OpenAPI and a try-it page at ${served.url}/docs)${served.fellBack ? ` (${o.apiPort} is taken on this machine)` : ''}`);
+  print(
+    o.restockAfterS > 0
+      ? `  route driver  restocks a machine by command ${o.restockAfterS} s after a slot runs empty (alerts open as slots empty, close once restocked; --restock-after S)`
+      : '  route driver  off (--restock-after 0): slots stay empty until restocked by command',
+  );
   print(
     token
       ? `  admin token   ${token} (shown once: keep it; try  curl -H "Authorization: Bearer ${token}" ${served.url}/machines)`
@@ -158,6 +194,12 @@ async function main(): Promise<void> {
   );
 
   let stopping = false;
+  // A simulated route driver: slots run empty, alerts open; it comes, loads and sends the restock command; alerts close.
+  const restocker = new Restocker(db, gateway.commands, new Map(ids.map((id, i) => [id, hosts[i]!])), {
+    visitAfterMs: o.restockAfterS * 1000,
+    log: (m) => print(m),
+  });
+  if (o.restockAfterS > 0) restocker.start();
   const customers = hosts.map(async (host, i) => {
     const r = new Random(o.seed * 7919 + i);
     while (!stopping) {
@@ -192,6 +234,7 @@ async function main(): Promise<void> {
   const stop = async (why: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    restocker.stop();
     clearInterval(timer);
     print(`\n${why}: letting the machines finish their customers, then stopping`);
     await Promise.all(customers);

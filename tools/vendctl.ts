@@ -16,6 +16,12 @@
  *   npm run vendctl -- send vm-0001 audit          (the machine sends an EVA-DTS read)
  *   npm run vendctl -- audits vm-0001 | audit <audit id> | dex <audit id> > file.dex
  *   npm run vendctl -- upload file.dex [--machine vm-0001]
+ *   npm run vendctl -- picklist vm-0001            (what to load into each slot)
+ *   npm run vendctl -- forecast vm-0001 [--window 28]   (when each slot runs out)
+ *   npm run vendctl -- route [--machines vm-0001,vm-0002] [--depot 39.74,-104.99] [--days 7] [--window 28] [--return false]
+ *   npm run vendctl -- locate vm-0001 39.7392 -104.9903 ['1600 Glenarm Pl']
+ *   npm run vendctl -- alerts [vm-0001] [--all] [--kind low-stock]   (open ones; --all: closed too)
+ *   npm run vendctl -- alert-rules [vm-0001] ['{"lowStock":{"percent":25}}']   (show, or set: fleet needs admin)
  *
  * The gateway's address and an API token come from --url / --token or
  * VENDFLEET_URL (default http://127.0.0.1:8080) / VENDFLEET_TOKEN.
@@ -37,12 +43,17 @@ const USAGE = `usage: vendctl [--url URL] [--token TOKEN] <command> ...
   sales ID [--from ISO] [--to ISO] | purchase ID SLOT [QUANTITY] [--key KEY]
   send ID TYPE [JSON-ARGS] [--ttl SECONDS] | commands ID | command COMMAND-ID | provision ID
   audits ID | audit AUDIT-ID | dex AUDIT-ID | upload FILE [--machine ID]
+  picklist ID | forecast ID [--window DAYS] | locate ID LAT LON [ADDRESS] | route [--machines ID,ID] [--depot LAT,LON] [--days N] [--window DAYS] [--return false]
+  alerts [ID] [--all] [--kind KIND] [--limit N] | alert-rules [ID] [JSON-RULES]   (ID '*' or none: the fleet)
   token create NAME ROLE | token revoke TOKEN-ID   (on the store: DATABASE_URL or DATA_DIR)`;
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`vendctl: ${message}\n`);
   process.exit(code);
 }
+
+/** Flags that take no value. */
+const SWITCHES = new Set(['all']);
 
 interface Parsed {
   args: string[];
@@ -58,7 +69,8 @@ function parse(argv: string[]): Parsed {
       process.stdout.write(USAGE + '\n');
       process.exit(0);
     }
-    if (a.startsWith('--')) {
+    if (a.startsWith('--') && SWITCHES.has(a.slice(2))) flags.set(a.slice(2), 'true');
+    else if (a.startsWith('--')) {
       const v = argv[++i];
       if (v === undefined) fail(`${a} needs a value`);
       flags.set(a.slice(2), v);
@@ -182,6 +194,46 @@ async function main(): Promise<void> {
       }
       headers['content-type'] = 'text/plain';
       path = `/audits${q([['machine', p.flags.get('machine')]])}`;
+      break;
+    }
+    case 'alerts': {
+      const query = q([['state', p.flags.has('all') ? 'all' : 'open'], ['kind', p.flags.get('kind')], ['limit', p.flags.get('limit')]]);
+      path = id === undefined || id === '*' ? `/alerts${query}` : `/machines/${m(id)}/alerts${query}`;
+      break;
+    }
+    case 'alert-rules': {
+      // `alert-rules '{...}'` sets the fleet's: a machine id never starts with a brace.
+      const fleet = id === undefined || id === '*' || id.startsWith('{');
+      const rules = id?.startsWith('{') ? id : x;
+      path = fleet ? '/alert-rules' : `/machines/${m(id)}/alert-rules`;
+      if (rules !== undefined) {
+        method = 'PUT';
+        try {
+          body = JSON.parse(rules);
+        } catch {
+          fail(`rules are not JSON: ${rules}`);
+        }
+      }
+      break;
+    }
+    case 'picklist':
+      path = `/machines/${m(id)}/picklist`;
+      break;
+    case 'forecast':
+      path = `/machines/${m(id)}/forecast${q([['windowDays', p.flags.get('window')]])}`;
+      break;
+    case 'route':
+      // The machines that need a visit within --days (or exactly --machines), in driving order from --depot.
+      path = `/route${q([['depot', p.flags.get('depot')], ['days', p.flags.get('days')], ['machines', p.flags.get('machines')], ['windowDays', p.flags.get('window')], ['return', p.flags.get('return')]])}`;
+      break;
+    case 'locate': {
+      method = 'PUT';
+      path = `/machines/${m(id)}/location`;
+      const lat = Number(need(x, 'a latitude'));
+      const lon = Number(need(y, 'a longitude'));
+      if (!Number.isFinite(lat) || !Number.isFinite(lon)) fail('locate ID LAT LON [ADDRESS]: LAT and LON are numbers in degrees');
+      const address = p.args[4];
+      body = { lat, lon, ...(address !== undefined ? { address } : {}) };
       break;
     }
     case 'provision':

@@ -133,8 +133,16 @@ let selected: string | undefined;
 const stock = new Map<string, number>();
 
 const refreshFleet = serial(async () => {
-  const [summary, list] = await Promise.all([api<Summary>('/fleet/summary'), api<{ machines: MachineRow[] }>('/machines')]);
-  machines = list.machines;
+  const [summary, list, places] = await Promise.all([
+    api<Summary>('/fleet/summary'),
+    api<{ machines: MachineRow[] }>('/machines'),
+    api<{ machines: { machine: string; lat: number | null; lon: number | null; address: string | null }[] }>('/locations'),
+  ]);
+  const where = new Map(places.machines.map((p) => [p.machine, p]));
+  machines = list.machines.map((m) => {
+    const p = where.get(m.id);
+    return p && p.lat !== null && p.lon !== null ? { ...m, location: { lat: p.lat, lon: p.lon, address: p.address } } : m;
+  });
   const t = $('#totals');
   t.replaceChildren();
   const item = (label: string, value: string, id: string): void => {
@@ -206,7 +214,9 @@ function drawMap(): void {
     title.textContent = `${m.id}${m.location!.address ? ` · ${m.location!.address}` : ''}`;
     c.append(title);
     c.addEventListener('click', () => select(m.id));
-    map.append(c);
+    const label = svg('text', { x: (x + 9).toFixed(1), y: (y + 4).toFixed(1), 'font-size': 10, fill: '#374151' });
+    label.textContent = m.id;
+    map.append(c, label);
   }
 }
 
@@ -360,21 +370,33 @@ async function sendCommand(type: string, args: unknown): Promise<void> {
 
 // ---- the route --------------------------------------------------------------------------------
 
+interface RouteAnswer {
+  stops: { stop: number; machine: string; legKm: number; reasons: string[]; picklist: { lines: { slot: string; product: string | null; load: number }[]; units: number } }[];
+  totalKm: number;
+  units: number;
+  totals: { product: string | null; units: number }[];
+  unlocated: { machine: string }[];
+}
+
 async function planRoute(): Promise<void> {
   const out = $('#route');
   const depot = $<HTMLInputElement>('#depot').value.trim();
   const days = $<HTMLInputElement>('#days').value;
   try {
-    const r = await api<{ stops?: { machine: string; distanceKm?: number; pickList?: { slot: string; product?: string; load: number }[]; picklist?: { slot: string; product?: string; load: number }[] }[]; totalKm?: number }>(
-      `/route?days=${encodeURIComponent(days)}${depot ? `&depot=${encodeURIComponent(depot)}` : ''}`,
-    );
+    const r = await api<RouteAnswer>(`/route?days=${encodeURIComponent(days)}${depot ? `&depot=${encodeURIComponent(depot)}` : ''}`);
     out.replaceChildren();
     const ol = el('ol');
-    for (const s of r.stops ?? []) {
-      const picks = s.pickList ?? s.picklist ?? [];
-      ol.append(el('li', { 'data-stop': s.machine }, `${s.machine}: ${picks.filter((x) => x.load > 0).map((x) => `${x.slot} +${x.load}`).join(', ') || 'check only'}`));
+    for (const s of r.stops) {
+      const picks = s.picklist.lines.filter((x) => x.load > 0).map((x) => `${x.slot} +${x.load}`);
+      ol.append(el('li', { 'data-stop': s.machine }, `${s.machine} (${s.legKm.toFixed(1)} km; ${s.reasons.join(', ')}): ${picks.join(', ') || 'check only'}`));
     }
-    out.append(ol, el('p', {}, r.totalKm !== undefined ? `${r.totalKm.toFixed(1)} km` : ''));
+    const van = r.totals.map((t) => `${t.product ?? '?'} ${t.units}`).join(', ');
+    out.append(
+      el('p', { 'data-route-km': r.totalKm.toFixed(1) }, `${r.stops.length} stops, ${r.totalKm.toFixed(1)} km, ${r.units} items to load`),
+      ol,
+      el('p', {}, van ? `Load the van: ${van}` : 'Nothing to load.'),
+    );
+    if (r.unlocated.length > 0) out.append(el('p', { class: 'error' }, `No location: ${r.unlocated.map((u) => u.machine).join(', ')}`));
   } catch (e) {
     out.replaceChildren(el('p', { class: 'error' }, (e as Error).message));
   }
