@@ -218,6 +218,7 @@ async function main(): Promise<void> {
     const online = st.filter((s) => s.uplink?.state === 'online').length;
     const unsynced = st.reduce((a, s) => a + s.journal.unsynced, 0);
     const sales = (await db.query<{ n: string; total: string | null }>('SELECT count(*) AS n, sum(price) AS total FROM sales')).rows[0]!;
+    const alerts = (await db.query<{ open: string; closed: string }>('SELECT count(*) FILTER (WHERE closed_at IS NULL) AS open, count(*) FILTER (WHERE closed_at IS NOT NULL) AS closed FROM alerts')).rows[0]!;
     const g = gateway.ingester.stats;
     const now = performance.now();
     const rate = ((g.messages - lastMessages) * 1000) / (now - lastAt);
@@ -226,7 +227,7 @@ async function main(): Promise<void> {
     const rejected = Object.values(g.rejected).reduce((a, b) => a + (b ?? 0), 0);
     const secs = Math.round((now - started) / 1000);
     print(
-      `[${String(Math.floor(secs / 60)).padStart(2, '0')}:${String(secs % 60).padStart(2, '0')}] machines online ${online}/${hosts.length} | sales ${sales.n} | revenue $${(Number(sales.total ?? 0) / 100).toFixed(2)} | events stored ${g.events} | ${rate.toFixed(0)} msg/s | unsynced ${unsynced} | rejected ${rejected}`,
+      `[${String(Math.floor(secs / 60)).padStart(2, '0')}:${String(secs % 60).padStart(2, '0')}] machines online ${online}/${hosts.length} | sales ${sales.n} | revenue $${(Number(sales.total ?? 0) / 100).toFixed(2)} | alerts ${alerts.open} open, ${alerts.closed} closed | restocks ${restocker.visits} | events stored ${g.events} | ${rate.toFixed(0)} msg/s | unsynced ${unsynced} | rejected ${rejected}`,
     );
   };
   const timer = setInterval(() => void summary().catch(() => {}), 2000);
