@@ -1,23 +1,58 @@
 /**
- * MDB bill validator (address 0x30), level 1 command set.
+ * MDB bill validator (address 0x30), level 1 and level 2 command sets.
  *
- * Init: RESET, POLL for "just reset", SETUP, STACKER, BILL TYPE. A bill in
- * escrow is not credit: the VMC decides to stack or return it (ESCROW), and
- * only a "stacked" report credits the customer.
+ * Init: RESET, POLL for "just reset", SETUP, identification (37 00 at level
+ * 1, 37 02 with the option bits at level 2), FEATURE ENABLE (37 01, level 2
+ * only), STACKER, BILL TYPE. A bill in escrow is not credit: the VMC decides
+ * to stack or return it (ESCROW), and only a "stacked" report credits the
+ * customer.
+ *
+ * A reset (the validator's own, or the VMC's after silence) hands an escrowed
+ * bill back. If a "stack" had gone out for it (acknowledged or not: the
+ * answer may be what was lost), the report that would have said what
+ * happened is lost with the validator's RAM, so the STACKER count read during
+ * the init decides: one more bill than when the stack was ordered means it
+ * was stacked (credit), otherwise it was returned.
  */
 import { ADDRESS_BILL, bcdCurrency } from './frame.js';
 import { REPLY_ACK, REPLY_DATA, type ReplyKind } from './link.js';
-import { PHASE_INIT, PHASE_READY, Peripheral, toMinor, type PeripheralLog, type PeripheralTiming } from './peripheral.js';
+import {
+  PHASE_INIT,
+  PHASE_READY,
+  Peripheral,
+  clearIdentity,
+  emptyIdentity,
+  parseIdentity,
+  toMinor,
+  type MdbIdentity,
+  type PeripheralLog,
+  type PeripheralTiming,
+} from './peripheral.js';
 
 const CMD_SETUP = 1;
 const CMD_POLL = 3;
 const CMD_BILL_TYPE = 4;
 const CMD_ESCROW = 5;
 const CMD_STACKER = 6;
+const CMD_EXPANSION = 7;
+
+const EXP_IDENTIFICATION = 0x00;
+const EXP_FEATURE_ENABLE = 0x01;
+const EXP_IDENTIFICATION_OPTIONS = 0x02;
+
+/** Level 2+ option bits (identification Z30-Z33, FEATURE ENABLE). */
+export const BILL_FEATURE_FILE_TRANSPORT = 1 << 0;
+export const BILL_FEATURE_RECYCLER = 1 << 1;
+/** Options this driver uses (none yet: no recycler, no file transport); FEATURE ENABLE asks for these. */
+const BILL_FEATURES_USED = 0;
 
 const PHASE_SETUP = PHASE_INIT;
 const PHASE_STACKER = PHASE_INIT + 1;
 const PHASE_BILL_TYPE = PHASE_INIT + 2;
+const PHASE_IDENTIFY = PHASE_INIT + 3;
+const PHASE_FEATURES = PHASE_INIT + 4;
+/** An optional init step (identification, feature enable) is skipped after this many failed attempts. */
+const EXPANSION_TRIES = 3;
 
 export const ROUTE_STACKED = 0;
 export const ROUTE_ESCROW = 1;
@@ -48,6 +83,8 @@ export interface BillEvents {
   /** A bill from escrow was handed back to the customer. */
   billReturned(type: number, value: number): void;
   billStatus(code: number): void;
+  /** The validator identified itself (optional; `identity` has it too). */
+  billIdentified?(identity: MdbIdentity): void;
 }
 
 export interface BillSetup {
@@ -66,6 +103,8 @@ export class BillValidator extends Peripheral {
   private readonly machineDecimals: number;
   readonly setup: BillSetup = { level: 0, currency: 0, scale: 1, decimals: 2, stackerCapacity: 0, escrow: false };
   readonly values = new Int32Array(16);
+  /** Identification (manufacturer, serial, model, software; option bits at level 2). */
+  readonly identity: MdbIdentity = emptyIdentity();
   stackerCount = 0;
   stackerFull = false;
   private accepting = false;
@@ -79,6 +118,15 @@ export class BillValidator extends Peripheral {
   private escrowDecision = -1;
   /** The validator accepted a "stack" for the bill in escrow. */
   private stackAcked = false;
+  /** Value of the bill in escrow, as when it was escrowed (SETUP is read again after a reset). */
+  private escrowedValue = 0;
+  /** A "stack" for the bill in escrow went on the wire (acknowledged or not), and the stacker count then. */
+  private stackSent = false;
+  private stackerBefore = 0;
+  /** After a reset: the escrowed bill's fate is decided by the STACKER count read during the init. */
+  private stackUnsure = false;
+  private initTries = 0;
+  private featuresAsked = 0;
 
   constructor(events: BillEvents, machineDecimals: number, timing: PeripheralTiming, log: PeripheralLog) {
     super(ADDRESS_BILL, timing, log);
@@ -88,7 +136,7 @@ export class BillValidator extends Peripheral {
 
   /** Value of the bill held in escrow, or 0. */
   get escrowValue(): number {
-    return this.escrowType >= 0 ? this.values[this.escrowType]! : 0;
+    return this.escrowType >= 0 ? this.escrowedValue : 0;
   }
 
   get escrowBusy(): boolean {
@@ -124,9 +172,24 @@ export class BillValidator extends Peripheral {
 
   // ---- init -------------------------------------------------------------
 
+  /** Every init follows a reset (the validator's or ours), and a reset returns an escrowed bill. */
   protected startInit(now: number): void {
+    this.settleEscrowAfterReset();
     this.phase = PHASE_SETUP;
     this.retryAt = now;
+    this.initTries = 0;
+  }
+
+  private initStep(phase: number, now: number): void {
+    this.phase = phase;
+    this.retryAt = now;
+    this.initTries = 0;
+  }
+
+  private initFailed(next: number, what: string, now: number): void {
+    if (++this.initTries < EXPANSION_TRIES) return;
+    this.log('warn', `bill validator: no answer to ${what}, carrying on without it`);
+    this.initStep(next, now);
   }
 
   protected initWakeAt(_now: number): number {
@@ -138,6 +201,19 @@ export class BillValidator extends Peripheral {
     switch (this.phase) {
       case PHASE_SETUP:
         return this.command(tx, CMD_SETUP, -1);
+      case PHASE_IDENTIFY:
+        // Level 2+ answers with the option bits; 37 00 is the level 1 form.
+        return this.command(tx, CMD_EXPANSION, this.setup.level >= 2 ? EXP_IDENTIFICATION_OPTIONS : EXP_IDENTIFICATION);
+      case PHASE_FEATURES: {
+        const f = (this.identity.features & BILL_FEATURES_USED) >>> 0;
+        this.featuresAsked = f;
+        this.command(tx, CMD_EXPANSION, EXP_FEATURE_ENABLE);
+        tx[2] = (f >>> 24) & 0xff;
+        tx[3] = (f >>> 16) & 0xff;
+        tx[4] = (f >>> 8) & 0xff;
+        tx[5] = f & 0xff;
+        return 6;
+      }
       case PHASE_STACKER:
         return this.command(tx, CMD_STACKER, -1);
       default:
@@ -166,6 +242,11 @@ export class BillValidator extends Peripheral {
 
   protected nextWork(tx: Uint8Array, _now: number): number {
     if (this.escrowDecision >= 0) {
+      if (this.escrowDecision === 1 && !this.stackSent) {
+        // From here on the bill may reach the stacker even if no answer does.
+        this.stackSent = true;
+        this.stackerBefore = this.stackerCount;
+      }
       this.command(tx, CMD_ESCROW, this.escrowDecision);
       return 2;
     }
@@ -179,20 +260,41 @@ export class BillValidator extends Peripheral {
       case CMD_SETUP:
         if (kind === REPLY_DATA && length >= 11) {
           this.parseSetup(data, length);
-          this.phase = PHASE_STACKER;
-          this.retryAt = now;
+          clearIdentity(this.identity);
+          this.initStep(PHASE_IDENTIFY, now);
         }
         return;
-      case CMD_STACKER:
+      case CMD_EXPANSION:
+        if (sub === EXP_FEATURE_ENABLE) {
+          if (this.phase !== PHASE_FEATURES) return;
+          if (kind === REPLY_ACK) {
+            this.identity.enabled = this.featuresAsked;
+            this.initStep(PHASE_STACKER, now);
+          } else {
+            this.initFailed(PHASE_STACKER, 'EXPANSION FEATURE ENABLE', now);
+          }
+          return;
+        }
+        if (this.phase !== PHASE_IDENTIFY) return;
+        if (kind === REPLY_DATA && parseIdentity(data, 0, length, sub === EXP_IDENTIFICATION_OPTIONS, this.identity)) {
+          const id = this.identity;
+          this.log('info', `bill validator: ${id.manufacturer} model ${id.model} serial ${id.serial} software ${id.software}${sub === EXP_IDENTIFICATION_OPTIONS ? `, options 0x${id.features.toString(16)}` : ''}`);
+          this.events.billIdentified?.(id);
+          this.initStep(this.setup.level >= 2 ? PHASE_FEATURES : PHASE_STACKER, now);
+        } else {
+          this.initFailed(this.setup.level >= 2 ? PHASE_FEATURES : PHASE_STACKER, 'EXPANSION IDENTIFICATION', now);
+        }
+        return;
+      case CMD_STACKER: {
         if (kind !== REPLY_DATA || length < 2) return;
         this.stackerFull = (data[0]! & 0x80) !== 0;
-        this.stackerCount = ((data[0]! & 0x7f) << 8) | data[1]!;
+        const count = ((data[0]! & 0x7f) << 8) | data[1]!;
         this.needStacker = false;
-        if (this.phase === PHASE_STACKER) {
-          this.phase = PHASE_BILL_TYPE;
-          this.retryAt = now;
-        }
+        if (this.stackUnsure) this.settleUnsureStack(count);
+        this.stackerCount = count;
+        if (this.phase === PHASE_STACKER) this.initStep(PHASE_BILL_TYPE, now);
         return;
+      }
       case CMD_BILL_TYPE:
         if (kind !== REPLY_ACK) return;
         this.sentMask = sub;
@@ -247,8 +349,11 @@ export class BillValidator extends Peripheral {
             break;
           case ROUTE_ESCROW:
             this.escrowType = type;
+            this.escrowedValue = value;
             this.escrowDecision = -1;
             this.stackAcked = false;
+            this.stackSent = false;
+            this.stackUnsure = false;
             this.events.billEscrowed(type, value);
             break;
           case ROUTE_RETURNED:
@@ -274,30 +379,53 @@ export class BillValidator extends Peripheral {
   }
 
   private clearEscrow(type: number): void {
-    if (this.escrowType === type || this.escrowType < 0) {
-      this.escrowType = -1;
-      this.escrowDecision = -1;
-      this.stackAcked = false;
-    }
+    if (this.escrowType === type || this.escrowType < 0) this.dropEscrow();
   }
 
-  /** A reset hands an escrowed bill back, unless the validator had already accepted "stack". */
+  private dropEscrow(): void {
+    this.escrowType = -1;
+    this.escrowedValue = 0;
+    this.escrowDecision = -1;
+    this.stackAcked = false;
+    this.stackSent = false;
+    this.stackUnsure = false;
+  }
+
+  /** The validator says it was reset: the init (and what it does with an escrowed bill) starts over. */
   private afterReset(now: number): void {
-    const type = this.escrowType;
-    if (type >= 0) {
-      const value = this.values[type]!;
-      const stacked = this.stackAcked;
-      this.escrowType = -1;
-      this.escrowDecision = -1;
-      this.stackAcked = false;
-      if (stacked) {
-        this.log('warn', 'bill validator: reset after accepting STACK; crediting the bill');
-        this.events.billStacked(type, value);
-      } else {
-        this.events.billReturned(type, value);
-      }
-    }
     this.justReset(now);
+  }
+
+  /**
+   * A reset hands an escrowed bill back, unless a "stack" had gone out for it:
+   * then the STACKER count (read during the init) decides.
+   */
+  private settleEscrowAfterReset(): void {
+    const type = this.escrowType;
+    if (type < 0 || this.stackUnsure) return;
+    if (this.stackSent) {
+      this.stackUnsure = true;
+      this.escrowDecision = -1;
+      this.log('warn', `bill validator: reset after STACK was sent${this.stackAcked ? ' and accepted' : ''}; the stacker count will tell`);
+      return;
+    }
+    const value = this.escrowedValue;
+    this.dropEscrow();
+    this.events.billReturned(type, value);
+  }
+
+  private settleUnsureStack(count: number): void {
+    const type = this.escrowType;
+    const value = this.escrowedValue;
+    const stacked = count > this.stackerBefore;
+    this.dropEscrow();
+    if (stacked) {
+      this.log('warn', `bill validator: stacker count ${this.stackerBefore} -> ${count}; the bill was stacked, crediting it`);
+      this.events.billStacked(type, value);
+    } else {
+      this.log('warn', `bill validator: stacker count still ${count}; the bill was returned`);
+      this.events.billReturned(type, value);
+    }
   }
 
   protected lostReady(_now: number): void {

@@ -108,6 +108,9 @@ export abstract class Peripheral implements MdbDevice {
     if (this.checkSilence(now)) return;
 
     if (command === 0) {
+      // Pace the next RESET from the end of this one: it may have left the UART late (behind
+      // another device's block), and the 10 s must hold between RESETs on the wire.
+      this.lastReset = now;
       // RESET: the device restarts; it will report "just reset" on POLL.
       if (kind === REPLY_ACK) {
         this.resetAt = now;
@@ -191,6 +194,85 @@ export abstract class Peripheral implements MdbDevice {
   protected pollIdle(_now: number): void {}
   protected abstract lostReady(now: number): void;
   protected wentOffline(_now: number): void {}
+}
+
+/**
+ * What a device says about itself in an EXPANSION IDENTIFICATION answer
+ * (changer 0F 00, bill validator 37 00 / 37 02, and the same layout in a
+ * cashless reader's PERIPHERAL ID): kept for telemetry and the DEX CA1/BA1
+ * records. One object per driver, overwritten at each init (a device may be
+ * swapped while the machine runs).
+ */
+export interface MdbIdentity {
+  /** False until an identification answer has been parsed (level 2 changers have none). */
+  known: boolean;
+  /** Three ASCII characters (e.g. the maker's EVA code). */
+  manufacturer: string;
+  serial: string;
+  model: string;
+  /** Software version: its four BCD digits, e.g. "0142". */
+  software: string;
+  /** Option bits the device offers (0 when its answer carries none). */
+  features: number;
+  /** Option bits the VMC enabled with FEATURE ENABLE. */
+  enabled: number;
+}
+
+export function emptyIdentity(): MdbIdentity {
+  return { known: false, manufacturer: '', serial: '', model: '', software: '', features: 0, enabled: 0 };
+}
+
+export function clearIdentity(id: MdbIdentity): void {
+  id.known = false;
+  id.manufacturer = '';
+  id.serial = '';
+  id.model = '';
+  id.software = '';
+  id.features = 0;
+  id.enabled = 0;
+}
+
+/** Bytes of manufacturer (3), serial (12), model (12) and software version (2). */
+export const IDENTITY_LENGTH = 29;
+/** With the 4 option-bit bytes that follow at level 3 (changer) / level 2 (bill validator). */
+export const IDENTITY_WITH_OPTIONS_LENGTH = 33;
+
+/**
+ * Parse the identification in `data[offset..end)`; option bits only if
+ * `withOptions` and the block is long enough. False if it is too short.
+ */
+export function parseIdentity(data: Uint8Array, offset: number, end: number, withOptions: boolean, into: MdbIdentity): boolean {
+  if (end - offset < IDENTITY_LENGTH) return false;
+  into.manufacturer = asciiField(data, offset, 3);
+  into.serial = asciiField(data, offset + 3, 12);
+  into.model = asciiField(data, offset + 15, 12);
+  into.software = bcdDigits(data[offset + 27]!) + bcdDigits(data[offset + 28]!);
+  into.features =
+    withOptions && end - offset >= IDENTITY_WITH_OPTIONS_LENGTH
+      ? ((data[offset + 29]! << 24) | (data[offset + 30]! << 16) | (data[offset + 31]! << 8) | data[offset + 32]!) >>> 0
+      : 0;
+  into.enabled = 0;
+  into.known = true;
+  return true;
+}
+
+/** ASCII, padding (spaces, NULs) trimmed from the right; anything unprintable shown as '?'. */
+function asciiField(data: Uint8Array, start: number, n: number): string {
+  let end = start + n;
+  while (end > start && (data[end - 1] === 0x20 || data[end - 1] === 0)) end--;
+  let out = '';
+  for (let i = start; i < end; i++) {
+    const c = data[i]!;
+    out += c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : '?';
+  }
+  return out;
+}
+
+function bcdDigits(b: number): string {
+  const hi = (b >> 4) & 15;
+  const lo = b & 15;
+  // A nibble above 9 is not BCD; show it in hex rather than invent a digit.
+  return hi.toString(16).toUpperCase() + lo.toString(16).toUpperCase();
 }
 
 /** Convert a scaled MDB value to the machine's minor units. */

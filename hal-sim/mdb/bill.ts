@@ -1,12 +1,14 @@
 /**
- * A level-1 MDB bill validator with escrow, peripheral side: SETUP, POLL
- * with routing and status reports, BILL TYPE, ESCROW (stack or return, with
- * transport time), STACKER. Bills are physical: a returned bill is counted
- * as handed back, a stacked one lands in the cash box.
+ * An MDB bill validator with escrow, peripheral side: SETUP, POLL with
+ * routing and status reports, BILL TYPE, ESCROW (stack or return, with
+ * transport time), STACKER, and identification: 37 00 at level 1 (default),
+ * 37 02 with option bits and 37 01 FEATURE ENABLE at level 2. Bills are
+ * physical: a returned bill is counted as handed back, a stacked one lands
+ * in the cash box.
  */
 import type { Scheduler } from '../scheduler.js';
 import type { SimMdbBus } from './bus.js';
-import { toBcd } from './changer.js';
+import { ascii, toBcd, type SimIdentity } from './changer.js';
 import { SimPeripheral, type Reply } from './peripheral.js';
 
 export interface SimBillOptions {
@@ -19,7 +21,13 @@ export interface SimBillOptions {
   validateUs?: number;
   stackUs?: number;
   returnUs?: number;
+  /** MDB level reported by SETUP: 1 (default) or 2. */
+  level?: 1 | 2;
+  identity?: Partial<SimIdentity>;
 }
+
+/** Offers file transport (b0), which the VMC has no use for. */
+export const SIM_BILL_IDENTITY: SimIdentity = { manufacturer: 'VFL', serial: '000000067890', model: 'SIM-BILL2', software: 0x0210, features: 0b0001 };
 
 const MAX_EVENTS = 8;
 
@@ -44,6 +52,11 @@ export class SimBillValidator extends SimPeripheral {
   /** Values of the bills handed back to the customer (from escrow, or refused at the slot). */
   readonly returnedBills: number[] = [];
   billsRefused = 0;
+  /** MDB level reported by SETUP; a test may change it and reset the validator. */
+  level: 1 | 2;
+  identity: SimIdentity;
+  /** Option bits the VMC enabled (37 01); cleared by a reset. */
+  enabledFeatures = 0;
 
   get billsReturned(): number {
     return this.returnedBills.length;
@@ -64,6 +77,8 @@ export class SimBillValidator extends SimPeripheral {
     this.scale = g;
     this.credits = options.bills.map((b) => b / g);
     if (this.credits.some((c) => c > 254)) throw new RangeError('bill values too far apart for one scaling factor');
+    this.level = options.level ?? 1;
+    this.identity = { ...SIM_BILL_IDENTITY, ...options.identity };
   }
 
   get pending(): boolean {
@@ -97,6 +112,7 @@ export class SimBillValidator extends SimPeripheral {
     this.returnEscrow(false);
     this.justReset = true;
     this.enableMask = 0;
+    this.enabledFeatures = 0;
   }
 
   private stack(type: number): void {
@@ -135,12 +151,13 @@ export class SimBillValidator extends SimPeripheral {
         this.returnEscrow(false);
         this.justReset = true;
         this.enableMask = 0;
+        this.enabledFeatures = 0;
         this.events = [];
         return 'ack';
       case 1: {
         const bcd = 0x1000 | toBcd(this.options.currency);
         const cap = this.options.stackerCapacity ?? 500;
-        const reply = [1, bcd >> 8, bcd & 0xff, this.scale >> 8, this.scale & 0xff, this.options.decimals, cap >> 8, cap & 0xff, 0, 0, 0xff];
+        const reply = [this.level, bcd >> 8, bcd & 0xff, this.scale >> 8, this.scale & 0xff, this.options.decimals, cap >> 8, cap & 0xff, 0, 0, 0xff];
         for (let t = 0; t < 16; t++) reply.push(this.credits[t] ?? 0);
         return reply;
       }
@@ -189,6 +206,29 @@ export class SimBillValidator extends SimPeripheral {
         const n = Math.min(this.stacked, 0x7fff);
         const full = this.stacked >= (this.options.stackerCapacity ?? 500) ? 0x80 : 0;
         return [full | (n >> 8), n & 0xff];
+      }
+      case 7:
+        return this.expansion(block);
+      default:
+        return 'none';
+    }
+  }
+
+  private expansion(block: readonly number[]): Reply {
+    const id = this.identity;
+    const ident = [...ascii(id.manufacturer, 3), ...ascii(id.serial, 12), ...ascii(id.model, 12), (id.software >> 8) & 0xff, id.software & 0xff];
+    switch (block[1]) {
+      case 0x00: // LEVEL 1 IDENTIFICATION (no option bits): every level answers it.
+        return ident;
+      case 0x01: // LEVEL 2+ FEATURE ENABLE
+        if (this.level < 2) return 'none';
+        this.enabledFeatures = (((block[2]! << 24) | (block[3]! << 16) | (block[4]! << 8) | block[5]!) & id.features) >>> 0;
+        return 'ack';
+      case 0x02: {
+        // LEVEL 2+ IDENTIFICATION WITH OPTION BITS
+        if (this.level < 2) return 'none';
+        const f = id.features >>> 0;
+        return [...ident, (f >>> 24) & 0xff, (f >>> 16) & 0xff, (f >>> 8) & 0xff, f & 0xff];
       }
       default:
         return 'none';
