@@ -35,6 +35,12 @@ export interface MachineConfig {
   motorPercent: number;
   /** How long a transient message ("Sold out") stays on the display. */
   messageMs: number;
+  /**
+   * An MDB cashless reader (device #1, address 0x10) is fitted. Off by
+   * default: a machine without one neither polls the address nor reports
+   * `cashless-offline`.
+   */
+  cashless: boolean;
   /** MQTT to the fleet; absent: the machine works alone. */
   uplink?: UplinkSettings;
   /** The key remote commands are signed with (HMAC-SHA-256), from provisioning; absent: no remote commands. */
@@ -78,6 +84,13 @@ function text(obj: Record_, key: string, path: string, fallback?: string, patter
   if (v === undefined && fallback !== undefined) return fallback;
   if (typeof v !== 'string' || v.length === 0 || v.length > 64) throw new ConfigError(`${path}.${key} must be a non-empty string of at most 64 characters`);
   if (pattern && !pattern.test(v)) throw new ConfigError(`${path}.${key} "${v}" is not valid`);
+  return v;
+}
+
+function flag(obj: Record_, key: string, path: string, fallback: boolean): boolean {
+  const v = obj[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'boolean') throw new ConfigError(`${path}.${key} must be true or false`);
   return v;
 }
 
@@ -139,6 +152,7 @@ export function parseConfig(input: unknown): MachineConfig {
     pollIntervalMs: integer(input, 'pollIntervalMs', path, 25, 200, 100),
     motorPercent: integer(input, 'motorPercent', path, 10, 100, 80),
     messageMs: integer(input, 'messageMs', path, 500, 30000, 3000),
+    cashless: flag(input, 'cashless', path, false),
   };
   if (uplink) config.uplink = uplink;
   const key = input['commandKey'];

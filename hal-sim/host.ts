@@ -218,6 +218,20 @@ export class MachineHost {
     this.rig.motor(code).jams++;
   }
 
+  /** The customer presents the card to the cashless reader. False when the reader is not taking cards (disabled, busy, silent). */
+  tapCard(): boolean {
+    const reader = this.rig.reader;
+    if (!reader) throw new Error('this machine has no cashless reader');
+    return reader.tap();
+  }
+
+  /** The customer cancels at the reader (pulls the card). */
+  cancelCard(): void {
+    const reader = this.rig.reader;
+    if (!reader) throw new Error('this machine has no cashless reader');
+    reader.cancelAtReader();
+  }
+
   // ---- running -------------------------------------------------------------------------------
 
   /** Let the machine run for `ms` of virtual time. */
@@ -294,7 +308,7 @@ export class MachineHost {
     for (let i = 0; i < 100; i++) {
       await this.run(100);
       const st = await this.status();
-      const devices = (!this.rig.changer || st.devices.changer) && (!this.rig.validator || st.devices.bill);
+      const devices = (!this.rig.changer || st.devices.changer) && (!this.rig.validator || st.devices.bill) && (!this.rig.reader || st.devices.cashless === true);
       if (devices && st.state !== 'ERROR' && !st.busy && this.rig.quiet()) return;
     }
   }

@@ -1,13 +1,14 @@
 /**
  * A whole simulated vending machine's hardware, built from a machine
  * description (the bench-scenario `machine` object): MDB bus with a coin
- * changer and a bill validator, one spiral motor per slot, the drop sensor,
- * the display. All of it runs on one virtual clock.
+ * changer, a bill validator and a cashless reader, one spiral motor per
+ * slot, the drop sensor, the display. All of it runs on one virtual clock.
  */
 import { CURRENCIES } from './currency.js';
 import { SimDisplay, SimDropSensor, SimMotor } from './dispense.js';
 import { SimMdbBus } from './mdb/bus.js';
 import { SimBillValidator } from './mdb/bill.js';
+import { SimCashlessReader, type SimCashlessFault } from './mdb/cashless.js';
 import { SimCoinChanger } from './mdb/changer.js';
 import { Random, Scheduler } from './scheduler.js';
 
@@ -25,8 +26,29 @@ export interface MachineSpec {
   slots: SlotSpec[];
   changer?: { coins: { value: number; tube: number | null }[] };
   bills?: number[];
-  cashless?: { funds: number; approve?: boolean };
+  cashless?: CashlessSpec;
   changePolicy?: 'refuse' | 'overpay';
+}
+
+/**
+ * The bench format's cashless reader: the card's funds and whether it
+ * approves vends; the rest are simulator extensions (a slower approval, a
+ * fault armed for a moment of the first vend).
+ */
+export interface CashlessSpec {
+  funds: number;
+  approve?: boolean;
+  /** Time the reader takes to approve or deny, ms (default 300). */
+  approveMs?: number;
+  fault?: CashlessFaultName;
+}
+
+/** `<what>-after-<when>`: the reader resets, or goes silent until the power is cycled, right after it. */
+export type CashlessFaultName = 'reset-after-approval' | 'silent-after-approval' | 'reset-after-success' | 'silent-after-success';
+export const CASHLESS_FAULTS: readonly CashlessFaultName[] = ['reset-after-approval', 'silent-after-approval', 'reset-after-success', 'silent-after-success'];
+
+export function cashlessFault(name: CashlessFaultName): SimCashlessFault {
+  return { kind: name.startsWith('reset') ? 'reset' : 'silence', after: name.endsWith('approval') ? 'approval' : 'success' };
 }
 
 /**
@@ -53,6 +75,8 @@ export interface PhysicalState {
   billsRefused: number;
   stock: number[];
   delivered: string[];
+  /** The card's account at the reader: funds left and every amount charged (a vend approved and not yet reported counts as charged at a cut). */
+  card?: { funds: number; charged: number[] };
 }
 
 export class Rig {
@@ -62,6 +86,7 @@ export class Rig {
   readonly bus: SimMdbBus;
   readonly changer: SimCoinChanger | undefined;
   readonly validator: SimBillValidator | undefined;
+  readonly reader: SimCashlessReader | undefined;
   readonly sensor = new SimDropSensor();
   readonly motors: SimMotor[];
   readonly display = new SimDisplay();
@@ -88,6 +113,17 @@ export class Rig {
     if (spec.bills && spec.bills.length > 0) {
       this.validator = new SimBillValidator(this.scheduler, this.bus, { bills: spec.bills, currency: currency.numeric, decimals: currency.decimals });
     }
+    if (spec.cashless) {
+      const c = spec.cashless;
+      this.reader = new SimCashlessReader(this.scheduler, this.bus, {
+        funds: c.funds,
+        approve: c.approve ?? true,
+        currency: currency.numeric,
+        decimals: currency.decimals,
+        ...(c.approveMs !== undefined ? { approveUs: c.approveMs * 1000 } : {}),
+      });
+      if (c.fault) this.reader.armFault(cashlessFault(c.fault));
+    }
     this.motors = spec.slots.map((s, i) => new SimMotor(i, s, this.scheduler, this.random, this.sensor, this.delivered));
   }
 
@@ -105,6 +141,7 @@ export class Rig {
       }),
     };
     if (this.spec.changePolicy) config['changePolicy'] = this.spec.changePolicy;
+    if (this.spec.cashless) config['cashless'] = true;
     return config;
   }
 
@@ -130,6 +167,12 @@ export class Rig {
       stock: this.motors.map((m) => m.stock),
       delivered: this.delivered.slice(),
     };
+    const r = this.reader;
+    if (r) {
+      // The reader loses its RAM too: an approved vend not yet reported counts as a success (MDB), so it is charged.
+      const owed = cut ? r.approvedOutstanding : 0;
+      state.card = { funds: r.funds - owed, charged: owed > 0 ? [...r.charged, owed] : r.charged.slice() };
+    }
     if (cut && v) {
       if (v.stacking >= 0) state.stackedBills.push(v.options.bills[v.stacking]!);
       else if (v.escrowed >= 0) state.returnedBills.push(v.options.bills[v.escrowed]!);
@@ -158,6 +201,13 @@ export class Rig {
       v.returnedBills.push(...state.returnedBills);
       v.billsRefused = state.billsRefused;
     }
+    const r = rig.reader;
+    if (r && state.card) {
+      r.funds = state.card.funds;
+      r.charged.push(...state.card.charged);
+      // A fault armed for the first vend belongs to the first life only.
+      r.disarmFault();
+    }
     state.stock.forEach((n, i) => (rig.motors[i]!.stock = n));
     rig.delivered.push(...state.delivered);
     return rig;
@@ -174,6 +224,7 @@ export class Rig {
     if (this.bus.busy()) return false;
     if (this.changer && (this.changer.pending || this.changer.busy)) return false;
     if (this.validator && this.validator.pending) return false;
+    if (this.reader && this.reader.pending) return false;
     return !this.motors.some((m) => m.running);
   }
 }

@@ -11,6 +11,8 @@
  */
 import {
   C_BILLS_VALUE,
+  C_CASHLESS_SALES,
+  C_CASHLESS_VALUE,
   C_COINS_CASHBOX,
   C_COINS_TUBES,
   C_MANUAL_VALUE,
@@ -40,6 +42,8 @@ export interface AuditInput {
   readonly tubeTypes: number;
   /** A bill validator is fitted. */
   readonly billValidator: boolean;
+  /** A cashless reader (device #1) is fitted, and what it said about itself (empty strings when it has not). */
+  readonly cashless?: { readonly serial: string; readonly model: string; readonly software: string };
   /** This read: its number since initialisation and its Unix time (0: the machine does not know it). */
   readonly read: number;
   readonly wall: number;
@@ -56,8 +60,10 @@ export function buildAudit(a: AuditInput): Uint8Array {
   w.seg('ID1').str(id).str('VENDFLEET').str(a.firmware, 6).empty().empty().str(id).end();
   w.seg('ID4').num(a.decimals).str(dexCurrency(a.currency)).str(a.currency).end();
   w.seg('CB1').str(id).str('VENDFLEET-ESP32').str(a.firmware).end();
-  // Paid vends: cash and paid elsewhere (remote vends); CA2 is the cash part.
-  w.seg('VA1').num(t[C_REVENUE]! + t[C_REMOTE_VALUE]!).num(t[C_SALES]! + t[C_REMOTE_SALES]!).num(r[C_REVENUE]! + r[C_REMOTE_VALUE]!).num(r[C_SALES]! + r[C_REMOTE_SALES]!).end();
+  // Paid vends: cash, card (DA2) and paid elsewhere (remote vends); CA2 is the cash part.
+  const paidValue = (c: Uint32Array): number => c[C_REVENUE]! + c[C_REMOTE_VALUE]! + c[C_CASHLESS_VALUE]!;
+  const paidCount = (c: Uint32Array): number => c[C_SALES]! + c[C_REMOTE_SALES]! + c[C_CASHLESS_SALES]!;
+  w.seg('VA1').num(paidValue(t)).num(paidCount(t)).num(paidValue(r)).num(paidCount(r)).end();
   w.seg('CA2').num(t[C_REVENUE]!).num(t[C_SALES]!).num(r[C_REVENUE]!).num(r[C_SALES]!).end();
   w.seg('CA3')
     .num(r[C_COINS_CASHBOX]! + r[C_COINS_TUBES]! + r[C_BILLS_VALUE]!)
@@ -79,6 +85,11 @@ export function buildAudit(a: AuditInput): Uint8Array {
     if (a.tubeTypes & (1 << c) && (a.coinValues[c] ?? 0) > 0) w.seg('CA17').num(c).num(a.coinValues[c]!).num(l.tubes[c]!).end();
   }
   if (a.billValidator) w.seg('BA1').end();
+  if (a.cashless) {
+    // Cashless device #1: its identity, then its sales (value and count since initialisation, then since reset).
+    w.seg('DA1').str(a.cashless.serial).str(a.cashless.model).str(a.cashless.software).end();
+    w.seg('DA2').num(t[C_CASHLESS_VALUE]!).num(t[C_CASHLESS_SALES]!).num(r[C_CASHLESS_VALUE]!).num(r[C_CASHLESS_SALES]!).end();
+  }
   for (let i = 0; i < l.slots; i++) {
     w.seg('PA1').str(a.codes[i]!).num(l.prices[i]!).str(a.products[i] ?? '').end();
     w.seg('PA2').num(l.slotSales[i]!).num(l.slotRevenue[i]!).num(l.slotSalesInterim[i]!).num(l.slotRevenueInterim[i]!).end();

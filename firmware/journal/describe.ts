@@ -17,6 +17,9 @@ import {
   R_PRICE,
   R_REMOTE_VEND,
   R_AUDIT_READ,
+  R_CARD_APPROVED,
+  R_CARD_RESULT,
+  CARD_OUTCOMES,
   R_SETTING,
   R_INIT,
   R_PAYOUT_DONE,
@@ -144,6 +147,15 @@ export function describeRecord(type: number, seq: number, time: number, d: Uint8
     case R_AUDIT_READ:
       e['read'] = u32(d, o);
       e['wall'] = u32(d, o + 4);
+      break;
+    case R_CARD_APPROVED:
+      e['slot'] = slot(d[o]!);
+      e['amount'] = u32(d, o + 1);
+      break;
+    case R_CARD_RESULT:
+      e['outcome'] = CARD_OUTCOMES[d[o]!] || `outcome-${d[o]!}`;
+      e['slot'] = slot(d[o + 1]!);
+      e['amount'] = u32(d, o + 2);
       break;
     default:
       break;

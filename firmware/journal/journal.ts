@@ -23,6 +23,8 @@ import {
   R_PRICE,
   R_REMOTE_VEND,
   R_AUDIT_READ,
+  R_CARD_APPROVED,
+  R_CARD_RESULT,
   R_SETTING,
   R_CREDIT_ADJUST,
   R_INIT,
@@ -284,6 +286,23 @@ export class Journal {
     this.view.setUint32(0, n, true);
     this.view.setUint32(4, wall >>> 0, true);
     this.emit(R_AUDIT_READ, 8);
+  }
+
+  // ---- cashless ------------------------------------------------------------------------------
+
+  /** The reader approved a vend of `slot` for `amount`: written before the approval is acknowledged and before the motor turns. */
+  cardApproved(slot: number, amount: number): void {
+    this.payload[0] = slot;
+    this.view.setUint32(1, amount, true);
+    this.emit(R_CARD_APPROVED, 5);
+  }
+
+  /** The card vend was settled with the reader (`outcome`: CARD_* in records.ts). */
+  cardResult(outcome: number, slot: number, amount: number): void {
+    this.payload[0] = outcome;
+    this.payload[1] = slot;
+    this.view.setUint32(2, amount, true);
+    this.emit(R_CARD_RESULT, 6);
   }
 
   /** The gateway committed every event up to `seq`. */

@@ -22,6 +22,11 @@ import {
   R_PRICE,
   R_REMOTE_VEND,
   R_AUDIT_READ,
+  R_CARD_APPROVED,
+  R_CARD_RESULT,
+  CARD_NOT_DISPENSED,
+  CARD_UNCERTAIN,
+  CARD_UNREFUNDED,
   R_SETTING,
   R_COINS_MANUAL,
   R_CREDIT_ADJUST,
@@ -58,12 +63,28 @@ export const C_COINS_TUBES_COUNT = 15;
 export const C_REMOTE_SALES = 16;
 export const C_REMOTE_VALUE = 17;
 export const C_COMMANDS_REJECTED = 18;
-export const COUNTERS = 19;
+/** Sales paid by the cashless reader (cashless device #1): count and value (EVA-DTS DA2). Not cash: kept out of C_SALES/C_REVENUE. */
+export const C_CASHLESS_SALES = 19;
+export const C_CASHLESS_VALUE = 20;
+/** Value the reader may have charged with no product delivered (a reset before VEND FAILURE, a power cut mid-vend): for the operator to refund. */
+export const C_CASHLESS_UNREFUNDED = 21;
+export const COUNTERS = 22;
+
+/** The card vend the journal has open (`Ledger.cardVend`). */
+export const CARD_VEND_NONE = 0;
+/** Approved by the reader; the dispense outcome is not recorded yet. */
+export const CARD_VEND_APPROVED = 1;
+/** Delivered (a cashless sale); the reader has not confirmed VEND SUCCESS yet. */
+export const CARD_VEND_DELIVERED = 2;
+/** The dispense failed; the reader has not confirmed VEND FAILURE (its refund) yet. */
+export const CARD_VEND_FAILED = 3;
+/** A power cut hit the dispense; settled at boot. */
+export const CARD_VEND_UNCERTAIN = 4;
 
 /** Settings commands may change (indices of `settings`, see command/vocabulary.ts). */
 const SETTINGS = 5;
 
-const CHECKPOINT_VERSION = 4;
+const CHECKPOINT_VERSION = 5;
 /** Bytes of a checkpoint before the counters. */
 const FIXED = 61;
 /** Bytes per slot in a checkpoint (version 2: 19, version 3: 33). */
@@ -72,6 +93,18 @@ const PER_SLOT = 37;
 const COMMAND_STATE = 1 + 4 + SETTINGS * 8 + 4 + 4 + 4 + 1 + 32 + 4 + 1 + 1 + 1 + 4;
 /** Bytes of the audit state after the command state (from version 4). */
 const AUDIT_STATE = 8;
+/** Counters in the counter section of a checkpoint: 16 in version 2, 19 from version 3 (the cashless ones have their own block). */
+const COUNTERS_V2 = 16;
+const CHECKPOINT_COUNTERS = 19;
+/**
+ * The cashless block after the audit state (version 5, only on a machine
+ * with a reader, found by the checkpoint's length): the cashless counters
+ * (total and interim, u32 each), then the card vend: state u8, slot u8,
+ * amount u32. A machine without a reader writes version 4's layout, so its
+ * checkpoint does not grow.
+ */
+const CASHLESS_COUNTERS = COUNTERS - CHECKPOINT_COUNTERS;
+const CASHLESS_BLOCK = CASHLESS_COUNTERS * 8 + 6;
 
 /** What the books share with the inventory: the slot arrays both read and the books alone change. */
 export interface SlotArrays {
@@ -80,10 +113,14 @@ export interface SlotArrays {
   prices?: Int32Array;
   capacity?: Uint16Array;
   sku?: Uint32Array;
+  /** A cashless reader is fitted: checkpoints carry the cashless block. */
+  cashless?: boolean;
 }
 
 export class Ledger {
   readonly slots: number;
+  /** Checkpoints carry the cashless counters and the card vend (a reader is fitted). */
+  readonly cashless: boolean;
   /** Hash of the slot layout the books belong to. */
   readonly layout: number;
   readonly total = new Uint32Array(COUNTERS);
@@ -142,6 +179,10 @@ export class Ledger {
   remoteQty = 0;
   remoteDone = 0;
   remotePrice = 0;
+  /** A card vend under way or not yet settled with the reader (CARD_VEND_*), its slot and approved amount. */
+  cardVend = CARD_VEND_NONE;
+  cardSlot = 0;
+  cardAmount = 0;
   /** Journal time of the record being applied (set by the journal before each apply). */
   time = 0;
 
@@ -149,6 +190,7 @@ export class Ledger {
   constructor(qty: Uint16Array, fault: Uint8Array, layout: number, shared: Partial<SlotArrays> = {}) {
     const n = qty.length;
     this.slots = n;
+    this.cashless = shared.cashless ?? false;
     this.layout = layout >>> 0;
     this.qty = qty;
     this.fault = fault;
@@ -221,6 +263,13 @@ export class Ledger {
           this.slotLastSale[slot] = this.time;
         }
         this.openVend = -1;
+        if (this.cardVend === CARD_VEND_APPROVED) {
+          // Paid by card: a cashless sale; the cash books (credit, C_REVENUE) do not move.
+          this.count(C_CASHLESS_SALES, 1);
+          this.count(C_CASHLESS_VALUE, price);
+          this.cardVend = CARD_VEND_DELIVERED;
+          return;
+        }
         if (this.remoteOpen !== 0) {
           // Paid elsewhere: a sale, but no cash and no credit moved.
           this.count(C_REMOTE_SALES, 1);
@@ -237,11 +286,24 @@ export class Ledger {
         if (d[o]! < this.slots && this.slotsValid) this.fault[d[o]!] = 1;
         this.count(C_FAILED_VENDS, 1);
         this.openVend = -1;
+        if (this.cardVend === CARD_VEND_APPROVED) this.cardVend = CARD_VEND_FAILED;
         return;
       case R_VEND_UNCERTAIN:
         this.count(C_UNCERTAIN_VENDS, 1);
         this.openVend = -1;
+        if (this.cardVend === CARD_VEND_APPROVED) this.cardVend = CARD_VEND_UNCERTAIN;
         return;
+      case R_CARD_APPROVED:
+        this.cardVend = CARD_VEND_APPROVED;
+        this.cardSlot = d[o]!;
+        this.cardAmount = u32(d, o + 1);
+        return;
+      case R_CARD_RESULT: {
+        const outcome = d[o]!;
+        if (outcome === CARD_UNREFUNDED || outcome === CARD_UNCERTAIN || outcome === CARD_NOT_DISPENSED) this.count(C_CASHLESS_UNREFUNDED, u32(d, o + 2));
+        this.cardVend = CARD_VEND_NONE;
+        return;
+      }
       case R_PAYOUT_START:
         this.openPayout = u32(d, o);
         this.payoutTubes.set(d.subarray(o + 4, o + 20));
@@ -382,7 +444,7 @@ export class Ledger {
   // ---- checkpoints -----------------------------------------------------------------------
 
   get checkpointLength(): number {
-    return FIXED + COUNTERS * 8 + this.slots * PER_SLOT + COMMAND_STATE + AUDIT_STATE;
+    return FIXED + CHECKPOINT_COUNTERS * 8 + this.slots * PER_SLOT + COMMAND_STATE + AUDIT_STATE + (this.cashless ? CASHLESS_BLOCK : 0);
   }
 
   /** The whole ledger as a checkpoint payload. */
@@ -401,7 +463,7 @@ export class Ledger {
     out.set(this.payoutTubes, 29);
     out.set(this.tubes, 45);
     let o = FIXED;
-    for (let i = 0; i < COUNTERS; i++, o += 8) {
+    for (let i = 0; i < CHECKPOINT_COUNTERS; i++, o += 8) {
       v.setUint32(o, this.total[i]!, true);
       v.setUint32(o + 4, this.interim[i]!, true);
     }
@@ -439,7 +501,16 @@ export class Ledger {
     o += 11;
     v.setUint32(o, this.auditReads, true);
     v.setUint32(o + 4, this.lastReadWall, true);
-    return o + AUDIT_STATE;
+    o += AUDIT_STATE;
+    if (!this.cashless) return o;
+    for (let i = CHECKPOINT_COUNTERS; i < COUNTERS; i++, o += 8) {
+      v.setUint32(o, this.total[i]!, true);
+      v.setUint32(o + 4, this.interim[i]!, true);
+    }
+    out[o] = this.cardVend;
+    out[o + 1] = this.cardSlot;
+    v.setUint32(o + 2, this.cardAmount, true);
+    return o + 6;
   }
 
   /**
@@ -451,8 +522,9 @@ export class Ledger {
     const version = d[o]!;
     // Version 2 (before remote commands): 16 counters, 19 bytes a slot, no command state.
     // Version 3 (before audit reads): 33 bytes a slot, no audit state.
+    // Version 4 (before cashless): no cashless block. Version 5: the same, plus the cashless block when a reader is fitted.
     if (version < 2 || version > CHECKPOINT_VERSION) return false;
-    const counters = version === 2 ? 16 : COUNTERS;
+    const counters = version === 2 ? COUNTERS_V2 : CHECKPOINT_COUNTERS;
     const perSlot = version === 2 ? 19 : version === 3 ? 33 : PER_SLOT;
     const tail = (version === 2 ? 0 : COMMAND_STATE) + (version >= 4 ? AUDIT_STATE : 0);
     if (length < FIXED + counters * 8 + tail) return false;
@@ -480,6 +552,16 @@ export class Ledger {
       if (version >= 4) {
         this.auditReads = u32(d, q + COMMAND_STATE);
         this.lastReadWall = u32(d, q + COMMAND_STATE + 4);
+      }
+      let c = q + COMMAND_STATE + AUDIT_STATE;
+      if (version >= 5 && length >= c - o + CASHLESS_BLOCK) {
+        for (let i = CHECKPOINT_COUNTERS; i < COUNTERS; i++, c += 8) {
+          this.total[i] = u32(d, c);
+          this.interim[i] = u32(d, c + 4);
+        }
+        this.cardVend = d[c]!;
+        this.cardSlot = d[c + 1]!;
+        this.cardAmount = u32(d, c + 2);
       }
     }
     this.slotsValid = slots === this.slots && layout === this.layout && length >= p + slots * perSlot - o + tail;

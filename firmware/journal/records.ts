@@ -75,6 +75,33 @@ export const R_REMOTE_VEND = 0xd7;
  * known). Clears the interim counters, as the standard's default (SD1 AUTO).
  */
 export const R_AUDIT_READ = 0xd8;
+/**
+ * The cashless reader approved a vend (written when the approval is heard,
+ * before the POLL is acknowledged and before the motor turns): slot u8,
+ * approved amount u32. The dispense outcome follows as VEND START / VEND OK
+ * or VEND FAIL like any vend; a card VEND OK is a cashless sale.
+ */
+export const R_CARD_APPROVED = 0xd9;
+/**
+ * How a card vend was settled with the reader: outcome u8 (CARD_*), slot u8,
+ * amount u32. Closes the card vend the approval opened.
+ */
+export const R_CARD_RESULT = 0xda;
+
+/** The reader acknowledged VEND SUCCESS: it charged the card. */
+export const CARD_SUCCESS = 1;
+/** The reader acknowledged VEND FAILURE: it refunds the card. */
+export const CARD_REFUNDED = 2;
+/** Delivered, but the reader reset (or dropped the session) before VEND SUCCESS: a reset after approval counts as a success, so sold. */
+export const CARD_SOLD_RESET = 3;
+/** Not delivered, and the reader reset before VEND FAILURE: it counts the vend as a success, so the card was charged for nothing. */
+export const CARD_UNREFUNDED = 4;
+/** A power cut hit the dispense: its outcome is unknown (not counted as a sale; the reader counts it as a success). */
+export const CARD_UNCERTAIN = 5;
+/** A power cut came after the approval and before the motor turned: nothing was dispensed, the reader counts it as a success. */
+export const CARD_NOT_DISPENSED = 6;
+
+export const CARD_OUTCOMES: readonly string[] = ['', 'success', 'refunded', 'sold-reader-reset', 'unrefunded', 'uncertain', 'not-dispensed'];
 
 export function isMeta(type: number): boolean {
   return type === R_CHECKPOINT || type === R_SYNC || type === R_KEY;
@@ -108,4 +135,6 @@ export const RECORD_NAMES: { readonly [type: number]: string } = {
   [R_KEY]: 'key',
   [R_REMOTE_VEND]: 'remote-vend',
   [R_AUDIT_READ]: 'audit-read',
+  [R_CARD_APPROVED]: 'card-approved',
+  [R_CARD_RESULT]: 'card-result',
 };

@@ -1,6 +1,7 @@
 /**
- * Wires the purchase state machine to the hardware: MDB changer and bill
- * validator, spiral motors and drop sensor, selection panel and display.
+ * Wires the purchase state machine to the hardware: MDB changer, bill
+ * validator and cashless reader, spiral motors and drop sensor, selection
+ * panel and display.
  * Hardware answers reach the state machine asynchronously (never from inside
  * one of its own calls), so its decisions are never re-entered.
  */
@@ -12,6 +13,13 @@ import {
   C_BILLS_RETURNED,
   C_BILLS_VALUE,
   C_BOOTS,
+  C_CASHLESS_SALES,
+  C_CASHLESS_UNREFUNDED,
+  C_CASHLESS_VALUE,
+  CARD_VEND_APPROVED,
+  CARD_VEND_DELIVERED,
+  CARD_VEND_FAILED,
+  CARD_VEND_UNCERTAIN,
   C_COINS_CASHBOX,
   C_COINS_TUBES,
   C_FAILED_VENDS,
@@ -27,10 +35,21 @@ import {
   Ledger,
   layoutHash,
 } from '../journal/ledger.js';
-import { R_VEND_FAIL, R_VEND_OK } from '../journal/records.js';
+import {
+  CARD_NOT_DISPENSED,
+  CARD_OUTCOMES,
+  CARD_REFUNDED,
+  CARD_SOLD_RESET,
+  CARD_SUCCESS,
+  CARD_UNCERTAIN,
+  CARD_UNREFUNDED,
+  R_VEND_FAIL,
+  R_VEND_OK,
+} from '../journal/records.js';
 import type { UplinkStatus } from '../uplink/uplink.js';
 import { BillValidator, type BillEvents } from '../mdb/bill.js';
 import { MdbBus } from '../mdb/bus.js';
+import { CashlessReader, type CashlessEvents } from '../mdb/cashless.js';
 import { CoinChanger, ROUTE_TUBES, type ChangerEvents } from '../mdb/changer.js';
 import { WordLink, type LinkStats } from '../mdb/link.js';
 import { ChangeMaker } from '../money/change.js';
@@ -102,6 +121,11 @@ export interface FirmwareStatus {
     failedVends: number;
     /** Vends cut short by a power failure whose outcome could not be known (not charged). */
     uncertainVends: number;
+    /** Sales paid by card (not in `sales`/`revenue`, which are cash), and their value. */
+    cashlessSales: number;
+    cashlessRevenue: number;
+    /** Value the card reader may have charged with no product delivered (for the operator to refund). */
+    cashlessUnrefunded: number;
     coinsManual: number;
     boots: number;
     ignoredEvents: number;
@@ -114,7 +138,8 @@ export interface FirmwareStatus {
   /** Present when the machine has an uplink. */
   uplink?: UplinkStatus;
   display: string[];
-  devices: { changer: boolean; bill: boolean };
+  /** `cashless` only when a reader is fitted (configuration `cashless`). */
+  devices: { changer: boolean; bill: boolean; cashless?: boolean };
   link: LinkStats;
 }
 
@@ -129,7 +154,7 @@ interface RemoteVend {
   failed: boolean;
 }
 
-export class Controller implements ChangerEvents, BillEvents, VendPorts, CommandTarget {
+export class Controller implements ChangerEvents, BillEvents, CashlessEvents, VendPorts, CommandTarget {
   readonly config: MachineConfig;
   readonly inventory: Inventory;
   readonly machine: VendMachine;
@@ -137,6 +162,15 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
   readonly journal: Journal;
   readonly changer: CoinChanger;
   readonly bill: BillValidator;
+  /** The cashless reader, when one is fitted. */
+  readonly reader: CashlessReader | undefined;
+  /**
+   * The reader session that approved the open card vend is still alive, so
+   * VEND SUCCESS/FAILURE can be reported to it. Any reset, loss or end of
+   * the session clears it: the reader has then settled on its own (a reset
+   * after approval counts as a success there).
+   */
+  private cardLive = false;
   private readonly board: Board;
   private readonly link: WordLink;
   private readonly bus: MdbBus;
@@ -176,7 +210,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
     this.bootedAt = board.clock.now();
     this.inventory = new Inventory(config.slots);
     const inv = this.inventory;
-    this.ledger = new Ledger(inv.qty, inv.fault, layoutHash(inv.codes), { prices: inv.prices, capacity: inv.capacity, sku: inv.sku });
+    this.ledger = new Ledger(inv.qty, inv.fault, layoutHash(inv.codes), { prices: inv.prices, capacity: inv.capacity, sku: inv.sku, cashless: config.cashless });
     this.journal = new Journal(board.openFlash('journal'), this.ledger, board.clock);
     this.vendOptions = { policy: config.changePolicy, sessionTimeoutMs: config.sessionTimeoutMs, maxCredit: config.maxCredit, maxQuantity: config.maxQuantity };
     this.dispenserOptions = { dropTimeoutMs: config.dropTimeoutMs, motorPercent: config.motorPercent };
@@ -198,6 +232,16 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
     this.bus = new MdbBus(link, board.clock, board.timers);
     this.bus.add(this.changer);
     this.bus.add(this.bill);
+    this.reader = config.cashless
+      ? new CashlessReader(this, config.decimals, { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log, {
+          serial: config.machineId.slice(0, 12),
+          version: 0x0100,
+        })
+      : undefined;
+    if (this.reader) {
+      this.readerPrices();
+      this.bus.add(this.reader);
+    }
     board.openSelectionPanel({
       onSelect: (code, quantity) => this.select(code, quantity),
       onCancel: () => this.customer(() => this.machine.cancel()),
@@ -243,6 +287,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
         board.log('warn', `journal: vend of ${code} was under way when the power failed; not charged, check the slot`);
       }
     }
+    this.recoverCard();
     if (ledger.remoteOpen !== 0) {
       // Never dispense again for it: the gateway learns how many went out before the power failed.
       board.log('warn', `journal: remote vend (command ${ledger.remoteOpen}) interrupted after ${ledger.remoteDone} of ${ledger.remoteQty}`);
@@ -250,6 +295,28 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
     }
     this.recoveringPayout = ledger.openPayout > 0;
     this.machine.restoreCredit(ledger.credit);
+  }
+
+  /**
+   * A card vend the power cut left open. Approved with no dispense outcome:
+   * never dispensed again; the reader (reset by the cut) counts it as a
+   * success, so it is recorded for the operator to refund. Delivered or
+   * failed but not yet reported: settled when the reader is back (it has
+   * reset, so a delivered vend is sold and a failed one could not be
+   * refunded), or now if the machine no longer has a reader.
+   */
+  private recoverCard(): void {
+    const l = this.ledger;
+    const code = this.inventory.codes[l.cardSlot] ?? String(l.cardSlot);
+    if (l.cardVend === CARD_VEND_UNCERTAIN) {
+      this.journal.cardResult(CARD_UNCERTAIN, l.cardSlot, l.cardAmount);
+      this.board.log('warn', `journal: card vend of ${code} (${l.cardAmount}) was under way when the power failed; the card counts it as paid, check the slot`);
+    } else if (l.cardVend === CARD_VEND_APPROVED) {
+      this.journal.cardResult(CARD_NOT_DISPENSED, l.cardSlot, l.cardAmount);
+      this.board.log('warn', `journal: card vend of ${code} (${l.cardAmount}) was approved but not started when the power failed; refund owed`);
+    } else if ((l.cardVend === CARD_VEND_DELIVERED || l.cardVend === CARD_VEND_FAILED) && !this.config.cashless) {
+      this.settleCard();
+    }
   }
 
   // ---- remote commands (CommandTarget) --------------------------------------------------------
@@ -292,6 +359,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
       coinValues: this.changer.values,
       tubeTypes: this.changer.setup.routable,
       billValidator: this.bill.ready,
+      ...(this.reader ? { cashless: { serial: this.reader.identity.serial, model: this.reader.identity.model, software: this.reader.identity.software } } : {}),
       read,
       wall,
     });
@@ -309,6 +377,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
 
   commandApplied(): void {
     this.applySettings();
+    this.readerPrices();
     this.tubesDirty = true;
     this.changed();
   }
@@ -402,17 +471,48 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
   }
 
   dispense(slot: number): void {
+    // A card vend is recorded at the amount the reader approved (its approval is already in the journal).
+    const card = this.machine.cardVending;
+    const price = card ? this.machine.cardAmount : this.inventory.prices[slot]!;
     this.later(() => {
       this.updateAcceptance();
-      const price = this.inventory.prices[slot]!;
       this.journal.vendStart(slot, price);
       this.dispenser.vend(slot, (result: DispenseResult) => {
         // Recorded the moment the sensor decides, before anything else happens.
         if (result === DISPENSE_OK) this.journal.vendOk(slot, price);
         else this.journal.vendFailed(slot, result);
+        // Then the reader hears it: VEND SUCCESS, or VEND FAILURE so it refunds.
+        if (card) this.settleCard();
         this.later(() => this.machine.dispensed(result));
       });
     });
+  }
+
+  cardVendRequest(slot: number, price: number): void {
+    const reader = this.reader;
+    if (!reader?.session) {
+      // The reader's session is already gone (its END SESSION crossed the selection).
+      this.later(() => this.machine.cardEnded());
+      return;
+    }
+    // Item numbers are 1-based slot numbers.
+    if (!reader.vendRequest(price, slot + 1)) {
+      this.board.log('warn', 'cashless: the reader is busy with another vend; request refused');
+      this.later(() => this.customer(() => this.machine.cardDenied()));
+      return;
+    }
+    this.bus.kick();
+  }
+
+  cardVendCancel(): void {
+    // A request that had not left yet is simply dropped: no answer will come, so deny it here.
+    if (!this.reader || this.reader.vendCancel()) this.later(() => this.customer(() => this.machine.cardDenied()));
+    this.bus.kick();
+  }
+
+  cardEnd(): void {
+    this.reader?.sessionComplete();
+    this.bus.kick();
   }
 
   payout(amount: number): void {
@@ -650,6 +750,121 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
     this.board.log('warn', `bill validator status 0x${code.toString(16)}`);
   }
 
+  // ---- cashless reader events ------------------------------------------------------------
+
+  readerReady(): void {
+    // Every way to ready goes through a reset of the reader: any session it had is gone.
+    this.cardLive = false;
+    this.readerPrices();
+    this.settleCard();
+    this.updateReady();
+  }
+
+  readerLost(): void {
+    this.cardLive = false;
+    this.machine.cardEnded();
+    this.updateReady();
+  }
+
+  sessionBegan(funds: number): void {
+    if (this.remote) {
+      // The chute is busy with a remote vend: close the session at once.
+      this.reader?.sessionComplete();
+      return;
+    }
+    this.customer(() => this.machine.cardSession(funds, this.reader?.multiVend ?? false));
+  }
+
+  sessionCancelRequested(): void {
+    this.customer(() => this.machine.cardCancelRequest());
+  }
+
+  vendApproved(amount: number): void {
+    const m = this.machine;
+    if (m.cardRequested && m.selection >= 0) {
+      // Journal before effect: the approval is on flash before the POLL is acknowledged and before the motor turns.
+      this.journal.cardApproved(m.selection, amount);
+      this.cardLive = true;
+      m.cardApproved(amount);
+      this.render();
+      return;
+    }
+    // Nobody is waiting for it (the customer cancelled as it came): nothing is dispensed and the reader refunds.
+    this.board.log('warn', `cashless: approval of ${amount} not wanted; reporting a failure so the card is refunded`);
+    this.reader?.vendResult(false, 0);
+    this.customer(() => m.cardApproved(amount));
+  }
+
+  vendDenied(): void {
+    this.customer(() => this.machine.cardDenied());
+  }
+
+  vendReported(success: boolean): void {
+    const l = this.ledger;
+    if ((success && l.cardVend === CARD_VEND_DELIVERED) || (!success && l.cardVend === CARD_VEND_FAILED)) {
+      this.journal.cardResult(success ? CARD_SUCCESS : CARD_REFUNDED, l.cardSlot, l.cardAmount);
+    } else {
+      this.board.log('info', `cashless: reader confirmed VEND ${success ? 'SUCCESS' : 'FAILURE'} for no open card vend`);
+    }
+    this.changed();
+  }
+
+  sessionEnded(): void {
+    // Not a customer's action: a message showing ("Thank you!", "Vend failed") stays.
+    this.cardLive = false;
+    this.machine.cardEnded();
+    this.settleCard();
+    this.changed();
+  }
+
+  readerCancelled(): void {
+    this.board.log('info', 'cashless: reader cancelled');
+  }
+
+  readerStatus(code: number): void {
+    this.board.log('warn', `cashless reader status 0x${code.toString(16)}`);
+  }
+
+  /**
+   * Bring the open card vend to its end with the reader, once its dispense
+   * outcome is recorded: report it while the approving session lives; once
+   * that session is gone (the reader reset, dropped or ended it), record
+   * what the reader did on its own: a delivered vend is sold, a failed one
+   * went unrefunded (a reset after approval counts as a success).
+   */
+  private settleCard(): void {
+    const l = this.ledger;
+    const v = l.cardVend;
+    if (v !== CARD_VEND_DELIVERED && v !== CARD_VEND_FAILED) return;
+    const reader = this.reader;
+    if (this.cardLive && reader?.ready) {
+      if (!reader.reporting) reader.vendResult(v === CARD_VEND_DELIVERED, l.cardSlot + 1);
+      this.bus.kick();
+      return;
+    }
+    // Wait for the reader to come back: it comes back reset, with its session settled.
+    if (reader && !reader.ready) return;
+    const outcome = v === CARD_VEND_DELIVERED ? CARD_SOLD_RESET : CARD_UNREFUNDED;
+    this.journal.cardResult(outcome, l.cardSlot, l.cardAmount);
+    const code = this.inventory.codes[l.cardSlot] ?? String(l.cardSlot);
+    this.board.log('warn', `cashless: card vend of ${code} (${l.cardAmount}) settled without the reader: ${CARD_OUTCOMES[outcome]}`);
+  }
+
+  /** The reader's max/min prices: the machine's dearest and cheapest. */
+  private readerPrices(): void {
+    const reader = this.reader;
+    if (!reader) return;
+    const prices = this.inventory.prices;
+    let min = Infinity;
+    let max = 0;
+    for (let i = 0; i < prices.length; i++) {
+      const p = prices[i]!;
+      if (p > max) max = p;
+      if (p < min) min = p;
+    }
+    reader.setPrices(min === Infinity ? 0 : min, max);
+  }
+
   // ---- derived state ------------------------------------------------------------------
 
   private updateReady(): void {
@@ -662,7 +877,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
    * journal to record them; a sale under way always finishes (the journal keeps a reserve).
    */
   private syncReady(): void {
-    const ready = (this.changer.ready || this.bill.ready) && !this.recoveringPayout && this.journal.level !== 'full' && !this.ledger.locked;
+    const ready = (this.changer.ready || this.bill.ready || (this.reader?.ready ?? false)) && !this.recoveringPayout && this.journal.level !== 'full' && !this.ledger.locked;
     if (ready === this.readyNow) return;
     this.readyNow = ready;
     this.machine.setReady(ready);
@@ -680,8 +895,10 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
     const open = (s === 'IDLE' || s === 'PRODUCT_SELECTED' || s === 'ACCEPTING_PAYMENT') && !m.escrowPending && !this.dispenser.busy && !this.remote;
     const room = this.config.maxCredit - m.credit - m.escrow;
     const sellable = this.inventory.anySellable();
-    this.changer.setAccepting(open && room > 0 && sellable);
-    this.bill.setAccepting(open && m.escrow === 0 && room > 0 && sellable, room);
+    // One purchase, one way to pay: no cash while a card session is open, no card while cash is held.
+    this.changer.setAccepting(open && !m.card && room > 0 && sellable);
+    this.bill.setAccepting(open && !m.card && m.escrow === 0 && room > 0 && sellable, room);
+    this.reader?.setEnabled(m.card || (open && m.credit === 0 && m.escrow === 0 && sellable && this.readyNow));
     this.bus.kick();
   }
 
@@ -739,6 +956,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
     const errors: string[] = [];
     if (!st.devices.changer) errors.push('changer-offline');
     if (!st.devices.bill) errors.push('bill-validator-offline');
+    if (st.devices.cashless === false) errors.push('cashless-offline');
     if (st.journal.level !== 'ok') errors.push(`journal-${st.journal.level}`);
     if (st.locked) errors.push('locked');
     if (this.exactChangeOnly) errors.push('exact-change-only');
@@ -767,6 +985,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
         paidOut: c.coinsPaidOut,
         failedVends: c.failedVends,
         uncertainVends: c.uncertainVends,
+        ...(this.reader || c.cashlessSales > 0 ? { cashlessSales: c.cashlessSales, cashlessRevenue: c.cashlessRevenue, cashlessUnrefunded: c.cashlessUnrefunded } : {}),
         boots: c.boots,
         remoteSales: st.remoteSales,
         remoteRevenue: this.ledger.total[C_REMOTE_VALUE]!,
@@ -802,8 +1021,9 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
       escrow: m.escrow,
       selection: m.selection >= 0 ? inv.codes[m.selection]! : null,
       quantity: m.quantity,
-      busy: m.busy || this.payoutActive || this.changer.paying || this.bill.escrowBusy || this.dispenser.busy || this.remote !== undefined,
-      ready: this.changer.ready || this.bill.ready,
+      busy:
+        m.busy || this.payoutActive || this.changer.paying || this.bill.escrowBusy || this.dispenser.busy || this.remote !== undefined || (this.reader?.busy ?? false),
+      ready: this.changer.ready || this.bill.ready || (this.reader?.ready ?? false),
       slots,
       tubes,
       counters: {
@@ -817,6 +1037,9 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
         billsReturned: c[C_BILLS_RETURNED]!,
         failedVends: c[C_FAILED_VENDS]!,
         uncertainVends: c[C_UNCERTAIN_VENDS]!,
+        cashlessSales: c[C_CASHLESS_SALES]!,
+        cashlessRevenue: c[C_CASHLESS_VALUE]!,
+        cashlessUnrefunded: c[C_CASHLESS_UNREFUNDED]!,
         coinsManual: c[C_MANUAL_VALUE]!,
         boots: c[C_BOOTS]!,
         ignoredEvents: this.ignoredEvents,
@@ -826,7 +1049,7 @@ export class Controller implements ChangerEvents, BillEvents, VendPorts, Command
       commands: { ...this.commander.stats },
       remoteSales: c[C_REMOTE_SALES]!,
       display: this.lines.slice(),
-      devices: { changer: this.changer.ready, bill: this.bill.ready },
+      devices: { changer: this.changer.ready, bill: this.bill.ready, ...(this.reader ? { cashless: this.reader.ready } : {}) },
       link: { ...this.link.stats },
     };
   }

@@ -9,6 +9,12 @@
  * bills); a bill in escrow is not credit until it is stacked. Items are paid
  * one by one as each is confirmed delivered, so a failed dispense leaves the
  * customer's money as credit, which is then refunded.
+ *
+ * A card session (the cashless reader) is the other way to pay, never mixed
+ * with cash in one purchase: each item is a VEND REQUEST the reader approves
+ * or denies, and the card pays the approved amount when the item is
+ * delivered; credit is cash only and a card vend never touches it. See
+ * docs/cashless.md.
  */
 import type { ChangePolicy } from '../config.js';
 import { DISPENSE_OK, type DispenseResult } from '../dispense/dispenser.js';
@@ -27,11 +33,20 @@ export type Notice =
   | 'jam'
   | 'thank-you'
   | 'credit-kept'
-  | 'max-credit';
+  | 'max-credit'
+  | 'card-denied'
+  | 'card-refused'
+  | 'card-one-item';
 
 const ESCROW_NONE = 0;
 const ESCROW_STACKING = 1;
 const ESCROW_RETURNING = 2;
+
+/** The card vend of the open session: none, VEND REQUEST sent, approved (dispensing), VEND CANCEL sent. */
+const CARD_NONE = 0;
+const CARD_REQUESTED = 1;
+const CARD_APPROVED = 2;
+const CARD_CANCELLING = 3;
 
 export interface VendPorts {
   /** True when `amount` can be paid exactly from the coins in the tubes. */
@@ -52,6 +67,12 @@ export interface VendPorts {
   ignored(event: string, state: VendState): void;
   /** State, selection or credit changed. */
   changed(): void;
+  /** Ask the card reader to approve `price` for one item of `slot`; answer with `cardApproved()` or `cardDenied()`. */
+  cardVendRequest?(slot: number, price: number): void;
+  /** Withdraw the request still waiting for approval; answer with `cardDenied()` (or `cardApproved()` if it crossed). */
+  cardVendCancel?(): void;
+  /** Close the card session (SESSION COMPLETE). */
+  cardEnd?(): void;
 }
 
 export interface VendOptions {
@@ -69,6 +90,13 @@ export class VendMachine {
   credit = 0;
   escrow = 0;
   private escrowAction = ESCROW_NONE;
+  /** A card session is open, with these funds (-1: the reader does not say) and this reader's multivend option. */
+  card = false;
+  cardFunds = -1;
+  private cardMulti = false;
+  private cardVend = CARD_NONE;
+  /** What the reader approved for the item being dispensed. */
+  cardAmount = 0;
   private paying = false;
   private refundShort = false;
   private ready = false;
@@ -89,7 +117,22 @@ export class VendMachine {
 
   /** True while the machine is doing something the customer must wait for. */
   get busy(): boolean {
-    return this.state === 'DISPENSING' || this.state === 'RETURNING_CHANGE' || this.escrowAction !== ESCROW_NONE;
+    return this.state === 'DISPENSING' || this.state === 'RETURNING_CHANGE' || this.escrowAction !== ESCROW_NONE || this.cardAwaiting;
+  }
+
+  /** A VEND REQUEST (or its cancellation) waits for the reader's answer. */
+  get cardAwaiting(): boolean {
+    return this.cardVend === CARD_REQUESTED || this.cardVend === CARD_CANCELLING;
+  }
+
+  /** A VEND REQUEST is out and the customer still wants it: an approval now is taken. */
+  get cardRequested(): boolean {
+    return this.cardVend === CARD_REQUESTED;
+  }
+
+  /** The item being dispensed was approved by the card reader (it is paid by card, at `cardAmount`). */
+  get cardVending(): boolean {
+    return this.cardVend === CARD_APPROVED;
   }
 
   get escrowPending(): boolean {
@@ -102,6 +145,7 @@ export class VendMachine {
     const s = this.state;
     if (s !== 'IDLE' && s !== 'PRODUCT_SELECTED' && s !== 'ACCEPTING_PAYMENT') return this.ports.ignored('select', s);
     if (this.escrowAction !== ESCROW_NONE) return this.ports.ignored('select while a bill is moving', s);
+    if (this.cardVend !== CARD_NONE) return this.ports.ignored('select while a card vend is under way', s);
     if (!Number.isInteger(quantity) || quantity < 1 || quantity > this.options.maxQuantity) {
       this.ports.notice('bad-quantity', slot);
       return;
@@ -122,7 +166,10 @@ export class VendMachine {
     }
     this.selection = slot;
     this.quantity = quantity;
-    if (this.credit === 0 && this.escrow === 0) {
+    if (this.card) {
+      this.ports.timer(this.options.sessionTimeoutMs);
+      this.evaluateCard();
+    } else if (this.credit === 0 && this.escrow === 0) {
       this.state = 'PRODUCT_SELECTED';
       this.ports.timer(this.options.sessionTimeoutMs);
     } else {
@@ -142,7 +189,13 @@ export class VendMachine {
         this.ports.changed();
         return;
       case 'ACCEPTING_PAYMENT':
+        if (this.card) return this.cancelCard();
         this.startRefund();
+        return;
+      case 'DISPENSING':
+        // Between the items of a card multi-vend: the next approval may still be withdrawn.
+        if (this.card && this.cardVend === CARD_REQUESTED) return this.cancelCard();
+        this.ports.ignored('cancel', this.state);
         return;
       default:
         this.ports.ignored('cancel', this.state);
@@ -150,7 +203,13 @@ export class VendMachine {
   }
 
   timeout(): void {
-    if (this.state === 'PRODUCT_SELECTED' || this.state === 'ACCEPTING_PAYMENT') {
+    if (this.cardVend === CARD_CANCELLING) {
+      // The reader never answered VEND CANCEL: close the session anyway (an approval arriving later is refunded).
+      this.cardVend = CARD_NONE;
+      this.endCard();
+      return;
+    }
+    if (this.state === 'PRODUCT_SELECTED' || this.state === 'ACCEPTING_PAYMENT' || (this.state === 'DISPENSING' && this.cardVend === CARD_REQUESTED)) {
       this.cancel();
     } else {
       this.ports.ignored('timeout', this.state);
@@ -167,7 +226,7 @@ export class VendMachine {
   /** A bill waits in escrow: decide whether to take it. */
   billEscrowed(value: number): void {
     const s = this.state;
-    const open = s === 'IDLE' || s === 'PRODUCT_SELECTED' || s === 'ACCEPTING_PAYMENT';
+    const open = (s === 'IDLE' || s === 'PRODUCT_SELECTED' || s === 'ACCEPTING_PAYMENT') && !this.card;
     if (!open || this.escrow > 0 || this.escrowAction !== ESCROW_NONE || this.credit + value > this.options.maxCredit) {
       this.escrowAction = ESCROW_RETURNING;
       this.escrow = value;
@@ -206,6 +265,11 @@ export class VendMachine {
 
   private addCredit(value: number): void {
     this.credit += value;
+    if (this.card && this.cardVend === CARD_NONE && this.state === 'ACCEPTING_PAYMENT') {
+      // Cash slipped in as the card session opened (acceptance was being switched off): cash wins, the session closes.
+      this.ports.cardEnd?.();
+      this.closeCard();
+    }
     switch (this.state) {
       case 'IDLE':
       case 'PRODUCT_SELECTED':
@@ -252,6 +316,7 @@ export class VendMachine {
 
   /** In ACCEPTING_PAYMENT: vend if the selection is paid for and the change can be given. */
   private evaluate(): void {
+    if (this.card) return this.evaluateCard();
     if (this.selection < 0) return;
     if (this.escrow > 0) {
       this.decideEscrow();
@@ -273,6 +338,7 @@ export class VendMachine {
 
   dispensed(result: DispenseResult): void {
     if (this.state !== 'DISPENSING') return this.ports.ignored('dispensed', this.state);
+    if (this.cardVend === CARD_APPROVED) return this.cardDispensed(result);
     const slot = this.selection;
     if (result === DISPENSE_OK) {
       const price = this.inventory.prices[slot]!;
@@ -328,6 +394,190 @@ export class VendMachine {
   /** After a reboot: the credit the journal says the customer holds. */
   restoreCredit(credit: number): void {
     this.credit = credit;
+  }
+
+  // ---- card sessions -----------------------------------------------------------------
+
+  /**
+   * A card was presented and the reader opened a session (`funds` minor
+   * units, -1 unknown). Only a machine with no cash in play takes it: one
+   * purchase, one way to pay; otherwise the session is closed at once.
+   */
+  cardSession(funds: number, multiVend: boolean): void {
+    const s = this.state;
+    if (this.card || (s !== 'IDLE' && s !== 'PRODUCT_SELECTED') || this.credit !== 0 || this.escrow !== 0 || this.escrowAction !== ESCROW_NONE) {
+      this.ports.cardEnd?.();
+      if (!this.card && (s === 'ACCEPTING_PAYMENT' || this.escrow !== 0)) this.ports.notice('card-refused', this.selection);
+      this.ports.ignored('card session', s);
+      return;
+    }
+    this.card = true;
+    this.cardFunds = funds;
+    this.cardMulti = multiVend;
+    this.cardVend = CARD_NONE;
+    this.state = 'ACCEPTING_PAYMENT';
+    this.ports.timer(this.options.sessionTimeoutMs);
+    this.evaluateCard();
+    this.ports.changed();
+  }
+
+  /** The reader approved the requested item for `amount`: dispense it. False if nothing was waiting for it (the caller has the reader refund). */
+  cardApproved(amount: number): boolean {
+    if (this.cardVend !== CARD_REQUESTED || this.selection < 0) {
+      this.ports.ignored('card approval', this.state);
+      if (this.cardVend === CARD_CANCELLING) {
+        // The approval crossed our VEND CANCEL: no vend; the caller reports a failure (refund), and the session ends.
+        this.cardVend = CARD_NONE;
+        this.endCard();
+      }
+      return false;
+    }
+    this.cardVend = CARD_APPROVED;
+    this.cardAmount = amount;
+    if (this.state !== 'DISPENSING') this.delivered = 0;
+    this.state = 'DISPENSING';
+    this.ports.timer(0);
+    this.ports.dispense(this.selection);
+    this.ports.changed();
+    return true;
+  }
+
+  /** The reader refused the item: say so and keep the session for another choice (or end it if the customer was leaving). */
+  cardDenied(): void {
+    if (this.cardVend === CARD_CANCELLING) {
+      this.cardVend = CARD_NONE;
+      this.endCard();
+      return;
+    }
+    if (this.cardVend !== CARD_REQUESTED) return this.ports.ignored('card denial', this.state);
+    this.cardVend = CARD_NONE;
+    if (this.state === 'DISPENSING') {
+      // A later item of a multi-vend: what was delivered stands, the rest is not sold.
+      this.ports.notice('card-denied', this.selection);
+      this.endCard();
+      return;
+    }
+    this.ports.notice('card-denied', this.selection);
+    this.selection = -1;
+    this.quantity = 0;
+    this.ports.timer(this.options.sessionTimeoutMs);
+    this.ports.changed();
+  }
+
+  /** The customer cancelled at the reader. */
+  cardCancelRequest(): void {
+    if (!this.card) return this.ports.ignored('card cancel request', this.state);
+    // During an approved vend the item is delivered first; the session ends after it.
+    if (this.cardVend === CARD_APPROVED || this.cardVend === CARD_CANCELLING) return;
+    this.cancelCard();
+  }
+
+  /** The reader's session is gone (it ended it, reset or went offline). */
+  cardEnded(): void {
+    if (!this.card) return;
+    this.card = false;
+    this.cardFunds = -1;
+    if (this.cardVend === CARD_APPROVED) {
+      // The item approved is being dispensed: it finishes; nothing more goes on the card.
+      return;
+    }
+    this.cardVend = CARD_NONE;
+    if (this.state === 'DISPENSING') {
+      // Between the items of a multi-vend.
+      this.selection = -1;
+      this.quantity = 0;
+      this.afterCard();
+      return;
+    }
+    if (this.state !== 'ACCEPTING_PAYMENT') return this.ports.changed();
+    if (this.credit > 0) {
+      this.evaluate();
+    } else {
+      this.state = this.selection >= 0 ? 'PRODUCT_SELECTED' : this.ready ? 'IDLE' : 'ERROR';
+      this.ports.timer(this.selection >= 0 ? this.options.sessionTimeoutMs : 0);
+    }
+    this.ports.changed();
+  }
+
+  /** With a card session open: request the selected item, if any. */
+  private evaluateCard(): void {
+    if (!this.card || this.cardVend !== CARD_NONE || this.selection < 0) return;
+    if (this.quantity > 1 && !this.cardMulti) {
+      // One VEND REQUEST per item, and this reader takes one vend per session.
+      this.ports.notice('card-one-item', this.selection);
+      this.selection = -1;
+      this.quantity = 0;
+      return;
+    }
+    this.delivered = 0;
+    this.requestCardItem();
+  }
+
+  private requestCardItem(): void {
+    this.cardVend = CARD_REQUESTED;
+    this.ports.timer(this.options.sessionTimeoutMs);
+    this.ports.cardVendRequest?.(this.selection, this.inventory.prices[this.selection]!);
+  }
+
+  /** The item approved by the card was delivered or not; the controller has told the reader. */
+  private cardDispensed(result: DispenseResult): void {
+    const slot = this.selection;
+    this.cardVend = CARD_NONE;
+    if (result === DISPENSE_OK) {
+      this.delivered++;
+      this.ports.sold(slot, this.cardAmount);
+      if (this.card && this.delivered < this.quantity && this.inventory.availability(slot, 1) === SLOT_OK) {
+        this.requestCardItem();
+        this.ports.changed();
+        return;
+      }
+      this.ports.notice('thank-you', slot);
+    } else {
+      this.ports.slotFailed(slot, result);
+      this.ports.notice('jam', slot);
+    }
+    this.selection = -1;
+    this.quantity = 0;
+    this.endCard();
+  }
+
+  /** Cancel or timeout with a card session open. */
+  private cancelCard(): void {
+    if (this.cardVend === CARD_REQUESTED) {
+      this.cardVend = CARD_CANCELLING;
+      this.ports.timer(this.options.sessionTimeoutMs);
+      this.ports.cardVendCancel?.();
+      this.ports.changed();
+      return;
+    }
+    if (this.cardVend === CARD_CANCELLING) return;
+    this.endCard();
+  }
+
+  /** Close the session with the reader and leave the card state. */
+  private endCard(): void {
+    if (this.card) this.ports.cardEnd?.();
+    this.closeCard();
+    this.selection = -1;
+    this.quantity = 0;
+    this.afterCard();
+  }
+
+  private closeCard(): void {
+    this.card = false;
+    this.cardFunds = -1;
+    if (this.cardVend !== CARD_APPROVED) this.cardVend = CARD_NONE;
+  }
+
+  /** After a card purchase: cash that slipped in meanwhile goes back; otherwise idle. */
+  private afterCard(): void {
+    if (this.credit > 0 || this.escrow > 0) {
+      this.startRefund();
+      return;
+    }
+    this.state = this.ready ? 'IDLE' : 'ERROR';
+    this.ports.timer(0);
+    this.ports.changed();
   }
 
   // ---- refunds and change ------------------------------------------------------------

@@ -41,6 +41,12 @@ export function noticeLines(notice: Notice, slot: number, m: VendMachine, inv: I
       return ['Thank you!', 'Take your product'];
     case 'credit-kept':
       return ['Change unavailable', `Credit ${money(m.credit)}`];
+    case 'card-denied':
+      return ['Card declined', m.card ? 'Choose again' : ''];
+    case 'card-refused':
+      return ['Card not accepted', 'Finish with cash'];
+    case 'card-one-item':
+      return ['Card: one item', 'Please choose again'];
   }
 }
 
@@ -57,6 +63,10 @@ export function stateLines(m: VendMachine, inv: Inventory, ctx: ScreenContext): 
     case 'PRODUCT_SELECTED':
       return [product, priced()];
     case 'ACCEPTING_PAYMENT':
+      if (m.card) {
+        if (m.cardAwaiting) return ['Card: authorising', m.selection >= 0 ? `${product} ${money(m.total)}` : ''];
+        return [m.cardFunds >= 0 ? `Card ${money(m.cardFunds)}` : 'Card ready', m.selection >= 0 ? `${product} ${money(m.total)}` : 'Make a selection'];
+      }
       return [`Credit ${money(m.credit + m.escrow)}`, m.selection >= 0 ? `${product} ${money(m.total)}` : 'Make a selection'];
     case 'DISPENSING':
       return ['Vending...', product];

@@ -211,6 +211,7 @@ function coinThreshold(rules: AlertRules, value: number): number | undefined {
 const DEVICES: Record<string, { subject: string; name: string }> = {
   'changer-offline': { subject: 'changer', name: 'Coin changer' },
   'bill-validator-offline': { subject: 'bill-validator', name: 'Bill validator' },
+  'cashless-offline': { subject: 'cashless', name: 'Card reader' },
 };
 
 const slotName = (code: string, product: unknown): string => (typeof product === 'string' && product !== '' ? `Slot ${code} (${product})` : `Slot ${code}`);

@@ -174,6 +174,7 @@ describe('alert rules', () => {
     assert.ok(find(evaluate(telemetry({ errors: ['bill-stacker-full'], stacker: undefined }), DEFAULT_RULES), 'bill-stacker-full'));
     assert.equal(find(evaluate(telemetry({ stacker: { count: 499, capacity: 500 } }), DEFAULT_RULES), 'bill-stacker-full'), undefined);
     assert.deepEqual(keys(evaluate(telemetry({ errors: ['bill-validator-offline'] }), DEFAULT_RULES)), ['device-offline:bill-validator']);
+    assert.deepEqual(keys(evaluate(telemetry({ errors: ['cashless-offline'] }), DEFAULT_RULES)), ['device-offline:cashless']);
     assert.deepEqual(evaluate(telemetry({ errors: ['changer-offline'] }), applyRules(DEFAULT_RULES, { kinds: { 'device-offline': false } })), []);
   });
 

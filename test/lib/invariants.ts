@@ -27,11 +27,11 @@ export async function checkInvariants(host: MachineHost, where = ''): Promise<Fi
   // Bills credited are bills in the stacker.
   const stackedValue = rig.validator ? rig.validator.stackedBills.reduce((a, b) => a + b, 0) : 0;
   if (stackedValue !== c.billsStacked) fail(`stacker holds ${stackedValue} but the firmware credited ${c.billsStacked}`);
-  // Every sale is a product that fell, and no product fell unsold; a vend a power cut
+  // Every sale (cash or card) is a product that fell, and no product fell unsold; a vend a power cut
   // interrupted before its outcome was recorded is not charged and may have delivered.
   const uncertain = c.uncertainVends;
-  const unsold = rig.delivered.length - c.sales;
-  if (unsold < 0 || unsold > uncertain) fail(`${rig.delivered.length} products delivered but ${c.sales} sales recorded (${uncertain} uncertain vends)`);
+  const unsold = rig.delivered.length - c.sales - c.cashlessSales;
+  if (unsold < 0 || unsold > uncertain) fail(`${rig.delivered.length} products delivered but ${c.sales} cash and ${c.cashlessSales} card sales recorded (${uncertain} uncertain vends)`);
   // The firmware's stock matches the spirals' (up to those uncertain vends), and its tube counts the changer's.
   let stockDrift = 0;
   for (const s of st.slots) {
@@ -44,6 +44,14 @@ export async function checkInvariants(host: MachineHost, where = ''): Promise<Fi
     for (const t of st.tubes) {
       if (rig.changer.tubes[t.type] !== t.count) fail(`tube ${t.value}: firmware says ${t.count}, changer holds ${rig.changer.tubes[t.type]}`);
       if (rig.quiet() && rig.changer.tubes[t.type] !== t.journaled) fail(`tube ${t.value}: the journal says ${t.journaled}, changer holds ${rig.changer.tubes[t.type]}`);
+    }
+  }
+  // The card was charged for every card sale, never twice: beyond the sales, only what the books
+  // owe back (a reset before VEND FAILURE, a power cut mid-vend) may have been charged.
+  if (rig.reader && rig.quiet()) {
+    const charged = rig.reader.chargedValue;
+    if (charged < c.cashlessRevenue || charged > c.cashlessRevenue + c.cashlessUnrefunded) {
+      fail(`the reader charged ${charged} for ${c.cashlessRevenue} of card sales (${c.cashlessUnrefunded} recorded as owed back)`);
     }
   }
   if (st.credit < 0) fail('negative credit');

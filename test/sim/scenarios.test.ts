@@ -90,11 +90,15 @@ describe('npm run hil (command line)', () => {
     assert.deepEqual(report.scenarios.map((s) => [s.name, s.passed, s.failures.length]), [['one sale', true, 0]]);
   });
 
-  it('says which steps are not supported yet instead of pretending', () => {
-    const f = write('card.json', { name: 'card', machine: { ...machine, cashless: { funds: 1000 } }, steps: [{ tapCard: true }] });
+  it('taps a card: the reader opens a session and pays for the selection', () => {
+    const f = write('card.json', {
+      name: 'card',
+      machine: { ...machine, cashless: { funds: 1000 } },
+      steps: [{ tapCard: true }, { select: 'A1' }, { expect: { dispensed: ['A1'], sales: 1, cardSales: 1, cardCharged: 100, credit: 0 } }],
+    });
     const r = run(f);
-    assert.equal(r.status, 1);
-    assert.match(r.stdout, /step 1: tapCard is not supported yet on target sim/);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^PASS {2}card/m);
   });
 
   it('refuses bad usage with status 2', () => {

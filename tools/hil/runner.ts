@@ -22,6 +22,11 @@ export interface Observation {
   display: string[];
   /** Virtual (or real) time since the scenario began, ms. */
   elapsedMs: number;
+  /** Cashless: value the reader charged to cards since the scenario began (undefined: the target cannot tell). */
+  cardCharged?: number;
+  /** Card sales in the journal (included in `sales` and `revenue`). */
+  cardSales?: number;
+  cardRevenue?: number;
 }
 
 export interface StepOutcome {
@@ -73,6 +78,10 @@ export function compare(expect: Expectation, obs: Observation): { key: string; e
     if (e !== undefined) check(key, e, obs[key], e === obs[key]);
   }
   if (expect.unsynced !== undefined) check('unsynced', expect.unsynced, obs.unsynced, expect.unsynced === obs.unsynced);
+  for (const key of ['cardCharged', 'cardSales', 'cardRevenue'] as const) {
+    const e = expect[key];
+    if (e !== undefined) check(key, e, obs[key], e === obs[key]);
+  }
   if (expect.dispensed !== undefined) check('dispensed', expect.dispensed, obs.dispensed, show(expect.dispensed) === show(obs.dispensed));
   if (expect.slots !== undefined) {
     for (const [code, qty] of Object.entries(expect.slots)) check(`slots.${code}`, qty, obs.slots[code], obs.slots[code] === qty);

@@ -6,7 +6,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CURRENCIES } from '../../hal-sim/currency.js';
-import type { MachineSpec } from '../../hal-sim/rig.js';
+import { CASHLESS_FAULTS, type CashlessFaultName, type MachineSpec } from '../../hal-sim/rig.js';
 import { jsonErrorPosition } from './json-position.js';
 
 export const STATES = ['IDLE', 'PRODUCT_SELECTED', 'ACCEPTING_PAYMENT', 'DISPENSING', 'RETURNING_CHANGE', 'ERROR'] as const;
@@ -25,6 +25,11 @@ export interface Expectation {
   revenue?: number;
   unsynced?: number;
   display?: string;
+  /** Cashless (extensions): value the reader charged to the card, from the reader itself. */
+  cardCharged?: number;
+  /** Card sales recorded in the journal (also counted in `sales`), and their value (in `revenue`). */
+  cardSales?: number;
+  cardRevenue?: number;
 }
 
 export type Step =
@@ -176,9 +181,19 @@ function parseMachine(m: unknown, fail: (detail: string, step?: number) => never
   if (cashless !== undefined) {
     if (!isObj(cashless) || !isInt(cashless['funds']) || cashless['funds'] < 0) fail('machine.cashless must be { "funds": <minor units>, "approve"?: boolean }');
     const c = cashless as Obj;
+    for (const key of Object.keys(c)) if (!['funds', 'approve', 'approveMs', 'fault'].includes(key)) fail(`machine.cashless: unknown key "${key}"`);
     if (c['approve'] !== undefined && typeof c['approve'] !== 'boolean') fail('machine.cashless.approve must be true or false');
     spec.cashless = { funds: c['funds'] as number };
     if (typeof c['approve'] === 'boolean') spec.cashless.approve = c['approve'];
+    // Simulator extensions: how long the reader takes to answer a vend request, and a fault for the first vend.
+    if (c['approveMs'] !== undefined) {
+      if (!isInt(c['approveMs']) || c['approveMs'] < 0 || c['approveMs'] > 60000) fail('machine.cashless.approveMs must be an integer from 0 to 60000');
+      spec.cashless.approveMs = c['approveMs'] as number;
+    }
+    if (c['fault'] !== undefined) {
+      if (!(CASHLESS_FAULTS as readonly unknown[]).includes(c['fault'])) fail(`machine.cashless.fault must be one of ${CASHLESS_FAULTS.join(', ')}`);
+      spec.cashless.fault = c['fault'] as CashlessFaultName;
+    }
   }
   const policy = m['changePolicy'];
   if (policy !== undefined) {
@@ -272,6 +287,12 @@ function parseExpect(v: unknown, i: number, machine: MachineSpec, fail: (detail:
       case 'sales':
       case 'revenue':
       case 'unsynced':
+        out[key] = count(key);
+        break;
+      case 'cardCharged':
+      case 'cardSales':
+      case 'cardRevenue':
+        if (!machine.cashless) fail(`expect.${key}: this machine has no cashless reader`, i);
         out[key] = count(key);
         break;
       case 'dispensed': {

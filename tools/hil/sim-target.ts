@@ -61,7 +61,10 @@ export class SimBenchTarget implements BenchTarget {
         host.jam(step.code);
         return {};
       case 'tapCard':
-        return { unsupported: 'the cashless reader arrives with the cashless issue (#7)' };
+        // A reader that is not taking cards (cash held, out of service) ignores the tap: observable, not a bench failure.
+        host.tapCard();
+        await host.runUntilIdle(step.settleMs);
+        return {};
       case 'powerCut':
         // Power fails now; the machine comes back from its flash journal.
         await host.powerCut();
@@ -104,8 +107,12 @@ export class SimBenchTarget implements BenchTarget {
       billsReturned: rig.validator?.billsReturned ?? 0,
       slots,
       tubes,
-      sales: st.counters.sales,
-      revenue: st.counters.revenue,
+      // Sales paid by card are sales too; the firmware keeps them apart from cash.
+      sales: st.counters.sales + st.counters.cashlessSales,
+      revenue: st.counters.revenue + st.counters.cashlessRevenue,
+      cardSales: st.counters.cashlessSales,
+      cardRevenue: st.counters.cashlessRevenue,
+      ...(rig.reader ? { cardCharged: rig.reader.chargedValue } : {}),
       unsynced: st.journal.unsynced,
       display: rig.display.lines.slice(),
       elapsedMs: (rig.scheduler.now - this.startUs) / 1000,

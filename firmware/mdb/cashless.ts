@@ -1,0 +1,607 @@
+/**
+ * MDB cashless device #1 (address 0x10), reader levels 1 and 2, the VMC
+ * speaking level 2.
+ *
+ * Init: RESET, POLL for "just reset", SETUP config data (the reader answers
+ * with its level, currency, scale factor, decimals, maximum response time
+ * and options), SETUP max/min prices, EXPANSION REQUEST ID (level 2), then
+ * READER ENABLE (or DISABLE, whichever the machine wants). Then POLL; the
+ * reader's answers are chains of fixed-length messages: begin session,
+ * session cancel request, vend approved/denied, end session, cancelled,
+ * peripheral ID, malfunction, command out of sequence, just reset.
+ *
+ * Commands that move the reader along (VEND REQUEST, VEND SUCCESS, VEND
+ * FAILURE, SESSION COMPLETE, READER ENABLE/DISABLE/CANCEL) stay pending
+ * until the reader acknowledges them, and are sent again after a lost or
+ * refused answer (the reader takes a repeat of the command it just obeyed
+ * as that command). A data answer to any of them acknowledges it and is
+ * parsed like POLL data. The driver keeps no purchase logic: it reports
+ * what the reader says and the controller decides.
+ *
+ * A reset of the reader (its own, ours, or bus power) ends any session on
+ * its side; one between VEND APPROVED and VEND SUCCESS counts as a success
+ * there, which is why the controller journals approvals before dispensing.
+ */
+import { ADDRESS_CASHLESS1, bcdCurrency } from './frame.js';
+import { REPLY_ACK, REPLY_DATA, type ReplyKind } from './link.js';
+import {
+  PHASE_INIT,
+  PHASE_READY,
+  PHASE_RESET,
+  Peripheral,
+  emptyIdentity,
+  parseIdentity,
+  toMinor,
+  type MdbIdentity,
+  type PeripheralLog,
+  type PeripheralTiming,
+} from './peripheral.js';
+
+const CMD_SETUP = 1;
+const CMD_POLL = 2;
+const CMD_VEND = 3;
+const CMD_READER = 4;
+const CMD_EXPANSION = 7;
+
+const SETUP_CONFIG = 0x00;
+const SETUP_PRICES = 0x01;
+const VEND_REQUEST = 0x00;
+const VEND_CANCEL = 0x01;
+const VEND_SUCCESS = 0x02;
+const VEND_FAILURE = 0x03;
+const VEND_SESSION_COMPLETE = 0x04;
+const READER_DISABLE = 0x00;
+const READER_ENABLE = 0x01;
+const READER_CANCEL = 0x02;
+const EXPANSION_REQUEST_ID = 0x00;
+
+const PHASE_CONFIG = PHASE_INIT;
+const PHASE_PRICES = PHASE_INIT + 1;
+const PHASE_ID = PHASE_INIT + 2;
+const PHASE_ENABLE = PHASE_INIT + 3;
+
+/** The VMC's feature level: level 2 commands, no level-3 expanded currency or options. */
+export const VMC_LEVEL = 2;
+
+/** POLL (and command answer) message codes. */
+export const READER_JUST_RESET = 0x00;
+export const READER_CONFIG = 0x01;
+export const READER_DISPLAY_REQUEST = 0x02;
+export const READER_BEGIN_SESSION = 0x03;
+export const READER_SESSION_CANCEL_REQUEST = 0x04;
+export const READER_VEND_APPROVED = 0x05;
+export const READER_VEND_DENIED = 0x06;
+export const READER_END_SESSION = 0x07;
+export const READER_CANCELLED = 0x08;
+export const READER_PERIPHERAL_ID = 0x09;
+export const READER_MALFUNCTION = 0x0a;
+export const READER_OUT_OF_SEQUENCE = 0x0b;
+export const READER_REVALUE_APPROVED = 0x0d;
+export const READER_REVALUE_DENIED = 0x0e;
+export const READER_REVALUE_LIMIT = 0x0f;
+export const READER_DATE_TIME_REQUEST = 0x11;
+export const READER_DATA_ENTRY_REQUEST = 0x12;
+export const READER_DATA_ENTRY_CANCEL = 0x13;
+
+/** Reader option bits (SETUP config data, last byte). */
+export const OPTION_REFUNDS = 0x01;
+export const OPTION_MULTIVEND = 0x02;
+export const OPTION_DISPLAY = 0x04;
+export const OPTION_CASH_SALE = 0x08;
+
+/** Default non-response time; a reader reporting a longer maximum response time gets that. */
+const NON_RESPONSE_MS = 5000;
+
+const RESULT_NONE = 0;
+const RESULT_SUCCESS = 1;
+const RESULT_FAILURE = 2;
+
+export interface CashlessEvents {
+  readerReady(): void;
+  readerLost(): void;
+  /** A card was presented: `funds` in the machine's minor units (-1: the reader does not say). */
+  sessionBegan(funds: number): void;
+  /** The customer cancelled at the reader (card pulled, cancel key). */
+  sessionCancelRequested(): void;
+  /** The reader approved the vend requested, for `amount` (minor units). Journal it before returning: the POLL is acknowledged after. */
+  vendApproved(amount: number): void;
+  vendDenied(): void;
+  /** The reader acknowledged VEND SUCCESS (true) or VEND FAILURE (false). */
+  vendReported(success: boolean): void;
+  /** The reader closed its session (after SESSION COMPLETE, or on its own). */
+  sessionEnded(): void;
+  /** The reader acknowledged a READER CANCEL. */
+  readerCancelled(): void;
+  /** Malfunction or another status worth a log line (0x0A error code; 0x100 | code for other messages). */
+  readerStatus(code: number): void;
+}
+
+export interface CashlessSetup {
+  /** The reader's own level (1..3); the two sides speak the lower of it and VMC_LEVEL. */
+  level: number;
+  currency: number;
+  scale: number;
+  decimals: number;
+  /** Seconds the reader may take to answer (its "application maximum response time"). */
+  maxResponseS: number;
+  options: number;
+}
+
+export interface CashlessIdentityOptions {
+  /** The VMC's serial number (ASCII, at most 12 characters), sent with EXPANSION REQUEST ID. */
+  serial?: string;
+  /** The VMC's model (at most 12 characters). */
+  model?: string;
+  /** The VMC's software version as four BCD digits, e.g. 0x0100. */
+  version?: number;
+}
+
+export class CashlessReader extends Peripheral {
+  readonly name = 'cashless reader';
+  protected readonly pollCommand = CMD_POLL;
+  private readonly events: CashlessEvents;
+  private readonly machineDecimals: number;
+  private readonly vmcId = new Uint8Array(29);
+  readonly setup: CashlessSetup = { level: 0, currency: 0, scale: 1, decimals: 2, maxResponseS: 0, options: 0 };
+  /** What the reader says about itself (PERIPHERAL ID, level 2). */
+  readonly identity: MdbIdentity = emptyIdentity();
+  /** A session is open at the reader, with these funds (minor units, -1 unknown). */
+  session = false;
+  funds = -1;
+  private retryAt = -Infinity;
+  /** Enable state wanted by the machine, and the one last acknowledged (-1: unknown). */
+  private wantEnabled = false;
+  private sentEnabled = -1;
+  /** Max/min prices (minor units; converted when sent, once the scale is known), and whether they changed since SETUP. */
+  private maxPrice = -1;
+  private minPrice = 0;
+  private needPrices = false;
+  /** VEND REQUEST to send: price (scaled; -1 none) and item number. */
+  private requestPrice = -1;
+  private requestItem = 0;
+  /** A VEND REQUEST went out and neither approval nor denial came back yet. */
+  private awaiting = false;
+  private needVendCancel = false;
+  /** VEND SUCCESS or FAILURE to send, and the item number. */
+  private result = RESULT_NONE;
+  private resultItem = 0;
+  private needComplete = false;
+  private needReaderCancel = false;
+  /** An out-of-sequence report asks for a reset once this answer has been taken. */
+  private resetWanted = false;
+  /** SETUP config data was acknowledged without its data: the configuration comes on POLL. */
+  private configAckedAt = -Infinity;
+  /** The answer being parsed reported "command out of sequence": the command was not obeyed. */
+  private refused = false;
+
+  constructor(events: CashlessEvents, machineDecimals: number, timing: PeripheralTiming, log: PeripheralLog, id: CashlessIdentityOptions = {}) {
+    // A copy: the non-response time follows the reader's maximum response time.
+    super(ADDRESS_CASHLESS1, { ...timing }, log);
+    this.events = events;
+    this.machineDecimals = machineDecimals;
+    const v = this.vmcId;
+    ascii(v, 0, 3, 'VFL');
+    ascii(v, 3, 12, id.serial ?? '');
+    ascii(v, 15, 12, id.model ?? 'VENDFLEET');
+    const version = id.version ?? 0;
+    v[27] = (version >> 8) & 0xff;
+    v[28] = version & 0xff;
+  }
+
+  /** The level both sides speak. */
+  get level(): number {
+    return this.setup.level < VMC_LEVEL ? this.setup.level : VMC_LEVEL;
+  }
+
+  get multiVend(): boolean {
+    return (this.setup.options & OPTION_MULTIVEND) !== 0;
+  }
+
+  /** A VEND SUCCESS or FAILURE waits for the reader's acknowledgement. */
+  get reporting(): boolean {
+    return this.result !== RESULT_NONE;
+  }
+
+  /** Something is queued for the reader (while it is up): the machine is not settled yet. */
+  get busy(): boolean {
+    return this.phase === PHASE_READY && (this.result !== RESULT_NONE || this.requestPrice >= 0 || this.awaiting || this.needVendCancel || this.needComplete || this.needReaderCancel);
+  }
+
+  /** Enable (true) or disable the reader; sent as READER ENABLE/DISABLE when it changes. */
+  setEnabled(on: boolean): void {
+    this.wantEnabled = on;
+  }
+
+  /** The machine's dearest and cheapest prices (minor units), for the reader's display and checks. */
+  setPrices(min: number, max: number): void {
+    if (max === this.maxPrice && min === this.minPrice) return;
+    this.maxPrice = max;
+    this.minPrice = min;
+    if (this.phase === PHASE_READY) this.needPrices = true;
+  }
+
+  /**
+   * Ask the reader to approve `price` (minor units) for item `item`. False
+   * when no session is open or a request is already out. The outcome of the
+   * previous vend, if still queued, goes first (the next item of a multi-vend).
+   */
+  vendRequest(price: number, item: number): boolean {
+    if (!this.session || this.phase !== PHASE_READY || this.requestPrice >= 0 || this.awaiting) return false;
+    this.requestPrice = this.toScaled(price, false);
+    this.requestItem = item & 0xffff;
+    return true;
+  }
+
+  /**
+   * Withdraw the vend request. True when no answer will come (it had not
+   * left yet and is simply dropped, or nothing was outstanding); false when
+   * VEND CANCEL goes out, which the reader answers with a denial (or with
+   * the approval that crossed it).
+   */
+  vendCancel(): boolean {
+    if (this.requestPrice >= 0) {
+      this.requestPrice = -1;
+      return true;
+    }
+    if (!this.awaiting) return true;
+    this.needVendCancel = true;
+    return false;
+  }
+
+  /** Report the outcome of the approved vend: VEND SUCCESS (item) or VEND FAILURE (the reader refunds). */
+  vendResult(success: boolean, item: number): void {
+    // Without a session there is nobody to tell: the reader has settled the vend on its own.
+    if (!this.session || this.phase !== PHASE_READY) return;
+    this.result = success ? RESULT_SUCCESS : RESULT_FAILURE;
+    this.resultItem = item & 0xffff;
+  }
+
+  /** End the session (SESSION COMPLETE); the reader answers END SESSION. */
+  sessionComplete(): void {
+    if (this.session && this.phase === PHASE_READY) this.needComplete = true;
+  }
+
+  /** READER CANCEL: abort what the reader is doing while enabled (it answers CANCELLED). */
+  cancelReader(): void {
+    if (this.phase === PHASE_READY) this.needReaderCancel = true;
+  }
+
+  /** Minor units to the reader's scaled units; `down` rounds down (a minimum), else up (never charge less than the price). */
+  private toScaled(minor: number, down: boolean): number {
+    let unit = this.setup.scale || 1;
+    for (let d = this.setup.decimals; d < this.machineDecimals; d++) unit *= 10;
+    let v = minor;
+    for (let d = this.machineDecimals; d < this.setup.decimals; d++) v *= 10;
+    const scaled = down ? Math.floor(v / unit) : Math.ceil(v / unit);
+    return scaled > 0xffff ? 0xffff : scaled < 0 ? 0 : scaled;
+  }
+
+  private toMinor(scaled: number): number {
+    return toMinor(scaled, this.setup.scale || 1, this.setup.decimals, this.machineDecimals);
+  }
+
+  // ---- init ------------------------------------------------------------------------
+
+  protected startInit(now: number): void {
+    this.phase = PHASE_CONFIG;
+    this.retryAt = now;
+    this.configAckedAt = -Infinity;
+    this.dropSession();
+  }
+
+  protected initWakeAt(_now: number): number {
+    return this.retryAt;
+  }
+
+  protected nextInit(tx: Uint8Array, now: number): number {
+    this.retryAt = now + this.timing.pollIntervalMs;
+    switch (this.phase) {
+      case PHASE_CONFIG:
+        // A reader that only acknowledged SETUP sends its configuration on POLL; ask again after a second.
+        if (now - this.configAckedAt < 1000) return this.command(tx, CMD_POLL, -1);
+        this.command(tx, CMD_SETUP, SETUP_CONFIG);
+        // VMC level, then no display of ours for the reader to write on (columns, rows, type).
+        tx[2] = VMC_LEVEL;
+        tx[3] = 0;
+        tx[4] = 0;
+        tx[5] = 0;
+        return 6;
+      case PHASE_PRICES:
+        return this.prices(tx);
+      case PHASE_ID:
+        this.command(tx, CMD_EXPANSION, EXPANSION_REQUEST_ID);
+        tx.set(this.vmcId, 2);
+        return 2 + this.vmcId.length;
+      default:
+        return this.enable(tx);
+    }
+  }
+
+  private prices(tx: Uint8Array): number {
+    // Unknown prices: the widest range.
+    const hi = this.maxPrice < 0 ? 0xffff : this.toScaled(this.maxPrice, false);
+    const lo = this.maxPrice < 0 ? 0 : this.toScaled(this.minPrice, true);
+    this.command(tx, CMD_SETUP, SETUP_PRICES);
+    tx[2] = hi >> 8;
+    tx[3] = hi & 0xff;
+    tx[4] = lo >> 8;
+    tx[5] = lo & 0xff;
+    return 6;
+  }
+
+  private enable(tx: Uint8Array): number {
+    this.command(tx, CMD_READER, this.wantEnabled ? READER_ENABLE : READER_DISABLE);
+    return 2;
+  }
+
+  // ---- ready: work and polling -------------------------------------------------------
+
+  protected hasWork(now: number): boolean {
+    if (now < this.retryAt) return false;
+    return (
+      this.result !== RESULT_NONE ||
+      this.needVendCancel ||
+      this.requestPrice >= 0 ||
+      this.needComplete ||
+      this.needReaderCancel ||
+      (this.needPrices && !this.session) ||
+      (this.wantEnabled ? 1 : 0) !== this.sentEnabled
+    );
+  }
+
+  protected nextWork(tx: Uint8Array, now: number): number {
+    if (now < this.retryAt) return 0;
+    // The outcome of the vend first: the reader cannot move on (or end the session) before it.
+    if (this.result !== RESULT_NONE) {
+      if (this.result === RESULT_SUCCESS) {
+        this.command(tx, CMD_VEND, VEND_SUCCESS);
+        tx[2] = this.resultItem >> 8;
+        tx[3] = this.resultItem & 0xff;
+        return 4;
+      }
+      return this.command(tx, CMD_VEND, VEND_FAILURE);
+    }
+    if (this.needVendCancel) return this.command(tx, CMD_VEND, VEND_CANCEL);
+    if (this.requestPrice >= 0) {
+      this.command(tx, CMD_VEND, VEND_REQUEST);
+      tx[2] = this.requestPrice >> 8;
+      tx[3] = this.requestPrice & 0xff;
+      tx[4] = this.requestItem >> 8;
+      tx[5] = this.requestItem & 0xff;
+      return 6;
+    }
+    if (this.needComplete) return this.command(tx, CMD_VEND, VEND_SESSION_COMPLETE);
+    if (this.needReaderCancel) return this.command(tx, CMD_READER, READER_CANCEL);
+    if (this.needPrices && !this.session) return this.prices(tx);
+    if ((this.wantEnabled ? 1 : 0) !== this.sentEnabled) return this.enable(tx);
+    return 0;
+  }
+
+  protected handleReply(command: number, sub: number, kind: ReplyKind, data: Uint8Array, length: number, now: number): boolean | void {
+    if (kind !== REPLY_ACK && kind !== REPLY_DATA) {
+      // Lost or refused: the command stays pending and goes again a poll period later.
+      this.retryAt = now + this.timing.pollIntervalMs;
+      return;
+    }
+    this.retryAt = -Infinity;
+    let reported = RESULT_NONE;
+    switch (command) {
+      case CMD_SETUP:
+        if (sub === SETUP_CONFIG) {
+          // The configuration may come as the answer or on a later POLL.
+          if (kind === REPLY_DATA) return this.messages(data, length, now);
+          this.configAckedAt = now;
+          return;
+        }
+        this.needPrices = false;
+        if (this.phase === PHASE_PRICES) {
+          this.phase = this.level >= 2 ? PHASE_ID : PHASE_ENABLE;
+          this.retryAt = now;
+        }
+        break;
+      case CMD_EXPANSION:
+        if (this.phase === PHASE_ID) {
+          this.phase = PHASE_ENABLE;
+          this.retryAt = now;
+        }
+        break;
+      case CMD_READER:
+        if (sub === READER_CANCEL) {
+          this.needReaderCancel = false;
+        } else {
+          this.sentEnabled = sub === READER_ENABLE ? 1 : 0;
+          if (this.phase === PHASE_ENABLE) {
+            this.becameReady(now);
+            this.events.readerReady();
+          }
+        }
+        break;
+      case CMD_VEND:
+        switch (sub) {
+          case VEND_REQUEST:
+            this.requestPrice = -1;
+            this.awaiting = true;
+            break;
+          case VEND_CANCEL:
+            this.needVendCancel = false;
+            break;
+          case VEND_SUCCESS:
+          case VEND_FAILURE:
+            reported = this.result;
+            this.result = RESULT_NONE;
+            break;
+          case VEND_SESSION_COMPLETE:
+            this.needComplete = false;
+            break;
+        }
+        break;
+    }
+    this.refused = false;
+    const taken = kind === REPLY_DATA ? this.messages(data, length, now) : true;
+    // An answer saying "out of sequence" is a refusal (and the reader is being reset): nothing was reported.
+    if (reported !== RESULT_NONE && !this.refused) this.events.vendReported(reported === RESULT_SUCCESS);
+    return taken;
+  }
+
+  protected handlePoll(data: Uint8Array, length: number, now: number): boolean | void {
+    return this.messages(data, length, now);
+  }
+
+  /** Parse a chain of reader messages (POLL data, or the data answer to another command). */
+  private messages(data: Uint8Array, length: number, now: number): boolean {
+    const level = this.level;
+    let i = 0;
+    while (i < length) {
+      const code = data[i]!;
+      const left = length - i;
+      let n = 1;
+      switch (code) {
+        case READER_JUST_RESET:
+          this.dropSession();
+          this.justReset(now);
+          break;
+        case READER_CONFIG:
+          n = 8;
+          if (left < n) return this.truncated(code);
+          this.parseConfig(data, i);
+          break;
+        case READER_DISPLAY_REQUEST:
+          // We declared no display, so the text (if any) runs to the end: show nothing, skip it.
+          n = left;
+          break;
+        case READER_BEGIN_SESSION: {
+          // Level 1: funds; level 2: media id (4), payment type, payment data (2) follow.
+          n = level >= 2 || (level === 0 && left >= 10) ? 10 : 3;
+          if (left < n) return this.truncated(code);
+          const raw = (data[i + 1]! << 8) | data[i + 2]!;
+          this.session = true;
+          this.funds = raw === 0xffff ? -1 : this.toMinor(raw);
+          this.events.sessionBegan(this.funds);
+          break;
+        }
+        case READER_SESSION_CANCEL_REQUEST:
+          this.events.sessionCancelRequested();
+          break;
+        case READER_VEND_APPROVED: {
+          n = 3;
+          if (left < n) return this.truncated(code);
+          const raw = (data[i + 1]! << 8) | data[i + 2]!;
+          this.awaiting = false;
+          this.needVendCancel = false;
+          this.events.vendApproved(this.toMinor(raw));
+          break;
+        }
+        case READER_VEND_DENIED:
+          this.awaiting = false;
+          this.needVendCancel = false;
+          this.events.vendDenied();
+          break;
+        case READER_END_SESSION:
+          this.dropSession();
+          this.events.sessionEnded();
+          break;
+        case READER_CANCELLED:
+          this.needReaderCancel = false;
+          this.events.readerCancelled();
+          break;
+        case READER_PERIPHERAL_ID:
+          n = left >= 34 && this.setup.level >= 3 ? 34 : 30;
+          if (left < n) return this.truncated(code);
+          parseIdentity(data, i + 1, i + n, n === 34, this.identity);
+          this.log('info', `cashless reader: ${this.identity.manufacturer} ${this.identity.model} serial ${this.identity.serial} software ${this.identity.software}`);
+          break;
+        case READER_MALFUNCTION:
+          n = 2;
+          if (left < n) return this.truncated(code);
+          this.log('warn', `cashless reader: malfunction 0x${data[i + 1]!.toString(16)}`);
+          this.events.readerStatus(data[i + 1]!);
+          break;
+        case READER_OUT_OF_SEQUENCE:
+          // Level 2 adds the reader's state; the reader and the VMC disagree: reset it.
+          n = level >= 2 && left >= 2 ? 2 : 1;
+          this.log('warn', `cashless reader: command out of sequence${n === 2 ? ` (reader state ${data[i + 1]})` : ''}; resetting it`);
+          this.resetWanted = true;
+          this.refused = true;
+          break;
+        case READER_REVALUE_APPROVED:
+        case READER_REVALUE_DENIED:
+        case READER_DATE_TIME_REQUEST:
+        case READER_DATA_ENTRY_CANCEL:
+          break;
+        case READER_REVALUE_LIMIT:
+          n = 3;
+          break;
+        case READER_DATA_ENTRY_REQUEST:
+          n = 2;
+          break;
+        default:
+          // Unknown length: the rest of the chain cannot be read. Take it (refusing would bring it back for ever).
+          this.log('warn', `cashless reader: unknown message 0x${code.toString(16)}, ${left} bytes skipped`);
+          this.events.readerStatus(0x100 | code);
+          n = left;
+      }
+      i += n;
+    }
+    if (this.resetWanted) {
+      this.resetWanted = false;
+      this.resetReader(now);
+    }
+    return true;
+  }
+
+  private truncated(code: number): boolean {
+    this.log('warn', `cashless reader: message 0x${code.toString(16)} truncated`);
+    return true;
+  }
+
+  private parseConfig(data: Uint8Array, i: number): void {
+    const s = this.setup;
+    s.level = data[i + 1]!;
+    s.currency = bcdCurrency(data[i + 2]!, data[i + 3]!);
+    s.scale = data[i + 4]! || 1;
+    s.decimals = data[i + 5]!;
+    s.maxResponseS = data[i + 6]!;
+    s.options = data[i + 7]!;
+    // The reader's own answer time, when longer than the default, is how long it may stay silent.
+    const own = s.maxResponseS * 1000;
+    this.timing.nonResponseMs = own > NON_RESPONSE_MS ? own : NON_RESPONSE_MS;
+    this.log('info', `cashless reader: level ${s.level}, currency ${s.currency}, scale ${s.scale}, ${s.decimals} decimals, max response ${s.maxResponseS} s, options 0x${s.options.toString(16)}`);
+    if (this.phase === PHASE_CONFIG) {
+      this.phase = PHASE_PRICES;
+      this.retryAt = -Infinity;
+    }
+  }
+
+  /** The reader reported a command out of sequence: reset it (no more often than a silent one). */
+  private resetReader(now: number): void {
+    const wasReady = this.phase === PHASE_READY;
+    this.phase = PHASE_RESET;
+    this.dropSession();
+    if (wasReady) this.lostReady(now);
+  }
+
+  /** Whatever the reader was doing for the machine is gone (a reset, the end of its session). */
+  private dropSession(): void {
+    this.session = false;
+    this.funds = -1;
+    this.requestPrice = -1;
+    this.awaiting = false;
+    this.needVendCancel = false;
+    this.result = RESULT_NONE;
+    this.needComplete = false;
+  }
+
+  protected lostReady(_now: number): void {
+    this.sentEnabled = -1;
+    this.needReaderCancel = false;
+    this.dropSession();
+    this.events.readerLost();
+  }
+}
+
+function ascii(out: Uint8Array, at: number, n: number, text: string): void {
+  for (let k = 0; k < n; k++) {
+    const c = k < text.length ? text.charCodeAt(k) : 0x20;
+    out[at + k] = c >= 0x20 && c < 0x7f ? c : 0x3f;
+  }
+}
