@@ -9,6 +9,7 @@ import { runScenario, type ScenarioResult } from './hil/runner.js';
 import { ScenarioError, loadScenario, scenarioFiles } from './hil/scenario.js';
 import { closeBenchGateway } from './hil/bench-gateway.js';
 import { SimBenchTarget } from './hil/sim-target.js';
+import { SerialBenchTarget, SerialLink } from './hil/serial-target.js';
 
 interface Options {
   target: string;
@@ -54,12 +55,24 @@ async function main(): Promise<void> {
   } catch (e) {
     usage((e as Error).message);
   }
+  // A board is opened once for the run (opening a port may reset it): a missing device or a board that does not answer ends the run here.
+  let link: SerialLink | undefined;
+  if (o.target.startsWith('serial:')) {
+    try {
+      const onConsole = o.verbose ? (text: string) => process.stderr.write(`  [board] ${text}\n`) : undefined;
+      link = await SerialLink.open(o.target.slice('serial:'.length), onConsole ? { onConsole } : {});
+    } catch (e) {
+      process.stderr.write(`hil: ${(e as Error).message}\n`);
+      process.exit(2);
+    }
+  }
   for (const file of files) {
     let result: ScenarioResult;
     try {
       const scenario = loadScenario(file);
-      if (o.target.startsWith('serial:')) {
-        result = { name: scenario.name, file, target: o.target, passed: false, machineMs: 0, failures: [{ step: 0, action: 'run', message: 'target serial:<device> is not supported yet (hardware bench: issue #7)' }] };
+      if (link) {
+        const serial = link;
+        result = await runScenario(scenario, (s) => SerialBenchTarget.open(serial, s, { seed: o.seed }));
       } else {
         const target = o.target as 'sim' | 'xs';
         const onLog = o.verbose ? (level: string, message: string, at: number) => process.stderr.write(`  [${(at / 1000).toFixed(3)} s] ${level}: ${message}\n`) : undefined;
@@ -80,6 +93,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${passed} passed, ${results.length - passed} failed\n`);
   }
   process.exitCode = passed === results.length ? 0 : 1;
+  await link?.close();
   await closeBenchGateway();
 }
 
