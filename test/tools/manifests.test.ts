@@ -1,0 +1,233 @@
+/**
+ * The ESP32 manifests' CI check (tools/check-manifests.ts): the real
+ * manifests pass, with the firmware's heap at rest measured under XS within
+ * their budget; and manifests broken on purpose (a module missing, a file
+ * gone, an SDK include dropped, the budget too small, no journal partition)
+ * fail with a message that says what and where.
+ */
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { XsWorker } from '../../hal-sim/xs/xsnap.js';
+import {
+  DEFAULT_MANIFESTS,
+  REPO,
+  benchHeapAtRest,
+  checkConfiguration,
+  checkManifest,
+  loadManifest,
+  parsePartitions,
+  runtimeImports,
+  sampleHeapAtRest,
+  type HeapFigures,
+} from '../../tools/check-manifests.js';
+
+const CLI = join(REPO, 'dist/tools/check-manifests.js');
+const ESP32 = join(REPO, 'manifests/esp32/manifest.json');
+
+type Json = { [key: string]: unknown };
+
+function cli(...args: string[]): { status: number | null; out: string } {
+  const run = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 170000 });
+  return { status: run.status, out: run.stdout + run.stderr };
+}
+
+describe('ESP32 manifests (tools/check-manifests.ts)', function () {
+  let dir: string;
+  let heap: HeapFigures;
+
+  /** The production manifest in a scratch directory, its relative paths made absolute, changed by `edit`. */
+  function variant(name: string, edit: (m: Json) => void): string {
+    const m = JSON.parse(readFileSync(ESP32, 'utf8')) as Json;
+    const build = m['build'] as Json;
+    build['VENDFLEET'] = REPO;
+    build['PARTITIONS_FILE'] = join(REPO, 'manifests/esp32/partitions.csv');
+    build['SDKCONFIGPATH'] = join(REPO, 'manifests/esp32/sdkconfig');
+    m['data'] = { '*': [join(REPO, 'manifests/esp32/machine')] };
+    edit(m);
+    const path = join(dir, `${name}.json`);
+    writeFileSync(path, JSON.stringify(m, null, 2));
+    return path;
+  }
+
+  const modules = (m: Json): Json => m['modules'] as Json;
+  const preload = (m: Json): string[] => m['preload'] as string[];
+
+  before(async function () {
+    dir = mkdtempSync(join(tmpdir(), 'vf-manifests-'));
+    const machine = checkConfiguration(loadManifest(ESP32)).machine;
+    assert.ok(machine, 'the sample machine is valid');
+    heap = { bench: benchHeapAtRest(), sample: await sampleHeapAtRest(machine) };
+  });
+
+  after(function () {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the manifests list every module the firmware imports, and the firmware fits the heap budget under XS', function () {
+    for (const p of DEFAULT_MANIFESTS) {
+      const report = checkManifest(join(REPO, p), heap);
+      assert.deepEqual(report.problems, [], `${p}:\n${report.problems.join('\n')}`);
+      // The graph really is the firmware's: the vend logic, the MDB link, the native driver's glue.
+      for (const specifier of ['firmware/main', 'firmware/vend/controller', 'firmware/mdb/link', 'firmware/journal/log', 'firmware/platform/esp32/native/mdb-uart']) {
+        assert.ok(report.modules.reached.has(specifier), `${p} reaches ${specifier}`);
+      }
+      // Type-only modules are not modules at run time (board.ts has no values).
+      assert.ok(!report.modules.reached.has('firmware/board'));
+      assert.ok(report.modules.sdk.has('embedded:storage/flash') && report.modules.sdk.has('embedded:io/digital'));
+      assert.equal(report.journal?.size, 1024 * 1024);
+    }
+    const bench = checkManifest(join(REPO, 'manifests/esp32-bench/manifest.json'), heap);
+    assert.ok(bench.modules.reached.has('firmware/bench/server'), 'the bench variant carries the bench protocol');
+    assert.ok(!checkManifest(ESP32, heap).modules.reached.has('firmware/bench/server'), 'the production build does not');
+    const budget = loadManifest(ESP32).budget!.heapAtRestSlots;
+    assert.ok(heap.bench > 1000 && heap.bench <= budget, `bench heap ${heap.bench} within ${budget}`);
+    assert.ok(heap.sample > 1000 && heap.sample <= budget, `sample heap ${heap.sample} within ${budget}`);
+  });
+
+  it('the command line passes on the repository and prints the heap it measured', function () {
+    const { status, out } = cli();
+    assert.equal(status, 0, out);
+    assert.match(out, /manifests\/esp32\/manifest\.json \(entry firmware\/platform\/esp32\/main\)/);
+    assert.match(out, /heap at rest under XS: bench \d+ slots, sample machine \d+ slots; budget 10240/);
+    assert.match(out, /manifests: ok/);
+  });
+
+  it('fails on a manifest that leaves out a module the firmware imports, naming importer, module and fix', function () {
+    const path = variant('missing-module', (m) => {
+      delete modules(m)['firmware/vend/inventory'];
+      m['preload'] = preload(m).filter((p) => p !== 'firmware/vend/inventory');
+    });
+    const { status, out } = cli('--no-heap', path);
+    assert.equal(status, 1, out);
+    assert.match(
+      out,
+      /FAIL firmware\/vend\/controller\.ts:\d+ imports "\.\/inventory\.js": module "firmware\/vend\/inventory" is not listed in .*missing-module\.json \(firmware\/vend\/inventory\.ts\): add "firmware\/vend\/inventory": "\$\(VENDFLEET\)\/firmware\/vend\/inventory" to "modules" and "preload"/,
+    );
+    assert.match(out, /manifests: \d+ problems?/);
+  });
+
+  it('fails on a listed module that is not on disk, and on one nothing imports', function () {
+    const path = variant('stale', (m) => {
+      modules(m)['firmware/vend/gone'] = '$(VENDFLEET)/firmware/vend/gone';
+      modules(m)['firmware/bench/frame'] = '$(VENDFLEET)/firmware/bench/frame';
+    });
+    const report = checkManifest(path, undefined);
+    assert.ok(report.problems.some((p) => /module "firmware\/vend\/gone" is listed as firmware\/vend\/gone, but neither firmware\/vend\/gone\.ts nor \.js exists/.test(p)), report.problems.join('\n'));
+    assert.ok(report.problems.some((p) => /module "firmware\/bench\/frame" \(firmware\/bench\/frame\) is listed but not imported from the entry "firmware\/platform\/esp32\/main": remove it/.test(p)), report.problems.join('\n'));
+  });
+
+  it('fails on a module that is listed but not preloaded', function () {
+    const path = variant('not-preloaded', (m) => {
+      m['preload'] = preload(m).filter((p) => p !== 'firmware/money/change');
+    });
+    const report = checkManifest(path, undefined);
+    assert.deepEqual(report.problems, [`${path}: module "firmware/money/change" is not preloaded: add it to "preload" (its code and objects then stay in flash)`]);
+  });
+
+  it('fails on an SDK module that no included manifest provides', function () {
+    const path = variant('no-mqtt', (m) => {
+      m['include'] = (m['include'] as string[]).filter((i) => !i.includes('mqttclient'));
+    });
+    const report = checkManifest(path, undefined);
+    assert.ok(
+      report.problems.some((p) => /firmware\/platform\/esp32\/mqtt\.ts:\d+ imports "embedded:network\/mqtt\/client": .* includes none of the manifests that provide it \(\$\(MODDABLE\)\/examples\/io\/tcp\/mqttclient\/manifest_mqttclient\.json\)/.test(p)),
+      report.problems.join('\n'),
+    );
+  });
+
+  it('fails when the heap at rest under XS is over the budget, or the creation heap leaves no room for garbage', function () {
+    const tight = variant('tight', (m) => {
+      (m['vendfleet'] as Json)['heapAtRestSlots'] = heap.sample - 1;
+    });
+    const problems = checkManifest(tight, heap).problems;
+    assert.ok(
+      problems.some((p) => p.includes(`heap at rest under XS is ${heap.sample} slots for the sample machine with its uplink, over the budget of ${heap.sample - 1} (vendfleet.heapAtRestSlots)`)),
+      problems.join('\n'),
+    );
+    const small = variant('small-heap', (m) => {
+      ((m['creation'] as Json)['heap'] as Json)['initial'] = 12000;
+    });
+    assert.ok(checkManifest(small, heap).problems.some((p) => p.includes('creation.heap.initial 12000 is less than twice the budget at rest (20480)')));
+    const growing = variant('growing', (m) => {
+      ((m['creation'] as Json)['heap'] as Json)['incremental'] = 64;
+    });
+    assert.ok(checkManifest(growing, heap).problems.some((p) => p.includes('creation.heap.incremental must be 0')));
+  });
+
+  it('fails when the partition table has no journal partition, or partitions overlap', function () {
+    const csv = join(dir, 'partitions.csv');
+    writeFileSync(csv, 'nvs, data, nvs, 0x9000, 0x6000,\nfactory, app, factory, 0x10000, 0x300000,\nstore, data, undefined, 0x300000, 0x100000,\n');
+    const path = variant('no-journal', (m) => {
+      (m['build'] as Json)['PARTITIONS_FILE'] = csv;
+    });
+    const problems = checkManifest(path, undefined).problems;
+    assert.ok(problems.some((p) => /no partition labelled "journal" \(config\.journal\)/.test(p)), problems.join('\n'));
+    assert.ok(problems.some((p) => /partitions "factory" and "store" overlap/.test(p)), problems.join('\n'));
+  });
+
+  it('fails on board settings the device would refuse', function () {
+    const path = variant('bad-pins', (m) => {
+      ((m['config'] as Json)['mdb'] as Json)['transmit'] = 35;
+    });
+    assert.ok(checkManifest(path, undefined).problems.some((p) => p.includes('config: config.mdb.transmit: GPIO 35 is input-only')));
+  });
+
+  it('the preloaded fixup lets an Error subclass name itself once XS has frozen the built-ins', async function () {
+    // What preload does on the device: the fixup runs, then the built-ins are frozen, then the firmware runs.
+    const fixup = readFileSync(join(REPO, 'dist/firmware/platform/esp32/xs-fixups.js'), 'utf8').replace(/^export \{\};?$/m, '');
+    const firmware = `class ConfigError extends Error { constructor(m) { super(m); this.name = 'ConfigError'; } }
+      const e = new ConfigError('machine.slots must be a non-empty array');
+      return [String(e), e.name, new Error('x').name, new RangeError('y').name].join(' | ');`;
+    const run = async (source: string): Promise<string> => {
+      const w = new XsWorker();
+      try {
+        const r = await w.evaluate(`new TextEncoder().encode((() => { "use strict"; ${source} })()).buffer`);
+        return new TextDecoder().decode(r.reply);
+      } catch (e) {
+        return `threw: ${(e as Error).message}`;
+      } finally {
+        await w.close();
+      }
+    };
+    const freeze = 'Object.freeze(Error.prototype); Object.freeze(RangeError.prototype);';
+    assert.match(await run(`${freeze} ${firmware}`), /threw: .*not writable/);
+    assert.equal(await run(`${fixup}; ${freeze} ${firmware}`), 'ConfigError: machine.slots must be a non-empty array | ConfigError | Error | RangeError');
+  });
+
+  it('reads partition tables as ESP-IDF does (sizes in K and M, offsets that follow on)', function () {
+    const table = parsePartitions('# c\nnvs, data, nvs, , 24K,\nphy, data, phy, , 4K,\napp, app, factory, , 1M,\nj, data, undefined, , 0x100000,\n');
+    assert.deepEqual(
+      table.map((p) => [p.name, p.offset, p.size]),
+      [
+        ['nvs', 0x9000, 0x6000],
+        ['phy', 0xf000, 0x1000],
+        ['app', 0x10000, 0x100000],
+        ['j', 0x110000, 0x100000],
+      ],
+    );
+  });
+
+  it('counts only imports that survive compilation', function () {
+    const file = join(dir, 'imports.ts');
+    writeFileSync(
+      file,
+      [
+        "import type { A } from './a.js';",
+        "import { type B } from './b.js';",
+        "import C from 'embedded:io/digital';",
+        "export type { D } from './d.js';",
+        "export { e } from './e.js';",
+        "import './f.js';",
+        'export const x = (): unknown => [C];',
+      ].join('\n'),
+    );
+    // `import { type B }` stays as `import {} from './b.js'` under verbatimModuleSyntax.
+    assert.deepEqual(
+      runtimeImports(file).map((i) => i.specifier),
+      ['./b.js', 'embedded:io/digital', './e.js', './f.js'],
+    );
+  });
+});
