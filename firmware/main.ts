@@ -36,6 +36,7 @@ export function start(board: Board, config: unknown): Firmware {
       telemetryIntervalMs: () => controller.telemetryIntervalMs(),
     });
     controller.onReport = () => up.reportNow();
+    controller.onHealthChanged = () => up.stateChanged();
     controller.onAudit = (read, file) => {
       if (!up.sendAudit(read, file)) board.log('warn', `audit read ${read}: offline, not sent`);
     };

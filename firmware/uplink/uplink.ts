@@ -92,6 +92,11 @@ export class Uplink {
     this.status.state = 'offline';
   }
 
+  /** Something the fleet watches changed without a journal event (a device went away or came back). */
+  stateChanged(): void {
+    this.telemetrySoon();
+  }
+
   /** The journal got a new event: send it if online, and telemetry soon. */
   eventRecorded(): void {
     if (this.status.state === 'online') this.pump();

@@ -199,6 +199,9 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
   private readonly dispenserOptions: DispenserOptions;
   /** Called when a command asks for a full state report (the uplink sends telemetry). */
   onReport: (() => void) | undefined;
+  /** Called when a payment device goes offline or comes back (the uplink sends telemetry soon). */
+  onHealthChanged: (() => void) | undefined;
+  private devicesNow = -1;
   /** Called with each audit read's EVA-DTS file (the uplink sends it). */
   onAudit: ((read: number, file: Uint8Array) => void) | undefined;
   /** Firmware version for the audit data (set by main). */
@@ -877,6 +880,12 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
    * journal to record them; a sale under way always finishes (the journal keeps a reserve).
    */
   private syncReady(): void {
+    // A device going away or coming back is news for the fleet now, not at the next telemetry interval.
+    const devices = (this.changer.ready ? 1 : 0) | (this.bill.ready ? 2 : 0) | (this.reader?.ready ? 4 : 0);
+    if (devices !== this.devicesNow) {
+      this.devicesNow = devices;
+      this.onHealthChanged?.();
+    }
     const ready = (this.changer.ready || this.bill.ready || (this.reader?.ready ?? false)) && !this.recoveringPayout && this.journal.level !== 'full' && !this.ledger.locked;
     if (ready === this.readyNow) return;
     this.readyNow = ready;

@@ -57,16 +57,29 @@ class PostgresDb implements Db {
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // A checked-out client whose connection dies emits 'error' (the pool only listens while it is idle):
+    // without a listener that is an uncaught exception. The transaction fails through its next query anyway.
+    let broken: Error | undefined;
+    const onError = (e: Error): void => {
+      broken = e;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const out = await fn({ query: async <R>(sql: string, params: unknown[] = []) => ({ rows: (await client.query(sql, params)).rows as R[] }) });
       await client.query('COMMIT');
       return out;
     } catch (e) {
-      await client.query('ROLLBACK').catch(() => {});
+      if (!broken) {
+        await client.query('ROLLBACK').catch((r: Error) => {
+          broken = r;
+        });
+      }
       throw e;
     } finally {
-      client.release();
+      client.off('error', onError);
+      // A broken connection is destroyed, not returned to the pool.
+      client.release(broken);
     }
   }
 
