@@ -28,6 +28,13 @@ import { crc16Hex } from './crc16.js';
 import { dexCurrency } from './currency.js';
 import { DexWriter } from './writer.js';
 
+/** An MDB device's identification: serial number, model, software version. */
+export interface DeviceId {
+  readonly serial: string;
+  readonly model: string;
+  readonly software: string;
+}
+
 export interface AuditInput {
   readonly ledger: Ledger;
   readonly machineId: string;
@@ -42,8 +49,11 @@ export interface AuditInput {
   readonly tubeTypes: number;
   /** A bill validator is fitted. */
   readonly billValidator: boolean;
+  /** What the changer (level 3) and the validator (level 2) said about themselves when they identified. */
+  readonly changerId?: DeviceId;
+  readonly billId?: DeviceId;
   /** A cashless reader (device #1) is fitted, and what it said about itself (empty strings when it has not). */
-  readonly cashless?: { readonly serial: string; readonly model: string; readonly software: string };
+  readonly cashless?: DeviceId;
   /** This read: its number since initialisation and its Unix time (0: the machine does not know it). */
   readonly read: number;
   readonly wall: number;
@@ -64,6 +74,7 @@ export function buildAudit(a: AuditInput): Uint8Array {
   const paidValue = (c: Uint32Array): number => c[C_REVENUE]! + c[C_REMOTE_VALUE]! + c[C_CASHLESS_VALUE]!;
   const paidCount = (c: Uint32Array): number => c[C_SALES]! + c[C_REMOTE_SALES]! + c[C_CASHLESS_SALES]!;
   w.seg('VA1').num(paidValue(t)).num(paidCount(t)).num(paidValue(r)).num(paidCount(r)).end();
+  if (a.changerId) w.seg('CA1').str(a.changerId.serial).str(a.changerId.model).str(a.changerId.software).end();
   w.seg('CA2').num(t[C_REVENUE]!).num(t[C_SALES]!).num(r[C_REVENUE]!).num(r[C_SALES]!).end();
   w.seg('CA3')
     .num(r[C_COINS_CASHBOX]! + r[C_COINS_TUBES]! + r[C_BILLS_VALUE]!)
@@ -84,7 +95,8 @@ export function buildAudit(a: AuditInput): Uint8Array {
   for (let c = 0; c < 16; c++) {
     if (a.tubeTypes & (1 << c) && (a.coinValues[c] ?? 0) > 0) w.seg('CA17').num(c).num(a.coinValues[c]!).num(l.tubes[c]!).end();
   }
-  if (a.billValidator) w.seg('BA1').end();
+  if (a.billId) w.seg('BA1').str(a.billId.serial).str(a.billId.model).str(a.billId.software).end();
+  else if (a.billValidator) w.seg('BA1').end();
   if (a.cashless) {
     // Cashless device #1: its identity, then its sales (value and count since initialisation, then since reset).
     w.seg('DA1').str(a.cashless.serial).str(a.cashless.model).str(a.cashless.software).end();

@@ -362,6 +362,8 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
       coinValues: this.changer.values,
       tubeTypes: this.changer.setup.routable,
       billValidator: this.bill.ready,
+      ...(this.changer.identity.known ? { changerId: this.changer.identity } : {}),
+      ...(this.bill.identity.known ? { billId: this.bill.identity } : {}),
       ...(this.reader ? { cashless: { serial: this.reader.identity.serial, model: this.reader.identity.model, software: this.reader.identity.software } } : {}),
       read,
       wall,

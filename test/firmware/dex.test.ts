@@ -158,6 +158,17 @@ describe('EVA-DTS audit data (firmware)', () => {
     equal(find(segs, 'SE')[0]![1], String(se - firstSt + 1));
   });
 
+  it('names the changer (CA1) and the bill validator (BA1) once they have identified themselves', () => {
+    const m = boot();
+    const text = buildAudit({ ...input(m, 1, 0), changerId: { serial: 'CC0001234567', model: 'CHG3', software: '0142' }, billId: { serial: 'BV0009', model: 'BV2*X', software: '0201' } });
+    const segs = segments(text);
+    equal(find(segs, 'CA1')[0]!.join('*'), 'CA1*CC0001234567*CHG3*0142');
+    equal(find(segs, 'BA1')[0]!.join('*'), 'BA1*BV0009*BV2?X*0201', 'a * in a name cannot split the element');
+    ok(text.indexOf('\r\nCA1*') < text.indexOf('\r\nCA2*'), 'CA1 before the cash figures');
+    const g85 = text.indexOf('G85*');
+    equal(find(segs, 'G85')[0]![1], referenceCrc(text.slice(text.indexOf('ST*'), g85)).toString(16).toUpperCase().padStart(4, '0'));
+  });
+
   it('clears the interim counters on a read, keeps the totals, and remembers the read across a reboot', () => {
     const m = boot();
     sale(m, 0, 125, [100, 25], 0);
