@@ -311,7 +311,16 @@ export class Ingester {
         await tx.query(
           `INSERT INTO machine_state (machine_id, online, last_seen, telemetry, telemetry_at)
            SELECT m, true, now(), b, now() FROM unnest($1::text[], $2::jsonb[]) AS t(m, b)
-           ON CONFLICT (machine_id) DO UPDATE SET online = true, last_seen = now(), telemetry = EXCLUDED.telemetry, telemetry_at = now()`,
+           ON CONFLICT (machine_id) DO UPDATE SET online = true, last_seen = now(),
+             -- Several gateways may store a machine's messages out of order: an older report never
+             -- replaces a newer one (t is the journal's clock); a state older than ten minutes always
+             -- gives way, so a machine whose clock went back (a wiped journal) is not stuck.
+             telemetry = CASE WHEN machine_state.telemetry->>'t' IS NULL OR machine_state.telemetry_at < now() - interval '10 minutes'
+                                OR (EXCLUDED.telemetry->>'t')::bigint >= (machine_state.telemetry->>'t')::bigint
+                              THEN EXCLUDED.telemetry ELSE machine_state.telemetry END,
+             telemetry_at = CASE WHEN machine_state.telemetry->>'t' IS NULL OR machine_state.telemetry_at < now() - interval '10 minutes'
+                                OR (EXCLUDED.telemetry->>'t')::bigint >= (machine_state.telemetry->>'t')::bigint
+                              THEN now() ELSE machine_state.telemetry_at END`,
           [[...latest.keys()], [...latest.values()]],
         );
       }

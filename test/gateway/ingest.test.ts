@@ -181,6 +181,27 @@ for (const backend of BACKENDS) {
       await ingester.close();
     });
 
+    it('never lets an older telemetry report replace a newer one in the machine state (gateways racing)', async () => {
+      const m = `${id}o`;
+      await gw.addMachines([m]);
+      const ingester = new Ingester(b.db, () => {}, { flushMs: 10000 });
+      ingester.known([m]);
+      const report = (t: number): Buffer => Buffer.from(JSON.stringify({ v: 1, t, slots: [{ code: 'A1', qty: t }] }));
+      ingester.submit(`fleet/${m}/telemetry`, report(50));
+      await ingester.flush();
+      // Another gateway stored an older report later (one batch each, as two processes would).
+      ingester.submit(`fleet/${m}/telemetry`, report(40));
+      await ingester.flush();
+      const state = async (): Promise<number> => Number((await b.db.query<{ t: string }>("SELECT telemetry->>'t' AS t FROM machine_state WHERE machine_id = $1", [m])).rows[0]!.t);
+      assert.equal(await state(), 50);
+      ingester.submit(`fleet/${m}/telemetry`, report(60));
+      await ingester.flush();
+      assert.equal(await state(), 60);
+      // Both reports are kept in the telemetry history all the same.
+      assert.equal(await count(b.db, 'SELECT count(*) AS n FROM telemetry WHERE machine_id = $1', [m]), 3);
+      await ingester.close();
+    });
+
     it('bounds every transaction, telemetry included, and holds the source back while too much waits', async () => {
       const pressure: boolean[] = [];
       const ingester = new Ingester(b.db, () => {}, { flushMs: 10000, maxBatchRows: 3, onPressure: (high) => pressure.push(high) });
