@@ -31,13 +31,14 @@ import { WordLink } from '../../firmware/mdb/link.js';
 import type { PeripheralTiming } from '../../firmware/mdb/peripheral.js';
 import { Controller } from '../../firmware/vend/controller.js';
 import { Inventory } from '../../firmware/vend/inventory.js';
-import { VendMachine, type Notice, type VendPorts, type VendState } from '../../firmware/vend/machine.js';
+import { VendMachine } from '../../firmware/vend/machine.js';
 import { SimDropSensor, SimMotor } from '../../hal-sim/dispense.js';
 import { FlashImage } from '../../hal-sim/guest/flash-image.js';
 import { SimCashlessReader, type SimCashlessOptions } from '../../hal-sim/mdb/cashless.js';
 import { SimCoinChanger } from '../../hal-sim/mdb/changer.js';
 import { Random } from '../../hal-sim/scheduler.js';
 import { deepEqual, equal, ok } from '../lib/assert.js';
+import { Recorder } from '../lib/recorder.js';
 import { Wired } from '../lib/wired.js';
 
 const TIMING: PeripheralTiming = { pollIntervalMs: 100, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 };
@@ -468,47 +469,6 @@ describe('card records in the journal', () => {
 });
 
 // ---- the state machine ---------------------------------------------------------------------
-
-class Recorder implements VendPorts {
-  log: string[] = [];
-  timerMs = 0;
-  notices: Notice[] = [];
-  canPay(amount: number): boolean {
-    return amount === 0;
-  }
-  dispense(slot: number): void {
-    this.log.push(`dispense ${slot}`);
-  }
-  payout(amount: number): void {
-    this.log.push(`payout ${amount}`);
-  }
-  escrow(stack: boolean): void {
-    this.log.push(stack ? 'stack' : 'return');
-  }
-  sold(slot: number, price: number): void {
-    this.log.push(`sold ${slot} ${price}`);
-  }
-  slotFailed(slot: number): void {
-    this.log.push(`failed ${slot}`);
-  }
-  timer(ms: number): void {
-    this.timerMs = ms;
-  }
-  notice(n: Notice): void {
-    this.notices.push(n);
-  }
-  ignored(_event: string, _state: VendState): void {}
-  changed(): void {}
-  cardVendRequest(slot: number, price: number): void {
-    this.log.push(`request ${slot} ${price}`);
-  }
-  cardVendCancel(): void {
-    this.log.push('vend cancel');
-  }
-  cardEnd(): void {
-    this.log.push('session complete');
-  }
-}
 
 const SLOTS: SlotConfig[] = [
   { code: 'A1', product: 'Chips', price: 125, qty: 5, capacity: 10, category: 'Snacks' },

@@ -1,46 +1,9 @@
 import type { SlotConfig } from '../../firmware/config.js';
 import { DISPENSE_JAM, DISPENSE_OK } from '../../firmware/dispense/dispenser.js';
 import { Inventory } from '../../firmware/vend/inventory.js';
-import { VendMachine, type Notice, type VendPorts, type VendState } from '../../firmware/vend/machine.js';
+import { VendMachine } from '../../firmware/vend/machine.js';
 import { deepEqual, equal, ok } from '../lib/assert.js';
-
-/** The state machine's boundary, recorded: what it asked the hardware to do. */
-class Recorder implements VendPorts {
-  payable = new Set<number>([0]);
-  payAll = false;
-  log: string[] = [];
-  timerMs = 0;
-  notices: Notice[] = [];
-  ignoredEvents: string[] = [];
-  canPay(amount: number): boolean {
-    return this.payAll || this.payable.has(amount);
-  }
-  dispense(slot: number): void {
-    this.log.push(`dispense ${slot}`);
-  }
-  payout(amount: number): void {
-    this.log.push(`payout ${amount}`);
-  }
-  escrow(stack: boolean): void {
-    this.log.push(stack ? 'stack' : 'return');
-  }
-  sold(slot: number, price: number): void {
-    this.log.push(`sold ${slot} ${price}`);
-  }
-  slotFailed(slot: number): void {
-    this.log.push(`failed ${slot}`);
-  }
-  timer(ms: number): void {
-    this.timerMs = ms;
-  }
-  notice(n: Notice): void {
-    this.notices.push(n);
-  }
-  ignored(event: string, state: VendState): void {
-    this.ignoredEvents.push(`${event}@${state}`);
-  }
-  changed(): void {}
-}
+import { Recorder } from '../lib/recorder.js';
 
 const slots: SlotConfig[] = [
   { code: 'A1', product: 'Chips', price: 125, qty: 5, capacity: 10, category: 'Snacks' },
