@@ -76,7 +76,11 @@ import { VendMachine, type Notice, type VendPorts, type VendState } from './mach
 import { fit, noticeLines, stateLines } from './screen.js';
 import { buildAudit } from '../dex/audit.js';
 
-/** Give up waiting for an absent changer to pay, and keep the money as credit. */
+/**
+ * Give up waiting for an absent changer: before a round, keep the money as
+ * credit; with a round in flight, hold the credit out of service until the
+ * changer is back to say what it paid.
+ */
 const PAYOUT_WAIT_MS = 60000;
 const PAYOUT_ROUNDS = 3;
 
@@ -190,6 +194,9 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
   private payoutRounds = 0;
   private payoutWaiting: TimerId | undefined;
   private payoutActive = false;
+  /** The changer went away with a round in flight and did not come back in time: the machine was handed back, the round settles when it returns. */
+  private payoutOrphaned = false;
+  private orphanTimer: TimerId | undefined;
   private readonly exactChangeLamp: DigitalOutput;
   private readonly outOfServiceLamp: DigitalOutput;
   private lamps = -1;
@@ -233,6 +240,10 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
     link = new WordLink(port, board.timers);
     this.link = link;
     this.bus = new MdbBus(link, board.clock, board.timers);
+    // Flash erases (tens of ms, cache off) happen between exchanges, so a record a peripheral's ACK waits for only writes.
+    this.bus.onQuiet = () => {
+      this.journal.prepare();
+    };
     this.bus.add(this.changer);
     this.bus.add(this.bill);
     this.reader = config.cashless
@@ -602,9 +613,12 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
       let coins = 0;
       for (let t = 0; t < paid.length; t++) coins += paid[t]!;
       this.journal.payoutDone(value, coins, paid);
-      this.payoutPaid += value;
       this.tubesDirty = true;
       if (value < planned) this.board.log('warn', `payout short: planned ${planned}, paid ${value}`);
+      if (this.orphanTimer !== undefined) this.board.timers.clear(this.orphanTimer);
+      this.orphanTimer = undefined;
+      if (this.payoutOrphaned) return this.settleOrphanedPayout(value);
+      this.payoutPaid += value;
       // Re-plan the rest from the fresh tube counts only if this round made progress.
       if (value > 0 && this.payoutPaid < this.payoutAsked) this.later(() => this.payoutRound());
       else this.later(() => this.payoutFinished());
@@ -619,8 +633,36 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
     this.journal.payoutStart(this.payoutPlanned, tubes);
   }
 
+  /**
+   * The changer went away with a round in flight and stayed away: what that
+   * round paid is unknown until it is back, so the credit left is held, not
+   * spendable (the machine shows out of service; `busy` clears so commands,
+   * a reboot included, go through). The journal keeps the payout open: the
+   * changer's return settles it, or after a reboot the tube counts do.
+   */
+  private orphanPayout(): void {
+    if (!this.payoutActive || !this.changer.paying) return;
+    this.payoutActive = false;
+    this.payoutOrphaned = true;
+    if (this.payoutWaiting !== undefined) this.board.timers.clear(this.payoutWaiting);
+    this.payoutWaiting = undefined;
+    this.board.log('error', `changer gone during a payout: ${this.payoutAsked - this.payoutPaid} held until it is back`);
+    this.machine.payoutUnsettled(this.payoutPaid);
+    this.updateReady();
+  }
+
+  /** The orphaned round's outcome, now that the changer is back: the journal's credit is what is left. */
+  private settleOrphanedPayout(value: number): void {
+    this.payoutOrphaned = false;
+    this.board.log('warn', `changer back: the held payout round had paid ${value}`);
+    this.machine.restoreCredit(this.ledger.credit);
+    this.updateReady();
+  }
+
   private payoutFinished(): void {
     if (!this.payoutActive) return;
+    if (this.orphanTimer !== undefined) this.board.timers.clear(this.orphanTimer);
+    this.orphanTimer = undefined;
     this.payoutActive = false;
     if (this.payoutWaiting !== undefined) this.board.timers.clear(this.payoutWaiting);
     this.payoutWaiting = undefined;
@@ -687,6 +729,13 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
   }
 
   changerLost(): void {
+    // A round in flight settles when the changer is back; if it stays away, hand the machine back.
+    if (this.payoutActive && this.changer.paying && this.orphanTimer === undefined) {
+      this.orphanTimer = this.board.timers.set(() => {
+        this.orphanTimer = undefined;
+        this.orphanPayout();
+      }, PAYOUT_WAIT_MS);
+    }
     this.updateReady();
   }
 
@@ -888,7 +937,7 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
       this.devicesNow = devices;
       this.onHealthChanged?.();
     }
-    const ready = (this.changer.ready || this.bill.ready || (this.reader?.ready ?? false)) && !this.recoveringPayout && this.journal.level !== 'full' && !this.ledger.locked;
+    const ready = (this.changer.ready || this.bill.ready || (this.reader?.ready ?? false)) && !this.recoveringPayout && !this.payoutOrphaned && this.journal.level !== 'full' && !this.ledger.locked;
     if (ready === this.readyNow) return;
     this.readyNow = ready;
     this.machine.setReady(ready);
@@ -1033,7 +1082,7 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
       selection: m.selection >= 0 ? inv.codes[m.selection]! : null,
       quantity: m.quantity,
       busy:
-        m.busy || this.payoutActive || this.changer.paying || this.bill.escrowBusy || this.dispenser.busy || this.remote !== undefined || (this.reader?.busy ?? false),
+        m.busy || this.payoutActive || (this.changer.paying && !this.payoutOrphaned) || this.bill.escrowBusy || this.dispenser.busy || this.remote !== undefined || (this.reader?.busy ?? false),
       ready: this.changer.ready || this.bill.ready || (this.reader?.ready ?? false),
       slots,
       tubes,

@@ -100,6 +100,8 @@ export class VendMachine {
   private paying = false;
   private refundShort = false;
   private ready = false;
+  /** Credit held after a payout that could not be verified: nothing pays it out until `restoreCredit` says what is left. */
+  private held = false;
   private readonly inventory: Inventory;
   private readonly ports: VendPorts;
   private readonly options: VendOptions;
@@ -282,7 +284,9 @@ export class VendMachine {
         this.evaluate();
         break;
       case 'ERROR':
-        // Acceptance is off while out of service; money that slips in goes straight back.
+        // Acceptance is off while out of service; money that slips in goes straight back,
+        // unless the credit is held: then it waits with it (refunding would pay the unknown part).
+        if (this.held) break;
         this.startRefund();
         return;
       case 'RETURNING_CHANGE':
@@ -373,6 +377,22 @@ export class VendMachine {
     this.tryFinishRefund();
   }
 
+  /**
+   * The payout could not be verified (the changer went away during it and
+   * stayed away): `paid` is what it certainly paid. The rest stays the
+   * customer's credit, held out of service until the controller learns what
+   * the changer paid (`restoreCredit`, then `setReady`).
+   */
+  payoutUnsettled(paid: number): void {
+    if (!this.paying) return this.ports.ignored('payoutUnsettled', this.state);
+    this.paying = false;
+    this.credit -= paid;
+    this.held = true;
+    this.state = 'ERROR';
+    this.ports.timer(0);
+    this.ports.changed();
+  }
+
   /** Payment devices became usable (or unusable). */
   setReady(ready: boolean): void {
     this.ready = ready;
@@ -394,6 +414,7 @@ export class VendMachine {
   /** After a reboot: the credit the journal says the customer holds. */
   restoreCredit(credit: number): void {
     this.credit = credit;
+    this.held = false;
   }
 
   // ---- card sessions -----------------------------------------------------------------

@@ -273,4 +273,30 @@ describe('purchase state machine', () => {
     equal(p.timerMs, 0);
     deepEqual(p.log, ['payout 50']);
   });
+
+  it('holds the credit out of service when a payout cannot be verified, and gives back what the changer did not pay', () => {
+    const { m, p } = setup();
+    m.coin(100);
+    m.coin(100);
+    m.cancel();
+    equal(m.state, 'RETURNING_CHANGE');
+    m.payoutUnsettled(50);
+    equal(m.state, 'ERROR', 'held: nothing sells while the payout is unknown');
+    equal(m.credit, 150);
+    equal(p.timerMs, 0);
+    m.select(0, 1);
+    m.coin(25);
+    equal(m.state, 'ERROR', 'a coin that slips in waits with the held credit');
+    equal(m.credit, 175);
+    deepEqual(p.log, ['payout 200']);
+    m.paidOut(150, 150);
+    equal(m.credit, 175, 'a stray payout report changes nothing');
+    // The changer is back and says the round paid 100 of it (the journal's credit counts the coin).
+    m.setReady(false);
+    m.restoreCredit(75);
+    m.setReady(true);
+    equal(m.state, 'ACCEPTING_PAYMENT');
+    equal(m.credit, 75);
+    equal(p.timerMs, 30000);
+  });
 });

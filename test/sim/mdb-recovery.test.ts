@@ -95,6 +95,77 @@ for (const target of ['sim', 'xs'] as TargetName[]) {
       await checkInvariants(host);
     });
 
+    it('changer gone for good in the middle of the change: the machine is handed back after a minute, the credit held until the changer says what it paid', async () => {
+      host = await MachineHost.start(usMachine(), { target });
+      await payoutUnderWay(host);
+      host.rig.changer!.powered = false;
+      await host.run(70000);
+      let st = await host.status();
+      assert.equal(st.devices.changer, false);
+      assert.equal(st.state, 'ERROR', 'out of service, not stuck returning change');
+      assert.equal(st.busy, false, 'commands and a reboot can go through');
+      assert.equal(st.credit, 75, 'held: the changer has not said what it paid');
+      // Nothing can spend the held credit.
+      host.select('A1');
+      await host.run(2000);
+      assert.deepEqual(host.rig.delivered, ['A1']);
+      assert.equal((await host.status()).credit, 75);
+      // It had paid the change on its own before the cable came loose; an hour later it is back.
+      await host.run(3_600_000);
+      host.rig.changer!.powered = true;
+      await host.run(12000);
+      st = await host.runUntilIdle();
+      assert.equal(st.devices.changer, true);
+      assert.equal(st.state, 'IDLE');
+      assert.equal(st.credit, 0);
+      assert.equal(host.rig.changer!.paidValue, 75, 'paid once');
+      assert.ok(host.logs.some((l) => l.message === 'changer back: the held payout round had paid 75'));
+      await checkInvariants(host);
+    });
+
+    it('changer loses power for good in the middle of the change: held, then what it did not pay is paid when it is back', async () => {
+      host = await MachineHost.start(usMachine(), { target });
+      await payoutUnderWay(host);
+      host.rig.changer!.spontaneousReset();
+      host.rig.changer!.powered = false;
+      await host.run(70000);
+      let st = await host.status();
+      assert.equal(st.state, 'ERROR');
+      assert.equal(st.credit, 75);
+      assert.equal(host.rig.changer!.paidValue, 25);
+      host.rig.changer!.powered = true;
+      await host.run(12000);
+      st = await host.status();
+      assert.equal(st.credit, 50, 'the round paid 25: the rest is the customer\u2019s again');
+      assert.equal(st.state, 'ACCEPTING_PAYMENT');
+      await host.run(35000);
+      st = await host.runUntilIdle(120000);
+      assert.equal(st.state, 'IDLE', 'the session timed out and the credit was paid');
+      assert.equal(st.credit, 0);
+      assert.equal(host.rig.changer!.paidValue, 75);
+      await checkInvariants(host);
+    });
+
+    it('a held payout survives a power cut of the controller and settles from the tubes after the reboot', async () => {
+      host = await MachineHost.start(usMachine(), { target });
+      await payoutUnderWay(host);
+      host.rig.changer!.spontaneousReset();
+      host.rig.changer!.powered = false;
+      await host.run(70000);
+      assert.equal((await host.status()).state, 'ERROR');
+      await host.powerCut();
+      host.rig.changer!.powered = true;
+      await host.run(15000);
+      let st = await host.status();
+      assert.equal(st.credit, 50, 'settled from the tubes: 25 had left');
+      await host.run(35000);
+      st = await host.runUntilIdle(120000);
+      assert.equal(st.state, 'IDLE');
+      assert.equal(st.credit, 0);
+      assert.equal(host.rig.changer!.paidValue, 75, 'the 25 paid before are counted, the other 50 paid after');
+      await checkInvariants(host);
+    });
+
     it('validator falls silent with a bill in escrow: the bill comes back, no credit, the customer carries on', async () => {
       host = await MachineHost.start(usMachine(), { target });
       const v = host.rig.validator!;
