@@ -314,6 +314,15 @@ export class Journal {
     this.emit(R_SYNC, 4);
   }
 
+  /**
+   * Housekeeping for a quiet moment: erase the next flash block ahead of
+   * need, so that records written while a peripheral waits for its ACK only
+   * write. Returns true if it did something.
+   */
+  prepare(): boolean {
+    return this.log.eraseAhead();
+  }
+
   // ---- state --------------------------------------------------------------------------------
 
   get level(): JournalLevel {

@@ -88,6 +88,8 @@ export class FlashLog {
   private readonly firstSeq: Float64Array;
   private readonly eraseCount: Uint32Array;
   private readonly hasCheckpoint: Uint8Array;
+  /** Blocks erased ahead of need (RAM only: after a reboot a free block is erased again before use). */
+  private readonly erased: Uint8Array;
   private readonly scratch: Uint8Array;
   private readonly view: DataView;
   private head = -1;
@@ -98,6 +100,8 @@ export class FlashLog {
   private topBlockSeq = 0;
   private blocksSinceCheckpoint = 0;
   private checkpointEvery = 1;
+  /** recover() has read the partition: until then no block is known to be free. */
+  private recovered = false;
 
   constructor(flash: FlashPartition, checkpointWriter: CheckpointWriter, options: LogOptions = {}) {
     const st = flash.status();
@@ -113,6 +117,7 @@ export class FlashLog {
     this.firstSeq = new Float64Array(this.blockCount);
     this.eraseCount = new Uint32Array(this.blockCount);
     this.hasCheckpoint = new Uint8Array(this.blockCount);
+    this.erased = new Uint8Array(this.blockCount);
     this.scratch = new Uint8Array(this.blockLength);
     this.view = new DataView(this.scratch.buffer);
   }
@@ -155,6 +160,7 @@ export class FlashLog {
     }
     // Blocks whose header is gone wore at least as much as any other.
     for (let b = 0; b < n; b++) if (this.blockSeq[b]! < 0) this.eraseCount[b] = maxErase;
+    this.recovered = true;
     let head = -1;
     for (let b = 0; b < n; b++) if (this.blockSeq[b]! >= 0 && (head < 0 || this.blockSeq[b]! > this.blockSeq[head]!)) head = b;
     if (head < 0) return report;
@@ -427,9 +433,8 @@ export class FlashLog {
     } else {
       this.used++;
     }
-    this.flash.eraseBlock(next);
-    this.stats.erases++;
-    this.eraseCount[next] = this.eraseCount[next]! + 1;
+    if (!this.erased[next]) this.erase(next);
+    this.erased[next] = 0;
     const h = this.scratch;
     const v = this.view;
     this.topBlockSeq++;
@@ -454,6 +459,39 @@ export class FlashLog {
       this.blocksSinceCheckpoint = 0;
       this.stats.checkpoints++;
     }
+    return true;
+  }
+
+  private erase(b: number): void {
+    this.flash.eraseBlock(b);
+    this.stats.erases++;
+    this.eraseCount[b] = this.eraseCount[b]! + 1;
+  }
+
+  /**
+   * Erase the block the head moves to next, if it needs it and may be
+   * erased, so that the append which opens it only writes. A NOR erase takes
+   * tens of milliseconds with the flash cache off; the owner calls this when
+   * the machine is quiet (between MDB exchanges), not while a coin waits for
+   * its ACK. Wear is unchanged: it is the erase the append would have done.
+   * A power cut during or after it loses nothing: the block was free, or an
+   * acknowledged tail with a newer checkpoint. Returns true if it erased.
+   */
+  eraseAhead(): boolean {
+    if (!this.recovered) return false;
+    const n = this.blockCount;
+    const next = this.head < 0 ? 0 : (this.head + 1) % n;
+    if (this.erased[next]) return false;
+    if (this.blockSeq[next]! >= 0) {
+      // Cheap test first: this runs at every quiet moment of the bus.
+      if (this.firstSeq[(next + 1) % n]! - 1 > this.synced || !this.reclaimable(next)) return false;
+      this.blockSeq[next] = -1;
+      this.hasCheckpoint[next] = 0;
+      this.tail = (next + 1) % n;
+      this.used--;
+    }
+    this.erase(next);
+    this.erased[next] = 1;
     return true;
   }
 

@@ -32,6 +32,8 @@ export class MdbBus {
   private pumping = false;
   private current: MdbDevice | undefined;
   private stopped = false;
+  /** Called when the bus has nothing to send now (between exchanges): the moment for slow housekeeping. */
+  onQuiet: (() => void) | undefined;
 
   constructor(link: MdbLink, clock: Clock, timers: Timers) {
     this.link = link;
@@ -88,6 +90,7 @@ export class MdbBus {
           earliest = at;
         }
       }
+      this.onQuiet?.();
       this.schedule(earliest);
     } finally {
       this.pumping = false;
