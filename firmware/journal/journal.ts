@@ -54,6 +54,9 @@ export interface JournalStatus {
   level: JournalLevel;
   /** Records that could not be written (0 unless the partition filled up mid-transaction). */
   dropped: number;
+  /** Block erases since boot: done ahead at quiet moments, and done inside an append (a record waited). */
+  erasesAhead: number;
+  erasesInline: number;
 }
 
 export class Journal {
@@ -340,6 +343,8 @@ export class Journal {
       fill: this.log.fill(),
       level: this.level,
       dropped: this.dropped,
+      erasesAhead: this.log.stats.erasesAhead,
+      erasesInline: this.log.stats.erasesInline,
     };
   }
 

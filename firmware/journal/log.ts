@@ -65,6 +65,10 @@ export interface LogStats {
   events: number;
   checkpoints: number;
   erases: number;
+  /** Erases done by `eraseAhead` at a quiet moment. */
+  erasesAhead: number;
+  /** Erases an append had to do itself (a record waited for them). */
+  erasesInline: number;
 }
 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
@@ -73,7 +77,7 @@ export class FlashLog {
   readonly blockCount: number;
   readonly blockLength: number;
   readonly align: number;
-  readonly stats: LogStats = { bytesWritten: 0, eventBytes: 0, events: 0, checkpoints: 0, erases: 0 };
+  readonly stats: LogStats = { bytesWritten: 0, eventBytes: 0, events: 0, checkpoints: 0, erases: 0, erasesAhead: 0, erasesInline: 0 };
   /** Sequence number of the last event written (0: none yet). */
   lastSeq = 0;
   /** Time of the newest record seen or written. */
@@ -433,7 +437,10 @@ export class FlashLog {
     } else {
       this.used++;
     }
-    if (!this.erased[next]) this.erase(next);
+    if (!this.erased[next]) {
+      this.erase(next);
+      this.stats.erasesInline++;
+    }
     this.erased[next] = 0;
     const h = this.scratch;
     const v = this.view;
@@ -491,6 +498,7 @@ export class FlashLog {
       this.used--;
     }
     this.erase(next);
+    this.stats.erasesAhead++;
     this.erased[next] = 1;
     return true;
   }

@@ -60,6 +60,29 @@ describe('journal on the simulated machine', () => {
     }
   });
 
+  it('erases flash blocks between MDB exchanges, not inside the appends coins wait for', async () => {
+    const spec = usMachine({ slots: [{ code: 'A1', product: 'Chips', price: 125, qty: 300, capacity: 300 }] });
+    const host = await MachineHost.start(spec, { flash: TINY });
+    try {
+      // Acknowledged as it goes, so the ring turns over and acknowledged blocks are reclaimed too.
+      for (let i = 0; i < 250; i++) {
+        await buyChips(host);
+        if (i % 5 === 4) host.acknowledge();
+      }
+      const st = await checkInvariants(host, 'after 250 sales');
+      assert.equal(st.counters.sales, 250);
+      assert.ok(st.journal.erasesAhead > TINY.size / TINY.blockLength, `the ring turned over by erases ahead (${st.journal.erasesAhead})`);
+      // The new journal's first block is erased as it opens (recovery had just read the partition); none after it.
+      assert.equal(st.journal.erasesInline, 1, 'only the first block of a new journal was erased inside an append');
+      await host.powerCut();
+      const again = await checkInvariants(host, 'after a power cut');
+      assert.equal(again.counters.sales, 250);
+      assert.ok(again.journal.erasesInline <= 1, `after the reboot: ${again.journal.erasesInline} inline (the erase-ahead flags are RAM only)`);
+    } finally {
+      await host.close();
+    }
+  });
+
   it('boots after bit flips anywhere in the journal without crashing or inventing sales', async () => {
     const rnd = new Random(21);
     const spec = usMachine({ slots: [{ code: 'A1', product: 'Chips', price: 125, qty: 100 }] });
