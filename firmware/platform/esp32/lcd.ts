@@ -20,7 +20,7 @@ import type { I2cSettings } from './settings.js';
 const RS = 0x01;
 const E = 0x04;
 const BACKLIGHT = 0x08;
-const ROW_ADDRESS = [0x00, 0x40, 0x14, 0x54];
+const ROW_ADDRESS = Object.freeze([0x00, 0x40, 0x14, 0x54]); // frozen: preloaded, it needs no RAM alias
 
 /** Only at start-up, where the controller's power-on timing needs real pauses. */
 function pause(ms: number): void {

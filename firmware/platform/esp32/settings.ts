@@ -89,7 +89,7 @@ function int(src: Source, key: string, path: string, min: number, max: number, f
 }
 
 /** GPIOs a WROVER module does not give away. */
-const TAKEN: { readonly [pin: number]: string } = { 6: 'the SPI flash', 7: 'the SPI flash', 8: 'the SPI flash', 9: 'the SPI flash', 10: 'the SPI flash', 11: 'the SPI flash', 16: 'the PSRAM', 17: 'the PSRAM', 20: 'nothing (no such GPIO)', 24: 'nothing (no such GPIO)', 28: 'nothing (no such GPIO)', 29: 'nothing (no such GPIO)', 30: 'nothing (no such GPIO)', 31: 'nothing (no such GPIO)', 37: 'nothing (not on the module)', 38: 'nothing (not on the module)' };
+const TAKEN: { readonly [pin: number]: string } = Object.freeze({ 6: 'the SPI flash', 7: 'the SPI flash', 8: 'the SPI flash', 9: 'the SPI flash', 10: 'the SPI flash', 11: 'the SPI flash', 16: 'the PSRAM', 17: 'the PSRAM', 20: 'nothing (no such GPIO)', 24: 'nothing (no such GPIO)', 28: 'nothing (no such GPIO)', 29: 'nothing (no such GPIO)', 30: 'nothing (no such GPIO)', 31: 'nothing (no such GPIO)', 37: 'nothing (not on the module)', 38: 'nothing (not on the module)' });
 
 /** ESP32 GPIO numbers; 34..39 are inputs only. */
 function checkPin(v: unknown, name: string, output: boolean): number {
