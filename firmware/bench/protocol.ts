@@ -74,7 +74,7 @@ export type BenchAction =
   | { action: 'network'; up: boolean; settleMs: number };
 
 export type BenchVerb = 'hello' | 'setup' | 'status' | 'end' | BenchAction['action'];
-export const VERBS: readonly BenchVerb[] = ['hello', 'setup', 'status', 'end', 'select', 'insertCoin', 'insertBill', 'tapCard', 'cancel', 'wait', 'jam', 'powerCut', 'network'];
+export const VERBS: readonly BenchVerb[] = Object.freeze(['hello', 'setup', 'status', 'end', 'select', 'insertCoin', 'insertBill', 'tapCard', 'cancel', 'wait', 'jam', 'powerCut', 'network']);
 
 /** What `status` answers: everything a scenario's `expect` can check. */
 export interface BenchStatus {

@@ -16,7 +16,7 @@ export const CMD_ROTATE_KEY = 10;
 /** A type this firmware does not know (a newer gateway): refused as unsupported. */
 export const CMD_UNKNOWN = 255;
 
-export const COMMAND_TYPES: readonly string[] = ['', 'set-prices', 'restock', 'lock', 'unlock', 'reboot', 'set-config', 'report', 'audit', 'vend', 'rotate-key'];
+export const COMMAND_TYPES: readonly string[] = Object.freeze(['', 'set-prices', 'restock', 'lock', 'unlock', 'reboot', 'set-config', 'report', 'audit', 'vend', 'rotate-key']);
 
 export function commandCode(name: string): number {
   const i = COMMAND_TYPES.indexOf(name);
@@ -36,7 +36,7 @@ export const OUT_INTERRUPTED = 4;
 /** This firmware does not know the command type. */
 export const OUT_UNSUPPORTED = 5;
 
-export const OUTCOMES: readonly string[] = ['applied', 'stale', 'refused', 'failed', 'interrupted', 'unsupported'];
+export const OUTCOMES: readonly string[] = Object.freeze(['applied', 'stale', 'refused', 'failed', 'interrupted', 'unsupported']);
 
 export const REFUSED_BUSY = 1;
 export const REFUSED_SOLD_OUT = 2;
@@ -46,7 +46,7 @@ export const REFUSED_BAD_ARGS = 5;
 export const REFUSED_OUT_OF_SERVICE = 6;
 export const REFUSED_STORAGE_FULL = 7;
 
-export const REFUSALS: readonly string[] = ['', 'busy', 'sold-out', 'unknown-slot', 'locked', 'bad-args', 'out-of-service', 'storage-full'];
+export const REFUSALS: readonly string[] = Object.freeze(['', 'busy', 'sold-out', 'unknown-slot', 'locked', 'bad-args', 'out-of-service', 'storage-full']);
 
 /** Why a command was turned away before anything was applied. */
 export const REJ_BAD_SIGNATURE = 1;
@@ -57,7 +57,7 @@ export const REJ_MALFORMED = 5;
 export const REJ_WRONG_MACHINE = 6;
 export const REJ_OVERSIZED = 7;
 
-export const REJECTIONS: readonly string[] = ['', 'bad-signature', 'unknown-key', 'expired', 'replay', 'malformed', 'wrong-machine', 'oversized'];
+export const REJECTIONS: readonly string[] = Object.freeze(['', 'bad-signature', 'unknown-key', 'expired', 'replay', 'malformed', 'wrong-machine', 'oversized']);
 
 /** Settings a command may change (R_SETTING keys). */
 export const SET_TELEMETRY_INTERVAL = 1;
@@ -66,4 +66,4 @@ export const SET_DROP_TIMEOUT = 3;
 export const SET_CHANGE_POLICY = 4;
 export const SETTINGS = 5;
 
-export const SETTING_NAMES: readonly string[] = ['', 'telemetryIntervalMs', 'sessionTimeoutMs', 'dropTimeoutMs', 'changePolicy'];
+export const SETTING_NAMES: readonly string[] = Object.freeze(['', 'telemetryIntervalMs', 'sessionTimeoutMs', 'dropTimeoutMs', 'changePolicy']);

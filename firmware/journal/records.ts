@@ -101,13 +101,13 @@ export const CARD_UNCERTAIN = 5;
 /** A power cut came after the approval and before the motor turned: nothing was dispensed, the reader counts it as a success. */
 export const CARD_NOT_DISPENSED = 6;
 
-export const CARD_OUTCOMES: readonly string[] = ['', 'success', 'refunded', 'sold-reader-reset', 'unrefunded', 'uncertain', 'not-dispensed'];
+export const CARD_OUTCOMES: readonly string[] = Object.freeze(['', 'success', 'refunded', 'sold-reader-reset', 'unrefunded', 'uncertain', 'not-dispensed']);
 
 export function isMeta(type: number): boolean {
   return type === R_CHECKPOINT || type === R_SYNC || type === R_KEY;
 }
 
-export const RECORD_NAMES: { readonly [type: number]: string } = {
+export const RECORD_NAMES: { readonly [type: number]: string } = Object.freeze({
   [R_VEND_OK]: 'vend-ok',
   [R_VEND_FAIL]: 'vend-fail',
   [R_INIT]: 'init',
@@ -137,4 +137,4 @@ export const RECORD_NAMES: { readonly [type: number]: string } = {
   [R_AUDIT_READ]: 'audit-read',
   [R_CARD_APPROVED]: 'card-approved',
   [R_CARD_RESULT]: 'card-result',
-};
+});

@@ -25,7 +25,7 @@ export const REPLY_TIMEOUT = 3;
 export const REPLY_CORRUPT = 4;
 export type ReplyKind = 0 | 1 | 2 | 3 | 4;
 
-export const REPLY_NAMES = ['ACK', 'NAK', 'DATA', 'TIMEOUT', 'CORRUPT'] as const;
+export const REPLY_NAMES = Object.freeze(['ACK', 'NAK', 'DATA', 'TIMEOUT', 'CORRUPT'] as const);
 
 /**
  * Outcome of a transaction. For REPLY_DATA, `data[0..length)` is valid only during the call;
