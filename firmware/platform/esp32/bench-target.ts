@@ -3,8 +3,7 @@
  * The bench protocol's target on an ESP32 controller (docs/bench-protocol.md,
  * "For the board's bench build"): what this board can do by itself on a
  * bench, and a plain `unsupported` for what needs bench hardware it does not
- * drive (coin and bill injectors, a card simulator, a beam blocker, a switch
- * in the network path).
+ * drive (coin and bill injectors, a card simulator, a beam blocker).
  *
  * - `setup` runs the firmware on the scenario's slots on an erased journal
  *   (the same board, a new firmware instance). The MDB peripherals are the
@@ -15,6 +14,10 @@
  * - `select` and `cancel` go through the selection panel, as a key press.
  * - `powerCut` is a watchdog-style restart: `{"rebooting":true}`, then
  *   System.restart() once the answer has left.
+ * - `network` is a switch in software between the firmware and its broker
+ *   (the board's MQTT connections are cut and refused; Wi-Fi stays up);
+ *   after `up` it waits, up to `settleMs`, until the uplink is online again
+ *   and the gateway has acknowledged the backlog.
  * - `status` is the firmware's, except `dispensed`, which this board counts
  *   itself from the drop sensor and the motor it was driving (an instrument
  *   independent of the firmware's books). Change and returned bills have no
@@ -37,6 +40,8 @@ const SETTLE_POLL_MS = 100;
 const RESTART_DELAY_MS = 300;
 /** How long setup waits for the payment devices to come up before answering anyway. */
 const READY_MS = 15000;
+/** The uplink's longest reconnect back-off, and some. */
+const RECONNECT_MS = 360000;
 
 type Config = { [key: string]: unknown };
 
@@ -145,8 +150,15 @@ export class Esp32BenchTarget implements BenchTarget {
         return done(benchErr('unsupported', 'this bench has no card reader simulator'));
       case 'jam':
         return done(benchErr('unsupported', 'this bench has no beam blocker on the drop sensor'));
-      case 'network':
-        return done(benchErr('unsupported', 'this bench has no switch in the network path'));
+      case 'network': {
+        const firmware = this.firmware;
+        if (!firmware) return done(benchErr('nomachine', 'no firmware is running'));
+        if (firmware.status().uplink === undefined) return done(benchErr('failed', 'this scenario was set up without a network ("network": true in setup)'));
+        this.board.setNetwork(action.up);
+        if (!action.up) return this.settle(action.settleMs, false, () => done(benchOk()));
+        // Reconnects back off up to 5 minutes: give it that long, as the simulator does.
+        return this.synced(Math.max(action.settleMs, RECONNECT_MS), () => done(benchOk()));
+      }
     }
   }
 
@@ -196,6 +208,18 @@ export class Esp32BenchTarget implements BenchTarget {
    * Answer once the machine is idle (nothing under way, no spiral turning;
    * with `ready`, its payment devices up too) or `maxMs` has passed.
    */
+  /** Until the uplink is online and nothing is left unacknowledged (or `maxMs`). */
+  private synced(maxMs: number, then: () => void): void {
+    const until = this.board.clock.now() + maxMs;
+    const look = (): void => {
+      const st = this.firmware?.status();
+      const done = st !== undefined && st.uplink?.state === 'online' && st.journal.unsynced === 0;
+      if (done || this.board.clock.now() >= until) then();
+      else Timer.set(look, SETTLE_POLL_MS);
+    };
+    Timer.set(look, SETTLE_POLL_MS);
+  }
+
   private settle(maxMs: number, ready: boolean, then: () => void): void {
     const until = this.board.clock.now() + maxMs;
     const look = (): void => {

@@ -149,6 +149,8 @@ export class Esp32Board implements Board {
   /** Where completed selections go (the current firmware's panel options). */
   panelListener: SelectionPanelOptions | undefined;
   private readonly lamps = new Map<Indicator, Digital>();
+  private networkDown = false;
+  private readonly mqttCuts = new Set<() => void>();
   /** Watches the drop sensor for the bench build's instruments: (beam broken, the motor running or -1). */
   onBeam: ((broken: boolean, motor: number) => void) | undefined;
 
@@ -289,11 +291,41 @@ export class Esp32Board implements Board {
   }
 
   openMqtt(options: MqttClientOptions): MqttClient {
-    return openMqtt(
+    if (this.networkDown) return refusedMqtt(options);
+    const client = openMqtt(
       { dns: { io: Resolver, servers: this.settings.dns, socket: { io: UDP } }, socket: { io: TCP } },
       options,
       (text) => this.log('warn', text),
     );
+    // The bench's network switch cuts it as a lost link would: closed, and the uplink told.
+    const cut = (): void => {
+      client.close();
+      options.onError?.();
+    };
+    this.mqttCuts.add(cut);
+    return {
+      read: (count) => client.read(count),
+      write: (data, o) => client.write(data, o),
+      subscribe: (topics) => client.subscribe(topics),
+      close: () => {
+        this.mqttCuts.delete(cut);
+        client.close();
+      },
+    };
+  }
+
+  /**
+   * A switch in the network path, in software, for the bench build's
+   * `network` step: down, every MQTT connection is cut as a lost link is and
+   * new ones fail (after a second, as an unreachable broker does); up, the
+   * uplink reconnects on its own backoff. Wi-Fi itself stays up.
+   */
+  setNetwork(up: boolean): void {
+    this.networkDown = !up;
+    if (up) return;
+    const cuts = Array.from(this.mqttCuts);
+    this.mqttCuts.clear();
+    for (const cut of cuts) cut();
   }
 
   /** No sensor fitted (or it does not answer): samples are undefined, and telemetry carries no temperature. */
@@ -333,4 +365,24 @@ export class Esp32Board implements Board {
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** What openMqtt gives while the bench's network switch is off: a connection that fails a second later. */
+function refusedMqtt(options: MqttClientOptions): MqttClient {
+  let timer: TimerHandle | undefined = Timer.set(() => {
+    timer = undefined;
+    options.onError?.();
+  }, 1000);
+  const down = (): never => {
+    throw new Error('network down (bench switch)');
+  };
+  return {
+    read: () => undefined,
+    write: down,
+    subscribe: down,
+    close: () => {
+      if (timer !== undefined) Timer.clear(timer);
+      timer = undefined;
+    },
+  };
 }

@@ -38,6 +38,7 @@ export function openMqtt(transport: MqttTransport, options: MqttClientOptions, o
   let incoming: { topic: string; QoS: 0 | 1 | 2; parts: ArrayBuffer[]; length: number } | undefined;
   let ready: ArrayBuffer | undefined;
   let closed = false;
+  let shut = false;
 
   const flush = (client: MQTTClient): void => {
     while (outbox.length > 0) {
@@ -137,6 +138,9 @@ export function openMqtt(transport: MqttTransport, options: MqttClientOptions, o
       return topics.length;
     },
     close(): void {
+      // Once: the bench's network switch and the uplink may both close it.
+      if (shut) return;
+      shut = true;
       closed = true;
       outbox.length = 0;
       client.close();
