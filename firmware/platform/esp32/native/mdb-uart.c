@@ -2,7 +2,9 @@
  * MDB on an ESP32 UART: 9-bit words at 9600 baud for the vendfleet VMC.
  *
  * Not compiled in CI (there is no ESP-IDF there); built by mcconfig with the
- * Moddable SDK for ESP32 (ESP-IDF 5.x/6.x). docs/hardware.md explains the
+ * Moddable SDK for ESP32 (8.2.3 requires ESP-IDF 6.0). Compiled by hand against
+ * ESP-IDF 6.0.2 and master and Moddable 8.2.3 headers with -Wall -Wextra
+ * -Werror (docs/hardware.md, "compiled against"), which also explains the
  * design; the short version:
  *
  * Ninth bit. The ESP32 UART has no 9-bit mode, but it has parity, and MDB's
@@ -53,7 +55,11 @@
 #include "driver/uart.h"
 #include "hal/uart_ll.h"
 #include "hal/uart_types.h"
-#include "soc/uart_periph.h"
+#if __has_include("hal/uart_periph.h")
+	#include "hal/uart_periph.h"		// ESP-IDF 6: uart_periph_signal moved to esp_hal_uart
+#else
+	#include "soc/uart_periph.h"		// ESP-IDF 5
+#endif
 #include "esp_intr_alloc.h"
 #include "esp_heap_caps.h"
 #include "driver/gptimer.h"
@@ -194,12 +200,13 @@ static void IRAM_ATTR mdbDisarm(Mdb mdb)
 	}
 }
 
+/* The alarm (MDB_GUARD_US, one-shot) is set once, in the constructor: the hardware disarms it when
+   it fires and gptimer_start() arms it again. Building the alarm config here would cost a memset
+   call in the ISR (and a config gptimer_set_alarm_action must find in internal RAM). Lock held. */
 static void IRAM_ATTR mdbArm(Mdb mdb)
 {
-	gptimer_alarm_config_t alarm = { .alarm_count = MDB_GUARD_US };
 	mdbDisarm(mdb);
 	gptimer_set_raw_count(mdb->guard, 0);
-	gptimer_set_alarm_action(mdb->guard, &alarm);
 	gptimer_start(mdb->guard);
 	mdb->guardArmed = 1;
 }
@@ -276,7 +283,11 @@ void xs_mdbuart_constructor(xsMachine *the)
 		.resolution_hz = 1000000,		// microseconds
 	};
 	gptimer_event_callbacks_t callbacks = { .on_alarm = mdbGuard };
-	if (gptimer_new_timer(&timer, &mdb->guard) || gptimer_register_event_callbacks(mdb->guard, &callbacks, mdb) || gptimer_enable(mdb->guard))
+	// One-shot (no auto-reload). In DRAM: with CONFIG_GPTIMER_CTRL_FUNC_IN_IRAM, gptimer_set_alarm_action
+	// refuses (ESP_ERR_INVALID_ARG) a config that is not in internal RAM, as a flash constant is not.
+	static DRAM_ATTR const gptimer_alarm_config_t alarm = { .alarm_count = MDB_GUARD_US };
+	if (gptimer_new_timer(&timer, &mdb->guard) || gptimer_register_event_callbacks(mdb->guard, &callbacks, mdb) ||
+		gptimer_set_alarm_action(mdb->guard, &alarm) || gptimer_enable(mdb->guard))
 		xsUnknownError("timer failed");
 
 	mdb->useCount++;
@@ -290,7 +301,8 @@ void xs_mdbuart_constructor(xsMachine *the)
 	uart_ll_clr_intsts_mask(mdb->hw, UART_LL_INTR_MASK);
 	if (esp_intr_alloc(uart_periph_signal[uart].irq, ESP_INTR_FLAG_IRAM, mdbISR, mdb, &mdb->interrupt))
 		xsUnknownError("interrupt failed");
-	uart_ll_ena_intr_mask(mdb->hw, UART_INTR_RXFIFO_FULL | UART_INTR_PARITY_ERR | UART_INTR_FRAM_ERR | UART_INTR_RXFIFO_OVF);
+	// Not UART_INTR_PARITY_ERR: its raw flag is read with each byte (mdbISR), never on its own.
+	uart_ll_ena_intr_mask(mdb->hw, UART_INTR_RXFIFO_FULL | UART_INTR_FRAM_ERR | UART_INTR_RXFIFO_OVF);
 
 	xsRemember(mdb->obj);
 	builtinUsePin(transmit);
@@ -427,12 +439,27 @@ static void IRAM_ATTR mdbISR(void *arg)
 	if (status & (UART_INTR_FRAM_ERR | UART_INTR_RXFIFO_OVF)) {
 		mdb->errors++;
 		mdb->frameDamaged = 1;
-		if (status & UART_INTR_RXFIFO_OVF)
+		if (status & UART_INTR_RXFIFO_OVF) {
 			uart_ll_rxfifo_rst(hw);
+			uart_ll_clr_intsts_mask(hw, UART_INTR_PARITY_ERR);	// its byte is gone
+		}
 	}
+	// The raw flags first, then the FIFO count: a byte arriving in between is counted (and makes
+	// the read ambiguous) rather than having its parity flag taken for the previous byte's.
+	// hw->int_raw.val is uart_ll_get_intraw_mask(), which is only `static inline`: not forced
+	// inline, so a compiler may leave it out of line, in flash.
+	uint32_t raw = hw->int_raw.val;
 	uint32_t pending = uart_ll_get_rxfifo_len(hw);
-	uint8_t parityError = (uart_ll_get_intraw_mask(hw) & UART_INTR_PARITY_ERR) ? 1 : 0;
-	uart_ll_clr_intsts_mask(hw, UART_INTR_RXFIFO_FULL | UART_INTR_PARITY_ERR | UART_INTR_FRAM_ERR | UART_INTR_RXFIFO_OVF);
+	uint8_t parityError = (raw & UART_INTR_PARITY_ERR) ? 1 : 0;
+	// Clear only the error flags seen: one raised after the read belongs to a byte not read yet.
+	// The parity flag is consumed only with a byte to pair it with: the receiver may raise it at
+	// the parity bit, before the byte reaches the FIFO (so PARITY_ERR is not an enabled interrupt).
+	uint32_t seen = raw & (UART_INTR_FRAM_ERR | UART_INTR_RXFIFO_OVF);
+	if (pending)
+		seen |= raw & UART_INTR_PARITY_ERR;
+	else
+		parityError = 0;
+	uart_ll_clr_intsts_mask(hw, seen);
 	if (pending > 1) {
 		// Late by a character: the parity flag can no longer be paired with its byte.
 		mdb->ambiguous++;
@@ -474,6 +501,7 @@ static void IRAM_ATTR mdbISR(void *arg)
 		else
 			mdb->frameSum += data;
 	}
+	uart_ll_clr_intsts_mask(hw, UART_INTR_RXFIFO_FULL);		// after draining the FIFO
 	if (wake && !mdb->posted)
 		mdb->posted = 1;
 	else
@@ -492,6 +520,8 @@ static void IRAM_ATTR mdbISR(void *arg)
 static bool IRAM_ATTR mdbGuard(gptimer_handle_t timer, const gptimer_alarm_event_data_t *event, void *arg)
 {
 	Mdb mdb = arg;
+	(void)timer;
+	(void)event;
 	portENTER_CRITICAL_ISR(&gMdbLock);
 	mdbDisarm(mdb);
 	if (kStateAwaitVerdict == mdb->state) {
@@ -541,6 +571,8 @@ static void mdbDeliver(void *theIn, void *refcon, uint8_t *message, uint16_t mes
 	xsMachine *the = theIn;
 	Mdb mdb = refcon;
 	int count;
+	(void)message;
+	(void)messageLength;
 
 	portENTER_CRITICAL(&gMdbLock);
 	mdb->posted = 0;
