@@ -144,6 +144,8 @@ export class Gateway {
     gateway = new Gateway(options.db, client, ingester, commands, audits, alerts);
     const prefix = options.shareGroup ? `$share/${options.shareGroup}/` : '';
     const topics = TOPICS.map((t) => prefix + t);
+    // A clean session's messages die with it: on close it leaves its subscriptions first (see close()).
+    if (options.clientId === undefined) gateway.leaveFirst = topics;
     client.on('message', (topic, payload) => {
       if (auditMachine(topic) === undefined) ingester.submit(topic, payload);
     });
@@ -189,7 +191,17 @@ export class Gateway {
     this.ingester.known(ids);
   }
 
+  /** Topics to unsubscribe from before closing (clean sessions only). */
+  private leaveFirst: string[] | undefined;
+
   async close(): Promise<void> {
+    // A clean session sharing a subscription: a message the broker routes to it while it goes away
+    // is lost to the whole group (no other member gets it). Leave the group first, while still
+    // taking what was already routed here; a persistent session keeps its subscriptions, so the
+    // broker queues for it across a restart.
+    if (this.leaveFirst && this.client.connected) {
+      await Promise.race([this.client.unsubscribeAsync(this.leaveFirst).catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]);
+    }
     this.commands.close();
     this.audits.close();
     await this.ingester.close();

@@ -49,7 +49,8 @@ export const BACKENDS: { name: string; open(): Promise<Backend> }[] = [
         name: 'production',
         mqttUrl: PRODUCTION_MQTT,
         db,
-        shareGroup: `vf${process.pid}`,
+        // Its own group per test: a gateway another test failed to close cannot take this one's messages.
+        shareGroup: `vf${process.pid}x${Math.floor(Math.random() * 1e9)}`,
         reopen: async () => {
           const d = await openDb({ url: PRODUCTION_DB, schema });
           extra.push(d);
