@@ -200,7 +200,9 @@ export class Gateway {
     // taking what was already routed here; a persistent session keeps its subscriptions, so the
     // broker queues for it across a restart.
     if (this.leaveFirst && this.client.connected) {
-      await Promise.race([this.client.unsubscribeAsync(this.leaveFirst).catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.client.unsubscribeAsync(this.leaveFirst).catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 2000)))]);
+      clearTimeout(timer);
     }
     this.commands.close();
     this.audits.close();

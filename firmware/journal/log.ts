@@ -490,8 +490,7 @@ export class FlashLog {
     const next = this.head < 0 ? 0 : (this.head + 1) % n;
     if (this.erased[next]) return false;
     if (this.blockSeq[next]! >= 0) {
-      // Cheap test first: this runs at every quiet moment of the bus.
-      if (this.firstSeq[(next + 1) % n]! - 1 > this.synced || !this.reclaimable(next)) return false;
+      if (!this.reclaimable(next)) return false;
       this.blockSeq[next] = -1;
       this.hasCheckpoint[next] = 0;
       this.tail = (next + 1) % n;

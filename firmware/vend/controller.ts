@@ -375,7 +375,7 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
       billValidator: this.bill.ready,
       ...(this.changer.identity.known ? { changerId: this.changer.identity } : {}),
       ...(this.bill.identity.known ? { billId: this.bill.identity } : {}),
-      ...(this.reader ? { cashless: { serial: this.reader.identity.serial, model: this.reader.identity.model, software: this.reader.identity.software } } : {}),
+      ...(this.reader ? { cashless: this.reader.identity } : {}),
       read,
       wall,
     });
@@ -644,8 +644,6 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
     if (!this.payoutActive || !this.changer.paying) return;
     this.payoutActive = false;
     this.payoutOrphaned = true;
-    if (this.payoutWaiting !== undefined) this.board.timers.clear(this.payoutWaiting);
-    this.payoutWaiting = undefined;
     this.board.log('error', `changer gone during a payout: ${this.payoutAsked - this.payoutPaid} held until it is back`);
     this.machine.payoutUnsettled(this.payoutPaid);
     this.updateReady();

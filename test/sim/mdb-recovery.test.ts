@@ -37,6 +37,26 @@ async function payoutUnderWay(host: MachineHost): Promise<void> {
 }
 
 /** Times (ms) at which the VMC sent `address`'s command `command` (the address byte). */
+/**
+ * The machine of `payoutUnderWay` on `target`, whose changer then goes
+ * silent for `awayMs`: unplugged (it finishes paying on its own), or losing
+ * power (`reset`: the payout stops with its RAM).
+ */
+async function changerAwayMidChange(target: TargetName, reset: boolean, awayMs: number): Promise<MachineHost> {
+  const host = await MachineHost.start(usMachine(), { target });
+  await payoutUnderWay(host);
+  if (reset) host.rig.changer!.spontaneousReset();
+  host.rig.changer!.powered = false;
+  await host.run(awayMs);
+  return host;
+}
+
+/** The changer answers again; give it time to be reset and re-initialised. */
+async function changerBack(host: MachineHost): Promise<void> {
+  host.rig.changer!.powered = true;
+  await host.run(12000);
+}
+
 function sent(wire: WireWord[], address: number, command: number): number[] {
   return wire.filter((x) => x.dir === 'vmc' && x.word === (0x100 | address | command)).map((x) => x.ms);
 }
@@ -55,18 +75,14 @@ for (const target of ['sim', 'xs'] as TargetName[]) {
     });
 
     it('changer unplugged in the middle of the change: settled from the tubes when it is back, nothing paid twice', async () => {
-      host = await MachineHost.start(usMachine(), { target });
-      await payoutUnderWay(host);
       // The cable comes loose; the changer finishes paying on its own.
-      host.rig.changer!.powered = false;
-      await host.run(15000);
+      host = await changerAwayMidChange(target, false, 15000);
       let st = await host.status();
       assert.equal(st.devices.changer, false);
       assert.equal(st.state, 'RETURNING_CHANGE', 'waits for the changer to account for the payout');
       assert.equal(st.credit, 75, 'the change is still the customer\u2019s until verified');
       assert.equal(host.rig.changer!.paidValue, 75);
-      host.rig.changer!.powered = true;
-      await host.run(12000);
+      await changerBack(host);
       st = await host.runUntilIdle();
       assert.equal(st.devices.changer, true);
       assert.equal(st.state, 'IDLE');
@@ -78,15 +94,10 @@ for (const target of ['sim', 'xs'] as TargetName[]) {
     });
 
     it('changer loses power in the middle of the change: what left is counted, the rest paid when it is back', async () => {
-      host = await MachineHost.start(usMachine(), { target });
-      await payoutUnderWay(host);
       // Power loss: the payout stops with the changer's RAM, and it is silent until power returns.
-      host.rig.changer!.spontaneousReset();
-      host.rig.changer!.powered = false;
-      await host.run(15000);
+      host = await changerAwayMidChange(target, true, 15000);
       assert.equal(host.rig.changer!.paidValue, 25);
-      host.rig.changer!.powered = true;
-      await host.run(12000);
+      await changerBack(host);
       const st = await host.runUntilIdle();
       assert.equal(st.state, 'IDLE');
       assert.equal(st.credit, 0);
@@ -96,10 +107,7 @@ for (const target of ['sim', 'xs'] as TargetName[]) {
     });
 
     it('changer gone for good in the middle of the change: the machine is handed back after a minute, the credit held until the changer says what it paid', async () => {
-      host = await MachineHost.start(usMachine(), { target });
-      await payoutUnderWay(host);
-      host.rig.changer!.powered = false;
-      await host.run(70000);
+      host = await changerAwayMidChange(target, false, 70000);
       let st = await host.status();
       assert.equal(st.devices.changer, false);
       assert.equal(st.state, 'ERROR', 'out of service, not stuck returning change');
@@ -112,8 +120,7 @@ for (const target of ['sim', 'xs'] as TargetName[]) {
       assert.equal((await host.status()).credit, 75);
       // It had paid the change on its own before the cable came loose; an hour later it is back.
       await host.run(3_600_000);
-      host.rig.changer!.powered = true;
-      await host.run(12000);
+      await changerBack(host);
       st = await host.runUntilIdle();
       assert.equal(st.devices.changer, true);
       assert.equal(st.state, 'IDLE');
@@ -124,17 +131,12 @@ for (const target of ['sim', 'xs'] as TargetName[]) {
     });
 
     it('changer loses power for good in the middle of the change: held, then what it did not pay is paid when it is back', async () => {
-      host = await MachineHost.start(usMachine(), { target });
-      await payoutUnderWay(host);
-      host.rig.changer!.spontaneousReset();
-      host.rig.changer!.powered = false;
-      await host.run(70000);
+      host = await changerAwayMidChange(target, true, 70000);
       let st = await host.status();
       assert.equal(st.state, 'ERROR');
       assert.equal(st.credit, 75);
       assert.equal(host.rig.changer!.paidValue, 25);
-      host.rig.changer!.powered = true;
-      await host.run(12000);
+      await changerBack(host);
       st = await host.status();
       assert.equal(st.credit, 50, 'the round paid 25: the rest is the customer\u2019s again');
       assert.equal(st.state, 'ACCEPTING_PAYMENT');
@@ -147,11 +149,7 @@ for (const target of ['sim', 'xs'] as TargetName[]) {
     });
 
     it('a held payout survives a power cut of the controller and settles from the tubes after the reboot', async () => {
-      host = await MachineHost.start(usMachine(), { target });
-      await payoutUnderWay(host);
-      host.rig.changer!.spontaneousReset();
-      host.rig.changer!.powered = false;
-      await host.run(70000);
+      host = await changerAwayMidChange(target, true, 70000);
       assert.equal((await host.status()).state, 'ERROR');
       await host.powerCut();
       host.rig.changer!.powered = true;
