@@ -140,7 +140,8 @@ export function parseConfig(input: unknown): MachineConfig {
     if (uplinkIn['password'] !== undefined) uplink.password = text(uplinkIn, 'password', up);
   }
   const config: MachineConfig = {
-    machineId: text(input, 'machineId', path, 'vm-0001'),
+    // The fleet's machine-id rule (gateway/machine-id.ts): a topic level and an AMQP routing-key word.
+    machineId: text(input, 'machineId', path, 'vm-0001', /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/),
     currency: text(input, 'currency', path, 'USD', /^[A-Z]{3}$/),
     decimals: integer(input, 'decimals', path, 0, 3, 2),
     slots,

@@ -8,8 +8,9 @@ import type { FastifyRequest } from 'fastify';
 import type { CommandService } from '../commands/service.js';
 import type { Db } from '../store/db.js';
 import type { Role } from './tokens.js';
+import { MACHINE_ID_PATTERN } from '../machine-id.js';
 
-export const MACHINE_ID = { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } as const;
+export const MACHINE_ID = { type: 'string', pattern: MACHINE_ID_PATTERN } as const;
 export const SLOT_CODE = { type: 'string', pattern: '^[A-Z0-9]{1,4}$' } as const;
 export const ERROR = { type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } } as const;
 

@@ -258,7 +258,7 @@ export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteCont
           properties: {
             depot: { type: 'string', maxLength: 64, description: 'LAT,LON of the depot; without it the route is an open path' },
             days: { type: 'number', minimum: 0, maximum: 90, default: 7, description: 'Days until the next visit: machines with a slot predicted to run out before then are included' },
-            machines: { type: 'string', maxLength: 8192, pattern: '^[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64})*$', description: 'Exactly these machines (comma-separated) instead of the ones that need a visit' },
+            machines: { type: 'string', maxLength: 8192, pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}(,[A-Za-z0-9][A-Za-z0-9_-]{0,63})*$', description: 'Exactly these machines (comma-separated) instead of the ones that need a visit' },
             windowDays: WINDOW_DAYS,
             return: { type: 'boolean', default: true, description: 'Come back to the depot' },
           },

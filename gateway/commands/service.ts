@@ -13,6 +13,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Db, Queryable } from '../store/db.js';
 import { signCommand, type CommandBody } from './envelope.js';
+import { isMachineId, MACHINE_ID_RULE } from '../machine-id.js';
 
 export const COMMAND_TYPES = ['set-prices', 'restock', 'lock', 'unlock', 'reboot', 'set-config', 'report', 'audit', 'vend', 'rotate-key'] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
@@ -125,7 +126,7 @@ export class CommandService {
    * Returns what goes into the machine's configuration.
    */
   async provision(machine: string, options: { newMqttPassword?: boolean } = {}): Promise<Provisioned> {
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(machine)) throw new CommandError('a machine id is 1 to 64 letters, digits, dots, dashes or underscores', 'bad-command');
+    if (!isMachineId(machine)) throw new CommandError(MACHINE_ID_RULE, 'bad-command');
     return this.db.transaction(async (tx) => {
       await tx.query('INSERT INTO machines (id) VALUES ($1) ON CONFLICT DO NOTHING', [machine]);
       const out: Provisioned = { commandKeyId: 1, commandKey: '' };

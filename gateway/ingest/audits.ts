@@ -8,10 +8,10 @@
  */
 import { DexError } from '../dex/parse.js';
 import { AuditError, storeAudit } from '../dex/store.js';
+import { MACHINE_ID } from '../machine-id.js';
 import type { Db } from '../store/db.js';
 
 export const MAX_AUDIT_PAYLOAD = 64 * 1024;
-const MACHINE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export type AuditOutcome = 'stored' | 'duplicate' | 'refused';
 

@@ -6,9 +6,10 @@
  * (the machine's identity is the topic's, never a field in the body).
  */
 
+import { MACHINE_ID } from '../machine-id.js';
+
 export const MAX_PAYLOAD = 64 * 1024;
 export const MAX_EVENTS_PER_MESSAGE = 500;
-const MACHINE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const EVENT_TYPE = /^[a-z][a-z0-9-]{0,31}$/;
 
 export type Rejection = 'wrong-topic' | 'oversized' | 'malformed-json' | 'bad-message' | 'unknown-machine' | 'db-error' | 'seq-conflict';

@@ -6,9 +6,10 @@
  * acknowledgements and commands.
  */
 
+import { MACHINE_ID } from '../machine-id.js';
+
 export type Identity = { kind: 'machine'; id: string } | { kind: 'gateway' };
 
-const MACHINE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 const UP = new Set(['events', 'telemetry', 'status', 'audit']);
 const DOWN = new Set(['acks', 'commands']);
 

@@ -5,6 +5,7 @@
  * gateway and the embedded broker share it).
  */
 import { timingSafeEqual } from 'node:crypto';
+import { isMachineId } from '../machine-id.js';
 import { sha256 } from '../commands/service.js';
 import type { Db } from '../store/db.js';
 import type { Identity } from './acl.js';
@@ -23,7 +24,7 @@ export function storeCredentials(db: Db, gatewayPassword: string): CredentialChe
   return async (username: string, password: Buffer): Promise<Identity | undefined> => {
     const given = password.toString('utf8');
     if (username === GATEWAY_USER) return same(sha256(given), sha256(gatewayPassword)) ? { kind: 'gateway' } : undefined;
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(username)) return undefined;
+    if (!isMachineId(username)) return undefined;
     let hit = cache.get(username);
     if (!hit || hit.until < Date.now()) {
       const r = await db.query<{ h: string | null }>('SELECT mqtt_secret_hash AS h FROM machines WHERE id = $1', [username]);
