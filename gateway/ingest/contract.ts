@@ -9,7 +9,8 @@
  * send more, and nothing narrower is assumed (a price limit the firmware
  * raises one day must not stop its machines' uplink: a refused message is
  * never acknowledged and stays in the machine's flash). Money is integer
- * minor units; the widest, 2^32-1, leaves sums far inside bigint.
+ * minor units; the widest, 2^32-1, leaves sums far inside bigint. The
+ * sales view (migration 8) reads prices and slots by the same rules.
  *
  * Unknown event types (a newer firmware) are accepted with the common checks
  * and bounded, flat fields: reports read only the types listed here, and a
