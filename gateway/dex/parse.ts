@@ -258,8 +258,15 @@ export function parseDex(text: string): DexParse {
 
   const st = segments.findIndex((s) => s.id === 'ST');
   if (st < 0) {
-    const first = segments[0]!;
-    throw new DexError(first.line, 'no-st', `the file starts with ${first.id}, not DXS, and has no ST segment: it is not an EVA-DTS audit file`);
+    // Name the segment expected where it was expected, and what stood there.
+    const d = segments.findIndex((s) => s.id === 'DXS');
+    if (d < 0) {
+      const first = segments[0]!;
+      throw new DexError(first.line, 'no-st', `no DXS or ST segment: found ${first.id} first, and no ST anywhere: it is not an EVA-DTS audit file`);
+    }
+    const next = segments[d + 1];
+    if (!next) throw new DexError(segments[d]!.line, 'no-st', 'no ST segment after DXS: the file ends there');
+    throw new DexError(next.line, 'no-st', `no ST segment after DXS (line ${segments[d]!.line}): found ${next.id} instead, and no ST further on`);
   }
   const dxs = segments.slice(0, st).find((s) => s.id === 'DXS');
   if (!dxs) warnings.push('no DXS segment before ST: the file has no transmission header');

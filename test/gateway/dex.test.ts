@@ -286,8 +286,11 @@ describe('DEX parser', () => {
   });
 
   it('refuses files without ST, and oversized files', () => {
-    refuses(() => parseDex('DXS*JOF0000000*VA*V0/6*1\nVA1*1*1*1*1\nDXE*1*1\n'), 1, 'no-st', /no ST segment/);
-    refuses(() => parseDex('\n\nVA1*1*1*1*1\n'), 3, 'no-st');
+    // Where ST was expected, and what was there instead.
+    refuses(() => parseDex('DXS*JOF0000000*VA*V0/6*1\nVA1*1*1*1*1\nDXE*1*1\n'), 2, 'no-st', /^line 2: no ST segment after DXS \(line 1\): found VA1 instead, and no ST further on$/);
+    refuses(() => parseDex('DXS*JOF0000000*VA*V0/6*1\n'), 1, 'no-st', /^line 1: no ST segment after DXS: the file ends there$/);
+    refuses(() => parseDex('MC5*Vendor\nDXS*JOF0000000*VA*V0/6*1\nSE*1*0001\n'), 3, 'no-st', /^line 3: no ST segment after DXS \(line 2\): found SE instead/);
+    refuses(() => parseDex('\n\nVA1*1*1*1*1\n'), 3, 'no-st', /^line 3: no DXS or ST segment: found VA1 first, and no ST anywhere: it is not an EVA-DTS audit file$/);
     refuses(() => parseDex('hello, world\n'), 1, 'bad-segment-id');
     const big = `DXS*JOF0000000*VA*V0/6*1\nST*001*0001\n${'MA5*PADDING*0123456789\n'.repeat(Math.ceil(MAX_DEX_BYTES / 23))}`;
     assert.ok(big.length > MAX_DEX_BYTES);
