@@ -143,17 +143,18 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const to = req.query.to ? new Date(req.query.to) : new Date();
       const from = req.query.from ? new Date(req.query.from) : new Date(to.getTime() - 86400000);
       if (from > to) throw new HttpError(400, 'bad-request', '"from" is after "to"');
-      const r = await db.query<{ slot: string | null; n: string; revenue: string | null }>(
-        `SELECT slot, count(*) AS n, sum(price) AS revenue FROM sales WHERE machine_id = $1 AND received_at >= $2 AND received_at < $3 GROUP BY ROLLUP (slot) ORDER BY slot NULLS LAST`,
+      // GROUPING tells the total from the group of sales without a slot code (slot NULL in the sales view).
+      const r = await db.query<{ slot: string | null; whole: number | string; n: string; revenue: string | null }>(
+        `SELECT slot, GROUPING(slot) AS whole, count(*) AS n, sum(price) AS revenue FROM sales WHERE machine_id = $1 AND received_at >= $2 AND received_at < $3 GROUP BY ROLLUP (slot) ORDER BY slot NULLS LAST`,
         [req.params.id, from, to],
       );
-      const total = r.rows.find((x) => x.slot === null);
+      const total = r.rows.find((x) => Number(x.whole) === 1);
       return {
         from: from.toISOString(),
         to: to.toISOString(),
         sales: Number(total?.n ?? 0),
         revenue: Number(total?.revenue ?? 0),
-        bySlot: r.rows.filter((x) => x.slot !== null).map((x) => ({ slot: x.slot, sales: Number(x.n), revenue: Number(x.revenue ?? 0) })),
+        bySlot: r.rows.filter((x) => Number(x.whole) === 0 && x.slot !== null).map((x) => ({ slot: x.slot, sales: Number(x.n), revenue: Number(x.revenue ?? 0) })),
       };
     },
   );

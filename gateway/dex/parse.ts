@@ -178,30 +178,59 @@ function clip(s: string): string {
   return s.length > 20 ? `${s.slice(0, 20)}...` : s;
 }
 
-const DAYS = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+/** Audit dates outside these years are a clock that was never set (00000101) or a damaged file. */
+export const MIN_YEAR = 1970;
+export const MAX_YEAR = 2199;
 
-/** Date (YYMMDD or YYYYMMDD) and time (HHMM or HHMMSS) elements as local ISO text; bad ones warn and are null. */
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Why year-month-day is not a date the store can hold, or undefined. */
+function dateFault(year: number, month: number, day: number): string | undefined {
+  if (year < MIN_YEAR || year > MAX_YEAR) return `year ${year} is not from ${MIN_YEAR} to ${MAX_YEAR}`;
+  if (month < 1 || month > 12) return `month ${month} is not from 1 to 12`;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const last = month === 2 && leap ? 29 : DAYS[month - 1]!;
+  if (day < 1 || day > last) return `day ${day} is not from 1 to ${last}`;
+  return undefined;
+}
+
+/**
+ * Date (YYMMDD or YYYYMMDD) and time (HHMM or HHMMSS) elements as local ISO
+ * text. The reference makes no date mandatory, and a machine whose clock was
+ * never set writes 00000101: a date that is not a real one is left out with a
+ * warning (the figures stand), a bad time leaves the date alone.
+ */
 function when(seg: DexSegment, di: number, ti: number, warnings: string[]): string | null {
   const d = seg.elements[di - 1]?.trim() ?? '';
   if (d === '') return null;
+  const where = `line ${seg.line}: ${seg.id}${pad2(di)} "${clip(d)}" is not a date`;
   const m = /^(\d{2}|\d{4})(\d{2})(\d{2})$/.exec(d);
-  let date: string | null = null;
-  if (m) {
-    const year = m[1]!.length === 2 ? (Number(m[1]) < 70 ? 2000 : 1900) + Number(m[1]) : Number(m[1]);
-    const month = Number(m[2]);
-    const day = Number(m[3]);
-    const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-    if (month >= 1 && month <= 12 && day >= 1 && day <= (month === 2 && !leap ? 28 : DAYS[month - 1]!)) date = `${year}-${m[2]}-${m[3]}`;
-  }
-  if (!date) {
-    warnings.push(`line ${seg.line}: ${seg.id}${pad2(di)} "${clip(d)}" is not a date (YYMMDD or YYYYMMDD)`);
+  if (!m) {
+    warnings.push(`${where} (YYMMDD or YYYYMMDD); left out`);
     return null;
   }
+  // Two-digit years: 70..99 are 1970..1999, 00..69 are 2000..2069.
+  const year = m[1]!.length === 2 ? (Number(m[1]) < 70 ? 2000 : 1900) + Number(m[1]) : Number(m[1]);
+  const fault = dateFault(year, Number(m[2]), Number(m[3]));
+  if (fault) {
+    warnings.push(`${where}: ${fault}; left out`);
+    return null;
+  }
+  const date = `${year}-${m[2]}-${m[3]}`;
   const t = seg.elements[ti - 1]?.trim() ?? '';
   if (t === '') return date;
   const tm = /^(\d{2})(\d{2})(\d{2})?$/.exec(t);
-  if (!tm || Number(tm[1]) > 23 || Number(tm[2]) > 59 || Number(tm[3] ?? 0) > 59) {
-    warnings.push(`line ${seg.line}: ${seg.id}${pad2(ti)} "${clip(t)}" is not a time (HHMM or HHMMSS)`);
+  const timeFault = !tm
+    ? 'not HHMM or HHMMSS'
+    : Number(tm[1]) > 23
+      ? `hour ${Number(tm[1])} is not from 0 to 23`
+      : Number(tm[2]) > 59
+        ? `minute ${Number(tm[2])} is not from 0 to 59`
+        : Number(tm[3] ?? 0) > 59
+          ? `second ${Number(tm[3])} is not from 0 to 59`
+          : undefined;
+  if (!tm || timeFault) {
+    warnings.push(`line ${seg.line}: ${seg.id}${pad2(ti)} "${clip(t)}" is not a time: ${timeFault}; the date alone is kept`);
     return date;
   }
   return `${date}T${tm[1]}:${tm[2]}:${tm[3] ?? '00'}`;
@@ -211,6 +240,25 @@ function when(seg: DexSegment, di: number, ti: number, warnings: string[]): stri
 function totals(seg: DexSegment, first: number, order: 'value-count' | 'count-value'): Totals {
   const pair = (i: number): ValueCount => (order === 'value-count' ? { value: num(seg, i), count: num(seg, i + 1) } : { count: num(seg, i), value: num(seg, i + 1) });
   return { init: pair(first), reset: pair(first + 2) };
+}
+
+/**
+ * Add a selection's PA2 to the sums over all selections. Each figure is at
+ * most 15 digits, but enough of them pass 2^53-1, where a double no longer
+ * counts exactly: such a file is refused rather than summed wrongly.
+ */
+function addTotals(sum: DexSummary['productTotals'], t: Totals, seg: DexSegment): void {
+  const add = (into: { count: number; value: number }, vc: ValueCount, countAt: number, valueAt: number): void => {
+    for (const [key, v, at] of [['count', vc.count, countAt], ['value', vc.value, valueAt]] as const) {
+      const next = into[key] + (v ?? 0);
+      if (next > Number.MAX_SAFE_INTEGER) {
+        throw new DexError(seg.line, 'bad-number', `${seg.id}${pad2(at)} "${v}" takes the sum over the selections past 2^53-1 (${Number.MAX_SAFE_INTEGER}): the totals cannot be exact`);
+      }
+      into[key] = next;
+    }
+  };
+  add(sum.init, t.init, 1, 2);
+  add(sum.reset, t.reset, 3, 4);
 }
 
 // ---- the file ------------------------------------------------------------------------------
@@ -258,8 +306,15 @@ export function parseDex(text: string): DexParse {
 
   const st = segments.findIndex((s) => s.id === 'ST');
   if (st < 0) {
-    const first = segments[0]!;
-    throw new DexError(first.line, 'no-st', `the file starts with ${first.id}, not DXS, and has no ST segment: it is not an EVA-DTS audit file`);
+    // Name the segment expected where it was expected, and what stood there.
+    const d = segments.findIndex((s) => s.id === 'DXS');
+    if (d < 0) {
+      const first = segments[0]!;
+      throw new DexError(first.line, 'no-st', `no DXS or ST segment: found ${first.id} first, and no ST anywhere: it is not an EVA-DTS audit file`);
+    }
+    const next = segments[d + 1];
+    if (!next) throw new DexError(segments[d]!.line, 'no-st', 'no ST segment after DXS: the file ends there');
+    throw new DexError(next.line, 'no-st', `no ST segment after DXS (line ${segments[d]!.line}): found ${next.id} instead, and no ST further on`);
   }
   const dxs = segments.slice(0, st).find((s) => s.id === 'DXS');
   if (!dxs) warnings.push('no DXS segment before ST: the file has no transmission header');
@@ -383,7 +438,10 @@ export function parseDex(text: string): DexParse {
       case 'PA2':
         if (!product) warnings.push(`line ${seg.line}: PA2 before any PA1 ignored`);
         else if (product.sales) warnings.push(`line ${seg.line}: a second PA2 for selection ${product.selection} ignored`);
-        else product.sales = totals(seg, 1, 'count-value');
+        else {
+          product.sales = totals(seg, 1, 'count-value');
+          addTotals(s.productTotals, product.sales, seg);
+        }
         break;
       case 'PA5':
         if (!product) warnings.push(`line ${seg.line}: PA5 before any PA1 ignored`);
@@ -399,13 +457,6 @@ export function parseDex(text: string): DexParse {
   }
   if (!s.machine) warnings.push('no ID1 segment: the machine is not identified');
   if (!id4) warnings.push('no ID4 segment: money is read with 2 decimal places');
-  for (const p of s.products) {
-    if (!p.sales) continue;
-    s.productTotals.init.count += p.sales.init.count ?? 0;
-    s.productTotals.init.value += p.sales.init.value ?? 0;
-    s.productTotals.reset.count += p.sales.reset.count ?? 0;
-    s.productTotals.reset.value += p.sales.reset.value ?? 0;
-  }
 
   // G85: CRC-16/ARC over the lines from ST to just before G85, each ended CRLF whatever the file used.
   if (g85 >= 0) {

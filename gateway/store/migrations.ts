@@ -175,6 +175,25 @@ ALTER TABLE machines ADD COLUMN lat double precision CHECK (lat BETWEEN -90 AND 
 ALTER TABLE machines ADD COLUMN lon double precision CHECK (lon BETWEEN -180 AND 180);
 ALTER TABLE machines ADD COLUMN address text`,
   },
+  {
+    version: 8,
+    name: 'sales view reads only valid prices and slot codes',
+    sql: `
+-- Events stored before they were checked (issue 13) may hold any JSON: a price that is not a whole number
+-- from 0 to 2^32-1 (the uplink contract's money) reads as NULL, so the sale counts and its revenue does not,
+-- and a slot that is not a slot code reads as NULL. The CASEs nest because AND does not fix evaluation order,
+-- and casting a jsonb string to numeric fails.
+CREATE OR REPLACE VIEW sales AS
+  SELECT machine_id, seq,
+    CASE WHEN jsonb_typeof(body->'slot') = 'string' AND body->>'slot' ~ '^([A-Z0-9]{1,4}|#(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))$'
+      THEN body->>'slot' END AS slot,
+    CASE WHEN jsonb_typeof(body->'price') = 'number' THEN
+      CASE WHEN (body->'price')::numeric BETWEEN 0 AND 4294967295 AND (body->'price')::numeric = trunc((body->'price')::numeric)
+        THEN (body->'price')::numeric::bigint END
+    END AS price,
+    machine_time, received_at
+  FROM events WHERE type = 'vend-ok'`,
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -286,8 +286,11 @@ describe('DEX parser', () => {
   });
 
   it('refuses files without ST, and oversized files', () => {
-    refuses(() => parseDex('DXS*JOF0000000*VA*V0/6*1\nVA1*1*1*1*1\nDXE*1*1\n'), 1, 'no-st', /no ST segment/);
-    refuses(() => parseDex('\n\nVA1*1*1*1*1\n'), 3, 'no-st');
+    // Where ST was expected, and what was there instead.
+    refuses(() => parseDex('DXS*JOF0000000*VA*V0/6*1\nVA1*1*1*1*1\nDXE*1*1\n'), 2, 'no-st', /^line 2: no ST segment after DXS \(line 1\): found VA1 instead, and no ST further on$/);
+    refuses(() => parseDex('DXS*JOF0000000*VA*V0/6*1\n'), 1, 'no-st', /^line 1: no ST segment after DXS: the file ends there$/);
+    refuses(() => parseDex('MC5*Vendor\nDXS*JOF0000000*VA*V0/6*1\nSE*1*0001\n'), 3, 'no-st', /^line 3: no ST segment after DXS \(line 2\): found SE instead/);
+    refuses(() => parseDex('\n\nVA1*1*1*1*1\n'), 3, 'no-st', /^line 3: no DXS or ST segment: found VA1 first, and no ST anywhere: it is not an EVA-DTS audit file$/);
     refuses(() => parseDex('hello, world\n'), 1, 'bad-segment-id');
     const big = `DXS*JOF0000000*VA*V0/6*1\nST*001*0001\n${'MA5*PADDING*0123456789\n'.repeat(Math.ceil(MAX_DEX_BYTES / 23))}`;
     assert.ok(big.length > MAX_DEX_BYTES);
@@ -317,6 +320,79 @@ describe('DEX parser', () => {
     // PA5: the last sale of a selection.
     const p5 = parseDex(withLine(jof, 38, 'PA5*20240414*0930*1')).summary;
     assert.equal(p5.products[0]!.lastSale, '2024-04-14T09:30:00');
+  });
+
+  it('drops impossible dates and times with a warning naming the segment, element and fault', () => {
+    const jof = text('jof-sample');
+    // Changing a line changes the G85 check value too: that warning is not the point here.
+    const parse = (src: string): DexSummary => {
+      const s = parseDex(src).summary;
+      return { ...s, warnings: s.warnings.filter((w) => !w.startsWith('G85 check value')) };
+    };
+    // A machine whose clock was never set: EA3 says year 0; the read time comes from ID5 instead.
+    const ea3 = parse(withLine(jof, 143, 'EA3**00000101*000000******3*4'));
+    assert.equal(ea3.readAt, '2024-04-15T15:04:21');
+    assert.equal(ea3.readAtFrom, 'ID5');
+    assert.deepEqual(ea3.warnings, ['line 143: EA302 "00000101" is not a date: year 0 is not from 1970 to 2199; left out']);
+    const neither = parse(withLine(withLine(jof, 143, 'EA3**00000101*000000**00000000*0000****3*4'), 6, 'ID5*00000101*000000'));
+    assert.equal(neither.readAt, null);
+    assert.equal(neither.readAtFrom, null);
+    assert.equal(neither.reads!.lastReadAt, null);
+    assert.deepEqual(neither.warnings, [
+      'line 6: ID501 "00000101" is not a date: year 0 is not from 1970 to 2199; left out',
+      'line 143: EA305 "00000000" is not a date: year 0 is not from 1970 to 2199; left out',
+      'line 143: EA302 "00000101" is not a date: year 0 is not from 1970 to 2199; left out',
+    ]);
+    // Every date the parser reads (PA5 here), YYYYMMDD and YYMMDD.
+    const date = (d: string, time = '0930'): { at: string | null; warnings: string[] } => {
+      const s = parse(withLine(jof, 38, `PA5*${d}*${time}`));
+      return { at: s.products[0]!.lastSale, warnings: s.warnings };
+    };
+    const bad: [string, string][] = [
+      ['19691231', 'year 1969 is not from 1970 to 2199'],
+      ['22000101', 'year 2200 is not from 1970 to 2199'],
+      ['99991231', 'year 9999 is not from 1970 to 2199'],
+      ['20240001', 'month 0 is not from 1 to 12'],
+      ['20241301', 'month 13 is not from 1 to 12'],
+      ['241301', 'month 13 is not from 1 to 12'],
+      ['20240100', 'day 0 is not from 1 to 31'],
+      ['20240132', 'day 32 is not from 1 to 31'],
+      ['20240431', 'day 31 is not from 1 to 30'],
+      ['20230229', 'day 29 is not from 1 to 28'],
+      ['21000229', 'day 29 is not from 1 to 28'],
+      ['230229', 'day 29 is not from 1 to 28'],
+    ];
+    for (const [d, why] of bad) assert.deepEqual(date(d), { at: null, warnings: [`line 38: PA501 "${d}" is not a date: ${why}; left out`] }, d);
+    for (const d of ['2024-04-14', '2024041', '202404140', '2O240414', '+2024041']) assert.deepEqual(date(d), { at: null, warnings: [`line 38: PA501 "${d}" is not a date (YYMMDD or YYYYMMDD); left out`] }, d);
+    assert.deepEqual(date('20240229'), { at: '2024-02-29T09:30:00', warnings: [] });
+    assert.deepEqual(date('20000229'), { at: '2000-02-29T09:30:00', warnings: [] });
+    assert.deepEqual(date('000229'), { at: '2000-02-29T09:30:00', warnings: [] });
+    assert.deepEqual(date('700101'), { at: '1970-01-01T09:30:00', warnings: [] });
+    assert.deepEqual(date('691231'), { at: '2069-12-31T09:30:00', warnings: [] });
+    assert.deepEqual(date('21991231', '235959'), { at: '2199-12-31T23:59:59', warnings: [] });
+    // A bad time keeps the date.
+    const badTimes: [string, string][] = [
+      ['2400', 'hour 24 is not from 0 to 23'],
+      ['1260', 'minute 60 is not from 0 to 59'],
+      ['123460', 'second 60 is not from 0 to 59'],
+      ['12345', 'not HHMM or HHMMSS'],
+      ['12:00', 'not HHMM or HHMMSS'],
+    ];
+    for (const [t, why] of badTimes) {
+      assert.deepEqual(date('20240414', t), { at: '2024-04-14', warnings: [`line 38: PA502 "${t}" is not a time: ${why}; the date alone is kept`] }, t);
+    }
+  });
+
+  it('refuses figures whose sum cannot be exact', () => {
+    // Each PA2 figure is at most 15 digits; enough of them add up past 2^53-1, where a double stops counting exactly.
+    const jof = text('jof-sample');
+    const lines = jof.split('\n');
+    const pa2 = lines.flatMap((l, i) => (l.startsWith('PA2*') ? [i] : []));
+    for (const [k, i] of pa2.entries()) lines[i] = k < 10 ? 'PA2*999999999999999*999999999999999*0*0' : 'PA2*0*0*0*0';
+    // Nine of them still add up exactly; the tenth does not.
+    refuses(() => parseDex(lines.join('\n')), pa2[9]! + 1, 'bad-number', /^line \d+: PA201 "999999999999999" takes the sum over the selections past 2\^53-1 \(9007199254740991\)/);
+    lines[pa2[9]!] = 'PA2*0*0*0*0';
+    assert.equal(parseDex(lines.join('\n')).summary.productTotals.init.count, 9 * 999999999999999);
   });
 });
 
@@ -462,6 +538,18 @@ for (const backend of BACKENDS) {
       assert.equal((await listAudits(b.db, machine, 100)).length, 5);
       await assert.rejects(storeAudit(b.db, { machineId: 'no-such-machine', source: 'machine', text: text('animo') }), (e: unknown) => e instanceof AuditError && e.code === 'unknown-machine');
       await assert.rejects(storeAudit(b.db, { source: 'upload', text: 'ST*001\nVA1*x' }), (e: unknown) => e instanceof DexError && e.line === 2);
+    });
+
+    it('stores a file whose clock was never set (dates of year 0)', async () => {
+      const jof = text('jof-sample');
+      const unset = withLine(withLine(withLine(jof, 143, 'EA3**00000101*000000**00000101*0000****3*4'), 6, 'ID5*00000101*000000'), 38, 'PA5*00000101*0000');
+      const r = await storeAudit(b.db, { machineId: machine, source: 'machine', readNumber: 40, text: unset });
+      assert.equal(r.duplicate, false);
+      assert.equal(r.summary.readAt, null);
+      assert.equal(r.warnings.filter((w) => /year 0 is not from 1970 to 2199/.test(w)).length, 4);
+      const stored = await getAudit(b.db, r.id);
+      assert.equal(stored?.readAt, null);
+      assert.equal(stored?.summary.products[0]!.lastSale, null);
     });
 
     it('describes the audit routes in OpenAPI', async () => {
