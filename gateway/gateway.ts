@@ -8,13 +8,16 @@
  * persistent session (fixed client id, clean: false) keeps QoS 1 messages
  * queued at the broker while a gateway restarts.
  */
-import mqtt from 'mqtt';
+import type mqtt from 'mqtt';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { AlertEngine } from './alerts/engine.js';
 import { WebhookSender } from './alerts/webhook.js';
 import { CommandService } from './commands/service.js';
 import { AuditIntake, auditMachine } from './ingest/audits.js';
-import { Ingester, type IngestOptions } from './ingest/ingester.js';
+import { Ingester, type IngestHealth, type IngestOptions } from './ingest/ingester.js';
 import { ackPayload } from './ingest/messages.js';
+import { Subscriber, type SubscriptionState } from './mqtt/subscriber.js';
 import type { Db } from './store/db.js';
 import { migrate } from './store/migrations.js';
 
@@ -29,6 +32,9 @@ export interface GatewayOptions {
   /** For mqtts:// brokers with a private CA: its certificate (PEM). */
   ca?: string | Buffer;
   ingest?: IngestOptions;
+  /** How long a subscription probe may take to come back (5 s), and how often one goes out (60 s). */
+  probeTimeoutMs?: number;
+  probeEveryMs?: number;
   /** The alert engine (docs/alerts.md): on unless false. */
   alerts?: AlertOptions | false;
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
@@ -48,19 +54,31 @@ export interface AlertOptions {
 
 export const TOPICS = ['fleet/+/events', 'fleet/+/telemetry', 'fleet/+/status', 'fleet/+/audit'];
 
+export interface GatewayHealth {
+  /** ok: receiving and storing; degraded: something below says why. */
+  status: 'ok' | 'degraded';
+  problems: string[];
+  mqtt: { name: string; connected: boolean; subscription: SubscriptionState; lastProbeAgoMs: number | undefined }[];
+  ingest: IngestHealth;
+  audits: { waitingMs: number; lastError: string | undefined };
+}
+
 export class Gateway {
   readonly db: Db;
   readonly ingester: Ingester;
+  /** The connection that carries events, telemetry and status. */
   readonly client: mqtt.MqttClient;
   readonly commands: CommandService;
   readonly audits: AuditIntake;
   /** Undefined when started with alerts: false. */
   readonly alerts: AlertEngine | undefined;
   acksSent = 0;
+  private readonly subscribers: Subscriber[];
 
-  private constructor(db: Db, client: mqtt.MqttClient, ingester: Ingester, commands: CommandService, audits: AuditIntake, alerts: AlertEngine | undefined) {
+  private constructor(db: Db, subscribers: Subscriber[], ingester: Ingester, commands: CommandService, audits: AuditIntake, alerts: AlertEngine | undefined) {
     this.db = db;
-    this.client = client;
+    this.subscribers = subscribers;
+    this.client = subscribers[0]!.client;
     this.ingester = ingester;
     this.commands = commands;
     this.audits = audits;
@@ -71,32 +89,12 @@ export class Gateway {
     const log = options.onLog ?? (() => {});
     const applied = await migrate(options.db);
     if (applied.length > 0) log('info', `store: applied migrations ${applied.join(', ')}`);
-    const client = mqtt.connect(options.mqttUrl, {
-      clientId: options.clientId ?? `vendfleet-gateway-${process.pid}-${Math.random().toString(16).slice(2, 8)}`,
-      clean: options.clientId === undefined,
-      protocolVersion: 4,
-      reconnectPeriod: 1000,
-      connectTimeout: 10000,
-      ...(options.username !== undefined ? { username: options.username } : {}),
-      ...(options.password !== undefined ? { password: options.password } : {}),
-      ...(options.ca !== undefined ? { ca: options.ca } : {}),
-    });
+    const instance = `${hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`;
     let gateway: Gateway | undefined;
     // Backpressure: while too much waits for the store, mqtt.js is not told a message is
     // handled, so it stops parsing (and acknowledging) and the broker queues the rest.
     let high = false;
     let held: (() => void)[] = [];
-    const audits = new AuditIntake(options.db, log);
-    client.handleMessage = (packet, callback) => {
-      const release = (): void => {
-        if (high) held.push(() => callback());
-        else callback();
-      };
-      // An audit file is acknowledged to the broker only once it is stored (or refused for good).
-      const auditOf = packet.cmd === 'publish' ? auditMachine(packet.topic) : undefined;
-      if (auditOf !== undefined && packet.cmd === 'publish') void audits.take(auditOf, packet.payload as Uint8Array).then(release);
-      else release();
-    };
     const alertOptions = options.alerts === false ? undefined : (options.alerts ?? {});
     const alerts = alertOptions
       ? new AlertEngine(options.db, {
@@ -112,11 +110,12 @@ export class Gateway {
             : undefined,
         })
       : undefined;
-    const commands = new CommandService(options.db, (topic, payload) => client.publish(topic, payload, { qos: 1 }), { onLog: log });
+    let publisher: mqtt.MqttClient | undefined;
+    const commands = new CommandService(options.db, (topic, payload) => publisher?.publish(topic, payload, { qos: 1 }), { onLog: log });
     const ingester = new Ingester(
       options.db,
       (machine, from, to) => {
-        client.publish(`fleet/${machine}/acks`, ackPayload(from, to), { qos: 1 });
+        publisher?.publish(`fleet/${machine}/acks`, ackPayload(from, to), { qos: 1 });
         if (gateway) gateway.acksSent++;
       },
       {
@@ -141,42 +140,65 @@ export class Gateway {
         },
       },
     );
-    gateway = new Gateway(options.db, client, ingester, commands, audits, alerts);
-    const prefix = options.shareGroup ? `$share/${options.shareGroup}/` : '';
-    const topics = TOPICS.map((t) => prefix + t);
-    // A clean session's messages die with it: on close it leaves its subscriptions first (see close()).
-    if (options.clientId === undefined) gateway.leaveFirst = topics;
-    client.on('message', (topic, payload) => {
-      if (auditMachine(topic) === undefined) ingester.submit(topic, payload);
-    });
-    client.on('error', (e) => log('warn', `mqtt: ${e.message}`));
-    client.on('offline', () => log('warn', `mqtt: broker at ${options.mqttUrl} unreachable; reconnecting`));
-    let first: ((err: Error | null) => void) | undefined;
-    const subscribed = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`could not connect to the MQTT broker at ${options.mqttUrl}`)), 15000);
-      first = (err) => {
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve();
-      };
-    });
-    // (Re)subscribe on every connection: a broker that lost our session must not leave us deaf.
-    client.on('connect', () => {
-      // Acks and commands are small and wanted now: no Nagle delay on our side of the socket.
-      const stream = client.stream as { setNoDelay?: (on: boolean) => void };
-      stream.setNoDelay?.(true);
-      client.subscribe(topics, { qos: 1 }, (err) => {
-        if (err) log('error', `mqtt: subscribe failed: ${err.message}`);
-        first?.(err ?? null);
-        first = undefined;
-      });
-    });
+    const audits = new AuditIntake(options.db, log);
+    const common = {
+      url: options.mqttUrl,
+      shareGroup: options.shareGroup,
+      username: options.username,
+      password: options.password,
+      ca: options.ca,
+      instance,
+      db: options.db,
+      log,
+      ...(options.probeTimeoutMs !== undefined ? { probeTimeoutMs: options.probeTimeoutMs } : {}),
+      ...(options.probeEveryMs !== undefined ? { probeEveryMs: options.probeEveryMs } : {}),
+    };
+    const subscribers: Subscriber[] = [];
     try {
-      await subscribed;
+      subscribers.push(
+        await Subscriber.open({
+          ...common,
+          name: 'ingest',
+          filters: TOPICS.filter((t) => !t.endsWith('/audit')),
+          probeKind: 'status',
+          clientId: options.clientId,
+          paused: () => high,
+          onMessage: (topic, payload, done) => {
+            ingester.submit(topic, payload);
+            if (high) held.push(done);
+            else done();
+          },
+        }),
+      );
+      publisher = subscribers[0]!.client;
+      // Audit files on a connection of their own: one that waits for the store holds back only audits.
+      subscribers.push(
+        await Subscriber.open({
+          ...common,
+          name: 'audits',
+          filters: TOPICS.filter((t) => t.endsWith('/audit')),
+          probeKind: 'audit',
+          clientId: options.clientId === undefined ? undefined : `${options.clientId}-audit`,
+          paused: () => audits.busy,
+          onMessage: (topic, payload, done) => {
+            const machine = auditMachine(topic);
+            if (machine === undefined) return done();
+            void audits.take(machine, payload).then((outcome) => {
+              // Held (closing): not acknowledged, so the broker hands it over again.
+              if (outcome !== 'held') done();
+            });
+          },
+        }),
+      );
     } catch (e) {
-      client.end(true);
+      for (const s of subscribers) await s.end();
+      commands.close();
+      await ingester.close();
+      await alerts?.close();
       throw e;
     }
+    gateway = new Gateway(options.db, subscribers, ingester, commands, audits, alerts);
+    const prefix = options.shareGroup ? `$share/${options.shareGroup}/` : '';
     log('info', `gateway: subscribed to ${TOPICS.map((t) => prefix + t).join(', ')} on ${options.mqttUrl}`);
     if (alerts) {
       alerts.startSweeper(alertOptions?.sweepMs ?? 10000);
@@ -191,25 +213,36 @@ export class Gateway {
     this.ingester.known(ids);
   }
 
-  /** Topics to unsubscribe from before closing (clean sessions only). */
-  private leaveFirst: string[] | undefined;
+  /** Is this gateway receiving and storing? (GET /health) */
+  health(): GatewayHealth {
+    const now = Date.now();
+    const ingest = this.ingester.health();
+    const audits = this.audits.health();
+    const mqttState = this.subscribers.map((s, i) => ({
+      name: i === 0 ? 'ingest' : 'audits',
+      connected: s.connected,
+      subscription: s.state,
+      lastProbeAgoMs: s.lastReceivedAt === undefined ? undefined : now - s.lastReceivedAt,
+    }));
+    const problems: string[] = [];
+    for (const m of mqttState) {
+      if (!m.connected) problems.push(`mqtt (${m.name}): not connected to the broker`);
+      else if (m.subscription === 'deaf') problems.push(`mqtt (${m.name}): the broker accepts the subscription but delivers nothing`);
+    }
+    if (!ingest.storeAvailable) problems.push(`store unavailable: ${ingest.lastError ?? ''}`);
+    if (ingest.stalledMs > 0) problems.push(`ingest: no progress for ${Math.round(ingest.stalledMs / 1000)} s while ${ingest.waiting} messages wait`);
+    if (audits.waitingMs > 10000) problems.push(`audits: a file has waited ${Math.round(audits.waitingMs / 1000)} s for the store`);
+    return { status: problems.length === 0 ? 'ok' : 'degraded', problems, mqtt: mqttState, ingest, audits };
+  }
 
   async close(): Promise<void> {
-    // A clean session sharing a subscription: a message the broker routes to it while it goes away
-    // is lost to the whole group (no other member gets it). Leave the group first, while still
-    // taking what was already routed here; a persistent session keeps its subscriptions, so the
-    // broker queues for it across a restart.
-    if (this.leaveFirst && this.client.connected) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.client.unsubscribeAsync(this.leaveFirst).catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 2000)))]);
-      clearTimeout(timer);
-    }
+    for (const s of this.subscribers) await s.close();
     this.commands.close();
     this.audits.close();
     await this.ingester.close();
     // After the ingester: its last commits may still hand telemetry over.
     await this.alerts?.close();
     // Messages still held back are neither stored nor acknowledged: the broker or the machines send them again.
-    await new Promise<void>((resolve) => this.client.end(true, {}, () => resolve()));
+    for (const s of this.subscribers) await s.end();
   }
 }

@@ -22,6 +22,7 @@ import { registerDashboardRoutes } from './dashboard-routes.js';
 import { ERROR, HttpError, MACHINE_ID, SLOT_CODE, slotsOf, type MachineState, type RouteContext } from './http.js';
 import { registerRestockRoutes } from './restock-routes.js';
 import { allows, TokenCheck, type Role, type TokenInfo } from './tokens.js';
+import { describeStoreError, faultOf, isStoreError } from '../store/errors.js';
 
 export interface ApiOptions {
   db: Db;
@@ -62,6 +63,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     if (err instanceof CommandError) return reply.code(err.code === 'unknown-machine' ? 404 : 422).send({ error: err.code, message: err.message });
     if (err.validation) return reply.code(400).send({ error: 'bad-request', message: err.message });
     if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.code ?? 'bad-request', message: err.message });
+    // A database error that slipped past the checks: the input's fault is a 400, the store's a 503, never a 500.
+    const fault = isStoreError(err) ? faultOf(err) : undefined;
+    if (fault === 'data') return reply.code(400).send({ error: 'bad-request', message: `the store refused the input: ${describeStoreError(err)}` });
+    if (fault !== undefined) return reply.code(503).send({ error: 'store-unavailable', message: 'the fleet store is unavailable; try again' });
     app.log.error(err);
     return reply.code(500).send({ error: 'internal', message: 'internal error' });
   });

@@ -5,6 +5,7 @@
  */
 import type { Queryable } from '../store/db.js';
 import { parseDex, type CheckStatus, type DexSummary, type Totals } from './parse.js';
+import { describeStoreError, faultOf } from '../store/errors.js';
 
 export type AuditSource = 'machine' | 'upload';
 
@@ -46,7 +47,7 @@ export interface AuditDetail extends AuditRecord {
 
 export class AuditError extends Error {
   constructor(
-    readonly code: 'unknown-machine' | 'bad-read-number',
+    readonly code: 'unknown-machine' | 'bad-read-number' | 'refused-by-store',
     message: string,
   ) {
     super(message);
@@ -102,12 +103,18 @@ export async function storeAudit(db: Queryable, input: StoreAuditInput): Promise
     const m = await db.query('SELECT 1 FROM machines WHERE id = $1', [machineId]);
     if (m.rows.length === 0) throw new AuditError('unknown-machine', `no machine "${machineId}"`);
   }
-  const inserted = await db.query<{ id: string | number }>(
-    `INSERT INTO audits (machine_id, source, read_number, serial, read_at, crc, summary, raw)
-     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
-     ON CONFLICT DO NOTHING RETURNING id`,
-    [machineId, input.source, readNumber, summary.machine?.serial ?? null, readTimestamp(summary.readAt), summary.crc.status, JSON.stringify(summary), input.text],
-  );
+  const inserted = await db
+    .query<{ id: string | number }>(
+      `INSERT INTO audits (machine_id, source, read_number, serial, read_at, crc, summary, raw)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+       ON CONFLICT DO NOTHING RETURNING id`,
+      [machineId, input.source, readNumber, summary.machine?.serial ?? null, readTimestamp(summary.readAt), summary.crc.status, JSON.stringify(summary), input.text],
+    )
+    .catch((e: unknown) => {
+      // Whatever the parser let through that the store will not hold is the file's fault, not the store's.
+      if (faultOf(e) === 'data') throw new AuditError('refused-by-store', `the store refused what was read from the file: ${describeStoreError(e)}`);
+      throw e;
+    });
   const row = inserted.rows[0];
   if (row) return { id: Number(row.id), duplicate: false, summary, warnings };
   // Only (machine, read number) can conflict: the first copy stays.

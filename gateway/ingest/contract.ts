@@ -7,14 +7,13 @@
  * Bounds are the journal's own: every figure is stored in a record as u8,
  * u16, u32 or i32 (firmware/journal/records.ts), so a real machine cannot
  * send more, and nothing narrower is assumed (a price limit the firmware
- * raises one day must not stop its machines' uplink: a refused message is
- * never acknowledged and stays in the machine's flash). Money is integer
+ * raises one day must not send its machines' sales to refused_events). Money is integer
  * minor units; the widest, 2^32-1, leaves sums far inside bigint. The
  * sales view (migration 8) reads prices and slots by the same rules.
  *
  * Unknown event types (a newer firmware) are accepted with the common checks
- * and bounded, flat fields: reports read only the types listed here, and a
- * refusal would hold the machine's whole journal back behind one event.
+ * and bounded, flat fields: reports read only the types listed here, and
+ * keeping a newer firmware's events whole beats filing them as refused.
  * Fields a known type does not list are accepted on the same terms; the
  * drift test (test/gateway/contract.test.ts) makes sure the firmware's own
  * fields are all listed.

@@ -5,15 +5,30 @@
  * acknowledgement, so the sync cursor on the machine never passes an event
  * the store does not hold.
  *
- * A database that is down holds the batch back (nothing acknowledged,
- * retried with backoff, machines keep the events in their journals); a batch
- * the database refuses for its data is split so one bad message cannot
- * poison the others.
+ * When a write fails, the store's own answer decides (store/errors.ts):
+ * - the store is down: everything is held back and tried again with
+ *   backoff; nothing is refused or acknowledged, machines keep their events;
+ * - the data: a batch is split into its messages, a message into its
+ *   events, and the one event the store will not take is recorded as refused
+ *   (refused_events, with the store's reason) and acknowledged, so it is never
+ *   sent again and nothing waits behind it;
+ * - neither is clear: tried a few times more, then taken for the data's.
+ *
+ * Stalls are said out loud: while messages wait and nothing commits, the
+ * log says so every `stallMs`, and health() reports it.
  */
 import type { Db, Queryable } from '../store/db.js';
+import { classifyStoreError, describeStoreError } from '../store/errors.js';
 import { ensureTelemetryPartition } from '../store/migrations.js';
-import { parseMessage, type MachineEvent, type Rejection } from './messages.js';
+import { badCharacter, parseMessage, type EventCheck, type MachineEvent, type RefusedEvent, type Rejection } from './messages.js';
 import { canonicalJson } from '../store/json.js';
+import { checkEvent } from './contract.js';
+
+/** The uplink contract as parseMessage asks it: why an event is refused, or undefined. */
+function contractCheck(e: Record<string, unknown>): string | undefined {
+  const r = checkEvent(e);
+  return r.ok ? undefined : r.reason;
+}
 
 export interface IngestOptions {
   /** Rows (events, telemetry and status messages) per transaction; a flush starts when this many wait. */
@@ -22,6 +37,16 @@ export interface IngestOptions {
   flushMs?: number;
   /** Beyond this many waiting messages, new ones are dropped unacknowledged (machines resend). */
   maxPendingMessages?: number;
+  /** No commit for this long while messages wait: a stall, logged (again every stallMs) and reported by health(). */
+  stallMs?: number;
+  /** While the store is down, a line at most this often (the first failure is always logged). */
+  storeLogEveryMs?: number;
+  /** First wait before a write that failed without a clear reason is tried again (50 ms, doubling). */
+  suspectRetryMs?: number;
+  /** Wall clock, ms (tests). */
+  now?: () => number;
+  /** The per-event contract (docs/uplink.md; gateway/ingest/contract.ts unless given). */
+  checkEvent?: EventCheck;
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
   /** Called with true when so much waits that the source should stop reading, false when it may go on. */
   onPressure?: (high: boolean) => void;
@@ -37,11 +62,19 @@ export interface IngestOptions {
 }
 
 const COMMAND_EVENTS = new Set(['command', 'command-rejected']);
+/**
+ * A write whose failure is neither clearly the store's nor the data's (a lost connection while the
+ * store answers pings, a deadlock): a batch is split at once (writing its parts alone costs little);
+ * a part that fails alone is tried this many times, with backoff, then taken for the data's fault.
+ */
+const SUSPECT_TRIES = 5;
 
 export interface IngestStats {
   messages: number;
   events: number;
   duplicates: number;
+  /** Events refused for their content, recorded in refused_events and acknowledged. */
+  refusedEvents: number;
   telemetry: number;
   statuses: number;
   rejected: Partial<Record<Rejection, number>>;
@@ -51,18 +84,37 @@ export interface IngestStats {
   storeErrors: number;
 }
 
-type Pending =
-  | { kind: 'events'; machine: string; events: MachineEvent[]; text: string; at: number }
-  | { kind: 'telemetry'; machine: string; body: Record<string, unknown>; text: string; at: number }
-  | { kind: 'status'; machine: string; online: boolean; body: Record<string, unknown>; at: number };
+export interface IngestHealth {
+  /** Messages waiting to be written. */
+  waiting: number;
+  /** How long messages have waited with nothing committed (0: not stalled). */
+  stalledMs: number;
+  storeAvailable: boolean;
+  /** The last store failure, when the store is unavailable. */
+  lastError: string | undefined;
+  /** Since the last commit (undefined: none yet). */
+  lastCommitAgoMs: number | undefined;
+}
+
+type Pending = (
+  | { kind: 'events'; machine: string; from: number; to: number; events: MachineEvent[]; refused: RefusedEvent[] }
+  | { kind: 'telemetry'; machine: string; body: Record<string, unknown>; text: string }
+  | { kind: 'status'; machine: string; online: boolean; body: Record<string, unknown>; text: string }
+) & {
+  at: number;
+  /** Written in a transaction of its own (a batch it was in was refused). */
+  solo?: boolean;
+};
 
 const LATENCY_SAMPLES = 8192;
 
 export class Ingester {
-  readonly stats: IngestStats = { messages: 0, events: 0, duplicates: 0, telemetry: 0, statuses: 0, rejected: {}, batches: 0, shed: 0, storeErrors: 0 };
+  readonly stats: IngestStats = { messages: 0, events: 0, duplicates: 0, refusedEvents: 0, telemetry: 0, statuses: 0, rejected: {}, batches: 0, shed: 0, storeErrors: 0 };
   private readonly db: Db;
   private readonly ack: (machine: string, from: number, to: number) => void;
-  private readonly options: Required<Omit<IngestOptions, 'onLog' | 'onPressure' | 'onCommandEvents' | 'onOnline' | 'onTelemetry'>>;
+  private readonly options: { maxBatchRows: number; flushMs: number; maxPendingMessages: number; stallMs: number; storeLogEveryMs: number; suspectRetryMs: number };
+  private readonly now: () => number;
+  private readonly checkEvent: EventCheck | undefined;
   private readonly onCommandEvents: IngestOptions['onCommandEvents'];
   private readonly onOnline: IngestOptions['onOnline'];
   private readonly onTelemetry: IngestOptions['onTelemetry'];
@@ -75,11 +127,19 @@ export class Ingester {
   private timer: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
   private retryMs = 0;
+  private suspectTries = 0;
   private readonly knownMachines = new Set<string>();
   private readonly unknownUntil = new Map<string, number>();
   private rejectionsToStore = new Map<Rejection, { count: number; detail: string }>();
   private partitionDay = '';
   private closed = false;
+  /** Store down: since when, the last error, when it was last logged. */
+  private down: { since: number; error: string; loggedAt: number; attempts: number } | undefined;
+  /** When the oldest waiting message started waiting with nothing committed since; when the stall was last logged. */
+  private waitingSince: number | undefined;
+  private stallLoggedAt: number | undefined;
+  private lastCommitAt: number | undefined;
+  private readonly watchdog: NodeJS.Timeout;
   /** Receive-to-commit times of recent messages, ms (a ring). */
   readonly latencies = new Float64Array(LATENCY_SAMPLES);
   private latencyCount = 0;
@@ -87,12 +147,23 @@ export class Ingester {
   constructor(db: Db, ack: (machine: string, from: number, to: number) => void, options: IngestOptions = {}) {
     this.db = db;
     this.ack = ack;
-    this.options = { maxBatchRows: options.maxBatchRows ?? 1000, flushMs: options.flushMs ?? 10, maxPendingMessages: options.maxPendingMessages ?? 50000 };
+    this.options = {
+      maxBatchRows: options.maxBatchRows ?? 1000,
+      flushMs: options.flushMs ?? 10,
+      maxPendingMessages: options.maxPendingMessages ?? 50000,
+      stallMs: options.stallMs ?? 10000,
+      storeLogEveryMs: options.storeLogEveryMs ?? 10000,
+      suspectRetryMs: options.suspectRetryMs ?? 50,
+    };
+    this.now = options.now ?? Date.now;
+    this.checkEvent = options.checkEvent ?? contractCheck;
     this.log = options.onLog ?? (() => {});
     this.onPressure = options.onPressure;
     this.onCommandEvents = options.onCommandEvents;
     this.onOnline = options.onOnline;
     this.onTelemetry = options.onTelemetry;
+    this.watchdog = setInterval(() => this.checkStall(), Math.max(100, Math.min(1000, this.options.stallMs / 4)));
+    this.watchdog.unref();
   }
 
   /** A message arrived on `topic`. Never throws: bad input is counted and logged. */
@@ -103,11 +174,11 @@ export class Ingester {
       return;
     }
     this.stats.messages++;
-    const m = parseMessage(topic, payload);
+    const m = parseMessage(topic, payload, this.checkEvent);
     if (!m.ok) return this.reject(m.reason, m.detail);
     if (!this.knownMachines.has(m.machine)) {
       const until = this.unknownUntil.get(m.machine);
-      if (until !== undefined && until > Date.now()) return this.reject('unknown-machine', m.machine);
+      if (until !== undefined && until > this.now()) return this.reject('unknown-machine', m.machine);
       // Not seen yet: look it up as part of the flush.
     }
     if (this.pending.length >= this.options.maxPendingMessages) {
@@ -117,12 +188,12 @@ export class Ingester {
     const at = performance.now();
     const p: Pending =
       m.kind === 'events'
-        ? { kind: 'events', machine: m.machine, events: m.events, text: m.text, at }
+        ? { kind: 'events', machine: m.machine, from: m.from, to: m.to, events: m.events, refused: m.refused, at }
         : m.kind === 'telemetry'
           ? { kind: 'telemetry', machine: m.machine, body: m.body, text: m.text, at }
-          : { kind: 'status', machine: m.machine, online: m.online, body: m.body, at };
-    this.pending.push(p);
-    this.pendingRows += rows(p);
+          : { kind: 'status', machine: m.machine, online: m.online, body: m.body, text: m.text, at };
+    if (p.kind === 'events') for (const r of p.refused) this.reject('bad-event', `${p.machine}: event ${r.seq}: ${r.reason}`);
+    this.enqueue(p);
     // A command's outcome has someone waiting for it (an API call): no batching delay.
     if (p.kind === 'events' && !this.urgent) {
       for (const e of p.events) if (COMMAND_EVENTS.has(e.type)) this.urgent = true;
@@ -137,6 +208,18 @@ export class Ingester {
       this.onPressure?.(true);
     }
     this.schedule();
+  }
+
+  private enqueue(p: Pending): void {
+    if (this.pending.length === 0 && this.waitingSince === undefined) this.waitingSince = this.now();
+    this.pending.push(p);
+    this.pendingRows += rows(p);
+  }
+
+  /** Put items back at the front, in their order (a failed write, or one split into parts). */
+  private requeue(items: Pending[]): void {
+    this.pending = items.concat(this.pending);
+    for (const p of items) this.pendingRows += rows(p);
   }
 
   private reject(reason: Rejection, detail: string): void {
@@ -156,7 +239,7 @@ export class Ingester {
 
   private schedule(): void {
     if (this.closed || this.draining || this.timer) return;
-    const delay = this.retryMs > 0 ? this.retryMs : this.pendingRows >= this.options.maxBatchRows || this.urgent ? 0 : this.options.flushMs;
+    const delay = this.retryMs > 0 ? this.retryMs : this.pendingRows >= this.options.maxBatchRows || this.urgent || this.pending[0]?.solo ? 0 : this.options.flushMs;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.flush();
@@ -184,7 +267,12 @@ export class Ingester {
     while (this.pending.length > 0 || this.rejectionsToStore.size > 0) {
       let take = 0;
       let taken = 0;
-      while (take < this.pending.length && taken < this.options.maxBatchRows) taken += rows(this.pending[take++]!);
+      if (this.pending[0]?.solo) {
+        take = 1;
+        taken = rows(this.pending[0]);
+      } else {
+        while (take < this.pending.length && taken < this.options.maxBatchRows && !this.pending[take]!.solo) taken += rows(this.pending[take++]!);
+      }
       const batch = this.pending.slice(0, take);
       this.urgent = false;
       const rejections = this.rejectionsToStore;
@@ -196,7 +284,7 @@ export class Ingester {
         this.pressure = false;
         this.onPressure?.(false);
       }
-      // The store is down: come back after the backoff (schedule() in flush()).
+      // The store is down (or a write is suspect): come back after the backoff (schedule() in flush()).
       if (this.retryMs > 0) return;
     }
   }
@@ -205,33 +293,150 @@ export class Ingester {
     try {
       const ok = await this.admit(batch);
       const conflicts = await this.commit(ok, rejections);
-      this.retryMs = 0;
+      this.committed();
       this.acknowledge(ok.filter((p) => !conflicts.has(p)));
+      return;
     } catch (e) {
-      const err = e as { code?: string; message?: string };
-      if (isDataError(err) && batch.length > 1) {
-        // One message the database will not take: find it, keep the rest.
-        this.log('warn', `batch of ${batch.length} refused (${err.message ?? String(e)}); writing its messages one by one`);
-        for (const item of batch) await this.write([item], new Map());
-        if (rejections.size > 0) await this.write([], rejections);
+      const fault = this.closed ? 'outage' : await classifyStoreError(e, this.db);
+      const why = describeStoreError(e);
+      if (fault === 'outage') {
+        this.suspectTries = 0;
+        this.holdBack(batch, rejections);
+        this.storeDown(why);
         return;
       }
-      if (isDataError(err)) {
-        this.reject('db-error', `${batch[0]?.machine ?? ''}: ${err.message ?? String(e)}`);
+      const single = batch.length === 1 && batch[0]!.solo === true;
+      if (fault === 'suspect' && single && ++this.suspectTries <= SUSPECT_TRIES) {
+        // Alone and still failing without a clear reason: a few quick tries (about 1.5 s in all), then the data's fault.
+        this.holdBack(batch, rejections);
+        this.retryMs = this.options.suspectRetryMs * 2 ** (this.suspectTries - 1);
+        this.log('warn', `ingest: a write failed (${why}); trying again (${this.suspectTries} of ${SUSPECT_TRIES})`);
         return;
       }
-      // The store is unavailable: hold everything back and try again.
-      this.stats.storeErrors++;
-      this.retryMs = Math.min(10000, Math.max(250, this.retryMs * 2));
-      if (this.stats.storeErrors <= 3 || this.stats.storeErrors % 100 === 0) this.log('error', `store unavailable (${err.message ?? String(e)}); retrying in ${this.retryMs} ms`);
-      this.pending = batch.concat(this.pending);
-      for (const item of batch) this.pendingRows += rows(item);
-      for (const [reason, r] of rejections) {
-        const mine = this.rejectionsToStore.get(reason);
-        if (mine) mine.count += r.count;
-        else this.rejectionsToStore.set(reason, r);
-      }
+      // The store answers but will not take this: find the part it refuses, keep the rest.
+      this.suspectTries = 0;
+      this.retryMs = 0;
+      this.refuseContent(batch, rejections, why);
     }
+  }
+
+  /** Nothing was written: everything goes back to wait for the store. */
+  private holdBack(batch: Pending[], rejections: Map<Rejection, { count: number; detail: string }>): void {
+    this.requeue(batch);
+    for (const [reason, r] of rejections) {
+      const mine = this.rejectionsToStore.get(reason);
+      if (mine) mine.count += r.count;
+      else this.rejectionsToStore.set(reason, r);
+    }
+  }
+
+  /**
+   * The store refused the content of something in `batch`: write smaller
+   * parts on their own until the one it refuses is alone, then record that
+   * one as refused (an event, acknowledged) or rejected (telemetry, status).
+   */
+  private refuseContent(batch: Pending[], rejections: Map<Rejection, { count: number; detail: string }>, why: string): void {
+    if (batch.length > 1 || (batch.length === 1 && !batch[0]!.solo)) {
+      if (batch.length > 1) this.log('warn', `ingest: a batch of ${batch.length} messages was refused (${why}); writing its messages one by one`);
+      this.holdBack(
+        batch.map((p) => ({ ...p, solo: true })),
+        rejections,
+      );
+      return;
+    }
+    // The rejection records are fixed words and cleaned text: they cannot be what was refused. Keep them.
+    this.holdBack([], rejections);
+    const p = batch[0];
+    if (!p) return;
+    if (p.kind !== 'events') {
+      this.reject('db-error', `${p.machine}: ${p.kind} refused by the store: ${why}`);
+      return;
+    }
+    const parts = p.events.length + p.refused.length;
+    if (parts > 1) {
+      // One event at a time, in order: the store will say which one it cannot take.
+      const single: (Pending & { kind: 'events' })[] = [];
+      for (const e of p.events) single.push({ kind: 'events', machine: p.machine, from: e.seq, to: e.seq, events: [e], refused: [], at: p.at, solo: true });
+      for (const r of p.refused) single.push({ kind: 'events', machine: p.machine, from: r.seq, to: r.seq, events: [], refused: [r], at: p.at, solo: true });
+      single.sort((a, b) => a.from - b.from);
+      this.requeue(single);
+      return;
+    }
+    const e = p.events[0];
+    if (e) {
+      // This event alone is refused: recorded as such with the store's reason, then acknowledged.
+      this.reject('bad-event', `${p.machine}: event ${e.seq} refused by the store: ${why}`);
+      this.requeue([{ ...p, events: [], refused: [{ seq: e.seq, t: e.t, type: e.type, reason: `the store refused it: ${why}`, raw: JSON.stringify(e.body).slice(0, 2000) }] }]);
+      return;
+    }
+    const r = p.refused[0];
+    if (r && r.raw !== '') {
+      // Even its refusal record was refused: keep the number and the reason, not the bytes.
+      this.requeue([{ ...p, refused: [{ seq: r.seq, t: r.t, type: r.type, reason: clean(r.reason), raw: '' }] }]);
+      return;
+    }
+    this.reject('db-error', `${p.machine}: events ${p.from}..${p.to} could not be recorded: ${why}; not acknowledged`);
+  }
+
+  private storeDown(why: string): void {
+    this.stats.storeErrors++;
+    this.retryMs = Math.min(10000, Math.max(250, this.retryMs * 2));
+    const now = this.now();
+    if (!this.down) {
+      this.down = { since: now, error: why, loggedAt: now, attempts: 1 };
+      this.log('error', `store unavailable (${why}); ${this.pending.length} messages held back, retrying in ${this.retryMs} ms`);
+      return;
+    }
+    this.down.attempts++;
+    this.down.error = why;
+    // Never muted: a line every storeLogEveryMs for as long as it lasts.
+    if (now - this.down.loggedAt >= this.options.storeLogEveryMs) {
+      this.down.loggedAt = now;
+      this.log('error', `store still unavailable after ${Math.round((now - this.down.since) / 1000)} s (${this.down.attempts} attempts, ${this.pending.length} messages held back): ${why}`);
+    }
+  }
+
+  private committed(): void {
+    const now = this.now();
+    this.retryMs = 0;
+    this.suspectTries = 0;
+    if (this.down) {
+      this.log('info', `store available again after ${Math.round((now - this.down.since) / 1000)} s (${this.down.attempts} failed attempts)`);
+      this.down = undefined;
+    }
+    if (this.stallLoggedAt !== undefined && this.waitingSince !== undefined) this.log('info', `ingest: progressing again after ${Math.round((now - this.waitingSince) / 1000)} s`);
+    this.stallLoggedAt = undefined;
+    this.lastCommitAt = now;
+    this.waitingSince = this.pending.length > 0 ? now : undefined;
+  }
+
+  private checkStall(): void {
+    const stalled = this.stalledMs();
+    if (stalled === 0) return;
+    const now = this.now();
+    if (this.stallLoggedAt !== undefined && now - this.stallLoggedAt < this.options.stallMs) return;
+    this.stallLoggedAt = now;
+    this.log(
+      'error',
+      `ingest: no progress for ${Math.round(stalled / 1000)} s while ${this.pending.length} messages wait${this.down ? ` (store unavailable: ${this.down.error})` : ''}`,
+    );
+  }
+
+  private stalledMs(): number {
+    if (this.waitingSince === undefined || (this.pending.length === 0 && this.rejectionsToStore.size === 0)) return 0;
+    const waited = this.now() - this.waitingSince;
+    return waited >= this.options.stallMs ? waited : 0;
+  }
+
+  health(): IngestHealth {
+    const now = this.now();
+    return {
+      waiting: this.pending.length,
+      stalledMs: this.stalledMs(),
+      storeAvailable: this.down === undefined,
+      lastError: this.down?.error,
+      lastCommitAgoMs: this.lastCommitAt === undefined ? undefined : now - this.lastCommitAt,
+    };
   }
 
   /** Drop messages from machines the store does not know (looked up once, remembered). */
@@ -242,10 +447,15 @@ export class Ingester {
       for (const r of found.rows) this.knownMachines.add(r.id);
     }
     const ok: Pending[] = [];
+    const now = this.now();
+    if (this.unknownUntil.size > 10000) {
+      // Hostile topics can name endless machines: forget the refusals that have run out.
+      for (const [m, until] of this.unknownUntil) if (until <= now) this.unknownUntil.delete(m);
+    }
     for (const p of batch) {
       if (this.knownMachines.has(p.machine)) ok.push(p);
       else {
-        this.unknownUntil.set(p.machine, Date.now() + 10000);
+        if (this.unknownUntil.size < 100000) this.unknownUntil.set(p.machine, now + 10000);
         this.reject('unknown-machine', p.machine);
       }
     }
@@ -254,44 +464,71 @@ export class Ingester {
 
   /** Returns the messages whose events clash with different events already stored under the same numbers. */
   private async commit(batch: Pending[], rejections: Map<Rejection, { count: number; detail: string }>): Promise<Set<Pending>> {
-    const machines: string[] = [];
-    const messageMachines: string[] = [];
-    const messages: string[] = [];
+    const ev = { machines: [] as string[], seqs: [] as number[], types: [] as string[], times: [] as number[], bodies: [] as string[] };
+    const ref = { machines: [] as string[], seqs: [] as number[], times: [] as (number | null)[], types: [] as (string | null)[], reasons: [] as string[], raws: [] as string[] };
     const telemetry: { machine: string; body: string }[] = [];
     const statuses: { machine: string; online: boolean; body: string }[] = [];
+    let anyEvents = false;
     for (const p of batch) {
       if (p.kind === 'events') {
-        messageMachines.push(p.machine);
-        messages.push(p.text);
-        for (let i = 0; i < p.events.length; i++) machines.push(p.machine);
+        anyEvents = true;
+        for (const e of p.events) {
+          ev.machines.push(p.machine);
+          ev.seqs.push(e.seq);
+          ev.types.push(e.type);
+          ev.times.push(e.t);
+          ev.bodies.push(JSON.stringify(e.body));
+        }
+        for (const r of p.refused) {
+          ref.machines.push(p.machine);
+          ref.seqs.push(r.seq);
+          ref.times.push(r.t);
+          ref.types.push(r.type);
+          ref.reasons.push(clean(r.reason).slice(0, 500));
+          ref.raws.push(r.raw);
+        }
       } else if (p.kind === 'telemetry') {
         telemetry.push({ machine: p.machine, body: p.text });
       } else {
-        statuses.push({ machine: p.machine, online: p.online, body: JSON.stringify(p.body) });
+        statuses.push({ machine: p.machine, online: p.online, body: p.text });
       }
     }
-    const day = new Date().toISOString().slice(0, 10);
+    const day = new Date(this.now()).toISOString().slice(0, 10);
     if (telemetry.length > 0 && day !== this.partitionDay) {
-      await ensureTelemetryPartition(this.db, new Date());
+      await ensureTelemetryPartition(this.db, new Date(this.now()));
       this.partitionDay = day;
     }
     const conflicts = new Set<Pending>();
     let afterCommit: (() => void) | undefined;
+    let refusedCount = 0;
     const inserted = await this.db.transaction(async (tx) => {
       let count = 0;
-      if (machines.length > 0) {
-        // Each message's events array is expanded by the database (checked above, field by field).
+      let stored: { machine_id: string; seq: string }[] = [];
+      if (ev.machines.length > 0) {
+        // What was checked, serialised again: the store never parses a machine's own bytes.
         const r = await tx.query<{ machine_id: string; seq: string }>(
           `INSERT INTO events (machine_id, seq, type, machine_time, body)
-           SELECT m.machine, (e->>'seq')::bigint, e->>'type', (e->>'t')::bigint, e
-           FROM unnest($1::text[], $2::jsonb[]) AS m(machine, msg), jsonb_array_elements(m.msg->'events') AS e
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::jsonb[])
            ON CONFLICT (machine_id, seq) DO NOTHING
            RETURNING machine_id, seq`,
-          [messageMachines, messages],
+          [ev.machines, ev.seqs, ev.types, ev.times, ev.bodies],
         );
+        stored = r.rows;
         count = r.rows.length;
-        if (count < machines.length) await this.checkResends(tx, batch, r.rows, conflicts);
-        await this.touchMachines(tx, batch, r.rows);
+        if (count < ev.machines.length) await this.checkResends(tx, batch, r.rows, conflicts);
+      }
+      if (ref.machines.length > 0) {
+        const r = await tx.query(
+          `INSERT INTO refused_events (machine_id, seq, machine_time, type, reason, raw)
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+           ON CONFLICT (machine_id, seq) DO NOTHING
+           RETURNING seq`,
+          [ref.machines, ref.seqs, ref.times, ref.types, ref.reasons, ref.raws],
+        );
+        refusedCount = r.rows.length;
+      }
+      if (anyEvents) {
+        await this.touchMachines(tx, batch, stored);
         if (this.onCommandEvents) {
           const commandEvents: { machine: string; type: string; body: Record<string, unknown> }[] = [];
           for (const p of batch) {
@@ -339,7 +576,7 @@ export class Ingester {
         await tx.query(
           `INSERT INTO rejections (reason, count, last_at, last_detail) VALUES ($1, $2, now(), $3)
            ON CONFLICT (reason) DO UPDATE SET count = rejections.count + EXCLUDED.count, last_at = now(), last_detail = EXCLUDED.last_detail`,
-          [reason, r.count, r.detail.slice(0, 500)],
+          [reason, r.count, clean(r.detail).slice(0, 500)],
         );
       }
       return count;
@@ -357,7 +594,8 @@ export class Ingester {
     }
     this.stats.batches++;
     this.stats.events += inserted;
-    this.stats.duplicates += machines.length - inserted;
+    this.stats.duplicates += ev.machines.length - inserted + (ref.machines.length - refusedCount);
+    this.stats.refusedEvents += refusedCount;
     this.stats.telemetry += telemetry.length;
     this.stats.statuses += statuses.length;
     const now = performance.now();
@@ -406,7 +644,7 @@ export class Ingester {
   /** Last seen, newest sequence number and event count per machine in the batch. */
   private async touchMachines(tx: Queryable, batch: Pending[], inserted: { machine_id: string }[]): Promise<void> {
     const newest = new Map<string, number>();
-    for (const p of batch) if (p.kind === 'events') newest.set(p.machine, Math.max(newest.get(p.machine) ?? 0, p.events[p.events.length - 1]!.seq));
+    for (const p of batch) if (p.kind === 'events') newest.set(p.machine, Math.max(newest.get(p.machine) ?? 0, p.to));
     const counts = new Map<string, number>();
     for (const r of inserted) counts.set(r.machine_id, (counts.get(r.machine_id) ?? 0) + 1);
     const ids = [...newest.keys()];
@@ -423,18 +661,17 @@ export class Ingester {
    * One acknowledgement per machine per run of consecutive numbers in the
    * batch: a machine with twenty messages in flight gets one ack, not twenty
    * (the broker and this process each handle a twentieth of the packets).
+   * Refused events are in the range: they are recorded, under their numbers.
    */
   private acknowledge(batch: Pending[]): void {
     const open = new Map<string, { from: number; to: number }>();
     for (const p of batch) {
       if (p.kind !== 'events') continue;
-      const from = p.events[0]!.seq;
-      const to = p.events[p.events.length - 1]!.seq;
       const run = open.get(p.machine);
-      if (run && from === run.to + 1) run.to = to;
+      if (run && p.from === run.to + 1) run.to = p.to;
       else {
         if (run) this.ack(p.machine, run.from, run.to);
-        open.set(p.machine, { from, to });
+        open.set(p.machine, { from: p.from, to: p.to });
       }
     }
     for (const [machine, run] of open) this.ack(machine, run.from, run.to);
@@ -467,6 +704,7 @@ export class Ingester {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.watchdog);
     await this.flush();
     if (this.timer) clearTimeout(this.timer);
   }
@@ -474,11 +712,20 @@ export class Ingester {
 
 /** What a message costs a transaction: its events, or one row. */
 function rows(p: Pending): number {
-  return p.kind === 'events' ? p.events.length : 1;
+  return p.kind === 'events' ? p.events.length + p.refused.length : 1;
 }
 
-
-/** SQLSTATE classes that mean "this data", not "this database": data exceptions, integrity, syntax. */
-function isDataError(e: { code?: string }): boolean {
-  return typeof e.code === 'string' && /^(22|23|42)/.test(e.code);
+/** Text for a store record: characters PostgreSQL's text refuses are replaced. */
+function clean(s: string): string {
+  if (badCharacter(s) < 0) return s;
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && s.charCodeAt(i + 1) >= 0xdc00 && s.charCodeAt(i + 1) <= 0xdfff) {
+      out += s[i]! + s[i + 1]!;
+      i++;
+    } else if (c === 0 || (c >= 0xd800 && c <= 0xdfff)) out += '\ufffd';
+    else out += s[i]!;
+  }
+  return out;
 }

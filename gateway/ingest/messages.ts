@@ -4,15 +4,49 @@
  *
  * Topics: fleet/{machine}/events, fleet/{machine}/telemetry, fleet/{machine}/status
  * (the machine's identity is the topic's, never a field in the body).
+ *
+ * Everything is bounded before it can reach SQL: size, nesting depth, keys
+ * per object, list lengths, string lengths, and the characters and numbers
+ * PostgreSQL's jsonb refuses (NUL, lone surrogates, numbers it cannot
+ * hold). What goes to the store is the parsed value serialised again, never
+ * the machine's bytes: the store parses only what was checked.
+ *
+ * Two levels of refusal: a message whose frame is wrong (not JSON, wrong
+ * version, sequence numbers missing or not consecutive) is refused whole; an
+ * event inside a well-framed message that breaks its contract is refused on
+ * its own and recorded under its sequence number, and the others are taken
+ * (docs/uplink.md, "Refused events").
  */
-
 import { MACHINE_ID } from '../machine-id.js';
 
 export const MAX_PAYLOAD = 64 * 1024;
 export const MAX_EVENTS_PER_MESSAGE = 500;
 const EVENT_TYPE = /^[a-z][a-z0-9-]{0,31}$/;
 
-export type Rejection = 'wrong-topic' | 'oversized' | 'malformed-json' | 'bad-message' | 'unknown-machine' | 'db-error' | 'seq-conflict';
+/** Shape bounds for anything a machine sends (generous for what the firmware writes: see docs/uplink.md). */
+export const JSON_LIMITS = {
+  /** Nesting: message, list, event or slot, a field's object, one more to spare. */
+  depth: 6,
+  keys: 256,
+  arrayLength: MAX_EVENTS_PER_MESSAGE,
+  stringLength: 1024,
+  /** Values in the whole message. */
+  nodes: 50000,
+} as const;
+
+/** An event: its fields, one object or list inside a field, one more level to spare. */
+const EVENT_LIMITS = { ...JSON_LIMITS, depth: 4 } as const;
+
+export type Rejection =
+  | 'wrong-topic'
+  | 'oversized'
+  | 'malformed-json'
+  | 'bad-message'
+  | 'bad-event'
+  | 'bad-audit'
+  | 'unknown-machine'
+  | 'db-error'
+  | 'seq-conflict';
 
 export interface MachineEvent {
   seq: number;
@@ -22,11 +56,25 @@ export interface MachineEvent {
   body: Record<string, unknown>;
 }
 
+/** An event of a well-framed message refused for its content: recorded under its number, then acknowledged. */
+export interface RefusedEvent {
+  seq: number;
+  /** Its journal time and type when those were readable. */
+  t: number | null;
+  type: string | null;
+  reason: string;
+  /** The event as received, serialised (truncated), for the operator. */
+  raw: string;
+}
+
 export type Parsed =
-  | { ok: true; kind: 'events'; machine: string; events: MachineEvent[]; text: string }
+  | { ok: true; kind: 'events'; machine: string; from: number; to: number; events: MachineEvent[]; refused: RefusedEvent[] }
   | { ok: true; kind: 'telemetry'; machine: string; body: Record<string, unknown>; text: string }
-  | { ok: true; kind: 'status'; machine: string; online: boolean; body: Record<string, unknown> }
+  | { ok: true; kind: 'status'; machine: string; online: boolean; body: Record<string, unknown>; text: string }
   | { ok: false; reason: Rejection; detail: string; machine?: string };
+
+/** A per-event contract check: undefined when the event is acceptable, else why not. */
+export type EventCheck = (e: Record<string, unknown>) => string | undefined;
 
 const refuse = (reason: Rejection, detail: string, machine?: string): Parsed => (machine === undefined ? { ok: false, reason, detail } : { ok: false, reason, detail, machine });
 
@@ -36,7 +84,79 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 const isCount = (v: unknown, max = Number.MAX_SAFE_INTEGER): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
 
-export function parseMessage(topic: string, payload: Uint8Array): Parsed {
+/** NUL, or a UTF-16 surrogate without its partner: jsonb refuses both. */
+export function badCharacter(s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0) return i;
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const n = s.charCodeAt(i + 1);
+      if (n >= 0xdc00 && n <= 0xdfff) i++;
+      else return i;
+    } else if (c >= 0xdc00 && c <= 0xdfff) return i;
+  }
+  return -1;
+}
+
+/**
+ * Why a parsed JSON value is beyond the bounds (a path and what is wrong),
+ * or undefined. Iterative, so a value nested as deep as its bytes allow
+ * cannot exhaust the stack.
+ */
+export function checkJsonShape(value: unknown, limits: { depth: number; keys: number; arrayLength: number; stringLength: number; nodes: number } = JSON_LIMITS): string | undefined {
+  const stack: { v: unknown; depth: number; path: string }[] = [{ v: value, depth: 1, path: '' }];
+  let nodes = 0;
+  const text = (s: string, path: string, what: string): string | undefined => {
+    if (s.length > limits.stringLength) return `${path || 'the message'}: ${what} of ${s.length} characters (at most ${limits.stringLength})`;
+    const at = badCharacter(s);
+    if (at >= 0) return `${path || 'the message'}: ${what} with a NUL or unpaired surrogate character at ${at}`;
+    return undefined;
+  };
+  while (stack.length > 0) {
+    const { v, depth, path } = stack.pop()!;
+    if (++nodes > limits.nodes) return `more than ${limits.nodes} values`;
+    if (typeof v === 'string') {
+      const bad = text(v, path, 'a string');
+      if (bad) return bad;
+    } else if (typeof v === 'number') {
+      // JSON.parse turns 1e400 into Infinity; a store would turn it into something else again.
+      if (!Number.isFinite(v)) return `${path || 'the message'}: a number out of range`;
+    } else if (typeof v === 'object' && v !== null) {
+      if (depth > limits.depth) return `${path || 'the message'}: nested more than ${limits.depth} deep`;
+      if (Array.isArray(v)) {
+        if (v.length > limits.arrayLength) return `${path || 'the message'}: a list of ${v.length} (at most ${limits.arrayLength})`;
+        for (let i = v.length - 1; i >= 0; i--) stack.push({ v: v[i], depth: depth + 1, path: `${path}[${i}]` });
+      } else {
+        const keys = Object.keys(v);
+        if (keys.length > limits.keys) return `${path || 'the message'}: an object of ${keys.length} fields (at most ${limits.keys})`;
+        for (let i = keys.length - 1; i >= 0; i--) {
+          const k = keys[i]!;
+          const bad = text(k, path, 'a field name');
+          if (bad) return bad;
+          stack.push({ v: (v as Record<string, unknown>)[k], depth: depth + 1, path: `${path}.${k.slice(0, 32)}` });
+        }
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The event as received, for the refusal record (bounded). */
+function rawOf(e: unknown): string {
+  let s: string;
+  try {
+    s = JSON.stringify(e) ?? 'null';
+  } catch {
+    s = '(not serialisable)';
+  }
+  return s.length > 2000 ? `${s.slice(0, 2000)}...` : s;
+}
+
+/**
+ * Parse and check a machine's message. `checkEvent` is the per-type contract
+ * (docs/uplink.md); without it, only the fields every event has are checked.
+ */
+export function parseMessage(topic: string, payload: Uint8Array, checkEvent?: EventCheck): Parsed {
   const parts = topic.split('/');
   if (parts.length !== 3 || parts[0] !== 'fleet' || !MACHINE_ID.test(parts[1]!) || !['events', 'telemetry', 'status'].includes(parts[2]!)) {
     return refuse('wrong-topic', topic.slice(0, 200));
@@ -45,42 +165,66 @@ export function parseMessage(topic: string, payload: Uint8Array): Parsed {
   const kind = parts[2]!;
   if (payload.length > MAX_PAYLOAD) return refuse('oversized', `${payload.length} bytes on ${topic}`, machine);
   let body: unknown;
-  let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(payload);
-    body = JSON.parse(text);
+    body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
   } catch (e) {
     return refuse('malformed-json', `${topic}: ${(e as Error).message.slice(0, 120)}`, machine);
   }
   if (!isRecord(body) || body['v'] !== 1) return refuse('bad-message', `${topic}: not a version 1 message object`, machine);
+  if (kind !== 'events') {
+    const shape = checkJsonShape(body);
+    if (shape !== undefined) return refuse('bad-message', `${topic}: ${shape}`, machine);
+  }
   if (kind === 'telemetry') {
     if (!isCount(body['t'], 0xffffffff)) return refuse('bad-message', `${topic}: t must be a non-negative integer`, machine);
-    return { ok: true, kind: 'telemetry', machine, body, text };
+    return { ok: true, kind: 'telemetry', machine, body, text: JSON.stringify(body) };
   }
   if (kind === 'status') {
     if (typeof body['online'] !== 'boolean') return refuse('bad-message', `${topic}: online must be true or false`, machine);
-    return { ok: true, kind: 'status', machine, online: body['online'], body };
+    return { ok: true, kind: 'status', machine, online: body['online'], body, text: JSON.stringify(body) };
   }
   const list = body['events'];
   if (!Array.isArray(list) || list.length === 0 || list.length > MAX_EVENTS_PER_MESSAGE) {
     return refuse('bad-message', `${topic}: events must be a list of 1 to ${MAX_EVENTS_PER_MESSAGE}`, machine);
   }
-  const events: MachineEvent[] = [];
+  // The frame first: every event an object with a sequence number, consecutive, so the
+  // acknowledgement can name the range and each refusal can be recorded under its number.
   let last = 0;
   for (let i = 0; i < list.length; i++) {
     const e: unknown = list[i];
     if (!isRecord(e)) return refuse('bad-message', `${topic}: events[${i}] is not an object`, machine);
-    const { seq, t, type } = e;
+    const seq = e['seq'];
     if (!isCount(seq, 0xffffffff) || seq === 0) return refuse('bad-message', `${topic}: events[${i}].seq must be an integer from 1 to 2^32-1`, machine);
-    // A message carries consecutive events, so its acknowledgement can name a range.
     if (i > 0 && seq !== last + 1) return refuse('bad-message', `${topic}: events[${i}].seq ${seq} does not follow ${last}`, machine);
-    if (!isCount(t, 0xffffffff)) return refuse('bad-message', `${topic}: events[${i}].t must be a non-negative integer`, machine);
-    if (typeof type !== 'string' || !EVENT_TYPE.test(type)) return refuse('bad-message', `${topic}: events[${i}].type is not an event type`, machine);
     last = seq;
-    events.push({ seq, t, type, body: e });
   }
-  // The checked text goes to the store as it is: PostgreSQL parses it into jsonb once.
-  return { ok: true, kind: 'events', machine, events, text };
+  const events: MachineEvent[] = [];
+  const refused: RefusedEvent[] = [];
+  for (const item of list) {
+    const e = item as Record<string, unknown>;
+    const seq = e['seq'] as number;
+    const { t, type } = e;
+    // Each event's own shape (depth counted from the event): a bad one is refused alone.
+    const shape = checkJsonShape(e, EVENT_LIMITS);
+    const why = shape !== undefined
+      ? shape.replace(/^the message/, 'the event')
+      : !isCount(t, 0xffffffff)
+      ? 't must be a non-negative integer (the journal time, seconds)'
+      : typeof type !== 'string' || !EVENT_TYPE.test(type)
+        ? 'type is not an event type (a-z, digits, dashes; at most 32)'
+        : checkEvent?.(e);
+    if (why === undefined) events.push({ seq, t: t as number, type: type as string, body: e });
+    else {
+      refused.push({
+        seq,
+        t: isCount(t, 0xffffffff) ? t : null,
+        type: typeof type === 'string' && EVENT_TYPE.test(type) ? type : null,
+        reason: why,
+        raw: rawOf(e),
+      });
+    }
+  }
+  return { ok: true, kind: 'events', machine, from: (list[0] as Record<string, unknown>)['seq'] as number, to: last, events, refused };
 }
 
 /** The acknowledgement a machine gets once events are committed: every event from..to is stored. */

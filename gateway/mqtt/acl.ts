@@ -20,7 +20,11 @@ function split(topic: string): { machine: string; kind: string } | undefined {
   return { machine: parts[1]!, kind: parts[2]! };
 }
 
+/** The gateways' subscription probes (gateway/mqtt/subscriber.ts): a topic no machine can have. */
+const PROBES = new Set(['fleet/$gateway/status', 'fleet/$gateway/audit']);
+
 export function mayPublish(who: Identity, topic: string): boolean {
+  if (who.kind === 'gateway' && PROBES.has(topic)) return true;
   const t = split(topic);
   if (!t) return false;
   if (who.kind === 'gateway') return DOWN.has(t.kind);

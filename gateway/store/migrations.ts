@@ -194,6 +194,30 @@ CREATE OR REPLACE VIEW sales AS
     machine_time, received_at
   FROM events WHERE type = 'vend-ok'`,
   },
+  {
+    version: 9,
+    name: 'refused events, gateway subscription probes',
+    sql: `
+-- Events of well-framed messages refused for their content (the uplink contract, or the store itself):
+-- kept under their sequence numbers with the reason, and acknowledged, so a machine's numbers are all
+-- accounted for (in events or here) and nothing waits behind a bad one.
+CREATE TABLE refused_events (
+  machine_id text NOT NULL REFERENCES machines(id),
+  seq bigint NOT NULL,
+  machine_time bigint,
+  type text,
+  reason text NOT NULL,
+  raw text NOT NULL,
+  received_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (machine_id, seq)
+);
+-- Probes a gateway sent through its own subscriptions, as received by any gateway of its share group.
+CREATE TABLE gateway_probes (
+  probe text PRIMARY KEY,
+  received_by text NOT NULL,
+  received_at timestamptz NOT NULL DEFAULT now()
+)`,
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

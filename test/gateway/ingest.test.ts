@@ -15,7 +15,9 @@ import { BACKENDS, count, eventually, type Backend } from './backends.js';
 
 function events(from: number, to: number, type = 'coin-in'): string {
   const list = [];
-  for (let s = from; s <= to; s++) list.push({ seq: s, t: 1000 + s, type, value: 25 });
+  // Events as the uplink contract has them (docs/uplink.md).
+  const fields = type === 'vend-ok' ? { slot: 'A1', price: 125 } : { coinType: 2, routing: 'tubes', value: 25 };
+  for (let s = from; s <= to; s++) list.push({ seq: s, t: 1000 + s, type, ...fields });
   return JSON.stringify({ v: 1, events: list });
 }
 
@@ -125,26 +127,40 @@ for (const backend of BACKENDS) {
       await eventually('every refusal counted', async () => {
         const r = gw.ingester.stats.rejected;
         const grew = (k: keyof typeof r): number => (r[k] ?? 0) - (before[k] ?? 0);
-        return grew('malformed-json') === 1 && grew('oversized') === 1 && grew('bad-message') === 5 && grew('unknown-machine') === 1 ? true : undefined;
+        return grew('malformed-json') === 1 && grew('oversized') === 1 && grew('bad-message') === 4 && grew('bad-event') === 1 && grew('unknown-machine') === 1 ? true : undefined;
       });
-      assert.equal(acks.length, ackCount + 1, 'only the good message was acknowledged');
+      // A well-framed message whose event breaks the contract: that event is recorded as refused under its
+      // number and acknowledged (nothing waits behind it); a message without a sound frame is not.
+      await eventually('the refused event acknowledged', async () => (acks.some((a) => a.from === 40 && a.to === 40) ? true : undefined));
+      assert.equal(acks.length, ackCount + 2, 'only the good message and the refused event were acknowledged');
       assert.equal(await count(b.db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', [id]), 25);
+      const refused = (await b.db.query<{ seq: string; reason: string; raw: string }>('SELECT seq, reason, raw FROM refused_events WHERE machine_id = $1', [id])).rows;
+      assert.deepEqual(refused.map((r) => Number(r.seq)), [40]);
+      assert.match(refused[0]!.reason, /type/);
+      assert.match(refused[0]!.raw, /DROP TABLE/, 'kept as it came, for the operator');
       await gw.ingester.flush();
       const stored = await eventually('rejections stored', async () => {
         const rows = (await b.db.query<{ reason: string; count: string }>('SELECT reason, count FROM rejections')).rows;
         return rows.length >= 4 ? rows : undefined;
       });
-      assert.ok(stored.some((r) => r.reason === 'bad-message' && Number(r.count) >= 5));
+      assert.ok(stored.some((r) => r.reason === 'bad-message' && Number(r.count) >= 4));
+      assert.ok(stored.some((r) => r.reason === 'bad-event' && Number(r.count) >= 1));
     });
 
     it('acknowledges nothing while the store is down, and everything once it is back', async () => {
       const db = gw.db as Db & { query: Db['query'] };
       const realTransaction = db.transaction.bind(db);
+      const realQuery = db.query.bind(db);
       let failures = 0;
-      db.transaction = async () => {
-        failures++;
+      const refused = (): never => {
         throw Object.assign(new Error('connection refused (injected)'), { code: 'ECONNREFUSED' });
       };
+      // The whole store away: transactions and single queries (the gateway pings it to be sure).
+      db.transaction = async () => {
+        failures++;
+        return refused();
+      };
+      db.query = async () => refused();
       const ackCount = acks.length;
       try {
         await publish(machine, `fleet/${id}/events`, events(26, 30));
@@ -152,6 +168,7 @@ for (const backend of BACKENDS) {
         assert.equal(acks.length, ackCount, 'no acknowledgement without a commit');
       } finally {
         db.transaction = realTransaction;
+        db.query = realQuery;
       }
       await eventually('the held-back events acknowledged', async () => (acks.some((a) => a.from === 26 && a.to === 30) ? true : undefined));
       assert.equal(await count(b.db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', [id]), 30);
