@@ -58,7 +58,8 @@ export interface GatewayHealth {
   /** ok: receiving and storing; degraded: something below says why. */
   status: 'ok' | 'degraded';
   problems: string[];
-  mqtt: { name: string; connected: boolean; subscription: SubscriptionState; lastProbeAgoMs: number | undefined }[];
+  /** Per connection; probesLost counts probes that did not come back (the subscription had to be made again). */
+  mqtt: { name: string; connected: boolean; subscription: SubscriptionState; lastProbeAgoMs: number | undefined; probesLost: number }[];
   ingest: IngestHealth;
   audits: { waitingMs: number; lastError: string | undefined };
 }
@@ -223,6 +224,7 @@ export class Gateway {
       connected: s.connected,
       subscription: s.state,
       lastProbeAgoMs: s.lastReceivedAt === undefined ? undefined : now - s.lastReceivedAt,
+      probesLost: s.probesLost,
     }));
     const problems: string[] = [];
     for (const m of mqttState) {

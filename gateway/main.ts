@@ -94,7 +94,7 @@ async function main(): Promise<void> {
     onLog: log,
   });
 
-  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts });
+  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts, health: () => gateway.health() });
   const apiPort = positive('API_PORT', 8080);
   const served = await listen(api, env['API_HOST'] ?? '127.0.0.1', apiPort);
   log('info', `operator API on ${served.url} (docs at /docs)${served.fellBack ? `; ${apiPort} was taken` : ''}`);
@@ -125,7 +125,11 @@ async function main(): Promise<void> {
     const rate = ((s.messages - last.messages) * 1000) / (now - last.at);
     last = { messages: s.messages, at: now };
     const rejected = Object.entries(s.rejected).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
-    log('info', `${rate.toFixed(0)} msg/s; events stored ${s.events}, duplicates ${s.duplicates}, telemetry ${s.telemetry}; rejected: ${rejected}; p99 receive-to-commit ${gateway.ingester.latency(99).toFixed(1)} ms`);
+    const health = gateway.health();
+    log(
+      health.status === 'ok' ? 'info' : 'warn',
+      `${rate.toFixed(0)} msg/s; events stored ${s.events}, duplicates ${s.duplicates}, refused ${s.refusedEvents}, telemetry ${s.telemetry}; rejected: ${rejected}; p99 receive-to-commit ${gateway.ingester.latency(99).toFixed(1)} ms; waiting ${health.ingest.waiting}${health.status === 'ok' ? '' : `; DEGRADED: ${health.problems.join('; ')}`}`,
+    );
   }, 10000);
 
   let stopping = false;

@@ -144,7 +144,7 @@ async function main(): Promise<void> {
   const located = new Set((await loadMachines(db, ids)).filter((m) => m.location !== null).map((m) => m.id));
   for (const [i, id] of ids.entries()) if (!located.has(id)) await setLocation(db, id, simulatedLocation(i));
 
-  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts });
+  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts, health: () => gateway.health() });
   const served = await listen(api, '127.0.0.1', o.apiPort);
   const token = await firstAdminToken(db);
 
@@ -226,8 +226,9 @@ async function main(): Promise<void> {
     lastAt = now;
     const rejected = Object.values(g.rejected).reduce((a, b) => a + (b ?? 0), 0);
     const secs = Math.round((now - started) / 1000);
+    const health = gateway.health();
     print(
-      `[${String(Math.floor(secs / 60)).padStart(2, '0')}:${String(secs % 60).padStart(2, '0')}] machines online ${online}/${hosts.length} | sales ${sales.n} | revenue $${(Number(sales.total ?? 0) / 100).toFixed(2)} | alerts ${alerts.open} open, ${alerts.closed} closed | restocks ${restocker.visits} | events stored ${g.events} | ${rate.toFixed(0)} msg/s | unsynced ${unsynced} | rejected ${rejected}`,
+      `[${String(Math.floor(secs / 60)).padStart(2, '0')}:${String(secs % 60).padStart(2, '0')}] machines online ${online}/${hosts.length} | sales ${sales.n} | revenue $${(Number(sales.total ?? 0) / 100).toFixed(2)} | alerts ${alerts.open} open, ${alerts.closed} closed | restocks ${restocker.visits} | events stored ${g.events} | ${rate.toFixed(0)} msg/s | unsynced ${unsynced} | rejected ${rejected}${health.status === 'ok' ? '' : ` | ${health.problems.join('; ')}`}`,
     );
   };
   const timer = setInterval(() => void summary().catch(() => {}), 2000);

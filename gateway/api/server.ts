@@ -19,6 +19,8 @@ import type { Db } from '../store/db.js';
 import { registerAlertRoutes } from './alert-routes.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
+import { registerHealthRoutes } from './health-routes.js';
+import type { GatewayHealth } from '../gateway.js';
 import { ERROR, HttpError, MACHINE_ID, SLOT_CODE, slotsOf, type MachineState, type RouteContext } from './http.js';
 import { registerRestockRoutes } from './restock-routes.js';
 import { allows, TokenCheck, type Role, type TokenInfo } from './tokens.js';
@@ -31,6 +33,8 @@ export interface ApiOptions {
   alerts?: AlertEngine | undefined;
   /** How long POST /purchase waits for the machine before answering 202 (ms). */
   purchaseWaitMs?: number;
+  /** The gateway's own account of whether it receives and stores (GET /health). */
+  health?: (() => GatewayHealth) | undefined;
   logger?: boolean;
 }
 
@@ -93,8 +97,6 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     return { online: row.online ?? false, last_seen: row.last_seen, telemetry: row.telemetry, telemetry_at: row.telemetry_at, status: row.status };
   }
   const ctx: RouteContext = { db, commands, need, machineState };
-
-  app.get('/health', { schema: { hide: true } }, async () => ({ ok: true }));
 
   // ---- fleet --------------------------------------------------------------------------------
 
@@ -378,6 +380,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   // ---- DEX audit files -----------------------------------------------------------------------
 
+  await registerHealthRoutes(app, options.health);
   await registerAuditRoutes(app, ctx);
   await registerDashboardRoutes(app, ctx);
   await registerAlertRoutes(app, ctx, options.alerts);

@@ -43,6 +43,8 @@ export interface IngestOptions {
   storeLogEveryMs?: number;
   /** First wait before a write that failed without a clear reason is tried again (50 ms, doubling). */
   suspectRetryMs?: number;
+  /** Longest wait between tries while the store is down (10 s). */
+  maxRetryMs?: number;
   /** Wall clock, ms (tests). */
   now?: () => number;
   /** The per-event contract (docs/uplink.md; gateway/ingest/contract.ts unless given). */
@@ -112,7 +114,7 @@ export class Ingester {
   readonly stats: IngestStats = { messages: 0, events: 0, duplicates: 0, refusedEvents: 0, telemetry: 0, statuses: 0, rejected: {}, batches: 0, shed: 0, storeErrors: 0 };
   private readonly db: Db;
   private readonly ack: (machine: string, from: number, to: number) => void;
-  private readonly options: { maxBatchRows: number; flushMs: number; maxPendingMessages: number; stallMs: number; storeLogEveryMs: number; suspectRetryMs: number };
+  private readonly options: { maxBatchRows: number; flushMs: number; maxPendingMessages: number; stallMs: number; storeLogEveryMs: number; suspectRetryMs: number; maxRetryMs: number };
   private readonly now: () => number;
   private readonly checkEvent: EventCheck | undefined;
   private readonly onCommandEvents: IngestOptions['onCommandEvents'];
@@ -154,6 +156,7 @@ export class Ingester {
       stallMs: options.stallMs ?? 10000,
       storeLogEveryMs: options.storeLogEveryMs ?? 10000,
       suspectRetryMs: options.suspectRetryMs ?? 50,
+      maxRetryMs: options.maxRetryMs ?? 10000,
     };
     this.now = options.now ?? Date.now;
     this.checkEvent = options.checkEvent ?? contractCheck;
@@ -380,7 +383,7 @@ export class Ingester {
 
   private storeDown(why: string): void {
     this.stats.storeErrors++;
-    this.retryMs = Math.min(10000, Math.max(250, this.retryMs * 2));
+    this.retryMs = Math.min(this.options.maxRetryMs, Math.max(Math.min(250, this.options.maxRetryMs), this.retryMs * 2));
     const now = this.now();
     if (!this.down) {
       this.down = { since: now, error: why, loggedAt: now, attempts: 1 };

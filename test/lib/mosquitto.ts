@@ -3,7 +3,7 @@
  * killed and started again: the machine's installed broker, not a stand-in.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,17 +28,34 @@ function reachable(port: number): Promise<boolean> {
   });
 }
 
-/** Start Mosquitto on `port` (a free one by default) with extra configuration lines. */
-export async function startMosquitto(options: { port?: number; conf?: string[]; anonymous?: boolean } = {}): Promise<{ url: string; port: number; process: ChildProcess }> {
+/**
+ * Start Mosquitto on `port` (a free one by default) with extra configuration lines. With
+ * `persistent`, sessions and queued messages are kept on disk (saved every second) as in
+ * production (gateway/deploy/mosquitto.conf); give the same `dir` again to restart it on them.
+ */
+export async function startMosquitto(
+  options: { port?: number; conf?: string[]; anonymous?: boolean; persistent?: boolean; dir?: string } = {},
+): Promise<{ url: string; port: number; process: ChildProcess; dir: string }> {
   const port = options.port ?? (await freePort());
-  const dir = mkdtempSync(join(tmpdir(), 'vf-mosquitto-'));
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'vf-mosquitto-'));
+  // Mosquitto started as root drops to its own user, which must be able to write its database here.
+  if (options.persistent) chmodSync(dir, 0o777);
   const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, `allow_anonymous ${options.anonymous === false ? 'false' : 'true'}`, 'persistence false', ...(options.conf ?? [])].join('\n') + '\n');
+  const persistence = options.persistent ? ['persistence true', `persistence_location ${dir}/`, 'autosave_interval 1', 'persistent_client_expiration 1d', 'max_queued_messages 1000000'] : ['persistence false'];
+  writeFileSync(conf, [`listener ${port} 127.0.0.1`, `allow_anonymous ${options.anonymous === false ? 'false' : 'true'}`, ...persistence, ...(options.conf ?? [])].join('\n') + '\n');
   const p = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
   for (let i = 0; i < 100; i++) {
-    if (await reachable(port)) return { url: `mqtt://127.0.0.1:${port}`, port, process: p };
+    if (await reachable(port)) return { url: `mqtt://127.0.0.1:${port}`, port, process: p, dir };
     await new Promise((r) => setTimeout(r, 50));
   }
   p.kill('SIGKILL');
   throw new Error(`${MOSQUITTO} did not start on port ${port}`);
+}
+
+/** Stop a Mosquitto (SIGTERM saves its database first; SIGKILL does not) and wait until its port is closed. */
+export async function stopMosquitto(p: ChildProcess, port: number, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+  const exited = p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => p.once('exit', () => r()));
+  p.kill(signal);
+  await exited;
+  for (let i = 0; i < 100 && (await reachable(port)); i++) await new Promise((r) => setTimeout(r, 50));
 }
