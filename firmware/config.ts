@@ -155,6 +155,8 @@ export function parseConfig(input: unknown): MachineConfig {
     messageMs: integer(input, 'messageMs', path, 500, 30000, 3000),
     cashless: flag(input, 'cashless', path, false),
   };
+  // "gateway" is the brokers' login for the gateways (gateway/machine-id.ts).
+  if (config.machineId === 'gateway') throw new ConfigError(`${path}.machineId "gateway" is reserved for the gateways`);
   if (uplink) config.uplink = uplink;
   const key = input['commandKey'];
   if (key !== undefined) {

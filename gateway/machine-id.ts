@@ -10,8 +10,11 @@
  */
 export const MACHINE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$';
 export const MACHINE_ID = new RegExp(MACHINE_ID_PATTERN);
-export const MACHINE_ID_RULE = 'a machine id is 1 to 64 letters, digits, dashes or underscores, starting with a letter or digit';
+export const MACHINE_ID_RULE = 'a machine id is 1 to 64 letters, digits, dashes or underscores, starting with a letter or digit (and not "gateway")';
+
+/** Names the brokers' logins and ACLs give to the gateways: never a machine's. */
+const RESERVED = new Set(['gateway']);
 
 export function isMachineId(id: string): boolean {
-  return MACHINE_ID.test(id);
+  return MACHINE_ID.test(id) && !RESERVED.has(id);
 }

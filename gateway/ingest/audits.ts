@@ -13,7 +13,7 @@
  */
 import { DexError } from '../dex/parse.js';
 import { AuditError, storeAudit } from '../dex/store.js';
-import { MACHINE_ID } from '../machine-id.js';
+import { isMachineId } from '../machine-id.js';
 import type { Db } from '../store/db.js';
 import { classifyStoreError, describeStoreError } from '../store/errors.js';
 
@@ -41,7 +41,7 @@ export interface AuditIntakeOptions {
 /** The machine of an audit topic, or undefined when the topic is not one. */
 export function auditMachine(topic: string): string | undefined {
   const p = topic.split('/');
-  return p.length === 3 && p[0] === 'fleet' && p[2] === 'audit' && MACHINE_ID.test(p[1]!) ? p[1] : undefined;
+  return p.length === 3 && p[0] === 'fleet' && p[2] === 'audit' && isMachineId(p[1]!) ? p[1] : undefined;
 }
 
 export class AuditIntake {

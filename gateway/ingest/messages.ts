@@ -17,7 +17,7 @@
  * its own and recorded under its sequence number, and the others are taken
  * (docs/uplink.md, "Refused events").
  */
-import { MACHINE_ID } from '../machine-id.js';
+import { isMachineId } from '../machine-id.js';
 
 export const MAX_PAYLOAD = 64 * 1024;
 export const MAX_EVENTS_PER_MESSAGE = 500;
@@ -158,7 +158,7 @@ function rawOf(e: unknown): string {
  */
 export function parseMessage(topic: string, payload: Uint8Array, checkEvent?: EventCheck): Parsed {
   const parts = topic.split('/');
-  if (parts.length !== 3 || parts[0] !== 'fleet' || !MACHINE_ID.test(parts[1]!) || !['events', 'telemetry', 'status'].includes(parts[2]!)) {
+  if (parts.length !== 3 || parts[0] !== 'fleet' || !isMachineId(parts[1]!) || !['events', 'telemetry', 'status'].includes(parts[2]!)) {
     return refuse('wrong-topic', topic.slice(0, 200));
   }
   const machine = parts[1]!;

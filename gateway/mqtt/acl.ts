@@ -6,7 +6,7 @@
  * acknowledgements and commands.
  */
 
-import { MACHINE_ID } from '../machine-id.js';
+import { isMachineId } from '../machine-id.js';
 
 export type Identity = { kind: 'machine'; id: string } | { kind: 'gateway' };
 
@@ -16,7 +16,7 @@ const DOWN = new Set(['acks', 'commands']);
 /** fleet/{machine}/{kind} with a concrete, valid machine id; undefined otherwise. */
 function split(topic: string): { machine: string; kind: string } | undefined {
   const parts = topic.split('/');
-  if (parts.length !== 3 || parts[0] !== 'fleet' || !MACHINE_ID.test(parts[1]!)) return undefined;
+  if (parts.length !== 3 || parts[0] !== 'fleet' || !isMachineId(parts[1]!)) return undefined;
   return { machine: parts[1]!, kind: parts[2]! };
 }
 
@@ -36,7 +36,7 @@ export function maySubscribe(who: Identity, filter: string): boolean {
     // fleet/+/events and friends, directly or as $share/{group}/fleet/+/...
     const plain = filter.startsWith('$share/') ? filter.split('/').slice(2).join('/') : filter;
     const parts = plain.split('/');
-    return parts.length === 3 && parts[0] === 'fleet' && (parts[1] === '+' || MACHINE_ID.test(parts[1]!)) && UP.has(parts[2]!);
+    return parts.length === 3 && parts[0] === 'fleet' && (parts[1] === '+' || isMachineId(parts[1]!)) && UP.has(parts[2]!);
   }
   const t = split(filter);
   return t !== undefined && t.machine === who.id && DOWN.has(t.kind);

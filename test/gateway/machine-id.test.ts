@@ -15,7 +15,7 @@ import { openDb, type Db } from '../../gateway/store/db.js';
 import { migrate } from '../../gateway/store/migrations.js';
 
 const GOOD = ['vm-0001', 'A', '7', 'vm_1', 'x'.repeat(64), 'Machine-42_b'];
-const BAD = ['vm.0001', '', '-vm', '_vm', '$gateway', 'vm/1', 'vm+1', 'vm#', 'vm 1', 'x'.repeat(65), 'vm\u0000', 'vé', 'vm.1.2'];
+const BAD = ['gateway', 'vm.0001', '', '-vm', '_vm', '$gateway', 'vm/1', 'vm+1', 'vm#', 'vm 1', 'x'.repeat(65), 'vm\u0000', 'vé', 'vm.1.2'];
 
 describe('the machine id rule', () => {
   let db: Db;

@@ -7,7 +7,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -131,5 +131,91 @@ describe('Mosquitto with the shipped ACLs, logins and TLS (throwaway CA on loopb
     } finally {
       await host.close();
     }
+  });
+});
+
+describe('the shipped mosquitto.conf (its listeners, logins and client ids, with a throwaway CA on loopback)', function () {
+  this.timeout(120000);
+  const CONF = fileURLToPath(new URL('../../../gateway/deploy/mosquitto.conf', import.meta.url));
+  let broker: { port: number; process: ChildProcess } | undefined;
+  let machinesUrl: string;
+  let gatewaysUrl: string;
+  let ca: Buffer;
+  let db: Db;
+  const secret = 'gateway-secret-shipped-conf';
+  const pw: Record<string, string> = {};
+  const gateways: Gateway[] = [];
+
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vf-shipped-'));
+    const tls = throwawayCa(dir);
+    ca = readFileSync(tls.ca);
+    db = await openDb();
+    const { CommandService } = await import('../../gateway/commands/service.js');
+    const { migrate } = await import('../../gateway/store/migrations.js');
+    const { freePort } = await import('../lib/mosquitto.js');
+    await migrate(db);
+    const svc = new CommandService(db, () => {});
+    const machinesPasswd = join(dir, 'passwd');
+    const gatewaysPasswd = join(dir, 'passwd-gateways');
+    execFileSync('mosquitto_passwd', ['-c', '-b', gatewaysPasswd, 'gateway', secret]);
+    for (const [i, id] of ['vm-a', 'vm-b'].entries()) {
+      pw[id] = (await svc.provision(id)).mqttPassword!;
+      execFileSync('mosquitto_passwd', [...(i === 0 ? ['-c'] : []), '-b', machinesPasswd, id, pw[id]!]);
+    }
+    svc.close();
+    mkdirSync(join(dir, 'data'));
+    chmodSync(dir, 0o755);
+    for (const f of readdirSync(dir)) chmodSync(join(dir, f), f === 'data' ? 0o777 : 0o644);
+    const [machinesPort, gatewaysPort] = [await freePort(), await freePort()];
+    // The shipped file as it is, with this run's ports, certificates and files.
+    const shipped = readFileSync(CONF, 'utf8');
+    const conf = shipped
+      .replace(/^listener 8883$/m, `listener ${machinesPort} 127.0.0.1`)
+      .replace(/^listener 8884$/m, `listener ${gatewaysPort} 127.0.0.1`)
+      .replaceAll('/etc/mosquitto/certs/ca.crt', tls.ca)
+      .replaceAll('/etc/mosquitto/certs/broker.crt', tls.cert)
+      .replaceAll('/etc/mosquitto/certs/broker.key', tls.key)
+      .replaceAll('/etc/mosquitto/passwd-gateways', gatewaysPasswd)
+      .replaceAll('/etc/mosquitto/passwd', machinesPasswd)
+      .replaceAll('/etc/mosquitto/acl', ACL)
+      .replace(/^persistence_location .*$/m, `persistence_location ${join(dir, 'data')}/`);
+    assert.notEqual(conf, shipped);
+    assert.doesNotMatch(conf, /\/etc\/mosquitto|listener 888[34]$/m, 'every path and port of the shipped file replaced');
+    broker = await startMosquitto({ port: machinesPort, raw: conf, dir });
+    machinesUrl = `mqtts://127.0.0.1:${machinesPort}`;
+    gatewaysUrl = `mqtts://127.0.0.1:${gatewaysPort}`;
+    for (const n of [1, 2]) gateways.push(await Gateway.start({ mqttUrl: gatewaysUrl, db, username: 'gateway', password: secret, ca, shareGroup: 'vendfleet', clientId: `vf-shipped-gw-${n}` }));
+  });
+  after(async () => {
+    for (const g of gateways) await g.close();
+    broker?.process.kill('SIGKILL');
+    await db?.close();
+  });
+
+  it('keeps a machine from taking over another\'s session: on the machines\' listener the client id is the user name', async () => {
+    const b = await connectMqtt(machinesUrl, { ca, clientId: 'vm-b', username: 'vm-b', password: pw['vm-b']! });
+    let kicked = false;
+    b.on('close', () => (kicked = true));
+    // vm-a asks for vm-b's client id: Mosquitto gives it "vm-a" instead, so vm-b stays connected.
+    const a = await connectMqtt(machinesUrl, { ca, clientId: 'vm-b', username: 'vm-a', password: pw['vm-a']! });
+    try {
+      // A round trip through the broker on vm-b's connection proves it is still there after vm-a's CONNACK.
+      const gone = new Promise<never>((_, reject) => b.once('close', () => reject(new Error('vm-b was disconnected: its session was taken over'))));
+      await Promise.race([b.publishAsync('fleet/vm-b/status', JSON.stringify({ v: 1, online: true }), { qos: 1 }), gone]);
+      await a.publishAsync('fleet/vm-a/status', JSON.stringify({ v: 1, online: true }), { qos: 1 });
+      await Promise.race([b.publishAsync('fleet/vm-b/status', JSON.stringify({ v: 1, online: true }), { qos: 1 }), gone]);
+      assert.equal(kicked, false, 'vm-b was not disconnected');
+      assert.ok(b.connected);
+    } finally {
+      await a.endAsync();
+      await b.endAsync();
+    }
+  });
+
+  it('gives the gateways a listener of their own: several keep their own client ids, machines cannot log in there', async () => {
+    assert.ok(gateways.every((g) => g.client.connected), 'both gateways (same user, different client ids) stay connected');
+    for (const g of gateways) assert.equal(g.health().mqtt.every((m) => m.subscription === 'receiving'), true, JSON.stringify(g.health().mqtt));
+    await assert.rejects(connectMqtt(gatewaysUrl, { ca, clientId: 'vm-a', username: 'vm-a', password: pw['vm-a']! }), /Not authorized|Bad username/i);
   });
 });
