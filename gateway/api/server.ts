@@ -22,6 +22,7 @@ import { registerDashboardRoutes } from './dashboard-routes.js';
 import { ERROR, HttpError, MACHINE_ID, SLOT_CODE, slotsOf, type MachineState, type RouteContext } from './http.js';
 import { registerRestockRoutes } from './restock-routes.js';
 import { allows, TokenCheck, type Role, type TokenInfo } from './tokens.js';
+import { dateTime, refuseHostileInput, validatorCompiler } from './validation.js';
 
 export interface ApiOptions {
   db: Db;
@@ -44,7 +45,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const waitMs = options.purchaseWaitMs ?? 30000;
   const tokens = new TokenCheck(db);
   // Bodies over 64 KiB are refused by fastify itself (413).
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 65536, ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } } });
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 65536 });
+  // One validator for every route: JSON bodies as they are, query and path text to numbers only when plainly numbers (validation.ts).
+  app.setValidatorCompiler(validatorCompiler());
+  app.addHook('preValidation', refuseHostileInput);
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -140,8 +144,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
     async (req) => {
       await machineState(req.params.id);
-      const to = req.query.to ? new Date(req.query.to) : new Date();
-      const from = req.query.from ? new Date(req.query.from) : new Date(to.getTime() - 86400000);
+      const to = req.query.to !== undefined ? dateTime(req.query.to, 'to') : new Date();
+      const from = req.query.from !== undefined ? dateTime(req.query.from, 'from') : new Date(to.getTime() - 86400000);
       if (from > to) throw new HttpError(400, 'bad-request', '"from" is after "to"');
       const r = await db.query<{ slot: string | null; n: string; revenue: string | null }>(
         `SELECT slot, count(*) AS n, sum(price) AS revenue FROM sales WHERE machine_id = $1 AND received_at >= $2 AND received_at < $3 GROUP BY ROLLUP (slot) ORDER BY slot NULLS LAST`,
