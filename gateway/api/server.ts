@@ -63,7 +63,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     if (err instanceof HttpError) return reply.code(err.status).send({ error: err.code, message: err.message });
     if (err instanceof DexError) return reply.code(err.code === 'too-large' ? 413 : 400).send({ error: err.code === 'too-large' ? 'too-large' : 'malformed-dex', line: err.line, message: err.message });
     if (err instanceof AuditError) return reply.code(err.code === 'unknown-machine' ? 404 : 400).send({ error: err.code, message: err.message });
-    if (err instanceof CommandError) return reply.code(err.code === 'unknown-machine' ? 404 : 422).send({ error: err.code, message: err.message });
+    if (err instanceof CommandError) return reply.code(err.code === 'unknown-machine' ? 404 : err.code === 'too-large' ? 400 : 422).send({ error: err.code === 'too-large' ? 'bad-request' : err.code, message: err.message });
     if (err.validation) return reply.code(400).send({ error: 'bad-request', message: err.message });
     if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.code ?? 'bad-request', message: err.message });
     app.log.error(err);

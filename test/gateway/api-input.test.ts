@@ -9,6 +9,7 @@
  */
 import { strict as assert } from 'node:assert';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { MAX_COMMAND_BYTES } from '../../firmware/command/command.js';
 import { buildApi } from '../../gateway/api/server.js';
 import { createToken } from '../../gateway/api/tokens.js';
 import { CommandService } from '../../gateway/commands/service.js';
@@ -162,6 +163,25 @@ for (const backend of BACKENDS) {
       refused(await call('GET', '/machines/vm-1/forecast?windowDays=-1'), 'windowDays', /querystring\/windowDays must be >= 1/);
       refused(await call('GET', '/commands/urn:uuid:00000000-0000-0000-0000-000000000000'), 'urn uuid', /params\/command must be a UUID/);
       assert.equal((await call('GET', '/commands/00000000-0000-0000-0000-000000000000')).statusCode, 404);
+    });
+
+    it(`refuses a command bigger than a machine takes (${MAX_COMMAND_BYTES} bytes, signed)`, async () => {
+      const padded = (n: number): unknown => ({ type: 'set-prices', args: { prices: { A1: 100 }, pad: 'x'.repeat(n) } });
+      const first = await call('POST', '/machines/vm-1/commands', padded(3000));
+      assert.equal(first.statusCode, 202, first.body);
+      // Sent with key 1; a later key (up to 255, two digits more) may sign it again when it is re-sent.
+      const worst = published[published.length - 1]!.length + 2;
+      const stored = await count(b.db, 'SELECT count(*) AS n FROM commands');
+      const sent = published.length;
+      for (const size of [MAX_COMMAND_BYTES + 1, MAX_COMMAND_BYTES + 1000, 60000]) {
+        const r = await call('POST', '/machines/vm-1/commands', padded(3000 + size - worst));
+        refused(r, `${size} bytes`, new RegExp(`${size} bytes.*at most ${MAX_COMMAND_BYTES}`));
+      }
+      assert.equal(await count(b.db, 'SELECT count(*) AS n FROM commands'), stored, 'nothing stored');
+      assert.equal(published.length, sent, 'nothing sent');
+      const edge = await call('POST', '/machines/vm-1/commands', padded(3000 + MAX_COMMAND_BYTES - worst));
+      assert.equal(edge.statusCode, 202, edge.body);
+      assert.equal(published[published.length - 1]!.length + 2, MAX_COMMAND_BYTES, 'the largest command a machine takes goes out');
     });
   });
 }
