@@ -24,6 +24,8 @@ import { registerRestockRoutes } from './restock-routes.js';
 import { allows, TokenCheck, type Role, type TokenInfo } from './tokens.js';
 import { dateTime, refuseHostileInput, validatorCompiler } from './validation.js';
 
+const BEARER = /^bearer +(\S+) *$/i;
+
 export interface ApiOptions {
   db: Db;
   commands: CommandService;
@@ -73,8 +75,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const need =
     (role: Role) =>
     async (req: FastifyRequest): Promise<void> => {
-      const h = req.headers.authorization;
-      const token = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
+      // The scheme is case-insensitive (RFC 9110 11.1), then one or more spaces and the token.
+      const token = BEARER.exec(req.headers.authorization ?? '')?.[1];
       const info = token ? await tokens.check(token) : undefined;
       if (!info) throw new HttpError(401, 'unauthorized', 'an API token is needed: Authorization: Bearer vf_...');
       if (!allows(info.role, role)) throw new HttpError(403, 'forbidden', `this needs the ${role} role; the token has ${info.role}`);

@@ -183,5 +183,17 @@ for (const backend of BACKENDS) {
       assert.equal(edge.statusCode, 202, edge.body);
       assert.equal(published[published.length - 1]!.length + 2, MAX_COMMAND_BYTES, 'the largest command a machine takes goes out');
     });
+
+    it('reads the Authorization scheme in any case, with one or more spaces', async () => {
+      for (const h of [`Bearer ${admin}`, `bearer ${admin}`, `BEARER ${admin}`, `bEaReR   ${admin}`, `Bearer ${admin}  `]) {
+        const r = await api.inject({ method: 'GET', url: '/machines', headers: { authorization: h } });
+        assert.equal(r.statusCode, 200, `${h.replace(admin, 'TOKEN')}: ${r.body}`);
+      }
+      for (const h of [`Bearer${admin}`, `Basic ${admin}`, `Bearer ${admin} extra`, `Bearer vf_nope`, 'Bearer', 'bearer ', admin]) {
+        const r = await api.inject({ method: 'GET', url: '/machines', headers: { authorization: h } });
+        assert.equal(r.statusCode, 401, `${h.replace(admin, 'TOKEN')}: ${r.body}`);
+        assert.equal(r.json().error, 'unauthorized');
+      }
+    });
   });
 }
