@@ -195,5 +195,20 @@ for (const backend of BACKENDS) {
         assert.equal(r.json().error, 'unauthorized');
       }
     });
+
+    it('sends security headers on the dashboard, the API and the docs', async () => {
+      for (const url of ['/dashboard', '/dashboard/app.js', '/dashboard/style.css', '/machines', '/machines/nope', '/docs', '/docs/json', '/docs/static/index.html', '/health']) {
+        const r = await call('GET', url);
+        assert.ok(r.statusCode < 500, `${url}: ${r.statusCode}`);
+        const csp = String(r.headers['content-security-policy'] ?? '');
+        assert.match(csp, /default-src 'self'/, `${url}: CSP ${csp}`);
+        assert.match(csp, /frame-ancestors 'none'/, `${url}: CSP ${csp}`);
+        assert.match(csp, /object-src 'none'/, `${url}: CSP ${csp}`);
+        assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/, `${url}: CSP ${csp}`);
+        assert.equal(r.headers['x-frame-options'], 'DENY', url);
+        assert.equal(r.headers['x-content-type-options'], 'nosniff', url);
+        assert.equal(r.headers['referrer-policy'], 'no-referrer', url);
+      }
+    });
   });
 }
