@@ -26,6 +26,36 @@ import { allows, TokenCheck, type Role, type TokenInfo } from './tokens.js';
 import { dateTime, refuseHostileInput, validatorCompiler } from './validation.js';
 
 const BEARER = /^bearer +(\S+) *$/i;
+
+/** What every answer about a purchase the machine has seen says, refusals included. */
+const PURCHASE = {
+  command: { type: 'string', format: 'uuid', description: 'The vend command (GET /commands/{command})' },
+  slot: { type: 'string' },
+  requested: { type: 'integer', description: 'The quantity asked for' },
+  dispensed: { type: 'integer', description: 'How many came out (0 for a refusal)' },
+} as const;
+const PURCHASE_DONE = {
+  type: 'object',
+  description: 'The machine vended: all (dispensed), some (partial), none (failed), or lost power during the vend (interrupted: nothing more is ever dispensed for it)',
+  properties: {
+    ...PURCHASE,
+    status: { type: 'string', enum: ['dispensed', 'partial', 'failed', 'interrupted'] },
+    remaining: { type: ['integer', 'null'], description: 'Items left in the slot, as the machine said' },
+    message: { type: 'string' },
+  },
+  required: ['command', 'slot', 'requested', 'status', 'dispensed'],
+} as const;
+const PURCHASE_PENDING = {
+  type: 'object',
+  description: 'No answer from the machine yet: ask again with the same Idempotency-Key',
+  properties: { status: { type: 'string', enum: ['pending'] }, command: PURCHASE.command, message: { type: 'string' } },
+  required: ['status', 'message'],
+} as const;
+const PURCHASE_REFUSED = {
+  type: 'object',
+  properties: { error: { type: 'string' }, message: { type: 'string' }, ...PURCHASE },
+  required: ['error', 'message'],
+} as const;
 const SWAGGER_LOGO_STYLE = `sha256-${createHash('sha256').update('.logo_small_svg__cls-2{fill:#fff}.logo_small_svg__cls-3{fill:#85ea2d}').digest('base64')}`;
 
 export interface ApiOptions {
@@ -278,7 +308,17 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         params: { type: 'object', properties: { id: MACHINE_ID }, required: ['id'] },
         headers: { type: 'object', properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 100, pattern: '^[\\x21-\\x7e]+$' } }, required: ['idempotency-key'] },
         body: { type: 'object', properties: { slot: SLOT_CODE, quantity: { type: 'integer', minimum: 1, maximum: 9, default: 1 } }, required: ['slot'], additionalProperties: false },
-        response: { 400: ERROR, 401: ERROR, 404: ERROR, 409: ERROR, 422: ERROR },
+        response: {
+          200: PURCHASE_DONE,
+          202: PURCHASE_PENDING,
+          400: ERROR,
+          401: ERROR,
+          403: ERROR,
+          404: { ...PURCHASE_REFUSED, description: 'No such machine, or the machine has no such slot (error unknown-slot, with the purchase)' },
+          409: { ...PURCHASE_REFUSED, description: 'The machine refused the vend (busy, sold-out, locked, out-of-service, ...: nothing dispensed), or another request with this key is issuing it' },
+          422: { ...PURCHASE_REFUSED, description: 'The Idempotency-Key was used for another purchase, or the machine found the arguments bad (bad-args, with the purchase)' },
+          504: { ...PURCHASE_REFUSED, description: 'The machine did not get the purchase before it expired (machine-unreachable): nothing dispensed' },
+        },
       },
     },
     async (req, reply) => purchase(req.params.id, req.headers['idempotency-key']!, req.body, reply),
