@@ -17,6 +17,11 @@ const SCRIPT = new URL('../dashboard/app.js', import.meta.url);
 export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
   const { db, need } = ctx;
   const feed = new LiveFeed(db);
+  const streams = new Set<() => void>();
+  // Open streams are ended before the server closes: it would wait for them (and their timers keep the process up).
+  app.addHook('preClose', async () => {
+    for (const end of streams) end();
+  });
   app.addHook('onClose', async () => feed.close());
   let script: string | undefined;
 
@@ -106,10 +111,16 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
       const stop = feed.subscribe((c) => res.write(`event: change\ndata: ${JSON.stringify(c)}\n\n`));
       // A comment now and then keeps proxies from closing a quiet stream.
       const beat = setInterval(() => res.write(': beat\n\n'), 15000);
-      req.raw.on('close', () => {
+      const end = (): void => {
         clearInterval(beat);
         stop();
-      });
+        streams.delete(end);
+        if (!res.writableEnded) res.end();
+      };
+      streams.add(end);
+      // Either side going away ends it.
+      req.raw.on('close', end);
+      res.on('close', end);
     },
   );
 }

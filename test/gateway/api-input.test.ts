@@ -3,8 +3,8 @@
  * PostgreSQL or JavaScript cannot hold, numbers out of range, JSON bodies
  * taken as they are (no type coercion), query strings and path parameters
  * turned into numbers only when they plainly are, commands bigger than a
- * machine takes, the Authorization scheme in any case, and the security
- * headers on every answer. Each refusal is a 400 with a message saying what
+ * machine takes, the Authorization scheme in any case, the security
+ * headers on every answer, and event streams ended when the API closes. Each refusal is a 400 with a message saying what
  * is wrong, and nothing refused is stored or sent.
  */
 import { strict as assert } from 'node:assert';
@@ -194,6 +194,22 @@ for (const backend of BACKENDS) {
         assert.equal(r.statusCode, 401, `${h.replace(admin, 'TOKEN')}: ${r.body}`);
         assert.equal(r.json().error, 'unauthorized');
       }
+    });
+
+    it('ends open event streams when the API closes, also beside one whose client went', async () => {
+      const other = await buildApi({ db: b.db, commands });
+      const open = async (): Promise<{ res: { writableEnded: boolean; destroy(): void } }> => {
+        const r = await other.inject({ method: 'GET', url: '/stream', headers: { authorization: `Bearer ${admin}` }, payloadAsStream: true });
+        assert.equal(r.statusCode, 200);
+        assert.match(String(r.headers['content-type']), /^text\/event-stream/);
+        return { res: r.raw.res };
+      };
+      const gone = await open();
+      gone.res.destroy();
+      const kept = await open();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([other.close(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('the API did not close within 10 s')), 10000)))]).finally(() => clearTimeout(timer));
+      assert.equal(kept.res.writableEnded, true, 'the open stream was ended');
     });
 
     it('sends security headers on the dashboard, the API and the docs', async () => {
