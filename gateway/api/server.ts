@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import fastifyHelmet from '@fastify/helmet';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import type { AlertEngine } from '../alerts/engine.js';
 import { listAlerts, openAlertCounts } from '../alerts/store.js';
 import { CommandError, COMMAND_TYPES, type CommandRecord, type CommandService } from '../commands/service.js';
@@ -66,6 +66,8 @@ export interface ApiOptions {
   /** How long POST /purchase waits for the machine before answering 202 (ms). */
   purchaseWaitMs?: number;
   logger?: boolean;
+  /** Told of every route as it is registered, the docs' and the automatic HEAD routes included (the fuzz test covers them all). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 declare module 'fastify' {
@@ -80,6 +82,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const tokens = new TokenCheck(db);
   // Bodies over 64 KiB are refused by fastify itself (413).
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: 65536 });
+  const onRoute = options.onRoute;
+  if (onRoute) app.addHook('onRoute', (route) => onRoute(route));
   // One validator for every route: JSON bodies as they are, query and path text to numbers only when plainly numbers (validation.ts).
   app.setValidatorCompiler(validatorCompiler());
   app.addHook('preValidation', refuseHostileInput);
