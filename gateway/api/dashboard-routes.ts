@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { DASHBOARD_CSS, DASHBOARD_HTML } from './dashboard-page.js';
 import { HttpError, MACHINE_ID, type RouteContext } from './http.js';
 import { LiveFeed } from './live.js';
+import { dateTime } from './validation.js';
 
 /** The compiled page script (gateway/dashboard/app.ts → dist/gateway/dashboard/app.js). */
 const SCRIPT = new URL('../dashboard/app.js', import.meta.url);
@@ -16,6 +17,11 @@ const SCRIPT = new URL('../dashboard/app.js', import.meta.url);
 export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
   const { db, need } = ctx;
   const feed = new LiveFeed(db);
+  const streams = new Set<() => void>();
+  // Open streams are ended before the server closes: it would wait for them (and their timers keep the process up).
+  app.addHook('preClose', async () => {
+    for (const end of streams) end();
+  });
   app.addHook('onClose', async () => feed.close());
   let script: string | undefined;
 
@@ -70,8 +76,8 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
     async (req) => {
       const { bucket, machine } = req.query;
       const step = bucket === 'minute' ? 60_000 : bucket === 'hour' ? 3_600_000 : 86_400_000;
-      const to = req.query.to ? new Date(req.query.to) : new Date();
-      const from = req.query.from ? new Date(req.query.from) : new Date(to.getTime() - 24 * step);
+      const to = req.query.to !== undefined ? dateTime(req.query.to, 'to') : new Date();
+      const from = req.query.from !== undefined ? dateTime(req.query.from, 'from') : new Date(to.getTime() - 24 * step);
       if (from >= to) throw new HttpError(400, 'bad-request', '"from" must be before "to"');
       if ((to.getTime() - from.getTime()) / step > 2000) throw new HttpError(400, 'bad-request', `more than 2000 ${bucket}s asked for: use a bigger bucket`);
       if (machine !== undefined) await ctx.machineState(machine);
@@ -105,10 +111,16 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
       const stop = feed.subscribe((c) => res.write(`event: change\ndata: ${JSON.stringify(c)}\n\n`));
       // A comment now and then keeps proxies from closing a quiet stream.
       const beat = setInterval(() => res.write(': beat\n\n'), 15000);
-      req.raw.on('close', () => {
+      const end = (): void => {
         clearInterval(beat);
         stop();
-      });
+        streams.delete(end);
+        if (!res.writableEnded) res.end();
+      };
+      streams.add(end);
+      // Either side going away ends it.
+      req.raw.on('close', end);
+      res.on('close', end);
     },
   );
 }

@@ -4,7 +4,7 @@
  * the machines that need a visit before the next one, in driving order from
  * the depot, each with its pick list, and what to load into the van.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { SlotForecast } from '../restock/forecast.js';
 import { pickList } from '../restock/picklist.js';
 import { DEFAULT_WINDOW_DAYS, forecastMachines, planRestockRoute, type Visit, type VisitReason } from '../restock/plan.js';
@@ -158,13 +158,6 @@ export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteCont
     '/machines/:id/location',
     {
       preHandler: need('operator'),
-      // The schema check coerces types (null would become 0, Null Island): coordinates must come as JSON numbers.
-      preValidation: async (req: FastifyRequest) => {
-        const b = req.body as Record<string, unknown> | null | undefined;
-        if (b && typeof b === 'object' && (typeof b['lat'] !== 'number' || typeof b['lon'] !== 'number')) {
-          throw new HttpError(400, 'bad-request', 'lat and lon are numbers (degrees)');
-        }
-      },
       schema: {
         summary: "Set a machine's location (WGS 84 degrees) and address, for restocking routes and the map",
         tags: ['restocking'],

@@ -7,9 +7,10 @@
  * also the OpenAPI description served at /docs.
  */
 import { createHash } from 'node:crypto';
+import fastifyHelmet from '@fastify/helmet';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import type { AlertEngine } from '../alerts/engine.js';
 import { listAlerts, openAlertCounts } from '../alerts/store.js';
 import { CommandError, COMMAND_TYPES, type CommandRecord, type CommandService } from '../commands/service.js';
@@ -25,6 +26,40 @@ import { ERROR, HttpError, MACHINE_ID, SLOT_CODE, slotsOf, type MachineState, ty
 import { registerRestockRoutes } from './restock-routes.js';
 import { allows, TokenCheck, type Role, type TokenInfo } from './tokens.js';
 import { describeStoreError, faultOf, isStoreError } from '../store/errors.js';
+import { dateTime, refuseHostileInput, validatorCompiler } from './validation.js';
+
+const BEARER = /^bearer +(\S+) *$/i;
+
+/** What every answer about a purchase the machine has seen says, refusals included. */
+const PURCHASE = {
+  command: { type: 'string', format: 'uuid', description: 'The vend command (GET /commands/{command})' },
+  slot: { type: 'string' },
+  requested: { type: 'integer', description: 'The quantity asked for' },
+  dispensed: { type: 'integer', description: 'How many came out (0 for a refusal)' },
+} as const;
+const PURCHASE_DONE = {
+  type: 'object',
+  description: 'The machine vended: all (dispensed), some (partial), none (failed), or lost power during the vend (interrupted: nothing more is ever dispensed for it)',
+  properties: {
+    ...PURCHASE,
+    status: { type: 'string', enum: ['dispensed', 'partial', 'failed', 'interrupted'] },
+    remaining: { type: ['integer', 'null'], description: 'Items left in the slot, as the machine said' },
+    message: { type: 'string' },
+  },
+  required: ['command', 'slot', 'requested', 'status', 'dispensed'],
+} as const;
+const PURCHASE_PENDING = {
+  type: 'object',
+  description: 'No answer from the machine yet: ask again with the same Idempotency-Key',
+  properties: { status: { type: 'string', enum: ['pending'] }, command: PURCHASE.command, message: { type: 'string' } },
+  required: ['status', 'message'],
+} as const;
+const PURCHASE_REFUSED = {
+  type: 'object',
+  properties: { error: { type: 'string' }, message: { type: 'string' }, ...PURCHASE },
+  required: ['error', 'message'],
+} as const;
+const SWAGGER_LOGO_STYLE = `sha256-${createHash('sha256').update('.logo_small_svg__cls-2{fill:#fff}.logo_small_svg__cls-3{fill:#85ea2d}').digest('base64')}`;
 
 export interface ApiOptions {
   db: Db;
@@ -36,6 +71,8 @@ export interface ApiOptions {
   /** The gateway's own account of whether it receives and stores (GET /health). */
   health?: (() => GatewayHealth) | undefined;
   logger?: boolean;
+  /** Told of every route as it is registered, the docs' and the automatic HEAD routes included (the fuzz test covers them all). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 declare module 'fastify' {
@@ -49,7 +86,35 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const waitMs = options.purchaseWaitMs ?? 30000;
   const tokens = new TokenCheck(db);
   // Bodies over 64 KiB are refused by fastify itself (413).
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 65536, ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } } });
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 65536 });
+  const onRoute = options.onRoute;
+  if (onRoute) app.addHook('onRoute', (route) => onRoute(route));
+  // One validator for every route: JSON bodies as they are, query and path text to numbers only when plainly numbers (validation.ts).
+  app.setValidatorCompiler(validatorCompiler());
+  app.addHook('preValidation', refuseHostileInput);
+  // Security headers on every answer. The dashboard and the docs load only their own files (no inline
+  // script or style: CSSOM changes like el.style.width are not inline style), are framed by nobody, and
+  // plain HTTP on a closed network is not upgraded.
+  await app.register(fastifyHelmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        baseUri: ["'self'"],
+        scriptSrc: ["'self'"],
+        scriptSrcAttr: ["'none'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+    frameguard: { action: 'deny' },
+    referrerPolicy: { policy: 'no-referrer' },
+  });
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -58,13 +123,17 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       security: [{ token: [] }],
     },
   });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  await app.register(fastifySwaggerUi, {
+    routePrefix: '/docs',
+    // Swagger UI draws its top-bar logo with one inline <style>: its hash allows exactly that, on /docs only.
+    transformStaticCSP: (header) => header.replace("style-src 'self'", `style-src 'self' '${SWAGGER_LOGO_STYLE}'`),
+  });
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, _req, reply) => {
     if (err instanceof HttpError) return reply.code(err.status).send({ error: err.code, message: err.message });
     if (err instanceof DexError) return reply.code(err.code === 'too-large' ? 413 : 400).send({ error: err.code === 'too-large' ? 'too-large' : 'malformed-dex', line: err.line, message: err.message });
     if (err instanceof AuditError) return reply.code(err.code === 'unknown-machine' ? 404 : 400).send({ error: err.code, message: err.message });
-    if (err instanceof CommandError) return reply.code(err.code === 'unknown-machine' ? 404 : 422).send({ error: err.code, message: err.message });
+    if (err instanceof CommandError) return reply.code(err.code === 'unknown-machine' ? 404 : err.code === 'too-large' ? 400 : 422).send({ error: err.code === 'too-large' ? 'bad-request' : err.code, message: err.message });
     if (err.validation) return reply.code(400).send({ error: 'bad-request', message: err.message });
     if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.code ?? 'bad-request', message: err.message });
     // A database error that slipped past the checks: the input's fault is a 400, the store's a 503, never a 500.
@@ -78,8 +147,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const need =
     (role: Role) =>
     async (req: FastifyRequest): Promise<void> => {
-      const h = req.headers.authorization;
-      const token = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
+      // The scheme is case-insensitive (RFC 9110 11.1), then one or more spaces and the token.
+      const token = BEARER.exec(req.headers.authorization ?? '')?.[1];
       const info = token ? await tokens.check(token) : undefined;
       if (!info) throw new HttpError(401, 'unauthorized', 'an API token is needed: Authorization: Bearer vf_...');
       if (!allows(info.role, role)) throw new HttpError(403, 'forbidden', `this needs the ${role} role; the token has ${info.role}`);
@@ -147,8 +216,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
     async (req) => {
       await machineState(req.params.id);
-      const to = req.query.to ? new Date(req.query.to) : new Date();
-      const from = req.query.from ? new Date(req.query.from) : new Date(to.getTime() - 86400000);
+      const to = req.query.to !== undefined ? dateTime(req.query.to, 'to') : new Date();
+      const from = req.query.from !== undefined ? dateTime(req.query.from, 'from') : new Date(to.getTime() - 86400000);
       if (from > to) throw new HttpError(400, 'bad-request', '"from" is after "to"');
       // GROUPING tells the total from the group of sales without a slot code (slot NULL in the sales view).
       const r = await db.query<{ slot: string | null; whole: number | string; n: string; revenue: string | null }>(
@@ -251,7 +320,17 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         params: { type: 'object', properties: { id: MACHINE_ID }, required: ['id'] },
         headers: { type: 'object', properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 100, pattern: '^[\\x21-\\x7e]+$' } }, required: ['idempotency-key'] },
         body: { type: 'object', properties: { slot: SLOT_CODE, quantity: { type: 'integer', minimum: 1, maximum: 9, default: 1 } }, required: ['slot'], additionalProperties: false },
-        response: { 400: ERROR, 401: ERROR, 404: ERROR, 409: ERROR, 422: ERROR },
+        response: {
+          200: PURCHASE_DONE,
+          202: PURCHASE_PENDING,
+          400: ERROR,
+          401: ERROR,
+          403: ERROR,
+          404: { ...PURCHASE_REFUSED, description: 'No such machine, or the machine has no such slot (error unknown-slot, with the purchase)' },
+          409: { ...PURCHASE_REFUSED, description: 'The machine refused the vend (busy, sold-out, locked, out-of-service, ...: nothing dispensed), or another request with this key is issuing it' },
+          422: { ...PURCHASE_REFUSED, description: 'The Idempotency-Key was used for another purchase, or the machine found the arguments bad (bad-args, with the purchase)' },
+          504: { ...PURCHASE_REFUSED, description: 'The machine did not get the purchase before it expired (machine-unreachable): nothing dispensed' },
+        },
       },
     },
     async (req, reply) => purchase(req.params.id, req.headers['idempotency-key']!, req.body, reply),

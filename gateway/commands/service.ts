@@ -11,6 +11,7 @@
  * a newer one set.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { MAX_COMMAND_BYTES } from '../../firmware/command/command.js';
 import type { Db, Queryable } from '../store/db.js';
 import { signCommand, type CommandBody } from './envelope.js';
 import { isMachineId, MACHINE_ID_RULE } from '../machine-id.js';
@@ -50,7 +51,7 @@ export function sha256(text: string): string {
 export class CommandError extends Error {
   constructor(
     message: string,
-    readonly code: 'unknown-machine' | 'no-key' | 'bad-command',
+    readonly code: 'unknown-machine' | 'no-key' | 'bad-command' | 'too-large',
   ) {
     super(message);
   }
@@ -88,6 +89,18 @@ function record(r: Row): CommandRecord {
     status: r.status,
     outcome: r.outcome,
     sent: Number(r.sent),
+  };
+}
+
+/** What the machine gets for a command, before signing. */
+function bodyOf(c: CommandRecord): CommandBody {
+  return {
+    machine: c.machine,
+    n: c.n,
+    type: c.type,
+    issued: Math.floor(Date.parse(c.issuedAt) / 1000),
+    expires: Math.floor(Date.parse(c.expiresAt) / 1000),
+    args: c.args,
   };
 }
 
@@ -183,6 +196,12 @@ export class CommandService {
          RETURNING ${COLUMNS}`,
         [randomUUID(), machine, Number(m.rows[0].n), type, JSON.stringify(extra), ttl],
       );
+      // A machine refuses a signed command over its limit, so one that big could never be applied. Measured as
+      // stored (jsonb may reorder the arguments) and signed with the widest key id, as any later key may re-send it.
+      const size = signCommand(bodyOf(record(r.rows[0]!)), 255, Buffer.from(active.rows[0].key)).length;
+      if (size > MAX_COMMAND_BYTES) {
+        throw new CommandError(`the signed command would be ${size} bytes; a machine takes at most ${MAX_COMMAND_BYTES} bytes (docs/commands.md): send less in one command`, 'too-large');
+      }
       // The caller's own bookkeeping commits with the command or not at all (idempotency keys).
       await options.within?.(tx, r.rows[0]!.id);
       return { row: r.rows[0]!, key: active.rows[0], online: active.rows[0].online === true };
@@ -195,15 +214,7 @@ export class CommandService {
   private async send(c: CommandRecord, known?: { kid: number; key: Buffer }): Promise<CommandRecord> {
     const k = known ?? (await this.db.query<{ kid: number; key: Buffer }>("SELECT kid, key FROM machine_keys WHERE machine_id = $1 AND state = 'active'", [c.machine])).rows[0];
     if (!k) return c;
-    const body: CommandBody = {
-      machine: c.machine,
-      n: c.n,
-      type: c.type,
-      issued: Math.floor(Date.parse(c.issuedAt) / 1000),
-      expires: Math.floor(Date.parse(c.expiresAt) / 1000),
-      args: c.args,
-    };
-    this.publish(`fleet/${c.machine}/commands`, signCommand(body, Number(k.kid), Buffer.from(k.key)));
+    this.publish(`fleet/${c.machine}/commands`, signCommand(bodyOf(c), Number(k.kid), Buffer.from(k.key)));
     const r = await this.db.query<Row>(
       `UPDATE commands SET sent = sent + 1, status = CASE WHEN status = 'queued' THEN 'delivered' ELSE status END, updated_at = now()
        WHERE id = $1 RETURNING ${COLUMNS}`,

@@ -82,6 +82,14 @@ for (const backend of BACKENDS) {
         assert.ok(doc.paths[p], `${p} documented`);
       }
       assert.equal((await call('GET', '/docs', undefined)).statusCode < 400, true);
+      // A purchase's answers, refusals included, say which command, slot and quantity, and how many came out.
+      type Schema = { properties?: Record<string, unknown>; required?: string[] };
+      const purchase = (doc.paths['/machines/{id}/purchase'] as { post: { responses: Record<string, { content: { 'application/json': { schema: Schema } } }> } }).post.responses;
+      for (const status of ['200', '404', '409', '422', '504']) {
+        const schema = purchase[status]?.content['application/json'].schema;
+        for (const field of ['command', 'slot', 'requested', 'dispensed']) assert.ok(schema?.properties?.[field], `${status} answer documents ${field}`);
+      }
+      assert.deepEqual(purchase['409']!.content['application/json'].schema.required, ['error', 'message']);
     });
 
     it('lists products page by page, by category, without sold-out items', async () => {
@@ -156,11 +164,23 @@ for (const backend of BACKENDS) {
         assert.equal(r.statusCode, status, `${JSON.stringify(body).slice(0, 60)}: ${r.body}`);
         assert.match(r.json().message, message);
       }
+      // A refusal keeps the purchase's context: which command, slot and quantity, and that nothing came out.
       const sold = await running(host, call('POST', `/machines/${id}/purchase`, operator, { slot: 'C2' }, { 'idempotency-key': 'b8' }));
       assert.equal(sold.statusCode, 409, sold.body);
-      assert.equal(sold.json().error, 'sold-out');
-      const unknown = await running(host, call('POST', `/machines/${id}/purchase`, operator, { slot: 'Z9' }, { 'idempotency-key': 'b9' }));
+      const refusal = sold.json() as { error: string; message: string; command: string; slot: string; requested: number; dispensed: number };
+      assert.equal(refusal.error, 'sold-out');
+      assert.match(refusal.message, /refused: sold-out/);
+      assert.match(refusal.command, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, sold.body);
+      assert.equal((await call('GET', `/commands/${refusal.command}`, viewer)).json().status, 'refused');
+      assert.deepEqual([refusal.slot, refusal.requested, refusal.dispensed], ['C2', 1, 0], sold.body);
+      const replay = await call('POST', `/machines/${id}/purchase`, operator, { slot: 'C2' }, { 'idempotency-key': 'b8' });
+      assert.equal(replay.statusCode, 409);
+      assert.equal(replay.headers['idempotent-replay'], 'true');
+      assert.deepEqual(replay.json(), refusal);
+      const unknown = await running(host, call('POST', `/machines/${id}/purchase`, operator, { slot: 'Z9', quantity: 2 }, { 'idempotency-key': 'b9' }));
       assert.equal(unknown.statusCode, 404, unknown.body);
+      assert.deepEqual([unknown.json().error, unknown.json().slot, unknown.json().requested, unknown.json().dispensed], ['unknown-slot', 'Z9', 2, 0], unknown.body);
+      assert.match(unknown.json().command, /^[0-9a-f-]{36}$/, unknown.body);
       assert.equal(host.rig.delivered.length, before);
       const count = await b.db.query<{ n: string }>('SELECT count(*) AS n FROM events');
       assert.ok(Number(count.rows[0]!.n) > 0, 'the events table is still there');
@@ -171,8 +191,9 @@ for (const backend of BACKENDS) {
       assert.equal(sent.statusCode, 202, sent.body);
       const c = sent.json() as { id: string; n: number };
       let status = '';
-      // Bounded in real time: the command crosses a real broker while the machine runs in virtual time.
-      for (const until = Date.now() + 20000; status !== 'applied' && Date.now() < until; ) {
+      // Bounded in real time: the command crosses a real broker while the machine runs in virtual time
+      // (12 s seen on a 2-core machine at load 10, so the bound leaves room).
+      for (const until = Date.now() + 60000; status !== 'applied' && Date.now() < until; ) {
         await host.run(100);
         await gw.ingester.flush();
         status = ((await call('GET', `/commands/${c.id}`, viewer)).json() as { status: string }).status;
