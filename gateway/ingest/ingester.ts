@@ -82,6 +82,8 @@ export class Ingester {
   private closed = false;
   /** Receive-to-commit times of recent messages, ms (a ring). */
   readonly latencies = new Float64Array(LATENCY_SAMPLES);
+  /** When each of those messages was received (performance.now()), so a window can be picked. */
+  private readonly receivedAt = new Float64Array(LATENCY_SAMPLES);
   private latencyCount = 0;
 
   constructor(db: Db, ack: (machine: string, from: number, to: number) => void, options: IngestOptions = {}) {
@@ -361,7 +363,11 @@ export class Ingester {
     this.stats.telemetry += telemetry.length;
     this.stats.statuses += statuses.length;
     const now = performance.now();
-    for (const p of batch) this.latencies[this.latencyCount++ % LATENCY_SAMPLES] = now - p.at;
+    for (const p of batch) {
+      const i = this.latencyCount++ % LATENCY_SAMPLES;
+      this.latencies[i] = now - p.at;
+      this.receivedAt[i] = p.at;
+    }
     return conflicts;
   }
 
@@ -440,12 +446,19 @@ export class Ingester {
     for (const [machine, run] of open) this.ack(machine, run.from, run.to);
   }
 
-  /** Receive-to-commit latency percentile over recent messages, ms. */
-  latency(percentile: number): number {
-    const n = Math.min(this.latencyCount, LATENCY_SAMPLES);
+  /** Receive-to-commit latency percentile over recent messages (those received at or after `receivedSince`, a performance.now() time), ms. */
+  latency(percentile: number, receivedSince = -Infinity): number {
+    const sorted: number[] = [];
+    for (let i = 0; i < Math.min(this.latencyCount, LATENCY_SAMPLES); i++) if (this.receivedAt[i]! >= receivedSince) sorted.push(this.latencies[i]!);
+    const n = sorted.length;
     if (n === 0) return 0;
-    const sorted = Array.from(this.latencies.subarray(0, n)).sort((a, b) => a - b);
+    sorted.sort((a, b) => a - b);
     return sorted[Math.min(n - 1, Math.floor((percentile / 100) * n))]!;
+  }
+
+  /** Latencies recorded since the last reset (more than the ring holds: only the newest are kept). */
+  get latencySamples(): number {
+    return this.latencyCount;
   }
 
   /** Machines just provisioned: accepted at once, even if they were refused a moment ago. */
