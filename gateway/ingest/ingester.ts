@@ -14,6 +14,7 @@ import type { Db, Queryable } from '../store/db.js';
 import { ensureTelemetryPartition } from '../store/migrations.js';
 import { parseMessage, type MachineEvent, type Rejection } from './messages.js';
 import { canonicalJson } from '../store/json.js';
+import { WaitingEvents } from './waiting.js';
 
 export interface IngestOptions {
   /** Rows (events, telemetry and status messages) per transaction; a flush starts when this many wait. */
@@ -48,6 +49,9 @@ export interface IngestStats {
   batches: number;
   /** Messages dropped unacknowledged while the store was unavailable. */
   shed: number;
+  /** Event messages dropped because the same events were already waiting to be committed (that copy's commit acknowledges them), and their events. */
+  waitingDuplicates: number;
+  waitingDuplicateEvents: number;
   storeErrors: number;
 }
 
@@ -59,7 +63,7 @@ type Pending =
 const LATENCY_SAMPLES = 8192;
 
 export class Ingester {
-  readonly stats: IngestStats = { messages: 0, events: 0, duplicates: 0, telemetry: 0, statuses: 0, rejected: {}, batches: 0, shed: 0, storeErrors: 0 };
+  readonly stats: IngestStats = { messages: 0, events: 0, duplicates: 0, telemetry: 0, statuses: 0, rejected: {}, batches: 0, shed: 0, waitingDuplicates: 0, waitingDuplicateEvents: 0, storeErrors: 0 };
   private readonly db: Db;
   private readonly ack: (machine: string, from: number, to: number) => void;
   private readonly options: Required<Omit<IngestOptions, 'onLog' | 'onPressure' | 'onCommandEvents' | 'onOnline' | 'onTelemetry'>>;
@@ -70,6 +74,8 @@ export class Ingester {
   private pressure = false;
   private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
   private pending: Pending[] = [];
+  /** Event messages in `pending` or in the batch being written: a resend of them is dropped. */
+  private readonly waitingEvents = new WaitingEvents();
   private pendingRows = 0;
   private urgent = false;
   private timer: NodeJS.Timeout | undefined;
@@ -112,6 +118,12 @@ export class Ingester {
       if (until !== undefined && until > Date.now()) return this.reject('unknown-machine', m.machine);
       // Not seen yet: look it up as part of the flush.
     }
+    if (m.kind === 'events' && this.waitingEvents.covers(m.machine, m.events)) {
+      // A resend of events still waiting for the store: queued again it would be written twice.
+      this.stats.waitingDuplicates++;
+      this.stats.waitingDuplicateEvents += m.events.length;
+      return;
+    }
     if (this.pending.length >= this.options.maxPendingMessages) {
       this.stats.shed++;
       return;
@@ -125,6 +137,7 @@ export class Ingester {
           : { kind: 'status', machine: m.machine, online: m.online, body: m.body, at };
     this.pending.push(p);
     this.pendingRows += rows(p);
+    if (p.kind === 'events') this.waitingEvents.add(p);
     // A command's outcome has someone waiting for it (an API call): no batching delay.
     if (p.kind === 'events' && !this.urgent) {
       for (const e of p.events) if (COMMAND_EVENTS.has(e.type)) this.urgent = true;
@@ -193,7 +206,12 @@ export class Ingester {
       this.pending = this.pending.slice(take);
       this.pendingRows -= taken;
       this.rejectionsToStore = new Map();
-      await this.write(batch, rejections);
+      try {
+        await this.write(batch, rejections);
+      } finally {
+        // Even if the write threw: a message kept as waiting after it is gone would swallow its resends.
+        this.waitingEvents.settle(batch, this.pending);
+      }
       if (this.pressure && this.pendingRows < this.options.maxBatchRows) {
         this.pressure = false;
         this.onPressure?.(false);
