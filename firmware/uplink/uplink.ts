@@ -13,6 +13,8 @@
  * and only that one until acknowledgements make progress, the wait doubling
  * (jittered) up to 5 min. A gateway whose store is down holds what it was
  * sent; a full window again at every timeout only piled up copies to write.
+ * The probe carries only events sent before (newer ones wait in flash), so
+ * a gateway still holding them can tell it is the same and drop it.
  */
 import type { Board, MqttClient, TimerId } from '../board.js';
 import type { UplinkSettings } from '../config.js';
@@ -67,6 +69,8 @@ export class Uplink {
   private failures = 0;
   /** Acknowledgement timeouts in a row without progress; while above 0 only a probe (one batch) is in flight. */
   private ackTimeouts = 0;
+  /** The newest event published since boot: a probe resends no further, so it is the same as what the gateway may hold. */
+  private sentTo = 0;
   private retryTimer: TimerId | undefined;
   private ackTimer: TimerId | undefined;
   private telemetryTimer: TimerId | undefined;
@@ -198,10 +202,12 @@ export class Uplink {
     const journal = this.source.journal;
     const synced = journal.ledger.synced;
     if (this.nextSeq <= synced) this.nextSeq = synced + 1;
-    while (this.client && this.status.state === 'online' && this.nextSeq <= journal.log.lastSeq && (this.ackTimeouts > 0 ? this.nextSeq === synced + 1 : this.nextSeq - synced - 1 < WINDOW)) {
+    // Probing: one batch from the cursor of events already sent; newer ones wait for acknowledgements.
+    const probing = this.ackTimeouts > 0;
+    while (this.client && this.status.state === 'online' && this.nextSeq <= journal.log.lastSeq && (probing ? this.nextSeq === synced + 1 && this.nextSeq <= this.sentTo : this.nextSeq - synced - 1 < WINDOW)) {
       const batch: Described[] = [];
       const codes = this.source.codes;
-      journal.log.readEvents(this.nextSeq, BATCH, (type, seq, time, d, o, len) => {
+      journal.log.readEvents(this.nextSeq, probing ? Math.min(BATCH, this.sentTo - this.nextSeq + 1) : BATCH, (type, seq, time, d, o, len) => {
         batch.push(describeRecord(type, seq, time, d, o, len, codes));
       });
       if (batch.length === 0) break;
@@ -212,6 +218,7 @@ export class Uplink {
       }
       this.publish('events', { v: 1, events: batch }, false);
       this.nextSeq = (batch[batch.length - 1]!['seq'] as number) + 1;
+      if (this.nextSeq - 1 > this.sentTo) this.sentTo = this.nextSeq - 1;
       this.armAckTimer();
     }
   }

@@ -168,6 +168,25 @@ describe('uplink resends', () => {
     equal(b.sent[before + 3]!.at - after[0]!.at, 20000);
   });
 
+  it('holds new events back while probing, and the probe resends only what was sent before (a gateway holding the rest can tell it is the same)', () => {
+    const b = boot(9);
+    equal(b.sent.length, 1);
+    b.timers.advance(20000);
+    equal(b.sent.length, 2);
+    // Sales go on while the gateway's store is down.
+    for (let i = 0; i < 5; i++) b.journal.coinIn(2, 1, 25);
+    b.uplink.eventRecorded();
+    equal(b.sent.length, 2, 'nothing new goes out while probing');
+    b.timers.advance(40000);
+    equal(b.sent.length, 3);
+    equal(b.sent[2]!.from, 1);
+    equal(b.sent[2]!.to, 10, 'the probe carries only events sent before');
+    b.ack(1, 10);
+    equal(b.sent.length, 4);
+    equal(b.sent[3]!.from, 11);
+    equal(b.sent[3]!.to, 15);
+  });
+
   it('sends only a probe after reconnecting while the gateway is still not acknowledging', () => {
     const b = boot(149);
     b.timers.advance(20000);
