@@ -44,9 +44,6 @@ export interface OutageResult {
   exactlyOnce: boolean;
 }
 
-/** Ingesters before the in-flight check do not count such messages. */
-const droppedWaiting = (stats: object): number => (stats as { pendingDuplicates?: number }).pendingDuplicates ?? 0;
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export async function outageCatchUp(options: { pgUrl: string; machines?: number; cutMs?: number; speed?: number; log?: (line: string) => void }): Promise<OutageResult> {
@@ -94,7 +91,7 @@ export async function outageCatchUp(options: { pgUrl: string; machines?: number;
     const stats = gw.ingester.stats;
     const before = await statuses();
     const dup0 = stats.duplicates;
-    const dropped0 = droppedWaiting(stats);
+    const dropped0 = stats.waitingDuplicates;
     log(`    cut: ${before.reduce((a, s) => a + s.journal.unsynced, 0)} events unacknowledged, ${stats.events} stored so far`);
     await proxy.cut();
     await sleep(cutMs);
@@ -120,7 +117,7 @@ export async function outageCatchUp(options: { pgUrl: string; machines?: number;
     const catchUpSeconds = caught ? (Math.max(...(caughtAt as number[])) - restored) / 1000 : Infinity;
     const p99Ms = gw.ingester.latency(99);
     const p99ReceivedAfterMs = gw.ingester.latency(99, restored);
-    log(`    caught up ${caught ? `in ${catchUpSeconds.toFixed(1)} s` : 'NOT within 300 s'}; ${gw.ingester.latencySamples} messages committed meanwhile`);
+    log(`    caught up ${caught ? `in ${catchUpSeconds.toFixed(1)} s` : 'NOT within 300 s'}; ${gw.ingester.latencySamples} messages committed meanwhile, ${stats.duplicates - dup0} duplicate rows, ${stats.waitingDuplicates - dropped0} resends dropped as waiting`);
 
     // A little more selling, then everyone leaves and the machines finish sending.
     await sleep(5000);
@@ -148,7 +145,7 @@ export async function outageCatchUp(options: { pgUrl: string; machines?: number;
       cutSeconds: cutMs / 1000,
       missed,
       duplicateRows: stats.duplicates - dup0,
-      droppedWaiting: droppedWaiting(stats) - dropped0,
+      droppedWaiting: stats.waitingDuplicates - dropped0,
       published: sum((s) => s.uplink?.published ?? 0),
       resends: sum((s) => s.uplink?.resends ?? 0),
       catchUpSeconds,
