@@ -13,7 +13,6 @@
  */
 import { Gateway } from '../gateway/gateway.js';
 import { openDb } from '../gateway/store/db.js';
-import { visit } from '../hal-sim/customers.js';
 import { MachineHost } from '../hal-sim/host.js';
 import { Random } from '../hal-sim/scheduler.js';
 import { freePort } from '../test/lib/mosquitto.js';
@@ -44,6 +43,15 @@ export interface OutageResult {
   exactlyOnce: boolean;
 }
 
+async function sale(host: MachineHost, code: string, coins: number[]): Promise<void> {
+  host.select(code);
+  await host.runUntilIdle();
+  for (const coin of coins) {
+    host.insertCoin(coin);
+    await host.runUntilIdle();
+  }
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export async function outageCatchUp(options: { pgUrl: string; machines?: number; cutMs?: number; speed?: number; log?: (line: string) => void }): Promise<OutageResult> {
@@ -71,12 +79,13 @@ export async function outageCatchUp(options: { pgUrl: string; machines?: number;
     for (const [i, id] of ids.entries()) hosts.push(await MachineHost.start(spec, { machineId: id, seed: i + 1, network: { url: broker.url, speed } }));
     const wall0 = performance.now();
     const virtual0 = hosts.map((h) => h.nowMs);
-    // Customers one after another, a few seconds apart (machine time): a busy fleet.
+    // Customers one after another, a few seconds apart (machine time): a busy fleet. They pay
+    // exactly in coins, so the tubes never run dry and a machine sells at the same rate all along.
     customers = hosts.map(async (host, i) => {
       const rnd = new Random(1000 + i);
-      while (!stopping) {
-        await host.run(rnd.int(2, 10) * 1000);
-        if (!stopping) await visit(host, rnd, { walkAway: 0.02, cancel: 0.05, twoItems: 0.1 });
+      for (let k = 0; !stopping; k++) {
+        await host.run(rnd.int(1, 5) * 1000);
+        if (!stopping) await sale(host, k % 2 === 0 ? 'A1' : 'B4', k % 2 === 0 ? [100, 25] : [100, 25, 25, 25]);
       }
     });
     const statuses = (): Promise<Awaited<ReturnType<MachineHost['status']>>[]> => Promise.all(hosts.map((h) => h.status()));
