@@ -133,19 +133,27 @@ export async function outageCatchUp(options: { pgUrl: string; machines?: number;
     stopping = true;
     await Promise.all(customers);
     customers = [];
-    for (let i = 0; i < 1200; i++) {
+    // At most five minutes of wall time, in steps of about 100 ms whatever the pace.
+    const drained = performance.now() + 300000;
+    while (performance.now() < drained) {
       const st = await statuses();
       if (st.every((s) => s.journal.unsynced === 0)) break;
-      await Promise.all(hosts.map((h) => h.run(100)));
+      await Promise.all(hosts.map((h) => h.run(100 * speed)));
     }
     await gw.ingester.flush();
     const after = await statuses();
+    const unsynced = after.reduce((a, s) => a + s.journal.unsynced, 0);
+    if (unsynced > 0) log(`    ${unsynced} events still unacknowledged five minutes after the customers left`);
     const wall = performance.now() - wall0;
     const virtual = hosts.reduce((a, h, i) => a + h.nowMs - virtual0[i]!, 0) / n;
     let exactlyOnce = true;
     for (const [i, id] of ids.entries()) {
       const r = await db.query<{ n: string }>('SELECT count(*) AS n FROM events WHERE machine_id = $1', [id]);
-      if (Number(r.rows[0]!.n) !== after[i]!.journal.lastSeq || after[i]!.journal.unsynced !== 0) exactlyOnce = false;
+      const stored = Number(r.rows[0]!.n);
+      if (stored !== after[i]!.journal.lastSeq || after[i]!.journal.unsynced !== 0) {
+        exactlyOnce = false;
+        log(`    ${id}: ${stored} events stored, journal at ${after[i]!.journal.lastSeq}, ${after[i]!.journal.unsynced} unacknowledged`);
+      }
     }
     const sum = (f: (s: (typeof after)[number]) => number): number => after.reduce((a, s, i) => a + f(s) - f(before[i]!), 0);
     return {
