@@ -12,6 +12,7 @@ import { MachineHost } from '../hal-sim/host.js';
 import { CutCampaign, isEventRecord } from '../hal-sim/power-cuts.js';
 import { commandRoundTrip } from './command-roundtrip.js';
 import { connectionsLoad, ingestLoad, openDb, startBenchMosquitto, type FleetConnections, type LoadResult } from './gateway-load.js';
+import { outageCatchUp } from './outage.js';
 import { Random } from '../hal-sim/scheduler.js';
 import { checkCut } from '../test/lib/cut-check.js';
 import { busyWorkload, cutMachine, CUT_FLASH } from '../test/sim/cut-workload.js';
@@ -353,6 +354,28 @@ async function commandBench(): Promise<void> {
   record('commands.backgroundPerSecond', Math.round(r.backgroundPerSecond), 'background telemetry stored per second meanwhile');
 }
 
+async function outageBench(): Promise<void> {
+  const at = process.argv.indexOf('--outage-speed');
+  const speed = at > 0 ? Number(process.argv[at + 1]) : 1;
+  if (!(speed > 0)) throw new Error('--outage-speed needs a number above 0');
+  out('');
+  out(`Catch-up after a 60 s PostgreSQL outage: 20 simulated machines (firmware on the simulator at ${speed}x real time) selling through Mosquitto to one gateway`);
+  const r = await outageCatchUp({ pgUrl: PG_URL, machines: 20, cutMs: 60000, speed, log: out });
+  const key = `outage.x${speed}`;
+  record(`${key}.speed`, r.speed, 'machine time / wall time over the run', 'x');
+  record(`${key}.missed`, r.missed, 'events waiting on the machines when the store came back');
+  record(`${key}.duplicateRows`, r.duplicateRows, 'duplicate rows the gateway processed (cut to end)');
+  record(`${key}.duplicateRatio`, r.missed > 0 ? r.duplicateRows / r.missed : 0, 'duplicate rows per event missed (goal: at most 2)', 'x');
+  record(`${key}.droppedWaiting`, r.droppedWaiting, 'messages dropped as already waiting in the gateway');
+  record(`${key}.published`, r.published, 'event messages the machines published (cut to end)');
+  record(`${key}.resends`, r.resends, 'acknowledgement timeouts on the machines (cut to end)');
+  record(`${key}.catchUpSeconds`, r.catchUpSeconds, 'seconds from restore until every backlog is acknowledged (goal: under 10)', 's');
+  record(`${key}.p99Ms`, r.p99Ms, 'receive-to-commit p99, messages committed restore to catch-up (ms)');
+  record(`${key}.p99ReceivedAfterMs`, r.p99ReceivedAfterMs, 'receive-to-commit p99, of those received after the restore (ms)');
+  record(`${key}.exactlyOnce`, r.exactlyOnce ? 1 : 0, 'every event stored exactly once at the end (1 = yes)');
+  if (!r.exactlyOnce) throw new Error('events lost or not synced after the outage');
+}
+
 async function throughput(target: TargetName, n: number): Promise<void> {
   const host = await MachineHost.start(machine, { target });
   try {
@@ -375,9 +398,15 @@ async function main(): Promise<void> {
     if (json) process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
     return;
   }
+  if (process.argv.includes('--outage-only')) {
+    await outageBench();
+    if (json) process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
+    return;
+  }
   if (process.argv.includes('--gateway-only')) {
     await gatewayBench();
     await commandBench();
+    await outageBench();
     if (json) process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
     return;
   }
@@ -398,6 +427,7 @@ async function main(): Promise<void> {
   if (!process.argv.includes('--no-gateway')) {
     await gatewayBench();
     await commandBench();
+    await outageBench();
   }
   out('');
   out('Simulator throughput');

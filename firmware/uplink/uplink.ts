@@ -7,6 +7,14 @@
  *
  * Reconnects back off exponentially (1 s doubling to 5 min) with jitter, so
  * a fleet coming back after an outage does not arrive all at once.
+ *
+ * Without acknowledgements the gateway is slow, down, or lost what it was
+ * sent: after 20 s the first batch from the cursor goes again as a probe,
+ * and only that one until acknowledgements make progress, the wait doubling
+ * (jittered) up to 5 min. A gateway whose store is down holds what it was
+ * sent; a full window again at every timeout only piled up copies to write.
+ * The probe carries only events sent before (newer ones wait in flash), so
+ * a gateway still holding them can tell it is the same and drop it.
  */
 import type { Board, MqttClient, TimerId } from '../board.js';
 import type { UplinkSettings } from '../config.js';
@@ -42,8 +50,9 @@ export interface UplinkStatus {
 /** Events per message and unacknowledged events in flight. */
 const BATCH = 20;
 const WINDOW = 100;
-/** No acknowledgement progress for this long: send again from the cursor. */
+/** No acknowledgement progress for this long: send again from the cursor (then twice as long each time, up to the max). */
 const ACK_TIMEOUT_MS = 20000;
+const ACK_TIMEOUT_MAX_MS = 300000;
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 300000;
 /** Telemetry after a change waits this long, so a sale's burst of events makes one message. */
@@ -58,6 +67,10 @@ export class Uplink {
   private client: MqttClient | undefined;
   private nextSeq = 0;
   private failures = 0;
+  /** Acknowledgement timeouts in a row without progress; while above 0 only a probe (one batch) is in flight. */
+  private ackTimeouts = 0;
+  /** The newest event published since boot: a probe resends no further, so it is the same as what the gateway may hold. */
+  private sentTo = 0;
   private retryTimer: TimerId | undefined;
   private ackTimer: TimerId | undefined;
   private telemetryTimer: TimerId | undefined;
@@ -189,10 +202,12 @@ export class Uplink {
     const journal = this.source.journal;
     const synced = journal.ledger.synced;
     if (this.nextSeq <= synced) this.nextSeq = synced + 1;
-    while (this.client && this.status.state === 'online' && this.nextSeq <= journal.log.lastSeq && this.nextSeq - synced - 1 < WINDOW) {
+    // Probing: one batch from the cursor of events already sent; newer ones wait for acknowledgements.
+    const probing = this.ackTimeouts > 0;
+    while (this.client && this.status.state === 'online' && this.nextSeq <= journal.log.lastSeq && (probing ? this.nextSeq === synced + 1 && this.nextSeq <= this.sentTo : this.nextSeq - synced - 1 < WINDOW)) {
       const batch: Described[] = [];
       const codes = this.source.codes;
-      journal.log.readEvents(this.nextSeq, BATCH, (type, seq, time, d, o, len) => {
+      journal.log.readEvents(this.nextSeq, probing ? Math.min(BATCH, this.sentTo - this.nextSeq + 1) : BATCH, (type, seq, time, d, o, len) => {
         batch.push(describeRecord(type, seq, time, d, o, len, codes));
       });
       if (batch.length === 0) break;
@@ -203,6 +218,7 @@ export class Uplink {
       }
       this.publish('events', { v: 1, events: batch }, false);
       this.nextSeq = (batch[batch.length - 1]!['seq'] as number) + 1;
+      if (this.nextSeq - 1 > this.sentTo) this.sentTo = this.nextSeq - 1;
       this.armAckTimer();
     }
   }
@@ -210,18 +226,25 @@ export class Uplink {
   private armAckTimer(): void {
     if (this.ackTimer !== undefined) return;
     const at = this.source.journal.ledger.synced;
+    let wait = ACK_TIMEOUT_MS;
+    if (this.ackTimeouts > 0) {
+      // Up to a quarter off at random: machines whose acknowledgements stopped together probe apart.
+      const step = Math.min(ACK_TIMEOUT_MAX_MS, ACK_TIMEOUT_MS * 2 ** Math.min(this.ackTimeouts, 8));
+      wait = Math.round(step - (this.nextRandom() * step) / 4);
+    }
     this.ackTimer = this.board.timers.set(() => {
       this.ackTimer = undefined;
       const journal = this.source.journal;
       if (journal.ledger.synced === at && this.nextSeq > at + 1 && this.status.state === 'online') {
-        // Nothing acknowledged for a while: the gateway may have lost them. Send again.
+        // Nothing acknowledged for a while: the gateway may have lost them. Probe from the cursor.
         this.status.resends++;
+        this.ackTimeouts++;
         this.nextSeq = at + 1;
         this.pump();
       } else if (this.nextSeq > journal.ledger.synced + 1) {
         this.armAckTimer();
       }
-    }, ACK_TIMEOUT_MS);
+    }, wait);
   }
 
   private readable(count: number, topic: string): void {
@@ -246,6 +269,8 @@ export class Uplink {
     // Ranges arrive in the order sent; one that starts beyond the cursor waits for the resend.
     if (m.from <= journal.ledger.synced + 1 && m.to > journal.ledger.synced) {
       journal.acknowledge(Math.min(m.to, journal.log.lastSeq));
+      // Progress: the gateway is taking events again, so the whole window may go.
+      this.ackTimeouts = 0;
       if (this.ackTimer !== undefined) this.board.timers.clear(this.ackTimer);
       this.ackTimer = undefined;
       if (this.nextSeq > journal.ledger.synced + 1) this.armAckTimer();

@@ -22,6 +22,7 @@ import { classifyStoreError, describeStoreError } from '../store/errors.js';
 import { ensureTelemetryPartition } from '../store/migrations.js';
 import { badCharacter, parseMessage, type EventCheck, type MachineEvent, type RefusedEvent, type Rejection } from './messages.js';
 import { canonicalJson } from '../store/json.js';
+import { WaitingEvents } from './waiting.js';
 import { checkEvent } from './contract.js';
 
 /** The uplink contract as parseMessage asks it: why an event is refused, or undefined. */
@@ -83,6 +84,9 @@ export interface IngestStats {
   batches: number;
   /** Messages dropped unacknowledged while the store was unavailable. */
   shed: number;
+  /** Event messages dropped because the same events were already waiting to be committed (that copy's commit acknowledges them), and their events. */
+  waitingDuplicates: number;
+  waitingDuplicateEvents: number;
   storeErrors: number;
 }
 
@@ -111,7 +115,7 @@ type Pending = (
 const LATENCY_SAMPLES = 8192;
 
 export class Ingester {
-  readonly stats: IngestStats = { messages: 0, events: 0, duplicates: 0, refusedEvents: 0, telemetry: 0, statuses: 0, rejected: {}, batches: 0, shed: 0, storeErrors: 0 };
+  readonly stats: IngestStats = { messages: 0, events: 0, duplicates: 0, refusedEvents: 0, telemetry: 0, statuses: 0, rejected: {}, batches: 0, shed: 0, waitingDuplicates: 0, waitingDuplicateEvents: 0, storeErrors: 0 };
   private readonly db: Db;
   private readonly ack: (machine: string, from: number, to: number) => void;
   private readonly options: { maxBatchRows: number; flushMs: number; maxPendingMessages: number; stallMs: number; storeLogEveryMs: number; suspectRetryMs: number; maxRetryMs: number };
@@ -124,6 +128,8 @@ export class Ingester {
   private pressure = false;
   private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
   private pending: Pending[] = [];
+  /** Event messages in `pending` or in the batch being written: a resend of them is dropped. */
+  private readonly waitingEvents = new WaitingEvents();
   private pendingRows = 0;
   private urgent = false;
   private timer: NodeJS.Timeout | undefined;
@@ -144,6 +150,8 @@ export class Ingester {
   private readonly watchdog: NodeJS.Timeout;
   /** Receive-to-commit times of recent messages, ms (a ring). */
   readonly latencies = new Float64Array(LATENCY_SAMPLES);
+  /** When each of those messages was received (performance.now()), so a window can be picked. */
+  private readonly receivedAt = new Float64Array(LATENCY_SAMPLES);
   private latencyCount = 0;
 
   constructor(db: Db, ack: (machine: string, from: number, to: number) => void, options: IngestOptions = {}) {
@@ -184,6 +192,12 @@ export class Ingester {
       if (until !== undefined && until > this.now()) return this.reject('unknown-machine', m.machine);
       // Not seen yet: look it up as part of the flush.
     }
+    if (m.kind === 'events' && this.waitingEvents.covers(m.machine, m)) {
+      // A resend of events still waiting for the store: queued again it would be written twice.
+      this.stats.waitingDuplicates++;
+      this.stats.waitingDuplicateEvents += m.to - m.from + 1;
+      return;
+    }
     if (this.pending.length >= this.options.maxPendingMessages) {
       this.stats.shed++;
       return;
@@ -217,6 +231,7 @@ export class Ingester {
     if (this.pending.length === 0 && this.waitingSince === undefined) this.waitingSince = this.now();
     this.pending.push(p);
     this.pendingRows += rows(p);
+    if (p.kind === 'events') this.waitingEvents.add(p);
   }
 
   /** Put items back at the front, in their order (a failed write, or one split into parts). */
@@ -282,7 +297,12 @@ export class Ingester {
       this.pending = this.pending.slice(take);
       this.pendingRows -= taken;
       this.rejectionsToStore = new Map();
-      await this.write(batch, rejections);
+      try {
+        await this.write(batch, rejections);
+      } finally {
+        // Even if the write threw: a message kept as waiting after it is gone would swallow its resends.
+        this.waitingEvents.settle(batch, this.pending);
+      }
       if (this.pressure && this.pendingRows < this.options.maxBatchRows) {
         this.pressure = false;
         this.onPressure?.(false);
@@ -341,10 +361,9 @@ export class Ingester {
   private refuseContent(batch: Pending[], rejections: Map<Rejection, { count: number; detail: string }>, why: string): void {
     if (batch.length > 1 || (batch.length === 1 && !batch[0]!.solo)) {
       if (batch.length > 1) this.log('warn', `ingest: a batch of ${batch.length} messages was refused (${why}); writing its messages one by one`);
-      this.holdBack(
-        batch.map((p) => ({ ...p, solo: true })),
-        rejections,
-      );
+      // The same messages (still waiting, so their resends are still recognised), each written alone.
+      for (const p of batch) p.solo = true;
+      this.holdBack(batch, rejections);
       return;
     }
     // The rejection records are fixed words and cleaned text: they cannot be what was refused. Keep them.
@@ -363,6 +382,7 @@ export class Ingester {
       for (const r of p.refused) single.push({ kind: 'events', machine: p.machine, from: r.seq, to: r.seq, events: [], refused: [r], at: p.at, solo: true });
       single.sort((a, b) => a.from - b.from);
       this.requeue(single);
+      for (const part of single) this.waitingEvents.add(part);
       return;
     }
     const e = p.events[0];
@@ -602,7 +622,11 @@ export class Ingester {
     this.stats.telemetry += telemetry.length;
     this.stats.statuses += statuses.length;
     const now = performance.now();
-    for (const p of batch) this.latencies[this.latencyCount++ % LATENCY_SAMPLES] = now - p.at;
+    for (const p of batch) {
+      const i = this.latencyCount++ % LATENCY_SAMPLES;
+      this.latencies[i] = now - p.at;
+      this.receivedAt[i] = p.at;
+    }
     return conflicts;
   }
 
@@ -680,12 +704,19 @@ export class Ingester {
     for (const [machine, run] of open) this.ack(machine, run.from, run.to);
   }
 
-  /** Receive-to-commit latency percentile over recent messages, ms. */
-  latency(percentile: number): number {
-    const n = Math.min(this.latencyCount, LATENCY_SAMPLES);
+  /** Receive-to-commit latency percentile over recent messages (those received at or after `receivedSince`, a performance.now() time), ms. */
+  latency(percentile: number, receivedSince = -Infinity): number {
+    const sorted: number[] = [];
+    for (let i = 0; i < Math.min(this.latencyCount, LATENCY_SAMPLES); i++) if (this.receivedAt[i]! >= receivedSince) sorted.push(this.latencies[i]!);
+    const n = sorted.length;
     if (n === 0) return 0;
-    const sorted = Array.from(this.latencies.subarray(0, n)).sort((a, b) => a - b);
+    sorted.sort((a, b) => a - b);
     return sorted[Math.min(n - 1, Math.floor((percentile / 100) * n))]!;
+  }
+
+  /** Latencies recorded since the last reset (more than the ring holds: only the newest are kept). */
+  get latencySamples(): number {
+    return this.latencyCount;
   }
 
   /** Machines just provisioned: accepted at once, even if they were refused a moment ago. */

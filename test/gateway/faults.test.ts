@@ -6,7 +6,6 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Gateway } from '../../gateway/gateway.js';
 import { startEmbeddedBroker } from '../../gateway/mqtt/embedded-broker.js';
@@ -15,6 +14,7 @@ import { visit } from '../../hal-sim/customers.js';
 import { MachineHost } from '../../hal-sim/host.js';
 import { Random } from '../../hal-sim/scheduler.js';
 import { freePort, startMosquitto } from '../lib/mosquitto.js';
+import { CuttableProxy } from '../lib/proxy.js';
 import { usMachine } from '../sim/fixtures.js';
 import { PRODUCTION_DB, count, synced } from './backends.js';
 
@@ -25,42 +25,6 @@ const GATEWAY_MAIN = fileURLToPath(new URL('../../gateway/main.js', import.meta.
 /** The test's own Mosquitto on `port`, killed and started again by the test. */
 async function mosquitto(port: number): Promise<ChildProcess> {
   return (await startMosquitto({ port })).process;
-}
-
-/** A TCP proxy to PostgreSQL that can be cut (the database becomes unreachable) and restored. */
-class CuttableProxy {
-  private server: Server | undefined;
-  private sockets = new Set<Socket>();
-  constructor(
-    readonly port: number,
-    private readonly target: { host: string; port: number },
-  ) {}
-  async start(): Promise<void> {
-    if (this.server) return;
-    this.server = createServer((client) => {
-      const upstream = connect(this.target.port, this.target.host);
-      this.sockets.add(client).add(upstream);
-      client.pipe(upstream).pipe(client);
-      const end = (): void => {
-        client.destroy();
-        upstream.destroy();
-        this.sockets.delete(client);
-        this.sockets.delete(upstream);
-      };
-      client.on('error', end).on('close', end);
-      upstream.on('error', end).on('close', end);
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(this.port, '127.0.0.1', () => resolve());
-    });
-  }
-  async cut(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-    this.server = undefined;
-  }
 }
 
 async function buyRandomly(host: MachineHost, rnd: Random, n: number): Promise<void> {

@@ -198,6 +198,62 @@ for (const backend of BACKENDS) {
       await ingester.close();
     });
 
+    it('drops a resend whose events are all still waiting to be committed, and acknowledges them once that copy commits', async () => {
+      const m = `${id}w`;
+      await gw.addMachines([m]);
+      let down = false;
+      // The store as the ingester sees it: everything fails while `down` (PostgreSQL unreachable: the gateway's ping too).
+      const refused = (): Promise<never> => Promise.reject(Object.assign(new Error('connection refused (injected)'), { code: 'ECONNREFUSED' }));
+      const store: Db = {
+        kind: b.db.kind,
+        query: <R>(sql: string, params?: unknown[]) => (down ? refused() : b.db.query<R>(sql, params)),
+        exec: (sql) => b.db.exec(sql),
+        close: async () => {},
+        transaction: (fn) => (down ? refused() : b.db.transaction(fn)),
+      };
+      const got: [number, number][] = [];
+      // Batches of 25 rows: the first batch (1..25) commits before the second.
+      const ingester = new Ingester(store, (_machine, from, to) => got.push([from, to]), { flushMs: 10000, maxBatchRows: 25 });
+      ingester.known([m]);
+      const put = (body: string): void => ingester.submit(`fleet/${m}/events`, Buffer.from(body));
+      down = true;
+      put(events(1, 20));
+      put(events(21, 25));
+      await ingester.flush();
+      assert.equal(ingester.waiting, 2, 'held back while the store is down');
+      // The machine heard nothing and sends again: the same events, whole or in part, are waiting.
+      put(events(1, 20));
+      put(events(5, 10));
+      put(events(15, 25));
+      assert.equal(ingester.stats.waitingDuplicates, 3);
+      assert.equal(ingester.stats.waitingDuplicateEvents, 20 + 6 + 11);
+      // Not the same work: events beyond those waiting, or different events under the same numbers (a wiped journal).
+      put(events(21, 30));
+      put(JSON.stringify({ v: 1, events: [{ seq: 3, t: 5, type: 'boot' }] }));
+      assert.equal(ingester.stats.waitingDuplicates, 3);
+      assert.equal(ingester.waiting, 4);
+      down = false;
+      await ingester.flush();
+      assert.deepEqual(
+        got,
+        [
+          [1, 25],
+          [21, 30],
+        ],
+        'the first copy acknowledged covers the dropped resends',
+      );
+      assert.equal(ingester.stats.duplicates, 6, 'only 21..25 again, and the different event 3, were not inserted');
+      assert.equal(ingester.stats.rejected['seq-conflict'], 1);
+      assert.equal(await count(b.db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', [m]), 30);
+      // Committed, so no longer waiting: a later resend is written (and found stored) and acknowledged again.
+      put(events(1, 20));
+      assert.equal(ingester.stats.waitingDuplicates, 3);
+      await ingester.flush();
+      assert.deepEqual(got.at(-1), [1, 20]);
+      assert.equal(ingester.stats.duplicates, 26);
+      await ingester.close();
+    });
+
     it('never lets an older telemetry report replace a newer one in the machine state (gateways racing)', async () => {
       const m = `${id}o`;
       await gw.addMachines([m]);
