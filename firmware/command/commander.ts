@@ -8,6 +8,7 @@
  * Turned-away commands are journaled too, but at most a few a minute (the
  * rest counted): a flood of forgeries cannot fill the flash.
  */
+import type { WallClock } from '../board.js';
 import { fromHex, HmacSha256, sameBytes } from '../crypto/hmac.js';
 import type { Journal } from '../journal/journal.js';
 import type { Ledger } from '../journal/ledger.js';
@@ -50,6 +51,8 @@ export interface CommandTarget {
   readonly ledger: Ledger;
   readonly codes: readonly string[];
   readonly maxQuantity: number;
+  /** The board's calendar clock, where it has one. */
+  readonly wallClock?: WallClock | undefined;
   /** Prices, stock, the lock or settings changed: bring the machine up to date. */
   commandApplied(): void;
   /** Start a vend paid elsewhere; 0 when it started (the target records the outcome), else a REFUSED_* reason. */
