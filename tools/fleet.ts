@@ -182,6 +182,8 @@ async function main(): Promise<void> {
         seed: o.seed * 1000 + i,
         machineId: id,
         network: { url: broker.url },
+        // The machines run up to 100 times faster than real time; the gateway signs their commands with the real time.
+        wallClock: 'host',
         config: {
           commandKey: keys[i]!.commandKey,
           commandKeyId: keys[i]!.commandKeyId,

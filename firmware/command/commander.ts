@@ -44,6 +44,7 @@ import {
   SET_SESSION_TIMEOUT,
   SET_TELEMETRY_INTERVAL,
 } from './vocabulary.js';
+import { wallSeconds } from './wall.js';
 
 /** What the commander needs from the rest of the machine. */
 export interface CommandTarget {
@@ -117,10 +118,10 @@ export class Commander {
     return kid === this.configKid ? this.configMac : undefined;
   }
 
-  /** Unix seconds as far as the machine can tell (a lower bound), 0 when it cannot. */
+  /** Unix seconds as far as the machine can vouch for them, 0 when it cannot tell (wall.ts). */
   wallNow(): number {
-    const offset = this.target.ledger.wallOffset;
-    return offset > 0 ? this.target.journal.now() + offset : 0;
+    const l = this.target.ledger;
+    return wallSeconds(this.target.wallClock?.now(), l.wallFloor, l.wallOffset > 0 ? this.target.journal.now() + l.wallOffset : 0);
   }
 
   /** A message arrived on the commands topic. */
