@@ -229,7 +229,7 @@ async function main(): Promise<void> {
     const rejected = Object.values(g.rejected).reduce((a, b) => a + (b ?? 0), 0);
     const secs = Math.round((now - started) / 1000);
     print(
-      `[${String(Math.floor(secs / 60)).padStart(2, '0')}:${String(secs % 60).padStart(2, '0')}] machines online ${online}/${hosts.length} | sales ${sales.n} | revenue $${(Number(sales.total ?? 0) / 100).toFixed(2)} | alerts ${alerts.open} open, ${alerts.closed} closed | restocks ${restocker.visits} | events stored ${g.events} | ${rate.toFixed(0)} msg/s | unsynced ${unsynced} | rejected ${rejected}`,
+      `[${String(Math.floor(secs / 60)).padStart(2, '0')}:${String(secs % 60).padStart(2, '0')}] machines online ${online}/${hosts.length} | sales ${sales.n} | revenue $${(Number(sales.total ?? 0) / 100).toFixed(2)} | alerts ${alerts.open} open, ${alerts.closed} closed | restocks ${restocker.visits} (${restocker.outcomes.get('applied') ?? 0} applied) | events stored ${g.events} | ${rate.toFixed(0)} msg/s | unsynced ${unsynced} | rejected ${rejected}`,
     );
   };
   const timer = setInterval(() => void summary().catch(() => {}), 2000);
@@ -242,6 +242,7 @@ async function main(): Promise<void> {
     print(`\n${why}: letting the machines finish their customers, then stopping`);
     await Promise.all(customers);
     await summary();
+    if (o.restockAfterS > 0) print(`route driver: ${restocker.summary()}`);
     if (o.data) {
       mkdirSync(join(o.data, 'machines'), { recursive: true });
       hosts.forEach((h, i) => {
