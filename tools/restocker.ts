@@ -34,6 +34,8 @@ export class Restocker {
   private busy = false;
   /** Machines whose restock has no outcome yet: not visited again meanwhile. */
   private readonly pending = new Set<string>();
+  /** Machine → journal time of its applied restock: its telemetry from before that still shows the slots empty. */
+  private readonly restockedAt = new Map<string, number>();
   visits = 0;
   /** Restock outcomes so far: "applied", "refused: busy", "rejected: expired", "no answer", ... */
   readonly outcomes = new Map<string, number>();
@@ -58,9 +60,14 @@ export class Restocker {
     if (this.busy) return;
     this.busy = true;
     try {
-      const r = await this.db.query<{ id: string; slots: Slot[] | null }>("SELECT machine_id AS id, telemetry->'slots' AS slots FROM machine_state WHERE online");
+      const r = await this.db.query<{ id: string; slots: Slot[] | null; t: number | null }>(
+        "SELECT machine_id AS id, telemetry->'slots' AS slots, (telemetry->>'t')::bigint AS t FROM machine_state WHERE online",
+      );
       const now = Date.now();
       for (const row of r.rows) {
+        const restocked = this.restockedAt.get(row.id);
+        if (restocked !== undefined && Number(row.t ?? 0) < restocked) continue;
+        this.restockedAt.delete(row.id);
         const empty = (row.slots ?? []).filter((s) => s.qty === 0);
         if (empty.length === 0 || this.pending.has(row.id)) {
           this.emptySince.delete(row.id);
@@ -104,6 +111,8 @@ export class Restocker {
 
   private settled(id: string, slots: string[], c: CommandRecord): void {
     this.pending.delete(id);
+    const t = c.outcome?.['t'];
+    if (c.status === 'applied' && typeof t === 'number') this.restockedAt.set(id, t);
     const what = outcomeOf(c);
     this.outcomes.set(what, (this.outcomes.get(what) ?? 0) + 1);
     this.options.log?.(`route driver: restocked ${id} (${slots.join(', ')}), command ${c.n} ${what}`);
