@@ -15,6 +15,18 @@ export interface Clock {
   now(): number;
 }
 
+/**
+ * The board's idea of the calendar time, where it has one: on the ESP32 the
+ * system time SNTP sets (`Date`), on the simulator whatever the host feeds it
+ * (its real clock while the machine runs faster than real time; a virtual one
+ * in deterministic runs). Unauthenticated: the firmware never lets it undo
+ * what signed commands taught it (command/wall.ts).
+ */
+export interface WallClock {
+  /** Unix milliseconds, or undefined while the board does not know the time (not synchronised yet). */
+  now(): number | undefined;
+}
+
 export type TimerId = number;
 
 /** One-shot timers (Moddable's `Timer.set` / `Timer.clear`). Callbacks never run re-entrantly. */
@@ -139,6 +151,8 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export interface Board {
   readonly clock: Clock;
   readonly timers: Timers;
+  /** Calendar time, where the board has a source for it (the monotonic `clock` says nothing about it). */
+  readonly wallClock?: WallClock;
   /** The MDB bus (9600 baud, 9-bit words) with the VMC as master. */
   openMdb(options: WordSerialOptions): WordSerial;
   /** The spiral motor driving slot `index` (slots in configuration order). */

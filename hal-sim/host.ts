@@ -44,7 +44,18 @@ export interface HostOptions {
   onFlashOp?: (host: MachineHost, op: FlashOp, index: number) => void;
   /** Connect the machine's uplink to a real MQTT broker. */
   network?: NetworkOptions;
+  /**
+   * The board's wall clock (Unix ms), read for every message to the firmware: 'host' is this
+   * process's real clock (npm start: the machine runs faster than real time, the gateway that signs
+   * its commands does not); a number starts a virtual wall clock there that moves with the board
+   * clock (deterministic runs; default DEFAULT_WALL_START); a function maps the board clock (ms) to
+   * the wall clock (tests of a board clock that runs at another rate than the world's).
+   */
+  wallClock?: 'host' | number | ((boardMs: number) => number);
 }
+
+/** Where a virtual wall clock starts by default: 2025-01-01T00:00:00Z. */
+export const DEFAULT_WALL_START = Date.UTC(2025, 0, 1);
 
 /** A 1 MiB journal: about 6,000 unacknowledged cash sales, weeks offline for a busy machine. */
 /** Real milliseconds of virtual time a connected machine may run ahead in one go. */
@@ -66,6 +77,9 @@ export class MachineHost {
   /** The machine's network link (with `network` in the options). */
   readonly network: SimNetwork | undefined;
   private pace: { realMs: number; virtualUs: number } | undefined;
+  /** Scheduler steps while connected, and when this machine last let the event loop turn (real ms). */
+  private steps = 0;
+  private slice = performance.now();
   readonly logs: { atMs: number; level: string; message: string }[] = [];
   private events: GuestEvent[] = [];
   private rx: number[] = [];
@@ -241,8 +255,6 @@ export class MachineHost {
 
   async runUntil(tUs: number): Promise<void> {
     const scheduler = this.rig.scheduler;
-    let steps = 0;
-    let slice = performance.now();
     for (;;) {
       if (this.dead) return;
       if (this.restartPending) await this.restart();
@@ -250,10 +262,11 @@ export class MachineHost {
       if (this.dead) return;
       const paced = this.pacedLimit();
       const limit = Math.min(tUs, paced);
-      if (paced !== Infinity && ++steps % 256 === 0 && performance.now() - slice > 10) {
+      // Counted across calls: a caller running the machine in short steps must not starve the sockets either.
+      if (paced !== Infinity && ++this.steps % 256 === 0 && performance.now() - this.slice > 10) {
         // Connected machines share the process's event loop with real sockets (and each other): take turns.
         await new Promise((r) => setImmediate(r));
-        slice = performance.now();
+        this.slice = performance.now();
       }
       if (scheduler.step(limit) !== Infinity) continue;
       if (limit >= tUs) break;
@@ -346,8 +359,15 @@ export class MachineHost {
     await this.send({ t: this.nowMs });
   }
 
+  /** The board's wall clock now (Unix ms). */
+  get wallMs(): number {
+    const w = this.options.wallClock ?? DEFAULT_WALL_START;
+    return w === 'host' ? Date.now() : typeof w === 'number' ? w + this.nowMs : w(this.nowMs);
+  }
+
   private async send(message: HostMessage): Promise<GuestReply> {
     if (this.dead) return { ops: [], wake: -1 };
+    message.w = Math.floor(this.wallMs);
     if (this.rx.length > 0) {
       this.events.push(['rx', this.rx]);
       this.rx = [];

@@ -182,6 +182,8 @@ async function main(): Promise<void> {
         seed: o.seed * 1000 + i,
         machineId: id,
         network: { url: broker.url },
+        // The machines run up to 100 times faster than real time; the gateway signs their commands with the real time.
+        wallClock: 'host',
         config: {
           commandKey: keys[i]!.commandKey,
           commandKeyId: keys[i]!.commandKeyId,
@@ -228,7 +230,7 @@ async function main(): Promise<void> {
     const secs = Math.round((now - started) / 1000);
     const health = gateway.health();
     print(
-      `[${String(Math.floor(secs / 60)).padStart(2, '0')}:${String(secs % 60).padStart(2, '0')}] machines online ${online}/${hosts.length} | sales ${sales.n} | revenue $${(Number(sales.total ?? 0) / 100).toFixed(2)} | alerts ${alerts.open} open, ${alerts.closed} closed | restocks ${restocker.visits} | events stored ${g.events} | ${rate.toFixed(0)} msg/s | unsynced ${unsynced} | rejected ${rejected}${health.status === 'ok' ? '' : ` | ${health.problems.join('; ')}`}`,
+      `[${String(Math.floor(secs / 60)).padStart(2, '0')}:${String(secs % 60).padStart(2, '0')}] machines online ${online}/${hosts.length} | sales ${sales.n} | revenue $${(Number(sales.total ?? 0) / 100).toFixed(2)} | alerts ${alerts.open} open, ${alerts.closed} closed | restocks ${restocker.visits} (${restocker.outcomes.get('applied') ?? 0} applied) | events stored ${g.events} | ${rate.toFixed(0)} msg/s | unsynced ${unsynced} | rejected ${rejected}${health.status === 'ok' ? '' : ` | ${health.problems.join('; ')}`}`,
     );
   };
   const timer = setInterval(() => void summary().catch(() => {}), 2000);
@@ -241,6 +243,7 @@ async function main(): Promise<void> {
     print(`\n${why}: letting the machines finish their customers, then stopping`);
     await Promise.all(customers);
     await summary();
+    if (o.restockAfterS > 0) print(`route driver: ${restocker.summary()}`);
     if (o.data) {
       mkdirSync(join(o.data, 'machines'), { recursive: true });
       hosts.forEach((h, i) => {

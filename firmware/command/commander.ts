@@ -8,6 +8,7 @@
  * Turned-away commands are journaled too, but at most a few a minute (the
  * rest counted): a flood of forgeries cannot fill the flash.
  */
+import type { WallClock } from '../board.js';
 import { fromHex, HmacSha256, sameBytes } from '../crypto/hmac.js';
 import type { Journal } from '../journal/journal.js';
 import type { Ledger } from '../journal/ledger.js';
@@ -43,6 +44,7 @@ import {
   SET_SESSION_TIMEOUT,
   SET_TELEMETRY_INTERVAL,
 } from './vocabulary.js';
+import { wallSeconds } from './wall.js';
 
 /** What the commander needs from the rest of the machine. */
 export interface CommandTarget {
@@ -50,6 +52,8 @@ export interface CommandTarget {
   readonly ledger: Ledger;
   readonly codes: readonly string[];
   readonly maxQuantity: number;
+  /** The board's calendar clock, where it has one. */
+  readonly wallClock?: WallClock | undefined;
   /** Prices, stock, the lock or settings changed: bring the machine up to date. */
   commandApplied(): void;
   /** Start a vend paid elsewhere; 0 when it started (the target records the outcome), else a REFUSED_* reason. */
@@ -114,10 +118,10 @@ export class Commander {
     return kid === this.configKid ? this.configMac : undefined;
   }
 
-  /** Unix seconds as far as the machine can tell (a lower bound), 0 when it cannot. */
+  /** Unix seconds as far as the machine can vouch for them, 0 when it cannot tell (wall.ts). */
   wallNow(): number {
-    const offset = this.target.ledger.wallOffset;
-    return offset > 0 ? this.target.journal.now() + offset : 0;
+    const l = this.target.ledger;
+    return wallSeconds(this.target.wallClock?.now(), l.wallFloor, l.wallOffset > 0 ? this.target.journal.now() + l.wallOffset : 0);
   }
 
   /** A message arrived on the commands topic. */

@@ -84,7 +84,7 @@ export const CARD_VEND_UNCERTAIN = 4;
 /** Settings commands may change (indices of `settings`, see command/vocabulary.ts). */
 const SETTINGS = 5;
 
-const CHECKPOINT_VERSION = 5;
+const CHECKPOINT_VERSION = 6;
 /** Bytes of a checkpoint before the counters. */
 const FIXED = 61;
 /** Bytes per slot in a checkpoint (version 2: 19, version 3: 33). */
@@ -93,11 +93,13 @@ const PER_SLOT = 37;
 const COMMAND_STATE = 1 + 4 + SETTINGS * 8 + 4 + 4 + 4 + 1 + 32 + 4 + 1 + 1 + 1 + 4;
 /** Bytes of the audit state after the command state (from version 4). */
 const AUDIT_STATE = 8;
+/** Bytes of the clock state after the audit state (from version 6): the newest signed command's time. */
+const CLOCK_STATE = 4;
 /** Counters in the counter section of a checkpoint: 16 in version 2, 19 from version 3 (the cashless ones have their own block). */
 const COUNTERS_V2 = 16;
 const CHECKPOINT_COUNTERS = 19;
 /**
- * The cashless block after the audit state (version 5, only on a machine
+ * The cashless block after the audit state (version 5; after the clock state from version 6; only on a machine
  * with a reader, found by the checkpoint's length): the cashless counters
  * (total and interim, u32 each), then the card vend: state u8, slot u8,
  * amount u32. A machine without a reader writes version 4's layout, so its
@@ -168,8 +170,10 @@ export class Ledger {
   /** Highest command number seen, and which of the 32 below it were seen (bit i: high - 1 - i). */
   commandHigh = 0;
   commandWindow = 0;
-  /** Unix seconds minus journal seconds, learned from signed commands (0: unknown). A lower bound of the wall clock. */
+  /** Unix seconds minus journal seconds, learned from signed commands (0: unknown). A lower bound of the wall clock where the board's ticks are real seconds. */
   wallOffset = 0;
+  /** The newest `issued` (Unix s) of a signed command applied: the machine's clock never reads earlier (command/wall.ts). */
+  wallFloor = 0;
   /** The command key (kid 0: the configuration's key stands). */
   keyId = 0;
   readonly key = new Uint8Array(32);
@@ -353,6 +357,7 @@ export class Ledger {
         this.commandSeen(n);
         const issued = u32(d, o + 4);
         if (issued - this.time > this.wallOffset) this.wallOffset = issued - this.time;
+        if (issued > this.wallFloor) this.wallFloor = issued;
         if (this.remoteOpen === n) this.remoteOpen = 0;
         return;
       }
@@ -444,7 +449,7 @@ export class Ledger {
   // ---- checkpoints -----------------------------------------------------------------------
 
   get checkpointLength(): number {
-    return FIXED + CHECKPOINT_COUNTERS * 8 + this.slots * PER_SLOT + COMMAND_STATE + AUDIT_STATE + (this.cashless ? CASHLESS_BLOCK : 0);
+    return FIXED + CHECKPOINT_COUNTERS * 8 + this.slots * PER_SLOT + COMMAND_STATE + AUDIT_STATE + CLOCK_STATE + (this.cashless ? CASHLESS_BLOCK : 0);
   }
 
   /** The whole ledger as a checkpoint payload. */
@@ -502,6 +507,8 @@ export class Ledger {
     v.setUint32(o, this.auditReads, true);
     v.setUint32(o + 4, this.lastReadWall, true);
     o += AUDIT_STATE;
+    v.setUint32(o, this.wallFloor, true);
+    o += CLOCK_STATE;
     if (!this.cashless) return o;
     for (let i = CHECKPOINT_COUNTERS; i < COUNTERS; i++, o += 8) {
       v.setUint32(o, this.total[i]!, true);
@@ -523,10 +530,12 @@ export class Ledger {
     // Version 2 (before remote commands): 16 counters, 19 bytes a slot, no command state.
     // Version 3 (before audit reads): 33 bytes a slot, no audit state.
     // Version 4 (before cashless): no cashless block. Version 5: the same, plus the cashless block when a reader is fitted.
+    // Version 6: the clock state between the audit state and the cashless block.
     if (version < 2 || version > CHECKPOINT_VERSION) return false;
     const counters = version === 2 ? COUNTERS_V2 : CHECKPOINT_COUNTERS;
     const perSlot = version === 2 ? 19 : version === 3 ? 33 : PER_SLOT;
-    const tail = (version === 2 ? 0 : COMMAND_STATE) + (version >= 4 ? AUDIT_STATE : 0);
+    const clock = version >= 6 ? CLOCK_STATE : 0;
+    const tail = (version === 2 ? 0 : COMMAND_STATE) + (version >= 4 ? AUDIT_STATE : 0) + clock;
     if (length < FIXED + counters * 8 + tail) return false;
     const slots = d[o + 1]!;
     const layout = u32(d, o + 2);
@@ -553,7 +562,8 @@ export class Ledger {
         this.auditReads = u32(d, q + COMMAND_STATE);
         this.lastReadWall = u32(d, q + COMMAND_STATE + 4);
       }
-      let c = q + COMMAND_STATE + AUDIT_STATE;
+      this.wallFloor = clock > 0 ? u32(d, q + COMMAND_STATE + AUDIT_STATE) : 0;
+      let c = q + COMMAND_STATE + AUDIT_STATE + clock;
       if (version >= 5 && length >= c - o + CASHLESS_BLOCK) {
         for (let i = CHECKPOINT_COUNTERS; i < COUNTERS; i++, c += 8) {
           this.total[i] = u32(d, c);

@@ -5,7 +5,7 @@
  * Hardware answers reach the state machine asynchronously (never from inside
  * one of its own calls), so its decisions are never re-entered.
  */
-import type { Board, DigitalOutput, TemperatureSensor, TimerId } from '../board.js';
+import type { Board, DigitalOutput, TemperatureSensor, TimerId, WallClock } from '../board.js';
 import type { MachineConfig } from '../config.js';
 import { DISPENSE_OK, Dispenser, type DispenseResult } from '../dispense/dispenser.js';
 import { Journal, type JournalStatus } from '../journal/journal.js';
@@ -354,6 +354,10 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
 
   report(): void {
     this.onReport?.();
+  }
+
+  get wallClock(): WallClock | undefined {
+    return this.board.wallClock;
   }
 
   get canAudit(): boolean {

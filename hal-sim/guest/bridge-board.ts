@@ -39,6 +39,9 @@ const MAX_TIMER_RUNS = 100000;
 export class BridgeBoard implements Board {
   now = 0;
   readonly clock = { now: (): number => this.now };
+  /** The wall clock the host sent with the last message (Unix ms), undefined until it sends one. */
+  wall: number | undefined;
+  readonly wallClock = { now: (): number | undefined => this.wall };
   readonly timers: Timers;
   readonly display: TextDisplay;
   private ops: GuestOp[] = [];

@@ -10,6 +10,7 @@ export class Guest {
   deliver(message: HostMessage): GuestReply {
     const board = this.board;
     if (message.t > board.now) board.now = message.t;
+    if (message.w !== undefined) board.wall = message.w;
     let error: string | undefined;
     let status;
     try {

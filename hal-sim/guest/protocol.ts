@@ -27,6 +27,8 @@ export type GuestEvent =
 export interface HostMessage {
   /** Board clock, ms. */
   t: number;
+  /** The board's wall clock at `t`, Unix ms (absent: the board does not know the time). */
+  w?: number;
   /** Start the firmware with this machine configuration. */
   boot?: unknown;
   /** With `boot`: the flash partition as it is (geometry, and runs of non-erased bytes in hex). */

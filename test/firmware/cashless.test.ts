@@ -414,7 +414,7 @@ describe('card records in the journal', () => {
     equal(ledger.cardVend, CARD_VEND_NONE);
   });
 
-  it('rebuilds the card state from flash and keeps it in checkpoints (version 5)', () => {
+  it('rebuilds the card state from flash and keeps it in checkpoints (version 5 on, now 6)', () => {
     const { journal, ledger, flash } = books();
     journal.cardApproved(0, 125);
     journal.vendStart(0, 125);
@@ -426,7 +426,7 @@ describe('card records in the journal', () => {
     const cp = new Uint8Array(ledger.checkpointLength);
     const n = ledger.save(cp);
     equal(n, ledger.checkpointLength);
-    equal(cp[0], 5, 'checkpoint version 5');
+    equal(cp[0], 6, 'checkpoint version 6');
     const loaded = new Ledger(new Uint16Array(2), new Uint8Array(2), layoutHash(CODES), { cashless: true });
     ok(loaded.load(cp, 0, n));
     equal(loaded.cardVend, CARD_VEND_DELIVERED);
@@ -449,12 +449,12 @@ describe('card records in the journal', () => {
     const { journal, ledger } = books();
     journal.coinIn(2, 1, 25);
     journal.vendStart(1, 100);
-    const v5 = new Uint8Array(ledger.checkpointLength);
-    const n = ledger.save(v5);
+    const v6 = new Uint8Array(ledger.checkpointLength);
+    const n = ledger.save(v6);
     const plain = new Ledger(new Uint16Array(2), new Uint8Array(2), layoutHash(CODES));
     equal(plain.checkpointLength, n - 30, 'no reader: the checkpoint does not grow');
-    // The same books as version 4 wrote them: no cashless block.
-    const v4 = v5.slice(0, n - 30);
+    // The same books as version 4 wrote them: no clock state (version 6), no cashless block.
+    const v4 = v6.slice(0, n - 34);
     v4[0] = 4;
     const loaded = new Ledger(new Uint16Array(2), new Uint8Array(2), layoutHash(CODES));
     ok(loaded.load(v4, 0, v4.length), 'a version 4 checkpoint loads');

@@ -6,7 +6,7 @@ import { R_COMMAND, R_COMMAND_REJECTED, R_KEY, RECORD_NAMES } from '../../firmwa
 import { describeRecord } from '../../firmware/journal/describe.js';
 import { encodeUtf8 } from '../../firmware/uplink/utf8.js';
 import { FlashImage } from '../../hal-sim/guest/flash-image.js';
-import { equal, ok } from '../lib/assert.js';
+import { deepEqual, equal, ok } from '../lib/assert.js';
 
 const CODES = ['A1', 'A2', 'B1'];
 const KEY = new Uint8Array(32).map((_, i) => i + 1);
@@ -35,12 +35,14 @@ interface Bench {
   ledger: Ledger;
   commander: Commander;
   clock: { t: number; now(): number };
+  /** The board's wall clock (Unix ms; undefined: the board does not know the time). */
+  wall: { ms: number | undefined };
   calls: string[];
   prices: Int32Array;
   qty: Uint16Array;
 }
 
-function boot(flash = new FlashImage({ size: 16 * 1024, blockLength: 1024, writeAlign: 4 })): Bench {
+function boot(flash = new FlashImage({ size: 16 * 1024, blockLength: 1024, writeAlign: 4 }), wall: { ms: number | undefined } = { ms: undefined }): Bench {
   const clock = { t: 0, now(): number { return this.t; } };
   const qty = new Uint16Array([5, 5, 0]);
   const prices = new Int32Array([100, 150, 200]);
@@ -54,6 +56,7 @@ function boot(flash = new FlashImage({ size: 16 * 1024, blockLength: 1024, write
     ledger,
     codes: CODES,
     maxQuantity: 5,
+    wallClock: { now: () => wall.ms },
     canReboot: true,
     canAudit: true,
     audit: (issued) => {
@@ -70,7 +73,7 @@ function boot(flash = new FlashImage({ size: 16 * 1024, blockLength: 1024, write
     report: () => calls.push('report'),
     reboot: () => calls.push('reboot'),
   };
-  return { flash, journal, ledger, commander: new Commander(target, 'vm-7', { kid: 1, key: KEY }), clock, calls, prices, qty };
+  return { flash, journal, ledger, commander: new Commander(target, 'vm-7', { kid: 1, key: KEY }), clock, wall, calls, prices, qty };
 }
 
 /** The journal's command outcomes and rejections, described as the gateway will see them. */
@@ -260,5 +263,94 @@ describe('remote commands on the machine', () => {
     const last = outcomes(b).pop()!;
     equal(last['suppressed'], 92, 'the next record says how many were not written');
     equal(b.ledger.total[C_COMMANDS_REJECTED], 101);
+  });
+});
+
+describe("the machine's wall clock", () => {
+  /** A command issued at `issued` (Unix s), valid for `ttl` seconds. */
+  const at = (n: number, issued: number, ttl = 120, type = 'report'): Uint8Array => signed({ machine: 'vm-7', n, type, issued, expires: issued + ttl, args: {} });
+  const last = (b: Bench): Record<string, unknown> => outcomes(b).pop()!;
+
+  it('takes commands issued over ten minutes on a board whose own clock runs 60 times faster than the wall clock', () => {
+    // The simulated fleet: the board's ticks run 60x real time, the gateway signs with the real time.
+    const b = boot(undefined, { ms: T0 * 1000 });
+    for (let k = 0; k <= 20; k++) {
+      b.clock.t = k * 30_000 * 60;
+      b.wall.ms = (T0 + k * 30) * 1000;
+      b.commander.receive(at(k + 1, T0 + k * 30));
+      equal(last(b)['outcome'], 'applied', `command ${k + 1}, ${k * 30} s of wall time on: ${JSON.stringify(last(b))}`);
+    }
+    equal(b.commander.stats.rejected, 0);
+    equal(b.commander.wallNow(), T0 + 600);
+  });
+
+  it('refuses an expired command however far back the board clock is set, and no command moves the time back, across a reboot', () => {
+    const wall = { ms: T0 * 1000 as number | undefined };
+    const b = boot(undefined, wall);
+    b.commander.receive(at(1, T0 + 600, 300));
+    equal(last(b)['outcome'], 'applied', 'the gateway may be ahead of the board: its signed time wins');
+    // An unauthenticated time source (SNTP) is turned back an hour.
+    wall.ms = (T0 - 3600) * 1000;
+    equal(b.commander.wallNow(), T0 + 600, 'never earlier than the newest signed command');
+    b.commander.receive(at(2, T0, 300));
+    equal(last(b)['reason'], 'expired');
+    // A signed command issued earlier is taken if it is still valid, but does not turn the clock back.
+    b.commander.receive(at(3, T0 - 100, 1100));
+    equal(last(b)['outcome'], 'applied');
+    b.commander.receive(at(4, T0, 500));
+    equal(last(b)['reason'], 'expired', 'command 3 did not revive command 4');
+    const again = boot(b.flash, wall);
+    again.commander.receive(at(5, T0, 500));
+    equal(last(again)['reason'], 'expired', 'what signed commands taught survives a reboot');
+    again.commander.receive(at(3, T0 - 100, 1100));
+    equal(last(again)['reason'], 'replay');
+  });
+
+  it('refuses commands while the board clock is ahead, and takes them again once it is right (nothing is kept of it)', () => {
+    const b = boot(undefined, { ms: (T0 + 7200) * 1000 });
+    b.commander.receive(at(1, T0, 300));
+    equal(last(b)['reason'], 'expired');
+    b.wall.ms = (T0 + 10) * 1000;
+    b.commander.receive(at(2, T0 + 5, 300));
+    equal(last(b)['outcome'], 'applied');
+  });
+
+  it('keeps the newest signed time in checkpoints (version 6), and still reads a version 5 checkpoint', () => {
+    const b = boot(undefined, { ms: T0 * 1000 });
+    b.commander.receive(at(1, T0 + 600, 300));
+    const cp = new Uint8Array(b.ledger.checkpointLength);
+    const n = b.ledger.save(cp);
+    equal(n, cp.length);
+    equal(cp[0], 6, 'checkpoint version 6');
+    const copy = new Ledger(new Uint16Array(3), new Uint8Array(3), layoutHash(CODES));
+    ok(copy.load(cp, 0, n));
+    equal(copy.wallFloor, T0 + 600);
+    equal(copy.wallOffset, T0 + 600);
+    equal(copy.commandHigh, 1);
+    // The same books as version 5 wrote them: no clock state after the audit state.
+    const v5 = cp.slice(0, n - 4);
+    v5[0] = 5;
+    const old = new Ledger(new Uint16Array(3), new Uint8Array(3), layoutHash(CODES));
+    ok(old.load(v5, 0, v5.length), 'a version 5 checkpoint loads');
+    equal(old.wallFloor, 0, 'version 5 did not keep it');
+    equal(old.wallOffset, T0 + 600);
+    equal(old.commandHigh, 1);
+    deepEqual(Array.from(old.qty), Array.from(b.ledger.qty));
+  });
+
+  it('counts on from the newest command with its own clock while the board does not know the time (not synchronised, or still near 1970)', () => {
+    for (const ms of [undefined, 5000, 86_400_000 * 365]) {
+      const b = boot(undefined, { ms });
+      equal(b.commander.wallNow(), 0, 'no time known yet');
+      b.commander.receive(at(1, T0, 300));
+      equal(last(b)['outcome'], 'applied');
+      b.clock.t = 200_000;
+      equal(b.commander.wallNow(), T0 + 200);
+      b.commander.receive(at(2, T0 + 10, 300));
+      equal(last(b)['outcome'], 'applied');
+      b.clock.t = 600_000;
+      b.commander.receive(at(3, T0 + 20, 300));
+      equal(last(b)['reason'], 'expired', `board clock ${String(ms)}`);
+    }
   });
 });

@@ -204,21 +204,21 @@ describe('EVA-DTS audit data (firmware)', () => {
     sale(m, 2, 100, [100], 0);
     m.journal.auditRead(4, 1764000500);
     const size = m.ledger.checkpointLength;
-    const v4 = new Uint8Array(size);
-    equal(m.ledger.save(v4), size);
+    const v6 = new Uint8Array(size);
+    equal(m.ledger.save(v6), size);
     const copy = new Ledger(new Uint16Array(3), new Uint8Array(3), layoutHash(CODES));
-    ok(copy.load(v4, 0, v4.length));
+    ok(copy.load(v6, 0, v6.length));
     equal(copy.auditReads, 4);
     equal(copy.lastReadWall, 1764000500);
     equal(copy.slotLastSale[2], 5);
     equal(copy.wallOffset, 1764000000);
-    // The same books as version 3 wrote them: 33 bytes a slot, no audit state.
+    // The same books as version 3 wrote them: 33 bytes a slot, no audit state (nor version 6's clock state).
     const counters = 61 + 19 * 8;
-    const v3 = new Uint8Array(size - 3 * 4 - 8);
-    v3.set(v4.subarray(0, counters));
+    const v3 = new Uint8Array(size - 3 * 4 - 8 - 4);
+    v3.set(v6.subarray(0, counters));
     v3[0] = 3;
-    for (let s = 0; s < 3; s++) v3.set(v4.subarray(counters + s * 37, counters + s * 37 + 33), counters + s * 33);
-    v3.set(v4.subarray(counters + 3 * 37, size - 8), counters + 3 * 33);
+    for (let s = 0; s < 3; s++) v3.set(v6.subarray(counters + s * 37, counters + s * 37 + 33), counters + s * 33);
+    v3.set(v6.subarray(counters + 3 * 37, size - 8 - 4), counters + 3 * 33);
     const old = new Ledger(new Uint16Array(3), new Uint8Array(3), layoutHash(CODES));
     ok(old.load(v3, 0, v3.length), 'a version 3 checkpoint loads');
     equal(old.total[C_SALES], 1);

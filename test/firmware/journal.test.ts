@@ -6,7 +6,7 @@ import { equal, ok, prng, throws } from '../lib/assert.js';
 
 const SMALL: FlashGeometry = { size: 16 * 1024, blockLength: 1024, writeAlign: 4 };
 /** Small blocks, so a short run turns the ring over. */
-const TINY: FlashGeometry = { size: 8 * 1024, blockLength: 512, writeAlign: 4 };
+const TINY: FlashGeometry = { size: 12 * 1024, blockLength: 1024, writeAlign: 4 };
 const CODES = ['A1', 'A2', 'B1', 'B2'];
 
 interface Rig {

@@ -54,7 +54,7 @@ describe('npm start (the simulated fleet)', function () {
     assert.match(r.out, /machines online 3\/3 \| sales \d+/);
     const sales = [...r.out.matchAll(/\| sales (\d+) \|/g)].map((m) => Number(m[1]));
     assert.ok(sales.at(-1)! > 0, `sales ${sales.join(', ')}`);
-    assert.match(r.out, /unsynced 0 \| rejected 0\nstopped/);
+    assert.match(r.out, /unsynced 0 \| rejected 0\nroute driver: \d+ restocks.*\nstopped/);
   });
 
   it('stops cleanly on Ctrl-C', async () => {

@@ -28,6 +28,8 @@ declare module 'time' {
     readonly ticks: number;
     /** `end - start` in milliseconds, computed modulo 2^32 (so across a wrap). */
     delta(start: number, end?: number): number;
+    /** Sets the system time (Unix seconds): what `Date` reads from then on. */
+    set(seconds: number): void;
   };
   export default Time;
 }

@@ -101,8 +101,20 @@ declare module 'embedded:io/socket/tcp' {
 }
 
 declare module 'embedded:io/socket/udp' {
-  /** Only passed on to the DNS resolver as its `socket.io`. */
+  /** A datagram as `read()` returns it: the bytes, and where it came from. */
+  export interface Datagram extends ArrayBuffer {
+    readonly address: string;
+    readonly port: number;
+  }
+  export interface UDPOptions {
+    /** Called with the number of datagrams waiting; `this` is the socket. */
+    onReadable?: (this: UDP, count: number) => void;
+  }
+  /** Passed on to the DNS resolver as its `socket.io`; the SNTP client uses it itself. */
   export default class UDP {
-    private constructor();
+    constructor(options: UDPOptions);
+    read(): Datagram | undefined;
+    write(address: string, port: number, data: ArrayBuffer | ArrayBufferView): void;
+    close(): void;
   }
 }

@@ -22,9 +22,13 @@ declare module 'embedded:network/interface/wifi' {
 }
 
 declare module 'embedded:network/dns/resolver/udp' {
-  /** Only passed on to the MQTT client as its `dns.io`. */
+  import type UDP from 'embedded:io/socket/udp';
+  /** Passed on to the MQTT client as its `dns.io`; the SNTP client uses it itself. */
   export default class Resolver {
-    private constructor();
+    constructor(options: { servers: readonly string[]; socket: { io: typeof UDP } });
+    /** An A record for `host`: `onResolved` with its address, or `onError` when no server answers. */
+    resolve(options: { host: string; onResolved?: (host: string, address: string) => void; onError?: (host: string) => void }): void;
+    close(): void;
   }
 }
 

@@ -8,6 +8,7 @@
  * | Board            | here                                              |
  * |------------------|---------------------------------------------------|
  * | clock, timers    | `Time.ticks` (unwrapped), `Timer`                 |
+ * | wallClock        | sntp.ts: SNTP sets the system time, `Date` reads it |
  * | openMdb          | native/mdb-uart (9-bit MDB on a UART, C)          |
  * | openMotor        | motors.ts: 74HC595 matrix, PWM (`embedded:io/pwm`)|
  * | openDropSensor   | `embedded:io/digital`, interrupt on both edges    |
@@ -53,6 +54,7 @@ import { Keypad } from './keypad.js';
 import { CharacterLcd } from './lcd.js';
 import { MotorMatrix } from './motors.js';
 import { openMqtt } from './mqtt.js';
+import { SntpClock } from './sntp.js';
 import MdbUart, { type MdbUartStats } from './native/mdb-uart.js';
 import type { BoardSettings } from './settings.js';
 
@@ -135,6 +137,8 @@ class LogDisplay implements TextDisplay {
  */
 export class Esp32Board implements Board {
   readonly clock: Clock = new TickClock();
+  /** Set by SNTP once the network is up (`syncTime`). */
+  readonly wallClock: SntpClock;
   readonly timers: Timers;
   readonly display: TextDisplay;
   protected readonly settings: BoardSettings;
@@ -157,6 +161,7 @@ export class Esp32Board implements Board {
   constructor(settings: BoardSettings) {
     this.settings = settings;
     this.timers = this.timerTable;
+    this.wallClock = new SntpClock(settings.sntp, settings.dns, (level, text) => this.log(level, text));
     let display: TextDisplay | undefined;
     if (settings.display) {
       try {

@@ -19,7 +19,8 @@ export function openBoard<B extends Esp32Board>(make: (settings: BoardSettings) 
   try {
     const settings = readSettings(config);
     const board = make(settings);
-    if (settings.ssid) new WifiStation(settings.ssid, settings.password, (level, text) => board.log(level, text));
+    // The calendar clock (command expiry) is set by SNTP whenever the station gets an address.
+    if (settings.ssid) new WifiStation(settings.ssid, settings.password, (level, text) => board.log(level, text), () => board.wallClock.sync());
     return { settings, board };
   } catch (e) {
     // Without a board there is nothing to show it on but the console.

@@ -20,15 +20,18 @@ export class WifiStation {
   private readonly ssid: string;
   private readonly password: string;
   private readonly log: (level: LogLevel, message: string) => void;
+  private readonly onUp: () => void;
   private wifi: WiFi | undefined;
   private retry: TimerHandle | undefined;
   private pauseMs = RETRY_MIN_MS;
   private up = false;
 
-  constructor(ssid: string, password: string, log: (level: LogLevel, message: string) => void) {
+  /** `onUp`: the station has an address (again). */
+  constructor(ssid: string, password: string, log: (level: LogLevel, message: string) => void, onUp: () => void = () => {}) {
     this.ssid = ssid;
     this.password = password;
     this.log = log;
+    this.onUp = onUp;
     this.join();
   }
 
@@ -50,9 +53,11 @@ export class WifiStation {
   private changed(): void {
     const state = this.wifi?.connection ?? DISCONNECTED;
     if (state >= CONNECTED) {
-      if (!this.up) this.log('info', `Wi-Fi: "${this.ssid}" ${this.wifi?.address ?? ''}`);
+      const was = this.up;
+      if (!was) this.log('info', `Wi-Fi: "${this.ssid}" ${this.wifi?.address ?? ''}`);
       this.up = true;
       this.pauseMs = RETRY_MIN_MS;
+      if (!was) this.onUp();
     } else if (state <= DISCONNECTED) {
       if (this.up) this.log('warn', `Wi-Fi: lost "${this.ssid}"`);
       this.up = false;

@@ -60,8 +60,10 @@ export interface BoardSettings {
   /** Wi-Fi; an empty SSID leaves the machine offline (it sells all the same). */
   ssid: string;
   password: string;
-  /** DNS servers for the MQTT broker's name. */
+  /** DNS servers for the MQTT broker's and the SNTP server's names. */
   dns: string[];
+  /** The SNTP server the calendar clock is set from (command expiry, audit times); empty: none. */
+  sntp: string;
   /** Secrets given on the mcconfig command line, never committed: they override the machine resource. */
   mqttPassword: string | undefined;
   commandKey: string | undefined;
@@ -169,6 +171,7 @@ export function readSettings(config: Source): BoardSettings {
     ssid: str(config, 'ssid', 'config', ''),
     password: str(config, 'password', 'config', ''),
     dns: [],
+    sntp: str(config, 'sntp', 'config', 'pool.ntp.org'),
     mqttPassword: optionalSecret(config, 'mqttPassword'),
     commandKey: optionalSecret(config, 'commandKey'),
   };
