@@ -44,7 +44,10 @@ export interface IngestOptions {
   storeLogEveryMs?: number;
   /** First wait before a write that failed without a clear reason is tried again (50 ms, doubling). */
   suspectRetryMs?: number;
-  /** Longest wait between tries while the store is down (10 s). */
+  /**
+   * Longest wait between tries while the store is down (2 s): a try costs one failed connection,
+   * and the wait after the store is back is pure catch-up time for every machine.
+   */
   maxRetryMs?: number;
   /** Wall clock, ms (tests). */
   now?: () => number;
@@ -164,7 +167,7 @@ export class Ingester {
       stallMs: options.stallMs ?? 10000,
       storeLogEveryMs: options.storeLogEveryMs ?? 10000,
       suspectRetryMs: options.suspectRetryMs ?? 50,
-      maxRetryMs: options.maxRetryMs ?? 10000,
+      maxRetryMs: options.maxRetryMs ?? 2000,
     };
     this.now = options.now ?? Date.now;
     this.checkEvent = options.checkEvent ?? contractCheck;
