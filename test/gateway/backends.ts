@@ -6,6 +6,7 @@
  */
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../gateway/mqtt/embedded-broker.js';
 import { openDb, type Db, type Queryable } from '../../gateway/store/db.js';
+import { strict as assert } from 'node:assert';
 import type { MachineHost } from '../../hal-sim/host.js';
 
 export interface Backend {
@@ -91,4 +92,13 @@ export async function synced(host: MachineHost, maxMs = 900000): Promise<number>
   }
   const st = await host.status();
   throw new Error(`still ${st.journal.unsynced} unsynced events, uplink ${JSON.stringify(st.uplink)}`);
+}
+
+/** Every event of the machine stored once, every sale and its revenue as the machine counted them. */
+export async function assertExactlyOnce(db: Queryable, host: MachineHost, id: string): Promise<void> {
+  const st = await host.status();
+  assert.equal(await count(db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', [id]), st.journal.lastSeq, `${id}: every event stored once`);
+  assert.equal(await count(db, 'SELECT count(*) AS n FROM sales WHERE machine_id = $1', [id]), st.counters.sales, `${id}: every sale stored`);
+  const revenue = Number((await db.query<{ r: string | null }>('SELECT sum(price) AS r FROM sales WHERE machine_id = $1', [id])).rows[0]!.r ?? 0);
+  assert.equal(revenue, st.counters.revenue, `${id}: revenue`);
 }

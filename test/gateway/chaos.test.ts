@@ -14,24 +14,16 @@ import { strict as assert } from 'node:assert';
 import { buildApi } from '../../gateway/api/server.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../gateway/mqtt/embedded-broker.js';
-import { openDb, type Db, type Queryable } from '../../gateway/store/db.js';
+import { openDb, type Db } from '../../gateway/store/db.js';
 import { visit } from '../../hal-sim/customers.js';
 import { MachineHost } from '../../hal-sim/host.js';
 import { Random } from '../../hal-sim/scheduler.js';
 import { freePort, startMosquitto, stopMosquitto } from '../lib/mosquitto.js';
 import { connectMqtt } from '../lib/mqtt.js';
 import { usMachine } from '../sim/fixtures.js';
-import { PRODUCTION_DB, count, eventually, synced } from './backends.js';
+import { PRODUCTION_DB, count, eventually, synced, assertExactlyOnce } from './backends.js';
 
 const spec = usMachine({ slots: [{ code: 'A1', product: 'Chips', price: 125, qty: 500, capacity: 500 }, { code: 'B4', product: 'Coke', price: 175, qty: 500, capacity: 500 }] });
-
-async function assertExactlyOnce(db: Queryable, host: MachineHost, id: string): Promise<void> {
-  const st = await host.status();
-  assert.equal(await count(db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', [id]), st.journal.lastSeq, `${id}: every event stored once`);
-  assert.equal(await count(db, 'SELECT count(*) AS n FROM sales WHERE machine_id = $1', [id]), st.counters.sales, `${id}: every sale stored`);
-  const revenue = Number((await db.query<{ r: string | null }>('SELECT sum(price) AS r FROM sales WHERE machine_id = $1', [id])).rows[0]!.r ?? 0);
-  assert.equal(revenue, st.counters.revenue, `${id}: revenue`);
-}
 
 /** Simulated customers on every machine until stopped. */
 function sell(hosts: MachineHost[]): { stop(): Promise<void> } {

@@ -18,6 +18,7 @@ import { DexError, parseDex, type DexSummary } from '../../gateway/dex/parse.js'
 import { storeAudit } from '../../gateway/dex/store.js';
 import { openDb, type Db } from '../../gateway/store/db.js';
 import { migrate } from '../../gateway/store/migrations.js';
+import { prng } from '../lib/assert.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const fixtures = join(root, '../shared/fixtures/dex');
@@ -26,17 +27,6 @@ const FILES = ['animo', 'animo2', 'jof-sample', 'rhevendors', 'sielaff'].map((f)
 const SEED = Number(process.env['DEX_FUZZ_SEED'] ?? 0x5eed);
 const CASES = Number(process.env['DEX_FUZZ_CASES'] ?? 600);
 
-/** mulberry32: small, seeded, the same on every machine. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rng = () => number;
 const pick = <T>(r: Rng, list: readonly T[]): T => list[Math.floor(r() * list.length)]!;
@@ -180,7 +170,7 @@ describe('DEX parser under fuzzing (mutated real files)', function () {
   });
 
   it(`either refuses with a DexError or reads what the store takes (seed ${SEED}, ${CASES} cases)`, async () => {
-    const r = random(SEED);
+    const r = prng(SEED);
     const outcomes = { parsed: 0, refused: 0, warnedDates: 0 };
     for (let c = 0; c < CASES; c++) {
       const applied: string[] = [];

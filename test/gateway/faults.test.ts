@@ -9,14 +9,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Gateway } from '../../gateway/gateway.js';
 import { startEmbeddedBroker } from '../../gateway/mqtt/embedded-broker.js';
-import { openDb, type Db, type Queryable } from '../../gateway/store/db.js';
+import { openDb, type Db } from '../../gateway/store/db.js';
 import { visit } from '../../hal-sim/customers.js';
 import { MachineHost } from '../../hal-sim/host.js';
 import { Random } from '../../hal-sim/scheduler.js';
 import { freePort, startMosquitto } from '../lib/mosquitto.js';
 import { CuttableProxy } from '../lib/proxy.js';
 import { usMachine } from '../sim/fixtures.js';
-import { PRODUCTION_DB, count, synced } from './backends.js';
+import { PRODUCTION_DB, synced, assertExactlyOnce } from './backends.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -29,14 +29,6 @@ async function mosquitto(port: number): Promise<ChildProcess> {
 
 async function buyRandomly(host: MachineHost, rnd: Random, n: number): Promise<void> {
   for (let i = 0; i < n; i++) await visit(host, rnd, { walkAway: 0.02, cancel: 0.05 });
-}
-
-async function assertExactlyOnce(db: Queryable, host: MachineHost, id: string): Promise<void> {
-  const st = await host.status();
-  assert.equal(await count(db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', [id]), st.journal.lastSeq, 'every event stored once');
-  assert.equal(await count(db, 'SELECT count(*) AS n FROM sales WHERE machine_id = $1', [id]), st.counters.sales, 'every sale stored');
-  const revenue = Number((await db.query<{ r: string | null }>('SELECT sum(price) AS r FROM sales WHERE machine_id = $1', [id])).rows[0]!.r ?? 0);
-  assert.equal(revenue, st.counters.revenue);
 }
 
 describe('faults between machines and the fleet store', function () {
