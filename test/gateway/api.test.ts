@@ -50,11 +50,12 @@ for (const backend of BACKENDS) {
       const cfg = made.json() as { commandKeyId: number; commandKey: string };
       host = await MachineHost.start(usMachine(), { target: 'sim', machineId: id, network: { url: b.mqttUrl }, config: cfg });
       await synced(host, 120000);
-      // Telemetry with the slots reaches the store.
-      for (let i = 0; i < 100; i++) {
+      // Telemetry with the slots and the changer's tubes reaches the store (the machine may first report
+      // before its changer has said what its tubes hold: that report has no tubes).
+      for (let i = 0; i < 200; i++) {
         await gw.ingester.flush();
-        const r = await b.db.query<{ t: unknown }>('SELECT telemetry AS t FROM machine_state WHERE machine_id = $1', [id]);
-        if (r.rows[0]?.t) break;
+        const r = await b.db.query<{ t: { slots?: unknown[]; tubes?: unknown[] } | null }>('SELECT telemetry AS t FROM machine_state WHERE machine_id = $1', [id]);
+        if ((r.rows[0]?.t?.slots?.length ?? 0) > 0 && (r.rows[0]?.t?.tubes?.length ?? 0) > 0) break;
         await host.run(500);
       }
     });
