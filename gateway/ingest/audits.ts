@@ -16,6 +16,7 @@ import { AuditError, storeAudit } from '../dex/store.js';
 import { isMachineId } from '../machine-id.js';
 import type { Db } from '../store/db.js';
 import { classifyStoreError, describeStoreError } from '../store/errors.js';
+import { storable } from '../store/json.js';
 
 export const MAX_AUDIT_PAYLOAD = 64 * 1024;
 /** A store failure neither clearly the store's nor the file's: this many tries, then the file's. */
@@ -147,7 +148,7 @@ export class AuditIntake {
       await this.db.query(
         `INSERT INTO rejections (reason, count, last_at, last_detail) VALUES ('bad-audit', 1, now(), $1)
          ON CONFLICT (reason) DO UPDATE SET count = rejections.count + 1, last_at = now(), last_detail = EXCLUDED.last_detail`,
-        [detail.replace(/[\u0000\ud800-\udfff]/g, '\ufffd').slice(0, 500)],
+        [storable(detail.slice(0, 500))],
       );
     } catch {
       // Counted in memory and logged already.

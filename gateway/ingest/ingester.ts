@@ -20,8 +20,8 @@
 import type { Db, Queryable } from '../store/db.js';
 import { classifyStoreError, describeStoreError } from '../store/errors.js';
 import { ensureTelemetryPartition } from '../store/migrations.js';
-import { badCharacter, parseMessage, type EventCheck, type MachineEvent, type RefusedEvent, type Rejection } from './messages.js';
-import { canonicalJson } from '../store/json.js';
+import { parseMessage, type EventCheck, type MachineEvent, type RefusedEvent, type Rejection } from './messages.js';
+import { canonicalJson, storable } from '../store/json.js';
 import { WaitingEvents } from './waiting.js';
 import { checkEvent } from './contract.js';
 
@@ -398,7 +398,7 @@ export class Ingester {
     const r = p.refused[0];
     if (r && r.raw !== '') {
       // Even its refusal record was refused: keep the number and the reason, not the bytes.
-      this.requeue([{ ...p, refused: [{ seq: r.seq, t: r.t, type: r.type, reason: clean(r.reason), raw: '' }] }]);
+      this.requeue([{ ...p, refused: [{ seq: r.seq, t: r.t, type: r.type, reason: storable(r.reason), raw: '' }] }]);
       return;
     }
     this.reject('db-error', `${p.machine}: events ${p.from}..${p.to} could not be recorded: ${why}; not acknowledged`);
@@ -510,8 +510,8 @@ export class Ingester {
           ref.seqs.push(r.seq);
           ref.times.push(r.t);
           ref.types.push(r.type);
-          ref.reasons.push(clean(r.reason).slice(0, 500));
-          ref.raws.push(r.raw);
+          ref.reasons.push(storable(r.reason.slice(0, 500)));
+          ref.raws.push(storable(r.raw));
         }
       } else if (p.kind === 'telemetry') {
         telemetry.push({ machine: p.machine, body: p.text });
@@ -602,7 +602,7 @@ export class Ingester {
         await tx.query(
           `INSERT INTO rejections (reason, count, last_at, last_detail) VALUES ($1, $2, now(), $3)
            ON CONFLICT (reason) DO UPDATE SET count = rejections.count + EXCLUDED.count, last_at = now(), last_detail = EXCLUDED.last_detail`,
-          [reason, r.count, clean(r.detail).slice(0, 500)],
+          [reason, r.count, storable(r.detail.slice(0, 500))],
         );
       }
       return count;
@@ -750,19 +750,4 @@ export class Ingester {
 /** What a message costs a transaction: its events, or one row. */
 function rows(p: Pending): number {
   return p.kind === 'events' ? p.events.length + p.refused.length : 1;
-}
-
-/** Text for a store record: characters PostgreSQL's text refuses are replaced. */
-function clean(s: string): string {
-  if (badCharacter(s) < 0) return s;
-  let out = '';
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && s.charCodeAt(i + 1) >= 0xdc00 && s.charCodeAt(i + 1) <= 0xdfff) {
-      out += s[i]! + s[i + 1]!;
-      i++;
-    } else if (c === 0 || (c >= 0xd800 && c <= 0xdfff)) out += '\ufffd';
-    else out += s[i]!;
-  }
-  return out;
 }

@@ -18,6 +18,7 @@
  * (docs/uplink.md, "Refused events").
  */
 import { isMachineId } from '../machine-id.js';
+import { unstorable } from '../store/json.js';
 
 export const MAX_PAYLOAD = 64 * 1024;
 export const MAX_EVENTS_PER_MESSAGE = 500;
@@ -84,20 +85,6 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 const isCount = (v: unknown, max = Number.MAX_SAFE_INTEGER): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
 
-/** NUL, or a UTF-16 surrogate without its partner: jsonb refuses both. */
-export function badCharacter(s: string): number {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 0) return i;
-    if (c >= 0xd800 && c <= 0xdbff) {
-      const n = s.charCodeAt(i + 1);
-      if (n >= 0xdc00 && n <= 0xdfff) i++;
-      else return i;
-    } else if (c >= 0xdc00 && c <= 0xdfff) return i;
-  }
-  return -1;
-}
-
 /**
  * Why a parsed JSON value is beyond the bounds (a path and what is wrong),
  * or undefined. Iterative, so a value nested as deep as its bytes allow
@@ -108,8 +95,7 @@ export function checkJsonShape(value: unknown, limits: { depth: number; keys: nu
   let nodes = 0;
   const text = (s: string, path: string, what: string): string | undefined => {
     if (s.length > limits.stringLength) return `${path || 'the message'}: ${what} of ${s.length} characters (at most ${limits.stringLength})`;
-    const at = badCharacter(s);
-    if (at >= 0) return `${path || 'the message'}: ${what} with a NUL or unpaired surrogate character at ${at}`;
+    if (unstorable(s)) return `${path || 'the message'}: ${what} with a NUL or unpaired surrogate character`;
     return undefined;
   };
   while (stack.length > 0) {
