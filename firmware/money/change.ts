@@ -12,8 +12,9 @@
  * divisor, so planning a payout allocates nothing.
  */
 
+import { COIN_TYPES } from './coins.js';
+
 const INF = 0xffff;
-export const MAX_COIN_TYPES = 16;
 export const MAX_UNITS = 30000;
 
 export interface ChangePlan {
@@ -54,7 +55,7 @@ export class ChangeMaker {
    */
   constructor(values: ArrayLike<number>, maxAmount: number) {
     const n = values.length;
-    if (n > MAX_COIN_TYPES) throw new RangeError(`at most ${MAX_COIN_TYPES} coin types`);
+    if (n > COIN_TYPES) throw new RangeError(`at most ${COIN_TYPES} coin types`);
     if (!Number.isInteger(maxAmount) || maxAmount < 0) throw new RangeError('maxAmount must be a non-negative integer');
     let g = 0;
     for (let i = 0; i < n; i++) {
