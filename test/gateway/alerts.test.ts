@@ -298,7 +298,8 @@ describe('alert webhook', () => {
       for (let i = 1; i <= 10; i++) w.push({ event: 'opened', alert: fakeAlert(i) });
       assert.ok(w.stats.queued <= 3);
       assert.equal(w.stats.dropped, 7);
-      await new Promise((res) => setTimeout(res, 100));
+      // Until it has been refused and retried while the receiver is down (bounded), not for a fixed time.
+      for (const end = Date.now() + 10000; w.stats.failures < 2; await new Promise((res) => setTimeout(res, 10))) assert.ok(Date.now() < end, 'no retry within 10 s');
       r.fail(0);
       await w.idle();
       // The one in flight when the queue overflowed is sent first, then the newest.
@@ -395,7 +396,8 @@ for (const backend of BACKENDS) {
       await send(id, telemetry({}, [{ code: 'A1', product: 'Chips', qty: 0, capacity: 10 }, { code: 'B1', qty: 2, capacity: 10 }]));
       const first = (await one(id, 'low-stock', 'B1'))!;
       assert.deepEqual(first.detail, { qty: 2, capacity: 10, threshold: 2 });
-      await new Promise((r) => setTimeout(r, 20));
+      // The clock moves on before the change, so an openedAt rewritten by it would differ.
+      while (Date.now() <= Date.parse(first.openedAt) + 1) await new Promise((r) => setTimeout(r, 5));
       await send(id, telemetry({}, [{ code: 'A1', product: 'Chips', qty: 0, capacity: 10 }, { code: 'B1', qty: 1, capacity: 10 }]));
       const later = (await one(id, 'low-stock', 'B1'))!;
       assert.equal(later.id, first.id);
@@ -520,9 +522,13 @@ for (const backend of BACKENDS) {
           const qty = i % 3 === 0 ? 0 : 4;
           await client.publishAsync(`fleet/${id}/telemetry`, JSON.stringify({ ...telemetry({}, [{ code: 'A1', qty, capacity: 10 }, { code: 'B1', qty: 1, capacity: 10 }]), t }), { qos: 1 });
         }
-        // Let every one of those be stored before the last word, so that none lands after it.
-        await new Promise((r) => setTimeout(r, 500));
-        for (const g of [gw, gw2]) await g.ingester.flush();
+        // Every one of those stored before the last word (the newest in machine_state, nothing waiting in either gateway), so that none lands after it.
+        const newest = seq.get(id)!;
+        await eventually(`telemetry ${newest} of ${id} stored`, async () => {
+          for (const g of [gw, gw2]) await g.ingester.flush();
+          const r = await b.db.query<{ t: string | null }>("SELECT telemetry->>'t' AS t FROM machine_state WHERE machine_id = $1", [id]);
+          return Number(r.rows[0]?.t ?? 0) >= newest && [gw, gw2].every((g) => g.ingester.health().waiting === 0) ? true : undefined;
+        });
         await send(id, telemetry({}, [{ code: 'A1', qty: 0, capacity: 10 }, { code: 'B1', qty: 1, capacity: 10 }]), [gw, gw2]);
         for (const g of [gw, gw2]) {
           await g.ingester.flush();

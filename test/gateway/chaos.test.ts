@@ -11,6 +11,8 @@
  * again, with the stall, until it is back.
  */
 import { strict as assert } from 'node:assert';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { buildApi } from '../../gateway/api/server.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../gateway/mqtt/embedded-broker.js';
@@ -86,7 +88,12 @@ describe('chaos: brokers restarting under load', function () {
       const resumes: number[] = [];
       for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
         // Saved sessions either way: SIGTERM saves on the way out; SIGKILL comes after an autosave (every second).
-        if (signal === 'SIGKILL') await new Promise((r) => setTimeout(r, 1500));
+        if (signal === 'SIGKILL') {
+          // Until Mosquitto has saved its database after the sessions of the last restart were back (it saves every second).
+          const since = Date.now();
+          const db = join(broker.dir, 'mosquitto.db');
+          await eventually('an autosave with the sessions in it', async () => (existsSync(db) && statSync(db).mtimeMs > since ? true : undefined), 20000);
+        }
         await stopMosquitto(broker.process, port, signal);
         await salesWhileAway(hosts);
         broker = await startMosquitto({ port, persistent: true, dir: broker.dir });

@@ -98,15 +98,25 @@ describe('Mosquitto with the shipped ACLs, logins and TLS (throwaway CA on loopb
       if ((await count(db, 'SELECT count(*) AS n FROM machine_state WHERE machine_id = $1 AND online', ['vm-b'])) === 1) break;
       await new Promise((r) => setTimeout(r, 50));
     }
+    const commands = async (n: number): Promise<void> => {
+      for (let i = 0; i < 400 && got.length < n; i++) await new Promise((r) => setTimeout(r, 50));
+    };
     await gw.commands.issue('vm-b', 'report');
-    for (let i = 0; i < 50 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(got.length, 1, 'vm-b gets its command');
+    await commands(1);
+    // A second command as a barrier: once vm-b has it, a copy of the first to anyone else, or a second copy to vm-b, would have come already.
+    await gw.commands.issue('vm-b', 'report');
+    await commands(2);
+    assert.equal(got.length, 2, 'vm-b gets each of its commands once');
     assert.equal(spied.length, 0, 'vm-a does not');
+    // The forged event is taken (PUBACK) before vm-b's own: were it passed on, the gateway would get it first and seq 1 would be a sale.
     await spy.publishAsync('fleet/vm-b/events', JSON.stringify({ v: 1, events: [{ seq: 1, t: 1, type: 'vend-ok', slot: 'A1', price: 1 }] }), { qos: 1 });
-    await new Promise((r) => setTimeout(r, 500));
-    await gw.ingester.flush();
-    assert.equal(await count(db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', ['vm-b']), 0, 'the forged event never reached the gateway');
+    await b.publishAsync('fleet/vm-b/events', JSON.stringify({ v: 1, events: [{ seq: 1, t: 1, type: 'boot' }] }), { qos: 1 });
+    for (let i = 0; i < 400 && (await count(db, 'SELECT count(*) AS n FROM events WHERE machine_id = $1', ['vm-b'])) === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      await gw.ingester.flush();
+    }
+    const stored = await db.query<{ type: string }>('SELECT type FROM events WHERE machine_id = $1', ['vm-b']);
+    assert.deepEqual(stored.rows.map((r) => r.type), ['boot'], 'the forged event never reached the gateway; vm-b\'s own did');
     await spy.endAsync();
     await b.endAsync();
   });
