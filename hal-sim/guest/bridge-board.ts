@@ -21,7 +21,6 @@ import type {
   TimerId,
   Timers,
   WordSerial,
-  WordSerialIO,
   WordSerialOptions,
   WordSerialPort,
 } from '../../firmware/board.js';
@@ -80,13 +79,9 @@ export class BridgeBoard implements Board {
       rows,
       show: (lines) => this.emit(['show', lines.slice()]),
     };
-    this.mdb = Object.freeze({ io: this.mdbPortClass() });
-  }
-
-  /** `board.mdb.io`: the ECMA-419 IO class of MDB ports on this board; the port opened last gets the words. */
-  private mdbPortClass(): WordSerialIO {
     const board = this;
-    return class BridgeMdbPort implements WordSerial {
+    // `board.mdb.io`: the ECMA-419 IO class of MDB ports on this board; the port opened last gets the words.
+    class BridgeMdbPort implements WordSerial {
       private readonly options: WordSerialOptions;
 
       constructor(options: WordSerialOptions) {
@@ -111,7 +106,8 @@ export class BridgeBoard implements Board {
       close(): void {
         if (board.mdbListener === this.options) board.mdbListener = undefined;
       }
-    };
+    }
+    this.mdb = Object.freeze({ io: BridgeMdbPort });
   }
 
   openMotor(index: number): PwmOutput {
