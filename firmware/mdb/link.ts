@@ -4,7 +4,8 @@
  *
  * One transaction at a time: send a block (address byte with the mode bit,
  * data, checksum), then collect the peripheral's answer: a lone ACK or NAK, or
- * data ending in a checksum that carries the mode bit. A good data block is
+ * data ending in a checksum that carries the mode bit (MDB 4.2 §2.1, §2.2);
+ * silence past t-response is a timeout (§3.2). A good data block is
  * handed to its handler first and acknowledged only if the handler accepted
  * it, so an event is acknowledged exactly when it has been taken into account:
  * an unacknowledged event comes again at the next POLL and is handled then,

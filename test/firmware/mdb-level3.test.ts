@@ -8,18 +8,13 @@
 import { BillValidator, type BillCallbacks } from '../../firmware/mdb/bill.js';
 import { MdbBus } from '../../firmware/mdb/bus.js';
 import {
+  CHANGER_FEATURE,
   CoinChanger,
-  DIAG_INHIBITED,
-  DIAG_OK,
-  DIAG_POWERING_UP,
-  FEATURE_ALTERNATIVE_PAYOUT,
-  FEATURE_EXTENDED_DIAGNOSTICS,
   ROUTE_CASHBOX,
   ROUTE_TUBES,
-  diagnosticIsError,
-  diagnosticText,
   type ChangerCallbacks,
 } from '../../firmware/mdb/changer.js';
+import { DIAGNOSTIC, diagnosticIsError, diagnosticText } from '../../firmware/mdb/changer-diagnostics.js';
 import { WordLink } from '../../firmware/mdb/link.js';
 import { emptyIdentity, parseIdentity, type MdbIdentity, type PeripheralTiming } from '../../firmware/mdb/peripheral.js';
 import { SimBillValidator, type SimBillOptions } from '../../hal-sim/mdb/bill.js';
@@ -205,15 +200,15 @@ describe('identification parsing', () => {
   });
 
   it('names diagnostic codes and tells errors from states', () => {
-    equal(diagnosticText(DIAG_OK), 'OK');
-    equal(diagnosticText(DIAG_INHIBITED), 'inhibited by VMC');
+    equal(diagnosticText(DIAGNOSTIC.OK), 'OK');
+    equal(diagnosticText(DIAGNOSTIC.INHIBITED), 'inhibited by VMC');
     equal(diagnosticText(0x0400), 'keypad shifted');
     equal(diagnosticText(0x0510), 'manual fill/payout active');
     equal(diagnosticText(0x1130), 'discriminator: coin jam in sensor');
     equal(diagnosticText(0x1400), 'dispenser error (payout/tube jam)');
     equal(diagnosticText(0x15ee), 'coin cassette/tube error');
     equal(diagnosticText(0x0900), 'unknown');
-    ok(!diagnosticIsError(DIAG_POWERING_UP) && !diagnosticIsError(DIAG_INHIBITED));
+    ok(!diagnosticIsError(DIAGNOSTIC.POWERING_UP) && !diagnosticIsError(DIAGNOSTIC.INHIBITED));
     ok(diagnosticIsError(0x1000) && diagnosticIsError(0x1504));
   });
 });
@@ -227,13 +222,13 @@ describe('coin changer level 3', () => {
     equal(drv.setup.level, 3);
     const id = drv.identity;
     deepEqual([id.known, id.manufacturer, id.serial, id.model, id.software], [true, 'VFL', '000000012345', 'SIM-CHANGER3', '0142']);
-    equal(id.features, FEATURE_ALTERNATIVE_PAYOUT | FEATURE_EXTENDED_DIAGNOSTICS);
-    equal(id.enabled, FEATURE_ALTERNATIVE_PAYOUT | FEATURE_EXTENDED_DIAGNOSTICS);
+    equal(id.features, CHANGER_FEATURE.ALTERNATIVE_PAYOUT | CHANGER_FEATURE.EXTENDED_DIAGNOSTICS);
+    equal(id.enabled, CHANGER_FEATURE.ALTERNATIVE_PAYOUT | CHANGER_FEATURE.EXTENDED_DIAGNOSTICS);
     equal(sim.enabledFeatures, 0b11, 'the changer has the options enabled');
     ok(drv.canPayoutValue);
     deepEqual(log.identified, ['VFL/SIM-CHANGER3/000000012345/0142']);
     // Just after the reset the changer is still powering up.
-    deepEqual(Array.from(drv.diagnostic.codes.subarray(0, drv.diagnostic.count)), [DIAG_POWERING_UP]);
+    deepEqual(Array.from(drv.diagnostic.codes.subarray(0, drv.diagnostic.count)), [DIAGNOSTIC.POWERING_UP]);
     deepEqual(log.events, ['ready']);
   });
 
@@ -252,7 +247,7 @@ describe('coin changer level 3', () => {
     const { w, sim, drv, log } = changerRig();
     drv.setAccepting(true);
     w.run(3000);
-    deepEqual(log.diagnostics, [[DIAG_POWERING_UP], [DIAG_OK]]);
+    deepEqual(log.diagnostics, [[DIAGNOSTIC.POWERING_UP], [DIAGNOSTIC.OK]]);
     const before = commands(w, 0x08).filter((c) => c === '0F 05').length;
     equal(before, 2);
     w.run(61000);
@@ -260,10 +255,10 @@ describe('coin changer level 3', () => {
     equal(idle, 2, 'two more in a minute');
     equal(log.diagnostics.length, 2, 'the same answer is not reported again');
     drv.setAccepting(false);
-    sim.diagnosticOverride = [0x1130, DIAG_INHIBITED];
+    sim.diagnosticOverride = [0x1130, DIAGNOSTIC.INHIBITED];
     sim.reportStatus(0x0c);
     w.run(400);
-    deepEqual(log.diagnostics[2], [0x1130, DIAG_INHIBITED], 'a coin jam brings a diagnostic request');
+    deepEqual(log.diagnostics[2], [0x1130, DIAGNOSTIC.INHIBITED], 'a coin jam brings a diagnostic request');
     ok(drv.diagnosticError);
     sim.diagnosticOverride = [0x0520];
     const tubeReads = commands(w, 0x08).filter((c) => c === '0A').length;
