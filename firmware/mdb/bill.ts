@@ -1,11 +1,12 @@
 /**
- * MDB bill validator (address 0x30), level 1 and level 2 command sets.
+ * MDB bill validator (address 0x30), level 1 and level 2 command sets
+ * (MDB 4.2 §6).
  *
  * Init: RESET, POLL for "just reset", SETUP, identification (37 00 at level
  * 1, 37 02 with the option bits at level 2), FEATURE ENABLE (37 01, level 2
  * only), STACKER, BILL TYPE. A bill in escrow is not credit: the VMC decides
- * to stack or return it (ESCROW), and only a "stacked" report credits the
- * customer.
+ * to stack or return it (ESCROW, MDB 4.2 §6.3), and only a "stacked" report
+ * credits the customer.
  *
  * A reset (the validator's own, or the VMC's after silence) hands an escrowed
  * bill back. If a "stack" had gone out for it (acknowledged or not: the
@@ -14,7 +15,7 @@
  * the init decides: one more bill than when the stack was ordered means it
  * was stacked (credit), otherwise it was returned.
  */
-import { ADDRESS_BILL, bcdCurrency } from './frame.js';
+import { ADDRESS_BILL, CMD_EXPANSION, bcdCurrency } from './frame.js';
 import { REPLY_ACK, REPLY_DATA, type ReplyKind } from './link.js';
 import {
   PHASE_INIT,
@@ -25,8 +26,7 @@ import {
   parseIdentity,
   toMinor,
   type MdbIdentity,
-  type PeripheralLog,
-  type PeripheralTiming,
+  type PeripheralOptions,
 } from './peripheral.js';
 
 const CMD_SETUP = 1;
@@ -34,46 +34,49 @@ const CMD_POLL = 3;
 const CMD_BILL_TYPE = 4;
 const CMD_ESCROW = 5;
 const CMD_STACKER = 6;
-const CMD_EXPANSION = 7;
 
 const EXP_IDENTIFICATION = 0x00;
 const EXP_FEATURE_ENABLE = 0x01;
 const EXP_IDENTIFICATION_OPTIONS = 0x02;
 
 /** Level 2+ option bits (identification Z30-Z33, FEATURE ENABLE). */
-export const BILL_FEATURE_FILE_TRANSPORT = 1 << 0;
-export const BILL_FEATURE_RECYCLER = 1 << 1;
+export const BILL_FEATURE = Object.freeze({ FILE_TRANSPORT: 1 << 0, RECYCLER: 1 << 1 });
 /** Options this driver uses (none yet: no recycler, no file transport); FEATURE ENABLE asks for these. */
 const BILL_FEATURES_USED = 0;
+/** Bill types 0..15: SETUP's credit table, BILL TYPE's masks, POLL's xxxx. */
+const BILL_TYPES = 16;
 
 const PHASE_SETUP = PHASE_INIT;
 const PHASE_STACKER = PHASE_INIT + 1;
 const PHASE_BILL_TYPE = PHASE_INIT + 2;
 const PHASE_IDENTIFY = PHASE_INIT + 3;
 const PHASE_FEATURES = PHASE_INIT + 4;
-/** An optional init step (identification, feature enable) is skipped after this many failed attempts. */
-const EXPANSION_TRIES = 3;
 
-export const ROUTE_STACKED = 0;
-export const ROUTE_ESCROW = 1;
-export const ROUTE_RETURNED = 2;
-export const ROUTE_RECYCLER = 3;
-export const ROUTE_DISABLED_REJECTED = 4;
+/**
+ * Where POLL says a bill went (1yyyxxxx: yyy routing, xxxx type). Only
+ * STACKED to RECYCLER move credit; the others are rejections and recycler
+ * service moves (MDB 4.2 §6.3, POLL).
+ */
+export const BILL_ROUTE = Object.freeze({ STACKED: 0, ESCROW: 1, RETURNED: 2, RECYCLER: 3, DISABLED_REJECTED: 4 });
 
-export const BILL_MOTOR = 0x01;
-export const BILL_SENSOR = 0x02;
-export const BILL_BUSY = 0x03;
-export const BILL_ROM = 0x04;
-export const BILL_JAMMED = 0x05;
-export const BILL_JUST_RESET = 0x06;
-export const BILL_REMOVED = 0x07;
-export const BILL_CASHBOX_OUT = 0x08;
-export const BILL_DISABLED = 0x09;
-export const BILL_INVALID_ESCROW = 0x0a;
-export const BILL_REJECTED = 0x0b;
-export const BILL_CREDITED_REMOVAL = 0x0c;
+/** POLL status bytes (MDB 4.2 §6.3), as billStatus reports them. */
+export const BILL_STATUS = Object.freeze({
+  MOTOR: 0x01,
+  SENSOR: 0x02,
+  BUSY: 0x03,
+  ROM: 0x04,
+  JAMMED: 0x05,
+  JUST_RESET: 0x06,
+  REMOVED: 0x07,
+  CASHBOX_OUT: 0x08,
+  DISABLED: 0x09,
+  INVALID_ESCROW: 0x0a,
+  REJECTED: 0x0b,
+  CREDITED_REMOVAL: 0x0c,
+});
 
-export interface BillEvents {
+/** The validator's events, each a callback in the driver's options. */
+export interface BillCallbacks {
   billReady(): void;
   billLost(): void;
   /** A bill waits in escrow for the VMC's decision. */
@@ -87,6 +90,8 @@ export interface BillEvents {
   billIdentified?(identity: MdbIdentity): void;
 }
 
+export interface BillValidatorOptions extends PeripheralOptions, BillCallbacks {}
+
 export interface BillSetup {
   level: number;
   currency: number;
@@ -99,10 +104,10 @@ export interface BillSetup {
 export class BillValidator extends Peripheral {
   readonly name = 'bill validator';
   protected readonly pollCommand = CMD_POLL;
-  private readonly events: BillEvents;
+  private readonly events: BillCallbacks;
   private readonly machineDecimals: number;
   readonly setup: BillSetup = { level: 0, currency: 0, scale: 1, decimals: 2, stackerCapacity: 0, escrow: false };
-  readonly values = new Int32Array(16);
+  readonly values = new Int32Array(BILL_TYPES);
   /** Identification (manufacturer, serial, model, software; option bits at level 2). */
   readonly identity: MdbIdentity = emptyIdentity();
   stackerCount = 0;
@@ -112,7 +117,6 @@ export class BillValidator extends Peripheral {
   private sentMask = -1;
   private needBillType = false;
   private needStacker = false;
-  private retryAt = -Infinity;
   /** Bill type in escrow (-1: none), and the decision for it not yet sent (-1: none). */
   private escrowType = -1;
   private escrowDecision = -1;
@@ -125,13 +129,11 @@ export class BillValidator extends Peripheral {
   private stackerBefore = 0;
   /** After a reset: the escrowed bill's fate is decided by the STACKER count read during the init. */
   private stackUnsure = false;
-  private initTries = 0;
-  private featuresAsked = 0;
 
-  constructor(events: BillEvents, machineDecimals: number, timing: PeripheralTiming, log: PeripheralLog) {
-    super(ADDRESS_BILL, timing, log);
-    this.events = events;
-    this.machineDecimals = machineDecimals;
+  constructor(options: BillValidatorOptions) {
+    super(ADDRESS_BILL, options.timing, options.log);
+    this.events = options;
+    this.machineDecimals = options.decimals;
   }
 
   /** Value of the bill held in escrow, or 0. */
@@ -163,7 +165,7 @@ export class BillValidator extends Peripheral {
   private mask(): number {
     if (!this.accepting) return 0;
     let mask = 0;
-    for (let t = 0; t < 16; t++) {
+    for (let t = 0; t < BILL_TYPES; t++) {
       const v = this.values[t]!;
       if (v > 0 && v <= this.acceptLimit) mask |= 1 << t;
     }
@@ -175,25 +177,7 @@ export class BillValidator extends Peripheral {
   /** Every init follows a reset (the validator's or ours), and a reset returns an escrowed bill. */
   protected startInit(now: number): void {
     this.settleEscrowAfterReset();
-    this.phase = PHASE_SETUP;
-    this.retryAt = now;
-    this.initTries = 0;
-  }
-
-  private initStep(phase: number, now: number): void {
-    this.phase = phase;
-    this.retryAt = now;
-    this.initTries = 0;
-  }
-
-  private initFailed(next: number, what: string, now: number): void {
-    if (++this.initTries < EXPANSION_TRIES) return;
-    this.log('warn', `bill validator: no answer to ${what}, carrying on without it`);
-    this.initStep(next, now);
-  }
-
-  protected initWakeAt(_now: number): number {
-    return this.retryAt;
+    this.initStep(PHASE_SETUP, now);
   }
 
   protected nextInit(tx: Uint8Array, now: number): number {
@@ -204,16 +188,8 @@ export class BillValidator extends Peripheral {
       case PHASE_IDENTIFY:
         // Level 2+ answers with the option bits; 37 00 is the level 1 form.
         return this.command(tx, CMD_EXPANSION, this.setup.level >= 2 ? EXP_IDENTIFICATION_OPTIONS : EXP_IDENTIFICATION);
-      case PHASE_FEATURES: {
-        const f = (this.identity.features & BILL_FEATURES_USED) >>> 0;
-        this.featuresAsked = f;
-        this.command(tx, CMD_EXPANSION, EXP_FEATURE_ENABLE);
-        tx[2] = (f >>> 24) & 0xff;
-        tx[3] = (f >>> 16) & 0xff;
-        tx[4] = (f >>> 8) & 0xff;
-        tx[5] = f & 0xff;
-        return 6;
-      }
+      case PHASE_FEATURES:
+        return this.featureEnable(tx, this.identity.features, BILL_FEATURES_USED);
       case PHASE_STACKER:
         return this.command(tx, CMD_STACKER, -1);
       default:
@@ -323,7 +299,7 @@ export class BillValidator extends Peripheral {
     s.stackerCapacity = (data[6]! << 8) | data[7]!;
     s.escrow = data[10] === 0xff;
     this.values.fill(0);
-    for (let t = 0; t < 16 && 11 + t < length; t++) {
+    for (let t = 0; t < BILL_TYPES && 11 + t < length; t++) {
       const credit = data[11 + t]!;
       if (credit !== 0 && credit !== 0xff) this.values[t] = toMinor(credit, s.scale, s.decimals, this.machineDecimals);
     }
@@ -339,15 +315,15 @@ export class BillValidator extends Peripheral {
         const type = b & 15;
         const value = this.values[type]!;
         switch (routing) {
-          case ROUTE_STACKED:
-          case ROUTE_RECYCLER:
+          case BILL_ROUTE.STACKED:
+          case BILL_ROUTE.RECYCLER:
             this.clearEscrow(type);
             this.stackerCount++;
             // The STACKER answer says full too, but only when asked: count towards the capacity meanwhile.
             if (this.setup.stackerCapacity > 0 && this.stackerCount >= this.setup.stackerCapacity) this.stackerFull = true;
             this.events.billStacked(type, value);
             break;
-          case ROUTE_ESCROW:
+          case BILL_ROUTE.ESCROW:
             this.escrowType = type;
             this.escrowedValue = value;
             this.escrowDecision = -1;
@@ -356,7 +332,7 @@ export class BillValidator extends Peripheral {
             this.stackUnsure = false;
             this.events.billEscrowed(type, value);
             break;
-          case ROUTE_RETURNED:
+          case BILL_ROUTE.RETURNED:
             this.clearEscrow(type);
             this.events.billReturned(type, value);
             break;
@@ -366,9 +342,10 @@ export class BillValidator extends Peripheral {
         }
       } else if ((b & 0xe0) === 0x40) {
         // 010xxxxx: bills inserted while acceptance was disabled.
-      } else if (b === BILL_JUST_RESET) {
-        this.afterReset(now);
-      } else if (b === BILL_INVALID_ESCROW) {
+      } else if (b === BILL_STATUS.JUST_RESET) {
+        // The validator says it was reset: the init (and what it does with an escrowed bill) starts over.
+        this.justReset(now);
+      } else if (b === BILL_STATUS.INVALID_ESCROW) {
         this.log('warn', 'bill validator: invalid escrow request');
         this.events.billStatus(b);
       } else {
@@ -389,11 +366,6 @@ export class BillValidator extends Peripheral {
     this.stackAcked = false;
     this.stackSent = false;
     this.stackUnsure = false;
-  }
-
-  /** The validator says it was reset: the init (and what it does with an escrowed bill) starts over. */
-  private afterReset(now: number): void {
-    this.justReset(now);
   }
 
   /**

@@ -1,6 +1,6 @@
 /**
  * MDB cashless device #1 (address 0x10), reader levels 1 and 2, the VMC
- * speaking level 2.
+ * speaking level 2 (MDB 4.2 §7).
  *
  * Init: RESET, POLL for "just reset", SETUP config data (the reader answers
  * with its level, currency, scale factor, decimals, maximum response time
@@ -22,7 +22,7 @@
  * its side; one between VEND APPROVED and VEND SUCCESS counts as a success
  * there, which is why the controller journals approvals before dispensing.
  */
-import { ADDRESS_CASHLESS1, bcdCurrency } from './frame.js';
+import { ADDRESS_CASHLESS1, CMD_EXPANSION, bcdCurrency } from './frame.js';
 import { REPLY_ACK, REPLY_DATA, type ReplyKind } from './link.js';
 import {
   PHASE_INIT,
@@ -33,70 +33,63 @@ import {
   parseIdentity,
   toMinor,
   type MdbIdentity,
-  type PeripheralLog,
-  type PeripheralTiming,
+  type PeripheralOptions,
 } from './peripheral.js';
 
-const CMD_SETUP = 1;
-const CMD_POLL = 2;
-const CMD_VEND = 3;
-const CMD_READER = 4;
-const CMD_EXPANSION = 7;
-
-const SETUP_CONFIG = 0x00;
-const SETUP_PRICES = 0x01;
-const VEND_REQUEST = 0x00;
-const VEND_CANCEL = 0x01;
-const VEND_SUCCESS = 0x02;
-const VEND_FAILURE = 0x03;
-const VEND_SESSION_COMPLETE = 0x04;
-const READER_DISABLE = 0x00;
-const READER_ENABLE = 0x01;
-const READER_CANCEL = 0x02;
+/** The reader's commands (the low 3 bits of the address byte; MDB 4.2 §7.3). */
+const CMD = Object.freeze({ SETUP: 1, POLL: 2, VEND: 3, READER: 4, EXPANSION: CMD_EXPANSION });
+/** SETUP's subcommands. */
+const SETUP = Object.freeze({ CONFIG: 0x00, PRICES: 0x01 });
+/** VEND's subcommands. */
+const VEND = Object.freeze({ REQUEST: 0x00, CANCEL: 0x01, SUCCESS: 0x02, FAILURE: 0x03, SESSION_COMPLETE: 0x04 });
+/** READER's subcommands. */
+const READER = Object.freeze({ DISABLE: 0x00, ENABLE: 0x01, CANCEL: 0x02 });
+/** EXPANSION's subcommand this driver sends. */
 const EXPANSION_REQUEST_ID = 0x00;
 
-const PHASE_CONFIG = PHASE_INIT;
-const PHASE_PRICES = PHASE_INIT + 1;
-const PHASE_ID = PHASE_INIT + 2;
-const PHASE_ENABLE = PHASE_INIT + 3;
+/**
+ * The driver's init phases, on the way through the reader's states (MDB 4.2
+ * §7.2): it is Inactive until its configuration is read, Disabled once set
+ * up, Enabled after READER ENABLE (PHASE_READY from then on).
+ */
+const PHASE = Object.freeze({ CONFIG: PHASE_INIT, PRICES: PHASE_INIT + 1, ID: PHASE_INIT + 2, ENABLE: PHASE_INIT + 3 });
 
 /** The VMC's feature level: level 2 commands, no level-3 expanded currency or options. */
 export const VMC_LEVEL = 2;
 
-/** POLL (and command answer) message codes. */
-export const READER_JUST_RESET = 0x00;
-export const READER_CONFIG = 0x01;
-export const READER_DISPLAY_REQUEST = 0x02;
-export const READER_BEGIN_SESSION = 0x03;
-export const READER_SESSION_CANCEL_REQUEST = 0x04;
-export const READER_VEND_APPROVED = 0x05;
-export const READER_VEND_DENIED = 0x06;
-export const READER_END_SESSION = 0x07;
-export const READER_CANCELLED = 0x08;
-export const READER_PERIPHERAL_ID = 0x09;
-export const READER_MALFUNCTION = 0x0a;
-export const READER_OUT_OF_SEQUENCE = 0x0b;
-export const READER_REVALUE_APPROVED = 0x0d;
-export const READER_REVALUE_DENIED = 0x0e;
-export const READER_REVALUE_LIMIT = 0x0f;
-export const READER_DATE_TIME_REQUEST = 0x11;
-export const READER_DATA_ENTRY_REQUEST = 0x12;
-export const READER_DATA_ENTRY_CANCEL = 0x13;
+/** POLL (and command answer) message codes (MDB 4.2 §7.4). */
+export const READER_MESSAGE = Object.freeze({
+  JUST_RESET: 0x00,
+  CONFIG: 0x01,
+  DISPLAY_REQUEST: 0x02,
+  BEGIN_SESSION: 0x03,
+  SESSION_CANCEL_REQUEST: 0x04,
+  VEND_APPROVED: 0x05,
+  VEND_DENIED: 0x06,
+  END_SESSION: 0x07,
+  CANCELLED: 0x08,
+  PERIPHERAL_ID: 0x09,
+  MALFUNCTION: 0x0a,
+  OUT_OF_SEQUENCE: 0x0b,
+  REVALUE_APPROVED: 0x0d,
+  REVALUE_DENIED: 0x0e,
+  REVALUE_LIMIT: 0x0f,
+  DATE_TIME_REQUEST: 0x11,
+  DATA_ENTRY_REQUEST: 0x12,
+  DATA_ENTRY_CANCEL: 0x13,
+});
 
 /** Reader option bits (SETUP config data, last byte). */
-export const OPTION_REFUNDS = 0x01;
-export const OPTION_MULTIVEND = 0x02;
-export const OPTION_DISPLAY = 0x04;
-export const OPTION_CASH_SALE = 0x08;
+export const READER_OPTION = Object.freeze({ REFUNDS: 0x01, MULTIVEND: 0x02, DISPLAY: 0x04, CASH_SALE: 0x08 });
 
-/** Default non-response time; a reader reporting a longer maximum response time gets that. */
+/** Default non-response time (MDB 4.2 §7.5); a reader reporting a longer maximum response time gets that. */
 const NON_RESPONSE_MS = 5000;
 
-const RESULT_NONE = 0;
-const RESULT_SUCCESS = 1;
-const RESULT_FAILURE = 2;
+/** The outcome of the approved vend waiting to be reported: nothing, VEND SUCCESS or VEND FAILURE. */
+const RESULT = Object.freeze({ NONE: 0, SUCCESS: 1, FAILURE: 2 });
 
-export interface CashlessEvents {
+/** The reader's events, each a callback in the driver's options. */
+export interface CashlessCallbacks {
   readerReady(): void;
   readerLost(): void;
   /** A card was presented: `funds` in the machine's minor units (-1: the reader does not say). */
@@ -136,10 +129,15 @@ export interface CashlessIdentityOptions {
   version?: number;
 }
 
+export interface CashlessReaderOptions extends PeripheralOptions, CashlessCallbacks {
+  /** What the VMC says of itself in EXPANSION REQUEST ID. */
+  identity?: CashlessIdentityOptions;
+}
+
 export class CashlessReader extends Peripheral {
   readonly name = 'cashless reader';
-  protected readonly pollCommand = CMD_POLL;
-  private readonly events: CashlessEvents;
+  protected readonly pollCommand = CMD.POLL;
+  private readonly events: CashlessCallbacks;
   private readonly machineDecimals: number;
   private readonly vmcId = new Uint8Array(29);
   readonly setup: CashlessSetup = { level: 0, currency: 0, scale: 1, decimals: 2, maxResponseS: 0, options: 0 };
@@ -148,7 +146,6 @@ export class CashlessReader extends Peripheral {
   /** A session is open at the reader, with these funds (minor units, -1 unknown). */
   session = false;
   funds = -1;
-  private retryAt = -Infinity;
   /** Enable state wanted by the machine, and the one last acknowledged (-1: unknown). */
   private wantEnabled = false;
   private sentEnabled = -1;
@@ -163,7 +160,7 @@ export class CashlessReader extends Peripheral {
   private awaiting = false;
   private needVendCancel = false;
   /** VEND SUCCESS or FAILURE to send, and the item number. */
-  private result = RESULT_NONE;
+  private result: number = RESULT.NONE;
   private resultItem = 0;
   private needComplete = false;
   private needReaderCancel = false;
@@ -174,11 +171,12 @@ export class CashlessReader extends Peripheral {
   /** The answer being parsed reported "command out of sequence": the command was not obeyed. */
   private refused = false;
 
-  constructor(events: CashlessEvents, machineDecimals: number, timing: PeripheralTiming, log: PeripheralLog, id: CashlessIdentityOptions = {}) {
+  constructor(options: CashlessReaderOptions) {
     // A copy: the non-response time follows the reader's maximum response time.
-    super(ADDRESS_CASHLESS1, { ...timing }, log);
-    this.events = events;
-    this.machineDecimals = machineDecimals;
+    super(ADDRESS_CASHLESS1, { ...options.timing }, options.log);
+    this.events = options;
+    this.machineDecimals = options.decimals;
+    const id = options.identity ?? {};
     const v = this.vmcId;
     ascii(v, 0, 3, 'VFL');
     ascii(v, 3, 12, id.serial ?? '');
@@ -194,17 +192,17 @@ export class CashlessReader extends Peripheral {
   }
 
   get multiVend(): boolean {
-    return (this.setup.options & OPTION_MULTIVEND) !== 0;
+    return (this.setup.options & READER_OPTION.MULTIVEND) !== 0;
   }
 
   /** A VEND SUCCESS or FAILURE waits for the reader's acknowledgement. */
   get reporting(): boolean {
-    return this.result !== RESULT_NONE;
+    return this.result !== RESULT.NONE;
   }
 
   /** Something is queued for the reader (while it is up): the machine is not settled yet. */
   get busy(): boolean {
-    return this.phase === PHASE_READY && (this.result !== RESULT_NONE || this.requestPrice >= 0 || this.awaiting || this.needVendCancel || this.needComplete || this.needReaderCancel);
+    return this.phase === PHASE_READY && (this.result !== RESULT.NONE || this.requestPrice >= 0 || this.awaiting || this.needVendCancel || this.needComplete || this.needReaderCancel);
   }
 
   /** Enable (true) or disable the reader; sent as READER ENABLE/DISABLE when it changes. */
@@ -252,7 +250,7 @@ export class CashlessReader extends Peripheral {
   vendResult(success: boolean, item: number): void {
     // Without a session there is nobody to tell: the reader has settled the vend on its own.
     if (!this.session || this.phase !== PHASE_READY) return;
-    this.result = success ? RESULT_SUCCESS : RESULT_FAILURE;
+    this.result = success ? RESULT.SUCCESS : RESULT.FAILURE;
     this.resultItem = item & 0xffff;
   }
 
@@ -283,32 +281,27 @@ export class CashlessReader extends Peripheral {
   // ---- init ------------------------------------------------------------------------
 
   protected startInit(now: number): void {
-    this.phase = PHASE_CONFIG;
-    this.retryAt = now;
+    this.initStep(PHASE.CONFIG, now);
     this.configAckedAt = -Infinity;
     this.dropSession();
-  }
-
-  protected initWakeAt(_now: number): number {
-    return this.retryAt;
   }
 
   protected nextInit(tx: Uint8Array, now: number): number {
     this.retryAt = now + this.timing.pollIntervalMs;
     switch (this.phase) {
-      case PHASE_CONFIG:
+      case PHASE.CONFIG:
         // A reader that only acknowledged SETUP sends its configuration on POLL; ask again after a second.
-        if (now - this.configAckedAt < 1000) return this.command(tx, CMD_POLL, -1);
-        this.command(tx, CMD_SETUP, SETUP_CONFIG);
+        if (now - this.configAckedAt < 1000) return this.command(tx, CMD.POLL, -1);
+        this.command(tx, CMD.SETUP, SETUP.CONFIG);
         // VMC level, then no display of ours for the reader to write on (columns, rows, type).
         tx[2] = VMC_LEVEL;
         tx[3] = 0;
         tx[4] = 0;
         tx[5] = 0;
         return 6;
-      case PHASE_PRICES:
+      case PHASE.PRICES:
         return this.prices(tx);
-      case PHASE_ID:
+      case PHASE.ID:
         this.command(tx, CMD_EXPANSION, EXPANSION_REQUEST_ID);
         tx.set(this.vmcId, 2);
         return 2 + this.vmcId.length;
@@ -321,7 +314,7 @@ export class CashlessReader extends Peripheral {
     // Unknown prices: the widest range.
     const hi = this.maxPrice < 0 ? 0xffff : this.toScaled(this.maxPrice, false);
     const lo = this.maxPrice < 0 ? 0 : this.toScaled(this.minPrice, true);
-    this.command(tx, CMD_SETUP, SETUP_PRICES);
+    this.command(tx, CMD.SETUP, SETUP.PRICES);
     tx[2] = hi >> 8;
     tx[3] = hi & 0xff;
     tx[4] = lo >> 8;
@@ -330,7 +323,7 @@ export class CashlessReader extends Peripheral {
   }
 
   private enable(tx: Uint8Array): number {
-    this.command(tx, CMD_READER, this.wantEnabled ? READER_ENABLE : READER_DISABLE);
+    this.command(tx, CMD.READER, this.wantEnabled ? READER.ENABLE : READER.DISABLE);
     return 2;
   }
 
@@ -339,7 +332,7 @@ export class CashlessReader extends Peripheral {
   protected hasWork(now: number): boolean {
     if (now < this.retryAt) return false;
     return (
-      this.result !== RESULT_NONE ||
+      this.result !== RESULT.NONE ||
       this.needVendCancel ||
       this.requestPrice >= 0 ||
       this.needComplete ||
@@ -352,26 +345,26 @@ export class CashlessReader extends Peripheral {
   protected nextWork(tx: Uint8Array, now: number): number {
     if (now < this.retryAt) return 0;
     // The outcome of the vend first: the reader cannot move on (or end the session) before it.
-    if (this.result !== RESULT_NONE) {
-      if (this.result === RESULT_SUCCESS) {
-        this.command(tx, CMD_VEND, VEND_SUCCESS);
+    if (this.result !== RESULT.NONE) {
+      if (this.result === RESULT.SUCCESS) {
+        this.command(tx, CMD.VEND, VEND.SUCCESS);
         tx[2] = this.resultItem >> 8;
         tx[3] = this.resultItem & 0xff;
         return 4;
       }
-      return this.command(tx, CMD_VEND, VEND_FAILURE);
+      return this.command(tx, CMD.VEND, VEND.FAILURE);
     }
-    if (this.needVendCancel) return this.command(tx, CMD_VEND, VEND_CANCEL);
+    if (this.needVendCancel) return this.command(tx, CMD.VEND, VEND.CANCEL);
     if (this.requestPrice >= 0) {
-      this.command(tx, CMD_VEND, VEND_REQUEST);
+      this.command(tx, CMD.VEND, VEND.REQUEST);
       tx[2] = this.requestPrice >> 8;
       tx[3] = this.requestPrice & 0xff;
       tx[4] = this.requestItem >> 8;
       tx[5] = this.requestItem & 0xff;
       return 6;
     }
-    if (this.needComplete) return this.command(tx, CMD_VEND, VEND_SESSION_COMPLETE);
-    if (this.needReaderCancel) return this.command(tx, CMD_READER, READER_CANCEL);
+    if (this.needComplete) return this.command(tx, CMD.VEND, VEND.SESSION_COMPLETE);
+    if (this.needReaderCancel) return this.command(tx, CMD.READER, READER.CANCEL);
     if (this.needPrices && !this.session) return this.prices(tx);
     if ((this.wantEnabled ? 1 : 0) !== this.sentEnabled) return this.enable(tx);
     return 0;
@@ -384,53 +377,47 @@ export class CashlessReader extends Peripheral {
       return;
     }
     this.retryAt = -Infinity;
-    let reported = RESULT_NONE;
+    let reported: number = RESULT.NONE;
     switch (command) {
-      case CMD_SETUP:
-        if (sub === SETUP_CONFIG) {
+      case CMD.SETUP:
+        if (sub === SETUP.CONFIG) {
           // The configuration may come as the answer or on a later POLL.
           if (kind === REPLY_DATA) return this.messages(data, length, now);
           this.configAckedAt = now;
           return;
         }
         this.needPrices = false;
-        if (this.phase === PHASE_PRICES) {
-          this.phase = this.level >= 2 ? PHASE_ID : PHASE_ENABLE;
-          this.retryAt = now;
-        }
+        if (this.phase === PHASE.PRICES) this.initStep(this.level >= 2 ? PHASE.ID : PHASE.ENABLE, now);
         break;
-      case CMD_EXPANSION:
-        if (this.phase === PHASE_ID) {
-          this.phase = PHASE_ENABLE;
-          this.retryAt = now;
-        }
+      case CMD.EXPANSION:
+        if (this.phase === PHASE.ID) this.initStep(PHASE.ENABLE, now);
         break;
-      case CMD_READER:
-        if (sub === READER_CANCEL) {
+      case CMD.READER:
+        if (sub === READER.CANCEL) {
           this.needReaderCancel = false;
         } else {
-          this.sentEnabled = sub === READER_ENABLE ? 1 : 0;
-          if (this.phase === PHASE_ENABLE) {
+          this.sentEnabled = sub === READER.ENABLE ? 1 : 0;
+          if (this.phase === PHASE.ENABLE) {
             this.becameReady(now);
             this.events.readerReady();
           }
         }
         break;
-      case CMD_VEND:
+      case CMD.VEND:
         switch (sub) {
-          case VEND_REQUEST:
+          case VEND.REQUEST:
             this.requestPrice = -1;
             this.awaiting = true;
             break;
-          case VEND_CANCEL:
+          case VEND.CANCEL:
             this.needVendCancel = false;
             break;
-          case VEND_SUCCESS:
-          case VEND_FAILURE:
+          case VEND.SUCCESS:
+          case VEND.FAILURE:
             reported = this.result;
-            this.result = RESULT_NONE;
+            this.result = RESULT.NONE;
             break;
-          case VEND_SESSION_COMPLETE:
+          case VEND.SESSION_COMPLETE:
             this.needComplete = false;
             break;
         }
@@ -439,7 +426,7 @@ export class CashlessReader extends Peripheral {
     this.refused = false;
     const taken = kind === REPLY_DATA ? this.messages(data, length, now) : true;
     // An answer saying "out of sequence" is a refusal (and the reader is being reset): nothing was reported.
-    if (reported !== RESULT_NONE && !this.refused) this.events.vendReported(reported === RESULT_SUCCESS);
+    if (reported !== RESULT.NONE && !this.refused) this.events.vendReported(reported === RESULT.SUCCESS);
     return taken;
   }
 
@@ -456,20 +443,20 @@ export class CashlessReader extends Peripheral {
       const left = length - i;
       let n = 1;
       switch (code) {
-        case READER_JUST_RESET:
+        case READER_MESSAGE.JUST_RESET:
           this.dropSession();
           this.justReset(now);
           break;
-        case READER_CONFIG:
+        case READER_MESSAGE.CONFIG:
           n = 8;
           if (left < n) return this.truncated(code);
           this.parseConfig(data, i);
           break;
-        case READER_DISPLAY_REQUEST:
+        case READER_MESSAGE.DISPLAY_REQUEST:
           // We declared no display, so the text (if any) runs to the end: show nothing, skip it.
           n = left;
           break;
-        case READER_BEGIN_SESSION: {
+        case READER_MESSAGE.BEGIN_SESSION: {
           // Level 1: funds; level 2: media id (4), payment type, payment data (2) follow.
           n = level >= 2 || (level === 0 && left >= 10) ? 10 : 3;
           if (left < n) return this.truncated(code);
@@ -479,10 +466,10 @@ export class CashlessReader extends Peripheral {
           this.events.sessionBegan(this.funds);
           break;
         }
-        case READER_SESSION_CANCEL_REQUEST:
+        case READER_MESSAGE.SESSION_CANCEL_REQUEST:
           this.events.sessionCancelRequested();
           break;
-        case READER_VEND_APPROVED: {
+        case READER_MESSAGE.VEND_APPROVED: {
           n = 3;
           if (left < n) return this.truncated(code);
           const raw = (data[i + 1]! << 8) | data[i + 2]!;
@@ -491,47 +478,47 @@ export class CashlessReader extends Peripheral {
           this.events.vendApproved(this.toMinor(raw));
           break;
         }
-        case READER_VEND_DENIED:
+        case READER_MESSAGE.VEND_DENIED:
           this.awaiting = false;
           this.needVendCancel = false;
           this.events.vendDenied();
           break;
-        case READER_END_SESSION:
+        case READER_MESSAGE.END_SESSION:
           this.dropSession();
           this.events.sessionEnded();
           break;
-        case READER_CANCELLED:
+        case READER_MESSAGE.CANCELLED:
           this.needReaderCancel = false;
           this.events.readerCancelled();
           break;
-        case READER_PERIPHERAL_ID:
+        case READER_MESSAGE.PERIPHERAL_ID:
           n = left >= 34 && this.setup.level >= 3 ? 34 : 30;
           if (left < n) return this.truncated(code);
           parseIdentity(data, i + 1, i + n, n === 34, this.identity);
           this.log('info', `cashless reader: ${this.identity.manufacturer} ${this.identity.model} serial ${this.identity.serial} software ${this.identity.software}`);
           break;
-        case READER_MALFUNCTION:
+        case READER_MESSAGE.MALFUNCTION:
           n = 2;
           if (left < n) return this.truncated(code);
           this.log('warn', `cashless reader: malfunction 0x${data[i + 1]!.toString(16)}`);
           this.events.readerStatus(data[i + 1]!);
           break;
-        case READER_OUT_OF_SEQUENCE:
+        case READER_MESSAGE.OUT_OF_SEQUENCE:
           // Level 2 adds the reader's state; the reader and the VMC disagree: reset it.
           n = level >= 2 && left >= 2 ? 2 : 1;
           this.log('warn', `cashless reader: command out of sequence${n === 2 ? ` (reader state ${data[i + 1]})` : ''}; resetting it`);
           this.resetWanted = true;
           this.refused = true;
           break;
-        case READER_REVALUE_APPROVED:
-        case READER_REVALUE_DENIED:
-        case READER_DATE_TIME_REQUEST:
-        case READER_DATA_ENTRY_CANCEL:
+        case READER_MESSAGE.REVALUE_APPROVED:
+        case READER_MESSAGE.REVALUE_DENIED:
+        case READER_MESSAGE.DATE_TIME_REQUEST:
+        case READER_MESSAGE.DATA_ENTRY_CANCEL:
           break;
-        case READER_REVALUE_LIMIT:
+        case READER_MESSAGE.REVALUE_LIMIT:
           n = 3;
           break;
-        case READER_DATA_ENTRY_REQUEST:
+        case READER_MESSAGE.DATA_ENTRY_REQUEST:
           n = 2;
           break;
         default:
@@ -566,8 +553,8 @@ export class CashlessReader extends Peripheral {
     const own = s.maxResponseS * 1000;
     this.timing.nonResponseMs = own > NON_RESPONSE_MS ? own : NON_RESPONSE_MS;
     this.log('info', `cashless reader: level ${s.level}, currency ${s.currency}, scale ${s.scale}, ${s.decimals} decimals, max response ${s.maxResponseS} s, options 0x${s.options.toString(16)}`);
-    if (this.phase === PHASE_CONFIG) {
-      this.phase = PHASE_PRICES;
+    if (this.phase === PHASE.CONFIG) {
+      this.phase = PHASE.PRICES;
       this.retryAt = -Infinity;
     }
   }
@@ -587,7 +574,7 @@ export class CashlessReader extends Peripheral {
     this.requestPrice = -1;
     this.awaiting = false;
     this.needVendCancel = false;
-    this.result = RESULT_NONE;
+    this.result = RESULT.NONE;
     this.needComplete = false;
   }
 

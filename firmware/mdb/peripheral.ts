@@ -1,11 +1,14 @@
 /**
  * What every MDB peripheral driver shares: the reset and "just reset" start
- * of its init sequence, the non-response timer that declares it offline, the
- * rule that a silent device is RESET at most every 10 s, and the POLL cadence.
- * Subclasses provide the device-specific init steps, their own commands and
- * POLL parsing.
+ * of its init sequence, the stepping through the rest of it (an optional
+ * expansion step given up after a few tries), the non-response timer that
+ * declares it offline (MDB 4.2 §5.4, §6.4, §7.5), the rule that a silent
+ * device is RESET at most every 10 s, and the POLL cadence. Subclasses
+ * provide the device-specific init steps, their own commands and POLL
+ * parsing.
  */
 import type { MdbDevice } from './bus.js';
+import { CMD_EXPANSION } from './frame.js';
 import { REPLY_ACK, REPLY_DATA, REPLY_NAK, REPLY_TIMEOUT, type ReplyKind } from './link.js';
 
 export const PHASE_RESET = 0;
@@ -13,6 +16,11 @@ export const PHASE_JUST_RESET = 1;
 /** Device-specific init steps use phases from here on. */
 export const PHASE_INIT = 2;
 export const PHASE_READY = 100;
+
+/** An optional init step (a level 2/3 expansion) is skipped after this many failed attempts. */
+const EXPANSION_TRIES = 3;
+/** EXPANSION's FEATURE ENABLE subcommand, the same for the changer (0F 01) and the bill validator (37 01). */
+const EXP_FEATURE_ENABLE = 0x01;
 
 export interface PeripheralTiming {
   /** POLL period once ready (MDB: 25..200 ms). */
@@ -29,6 +37,14 @@ export interface PeripheralLog {
   (level: 'debug' | 'info' | 'warn' | 'error', message: string): void;
 }
 
+/** What every driver's options carry besides the callbacks of its device's events. */
+export interface PeripheralOptions {
+  /** The machine's decimal places: values reach the callbacks in its minor units. */
+  decimals: number;
+  timing: PeripheralTiming;
+  log: PeripheralLog;
+}
+
 export abstract class Peripheral implements MdbDevice {
   abstract readonly name: string;
   protected readonly address: number;
@@ -42,6 +58,12 @@ export abstract class Peripheral implements MdbDevice {
   protected lastReset = -Infinity;
   protected lastPoll = -Infinity;
   protected resetAt = -Infinity;
+  /** When the current init step (or a subclass's retry of a command) may go next. */
+  protected retryAt = -Infinity;
+  /** Failed attempts at the current optional init step. */
+  private initTries = 0;
+  /** FEATURE ENABLE bits in flight. */
+  protected featuresAsked = 0;
   private bootAt: number | undefined;
   private offlineReported = true;
   /** Counts of link outcomes, for telemetry. */
@@ -142,7 +164,7 @@ export abstract class Peripheral implements MdbDevice {
     if (wasReady) this.lostReady(now);
   }
 
-  /** Leave READY: the device went silent or reset itself. */
+  /** Leave READY: the device stayed silent past its non-response time (MDB 4.2 §5.4, §6.4, §7.5). */
   private checkSilence(now: number): boolean {
     if (this.phase === PHASE_RESET) return false;
     if (now - this.lastHeard <= this.timing.nonResponseMs) return false;
@@ -165,6 +187,47 @@ export abstract class Peripheral implements MdbDevice {
     this.lastPoll = now - this.timing.pollIntervalMs;
   }
 
+  /** Go to init step `phase` now. */
+  protected initStep(phase: number, now: number): void {
+    this.phase = phase;
+    this.retryAt = now;
+    this.initTries = 0;
+  }
+
+  /** An optional step failed: try again at the next poll, or give up on it after a few attempts and go on to `next`. */
+  protected initFailed(next: number, what: string, now: number): void {
+    if (++this.initTries < EXPANSION_TRIES) return;
+    this.log('warn', `${this.name}: no answer to ${what}, carrying on without it`);
+    this.initStep(next, now);
+  }
+
+  /** When the next init step is due: by default as soon as the step says. */
+  protected initWakeAt(_now: number): number {
+    return this.retryAt;
+  }
+
+  /** EXPANSION FEATURE ENABLE for the options both offered and `used` (4 option bytes, MSB first). */
+  protected featureEnable(tx: Uint8Array, offered: number, used: number): number {
+    const f = (offered & used) >>> 0;
+    this.featuresAsked = f;
+    this.command(tx, CMD_EXPANSION, EXP_FEATURE_ENABLE);
+    tx[2] = (f >>> 24) & 0xff;
+    tx[3] = (f >>> 16) & 0xff;
+    tx[4] = (f >>> 8) & 0xff;
+    tx[5] = f & 0xff;
+    return 6;
+  }
+
+  /**
+   * A block a helper wrote whole (the changer's payout): its command code
+   * (from the address byte) and first data byte are what is in flight.
+   */
+  protected sending(tx: Uint8Array, length: number): number {
+    this.inFlight = tx[0]! & 7;
+    this.inFlightSub = length > 1 ? tx[1]! : -1;
+    return length;
+  }
+
   protected command(tx: Uint8Array, command: number, sub: number): number {
     this.inFlight = command;
     this.inFlightSub = sub;
@@ -177,7 +240,6 @@ export abstract class Peripheral implements MdbDevice {
   /** Low 3 bits of the POLL address byte for this device. */
   protected abstract readonly pollCommand: number;
   protected abstract startInit(now: number): void;
-  protected abstract initWakeAt(now: number): number;
   protected abstract nextInit(tx: Uint8Array, now: number): number;
   protected abstract hasWork(now: number): boolean;
   protected abstract nextWork(tx: Uint8Array, now: number): number;

@@ -47,10 +47,10 @@ import {
   R_VEND_OK,
 } from '../journal/records.js';
 import type { UplinkStatus } from '../uplink/uplink.js';
-import { BillValidator, type BillEvents } from '../mdb/bill.js';
+import { BillValidator, type BillCallbacks } from '../mdb/bill.js';
 import { MdbBus } from '../mdb/bus.js';
-import { CashlessReader, type CashlessEvents } from '../mdb/cashless.js';
-import { CoinChanger, ROUTE_TUBES, type ChangerEvents } from '../mdb/changer.js';
+import { CashlessReader, type CashlessCallbacks } from '../mdb/cashless.js';
+import { CoinChanger, ROUTE_TUBES, type ChangerCallbacks } from '../mdb/changer.js';
 import { WordLink, type LinkStats } from '../mdb/link.js';
 import { ChangeMaker } from '../money/change.js';
 import { Commander, type CommandStats, type CommandTarget } from '../command/commander.js';
@@ -158,7 +158,7 @@ interface RemoteVend {
   failed: boolean;
 }
 
-export class Controller implements ChangerEvents, BillEvents, CashlessEvents, VendPorts, CommandTarget {
+export class Controller implements ChangerCallbacks, BillCallbacks, CashlessCallbacks, VendPorts, CommandTarget {
   readonly config: MachineConfig;
   readonly inventory: Inventory;
   readonly machine: VendMachine;
@@ -233,13 +233,32 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
     this.dispenser = new Dispenser(board, this.dispenserOptions);
     const log = (level: 'debug' | 'info' | 'warn' | 'error', message: string): void => board.log(level, message);
     const poll = config.pollIntervalMs;
-    this.changer = new CoinChanger(this, config.decimals, { pollIntervalMs: poll, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log);
-    this.bill = new BillValidator(this, config.decimals, { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log);
-    let link: WordLink | undefined;
-    const port = board.openMdb({ baud: 9600, onReadable: () => link?.readable() });
-    link = new WordLink(port, board.timers);
-    this.link = link;
-    this.bus = new MdbBus(link, board.clock, board.timers);
+    this.changer = new CoinChanger({
+      decimals: config.decimals,
+      timing: { pollIntervalMs: poll, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 },
+      log,
+      changerReady: () => this.changerReady(),
+      changerLost: () => this.changerLost(),
+      coinDeposited: (type, value, routing) => this.coinDeposited(type, value, routing),
+      coinRejected: (type) => this.coinRejected(type),
+      coinsDispensedManually: (type, count, value) => this.coinsDispensedManually(type, count, value),
+      changerStatus: (code) => this.changerStatus(code),
+      coinReturnPressed: () => this.coinReturnPressed(),
+      payoutStarting: (tubes) => this.payoutStarting(tubes),
+    });
+    this.bill = new BillValidator({
+      decimals: config.decimals,
+      timing: { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 },
+      log,
+      billReady: () => this.billReady(),
+      billLost: () => this.billLost(),
+      billEscrowed: (type, value) => this.billEscrowed(type, value),
+      billStacked: (type, value) => this.billStacked(type, value),
+      billReturned: (type, value) => this.billReturned(type, value),
+      billStatus: (code) => this.billStatus(code),
+    });
+    this.link = new WordLink({ serial: board.mdb, timers: board.timers });
+    this.bus = new MdbBus(this.link, board.clock, board.timers);
     // Flash erases (tens of ms, cache off) happen between exchanges, so a record a peripheral's ACK waits for only writes.
     this.bus.onQuiet = () => {
       this.journal.prepare();
@@ -247,9 +266,21 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
     this.bus.add(this.changer);
     this.bus.add(this.bill);
     this.reader = config.cashless
-      ? new CashlessReader(this, config.decimals, { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log, {
-          serial: config.machineId.slice(0, 12),
-          version: 0x0100,
+      ? new CashlessReader({
+          decimals: config.decimals,
+          timing: { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 },
+          log,
+          identity: { serial: config.machineId.slice(0, 12), version: 0x0100 },
+          readerReady: () => this.readerReady(),
+          readerLost: () => this.readerLost(),
+          sessionBegan: (funds) => this.sessionBegan(funds),
+          sessionCancelRequested: () => this.sessionCancelRequested(),
+          vendApproved: (amount) => this.vendApproved(amount),
+          vendDenied: () => this.vendDenied(),
+          vendReported: (success) => this.vendReported(success),
+          sessionEnded: () => this.sessionEnded(),
+          readerCancelled: () => this.readerCancelled(),
+          readerStatus: (code) => this.readerStatus(code),
         })
       : undefined;
     if (this.reader) {

@@ -5,21 +5,16 @@
  * by the stacker count), each driver wired straight to its simulated
  * peripheral. Portable: also runs inside XS.
  */
-import { BillValidator, type BillEvents } from '../../firmware/mdb/bill.js';
+import { BillValidator, type BillCallbacks } from '../../firmware/mdb/bill.js';
 import { MdbBus } from '../../firmware/mdb/bus.js';
 import {
+  CHANGER_FEATURE,
   CoinChanger,
-  DIAG_INHIBITED,
-  DIAG_OK,
-  DIAG_POWERING_UP,
-  FEATURE_ALTERNATIVE_PAYOUT,
-  FEATURE_EXTENDED_DIAGNOSTICS,
   ROUTE_CASHBOX,
   ROUTE_TUBES,
-  diagnosticIsError,
-  diagnosticText,
-  type ChangerEvents,
+  type ChangerCallbacks,
 } from '../../firmware/mdb/changer.js';
+import { DIAGNOSTIC, diagnosticIsError, diagnosticText } from '../../firmware/mdb/changer-diagnostics.js';
 import { WordLink } from '../../firmware/mdb/link.js';
 import { emptyIdentity, parseIdentity, type MdbIdentity, type PeripheralTiming } from '../../firmware/mdb/peripheral.js';
 import { SimBillValidator, type SimBillOptions } from '../../hal-sim/mdb/bill.js';
@@ -37,7 +32,7 @@ const USD_COINS = [
 const CHANGER_TIMING: PeripheralTiming = { pollIntervalMs: 100, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 };
 const BILL_TIMING: PeripheralTiming = { pollIntervalMs: 100, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 };
 
-class ChangerLog implements ChangerEvents {
+class ChangerLog implements ChangerCallbacks {
   events: string[] = [];
   /** Board time of each event, same order. */
   times: number[] = [];
@@ -49,39 +44,39 @@ class ChangerLog implements ChangerEvents {
     this.events.push(e);
     this.times.push(this.w.scheduler.nowMs);
   }
-  changerReady(): void {
+  readonly changerReady = (): void => {
     this.push('ready');
-  }
-  changerLost(): void {
+  };
+  readonly changerLost = (): void => {
     this.push('lost');
-  }
-  coinDeposited(type: number, value: number, routing: number): void {
+  };
+  readonly coinDeposited = (type: number, value: number, routing: number): void => {
     this.push(`coin ${type} ${value} ${routing === ROUTE_TUBES ? 'tubes' : routing === ROUTE_CASHBOX ? 'cashbox' : routing}`);
-  }
-  coinRejected(type: number): void {
+  };
+  readonly coinRejected = (type: number): void => {
     this.push(`rejected ${type}`);
-  }
-  coinsDispensedManually(type: number, count: number): void {
+  };
+  readonly coinsDispensedManually = (type: number, count: number): void => {
     this.push(`manual ${type}x${count}`);
-  }
-  changerStatus(code: number): void {
+  };
+  readonly changerStatus = (code: number): void => {
     this.push(`status ${code}`);
-  }
-  coinReturnPressed(): void {
+  };
+  readonly coinReturnPressed = (): void => {
     this.push('return lever');
-  }
-  payoutStarting(tubes: Uint8Array): void {
+  };
+  readonly payoutStarting = (tubes: Uint8Array): void => {
     this.payoutStarts.push(Array.from(tubes.subarray(0, 4)));
-  }
-  changerIdentified(identity: MdbIdentity): void {
+  };
+  readonly changerIdentified = (identity: MdbIdentity): void => {
     this.identified.push(`${identity.manufacturer}/${identity.model}/${identity.serial}/${identity.software}`);
-  }
-  changerDiagnostic(codes: Uint16Array, count: number): void {
+  };
+  readonly changerDiagnostic = (codes: Uint16Array, count: number): void => {
     this.diagnostics.push(Array.from(codes.subarray(0, count)));
-  }
+  };
 }
 
-class BillLog implements BillEvents {
+class BillLog implements BillCallbacks {
   events: string[] = [];
   times: number[] = [];
   identified: string[] = [];
@@ -90,27 +85,27 @@ class BillLog implements BillEvents {
     this.events.push(e);
     this.times.push(this.w.scheduler.nowMs);
   }
-  billReady(): void {
+  readonly billReady = (): void => {
     this.push('ready');
-  }
-  billLost(): void {
+  };
+  readonly billLost = (): void => {
     this.push('lost');
-  }
-  billEscrowed(_t: number, value: number): void {
+  };
+  readonly billEscrowed = (_t: number, value: number): void => {
     this.push(`escrow ${value}`);
-  }
-  billStacked(_t: number, value: number): void {
+  };
+  readonly billStacked = (_t: number, value: number): void => {
     this.push(`stacked ${value}`);
-  }
-  billReturned(_t: number, value: number): void {
+  };
+  readonly billReturned = (_t: number, value: number): void => {
     this.push(`returned ${value}`);
-  }
-  billStatus(code: number): void {
+  };
+  readonly billStatus = (code: number): void => {
     this.push(`status ${code}`);
-  }
-  billIdentified(identity: MdbIdentity): void {
+  };
+  readonly billIdentified = (identity: MdbIdentity): void => {
     this.identified.push(`${identity.manufacturer}/${identity.model}/${identity.serial}/${identity.software}`);
-  }
+  };
 }
 
 /** Every word on the wire with its time (ms), alongside Wired's own record. */
@@ -127,13 +122,11 @@ function timedWire(w: Wired): { dir: 'vmc' | 'periph'; word: number; ms: number 
 function changerRig(options: Partial<SimChangerOptions> = {}): { w: Wired; sim: SimCoinChanger; drv: CoinChanger; log: ChangerLog; logs: string[] } {
   const w = new Wired();
   const sim = new SimCoinChanger(w.scheduler, w.bus, { coins: USD_COINS, currency: 840, decimals: 2, level: 3, ...options });
-  let link: WordLink | undefined;
-  const port = w.port(() => link!.readable());
-  link = new WordLink(port, w.timers);
+  const link = new WordLink({ serial: w.serial, timers: w.timers });
   const bus = new MdbBus(link, w.clock, w.timers);
   const log = new ChangerLog(w);
   const logs: string[] = [];
-  const drv = new CoinChanger(log, 2, CHANGER_TIMING, (_level, message) => logs.push(message));
+  const drv = new CoinChanger({ decimals: 2, timing: CHANGER_TIMING, log: (_level, message) => logs.push(message), ...log });
   bus.add(drv);
   return { w, sim, drv, log, logs };
 }
@@ -141,13 +134,11 @@ function changerRig(options: Partial<SimChangerOptions> = {}): { w: Wired; sim: 
 function billRig(options: Partial<SimBillOptions> = {}): { w: Wired; sim: SimBillValidator; drv: BillValidator; log: BillLog; logs: string[] } {
   const w = new Wired();
   const sim = new SimBillValidator(w.scheduler, w.bus, { bills: [100, 500, 1000], currency: 840, decimals: 2, ...options });
-  let link: WordLink | undefined;
-  const port = w.port(() => link!.readable());
-  link = new WordLink(port, w.timers);
+  const link = new WordLink({ serial: w.serial, timers: w.timers });
   const bus = new MdbBus(link, w.clock, w.timers);
   const log = new BillLog(w);
   const logs: string[] = [];
-  const drv = new BillValidator(log, 2, BILL_TIMING, (_level, message) => logs.push(message));
+  const drv = new BillValidator({ decimals: 2, timing: BILL_TIMING, log: (_level, message) => logs.push(message), ...log });
   bus.add(drv);
   return { w, sim, drv, log, logs };
 }
@@ -209,15 +200,15 @@ describe('identification parsing', () => {
   });
 
   it('names diagnostic codes and tells errors from states', () => {
-    equal(diagnosticText(DIAG_OK), 'OK');
-    equal(diagnosticText(DIAG_INHIBITED), 'inhibited by VMC');
+    equal(diagnosticText(DIAGNOSTIC.OK), 'OK');
+    equal(diagnosticText(DIAGNOSTIC.INHIBITED), 'inhibited by VMC');
     equal(diagnosticText(0x0400), 'keypad shifted');
     equal(diagnosticText(0x0510), 'manual fill/payout active');
     equal(diagnosticText(0x1130), 'discriminator: coin jam in sensor');
     equal(diagnosticText(0x1400), 'dispenser error (payout/tube jam)');
     equal(diagnosticText(0x15ee), 'coin cassette/tube error');
     equal(diagnosticText(0x0900), 'unknown');
-    ok(!diagnosticIsError(DIAG_POWERING_UP) && !diagnosticIsError(DIAG_INHIBITED));
+    ok(!diagnosticIsError(DIAGNOSTIC.POWERING_UP) && !diagnosticIsError(DIAGNOSTIC.INHIBITED));
     ok(diagnosticIsError(0x1000) && diagnosticIsError(0x1504));
   });
 });
@@ -231,13 +222,13 @@ describe('coin changer level 3', () => {
     equal(drv.setup.level, 3);
     const id = drv.identity;
     deepEqual([id.known, id.manufacturer, id.serial, id.model, id.software], [true, 'VFL', '000000012345', 'SIM-CHANGER3', '0142']);
-    equal(id.features, FEATURE_ALTERNATIVE_PAYOUT | FEATURE_EXTENDED_DIAGNOSTICS);
-    equal(id.enabled, FEATURE_ALTERNATIVE_PAYOUT | FEATURE_EXTENDED_DIAGNOSTICS);
+    equal(id.features, CHANGER_FEATURE.ALTERNATIVE_PAYOUT | CHANGER_FEATURE.EXTENDED_DIAGNOSTICS);
+    equal(id.enabled, CHANGER_FEATURE.ALTERNATIVE_PAYOUT | CHANGER_FEATURE.EXTENDED_DIAGNOSTICS);
     equal(sim.enabledFeatures, 0b11, 'the changer has the options enabled');
     ok(drv.canPayoutValue);
     deepEqual(log.identified, ['VFL/SIM-CHANGER3/000000012345/0142']);
     // Just after the reset the changer is still powering up.
-    deepEqual(Array.from(drv.diagnostic.codes.subarray(0, drv.diagnostic.count)), [DIAG_POWERING_UP]);
+    deepEqual(Array.from(drv.diagnostic.codes.subarray(0, drv.diagnostic.count)), [DIAGNOSTIC.POWERING_UP]);
     deepEqual(log.events, ['ready']);
   });
 
@@ -256,7 +247,7 @@ describe('coin changer level 3', () => {
     const { w, sim, drv, log } = changerRig();
     drv.setAccepting(true);
     w.run(3000);
-    deepEqual(log.diagnostics, [[DIAG_POWERING_UP], [DIAG_OK]]);
+    deepEqual(log.diagnostics, [[DIAGNOSTIC.POWERING_UP], [DIAGNOSTIC.OK]]);
     const before = commands(w, 0x08).filter((c) => c === '0F 05').length;
     equal(before, 2);
     w.run(61000);
@@ -264,10 +255,10 @@ describe('coin changer level 3', () => {
     equal(idle, 2, 'two more in a minute');
     equal(log.diagnostics.length, 2, 'the same answer is not reported again');
     drv.setAccepting(false);
-    sim.diagnosticOverride = [0x1130, DIAG_INHIBITED];
+    sim.diagnosticOverride = [0x1130, DIAGNOSTIC.INHIBITED];
     sim.reportStatus(0x0c);
     w.run(400);
-    deepEqual(log.diagnostics[2], [0x1130, DIAG_INHIBITED], 'a coin jam brings a diagnostic request');
+    deepEqual(log.diagnostics[2], [0x1130, DIAGNOSTIC.INHIBITED], 'a coin jam brings a diagnostic request');
     ok(drv.diagnosticError);
     sim.diagnosticOverride = [0x0520];
     const tubeReads = commands(w, 0x08).filter((c) => c === '0A').length;
