@@ -10,7 +10,7 @@ import { createToken } from '../gateway/api/tokens.js';
 import { Gateway } from '../gateway/gateway.js';
 import { openDb } from '../gateway/store/db.js';
 import { MachineHost } from '../hal-sim/host.js';
-import { usMachine } from '../test/sim/fixtures.js';
+import { usSnackMachine } from '../hal-sim/machines.js';
 import { startBenchMosquitto, startGenerator } from './gateway-load.js';
 
 export interface RoundTrip {
@@ -31,7 +31,7 @@ export async function commandRoundTrip(pgUrl: string, n = 200, backgroundRate = 
   const background = Array.from({ length: 200 }, (_, i) => `bg${process.pid % 1000}-${i}`);
   await gw.addMachines(background);
   const p = await gw.commands.provision('rt-1');
-  const host = await MachineHost.start(usMachine(), { target: 'sim', machineId: 'rt-1', network: { url: broker.url }, config: { commandKey: p.commandKey, commandKeyId: p.commandKeyId } });
+  const host = await MachineHost.start(usSnackMachine(), { target: 'sim', machineId: 'rt-1', network: { url: broker.url }, config: { commandKey: p.commandKey, commandKeyId: p.commandKeyId } });
   const generator = await startGenerator(broker.port, background.length, 20, 'telemetry', background[0]!.replace(/-0$/, ''), backgroundRate);
   try {
     for (let i = 0; i < 50 && (await host.status()).uplink?.state !== 'online'; i++) await host.run(200);

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { RawClient } from './raw-client.js';
-import { startMosquitto } from '../test/lib/mosquitto.js';
+import { startMosquitto } from './lib/mosquitto.js';
 import { Gateway } from '../gateway/gateway.js';
 import { openDb, type Db } from '../gateway/store/db.js';
 

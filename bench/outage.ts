@@ -14,11 +14,11 @@
 import { Gateway } from '../gateway/gateway.js';
 import { openDb } from '../gateway/store/db.js';
 import { MachineHost } from '../hal-sim/host.js';
+import { usSnackMachine } from '../hal-sim/machines.js';
 import { Random } from '../hal-sim/scheduler.js';
-import { freePort } from '../test/lib/mosquitto.js';
-import { CuttableProxy } from '../test/lib/proxy.js';
-import { usMachine } from '../test/sim/fixtures.js';
 import { startBenchMosquitto } from './gateway-load.js';
+import { freePort } from './lib/mosquitto.js';
+import { CuttableProxy } from './lib/proxy.js';
 
 export interface OutageResult {
   machines: number;
@@ -71,7 +71,7 @@ export async function outageCatchUp(options: { pgUrl: string; machines?: number;
   const gw = await Gateway.start({ mqttUrl: broker.url, db });
   const ids = Array.from({ length: n }, (_, i) => `out${process.pid % 10000}-${i}`);
   await gw.addMachines(ids);
-  const spec = usMachine({ slots: [{ code: 'A1', product: 'Chips', price: 125, qty: 999, capacity: 999 }, { code: 'B4', product: 'Coke', price: 175, qty: 999, capacity: 999 }] });
+  const spec = usSnackMachine({ slots: [{ code: 'A1', product: 'Chips', price: 125, qty: 999, capacity: 999 }, { code: 'B4', product: 'Coke', price: 175, qty: 999, capacity: 999 }] });
   const hosts: MachineHost[] = [];
   let stopping = false;
   let customers: Promise<void>[] = [];

@@ -430,7 +430,7 @@ const SAMPLE_CHANGER: NonNullable<MachineSpec['changer']> = {
 };
 
 /**
- * The bench's steps (bench/run.ts xsVend) on the sample machine: an empty
+ * The bench's steps (bench/lib/firmware-xs.ts xsVend) on the sample machine: an empty
  * engine's heap after GC as the baseline; the firmware booted under XS;
  * four complete cash vends; GC; the difference.
  */

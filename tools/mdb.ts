@@ -14,7 +14,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { MachineHost } from '../hal-sim/host.js';
 import { usSnackMachine } from '../hal-sim/machines.js';
-import { CaptureError, WireCapture, decodeCapture, formatDecoded, formatSummary, parseCapture, type Frame } from './mdb/decode.js';
+import { CaptureError, WireCapture, parseCapture, type Frame } from './mdb/capture.js';
+import { decodeCapture, formatDecoded, formatSummary } from './mdb/decode.js';
 
 const USAGE = `usage: npm run mdb -- <command>
   decode <file|-> [--hex] [--flagged] [--strict]

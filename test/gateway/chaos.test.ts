@@ -20,7 +20,7 @@ import { openDb, type Db } from '../../gateway/store/db.js';
 import { visit } from '../../hal-sim/customers.js';
 import { MachineHost } from '../../hal-sim/host.js';
 import { Random } from '../../hal-sim/scheduler.js';
-import { freePort, startMosquitto, stopMosquitto } from '../lib/mosquitto.js';
+import { freePort, startMosquitto, stopMosquitto } from '../../bench/lib/mosquitto.js';
 import { connectMqtt } from '../lib/mqtt.js';
 import { usMachine } from '../sim/fixtures.js';
 import { PRODUCTION_DB, count, eventually, synced, assertExactlyOnce } from './backends.js';

@@ -13,8 +13,8 @@ import { openDb, type Db } from '../../gateway/store/db.js';
 import { visit } from '../../hal-sim/customers.js';
 import { MachineHost } from '../../hal-sim/host.js';
 import { Random } from '../../hal-sim/scheduler.js';
-import { freePort, startMosquitto } from '../lib/mosquitto.js';
-import { CuttableProxy } from '../lib/proxy.js';
+import { freePort, startMosquitto } from '../../bench/lib/mosquitto.js';
+import { CuttableProxy } from '../../bench/lib/proxy.js';
 import { usMachine } from '../sim/fixtures.js';
 import { PRODUCTION_DB, synced, assertExactlyOnce } from './backends.js';
 

@@ -15,7 +15,7 @@ import { connectMqtt } from '../lib/mqtt.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { openDb, type Db } from '../../gateway/store/db.js';
 import { MachineHost } from '../../hal-sim/host.js';
-import { startMosquitto } from '../lib/mosquitto.js';
+import { startMosquitto } from '../../bench/lib/mosquitto.js';
 import { usMachine } from '../sim/fixtures.js';
 import { count, synced } from './backends.js';
 
@@ -163,7 +163,7 @@ describe('the shipped mosquitto.conf (its listeners, logins and client ids, with
     db = await openDb();
     const { CommandService } = await import('../../gateway/commands/service.js');
     const { migrate } = await import('../../gateway/store/migrations.js');
-    const { freePort } = await import('../lib/mosquitto.js');
+    const { freePort } = await import('../../bench/lib/mosquitto.js');
     await migrate(db);
     const svc = new CommandService(db, () => {});
     const machinesPasswd = join(dir, 'passwd');

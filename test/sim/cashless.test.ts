@@ -16,9 +16,10 @@ import { CutCampaign } from '../../hal-sim/power-cuts.js';
 import type { MachineSpec } from '../../hal-sim/rig.js';
 import { Random } from '../../hal-sim/scheduler.js';
 import type { TargetName } from '../../hal-sim/transport.js';
-import { WireCapture, decodeCapture, formatDecoded } from '../../tools/mdb/decode.js';
-import { checkCut } from '../lib/cut-check.js';
-import { checkInvariants } from '../lib/invariants.js';
+import { WireCapture } from '../../tools/mdb/capture.js';
+import { decodeCapture, formatDecoded } from '../../tools/mdb/decode.js';
+import { checkCut } from '../../hal-sim/cut-check.js';
+import { checkInvariants } from '../../hal-sim/invariants.js';
 import { usMachine } from './fixtures.js';
 
 function cardMachine(cashless: MachineSpec['cashless'] = { funds: 1000 }): MachineSpec {

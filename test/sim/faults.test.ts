@@ -6,7 +6,7 @@
 import { strict as assert } from 'node:assert';
 import { MachineHost } from '../../hal-sim/host.js';
 import type { TargetName } from '../../hal-sim/transport.js';
-import { checkInvariants } from '../lib/invariants.js';
+import { checkInvariants } from '../../hal-sim/invariants.js';
 import { usMachine } from './fixtures.js';
 
 async function pay(host: MachineHost, coins: number[]): Promise<void> {

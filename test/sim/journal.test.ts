@@ -6,7 +6,7 @@
 import { strict as assert } from 'node:assert';
 import { MachineHost } from '../../hal-sim/host.js';
 import { Random } from '../../hal-sim/scheduler.js';
-import { checkInvariants } from '../lib/invariants.js';
+import { checkInvariants } from '../../hal-sim/invariants.js';
 import { usMachine } from './fixtures.js';
 
 const TINY = { size: 16 * 1024, blockLength: 1024, writeAlign: 4 };

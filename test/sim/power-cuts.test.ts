@@ -8,8 +8,8 @@
 import { strict as assert } from 'node:assert';
 import { CutCampaign } from '../../hal-sim/power-cuts.js';
 import { Random } from '../../hal-sim/scheduler.js';
-import { checkCut } from '../lib/cut-check.js';
-import { busyWorkload, cutMachine, CUT_FLASH } from './cut-workload.js';
+import { checkCut } from '../../hal-sim/cut-check.js';
+import { busyWorkload, cutMachine, CUT_FLASH } from '../../hal-sim/cut-workload.js';
 
 describe('power cuts at flash operations', () => {
   let campaign: CutCampaign;

@@ -8,7 +8,7 @@ import { visit } from '../../hal-sim/customers.js';
 import { MachineHost } from '../../hal-sim/host.js';
 import { Random } from '../../hal-sim/scheduler.js';
 import type { TargetName } from '../../hal-sim/transport.js';
-import { checkInvariants } from '../lib/invariants.js';
+import { checkInvariants } from '../../hal-sim/invariants.js';
 import { usMachine } from './fixtures.js';
 
 function sprinkleFault(host: MachineHost, rnd: Random): string | undefined {

@@ -1,5 +1,6 @@
 /**
- * The MDB trace decoder (tools/mdb/decode.ts) and its CLI (tools/mdb.ts):
+ * The MDB trace decoder (tools/mdb/: capture, devices, fields, exchange,
+ * decode) and its CLI (tools/mdb.ts):
  * hand-written captures for each decoded command and each violation, then
  * the simulator's real wire for a purchase, recorded, decoded, and damaged.
  */
@@ -10,18 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MachineHost } from '../../hal-sim/host.js';
-import {
-  CaptureError,
-  WireCapture,
-  decodeCapture,
-  decodeText,
-  formatCaptureLine,
-  formatDecoded,
-  parseCapture,
-  type DecodeResult,
-  type Decoded,
-  type FlagKind,
-} from '../../tools/mdb/decode.js';
+import * as firmwareFrame from '../../firmware/mdb/frame.js';
+import { ACK, CHAR_US, CaptureError, MAX_BLOCK, MODE_BIT, NAK, RET, T_RESPONSE_US, WireCapture, formatCaptureLine, parseCapture } from '../../tools/mdb/capture.js';
+import { decodeCapture, decodeText, formatDecoded } from '../../tools/mdb/decode.js';
+import { DEVICES } from '../../tools/mdb/devices.js';
+import { ExchangeTracker, type DecodeResult, type Decoded, type FlagKind } from '../../tools/mdb/exchange.js';
 import { usMachine } from '../sim/fixtures.js';
 
 const CLI = fileURLToPath(new URL('../../tools/mdb.js', import.meta.url));
@@ -66,6 +60,42 @@ const CHANGER_INIT = [
   '0.548399 > 0C! 00 0F 00 07 22',
   '0.556774 < 00!',
 ];
+
+describe('mdb trace: the decoder\'s own reading of the protocol', () => {
+  it('agrees with the firmware\'s framing facts, read independently (firmware/mdb/frame.ts)', () => {
+    // The decoder keeps its own constants so that it checks the firmware rather than
+    // sharing its mistakes; if these differ, one of the two readings of the reference is wrong.
+    assert.equal(MODE_BIT, firmwareFrame.MODE_BIT);
+    assert.equal(ACK, firmwareFrame.ACK);
+    assert.equal(RET, firmwareFrame.RET);
+    assert.equal(NAK, firmwareFrame.NAK);
+    assert.equal(MAX_BLOCK, firmwareFrame.MAX_BLOCK);
+    assert.equal(CHAR_US, firmwareFrame.CHAR_TIME_MS * 1000);
+    assert.equal(T_RESPONSE_US, firmwareFrame.RESPONSE_TIMEOUT_MS * 1000);
+    assert.equal(DEVICES[firmwareFrame.ADDRESS_CHANGER]!.name, 'changer');
+    assert.equal(DEVICES[firmwareFrame.ADDRESS_CASHLESS1]!.name, 'cashless #1');
+    assert.equal(DEVICES[firmwareFrame.ADDRESS_BILL]!.name, 'bill validator');
+  });
+
+  it('keeps its device tables frozen', () => {
+    const poll = DEVICES[0x08]!.commands[3]!;
+    assert.ok(Object.isFrozen(DEVICES) && Object.isFrozen(DEVICES[0x08]) && Object.isFrozen(poll));
+    assert.throws(() => {
+      (poll as { name: string }).name = 'SOMETHING ELSE';
+    }, TypeError);
+    assert.equal(poll.name, 'POLL');
+  });
+
+  it('tracks one capture: no frame after finish(), and finish() once', () => {
+    const t = new ExchangeTracker();
+    const [command, answer] = parseCapture(['> 0B! 0B', '< 00!'].join('\n'));
+    assert.equal(t.add(command!).what, 'POLL');
+    assert.equal(t.add(answer!).replyTo, 1);
+    assert.equal(t.finish().summary.frames, 2);
+    assert.throws(() => t.finish(), /finish\(\) called twice/);
+    assert.throws(() => t.add(command!), /after finish\(\)/);
+  });
+});
 
 describe('mdb trace: capture format', () => {
   it('reads times, both direction spellings, ! and 9-bit mode bits, comments and blank lines', () => {

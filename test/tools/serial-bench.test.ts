@@ -1,7 +1,7 @@
 /**
  * Bench target serial:<device> for real: a pseudo-terminal pair from
  * Debian's socat, the firmware on the host behind one end
- * (hal-sim/serial-bench.ts, speaking the bench protocol through
+ * (tools/hil/serial-bench.ts, speaking the bench protocol through
  * firmware/bench), and `npm run hil -- --target serial:<other end>` on the
  * other. The scenarios must come out as they do on target sim; a failing
  * one must name its step; noise on the line, a missing device, a silent
@@ -24,7 +24,7 @@ const root = fileURLToPath(new URL('../../../', import.meta.url));
 const shared = join(root, '../shared/scenarios');
 const own = join(root, 'test/scenarios');
 const hil = join(root, 'dist/tools/hil.js');
-const serialBench = join(root, 'dist/hal-sim/serial-bench.js');
+const serialBench = join(root, 'dist/tools/hil/serial-bench.js');
 
 interface Report {
   scenarios: { name: string; file: string; target: string; passed: boolean; failures: { step: number; message: string }[] }[];

@@ -1,6 +1,6 @@
 /**
  * Bench target `serial:<device>`: a board (or the host's serial bench,
- * hal-sim/serial-bench.ts) driven over a serial port with the bench protocol
+ * serial-bench.ts) driven over a serial port with the bench protocol
  * (docs/bench-protocol.md), through npm serialport. The framing and the
  * message syntax are the firmware's own (firmware/bench), so both ends
  * agree byte for byte.

@@ -2,6 +2,8 @@
  * A TCP proxy to PostgreSQL (or anything on TCP) that can be cut and
  * restored: cut, every connection through it dies and new ones are refused,
  * as when the database becomes unreachable; the server itself is untouched.
+ * Shared by the outage bench and the gateway fault tests (bench/lib, which
+ * tests may import; bench must not import test/).
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 

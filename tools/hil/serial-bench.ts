@@ -2,7 +2,7 @@
  * The firmware on the host behind a serial line, speaking the bench
  * protocol the way a board built with the bench manifest does:
  *
- *     node dist/hal-sim/serial-bench.js <device> [--target sim|xs] [--baud N] [--console] [--noise] [--trace]
+ *     node dist/tools/hil/serial-bench.js <device> [--target sim|xs] [--baud N] [--console] [--noise] [--trace]
  *
  * `<device>` is a serial device, in CI one end of a pseudo-terminal pair
  * made by socat; `npm run hil -- --target serial:<other end>` drives it.
@@ -18,16 +18,16 @@
  */
 import { pathToFileURL } from 'node:url';
 import { SerialPort } from 'serialport';
-import { FIRMWARE_VERSION } from '../firmware/main.js';
-import { BenchServer } from '../firmware/bench/server.js';
-import { benchErr, benchOk, type BenchAnswer, type BenchDone, type BenchTarget, type StepData } from '../firmware/bench/target.js';
-import type { BenchAction, BenchInfo, BenchMachine, BenchStatus } from '../firmware/bench/protocol.js';
-import type { BenchBoard, ByteSerial, ByteSerialOptions } from '../firmware/bench/serial.js';
-import { closeBenchGateway } from '../tools/hil/bench-gateway.js';
-import type { Step } from '../tools/hil/scenario.js';
-import { keepWritesMoving } from '../tools/hil/serial-target.js';
-import { SimBenchTarget } from '../tools/hil/sim-target.js';
-import type { TargetName } from './transport.js';
+import { FIRMWARE_VERSION } from '../../firmware/main.js';
+import { BenchServer } from '../../firmware/bench/server.js';
+import { benchErr, benchOk, type BenchAnswer, type BenchDone, type BenchTarget, type StepData } from '../../firmware/bench/target.js';
+import type { BenchAction, BenchInfo, BenchMachine, BenchStatus } from '../../firmware/bench/protocol.js';
+import type { BenchBoard, ByteSerial, ByteSerialOptions } from '../../firmware/bench/serial.js';
+import type { TargetName } from '../../hal-sim/transport.js';
+import { closeBenchGateway } from './bench-gateway.js';
+import type { Step } from './scenario.js';
+import { keepWritesMoving } from './serial-target.js';
+import { SimBenchTarget } from './sim-target.js';
 
 export interface HostBenchOptions {
   target?: TargetName;
@@ -42,7 +42,7 @@ function toStep(action: BenchAction): Exclude<Step, { action: 'expect' }> {
 
 /**
  * The bench target on the host: each `setup` starts a MachineHost through
- * the sim target (tools/hil/sim-target.ts), so a step over the serial line
+ * the sim target (sim-target.ts), so a step over the serial line
  * does exactly what the same step does on target sim.
  */
 export class HostBench implements BenchTarget {
@@ -188,7 +188,7 @@ interface Options {
 
 function usage(message?: string): never {
   if (message) process.stderr.write(`serial-bench: ${message}\n`);
-  process.stderr.write('usage: node dist/hal-sim/serial-bench.js <device> [--target sim|xs] [--baud N] [--console] [--noise] [--trace]\n');
+  process.stderr.write('usage: node dist/tools/hil/serial-bench.js <device> [--target sim|xs] [--baud N] [--console] [--noise] [--trace]\n');
   process.exit(2);
 }
 

@@ -1,6 +1,8 @@
 /**
  * A Mosquitto of a test's (or the bench's) own, on its own port, that can be
  * killed and started again: the machine's installed broker, not a stand-in.
+ * Here rather than under test/ because the bench uses it too (bench must not
+ * import test/; tests may import bench/lib).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';

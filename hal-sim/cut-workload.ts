@@ -1,16 +1,16 @@
 /** The busy workload the power-cut campaigns record (tests and `npm run bench`). */
-import { visit } from '../../hal-sim/customers.js';
-import type { FlashGeometry } from '../../hal-sim/guest/flash-image.js';
-import type { MachineHost } from '../../hal-sim/host.js';
-import type { MachineSpec } from '../../hal-sim/rig.js';
-import { Random } from '../../hal-sim/scheduler.js';
-import { usMachine } from './fixtures.js';
+import { visit } from './customers.js';
+import type { FlashGeometry } from './guest/flash-image.js';
+import type { MachineHost } from './host.js';
+import { usSnackMachine } from './machines.js';
+import type { MachineSpec } from './rig.js';
+import { Random } from './scheduler.js';
 
 /** Small enough that the workload turns the ring over several times. */
 export const CUT_FLASH: FlashGeometry = { size: 32 * 1024, blockLength: 2048, writeAlign: 4 };
 
 export function cutMachine(): MachineSpec {
-  return usMachine({
+  return usSnackMachine({
     slots: [
       { code: 'A1', product: 'Chips', price: 125, qty: 80 },
       { code: 'B4', product: 'Coke', price: 175, qty: 80 },

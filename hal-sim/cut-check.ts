@@ -3,15 +3,16 @@
  * from what the cut left, numbers its boot right after the last whole event
  * (none reused, none lost), settles what was in flight, balances its books
  * against the physical coins, bills and products, keeps every unacknowledged
- * event, and goes on selling.
+ * event, and goes on selling. Beside the campaign (power-cuts.ts) because the
+ * tests and `npm run bench` both check cuts with it.
  */
-import { FlashLog } from '../../firmware/journal/log.js';
-import { isMeta } from '../../firmware/journal/records.js';
-import { visit } from '../../hal-sim/customers.js';
-import { FlashImage } from '../../hal-sim/guest/flash-image.js';
-import type { MachineHost } from '../../hal-sim/host.js';
-import type { CutCampaign } from '../../hal-sim/power-cuts.js';
-import type { Random } from '../../hal-sim/scheduler.js';
+import { FlashLog } from '../firmware/journal/log.js';
+import { isMeta } from '../firmware/journal/records.js';
+import { visit } from './customers.js';
+import { FlashImage } from './guest/flash-image.js';
+import type { MachineHost } from './host.js';
+import type { CutCampaign } from './power-cuts.js';
+import type { Random } from './scheduler.js';
 import { checkInvariants } from './invariants.js';
 
 export interface CutOutcome {

@@ -1,9 +1,10 @@
 /**
  * Money and stock invariants of a simulated machine, checked against both the
- * firmware's books and the physical truth the simulator keeps.
+ * firmware's books and the physical truth the simulator keeps (used by the
+ * simulation tests and, through cut-check.ts, by the bench).
  */
-import type { FirmwareStatus } from '../../firmware/vend/controller.js';
-import type { MachineHost } from '../../hal-sim/host.js';
+import type { FirmwareStatus } from '../firmware/vend/controller.js';
+import type { MachineHost } from './host.js';
 
 export async function checkInvariants(host: MachineHost, where = ''): Promise<FirmwareStatus> {
   const st = await host.status();

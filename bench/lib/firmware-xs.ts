@@ -1,0 +1,150 @@
+/**
+ * The firmware under the XS engine, as counts that do not depend on the
+ * machine running the bench: heap (XS slots) and compute (computrons) of a
+ * complete cash vend, then the change-maker, the journal and the audit file
+ * from their own bundles (bench/xs/*, built by rollup into dist/bundle/),
+ * each also as a multiple of one vend's compute.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MachineHost } from '../../hal-sim/host.js';
+import { XsWorker } from '../../hal-sim/xs/xsnap.js';
+import { BENCH_FLASH, BENCH_MACHINE, vend } from './bench-machine.js';
+import type { Figures } from './figures.js';
+
+export async function xsVend(f: Figures): Promise<number> {
+  f.out('Firmware under XS: one complete cash vend (select, bill, coins, dispense, change)');
+  const empty = new XsWorker();
+  const emptyHeap = (await empty.evaluate('gc()')).meter.currentHeapCount;
+  await empty.close();
+
+  const host = await MachineHost.start(BENCH_MACHINE, { target: 'xs' });
+  const t = host.transport;
+  try {
+    for (let i = 0; i < 4; i++) await vend(host, i);
+    const rest = await t.evaluate!('gc()');
+    const m0 = t.meter!();
+    const n = 40;
+    for (let i = 0; i < n; i++) await vend(host, i);
+    const m1 = t.meter!();
+    const after = await t.evaluate!('gc()');
+    const compute = (m1.totalCompute - m0.totalCompute) / n;
+    // What one bridge message costs with nothing for the firmware to do:
+    // JSON in and out, the timer scan. On the board there is no bridge.
+    const e0 = t.meter!();
+    for (let i = 0; i < 50; i++) {
+      const reply = await t.deliver({ t: host.nowMs });
+      if (reply.ops.length > 0) throw new Error('an empty delivery produced output');
+    }
+    const e1 = t.meter!();
+    const bridge = (e1.totalCompute - e0.totalCompute) / (e1.cranks - e0.cranks);
+    const cranks = (m1.cranks - m0.cranks) / n;
+    f.record('xs.heapAtRestSlots', rest.currentHeapCount - emptyHeap, 'firmware heap at rest, after GC (slots above an empty engine)');
+    f.record('xs.heapGrowthPerVendSlots', (after.currentHeapCount - rest.currentHeapCount) / n, 'heap growth per vend after GC (slots)');
+    f.record('xs.computePerVend', Math.round(compute), 'compute per vend, as run behind the bridge (computrons)');
+    f.record('xs.cranksPerVend', cranks, 'bridge messages per vend (firmware wake-ups)');
+    f.record('xs.bridgeComputePerMessage', Math.round(bridge), 'compute of one empty bridge message (computrons)');
+    const own = compute - cranks * bridge;
+    f.record('xs.firmwareComputePerVend', Math.round(own), 'compute per vend, firmware alone (bridge subtracted)');
+    return own;
+  } finally {
+    await host.close();
+  }
+}
+
+export async function xsChange(f: Figures, vendCompute: number): Promise<void> {
+  f.out('');
+  f.out('Change-making under XS: 16 coin types (gcd 1), 255 coins per tube');
+  const w = new XsWorker({ meteringLimit: 2_000_000_000 });
+  try {
+    await w.evaluate(readFileSync(fileURLToPath(new URL('../../bundle/bench-change.js', import.meta.url)), 'utf8'));
+    const base = (await w.evaluate('0')).meter.compute;
+    // Only an ArrayBuffer crosses back from XS, so the footprint comes back as text.
+    const fp = await w.evaluate('new TextEncoder().encode(String(benchChangeSetup(10000))).buffer');
+    f.record('change.footprintBytes', Number(new TextDecoder().decode(fp.reply)), 'planner buffers for amounts up to 10,000 (bytes)');
+    for (const amount of [100, 1000, 5000, 9999, 10000]) {
+      const r = await w.evaluate(`benchChangeSolve(${amount})`);
+      const c = r.meter.compute - base;
+      f.record(`change.compute.${amount}`, c, `plan ${String(amount).padStart(5)} minor units (computrons; ${(c / vendCompute).toFixed(2)} vends)`);
+    }
+    f.out('Change-making under XS, typical: USD tubes 5/10/25 (gcd 5), credit up to 50.00');
+    const tfp = await w.evaluate('new TextEncoder().encode(String(benchChangeSetup(5000, [5, 10, 25, 0]))).buffer');
+    f.record('change.typical.footprintBytes', Number(new TextDecoder().decode(tfp.reply)), 'planner buffers (bytes)');
+    for (const amount of [25, 375, 4825]) {
+      const r = await w.evaluate(`benchChangeSolve(${amount})`);
+      const c = r.meter.compute - base;
+      f.record(`change.typical.compute.${amount}`, c, `plan ${String(amount).padStart(5)} minor units (computrons; ${(c / vendCompute).toFixed(2)} vends)`);
+    }
+  } finally {
+    await w.close();
+  }
+}
+
+export async function xsJournal(f: Figures, vendCompute: number): Promise<void> {
+  f.out('');
+  f.out('Journal under XS: 64 KiB partition (16 blocks of 4 KiB), filled with unacknowledged sales');
+  const w = new XsWorker({ meteringLimit: 2_000_000_000 });
+  const text = (r: { reply: Uint8Array }): string => new TextDecoder().decode(r.reply);
+  try {
+    await w.evaluate(readFileSync(fileURLToPath(new URL('../../bundle/bench-journal.js', import.meta.url)), 'utf8'));
+    const fill = JSON.parse(text(await w.evaluate('new TextEncoder().encode(benchJournalFill(64)).buffer'))) as { sales: number; events: number; dropped: number };
+    if (fill.dropped !== 0) throw new Error(`${fill.dropped} records dropped while filling the partition`);
+    f.record('journal.fullPartitionSales', fill.sales, 'sales held unacknowledged before the partition is full');
+    const base = (await w.evaluate('0')).meter.compute;
+    const recover = async (): Promise<{ compute: number; records: number; sales: number }> => {
+      const rec = await w.evaluate('new TextEncoder().encode(benchJournalRecover()).buffer');
+      return { compute: rec.meter.compute - base, ...(JSON.parse(text(rec)) as { records: number; sales: number }) };
+    };
+    const full = await recover();
+    if (full.sales !== fill.sales) throw new Error(`recovery found ${full.sales} sales, ${fill.sales} were made`);
+    f.record('journal.recoveryCompute', full.compute, 'recovery of the full partition (computrons)');
+    // Replay runs from the newest checkpoint, so the cost peaks just before the next one:
+    // measure after each sale over more than a block's worth of sales.
+    let worst = full;
+    let sellCompute = 0;
+    for (let i = 0; i < 40; i++) {
+      sellCompute += (await w.evaluate('benchJournalSell()')).meter.compute - base;
+      const r = await recover();
+      if (r.compute > worst.compute) worst = r;
+    }
+    f.record('journal.computePerSale', Math.round(sellCompute / 40), 'journaling one cash sale: 7 events and a sync record (computrons)');
+    f.record('journal.recoveryWorstCompute', worst.compute, `worst recovery over the next 40 sales (${worst.records} records replayed; computrons)`);
+    f.record('journal.recoveryInVends', worst.compute / vendCompute, 'worst recovery compute / firmware compute of one vend', 'vends');
+    // The simulated board's 1 MiB partition: recovery reads every header, so it grows with the block count.
+    const big = JSON.parse(text(await w.evaluate('new TextEncoder().encode(benchJournalFill(1024)).buffer'))) as { sales: number };
+    const bigRecovery = await recover();
+    if (bigRecovery.sales !== big.sales) throw new Error(`1 MiB recovery found ${bigRecovery.sales} sales, ${big.sales} were made`);
+    f.record('journal.mib.fullPartitionSales', big.sales, '1 MiB partition: sales held unacknowledged when full');
+    f.record('journal.mib.recoveryInVends', bigRecovery.compute / vendCompute, '1 MiB partition: recovery compute / one vend', 'vends');
+    const h0 = (await w.evaluate('gc()')).meter.currentHeapCount;
+    await w.evaluate('benchJournalHold()');
+    const h1 = (await w.evaluate('gc()')).meter.currentHeapCount;
+    f.record('journal.heapSlots', h1 - h0, 'heap held by an open journal and its ledger, 12 slots (XS slots)');
+    f.record('journal.bufferBytes', BENCH_FLASH.blockLength + 1024 + 32, 'its buffers: one block of scratch, CRC table, payload (bytes)');
+  } finally {
+    await w.close();
+  }
+}
+
+export async function xsDex(f: Figures, vendCompute: number): Promise<void> {
+  f.out('');
+  f.out('EVA-DTS audit file under XS: every slot sold from, wall clock known (every PA5 present)');
+  const w = new XsWorker({ meteringLimit: 2_000_000_000 });
+  try {
+    await w.evaluate(readFileSync(fileURLToPath(new URL('../../bundle/bench-dex.js', import.meta.url)), 'utf8'));
+    for (const slots of [12, 40, 100]) {
+      await w.evaluate(`benchDexSetup(${slots})`);
+      const h0 = (await w.evaluate('gc()')).meter.currentHeapCount;
+      const base = (await w.evaluate('0')).meter.compute;
+      const r = await w.evaluate('new TextEncoder().encode(String(benchDexBuild())).buffer');
+      const bytes = Number(new TextDecoder().decode(r.reply));
+      const compute = r.meter.compute - base;
+      const peak = r.meter.currentHeapCount - h0;
+      f.record(`dex.${slots}.bytes`, bytes, `${slots} slots: file size (bytes)`);
+      f.record(`dex.${slots}.compute`, compute, `${slots} slots: compute to write it (computrons; ${(compute / vendCompute).toFixed(1)} vends)`);
+      f.record(`dex.${slots}.heapSlots`, peak, `${slots} slots: heap in use right after, before GC (XS slots; garbage once sent)`);
+    }
+  } finally {
+    await w.close();
+  }
+}
