@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only] [--no-cuts] [--no-gateway] [--outage-speed N]
+ * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only] [--no-cuts] [--no-gateway] [--outage-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -12,6 +12,7 @@
 import { Figures } from './lib/figures.js';
 import { xsChange, xsDex, xsJournal, xsVend } from './lib/firmware-xs.js';
 import { commandBench, gatewayBench, outageBench } from './lib/gateway.js';
+import { routeBench } from './lib/route.js';
 import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
 
 const argv = process.argv;
@@ -34,7 +35,13 @@ async function main(): Promise<void> {
     f.finish();
     return;
   }
+  if (argv.includes('--route-only')) {
+    routeBench(f);
+    f.finish();
+    return;
+  }
   if (argv.includes('--gateway-only')) {
+    routeBench(f);
     await gatewayBench(f);
     await commandBench(f);
     await outageBench(f, outageSpeed());
@@ -56,6 +63,7 @@ async function main(): Promise<void> {
   await journalWear(f, 10000);
   if (!argv.includes('--no-cuts')) await powerCutCampaign(f);
   if (!argv.includes('--no-gateway')) {
+    routeBench(f);
     await gatewayBench(f);
     await commandBench(f);
     await outageBench(f, outageSpeed());

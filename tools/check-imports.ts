@@ -68,7 +68,8 @@ export const FIRMWARE_EDGES: Readonly<Record<string, readonly string[]>> = {
   dispense: ['board.ts'],
   // journal -> command: journal/describe.ts names command outcomes for the uplink (it moves to uplink/).
   journal: ['board.ts', 'command'],
-  mdb: ['board.ts'],
+  // mdb -> money: the 16 coin types (money/coins.ts), one constant for drivers, journal and change-maker.
+  mdb: ['board.ts', 'money'],
   money: [],
   // platform -> command: esp32/sntp.ts takes the wall-clock floor from command/wall.ts.
   platform: ['board.ts', 'main.ts', 'bench', 'command', 'text', 'uplink'],

@@ -3,7 +3,7 @@
  * (ECMA-419 `embedded:io/serial` with `format: "buffer"`): the board opens
  * it with callbacks, `read()` drains what has arrived, `write()` queues
  * bytes. On an ESP32 this is the USB/UART console (115200 8N1); on the host,
- * hal-sim/serial-bench.ts gives it a pseudo-terminal.
+ * tools/hil/serial-bench.ts gives it a pseudo-terminal.
  *
  * Nothing here may depend on Node or on the simulator.
  */

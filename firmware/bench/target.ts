@@ -3,7 +3,7 @@
  * hardware bench (coin and bill injectors on the MDB peripherals, a card
  * reader, a beam blocker on the drop sensor, a relay or a watchdog reset:
  * docs/bench-protocol.md says what each verb must do there); the host wires
- * it to the simulator (hal-sim/serial-bench.ts). Callbacks, not promises:
+ * it to the simulator (tools/hil/serial-bench.ts). Callbacks, not promises:
  * the board answers when the hardware has settled, in its own time.
  */
 import type { BenchAction, BenchErrorCode, BenchInfo, BenchMachine, BenchStatus } from './protocol.js';

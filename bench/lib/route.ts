@@ -4,7 +4,8 @@
  * search), on random stops around one city. Correctness and the quality
  * bound against brute force are tests' business (test/gateway/restock.test.ts).
  */
-import { planRoute, type Point } from '../gateway/restock/route.js';
+import { planRoute, type Point } from '../../gateway/restock/route.js';
+import type { Figures } from './figures.js';
 
 export interface RouteFigure {
   stops: number;
@@ -23,7 +24,14 @@ function stops(n: number, seed: number): Point[] {
   return Array.from({ length: n }, () => ({ lat: 39.5 + next() * 0.5, lon: -105.3 + next() * 0.6 }));
 }
 
-export function routeBench(sizes: readonly number[] = [12, 50, 100, 300], plans = 5): RouteFigure[] {
+/** The figures into `f`, one per size. */
+export function routeBench(f: Figures): void {
+  f.out('');
+  f.out('Route planning (gateway/restock/route.ts), random stops around a depot');
+  for (const r of routeTimes()) f.record(`route.${r.stops}.msPerPlan`, r.msPerPlan, `${r.stops} stops: one plan (mean of ${r.plans})`, 'ms');
+}
+
+export function routeTimes(sizes: readonly number[] = [12, 50, 100, 300], plans = 5): RouteFigure[] {
   const depot = { lat: 39.74, lon: -104.99 };
   const result: RouteFigure[] = [];
   for (const n of sizes) {
