@@ -6,7 +6,8 @@
 import type { Board } from './board.js';
 import { parseConfig, type MachineConfig } from './config.js';
 import { Uplink } from './uplink/uplink.js';
-import { Controller, type FirmwareStatus } from './vend/controller.js';
+import { Controller } from './vend/controller.js';
+import type { FirmwareStatus } from './vend/report.js';
 
 export const FIRMWARE_VERSION = '0.1.0';
 
@@ -22,9 +23,19 @@ export interface Firmware {
 export function start(board: Board, config: unknown): Firmware {
   const parsed = parseConfig(config);
   board.log('info', `vendfleet ${FIRMWARE_VERSION} starting: ${parsed.slots.length} slots, ${parsed.currency}, change policy ${parsed.changePolicy}`);
-  const controller = new Controller(board, parsed);
-  controller.firmware = FIRMWARE_VERSION;
   let uplink: Uplink | undefined;
+  const controller = new Controller(board, parsed, {
+    firmware: FIRMWARE_VERSION,
+    ...(parsed.uplink
+      ? {
+          onReport: () => uplink?.reportNow(),
+          onHealthChanged: () => uplink?.stateChanged(),
+          onAudit: (read: number, file: Uint8Array) => {
+            if (!uplink?.sendAudit(read, file)) board.log('warn', `audit read ${read}: offline, not sent`);
+          },
+        }
+      : {}),
+  });
   if (parsed.uplink) {
     const up = new Uplink(board, parsed.uplink, {
       machineId: parsed.machineId,
@@ -32,14 +43,9 @@ export function start(board: Board, config: unknown): Firmware {
       journal: controller.journal,
       codes: controller.inventory.codes,
       telemetry: () => ({ fw: FIRMWARE_VERSION, ...controller.telemetry() }),
-      command: (payload) => controller.commander.receive(payload),
-      telemetryIntervalMs: () => controller.telemetryIntervalMs(),
+      command: (payload) => controller.remote.commander.receive(payload),
+      telemetryIntervalMs: () => controller.remote.telemetryIntervalMs(),
     });
-    controller.onReport = () => up.reportNow();
-    controller.onHealthChanged = () => up.stateChanged();
-    controller.onAudit = (read, file) => {
-      if (!up.sendAudit(read, file)) board.log('warn', `audit read ${read}: offline, not sent`);
-    };
     // New events go out from a timer, never from inside the decision that wrote them.
     let queued = false;
     controller.journal.onEvent = () => {
@@ -69,5 +75,5 @@ export function start(board: Board, config: unknown): Firmware {
 }
 
 export type { Board } from './board.js';
-export type { FirmwareStatus } from './vend/controller.js';
+export type { FirmwareStatus } from './vend/report.js';
 export type { MachineConfig } from './config.js';
