@@ -53,6 +53,21 @@ export interface WordSerialOptions {
   onReadable(count: number): void;
 }
 
+/** The ECMA-419 IO class of a word serial: constructing one opens the port. */
+export type WordSerialIO = new (options: WordSerialOptions) => WordSerial;
+
+/**
+ * A serial port as the board describes it, for a driver to open itself
+ * (the board as data, like the Moddable host provider's
+ * `device.Serial.default = {io, port, ...}`): the driver spreads it into its
+ * options with its callbacks, `new serial.io({ ...serial, onReadable })`.
+ * Each board's `io` already knows its pins and UART, so nothing else is needed.
+ */
+export interface WordSerialPort {
+  readonly io: WordSerialIO;
+  readonly baud?: number;
+}
+
 /** ECMA-419 digital input; `edge` callbacks arrive through `onReadable`. */
 export interface DigitalInput {
   read(): 0 | 1;
@@ -153,8 +168,8 @@ export interface Board {
   readonly timers: Timers;
   /** Calendar time, where the board has a source for it (the monotonic `clock` says nothing about it). */
   readonly wallClock?: WallClock;
-  /** The MDB bus (9600 baud, 9-bit words) with the VMC as master. */
-  openMdb(options: WordSerialOptions): WordSerial;
+  /** The MDB bus (9600 baud, 9-bit words) with the VMC as master; the MDB link opens it (firmware/mdb/link.ts). */
+  readonly mdb: WordSerialPort;
   /** The spiral motor driving slot `index` (slots in configuration order). */
   openMotor(index: number): PwmOutput;
   /** The IR beam across the delivery chute: reads 1 while something interrupts it. */

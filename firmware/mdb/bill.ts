@@ -25,8 +25,7 @@ import {
   parseIdentity,
   toMinor,
   type MdbIdentity,
-  type PeripheralLog,
-  type PeripheralTiming,
+  type PeripheralOptions,
 } from './peripheral.js';
 
 const CMD_SETUP = 1;
@@ -73,7 +72,8 @@ export const BILL_INVALID_ESCROW = 0x0a;
 export const BILL_REJECTED = 0x0b;
 export const BILL_CREDITED_REMOVAL = 0x0c;
 
-export interface BillEvents {
+/** The validator's events, each a callback in the driver's options. */
+export interface BillCallbacks {
   billReady(): void;
   billLost(): void;
   /** A bill waits in escrow for the VMC's decision. */
@@ -87,6 +87,8 @@ export interface BillEvents {
   billIdentified?(identity: MdbIdentity): void;
 }
 
+export interface BillValidatorOptions extends PeripheralOptions, BillCallbacks {}
+
 export interface BillSetup {
   level: number;
   currency: number;
@@ -99,7 +101,7 @@ export interface BillSetup {
 export class BillValidator extends Peripheral {
   readonly name = 'bill validator';
   protected readonly pollCommand = CMD_POLL;
-  private readonly events: BillEvents;
+  private readonly events: BillCallbacks;
   private readonly machineDecimals: number;
   readonly setup: BillSetup = { level: 0, currency: 0, scale: 1, decimals: 2, stackerCapacity: 0, escrow: false };
   readonly values = new Int32Array(16);
@@ -128,10 +130,10 @@ export class BillValidator extends Peripheral {
   private initTries = 0;
   private featuresAsked = 0;
 
-  constructor(events: BillEvents, machineDecimals: number, timing: PeripheralTiming, log: PeripheralLog) {
-    super(ADDRESS_BILL, timing, log);
-    this.events = events;
-    this.machineDecimals = machineDecimals;
+  constructor(options: BillValidatorOptions) {
+    super(ADDRESS_BILL, options.timing, options.log);
+    this.events = options;
+    this.machineDecimals = options.decimals;
   }
 
   /** Value of the bill held in escrow, or 0. */

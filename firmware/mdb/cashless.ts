@@ -33,8 +33,7 @@ import {
   parseIdentity,
   toMinor,
   type MdbIdentity,
-  type PeripheralLog,
-  type PeripheralTiming,
+  type PeripheralOptions,
 } from './peripheral.js';
 
 const CMD_SETUP = 1;
@@ -96,7 +95,8 @@ const RESULT_NONE = 0;
 const RESULT_SUCCESS = 1;
 const RESULT_FAILURE = 2;
 
-export interface CashlessEvents {
+/** The reader's events, each a callback in the driver's options. */
+export interface CashlessCallbacks {
   readerReady(): void;
   readerLost(): void;
   /** A card was presented: `funds` in the machine's minor units (-1: the reader does not say). */
@@ -136,10 +136,15 @@ export interface CashlessIdentityOptions {
   version?: number;
 }
 
+export interface CashlessReaderOptions extends PeripheralOptions, CashlessCallbacks {
+  /** What the VMC says of itself in EXPANSION REQUEST ID. */
+  identity?: CashlessIdentityOptions;
+}
+
 export class CashlessReader extends Peripheral {
   readonly name = 'cashless reader';
   protected readonly pollCommand = CMD_POLL;
-  private readonly events: CashlessEvents;
+  private readonly events: CashlessCallbacks;
   private readonly machineDecimals: number;
   private readonly vmcId = new Uint8Array(29);
   readonly setup: CashlessSetup = { level: 0, currency: 0, scale: 1, decimals: 2, maxResponseS: 0, options: 0 };
@@ -174,11 +179,12 @@ export class CashlessReader extends Peripheral {
   /** The answer being parsed reported "command out of sequence": the command was not obeyed. */
   private refused = false;
 
-  constructor(events: CashlessEvents, machineDecimals: number, timing: PeripheralTiming, log: PeripheralLog, id: CashlessIdentityOptions = {}) {
+  constructor(options: CashlessReaderOptions) {
     // A copy: the non-response time follows the reader's maximum response time.
-    super(ADDRESS_CASHLESS1, { ...timing }, log);
-    this.events = events;
-    this.machineDecimals = machineDecimals;
+    super(ADDRESS_CASHLESS1, { ...options.timing }, options.log);
+    this.events = options;
+    this.machineDecimals = options.decimals;
+    const id = options.identity ?? {};
     const v = this.vmcId;
     ascii(v, 0, 3, 'VFL');
     ascii(v, 3, 12, id.serial ?? '');

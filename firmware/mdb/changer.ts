@@ -31,8 +31,7 @@ import {
   parseIdentity,
   toMinor,
   type MdbIdentity,
-  type PeripheralLog,
-  type PeripheralTiming,
+  type PeripheralOptions,
 } from './peripheral.js';
 
 const CMD_SETUP = 1;
@@ -122,7 +121,8 @@ export const DIAG_MANUAL_ACTIVE = 0x0510;
 export const DIAG_NEW_INVENTORY = 0x0520;
 export const DIAG_INHIBITED = 0x0600;
 
-export interface ChangerEvents {
+/** The changer's events, each a callback in the driver's options (the Moddable way: callbacks come in the options). */
+export interface ChangerCallbacks {
   changerReady(): void;
   changerLost(): void;
   /** A coin was accepted; `value` in the machine's minor units; routing ROUTE_CASHBOX or ROUTE_TUBES. */
@@ -230,6 +230,8 @@ export function diagnosticIsError(code: number): boolean {
   return code >= 0x1000;
 }
 
+export interface CoinChangerOptions extends PeripheralOptions, ChangerCallbacks {}
+
 export type PayoutDone = (paid: Uint16Array, value: number) => void;
 
 export interface ChangerSetup {
@@ -243,7 +245,7 @@ export interface ChangerSetup {
 export class CoinChanger extends Peripheral {
   readonly name = 'changer';
   protected readonly pollCommand = CMD_POLL;
-  private readonly events: ChangerEvents;
+  private readonly events: ChangerCallbacks;
   private readonly machineDecimals: number;
   readonly setup: ChangerSetup = { level: 0, currency: 0, scale: 1, decimals: 2, routable: 0 };
   /** Level 3 identification (manufacturer, serial, model, software, options); `known` false below level 3. */
@@ -293,10 +295,10 @@ export class CoinChanger extends Peripheral {
   /** Value paid so far by the alternative payout, from PAYOUT VALUE POLL (minor units; progress only). */
   paidSoFar = 0;
 
-  constructor(events: ChangerEvents, machineDecimals: number, timing: PeripheralTiming, log: PeripheralLog) {
-    super(ADDRESS_CHANGER, timing, log);
-    this.events = events;
-    this.machineDecimals = machineDecimals;
+  constructor(options: CoinChangerOptions) {
+    super(ADDRESS_CHANGER, options.timing, options.log);
+    this.events = options;
+    this.machineDecimals = options.decimals;
   }
 
   get paying(): boolean {

@@ -8,8 +8,10 @@ export const NAK = 0xff;
 /** A block is at most 36 bytes including the checksum. */
 export const MAX_BLOCK = 36;
 
-/** 11 bits per character at 9600 baud. */
-export const CHAR_TIME_MS = 11000 / 9600;
+/** The bus speed: MDB runs at 9600 baud, 9-bit words. */
+export const BAUD = 9600;
+/** 11 bits per character (start, 8 data, mode, stop) at 9600 baud. */
+export const CHAR_TIME_MS = 11000 / BAUD;
 /** t-response: the longest a peripheral (or the VMC's ACK) may take to answer. */
 export const RESPONSE_TIMEOUT_MS = 5;
 

@@ -1,5 +1,6 @@
 /**
- * MDB link layer, VMC (master) side, over a port of 9-bit words.
+ * MDB link layer, VMC (master) side, over a port of 9-bit words that it
+ * opens itself from the board's description (`new WordLink({ serial: board.mdb, timers })`).
  *
  * One transaction at a time: send a block (address byte with the mode bit,
  * data, checksum), then collect the peripheral's answer: a lone ACK or NAK, or
@@ -10,8 +11,8 @@
  * never twice, and an acknowledged one is never dropped. A bad checksum is
  * answered with RET (retransmit now) a bounded number of times, then NAK.
  */
-import type { Timers, TimerId, WordSerial } from '../board.js';
-import { ACK, CHAR_TIME_MS, MAX_BLOCK, MODE_BIT, NAK, RESPONSE_TIMEOUT_MS, RET, checksum } from './frame.js';
+import type { Timers, TimerId, WordSerial, WordSerialPort } from '../board.js';
+import { ACK, BAUD, CHAR_TIME_MS, MAX_BLOCK, MODE_BIT, NAK, RESPONSE_TIMEOUT_MS, RET, checksum } from './frame.js';
 
 /** The peripheral acknowledged a command that expects no data. */
 export const REPLY_ACK = 0;
@@ -55,6 +56,9 @@ export interface MdbLink {
 }
 
 export interface WordLinkOptions {
+  /** The MDB port as the board describes it (`board.mdb`); the link opens it and reads it when told it is readable. */
+  serial: WordSerialPort;
+  timers: Timers;
   /** RET requests before a corrupt answer is given up (and NAKed). */
   retransmits?: number;
   /** Trace hook for bench engineers: direction, words. */
@@ -77,11 +81,13 @@ export class WordLink implements MdbLink {
   onIdle: (() => void) | undefined;
   readonly stats: LinkStats = { blocks: 0, acks: 0, naks: 0, data: 0, timeouts: 0, retransmits: 0, corrupt: 0, stray: 0 };
 
-  constructor(port: WordSerial, timers: Timers, options: WordLinkOptions = {}) {
-    this.port = port;
-    this.timers = timers;
+  constructor(options: WordLinkOptions) {
+    this.timers = options.timers;
     this.maxRetransmits = options.retransmits ?? 2;
     this.trace = options.trace;
+    // Opened ECMA-419 style (Moddable's drivers open the bus class they are given): the link owns its port.
+    const serial = options.serial;
+    this.port = new serial.io({ ...serial, baud: BAUD, onReadable: () => this.readable() });
   }
 
   /** True from send() until the outcome has been delivered and the VMC's own ACK/NAK written. */
@@ -113,7 +119,7 @@ export class WordLink implements MdbLink {
   }
 
   /** The port's onReadable callback. */
-  readable(): void {
+  private readable(): void {
     const port = this.port;
     for (let word = port.read(); word !== undefined; word = port.read()) {
       if (!this.handler) {

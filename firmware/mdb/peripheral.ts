@@ -29,6 +29,14 @@ export interface PeripheralLog {
   (level: 'debug' | 'info' | 'warn' | 'error', message: string): void;
 }
 
+/** What every driver's options carry besides the callbacks of its device's events. */
+export interface PeripheralOptions {
+  /** The machine's decimal places: values reach the callbacks in its minor units. */
+  decimals: number;
+  timing: PeripheralTiming;
+  log: PeripheralLog;
+}
+
 export abstract class Peripheral implements MdbDevice {
   abstract readonly name: string;
   protected readonly address: number;

@@ -17,11 +17,12 @@ import type { MachineConfig } from '../config.js';
 import { DISPENSE_OK, Dispenser, type DispenseResult, type DispenserOptions } from '../dispense/dispenser.js';
 import { Journal } from '../journal/journal.js';
 import { Ledger, layoutHash } from '../journal/ledger.js';
-import { BillValidator, type BillEvents } from '../mdb/bill.js';
+import { BillValidator, type BillCallbacks } from '../mdb/bill.js';
 import { MdbBus } from '../mdb/bus.js';
-import { CashlessReader, type CashlessEvents } from '../mdb/cashless.js';
-import { CoinChanger, ROUTE_TUBES, type ChangerEvents } from '../mdb/changer.js';
+import { CashlessReader, type CashlessCallbacks } from '../mdb/cashless.js';
+import { CoinChanger, ROUTE_TUBES, type ChangerCallbacks } from '../mdb/changer.js';
 import { WordLink } from '../mdb/link.js';
+import type { PeripheralTiming } from '../mdb/peripheral.js';
 import { CardSession, readerPrices } from './card.js';
 import { Inventory } from './inventory.js';
 import { VendMachine, type Notice, type VendOptions, type VendPorts, type VendState } from './machine.js';
@@ -46,7 +47,7 @@ export interface Sale {
   slotFailed(slot: number, result: DispenseResult): void;
 }
 
-export class Controller implements ChangerEvents, BillEvents, CashlessEvents, VendPorts, Sale {
+export class Controller implements ChangerCallbacks, BillCallbacks, CashlessCallbacks, VendPorts, Sale {
   readonly machine: VendMachine;
   readonly inventory: Inventory;
   readonly ledger: Ledger;
@@ -86,11 +87,33 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
     this.dispenser = new Dispenser(board, dispenserOptions);
     const log = (level: 'debug' | 'info' | 'warn' | 'error', message: string): void => board.log(level, message);
     const poll = config.pollIntervalMs;
-    this.changer = new CoinChanger(this, config.decimals, { pollIntervalMs: poll, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log);
-    this.bill = new BillValidator(this, config.decimals, { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log);
-    let link: WordLink | undefined;
-    const port = board.openMdb({ baud: 9600, onReadable: () => link?.readable() });
-    link = new WordLink(port, board.timers);
+    const timing = (nonResponseMs: number): PeripheralTiming => ({ pollIntervalMs: poll, nonResponseMs, resetIntervalMs: 10000, justResetWaitMs: 500 });
+    // Interim: the drivers' callbacks come here until main builds the parts.
+    this.changer = new CoinChanger({
+      decimals: config.decimals,
+      timing: timing(2000),
+      log,
+      changerReady: () => this.changerReady(),
+      changerLost: () => this.changerLost(),
+      coinDeposited: (type, value, routing) => this.coinDeposited(type, value, routing),
+      coinRejected: (type) => this.coinRejected(type),
+      coinsDispensedManually: (type, count, value) => this.coinsDispensedManually(type, count, value),
+      changerStatus: (code) => this.changerStatus(code),
+      coinReturnPressed: () => this.coinReturnPressed(),
+      payoutStarting: (tubes) => this.payoutStarting(tubes),
+    });
+    this.bill = new BillValidator({
+      decimals: config.decimals,
+      timing: timing(5000),
+      log,
+      billReady: () => this.billReady(),
+      billLost: () => this.billLost(),
+      billEscrowed: (type, value) => this.billEscrowed(type, value),
+      billStacked: (type, value) => this.billStacked(type, value),
+      billReturned: (type, value) => this.billReturned(type, value),
+      billStatus: (code) => this.billStatus(code),
+    });
+    const link = new WordLink({ serial: board.mdb, timers: board.timers });
     this.bus = new MdbBus(link, board.clock, board.timers);
     // Flash erases (tens of ms, cache off) happen between exchanges, so a record a peripheral's ACK waits for only writes.
     this.bus.onQuiet = () => {
@@ -99,9 +122,21 @@ export class Controller implements ChangerEvents, BillEvents, CashlessEvents, Ve
     this.bus.add(this.changer);
     this.bus.add(this.bill);
     this.reader = config.cashless
-      ? new CashlessReader(this, config.decimals, { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log, {
-          serial: config.machineId.slice(0, 12),
-          version: 0x0100,
+      ? new CashlessReader({
+          decimals: config.decimals,
+          timing: timing(5000),
+          log,
+          identity: { serial: config.machineId.slice(0, 12), version: 0x0100 },
+          readerReady: () => this.readerReady(),
+          readerLost: () => this.readerLost(),
+          sessionBegan: (funds) => this.sessionBegan(funds),
+          sessionCancelRequested: () => this.sessionCancelRequested(),
+          vendApproved: (amount) => this.vendApproved(amount),
+          vendDenied: () => this.vendDenied(),
+          vendReported: (success) => this.vendReported(success),
+          sessionEnded: () => this.sessionEnded(),
+          readerCancelled: () => this.readerCancelled(),
+          readerStatus: (code) => this.readerStatus(code),
         })
       : undefined;
     if (this.reader) {

@@ -21,7 +21,9 @@ import type {
   TimerId,
   Timers,
   WordSerial,
+  WordSerialIO,
   WordSerialOptions,
+  WordSerialPort,
 } from '../../firmware/board.js';
 import { decodeUtf8, encodeUtf8 } from '../../firmware/uplink/utf8.js';
 import { FlashImage, fromHex, toHex } from './flash-image.js';
@@ -44,12 +46,14 @@ export class BridgeBoard implements Board {
   readonly wallClock = { now: (): number | undefined => this.wall };
   readonly timers: Timers;
   readonly display: TextDisplay;
+  /** The MDB port as data: its `io` opens a port onto the bridge's 'rx' events and 'tx' ops. */
+  readonly mdb: WordSerialPort;
   private ops: GuestOp[] = [];
   private pending = new Map<TimerId, PendingTimer>();
   private nextId = 1;
   private rx: number[] = [];
   private rxHead = 0;
-  private mdb: WordSerialOptions | undefined;
+  private mdbListener: WordSerialOptions | undefined;
   private drop: DigitalInputOptions | undefined;
   private dropLevel: 0 | 1 = 0;
   private panel: SelectionPanelOptions | undefined;
@@ -76,26 +80,37 @@ export class BridgeBoard implements Board {
       rows,
       show: (lines) => this.emit(['show', lines.slice()]),
     };
+    this.mdb = Object.freeze({ io: this.mdbPortClass() });
   }
 
-  openMdb(options: WordSerialOptions): WordSerial {
-    this.mdb = options;
-    return {
-      read: () => {
-        if (this.rxHead >= this.rx.length) return undefined;
-        return this.rx[this.rxHead++];
-      },
-      write: (word) => {
+  /** `board.mdb.io`: the ECMA-419 IO class of MDB ports on this board; the port opened last gets the words. */
+  private mdbPortClass(): WordSerialIO {
+    const board = this;
+    return class BridgeMdbPort implements WordSerial {
+      private readonly options: WordSerialOptions;
+
+      constructor(options: WordSerialOptions) {
+        this.options = options;
+        board.mdbListener = options;
+      }
+
+      read(): number | undefined {
+        if (board.rxHead >= board.rx.length) return undefined;
+        return board.rx[board.rxHead++];
+      }
+
+      write(word: number): void {
         // Consecutive writes travel as one 'tx' op.
-        if (!this.txOp) {
-          this.txOp = [];
-          this.ops.push(['tx', this.txOp]);
+        if (!board.txOp) {
+          board.txOp = [];
+          board.ops.push(['tx', board.txOp]);
         }
-        this.txOp.push(word & 0x1ff);
-      },
-      close: () => {
-        this.mdb = undefined;
-      },
+        board.txOp.push(word & 0x1ff);
+      }
+
+      close(): void {
+        if (board.mdbListener === this.options) board.mdbListener = undefined;
+      }
     };
   }
 
@@ -199,7 +214,7 @@ export class BridgeBoard implements Board {
         }
         for (const w of ev[1]) this.rx.push(w);
         const count = this.rx.length - this.rxHead;
-        if (count > 0) this.mdb?.onReadable(count);
+        if (count > 0) this.mdbListener?.onReadable(count);
         break;
       }
       case 'drop':

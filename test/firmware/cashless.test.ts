@@ -25,7 +25,7 @@ import {
 } from '../../firmware/journal/ledger.js';
 import { CARD_SOLD_RESET, CARD_SUCCESS, CARD_UNREFUNDED, R_CARD_APPROVED, R_CARD_RESULT, R_CHECKPOINT, RECORD_NAMES } from '../../firmware/journal/records.js';
 import { MdbBus } from '../../firmware/mdb/bus.js';
-import { CashlessReader, type CashlessEvents } from '../../firmware/mdb/cashless.js';
+import { CashlessReader, type CashlessCallbacks } from '../../firmware/mdb/cashless.js';
 import { checksum } from '../../firmware/mdb/frame.js';
 import { WordLink } from '../../firmware/mdb/link.js';
 import type { PeripheralTiming } from '../../firmware/mdb/peripheral.js';
@@ -44,49 +44,47 @@ import { Wired } from '../lib/wired.js';
 const TIMING: PeripheralTiming = { pollIntervalMs: 100, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 };
 const noLog = (): void => {};
 
-class ReaderLog implements CashlessEvents {
+class ReaderLog implements CashlessCallbacks {
   events: string[] = [];
-  readerReady(): void {
+  readonly readerReady = (): void => {
     this.events.push('ready');
-  }
-  readerLost(): void {
+  };
+  readonly readerLost = (): void => {
     this.events.push('lost');
-  }
-  sessionBegan(funds: number): void {
+  };
+  readonly sessionBegan = (funds: number): void => {
     this.events.push(`session ${funds}`);
-  }
-  sessionCancelRequested(): void {
+  };
+  readonly sessionCancelRequested = (): void => {
     this.events.push('cancel request');
-  }
-  vendApproved(amount: number): void {
+  };
+  readonly vendApproved = (amount: number): void => {
     this.events.push(`approved ${amount}`);
-  }
-  vendDenied(): void {
+  };
+  readonly vendDenied = (): void => {
     this.events.push('denied');
-  }
-  vendReported(success: boolean): void {
+  };
+  readonly vendReported = (success: boolean): void => {
     this.events.push(success ? 'reported success' : 'reported failure');
-  }
-  sessionEnded(): void {
+  };
+  readonly sessionEnded = (): void => {
     this.events.push('end session');
-  }
-  readerCancelled(): void {
+  };
+  readonly readerCancelled = (): void => {
     this.events.push('cancelled');
-  }
-  readerStatus(code: number): void {
+  };
+  readonly readerStatus = (code: number): void => {
     this.events.push(`status ${code}`);
-  }
+  };
 }
 
 function readerRig(options: Partial<SimCashlessOptions> = {}): { w: Wired; sim: SimCashlessReader; drv: CashlessReader; log: ReaderLog } {
   const w = new Wired();
   const sim = new SimCashlessReader(w.scheduler, w.bus, { funds: 1000, currency: 840, decimals: 2, ...options });
-  let link: WordLink | undefined;
-  const port = w.port(() => link!.readable());
-  link = new WordLink(port, w.timers);
+  const link = new WordLink({ serial: w.serial, timers: w.timers });
   const bus = new MdbBus(link, w.clock, w.timers);
   const log = new ReaderLog();
-  const drv = new CashlessReader(log, 2, TIMING, noLog, { serial: 'VM-7', version: 0x0100 });
+  const drv = new CashlessReader({ decimals: 2, timing: TIMING, log: noLog, identity: { serial: 'VM-7', version: 0x0100 }, ...log });
   drv.setPrices(100, 250);
   drv.setEnabled(true);
   bus.add(drv);
@@ -615,6 +613,7 @@ class WiredBoard implements Board {
   readonly w = new Wired();
   readonly clock = this.w.clock;
   readonly timers = this.w.timers;
+  readonly mdb = this.w.serial;
   readonly sensor = new SimDropSensor();
   readonly motors: SimMotor[];
   readonly delivered: string[] = [];
@@ -633,9 +632,6 @@ class WiredBoard implements Board {
     this.sensor.onChange = () => this.dropCallback?.();
   }
 
-  openMdb(options: { onReadable(count: number): void }): ReturnType<Wired['port']> {
-    return this.w.port(() => options.onReadable(1));
-  }
   openMotor(index: number): PwmOutput {
     const m = this.motors[index]!;
     return { resolution: 10, write: (duty: number) => m.setDuty(duty), close: () => {} };

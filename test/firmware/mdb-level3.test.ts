@@ -5,7 +5,7 @@
  * by the stacker count), each driver wired straight to its simulated
  * peripheral. Portable: also runs inside XS.
  */
-import { BillValidator, type BillEvents } from '../../firmware/mdb/bill.js';
+import { BillValidator, type BillCallbacks } from '../../firmware/mdb/bill.js';
 import { MdbBus } from '../../firmware/mdb/bus.js';
 import {
   CoinChanger,
@@ -18,7 +18,7 @@ import {
   ROUTE_TUBES,
   diagnosticIsError,
   diagnosticText,
-  type ChangerEvents,
+  type ChangerCallbacks,
 } from '../../firmware/mdb/changer.js';
 import { WordLink } from '../../firmware/mdb/link.js';
 import { emptyIdentity, parseIdentity, type MdbIdentity, type PeripheralTiming } from '../../firmware/mdb/peripheral.js';
@@ -37,7 +37,7 @@ const USD_COINS = [
 const CHANGER_TIMING: PeripheralTiming = { pollIntervalMs: 100, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 };
 const BILL_TIMING: PeripheralTiming = { pollIntervalMs: 100, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 };
 
-class ChangerLog implements ChangerEvents {
+class ChangerLog implements ChangerCallbacks {
   events: string[] = [];
   /** Board time of each event, same order. */
   times: number[] = [];
@@ -49,39 +49,39 @@ class ChangerLog implements ChangerEvents {
     this.events.push(e);
     this.times.push(this.w.scheduler.nowMs);
   }
-  changerReady(): void {
+  readonly changerReady = (): void => {
     this.push('ready');
-  }
-  changerLost(): void {
+  };
+  readonly changerLost = (): void => {
     this.push('lost');
-  }
-  coinDeposited(type: number, value: number, routing: number): void {
+  };
+  readonly coinDeposited = (type: number, value: number, routing: number): void => {
     this.push(`coin ${type} ${value} ${routing === ROUTE_TUBES ? 'tubes' : routing === ROUTE_CASHBOX ? 'cashbox' : routing}`);
-  }
-  coinRejected(type: number): void {
+  };
+  readonly coinRejected = (type: number): void => {
     this.push(`rejected ${type}`);
-  }
-  coinsDispensedManually(type: number, count: number): void {
+  };
+  readonly coinsDispensedManually = (type: number, count: number): void => {
     this.push(`manual ${type}x${count}`);
-  }
-  changerStatus(code: number): void {
+  };
+  readonly changerStatus = (code: number): void => {
     this.push(`status ${code}`);
-  }
-  coinReturnPressed(): void {
+  };
+  readonly coinReturnPressed = (): void => {
     this.push('return lever');
-  }
-  payoutStarting(tubes: Uint8Array): void {
+  };
+  readonly payoutStarting = (tubes: Uint8Array): void => {
     this.payoutStarts.push(Array.from(tubes.subarray(0, 4)));
-  }
-  changerIdentified(identity: MdbIdentity): void {
+  };
+  readonly changerIdentified = (identity: MdbIdentity): void => {
     this.identified.push(`${identity.manufacturer}/${identity.model}/${identity.serial}/${identity.software}`);
-  }
-  changerDiagnostic(codes: Uint16Array, count: number): void {
+  };
+  readonly changerDiagnostic = (codes: Uint16Array, count: number): void => {
     this.diagnostics.push(Array.from(codes.subarray(0, count)));
-  }
+  };
 }
 
-class BillLog implements BillEvents {
+class BillLog implements BillCallbacks {
   events: string[] = [];
   times: number[] = [];
   identified: string[] = [];
@@ -90,27 +90,27 @@ class BillLog implements BillEvents {
     this.events.push(e);
     this.times.push(this.w.scheduler.nowMs);
   }
-  billReady(): void {
+  readonly billReady = (): void => {
     this.push('ready');
-  }
-  billLost(): void {
+  };
+  readonly billLost = (): void => {
     this.push('lost');
-  }
-  billEscrowed(_t: number, value: number): void {
+  };
+  readonly billEscrowed = (_t: number, value: number): void => {
     this.push(`escrow ${value}`);
-  }
-  billStacked(_t: number, value: number): void {
+  };
+  readonly billStacked = (_t: number, value: number): void => {
     this.push(`stacked ${value}`);
-  }
-  billReturned(_t: number, value: number): void {
+  };
+  readonly billReturned = (_t: number, value: number): void => {
     this.push(`returned ${value}`);
-  }
-  billStatus(code: number): void {
+  };
+  readonly billStatus = (code: number): void => {
     this.push(`status ${code}`);
-  }
-  billIdentified(identity: MdbIdentity): void {
+  };
+  readonly billIdentified = (identity: MdbIdentity): void => {
     this.identified.push(`${identity.manufacturer}/${identity.model}/${identity.serial}/${identity.software}`);
-  }
+  };
 }
 
 /** Every word on the wire with its time (ms), alongside Wired's own record. */
@@ -127,13 +127,11 @@ function timedWire(w: Wired): { dir: 'vmc' | 'periph'; word: number; ms: number 
 function changerRig(options: Partial<SimChangerOptions> = {}): { w: Wired; sim: SimCoinChanger; drv: CoinChanger; log: ChangerLog; logs: string[] } {
   const w = new Wired();
   const sim = new SimCoinChanger(w.scheduler, w.bus, { coins: USD_COINS, currency: 840, decimals: 2, level: 3, ...options });
-  let link: WordLink | undefined;
-  const port = w.port(() => link!.readable());
-  link = new WordLink(port, w.timers);
+  const link = new WordLink({ serial: w.serial, timers: w.timers });
   const bus = new MdbBus(link, w.clock, w.timers);
   const log = new ChangerLog(w);
   const logs: string[] = [];
-  const drv = new CoinChanger(log, 2, CHANGER_TIMING, (_level, message) => logs.push(message));
+  const drv = new CoinChanger({ decimals: 2, timing: CHANGER_TIMING, log: (_level, message) => logs.push(message), ...log });
   bus.add(drv);
   return { w, sim, drv, log, logs };
 }
@@ -141,13 +139,11 @@ function changerRig(options: Partial<SimChangerOptions> = {}): { w: Wired; sim: 
 function billRig(options: Partial<SimBillOptions> = {}): { w: Wired; sim: SimBillValidator; drv: BillValidator; log: BillLog; logs: string[] } {
   const w = new Wired();
   const sim = new SimBillValidator(w.scheduler, w.bus, { bills: [100, 500, 1000], currency: 840, decimals: 2, ...options });
-  let link: WordLink | undefined;
-  const port = w.port(() => link!.readable());
-  link = new WordLink(port, w.timers);
+  const link = new WordLink({ serial: w.serial, timers: w.timers });
   const bus = new MdbBus(link, w.clock, w.timers);
   const log = new BillLog(w);
   const logs: string[] = [];
-  const drv = new BillValidator(log, 2, BILL_TIMING, (_level, message) => logs.push(message));
+  const drv = new BillValidator({ decimals: 2, timing: BILL_TIMING, log: (_level, message) => logs.push(message), ...log });
   bus.add(drv);
   return { w, sim, drv, log, logs };
 }

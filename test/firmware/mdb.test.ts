@@ -1,6 +1,6 @@
-import { BillValidator, type BillEvents } from '../../firmware/mdb/bill.js';
+import { BillValidator, type BillCallbacks } from '../../firmware/mdb/bill.js';
 import { MdbBus } from '../../firmware/mdb/bus.js';
-import { CoinChanger, ROUTE_CASHBOX, ROUTE_TUBES, type ChangerEvents } from '../../firmware/mdb/changer.js';
+import { CoinChanger, ROUTE_CASHBOX, ROUTE_TUBES, type ChangerCallbacks } from '../../firmware/mdb/changer.js';
 import { checksum } from '../../firmware/mdb/frame.js';
 import { REPLY_ACK, REPLY_CORRUPT, REPLY_DATA, REPLY_TIMEOUT, WordLink, type ReplyKind } from '../../firmware/mdb/link.js';
 import type { PeripheralTiming } from '../../firmware/mdb/peripheral.js';
@@ -20,34 +20,34 @@ function hexBytes(s: string): number[] {
   return s.split(' ').map((x) => parseInt(x, 16));
 }
 
-class ChangerLog implements ChangerEvents {
+class ChangerLog implements ChangerCallbacks {
   events: string[] = [];
-  changerReady(): void {
+  readonly changerReady = (): void => {
     this.events.push('ready');
-  }
-  changerLost(): void {
+  };
+  readonly changerLost = (): void => {
     this.events.push('lost');
-  }
-  coinDeposited(type: number, value: number, routing: number): void {
+  };
+  readonly coinDeposited = (type: number, value: number, routing: number): void => {
     this.events.push(`coin ${type} ${value} ${routing === ROUTE_TUBES ? 'tubes' : routing === ROUTE_CASHBOX ? 'cashbox' : routing}`);
-  }
-  coinRejected(type: number): void {
+  };
+  readonly coinRejected = (type: number): void => {
     this.events.push(`rejected ${type}`);
-  }
-  coinsDispensedManually(type: number, count: number): void {
+  };
+  readonly coinsDispensedManually = (type: number, count: number): void => {
     this.events.push(`manual ${type}x${count}`);
-  }
-  changerStatus(code: number): void {
+  };
+  readonly changerStatus = (code: number): void => {
     this.events.push(`status ${code}`);
-  }
-  coinReturnPressed(): void {
+  };
+  readonly coinReturnPressed = (): void => {
     this.events.push('return lever');
-  }
+  };
   /** Tube counts each payout started from (kept apart from `events`). */
   payoutStarts: number[][] = [];
-  payoutStarting(tubes: Uint8Array): void {
+  readonly payoutStarting = (tubes: Uint8Array): void => {
     this.payoutStarts.push(Array.from(tubes));
-  }
+  };
 }
 
 const TIMING: PeripheralTiming = { pollIntervalMs: 100, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 };
@@ -56,12 +56,10 @@ const noLog = (): void => {};
 function changerRig(): { w: Wired; sim: SimCoinChanger; drv: CoinChanger; log: ChangerLog; link: WordLink } {
   const w = new Wired();
   const sim = new SimCoinChanger(w.scheduler, w.bus, { coins: USD_COINS, currency: 840, decimals: 2 });
-  let link: WordLink | undefined;
-  const port = w.port(() => link!.readable());
-  link = new WordLink(port, w.timers);
+  const link = new WordLink({ serial: w.serial, timers: w.timers });
   const bus = new MdbBus(link, w.clock, w.timers);
   const log = new ChangerLog();
-  const drv = new CoinChanger(log, 2, TIMING, noLog);
+  const drv = new CoinChanger({ decimals: 2, timing: TIMING, log: noLog, ...log });
   bus.add(drv);
   return { w, sim, drv, log, link };
 }
@@ -85,12 +83,10 @@ describe('MDB link layer', () => {
   function linkRig(): { w: Wired; sim: SimCoinChanger; link: WordLink; outcomes: [ReplyKind, number[]][]; send: (bytes: number[], accept?: boolean) => void } {
     const w = new Wired();
     const sim = new SimCoinChanger(w.scheduler, w.bus, { coins: USD_COINS, currency: 840, decimals: 2 });
-    let link: WordLink | undefined;
-    const port = w.port(() => link!.readable());
-    link = new WordLink(port, w.timers);
+    const link = new WordLink({ serial: w.serial, timers: w.timers });
     const outcomes: [ReplyKind, number[]][] = [];
     const send = (bytes: number[], accept = true): void => {
-      link!.send(Uint8Array.from(bytes), bytes.length, (kind, data, length) => {
+      link.send(Uint8Array.from(bytes), bytes.length, (kind, data, length) => {
         outcomes.push([kind, Array.from(data.subarray(0, length))]);
         return accept;
       });
@@ -274,37 +270,35 @@ describe('coin changer driver', () => {
 });
 
 describe('bill validator driver', () => {
-  class BillLog implements BillEvents {
+  class BillLog implements BillCallbacks {
     events: string[] = [];
-    billReady(): void {
+    readonly billReady = (): void => {
       this.events.push('ready');
-    }
-    billLost(): void {
+    };
+    readonly billLost = (): void => {
       this.events.push('lost');
-    }
-    billEscrowed(_t: number, value: number): void {
+    };
+    readonly billEscrowed = (_t: number, value: number): void => {
       this.events.push(`escrow ${value}`);
-    }
-    billStacked(_t: number, value: number): void {
+    };
+    readonly billStacked = (_t: number, value: number): void => {
       this.events.push(`stacked ${value}`);
-    }
-    billReturned(_t: number, value: number): void {
+    };
+    readonly billReturned = (_t: number, value: number): void => {
       this.events.push(`returned ${value}`);
-    }
-    billStatus(code: number): void {
+    };
+    readonly billStatus = (code: number): void => {
       this.events.push(`status ${code}`);
-    }
+    };
   }
 
   function billRig(): { w: Wired; sim: SimBillValidator; drv: BillValidator; log: BillLog } {
     const w = new Wired();
     const sim = new SimBillValidator(w.scheduler, w.bus, { bills: [100, 500, 1000], currency: 840, decimals: 2 });
-    let link: WordLink | undefined;
-    const port = w.port(() => link!.readable());
-    link = new WordLink(port, w.timers);
+    const link = new WordLink({ serial: w.serial, timers: w.timers });
     const bus = new MdbBus(link, w.clock, w.timers);
     const log = new BillLog();
-    const drv = new BillValidator(log, 2, { ...TIMING, nonResponseMs: 5000 }, noLog);
+    const drv = new BillValidator({ decimals: 2, timing: { ...TIMING, nonResponseMs: 5000 }, log: noLog, ...log });
     bus.add(drv);
     return { w, sim, drv, log };
   }

@@ -4,7 +4,7 @@
  * device drivers against real peripheral-side protocol code. Portable, so
  * the same tests run under XS.
  */
-import type { Clock, Timers, WordSerial } from '../../firmware/board.js';
+import type { Clock, Timers, WordSerial, WordSerialIO, WordSerialOptions, WordSerialPort } from '../../firmware/board.js';
 import { SimMdbBus } from '../../hal-sim/mdb/bus.js';
 import { Scheduler, type EventId } from '../../hal-sim/scheduler.js';
 
@@ -44,12 +44,24 @@ export class Wired {
     };
   }
 
-  port(onReadable: () => void): WordSerial {
-    this.onReadable = onReadable;
-    return {
-      read: () => this.rx.shift(),
-      write: (word) => this.bus.masterWrite([word]),
-      close: () => {},
+  /** The VMC's MDB port as a board describes it (`Board.mdb`): the link under test opens it. */
+  readonly serial: WordSerialPort = Object.freeze({ io: this.portClass() });
+
+  private portClass(): WordSerialIO {
+    const wired = this;
+    return class WiredPort implements WordSerial {
+      constructor(options: WordSerialOptions) {
+        wired.onReadable = () => options.onReadable(wired.rx.length);
+      }
+      read(): number | undefined {
+        return wired.rx.shift();
+      }
+      write(word: number): void {
+        wired.bus.masterWrite([word]);
+      }
+      close(): void {
+        wired.onReadable = undefined;
+      }
     };
   }
 

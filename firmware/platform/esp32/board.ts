@@ -9,7 +9,7 @@
  * |------------------|---------------------------------------------------|
  * | clock, timers    | `Time.ticks` (unwrapped), `Timer`                 |
  * | wallClock        | sntp.ts: SNTP sets the system time, `Date` reads it |
- * | openMdb          | native/mdb-uart (9-bit MDB on a UART, C)          |
+ * | mdb (its io)     | native/mdb-uart (9-bit MDB on a UART, C)          |
  * | openMotor        | motors.ts: 74HC595 matrix, PWM (`embedded:io/pwm`)|
  * | openDropSensor   | `embedded:io/digital`, interrupt on both edges    |
  * | openIndicator    | `embedded:io/digital` outputs                     |
@@ -48,7 +48,9 @@ import type {
   TimerId,
   Timers,
   WordSerial,
+  WordSerialIO,
   WordSerialOptions,
+  WordSerialPort,
 } from '../../board.js';
 import { Keypad } from './keypad.js';
 import { CharacterLcd } from './lcd.js';
@@ -144,7 +146,9 @@ export class Esp32Board implements Board {
   protected readonly settings: BoardSettings;
   private readonly timerTable = new TimerTable();
   private motors: MotorMatrix | undefined;
-  private mdb: MdbUart | undefined;
+  /** The MDB port as data: its `io` opens a port onto the board's one MDB UART (see mdbPortClass). */
+  readonly mdb: WordSerialPort;
+  private mdbUart: MdbUart | undefined;
   private mdbListener: ((count: number) => void) | undefined;
   private mdbSeen: MdbUartStats = { withdrawn: 0, proxied: 0, overruled: 0, ambiguous: 0, errors: 0 };
   private drop: { input: Digital; sensor: DigitalInput } | undefined;
@@ -171,6 +175,7 @@ export class Esp32Board implements Board {
       }
     }
     this.display = display ?? new LogDisplay((level, text) => this.log(level, text));
+    this.mdb = Object.freeze({ io: this.mdbPortClass() });
     Timer.repeat(() => this.clock.now(), CLOCK_KEEPER_MS);
   }
 
@@ -192,27 +197,58 @@ export class Esp32Board implements Board {
     this.mdbListener = undefined;
   }
 
-  openMdb(options: WordSerialOptions): WordSerial {
-    const s = this.settings.mdb;
-    this.mdbListener = (count) => options.onReadable(count);
-    if (!this.mdb) {
-      this.mdb = new MdbUart({
+  /**
+   * `board.mdb.io`: an ECMA-419 IO class for ports onto the MDB UART, which
+   * knows this board's pins (settings.mdb). The UART itself is opened by the
+   * first port and kept; each port opened later takes its callback over, and
+   * closing a port only detaches it.
+   */
+  private mdbPortClass(): WordSerialIO {
+    const board = this;
+    return class MdbPort implements WordSerial {
+      private readonly uart: MdbUart;
+      private readonly listener: (count: number) => void;
+
+      constructor(options: WordSerialOptions) {
+        this.listener = (count) => options.onReadable(count);
+        board.mdbListener = this.listener;
+        this.uart = board.openMdbUart(options.baud ?? 9600);
+      }
+
+      read(): number | undefined {
+        return this.uart.read();
+      }
+
+      write(word: number): void {
+        this.uart.write(word);
+      }
+
+      close(): void {
+        if (board.mdbListener === this.listener) board.mdbListener = undefined;
+      }
+    };
+  }
+
+  private openMdbUart(baud: number): MdbUart {
+    if (!this.mdbUart) {
+      const s = this.settings.mdb;
+      this.mdbUart = new MdbUart({
         port: s.port,
         transmit: s.transmit,
         receive: s.receive,
-        baud: options.baud ?? 9600,
+        baud,
         invertTransmit: s.invertTransmit,
         invertReceive: s.invertReceive,
         onReadable: (count: number) => this.mdbListener?.(count),
       });
       Timer.repeat(() => this.mdbStats(), MDB_STATS_MS);
     }
-    return this.mdb;
+    return this.mdbUart;
   }
 
   /** What the native driver did on the firmware's behalf: worth knowing on a bench, and in the field. */
   private mdbStats(): void {
-    const now = this.mdb?.stats;
+    const now = this.mdbUart?.stats;
     if (!now) return;
     const was = this.mdbSeen;
     const moved: string[] = [];
