@@ -2,12 +2,15 @@
  * Firmware entry point: give it the board and the machine configuration.
  * The same code runs on the ESP32 (Moddable) and, on the host, against
  * hal-sim's board, in Node or inside the XS engine.
+ *
+ * wiring.ts builds the machine; here it is connected to the fleet (the
+ * uplink, when the configuration has one) and handed back as a Firmware.
  */
 import type { Board } from './board.js';
 import { parseConfig, type MachineConfig } from './config.js';
 import { Uplink } from './uplink/uplink.js';
-import { Controller } from './vend/controller.js';
 import type { FirmwareStatus } from './vend/report.js';
+import { wire, type MachineHooks } from './wiring.js';
 
 export const FIRMWARE_VERSION = '0.1.0';
 
@@ -23,32 +26,32 @@ export interface Firmware {
 export function start(board: Board, config: unknown): Firmware {
   const parsed = parseConfig(config);
   board.log('info', `vendfleet ${FIRMWARE_VERSION} starting: ${parsed.slots.length} slots, ${parsed.currency}, change policy ${parsed.changePolicy}`);
+  // The machine's news goes to the uplink, built once the machine is (it reads the journal).
   let uplink: Uplink | undefined;
-  const controller = new Controller(board, parsed, {
-    firmware: FIRMWARE_VERSION,
-    ...(parsed.uplink
-      ? {
-          onReport: () => uplink?.reportNow(),
-          onHealthChanged: () => uplink?.stateChanged(),
-          onAudit: (read: number, file: Uint8Array) => {
-            if (!uplink?.sendAudit(read, file)) board.log('warn', `audit read ${read}: offline, not sent`);
-          },
-        }
-      : {}),
-  });
+  const hooks: MachineHooks = parsed.uplink
+    ? {
+        firmware: FIRMWARE_VERSION,
+        onReport: () => uplink?.reportNow(),
+        onHealthChanged: () => uplink?.stateChanged(),
+        onAudit: (read, file) => {
+          if (!uplink?.sendAudit(read, file)) board.log('warn', `audit read ${read}: offline, not sent`);
+        },
+      }
+    : { firmware: FIRMWARE_VERSION };
+  const machine = wire(board, parsed, hooks);
   if (parsed.uplink) {
     const up = new Uplink(board, parsed.uplink, {
       machineId: parsed.machineId,
       firmware: FIRMWARE_VERSION,
-      journal: controller.journal,
-      codes: controller.inventory.codes,
-      telemetry: () => ({ fw: FIRMWARE_VERSION, ...controller.telemetry() }),
-      command: (payload) => controller.remote.commander.receive(payload),
-      telemetryIntervalMs: () => controller.remote.telemetryIntervalMs(),
+      journal: machine.journal,
+      codes: machine.inventory.codes,
+      telemetry: () => ({ fw: FIRMWARE_VERSION, ...machine.reports.telemetry() }),
+      command: (payload) => machine.remote.commander.receive(payload),
+      telemetryIntervalMs: () => machine.remote.telemetryIntervalMs(),
     });
     // New events go out from a timer, never from inside the decision that wrote them.
     let queued = false;
-    controller.journal.onEvent = () => {
+    machine.journal.onEvent = () => {
       if (queued) return;
       queued = true;
       board.timers.set(() => {
@@ -62,14 +65,14 @@ export function start(board: Board, config: unknown): Firmware {
   return {
     config: parsed,
     status: () => {
-      const st = controller.status();
+      const st = machine.reports.status();
       if (uplink) st.uplink = { ...uplink.status };
       return st;
     },
-    acknowledge: (seq) => controller.acknowledge(seq),
+    acknowledge: (seq) => machine.controller.acknowledge(seq),
     stop: () => {
       uplink?.stop();
-      controller.stop();
+      machine.bus.stop();
     },
   };
 }

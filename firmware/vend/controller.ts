@@ -14,25 +14,21 @@
  */
 import type { Board, TimerId } from '../board.js';
 import type { MachineConfig } from '../config.js';
-import { DISPENSE_OK, Dispenser, type DispenseResult, type DispenserOptions } from '../dispense/dispenser.js';
-import { Journal } from '../journal/journal.js';
-import { Ledger, layoutHash } from '../journal/ledger.js';
-import { BillValidator, type BillCallbacks } from '../mdb/bill.js';
-import { MdbBus } from '../mdb/bus.js';
-import { CashlessReader, type CashlessCallbacks } from '../mdb/cashless.js';
-import { CoinChanger, ROUTE_TUBES, type ChangerCallbacks } from '../mdb/changer.js';
-import { WordLink } from '../mdb/link.js';
-import type { PeripheralTiming } from '../mdb/peripheral.js';
-import { CardSession, readerPrices } from './card.js';
-import { Inventory } from './inventory.js';
-import { VendMachine, type Notice, type VendOptions, type VendPorts, type VendState } from './machine.js';
-import { Panel } from './panel.js';
-import { PayoutSession } from './payout.js';
-import { recover, settleOpenStack } from './recovery.js';
-import { RemoteActions } from './remote.js';
-import { Reports, type FirmwareStatus } from './report.js';
-
-export type { FirmwareStatus, SlotStatus, TubeStatus } from './report.js';
+import { DISPENSE_OK, type Dispenser, type DispenseResult } from '../dispense/dispenser.js';
+import type { Journal } from '../journal/journal.js';
+import type { Ledger } from '../journal/ledger.js';
+import type { BillValidator } from '../mdb/bill.js';
+import type { MdbBus } from '../mdb/bus.js';
+import type { CashlessReader } from '../mdb/cashless.js';
+import { ROUTE_TUBES, type CoinChanger } from '../mdb/changer.js';
+import type { CardSession } from './card.js';
+import type { Inventory } from './inventory.js';
+import { VendMachine } from './machine.js';
+import type { Panel } from './panel.js';
+import type { PayoutSession } from './payout.js';
+import type { Notice, VendOptions, VendPorts, VendState } from './ports.js';
+import { settleOpenStack } from './recovery.js';
+import type { RemoteActions } from './remote.js';
 
 /** What the collaborators need of the sale. */
 export interface Sale {
@@ -47,144 +43,77 @@ export interface Sale {
   slotFailed(slot: number, result: DispenseResult): void;
 }
 
-export class Controller implements ChangerCallbacks, BillCallbacks, CashlessCallbacks, VendPorts, Sale {
+export interface ControllerOptions {
+  board: Board;
+  config: MachineConfig;
+  inventory: Inventory;
+  journal: Journal;
+  /** The books as recovery left them: the machine starts with the credit they hold. */
+  ledger: Ledger;
+  /** What the state machine decides with (settings from commands are written into it, remote.ts). */
+  vendOptions: VendOptions;
+  dispenser: Dispenser;
+  changer: CoinChanger;
+  bill: BillValidator;
+  reader: CashlessReader | undefined;
+  bus: MdbBus;
+  /** A payment device went offline or came back (the uplink sends telemetry soon). */
+  onHealthChanged?: (() => void) | undefined;
+}
+
+/** The collaborators, built around the sale (they need its machine), handed to it once by the wiring. */
+export interface SaleParts {
+  panel: Panel;
+  payouts: PayoutSession;
+  card: CardSession | undefined;
+  remote: RemoteActions;
+}
+
+export class Controller implements VendPorts, Sale {
   readonly machine: VendMachine;
-  readonly inventory: Inventory;
-  readonly ledger: Ledger;
-  readonly journal: Journal;
-  readonly changer: CoinChanger;
-  readonly bill: BillValidator;
-  readonly reader: CashlessReader | undefined;
-  readonly reports: Reports;
-  readonly remote: RemoteActions;
   private readonly board: Board;
   private readonly config: MachineConfig;
-  private readonly bus: MdbBus;
+  private readonly inventory: Inventory;
+  private readonly journal: Journal;
+  private readonly ledger: Ledger;
   private readonly dispenser: Dispenser;
-  private readonly panel: Panel;
-  private readonly payouts: PayoutSession;
-  private readonly card: CardSession | undefined;
+  private readonly changer: CoinChanger;
+  private readonly bill: BillValidator;
+  private readonly reader: CashlessReader | undefined;
+  private readonly bus: MdbBus;
   private readonly onHealthChanged: (() => void) | undefined;
+  private panel!: Panel;
+  private payouts!: PayoutSession;
+  private card: CardSession | undefined;
+  private remote!: RemoteActions;
   private sessionTimer: TimerId | undefined;
   private readyNow = false;
   private devicesNow = -1;
   private ignoredCount = 0;
 
-  constructor(board: Board, config: MachineConfig, hooks: { firmware: string; onReport?: () => void; onHealthChanged?: () => void; onAudit?: (read: number, file: Uint8Array) => void } = { firmware: '' }) {
-    this.board = board;
-    this.config = config;
-    this.onHealthChanged = hooks.onHealthChanged;
-    this.inventory = new Inventory(config.slots);
-    const inv = this.inventory;
-    this.ledger = new Ledger(inv.qty, inv.fault, layoutHash(inv.codes), { prices: inv.prices, capacity: inv.capacity, sku: inv.sku, cashless: config.cashless });
-    this.journal = new Journal(board.openFlash('journal'), this.ledger, board.clock);
-    const vendOptions: VendOptions = { policy: config.changePolicy, sessionTimeoutMs: config.sessionTimeoutMs, maxCredit: config.maxCredit, maxQuantity: config.maxQuantity };
-    const dispenserOptions: DispenserOptions = { dropTimeoutMs: config.dropTimeoutMs, motorPercent: config.motorPercent };
-    this.machine = new VendMachine(this.inventory, vendOptions, this);
-    recover({ board, journal: this.journal, ledger: this.ledger, inventory: inv, machine: this.machine, cashless: config.cashless });
-    const exactChangeLamp = board.openIndicator('exact-change');
-    const outOfServiceLamp = board.openIndicator('out-of-service');
-    this.dispenser = new Dispenser(board, dispenserOptions);
-    const log = (level: 'debug' | 'info' | 'warn' | 'error', message: string): void => board.log(level, message);
-    const poll = config.pollIntervalMs;
-    const timing = (nonResponseMs: number): PeripheralTiming => ({ pollIntervalMs: poll, nonResponseMs, resetIntervalMs: 10000, justResetWaitMs: 500 });
-    // Interim: the drivers' callbacks come here until main builds the parts.
-    this.changer = new CoinChanger({
-      decimals: config.decimals,
-      timing: timing(2000),
-      log,
-      changerReady: () => this.changerReady(),
-      changerLost: () => this.changerLost(),
-      coinDeposited: (type, value, routing) => this.coinDeposited(type, value, routing),
-      coinRejected: (type) => this.coinRejected(type),
-      coinsDispensedManually: (type, count, value) => this.coinsDispensedManually(type, count, value),
-      changerStatus: (code) => this.changerStatus(code),
-      coinReturnPressed: () => this.coinReturnPressed(),
-      payoutStarting: (tubes) => this.payoutStarting(tubes),
-    });
-    this.bill = new BillValidator({
-      decimals: config.decimals,
-      timing: timing(5000),
-      log,
-      billReady: () => this.billReady(),
-      billLost: () => this.billLost(),
-      billEscrowed: (type, value) => this.billEscrowed(type, value),
-      billStacked: (type, value) => this.billStacked(type, value),
-      billReturned: (type, value) => this.billReturned(type, value),
-      billStatus: (code) => this.billStatus(code),
-    });
-    const link = new WordLink({ serial: board.mdb, timers: board.timers });
-    this.bus = new MdbBus(link, board.clock, board.timers);
-    // Flash erases (tens of ms, cache off) happen between exchanges, so a record a peripheral's ACK waits for only writes.
-    this.bus.onQuiet = () => {
-      this.journal.prepare();
-    };
-    this.bus.add(this.changer);
-    this.bus.add(this.bill);
-    this.reader = config.cashless
-      ? new CashlessReader({
-          decimals: config.decimals,
-          timing: timing(5000),
-          log,
-          identity: { serial: config.machineId.slice(0, 12), version: 0x0100 },
-          readerReady: () => this.readerReady(),
-          readerLost: () => this.readerLost(),
-          sessionBegan: (funds) => this.sessionBegan(funds),
-          sessionCancelRequested: () => this.sessionCancelRequested(),
-          vendApproved: (amount) => this.vendApproved(amount),
-          vendDenied: () => this.vendDenied(),
-          vendReported: (success) => this.vendReported(success),
-          sessionEnded: () => this.sessionEnded(),
-          readerCancelled: () => this.readerCancelled(),
-          readerStatus: (code) => this.readerStatus(code),
-        })
-      : undefined;
-    if (this.reader) {
-      readerPrices(this.reader, inv);
-      this.bus.add(this.reader);
-    }
-    const common = { sale: this, board, journal: this.journal, ledger: this.ledger };
-    this.payouts = new PayoutSession({ ...common, changer: this.changer, bus: this.bus, maxCredit: config.maxCredit });
-    this.panel = new Panel({ ...common, decimals: config.decimals, messageMs: config.messageMs, inventory: inv, payouts: this.payouts, exactChangeLamp, outOfServiceLamp });
-    this.remote = new RemoteActions({
-      ...common,
-      config,
-      inventory: inv,
-      dispenser: this.dispenser,
-      panel: this.panel,
-      payouts: this.payouts,
-      changer: this.changer,
-      bill: this.bill,
-      reader: this.reader,
-      vendOptions,
-      dispenserOptions,
-      firmware: hooks.firmware,
-      onReport: hooks.onReport,
-      onAudit: hooks.onAudit,
-    });
-    this.card = this.reader ? new CardSession({ ...common, reader: this.reader, bus: this.bus, inventory: inv, panel: this.panel, remote: this.remote }) : undefined;
-    this.reports = new Reports({ sale: this, board, inventory: inv, ledger: this.ledger, journal: this.journal, changer: this.changer, bill: this.bill, reader: this.reader, link, panel: this.panel, remote: this.remote });
-    board.openSelectionPanel({
-      onSelect: (code, quantity) => this.select(code, quantity),
-      onCancel: () => this.cancel(),
-    });
-    this.panel.render();
+  constructor(options: ControllerOptions) {
+    this.board = options.board;
+    this.config = options.config;
+    this.inventory = options.inventory;
+    this.journal = options.journal;
+    this.ledger = options.ledger;
+    this.dispenser = options.dispenser;
+    this.changer = options.changer;
+    this.bill = options.bill;
+    this.reader = options.reader;
+    this.bus = options.bus;
+    this.onHealthChanged = options.onHealthChanged;
+    this.machine = new VendMachine(options.inventory, options.vendOptions, this);
+    // After a reboot: the credit the journal says the customer holds.
+    this.machine.restoreCredit(options.ledger.credit);
   }
 
-  stop(): void {
-    this.bus.stop();
-  }
-
-  status(): FirmwareStatus {
-    return this.reports.status();
-  }
-
-  telemetry(): { [key: string]: unknown } {
-    return this.reports.telemetry();
-  }
-
-  auditFile(read?: number, wall?: number): Uint8Array {
-    return this.remote.auditFile(read, wall);
+  /** Called once, before the devices are on the bus: the collaborators the ports and the derived state reach. */
+  connect(parts: SaleParts): void {
+    this.panel = parts.panel;
+    this.payouts = parts.payouts;
+    this.card = parts.card;
+    this.remote = parts.remote;
   }
 
   get busy(): boolean {
@@ -295,7 +224,7 @@ export class Controller implements ChangerCallbacks, BillCallbacks, CashlessCall
     this.panel.render();
   }
 
-  // ---- the changer's coins --------------------------------------------------------------
+  // ---- the changer's coins and the validator's bills ----------------------------------------
 
   coinDeposited(type: number, value: number, routing: number): void {
     // Journaled before the POLL is acknowledged: a coin is never credited twice or lost once ACKed.
@@ -304,23 +233,9 @@ export class Controller implements ChangerCallbacks, BillCallbacks, CashlessCall
     this.panel.customer(() => this.machine.coin(value));
   }
 
-  coinRejected(type: number): void {
-    this.board.log('info', `coin type ${type} rejected`);
-  }
-
-  changerStatus(code: number): void {
-    this.board.log('warn', `changer status 0x${code.toString(16)}`);
-  }
-
-  // ---- the validator's bills ------------------------------------------------------------
-
   billReady(): void {
     // A stack ordered before the power cut: the stacker count says whether it happened.
     if (this.ledger.openStack > 0) settleOpenStack({ board: this.board, journal: this.journal, ledger: this.ledger, machine: this.machine }, this.bill.stackerCount);
-    this.changed();
-  }
-
-  billLost(): void {
     this.changed();
   }
 
@@ -336,58 +251,6 @@ export class Controller implements ChangerCallbacks, BillCallbacks, CashlessCall
   billReturned(_type: number, value: number): void {
     this.journal.billReturned(value);
     this.machine.billReturned(value);
-  }
-
-  billStatus(code: number): void {
-    this.board.log('warn', `bill validator status 0x${code.toString(16)}`);
-  }
-
-  // ---- interim: events the collaborators take (the drivers will call them directly) -----------
-
-  changerReady(): void {
-    this.payouts.changerReady();
-  }
-  changerLost(): void {
-    this.payouts.changerLost();
-  }
-  payoutStarting(tubes: Uint8Array): void {
-    this.payouts.payoutStarting(tubes);
-  }
-  coinsDispensedManually(type: number, count: number, value: number): void {
-    this.payouts.coinsDispensedManually(type, count, value);
-  }
-  coinReturnPressed(): void {
-    this.cancel();
-  }
-  readerReady(): void {
-    this.card?.readerReady();
-  }
-  readerLost(): void {
-    this.card?.readerLost();
-  }
-  sessionBegan(funds: number): void {
-    this.card?.sessionBegan(funds);
-  }
-  sessionCancelRequested(): void {
-    this.card?.sessionCancelRequested();
-  }
-  vendApproved(amount: number): void {
-    this.card?.vendApproved(amount);
-  }
-  vendDenied(): void {
-    this.card?.vendDenied();
-  }
-  vendReported(success: boolean): void {
-    this.card?.vendReported(success);
-  }
-  sessionEnded(): void {
-    this.card?.sessionEnded();
-  }
-  readerCancelled(): void {
-    this.card?.readerCancelled();
-  }
-  readerStatus(code: number): void {
-    this.card?.readerStatus(code);
   }
 
   // ---- derived state ------------------------------------------------------------------

@@ -10,8 +10,8 @@ import type { Journal } from '../journal/journal.js';
 import type { Ledger } from '../journal/ledger.js';
 import type { Sale } from './controller.js';
 import type { Inventory } from './inventory.js';
-import type { Notice } from './machine.js';
 import type { PayoutSession } from './payout.js';
+import type { Notice } from './ports.js';
 import { fit, noticeLines, stateLines } from './screen.js';
 
 /** After boot, an unready machine says it is starting rather than that payment is unavailable. */

@@ -2,10 +2,11 @@
  * Recovery after boot: the books are rebuilt from the journal, and what the
  * power cut left open is settled, each as early as the facts allow.
  *
- * At boot (`recover`): a vend under way (its torn outcome record, if any,
- * says how it ended; otherwise it is recorded uncertain and not charged), a
- * card vend (never dispensed again), a remote vend (recorded interrupted
- * with what was delivered) and the customer's credit.
+ * At boot (`recover`, before the sale starts from the credit the books
+ * hold): a vend under way (its torn outcome record, if any, says how it
+ * ended; otherwise it is recorded uncertain and not charged), a card vend
+ * (never dispensed again), and a remote vend (recorded interrupted with what
+ * was delivered).
  * When the validator is back (`settleOpenStack`): a bill ordered to the
  * stacker, from the stacker count.
  * A payout the cut interrupted is settled by the payout session from the
@@ -25,7 +26,6 @@ export interface RecoveryParts {
   journal: Journal;
   ledger: Ledger;
   inventory: Inventory;
-  machine: VendMachine;
   /** The machine has a cashless reader to settle a reported card vend with. */
   cashless: boolean;
 }
@@ -69,7 +69,6 @@ export function recover(parts: RecoveryParts): void {
     board.log('warn', `journal: remote vend (command ${ledger.remoteOpen}) interrupted after ${ledger.remoteDone} of ${ledger.remoteQty}`);
     journal.command(ledger.remoteOpen, 0, CMD_VEND, OUT_INTERRUPTED, ledger.remoteDone, inventory.qty[ledger.remoteSlot] ?? 0);
   }
-  parts.machine.restoreCredit(ledger.credit);
 }
 
 /**
@@ -95,7 +94,7 @@ function recoverCard(parts: RecoveryParts): void {
 }
 
 /** The validator is back: a bill ordered to the stacker before the power cut was stacked if the stacker count says so. */
-export function settleOpenStack(parts: Pick<RecoveryParts, 'board' | 'journal' | 'ledger' | 'machine'>, stackerCount: number): void {
+export function settleOpenStack(parts: { board: Board; journal: Journal; ledger: Ledger; machine: VendMachine }, stackerCount: number): void {
   const { board, journal, ledger } = parts;
   if (ledger.openStack <= 0) return;
   const value = ledger.openStack;

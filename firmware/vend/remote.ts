@@ -36,9 +36,9 @@ import type { CoinChanger } from '../mdb/changer.js';
 import { readerPrices } from './card.js';
 import type { Sale } from './controller.js';
 import { SLOT_OK, SLOT_OUT_OF_SERVICE, type Inventory } from './inventory.js';
-import type { VendOptions } from './machine.js';
 import type { Panel } from './panel.js';
 import type { PayoutSession } from './payout.js';
+import type { VendOptions } from './ports.js';
 
 export interface RemoteActionsOptions {
   sale: Sale;

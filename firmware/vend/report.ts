@@ -36,8 +36,8 @@ import type { LinkStats, WordLink } from '../mdb/link.js';
 import type { UplinkStatus } from '../uplink/uplink.js';
 import type { Sale } from './controller.js';
 import type { Inventory } from './inventory.js';
-import type { VendState } from './machine.js';
 import type { Panel } from './panel.js';
+import type { VendState } from './ports.js';
 import type { RemoteActions } from './remote.js';
 
 export interface SlotStatus {
@@ -118,16 +118,36 @@ export interface ReportSources {
 }
 
 export class Reports {
-  private readonly src: ReportSources;
+  private readonly sale: Sale;
+  private readonly board: Board;
+  private readonly inventory: Inventory;
+  private readonly ledger: Ledger;
+  private readonly journal: Journal;
+  private readonly changer: CoinChanger;
+  private readonly bill: BillValidator;
+  private readonly reader: CashlessReader | undefined;
+  private readonly link: WordLink;
+  private readonly panel: Panel;
+  private readonly remote: RemoteActions;
   /** Opened at the first telemetry (null: not yet asked; undefined: the board has none). */
   private thermometer: TemperatureSensor | undefined | null = null;
 
   constructor(sources: ReportSources) {
-    this.src = sources;
+    this.sale = sources.sale;
+    this.board = sources.board;
+    this.inventory = sources.inventory;
+    this.ledger = sources.ledger;
+    this.journal = sources.journal;
+    this.changer = sources.changer;
+    this.bill = sources.bill;
+    this.reader = sources.reader;
+    this.link = sources.link;
+    this.panel = sources.panel;
+    this.remote = sources.remote;
   }
 
   status(): FirmwareStatus {
-    const { sale, inventory: inv, changer, bill, reader, ledger } = this.src;
+    const { sale, inventory: inv, changer, bill, reader, ledger } = this;
     const m = sale.machine;
     const slots: SlotStatus[] = [];
     for (let i = 0; i < inv.size; i++) {
@@ -168,20 +188,20 @@ export class Reports {
         boots: c[C_BOOTS]!,
         ignoredEvents: sale.ignoredEvents,
       },
-      journal: this.src.journal.status(),
+      journal: this.journal.status(),
       locked: ledger.locked,
-      commands: { ...this.src.remote.commander.stats },
+      commands: { ...this.remote.commander.stats },
       remoteSales: c[C_REMOTE_SALES]!,
-      display: this.src.panel.display.slice(),
+      display: this.panel.display.slice(),
       devices: { changer: changer.ready, bill: bill.ready, ...(reader ? { cashless: reader.ready } : {}) },
-      link: { ...this.src.link.stats },
+      link: { ...this.link.stats },
     };
   }
 
   /** What the fleet sees of the machine (telemetry body, docs/uplink.md): a view of `status()`. */
   telemetry(): { [key: string]: unknown } {
     const st = this.status();
-    const { inventory: inv, bill, ledger } = this.src;
+    const { inventory: inv, bill, ledger } = this;
     const temperature = this.temperature();
     const errors: string[] = [];
     if (!st.devices.changer) errors.push('changer-offline');
@@ -189,7 +209,7 @@ export class Reports {
     if (st.devices.cashless === false) errors.push('cashless-offline');
     if (st.journal.level !== 'ok') errors.push(`journal-${st.journal.level}`);
     if (st.locked) errors.push('locked');
-    if (this.src.panel.exactChangeOnly) errors.push('exact-change-only');
+    if (this.panel.exactChangeOnly) errors.push('exact-change-only');
     if (bill.stackerFull) errors.push('bill-stacker-full');
     for (const s of st.slots) if (s.outOfService) errors.push(`slot-fault:${s.code}`);
     const c = st.counters;
@@ -215,7 +235,7 @@ export class Reports {
         paidOut: c.coinsPaidOut,
         failedVends: c.failedVends,
         uncertainVends: c.uncertainVends,
-        ...(this.src.reader || c.cashlessSales > 0 ? { cashlessSales: c.cashlessSales, cashlessRevenue: c.cashlessRevenue, cashlessUnrefunded: c.cashlessUnrefunded } : {}),
+        ...(this.reader || c.cashlessSales > 0 ? { cashlessSales: c.cashlessSales, cashlessRevenue: c.cashlessRevenue, cashlessUnrefunded: c.cashlessUnrefunded } : {}),
         boots: c.boots,
         remoteSales: st.remoteSales,
         remoteRevenue: ledger.total[C_REMOTE_VALUE]!,
@@ -223,7 +243,7 @@ export class Reports {
       },
       locked: st.locked,
       // How often telemetry comes at the latest: the gateway's silence alarm waits for three of these.
-      intervalS: Math.round(this.src.remote.telemetryIntervalMs() / 1000),
+      intervalS: Math.round(this.remote.telemetryIntervalMs() / 1000),
       ...(st.devices.bill ? { stacker: { count: bill.stackerCount, capacity: bill.setup.stackerCapacity } } : {}),
       journal: { lastSeq: st.journal.lastSeq, unsynced: st.journal.unsynced, fill: st.journal.fill, level: st.journal.level },
       ...(temperature !== undefined ? { temperature } : {}),
@@ -233,7 +253,7 @@ export class Reports {
 
   /** Cabinet temperature in °C (one decimal), if the machine has a sensor. */
   private temperature(): number | undefined {
-    if (this.thermometer === null) this.thermometer = this.src.board.openTemperatureSensor?.();
+    if (this.thermometer === null) this.thermometer = this.board.openTemperatureSensor?.();
     const t = this.thermometer?.sample()?.temperature;
     return t === undefined || !Number.isFinite(t) ? undefined : Math.round(t * 10) / 10;
   }

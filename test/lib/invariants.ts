@@ -2,7 +2,7 @@
  * Money and stock invariants of a simulated machine, checked against both the
  * firmware's books and the physical truth the simulator keeps.
  */
-import type { FirmwareStatus } from '../../firmware/vend/controller.js';
+import type { FirmwareStatus } from '../../firmware/vend/report.js';
 import type { MachineHost } from '../../hal-sim/host.js';
 
 export async function checkInvariants(host: MachineHost, where = ''): Promise<FirmwareStatus> {
