@@ -2,11 +2,15 @@
  * Firmware entry point: give it the board and the machine configuration.
  * The same code runs on the ESP32 (Moddable) and, on the host, against
  * hal-sim's board, in Node or inside the XS engine.
+ *
+ * wiring.ts builds the machine; here it is connected to the fleet (the
+ * uplink, when the configuration has one) and handed back as a Firmware.
  */
 import type { Board } from './board.js';
 import { parseConfig, type MachineConfig } from './config.js';
 import { Uplink } from './uplink/uplink.js';
-import { Controller, type FirmwareStatus } from './vend/controller.js';
+import type { FirmwareStatus } from './vend/report.js';
+import { wire, type MachineHooks } from './wiring.js';
 
 export const FIRMWARE_VERSION = '0.1.0';
 
@@ -22,27 +26,32 @@ export interface Firmware {
 export function start(board: Board, config: unknown): Firmware {
   const parsed = parseConfig(config);
   board.log('info', `vendfleet ${FIRMWARE_VERSION} starting: ${parsed.slots.length} slots, ${parsed.currency}, change policy ${parsed.changePolicy}`);
-  const controller = new Controller(board, parsed);
-  controller.firmware = FIRMWARE_VERSION;
+  // The machine's news goes to the uplink, built once the machine is (it reads the journal).
   let uplink: Uplink | undefined;
+  const hooks: MachineHooks = parsed.uplink
+    ? {
+        firmware: FIRMWARE_VERSION,
+        onReport: () => uplink?.reportNow(),
+        onHealthChanged: () => uplink?.stateChanged(),
+        onAudit: (read, file) => {
+          if (!uplink?.sendAudit(read, file)) board.log('warn', `audit read ${read}: offline, not sent`);
+        },
+      }
+    : { firmware: FIRMWARE_VERSION };
+  const machine = wire(board, parsed, hooks);
   if (parsed.uplink) {
     const up = new Uplink(board, parsed.uplink, {
       machineId: parsed.machineId,
       firmware: FIRMWARE_VERSION,
-      journal: controller.journal,
-      codes: controller.inventory.codes,
-      telemetry: () => ({ fw: FIRMWARE_VERSION, ...controller.telemetry() }),
-      command: (payload) => controller.commander.receive(payload),
-      telemetryIntervalMs: () => controller.telemetryIntervalMs(),
+      journal: machine.journal,
+      codes: machine.inventory.codes,
+      telemetry: () => ({ fw: FIRMWARE_VERSION, ...machine.reports.telemetry() }),
+      command: (payload) => machine.remote.commander.receive(payload),
+      telemetryIntervalMs: () => machine.remote.telemetryIntervalMs(),
     });
-    controller.onReport = () => up.reportNow();
-    controller.onHealthChanged = () => up.stateChanged();
-    controller.onAudit = (read, file) => {
-      if (!up.sendAudit(read, file)) board.log('warn', `audit read ${read}: offline, not sent`);
-    };
     // New events go out from a timer, never from inside the decision that wrote them.
     let queued = false;
-    controller.journal.onEvent = () => {
+    machine.journal.onEvent = () => {
       if (queued) return;
       queued = true;
       board.timers.set(() => {
@@ -56,18 +65,18 @@ export function start(board: Board, config: unknown): Firmware {
   return {
     config: parsed,
     status: () => {
-      const st = controller.status();
+      const st = machine.reports.status();
       if (uplink) st.uplink = { ...uplink.status };
       return st;
     },
-    acknowledge: (seq) => controller.acknowledge(seq),
+    acknowledge: (seq) => machine.controller.acknowledge(seq),
     stop: () => {
       uplink?.stop();
-      controller.stop();
+      machine.bus.stop();
     },
   };
 }
 
 export type { Board } from './board.js';
-export type { FirmwareStatus } from './vend/controller.js';
+export type { FirmwareStatus } from './vend/report.js';
 export type { MachineConfig } from './config.js';

@@ -7,7 +7,7 @@
  * what it cannot give back they spend. Seeded, so a run of customers replays
  * exactly.
  */
-import type { FirmwareStatus } from '../firmware/vend/controller.js';
+import type { FirmwareStatus } from '../firmware/vend/report.js';
 import type { MachineHost } from './host.js';
 import type { Random } from './scheduler.js';
 

@@ -8,7 +8,7 @@
  * over when the line has been idle for one character time (the RX timeout
  * interrupt) or earlier if the firmware runs for another reason.
  */
-import type { FirmwareStatus } from '../firmware/vend/controller.js';
+import type { FirmwareStatus } from '../firmware/vend/report.js';
 import { CHAR_US } from './mdb/bus.js';
 import { FlashImage, PowerCut, fromHex, imageRuns, type FlashGeometry, type FlashOp } from './guest/flash-image.js';
 import type { GuestEvent, GuestReply, HostMessage } from './guest/protocol.js';

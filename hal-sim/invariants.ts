@@ -3,7 +3,7 @@
  * firmware's books and the physical truth the simulator keeps (used by the
  * simulation tests and, through cut-check.ts, by the bench).
  */
-import type { FirmwareStatus } from '../firmware/vend/controller.js';
+import type { FirmwareStatus } from '../firmware/vend/report.js';
 import type { MachineHost } from './host.js';
 
 export async function checkInvariants(host: MachineHost, where = ''): Promise<FirmwareStatus> {

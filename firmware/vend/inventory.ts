@@ -59,14 +59,4 @@ export class Inventory {
     for (let i = 0; i < this.codes.length; i++) if (!this.fault[i] && this.qty[i]! > 0) return true;
     return false;
   }
-
-  cheapest(): number {
-    let best = 0;
-    for (let i = 0; i < this.codes.length; i++) {
-      if (this.fault[i] || this.qty[i] === 0) continue;
-      const p = this.prices[i]!;
-      if (best === 0 || p < best) best = p;
-    }
-    return best;
-  }
 }

@@ -16,27 +16,9 @@
  * delivered; credit is cash only and a card vend never touches it. See
  * docs/cashless.md.
  */
-import type { ChangePolicy } from '../config.js';
 import { DISPENSE_OK, type DispenseResult } from '../dispense/dispenser.js';
 import { Inventory, SLOT_EMPTY, SLOT_OK, SLOT_OUT_OF_SERVICE, SLOT_SHORT } from './inventory.js';
-
-export type VendState = 'IDLE' | 'PRODUCT_SELECTED' | 'ACCEPTING_PAYMENT' | 'DISPENSING' | 'RETURNING_CHANGE' | 'ERROR';
-
-export type Notice =
-  | 'sold-out'
-  | 'out-of-service'
-  | 'only-left'
-  | 'unknown-slot'
-  | 'bad-quantity'
-  | 'no-change'
-  | 'bill-returned'
-  | 'jam'
-  | 'thank-you'
-  | 'credit-kept'
-  | 'max-credit'
-  | 'card-denied'
-  | 'card-refused'
-  | 'card-one-item';
+import type { VendOptions, VendPorts, VendState } from './ports.js';
 
 const ESCROW_NONE = 0;
 const ESCROW_STACKING = 1;
@@ -48,55 +30,20 @@ const CARD_REQUESTED = 1;
 const CARD_APPROVED = 2;
 const CARD_CANCELLING = 3;
 
-export interface VendPorts {
-  /** True when `amount` can be paid exactly from the coins in the tubes. */
-  canPay(amount: number): boolean;
-  /** Run the slot's spiral once; answer with `dispensed()`. */
-  dispense(slot: number): void;
-  /** Pay `amount` (or as much of it as possible) in coins; answer with `paidOut()`. */
-  payout(amount: number): void;
-  /** Stack (true) or return (false) the bill in escrow; answer with `billStacked()` / `billReturned()`. */
-  escrow(stack: boolean): void;
-  /** One item was delivered and paid for. */
-  sold(slot: number, price: number): void;
-  /** The slot failed to deliver; it goes out of service. */
-  slotFailed(slot: number, result: DispenseResult): void;
-  /** Arm the customer-inactivity timer (ms > 0) or stop it (0); on expiry call `timeout()`. */
-  timer(ms: number): void;
-  notice(notice: Notice, slot: number): void;
-  ignored(event: string, state: VendState): void;
-  /** State, selection or credit changed. */
-  changed(): void;
-  /** Ask the card reader to approve `price` for one item of `slot`; answer with `cardApproved()` or `cardDenied()`. */
-  cardVendRequest?(slot: number, price: number): void;
-  /** Withdraw the request still waiting for approval; answer with `cardDenied()` (or `cardApproved()` if it crossed). */
-  cardVendCancel?(): void;
-  /** Close the card session (SESSION COMPLETE). */
-  cardEnd?(): void;
-}
-
-export interface VendOptions {
-  policy: ChangePolicy;
-  sessionTimeoutMs: number;
-  maxCredit: number;
-  maxQuantity: number;
-}
-
 export class VendMachine {
-  state: VendState = 'ERROR';
-  selection = -1;
-  quantity = 0;
-  delivered = 0;
-  credit = 0;
-  escrow = 0;
+  // Only the machine's own decisions change these; the rest of the firmware reads them through the getters below.
+  private state_: VendState = 'ERROR';
+  private selection_ = -1;
+  private quantity_ = 0;
+  private delivered = 0;
+  private credit_ = 0;
+  private escrow_ = 0;
   private escrowAction = ESCROW_NONE;
-  /** A card session is open, with these funds (-1: the reader does not say) and this reader's multivend option. */
-  card = false;
-  cardFunds = -1;
+  private card_ = false;
+  private cardFunds_ = -1;
   private cardMulti = false;
   private cardVend = CARD_NONE;
-  /** What the reader approved for the item being dispensed. */
-  cardAmount = 0;
+  private cardAmount_ = 0;
   private paying = false;
   private refundShort = false;
   private ready = false;
@@ -112,14 +59,52 @@ export class VendMachine {
     this.ports = ports;
   }
 
+  get state(): VendState {
+    return this.state_;
+  }
+
+  /** The slot chosen (-1: none). */
+  get selection(): number {
+    return this.selection_;
+  }
+
+  get quantity(): number {
+    return this.quantity_;
+  }
+
+  /** What the customer has paid in cash and not spent (minor units); a bill in escrow is not in it. */
+  get credit(): number {
+    return this.credit_;
+  }
+
+  /** The bill waiting in escrow (minor units), or 0. */
+  get escrow(): number {
+    return this.escrow_;
+  }
+
+  /** A card session is open. */
+  get card(): boolean {
+    return this.card_;
+  }
+
+  /** The open card session's funds (-1: the reader does not say). */
+  get cardFunds(): number {
+    return this.cardFunds_;
+  }
+
+  /** What the reader approved for the item being dispensed. */
+  get cardAmount(): number {
+    return this.cardAmount_;
+  }
+
   /** Total price of the current selection. */
   get total(): number {
-    return this.selection < 0 ? 0 : this.inventory.prices[this.selection]! * this.quantity;
+    return this.selection_ < 0 ? 0 : this.inventory.prices[this.selection_]! * this.quantity_;
   }
 
   /** True while the machine is doing something the customer must wait for. */
   get busy(): boolean {
-    return this.state === 'DISPENSING' || this.state === 'RETURNING_CHANGE' || this.escrowAction !== ESCROW_NONE || this.cardAwaiting;
+    return this.state_ === 'DISPENSING' || this.state_ === 'RETURNING_CHANGE' || this.escrowAction !== ESCROW_NONE || this.cardAwaiting;
   }
 
   /** A VEND REQUEST (or its cancellation) waits for the reader's answer. */
@@ -144,7 +129,7 @@ export class VendMachine {
   // ---- customer ------------------------------------------------------------
 
   select(slot: number, quantity: number): void {
-    const s = this.state;
+    const s = this.state_;
     if (s !== 'IDLE' && s !== 'PRODUCT_SELECTED' && s !== 'ACCEPTING_PAYMENT') return this.ports.ignored('select', s);
     if (this.escrowAction !== ESCROW_NONE) return this.ports.ignored('select while a bill is moving', s);
     if (this.cardVend !== CARD_NONE) return this.ports.ignored('select while a card vend is under way', s);
@@ -166,16 +151,16 @@ export class VendMachine {
       );
       return;
     }
-    this.selection = slot;
-    this.quantity = quantity;
-    if (this.card) {
+    this.selection_ = slot;
+    this.quantity_ = quantity;
+    if (this.card_) {
       this.ports.timer(this.options.sessionTimeoutMs);
       this.evaluateCard();
-    } else if (this.credit === 0 && this.escrow === 0) {
-      this.state = 'PRODUCT_SELECTED';
+    } else if (this.credit_ === 0 && this.escrow_ === 0) {
+      this.state_ = 'PRODUCT_SELECTED';
       this.ports.timer(this.options.sessionTimeoutMs);
     } else {
-      this.state = 'ACCEPTING_PAYMENT';
+      this.state_ = 'ACCEPTING_PAYMENT';
       this.ports.timer(this.options.sessionTimeoutMs);
       this.evaluate();
     }
@@ -183,24 +168,24 @@ export class VendMachine {
   }
 
   cancel(): void {
-    switch (this.state) {
+    switch (this.state_) {
       case 'PRODUCT_SELECTED':
-        this.selection = -1;
-        this.state = 'IDLE';
+        this.selection_ = -1;
+        this.state_ = 'IDLE';
         this.ports.timer(0);
         this.ports.changed();
         return;
       case 'ACCEPTING_PAYMENT':
-        if (this.card) return this.cancelCard();
+        if (this.card_) return this.cancelCard();
         this.startRefund();
         return;
       case 'DISPENSING':
         // Between the items of a card multi-vend: the next approval may still be withdrawn.
-        if (this.card && this.cardVend === CARD_REQUESTED) return this.cancelCard();
-        this.ports.ignored('cancel', this.state);
+        if (this.card_ && this.cardVend === CARD_REQUESTED) return this.cancelCard();
+        this.ports.ignored('cancel', this.state_);
         return;
       default:
-        this.ports.ignored('cancel', this.state);
+        this.ports.ignored('cancel', this.state_);
     }
   }
 
@@ -211,10 +196,10 @@ export class VendMachine {
       this.endCard();
       return;
     }
-    if (this.state === 'PRODUCT_SELECTED' || this.state === 'ACCEPTING_PAYMENT' || (this.state === 'DISPENSING' && this.cardVend === CARD_REQUESTED)) {
+    if (this.state_ === 'PRODUCT_SELECTED' || this.state_ === 'ACCEPTING_PAYMENT' || (this.state_ === 'DISPENSING' && this.cardVend === CARD_REQUESTED)) {
       this.cancel();
     } else {
-      this.ports.ignored('timeout', this.state);
+      this.ports.ignored('timeout', this.state_);
     }
   }
 
@@ -227,55 +212,55 @@ export class VendMachine {
 
   /** A bill waits in escrow: decide whether to take it. */
   billEscrowed(value: number): void {
-    const s = this.state;
-    const open = (s === 'IDLE' || s === 'PRODUCT_SELECTED' || s === 'ACCEPTING_PAYMENT') && !this.card;
-    if (!open || this.escrow > 0 || this.escrowAction !== ESCROW_NONE || this.credit + value > this.options.maxCredit) {
+    const s = this.state_;
+    const open = (s === 'IDLE' || s === 'PRODUCT_SELECTED' || s === 'ACCEPTING_PAYMENT') && !this.card_;
+    if (!open || this.escrow_ > 0 || this.escrowAction !== ESCROW_NONE || this.credit_ + value > this.options.maxCredit) {
       this.escrowAction = ESCROW_RETURNING;
-      this.escrow = value;
+      this.escrow_ = value;
       this.ports.escrow(false);
-      this.ports.notice(open && this.credit + value > this.options.maxCredit ? 'max-credit' : 'bill-returned', this.selection);
+      this.ports.notice(open && this.credit_ + value > this.options.maxCredit ? 'max-credit' : 'bill-returned', this.selection_);
       this.ports.changed();
       return;
     }
-    this.escrow = value;
-    if (s !== 'ACCEPTING_PAYMENT') this.state = 'ACCEPTING_PAYMENT';
+    this.escrow_ = value;
+    if (s !== 'ACCEPTING_PAYMENT') this.state_ = 'ACCEPTING_PAYMENT';
     this.ports.timer(this.options.sessionTimeoutMs);
     this.decideEscrow();
     this.ports.changed();
   }
 
   billStacked(value: number): void {
-    if (this.escrowAction === ESCROW_STACKING || this.escrow === value) {
-      this.escrow = 0;
+    if (this.escrowAction === ESCROW_STACKING || this.escrow_ === value) {
+      this.escrow_ = 0;
       this.escrowAction = ESCROW_NONE;
     }
     this.addCredit(value);
   }
 
   billReturned(_value: number): void {
-    this.escrow = 0;
+    this.escrow_ = 0;
     this.escrowAction = ESCROW_NONE;
-    if (this.state === 'RETURNING_CHANGE') {
+    if (this.state_ === 'RETURNING_CHANGE') {
       this.tryFinishRefund();
       return;
     }
-    if (this.state === 'ACCEPTING_PAYMENT' && this.credit === 0) {
-      this.state = this.selection >= 0 ? 'PRODUCT_SELECTED' : 'IDLE';
+    if (this.state_ === 'ACCEPTING_PAYMENT' && this.credit_ === 0) {
+      this.state_ = this.selection_ >= 0 ? 'PRODUCT_SELECTED' : 'IDLE';
     }
     this.ports.changed();
   }
 
   private addCredit(value: number): void {
-    this.credit += value;
-    if (this.card && this.cardVend === CARD_NONE && this.state === 'ACCEPTING_PAYMENT') {
+    this.credit_ += value;
+    if (this.card_ && this.cardVend === CARD_NONE && this.state_ === 'ACCEPTING_PAYMENT') {
       // Cash slipped in as the card session opened (acceptance was being switched off): cash wins, the session closes.
       this.ports.cardEnd?.();
       this.closeCard();
     }
-    switch (this.state) {
+    switch (this.state_) {
       case 'IDLE':
       case 'PRODUCT_SELECTED':
-        this.state = 'ACCEPTING_PAYMENT';
+        this.state_ = 'ACCEPTING_PAYMENT';
         this.ports.timer(this.options.sessionTimeoutMs);
         this.evaluate();
         break;
@@ -307,49 +292,49 @@ export class VendMachine {
    * refunded in coins (so another bill can follow).
    */
   private decideEscrow(): void {
-    if (this.escrowAction !== ESCROW_NONE || this.escrow === 0 || this.selection < 0) return;
-    const funds = this.credit + this.escrow;
+    if (this.escrowAction !== ESCROW_NONE || this.escrow_ === 0 || this.selection_ < 0) return;
+    const funds = this.credit_ + this.escrow_;
     const owed = funds >= this.total ? funds - this.total : funds;
     if (this.options.policy === 'overpay' || this.ports.canPay(owed)) {
       this.escrowAction = ESCROW_STACKING;
       this.ports.escrow(true);
     } else {
-      this.ports.notice('no-change', this.selection);
+      this.ports.notice('no-change', this.selection_);
     }
   }
 
   /** In ACCEPTING_PAYMENT: vend if the selection is paid for and the change can be given. */
   private evaluate(): void {
-    if (this.card) return this.evaluateCard();
-    if (this.selection < 0) return;
-    if (this.escrow > 0) {
+    if (this.card_) return this.evaluateCard();
+    if (this.selection_ < 0) return;
+    if (this.escrow_ > 0) {
       this.decideEscrow();
       return;
     }
     const total = this.total;
-    if (this.credit < total) return;
-    if (this.options.policy === 'refuse' && !this.ports.canPay(this.credit - total)) {
-      this.ports.notice('no-change', this.selection);
+    if (this.credit_ < total) return;
+    if (this.options.policy === 'refuse' && !this.ports.canPay(this.credit_ - total)) {
+      this.ports.notice('no-change', this.selection_);
       return;
     }
-    this.state = 'DISPENSING';
+    this.state_ = 'DISPENSING';
     this.delivered = 0;
     this.ports.timer(0);
-    this.ports.dispense(this.selection);
+    this.ports.dispense(this.selection_);
   }
 
   // ---- hardware outcomes ----------------------------------------------------------
 
   dispensed(result: DispenseResult): void {
-    if (this.state !== 'DISPENSING') return this.ports.ignored('dispensed', this.state);
+    if (this.state_ !== 'DISPENSING') return this.ports.ignored('dispensed', this.state_);
     if (this.cardVend === CARD_APPROVED) return this.cardDispensed(result);
-    const slot = this.selection;
+    const slot = this.selection_;
     if (result === DISPENSE_OK) {
       const price = this.inventory.prices[slot]!;
-      this.credit -= price;
+      this.credit_ -= price;
       this.delivered++;
       this.ports.sold(slot, price);
-      if (this.delivered < this.quantity && this.inventory.availability(slot, 1) === SLOT_OK) {
+      if (this.delivered < this.quantity_ && this.inventory.availability(slot, 1) === SLOT_OK) {
         this.ports.dispense(slot);
         this.ports.changed();
         return;
@@ -359,20 +344,20 @@ export class VendMachine {
       this.ports.slotFailed(slot, result);
       this.ports.notice('jam', slot);
     }
-    this.selection = -1;
-    this.quantity = 0;
-    if (this.credit > 0) {
+    this.selection_ = -1;
+    this.quantity_ = 0;
+    if (this.credit_ > 0) {
       this.startRefund();
     } else {
-      this.state = this.ready ? 'IDLE' : 'ERROR';
+      this.state_ = this.ready ? 'IDLE' : 'ERROR';
       this.ports.changed();
     }
   }
 
   paidOut(asked: number, paid: number): void {
-    if (!this.paying) return this.ports.ignored('paidOut', this.state);
+    if (!this.paying) return this.ports.ignored('paidOut', this.state_);
     this.paying = false;
-    this.credit -= paid;
+    this.credit_ -= paid;
     if (paid < asked) this.refundShort = true;
     this.tryFinishRefund();
   }
@@ -384,11 +369,11 @@ export class VendMachine {
    * the changer paid (`restoreCredit`, then `setReady`).
    */
   payoutUnsettled(paid: number): void {
-    if (!this.paying) return this.ports.ignored('payoutUnsettled', this.state);
+    if (!this.paying) return this.ports.ignored('payoutUnsettled', this.state_);
     this.paying = false;
-    this.credit -= paid;
+    this.credit_ -= paid;
     this.held = true;
-    this.state = 'ERROR';
+    this.state_ = 'ERROR';
     this.ports.timer(0);
     this.ports.changed();
   }
@@ -396,16 +381,16 @@ export class VendMachine {
   /** Payment devices became usable (or unusable). */
   setReady(ready: boolean): void {
     this.ready = ready;
-    if (!ready && this.state === 'IDLE') {
-      this.state = 'ERROR';
+    if (!ready && this.state_ === 'IDLE') {
+      this.state_ = 'ERROR';
       this.ports.changed();
-    } else if (ready && this.state === 'ERROR' && !this.paying) {
-      if (this.credit > 0) {
+    } else if (ready && this.state_ === 'ERROR' && !this.paying) {
+      if (this.credit_ > 0) {
         // Credit that survived a power cut: the customer may go on, or the timeout refunds it.
-        this.state = 'ACCEPTING_PAYMENT';
+        this.state_ = 'ACCEPTING_PAYMENT';
         this.ports.timer(this.options.sessionTimeoutMs);
       } else {
-        this.state = 'IDLE';
+        this.state_ = 'IDLE';
       }
       this.ports.changed();
     }
@@ -413,7 +398,7 @@ export class VendMachine {
 
   /** After a reboot: the credit the journal says the customer holds. */
   restoreCredit(credit: number): void {
-    this.credit = credit;
+    this.credit_ = credit;
     this.held = false;
   }
 
@@ -425,18 +410,18 @@ export class VendMachine {
    * purchase, one way to pay; otherwise the session is closed at once.
    */
   cardSession(funds: number, multiVend: boolean): void {
-    const s = this.state;
-    if (this.card || (s !== 'IDLE' && s !== 'PRODUCT_SELECTED') || this.credit !== 0 || this.escrow !== 0 || this.escrowAction !== ESCROW_NONE) {
+    const s = this.state_;
+    if (this.card_ || (s !== 'IDLE' && s !== 'PRODUCT_SELECTED') || this.credit_ !== 0 || this.escrow_ !== 0 || this.escrowAction !== ESCROW_NONE) {
       this.ports.cardEnd?.();
-      if (!this.card && (s === 'ACCEPTING_PAYMENT' || this.escrow !== 0)) this.ports.notice('card-refused', this.selection);
+      if (!this.card_ && (s === 'ACCEPTING_PAYMENT' || this.escrow_ !== 0)) this.ports.notice('card-refused', this.selection_);
       this.ports.ignored('card session', s);
       return;
     }
-    this.card = true;
-    this.cardFunds = funds;
+    this.card_ = true;
+    this.cardFunds_ = funds;
     this.cardMulti = multiVend;
     this.cardVend = CARD_NONE;
-    this.state = 'ACCEPTING_PAYMENT';
+    this.state_ = 'ACCEPTING_PAYMENT';
     this.ports.timer(this.options.sessionTimeoutMs);
     this.evaluateCard();
     this.ports.changed();
@@ -444,8 +429,8 @@ export class VendMachine {
 
   /** The reader approved the requested item for `amount`: dispense it. False if nothing was waiting for it (the caller has the reader refund). */
   cardApproved(amount: number): boolean {
-    if (this.cardVend !== CARD_REQUESTED || this.selection < 0) {
-      this.ports.ignored('card approval', this.state);
+    if (this.cardVend !== CARD_REQUESTED || this.selection_ < 0) {
+      this.ports.ignored('card approval', this.state_);
       if (this.cardVend === CARD_CANCELLING) {
         // The approval crossed our VEND CANCEL: no vend; the caller reports a failure (refund), and the session ends.
         this.cardVend = CARD_NONE;
@@ -454,11 +439,11 @@ export class VendMachine {
       return false;
     }
     this.cardVend = CARD_APPROVED;
-    this.cardAmount = amount;
-    if (this.state !== 'DISPENSING') this.delivered = 0;
-    this.state = 'DISPENSING';
+    this.cardAmount_ = amount;
+    if (this.state_ !== 'DISPENSING') this.delivered = 0;
+    this.state_ = 'DISPENSING';
     this.ports.timer(0);
-    this.ports.dispense(this.selection);
+    this.ports.dispense(this.selection_);
     this.ports.changed();
     return true;
   }
@@ -470,24 +455,24 @@ export class VendMachine {
       this.endCard();
       return;
     }
-    if (this.cardVend !== CARD_REQUESTED) return this.ports.ignored('card denial', this.state);
+    if (this.cardVend !== CARD_REQUESTED) return this.ports.ignored('card denial', this.state_);
     this.cardVend = CARD_NONE;
-    if (this.state === 'DISPENSING') {
+    if (this.state_ === 'DISPENSING') {
       // A later item of a multi-vend: what was delivered stands, the rest is not sold.
-      this.ports.notice('card-denied', this.selection);
+      this.ports.notice('card-denied', this.selection_);
       this.endCard();
       return;
     }
-    this.ports.notice('card-denied', this.selection);
-    this.selection = -1;
-    this.quantity = 0;
+    this.ports.notice('card-denied', this.selection_);
+    this.selection_ = -1;
+    this.quantity_ = 0;
     this.ports.timer(this.options.sessionTimeoutMs);
     this.ports.changed();
   }
 
   /** The customer cancelled at the reader. */
   cardCancelRequest(): void {
-    if (!this.card) return this.ports.ignored('card cancel request', this.state);
+    if (!this.card_) return this.ports.ignored('card cancel request', this.state_);
     // During an approved vend the item is delivered first; the session ends after it.
     if (this.cardVend === CARD_APPROVED || this.cardVend === CARD_CANCELLING) return;
     this.cancelCard();
@@ -495,39 +480,39 @@ export class VendMachine {
 
   /** The reader's session is gone (it ended it, reset or went offline). */
   cardEnded(): void {
-    if (!this.card) return;
-    this.card = false;
-    this.cardFunds = -1;
+    if (!this.card_) return;
+    this.card_ = false;
+    this.cardFunds_ = -1;
     if (this.cardVend === CARD_APPROVED) {
       // The item approved is being dispensed: it finishes; nothing more goes on the card.
       return;
     }
     this.cardVend = CARD_NONE;
-    if (this.state === 'DISPENSING') {
+    if (this.state_ === 'DISPENSING') {
       // Between the items of a multi-vend.
-      this.selection = -1;
-      this.quantity = 0;
+      this.selection_ = -1;
+      this.quantity_ = 0;
       this.afterCard();
       return;
     }
-    if (this.state !== 'ACCEPTING_PAYMENT') return this.ports.changed();
-    if (this.credit > 0) {
+    if (this.state_ !== 'ACCEPTING_PAYMENT') return this.ports.changed();
+    if (this.credit_ > 0) {
       this.evaluate();
     } else {
-      this.state = this.selection >= 0 ? 'PRODUCT_SELECTED' : this.ready ? 'IDLE' : 'ERROR';
-      this.ports.timer(this.selection >= 0 ? this.options.sessionTimeoutMs : 0);
+      this.state_ = this.selection_ >= 0 ? 'PRODUCT_SELECTED' : this.ready ? 'IDLE' : 'ERROR';
+      this.ports.timer(this.selection_ >= 0 ? this.options.sessionTimeoutMs : 0);
     }
     this.ports.changed();
   }
 
   /** With a card session open: request the selected item, if any. */
   private evaluateCard(): void {
-    if (!this.card || this.cardVend !== CARD_NONE || this.selection < 0) return;
-    if (this.quantity > 1 && !this.cardMulti) {
+    if (!this.card_ || this.cardVend !== CARD_NONE || this.selection_ < 0) return;
+    if (this.quantity_ > 1 && !this.cardMulti) {
       // One VEND REQUEST per item, and this reader takes one vend per session.
-      this.ports.notice('card-one-item', this.selection);
-      this.selection = -1;
-      this.quantity = 0;
+      this.ports.notice('card-one-item', this.selection_);
+      this.selection_ = -1;
+      this.quantity_ = 0;
       return;
     }
     this.delivered = 0;
@@ -537,17 +522,17 @@ export class VendMachine {
   private requestCardItem(): void {
     this.cardVend = CARD_REQUESTED;
     this.ports.timer(this.options.sessionTimeoutMs);
-    this.ports.cardVendRequest?.(this.selection, this.inventory.prices[this.selection]!);
+    this.ports.cardVendRequest?.(this.selection_, this.inventory.prices[this.selection_]!);
   }
 
   /** The item approved by the card was delivered or not; the controller has told the reader. */
   private cardDispensed(result: DispenseResult): void {
-    const slot = this.selection;
+    const slot = this.selection_;
     this.cardVend = CARD_NONE;
     if (result === DISPENSE_OK) {
       this.delivered++;
-      this.ports.sold(slot, this.cardAmount);
-      if (this.card && this.delivered < this.quantity && this.inventory.availability(slot, 1) === SLOT_OK) {
+      this.ports.sold(slot, this.cardAmount_);
+      if (this.card_ && this.delivered < this.quantity_ && this.inventory.availability(slot, 1) === SLOT_OK) {
         this.requestCardItem();
         this.ports.changed();
         return;
@@ -557,8 +542,8 @@ export class VendMachine {
       this.ports.slotFailed(slot, result);
       this.ports.notice('jam', slot);
     }
-    this.selection = -1;
-    this.quantity = 0;
+    this.selection_ = -1;
+    this.quantity_ = 0;
     this.endCard();
   }
 
@@ -577,26 +562,26 @@ export class VendMachine {
 
   /** Close the session with the reader and leave the card state. */
   private endCard(): void {
-    if (this.card) this.ports.cardEnd?.();
+    if (this.card_) this.ports.cardEnd?.();
     this.closeCard();
-    this.selection = -1;
-    this.quantity = 0;
+    this.selection_ = -1;
+    this.quantity_ = 0;
     this.afterCard();
   }
 
   private closeCard(): void {
-    this.card = false;
-    this.cardFunds = -1;
+    this.card_ = false;
+    this.cardFunds_ = -1;
     if (this.cardVend !== CARD_APPROVED) this.cardVend = CARD_NONE;
   }
 
   /** After a card purchase: cash that slipped in meanwhile goes back; otherwise idle. */
   private afterCard(): void {
-    if (this.credit > 0 || this.escrow > 0) {
+    if (this.credit_ > 0 || this.escrow_ > 0) {
       this.startRefund();
       return;
     }
-    this.state = this.ready ? 'IDLE' : 'ERROR';
+    this.state_ = this.ready ? 'IDLE' : 'ERROR';
     this.ports.timer(0);
     this.ports.changed();
   }
@@ -604,12 +589,12 @@ export class VendMachine {
   // ---- refunds and change ------------------------------------------------------------
 
   private startRefund(): void {
-    this.selection = -1;
-    this.quantity = 0;
-    this.state = 'RETURNING_CHANGE';
+    this.selection_ = -1;
+    this.quantity_ = 0;
+    this.state_ = 'RETURNING_CHANGE';
     this.refundShort = false;
     this.ports.timer(0);
-    if (this.escrow > 0 && this.escrowAction === ESCROW_NONE) {
+    if (this.escrow_ > 0 && this.escrowAction === ESCROW_NONE) {
       this.escrowAction = ESCROW_RETURNING;
       this.ports.escrow(false);
     }
@@ -617,22 +602,22 @@ export class VendMachine {
   }
 
   private tryFinishRefund(): void {
-    if (this.state !== 'RETURNING_CHANGE' || this.paying || this.escrowAction !== ESCROW_NONE) {
+    if (this.state_ !== 'RETURNING_CHANGE' || this.paying || this.escrowAction !== ESCROW_NONE) {
       this.ports.changed();
       return;
     }
-    if (this.credit > 0 && !this.refundShort) {
+    if (this.credit_ > 0 && !this.refundShort) {
       this.paying = true;
       this.ports.changed();
-      this.ports.payout(this.credit);
+      this.ports.payout(this.credit_);
       return;
     }
-    if (this.credit > 0) {
+    if (this.credit_ > 0) {
       // What the tubes could not pay stays the customer's credit.
-      this.state = 'ACCEPTING_PAYMENT';
+      this.state_ = 'ACCEPTING_PAYMENT';
       this.ports.notice('credit-kept', -1);
     } else {
-      this.state = this.ready ? 'IDLE' : 'ERROR';
+      this.state_ = this.ready ? 'IDLE' : 'ERROR';
     }
     this.ports.changed();
   }

@@ -1,7 +1,8 @@
 /** What the customer display says, derived from the machine's state. Pure. */
 import { formatMoney } from '../money/format.js';
 import type { Inventory } from './inventory.js';
-import type { Notice, VendMachine } from './machine.js';
+import type { VendMachine } from './machine.js';
+import type { Notice } from './ports.js';
 
 export interface ScreenContext {
   decimals: number;

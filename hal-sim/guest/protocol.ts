@@ -6,7 +6,7 @@
  * when it next needs to run. The same messages travel as objects (firmware
  * in Node) or as JSON through the XS engine's command channel.
  */
-import type { FirmwareStatus } from '../../firmware/vend/controller.js';
+import type { FirmwareStatus } from '../../firmware/vend/report.js';
 
 export type GuestEvent =
   /** 9-bit words received on the MDB UART. */

@@ -1,8 +1,8 @@
 /**
  * The cashless reader: the driver against the simulated reader's real
  * bytes, the card records in the journal and their checkpoint, the card
- * session in the purchase state machine, and the whole controller on a
- * wired board (telemetry, DEX, recovery after a cut). Portable: these run in
+ * session in the purchase state machine, and the whole machine (wiring.ts)
+ * on a wired board (telemetry, DEX, recovery after a cut). Portable: these run in
  * Node and inside XS.
  */
 import type { Board, DigitalInput, DigitalInputOptions, PwmOutput, SelectionPanelOptions } from '../../firmware/board.js';
@@ -29,9 +29,9 @@ import { CashlessReader, type CashlessCallbacks } from '../../firmware/mdb/cashl
 import { checksum } from '../../firmware/mdb/frame.js';
 import { WordLink } from '../../firmware/mdb/link.js';
 import type { PeripheralTiming } from '../../firmware/mdb/peripheral.js';
-import { Controller } from '../../firmware/vend/controller.js';
 import { Inventory } from '../../firmware/vend/inventory.js';
 import { VendMachine } from '../../firmware/vend/machine.js';
+import { wire, type MachineParts } from '../../firmware/wiring.js';
 import { SimDropSensor, SimMotor } from '../../hal-sim/dispense.js';
 import { FlashImage } from '../../hal-sim/guest/flash-image.js';
 import { SimCashlessReader, type SimCashlessOptions } from '../../hal-sim/mdb/cashless.js';
@@ -606,7 +606,7 @@ describe('card sessions in the purchase state machine', () => {
   });
 });
 
-// ---- the controller on a wired board ------------------------------------------------------
+// ---- the whole machine on a wired board --------------------------------------------------
 
 /** A Board on the wired simulator: MDB bus, motors and drop sensor from hal-sim, flash in RAM. */
 class WiredBoard implements Board {
@@ -659,7 +659,7 @@ interface Machine {
   board: WiredBoard;
   reader: SimCashlessReader;
   changer: SimCoinChanger;
-  controller: Controller;
+  parts: MachineParts;
 }
 
 function wiredMachine(flash = new FlashImage({ size: 64 * 1024, blockLength: 4096, writeAlign: 4 }), funds = 1000, stock = 5): Machine {
@@ -670,12 +670,12 @@ function wiredMachine(flash = new FlashImage({ size: 64 * 1024, blockLength: 409
   const board = new WiredBoard(flash, slots);
   const reader = new SimCashlessReader(board.w.scheduler, board.w.bus, { funds, currency: 840, decimals: 2 });
   const changer = new SimCoinChanger(board.w.scheduler, board.w.bus, { coins: [{ value: 25, tube: 20 }], currency: 840, decimals: 2 });
-  const controller = new Controller(board, parseConfig({ machineId: 'vm-card', currency: 'USD', slots, cashless: true }));
+  const parts = wire(board, parseConfig({ machineId: 'vm-card', currency: 'USD', slots, cashless: true }), { firmware: '' });
   board.w.run(1000);
-  return { board, reader, changer, controller };
+  return { board, reader, changer, parts };
 }
 
-function events(c: Controller): string[] {
+function events(c: MachineParts): string[] {
   const out: string[] = [];
   c.journal.log.readEvents(1, 10000, (type) => {
     out.push(RECORD_NAMES[type] ?? `type-${type}`);
@@ -683,31 +683,31 @@ function events(c: Controller): string[] {
   return out;
 }
 
-describe('the controller with a cashless reader', () => {
+describe('the machine with a cashless reader', () => {
   it('sells by card: journal order approval, vend start, vend ok, result; telemetry and DEX count it', () => {
-    const { board, reader, controller } = wiredMachine();
-    equal(controller.status().devices.cashless, true);
+    const { board, reader, parts } = wiredMachine();
+    equal(parts.reports.status().devices.cashless, true);
     ok(reader.tap());
     board.w.run(300);
-    equal(controller.machine.state, 'ACCEPTING_PAYMENT');
+    equal(parts.controller.machine.state, 'ACCEPTING_PAYMENT');
     board.panel!.onSelect('A1', 1);
     board.w.run(4000);
     deepEqual(board.delivered, ['A1']);
     deepEqual(reader.charged, [125]);
-    const st = controller.status();
+    const st = parts.reports.status();
     equal(st.state, 'IDLE');
     equal(st.counters.cashlessSales, 1);
     equal(st.counters.cashlessRevenue, 125);
     equal(st.counters.sales, 0, 'cash sales');
     ok(!st.busy);
-    const ev = events(controller).filter((e) => e.startsWith('card') || e.startsWith('vend'));
+    const ev = events(parts).filter((e) => e.startsWith('card') || e.startsWith('vend'));
     deepEqual(ev, ['card-approved', 'vend-start', 'vend-ok', 'card-result']);
-    const t = controller.telemetry();
+    const t = parts.reports.telemetry();
     deepEqual((t['errors'] as string[]).filter((e) => e.startsWith('cashless')), []);
     const counters = t['counters'] as Record<string, number>;
     equal(counters['cashlessSales'], 1);
     equal(counters['cashlessRevenue'], 125);
-    const dex = String.fromCharCode(...controller.auditFile(1, 0));
+    const dex = String.fromCharCode(...parts.remote.auditFile(1, 0));
     ok(dex.includes('\r\nDA1*SIM000000001*SIMREADER*0123\r\n'), 'DA1 with the reader identity');
     ok(dex.includes('\r\nDA2*125*1*125*1\r\n'), 'DA2 value and count, init and reset');
     ok(dex.includes('\r\nVA1*125*1*125*1\r\n'), 'card sales are paid vends');
@@ -715,13 +715,13 @@ describe('the controller with a cashless reader', () => {
   });
 
   it('reports cashless-offline when the reader goes silent, and sells again when it is back', () => {
-    const { board, reader, controller } = wiredMachine();
+    const { board, reader, parts } = wiredMachine();
     reader.silence(20000);
     board.w.run(7000);
-    equal(controller.status().devices.cashless, false);
-    ok((controller.telemetry()['errors'] as string[]).includes('cashless-offline'));
+    equal(parts.reports.status().devices.cashless, false);
+    ok((parts.reports.telemetry()['errors'] as string[]).includes('cashless-offline'));
     board.w.run(25000);
-    equal(controller.status().devices.cashless, true);
+    equal(parts.reports.status().devices.cashless, true);
     ok(reader.tap());
     board.w.run(300);
     board.panel!.onSelect('B2', 1);
@@ -737,20 +737,20 @@ describe('the controller with a cashless reader', () => {
     a.board.panel!.onSelect('A1', 1);
     a.board.w.run(3000);
     deepEqual(a.board.delivered, ['A1']);
-    equal(a.controller.ledger.cardVend, CARD_VEND_DELIVERED, 'not reported yet');
+    equal(a.parts.ledger.cardVend, CARD_VEND_DELIVERED, 'not reported yet');
     // Power fails: the reader's approved vend counts as a success (it is charged); the journal survives.
     const owed = a.reader.approvedOutstanding;
     equal(owed, 125);
-    a.controller.stop();
+    a.parts.bus.stop();
     const b = wiredMachine(new FlashImage(a.board.flash.geometry, a.board.flash.bytes), 1000 - owed, 4);
     b.board.w.run(2000);
-    const st = b.controller.status();
+    const st = b.parts.reports.status();
     equal(st.counters.cashlessSales, 1, 'one sale');
     equal(st.counters.cashlessUnrefunded, 0);
-    equal(b.controller.ledger.cardVend, CARD_VEND_NONE, 'settled');
+    equal(b.parts.ledger.cardVend, CARD_VEND_NONE, 'settled');
     deepEqual(b.board.delivered, [], 'nothing dispensed after the reboot');
     const results: string[] = [];
-    b.controller.journal.log.readEvents(1, 10000, (type, seq, time, d, o, len) => {
+    b.parts.journal.log.readEvents(1, 10000, (type, seq, time, d, o, len) => {
       if (type === R_CARD_RESULT) results.push(String(describeRecord(type, seq, time, d, o, len, ['A1', 'B2'])['outcome']));
     });
     deepEqual(results, ['sold-reader-reset']);

@@ -2,7 +2,7 @@
  * The purchase state machine's boundary for tests, recorded: what it asked
  * the hardware to do. Portable (the firmware tests also run under XS).
  */
-import type { Notice, VendPorts, VendState } from '../../firmware/vend/machine.js';
+import type { Notice, VendPorts, VendState } from '../../firmware/vend/ports.js';
 
 export class Recorder implements VendPorts {
   payable = new Set<number>([0]);

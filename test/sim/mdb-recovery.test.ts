@@ -36,7 +36,6 @@ async function payoutUnderWay(host: MachineHost): Promise<void> {
   assert.equal(host.rig.changer!.paidOut.length, 1, 'payout under way');
 }
 
-/** Times (ms) at which the VMC sent `address`'s command `command` (the address byte). */
 /**
  * The machine of `payoutUnderWay` on `target`, whose changer then goes
  * silent for `awayMs`: unplugged (it finishes paying on its own), or losing
@@ -57,6 +56,7 @@ async function changerBack(host: MachineHost): Promise<void> {
   await host.run(12000);
 }
 
+/** Times (ms) at which the VMC sent `address`'s command `command` (the address byte). */
 function sent(wire: WireWord[], address: number, command: number): number[] {
   return wire.filter((x) => x.dir === 'vmc' && x.word === (0x100 | address | command)).map((x) => x.ms);
 }

@@ -104,7 +104,7 @@ describe('ESP32 manifests (tools/check-manifests.ts)', function () {
     assert.equal(status, 1, out);
     assert.match(
       out,
-      /FAIL firmware\/vend\/controller\.ts:\d+ imports "\.\/inventory\.js": module "firmware\/vend\/inventory" is not listed in .*missing-module\.json \(firmware\/vend\/inventory\.ts\): add "firmware\/vend\/inventory": "\$\(VENDFLEET\)\/firmware\/vend\/inventory" to "modules" and "preload"/,
+      /FAIL firmware\/vend\/machine\.ts:\d+ imports "\.\/inventory\.js": module "firmware\/vend\/inventory" is not listed in .*missing-module\.json \(firmware\/vend\/inventory\.ts\): add "firmware\/vend\/inventory": "\$\(VENDFLEET\)\/firmware\/vend\/inventory" to "modules" and "preload"/,
     );
     assert.match(out, /manifests: \d+ problems?/);
   });

@@ -1,0 +1,164 @@
+/**
+ * Builds the machine from the board and the configuration and wires the
+ * parts together: the books (journal and ledger, recovered before anything
+ * else runs), the board-facing parts (lamps, dispenser), the MDB link, bus
+ * and drivers, the sale (controller.ts) and its collaborators. Each
+ * driver's callbacks go straight to the part that listens to that event.
+ *
+ * The order is the boot order: nothing reaches the bus until every part is
+ * built and the books are settled, and the panel shows once at the end.
+ */
+import type { Board, LogLevel } from './board.js';
+import type { MachineConfig } from './config.js';
+import { Dispenser, type DispenserOptions } from './dispense/dispenser.js';
+import { Journal } from './journal/journal.js';
+import { Ledger, layoutHash } from './journal/ledger.js';
+import { BillValidator } from './mdb/bill.js';
+import { MdbBus } from './mdb/bus.js';
+import { CashlessReader } from './mdb/cashless.js';
+import { CoinChanger } from './mdb/changer.js';
+import { WordLink } from './mdb/link.js';
+import { CardSession, readerPrices } from './vend/card.js';
+import { Controller } from './vend/controller.js';
+import { Inventory } from './vend/inventory.js';
+import { Panel } from './vend/panel.js';
+import { PayoutSession } from './vend/payout.js';
+import type { VendOptions } from './vend/ports.js';
+import { recover } from './vend/recovery.js';
+import { RemoteActions } from './vend/remote.js';
+import { Reports } from './vend/report.js';
+
+/** What the machine tells the outside world (the uplink, in main.ts); all optional. */
+export interface MachineHooks {
+  /** Firmware version, for the audit data. */
+  firmware: string;
+  /** A command asks for a full state report. */
+  onReport?: (() => void) | undefined;
+  /** A payment device went offline or came back. */
+  onHealthChanged?: (() => void) | undefined;
+  /** An audit read's EVA-DTS file, to send; without it the machine cannot be audited remotely. */
+  onAudit?: ((read: number, file: Uint8Array) => void) | undefined;
+}
+
+/** The built machine: what main and tests reach. */
+export interface MachineParts {
+  readonly inventory: Inventory;
+  readonly journal: Journal;
+  readonly ledger: Ledger;
+  readonly controller: Controller;
+  readonly remote: RemoteActions;
+  readonly reports: Reports;
+  /** Stopped when the firmware is (or a test is over). */
+  readonly bus: MdbBus;
+}
+
+export function wire(board: Board, config: MachineConfig, hooks: MachineHooks): MachineParts {
+  const inventory = new Inventory(config.slots);
+  const ledger = new Ledger(inventory.qty, inventory.fault, layoutHash(inventory.codes), {
+    prices: inventory.prices,
+    capacity: inventory.capacity,
+    sku: inventory.sku,
+    cashless: config.cashless,
+  });
+  const journal = new Journal(board.openFlash('journal'), ledger, board.clock);
+  recover({ board, journal, ledger, inventory, cashless: config.cashless });
+
+  // Settings from commands are written into these (remote.ts); the machine and the dispenser read them as they decide.
+  const vendOptions: VendOptions = { policy: config.changePolicy, sessionTimeoutMs: config.sessionTimeoutMs, maxCredit: config.maxCredit, maxQuantity: config.maxQuantity };
+  const dispenserOptions: DispenserOptions = { dropTimeoutMs: config.dropTimeoutMs, motorPercent: config.motorPercent };
+  const exactChangeLamp = board.openIndicator('exact-change');
+  const outOfServiceLamp = board.openIndicator('out-of-service');
+  const dispenser = new Dispenser(board, dispenserOptions);
+
+  const log = (level: LogLevel, message: string): void => board.log(level, message);
+  const poll = config.pollIntervalMs;
+  const changer = new CoinChanger({
+    decimals: config.decimals,
+    timing: { pollIntervalMs: poll, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 },
+    log,
+    changerReady: () => payouts.changerReady(),
+    changerLost: () => payouts.changerLost(),
+    payoutStarting: (tubes) => payouts.payoutStarting(tubes),
+    coinsDispensedManually: (type, count, value) => payouts.coinsDispensedManually(type, count, value),
+    coinDeposited: (type, value, routing) => controller.coinDeposited(type, value, routing),
+    coinReturnPressed: () => controller.cancel(),
+    coinRejected: (type) => board.log('info', `coin type ${type} rejected`),
+    changerStatus: (code) => board.log('warn', `changer status 0x${code.toString(16)}`),
+  });
+  const bill = new BillValidator({
+    decimals: config.decimals,
+    timing: { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 },
+    log,
+    billReady: () => controller.billReady(),
+    billLost: () => controller.changed(),
+    billEscrowed: (type, value) => controller.billEscrowed(type, value),
+    billStacked: (type, value) => controller.billStacked(type, value),
+    billReturned: (type, value) => controller.billReturned(type, value),
+    billStatus: (code) => board.log('warn', `bill validator status 0x${code.toString(16)}`),
+  });
+  const link = new WordLink({ serial: board.mdb, timers: board.timers });
+  const bus = new MdbBus(link, board.clock, board.timers);
+  // Flash erases (tens of ms, cache off) happen between exchanges, so a record a peripheral's ACK waits for only writes.
+  bus.onQuiet = () => {
+    journal.prepare();
+  };
+  const reader = config.cashless
+    ? new CashlessReader({
+        decimals: config.decimals,
+        timing: { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 },
+        log,
+        identity: { serial: config.machineId.slice(0, 12), version: 0x0100 },
+        // The card session exists whenever the reader does.
+        readerReady: () => card!.readerReady(),
+        readerLost: () => card!.readerLost(),
+        sessionBegan: (funds) => card!.sessionBegan(funds),
+        sessionCancelRequested: () => card!.sessionCancelRequested(),
+        vendApproved: (amount) => card!.vendApproved(amount),
+        vendDenied: () => card!.vendDenied(),
+        vendReported: (success) => card!.vendReported(success),
+        sessionEnded: () => card!.sessionEnded(),
+        readerCancelled: () => board.log('info', 'cashless: reader cancelled'),
+        readerStatus: (code) => board.log('warn', `cashless reader status 0x${code.toString(16)}`),
+      })
+    : undefined;
+
+  const controller = new Controller({ board, config, inventory, journal, ledger, vendOptions, dispenser, changer, bill, reader, bus, onHealthChanged: hooks.onHealthChanged });
+  const sale = controller;
+  const payouts = new PayoutSession({ sale, board, changer, bus, journal, ledger, maxCredit: config.maxCredit });
+  const panel = new Panel({ sale, board, decimals: config.decimals, messageMs: config.messageMs, inventory, ledger, journal, payouts, exactChangeLamp, outOfServiceLamp });
+  const remote = new RemoteActions({
+    sale,
+    board,
+    config,
+    inventory,
+    ledger,
+    journal,
+    dispenser,
+    panel,
+    payouts,
+    changer,
+    bill,
+    reader,
+    vendOptions,
+    dispenserOptions,
+    firmware: hooks.firmware,
+    onReport: hooks.onReport,
+    onAudit: hooks.onAudit,
+  });
+  const card = reader ? new CardSession({ sale, board, reader, bus, journal, ledger, inventory, panel, remote }) : undefined;
+  controller.connect({ panel, payouts, card, remote });
+  const reports = new Reports({ sale, board, inventory, ledger, journal, changer, bill, reader, link, panel, remote });
+
+  bus.add(changer);
+  bus.add(bill);
+  if (reader) {
+    readerPrices(reader, inventory);
+    bus.add(reader);
+  }
+  board.openSelectionPanel({
+    onSelect: (code, quantity) => controller.select(code, quantity),
+    onCancel: () => controller.cancel(),
+  });
+  panel.render();
+  return { inventory, journal, ledger, controller, remote, reports, bus };
+}
