@@ -17,6 +17,7 @@ import { CommandService } from './commands/service.js';
 import { AuditIntake, auditMachine } from './ingest/audits.js';
 import { Ingester, type IngestHealth, type IngestOptions } from './ingest/ingester.js';
 import { ackPayload } from './ingest/messages.js';
+import { ingestStore } from './ingest/store.js';
 import { Subscriber, type SubscriptionState } from './mqtt/subscriber.js';
 import type { Db } from './store/db.js';
 import { migrate } from './store/migrations.js';
@@ -114,7 +115,7 @@ export class Gateway {
     let publisher: mqtt.MqttClient | undefined;
     const commands = new CommandService(options.db, (topic, payload) => publisher?.publish(topic, payload, { qos: 1 }), { onLog: log });
     const ingester = new Ingester(
-      options.db,
+      ingestStore(options.db),
       (machine, from, to) => {
         publisher?.publish(`fleet/${machine}/acks`, ackPayload(from, to), { qos: 1 });
         if (gateway) gateway.acksSent++;
