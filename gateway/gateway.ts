@@ -20,6 +20,7 @@ import { ackPayload } from './ingest/messages.js';
 import { ingestStore } from './ingest/store.js';
 import { Subscriber, type SubscriptionState } from './mqtt/subscriber.js';
 import type { Db } from './store/db.js';
+import { addMachines } from './store/machines.js';
 import { migrate } from './store/migrations.js';
 
 export interface GatewayOptions {
@@ -211,7 +212,7 @@ export class Gateway {
 
   /** Register machines (provisioning proper comes with per-machine credentials). */
   async addMachines(ids: readonly string[]): Promise<void> {
-    await this.db.query('INSERT INTO machines (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [ids]);
+    await addMachines(this.db, ids);
     this.ingester.known(ids);
   }
 

@@ -1,6 +1,7 @@
 /**
  * What ingest writes to the fleet store, and the only place its SQL lives:
- * which machines exist, and one batch in one transaction (array-parameter
+ * which machines exist, the counts of refused messages by reason (audit
+ * files' too), and one batch in one transaction (array-parameter
  * multi-row inserts, idempotent on (machine, sequence number)). The
  * ingester sees only the IngestStore interface, so its timing (batching,
  * backoff, splitting a refused batch) can be tried against a store that
@@ -139,16 +140,19 @@ class SqlIngestStore implements IngestStore {
       }
       if (batch.telemetry.length > 0) await storeTelemetry(tx, batch.telemetry);
       if (batch.statuses.length > 0) await storeStatuses(tx, batch.statuses);
-      for (const [reason, r] of batch.rejections) {
-        await tx.query(
-          `INSERT INTO rejections (reason, count, last_at, last_detail) VALUES ($1, $2, now(), $3)
-           ON CONFLICT (reason) DO UPDATE SET count = rejections.count + EXCLUDED.count, last_at = now(), last_detail = EXCLUDED.last_detail`,
-          [reason, r.count, storable(r.detail.slice(0, 500))],
-        );
-      }
+      for (const [reason, r] of batch.rejections) await countRejections(tx, reason, r.count, r.detail);
       return counts;
     });
   }
+}
+
+/** Add to the count of messages refused for `reason` (table rejections), with the latest one's detail. */
+export async function countRejections(db: Queryable, reason: Rejection, count: number, detail: string): Promise<void> {
+  await db.query(
+    `INSERT INTO rejections (reason, count, last_at, last_detail) VALUES ($1, $2, now(), $3)
+     ON CONFLICT (reason) DO UPDATE SET count = rejections.count + EXCLUDED.count, last_at = now(), last_detail = EXCLUDED.last_detail`,
+    [reason, count, storable(detail.slice(0, 500))],
+  );
 }
 
 /**

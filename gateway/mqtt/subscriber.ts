@@ -18,6 +18,7 @@
  */
 import mqtt from 'mqtt';
 import type { Queryable } from '../store/db.js';
+import { forgetOldProbes, probeRecorded, recordProbe } from '../store/probes.js';
 
 export const PROBE_MACHINE = '$gateway';
 
@@ -179,7 +180,7 @@ export class Subscriber {
         if (!back && o.shareGroup) {
           // Another member of the share group may have had it.
           try {
-            back = (await o.db.query('SELECT 1 FROM gateway_probes WHERE probe = $1', [id])).rows.length > 0;
+            back = await probeRecorded(o.db, id);
             storeAnswered = true;
           } catch {
             // The store is away: this probe cannot be judged through it.
@@ -198,7 +199,7 @@ export class Subscriber {
       this.state = 'receiving';
       this.failures = 0;
       this.lastReceivedAt = Date.now();
-      if (this.probesSent % 30 === 0 && o.shareGroup) void o.db.query("DELETE FROM gateway_probes WHERE received_at < now() - interval '1 hour'").catch(() => undefined);
+      if (this.probesSent % 30 === 0 && o.shareGroup) void forgetOldProbes(o.db).catch(() => undefined);
       return;
     }
     if (!storeAnswered || o.paused?.()) {
@@ -251,7 +252,7 @@ export class Subscriber {
     }
     // Another gateway's (a share group hands it to one member): tell it through the store.
     if (this.o.shareGroup) {
-      void this.o.db.query('INSERT INTO gateway_probes (probe, received_by) VALUES ($1, $2) ON CONFLICT DO NOTHING', [id, this.o.instance]).catch(() => undefined);
+      void recordProbe(this.o.db, id, this.o.instance).catch(() => undefined);
     }
   }
 
