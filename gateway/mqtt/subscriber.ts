@@ -74,6 +74,8 @@ export class Subscriber {
   private probing: Promise<void> | undefined;
   private failures = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The next probe after one that did not come back. */
+  private retry: NodeJS.Timeout | undefined;
   private closed = false;
   private connection = 0;
 
@@ -223,10 +225,11 @@ export class Subscriber {
     }
     await this.resubscribe();
     const wait = this.failures === 1 ? 0 : Math.min(60000, timeoutMs * 2 ** Math.min(this.failures - 2, 4));
-    const retry = setTimeout(() => {
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
       if (!this.closed && this.client.connected) void this.probe();
     }, wait);
-    retry.unref();
+    this.retry.unref();
   }
 
   private async resubscribe(): Promise<void> {
@@ -259,6 +262,7 @@ export class Subscriber {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    clearTimeout(this.retry);
     this.waiting?.resolve();
     // A clean session sharing a subscription: a message the broker routes to it while it goes away
     // is lost to the whole group (no other member gets it). Leave the group first, while still
