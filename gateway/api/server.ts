@@ -22,7 +22,7 @@ import { registerAlertRoutes } from './alert-routes.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { registerCommandRoutes } from './command-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
-import { errorAnswer, HttpError } from './errors.js';
+import { ERROR_STATUS, errorAnswer, HttpError } from './errors.js';
 import { registerFleetRoutes } from './fleet-routes.js';
 import { registerHealthRoutes } from './health-routes.js';
 import type { RouteContext } from './http.js';
@@ -106,8 +106,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     const answer = errorAnswer(err);
     if (answer) return reply.code(answer.status).send(answer.body);
     app.log.error(err);
-    const internal = new HttpError('internal', 'internal error');
-    return reply.code(internal.status).send({ error: internal.code, message: internal.message });
+    return reply.code(ERROR_STATUS.internal).send({ error: 'internal', message: 'internal error' });
   });
 
   const need =
