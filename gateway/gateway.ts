@@ -17,8 +17,10 @@ import { CommandService } from './commands/service.js';
 import { AuditIntake, auditMachine } from './ingest/audits.js';
 import { Ingester, type IngestHealth, type IngestOptions } from './ingest/ingester.js';
 import { ackPayload } from './ingest/messages.js';
+import { ingestStore } from './ingest/store.js';
 import { Subscriber, type SubscriptionState } from './mqtt/subscriber.js';
 import type { Db } from './store/db.js';
+import { addMachines } from './store/machines.js';
 import { migrate } from './store/migrations.js';
 
 export interface GatewayOptions {
@@ -114,7 +116,7 @@ export class Gateway {
     let publisher: mqtt.MqttClient | undefined;
     const commands = new CommandService(options.db, (topic, payload) => publisher?.publish(topic, payload, { qos: 1 }), { onLog: log });
     const ingester = new Ingester(
-      options.db,
+      ingestStore(options.db),
       (machine, from, to) => {
         publisher?.publish(`fleet/${machine}/acks`, ackPayload(from, to), { qos: 1 });
         if (gateway) gateway.acksSent++;
@@ -210,7 +212,7 @@ export class Gateway {
 
   /** Register machines (provisioning proper comes with per-machine credentials). */
   async addMachines(ids: readonly string[]): Promise<void> {
-    await this.db.query('INSERT INTO machines (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [ids]);
+    await addMachines(this.db, ids);
     this.ingester.known(ids);
   }
 

@@ -312,7 +312,10 @@ export class AlertEngine {
     this.closed = true;
     // What is under way finishes (bounded: a store that hangs must not hold the shutdown).
     const busy = Promise.allSettled([this.draining, this.sweeping].filter((p) => p !== undefined));
-    await Promise.race([busy, new Promise((r) => setTimeout(r, 5000).unref())]);
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([busy, new Promise((r) => (bound = setTimeout(r, 5000).unref()))]);
+    // Cleared once the work is done: a closed engine leaves no timer behind (test/gateway/close.test.ts).
+    clearTimeout(bound);
     this.webhook?.close();
   }
 }

@@ -8,7 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import { AlertEngine } from '../alerts/engine.js';
 import { ALERT_KINDS, DEFAULT_RULES, resolveRules, rulesProblem, RULES_PATCH_SCHEMA, type RulesPatch } from '../alerts/rules.js';
 import { FLEET, getRulesPatch, listAlerts, putRulesPatch, type AlertState } from '../alerts/store.js';
-import { ERROR, HttpError, MACHINE_ID, type RouteContext } from './http.js';
+import { HttpError } from './errors.js';
+import { ERROR, MACHINE_ID, type RouteContext } from './http.js';
 
 const ALERT = {
   type: 'object',
@@ -85,7 +86,7 @@ export async function registerAlertRoutes(app: FastifyInstance, ctx: RouteContex
   // What the schema cannot say (a temperature range the right way round), on the rules as they would be in force.
   const checked = (fleet: RulesPatch, machine?: RulesPatch): void => {
     const problem = rulesProblem(resolveRules(fleet, machine));
-    if (problem) throw new HttpError(400, 'bad-rules', problem);
+    if (problem) throw new HttpError('bad-rules', problem);
   };
 
   app.get(

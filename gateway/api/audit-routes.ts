@@ -6,7 +6,8 @@
 import type { FastifyInstance } from 'fastify';
 import { MAX_DEX_BYTES } from '../dex/parse.js';
 import { getAudit, getAuditFile, listAudits, storeAudit } from '../dex/store.js';
-import { ERROR, HttpError, MACHINE_ID, type RouteContext } from './http.js';
+import { HttpError } from './errors.js';
+import { ERROR, MACHINE_ID, type RouteContext } from './http.js';
 
 const DEX_ERROR = { type: 'object', properties: { error: { type: 'string' }, line: { type: 'integer' }, message: { type: 'string' } } } as const;
 const AUDIT_ID = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } as const;
@@ -38,7 +39,7 @@ export async function registerAuditRoutes(app: FastifyInstance, ctx: RouteContex
       },
       async (req, reply) => {
         const machine = req.query.machine;
-        if (req.query.read !== undefined && machine === undefined) throw new HttpError(400, 'bad-request', '"read" needs "machine": read numbers are per machine');
+        if (req.query.read !== undefined && machine === undefined) throw new HttpError('bad-request', '"read" needs "machine": read numbers are per machine');
         if (machine !== undefined) await machineState(machine);
         const stored = await storeAudit(db, { machineId: machine, source: 'upload', readNumber: req.query.read, text: req.body ?? '' });
         return reply
@@ -70,7 +71,7 @@ export async function registerAuditRoutes(app: FastifyInstance, ctx: RouteContex
       { preHandler: need('viewer'), schema: { summary: 'One audit: what the gateway read from the file, its checks and warnings', tags: ['audits'], params: { type: 'object', properties: { id: AUDIT_ID }, required: ['id'] } } },
       async (req) => {
         const a = await getAudit(db, req.params.id);
-        if (!a) throw new HttpError(404, 'unknown-audit', `no audit ${req.params.id}`);
+        if (!a) throw new HttpError('unknown-audit', `no audit ${req.params.id}`);
         return a;
       },
     );
@@ -80,7 +81,7 @@ export async function registerAuditRoutes(app: FastifyInstance, ctx: RouteContex
       { preHandler: need('viewer'), schema: { summary: 'The audit file exactly as received', tags: ['audits'], params: { type: 'object', properties: { id: AUDIT_ID }, required: ['id'] } } },
       async (req, reply) => {
         const f = await getAuditFile(db, req.params.id);
-        if (!f) throw new HttpError(404, 'unknown-audit', `no audit ${req.params.id}`);
+        if (!f) throw new HttpError('unknown-audit', `no audit ${req.params.id}`);
         const name = `${(f.machineId ?? f.serial ?? 'audit').replace(/[^A-Za-z0-9_.-]/g, '_')}-${req.params.id}.dex`;
         return reply.header('content-type', 'text/plain; charset=us-ascii').header('content-disposition', `attachment; filename="${name}"`).send(f.raw);
       },

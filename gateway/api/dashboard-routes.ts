@@ -6,8 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
+import { BUCKET_MS, fleetSummary, salesSeries, type Bucket } from '../store/sales.js';
 import { DASHBOARD_CSS, DASHBOARD_HTML } from './dashboard-page.js';
-import { HttpError, MACHINE_ID, type RouteContext } from './http.js';
+import { HttpError } from './errors.js';
+import { MACHINE_ID, type RouteContext } from './http.js';
 import { LiveFeed } from './live.js';
 import { dateTime } from './validation.js';
 
@@ -36,30 +38,10 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
   app.get(
     '/fleet/summary',
     { preHandler: need('viewer'), schema: { summary: 'Fleet totals: machines, online, sales and revenue since midnight UTC and over 24 hours, open alerts', tags: ['fleet'] } },
-    async () => {
-      const r = await db.query<{ machines: string; online: string; today_n: string; today_rev: string | null; day_n: string; day_rev: string | null }>(
-        `SELECT (SELECT count(*) FROM machines) AS machines,
-                (SELECT count(*) FROM machine_state WHERE online) AS online,
-                count(*) FILTER (WHERE received_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today_n,
-                sum(price) FILTER (WHERE received_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today_rev,
-                count(*) AS day_n, sum(price) AS day_rev
-         FROM sales WHERE received_at >= now() - interval '24 hours'`,
-      );
-      const x = r.rows[0]!;
-      const alerts = (await db.query<{ t: string | null }>("SELECT to_regclass('alerts')::text AS t")).rows[0]?.t
-        ? Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM alerts WHERE closed_at IS NULL')).rows[0]!.n)
-        : 0;
-      return {
-        machines: Number(x.machines),
-        online: Number(x.online),
-        today: { sales: Number(x.today_n), revenue: Number(x.today_rev ?? 0) },
-        last24h: { sales: Number(x.day_n), revenue: Number(x.day_rev ?? 0) },
-        openAlerts: alerts,
-      };
-    },
+    async () => fleetSummary(db),
   );
 
-  app.get<{ Querystring: { machine?: string; bucket: 'minute' | 'hour' | 'day'; from?: string; to?: string } }>(
+  app.get<{ Querystring: { machine?: string; bucket: Bucket; from?: string; to?: string } }>(
     '/sales/series',
     {
       preHandler: need('viewer'),
@@ -75,24 +57,13 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
     },
     async (req) => {
       const { bucket, machine } = req.query;
-      const step = bucket === 'minute' ? 60_000 : bucket === 'hour' ? 3_600_000 : 86_400_000;
+      const step = BUCKET_MS[bucket];
       const to = req.query.to !== undefined ? dateTime(req.query.to, 'to') : new Date();
       const from = req.query.from !== undefined ? dateTime(req.query.from, 'from') : new Date(to.getTime() - 24 * step);
-      if (from >= to) throw new HttpError(400, 'bad-request', '"from" must be before "to"');
-      if ((to.getTime() - from.getTime()) / step > 2000) throw new HttpError(400, 'bad-request', `more than 2000 ${bucket}s asked for: use a bigger bucket`);
+      if (from >= to) throw new HttpError('bad-request', '"from" must be before "to"');
+      if ((to.getTime() - from.getTime()) / step > 2000) throw new HttpError('bad-request', `more than 2000 ${bucket}s asked for: use a bigger bucket`);
       if (machine !== undefined) await ctx.machineState(machine);
-      const r = await db.query<{ b: Date; n: string; revenue: string | null }>(
-        `SELECT date_trunc($1, received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS b, count(*) AS n, sum(price) AS revenue
-         FROM sales WHERE received_at >= $2 AND received_at < $3 AND ($4::text IS NULL OR machine_id = $4) GROUP BY 1`,
-        [bucket, from, to, machine ?? null],
-      );
-      const got = new Map(r.rows.map((x) => [new Date(x.b).getTime(), x]));
-      const points: { t: string; sales: number; revenue: number }[] = [];
-      // Buckets start on the unit's boundary (UTC), as date_trunc cuts them.
-      for (let t = Math.floor(from.getTime() / step) * step; t < to.getTime(); t += step) {
-        const x = got.get(t);
-        points.push({ t: new Date(t).toISOString(), sales: Number(x?.n ?? 0), revenue: Number(x?.revenue ?? 0) });
-      }
+      const points = await salesSeries(db, bucket, from, to, machine);
       return { bucket, machine: machine ?? null, from: from.toISOString(), to: to.toISOString(), points };
     },
   );

@@ -9,8 +9,9 @@ import type { SlotForecast } from '../restock/forecast.js';
 import { pickList } from '../restock/picklist.js';
 import { DEFAULT_WINDOW_DAYS, forecastMachines, planRestockRoute, type Visit, type VisitReason } from '../restock/plan.js';
 import type { Point } from '../restock/route.js';
-import { loadMachines, RestockError, setLocation, type Location, type MachineRow } from '../restock/store.js';
-import { ERROR, HttpError, MACHINE_ID, SLOT_CODE, type RouteContext } from './http.js';
+import { loadMachines, setLocation, type Location, type MachineRow } from '../restock/store.js';
+import { HttpError } from './errors.js';
+import { ERROR, MACHINE_ID, SLOT_CODE, type RouteContext } from './http.js';
 
 const NULLABLE_STRING = { type: ['string', 'null'] } as const;
 const NULLABLE_NUMBER = { type: ['number', 'null'] } as const;
@@ -136,13 +137,8 @@ function parseDepot(s: string): Point {
   const m = /^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$/.exec(s);
   const lat = Number(m?.[1]);
   const lon = Number(m?.[2]);
-  if (!m || !(lat >= -90 && lat <= 90) || !(lon >= -180 && lon <= 180)) throw new HttpError(400, 'bad-request', '"depot" is LAT,LON in degrees (-90 to 90, -180 to 180), e.g. 41.8781,-87.6298');
+  if (!m || !(lat >= -90 && lat <= 90) || !(lon >= -180 && lon <= 180)) throw new HttpError('bad-request', '"depot" is LAT,LON in degrees (-90 to 90, -180 to 180), e.g. 41.8781,-87.6298');
   return { lat, lon };
-}
-
-function restockError(e: unknown): never {
-  if (e instanceof RestockError) throw new HttpError(e.code === 'unknown-machine' ? 404 : 400, e.code, e.message);
-  throw e;
 }
 
 export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
@@ -150,7 +146,7 @@ export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteCont
 
   async function machine(id: string): Promise<MachineRow> {
     const m = (await loadMachines(db, [id]))[0];
-    if (!m) throw new HttpError(404, 'unknown-machine', `no machine "${id}"`);
+    if (!m) throw new HttpError('unknown-machine', `no machine "${id}"`);
     return m;
   }
 
@@ -177,7 +173,7 @@ export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteCont
     },
     async (req) => {
       const address = req.body.address === undefined || req.body.address === null || req.body.address.trim() === '' ? null : req.body.address.trim();
-      const l = await setLocation(db, req.params.id, { lat: req.body.lat, lon: req.body.lon, address }).catch(restockError);
+      const l = await setLocation(db, req.params.id, { lat: req.body.lat, lon: req.body.lon, address });
       return locationJson(req.params.id, l);
     },
   );
@@ -268,7 +264,7 @@ export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteCont
         machines: req.query.machines?.split(','),
         returnToDepot: req.query.return,
         windowDays: req.query.windowDays,
-      }).catch(restockError);
+      });
       return {
         generatedAt: plan.generatedAt.toISOString(),
         days: plan.days,

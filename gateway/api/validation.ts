@@ -14,7 +14,7 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { FastifyRequest, FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify';
-import { HttpError } from './http.js';
+import { HttpError } from './errors.js';
 
 /** The dates the API takes, inclusive: representable in JavaScript and PostgreSQL alike. */
 export const EARLIEST_TIME = Date.UTC(1970, 0, 1);
@@ -56,7 +56,7 @@ export function parseDateTime(text: string): Date | undefined {
 /** A date-time parameter the schema has checked (format date-time), as a Date; a 400 if it is not one after all. */
 export function dateTime(text: string, name: string): Date {
   const d = parseDateTime(text);
-  if (!d) throw new HttpError(400, 'bad-request', `${name} must be ${DATE_TIME_HELP}`);
+  if (!d) throw new HttpError('bad-request', `${name} must be ${DATE_TIME_HELP}`);
   return d;
 }
 
@@ -113,7 +113,7 @@ export function inputProblem(value: unknown, path: string, depth = 0): string | 
 export async function refuseHostileInput(req: FastifyRequest): Promise<void> {
   const problem =
     inputProblem(req.params, 'params') ?? inputProblem(req.query, 'querystring') ?? (typeof req.body === 'object' ? inputProblem(req.body, 'body') : undefined);
-  if (problem) throw new HttpError(400, 'bad-request', problem);
+  if (problem) throw new HttpError('bad-request', problem);
 }
 
 interface PropertySchema {

@@ -16,7 +16,7 @@ import { AuditError, storeAudit } from '../dex/store.js';
 import { isMachineId } from '../machine-id.js';
 import type { Db } from '../store/db.js';
 import { classifyStoreError, describeStoreError } from '../store/errors.js';
-import { storable } from '../store/json.js';
+import { countRejections } from './store.js';
 
 export const MAX_AUDIT_PAYLOAD = 64 * 1024;
 /** A store failure neither clearly the store's nor the file's: this many tries, then the file's. */
@@ -145,11 +145,7 @@ export class AuditIntake {
   /** Refusals are counted in the store by reason, like ingest's; a store that is away loses only the count. */
   private async record(detail: string): Promise<void> {
     try {
-      await this.db.query(
-        `INSERT INTO rejections (reason, count, last_at, last_detail) VALUES ('bad-audit', 1, now(), $1)
-         ON CONFLICT (reason) DO UPDATE SET count = rejections.count + 1, last_at = now(), last_detail = EXCLUDED.last_detail`,
-        [storable(detail.slice(0, 500))],
-      );
+      await countRejections(this.db, 'bad-audit', 1, detail);
     } catch {
       // Counted in memory and logged already.
     }

@@ -1,6 +1,6 @@
 /**
  * Ingest: parsed machine messages are collected for a few milliseconds and
- * written in one transaction (array-parameter multi-row inserts), idempotent
+ * written in one transaction through the ingest store (store.ts), idempotent
  * on (machine, sequence number). Only after the commit does a machine get its
  * acknowledgement, so the sync cursor on the machine never passes an event
  * the store does not hold.
@@ -17,13 +17,16 @@
  * Stalls are said out loud: while messages wait and nothing commits, the
  * log says so every `stallMs`, and health() reports it.
  */
-import type { Db, Queryable } from '../store/db.js';
+import type { Queryable } from '../store/db.js';
 import { classifyStoreError, describeStoreError } from '../store/errors.js';
-import { ensureTelemetryPartition } from '../store/migrations.js';
-import { parseMessage, type EventCheck, type MachineEvent, type RefusedEvent, type Rejection } from './messages.js';
-import { canonicalJson, storable } from '../store/json.js';
-import { WaitingEvents } from './waiting.js';
+import { storable } from '../store/json.js';
+import { REAL_CLOCK, REAL_TIMERS, type Clock, type TimerId, type Timers } from '../time.js';
 import { checkEvent } from './contract.js';
+import { KnownMachines } from './known-machines.js';
+import { LatencyRing } from './latency.js';
+import { parseMessage, type EventCheck, type MachineEvent, type RefusedEvent, type Rejection } from './messages.js';
+import type { IngestStore } from './store.js';
+import { WaitingEvents } from './waiting.js';
 
 /** The uplink contract as parseMessage asks it: why an event is refused, or undefined. */
 function contractCheck(e: Record<string, unknown>): string | undefined {
@@ -49,8 +52,9 @@ export interface IngestOptions {
    * and the wait after the store is back is pure catch-up time for every machine.
    */
   maxRetryMs?: number;
-  /** Wall clock, ms (tests). */
-  now?: () => number;
+  /** The wall clock (stalls, the store's outage, refusals of unknown machines) and the timers batches and retries wait on: real time unless given (tests drive a virtual clock). */
+  clock?: Clock;
+  timers?: Timers;
   /** The per-event contract (docs/uplink.md; gateway/ingest/contract.ts unless given). */
   checkEvent?: EventCheck;
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
@@ -114,15 +118,15 @@ type Pending = (
   /** Written in a transaction of its own (a batch it was in was refused). */
   solo?: boolean;
 };
-
-const LATENCY_SAMPLES = 8192;
+type EventsPending = Pending & { kind: 'events' };
 
 export class Ingester {
   readonly stats: IngestStats = { messages: 0, events: 0, duplicates: 0, refusedEvents: 0, telemetry: 0, statuses: 0, rejected: {}, batches: 0, shed: 0, waitingDuplicates: 0, waitingDuplicateEvents: 0, storeErrors: 0 };
-  private readonly db: Db;
+  private readonly store: IngestStore;
   private readonly ack: (machine: string, from: number, to: number) => void;
   private readonly options: { maxBatchRows: number; flushMs: number; maxPendingMessages: number; stallMs: number; storeLogEveryMs: number; suspectRetryMs: number; maxRetryMs: number };
-  private readonly now: () => number;
+  private readonly clock: Clock;
+  private readonly timers: Timers;
   private readonly checkEvent: EventCheck | undefined;
   private readonly onCommandEvents: IngestOptions['onCommandEvents'];
   private readonly onOnline: IngestOptions['onOnline'];
@@ -135,14 +139,12 @@ export class Ingester {
   private readonly waitingEvents = new WaitingEvents();
   private pendingRows = 0;
   private urgent = false;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerId | undefined;
   private draining: Promise<void> | undefined;
   private retryMs = 0;
   private suspectTries = 0;
-  private readonly knownMachines = new Set<string>();
-  private readonly unknownUntil = new Map<string, number>();
+  private readonly machines = new KnownMachines();
   private rejectionsToStore = new Map<Rejection, { count: number; detail: string }>();
-  private partitionDay = '';
   private closed = false;
   /** Store down: since when, the last error, when it was last logged. */
   private down: { since: number; error: string; loggedAt: number; attempts: number } | undefined;
@@ -150,15 +152,13 @@ export class Ingester {
   private waitingSince: number | undefined;
   private stallLoggedAt: number | undefined;
   private lastCommitAt: number | undefined;
-  private readonly watchdog: NodeJS.Timeout;
-  /** Receive-to-commit times of recent messages, ms (a ring). */
-  readonly latencies = new Float64Array(LATENCY_SAMPLES);
-  /** When each of those messages was received (performance.now()), so a window can be picked. */
-  private readonly receivedAt = new Float64Array(LATENCY_SAMPLES);
-  private latencyCount = 0;
+  private readonly watchdog: TimerId;
+  /** Receive-to-commit times of recent messages. */
+  private readonly latencies = new LatencyRing();
 
-  constructor(db: Db, ack: (machine: string, from: number, to: number) => void, options: IngestOptions = {}) {
-    this.db = db;
+  /** `store`: the fleet store as ingest writes to it (ingestStore(db), store.ts). */
+  constructor(store: IngestStore, ack: (machine: string, from: number, to: number) => void, options: IngestOptions = {}) {
+    this.store = store;
     this.ack = ack;
     this.options = {
       maxBatchRows: options.maxBatchRows ?? 1000,
@@ -169,15 +169,19 @@ export class Ingester {
       suspectRetryMs: options.suspectRetryMs ?? 50,
       maxRetryMs: options.maxRetryMs ?? 2000,
     };
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? REAL_CLOCK;
+    this.timers = options.timers ?? REAL_TIMERS;
     this.checkEvent = options.checkEvent ?? contractCheck;
     this.log = options.onLog ?? (() => {});
     this.onPressure = options.onPressure;
     this.onCommandEvents = options.onCommandEvents;
     this.onOnline = options.onOnline;
     this.onTelemetry = options.onTelemetry;
-    this.watchdog = setInterval(() => this.checkStall(), Math.max(100, Math.min(1000, this.options.stallMs / 4)));
-    this.watchdog.unref();
+    this.watchdog = this.timers.repeat(() => this.checkStall(), Math.max(100, Math.min(1000, this.options.stallMs / 4)));
+  }
+
+  private now(): number {
+    return this.clock.now();
   }
 
   /** A message arrived on `topic`. Never throws: bad input is counted and logged. */
@@ -190,11 +194,8 @@ export class Ingester {
     this.stats.messages++;
     const m = parseMessage(topic, payload, this.checkEvent);
     if (!m.ok) return this.reject(m.reason, m.detail);
-    if (!this.knownMachines.has(m.machine)) {
-      const until = this.unknownUntil.get(m.machine);
-      if (until !== undefined && until > this.now()) return this.reject('unknown-machine', m.machine);
-      // Not seen yet: look it up as part of the flush.
-    }
+    // A machine not seen yet is looked up as part of the flush.
+    if (!this.machines.mayQueue(m.machine, this.now())) return this.reject('unknown-machine', m.machine);
     if (m.kind === 'events' && this.waitingEvents.covers(m.machine, m)) {
       // A resend of events still waiting for the store: queued again it would be written twice.
       this.stats.waitingDuplicates++;
@@ -217,8 +218,8 @@ export class Ingester {
     // A command's outcome has someone waiting for it (an API call): no batching delay.
     if (p.kind === 'events' && !this.urgent) {
       for (const e of p.events) if (COMMAND_EVENTS.has(e.type)) this.urgent = true;
-      if (this.urgent && this.timer && this.retryMs === 0) {
-        clearTimeout(this.timer);
+      if (this.urgent && this.timer !== undefined && this.retryMs === 0) {
+        this.timers.clear(this.timer);
         this.timer = undefined;
       }
     }
@@ -259,9 +260,9 @@ export class Ingester {
   }
 
   private schedule(): void {
-    if (this.closed || this.draining || this.timer) return;
+    if (this.closed || this.draining || this.timer !== undefined) return;
     const delay = this.retryMs > 0 ? this.retryMs : this.pendingRows >= this.options.maxBatchRows || this.urgent || this.pending[0]?.solo ? 0 : this.options.flushMs;
-    this.timer = setTimeout(() => {
+    this.timer = this.timers.set(() => {
       this.timer = undefined;
       void this.flush();
     }, delay);
@@ -269,8 +270,8 @@ export class Ingester {
 
   /** Write what is waiting now (tests and shutdown call it directly); joins a write under way. */
   async flush(): Promise<void> {
-    if (this.timer) {
-      clearTimeout(this.timer);
+    if (this.timer !== undefined) {
+      this.timers.clear(this.timer);
       this.timer = undefined;
     }
     if (this.draining) return this.draining;
@@ -323,7 +324,7 @@ export class Ingester {
       this.acknowledge(ok.filter((p) => !conflicts.has(p)));
       return;
     } catch (e) {
-      const fault = this.closed ? 'outage' : await classifyStoreError(e, this.db);
+      const fault = this.closed ? 'outage' : await classifyStoreError(e, () => this.store.ping());
       const why = describeStoreError(e);
       if (fault === 'outage') {
         this.suspectTries = 0;
@@ -380,7 +381,7 @@ export class Ingester {
     const parts = p.events.length + p.refused.length;
     if (parts > 1) {
       // One event at a time, in order: the store will say which one it cannot take.
-      const single: (Pending & { kind: 'events' })[] = [];
+      const single: EventsPending[] = [];
       for (const e of p.events) single.push({ kind: 'events', machine: p.machine, from: e.seq, to: e.seq, events: [e], refused: [], at: p.at, solo: true });
       for (const r of p.refused) single.push({ kind: 'events', machine: p.machine, from: r.seq, to: r.seq, events: [], refused: [r], at: p.at, solo: true });
       single.sort((a, b) => a.from - b.from);
@@ -465,148 +466,52 @@ export class Ingester {
     };
   }
 
-  /** Drop messages from machines the store does not know (looked up once, remembered). */
+  /** Drop messages from machines the store does not have. */
   private async admit(batch: Pending[]): Promise<Pending[]> {
-    const unknown = [...new Set(batch.map((p) => p.machine).filter((m) => !this.knownMachines.has(m)))];
-    if (unknown.length > 0) {
-      const found = await this.db.query<{ id: string }>('SELECT id FROM machines WHERE id = ANY($1::text[])', [unknown]);
-      for (const r of found.rows) this.knownMachines.add(r.id);
-    }
-    const ok: Pending[] = [];
-    const now = this.now();
-    if (this.unknownUntil.size > 10000) {
-      // Hostile topics can name endless machines: forget the refusals that have run out.
-      for (const [m, until] of this.unknownUntil) if (until <= now) this.unknownUntil.delete(m);
-    }
-    for (const p of batch) {
-      if (this.knownMachines.has(p.machine)) ok.push(p);
-      else {
-        if (this.unknownUntil.size < 100000) this.unknownUntil.set(p.machine, now + 10000);
-        this.reject('unknown-machine', p.machine);
-      }
-    }
+    const { ok, refused } = await this.machines.admit(batch, this.store, () => this.now());
+    for (const p of refused) this.reject('unknown-machine', p.machine);
     return ok;
   }
 
   /** Returns the messages whose events clash with different events already stored under the same numbers. */
   private async commit(batch: Pending[], rejections: Map<Rejection, { count: number; detail: string }>): Promise<Set<Pending>> {
-    const ev = { machines: [] as string[], seqs: [] as number[], types: [] as string[], times: [] as number[], bodies: [] as string[] };
-    const ref = { machines: [] as string[], seqs: [] as number[], times: [] as (number | null)[], types: [] as (string | null)[], reasons: [] as string[], raws: [] as string[] };
-    const telemetry: { machine: string; body: string }[] = [];
-    const statuses: { machine: string; online: boolean; body: string }[] = [];
-    let anyEvents = false;
+    const messages: EventsPending[] = [];
+    const telemetry: { machine: string; text: string }[] = [];
+    const statuses: { machine: string; online: boolean; text: string }[] = [];
+    let events = 0;
+    let refused = 0;
     for (const p of batch) {
       if (p.kind === 'events') {
-        anyEvents = true;
-        for (const e of p.events) {
-          ev.machines.push(p.machine);
-          ev.seqs.push(e.seq);
-          ev.types.push(e.type);
-          ev.times.push(e.t);
-          ev.bodies.push(JSON.stringify(e.body));
-        }
-        for (const r of p.refused) {
-          ref.machines.push(p.machine);
-          ref.seqs.push(r.seq);
-          ref.times.push(r.t);
-          ref.types.push(r.type);
-          ref.reasons.push(storable(r.reason.slice(0, 500)));
-          ref.raws.push(storable(r.raw));
-        }
+        messages.push(p);
+        events += p.events.length;
+        refused += p.refused.length;
       } else if (p.kind === 'telemetry') {
-        telemetry.push({ machine: p.machine, body: p.text });
+        telemetry.push({ machine: p.machine, text: p.text });
       } else {
-        statuses.push({ machine: p.machine, online: p.online, body: p.text });
+        statuses.push({ machine: p.machine, online: p.online, text: p.text });
       }
-    }
-    const day = new Date(this.now()).toISOString().slice(0, 10);
-    if (telemetry.length > 0 && day !== this.partitionDay) {
-      await ensureTelemetryPartition(this.db, new Date(this.now()));
-      this.partitionDay = day;
     }
     const conflicts = new Set<Pending>();
     let afterCommit: (() => void) | undefined;
-    let refusedCount = 0;
-    const inserted = await this.db.transaction(async (tx) => {
-      let count = 0;
-      let stored: { machine_id: string; seq: string }[] = [];
-      if (ev.machines.length > 0) {
-        // What was checked, serialised again: the store never parses a machine's own bytes.
-        const r = await tx.query<{ machine_id: string; seq: string }>(
-          `INSERT INTO events (machine_id, seq, type, machine_time, body)
-           SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::jsonb[])
-           ON CONFLICT (machine_id, seq) DO NOTHING
-           RETURNING machine_id, seq`,
-          [ev.machines, ev.seqs, ev.types, ev.times, ev.bodies],
-        );
-        stored = r.rows;
-        count = r.rows.length;
-        if (count < ev.machines.length) await this.checkResends(tx, batch, r.rows, conflicts);
-      }
-      if (ref.machines.length > 0) {
-        const r = await tx.query(
-          `INSERT INTO refused_events (machine_id, seq, machine_time, type, reason, raw)
-           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[])
-           ON CONFLICT (machine_id, seq) DO NOTHING
-           RETURNING seq`,
-          [ref.machines, ref.seqs, ref.times, ref.types, ref.reasons, ref.raws],
-        );
-        refusedCount = r.rows.length;
-      }
-      if (anyEvents) {
-        await this.touchMachines(tx, batch, stored);
-        if (this.onCommandEvents) {
-          const commandEvents: { machine: string; type: string; body: Record<string, unknown> }[] = [];
-          for (const p of batch) {
-            if (p.kind !== 'events' || conflicts.has(p)) continue;
-            for (const e of p.events) if (COMMAND_EVENTS.has(e.type)) commandEvents.push({ machine: p.machine, type: e.type, body: e.body });
-          }
-          if (commandEvents.length > 0) afterCommit = await this.onCommandEvents(tx, commandEvents);
-        }
-      }
-      if (telemetry.length > 0) {
-        await tx.query(
-          `INSERT INTO telemetry (machine_id, received_at, body) SELECT m, now(), b FROM unnest($1::text[], $2::jsonb[]) AS t(m, b)`,
-          [telemetry.map((t) => t.machine), telemetry.map((t) => t.body)],
-        );
-        // The newest telemetry per machine becomes its state.
-        const latest = new Map(telemetry.map((t) => [t.machine, t.body]));
-        await tx.query(
-          `INSERT INTO machine_state (machine_id, online, last_seen, telemetry, telemetry_at)
-           SELECT m, true, now(), b, now() FROM unnest($1::text[], $2::jsonb[]) AS t(m, b)
-           ON CONFLICT (machine_id) DO UPDATE SET online = true, last_seen = now(),
-             -- Several gateways may store a machine's messages out of order: an older report never
-             -- replaces a newer one (t is the journal's clock); a state older than ten minutes always
-             -- gives way, so a machine whose clock went back (a wiped journal) is not stuck.
-             telemetry = CASE WHEN machine_state.telemetry->>'t' IS NULL OR machine_state.telemetry_at < now() - interval '10 minutes'
-                                OR (EXCLUDED.telemetry->>'t')::bigint >= (machine_state.telemetry->>'t')::bigint
-                              THEN EXCLUDED.telemetry ELSE machine_state.telemetry END,
-             telemetry_at = CASE WHEN machine_state.telemetry->>'t' IS NULL OR machine_state.telemetry_at < now() - interval '10 minutes'
-                                OR (EXCLUDED.telemetry->>'t')::bigint >= (machine_state.telemetry->>'t')::bigint
-                              THEN now() ELSE machine_state.telemetry_at END`,
-          [[...latest.keys()], [...latest.values()]],
-        );
-      }
-      if (statuses.length > 0) {
-        // The last status of each machine in the batch is the one that holds (a will after an online, or the reverse).
-        const latest = new Map(statuses.map((s) => [s.machine, s]));
-        const list = [...latest.values()];
-        await tx.query(
-          `INSERT INTO machine_state (machine_id, online, last_seen, status)
-           SELECT m, o, now(), b FROM unnest($1::text[], $2::boolean[], $3::jsonb[]) AS t(m, o, b)
-           ON CONFLICT (machine_id) DO UPDATE SET online = EXCLUDED.online, last_seen = now(), status = EXCLUDED.status`,
-          [list.map((s) => s.machine), list.map((s) => s.online), list.map((s) => s.body)],
-        );
-      }
-      for (const [reason, r] of rejections) {
-        await tx.query(
-          `INSERT INTO rejections (reason, count, last_at, last_detail) VALUES ($1, $2, now(), $3)
-           ON CONFLICT (reason) DO UPDATE SET count = rejections.count + EXCLUDED.count, last_at = now(), last_detail = EXCLUDED.last_detail`,
-          [reason, r.count, storable(r.detail.slice(0, 500))],
-        );
-      }
-      return count;
-    });
+    const onCommandEvents = this.onCommandEvents;
+    const counts = await this.store.write(
+      { at: new Date(this.now()), messages, telemetry, statuses, rejections },
+      {
+        conflict: (p, detail) => {
+          conflicts.add(p);
+          this.reject('seq-conflict', detail);
+        },
+        ...(onCommandEvents
+          ? {
+              events: async (tx: Queryable, accepted: EventsPending[]) => {
+                const commandEvents: { machine: string; type: string; body: Record<string, unknown> }[] = [];
+                for (const p of accepted) for (const e of p.events) if (COMMAND_EVENTS.has(e.type)) commandEvents.push({ machine: p.machine, type: e.type, body: e.body });
+                if (commandEvents.length > 0) afterCommit = await onCommandEvents(tx, commandEvents);
+              },
+            }
+          : {}),
+      },
+    );
     afterCommit?.();
     if (this.onOnline) {
       const online = statuses.filter((st) => st.online).map((st) => st.machine);
@@ -619,72 +524,14 @@ export class Ingester {
       this.onTelemetry([...latest].map(([machine, body]) => ({ machine, body })));
     }
     this.stats.batches++;
-    this.stats.events += inserted;
-    this.stats.duplicates += ev.machines.length - inserted + (ref.machines.length - refusedCount);
-    this.stats.refusedEvents += refusedCount;
+    this.stats.events += counts.inserted;
+    this.stats.duplicates += events - counts.inserted + (refused - counts.refused);
+    this.stats.refusedEvents += counts.refused;
     this.stats.telemetry += telemetry.length;
     this.stats.statuses += statuses.length;
     const now = performance.now();
-    for (const p of batch) {
-      const i = this.latencyCount++ % LATENCY_SAMPLES;
-      this.latencies[i] = now - p.at;
-      this.receivedAt[i] = p.at;
-    }
+    for (const p of batch) this.latencies.record(p.at, now);
     return conflicts;
-  }
-
-  /**
-   * Events not inserted were already stored: a resend must be the same event.
-   * A different event under a stored number (a machine whose journal was
-   * wiped and started again) is never acknowledged, so the machine keeps it
-   * in flash and says so, rather than it being taken for a duplicate and lost.
-   */
-  private async checkResends(tx: Queryable, batch: Pending[], inserted: { machine_id: string; seq: string }[], conflicts: Set<Pending>): Promise<void> {
-    const fresh = new Set(inserted.map((r) => `${r.machine_id}\u0000${Number(r.seq)}`));
-    const machines: string[] = [];
-    const seqs: number[] = [];
-    for (const p of batch) {
-      if (p.kind !== 'events') continue;
-      for (const e of p.events) {
-        if (!fresh.has(`${p.machine}\u0000${e.seq}`)) {
-          machines.push(p.machine);
-          seqs.push(e.seq);
-        }
-      }
-    }
-    const stored = await tx.query<{ machine_id: string; seq: string; type: string; machine_time: string; body: Record<string, unknown> }>(
-      `SELECT e.machine_id, e.seq, e.type, e.machine_time, e.body FROM events e
-       JOIN unnest($1::text[], $2::bigint[]) AS k(m, s) ON e.machine_id = k.m AND e.seq = k.s`,
-      [machines, seqs],
-    );
-    const byKey = new Map(stored.rows.map((r) => [`${r.machine_id}\u0000${Number(r.seq)}`, r]));
-    for (const p of batch) {
-      if (p.kind !== 'events') continue;
-      for (const e of p.events) {
-        const s = byKey.get(`${p.machine}\u0000${e.seq}`);
-        if (s && (s.type !== e.type || Number(s.machine_time) !== e.t || canonicalJson(s.body) !== canonicalJson(e.body))) {
-          conflicts.add(p);
-          this.reject('seq-conflict', `${p.machine}: event ${e.seq} differs from the one stored (${s.type} at ${s.machine_time}, now ${e.type} at ${e.t}); not acknowledged`);
-          break;
-        }
-      }
-    }
-  }
-
-  /** Last seen, newest sequence number and event count per machine in the batch. */
-  private async touchMachines(tx: Queryable, batch: Pending[], inserted: { machine_id: string }[]): Promise<void> {
-    const newest = new Map<string, number>();
-    for (const p of batch) if (p.kind === 'events') newest.set(p.machine, Math.max(newest.get(p.machine) ?? 0, p.to));
-    const counts = new Map<string, number>();
-    for (const r of inserted) counts.set(r.machine_id, (counts.get(r.machine_id) ?? 0) + 1);
-    const ids = [...newest.keys()];
-    await tx.query(
-      `INSERT INTO machine_state (machine_id, online, last_seen, last_seq, events)
-       SELECT m, true, now(), s, c FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS t(m, s, c)
-       ON CONFLICT (machine_id) DO UPDATE SET online = true, last_seen = now(),
-         last_seq = GREATEST(machine_state.last_seq, EXCLUDED.last_seq), events = machine_state.events + EXCLUDED.events`,
-      [ids, ids.map((m) => newest.get(m)!), ids.map((m) => counts.get(m) ?? 0)],
-    );
   }
 
   /**
@@ -709,30 +556,22 @@ export class Ingester {
 
   /** Receive-to-commit latency percentile over recent messages (those received at or after `receivedSince`, a performance.now() time), ms. */
   latency(percentile: number, receivedSince = -Infinity): number {
-    const sorted: number[] = [];
-    for (let i = 0; i < Math.min(this.latencyCount, LATENCY_SAMPLES); i++) if (this.receivedAt[i]! >= receivedSince) sorted.push(this.latencies[i]!);
-    const n = sorted.length;
-    if (n === 0) return 0;
-    sorted.sort((a, b) => a - b);
-    return sorted[Math.min(n - 1, Math.floor((percentile / 100) * n))]!;
+    return this.latencies.percentile(percentile, receivedSince);
   }
 
   /** Latencies recorded since the last reset (more than the ring holds: only the newest are kept). */
   get latencySamples(): number {
-    return this.latencyCount;
+    return this.latencies.samples;
   }
 
   /** Machines just provisioned: accepted at once, even if they were refused a moment ago. */
   known(ids: readonly string[]): void {
-    for (const id of ids) {
-      this.knownMachines.add(id);
-      this.unknownUntil.delete(id);
-    }
+    this.machines.add(ids);
   }
 
   /** Forget the latencies recorded so far (benchmarks measure a window). */
   resetLatency(): void {
-    this.latencyCount = 0;
+    this.latencies.reset();
   }
 
   get waiting(): number {
@@ -741,9 +580,10 @@ export class Ingester {
 
   async close(): Promise<void> {
     this.closed = true;
-    clearInterval(this.watchdog);
+    this.timers.clear(this.watchdog);
     await this.flush();
-    if (this.timer) clearTimeout(this.timer);
+    this.timers.clear(this.timer);
+    this.timer = undefined;
   }
 }
 

@@ -18,6 +18,7 @@
  */
 import mqtt from 'mqtt';
 import type { Queryable } from '../store/db.js';
+import { forgetOldProbes, probeRecorded, recordProbe } from '../store/probes.js';
 
 export const PROBE_MACHINE = '$gateway';
 
@@ -73,6 +74,8 @@ export class Subscriber {
   private probing: Promise<void> | undefined;
   private failures = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The next probe after one that did not come back. */
+  private retry: NodeJS.Timeout | undefined;
   private closed = false;
   private connection = 0;
 
@@ -179,7 +182,7 @@ export class Subscriber {
         if (!back && o.shareGroup) {
           // Another member of the share group may have had it.
           try {
-            back = (await o.db.query('SELECT 1 FROM gateway_probes WHERE probe = $1', [id])).rows.length > 0;
+            back = await probeRecorded(o.db, id);
             storeAnswered = true;
           } catch {
             // The store is away: this probe cannot be judged through it.
@@ -198,7 +201,7 @@ export class Subscriber {
       this.state = 'receiving';
       this.failures = 0;
       this.lastReceivedAt = Date.now();
-      if (this.probesSent % 30 === 0 && o.shareGroup) void o.db.query("DELETE FROM gateway_probes WHERE received_at < now() - interval '1 hour'").catch(() => undefined);
+      if (this.probesSent % 30 === 0 && o.shareGroup) void forgetOldProbes(o.db).catch(() => undefined);
       return;
     }
     if (!storeAnswered || o.paused?.()) {
@@ -222,10 +225,11 @@ export class Subscriber {
     }
     await this.resubscribe();
     const wait = this.failures === 1 ? 0 : Math.min(60000, timeoutMs * 2 ** Math.min(this.failures - 2, 4));
-    const retry = setTimeout(() => {
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
       if (!this.closed && this.client.connected) void this.probe();
     }, wait);
-    retry.unref();
+    this.retry.unref();
   }
 
   private async resubscribe(): Promise<void> {
@@ -251,13 +255,14 @@ export class Subscriber {
     }
     // Another gateway's (a share group hands it to one member): tell it through the store.
     if (this.o.shareGroup) {
-      void this.o.db.query('INSERT INTO gateway_probes (probe, received_by) VALUES ($1, $2) ON CONFLICT DO NOTHING', [id, this.o.instance]).catch(() => undefined);
+      void recordProbe(this.o.db, id, this.o.instance).catch(() => undefined);
     }
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    clearTimeout(this.retry);
     this.waiting?.resolve();
     // A clean session sharing a subscription: a message the broker routes to it while it goes away
     // is lost to the whole group (no other member gets it). Leave the group first, while still

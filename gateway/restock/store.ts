@@ -4,8 +4,8 @@
  * slot and hour of the week. Locations are written only here, by the API and
  * by the simulated fleet alike.
  */
-import { slotsOf, type Slot, type Telemetry } from '../api/http.js';
 import type { Queryable } from '../store/db.js';
+import { slotsOf, type Slot, type Telemetry } from '../store/machines.js';
 import { WEEK_HOURS } from './forecast.js';
 
 export interface Location {

@@ -66,11 +66,15 @@ export function isStoreError(e: unknown): boolean {
   return sqlState(e) !== undefined || (typeof code === 'string' && /^E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|NOTFOUND|AI_AGAIN)$/.test(code));
 }
 
-/** Classify a failed write, asking the store when the error alone cannot tell. */
-export async function classifyStoreError(e: unknown, store: Queryable, pingMs = 2000): Promise<StoreFault> {
+/**
+ * Classify a failed write, asking the store when the error alone cannot tell:
+ * `store` is pinged, or is itself the question "does the store answer?".
+ */
+export async function classifyStoreError(e: unknown, store: Queryable | (() => Promise<boolean>), pingMs = 2000): Promise<StoreFault> {
   const f = faultOf(e);
   if (f !== 'connection') return f;
-  return (await ping(store, pingMs)) ? 'suspect' : 'outage';
+  const answers = typeof store === 'function' ? await store() : await ping(store, pingMs);
+  return answers ? 'suspect' : 'outage';
 }
 
 /** Does the store answer a trivial query within `ms`? */

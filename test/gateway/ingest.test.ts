@@ -9,6 +9,7 @@ import type mqtt from 'mqtt';
 import { connectMqtt } from '../lib/mqtt.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { Ingester } from '../../gateway/ingest/ingester.js';
+import { ingestStore } from '../../gateway/ingest/store.js';
 import type { Db } from '../../gateway/store/db.js';
 import { dropOldTelemetry, ensureTelemetryPartition, migrate, MIGRATIONS } from '../../gateway/store/migrations.js';
 import { BACKENDS, count, eventually, type Backend } from './backends.js';
@@ -179,7 +180,7 @@ for (const backend of BACKENDS) {
       const m = `${id}c`;
       await gw.addMachines([m]);
       const got: [string, number, number][] = [];
-      const ingester = new Ingester(b.db, (machine, from, to) => got.push([machine, from, to]), { flushMs: 10000 });
+      const ingester = new Ingester(ingestStore(b.db), (machine, from, to) => got.push([machine, from, to]), { flushMs: 10000 });
       ingester.known([m, `${id}b`]);
       const put = (from: number, to: number, who = m): void => ingester.submit(`fleet/${who}/events`, Buffer.from(events(from, to)));
       put(1, 5);
@@ -213,7 +214,7 @@ for (const backend of BACKENDS) {
       };
       const got: [number, number][] = [];
       // Batches of 25 rows: the first batch (1..25) commits before the second.
-      const ingester = new Ingester(store, (_machine, from, to) => got.push([from, to]), { flushMs: 10000, maxBatchRows: 25 });
+      const ingester = new Ingester(ingestStore(store), (_machine, from, to) => got.push([from, to]), { flushMs: 10000, maxBatchRows: 25 });
       ingester.known([m]);
       const put = (body: string): void => ingester.submit(`fleet/${m}/events`, Buffer.from(body));
       down = true;
@@ -257,7 +258,7 @@ for (const backend of BACKENDS) {
     it('never lets an older telemetry report replace a newer one in the machine state (gateways racing)', async () => {
       const m = `${id}o`;
       await gw.addMachines([m]);
-      const ingester = new Ingester(b.db, () => {}, { flushMs: 10000 });
+      const ingester = new Ingester(ingestStore(b.db), () => {}, { flushMs: 10000 });
       ingester.known([m]);
       const report = (t: number): Buffer => Buffer.from(JSON.stringify({ v: 1, t, slots: [{ code: 'A1', qty: t }] }));
       ingester.submit(`fleet/${m}/telemetry`, report(50));
@@ -277,7 +278,7 @@ for (const backend of BACKENDS) {
 
     it('bounds every transaction, telemetry included, and holds the source back while too much waits', async () => {
       const pressure: boolean[] = [];
-      const ingester = new Ingester(b.db, () => {}, { flushMs: 10000, maxBatchRows: 3, onPressure: (high) => pressure.push(high) });
+      const ingester = new Ingester(ingestStore(b.db), () => {}, { flushMs: 10000, maxBatchRows: 3, onPressure: (high) => pressure.push(high) });
       ingester.known([`${id}b`]);
       for (let i = 0; i < 7; i++) ingester.submit(`fleet/${id}b/telemetry`, Buffer.from(JSON.stringify({ v: 1, t: 100 + i })));
       assert.deepEqual(pressure, [true], 'more than two batches waiting: the source is told to stop');

@@ -1,0 +1,77 @@
+/**
+ * The fleet over the operator API: every machine at a glance, one machine's
+ * state and slots, its sales over a time range, and provisioning a new
+ * machine (admins only: the answer holds its command key).
+ */
+import type { FastifyInstance } from 'fastify';
+import { listAlerts, openAlertCounts } from '../alerts/store.js';
+import { listMachines, slotsOf } from '../store/machines.js';
+import { salesBySlot } from '../store/sales.js';
+import { HttpError } from './errors.js';
+import { MACHINE_ID, MACHINE_PARAMS, type RouteContext } from './http.js';
+import { dateTime } from './validation.js';
+
+export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
+  const { db, commands, need, machineState } = ctx;
+
+  app.get('/machines', { preHandler: need('viewer'), schema: { summary: 'Every machine: online, last seen, unsynced state', tags: ['fleet'] } }, async () => {
+    const machines = await listMachines(db);
+    const alerts = await openAlertCounts(db);
+    return { machines: machines.map((m) => ({ ...m, openAlerts: alerts.get(m.id) ?? 0 })) };
+  });
+
+  app.get<{ Params: { id: string } }>(
+    '/machines/:id',
+    { preHandler: need('viewer'), schema: { summary: "One machine's state (its last telemetry)", tags: ['fleet'], params: MACHINE_PARAMS } },
+    async (req) => {
+      const s = await machineState(req.params.id);
+      const alerts = await listAlerts(db, { state: 'open', machine: req.params.id, limit: 1000 });
+      return { id: req.params.id, online: s.online, lastSeen: s.last_seen, telemetryAt: s.telemetry_at, telemetry: s.telemetry, status: s.status, alerts };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/machines/:id/slots',
+    { preHandler: need('viewer'), schema: { summary: "A machine's slots as it last reported them (stock, capacity, price, faults), sold-out ones included", tags: ['fleet'], params: MACHINE_PARAMS } },
+    async (req) => {
+      const s = await machineState(req.params.id);
+      return {
+        slots: slotsOf(s.telemetry).map((x) => ({ slot: x.code, product: x.product ?? null, category: x.category ?? null, price: x.price, quantity: x.qty, capacity: x.capacity ?? null, sku: x.sku ?? null, outOfService: x.fault === true })),
+        asOf: s.telemetry_at,
+      };
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { from?: string; to?: string } }>(
+    '/machines/:id/sales',
+    {
+      preHandler: need('viewer'),
+      schema: {
+        summary: 'Sales and revenue over a time range (received time; default the last 24 hours)',
+        tags: ['fleet'],
+        params: MACHINE_PARAMS,
+        querystring: { type: 'object', properties: { from: { type: 'string', format: 'date-time' }, to: { type: 'string', format: 'date-time' } }, additionalProperties: false },
+      },
+    },
+    async (req) => {
+      await machineState(req.params.id);
+      const to = req.query.to !== undefined ? dateTime(req.query.to, 'to') : new Date();
+      const from = req.query.from !== undefined ? dateTime(req.query.from, 'from') : new Date(to.getTime() - 86400000);
+      if (from > to) throw new HttpError('bad-request', '"from" is after "to"');
+      return { from: from.toISOString(), to: to.toISOString(), ...(await salesBySlot(db, req.params.id, from, to)) };
+    },
+  );
+
+  app.post<{ Body: { id: string } }>(
+    '/machines',
+    {
+      preHandler: need('admin'),
+      schema: {
+        summary: "Provision a machine: returns its command key for the machine's configuration (shown to admins only)",
+        tags: ['fleet'],
+        body: { type: 'object', properties: { id: MACHINE_ID }, required: ['id'], additionalProperties: false },
+      },
+    },
+    async (req, reply) => reply.code(201).send({ id: req.body.id, ...(await commands.provision(req.body.id)) }),
+  );
+}

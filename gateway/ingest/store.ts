@@ -1,0 +1,243 @@
+/**
+ * What ingest writes to the fleet store, and the only place its SQL lives:
+ * which machines exist, the counts of refused messages by reason (audit
+ * files' too), and one batch in one transaction (array-parameter
+ * multi-row inserts, idempotent on (machine, sequence number)). The
+ * ingester sees only the IngestStore interface, so its timing (batching,
+ * backoff, splitting a refused batch) can be tried against a store that
+ * fails on cue (test/gateway/ingester-unit.test.ts); this implementation is
+ * tried against PGlite and PostgreSQL by the other gateway tests.
+ */
+import type { Db, Queryable } from '../store/db.js';
+import { ping } from '../store/errors.js';
+import { canonicalJson, storable } from '../store/json.js';
+import { ensureTelemetryPartition } from '../store/migrations.js';
+import type { MachineEvent, RefusedEvent, Rejection } from './messages.js';
+
+/** A machine's event message as the store takes it (the ingester's own objects, which the hooks hand back). */
+export interface EventMessage {
+  readonly machine: string;
+  /** Its newest sequence number. */
+  readonly to: number;
+  readonly events: readonly MachineEvent[];
+  readonly refused: readonly RefusedEvent[];
+}
+
+export interface IngestBatch<M extends EventMessage> {
+  /** When it is written, by the ingester's clock: telemetry goes to this day's partition. */
+  readonly at: Date;
+  readonly messages: readonly M[];
+  /** Telemetry and status messages: their checked bodies, serialised again (the store never parses a machine's own bytes). */
+  readonly telemetry: readonly { machine: string; text: string }[];
+  readonly statuses: readonly { machine: string; online: boolean; text: string }[];
+  /** Rejections by reason since the last write: how many, and the latest one's detail. */
+  readonly rejections: ReadonlyMap<Rejection, { count: number; detail: string }>;
+}
+
+export interface WriteHooks<M extends EventMessage> {
+  /** Inside the transaction: `message` has an event that differs from the one stored under its number (never acknowledged). */
+  conflict(message: M, detail: string): void;
+  /** Inside the transaction, after the events: the event messages without a conflict (command outcomes settle in the same transaction). */
+  events?(tx: Queryable, messages: M[]): Promise<void>;
+}
+
+export interface WriteCounts {
+  /** Events inserted (the others were stored already). */
+  inserted: number;
+  /** Refused events recorded (the others were recorded already). */
+  refused: number;
+}
+
+export interface IngestStore {
+  /** Of these machine ids, the ones the fleet has. */
+  knownMachines(ids: readonly string[]): Promise<string[]>;
+  /** Write a batch in one transaction: everything or, when it throws, nothing. */
+  write<M extends EventMessage>(batch: IngestBatch<M>, hooks: WriteHooks<M>): Promise<WriteCounts>;
+  /** Does the store answer a trivial query? (When a failed write's error alone cannot say whose fault it was: store/errors.ts.) */
+  ping(): Promise<boolean>;
+}
+
+/** The fleet store (PostgreSQL or PGlite) as ingest writes to it. */
+export function ingestStore(db: Db): IngestStore {
+  return new SqlIngestStore(db);
+}
+
+const key = (machine: string, seq: number): string => `${machine}\u0000${seq}`;
+
+class SqlIngestStore implements IngestStore {
+  /** The day whose telemetry partition is known to exist. */
+  private partitionDay = '';
+
+  constructor(private readonly db: Db) {}
+
+  async knownMachines(ids: readonly string[]): Promise<string[]> {
+    const found = await this.db.query<{ id: string }>('SELECT id FROM machines WHERE id = ANY($1::text[])', [ids]);
+    return found.rows.map((r) => r.id);
+  }
+
+  ping(): Promise<boolean> {
+    return ping(this.db);
+  }
+
+  async write<M extends EventMessage>(batch: IngestBatch<M>, hooks: WriteHooks<M>): Promise<WriteCounts> {
+    const day = batch.at.toISOString().slice(0, 10);
+    if (batch.telemetry.length > 0 && day !== this.partitionDay) {
+      await ensureTelemetryPartition(this.db, batch.at);
+      this.partitionDay = day;
+    }
+    const ev = { machines: [] as string[], seqs: [] as number[], types: [] as string[], times: [] as number[], bodies: [] as string[] };
+    const ref = { machines: [] as string[], seqs: [] as number[], times: [] as (number | null)[], types: [] as (string | null)[], reasons: [] as string[], raws: [] as string[] };
+    for (const p of batch.messages) {
+      for (const e of p.events) {
+        ev.machines.push(p.machine);
+        ev.seqs.push(e.seq);
+        ev.types.push(e.type);
+        ev.times.push(e.t);
+        ev.bodies.push(JSON.stringify(e.body));
+      }
+      for (const r of p.refused) {
+        ref.machines.push(p.machine);
+        ref.seqs.push(r.seq);
+        ref.times.push(r.t);
+        ref.types.push(r.type);
+        ref.reasons.push(storable(r.reason.slice(0, 500)));
+        ref.raws.push(storable(r.raw));
+      }
+    }
+    return this.db.transaction(async (tx) => {
+      const counts: WriteCounts = { inserted: 0, refused: 0 };
+      const conflicts = new Set<M>();
+      let stored: { machine_id: string; seq: string }[] = [];
+      if (ev.machines.length > 0) {
+        // What was checked, serialised again: the store never parses a machine's own bytes.
+        const r = await tx.query<{ machine_id: string; seq: string }>(
+          `INSERT INTO events (machine_id, seq, type, machine_time, body)
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::jsonb[])
+           ON CONFLICT (machine_id, seq) DO NOTHING
+           RETURNING machine_id, seq`,
+          [ev.machines, ev.seqs, ev.types, ev.times, ev.bodies],
+        );
+        stored = r.rows;
+        counts.inserted = r.rows.length;
+        if (counts.inserted < ev.machines.length) await checkResends(tx, batch.messages, r.rows, (p, detail) => {
+          conflicts.add(p);
+          hooks.conflict(p, detail);
+        });
+      }
+      if (ref.machines.length > 0) {
+        const r = await tx.query(
+          `INSERT INTO refused_events (machine_id, seq, machine_time, type, reason, raw)
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+           ON CONFLICT (machine_id, seq) DO NOTHING
+           RETURNING seq`,
+          [ref.machines, ref.seqs, ref.times, ref.types, ref.reasons, ref.raws],
+        );
+        counts.refused = r.rows.length;
+      }
+      if (batch.messages.length > 0) {
+        await touchMachines(tx, batch.messages, stored);
+        await hooks.events?.(tx, batch.messages.filter((p) => !conflicts.has(p)));
+      }
+      if (batch.telemetry.length > 0) await storeTelemetry(tx, batch.telemetry);
+      if (batch.statuses.length > 0) await storeStatuses(tx, batch.statuses);
+      for (const [reason, r] of batch.rejections) await countRejections(tx, reason, r.count, r.detail);
+      return counts;
+    });
+  }
+}
+
+/** Add to the count of messages refused for `reason` (table rejections), with the latest one's detail. */
+export async function countRejections(db: Queryable, reason: Rejection, count: number, detail: string): Promise<void> {
+  await db.query(
+    `INSERT INTO rejections (reason, count, last_at, last_detail) VALUES ($1, $2, now(), $3)
+     ON CONFLICT (reason) DO UPDATE SET count = rejections.count + EXCLUDED.count, last_at = now(), last_detail = EXCLUDED.last_detail`,
+    [reason, count, storable(detail.slice(0, 500))],
+  );
+}
+
+/**
+ * Events not inserted were already stored: a resend must be the same event.
+ * A different event under a stored number (a machine whose journal was
+ * wiped and started again) is a conflict: the message is never
+ * acknowledged, so the machine keeps it in flash and says so, rather than
+ * it being taken for a duplicate and lost.
+ */
+async function checkResends<M extends EventMessage>(tx: Queryable, messages: readonly M[], inserted: { machine_id: string; seq: string }[], conflict: (p: M, detail: string) => void): Promise<void> {
+  const fresh = new Set(inserted.map((r) => key(r.machine_id, Number(r.seq))));
+  const machines: string[] = [];
+  const seqs: number[] = [];
+  for (const p of messages) {
+    for (const e of p.events) {
+      if (!fresh.has(key(p.machine, e.seq))) {
+        machines.push(p.machine);
+        seqs.push(e.seq);
+      }
+    }
+  }
+  const stored = await tx.query<{ machine_id: string; seq: string; type: string; machine_time: string; body: Record<string, unknown> }>(
+    `SELECT e.machine_id, e.seq, e.type, e.machine_time, e.body FROM events e
+     JOIN unnest($1::text[], $2::bigint[]) AS k(m, s) ON e.machine_id = k.m AND e.seq = k.s`,
+    [machines, seqs],
+  );
+  const byKey = new Map(stored.rows.map((r) => [key(r.machine_id, Number(r.seq)), r]));
+  for (const p of messages) {
+    for (const e of p.events) {
+      const s = byKey.get(key(p.machine, e.seq));
+      if (s && (s.type !== e.type || Number(s.machine_time) !== e.t || canonicalJson(s.body) !== canonicalJson(e.body))) {
+        conflict(p, `${p.machine}: event ${e.seq} differs from the one stored (${s.type} at ${s.machine_time}, now ${e.type} at ${e.t}); not acknowledged`);
+        break;
+      }
+    }
+  }
+}
+
+/** Last seen, newest sequence number and event count per machine of the batch. */
+async function touchMachines(tx: Queryable, messages: readonly EventMessage[], inserted: { machine_id: string }[]): Promise<void> {
+  const newest = new Map<string, number>();
+  for (const p of messages) newest.set(p.machine, Math.max(newest.get(p.machine) ?? 0, p.to));
+  const counts = new Map<string, number>();
+  for (const r of inserted) counts.set(r.machine_id, (counts.get(r.machine_id) ?? 0) + 1);
+  const ids = [...newest.keys()];
+  await tx.query(
+    `INSERT INTO machine_state (machine_id, online, last_seen, last_seq, events)
+     SELECT m, true, now(), s, c FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS t(m, s, c)
+     ON CONFLICT (machine_id) DO UPDATE SET online = true, last_seen = now(),
+       last_seq = GREATEST(machine_state.last_seq, EXCLUDED.last_seq), events = machine_state.events + EXCLUDED.events`,
+    [ids, ids.map((m) => newest.get(m)!), ids.map((m) => counts.get(m) ?? 0)],
+  );
+}
+
+/** Every report into the history; the newest of each machine becomes its state. */
+async function storeTelemetry(tx: Queryable, telemetry: readonly { machine: string; text: string }[]): Promise<void> {
+  await tx.query(
+    `INSERT INTO telemetry (machine_id, received_at, body) SELECT m, now(), b FROM unnest($1::text[], $2::jsonb[]) AS t(m, b)`,
+    [telemetry.map((t) => t.machine), telemetry.map((t) => t.text)],
+  );
+  const latest = new Map(telemetry.map((t) => [t.machine, t.text]));
+  await tx.query(
+    `INSERT INTO machine_state (machine_id, online, last_seen, telemetry, telemetry_at)
+     SELECT m, true, now(), b, now() FROM unnest($1::text[], $2::jsonb[]) AS t(m, b)
+     ON CONFLICT (machine_id) DO UPDATE SET online = true, last_seen = now(),
+       -- Several gateways may store a machine's messages out of order: an older report never
+       -- replaces a newer one (t is the journal's clock); a state older than ten minutes always
+       -- gives way, so a machine whose clock went back (a wiped journal) is not stuck.
+       telemetry = CASE WHEN machine_state.telemetry->>'t' IS NULL OR machine_state.telemetry_at < now() - interval '10 minutes'
+                          OR (EXCLUDED.telemetry->>'t')::bigint >= (machine_state.telemetry->>'t')::bigint
+                        THEN EXCLUDED.telemetry ELSE machine_state.telemetry END,
+       telemetry_at = CASE WHEN machine_state.telemetry->>'t' IS NULL OR machine_state.telemetry_at < now() - interval '10 minutes'
+                          OR (EXCLUDED.telemetry->>'t')::bigint >= (machine_state.telemetry->>'t')::bigint
+                        THEN now() ELSE machine_state.telemetry_at END`,
+    [[...latest.keys()], [...latest.values()]],
+  );
+}
+
+/** The last status of each machine in the batch is the one that holds (a will after an online, or the reverse). */
+async function storeStatuses(tx: Queryable, statuses: readonly { machine: string; online: boolean; text: string }[]): Promise<void> {
+  const list = [...new Map(statuses.map((s) => [s.machine, s])).values()];
+  await tx.query(
+    `INSERT INTO machine_state (machine_id, online, last_seen, status)
+     SELECT m, o, now(), b FROM unnest($1::text[], $2::boolean[], $3::jsonb[]) AS t(m, o, b)
+     ON CONFLICT (machine_id) DO UPDATE SET online = EXCLUDED.online, last_seen = now(), status = EXCLUDED.status`,
+    [list.map((s) => s.machine), list.map((s) => s.online), list.map((s) => s.text)],
+  );
+}
