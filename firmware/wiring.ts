@@ -3,7 +3,7 @@
  * parts together: the books (journal and ledger, recovered before anything
  * else runs), the board-facing parts (lamps, dispenser), the MDB link, bus
  * and drivers, the sale (controller.ts) and its collaborators. Each
- * driver's callbacks go straight to the part that listens to that event.
+ * driver's events go to the part that listens to them (listeners.ts).
  *
  * The order is the boot order: nothing reaches the bus until every part is
  * built and the books are settled, and the panel shows once at the end.
@@ -13,6 +13,7 @@ import type { MachineConfig } from './config.js';
 import { Dispenser, type DispenserOptions } from './dispense/dispenser.js';
 import { Journal } from './journal/journal.js';
 import { Ledger, layoutHash } from './journal/ledger.js';
+import { BillListener, ChangerListener, ReaderListener } from './listeners.js';
 import { BillValidator } from './mdb/bill.js';
 import { MdbBus } from './mdb/bus.js';
 import { CashlessReader } from './mdb/cashless.js';
@@ -72,55 +73,25 @@ export function wire(board: Board, config: MachineConfig, hooks: MachineHooks): 
 
   const log = (level: LogLevel, message: string): void => board.log(level, message);
   const poll = config.pollIntervalMs;
-  const changer = new CoinChanger({
-    decimals: config.decimals,
-    timing: { pollIntervalMs: poll, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 },
-    log,
-    changerReady: () => payouts.changerReady(),
-    changerLost: () => payouts.changerLost(),
-    payoutStarting: (tubes) => payouts.payoutStarting(tubes),
-    coinsDispensedManually: (type, count, value) => payouts.coinsDispensedManually(type, count, value),
-    coinDeposited: (type, value, routing) => controller.coinDeposited(type, value, routing),
-    coinReturnPressed: () => controller.cancel(),
-    coinRejected: (type) => board.log('info', `coin type ${type} rejected`),
-    changerStatus: (code) => board.log('warn', `changer status 0x${code.toString(16)}`),
-  });
-  const bill = new BillValidator({
-    decimals: config.decimals,
-    timing: { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 },
-    log,
-    billReady: () => controller.billReady(),
-    billLost: () => controller.changed(),
-    billEscrowed: (type, value) => controller.billEscrowed(type, value),
-    billStacked: (type, value) => controller.billStacked(type, value),
-    billReturned: (type, value) => controller.billReturned(type, value),
-    billStatus: (code) => board.log('warn', `bill validator status 0x${code.toString(16)}`),
-  });
+  // Each device's events go to the part that listens (listeners.ts); those parts are built below and set in.
+  const changerEvents = new ChangerListener({ decimals: config.decimals, timing: { pollIntervalMs: poll, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log }, board);
+  const billEvents = new BillListener({ decimals: config.decimals, timing: { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log }, board);
+  const readerEvents = config.cashless
+    ? new ReaderListener(
+        { decimals: config.decimals, timing: { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log },
+        { serial: config.machineId.slice(0, 12), version: 0x0100 },
+        board,
+      )
+    : undefined;
+  const changer = new CoinChanger(changerEvents);
+  const bill = new BillValidator(billEvents);
   const link = new WordLink({ serial: board.mdb, timers: board.timers });
   const bus = new MdbBus(link, board.clock, board.timers);
   // Flash erases (tens of ms, cache off) happen between exchanges, so a record a peripheral's ACK waits for only writes.
   bus.onQuiet = () => {
     journal.prepare();
   };
-  const reader = config.cashless
-    ? new CashlessReader({
-        decimals: config.decimals,
-        timing: { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 },
-        log,
-        identity: { serial: config.machineId.slice(0, 12), version: 0x0100 },
-        // The card session exists whenever the reader does.
-        readerReady: () => card!.readerReady(),
-        readerLost: () => card!.readerLost(),
-        sessionBegan: (funds) => card!.sessionBegan(funds),
-        sessionCancelRequested: () => card!.sessionCancelRequested(),
-        vendApproved: (amount) => card!.vendApproved(amount),
-        vendDenied: () => card!.vendDenied(),
-        vendReported: (success) => card!.vendReported(success),
-        sessionEnded: () => card!.sessionEnded(),
-        readerCancelled: () => board.log('info', 'cashless: reader cancelled'),
-        readerStatus: (code) => board.log('warn', `cashless reader status 0x${code.toString(16)}`),
-      })
-    : undefined;
+  const reader = readerEvents ? new CashlessReader(readerEvents) : undefined;
 
   const controller = new Controller({ board, config, inventory, journal, ledger, vendOptions, dispenser, changer, bill, reader, bus, onHealthChanged: hooks.onHealthChanged });
   const sale = controller;
@@ -147,6 +118,10 @@ export function wire(board: Board, config: MachineConfig, hooks: MachineHooks): 
   });
   const card = reader ? new CardSession({ sale, board, reader, bus, journal, ledger, inventory, panel, remote }) : undefined;
   controller.connect({ panel, payouts, card, remote });
+  changerEvents.payouts = payouts;
+  changerEvents.sale = controller;
+  billEvents.sale = controller;
+  if (readerEvents) readerEvents.card = card;
   const reports = new Reports({ sale, board, inventory, ledger, journal, changer, bill, reader, link, panel, remote });
 
   bus.add(changer);

@@ -1,0 +1,150 @@
+/**
+ * Where each payment device's events go: one small class a device, whose
+ * methods pass each event to the part that listens to it (the sale, the
+ * payout session, the card session, the log). An instance is the driver's
+ * options object, since the drivers call their callbacks as methods of it.
+ *
+ * Methods rather than arrow functions made at boot: on the board the code is
+ * preloaded into flash, while each closure would take about ten heap slots of
+ * RAM for as long as the machine runs (docs/benchmarks.md).
+ */
+import type { Board } from './board.js';
+import type { BillValidatorOptions } from './mdb/bill.js';
+import type { CashlessIdentityOptions, CashlessReaderOptions } from './mdb/cashless.js';
+import type { CoinChangerOptions } from './mdb/changer.js';
+import type { PeripheralLog, PeripheralTiming } from './mdb/peripheral.js';
+import type { CardSession } from './vend/card.js';
+import type { Controller } from './vend/controller.js';
+import type { PayoutSession } from './vend/payout.js';
+
+/** What every driver's options carry besides its callbacks. */
+export interface DeviceSetup {
+  decimals: number;
+  timing: PeripheralTiming;
+  log: PeripheralLog;
+}
+
+export class ChangerListener implements CoinChangerOptions {
+  readonly decimals: number;
+  readonly timing: PeripheralTiming;
+  readonly log: PeripheralLog;
+  /** Set once the parts exist: they are built after the drivers they listen to. */
+  payouts: PayoutSession | undefined;
+  sale: Controller | undefined;
+  private readonly board: Board;
+
+  constructor(setup: DeviceSetup, board: Board) {
+    this.decimals = setup.decimals;
+    this.timing = setup.timing;
+    this.log = setup.log;
+    this.board = board;
+  }
+
+  changerReady(): void {
+    this.payouts!.changerReady();
+  }
+  changerLost(): void {
+    this.payouts!.changerLost();
+  }
+  payoutStarting(tubes: Uint8Array): void {
+    this.payouts!.payoutStarting(tubes);
+  }
+  coinsDispensedManually(type: number, count: number, value: number): void {
+    this.payouts!.coinsDispensedManually(type, count, value);
+  }
+  coinDeposited(type: number, value: number, routing: number): void {
+    this.sale!.coinDeposited(type, value, routing);
+  }
+  coinReturnPressed(): void {
+    this.sale!.cancel();
+  }
+  coinRejected(type: number): void {
+    this.board.log('info', `coin type ${type} rejected`);
+  }
+  changerStatus(code: number): void {
+    this.board.log('warn', `changer status 0x${code.toString(16)}`);
+  }
+}
+
+export class BillListener implements BillValidatorOptions {
+  readonly decimals: number;
+  readonly timing: PeripheralTiming;
+  readonly log: PeripheralLog;
+  sale: Controller | undefined;
+  private readonly board: Board;
+
+  constructor(setup: DeviceSetup, board: Board) {
+    this.decimals = setup.decimals;
+    this.timing = setup.timing;
+    this.log = setup.log;
+    this.board = board;
+  }
+
+  billReady(): void {
+    this.sale!.billReady();
+  }
+  billLost(): void {
+    this.sale!.changed();
+  }
+  billEscrowed(type: number, value: number): void {
+    this.sale!.billEscrowed(type, value);
+  }
+  billStacked(type: number, value: number): void {
+    this.sale!.billStacked(type, value);
+  }
+  billReturned(type: number, value: number): void {
+    this.sale!.billReturned(type, value);
+  }
+  billStatus(code: number): void {
+    this.board.log('warn', `bill validator status 0x${code.toString(16)}`);
+  }
+}
+
+export class ReaderListener implements CashlessReaderOptions {
+  readonly decimals: number;
+  readonly timing: PeripheralTiming;
+  readonly log: PeripheralLog;
+  readonly identity: CashlessIdentityOptions;
+  /** The card session exists whenever the reader does; set once it is built. */
+  card: CardSession | undefined;
+  private readonly board: Board;
+
+  constructor(setup: DeviceSetup, identity: CashlessIdentityOptions, board: Board) {
+    this.decimals = setup.decimals;
+    this.timing = setup.timing;
+    this.log = setup.log;
+    this.identity = identity;
+    this.board = board;
+  }
+
+  readerReady(): void {
+    this.card!.readerReady();
+  }
+  readerLost(): void {
+    this.card!.readerLost();
+  }
+  sessionBegan(funds: number): void {
+    this.card!.sessionBegan(funds);
+  }
+  sessionCancelRequested(): void {
+    this.card!.sessionCancelRequested();
+  }
+  vendApproved(amount: number): void {
+    this.card!.vendApproved(amount);
+  }
+  vendDenied(): void {
+    this.card!.vendDenied();
+  }
+  vendReported(success: boolean): void {
+    this.card!.vendReported(success);
+  }
+  sessionEnded(): void {
+    this.card!.sessionEnded();
+  }
+  readerCancelled(): void {
+    this.board.log('info', 'cashless: reader cancelled');
+  }
+  readerStatus(code: number): void {
+    this.board.log('warn', `cashless reader status 0x${code.toString(16)}`);
+  }
+}
