@@ -15,20 +15,20 @@
  * or denies, and the card pays the approved amount when the item is
  * delivered; credit is cash only and a card vend never touches it. See
  * docs/cashless.md.
+ *
+ * About 600 lines, kept in one file on purpose: every transition of the one
+ * state machine, cash and card, is here, so what a state allows can be read
+ * in one place (its types and ports are in ports.ts).
  */
 import { DISPENSE_OK, type DispenseResult } from '../dispense/dispenser.js';
 import { Inventory, SLOT_EMPTY, SLOT_OK, SLOT_OUT_OF_SERVICE, SLOT_SHORT } from './inventory.js';
 import type { VendOptions, VendPorts, VendState } from './ports.js';
 
-const ESCROW_NONE = 0;
-const ESCROW_STACKING = 1;
-const ESCROW_RETURNING = 2;
+/** The bill in escrow: none, ESCROW stack sent, ESCROW return sent. */
+const Escrow = Object.freeze({ NONE: 0, STACKING: 1, RETURNING: 2 });
 
 /** The card vend of the open session: none, VEND REQUEST sent, approved (dispensing), VEND CANCEL sent. */
-const CARD_NONE = 0;
-const CARD_REQUESTED = 1;
-const CARD_APPROVED = 2;
-const CARD_CANCELLING = 3;
+const CardVend = Object.freeze({ NONE: 0, REQUESTED: 1, APPROVED: 2, CANCELLING: 3 });
 
 export class VendMachine {
   // Only the machine's own decisions change these; the rest of the firmware reads them through the getters below.
@@ -38,11 +38,11 @@ export class VendMachine {
   private delivered = 0;
   private credit_ = 0;
   private escrow_ = 0;
-  private escrowAction = ESCROW_NONE;
+  private escrowAction: number = Escrow.NONE;
   private card_ = false;
   private cardFunds_ = -1;
   private cardMulti = false;
-  private cardVend = CARD_NONE;
+  private cardVend: number = CardVend.NONE;
   private cardAmount_ = 0;
   private paying = false;
   private refundShort = false;
@@ -104,26 +104,26 @@ export class VendMachine {
 
   /** True while the machine is doing something the customer must wait for. */
   get busy(): boolean {
-    return this.state_ === 'DISPENSING' || this.state_ === 'RETURNING_CHANGE' || this.escrowAction !== ESCROW_NONE || this.cardAwaiting;
+    return this.state_ === 'DISPENSING' || this.state_ === 'RETURNING_CHANGE' || this.escrowAction !== Escrow.NONE || this.cardAwaiting;
   }
 
   /** A VEND REQUEST (or its cancellation) waits for the reader's answer. */
   get cardAwaiting(): boolean {
-    return this.cardVend === CARD_REQUESTED || this.cardVend === CARD_CANCELLING;
+    return this.cardVend === CardVend.REQUESTED || this.cardVend === CardVend.CANCELLING;
   }
 
   /** A VEND REQUEST is out and the customer still wants it: an approval now is taken. */
   get cardRequested(): boolean {
-    return this.cardVend === CARD_REQUESTED;
+    return this.cardVend === CardVend.REQUESTED;
   }
 
   /** The item being dispensed was approved by the card reader (it is paid by card, at `cardAmount`). */
   get cardVending(): boolean {
-    return this.cardVend === CARD_APPROVED;
+    return this.cardVend === CardVend.APPROVED;
   }
 
   get escrowPending(): boolean {
-    return this.escrowAction !== ESCROW_NONE;
+    return this.escrowAction !== Escrow.NONE;
   }
 
   // ---- customer ------------------------------------------------------------
@@ -131,8 +131,8 @@ export class VendMachine {
   select(slot: number, quantity: number): void {
     const s = this.state_;
     if (s !== 'IDLE' && s !== 'PRODUCT_SELECTED' && s !== 'ACCEPTING_PAYMENT') return this.ports.ignored('select', s);
-    if (this.escrowAction !== ESCROW_NONE) return this.ports.ignored('select while a bill is moving', s);
-    if (this.cardVend !== CARD_NONE) return this.ports.ignored('select while a card vend is under way', s);
+    if (this.escrowAction !== Escrow.NONE) return this.ports.ignored('select while a bill is moving', s);
+    if (this.cardVend !== CardVend.NONE) return this.ports.ignored('select while a card vend is under way', s);
     if (!Number.isInteger(quantity) || quantity < 1 || quantity > this.options.maxQuantity) {
       this.ports.notice('bad-quantity', slot);
       return;
@@ -181,7 +181,7 @@ export class VendMachine {
         return;
       case 'DISPENSING':
         // Between the items of a card multi-vend: the next approval may still be withdrawn.
-        if (this.card_ && this.cardVend === CARD_REQUESTED) return this.cancelCard();
+        if (this.card_ && this.cardVend === CardVend.REQUESTED) return this.cancelCard();
         this.ports.ignored('cancel', this.state_);
         return;
       default:
@@ -190,13 +190,13 @@ export class VendMachine {
   }
 
   timeout(): void {
-    if (this.cardVend === CARD_CANCELLING) {
+    if (this.cardVend === CardVend.CANCELLING) {
       // The reader never answered VEND CANCEL: close the session anyway (an approval arriving later is refunded).
-      this.cardVend = CARD_NONE;
+      this.cardVend = CardVend.NONE;
       this.endCard();
       return;
     }
-    if (this.state_ === 'PRODUCT_SELECTED' || this.state_ === 'ACCEPTING_PAYMENT' || (this.state_ === 'DISPENSING' && this.cardVend === CARD_REQUESTED)) {
+    if (this.state_ === 'PRODUCT_SELECTED' || this.state_ === 'ACCEPTING_PAYMENT' || (this.state_ === 'DISPENSING' && this.cardVend === CardVend.REQUESTED)) {
       this.cancel();
     } else {
       this.ports.ignored('timeout', this.state_);
@@ -214,8 +214,8 @@ export class VendMachine {
   billEscrowed(value: number): void {
     const s = this.state_;
     const open = (s === 'IDLE' || s === 'PRODUCT_SELECTED' || s === 'ACCEPTING_PAYMENT') && !this.card_;
-    if (!open || this.escrow_ > 0 || this.escrowAction !== ESCROW_NONE || this.credit_ + value > this.options.maxCredit) {
-      this.escrowAction = ESCROW_RETURNING;
+    if (!open || this.escrow_ > 0 || this.escrowAction !== Escrow.NONE || this.credit_ + value > this.options.maxCredit) {
+      this.escrowAction = Escrow.RETURNING;
       this.escrow_ = value;
       this.ports.escrow(false);
       this.ports.notice(open && this.credit_ + value > this.options.maxCredit ? 'max-credit' : 'bill-returned', this.selection_);
@@ -230,16 +230,16 @@ export class VendMachine {
   }
 
   billStacked(value: number): void {
-    if (this.escrowAction === ESCROW_STACKING || this.escrow_ === value) {
+    if (this.escrowAction === Escrow.STACKING || this.escrow_ === value) {
       this.escrow_ = 0;
-      this.escrowAction = ESCROW_NONE;
+      this.escrowAction = Escrow.NONE;
     }
     this.addCredit(value);
   }
 
   billReturned(_value: number): void {
     this.escrow_ = 0;
-    this.escrowAction = ESCROW_NONE;
+    this.escrowAction = Escrow.NONE;
     if (this.state_ === 'RETURNING_CHANGE') {
       this.tryFinishRefund();
       return;
@@ -252,7 +252,7 @@ export class VendMachine {
 
   private addCredit(value: number): void {
     this.credit_ += value;
-    if (this.card_ && this.cardVend === CARD_NONE && this.state_ === 'ACCEPTING_PAYMENT') {
+    if (this.card_ && this.cardVend === CardVend.NONE && this.state_ === 'ACCEPTING_PAYMENT') {
       // Cash slipped in as the card session opened (acceptance was being switched off): cash wins, the session closes.
       this.ports.cardEnd?.();
       this.closeCard();
@@ -292,11 +292,11 @@ export class VendMachine {
    * refunded in coins (so another bill can follow).
    */
   private decideEscrow(): void {
-    if (this.escrowAction !== ESCROW_NONE || this.escrow_ === 0 || this.selection_ < 0) return;
+    if (this.escrowAction !== Escrow.NONE || this.escrow_ === 0 || this.selection_ < 0) return;
     const funds = this.credit_ + this.escrow_;
     const owed = funds >= this.total ? funds - this.total : funds;
     if (this.options.policy === 'overpay' || this.ports.canPay(owed)) {
-      this.escrowAction = ESCROW_STACKING;
+      this.escrowAction = Escrow.STACKING;
       this.ports.escrow(true);
     } else {
       this.ports.notice('no-change', this.selection_);
@@ -327,7 +327,7 @@ export class VendMachine {
 
   dispensed(result: DispenseResult): void {
     if (this.state_ !== 'DISPENSING') return this.ports.ignored('dispensed', this.state_);
-    if (this.cardVend === CARD_APPROVED) return this.cardDispensed(result);
+    if (this.cardVend === CardVend.APPROVED) return this.cardDispensed(result);
     const slot = this.selection_;
     if (result === DISPENSE_OK) {
       const price = this.inventory.prices[slot]!;
@@ -411,7 +411,7 @@ export class VendMachine {
    */
   cardSession(funds: number, multiVend: boolean): void {
     const s = this.state_;
-    if (this.card_ || (s !== 'IDLE' && s !== 'PRODUCT_SELECTED') || this.credit_ !== 0 || this.escrow_ !== 0 || this.escrowAction !== ESCROW_NONE) {
+    if (this.card_ || (s !== 'IDLE' && s !== 'PRODUCT_SELECTED') || this.credit_ !== 0 || this.escrow_ !== 0 || this.escrowAction !== Escrow.NONE) {
       this.ports.cardEnd?.();
       if (!this.card_ && (s === 'ACCEPTING_PAYMENT' || this.escrow_ !== 0)) this.ports.notice('card-refused', this.selection_);
       this.ports.ignored('card session', s);
@@ -420,7 +420,7 @@ export class VendMachine {
     this.card_ = true;
     this.cardFunds_ = funds;
     this.cardMulti = multiVend;
-    this.cardVend = CARD_NONE;
+    this.cardVend = CardVend.NONE;
     this.state_ = 'ACCEPTING_PAYMENT';
     this.ports.timer(this.options.sessionTimeoutMs);
     this.evaluateCard();
@@ -429,16 +429,16 @@ export class VendMachine {
 
   /** The reader approved the requested item for `amount`: dispense it. False if nothing was waiting for it (the caller has the reader refund). */
   cardApproved(amount: number): boolean {
-    if (this.cardVend !== CARD_REQUESTED || this.selection_ < 0) {
+    if (this.cardVend !== CardVend.REQUESTED || this.selection_ < 0) {
       this.ports.ignored('card approval', this.state_);
-      if (this.cardVend === CARD_CANCELLING) {
+      if (this.cardVend === CardVend.CANCELLING) {
         // The approval crossed our VEND CANCEL: no vend; the caller reports a failure (refund), and the session ends.
-        this.cardVend = CARD_NONE;
+        this.cardVend = CardVend.NONE;
         this.endCard();
       }
       return false;
     }
-    this.cardVend = CARD_APPROVED;
+    this.cardVend = CardVend.APPROVED;
     this.cardAmount_ = amount;
     if (this.state_ !== 'DISPENSING') this.delivered = 0;
     this.state_ = 'DISPENSING';
@@ -450,13 +450,13 @@ export class VendMachine {
 
   /** The reader refused the item: say so and keep the session for another choice (or end it if the customer was leaving). */
   cardDenied(): void {
-    if (this.cardVend === CARD_CANCELLING) {
-      this.cardVend = CARD_NONE;
+    if (this.cardVend === CardVend.CANCELLING) {
+      this.cardVend = CardVend.NONE;
       this.endCard();
       return;
     }
-    if (this.cardVend !== CARD_REQUESTED) return this.ports.ignored('card denial', this.state_);
-    this.cardVend = CARD_NONE;
+    if (this.cardVend !== CardVend.REQUESTED) return this.ports.ignored('card denial', this.state_);
+    this.cardVend = CardVend.NONE;
     if (this.state_ === 'DISPENSING') {
       // A later item of a multi-vend: what was delivered stands, the rest is not sold.
       this.ports.notice('card-denied', this.selection_);
@@ -474,7 +474,7 @@ export class VendMachine {
   cardCancelRequest(): void {
     if (!this.card_) return this.ports.ignored('card cancel request', this.state_);
     // During an approved vend the item is delivered first; the session ends after it.
-    if (this.cardVend === CARD_APPROVED || this.cardVend === CARD_CANCELLING) return;
+    if (this.cardVend === CardVend.APPROVED || this.cardVend === CardVend.CANCELLING) return;
     this.cancelCard();
   }
 
@@ -483,11 +483,11 @@ export class VendMachine {
     if (!this.card_) return;
     this.card_ = false;
     this.cardFunds_ = -1;
-    if (this.cardVend === CARD_APPROVED) {
+    if (this.cardVend === CardVend.APPROVED) {
       // The item approved is being dispensed: it finishes; nothing more goes on the card.
       return;
     }
-    this.cardVend = CARD_NONE;
+    this.cardVend = CardVend.NONE;
     if (this.state_ === 'DISPENSING') {
       // Between the items of a multi-vend.
       this.selection_ = -1;
@@ -507,7 +507,7 @@ export class VendMachine {
 
   /** With a card session open: request the selected item, if any. */
   private evaluateCard(): void {
-    if (!this.card_ || this.cardVend !== CARD_NONE || this.selection_ < 0) return;
+    if (!this.card_ || this.cardVend !== CardVend.NONE || this.selection_ < 0) return;
     if (this.quantity_ > 1 && !this.cardMulti) {
       // One VEND REQUEST per item, and this reader takes one vend per session.
       this.ports.notice('card-one-item', this.selection_);
@@ -520,7 +520,7 @@ export class VendMachine {
   }
 
   private requestCardItem(): void {
-    this.cardVend = CARD_REQUESTED;
+    this.cardVend = CardVend.REQUESTED;
     this.ports.timer(this.options.sessionTimeoutMs);
     this.ports.cardVendRequest?.(this.selection_, this.inventory.prices[this.selection_]!);
   }
@@ -528,7 +528,7 @@ export class VendMachine {
   /** The item approved by the card was delivered or not; the controller has told the reader. */
   private cardDispensed(result: DispenseResult): void {
     const slot = this.selection_;
-    this.cardVend = CARD_NONE;
+    this.cardVend = CardVend.NONE;
     if (result === DISPENSE_OK) {
       this.delivered++;
       this.ports.sold(slot, this.cardAmount_);
@@ -549,14 +549,14 @@ export class VendMachine {
 
   /** Cancel or timeout with a card session open. */
   private cancelCard(): void {
-    if (this.cardVend === CARD_REQUESTED) {
-      this.cardVend = CARD_CANCELLING;
+    if (this.cardVend === CardVend.REQUESTED) {
+      this.cardVend = CardVend.CANCELLING;
       this.ports.timer(this.options.sessionTimeoutMs);
       this.ports.cardVendCancel?.();
       this.ports.changed();
       return;
     }
-    if (this.cardVend === CARD_CANCELLING) return;
+    if (this.cardVend === CardVend.CANCELLING) return;
     this.endCard();
   }
 
@@ -572,7 +572,7 @@ export class VendMachine {
   private closeCard(): void {
     this.card_ = false;
     this.cardFunds_ = -1;
-    if (this.cardVend !== CARD_APPROVED) this.cardVend = CARD_NONE;
+    if (this.cardVend !== CardVend.APPROVED) this.cardVend = CardVend.NONE;
   }
 
   /** After a card purchase: cash that slipped in meanwhile goes back; otherwise idle. */
@@ -594,15 +594,15 @@ export class VendMachine {
     this.state_ = 'RETURNING_CHANGE';
     this.refundShort = false;
     this.ports.timer(0);
-    if (this.escrow_ > 0 && this.escrowAction === ESCROW_NONE) {
-      this.escrowAction = ESCROW_RETURNING;
+    if (this.escrow_ > 0 && this.escrowAction === Escrow.NONE) {
+      this.escrowAction = Escrow.RETURNING;
       this.ports.escrow(false);
     }
     this.tryFinishRefund();
   }
 
   private tryFinishRefund(): void {
-    if (this.state_ !== 'RETURNING_CHANGE' || this.paying || this.escrowAction !== ESCROW_NONE) {
+    if (this.state_ !== 'RETURNING_CHANGE' || this.paying || this.escrowAction !== Escrow.NONE) {
       this.ports.changed();
       return;
     }

@@ -54,12 +54,8 @@ export interface SimCashlessFault {
   ms?: number;
 }
 
-/** Reader states (MDB: Inactive, Disabled, Enabled, Session Idle, Vend). */
-export const INACTIVE = 1;
-export const DISABLED = 2;
-export const ENABLED = 3;
-export const SESSION_IDLE = 4;
-export const VEND = 5;
+/** Reader states (MDB 4.2, cashless device: Inactive, Disabled, Enabled, Session Idle, Vend). */
+export const ReaderState = Object.freeze({ INACTIVE: 1, DISABLED: 2, ENABLED: 3, SESSION_IDLE: 4, VEND: 5 });
 
 const MAX_DATA = 35;
 
@@ -68,7 +64,7 @@ export class SimCashlessReader extends SimPeripheral {
   /** Money left on the card (minor units). */
   funds: number;
   approve: boolean;
-  state = INACTIVE;
+  state: number = ReaderState.INACTIVE;
   /** Reader enabled by the VMC (READER ENABLE); a session can begin only then. */
   enabled = false;
   private justReset = true;
@@ -125,13 +121,13 @@ export class SimCashlessReader extends SimPeripheral {
 
   /** A vend approved and acknowledged, waiting for VEND SUCCESS/FAILURE (a reset now charges it). */
   get approvedOutstanding(): number {
-    return this.state === VEND && this.vendStage === 2 ? this.vendPrice : 0;
+    return this.state === ReaderState.VEND && this.vendStage === 2 ? this.vendPrice : 0;
   }
 
   /** The customer presents the card. False when the reader is not taking cards (disabled, busy, off). */
   tap(): boolean {
-    if (!this.powered || this.silent || this.state !== ENABLED || !this.enabled) return false;
-    this.state = SESSION_IDLE;
+    if (!this.powered || this.silent || this.state !== ReaderState.ENABLED || !this.enabled) return false;
+    this.state = ReaderState.SESSION_IDLE;
     this.sessions++;
     const raw = Math.min(this.scaled(this.funds), 0xfffe);
     const msg = [0x03, raw >> 8, raw & 0xff];
@@ -143,7 +139,7 @@ export class SimCashlessReader extends SimPeripheral {
 
   /** The customer cancels at the reader (pulls the card, presses its cancel key). */
   cancelAtReader(): void {
-    if (this.state === SESSION_IDLE || this.state === VEND) this.events.push([0x04]);
+    if (this.state === ReaderState.SESSION_IDLE || this.state === ReaderState.VEND) this.events.push([0x04]);
   }
 
   /** The reader restarts by itself: any session is gone (an approved vend counts as a success). */
@@ -151,7 +147,7 @@ export class SimCashlessReader extends SimPeripheral {
     this.settleOnReset();
     this.justReset = true;
     this.events = [];
-    this.state = INACTIVE;
+    this.state = ReaderState.INACTIVE;
     this.enabled = false;
   }
 
@@ -255,13 +251,13 @@ export class SimCashlessReader extends SimPeripheral {
         this.settleOnReset();
         this.justReset = true;
         this.events = [];
-        this.state = INACTIVE;
+        this.state = ReaderState.INACTIVE;
         this.enabled = false;
         return 'ack';
       case 1: {
         if (sub === 0x00) {
           this.vmcLevel = block[2]!;
-          if (this.state === INACTIVE) this.state = DISABLED;
+          if (this.state === ReaderState.INACTIVE) this.state = ReaderState.DISABLED;
           const bcd = 0x1000 | toBcd(this.options.currency);
           return [
             0x01,
@@ -288,10 +284,10 @@ export class SimCashlessReader extends SimPeripheral {
       case 4:
         if (sub === 0x00) {
           this.enabled = false;
-          if (this.state === ENABLED) this.state = DISABLED;
+          if (this.state === ReaderState.ENABLED) this.state = ReaderState.DISABLED;
         } else if (sub === 0x01) {
           this.enabled = true;
-          if (this.state === DISABLED) this.state = ENABLED;
+          if (this.state === ReaderState.DISABLED) this.state = ReaderState.ENABLED;
         } else if (sub === 0x02) {
           this.events.push([0x08]);
         }
@@ -339,11 +335,11 @@ export class SimCashlessReader extends SimPeripheral {
 
   /** The VMC acknowledged a message. */
   private delivered(e: number[]): void {
-    if (e[0] === 0x05 && this.state === VEND && this.vendStage === 1) {
+    if (e[0] === 0x05 && this.state === ReaderState.VEND && this.vendStage === 1) {
       this.vendStage = 2;
       this.applyFault('approval');
-    } else if (e[0] === 0x06 && this.state === VEND && this.vendStage === 3) {
-      this.state = SESSION_IDLE;
+    } else if (e[0] === 0x06 && this.state === ReaderState.VEND && this.vendStage === 3) {
+      this.state = ReaderState.SESSION_IDLE;
       this.vendStage = 0;
     }
   }
@@ -354,9 +350,9 @@ export class SimCashlessReader extends SimPeripheral {
         const price = this.minor((block[2]! << 8) | block[3]!);
         const item = (block[4]! << 8) | block[5]!;
         // A repeat of the request being worked on (its ACK was lost) is that request.
-        if (this.state === VEND && this.vendPrice === price && this.vendItem === item && this.vendStage < 2) return 'ack';
-        if (this.state !== SESSION_IDLE) return this.outOfSequenceReply();
-        this.state = VEND;
+        if (this.state === ReaderState.VEND && this.vendPrice === price && this.vendItem === item && this.vendStage < 2) return 'ack';
+        if (this.state !== ReaderState.SESSION_IDLE) return this.outOfSequenceReply();
+        this.state = ReaderState.VEND;
         this.vendPrice = price;
         this.vendItem = item;
         this.vendStage = 0;
@@ -377,7 +373,7 @@ export class SimCashlessReader extends SimPeripheral {
         return 'ack';
       }
       case 0x01: // VEND CANCEL: only before the approval has been taken.
-        if (this.state !== VEND) return this.state === SESSION_IDLE ? 'ack' : this.outOfSequenceReply();
+        if (this.state !== ReaderState.VEND) return this.state === ReaderState.SESSION_IDLE ? 'ack' : this.outOfSequenceReply();
         if (this.vendStage === 2) return this.outOfSequenceReply();
         if (this.approval !== undefined) this.scheduler.cancel(this.approval);
         this.approval = undefined;
@@ -387,11 +383,11 @@ export class SimCashlessReader extends SimPeripheral {
         return 'ack';
       case 0x02:
       case 0x03: {
-        if (this.state === SESSION_IDLE && this.lastResult === sub) return 'ack';
-        if (this.state !== VEND || this.vendStage !== 2) return this.outOfSequenceReply();
+        if (this.state === ReaderState.SESSION_IDLE && this.lastResult === sub) return 'ack';
+        if (this.state !== ReaderState.VEND || this.vendStage !== 2) return this.outOfSequenceReply();
         if (sub === 0x02) this.charge(this.vendPrice);
         else this.refunds++;
-        this.state = SESSION_IDLE;
+        this.state = ReaderState.SESSION_IDLE;
         this.vendStage = 0;
         this.lastResult = sub;
         // An ACK answer gets no acknowledgement from the VMC: the moment is now.
@@ -399,9 +395,9 @@ export class SimCashlessReader extends SimPeripheral {
         return 'ack';
       }
       case 0x04: // SESSION COMPLETE
-        if (this.state === SESSION_IDLE || this.state === VEND) {
+        if (this.state === ReaderState.SESSION_IDLE || this.state === ReaderState.VEND) {
           this.settleOnReset();
-          this.state = this.enabled ? ENABLED : DISABLED;
+          this.state = this.enabled ? ReaderState.ENABLED : ReaderState.DISABLED;
           this.events.push([0x07]);
         }
         return 'ack';
