@@ -2,7 +2,7 @@
  * The uplink event contract (docs/uplink.md, "Events"): what each journal
  * event a machine publishes on fleet/{machine}/events may carry, field by
  * field. Pure and table-driven: one entry per event type the firmware writes
- * (firmware/journal/describe.ts), each field with its kind and bounds.
+ * (firmware/uplink/describe.ts), each field with its kind and bounds.
  *
  * Bounds are the journal's own: every figure is stored in a record as u8,
  * u16, u32 or i32 (firmware/journal/records.ts), so a real machine cannot

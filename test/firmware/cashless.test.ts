@@ -8,7 +8,7 @@
 import type { Board, DigitalInput, DigitalInputOptions, PwmOutput, SelectionPanelOptions } from '../../firmware/board.js';
 import { parseConfig, type SlotConfig } from '../../firmware/config.js';
 import { DISPENSE_JAM, DISPENSE_OK } from '../../firmware/dispense/dispenser.js';
-import { describeRecord } from '../../firmware/journal/describe.js';
+import { describeRecord } from '../../firmware/uplink/describe.js';
 import { Journal } from '../../firmware/journal/journal.js';
 import {
   C_CASHLESS_SALES,

@@ -3,8 +3,8 @@ import { HmacSha256 } from '../../firmware/crypto/hmac.js';
 import { Journal } from '../../firmware/journal/journal.js';
 import { C_COMMANDS_REJECTED, Ledger, layoutHash } from '../../firmware/journal/ledger.js';
 import { R_COMMAND, R_COMMAND_REJECTED, R_KEY, RECORD_NAMES } from '../../firmware/journal/records.js';
-import { describeRecord } from '../../firmware/journal/describe.js';
-import { encodeUtf8 } from '../../firmware/uplink/utf8.js';
+import { describeRecord } from '../../firmware/uplink/describe.js';
+import { encodeUtf8 } from '../../firmware/text/utf8.js';
 import { FlashImage } from '../../hal-sim/guest/flash-image.js';
 import { deepEqual, equal, ok } from '../lib/assert.js';
 

@@ -2,7 +2,7 @@
  * Journal records as plain objects with named fields: what the uplink sends
  * (docs/uplink.md) and what people read. Slot numbers become slot codes.
  */
-import { u16, u32 } from './bytes.js';
+import { u16, u32 } from '../journal/bytes.js';
 import {
   R_BILL_RETURNED,
   R_BILL_STACKED,
@@ -30,7 +30,7 @@ import {
   R_VEND_START,
   R_VEND_UNCERTAIN,
   RECORD_NAMES,
-} from './records.js';
+} from '../journal/records.js';
 import { COMMAND_TYPES, OUTCOMES, REFUSALS, REJECTIONS, SETTING_NAMES, OUT_REFUSED } from '../command/vocabulary.js';
 
 export type Described = { [field: string]: string | number | number[] | { [type: string]: number } };
