@@ -300,7 +300,7 @@ export class Journal {
     this.emit(R_CARD_APPROVED, 5);
   }
 
-  /** The card vend was settled with the reader (`outcome`: CARD_* in records.ts). */
+  /** The card vend was settled with the reader (`outcome`: a CardOutcome, vocabulary.ts). */
   cardResult(outcome: number, slot: number, amount: number): void {
     this.payload[0] = outcome;
     this.payload[1] = slot;

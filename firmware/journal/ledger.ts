@@ -8,6 +8,7 @@
  * while replaying after a reboot, so the two can never disagree.
  */
 import { u16, u32 } from './bytes.js';
+import { CardOutcome, CardVend, CoinRouting, Counter, COUNTERS } from './vocabulary.js';
 import {
   R_BILL_RETURNED,
   R_BILL_STACKED,
@@ -24,9 +25,6 @@ import {
   R_AUDIT_READ,
   R_CARD_APPROVED,
   R_CARD_RESULT,
-  CARD_NOT_DISPENSED,
-  CARD_UNCERTAIN,
-  CARD_UNREFUNDED,
   R_SETTING,
   R_COINS_MANUAL,
   R_CREDIT_ADJUST,
@@ -42,44 +40,12 @@ import {
   R_VEND_UNCERTAIN,
 } from './records.js';
 
-/** Counter indices: values in minor units, counts in items. */
-export const C_SALES = 0;
-export const C_REVENUE = 1;
-export const C_COINS_TUBES = 2;
-export const C_COINS_CASHBOX = 3;
-export const C_COINS_COUNT = 4;
-export const C_BILLS_VALUE = 5;
-export const C_BILLS_COUNT = 6;
-export const C_PAID_VALUE = 7;
-export const C_PAID_COUNT = 8;
-export const C_BILLS_RETURNED = 9;
-export const C_MANUAL_VALUE = 10;
-export const C_MANUAL_COUNT = 11;
-export const C_FAILED_VENDS = 12;
-export const C_UNCERTAIN_VENDS = 13;
-export const C_BOOTS = 14;
-export const C_COINS_TUBES_COUNT = 15;
-/** Vends paid elsewhere (remote vend commands): count and value. */
-export const C_REMOTE_SALES = 16;
-export const C_REMOTE_VALUE = 17;
-export const C_COMMANDS_REJECTED = 18;
-/** Sales paid by the cashless reader (cashless device #1): count and value (EVA-DTS DA2). Not cash: kept out of C_SALES/C_REVENUE. */
-export const C_CASHLESS_SALES = 19;
-export const C_CASHLESS_VALUE = 20;
-/** Value the reader may have charged with no product delivered (a reset before VEND FAILURE, a power cut mid-vend): for the operator to refund. */
-export const C_CASHLESS_UNREFUNDED = 21;
-export const COUNTERS = 22;
-
-/** The card vend the journal has open (`Ledger.cardVend`). */
-export const CARD_VEND_NONE = 0;
-/** Approved by the reader; the dispense outcome is not recorded yet. */
-export const CARD_VEND_APPROVED = 1;
-/** Delivered (a cashless sale); the reader has not confirmed VEND SUCCESS yet. */
-export const CARD_VEND_DELIVERED = 2;
-/** The dispense failed; the reader has not confirmed VEND FAILURE (its refund) yet. */
-export const CARD_VEND_FAILED = 3;
-/** A power cut hit the dispense; settled at boot. */
-export const CARD_VEND_UNCERTAIN = 4;
+export { CardVend, COUNTERS, Counter } from './vocabulary.js';
+// Names firmware/vend/controller.ts imports from here: kept until the controller split lands.
+export { C_SALES, C_REVENUE, C_COINS_TUBES, C_COINS_CASHBOX, C_BILLS_VALUE, C_PAID_VALUE, C_PAID_COUNT, C_BILLS_RETURNED } from './vocabulary.js';
+export { C_MANUAL_VALUE, C_FAILED_VENDS, C_UNCERTAIN_VENDS, C_BOOTS, C_REMOTE_SALES, C_REMOTE_VALUE, C_COMMANDS_REJECTED } from './vocabulary.js';
+export { C_CASHLESS_SALES, C_CASHLESS_VALUE, C_CASHLESS_UNREFUNDED, CARD_VEND_APPROVED, CARD_VEND_DELIVERED, CARD_VEND_FAILED } from './vocabulary.js';
+export { CARD_VEND_UNCERTAIN } from './vocabulary.js';
 
 /** Settings commands may change (indices of `settings`, see command/vocabulary.ts). */
 const SETTINGS = 5;
@@ -183,8 +149,8 @@ export class Ledger {
   remoteQty = 0;
   remoteDone = 0;
   remotePrice = 0;
-  /** A card vend under way or not yet settled with the reader (CARD_VEND_*), its slot and approved amount. */
-  cardVend = CARD_VEND_NONE;
+  /** A card vend under way or not yet settled with the reader (CardVend), its slot and approved amount. */
+  cardVend: number = CardVend.NONE;
   cardSlot = 0;
   cardAmount = 0;
   /** Journal time of the record being applied (set by the journal before each apply). */
@@ -217,7 +183,7 @@ export class Ledger {
   /** Money in = sales + paid out + credit held; true when the books balance. */
   balanced(): boolean {
     const t = this.total;
-    return t[C_COINS_TUBES]! + t[C_COINS_CASHBOX]! + t[C_BILLS_VALUE]! === t[C_REVENUE]! + t[C_PAID_VALUE]! + this.credit;
+    return t[Counter.COINS_TUBES]! + t[Counter.COINS_CASHBOX]! + t[Counter.BILLS_VALUE]! === t[Counter.REVENUE]! + t[Counter.PAID_VALUE]! + this.credit;
   }
 
   apply(type: number, d: Uint8Array, o: number, length: number): void {
@@ -225,10 +191,10 @@ export class Ledger {
       case R_COIN_IN: {
         const value = u16(d, o + 2);
         const t = d[o]! & 15;
-        if (d[o + 1] === 1 && this.tubes[t]! < 255) this.tubes[t] = this.tubes[t]! + 1;
-        this.count(d[o + 1] === 1 ? C_COINS_TUBES : C_COINS_CASHBOX, value);
-        this.count(C_COINS_COUNT, 1);
-        if (d[o + 1] === 1) this.count(C_COINS_TUBES_COUNT, 1);
+        if (d[o + 1] === CoinRouting.TUBES && this.tubes[t]! < 255) this.tubes[t] = this.tubes[t]! + 1;
+        this.count(d[o + 1] === CoinRouting.TUBES ? Counter.COINS_TUBES : Counter.COINS_CASHBOX, value);
+        this.count(Counter.COINS_COUNT, 1);
+        if (d[o + 1] === CoinRouting.TUBES) this.count(Counter.COINS_TUBES_COUNT, 1);
         this.credit += value;
         return;
       }
@@ -238,14 +204,14 @@ export class Ledger {
         return;
       case R_BILL_STACKED: {
         const value = u32(d, o);
-        this.count(C_BILLS_VALUE, value);
-        this.count(C_BILLS_COUNT, 1);
+        this.count(Counter.BILLS_VALUE, value);
+        this.count(Counter.BILLS_COUNT, 1);
         this.credit += value;
         this.openStack = 0;
         return;
       }
       case R_BILL_RETURNED:
-        this.count(C_BILLS_RETURNED, 1);
+        this.count(Counter.BILLS_RETURNED, 1);
         if (this.openStack === u32(d, o)) this.openStack = 0;
         return;
       case R_VEND_START:
@@ -267,45 +233,45 @@ export class Ledger {
           this.slotLastSale[slot] = this.time;
         }
         this.openVend = -1;
-        if (this.cardVend === CARD_VEND_APPROVED) {
-          // Paid by card: a cashless sale; the cash books (credit, C_REVENUE) do not move.
-          this.count(C_CASHLESS_SALES, 1);
-          this.count(C_CASHLESS_VALUE, price);
-          this.cardVend = CARD_VEND_DELIVERED;
+        if (this.cardVend === CardVend.APPROVED) {
+          // Paid by card: a cashless sale; the cash books (credit, Counter.REVENUE) do not move.
+          this.count(Counter.CASHLESS_SALES, 1);
+          this.count(Counter.CASHLESS_VALUE, price);
+          this.cardVend = CardVend.DELIVERED;
           return;
         }
         if (this.remoteOpen !== 0) {
           // Paid elsewhere: a sale, but no cash and no credit moved.
-          this.count(C_REMOTE_SALES, 1);
-          this.count(C_REMOTE_VALUE, price);
+          this.count(Counter.REMOTE_SALES, 1);
+          this.count(Counter.REMOTE_VALUE, price);
           this.remoteDone++;
           return;
         }
-        this.count(C_SALES, 1);
-        this.count(C_REVENUE, price);
+        this.count(Counter.SALES, 1);
+        this.count(Counter.REVENUE, price);
         this.credit -= price;
         return;
       }
       case R_VEND_FAIL:
         if (d[o]! < this.slots && this.slotsValid) this.fault[d[o]!] = 1;
-        this.count(C_FAILED_VENDS, 1);
+        this.count(Counter.FAILED_VENDS, 1);
         this.openVend = -1;
-        if (this.cardVend === CARD_VEND_APPROVED) this.cardVend = CARD_VEND_FAILED;
+        if (this.cardVend === CardVend.APPROVED) this.cardVend = CardVend.FAILED;
         return;
       case R_VEND_UNCERTAIN:
-        this.count(C_UNCERTAIN_VENDS, 1);
+        this.count(Counter.UNCERTAIN_VENDS, 1);
         this.openVend = -1;
-        if (this.cardVend === CARD_VEND_APPROVED) this.cardVend = CARD_VEND_UNCERTAIN;
+        if (this.cardVend === CardVend.APPROVED) this.cardVend = CardVend.UNCERTAIN;
         return;
       case R_CARD_APPROVED:
-        this.cardVend = CARD_VEND_APPROVED;
+        this.cardVend = CardVend.APPROVED;
         this.cardSlot = d[o]!;
         this.cardAmount = u32(d, o + 1);
         return;
       case R_CARD_RESULT: {
         const outcome = d[o]!;
-        if (outcome === CARD_UNREFUNDED || outcome === CARD_UNCERTAIN || outcome === CARD_NOT_DISPENSED) this.count(C_CASHLESS_UNREFUNDED, u32(d, o + 2));
-        this.cardVend = CARD_VEND_NONE;
+        if (outcome === CardOutcome.UNREFUNDED || outcome === CardOutcome.UNCERTAIN || outcome === CardOutcome.NOT_DISPENSED) this.count(Counter.CASHLESS_UNREFUNDED, u32(d, o + 2));
+        this.cardVend = CardVend.NONE;
         return;
       }
       case R_PAYOUT_START:
@@ -319,19 +285,19 @@ export class Ledger {
           const t = d[p]! & 15;
           this.tubes[t] = Math.max(0, this.tubes[t]! - d[p + 1]!);
         }
-        this.count(C_PAID_VALUE, paid);
-        this.count(C_PAID_COUNT, u16(d, o + 4));
+        this.count(Counter.PAID_VALUE, paid);
+        this.count(Counter.PAID_COUNT, u16(d, o + 4));
         this.credit -= paid;
         this.openPayout = 0;
         return;
       }
       case R_COINS_MANUAL:
         this.tubes[d[o]! & 15] = Math.max(0, this.tubes[d[o]! & 15]! - d[o + 1]!);
-        this.count(C_MANUAL_VALUE, u32(d, o + 2));
-        this.count(C_MANUAL_COUNT, d[o + 1]!);
+        this.count(Counter.MANUAL_VALUE, u32(d, o + 2));
+        this.count(Counter.MANUAL_COUNT, d[o + 1]!);
         return;
       case R_BOOT:
-        this.count(C_BOOTS, 1);
+        this.count(Counter.BOOTS, 1);
         return;
       case R_SYNC: {
         const seq = u32(d, o);
@@ -362,7 +328,7 @@ export class Ledger {
         return;
       }
       case R_COMMAND_REJECTED:
-        this.count(C_COMMANDS_REJECTED, 1 + u16(d, o + 5));
+        this.count(Counter.COMMANDS_REJECTED, 1 + u16(d, o + 5));
         return;
       case R_PRICE: {
         const slot = d[o]!;

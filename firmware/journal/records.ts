@@ -83,25 +83,14 @@ export const R_AUDIT_READ = 0xd8;
  */
 export const R_CARD_APPROVED = 0xd9;
 /**
- * How a card vend was settled with the reader: outcome u8 (CARD_*), slot u8,
+ * How a card vend was settled with the reader: outcome u8 (CardOutcome, vocabulary.ts), slot u8,
  * amount u32. Closes the card vend the approval opened.
  */
 export const R_CARD_RESULT = 0xda;
 
-/** The reader acknowledged VEND SUCCESS: it charged the card. */
-export const CARD_SUCCESS = 1;
-/** The reader acknowledged VEND FAILURE: it refunds the card. */
-export const CARD_REFUNDED = 2;
-/** Delivered, but the reader reset (or dropped the session) before VEND SUCCESS: a reset after approval counts as a success, so sold. */
-export const CARD_SOLD_RESET = 3;
-/** Not delivered, and the reader reset before VEND FAILURE: it counts the vend as a success, so the card was charged for nothing. */
-export const CARD_UNREFUNDED = 4;
-/** A power cut hit the dispense: its outcome is unknown (not counted as a sale; the reader counts it as a success). */
-export const CARD_UNCERTAIN = 5;
-/** A power cut came after the approval and before the motor turned: nothing was dispensed, the reader counts it as a success. */
-export const CARD_NOT_DISPENSED = 6;
-
-export const CARD_OUTCOMES: readonly string[] = Object.freeze(['', 'success', 'refunded', 'sold-reader-reset', 'unrefunded', 'uncertain', 'not-dispensed']);
+export { CARD_OUTCOMES } from './vocabulary.js';
+// Names firmware/vend/controller.ts imports from here: kept until the controller split lands.
+export { CARD_SUCCESS, CARD_REFUNDED, CARD_SOLD_RESET, CARD_UNREFUNDED, CARD_UNCERTAIN, CARD_NOT_DISPENSED } from './vocabulary.js';
 
 export function isMeta(type: number): boolean {
   return type === R_CHECKPOINT || type === R_SYNC || type === R_KEY;

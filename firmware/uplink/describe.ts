@@ -19,7 +19,6 @@ import {
   R_AUDIT_READ,
   R_CARD_APPROVED,
   R_CARD_RESULT,
-  CARD_OUTCOMES,
   R_SETTING,
   R_INIT,
   R_PAYOUT_DONE,
@@ -31,6 +30,7 @@ import {
   R_VEND_UNCERTAIN,
   RECORD_NAMES,
 } from '../journal/records.js';
+import { CARD_OUTCOMES, CoinRouting } from '../journal/vocabulary.js';
 import { COMMAND_TYPES, OUTCOMES, REFUSALS, REJECTIONS, SETTING_NAMES, OUT_REFUSED } from '../command/vocabulary.js';
 
 export type Described = { [field: string]: string | number | number[] | { [type: string]: number } };
@@ -49,7 +49,7 @@ export function describeRecord(type: number, seq: number, time: number, d: Uint8
   switch (type) {
     case R_COIN_IN:
       e['coinType'] = d[o]!;
-      e['routing'] = d[o + 1] === 1 ? 'tubes' : 'cashbox';
+      e['routing'] = d[o + 1] === CoinRouting.TUBES ? 'tubes' : 'cashbox';
       e['value'] = u16(d, o + 2);
       break;
     case R_BILL_STACKING:

@@ -8,7 +8,8 @@ import { buildAudit as buildAuditBytes, type AuditInput } from '../../firmware/d
 import { crc16Hex, crc16Text } from '../../firmware/dex/crc16.js';
 import { dexCurrency } from '../../firmware/dex/currency.js';
 import { Journal } from '../../firmware/journal/journal.js';
-import { C_REVENUE, C_SALES, Ledger, layoutHash } from '../../firmware/journal/ledger.js';
+import { Ledger, layoutHash } from '../../firmware/journal/ledger.js';
+import { Counter } from '../../firmware/journal/vocabulary.js';
 import { FlashImage } from '../../hal-sim/guest/flash-image.js';
 import { equal, ok } from '../lib/assert.js';
 
@@ -177,8 +178,8 @@ describe('EVA-DTS audit data (firmware)', () => {
     sale(m, 1, 150, [100, 25, 25], 0);
     const first = buildAudit(input(m, 1, 1764000100));
     m.journal.auditRead(1, 1764000100);
-    equal(m.ledger.interim[C_SALES], 0);
-    equal(m.ledger.total[C_SALES], 2);
+    equal(m.ledger.interim[Counter.SALES], 0);
+    equal(m.ledger.total[Counter.SALES], 2);
     equal(m.ledger.slotSalesInterim[0], 0);
     ok(first.includes('\r\nVA1*275*2*275*2\r\n'));
     // A2 sold at journal time 60 s: its PA5 is the wall time of then.
@@ -189,8 +190,8 @@ describe('EVA-DTS audit data (firmware)', () => {
     const again = boot(m.flash, 120_000);
     equal(again.ledger.auditReads, 1);
     equal(again.ledger.lastReadWall, 1764000100);
-    equal(again.ledger.total[C_REVENUE], 375);
-    equal(again.ledger.interim[C_REVENUE], 100);
+    equal(again.ledger.total[Counter.REVENUE], 375);
+    equal(again.ledger.interim[Counter.REVENUE], 100);
     const second = buildAudit(input(again, 2, 1764000200));
     ok(second.includes('\r\nVA1*375*3*100*1\r\n'), second);
     ok(second.includes('\r\nPA2*1*125*0*0\r\n'));
@@ -221,7 +222,7 @@ describe('EVA-DTS audit data (firmware)', () => {
     v3.set(v6.subarray(counters + 3 * 37, size - 8 - 4), counters + 3 * 33);
     const old = new Ledger(new Uint16Array(3), new Uint8Array(3), layoutHash(CODES));
     ok(old.load(v3, 0, v3.length), 'a version 3 checkpoint loads');
-    equal(old.total[C_SALES], 1);
+    equal(old.total[Counter.SALES], 1);
     equal(old.qty[2], 4);
     equal(old.wallOffset, 1764000000, 'the command state after the slots is found');
     equal(old.auditReads, 0);
