@@ -76,8 +76,8 @@ export class Ledger {
   readonly cashless: boolean;
   /** Hash of the slot layout the books belong to. */
   readonly layout: number;
-  readonly total = new Uint32Array(COUNTERS);
-  readonly interim = new Uint32Array(COUNTERS);
+  readonly total: Uint32Array;
+  readonly interim: Uint32Array;
   credit = 0;
   readonly qty: Uint16Array;
   readonly fault: Uint8Array;
@@ -95,9 +95,9 @@ export class Ledger {
   openVendPrice = 0;
   /** A payout was started and not yet verified (0: none). */
   openPayout = 0;
-  readonly payoutTubes = new Uint8Array(COIN_TYPES);
+  readonly payoutTubes: Uint8Array;
   /** Coins in each tube as the journal knows them (deposits, payouts, manual payouts, changer reports). */
-  readonly tubes = new Uint8Array(COIN_TYPES);
+  readonly tubes: Uint8Array;
   /** A bill stack was ordered and not yet reported (0: none). */
   openStack = 0;
   openStackBefore = 0;
@@ -116,8 +116,8 @@ export class Ledger {
   locked = false;
   lockVersion = 0;
   /** Setting values (0: the configuration's) and the command numbers that set them. */
-  readonly settings = new Uint32Array(SETTINGS);
-  readonly settingVersion = new Uint32Array(SETTINGS);
+  readonly settings: Uint32Array;
+  readonly settingVersion: Uint32Array;
   /** Highest command number seen, and which of the 32 below it were seen (bit i: high - 1 - i). */
   commandHigh = 0;
   commandWindow = 0;
@@ -127,7 +127,7 @@ export class Ledger {
   wallFloor = 0;
   /** The command key (kid 0: the configuration's key stands). */
   keyId = 0;
-  readonly key = new Uint8Array(32);
+  readonly key: Uint8Array;
   /** A remote vend under way (its command number, 0: none). */
   remoteOpen = 0;
   remoteSlot = 0;
@@ -152,12 +152,28 @@ export class Ledger {
     this.prices = shared.prices ?? new Int32Array(n);
     this.capacity = shared.capacity ?? new Uint16Array(n);
     this.sku = shared.sku ?? new Uint32Array(n);
-    this.slotVersion = new Uint32Array(n);
-    this.slotSales = new Uint32Array(n);
-    this.slotRevenue = new Uint32Array(n);
-    this.slotSalesInterim = new Uint32Array(n);
-    this.slotRevenueInterim = new Uint32Array(n);
-    this.slotLastSale = new Uint32Array(n);
+    // The books' own arrays are views of two buffers: two allocations, not thirteen (and fewer XS heap slots).
+    const words = new ArrayBuffer(4 * (2 * COUNTERS + 2 * SETTINGS + 6 * n));
+    let w = 0;
+    const u32s = (length: number): Uint32Array => {
+      const view = new Uint32Array(words, w, length);
+      w += 4 * length;
+      return view;
+    };
+    this.total = u32s(COUNTERS);
+    this.interim = u32s(COUNTERS);
+    this.settings = u32s(SETTINGS);
+    this.settingVersion = u32s(SETTINGS);
+    this.slotVersion = u32s(n);
+    this.slotSales = u32s(n);
+    this.slotRevenue = u32s(n);
+    this.slotSalesInterim = u32s(n);
+    this.slotRevenueInterim = u32s(n);
+    this.slotLastSale = u32s(n);
+    const bytes = new ArrayBuffer(2 * COIN_TYPES + 32);
+    this.payoutTubes = new Uint8Array(bytes, 0, COIN_TYPES);
+    this.tubes = new Uint8Array(bytes, COIN_TYPES, COIN_TYPES);
+    this.key = new Uint8Array(bytes, 2 * COIN_TYPES, 32);
   }
 
   count(index: number, amount: number): void {
