@@ -9,6 +9,7 @@ import type { Board, DigitalInput, DigitalInputOptions, PwmOutput, SelectionPane
 import { parseConfig, type SlotConfig } from '../../firmware/config.js';
 import { DISPENSE_JAM, DISPENSE_OK } from '../../firmware/dispense/dispenser.js';
 import { describeRecord } from '../../firmware/uplink/describe.js';
+import * as Checkpoint from '../../firmware/journal/checkpoint.js';
 import { Journal } from '../../firmware/journal/journal.js';
 import { Ledger, layoutHash } from '../../firmware/journal/ledger.js';
 import { R_CARD_APPROVED, R_CARD_RESULT, R_CHECKPOINT, RECORD_NAMES } from '../../firmware/journal/records.js';
@@ -441,9 +442,9 @@ describe('card records in the journal', () => {
     const v6 = new Uint8Array(ledger.checkpointLength);
     const n = ledger.save(v6);
     const plain = new Ledger(new Uint16Array(2), new Uint8Array(2), layoutHash(CODES));
-    equal(plain.checkpointLength, n - 30, 'no reader: the checkpoint does not grow');
+    equal(plain.checkpointLength, n - Checkpoint.CASHLESS_BLOCK, 'no reader: the checkpoint does not grow');
     // The same books as version 4 wrote them: no clock state (version 6), no cashless block.
-    const v4 = v6.slice(0, n - 34);
+    const v4 = v6.slice(0, n - Checkpoint.CLOCK_STATE - Checkpoint.CASHLESS_BLOCK);
     v4[0] = 4;
     const loaded = new Ledger(new Uint16Array(2), new Uint8Array(2), layoutHash(CODES));
     ok(loaded.load(v4, 0, v4.length), 'a version 4 checkpoint loads');
@@ -453,7 +454,7 @@ describe('card records in the journal', () => {
     equal(loaded.cardVend, CardVend.NONE);
     deepEqual(Array.from(loaded.qty), Array.from(ledger.qty));
     equal(loaded.commandHigh, ledger.commandHigh);
-    ok(!loaded.load(v4, 0, v4.length - 8), 'a short one is refused');
+    ok(!loaded.load(v4, 0, v4.length - Checkpoint.AUDIT_STATE), 'a short one is refused');
   });
 });
 

@@ -7,6 +7,7 @@ import { dexDateTime } from '../../firmware/dex/civil.js';
 import { buildAudit as buildAuditBytes, type AuditInput } from '../../firmware/dex/audit.js';
 import { crc16Hex, crc16Text } from '../../firmware/dex/crc16.js';
 import { dexCurrency } from '../../firmware/dex/currency.js';
+import * as Checkpoint from '../../firmware/journal/checkpoint.js';
 import { Journal } from '../../firmware/journal/journal.js';
 import { Ledger, layoutHash } from '../../firmware/journal/ledger.js';
 import { Counter } from '../../firmware/journal/vocabulary.js';
@@ -213,13 +214,17 @@ describe('EVA-DTS audit data (firmware)', () => {
     equal(copy.lastReadWall, 1764000500);
     equal(copy.slotLastSale[2], 5);
     equal(copy.wallOffset, 1764000000);
-    // The same books as version 3 wrote them: 33 bytes a slot, no audit state (nor version 6's clock state).
-    const counters = 61 + 19 * 8;
-    const v3 = new Uint8Array(size - 3 * 4 - 8 - 4);
+    // The same books as version 3 wrote them: shorter slots, no audit state (nor version 6's clock state).
+    const counters = Checkpoint.FIXED + Checkpoint.SECTION_COUNTERS * Checkpoint.COUNTER;
+    const state = counters + 3 * Checkpoint.PER_SLOT;
+    const v3 = new Uint8Array(size - 3 * (Checkpoint.PER_SLOT - Checkpoint.PER_SLOT_V3) - Checkpoint.AUDIT_STATE - Checkpoint.CLOCK_STATE);
     v3.set(v6.subarray(0, counters));
-    v3[0] = 3;
-    for (let s = 0; s < 3; s++) v3.set(v6.subarray(counters + s * 37, counters + s * 37 + 33), counters + s * 33);
-    v3.set(v6.subarray(counters + 3 * 37, size - 8 - 4), counters + 3 * 33);
+    v3[0] = 3; // the version opens the checkpoint
+    for (let s = 0; s < 3; s++) {
+      const slot = counters + s * Checkpoint.PER_SLOT;
+      v3.set(v6.subarray(slot, slot + Checkpoint.PER_SLOT_V3), counters + s * Checkpoint.PER_SLOT_V3);
+    }
+    v3.set(v6.subarray(state, state + Checkpoint.COMMAND_STATE), counters + 3 * Checkpoint.PER_SLOT_V3);
     const old = new Ledger(new Uint16Array(3), new Uint8Array(3), layoutHash(CODES));
     ok(old.load(v3, 0, v3.length), 'a version 3 checkpoint loads');
     equal(old.total[Counter.SALES], 1);

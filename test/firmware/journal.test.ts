@@ -1,3 +1,4 @@
+import * as Checkpoint from '../../firmware/journal/checkpoint.js';
 import { Journal } from '../../firmware/journal/journal.js';
 import { Ledger, layoutHash } from '../../firmware/journal/ledger.js';
 import { R_VEND_FAIL, R_VEND_OK } from '../../firmware/journal/records.js';
@@ -278,29 +279,38 @@ describe('flash journal', () => {
   it('reads a checkpoint of the firmware before remote commands (version 2), keeping the configured prices', () => {
     const codes = ['A1', 'A2'];
     const layout = layoutHash(codes);
-    const v2 = new Uint8Array(61 + 16 * 8 + 2 * 19);
-    const dv = new DataView(v2.buffer);
-    v2[0] = 2;
-    v2[1] = 2;
-    dv.setUint32(2, layout, true);
-    dv.setUint32(6, 150, true); // credit
-    dv.setUint32(10, 7, true); // synced
-    v2[14] = 0xff; // no open vend
-    v2[45] = 12; // coins in tube 0
-    dv.setUint32(61 + Counter.SALES * 8, 9, true);
-    dv.setUint32(61 + Counter.SALES * 8 + 4, 4, true);
-    const slots = 61 + 16 * 8;
-    dv.setUint16(slots, 3, true); // A1 stock
-    dv.setUint32(slots + 3, 5, true); // A1 sales
-    dv.setUint16(slots + 19, 8, true); // A2 stock
+    // The books as this firmware checkpoints them, cut down to what version 2 wrote: the same
+    // head, 16 counters, each slot's stock, fault and sales only, nothing after the slots.
+    const now = new Ledger(new Uint16Array([3, 8]), new Uint8Array(2), layout, { prices: new Int32Array([90, 95]) });
+    now.credit = 150;
+    now.synced = 7;
+    now.tubes[0] = 12;
+    now.total[Counter.SALES] = 9;
+    now.interim[Counter.SALES] = 4;
+    now.slotSales[0] = 5;
+    now.total[Counter.REMOTE_SALES] = 2; // a counter version 2 did not have
+    now.commandHigh = 40; // command state version 2 did not have
+    const v6 = new Uint8Array(now.checkpointLength);
+    now.save(v6);
+    const counters = Checkpoint.FIXED + Checkpoint.COUNTERS_V2 * Checkpoint.COUNTER;
+    const slots = Checkpoint.FIXED + Checkpoint.SECTION_COUNTERS * Checkpoint.COUNTER;
+    const v2 = new Uint8Array(counters + 2 * Checkpoint.PER_SLOT_V2);
+    v2.set(v6.subarray(0, counters));
+    v2[0] = 2; // the version opens the checkpoint
+    for (let s = 0; s < 2; s++) {
+      const slot = slots + s * Checkpoint.PER_SLOT;
+      v2.set(v6.subarray(slot, slot + Checkpoint.PER_SLOT_V2), counters + s * Checkpoint.PER_SLOT_V2);
+    }
     const prices = new Int32Array([125, 175]);
     const ledger = new Ledger(new Uint16Array(2), new Uint8Array(2), layout, { prices });
     ok(ledger.load(v2, 0, v2.length), 'a version 2 checkpoint loads');
     equal(ledger.credit, 150);
     equal(ledger.synced, 7);
+    equal(ledger.openVend, -1);
     equal(ledger.tubes[0], 12);
     equal(ledger.total[Counter.SALES], 9);
     equal(ledger.interim[Counter.SALES], 4);
+    equal(ledger.total[Counter.REMOTE_SALES], 0);
     equal(Array.from(ledger.qty).join(','), '3,8');
     equal(ledger.slotSales[0], 5);
     equal(Array.from(prices).join(','), '125,175', 'prices stay as configured');
