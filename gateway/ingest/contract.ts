@@ -75,7 +75,7 @@ const SLOT_FIELD: FieldSpec = { kind: 'slot' };
 const COIN_TYPE = integer(0, 15);
 const TUBES: FieldSpec = { kind: 'counts', maxItems: 16, max: U8 };
 
-// The firmware's vocabularies (firmware/command/vocabulary.ts, records.ts), written out: the gateway
+// The firmware's vocabularies (firmware/command/vocabulary.ts, journal/vocabulary.ts), written out: the gateway
 // does not import firmware code, and the drift test checks every name the firmware has is here.
 const COMMANDS = ['set-prices', 'restock', 'lock', 'unlock', 'reboot', 'set-config', 'report', 'audit', 'vend', 'rotate-key', 'unknown'];
 const OUTCOMES = ['applied', 'stale', 'refused', 'failed', 'interrupted', 'unsupported'];
