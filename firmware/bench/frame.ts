@@ -14,7 +14,7 @@
  */
 import { crc16Bytes } from '../dex/crc16.js';
 import { charCode } from '../text/chars.js';
-import { decodeUtf8, encodeUtf8 } from '../uplink/utf8.js';
+import { decodeUtf8, encodeUtf8 } from '../text/utf8.js';
 
 const LF = 0x0a;
 const CR = 0x0d;

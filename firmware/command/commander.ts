@@ -12,7 +12,7 @@ import type { WallClock } from '../board.js';
 import { fromHex, HmacSha256, sameBytes } from '../crypto/hmac.js';
 import type { Journal } from '../journal/journal.js';
 import type { Ledger } from '../journal/ledger.js';
-import { decodeUtf8 } from '../uplink/utf8.js';
+import { decodeUtf8 } from '../text/utf8.js';
 import { intArg, MAX_COMMAND_BYTES, parseBody, parseEnvelope, type CommandBody } from './command.js';
 import {
   CMD_AUDIT,

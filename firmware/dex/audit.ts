@@ -9,20 +9,8 @@
  * the order each segment has them (VA1, CA2, PA2: initialisation first;
  * CA3, CA4: reset first).
  */
-import {
-  C_BILLS_VALUE,
-  C_CASHLESS_SALES,
-  C_CASHLESS_VALUE,
-  C_COINS_CASHBOX,
-  C_COINS_TUBES,
-  C_MANUAL_VALUE,
-  C_PAID_VALUE,
-  C_REMOTE_SALES,
-  C_REMOTE_VALUE,
-  C_REVENUE,
-  C_SALES,
-  type Ledger,
-} from '../journal/ledger.js';
+import type { Ledger } from '../journal/ledger.js';
+import { Counter } from '../journal/vocabulary.js';
 import { dexDateTime } from './civil.js';
 import { crc16Hex } from './crc16.js';
 import { dexCurrency } from './currency.js';
@@ -71,22 +59,22 @@ export function buildAudit(a: AuditInput): Uint8Array {
   w.seg('ID4').num(a.decimals).str(dexCurrency(a.currency)).str(a.currency).end();
   w.seg('CB1').str(id).str('VENDFLEET-ESP32').str(a.firmware).end();
   // Paid vends: cash, card (DA2) and paid elsewhere (remote vends); CA2 is the cash part.
-  const paidValue = (c: Uint32Array): number => c[C_REVENUE]! + c[C_REMOTE_VALUE]! + c[C_CASHLESS_VALUE]!;
-  const paidCount = (c: Uint32Array): number => c[C_SALES]! + c[C_REMOTE_SALES]! + c[C_CASHLESS_SALES]!;
+  const paidValue = (c: Uint32Array): number => c[Counter.REVENUE]! + c[Counter.REMOTE_VALUE]! + c[Counter.CASHLESS_VALUE]!;
+  const paidCount = (c: Uint32Array): number => c[Counter.SALES]! + c[Counter.REMOTE_SALES]! + c[Counter.CASHLESS_SALES]!;
   w.seg('VA1').num(paidValue(t)).num(paidCount(t)).num(paidValue(r)).num(paidCount(r)).end();
   if (a.changerId) w.seg('CA1').str(a.changerId.serial).str(a.changerId.model).str(a.changerId.software).end();
-  w.seg('CA2').num(t[C_REVENUE]!).num(t[C_SALES]!).num(r[C_REVENUE]!).num(r[C_SALES]!).end();
+  w.seg('CA2').num(t[Counter.REVENUE]!).num(t[Counter.SALES]!).num(r[Counter.REVENUE]!).num(r[Counter.SALES]!).end();
   w.seg('CA3')
-    .num(r[C_COINS_CASHBOX]! + r[C_COINS_TUBES]! + r[C_BILLS_VALUE]!)
-    .num(r[C_COINS_CASHBOX]!)
-    .num(r[C_COINS_TUBES]!)
-    .num(r[C_BILLS_VALUE]!)
-    .num(t[C_COINS_CASHBOX]! + t[C_COINS_TUBES]! + t[C_BILLS_VALUE]!)
-    .num(t[C_COINS_CASHBOX]!)
-    .num(t[C_COINS_TUBES]!)
-    .num(t[C_BILLS_VALUE]!)
+    .num(r[Counter.COINS_CASHBOX]! + r[Counter.COINS_TUBES]! + r[Counter.BILLS_VALUE]!)
+    .num(r[Counter.COINS_CASHBOX]!)
+    .num(r[Counter.COINS_TUBES]!)
+    .num(r[Counter.BILLS_VALUE]!)
+    .num(t[Counter.COINS_CASHBOX]! + t[Counter.COINS_TUBES]! + t[Counter.BILLS_VALUE]!)
+    .num(t[Counter.COINS_CASHBOX]!)
+    .num(t[Counter.COINS_TUBES]!)
+    .num(t[Counter.BILLS_VALUE]!)
     .end();
-  w.seg('CA4').num(r[C_PAID_VALUE]!).num(r[C_MANUAL_VALUE]!).num(t[C_PAID_VALUE]!).num(t[C_MANUAL_VALUE]!).end();
+  w.seg('CA4').num(r[Counter.PAID_VALUE]!).num(r[Counter.MANUAL_VALUE]!).num(t[Counter.PAID_VALUE]!).num(t[Counter.MANUAL_VALUE]!).end();
   // The machine never keeps change it cannot pay: it stays the customer's credit.
   w.seg('CA8').num(0).num(0).end();
   let tubeValue = 0;
@@ -100,7 +88,7 @@ export function buildAudit(a: AuditInput): Uint8Array {
   if (a.cashless) {
     // Cashless device #1: its identity, then its sales (value and count since initialisation, then since reset).
     w.seg('DA1').str(a.cashless.serial).str(a.cashless.model).str(a.cashless.software).end();
-    w.seg('DA2').num(t[C_CASHLESS_VALUE]!).num(t[C_CASHLESS_SALES]!).num(r[C_CASHLESS_VALUE]!).num(r[C_CASHLESS_SALES]!).end();
+    w.seg('DA2').num(t[Counter.CASHLESS_VALUE]!).num(t[Counter.CASHLESS_SALES]!).num(r[Counter.CASHLESS_VALUE]!).num(r[Counter.CASHLESS_SALES]!).end();
   }
   for (let i = 0; i < l.slots; i++) {
     w.seg('PA1').str(a.codes[i]!).num(l.prices[i]!).str(a.products[i] ?? '').end();

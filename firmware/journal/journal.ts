@@ -3,41 +3,50 @@
  * here before the machine acts on it, and the ledger is rebuilt from it at
  * boot. It is also the outbox: events stay until the gateway acknowledges
  * them (the sync cursor), and the oldest history is erased only then.
+ * Payloads are written through the records' codec (records.ts).
  */
 import type { Clock, FlashPartition } from '../board.js';
+import { COIN_TYPES } from '../money/coins.js';
 import { Ledger } from './ledger.js';
 import { FlashLog, type LogOptions, type LogStats, type RecoveryReport } from './log.js';
 import {
+  COIN_COUNT,
+  isMeta,
+  put,
+  putRun,
+  R_AUDIT_READ,
   R_BILL_RETURNED,
   R_BILL_STACKED,
   R_BILL_STACKING,
   R_BOOT,
+  R_CARD_APPROVED,
+  R_CARD_RESULT,
   R_CHECKPOINT,
   R_COIN_IN,
   R_COINS_MANUAL,
   R_COMMAND,
   R_COMMAND_REJECTED,
-  R_KEY,
-  R_LOCK,
-  R_PLANOGRAM,
-  R_PRICE,
-  R_REMOTE_VEND,
-  R_AUDIT_READ,
-  R_CARD_APPROVED,
-  R_CARD_RESULT,
-  R_SETTING,
   R_CREDIT_ADJUST,
   R_INIT,
   R_INTERIM_RESET,
+  R_KEY,
+  R_LOCK,
   R_PAYOUT_DONE,
   R_PAYOUT_START,
+  R_PLANOGRAM,
+  R_PRICE,
+  R_REMOTE_VEND,
+  R_SETTING,
   R_SYNC,
   R_TUBES,
   R_VEND_FAIL,
   R_VEND_OK,
   R_VEND_START,
   R_VEND_UNCERTAIN,
-  isMeta,
+  type IntField,
+  type RecordType,
+  type Spec,
+  size,
 } from './records.js';
 
 export type JournalLevel = 'ok' | 'low' | 'full';
@@ -63,6 +72,7 @@ export class Journal {
   readonly ledger: Ledger;
   readonly log: FlashLog;
   private readonly clock: Clock;
+  /** Room for the longest record (PAYOUT DONE paying every coin type: 38 bytes). */
   private readonly payload = new Uint8Array(48);
   private readonly view = new DataView(this.payload.buffer);
   private baseTime = 0;
@@ -97,14 +107,14 @@ export class Journal {
     this.bootMs = this.clock.now();
     this.baseTime = this.log.lastTime + (report.fresh ? 0 : 1);
     const layoutChanged = !report.fresh && !ledger.slotsValid;
-    if (!report.fresh) this.emit(R_BOOT, 0);
+    if (!report.fresh) this.emit(R_BOOT);
     this.bootSeq = this.log.lastSeq + (report.fresh ? 1 : 0);
     if (report.fresh || layoutChanged) {
       // From here on slot numbers refer to this layout; the configured stock stands.
       ledger.slotsValid = true;
-      this.payload[0] = ledger.slots;
-      this.view.setUint32(1, ledger.layout, true);
-      this.emit(R_INIT, 5);
+      this.set(R_INIT, 'slots', ledger.slots);
+      this.set(R_INIT, 'layout', ledger.layout);
+      this.emit(R_INIT);
     }
     return { ...report, layoutChanged };
   }
@@ -114,7 +124,13 @@ export class Journal {
     return this.baseTime + Math.floor((this.clock.now() - this.bootMs) / 1000);
   }
 
-  private emit(type: number, length: number): boolean {
+  /** Write field `name` of the `t` payload being built (`o`: where an entry after the fields starts). */
+  private set<S extends Spec>(t: RecordType<S>, name: IntField<S>, x: number, o = 0): void {
+    put(this.view, t, name, x, o);
+  }
+
+  /** Write a record whose payload is in `payload` (`length` bytes: the layout's, unless it ends in entries). */
+  private emit(type: RecordType, length = size(type)): boolean {
     const time = this.now();
     const ok = this.log.append(type, time, this.payload, length);
     if (!ok) this.dropped++;
@@ -128,69 +144,69 @@ export class Journal {
   // ---- events -----------------------------------------------------------------------------
 
   coinIn(type: number, routing: number, value: number): void {
-    this.payload[0] = type;
-    this.payload[1] = routing;
-    this.view.setUint16(2, value, true);
-    this.emit(R_COIN_IN, 4);
+    this.set(R_COIN_IN, 'coinType', type);
+    this.set(R_COIN_IN, 'routing', routing);
+    this.set(R_COIN_IN, 'value', value);
+    this.emit(R_COIN_IN);
   }
 
   billStacking(value: number, stackerBefore: number): void {
-    this.view.setUint32(0, value, true);
-    this.view.setUint16(4, stackerBefore, true);
-    this.emit(R_BILL_STACKING, 6);
+    this.set(R_BILL_STACKING, 'value', value);
+    this.set(R_BILL_STACKING, 'stackerBefore', stackerBefore);
+    this.emit(R_BILL_STACKING);
   }
 
   billStacked(value: number): void {
-    this.view.setUint32(0, value, true);
-    this.emit(R_BILL_STACKED, 4);
+    this.set(R_BILL_STACKED, 'value', value);
+    this.emit(R_BILL_STACKED);
   }
 
   billReturned(value: number): void {
-    this.view.setUint32(0, value, true);
-    this.emit(R_BILL_RETURNED, 4);
+    this.set(R_BILL_RETURNED, 'value', value);
+    this.emit(R_BILL_RETURNED);
   }
 
   vendStart(slot: number, price: number): void {
-    this.vend(R_VEND_START, slot, price);
+    this.set(R_VEND_START, 'slot', slot);
+    this.set(R_VEND_START, 'price', price);
+    this.emit(R_VEND_START);
   }
 
   vendOk(slot: number, price: number): void {
-    this.vend(R_VEND_OK, slot, price);
-  }
-
-  private vend(type: number, slot: number, price: number): void {
-    this.payload[0] = slot;
-    this.view.setUint32(1, price, true);
-    this.emit(type, 5);
+    this.set(R_VEND_OK, 'slot', slot);
+    this.set(R_VEND_OK, 'price', price);
+    this.emit(R_VEND_OK);
   }
 
   vendFailed(slot: number, reason: number): void {
-    this.payload[0] = slot;
-    this.payload[1] = reason;
-    this.emit(R_VEND_FAIL, 2);
+    this.set(R_VEND_FAIL, 'slot', slot);
+    this.set(R_VEND_FAIL, 'reason', reason);
+    this.emit(R_VEND_FAIL);
   }
 
   vendUncertain(slot: number): void {
-    this.payload[0] = slot;
-    this.emit(R_VEND_UNCERTAIN, 1);
+    this.set(R_VEND_UNCERTAIN, 'slot', slot);
+    this.emit(R_VEND_UNCERTAIN);
   }
 
   payoutStart(asked: number, tubes: ArrayLike<number>): void {
-    this.view.setUint32(0, asked, true);
-    for (let t = 0; t < 16; t++) this.payload[4 + t] = tubes[t] ?? 0;
-    this.emit(R_PAYOUT_START, 20);
+    this.set(R_PAYOUT_START, 'asked', asked);
+    putRun(this.payload, R_PAYOUT_START, 'tubes', tubes);
+    this.emit(R_PAYOUT_START);
   }
 
   /** `perType[t]`: coins of type t that left the tubes. */
   payoutDone(paid: number, coins: number, perType: ArrayLike<number>): void {
-    this.view.setUint32(0, paid, true);
-    this.view.setUint16(4, coins, true);
-    let n = 6;
-    for (let t = 0; t < 16; t++) {
+    this.set(R_PAYOUT_DONE, 'paid', paid);
+    this.set(R_PAYOUT_DONE, 'coins', coins);
+    // One COIN_COUNT per coin type paid follows the fixed fields.
+    let n = size(R_PAYOUT_DONE);
+    for (let t = 0; t < COIN_TYPES; t++) {
       const c = perType[t] ?? 0;
       if (c > 0) {
-        this.payload[n++] = t;
-        this.payload[n++] = c > 255 ? 255 : c;
+        this.set(COIN_COUNT, 'coinType', t, n);
+        this.set(COIN_COUNT, 'count', c > 255 ? 255 : c, n);
+        n += size(COIN_COUNT);
       }
     }
     this.emit(R_PAYOUT_DONE, n);
@@ -198,24 +214,24 @@ export class Journal {
 
   /** The changer's tube counts, when they differ from the journal's. */
   tubes(counts: ArrayLike<number>): void {
-    for (let t = 0; t < 16; t++) this.payload[t] = counts[t] ?? 0;
-    this.emit(R_TUBES, 16);
+    putRun(this.payload, R_TUBES, 'tubes', counts);
+    this.emit(R_TUBES);
   }
 
   coinsManual(type: number, count: number, value: number): void {
-    this.payload[0] = type;
-    this.payload[1] = count;
-    this.view.setUint32(2, value, true);
-    this.emit(R_COINS_MANUAL, 6);
+    this.set(R_COINS_MANUAL, 'coinType', type);
+    this.set(R_COINS_MANUAL, 'count', count);
+    this.set(R_COINS_MANUAL, 'value', value);
+    this.emit(R_COINS_MANUAL);
   }
 
   creditAdjust(delta: number): void {
-    this.view.setInt32(0, delta, true);
-    this.emit(R_CREDIT_ADJUST, 4);
+    this.set(R_CREDIT_ADJUST, 'delta', delta);
+    this.emit(R_CREDIT_ADJUST);
   }
 
   interimReset(): void {
-    this.emit(R_INTERIM_RESET, 0);
+    this.emit(R_INTERIM_RESET);
   }
 
   // ---- remote commands --------------------------------------------------------------------
@@ -223,98 +239,98 @@ export class Journal {
   /** Command `n` was dealt with (see command/vocabulary.ts for the codes). */
   /** `remaining`: stock left in the slot after a vend command (0xffff: not a vend). */
   command(n: number, issued: number, type: number, outcome: number, value: number, remaining = 0xffff): void {
-    this.view.setUint32(0, n, true);
-    this.view.setUint32(4, issued, true);
-    this.payload[8] = type;
-    this.payload[9] = outcome;
-    this.view.setUint16(10, Math.min(value, 0xffff), true);
-    this.view.setUint16(12, Math.min(remaining, 0xffff), true);
-    this.emit(R_COMMAND, 14);
+    this.set(R_COMMAND, 'n', n);
+    this.set(R_COMMAND, 'issued', issued);
+    this.set(R_COMMAND, 'command', type);
+    this.set(R_COMMAND, 'outcome', outcome);
+    this.set(R_COMMAND, 'value', Math.min(value, 0xffff));
+    this.set(R_COMMAND, 'remaining', Math.min(remaining, 0xffff));
+    this.emit(R_COMMAND);
   }
 
   commandRejected(n: number, reason: number, suppressed: number): void {
-    this.view.setUint32(0, n >>> 0, true);
-    this.payload[4] = reason;
-    this.view.setUint16(5, Math.min(suppressed, 0xffff), true);
-    this.emit(R_COMMAND_REJECTED, 7);
+    this.set(R_COMMAND_REJECTED, 'n', n >>> 0);
+    this.set(R_COMMAND_REJECTED, 'reason', reason);
+    this.set(R_COMMAND_REJECTED, 'suppressed', Math.min(suppressed, 0xffff));
+    this.emit(R_COMMAND_REJECTED);
   }
 
   price(slot: number, price: number, version: number): void {
-    this.payload[0] = slot;
-    this.view.setUint32(1, price, true);
-    this.view.setUint32(5, version, true);
-    this.emit(R_PRICE, 9);
+    this.set(R_PRICE, 'slot', slot);
+    this.set(R_PRICE, 'price', price);
+    this.set(R_PRICE, 'version', version);
+    this.emit(R_PRICE);
   }
 
   planogram(slot: number, price: number, qty: number, capacity: number, sku: number, version: number): void {
-    this.payload[0] = slot;
-    this.view.setUint32(1, price, true);
-    this.view.setUint16(5, qty, true);
-    this.view.setUint16(7, capacity, true);
-    this.view.setUint32(9, sku, true);
-    this.view.setUint32(13, version, true);
-    this.emit(R_PLANOGRAM, 17);
+    this.set(R_PLANOGRAM, 'slot', slot);
+    this.set(R_PLANOGRAM, 'price', price);
+    this.set(R_PLANOGRAM, 'qty', qty);
+    this.set(R_PLANOGRAM, 'capacity', capacity);
+    this.set(R_PLANOGRAM, 'sku', sku);
+    this.set(R_PLANOGRAM, 'version', version);
+    this.emit(R_PLANOGRAM);
   }
 
   lock(locked: boolean, version: number): void {
-    this.payload[0] = locked ? 1 : 0;
-    this.view.setUint32(1, version, true);
-    this.emit(R_LOCK, 5);
+    this.set(R_LOCK, 'locked', locked ? 1 : 0);
+    this.set(R_LOCK, 'version', version);
+    this.emit(R_LOCK);
   }
 
   setting(key: number, value: number, version: number): void {
-    this.payload[0] = key;
-    this.view.setUint32(1, value, true);
-    this.view.setUint32(5, version, true);
-    this.emit(R_SETTING, 9);
+    this.set(R_SETTING, 'key', key);
+    this.set(R_SETTING, 'value', value);
+    this.set(R_SETTING, 'version', version);
+    this.emit(R_SETTING);
   }
 
   /** A new command key (a meta record: it stays on the machine). */
   key(kid: number, key: Uint8Array): void {
-    this.payload[0] = kid;
-    this.payload.set(key.subarray(0, 32), 1);
-    this.emit(R_KEY, 33);
+    this.set(R_KEY, 'kid', kid);
+    putRun(this.payload, R_KEY, 'key', key);
+    this.emit(R_KEY);
   }
 
   remoteVend(n: number, slot: number, quantity: number, price: number): void {
-    this.view.setUint32(0, n, true);
-    this.payload[4] = slot;
-    this.payload[5] = quantity;
-    this.view.setUint32(6, price, true);
-    this.emit(R_REMOTE_VEND, 10);
+    this.set(R_REMOTE_VEND, 'n', n);
+    this.set(R_REMOTE_VEND, 'slot', slot);
+    this.set(R_REMOTE_VEND, 'quantity', quantity);
+    this.set(R_REMOTE_VEND, 'price', price);
+    this.emit(R_REMOTE_VEND);
   }
 
   /** The audit data was read (read number `n`, at Unix time `wall`, 0 if unknown): interim counters restart. */
   auditRead(n: number, wall: number): void {
-    this.view.setUint32(0, n, true);
-    this.view.setUint32(4, wall >>> 0, true);
-    this.emit(R_AUDIT_READ, 8);
+    this.set(R_AUDIT_READ, 'read', n);
+    this.set(R_AUDIT_READ, 'wall', wall >>> 0);
+    this.emit(R_AUDIT_READ);
   }
 
   // ---- cashless ------------------------------------------------------------------------------
 
   /** The reader approved a vend of `slot` for `amount`: written before the approval is acknowledged and before the motor turns. */
   cardApproved(slot: number, amount: number): void {
-    this.payload[0] = slot;
-    this.view.setUint32(1, amount, true);
-    this.emit(R_CARD_APPROVED, 5);
+    this.set(R_CARD_APPROVED, 'slot', slot);
+    this.set(R_CARD_APPROVED, 'amount', amount);
+    this.emit(R_CARD_APPROVED);
   }
 
-  /** The card vend was settled with the reader (`outcome`: CARD_* in records.ts). */
+  /** The card vend was settled with the reader (`outcome`: a CardOutcome, vocabulary.ts). */
   cardResult(outcome: number, slot: number, amount: number): void {
-    this.payload[0] = outcome;
-    this.payload[1] = slot;
-    this.view.setUint32(2, amount, true);
-    this.emit(R_CARD_RESULT, 6);
+    this.set(R_CARD_RESULT, 'outcome', outcome);
+    this.set(R_CARD_RESULT, 'slot', slot);
+    this.set(R_CARD_RESULT, 'amount', amount);
+    this.emit(R_CARD_RESULT);
   }
 
   /** The gateway committed every event up to `seq`. */
   acknowledge(seq: number): void {
     if (seq > this.log.lastSeq) seq = this.log.lastSeq;
     if (seq <= this.ledger.synced) return;
-    this.view.setUint32(0, seq, true);
+    this.set(R_SYNC, 'seq', seq);
     this.log.synced = seq;
-    this.emit(R_SYNC, 4);
+    this.emit(R_SYNC);
   }
 
   /**

@@ -5,108 +5,54 @@
  * when the power failed (a vend, a payout, a bill being stacked).
  *
  * Pure: `apply` is the only way the books change, both while running and
- * while replaying after a reboot, so the two can never disagree.
+ * while replaying after a reboot, so the two can never disagree. Record
+ * payloads are read through the codec in records.ts; a checkpoint is the
+ * books as one record (`save`, `load`; its sections in checkpoint.ts).
  */
+import { SETTINGS } from '../command/vocabulary.js';
+import { COIN_TYPES } from '../money/coins.js';
 import { u16, u32 } from './bytes.js';
+import * as Checkpoint from './checkpoint.js';
 import {
+  COIN_COUNT,
+  get,
+  R_AUDIT_READ,
   R_BILL_RETURNED,
   R_BILL_STACKED,
   R_BILL_STACKING,
   R_BOOT,
-  R_COIN_IN,
-  R_COMMAND,
-  R_COMMAND_REJECTED,
-  R_KEY,
-  R_LOCK,
-  R_PLANOGRAM,
-  R_PRICE,
-  R_REMOTE_VEND,
-  R_AUDIT_READ,
   R_CARD_APPROVED,
   R_CARD_RESULT,
-  CARD_NOT_DISPENSED,
-  CARD_UNCERTAIN,
-  CARD_UNREFUNDED,
-  R_SETTING,
+  R_COIN_IN,
   R_COINS_MANUAL,
+  R_COMMAND,
+  R_COMMAND_REJECTED,
   R_CREDIT_ADJUST,
   R_INIT,
   R_INTERIM_RESET,
+  R_KEY,
+  R_LOCK,
   R_PAYOUT_DONE,
   R_PAYOUT_START,
+  R_PLANOGRAM,
+  R_PRICE,
+  R_REMOTE_VEND,
+  R_SETTING,
   R_SYNC,
   R_TUBES,
   R_VEND_FAIL,
   R_VEND_OK,
   R_VEND_START,
   R_VEND_UNCERTAIN,
+  run,
+  size,
 } from './records.js';
+import { CardOutcome, CardVend, CoinRouting, Counter, COUNTERS } from './vocabulary.js';
 
-/** Counter indices: values in minor units, counts in items. */
-export const C_SALES = 0;
-export const C_REVENUE = 1;
-export const C_COINS_TUBES = 2;
-export const C_COINS_CASHBOX = 3;
-export const C_COINS_COUNT = 4;
-export const C_BILLS_VALUE = 5;
-export const C_BILLS_COUNT = 6;
-export const C_PAID_VALUE = 7;
-export const C_PAID_COUNT = 8;
-export const C_BILLS_RETURNED = 9;
-export const C_MANUAL_VALUE = 10;
-export const C_MANUAL_COUNT = 11;
-export const C_FAILED_VENDS = 12;
-export const C_UNCERTAIN_VENDS = 13;
-export const C_BOOTS = 14;
-export const C_COINS_TUBES_COUNT = 15;
-/** Vends paid elsewhere (remote vend commands): count and value. */
-export const C_REMOTE_SALES = 16;
-export const C_REMOTE_VALUE = 17;
-export const C_COMMANDS_REJECTED = 18;
-/** Sales paid by the cashless reader (cashless device #1): count and value (EVA-DTS DA2). Not cash: kept out of C_SALES/C_REVENUE. */
-export const C_CASHLESS_SALES = 19;
-export const C_CASHLESS_VALUE = 20;
-/** Value the reader may have charged with no product delivered (a reset before VEND FAILURE, a power cut mid-vend): for the operator to refund. */
-export const C_CASHLESS_UNREFUNDED = 21;
-export const COUNTERS = 22;
+export { CardVend, COUNTERS, Counter } from './vocabulary.js';
 
-/** The card vend the journal has open (`Ledger.cardVend`). */
-export const CARD_VEND_NONE = 0;
-/** Approved by the reader; the dispense outcome is not recorded yet. */
-export const CARD_VEND_APPROVED = 1;
-/** Delivered (a cashless sale); the reader has not confirmed VEND SUCCESS yet. */
-export const CARD_VEND_DELIVERED = 2;
-/** The dispense failed; the reader has not confirmed VEND FAILURE (its refund) yet. */
-export const CARD_VEND_FAILED = 3;
-/** A power cut hit the dispense; settled at boot. */
-export const CARD_VEND_UNCERTAIN = 4;
-
-/** Settings commands may change (indices of `settings`, see command/vocabulary.ts). */
-const SETTINGS = 5;
-
-const CHECKPOINT_VERSION = 6;
-/** Bytes of a checkpoint before the counters. */
-const FIXED = 61;
-/** Bytes per slot in a checkpoint (version 2: 19, version 3: 33). */
-const PER_SLOT = 37;
-/** Bytes of the command state after the slots (from version 3). */
-const COMMAND_STATE = 1 + 4 + SETTINGS * 8 + 4 + 4 + 4 + 1 + 32 + 4 + 1 + 1 + 1 + 4;
-/** Bytes of the audit state after the command state (from version 4). */
-const AUDIT_STATE = 8;
-/** Bytes of the clock state after the audit state (from version 6): the newest signed command's time. */
-const CLOCK_STATE = 4;
-/** Counters in the counter section of a checkpoint: 16 in version 2, 19 from version 3 (the cashless ones have their own block). */
-const COUNTERS_V2 = 16;
-const CHECKPOINT_COUNTERS = 19;
-/**
- * The cashless block after the audit state (version 5; after the clock state from version 6; only on a machine
- * with a reader, found by the checkpoint's length): the cashless counters
- * (total and interim, u32 each), then the card vend: state u8, slot u8,
- * amount u32. A machine without a reader writes version 4's layout, so its
- * checkpoint does not grow.
- */
-const CASHLESS_COUNTERS = COUNTERS - CHECKPOINT_COUNTERS;
-const CASHLESS_BLOCK = CASHLESS_COUNTERS * 8 + 6;
+/** A coin type out of a record's byte: MDB numbers them in 4 bits. */
+const COIN_TYPE_MASK = COIN_TYPES - 1;
 
 /** What the books share with the inventory: the slot arrays both read and the books alone change. */
 export interface SlotArrays {
@@ -125,8 +71,8 @@ export class Ledger {
   readonly cashless: boolean;
   /** Hash of the slot layout the books belong to. */
   readonly layout: number;
-  readonly total = new Uint32Array(COUNTERS);
-  readonly interim = new Uint32Array(COUNTERS);
+  readonly total: Uint32Array;
+  readonly interim: Uint32Array;
   credit = 0;
   readonly qty: Uint16Array;
   readonly fault: Uint8Array;
@@ -144,9 +90,9 @@ export class Ledger {
   openVendPrice = 0;
   /** A payout was started and not yet verified (0: none). */
   openPayout = 0;
-  readonly payoutTubes = new Uint8Array(16);
+  readonly payoutTubes: Uint8Array;
   /** Coins in each tube as the journal knows them (deposits, payouts, manual payouts, changer reports). */
-  readonly tubes = new Uint8Array(16);
+  readonly tubes: Uint8Array;
   /** A bill stack was ordered and not yet reported (0: none). */
   openStack = 0;
   openStackBefore = 0;
@@ -165,8 +111,8 @@ export class Ledger {
   locked = false;
   lockVersion = 0;
   /** Setting values (0: the configuration's) and the command numbers that set them. */
-  readonly settings = new Uint32Array(SETTINGS);
-  readonly settingVersion = new Uint32Array(SETTINGS);
+  readonly settings: Uint32Array;
+  readonly settingVersion: Uint32Array;
   /** Highest command number seen, and which of the 32 below it were seen (bit i: high - 1 - i). */
   commandHigh = 0;
   commandWindow = 0;
@@ -176,15 +122,15 @@ export class Ledger {
   wallFloor = 0;
   /** The command key (kid 0: the configuration's key stands). */
   keyId = 0;
-  readonly key = new Uint8Array(32);
+  readonly key: Uint8Array;
   /** A remote vend under way (its command number, 0: none). */
   remoteOpen = 0;
   remoteSlot = 0;
   remoteQty = 0;
   remoteDone = 0;
   remotePrice = 0;
-  /** A card vend under way or not yet settled with the reader (CARD_VEND_*), its slot and approved amount. */
-  cardVend = CARD_VEND_NONE;
+  /** A card vend under way or not yet settled with the reader (CardVend), its slot and approved amount. */
+  cardVend: number = CardVend.NONE;
   cardSlot = 0;
   cardAmount = 0;
   /** Journal time of the record being applied (set by the journal before each apply). */
@@ -201,12 +147,28 @@ export class Ledger {
     this.prices = shared.prices ?? new Int32Array(n);
     this.capacity = shared.capacity ?? new Uint16Array(n);
     this.sku = shared.sku ?? new Uint32Array(n);
-    this.slotVersion = new Uint32Array(n);
-    this.slotSales = new Uint32Array(n);
-    this.slotRevenue = new Uint32Array(n);
-    this.slotSalesInterim = new Uint32Array(n);
-    this.slotRevenueInterim = new Uint32Array(n);
-    this.slotLastSale = new Uint32Array(n);
+    // The books' own arrays are views of two buffers: two allocations, not thirteen (and fewer XS heap slots).
+    const words = new ArrayBuffer(4 * (2 * COUNTERS + 2 * SETTINGS + 6 * n));
+    let w = 0;
+    const u32s = (length: number): Uint32Array => {
+      const view = new Uint32Array(words, w, length);
+      w += 4 * length;
+      return view;
+    };
+    this.total = u32s(COUNTERS);
+    this.interim = u32s(COUNTERS);
+    this.settings = u32s(SETTINGS);
+    this.settingVersion = u32s(SETTINGS);
+    this.slotVersion = u32s(n);
+    this.slotSales = u32s(n);
+    this.slotRevenue = u32s(n);
+    this.slotSalesInterim = u32s(n);
+    this.slotRevenueInterim = u32s(n);
+    this.slotLastSale = u32s(n);
+    const bytes = new ArrayBuffer(2 * COIN_TYPES + 32);
+    this.payoutTubes = new Uint8Array(bytes, 0, COIN_TYPES);
+    this.tubes = new Uint8Array(bytes, COIN_TYPES, COIN_TYPES);
+    this.key = new Uint8Array(bytes, 2 * COIN_TYPES, 32);
   }
 
   count(index: number, amount: number): void {
@@ -217,47 +179,48 @@ export class Ledger {
   /** Money in = sales + paid out + credit held; true when the books balance. */
   balanced(): boolean {
     const t = this.total;
-    return t[C_COINS_TUBES]! + t[C_COINS_CASHBOX]! + t[C_BILLS_VALUE]! === t[C_REVENUE]! + t[C_PAID_VALUE]! + this.credit;
+    return t[Counter.COINS_TUBES]! + t[Counter.COINS_CASHBOX]! + t[Counter.BILLS_VALUE]! === t[Counter.REVENUE]! + t[Counter.PAID_VALUE]! + this.credit;
   }
 
   apply(type: number, d: Uint8Array, o: number, length: number): void {
     switch (type) {
       case R_COIN_IN: {
-        const value = u16(d, o + 2);
-        const t = d[o]! & 15;
-        if (d[o + 1] === 1 && this.tubes[t]! < 255) this.tubes[t] = this.tubes[t]! + 1;
-        this.count(d[o + 1] === 1 ? C_COINS_TUBES : C_COINS_CASHBOX, value);
-        this.count(C_COINS_COUNT, 1);
-        if (d[o + 1] === 1) this.count(C_COINS_TUBES_COUNT, 1);
+        const value = get(d, o, R_COIN_IN, 'value');
+        const tubes = get(d, o, R_COIN_IN, 'routing') === CoinRouting.TUBES;
+        const t = get(d, o, R_COIN_IN, 'coinType') & COIN_TYPE_MASK;
+        if (tubes && this.tubes[t]! < 255) this.tubes[t] = this.tubes[t]! + 1;
+        this.count(tubes ? Counter.COINS_TUBES : Counter.COINS_CASHBOX, value);
+        this.count(Counter.COINS_COUNT, 1);
+        if (tubes) this.count(Counter.COINS_TUBES_COUNT, 1);
         this.credit += value;
         return;
       }
       case R_BILL_STACKING:
-        this.openStack = u32(d, o);
-        this.openStackBefore = u16(d, o + 4);
+        this.openStack = get(d, o, R_BILL_STACKING, 'value');
+        this.openStackBefore = get(d, o, R_BILL_STACKING, 'stackerBefore');
         return;
       case R_BILL_STACKED: {
-        const value = u32(d, o);
-        this.count(C_BILLS_VALUE, value);
-        this.count(C_BILLS_COUNT, 1);
+        const value = get(d, o, R_BILL_STACKED, 'value');
+        this.count(Counter.BILLS_VALUE, value);
+        this.count(Counter.BILLS_COUNT, 1);
         this.credit += value;
         this.openStack = 0;
         return;
       }
       case R_BILL_RETURNED:
-        this.count(C_BILLS_RETURNED, 1);
-        if (this.openStack === u32(d, o)) this.openStack = 0;
+        this.count(Counter.BILLS_RETURNED, 1);
+        if (this.openStack === get(d, o, R_BILL_RETURNED, 'value')) this.openStack = 0;
         return;
       case R_VEND_START:
-        this.openVend = d[o]!;
-        this.openVendPrice = u32(d, o + 1);
+        this.openVend = get(d, o, R_VEND_START, 'slot');
+        this.openVendPrice = get(d, o, R_VEND_START, 'price');
         return;
       case R_INIT:
-        this.slotsValid = d[o] === this.slots && u32(d, o + 1) === this.layout;
+        this.slotsValid = get(d, o, R_INIT, 'slots') === this.slots && get(d, o, R_INIT, 'layout') === this.layout;
         return;
       case R_VEND_OK: {
-        const slot = d[o]!;
-        const price = u32(d, o + 1);
+        const slot = get(d, o, R_VEND_OK, 'slot');
+        const price = get(d, o, R_VEND_OK, 'price');
         if (slot < this.slots && this.slotsValid) {
           if (this.qty[slot]! > 0) this.qty[slot] = this.qty[slot]! - 1;
           this.slotSales[slot] = this.slotSales[slot]! + 1;
@@ -267,145 +230,153 @@ export class Ledger {
           this.slotLastSale[slot] = this.time;
         }
         this.openVend = -1;
-        if (this.cardVend === CARD_VEND_APPROVED) {
-          // Paid by card: a cashless sale; the cash books (credit, C_REVENUE) do not move.
-          this.count(C_CASHLESS_SALES, 1);
-          this.count(C_CASHLESS_VALUE, price);
-          this.cardVend = CARD_VEND_DELIVERED;
+        if (this.cardVend === CardVend.APPROVED) {
+          // Paid by card: a cashless sale; the cash books (credit, Counter.REVENUE) do not move.
+          this.count(Counter.CASHLESS_SALES, 1);
+          this.count(Counter.CASHLESS_VALUE, price);
+          this.cardVend = CardVend.DELIVERED;
           return;
         }
         if (this.remoteOpen !== 0) {
           // Paid elsewhere: a sale, but no cash and no credit moved.
-          this.count(C_REMOTE_SALES, 1);
-          this.count(C_REMOTE_VALUE, price);
+          this.count(Counter.REMOTE_SALES, 1);
+          this.count(Counter.REMOTE_VALUE, price);
           this.remoteDone++;
           return;
         }
-        this.count(C_SALES, 1);
-        this.count(C_REVENUE, price);
+        this.count(Counter.SALES, 1);
+        this.count(Counter.REVENUE, price);
         this.credit -= price;
         return;
       }
-      case R_VEND_FAIL:
-        if (d[o]! < this.slots && this.slotsValid) this.fault[d[o]!] = 1;
-        this.count(C_FAILED_VENDS, 1);
+      case R_VEND_FAIL: {
+        const slot = get(d, o, R_VEND_FAIL, 'slot');
+        if (slot < this.slots && this.slotsValid) this.fault[slot] = 1;
+        this.count(Counter.FAILED_VENDS, 1);
         this.openVend = -1;
-        if (this.cardVend === CARD_VEND_APPROVED) this.cardVend = CARD_VEND_FAILED;
+        if (this.cardVend === CardVend.APPROVED) this.cardVend = CardVend.FAILED;
         return;
+      }
       case R_VEND_UNCERTAIN:
-        this.count(C_UNCERTAIN_VENDS, 1);
+        this.count(Counter.UNCERTAIN_VENDS, 1);
         this.openVend = -1;
-        if (this.cardVend === CARD_VEND_APPROVED) this.cardVend = CARD_VEND_UNCERTAIN;
+        if (this.cardVend === CardVend.APPROVED) this.cardVend = CardVend.UNCERTAIN;
         return;
       case R_CARD_APPROVED:
-        this.cardVend = CARD_VEND_APPROVED;
-        this.cardSlot = d[o]!;
-        this.cardAmount = u32(d, o + 1);
+        this.cardVend = CardVend.APPROVED;
+        this.cardSlot = get(d, o, R_CARD_APPROVED, 'slot');
+        this.cardAmount = get(d, o, R_CARD_APPROVED, 'amount');
         return;
       case R_CARD_RESULT: {
-        const outcome = d[o]!;
-        if (outcome === CARD_UNREFUNDED || outcome === CARD_UNCERTAIN || outcome === CARD_NOT_DISPENSED) this.count(C_CASHLESS_UNREFUNDED, u32(d, o + 2));
-        this.cardVend = CARD_VEND_NONE;
+        const outcome = get(d, o, R_CARD_RESULT, 'outcome');
+        if (outcome === CardOutcome.UNREFUNDED || outcome === CardOutcome.UNCERTAIN || outcome === CardOutcome.NOT_DISPENSED) {
+          this.count(Counter.CASHLESS_UNREFUNDED, get(d, o, R_CARD_RESULT, 'amount'));
+        }
+        this.cardVend = CardVend.NONE;
         return;
       }
       case R_PAYOUT_START:
-        this.openPayout = u32(d, o);
-        this.payoutTubes.set(d.subarray(o + 4, o + 20));
+        this.openPayout = get(d, o, R_PAYOUT_START, 'asked');
+        this.payoutTubes.set(run(d, o, R_PAYOUT_START, 'tubes'));
         this.tubes.set(this.payoutTubes);
         return;
       case R_PAYOUT_DONE: {
-        const paid = u32(d, o);
-        for (let p = o + 6; p + 1 < o + length; p += 2) {
-          const t = d[p]! & 15;
-          this.tubes[t] = Math.max(0, this.tubes[t]! - d[p + 1]!);
+        const paid = get(d, o, R_PAYOUT_DONE, 'paid');
+        // One COIN_COUNT per coin type paid follows the fixed fields.
+        for (let p = o + size(R_PAYOUT_DONE); p + size(COIN_COUNT) <= o + length; p += size(COIN_COUNT)) {
+          const t = get(d, p, COIN_COUNT, 'coinType') & COIN_TYPE_MASK;
+          this.tubes[t] = Math.max(0, this.tubes[t]! - get(d, p, COIN_COUNT, 'count'));
         }
-        this.count(C_PAID_VALUE, paid);
-        this.count(C_PAID_COUNT, u16(d, o + 4));
+        this.count(Counter.PAID_VALUE, paid);
+        this.count(Counter.PAID_COUNT, get(d, o, R_PAYOUT_DONE, 'coins'));
         this.credit -= paid;
         this.openPayout = 0;
         return;
       }
-      case R_COINS_MANUAL:
-        this.tubes[d[o]! & 15] = Math.max(0, this.tubes[d[o]! & 15]! - d[o + 1]!);
-        this.count(C_MANUAL_VALUE, u32(d, o + 2));
-        this.count(C_MANUAL_COUNT, d[o + 1]!);
+      case R_COINS_MANUAL: {
+        const t = get(d, o, R_COINS_MANUAL, 'coinType') & COIN_TYPE_MASK;
+        const count = get(d, o, R_COINS_MANUAL, 'count');
+        this.tubes[t] = Math.max(0, this.tubes[t]! - count);
+        this.count(Counter.MANUAL_VALUE, get(d, o, R_COINS_MANUAL, 'value'));
+        this.count(Counter.MANUAL_COUNT, count);
         return;
+      }
       case R_BOOT:
-        this.count(C_BOOTS, 1);
+        this.count(Counter.BOOTS, 1);
         return;
       case R_SYNC: {
-        const seq = u32(d, o);
+        const seq = get(d, o, R_SYNC, 'seq');
         if (seq > this.synced) this.synced = seq;
         return;
       }
       case R_TUBES:
-        this.tubes.set(d.subarray(o, o + 16));
+        this.tubes.set(run(d, o, R_TUBES, 'tubes'));
         return;
       case R_CREDIT_ADJUST:
-        this.credit += u32(d, o) | 0;
+        this.credit += get(d, o, R_CREDIT_ADJUST, 'delta');
         return;
       case R_INTERIM_RESET:
         this.resetInterim();
         return;
       case R_AUDIT_READ:
-        this.auditReads = u32(d, o);
-        this.lastReadWall = u32(d, o + 4);
+        this.auditReads = get(d, o, R_AUDIT_READ, 'read');
+        this.lastReadWall = get(d, o, R_AUDIT_READ, 'wall');
         this.resetInterim();
         return;
       case R_COMMAND: {
-        const n = u32(d, o);
+        const n = get(d, o, R_COMMAND, 'n');
         this.commandSeen(n);
-        const issued = u32(d, o + 4);
+        const issued = get(d, o, R_COMMAND, 'issued');
         if (issued - this.time > this.wallOffset) this.wallOffset = issued - this.time;
         if (issued > this.wallFloor) this.wallFloor = issued;
         if (this.remoteOpen === n) this.remoteOpen = 0;
         return;
       }
       case R_COMMAND_REJECTED:
-        this.count(C_COMMANDS_REJECTED, 1 + u16(d, o + 5));
+        this.count(Counter.COMMANDS_REJECTED, 1 + get(d, o, R_COMMAND_REJECTED, 'suppressed'));
         return;
       case R_PRICE: {
-        const slot = d[o]!;
+        const slot = get(d, o, R_PRICE, 'slot');
         if (slot < this.slots && this.slotsValid) {
-          this.prices[slot] = u32(d, o + 1);
-          this.slotVersion[slot] = u32(d, o + 5);
+          this.prices[slot] = get(d, o, R_PRICE, 'price');
+          this.slotVersion[slot] = get(d, o, R_PRICE, 'version');
         }
         return;
       }
       case R_PLANOGRAM: {
-        const slot = d[o]!;
+        const slot = get(d, o, R_PLANOGRAM, 'slot');
         if (slot < this.slots && this.slotsValid) {
-          this.prices[slot] = u32(d, o + 1);
-          this.qty[slot] = u16(d, o + 5);
-          this.capacity[slot] = u16(d, o + 7);
-          this.sku[slot] = u32(d, o + 9);
-          this.slotVersion[slot] = u32(d, o + 13);
+          this.prices[slot] = get(d, o, R_PLANOGRAM, 'price');
+          this.qty[slot] = get(d, o, R_PLANOGRAM, 'qty');
+          this.capacity[slot] = get(d, o, R_PLANOGRAM, 'capacity');
+          this.sku[slot] = get(d, o, R_PLANOGRAM, 'sku');
+          this.slotVersion[slot] = get(d, o, R_PLANOGRAM, 'version');
           // Somebody stood at the machine and loaded the slot: it is back in service.
           this.fault[slot] = 0;
         }
         return;
       }
       case R_LOCK:
-        this.locked = d[o] === 1;
-        this.lockVersion = u32(d, o + 1);
+        this.locked = get(d, o, R_LOCK, 'locked') === 1;
+        this.lockVersion = get(d, o, R_LOCK, 'version');
         return;
       case R_SETTING: {
-        const key = d[o]!;
+        const key = get(d, o, R_SETTING, 'key');
         if (key < SETTINGS) {
-          this.settings[key] = u32(d, o + 1);
-          this.settingVersion[key] = u32(d, o + 5);
+          this.settings[key] = get(d, o, R_SETTING, 'value');
+          this.settingVersion[key] = get(d, o, R_SETTING, 'version');
         }
         return;
       }
       case R_KEY:
-        this.keyId = d[o]!;
-        this.key.set(d.subarray(o + 1, o + 33));
+        this.keyId = get(d, o, R_KEY, 'kid');
+        this.key.set(run(d, o, R_KEY, 'key'));
         return;
       case R_REMOTE_VEND:
-        this.remoteOpen = u32(d, o);
-        this.remoteSlot = d[o + 4]!;
-        this.remoteQty = d[o + 5]!;
-        this.remotePrice = u32(d, o + 6);
+        this.remoteOpen = get(d, o, R_REMOTE_VEND, 'n');
+        this.remoteSlot = get(d, o, R_REMOTE_VEND, 'slot');
+        this.remoteQty = get(d, o, R_REMOTE_VEND, 'quantity');
+        this.remotePrice = get(d, o, R_REMOTE_VEND, 'price');
         this.remoteDone = 0;
         return;
       default:
@@ -446,16 +417,17 @@ export class Ledger {
     }
   }
 
-  // ---- checkpoints -----------------------------------------------------------------------
+  // ---- checkpoints (checkpoint.ts) -------------------------------------------------------
 
   get checkpointLength(): number {
-    return FIXED + CHECKPOINT_COUNTERS * 8 + this.slots * PER_SLOT + COMMAND_STATE + AUDIT_STATE + CLOCK_STATE + (this.cashless ? CASHLESS_BLOCK : 0);
+    const tail = Checkpoint.COMMAND_STATE + Checkpoint.AUDIT_STATE + Checkpoint.CLOCK_STATE + (this.cashless ? Checkpoint.CASHLESS_BLOCK : 0);
+    return Checkpoint.FIXED + Checkpoint.SECTION_COUNTERS * Checkpoint.COUNTER + this.slots * Checkpoint.PER_SLOT + tail;
   }
 
   /** The whole ledger as a checkpoint payload. */
   save(out: Uint8Array): number {
     const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
-    out[0] = CHECKPOINT_VERSION;
+    out[0] = Checkpoint.VERSION;
     out[1] = this.slots;
     v.setUint32(2, this.layout, true);
     v.setUint32(6, this.credit >>> 0, true);
@@ -466,13 +438,13 @@ export class Ledger {
     v.setUint32(23, this.openStack, true);
     v.setUint16(27, this.openStackBefore, true);
     out.set(this.payoutTubes, 29);
-    out.set(this.tubes, 45);
-    let o = FIXED;
-    for (let i = 0; i < CHECKPOINT_COUNTERS; i++, o += 8) {
+    out.set(this.tubes, 29 + COIN_TYPES);
+    let o = Checkpoint.FIXED;
+    for (let i = 0; i < Checkpoint.SECTION_COUNTERS; i++, o += Checkpoint.COUNTER) {
       v.setUint32(o, this.total[i]!, true);
       v.setUint32(o + 4, this.interim[i]!, true);
     }
-    for (let s = 0; s < this.slots; s++, o += PER_SLOT) {
+    for (let s = 0; s < this.slots; s++, o += Checkpoint.PER_SLOT) {
       v.setUint16(o, this.qty[s]!, true);
       out[o + 2] = this.fault[s]!;
       v.setUint32(o + 3, this.slotSales[s]!, true);
@@ -506,11 +478,11 @@ export class Ledger {
     o += 11;
     v.setUint32(o, this.auditReads, true);
     v.setUint32(o + 4, this.lastReadWall, true);
-    o += AUDIT_STATE;
+    o += Checkpoint.AUDIT_STATE;
     v.setUint32(o, this.wallFloor, true);
-    o += CLOCK_STATE;
+    o += Checkpoint.CLOCK_STATE;
     if (!this.cashless) return o;
-    for (let i = CHECKPOINT_COUNTERS; i < COUNTERS; i++, o += 8) {
+    for (let i = Checkpoint.SECTION_COUNTERS; i < Checkpoint.SECTION_COUNTERS + Checkpoint.CASHLESS_COUNTERS; i++, o += Checkpoint.COUNTER) {
       v.setUint32(o, this.total[i]!, true);
       v.setUint32(o + 4, this.interim[i]!, true);
     }
@@ -527,16 +499,13 @@ export class Ledger {
    */
   load(d: Uint8Array, o: number, length: number): boolean {
     const version = d[o]!;
-    // Version 2 (before remote commands): 16 counters, 19 bytes a slot, no command state.
-    // Version 3 (before audit reads): 33 bytes a slot, no audit state.
-    // Version 4 (before cashless): no cashless block. Version 5: the same, plus the cashless block when a reader is fitted.
-    // Version 6: the clock state between the audit state and the cashless block.
-    if (version < 2 || version > CHECKPOINT_VERSION) return false;
-    const counters = version === 2 ? COUNTERS_V2 : CHECKPOINT_COUNTERS;
-    const perSlot = version === 2 ? 19 : version === 3 ? 33 : PER_SLOT;
-    const clock = version >= 6 ? CLOCK_STATE : 0;
-    const tail = (version === 2 ? 0 : COMMAND_STATE) + (version >= 4 ? AUDIT_STATE : 0) + clock;
-    if (length < FIXED + counters * 8 + tail) return false;
+    // What each version holds: checkpoint.ts.
+    if (version < 2 || version > Checkpoint.VERSION) return false;
+    const counters = version === 2 ? Checkpoint.COUNTERS_V2 : Checkpoint.SECTION_COUNTERS;
+    const perSlot = version === 2 ? Checkpoint.PER_SLOT_V2 : version === 3 ? Checkpoint.PER_SLOT_V3 : Checkpoint.PER_SLOT;
+    const clock = version >= 6 ? Checkpoint.CLOCK_STATE : 0;
+    const tail = (version === 2 ? 0 : Checkpoint.COMMAND_STATE) + (version >= 4 ? Checkpoint.AUDIT_STATE : 0) + clock;
+    if (length < Checkpoint.FIXED + counters * Checkpoint.COUNTER + tail) return false;
     const slots = d[o + 1]!;
     const layout = u32(d, o + 2);
     this.credit = u32(d, o + 6) | 0;
@@ -547,10 +516,10 @@ export class Ledger {
     this.openPayout = u32(d, o + 19);
     this.openStack = u32(d, o + 23);
     this.openStackBefore = u16(d, o + 27);
-    this.payoutTubes.set(d.subarray(o + 29, o + 45));
-    this.tubes.set(d.subarray(o + 45, o + 61));
-    let p = o + FIXED;
-    for (let i = 0; i < counters; i++, p += 8) {
+    this.payoutTubes.set(d.subarray(o + 29, o + 29 + COIN_TYPES));
+    this.tubes.set(d.subarray(o + 29 + COIN_TYPES, o + Checkpoint.FIXED));
+    let p = o + Checkpoint.FIXED;
+    for (let i = 0; i < counters; i++, p += Checkpoint.COUNTER) {
       this.total[i] = u32(d, p);
       this.interim[i] = u32(d, p + 4);
     }
@@ -559,13 +528,13 @@ export class Ledger {
       const q = p + slots * perSlot;
       this.loadCommandState(d, q);
       if (version >= 4) {
-        this.auditReads = u32(d, q + COMMAND_STATE);
-        this.lastReadWall = u32(d, q + COMMAND_STATE + 4);
+        this.auditReads = u32(d, q + Checkpoint.COMMAND_STATE);
+        this.lastReadWall = u32(d, q + Checkpoint.COMMAND_STATE + 4);
       }
-      this.wallFloor = clock > 0 ? u32(d, q + COMMAND_STATE + AUDIT_STATE) : 0;
-      let c = q + COMMAND_STATE + AUDIT_STATE + clock;
-      if (version >= 5 && length >= c - o + CASHLESS_BLOCK) {
-        for (let i = CHECKPOINT_COUNTERS; i < COUNTERS; i++, c += 8) {
+      this.wallFloor = clock > 0 ? u32(d, q + Checkpoint.COMMAND_STATE + Checkpoint.AUDIT_STATE) : 0;
+      let c = q + Checkpoint.COMMAND_STATE + Checkpoint.AUDIT_STATE + clock;
+      if (version >= 5 && length >= c - o + Checkpoint.CASHLESS_BLOCK) {
+        for (let i = Checkpoint.SECTION_COUNTERS; i < Checkpoint.SECTION_COUNTERS + Checkpoint.CASHLESS_COUNTERS; i++, c += Checkpoint.COUNTER) {
           this.total[i] = u32(d, c);
           this.interim[i] = u32(d, c + 4);
         }
@@ -588,12 +557,12 @@ export class Ledger {
       this.slotRevenue[s] = u32(d, p + 7);
       this.slotSalesInterim[s] = u32(d, p + 11);
       this.slotRevenueInterim[s] = u32(d, p + 15);
-      if (perSlot < PER_SLOT) continue;
+      if (perSlot < Checkpoint.PER_SLOT) continue;
       this.prices[s] = u32(d, p + 19) | 0;
       this.capacity[s] = u16(d, p + 23);
       this.sku[s] = u32(d, p + 25);
       this.slotVersion[s] = u32(d, p + 29);
-      if (perSlot >= 37) this.slotLastSale[s] = u32(d, p + 33);
+      if (perSlot >= Checkpoint.PER_SLOT) this.slotLastSale[s] = u32(d, p + 33);
     }
     return true;
   }

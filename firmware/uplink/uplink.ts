@@ -18,9 +18,9 @@
  */
 import type { Board, MqttClient, TimerId } from '../board.js';
 import type { UplinkSettings } from '../config.js';
-import { describeRecord, type Described } from '../journal/describe.js';
+import { describeRecord, type Described } from './describe.js';
 import type { Journal } from '../journal/journal.js';
-import { decodeUtf8, encodeUtf8 } from './utf8.js';
+import { decodeUtf8, encodeUtf8 } from '../text/utf8.js';
 
 /** Where and how (the machine configuration's `uplink`). */
 export type UplinkConfig = UplinkSettings;

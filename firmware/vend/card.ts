@@ -9,8 +9,9 @@
  */
 import type { Board } from '../board.js';
 import type { Journal } from '../journal/journal.js';
-import { CARD_VEND_DELIVERED, CARD_VEND_FAILED, type Ledger } from '../journal/ledger.js';
-import { CARD_OUTCOMES, CARD_REFUNDED, CARD_SOLD_RESET, CARD_SUCCESS, CARD_UNREFUNDED } from '../journal/records.js';
+import type { Ledger } from '../journal/ledger.js';
+import { CARD_OUTCOMES } from '../journal/records.js';
+import { CardOutcome, CardVend } from '../journal/vocabulary.js';
 import type { MdbBus } from '../mdb/bus.js';
 import type { CashlessReader } from '../mdb/cashless.js';
 import type { Sale } from './controller.js';
@@ -51,7 +52,7 @@ export function readerPrices(reader: CashlessReader, inventory: Inventory): void
  * approval counts as a success there), a failed one went unrefunded.
  */
 export function settleCardWithoutReader(journal: Journal, ledger: Ledger, inventory: Inventory, board: Board): void {
-  const outcome = ledger.cardVend === CARD_VEND_DELIVERED ? CARD_SOLD_RESET : CARD_UNREFUNDED;
+  const outcome = ledger.cardVend === CardVend.DELIVERED ? CardOutcome.SOLD_RESET : CardOutcome.UNREFUNDED;
   journal.cardResult(outcome, ledger.cardSlot, ledger.cardAmount);
   const code = inventory.codes[ledger.cardSlot] ?? String(ledger.cardSlot);
   board.log('warn', `cashless: card vend of ${code} (${ledger.cardAmount}) settled without the reader: ${CARD_OUTCOMES[outcome]}`);
@@ -95,10 +96,10 @@ export class CardSession {
   settle(): void {
     const l = this.ledger;
     const v = l.cardVend;
-    if (v !== CARD_VEND_DELIVERED && v !== CARD_VEND_FAILED) return;
+    if (v !== CardVend.DELIVERED && v !== CardVend.FAILED) return;
     const reader = this.reader;
     if (this.live && reader.ready) {
-      if (!reader.reporting) reader.vendResult(v === CARD_VEND_DELIVERED, l.cardSlot + 1);
+      if (!reader.reporting) reader.vendResult(v === CardVend.DELIVERED, l.cardSlot + 1);
       this.bus.kick();
       return;
     }
@@ -197,8 +198,8 @@ export class CardSession {
 
   vendReported(success: boolean): void {
     const l = this.ledger;
-    if ((success && l.cardVend === CARD_VEND_DELIVERED) || (!success && l.cardVend === CARD_VEND_FAILED)) {
-      this.journal.cardResult(success ? CARD_SUCCESS : CARD_REFUNDED, l.cardSlot, l.cardAmount);
+    if ((success && l.cardVend === CardVend.DELIVERED) || (!success && l.cardVend === CardVend.FAILED)) {
+      this.journal.cardResult(success ? CardOutcome.SUCCESS : CardOutcome.REFUNDED, l.cardSlot, l.cardAmount);
     } else {
       this.board.log('info', `cashless: reader confirmed VEND ${success ? 'SUCCESS' : 'FAILURE'} for no open card vend`);
     }

@@ -15,8 +15,9 @@
 import type { Board } from '../board.js';
 import { CMD_VEND, OUT_INTERRUPTED } from '../command/vocabulary.js';
 import type { Journal } from '../journal/journal.js';
-import { CARD_VEND_APPROVED, CARD_VEND_DELIVERED, CARD_VEND_FAILED, CARD_VEND_UNCERTAIN, type Ledger } from '../journal/ledger.js';
-import { CARD_NOT_DISPENSED, CARD_UNCERTAIN, R_VEND_FAIL, R_VEND_OK } from '../journal/records.js';
+import type { Ledger } from '../journal/ledger.js';
+import { R_VEND_FAIL, R_VEND_OK } from '../journal/records.js';
+import { CardOutcome, CardVend } from '../journal/vocabulary.js';
 import { settleCardWithoutReader } from './card.js';
 import type { Inventory } from './inventory.js';
 import type { VendMachine } from './machine.js';
@@ -82,13 +83,13 @@ export function recover(parts: RecoveryParts): void {
 function recoverCard(parts: RecoveryParts): void {
   const { board, journal, ledger: l } = parts;
   const code = parts.inventory.codes[l.cardSlot] ?? String(l.cardSlot);
-  if (l.cardVend === CARD_VEND_UNCERTAIN) {
-    journal.cardResult(CARD_UNCERTAIN, l.cardSlot, l.cardAmount);
+  if (l.cardVend === CardVend.UNCERTAIN) {
+    journal.cardResult(CardOutcome.UNCERTAIN, l.cardSlot, l.cardAmount);
     board.log('warn', `journal: card vend of ${code} (${l.cardAmount}) was under way when the power failed; the card counts it as paid, check the slot`);
-  } else if (l.cardVend === CARD_VEND_APPROVED) {
-    journal.cardResult(CARD_NOT_DISPENSED, l.cardSlot, l.cardAmount);
+  } else if (l.cardVend === CardVend.APPROVED) {
+    journal.cardResult(CardOutcome.NOT_DISPENSED, l.cardSlot, l.cardAmount);
     board.log('warn', `journal: card vend of ${code} (${l.cardAmount}) was approved but not started when the power failed; refund owed`);
-  } else if ((l.cardVend === CARD_VEND_DELIVERED || l.cardVend === CARD_VEND_FAILED) && !parts.cashless) {
+  } else if ((l.cardVend === CardVend.DELIVERED || l.cardVend === CardVend.FAILED) && !parts.cashless) {
     settleCardWithoutReader(journal, l, parts.inventory, board);
   }
 }

@@ -2,7 +2,7 @@
  * The uplink event contract (docs/uplink.md, "Events"): what each journal
  * event a machine publishes on fleet/{machine}/events may carry, field by
  * field. Pure and table-driven: one entry per event type the firmware writes
- * (firmware/journal/describe.ts), each field with its kind and bounds.
+ * (firmware/uplink/describe.ts), each field with its kind and bounds.
  *
  * Bounds are the journal's own: every figure is stored in a record as u8,
  * u16, u32 or i32 (firmware/journal/records.ts), so a real machine cannot
@@ -75,7 +75,7 @@ const SLOT_FIELD: FieldSpec = { kind: 'slot' };
 const COIN_TYPE = integer(0, 15);
 const TUBES: FieldSpec = { kind: 'counts', maxItems: 16, max: U8 };
 
-// The firmware's vocabularies (firmware/command/vocabulary.ts, records.ts), written out: the gateway
+// The firmware's vocabularies (firmware/command/vocabulary.ts, journal/vocabulary.ts), written out: the gateway
 // does not import firmware code, and the drift test checks every name the firmware has is here.
 const COMMANDS = ['set-prices', 'restock', 'lock', 'unlock', 'reboot', 'set-config', 'report', 'audit', 'vend', 'rotate-key', 'unknown'];
 const OUTCOMES = ['applied', 'stale', 'refused', 'failed', 'interrupted', 'unsupported'];

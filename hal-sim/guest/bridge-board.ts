@@ -24,7 +24,7 @@ import type {
   WordSerialOptions,
   WordSerialPort,
 } from '../../firmware/board.js';
-import { decodeUtf8, encodeUtf8 } from '../../firmware/uplink/utf8.js';
+import { decodeUtf8, encodeUtf8 } from '../../firmware/text/utf8.js';
 import { FlashImage, fromHex, toHex } from './flash-image.js';
 import { PWM_RESOLUTION, type GuestEvent, type GuestOp, type HostMessage } from './protocol.js';
 

@@ -9,7 +9,7 @@ import { BENCH_PROTOCOL, DEFAULT_SETTLE_MS, errPayload, okPayload, parseAnswer, 
 import { BenchServer } from '../../firmware/bench/server.js';
 import type { ByteSerial } from '../../firmware/bench/serial.js';
 import { benchErr, benchOk, type BenchDone, type BenchTarget, type StepData } from '../../firmware/bench/target.js';
-import { decodeUtf8, encodeUtf8 } from '../../firmware/uplink/utf8.js';
+import { decodeUtf8, encodeUtf8 } from '../../firmware/text/utf8.js';
 import { deepEqual, equal, ok, prng } from '../lib/assert.js';
 
 const bytes = (s: string): Uint8Array => new Uint8Array(encodeUtf8(s));

@@ -8,22 +8,12 @@
 import type { Board, DigitalInput, DigitalInputOptions, PwmOutput, SelectionPanelOptions } from '../../firmware/board.js';
 import { parseConfig, type SlotConfig } from '../../firmware/config.js';
 import { DISPENSE_JAM, DISPENSE_OK } from '../../firmware/dispense/dispenser.js';
-import { describeRecord } from '../../firmware/journal/describe.js';
+import { describeRecord } from '../../firmware/uplink/describe.js';
+import * as Checkpoint from '../../firmware/journal/checkpoint.js';
 import { Journal } from '../../firmware/journal/journal.js';
-import {
-  C_CASHLESS_SALES,
-  C_CASHLESS_UNREFUNDED,
-  C_CASHLESS_VALUE,
-  C_REVENUE,
-  C_SALES,
-  CARD_VEND_APPROVED,
-  CARD_VEND_DELIVERED,
-  CARD_VEND_FAILED,
-  CARD_VEND_NONE,
-  Ledger,
-  layoutHash,
-} from '../../firmware/journal/ledger.js';
-import { CARD_SOLD_RESET, CARD_SUCCESS, CARD_UNREFUNDED, R_CARD_APPROVED, R_CARD_RESULT, R_CHECKPOINT, RECORD_NAMES } from '../../firmware/journal/records.js';
+import { Ledger, layoutHash } from '../../firmware/journal/ledger.js';
+import { R_CARD_APPROVED, R_CARD_RESULT, R_CHECKPOINT, RECORD_NAMES } from '../../firmware/journal/records.js';
+import { CardOutcome, CardVend, Counter } from '../../firmware/journal/vocabulary.js';
 import { MdbBus } from '../../firmware/mdb/bus.js';
 import { CashlessReader, type CashlessCallbacks } from '../../firmware/mdb/cashless.js';
 import { checksum } from '../../firmware/mdb/frame.js';
@@ -375,20 +365,20 @@ describe('card records in the journal', () => {
   it('counts a card sale as cashless, leaves the cash books alone, and closes the vend with its result', () => {
     const { journal, ledger } = books();
     journal.cardApproved(0, 125);
-    equal(ledger.cardVend, CARD_VEND_APPROVED);
+    equal(ledger.cardVend, CardVend.APPROVED);
     journal.vendStart(0, 125);
     journal.vendOk(0, 125);
-    equal(ledger.cardVend, CARD_VEND_DELIVERED);
-    equal(ledger.total[C_CASHLESS_SALES], 1);
-    equal(ledger.total[C_CASHLESS_VALUE], 125);
-    equal(ledger.total[C_SALES], 0, 'not a cash sale');
-    equal(ledger.total[C_REVENUE], 0);
+    equal(ledger.cardVend, CardVend.DELIVERED);
+    equal(ledger.total[Counter.CASHLESS_SALES], 1);
+    equal(ledger.total[Counter.CASHLESS_VALUE], 125);
+    equal(ledger.total[Counter.SALES], 0, 'not a cash sale');
+    equal(ledger.total[Counter.REVENUE], 0);
     equal(ledger.credit, 0, 'credit untouched');
     equal(ledger.qty[0], 4);
     equal(ledger.slotSales[0], 1);
     ok(ledger.balanced());
-    journal.cardResult(CARD_SUCCESS, 0, 125);
-    equal(ledger.cardVend, CARD_VEND_NONE);
+    journal.cardResult(CardOutcome.SUCCESS, 0, 125);
+    equal(ledger.cardVend, CardVend.NONE);
     const described: string[] = [];
     journal.log.readEvents(1, 100, (type, seq, time, d, o, len) => {
       if (type === R_CARD_APPROVED || type === R_CARD_RESULT) described.push(JSON.stringify(describeRecord(type, seq, time, d, o, len, CODES)));
@@ -405,11 +395,11 @@ describe('card records in the journal', () => {
     journal.cardApproved(1, 100);
     journal.vendStart(1, 100);
     journal.vendFailed(1, DISPENSE_JAM);
-    equal(ledger.cardVend, CARD_VEND_FAILED);
-    journal.cardResult(CARD_UNREFUNDED, 1, 100);
-    equal(ledger.total[C_CASHLESS_UNREFUNDED], 100);
-    equal(ledger.total[C_CASHLESS_SALES], 0);
-    equal(ledger.cardVend, CARD_VEND_NONE);
+    equal(ledger.cardVend, CardVend.FAILED);
+    journal.cardResult(CardOutcome.UNREFUNDED, 1, 100);
+    equal(ledger.total[Counter.CASHLESS_UNREFUNDED], 100);
+    equal(ledger.total[Counter.CASHLESS_SALES], 0);
+    equal(ledger.cardVend, CardVend.NONE);
   });
 
   it('rebuilds the card state from flash and keeps it in checkpoints (version 5 on, now 6)', () => {
@@ -418,22 +408,22 @@ describe('card records in the journal', () => {
     journal.vendStart(0, 125);
     journal.vendOk(0, 125);
     const again = books(new FlashImage(SMALL, flash.bytes));
-    equal(again.ledger.cardVend, CARD_VEND_DELIVERED);
+    equal(again.ledger.cardVend, CardVend.DELIVERED);
     equal(again.ledger.cardAmount, 125);
-    equal(again.ledger.total[C_CASHLESS_VALUE], 125);
+    equal(again.ledger.total[Counter.CASHLESS_VALUE], 125);
     const cp = new Uint8Array(ledger.checkpointLength);
     const n = ledger.save(cp);
     equal(n, ledger.checkpointLength);
     equal(cp[0], 6, 'checkpoint version 6');
     const loaded = new Ledger(new Uint16Array(2), new Uint8Array(2), layoutHash(CODES), { cashless: true });
     ok(loaded.load(cp, 0, n));
-    equal(loaded.cardVend, CARD_VEND_DELIVERED);
+    equal(loaded.cardVend, CardVend.DELIVERED);
     equal(loaded.cardSlot, 0);
     equal(loaded.cardAmount, 125);
-    equal(loaded.total[C_CASHLESS_SALES], 1);
+    equal(loaded.total[Counter.CASHLESS_SALES], 1);
     equal(loaded.qty[0], 4);
     void R_CHECKPOINT;
-    journal.cardResult(CARD_SOLD_RESET, 0, 125);
+    journal.cardResult(CardOutcome.SOLD_RESET, 0, 125);
   });
 
   it('a 100-slot machine with a reader still fits its checkpoint in a 4 KiB block', () => {
@@ -450,19 +440,19 @@ describe('card records in the journal', () => {
     const v6 = new Uint8Array(ledger.checkpointLength);
     const n = ledger.save(v6);
     const plain = new Ledger(new Uint16Array(2), new Uint8Array(2), layoutHash(CODES));
-    equal(plain.checkpointLength, n - 30, 'no reader: the checkpoint does not grow');
+    equal(plain.checkpointLength, n - Checkpoint.CASHLESS_BLOCK, 'no reader: the checkpoint does not grow');
     // The same books as version 4 wrote them: no clock state (version 6), no cashless block.
-    const v4 = v6.slice(0, n - 34);
+    const v4 = v6.slice(0, n - Checkpoint.CLOCK_STATE - Checkpoint.CASHLESS_BLOCK);
     v4[0] = 4;
     const loaded = new Ledger(new Uint16Array(2), new Uint8Array(2), layoutHash(CODES));
     ok(loaded.load(v4, 0, v4.length), 'a version 4 checkpoint loads');
     equal(loaded.credit, 25);
     equal(loaded.openVend, 1);
-    equal(loaded.total[C_CASHLESS_SALES], 0);
-    equal(loaded.cardVend, CARD_VEND_NONE);
+    equal(loaded.total[Counter.CASHLESS_SALES], 0);
+    equal(loaded.cardVend, CardVend.NONE);
     deepEqual(Array.from(loaded.qty), Array.from(ledger.qty));
     equal(loaded.commandHigh, ledger.commandHigh);
-    ok(!loaded.load(v4, 0, v4.length - 8), 'a short one is refused');
+    ok(!loaded.load(v4, 0, v4.length - Checkpoint.AUDIT_STATE), 'a short one is refused');
   });
 });
 
@@ -737,7 +727,7 @@ describe('the machine with a cashless reader', () => {
     a.board.panel!.onSelect('A1', 1);
     a.board.w.run(3000);
     deepEqual(a.board.delivered, ['A1']);
-    equal(a.parts.ledger.cardVend, CARD_VEND_DELIVERED, 'not reported yet');
+    equal(a.parts.ledger.cardVend, CardVend.DELIVERED, 'not reported yet');
     // Power fails: the reader's approved vend counts as a success (it is charged); the journal survives.
     const owed = a.reader.approvedOutstanding;
     equal(owed, 125);
@@ -747,7 +737,7 @@ describe('the machine with a cashless reader', () => {
     const st = b.parts.reports.status();
     equal(st.counters.cashlessSales, 1, 'one sale');
     equal(st.counters.cashlessUnrefunded, 0);
-    equal(b.parts.ledger.cardVend, CARD_VEND_NONE, 'settled');
+    equal(b.parts.ledger.cardVend, CardVend.NONE, 'settled');
     deepEqual(b.board.delivered, [], 'nothing dispensed after the reboot');
     const results: string[] = [];
     b.parts.journal.log.readEvents(1, 10000, (type, seq, time, d, o, len) => {

@@ -9,7 +9,7 @@ import { Commander, type CommandTarget } from '../../firmware/command/commander.
 import { HmacSha256 } from '../../firmware/crypto/hmac.js';
 import { Journal } from '../../firmware/journal/journal.js';
 import { Ledger, layoutHash } from '../../firmware/journal/ledger.js';
-import { encodeUtf8 } from '../../firmware/uplink/utf8.js';
+import { encodeUtf8 } from '../../firmware/text/utf8.js';
 import { FlashImage } from '../../hal-sim/guest/flash-image.js';
 import { equal, ok, prng } from '../lib/assert.js';
 

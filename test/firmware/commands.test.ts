@@ -1,10 +1,11 @@
 import { Commander, type CommandTarget } from '../../firmware/command/commander.js';
 import { HmacSha256 } from '../../firmware/crypto/hmac.js';
 import { Journal } from '../../firmware/journal/journal.js';
-import { C_COMMANDS_REJECTED, Ledger, layoutHash } from '../../firmware/journal/ledger.js';
+import { Ledger, layoutHash } from '../../firmware/journal/ledger.js';
 import { R_COMMAND, R_COMMAND_REJECTED, R_KEY, RECORD_NAMES } from '../../firmware/journal/records.js';
-import { describeRecord } from '../../firmware/journal/describe.js';
-import { encodeUtf8 } from '../../firmware/uplink/utf8.js';
+import { Counter } from '../../firmware/journal/vocabulary.js';
+import { describeRecord } from '../../firmware/uplink/describe.js';
+import { encodeUtf8 } from '../../firmware/text/utf8.js';
 import { FlashImage } from '../../hal-sim/guest/flash-image.js';
 import { deepEqual, equal, ok } from '../lib/assert.js';
 
@@ -122,7 +123,7 @@ describe('remote commands on the machine', () => {
     equal(b.ledger.locked, false);
     const reasons = outcomes(b).map((e) => e['reason']);
     equal(reasons.join(','), 'bad-signature,bad-signature,unknown-key,malformed,malformed,wrong-machine,oversized');
-    equal(b.ledger.total[C_COMMANDS_REJECTED], 7);
+    equal(b.ledger.total[Counter.COMMANDS_REJECTED], 7);
   });
 
   it('refuses a command that expired, once the machine has learnt the time from a signed one', () => {
@@ -262,7 +263,7 @@ describe('remote commands on the machine', () => {
     b.commander.receive(new Uint8Array(encodeUtf8(`VF1 1 ${'0'.repeat(64)}\n{}`)));
     const last = outcomes(b).pop()!;
     equal(last['suppressed'], 92, 'the next record says how many were not written');
-    equal(b.ledger.total[C_COMMANDS_REJECTED], 101);
+    equal(b.ledger.total[Counter.COMMANDS_REJECTED], 101);
   });
 });
 

@@ -1,6 +1,6 @@
 import { fromHex, HmacSha256, sameBytes } from '../../firmware/crypto/hmac.js';
 import { Sha256 } from '../../firmware/crypto/sha256.js';
-import { encodeUtf8 } from '../../firmware/uplink/utf8.js';
+import { encodeUtf8 } from '../../firmware/text/utf8.js';
 import { equal, ok } from '../lib/assert.js';
 
 function hex(b: Uint8Array): string {

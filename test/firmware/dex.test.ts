@@ -7,8 +7,10 @@ import { dexDateTime } from '../../firmware/dex/civil.js';
 import { buildAudit as buildAuditBytes, type AuditInput } from '../../firmware/dex/audit.js';
 import { crc16Hex, crc16Text } from '../../firmware/dex/crc16.js';
 import { dexCurrency } from '../../firmware/dex/currency.js';
+import * as Checkpoint from '../../firmware/journal/checkpoint.js';
 import { Journal } from '../../firmware/journal/journal.js';
-import { C_REVENUE, C_SALES, Ledger, layoutHash } from '../../firmware/journal/ledger.js';
+import { Ledger, layoutHash } from '../../firmware/journal/ledger.js';
+import { Counter } from '../../firmware/journal/vocabulary.js';
 import { FlashImage } from '../../hal-sim/guest/flash-image.js';
 import { equal, ok } from '../lib/assert.js';
 
@@ -177,8 +179,8 @@ describe('EVA-DTS audit data (firmware)', () => {
     sale(m, 1, 150, [100, 25, 25], 0);
     const first = buildAudit(input(m, 1, 1764000100));
     m.journal.auditRead(1, 1764000100);
-    equal(m.ledger.interim[C_SALES], 0);
-    equal(m.ledger.total[C_SALES], 2);
+    equal(m.ledger.interim[Counter.SALES], 0);
+    equal(m.ledger.total[Counter.SALES], 2);
     equal(m.ledger.slotSalesInterim[0], 0);
     ok(first.includes('\r\nVA1*275*2*275*2\r\n'));
     // A2 sold at journal time 60 s: its PA5 is the wall time of then.
@@ -189,8 +191,8 @@ describe('EVA-DTS audit data (firmware)', () => {
     const again = boot(m.flash, 120_000);
     equal(again.ledger.auditReads, 1);
     equal(again.ledger.lastReadWall, 1764000100);
-    equal(again.ledger.total[C_REVENUE], 375);
-    equal(again.ledger.interim[C_REVENUE], 100);
+    equal(again.ledger.total[Counter.REVENUE], 375);
+    equal(again.ledger.interim[Counter.REVENUE], 100);
     const second = buildAudit(input(again, 2, 1764000200));
     ok(second.includes('\r\nVA1*375*3*100*1\r\n'), second);
     ok(second.includes('\r\nPA2*1*125*0*0\r\n'));
@@ -212,16 +214,20 @@ describe('EVA-DTS audit data (firmware)', () => {
     equal(copy.lastReadWall, 1764000500);
     equal(copy.slotLastSale[2], 5);
     equal(copy.wallOffset, 1764000000);
-    // The same books as version 3 wrote them: 33 bytes a slot, no audit state (nor version 6's clock state).
-    const counters = 61 + 19 * 8;
-    const v3 = new Uint8Array(size - 3 * 4 - 8 - 4);
+    // The same books as version 3 wrote them: shorter slots, no audit state (nor version 6's clock state).
+    const counters = Checkpoint.FIXED + Checkpoint.SECTION_COUNTERS * Checkpoint.COUNTER;
+    const state = counters + 3 * Checkpoint.PER_SLOT;
+    const v3 = new Uint8Array(size - 3 * (Checkpoint.PER_SLOT - Checkpoint.PER_SLOT_V3) - Checkpoint.AUDIT_STATE - Checkpoint.CLOCK_STATE);
     v3.set(v6.subarray(0, counters));
-    v3[0] = 3;
-    for (let s = 0; s < 3; s++) v3.set(v6.subarray(counters + s * 37, counters + s * 37 + 33), counters + s * 33);
-    v3.set(v6.subarray(counters + 3 * 37, size - 8 - 4), counters + 3 * 33);
+    v3[0] = 3; // the version opens the checkpoint
+    for (let s = 0; s < 3; s++) {
+      const slot = counters + s * Checkpoint.PER_SLOT;
+      v3.set(v6.subarray(slot, slot + Checkpoint.PER_SLOT_V3), counters + s * Checkpoint.PER_SLOT_V3);
+    }
+    v3.set(v6.subarray(state, state + Checkpoint.COMMAND_STATE), counters + 3 * Checkpoint.PER_SLOT_V3);
     const old = new Ledger(new Uint16Array(3), new Uint8Array(3), layoutHash(CODES));
     ok(old.load(v3, 0, v3.length), 'a version 3 checkpoint loads');
-    equal(old.total[C_SALES], 1);
+    equal(old.total[Counter.SALES], 1);
     equal(old.qty[2], 4);
     equal(old.wallOffset, 1764000000, 'the command state after the slots is found');
     equal(old.auditReads, 0);

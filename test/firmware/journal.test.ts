@@ -1,6 +1,8 @@
+import * as Checkpoint from '../../firmware/journal/checkpoint.js';
 import { Journal } from '../../firmware/journal/journal.js';
-import { C_BOOTS, C_PAID_VALUE, C_REVENUE, C_SALES, COUNTERS, Ledger, layoutHash } from '../../firmware/journal/ledger.js';
+import { Ledger, layoutHash } from '../../firmware/journal/ledger.js';
 import { R_VEND_FAIL, R_VEND_OK } from '../../firmware/journal/records.js';
+import { Counter, COUNTERS } from '../../firmware/journal/vocabulary.js';
 import { FlashImage, type FlashGeometry } from '../../hal-sim/guest/flash-image.js';
 import { equal, ok, prng, throws } from '../lib/assert.js';
 
@@ -28,7 +30,7 @@ function boot(flash: FlashImage, codes = CODES, stock = 50): Rig & { report: Ret
 /** The books as plain numbers, without the boot counter (every recovery adds a boot). */
 function books(l: Ledger): number[] {
   const out: number[] = [l.credit, l.openVend, l.openPayout, l.openStack];
-  for (let i = 0; i < COUNTERS; i++) if (i !== C_BOOTS) out.push(l.total[i]!);
+  for (let i = 0; i < COUNTERS; i++) if (i !== Counter.BOOTS) out.push(l.total[i]!);
   for (let s = 0; s < l.slots; s++) out.push(l.qty[s]!, l.fault[s]!, l.slotSales[s]!);
   for (let t = 0; t < 16; t++) out.push(l.tubes[t]!);
   return out;
@@ -84,7 +86,7 @@ describe('flash journal', () => {
     equal(b.report.missing, 0);
     equal(JSON.stringify(books(b.ledger)), JSON.stringify(before));
     equal(b.journal.log.lastSeq, lastSeq + 1, 'the boot is the next event');
-    equal(b.ledger.total[C_BOOTS], 1);
+    equal(b.ledger.total[Counter.BOOTS], 1);
     ok(b.ledger.balanced(), 'money in = sales + paid out + credit');
     equal(b.report.blocks, flash.eraseCounts.filter((n) => n > 0).length, 'the blocks in use, and no free ones');
     ok(Math.abs(b.journal.log.fill() - a.journal.log.fill()) <= 1, `fill ${b.journal.log.fill()}% after the reboot, ${a.journal.log.fill()}% before`);
@@ -102,7 +104,7 @@ describe('flash journal', () => {
     ok(max - min <= 1, `erase counts within one of each other: ${counts.join(',')}`);
     const again = boot(new FlashImage(SMALL, flash.bytes));
     equal(JSON.stringify(books(again.ledger)), JSON.stringify(books(r.ledger)), 'recovered from the newest checkpoint');
-    ok(again.ledger.total[C_SALES]! > 150, `${again.ledger.total[C_SALES]} sales`);
+    ok(again.ledger.total[Counter.SALES]! > 150, `${again.ledger.total[Counter.SALES]} sales`);
   });
 
   it('erases ahead at quiet moments, so that appends only write; wear and books as without', () => {
@@ -265,9 +267,9 @@ describe('flash journal', () => {
       } else {
         // The newest record damaged looks like a torn write: it is dropped, never misread.
         // A lost record can only take away: never more sales or revenue than were made.
-        ok(after.ledger.total[C_SALES]! <= r.ledger.total[C_SALES]!, `flip at ${at}: sales ${after.ledger.total[C_SALES]} > ${r.ledger.total[C_SALES]}`);
-        ok(after.ledger.total[C_REVENUE]! <= r.ledger.total[C_REVENUE]!, `flip at ${at}: revenue grew`);
-        ok(after.ledger.total[C_PAID_VALUE]! <= r.ledger.total[C_PAID_VALUE]!, `flip at ${at}: payouts grew`);
+        ok(after.ledger.total[Counter.SALES]! <= r.ledger.total[Counter.SALES]!, `flip at ${at}: sales ${after.ledger.total[Counter.SALES]} > ${r.ledger.total[Counter.SALES]}`);
+        ok(after.ledger.total[Counter.REVENUE]! <= r.ledger.total[Counter.REVENUE]!, `flip at ${at}: revenue grew`);
+        ok(after.ledger.total[Counter.PAID_VALUE]! <= r.ledger.total[Counter.PAID_VALUE]!, `flip at ${at}: payouts grew`);
       }
     }
     // The rest land in checkpoints (a damaged one gives way to an older one and a longer replay), padding or older blocks.
@@ -277,29 +279,38 @@ describe('flash journal', () => {
   it('reads a checkpoint of the firmware before remote commands (version 2), keeping the configured prices', () => {
     const codes = ['A1', 'A2'];
     const layout = layoutHash(codes);
-    const v2 = new Uint8Array(61 + 16 * 8 + 2 * 19);
-    const dv = new DataView(v2.buffer);
-    v2[0] = 2;
-    v2[1] = 2;
-    dv.setUint32(2, layout, true);
-    dv.setUint32(6, 150, true); // credit
-    dv.setUint32(10, 7, true); // synced
-    v2[14] = 0xff; // no open vend
-    v2[45] = 12; // coins in tube 0
-    dv.setUint32(61 + C_SALES * 8, 9, true);
-    dv.setUint32(61 + C_SALES * 8 + 4, 4, true);
-    const slots = 61 + 16 * 8;
-    dv.setUint16(slots, 3, true); // A1 stock
-    dv.setUint32(slots + 3, 5, true); // A1 sales
-    dv.setUint16(slots + 19, 8, true); // A2 stock
+    // The books as this firmware checkpoints them, cut down to what version 2 wrote: the same
+    // head, 16 counters, each slot's stock, fault and sales only, nothing after the slots.
+    const now = new Ledger(new Uint16Array([3, 8]), new Uint8Array(2), layout, { prices: new Int32Array([90, 95]) });
+    now.credit = 150;
+    now.synced = 7;
+    now.tubes[0] = 12;
+    now.total[Counter.SALES] = 9;
+    now.interim[Counter.SALES] = 4;
+    now.slotSales[0] = 5;
+    now.total[Counter.REMOTE_SALES] = 2; // a counter version 2 did not have
+    now.commandHigh = 40; // command state version 2 did not have
+    const v6 = new Uint8Array(now.checkpointLength);
+    now.save(v6);
+    const counters = Checkpoint.FIXED + Checkpoint.COUNTERS_V2 * Checkpoint.COUNTER;
+    const slots = Checkpoint.FIXED + Checkpoint.SECTION_COUNTERS * Checkpoint.COUNTER;
+    const v2 = new Uint8Array(counters + 2 * Checkpoint.PER_SLOT_V2);
+    v2.set(v6.subarray(0, counters));
+    v2[0] = 2; // the version opens the checkpoint
+    for (let s = 0; s < 2; s++) {
+      const slot = slots + s * Checkpoint.PER_SLOT;
+      v2.set(v6.subarray(slot, slot + Checkpoint.PER_SLOT_V2), counters + s * Checkpoint.PER_SLOT_V2);
+    }
     const prices = new Int32Array([125, 175]);
     const ledger = new Ledger(new Uint16Array(2), new Uint8Array(2), layout, { prices });
     ok(ledger.load(v2, 0, v2.length), 'a version 2 checkpoint loads');
     equal(ledger.credit, 150);
     equal(ledger.synced, 7);
+    equal(ledger.openVend, -1);
     equal(ledger.tubes[0], 12);
-    equal(ledger.total[C_SALES], 9);
-    equal(ledger.interim[C_SALES], 4);
+    equal(ledger.total[Counter.SALES], 9);
+    equal(ledger.interim[Counter.SALES], 4);
+    equal(ledger.total[Counter.REMOTE_SALES], 0);
     equal(Array.from(ledger.qty).join(','), '3,8');
     equal(ledger.slotSales[0], 5);
     equal(Array.from(prices).join(','), '125,175', 'prices stay as configured');
@@ -313,7 +324,7 @@ describe('flash journal', () => {
     workload(r, 10, 4, 0);
     const after = boot(new FlashImage(SMALL, flash.bytes), ['A1', 'A2', 'C1'], 7);
     ok(after.report.layoutChanged);
-    equal(after.ledger.total[C_SALES], r.ledger.total[C_SALES]);
+    equal(after.ledger.total[Counter.SALES], r.ledger.total[Counter.SALES]);
     equal(after.ledger.credit, r.ledger.credit);
     equal(Array.from(after.ledger.qty).join(','), '7,7,7');
   });

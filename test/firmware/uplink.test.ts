@@ -7,7 +7,7 @@ import type { Board, MqttClient, MqttClientOptions, TimerId } from '../../firmwa
 import { Journal } from '../../firmware/journal/journal.js';
 import { Ledger, layoutHash } from '../../firmware/journal/ledger.js';
 import { Uplink } from '../../firmware/uplink/uplink.js';
-import { decodeUtf8, encodeUtf8 } from '../../firmware/uplink/utf8.js';
+import { decodeUtf8, encodeUtf8 } from '../../firmware/text/utf8.js';
 import { FlashImage } from '../../hal-sim/guest/flash-image.js';
 import { equal, ok } from '../lib/assert.js';
 

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { checkEvent, EVENT_FIELDS, MAX_FIELDS, U16, U32, U8, type FieldSpec } from '../../gateway/ingest/contract.js';
 import { COMMAND_TYPES, CMD_UNKNOWN, OUT_APPLIED, OUT_REFUSED, OUTCOMES, REFUSALS, REJECTIONS, SETTING_NAMES } from '../../firmware/command/vocabulary.js';
-import { describeRecord, type Described } from '../../firmware/journal/describe.js';
+import { describeRecord, type Described } from '../../firmware/uplink/describe.js';
 import { Journal } from '../../firmware/journal/journal.js';
 import { Ledger, layoutHash } from '../../firmware/journal/ledger.js';
 import { CARD_OUTCOMES, isMeta, RECORD_NAMES } from '../../firmware/journal/records.js';

@@ -7,7 +7,7 @@
  * twice, and the books balance against what the reader charged.
  */
 import { strict as assert } from 'node:assert';
-import { describeRecord, type Described } from '../../firmware/journal/describe.js';
+import { describeRecord, type Described } from '../../firmware/uplink/describe.js';
 import { FlashLog } from '../../firmware/journal/log.js';
 import { R_CARD_APPROVED, R_CARD_RESULT, R_VEND_FAIL, R_VEND_OK, R_VEND_START, isMeta } from '../../firmware/journal/records.js';
 import { FlashImage } from '../../hal-sim/guest/flash-image.js';

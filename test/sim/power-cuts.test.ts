@@ -6,6 +6,7 @@
  * of cut points on both targets; `npm run bench` runs every one.
  */
 import { strict as assert } from 'node:assert';
+import { RECORD_NAMES } from '../../firmware/journal/records.js';
 import { CutCampaign } from '../../hal-sim/power-cuts.js';
 import { Random } from '../../hal-sim/scheduler.js';
 import { checkCut } from '../../hal-sim/cut-check.js';
@@ -53,7 +54,7 @@ describe('power cuts at flash operations', () => {
     ]);
     for (let k = 0; k < campaign.total; k++) {
       const op = campaign.ops[k]!;
-      const kind = op.kind === 'erase' ? 'erase' : op.data[0] === 0x7f ? 'vend-ok' : op.data[0] === 0xc9 ? 'payout-start' : op.data[0] === 0xc4 ? 'bill-stacking' : op.data[0] === 0xc3 ? 'coin-in' : '';
+      const kind = op.kind === 'erase' ? 'erase' : (RECORD_NAMES[op.data[0]!] ?? '');
       const left = want.get(kind) ?? 0;
       if (left > 0 && k > campaign.total / 4) {
         want.set(kind, left - 1);

@@ -14,7 +14,7 @@ import config from 'mc/config';
 import { BenchServer } from '../../bench/server.js';
 import type { BenchBoard, ByteSerial, ByteSerialOptions } from '../../bench/serial.js';
 import type { LogLevel } from '../../board.js';
-import { encodeUtf8 } from '../../uplink/utf8.js';
+import { encodeUtf8 } from '../../text/utf8.js';
 import { BenchSerial } from './bench-serial.js';
 import { readBenchSettings, type BenchSettings } from './bench-settings.js';
 import { Esp32BenchTarget } from './bench-target.js';

@@ -29,7 +29,7 @@ import Timer from 'timer';
 import { FIRMWARE_VERSION, start, type Firmware } from '../../main.js';
 import type { BenchAction, BenchInfo, BenchMachine, BenchStatus } from '../../bench/protocol.js';
 import { benchErr, benchOk, type BenchDone, type BenchTarget, type StepData } from '../../bench/target.js';
-import { decodeUtf8, encodeUtf8 } from '../../uplink/utf8.js';
+import { decodeUtf8, encodeUtf8 } from '../../text/utf8.js';
 import type { Esp32Board } from './board.js';
 
 const DOMAIN = 'vfbench';

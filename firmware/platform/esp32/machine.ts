@@ -6,7 +6,7 @@
  * arguments. firmware/config.ts checks all of it at start.
  */
 import Resource from 'Resource';
-import { decodeUtf8 } from '../../uplink/utf8.js';
+import { decodeUtf8 } from '../../text/utf8.js';
 import type { BoardSettings } from './settings.js';
 
 export function readMachineConfig(settings: BoardSettings): unknown {

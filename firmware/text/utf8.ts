@@ -1,5 +1,5 @@
 /** UTF-8 without TextEncoder/TextDecoder (not every XS build has them). */
-import { charCode } from '../text/chars.js';
+import { charCode } from './chars.js';
 
 export function encodeUtf8(s: string): ArrayBuffer {
   // Every message the machine publishes passes here: no per-character garbage (text/chars.ts).
