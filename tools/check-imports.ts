@@ -57,24 +57,28 @@ export const FOLDER_EDGES: Readonly<Record<string, readonly string[]>> = {
 export const FIRMWARE_EDGES: Readonly<Record<string, readonly string[]>> = {
   'board.ts': [],
   'config.ts': [],
-  'main.ts': ['board.ts', 'config.ts', 'uplink', 'vend'],
-  // bench -> dex: the bench protocol's line check is the DEX CRC-16 (one implementation);
-  // bench -> uplink: UTF-8 lives in uplink/utf8.ts.
-  bench: ['dex', 'text', 'uplink'],
-  // command -> uplink: UTF-8 (uplink/utf8.ts).
-  command: ['board.ts', 'crypto', 'journal', 'uplink'],
+  // listeners.ts: where each payment device's events go (the drivers' options, the parts that listen).
+  'listeners.ts': ['board.ts', 'mdb', 'vend'],
+  'main.ts': ['board.ts', 'config.ts', 'wiring.ts', 'uplink', 'vend'],
+  // wiring.ts builds the machine: it is the one unit that knows every part.
+  'wiring.ts': ['board.ts', 'config.ts', 'listeners.ts', 'dispense', 'journal', 'mdb', 'vend'],
+  // bench -> dex: the bench protocol's line check is the DEX CRC-16 (one implementation).
+  bench: ['dex', 'text'],
+  command: ['board.ts', 'crypto', 'journal', 'text'],
   crypto: ['text'],
   dex: ['journal', 'text'],
   dispense: ['board.ts'],
-  // journal -> command: journal/describe.ts names command outcomes for the uplink (it moves to uplink/).
-  journal: ['board.ts', 'command'],
+  // journal -> command: the checkpoint keeps the settings commands change (command/vocabulary.ts numbers them);
+  // journal -> money: the 16 coin types (money/coins.ts).
+  journal: ['board.ts', 'command', 'money'],
   // mdb -> money: the 16 coin types (money/coins.ts), one constant for drivers, journal and change-maker.
   mdb: ['board.ts', 'money'],
   money: [],
   // platform -> command: esp32/sntp.ts takes the wall-clock floor from command/wall.ts.
-  platform: ['board.ts', 'main.ts', 'bench', 'command', 'text', 'uplink'],
+  platform: ['board.ts', 'main.ts', 'bench', 'command', 'text'],
   text: [],
-  uplink: ['board.ts', 'config.ts', 'journal', 'text'],
+  // uplink -> command: describe.ts names commands' types and outcomes; -> dispense: a dispense failure's reason; -> money: the coin types.
+  uplink: ['board.ts', 'config.ts', 'command', 'dispense', 'journal', 'money', 'text'],
   vend: ['board.ts', 'config.ts', 'command', 'dex', 'dispense', 'journal', 'mdb', 'money', 'uplink'],
 };
 
