@@ -66,7 +66,8 @@ export const FIRMWARE_EDGES: Readonly<Record<string, readonly string[]>> = {
   bench: ['dex', 'text'],
   command: ['board.ts', 'crypto', 'journal', 'text'],
   crypto: ['text'],
-  dex: ['journal', 'text'],
+  // dex -> money: the audit file's tube values run over the 16 coin types.
+  dex: ['journal', 'money', 'text'],
   dispense: ['board.ts'],
   // journal -> command: the checkpoint keeps the settings commands change (command/vocabulary.ts numbers them);
   // journal -> money: the 16 coin types (money/coins.ts).

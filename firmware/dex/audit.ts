@@ -15,6 +15,7 @@ import { dexDateTime } from './civil.js';
 import { crc16Hex } from './crc16.js';
 import { dexCurrency } from './currency.js';
 import { DexWriter } from './writer.js';
+import { COIN_TYPES } from '../money/coins.js';
 
 /** An MDB device's identification: serial number, model, software version. */
 export interface DeviceId {
@@ -78,9 +79,9 @@ export function buildAudit(a: AuditInput): Uint8Array {
   // The machine never keeps change it cannot pay: it stays the customer's credit.
   w.seg('CA8').num(0).num(0).end();
   let tubeValue = 0;
-  for (let c = 0; c < 16; c++) if (a.tubeTypes & (1 << c)) tubeValue += (a.coinValues[c] ?? 0) * l.tubes[c]!;
+  for (let c = 0; c < COIN_TYPES; c++) if (a.tubeTypes & (1 << c)) tubeValue += (a.coinValues[c] ?? 0) * l.tubes[c]!;
   w.seg('CA15').num(tubeValue).end();
-  for (let c = 0; c < 16; c++) {
+  for (let c = 0; c < COIN_TYPES; c++) {
     if (a.tubeTypes & (1 << c) && (a.coinValues[c] ?? 0) > 0) w.seg('CA17').num(c).num(a.coinValues[c]!).num(l.tubes[c]!).end();
   }
   if (a.billId) w.seg('BA1').str(a.billId.serial).str(a.billId.model).str(a.billId.software).end();

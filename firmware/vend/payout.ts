@@ -21,6 +21,7 @@ import type { MdbBus } from '../mdb/bus.js';
 import type { CoinChanger } from '../mdb/changer.js';
 import { ChangeMaker } from '../money/change.js';
 import type { Sale } from './controller.js';
+import { COIN_TYPES } from '../money/coins.js';
 
 /**
  * Give up waiting for an absent changer: before a round, keep the money as
@@ -51,7 +52,7 @@ export class PayoutSession {
   private readonly maxCredit: number;
   private changeMaker: ChangeMaker | undefined;
   /** The coin values the planner was built for. */
-  private plannedValues: Int32Array = new Int32Array(16);
+  private plannedValues: Int32Array = new Int32Array(COIN_TYPES);
   /** The tubes changed since exact-change was last worked out. */
   private tubesDirty = true;
   private exactOnly = false;
@@ -102,7 +103,7 @@ export class PayoutSession {
       this.tubesDirty = false;
       const values = this.changer.values;
       let largest = 0;
-      for (let t = 0; t < 16; t++) if (values[t]! > largest) largest = values[t]!;
+      for (let t = 0; t < COIN_TYPES; t++) if (values[t]! > largest) largest = values[t]!;
       this.exactOnly = !this.changeMaker.coversUpTo(largest, this.changer.tubes);
     }
     return this.exactOnly;
@@ -199,7 +200,7 @@ export class PayoutSession {
     // The coin set only changes if the changer itself was swapped; rebuild the planner then.
     const values = this.routableValues();
     let same = this.changeMaker !== undefined;
-    for (let t = 0; same && t < 16; t++) if (values[t] !== this.plannedValues[t]) same = false;
+    for (let t = 0; same && t < COIN_TYPES; t++) if (values[t] !== this.plannedValues[t]) same = false;
     if (!same) {
       this.changeMaker = new ChangeMaker(values, this.maxCredit);
       this.plannedValues = values;
@@ -236,7 +237,7 @@ export class PayoutSession {
   private syncTubes(): void {
     const known = this.ledger.tubes;
     const now = this.changer.tubes;
-    for (let t = 0; t < 16; t++) {
+    for (let t = 0; t < COIN_TYPES; t++) {
       if (this.changer.setup.routable & (1 << t) && known[t] !== now[t]) {
         this.journal.tubes(now);
         return;
@@ -247,10 +248,10 @@ export class PayoutSession {
   /** A payout the power cut interrupted: what left the tubes since it started was paid. */
   private settleInterrupted(): void {
     const before = this.ledger.payoutTubes;
-    const perType = new Uint8Array(16);
+    const perType = new Uint8Array(COIN_TYPES);
     let paid = 0;
     let coins = 0;
-    for (let t = 0; t < 16; t++) {
+    for (let t = 0; t < COIN_TYPES; t++) {
       const gone = before[t]! - this.changer.tubes[t]!;
       if (gone > 0 && this.changer.values[t]! > 0) {
         perType[t] = gone;
@@ -266,8 +267,8 @@ export class PayoutSession {
 
   /** Coin values of the types that go to tubes (only those can be paid out). */
   private routableValues(): Int32Array {
-    const out = new Int32Array(16);
-    for (let t = 0; t < 16; t++) out[t] = this.changer.setup.routable & (1 << t) ? this.changer.values[t]! : 0;
+    const out = new Int32Array(COIN_TYPES);
+    for (let t = 0; t < COIN_TYPES; t++) out[t] = this.changer.setup.routable & (1 << t) ? this.changer.values[t]! : 0;
     return out;
   }
 }

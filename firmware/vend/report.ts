@@ -20,6 +20,7 @@ import type { Inventory } from './inventory.js';
 import type { Panel } from './panel.js';
 import type { VendState } from './ports.js';
 import type { RemoteActions } from './remote.js';
+import { COIN_TYPES } from '../money/coins.js';
 
 export interface SlotStatus {
   code: string;
@@ -135,7 +136,7 @@ export class Reports {
       slots.push({ code: inv.codes[i]!, product: inv.products[i]!, price: inv.prices[i]!, qty: inv.qty[i]!, capacity: inv.capacity[i]!, outOfService: inv.fault[i] === 1 });
     }
     const tubes: TubeStatus[] = [];
-    for (let t = 0; t < 16; t++) {
+    for (let t = 0; t < COIN_TYPES; t++) {
       if (changer.setup.routable & (1 << t) && changer.values[t]! > 0) {
         tubes.push({ type: t, value: changer.values[t]!, count: changer.tubes[t]!, journaled: ledger.tubes[t]! });
       }

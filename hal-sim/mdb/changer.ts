@@ -16,6 +16,7 @@
 import type { Scheduler } from '../scheduler.js';
 import type { SimMdbBus } from './bus.js';
 import { SimPeripheral, type Reply } from './peripheral.js';
+import { COIN_TYPES } from '../../firmware/money/coins.js';
 
 export interface SimCoin {
   /** Minor units. */
@@ -92,7 +93,7 @@ export class SimCoinChanger extends SimPeripheral {
   /** An alternative payout is under way. */
   private altActive = false;
   /** Coins per type paid by alternative payouts since the VMC last acknowledged PAYOUT STATUS. */
-  private readonly altPaid = new Array<number>(16).fill(0);
+  private readonly altPaid = new Array<number>(COIN_TYPES).fill(0);
   /** Scale units paid by the alternative payout since the last acknowledged PAYOUT VALUE POLL. */
   private altUnpolled = 0;
   /** Every EXPANSION PAYOUT acted on: value asked and paid (minor units) once done, coins chosen per type. */
@@ -222,7 +223,7 @@ export class SimCoinChanger extends SimPeripheral {
         });
         const bcd = 0x1000 | toBcd(this.options.currency);
         const reply = [this.level, bcd >> 8, bcd & 0xff, this.scale, this.options.decimals, routing >> 8, routing & 0xff];
-        for (let t = 0; t < 16; t++) reply.push(this.credits[t] ?? 0);
+        for (let t = 0; t < COIN_TYPES; t++) reply.push(this.credits[t] ?? 0);
         return reply;
       }
       case 2: {
@@ -232,7 +233,7 @@ export class SimCoinChanger extends SimPeripheral {
           if (this.hasTube[i] && n >= this.capacity) full |= 1 << i;
         });
         const reply = [full >> 8, full & 0xff];
-        for (let t = 0; t < 16; t++) reply.push(Math.min(255, this.tubes[t] ?? 0));
+        for (let t = 0; t < COIN_TYPES; t++) reply.push(Math.min(255, this.tubes[t] ?? 0));
         return reply;
       }
       case 3: {
@@ -299,7 +300,7 @@ export class SimCoinChanger extends SimPeripheral {
         if (this.altActive) return 'ack';
         const counts = this.altPaid.slice();
         acked(() => {
-          for (let t = 0; t < 16; t++) this.altPaid[t] = Math.max(0, this.altPaid[t]! - counts[t]!);
+          for (let t = 0; t < COIN_TYPES; t++) this.altPaid[t] = Math.max(0, this.altPaid[t]! - counts[t]!);
         });
         return counts.map((n) => Math.min(255, n));
       }
@@ -337,7 +338,7 @@ export class SimCoinChanger extends SimPeripheral {
   chooseCoins(units: number): number[] {
     // Bounded change-making over at most 255 units: best[v] = fewest coins paying exactly v.
     const best = new Array<number>(units + 1).fill(Infinity);
-    const pick: number[][] = [new Array<number>(16).fill(0)];
+    const pick: number[][] = [new Array<number>(COIN_TYPES).fill(0)];
     best[0] = 0;
     for (let t = 0; t < this.credits.length; t++) {
       const credit = this.credits[t]!;
@@ -357,7 +358,7 @@ export class SimCoinChanger extends SimPeripheral {
       }
     }
     for (let v = units; v >= 0; v--) if (best[v]! < Infinity) return pick[v]!;
-    return new Array<number>(16).fill(0);
+    return new Array<number>(COIN_TYPES).fill(0);
   }
 
   private startAltPayout(units: number): void {
