@@ -24,14 +24,12 @@ export interface DeviceSetup {
   log: PeripheralLog;
 }
 
-export class ChangerListener implements CoinChangerOptions {
+/** What the three have in common: the driver's setup, and the board for the events that only go to the log. */
+abstract class DeviceListener {
   readonly decimals: number;
   readonly timing: PeripheralTiming;
   readonly log: PeripheralLog;
-  /** Set once the parts exist: they are built after the drivers they listen to. */
-  payouts: PayoutSession | undefined;
-  sale: Controller | undefined;
-  private readonly board: Board;
+  protected readonly board: Board;
 
   constructor(setup: DeviceSetup, board: Board) {
     this.decimals = setup.decimals;
@@ -39,6 +37,12 @@ export class ChangerListener implements CoinChangerOptions {
     this.log = setup.log;
     this.board = board;
   }
+}
+
+export class ChangerListener extends DeviceListener implements CoinChangerOptions {
+  /** Set once the parts exist: they are built after the drivers they listen to. */
+  payouts: PayoutSession | undefined;
+  sale: Controller | undefined;
 
   changerReady(): void {
     this.payouts!.changerReady();
@@ -66,19 +70,8 @@ export class ChangerListener implements CoinChangerOptions {
   }
 }
 
-export class BillListener implements BillValidatorOptions {
-  readonly decimals: number;
-  readonly timing: PeripheralTiming;
-  readonly log: PeripheralLog;
+export class BillListener extends DeviceListener implements BillValidatorOptions {
   sale: Controller | undefined;
-  private readonly board: Board;
-
-  constructor(setup: DeviceSetup, board: Board) {
-    this.decimals = setup.decimals;
-    this.timing = setup.timing;
-    this.log = setup.log;
-    this.board = board;
-  }
 
   billReady(): void {
     this.sale!.billReady();
@@ -100,21 +93,14 @@ export class BillListener implements BillValidatorOptions {
   }
 }
 
-export class ReaderListener implements CashlessReaderOptions {
-  readonly decimals: number;
-  readonly timing: PeripheralTiming;
-  readonly log: PeripheralLog;
+export class ReaderListener extends DeviceListener implements CashlessReaderOptions {
   readonly identity: CashlessIdentityOptions;
   /** The card session exists whenever the reader does; set once it is built. */
   card: CardSession | undefined;
-  private readonly board: Board;
 
   constructor(setup: DeviceSetup, identity: CashlessIdentityOptions, board: Board) {
-    this.decimals = setup.decimals;
-    this.timing = setup.timing;
-    this.log = setup.log;
+    super(setup, board);
     this.identity = identity;
-    this.board = board;
   }
 
   readerReady(): void {
