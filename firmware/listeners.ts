@@ -8,7 +8,6 @@
  * preloaded into flash, while each closure would take about ten heap slots of
  * RAM for as long as the machine runs (docs/benchmarks.md).
  */
-import type { Board } from './board.js';
 import type { BillValidatorOptions } from './mdb/bill.js';
 import type { CashlessIdentityOptions, CashlessReaderOptions } from './mdb/cashless.js';
 import type { CoinChangerOptions } from './mdb/changer.js';
@@ -24,18 +23,16 @@ export interface DeviceSetup {
   log: PeripheralLog;
 }
 
-/** What the three have in common: the driver's setup, and the board for the events that only go to the log. */
+/** What the three have in common: the driver's setup. Status bytes and the reader's cancel go to the log, by the drivers themselves. */
 abstract class DeviceListener {
   readonly decimals: number;
   readonly timing: PeripheralTiming;
   readonly log: PeripheralLog;
-  protected readonly board: Board;
 
-  constructor(setup: DeviceSetup, board: Board) {
+  constructor(setup: DeviceSetup) {
     this.decimals = setup.decimals;
     this.timing = setup.timing;
     this.log = setup.log;
-    this.board = board;
   }
 }
 
@@ -62,12 +59,6 @@ export class ChangerListener extends DeviceListener implements CoinChangerOption
   coinReturnPressed(): void {
     this.sale!.cancel();
   }
-  coinRejected(type: number): void {
-    this.board.log('info', `coin type ${type} rejected`);
-  }
-  changerStatus(code: number): void {
-    this.board.log('warn', `changer status 0x${code.toString(16)}`);
-  }
 }
 
 export class BillListener extends DeviceListener implements BillValidatorOptions {
@@ -88,9 +79,6 @@ export class BillListener extends DeviceListener implements BillValidatorOptions
   billReturned(type: number, value: number): void {
     this.sale!.billReturned(type, value);
   }
-  billStatus(code: number): void {
-    this.board.log('warn', `bill validator status 0x${code.toString(16)}`);
-  }
 }
 
 export class ReaderListener extends DeviceListener implements CashlessReaderOptions {
@@ -98,8 +86,8 @@ export class ReaderListener extends DeviceListener implements CashlessReaderOpti
   /** The card session exists whenever the reader does; set once it is built. */
   card: CardSession | undefined;
 
-  constructor(setup: DeviceSetup, identity: CashlessIdentityOptions, board: Board) {
-    super(setup, board);
+  constructor(setup: DeviceSetup, identity: CashlessIdentityOptions) {
+    super(setup);
     this.identity = identity;
   }
 
@@ -126,11 +114,5 @@ export class ReaderListener extends DeviceListener implements CashlessReaderOpti
   }
   sessionEnded(): void {
     this.card!.sessionEnded();
-  }
-  readerCancelled(): void {
-    this.board.log('info', 'cashless: reader cancelled');
-  }
-  readerStatus(code: number): void {
-    this.board.log('warn', `cashless reader status 0x${code.toString(16)}`);
   }
 }

@@ -74,13 +74,12 @@ export function wire(board: Board, config: MachineConfig, hooks: MachineHooks): 
   const log = (level: LogLevel, message: string): void => board.log(level, message);
   const poll = config.pollIntervalMs;
   // Each device's events go to the part that listens (listeners.ts); those parts are built below and set in.
-  const changerEvents = new ChangerListener({ decimals: config.decimals, timing: { pollIntervalMs: poll, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log }, board);
-  const billEvents = new BillListener({ decimals: config.decimals, timing: { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log }, board);
+  const changerEvents = new ChangerListener({ decimals: config.decimals, timing: { pollIntervalMs: poll, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log });
+  const billEvents = new BillListener({ decimals: config.decimals, timing: { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log });
   const readerEvents = config.cashless
     ? new ReaderListener(
         { decimals: config.decimals, timing: { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log },
         { serial: config.machineId.slice(0, 12), version: 0x0100 },
-        board,
       )
     : undefined;
   const changer = new CoinChanger(changerEvents);

@@ -58,7 +58,7 @@ export const FIRMWARE_EDGES: Readonly<Record<string, readonly string[]>> = {
   'board.ts': [],
   'config.ts': [],
   // listeners.ts: where each payment device's events go (the drivers' options, the parts that listen).
-  'listeners.ts': ['board.ts', 'mdb', 'vend'],
+  'listeners.ts': ['mdb', 'vend'],
   'main.ts': ['board.ts', 'config.ts', 'wiring.ts', 'uplink', 'vend'],
   // wiring.ts builds the machine: it is the one unit that knows every part.
   'wiring.ts': ['board.ts', 'config.ts', 'listeners.ts', 'dispense', 'journal', 'mdb', 'vend'],

@@ -85,7 +85,8 @@ export interface BillCallbacks {
   billStacked(type: number, value: number): void;
   /** A bill from escrow was handed back to the customer. */
   billReturned(type: number, value: number): void;
-  billStatus(code: number): void;
+  /** Optional: without it the driver logs the status byte. */
+  billStatus?(code: number): void;
   /** The validator identified itself (optional; `identity` has it too). */
   billIdentified?(identity: MdbIdentity): void;
 }
@@ -345,11 +346,10 @@ export class BillValidator extends Peripheral {
       } else if (b === BILL_STATUS.JUST_RESET) {
         // The validator says it was reset: the init (and what it does with an escrowed bill) starts over.
         this.justReset(now);
-      } else if (b === BILL_STATUS.INVALID_ESCROW) {
-        this.log('warn', 'bill validator: invalid escrow request');
-        this.events.billStatus(b);
       } else {
-        this.events.billStatus(b);
+        if (b === BILL_STATUS.INVALID_ESCROW) this.log('warn', 'bill validator: invalid escrow request');
+        if (this.events.billStatus) this.events.billStatus(b);
+        else this.log('warn', `bill validator status 0x${b.toString(16)}`);
       }
     }
     return true;

@@ -104,9 +104,11 @@ export interface CashlessCallbacks {
   /** The reader closed its session (after SESSION COMPLETE, or on its own). */
   sessionEnded(): void;
   /** The reader acknowledged a READER CANCEL. */
-  readerCancelled(): void;
+  /** Optional: without it the driver logs it. */
+  readerCancelled?(): void;
   /** Malfunction or another status worth a log line (0x0A error code; 0x100 | code for other messages). */
-  readerStatus(code: number): void;
+  /** Optional: without it the driver logs the code. */
+  readerStatus?(code: number): void;
 }
 
 export interface CashlessSetup {
@@ -489,7 +491,8 @@ export class CashlessReader extends Peripheral {
           break;
         case READER_MESSAGE.CANCELLED:
           this.needReaderCancel = false;
-          this.events.readerCancelled();
+          if (this.events.readerCancelled) this.events.readerCancelled();
+          else this.log('info', 'cashless: reader cancelled');
           break;
         case READER_MESSAGE.PERIPHERAL_ID:
           n = left >= 34 && this.setup.level >= 3 ? 34 : 30;
@@ -501,7 +504,8 @@ export class CashlessReader extends Peripheral {
           n = 2;
           if (left < n) return this.truncated(code);
           this.log('warn', `cashless reader: malfunction 0x${data[i + 1]!.toString(16)}`);
-          this.events.readerStatus(data[i + 1]!);
+          if (this.events.readerStatus) this.events.readerStatus(data[i + 1]!);
+          else this.log('warn', `cashless reader status 0x${data[i + 1]!.toString(16)}`);
           break;
         case READER_MESSAGE.OUT_OF_SEQUENCE:
           // Level 2 adds the reader's state; the reader and the VMC disagree: reset it.
@@ -524,7 +528,8 @@ export class CashlessReader extends Peripheral {
         default:
           // Unknown length: the rest of the chain cannot be read. Take it (refusing would bring it back for ever).
           this.log('warn', `cashless reader: unknown message 0x${code.toString(16)}, ${left} bytes skipped`);
-          this.events.readerStatus(0x100 | code);
+          if (this.events.readerStatus) this.events.readerStatus(0x100 | code);
+          else this.log('warn', `cashless reader status 0x${(0x100 | code).toString(16)}`);
           n = left;
       }
       i += n;

@@ -95,9 +95,11 @@ export interface ChangerCallbacks {
   changerLost(): void;
   /** A coin was accepted; `value` in the machine's minor units; routing ROUTE_CASHBOX or ROUTE_TUBES. */
   coinDeposited(type: number, value: number, routing: number): void;
-  coinRejected(type: number): void;
+  /** Optional: without it the driver logs the rejection. */
+  coinRejected?(type: number): void;
   coinsDispensedManually(type: number, count: number, value: number): void;
-  changerStatus(code: number): void;
+  /** Optional: without it the driver logs the status byte. */
+  changerStatus?(code: number): void;
   /** The coin-return (escrow) lever was pressed. */
   coinReturnPressed(): void;
   /** A payout read the tubes and is about to send its first DISPENSE or PAYOUT (counts per coin type). */
@@ -452,7 +454,8 @@ export class CoinChanger extends Peripheral {
         const routing = (b >> 4) & 3;
         const type = b & 15;
         if (routing === ROUTE_REJECT || this.values[type] === 0) {
-          this.events.coinRejected(type);
+          if (this.events.coinRejected) this.events.coinRejected(type);
+          else this.log('info', `coin type ${type} rejected`);
         } else {
           if (routing === ROUTE_TUBES) {
             this.tubes[type] = data[i + 1]!;
@@ -474,7 +477,8 @@ export class CoinChanger extends Peripheral {
         } else {
           // Trouble: the level 3 diagnostic says more about it than the status byte.
           if (b !== CHANGER_STATUS.NO_CREDIT && b !== CHANGER_STATUS.BUSY && b !== CHANGER_STATUS.DOUBLE_ARRIVAL) this.requestDiagnostic();
-          this.events.changerStatus(b);
+          if (this.events.changerStatus) this.events.changerStatus(b);
+          else this.log('warn', `changer status 0x${b.toString(16)}`);
         }
         i++;
       }

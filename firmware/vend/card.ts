@@ -213,12 +213,4 @@ export class CardSession {
     this.settle();
     this.sale.changed();
   }
-
-  readerCancelled(): void {
-    this.board.log('info', 'cashless: reader cancelled');
-  }
-
-  readerStatus(code: number): void {
-    this.board.log('warn', `cashless reader status 0x${code.toString(16)}`);
-  }
 }

@@ -80,6 +80,12 @@ export class RemoteActions implements CommandTarget {
   readonly ledger: Ledger;
   /** Takes the commands from the uplink. */
   readonly commander: Commander;
+  // What the commander reads (CommandTarget): fields, fixed at boot (a getter would cost heap slots of code).
+  readonly codes: readonly string[];
+  readonly maxQuantity: number;
+  readonly canReboot: boolean;
+  readonly wallClock: WallClock | undefined;
+  readonly canAudit: boolean;
   private readonly sale: Sale;
   private readonly board: Board;
   private readonly config: MachineConfig;
@@ -115,6 +121,11 @@ export class RemoteActions implements CommandTarget {
     this.firmware = options.firmware;
     this.onReport = options.onReport;
     this.onAudit = options.onAudit;
+    this.codes = options.inventory.codes;
+    this.maxQuantity = options.config.maxQuantity;
+    this.canReboot = options.board.restart !== undefined;
+    this.wallClock = options.board.wallClock;
+    this.canAudit = options.onAudit !== undefined;
     this.commander = new Commander(this, options.config.machineId, options.config.commandKey);
     this.applySettings();
   }
@@ -124,18 +135,6 @@ export class RemoteActions implements CommandTarget {
     return this.remote !== undefined;
   }
 
-  get codes(): readonly string[] {
-    return this.inventory.codes;
-  }
-
-  get maxQuantity(): number {
-    return this.config.maxQuantity;
-  }
-
-  get canReboot(): boolean {
-    return this.board.restart !== undefined;
-  }
-
   reboot(): void {
     // From a timer: the command's outcome is on flash and the caller unwinds first.
     this.board.timers.set(() => this.board.restart?.(), 0);
@@ -143,14 +142,6 @@ export class RemoteActions implements CommandTarget {
 
   report(): void {
     this.onReport?.();
-  }
-
-  get wallClock(): WallClock | undefined {
-    return this.board.wallClock;
-  }
-
-  get canAudit(): boolean {
-    return this.onAudit !== undefined;
   }
 
   /** The EVA-DTS file as of now (ASCII bytes); reading it through `audit` also clears the interim counters. */
