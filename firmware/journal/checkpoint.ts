@@ -2,8 +2,9 @@
  * The checkpoint record's payload (R_CHECKPOINT): the whole ledger, so that
  * recovery replays from the newest checkpoint only (log.ts). The Ledger
  * writes it (`save`, always the newest version) and reads every version
- * (`load`); these are its sections, in order, and their sizes. The bytes of
- * each section are in docs/journal-format.md.
+ * (`load`); these are its sections, in order, and their sizes. Each section's
+ * fields are a layout of the record codec (CP_* in records.ts), documented in
+ * docs/journal-format.md.
  *
  *   head | counters | slots | command state | audit state | clock state | cashless block
  *
@@ -16,28 +17,29 @@
  *   so its checkpoint does not grow).
  * - version 6: the clock state between the audit state and the cashless block.
  */
-import { SETTINGS } from '../command/vocabulary.js';
-import { COIN_TYPES } from '../money/coins.js';
+import { CP_AUDIT, CP_CARD, CP_CLOCK, CP_COMMANDS, CP_COUNTER, CP_HEAD, CP_SETTING, CP_SLOT, offsetOf, size } from './records.js';
 
 export const VERSION = 6;
 
-/** The head: version, slot count, layout hash, credit, sync cursor, what is open, the tubes before a payout and now. */
-export const FIXED = 29 + 2 * COIN_TYPES;
-/** A counter: since initialisation and since the interim reset, u32 each. */
-export const COUNTER = 8;
+/** The head (CP_HEAD). */
+export const FIXED = size(CP_HEAD);
+/** A counter (CP_COUNTER). */
+export const COUNTER = size(CP_COUNTER);
 /** Counters in the counter section: 16 in version 2, 19 from version 3 (the cashless ones have their own block). */
 export const COUNTERS_V2 = 16;
 export const SECTION_COUNTERS = 19;
-/** Bytes a slot: 19 in version 2, 33 in version 3, 37 from version 4. */
-export const PER_SLOT_V2 = 19;
-export const PER_SLOT_V3 = 33;
-export const PER_SLOT = 37;
-/** The command state: the lock, the settings, the command window, the clock offset, the key, the remote vend. */
-export const COMMAND_STATE = 1 + 4 + SETTINGS * 8 + 4 + 4 + 4 + 1 + 32 + 4 + 1 + 1 + 1 + 4;
-/** The audit state: reads since initialisation, wall time of the last. */
-export const AUDIT_STATE = 8;
-/** The clock state: the newest signed command's time. */
-export const CLOCK_STATE = 4;
-/** The cashless block: the 3 cashless counters, then the card vend (state u8, slot u8, amount u32). */
+/** Bytes a slot (CP_SLOT): its fields up to the price in version 2, up to the last sale in version 3, all from version 4. */
+export const PER_SLOT_V2 = offsetOf(CP_SLOT, 'price');
+export const PER_SLOT_V3 = offsetOf(CP_SLOT, 'lastSale');
+export const PER_SLOT = size(CP_SLOT);
+/** A setting in the command state (CP_SETTING). */
+export const SETTING = size(CP_SETTING);
+/** The command state (CP_COMMANDS). */
+export const COMMAND_STATE = size(CP_COMMANDS);
+/** The audit state (CP_AUDIT). */
+export const AUDIT_STATE = size(CP_AUDIT);
+/** The clock state (CP_CLOCK). */
+export const CLOCK_STATE = size(CP_CLOCK);
+/** The cashless block: the 3 cashless counters, then the card vend (CP_CARD). */
 export const CASHLESS_COUNTERS = 3;
-export const CASHLESS_BLOCK = CASHLESS_COUNTERS * COUNTER + 6;
+export const CASHLESS_BLOCK = CASHLESS_COUNTERS * COUNTER + size(CP_CARD);

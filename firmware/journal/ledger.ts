@@ -11,11 +11,21 @@
  */
 import { SETTINGS } from '../command/vocabulary.js';
 import { COIN_TYPES } from '../money/coins.js';
-import { u16, u32 } from './bytes.js';
 import * as Checkpoint from './checkpoint.js';
 import {
   COIN_COUNT,
+  CP_AUDIT,
+  CP_CARD,
+  CP_CLOCK,
+  CP_COMMANDS,
+  CP_COUNTER,
+  CP_HEAD,
+  CP_SETTING,
+  CP_SLOT,
   get,
+  offsetOf,
+  put,
+  putRun,
   R_AUDIT_READ,
   R_BILL_RETURNED,
   R_BILL_STACKED,
@@ -424,72 +434,81 @@ export class Ledger {
     return Checkpoint.FIXED + Checkpoint.SECTION_COUNTERS * Checkpoint.COUNTER + this.slots * Checkpoint.PER_SLOT + tail;
   }
 
-  /** The whole ledger as a checkpoint payload. */
+  /** The whole ledger as a checkpoint payload, laid out by the codec's CP_* sections (records.ts). */
   save(out: Uint8Array): number {
     const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
-    out[0] = Checkpoint.VERSION;
-    out[1] = this.slots;
-    v.setUint32(2, this.layout, true);
-    v.setUint32(6, this.credit >>> 0, true);
-    v.setUint32(10, this.synced, true);
-    out[14] = this.openVend < 0 ? 0xff : this.openVend;
-    v.setUint32(15, this.openVendPrice, true);
-    v.setUint32(19, this.openPayout, true);
-    v.setUint32(23, this.openStack, true);
-    v.setUint16(27, this.openStackBefore, true);
-    out.set(this.payoutTubes, 29);
-    out.set(this.tubes, 29 + COIN_TYPES);
-    let o = Checkpoint.FIXED;
-    for (let i = 0; i < Checkpoint.SECTION_COUNTERS; i++, o += Checkpoint.COUNTER) {
-      v.setUint32(o, this.total[i]!, true);
-      v.setUint32(o + 4, this.interim[i]!, true);
-    }
+    put(v, CP_HEAD, 'version', Checkpoint.VERSION);
+    put(v, CP_HEAD, 'slots', this.slots);
+    put(v, CP_HEAD, 'layout', this.layout);
+    put(v, CP_HEAD, 'credit', this.credit);
+    put(v, CP_HEAD, 'synced', this.synced);
+    put(v, CP_HEAD, 'openVend', this.openVend < 0 ? 0xff : this.openVend);
+    put(v, CP_HEAD, 'openVendPrice', this.openVendPrice);
+    put(v, CP_HEAD, 'openPayout', this.openPayout);
+    put(v, CP_HEAD, 'openStack', this.openStack);
+    put(v, CP_HEAD, 'openStackBefore', this.openStackBefore);
+    putRun(out, CP_HEAD, 'payoutTubes', this.payoutTubes);
+    putRun(out, CP_HEAD, 'tubes', this.tubes);
+    let o = this.saveCounters(v, Checkpoint.FIXED, 0, Checkpoint.SECTION_COUNTERS);
     for (let s = 0; s < this.slots; s++, o += Checkpoint.PER_SLOT) {
-      v.setUint16(o, this.qty[s]!, true);
-      out[o + 2] = this.fault[s]!;
-      v.setUint32(o + 3, this.slotSales[s]!, true);
-      v.setUint32(o + 7, this.slotRevenue[s]!, true);
-      v.setUint32(o + 11, this.slotSalesInterim[s]!, true);
-      v.setUint32(o + 15, this.slotRevenueInterim[s]!, true);
-      v.setInt32(o + 19, this.prices[s]!, true);
-      v.setUint16(o + 23, this.capacity[s]!, true);
-      v.setUint32(o + 25, this.sku[s]!, true);
-      v.setUint32(o + 29, this.slotVersion[s]!, true);
-      v.setUint32(o + 33, this.slotLastSale[s]!, true);
+      put(v, CP_SLOT, 'qty', this.qty[s]!, o);
+      put(v, CP_SLOT, 'fault', this.fault[s]!, o);
+      put(v, CP_SLOT, 'sales', this.slotSales[s]!, o);
+      put(v, CP_SLOT, 'revenue', this.slotRevenue[s]!, o);
+      put(v, CP_SLOT, 'salesInterim', this.slotSalesInterim[s]!, o);
+      put(v, CP_SLOT, 'revenueInterim', this.slotRevenueInterim[s]!, o);
+      put(v, CP_SLOT, 'price', this.prices[s]!, o);
+      put(v, CP_SLOT, 'capacity', this.capacity[s]!, o);
+      put(v, CP_SLOT, 'sku', this.sku[s]!, o);
+      put(v, CP_SLOT, 'version', this.slotVersion[s]!, o);
+      put(v, CP_SLOT, 'lastSale', this.slotLastSale[s]!, o);
     }
-    out[o++] = this.locked ? 1 : 0;
-    v.setUint32(o, this.lockVersion, true);
-    o += 4;
-    for (let i = 0; i < SETTINGS; i++, o += 8) {
-      v.setUint32(o, this.settings[i]!, true);
-      v.setUint32(o + 4, this.settingVersion[i]!, true);
+    put(v, CP_COMMANDS, 'locked', this.locked ? 1 : 0, o);
+    put(v, CP_COMMANDS, 'lockVersion', this.lockVersion, o);
+    for (let i = 0, e = o + offsetOf(CP_COMMANDS, 'settings'); i < SETTINGS; i++, e += Checkpoint.SETTING) {
+      put(v, CP_SETTING, 'value', this.settings[i]!, e);
+      put(v, CP_SETTING, 'version', this.settingVersion[i]!, e);
     }
-    v.setUint32(o, this.commandHigh, true);
-    v.setUint32(o + 4, this.commandWindow, true);
-    v.setInt32(o + 8, this.wallOffset, true);
-    out[o + 12] = this.keyId;
-    out.set(this.key, o + 13);
-    o += 45;
-    v.setUint32(o, this.remoteOpen, true);
-    out[o + 4] = this.remoteSlot;
-    out[o + 5] = this.remoteQty;
-    out[o + 6] = this.remoteDone;
-    v.setUint32(o + 7, this.remotePrice, true);
-    o += 11;
-    v.setUint32(o, this.auditReads, true);
-    v.setUint32(o + 4, this.lastReadWall, true);
+    put(v, CP_COMMANDS, 'high', this.commandHigh, o);
+    put(v, CP_COMMANDS, 'window', this.commandWindow, o);
+    put(v, CP_COMMANDS, 'wallOffset', this.wallOffset, o);
+    put(v, CP_COMMANDS, 'keyId', this.keyId, o);
+    putRun(out, CP_COMMANDS, 'key', this.key, o);
+    put(v, CP_COMMANDS, 'remoteOpen', this.remoteOpen, o);
+    put(v, CP_COMMANDS, 'remoteSlot', this.remoteSlot, o);
+    put(v, CP_COMMANDS, 'remoteQty', this.remoteQty, o);
+    put(v, CP_COMMANDS, 'remoteDone', this.remoteDone, o);
+    put(v, CP_COMMANDS, 'remotePrice', this.remotePrice, o);
+    o += Checkpoint.COMMAND_STATE;
+    put(v, CP_AUDIT, 'reads', this.auditReads, o);
+    put(v, CP_AUDIT, 'lastReadWall', this.lastReadWall, o);
     o += Checkpoint.AUDIT_STATE;
-    v.setUint32(o, this.wallFloor, true);
+    put(v, CP_CLOCK, 'wallFloor', this.wallFloor, o);
     o += Checkpoint.CLOCK_STATE;
     if (!this.cashless) return o;
-    for (let i = Checkpoint.SECTION_COUNTERS; i < Checkpoint.SECTION_COUNTERS + Checkpoint.CASHLESS_COUNTERS; i++, o += Checkpoint.COUNTER) {
-      v.setUint32(o, this.total[i]!, true);
-      v.setUint32(o + 4, this.interim[i]!, true);
+    o = this.saveCounters(v, o, Checkpoint.SECTION_COUNTERS, Checkpoint.CASHLESS_COUNTERS);
+    put(v, CP_CARD, 'vend', this.cardVend, o);
+    put(v, CP_CARD, 'slot', this.cardSlot, o);
+    put(v, CP_CARD, 'amount', this.cardAmount, o);
+    return o + size(CP_CARD);
+  }
+
+  /** Counters `first` and the `count` after it as CP_COUNTER entries from `o`; returns the offset after them. */
+  private saveCounters(v: DataView, o: number, first: number, count: number): number {
+    for (let i = first; i < first + count; i++, o += Checkpoint.COUNTER) {
+      put(v, CP_COUNTER, 'total', this.total[i]!, o);
+      put(v, CP_COUNTER, 'interim', this.interim[i]!, o);
     }
-    out[o] = this.cardVend;
-    out[o + 1] = this.cardSlot;
-    v.setUint32(o + 2, this.cardAmount, true);
-    return o + 6;
+    return o;
+  }
+
+  /** CP_COUNTER entries from `p` into counters `first` and the `count` after it; returns the offset after them. */
+  private loadCounters(d: Uint8Array, p: number, first: number, count: number): number {
+    for (let i = first; i < first + count; i++, p += Checkpoint.COUNTER) {
+      this.total[i] = get(d, p, CP_COUNTER, 'total');
+      this.interim[i] = get(d, p, CP_COUNTER, 'interim');
+    }
+    return p;
   }
 
   /**
@@ -506,41 +525,34 @@ export class Ledger {
     const clock = version >= 6 ? Checkpoint.CLOCK_STATE : 0;
     const tail = (version === 2 ? 0 : Checkpoint.COMMAND_STATE) + (version >= 4 ? Checkpoint.AUDIT_STATE : 0) + clock;
     if (length < Checkpoint.FIXED + counters * Checkpoint.COUNTER + tail) return false;
-    const slots = d[o + 1]!;
-    const layout = u32(d, o + 2);
-    this.credit = u32(d, o + 6) | 0;
-    this.synced = u32(d, o + 10);
-    const vend = d[o + 14]!;
+    const slots = get(d, o, CP_HEAD, 'slots');
+    const layout = get(d, o, CP_HEAD, 'layout');
+    this.credit = get(d, o, CP_HEAD, 'credit');
+    this.synced = get(d, o, CP_HEAD, 'synced');
+    const vend = get(d, o, CP_HEAD, 'openVend');
     this.openVend = vend === 0xff ? -1 : vend;
-    this.openVendPrice = u32(d, o + 15);
-    this.openPayout = u32(d, o + 19);
-    this.openStack = u32(d, o + 23);
-    this.openStackBefore = u16(d, o + 27);
-    this.payoutTubes.set(d.subarray(o + 29, o + 29 + COIN_TYPES));
-    this.tubes.set(d.subarray(o + 29 + COIN_TYPES, o + Checkpoint.FIXED));
-    let p = o + Checkpoint.FIXED;
-    for (let i = 0; i < counters; i++, p += Checkpoint.COUNTER) {
-      this.total[i] = u32(d, p);
-      this.interim[i] = u32(d, p + 4);
-    }
+    this.openVendPrice = get(d, o, CP_HEAD, 'openVendPrice');
+    this.openPayout = get(d, o, CP_HEAD, 'openPayout');
+    this.openStack = get(d, o, CP_HEAD, 'openStack');
+    this.openStackBefore = get(d, o, CP_HEAD, 'openStackBefore');
+    this.payoutTubes.set(run(d, o, CP_HEAD, 'payoutTubes'));
+    this.tubes.set(run(d, o, CP_HEAD, 'tubes'));
+    let p = this.loadCounters(d, o + Checkpoint.FIXED, 0, counters);
     // The command state follows the slots of whatever layout the checkpoint had.
     if (tail > 0 && length >= p + slots * perSlot - o + tail) {
       const q = p + slots * perSlot;
       this.loadCommandState(d, q);
       if (version >= 4) {
-        this.auditReads = u32(d, q + Checkpoint.COMMAND_STATE);
-        this.lastReadWall = u32(d, q + Checkpoint.COMMAND_STATE + 4);
+        this.auditReads = get(d, q + Checkpoint.COMMAND_STATE, CP_AUDIT, 'reads');
+        this.lastReadWall = get(d, q + Checkpoint.COMMAND_STATE, CP_AUDIT, 'lastReadWall');
       }
-      this.wallFloor = clock > 0 ? u32(d, q + Checkpoint.COMMAND_STATE + Checkpoint.AUDIT_STATE) : 0;
-      let c = q + Checkpoint.COMMAND_STATE + Checkpoint.AUDIT_STATE + clock;
+      this.wallFloor = clock > 0 ? get(d, q + Checkpoint.COMMAND_STATE + Checkpoint.AUDIT_STATE, CP_CLOCK, 'wallFloor') : 0;
+      const c = q + Checkpoint.COMMAND_STATE + Checkpoint.AUDIT_STATE + clock;
       if (version >= 5 && length >= c - o + Checkpoint.CASHLESS_BLOCK) {
-        for (let i = Checkpoint.SECTION_COUNTERS; i < Checkpoint.SECTION_COUNTERS + Checkpoint.CASHLESS_COUNTERS; i++, c += Checkpoint.COUNTER) {
-          this.total[i] = u32(d, c);
-          this.interim[i] = u32(d, c + 4);
-        }
-        this.cardVend = d[c]!;
-        this.cardSlot = d[c + 1]!;
-        this.cardAmount = u32(d, c + 2);
+        const card = this.loadCounters(d, c, Checkpoint.SECTION_COUNTERS, Checkpoint.CASHLESS_COUNTERS);
+        this.cardVend = get(d, card, CP_CARD, 'vend');
+        this.cardSlot = get(d, card, CP_CARD, 'slot');
+        this.cardAmount = get(d, card, CP_CARD, 'amount');
       }
     }
     this.slotsValid = slots === this.slots && layout === this.layout && length >= p + slots * perSlot - o + tail;
@@ -551,41 +563,40 @@ export class Ledger {
       return false;
     }
     for (let s = 0; s < slots; s++, p += perSlot) {
-      this.qty[s] = u16(d, p);
-      this.fault[s] = d[p + 2]!;
-      this.slotSales[s] = u32(d, p + 3);
-      this.slotRevenue[s] = u32(d, p + 7);
-      this.slotSalesInterim[s] = u32(d, p + 11);
-      this.slotRevenueInterim[s] = u32(d, p + 15);
-      if (perSlot < Checkpoint.PER_SLOT) continue;
-      this.prices[s] = u32(d, p + 19) | 0;
-      this.capacity[s] = u16(d, p + 23);
-      this.sku[s] = u32(d, p + 25);
-      this.slotVersion[s] = u32(d, p + 29);
-      if (perSlot >= Checkpoint.PER_SLOT) this.slotLastSale[s] = u32(d, p + 33);
+      this.qty[s] = get(d, p, CP_SLOT, 'qty');
+      this.fault[s] = get(d, p, CP_SLOT, 'fault');
+      this.slotSales[s] = get(d, p, CP_SLOT, 'sales');
+      this.slotRevenue[s] = get(d, p, CP_SLOT, 'revenue');
+      this.slotSalesInterim[s] = get(d, p, CP_SLOT, 'salesInterim');
+      this.slotRevenueInterim[s] = get(d, p, CP_SLOT, 'revenueInterim');
+      // Version 2 wrote no more of a slot; version 3 all but its last sale.
+      if (perSlot === Checkpoint.PER_SLOT_V2) continue;
+      this.prices[s] = get(d, p, CP_SLOT, 'price');
+      this.capacity[s] = get(d, p, CP_SLOT, 'capacity');
+      this.sku[s] = get(d, p, CP_SLOT, 'sku');
+      this.slotVersion[s] = get(d, p, CP_SLOT, 'version');
+      if (perSlot === Checkpoint.PER_SLOT) this.slotLastSale[s] = get(d, p, CP_SLOT, 'lastSale');
     }
     return true;
   }
 
   private loadCommandState(d: Uint8Array, q: number): void {
-    this.locked = d[q] === 1;
-    this.lockVersion = u32(d, q + 1);
-    q += 5;
-    for (let i = 0; i < SETTINGS; i++, q += 8) {
-      this.settings[i] = u32(d, q);
-      this.settingVersion[i] = u32(d, q + 4);
+    this.locked = get(d, q, CP_COMMANDS, 'locked') === 1;
+    this.lockVersion = get(d, q, CP_COMMANDS, 'lockVersion');
+    for (let i = 0, e = q + offsetOf(CP_COMMANDS, 'settings'); i < SETTINGS; i++, e += Checkpoint.SETTING) {
+      this.settings[i] = get(d, e, CP_SETTING, 'value');
+      this.settingVersion[i] = get(d, e, CP_SETTING, 'version');
     }
-    this.commandHigh = u32(d, q);
-    this.commandWindow = u32(d, q + 4);
-    this.wallOffset = u32(d, q + 8) | 0;
-    this.keyId = d[q + 12]!;
-    this.key.set(d.subarray(q + 13, q + 45));
-    q += 45;
-    this.remoteOpen = u32(d, q);
-    this.remoteSlot = d[q + 4]!;
-    this.remoteQty = d[q + 5]!;
-    this.remoteDone = d[q + 6]!;
-    this.remotePrice = u32(d, q + 7);
+    this.commandHigh = get(d, q, CP_COMMANDS, 'high');
+    this.commandWindow = get(d, q, CP_COMMANDS, 'window');
+    this.wallOffset = get(d, q, CP_COMMANDS, 'wallOffset');
+    this.keyId = get(d, q, CP_COMMANDS, 'keyId');
+    this.key.set(run(d, q, CP_COMMANDS, 'key'));
+    this.remoteOpen = get(d, q, CP_COMMANDS, 'remoteOpen');
+    this.remoteSlot = get(d, q, CP_COMMANDS, 'remoteSlot');
+    this.remoteQty = get(d, q, CP_COMMANDS, 'remoteQty');
+    this.remoteDone = get(d, q, CP_COMMANDS, 'remoteDone');
+    this.remotePrice = get(d, q, CP_COMMANDS, 'remotePrice');
   }
 }
 

@@ -24,6 +24,7 @@
  * every other type is 0xC0..0xFE: when power fails while an outcome is being
  * written, its first byte alone says which outcome it was.
  */
+import { SETTINGS } from '../command/vocabulary.js';
 import { COIN_TYPES } from '../money/coins.js';
 
 // ---- the codec ----------------------------------------------------------------------------
@@ -48,7 +49,7 @@ export type IntField<S extends Spec> = { [K in keyof S]: S[K] extends Run ? neve
 export type RunField<S extends Spec> = { [K in keyof S]: S[K] extends Run ? K : never }[keyof S] & string;
 
 /** Layout ids: a record's type byte, or (256 up) a layout inside a payload. */
-const IDS = 260;
+const IDS = 272;
 /** Every field of every layout, in order: its name, and its kind << 8 | offset. */
 const NAMES: string[] = [];
 const CODES: number[] = [];
@@ -86,6 +87,11 @@ function code(t: number, name: string): number {
   const i = NAMES.indexOf(name, FIRST[t]!);
   if (i < 0 || i >= END[t]!) throw new RangeError(`record type ${t} has no field ${name}`);
   return CODES[i]!;
+}
+
+/** Where field `name` of layout `t` starts in its payload (a byte run's first byte, for writing entries into it). */
+export function offsetOf<S extends Spec>(t: RecordType<S>, name: keyof S & string): number {
+  return code(t, name) & 0xff;
 }
 
 /** Bytes of `t`'s payload (of PAYOUT DONE, before its entries). */
@@ -236,6 +242,64 @@ export const R_CARD_RESULT = record(0xda, 'card-result', { outcome: U8, slot: U8
 
 /** An entry after PAYOUT DONE's fields, one per coin type paid: the coin type and how many of it left the tubes. */
 export const COIN_COUNT = layout(0x100, { coinType: U8, count: U8 });
+
+// ---- the checkpoint's sections (checkpoint.ts says which versions have which) ----
+
+/** The head: what is open, the credit, the sync cursor, the tubes as a payout started and now. */
+export const CP_HEAD = layout(0x101, {
+  version: U8,
+  slots: U8,
+  layout: U32,
+  credit: I32,
+  synced: U32,
+  openVend: U8,
+  openVendPrice: U32,
+  openPayout: U32,
+  openStack: U32,
+  openStackBefore: U16,
+  payoutTubes: bytes(COIN_TYPES),
+  tubes: bytes(COIN_TYPES),
+});
+/** A counter, by `Counter` index: since initialisation and since the interim reset. */
+export const CP_COUNTER = layout(0x102, { total: U32, interim: U32 });
+/** A slot's books; version 2 wrote the fields up to `price`, version 3 up to `lastSale`. */
+export const CP_SLOT = layout(0x103, {
+  qty: U16,
+  fault: U8,
+  sales: U32,
+  revenue: U32,
+  salesInterim: U32,
+  revenueInterim: U32,
+  price: I32,
+  capacity: U16,
+  sku: U32,
+  version: U32,
+  lastSale: U32,
+});
+/** A setting (by SET_* key, 0 unused) and the command that set it. */
+export const CP_SETTING = layout(0x104, { value: U32, version: U32 });
+/** What commands left: the lock, the settings (CP_SETTING entries), the command window, the clock offset, the key, a remote vend. */
+export const CP_COMMANDS = layout(0x105, {
+  locked: U8,
+  lockVersion: U32,
+  settings: bytes(SETTINGS * 8),
+  high: U32,
+  window: U32,
+  wallOffset: I32,
+  keyId: U8,
+  key: bytes(32),
+  remoteOpen: U32,
+  remoteSlot: U8,
+  remoteQty: U8,
+  remoteDone: U8,
+  remotePrice: U32,
+});
+/** Audit reads since initialisation and the wall time of the last. */
+export const CP_AUDIT = layout(0x106, { reads: U32, lastReadWall: U32 });
+/** The newest signed command's time. */
+export const CP_CLOCK = layout(0x107, { wallFloor: U32 });
+/** The card vend, after the cashless counters (CP_COUNTER entries) in the cashless block. */
+export const CP_CARD = layout(0x108, { vend: U8, slot: U8, amount: U32 });
 
 /** Meta records stay on the machine and take no sequence number of their own. */
 export function isMeta(type: number): boolean {

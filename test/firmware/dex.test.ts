@@ -205,6 +205,11 @@ describe('EVA-DTS audit data (firmware)', () => {
     m.clock.t = 5_000;
     sale(m, 2, 100, [100], 0);
     m.journal.auditRead(4, 1764000500);
+    // What a command set for slot 2, to be found again in version 3's slots.
+    m.ledger.prices[2] = 135;
+    m.ledger.capacity[2] = 9;
+    m.ledger.sku[2] = 4711;
+    m.ledger.slotVersion[2] = 12;
     const size = m.ledger.checkpointLength;
     const v6 = new Uint8Array(size);
     equal(m.ledger.save(v6), size);
@@ -232,5 +237,10 @@ describe('EVA-DTS audit data (firmware)', () => {
     equal(old.wallOffset, 1764000000, 'the command state after the slots is found');
     equal(old.auditReads, 0);
     equal(old.slotLastSale[2], 0);
+    // Version 3's slots carry what commands set (until issue 14 these were skipped and the configured ones stood).
+    equal(old.prices[2], 135);
+    equal(old.capacity[2], 9);
+    equal(old.sku[2], 4711);
+    equal(old.slotVersion[2], 12);
   });
 });

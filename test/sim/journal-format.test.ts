@@ -8,7 +8,24 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { COIN_COUNT, isMeta, layoutOf, R_CHECKPOINT, R_PAYOUT_DONE, RECORD_NAMES, size, type RecordType } from '../../firmware/journal/records.js';
+import {
+  COIN_COUNT,
+  CP_AUDIT,
+  CP_CARD,
+  CP_CLOCK,
+  CP_COMMANDS,
+  CP_COUNTER,
+  CP_HEAD,
+  CP_SETTING,
+  CP_SLOT,
+  isMeta,
+  layoutOf,
+  R_CHECKPOINT,
+  R_PAYOUT_DONE,
+  RECORD_NAMES,
+  size,
+  type RecordType,
+} from '../../firmware/journal/records.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const doc = readFileSync(`${root}docs/journal-format.md`, 'utf8');
@@ -61,6 +78,29 @@ describe('docs/journal-format.md', () => {
         `${name}: offset, field, type`,
       );
       if (type === R_PAYOUT_DONE) assert.deepEqual(found[1]!.map((r) => r.slice(0, 3)), rows(COIN_COUNT), 'payout-done: its entries');
+    });
+  }
+
+  const sections: [string, RecordType][] = [
+    ['CP_HEAD', CP_HEAD],
+    ['CP_COUNTER', CP_COUNTER],
+    ['CP_SLOT', CP_SLOT],
+    ['CP_COMMANDS', CP_COMMANDS],
+    ['CP_SETTING', CP_SETTING],
+    ['CP_AUDIT', CP_AUDIT],
+    ['CP_CLOCK', CP_CLOCK],
+    ['CP_CARD', CP_CARD],
+  ];
+  for (const [name, t] of sections) {
+    it(`the checkpoint's ${name}: its size and its fields as the codec lays them out`, () => {
+      const heading = lines.findIndex((l) => l.startsWith(`#### ${name}:`));
+      assert.ok(heading >= 0, `a section for ${name}`);
+      assert.match(lines[heading]!, new RegExp(`, ${size(t)} bytes`), `${name} is ${size(t)} bytes`);
+      assert.deepEqual(
+        tables(heading)[0]!.map((r) => r.slice(0, 3)),
+        rows(t),
+        `${name}: offset, field, type`,
+      );
     });
   }
 });
