@@ -81,6 +81,8 @@ export const FIRMWARE_EDGES: Readonly<Record<string, readonly string[]>> = {
   // uplink -> command: describe.ts names commands' types and outcomes; -> dispense: a dispense failure's reason; -> money: the coin types.
   uplink: ['board.ts', 'config.ts', 'command', 'dispense', 'journal', 'money', 'text'],
   vend: ['board.ts', 'config.ts', 'command', 'dex', 'dispense', 'journal', 'mdb', 'money', 'uplink'],
+  // update: fetching, checking and installing firmware images (docs/updates.md); the image's hash is crypto's SHA-256.
+  update: ['board.ts', 'crypto'],
 };
 
 /** The firmware files gateway/ may import, and why. */

@@ -1,5 +1,7 @@
 /**
- * SHA-256 (FIPS 180-4) over byte arrays, for command signatures.
+ * SHA-256 (FIPS 180-4) over byte arrays, for command signatures and
+ * firmware images (whose hash state can be saved and resumed at a block
+ * boundary, so a download survives a reboot).
  *
  * Written for the board: one 64-word schedule and the state live in typed
  * arrays allocated once per hasher, so hashing allocates nothing per block.
@@ -55,6 +57,36 @@ export class Sha256 {
       this.block.set(data.subarray(i, end));
       this.used = end - i;
     }
+    return this;
+  }
+
+  /**
+   * The state after a whole number of blocks (the 8 state words, big-endian,
+   * into `out` at `at`), to carry on hashing later, after a reboot
+   * (`resume`): a download's progress on flash is this and the byte count.
+   * False when a partial block is pending (it is not in the state).
+   */
+  save(out: Uint8Array, at = 0): boolean {
+    if (this.used !== 0) return false;
+    for (let i = 0; i < 8; i++) {
+      const v = this.h[i]!;
+      out[at + i * 4] = v >>> 24;
+      out[at + i * 4 + 1] = v >>> 16;
+      out[at + i * 4 + 2] = v >>> 8;
+      out[at + i * 4 + 3] = v;
+    }
+    return true;
+  }
+
+  /** Carry on from a state `save` wrote after `length` bytes (a multiple of the block size). */
+  resume(state: Uint8Array, at: number, length: number): this {
+    if (length % SHA256_BLOCK !== 0) throw new RangeError('a hash resumes at a block boundary');
+    for (let i = 0; i < 8; i++) {
+      const o = at + i * 4;
+      this.h[i] = ((state[o]! << 24) | (state[o + 1]! << 16) | (state[o + 2]! << 8) | state[o + 3]!) >>> 0;
+    }
+    this.used = 0;
+    this.length = length;
     return this;
   }
 

@@ -3,13 +3,14 @@
  * publishes, and when, while the gateway acknowledges nothing (its store is
  * down) and once acknowledgements flow again. Runs in Node and under XS.
  */
-import type { Board, MqttClient, MqttClientOptions, TimerId } from '../../firmware/board.js';
+import type { Board, MqttClient, MqttClientOptions } from '../../firmware/board.js';
 import { Journal } from '../../firmware/journal/journal.js';
 import { Ledger, layoutHash } from '../../firmware/journal/ledger.js';
 import { Uplink } from '../../firmware/uplink/uplink.js';
 import { decodeUtf8, encodeUtf8 } from '../../firmware/text/utf8.js';
 import { FlashImage } from '../../hal-sim/guest/flash-image.js';
 import { equal, ok } from '../lib/assert.js';
+import { VirtualTimers } from '../lib/virtual-timers.js';
 
 const CODES = ['A1', 'A2', 'B1'];
 
@@ -17,36 +18,6 @@ interface Sent {
   at: number;
   from: number;
   to: number;
-}
-
-/** One-shot timers on a clock that moves only when the test says so. */
-class VirtualTimers {
-  now = 0;
-  private next = 1;
-  private readonly due = new Map<TimerId, { at: number; fn: () => void }>();
-  set(fn: () => void, ms: number): TimerId {
-    const id = this.next++;
-    this.due.set(id, { at: this.now + ms, fn });
-    return id;
-  }
-  clear(id: TimerId): void {
-    this.due.delete(id);
-  }
-  /** Run every timer due up to `ms` from now, in order. */
-  advance(ms: number): void {
-    const end = this.now + ms;
-    for (;;) {
-      let first: TimerId | undefined;
-      let at = Infinity;
-      for (const [id, t] of this.due) if (t.at < at || (t.at === at && first !== undefined && id < first)) [first, at] = [id, t.at];
-      if (first === undefined || at > end) break;
-      const t = this.due.get(first)!;
-      this.due.delete(first);
-      this.now = Math.max(this.now, t.at);
-      t.fn();
-    }
-    this.now = end;
-  }
 }
 
 interface Bench {
