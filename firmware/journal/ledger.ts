@@ -469,8 +469,8 @@ export class Ledger {
       put(v, CP_SETTING, 'value', this.settings[i]!, e);
       put(v, CP_SETTING, 'version', this.settingVersion[i]!, e);
     }
-    put(v, CP_COMMANDS, 'high', this.commandHigh, o);
-    put(v, CP_COMMANDS, 'window', this.commandWindow, o);
+    put(v, CP_COMMANDS, 'highest', this.commandHigh, o);
+    put(v, CP_COMMANDS, 'seenBelow', this.commandWindow, o);
     put(v, CP_COMMANDS, 'wallOffset', this.wallOffset, o);
     put(v, CP_COMMANDS, 'keyId', this.keyId, o);
     putRun(out, CP_COMMANDS, 'key', this.key, o);
@@ -587,8 +587,8 @@ export class Ledger {
       this.settings[i] = get(d, e, CP_SETTING, 'value');
       this.settingVersion[i] = get(d, e, CP_SETTING, 'version');
     }
-    this.commandHigh = get(d, q, CP_COMMANDS, 'high');
-    this.commandWindow = get(d, q, CP_COMMANDS, 'window');
+    this.commandHigh = get(d, q, CP_COMMANDS, 'highest');
+    this.commandWindow = get(d, q, CP_COMMANDS, 'seenBelow');
     this.wallOffset = get(d, q, CP_COMMANDS, 'wallOffset');
     this.keyId = get(d, q, CP_COMMANDS, 'keyId');
     this.key.set(run(d, q, CP_COMMANDS, 'key'));

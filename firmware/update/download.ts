@@ -3,7 +3,7 @@
  * writes it, strictly in order, into the inactive application slot
  * (docs/updates.md, "Fetching over MQTT" and "Resume").
  *
- * The machine sets the pace: at most `window` requests are outstanding, and a
+ * The machine sets the pace: at most `inFlight` requests are outstanding, and a
  * token bucket holds the requests to `bytesPerSecond` so that an update takes
  * only its share of a slow link and sales telemetry never waits behind it.
  * A chunk is taken only at the offset the slot has reached; a duplicate, a
@@ -66,7 +66,7 @@ export interface DownloadOptions {
   /** Bytes a request asks for (at most MAX_CHUNK). */
   readonly chunk: number;
   /** Requests outstanding at most. */
-  readonly window: number;
+  readonly inFlight: number;
   /** The pace requests are held to. */
   readonly bytesPerSecond: number;
   /** A request unanswered this long is asked again. */
@@ -106,7 +106,7 @@ export class Download {
     this.written = options.offset;
     this.asked = options.offset;
     if (options.offset > 0) this.hash.resume(options.state!, 0, options.offset);
-    this.tokens = options.chunk * options.window;
+    this.tokens = options.chunk * options.inFlight;
     this.refilled = options.clock.now();
   }
 
@@ -232,14 +232,14 @@ export class Download {
     this.outstanding = 0;
   }
 
-  /** Send what the window and the pace allow; then wait for a chunk, the pace, or the timeout. */
+  /** Send what the requests in flight and the pace allow; then wait for a chunk, the pace, or the timeout. */
   private pump(): void {
     const o = this.o;
     const now = o.clock.now();
-    const cap = o.chunk * o.window;
+    const cap = o.chunk * o.inFlight;
     this.tokens = Math.min(cap, this.tokens + ((now - this.refilled) * o.bytesPerSecond) / 1000);
     this.refilled = now;
-    while (this.outstanding < o.window && this.asked < o.size) {
+    while (this.outstanding < o.inFlight && this.asked < o.size) {
       const length = Math.min(o.chunk, o.size - this.asked);
       if (this.tokens < length) break;
       if (!o.request(this.asked, length)) break;
@@ -258,7 +258,7 @@ export class Download {
     let due = Infinity;
     if (this.outstanding > 0) due = this.waitingSince + o.timeoutMs;
     else if (this.asked >= o.size) due = now + o.timeoutMs;
-    if (this.outstanding < o.window && this.asked < o.size) {
+    if (this.outstanding < o.inFlight && this.asked < o.size) {
       const need = Math.min(o.chunk, o.size - this.asked) - this.tokens;
       due = Math.min(due, need > 0 ? now + Math.ceil((need * 1000) / o.bytesPerSecond) : now + o.timeoutMs);
     }

@@ -71,7 +71,7 @@ class Rig {
       clock: { now: () => this.timers.now },
       timers: this.timers,
       chunk: 1024,
-      window: 4,
+      inFlight: 4,
       bytesPerSecond: 8192,
       timeoutMs: 5000,
       request: (offset, length) => {
