@@ -161,6 +161,23 @@ for (const target of ['sim', 'xs'] as const) {
       }
     });
 
+    it('a power cut between complete() and the restart boots the new image on probation; another before markValid brings the old one back', async () => {
+      const { host } = await machine();
+      try {
+        await writeImage(host, buildImage({ version: '0.5.0' }).bytes, { finish: false });
+        await host.runInGuest('globalThis.writer.complete();');
+        assert.equal(host.image.version, '0.1.0', 'nothing switches before a reset');
+        await host.powerCut();
+        assert.deepEqual(await running(host), { version: '0.5.0', probation: true });
+        assert.ok(host.logs.some((l) => l.message.startsWith('vendfleet 0.5.0 starting')));
+        await host.powerCut();
+        assert.deepEqual(await running(host), { version: '0.1.0', probation: false, rolledBack: { version: '0.5.0', reason: 'power' } });
+        assert.equal((await host.runUntilIdle()).state, 'IDLE');
+      } finally {
+        await host.close();
+      }
+    });
+
     it("the board refuses misuse inside the firmware's world", async () => {
       const { host } = await machine();
       try {

@@ -29,11 +29,12 @@
  *   aligned writes.
  */
 
+#include "xsPlatform.h"
 #include "xsmc.h"
 #include "xsHost.h"
 
 #include "esp_err.h"
-#include "esp_ota_ops.h"
+#include "app_update/include/esp_ota_ops.h"	/* as the SDK's ota.c: app_update/include is not on mcconfig's include path */
 #include "esp_partition.h"
 #include "esp_image_format.h"
 #include "esp_app_desc.h"
