@@ -160,6 +160,82 @@ export interface TemperatureSensor {
   close(): void;
 }
 
+/**
+ * The image running now, as the board knows it (docs/updates.md, "The slot").
+ * On the ESP32 from the running partition's application description and its
+ * OTA state; on the simulator from the booted slot's image description.
+ */
+export interface RunningImage {
+  /** The image's version (`MAJOR.MINOR.PATCH`), from its description. */
+  readonly version: string;
+  /** Booted from an update and not confirmed yet: a reset before `markValid()` boots the previous image. */
+  readonly probation: boolean;
+  /**
+   * Present after a rollback: the image that was abandoned and why (`crash`,
+   * `watchdog`, `power`, `restart`, or the reason given to `rollback()`).
+   * Kept until the next `open()`, so a report lost to a reset is not lost.
+   */
+  readonly rolledBack?: { readonly version: string; readonly reason: string };
+}
+
+/** Where an update starts writing the inactive slot (docs/updates.md, "Resume"). */
+export interface FirmwareSlotOpenOptions {
+  /** The whole image's size in bytes (at most `slotSize`). */
+  byteLength: number;
+  /** 0 for a new image; a multiple of `blockLength` to resume (the bytes before it stay as they are). Default 0. */
+  offset?: number;
+}
+
+/**
+ * Writing one image into the inactive slot, in order: Moddable's ESP32 `OTA`
+ * object (`write`, `cancel`, `complete`), started at an offset.
+ */
+export interface FirmwareSlotWriter {
+  /** Append bytes at the current position; each block is erased just before the first byte lands in it. Throws past `byteLength`. */
+  write(buffer: ArrayBuffer | ArrayBufferView): void;
+  /** Abandon the image: nothing will boot it. Harmless when already closed. */
+  cancel(): void;
+  /**
+   * All `byteLength` bytes are written: the board checks the image (on the
+   * ESP32, `esp_image_verify`; on the simulator its description) and selects
+   * it for the next boot, pending verification. Throws when the image is
+   * incomplete or not an image; the running image stays selected then.
+   */
+  complete(): void;
+}
+
+/**
+ * The two application slots (docs/updates.md, "The slot"): the firmware
+ * writes an update into the inactive one and the bootloader does the rest.
+ * There is no read-back of the inactive slot: a resume carries the SHA-256
+ * state journaled with its offset, so bytes already written are never read.
+ */
+export interface FirmwareSlots {
+  /** Largest image the inactive slot holds: an update larger than this is refused before it starts. */
+  readonly slotSize: number;
+  /** The slot's erase block: resume offsets are multiples of it. */
+  readonly blockLength: number;
+  /** What runs now; read it again after `markValid()` (it is a snapshot). */
+  readonly running: RunningImage;
+  /**
+   * Start writing the inactive slot. Throws while the running image is on
+   * probation (ESP-IDF refuses to overwrite the only image a rollback could
+   * boot), while another writer is open, or on a bad size or offset. The
+   * previous image in the inactive slot is gone from here on: no rollback to it.
+   */
+  open(options: FirmwareSlotOpenOptions): FirmwareSlotWriter;
+  /** End the running image's probation: it boots from now on, whatever resets (ESP-IDF's `esp_ota_mark_app_valid_cancel_rollback`). */
+  markValid(): void;
+  /**
+   * Abandon the running image and boot the previous one now
+   * (`esp_ota_mark_app_invalid_rollback_and_reboot`), which reads `reason` in
+   * `running.rolledBack`. Throws when there is no previous image to boot.
+   * On the ESP32 it does not return; on the simulator nothing the firmware
+   * does after it reaches the hardware.
+   */
+  rollback(reason: string): void;
+}
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 /** What the firmware's entry point receives: the machine's hardware. */
@@ -183,6 +259,8 @@ export interface Board {
   openMqtt?(options: MqttClientOptions): MqttClient;
   /** The cabinet's temperature sensor, where the machine has one. */
   openTemperatureSensor?(): TemperatureSensor;
+  /** The application slots, where the board can update its firmware (docs/updates.md). */
+  readonly firmware?: FirmwareSlots;
   /** Restart the firmware (a system restart on the ESP32), where the board can. */
   restart?(): void;
   log(level: LogLevel, message: string): void;

@@ -10,9 +10,11 @@ import type { Board } from './board.js';
 import { parseConfig, type MachineConfig } from './config.js';
 import { Uplink } from './uplink/uplink.js';
 import type { FirmwareStatus } from './vend/report.js';
+import { FIRMWARE_VERSION } from './version.js';
 import { wire, type MachineHooks } from './wiring.js';
 
-export const FIRMWARE_VERSION = '0.1.0';
+// The version comes with the image (version.ts, stamped into each image built).
+export { FIRMWARE_VERSION };
 
 export interface Firmware {
   readonly config: MachineConfig;

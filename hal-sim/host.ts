@@ -8,14 +8,16 @@
  * over when the line has been idle for one character time (the RX timeout
  * interrupt) or earlier if the firmware runs for another reason.
  */
+import type { ImageDescription } from '../firmware/image.js';
 import type { FirmwareStatus } from '../firmware/vend/report.js';
+import { AppSlots, applySlotOp, type ResetCause, type SlotGuestOp } from './firmware-slots.js';
 import { CHAR_US } from './mdb/bus.js';
 import { FlashImage, PowerCut, fromHex, imageRuns, type FlashGeometry, type FlashOp } from './guest/flash-image.js';
 import type { GuestEvent, GuestReply, HostMessage } from './guest/protocol.js';
 import { SimNetwork, type NetworkOptions } from './network.js';
 import { Rig, type MachineSpec, type PhysicalState } from './rig.js';
 import type { EventId } from './scheduler.js';
-import { createTransport, type GuestTransport, type TargetName } from './transport.js';
+import { createTransport, firmwareBundle, type GuestTransport, type TargetName } from './transport.js';
 
 export class GuestError extends Error {
   constructor(message: string) {
@@ -36,6 +38,11 @@ export interface HostOptions {
   config?: Record<string, unknown>;
   /** The journal's flash partition: its geometry (default 1 MiB of 4 KiB blocks), or an image to boot from. */
   flash?: FlashGeometry | FlashImage;
+  /**
+   * The application slots to boot from (they outlive the host, as `flash` does);
+   * default: slot 0 holding the firmware bundle, valid, and slot 1 erased.
+   */
+  slots?: AppSlots;
   /** A stand-in gateway acknowledging every journal event this often (ms of machine time); off by default. */
   autoAckMs?: number;
   /** Boot in this physical state (after a power cut) instead of as the machine description says. */
@@ -65,9 +72,15 @@ export const DEFAULT_FLASH: FlashGeometry = { size: 1024 * 1024, blockLength: 40
 /** How long the machine stays dark after a power cut. */
 const OFF_US = 2_000_000;
 
+/** The firmware bundle as the first image in slot 0 (encoded once). */
+let bundleImage: Uint8Array | undefined;
+export function defaultImage(): Uint8Array {
+  return (bundleImage ??= new TextEncoder().encode(firmwareBundle()));
+}
+
 export class MachineHost {
   rig: Rig;
-  transport: GuestTransport;
+  transport!: GuestTransport;
   /** The journal partition: it outlives the firmware (and the power). */
   readonly flash: FlashImage;
   /** The power failed at a flash operation: the firmware is gone until `reboot()`. */
@@ -76,6 +89,10 @@ export class MachineHost {
   cuts = 0;
   /** The machine's network link (with `network` in the options). */
   readonly network: SimNetwork | undefined;
+  /** The application slots and their bootloader: which image boots (hal-sim/firmware-slots.ts). */
+  readonly slots: AppSlots;
+  /** The description of the image running now. */
+  image!: ImageDescription;
   private pace: { realMs: number; virtualUs: number } | undefined;
   /** Scheduler steps while connected, and when this machine last let the event loop turn (real ms). */
   private steps = 0;
@@ -92,15 +109,19 @@ export class MachineHost {
   private readonly spec: MachineSpec;
   /** Guest deliveries so far. */
   deliveries = 0;
-  /** Restarts the firmware asked for (reboot commands). */
+  /** Restarts the firmware asked for (reboot commands, rollbacks). */
   restarts = 0;
-  private restartPending = false;
+  /** Resets after an exception escaped an image on probation (hal-sim/firmware-slots.ts). */
+  crashes = 0;
+  /** The controller resets at the next step (a restart, a rollback, a crash). */
+  private resetPending: ResetCause | undefined;
+  private transportOpen = false;
 
-  private constructor(spec: MachineSpec, rig: Rig, transport: GuestTransport, options: HostOptions) {
+  private constructor(spec: MachineSpec, rig: Rig, options: HostOptions) {
     this.spec = spec;
     this.rig = rig;
-    this.transport = transport;
     this.options = options;
+    this.slots = options.slots ?? new AppSlots(defaultImage());
     this.onLog = options.onLog;
     const f = options.flash;
     this.flash = f instanceof FlashImage ? f : new FlashImage(f ?? DEFAULT_FLASH);
@@ -129,12 +150,12 @@ export class MachineHost {
   static async start(spec: MachineSpec, options: HostOptions = {}): Promise<MachineHost> {
     const seed = options.seed ?? 1;
     const rig = options.physical ? Rig.restore(spec, seed, options.physical, options.physical.atUs + OFF_US) : new Rig(spec, seed);
-    const transport = createTransport(options.target ?? 'sim');
-    const host = new MachineHost(spec, rig, transport, options);
+    const host = new MachineHost(spec, rig, options);
     try {
-      await host.boot();
+      // Slots that have booted before lost their power in between.
+      await host.boot(host.slots.boots > 0 ? 'power' : undefined);
     } catch (e) {
-      await transport.close();
+      await host.closeTransport();
       throw e;
     }
     return host;
@@ -146,7 +167,20 @@ export class MachineHost {
     this.input(['temp', celsius]);
   }
 
-  private async boot(): Promise<void> {
+  /** The bootloader picks an image (`cause`: why the controller reset); the host evaluates it and starts the firmware. */
+  private async boot(cause?: ResetCause): Promise<void> {
+    const booted = this.slots.boot(cause);
+    this.image = booted.description;
+    try {
+      this.transport = createTransport(this.options.target ?? 'sim', new TextDecoder().decode(booted.bytes));
+      this.transportOpen = true;
+    } catch (e) {
+      // An image that throws while it is evaluated: on probation a crash (the bootloader goes back), else a bug.
+      if (!this.slots.probation) throw e;
+      this.crashed(e);
+      await this.settle();
+      return;
+    }
     const g = this.flash.geometry;
     this.events.push(['temp', this.rig.cabinetC]);
     const net = this.network;
@@ -154,8 +188,16 @@ export class MachineHost {
       t: this.nowMs,
       boot: { ...this.rig.firmwareConfig(this.options.machineId), ...(net ? { uplink: { host: net.host, port: net.port } } : {}), ...this.options.config },
       flash: { size: g.size, blockLength: g.blockLength, writeAlign: g.writeAlign, runs: imageRuns(this.flash.bytes) },
+      slots: this.slots.info(),
     });
+    if (this.resetPending) return this.settle();
     await this.runUntilReady();
+  }
+
+  private async closeTransport(): Promise<void> {
+    if (!this.transportOpen) return;
+    this.transportOpen = false;
+    await this.transport.close();
   }
 
   /** The power fails now (or failed at a flash operation): everything not physical is lost. */
@@ -164,21 +206,41 @@ export class MachineHost {
     await this.reboot();
   }
 
-  /** The firmware restarts itself (a reboot command): the controller alone, as a watchdog reset would. */
-  private async restart(): Promise<void> {
-    this.restartPending = false;
-    this.restarts++;
-    await this.reboot('restart');
+  /**
+   * The controller resets without a power cut (the firmware restarts itself, a rollback, a
+   * crash, or a test's watchdog): the peripherals keep their state, the bootloader chooses.
+   */
+  async reset(cause: Exclude<ResetCause, 'power'>): Promise<void> {
+    this.resetPending = cause;
+    await this.settle();
   }
 
-  /** Power comes back after a cut: a fresh rig in the physical state the cut left, the firmware booting from flash. */
-  async reboot(why: 'power' | 'restart' = 'power'): Promise<void> {
+  /** Carry out a reset the firmware caused (a restart, a rollback, a crash on probation). */
+  private async settle(): Promise<void> {
+    const why = this.resetPending;
+    if (!why) return;
+    this.resetPending = undefined;
+    if (why === 'restart') this.restarts++;
+    else if (why === 'crash') this.crashes++;
+    await this.reboot(why);
+  }
+
+  /** An exception escaped an image on probation: on a board, a panic and a reset. */
+  private crashed(error: unknown): void {
+    const text = error instanceof Error ? error.message : String(error);
+    this.logs.push({ atMs: this.nowMs, level: 'error', message: `crash on probation (${this.image.version}): ${text.split('\n')[0]}` });
+    this.resetPending = 'crash';
+    this.needDelivery = false;
+  }
+
+  /** Power comes back after a cut (or the controller resets): a fresh rig in the physical state left, the bootloader's image booting. */
+  async reboot(why: ResetCause = 'power'): Promise<void> {
     const state = this.dead ?? this.rig.physical(true);
     if (why === 'power') this.cuts++;
-    await this.transport.close();
-    this.rig = Rig.restore(this.spec, (this.options.seed ?? 1) + (this.cuts + this.restarts) * 7919, state, state.atUs + OFF_US);
-    this.transport = createTransport(this.options.target ?? 'sim');
+    await this.closeTransport();
+    this.rig = Rig.restore(this.spec, (this.options.seed ?? 1) + (this.cuts + this.restarts + this.crashes) * 7919, state, state.atUs + OFF_US);
     this.dead = undefined;
+    this.resetPending = undefined;
     this.events = [];
     this.rx = [];
     this.rxFlush = undefined;
@@ -188,7 +250,7 @@ export class MachineHost {
     this.pace = undefined;
     this.network?.rewire(this.rig.scheduler, (ev) => this.input(ev));
     this.wire();
-    await this.boot();
+    await this.boot(why);
   }
 
   /** The machine's link to the broker goes down or comes back (bench `network` steps). */
@@ -257,7 +319,7 @@ export class MachineHost {
     const scheduler = this.rig.scheduler;
     for (;;) {
       if (this.dead) return;
-      if (this.restartPending) await this.restart();
+      if (this.resetPending) await this.settle();
       if (this.needDelivery) await this.deliver();
       if (this.dead) return;
       const paced = this.pacedLimit();
@@ -328,14 +390,36 @@ export class MachineHost {
 
   async status(): Promise<FirmwareStatus> {
     if (this.dead) throw new GuestError('the power failed; reboot() first');
+    await this.settle();
     const reply = await this.send({ t: this.nowMs, status: true });
+    if (this.resetPending) {
+      // It crashed (on probation) or rolled back answering: the status is the next image's.
+      await this.settle();
+      return this.status();
+    }
     if (!reply.status) throw new GuestError('the firmware returned no status');
     return reply.status;
   }
 
+  /**
+   * Run a function body inside the guest, next to the firmware, with its
+   * Board at `vendfleetGuest.board`: for a test playing a part of the
+   * firmware that is not built yet. What it does to the board reaches the
+   * host at once, in order; a reset it causes (a rollback) happens before
+   * this returns. Returns the body's return value (through JSON).
+   */
+  async runInGuest(body: string): Promise<unknown> {
+    if (this.dead) throw new GuestError('the power failed; reboot() first');
+    await this.settle();
+    const text = await this.transport.run(`return { r: (function () {\n${body}\n})() };`);
+    await this.send({ t: this.nowMs });
+    await this.settle();
+    return (JSON.parse(text) as { r?: unknown }).r;
+  }
+
   async close(): Promise<void> {
     this.network?.drop();
-    await this.transport.close();
+    await this.closeTransport();
   }
 
   // ---- the bridge ---------------------------------------------------------------------------
@@ -379,9 +463,23 @@ export class MachineHost {
       this.events = [];
     }
     this.deliveries++;
-    const reply = await this.transport.deliver(message);
+    let reply: GuestReply;
+    try {
+      reply = await this.transport.deliver(message);
+    } catch (e) {
+      // The engine itself gave up (XS: the image did not evaluate, or ran away).
+      if (!this.slots.probation) throw e;
+      this.crashed(e);
+      return { ops: [], wake: -1 };
+    }
     this.apply(reply);
-    if (reply.error) throw new GuestError(`firmware exception at t=${this.nowMs} ms: ${reply.error}`);
+    if (reply.error) {
+      if (this.slots.probation && !this.dead) {
+        this.crashed(reply.error);
+        return { ops: [], wake: -1 };
+      }
+      throw new GuestError(`firmware exception at t=${this.nowMs} ms: ${reply.error}`);
+    }
     return reply;
   }
 
@@ -411,8 +509,12 @@ export class MachineHost {
           rig.lamps[op[1]] = op[2];
           break;
         case 'restart':
-          this.restartPending = true;
+          this.resetPending = 'restart';
           this.needDelivery = false;
+          break;
+        case 'slot':
+          // A rollback restarts the controller, and a cut ends it: nothing after either happens.
+          if (this.slotOp(op)) return;
           break;
         case 'log':
           if (this.logs.length >= 5000) this.logs.shift();
@@ -462,6 +564,20 @@ export class MachineHost {
       case 'close':
         net.close();
         break;
+    }
+  }
+
+  /** Carry out the firmware's slot operation; true when the controller stops (a rollback, a power cut). */
+  private slotOp(op: SlotGuestOp): boolean {
+    try {
+      if (!applySlotOp(this.slots, op)) return false;
+      this.resetPending = 'restart';
+      this.needDelivery = false;
+      return true;
+    } catch (e) {
+      if (!(e instanceof PowerCut)) throw new GuestError(`the slots refused what the firmware's side let through (${op[1]}): ${(e as Error).message}`);
+      this.dead = this.rig.physical(true);
+      return true;
     }
   }
 

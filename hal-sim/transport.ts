@@ -1,7 +1,8 @@
 /**
  * How the host reaches the firmware bundle: evaluated in a bare V8 context in
  * this process (target `sim`), or inside the XS engine (target `xs`). Both run
- * the same rollup bundle, dist/bundle/firmware.js.
+ * the same rollup bundle, dist/bundle/firmware.js, or the image the machine's
+ * bootloader chose (hal-sim/firmware-slots.ts): another bundle's source text.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -19,12 +20,16 @@ export interface GuestTransport {
   meter?(): { totalCompute: number; cranks: number; last: Meter };
   /** XS only: evaluate a script in the guest (benchmarks). */
   evaluate?(source: string): Promise<Meter>;
+  /** Run a function body in the guest's global scope; its return value comes back as JSON text (tests). */
+  run(body: string): Promise<string>;
 }
 
 export const BUNDLE_PATH = fileURLToPath(new URL('../bundle/firmware.js', import.meta.url));
 
 let bundleSource: string | undefined;
 let bundleScript: vm.Script | undefined;
+/** Other images compiled lately (a test boots a handful, each several times). */
+const imageScripts = new Map<string, vm.Script>();
 
 export function firmwareBundle(): string {
   if (bundleSource === undefined) {
@@ -49,12 +54,18 @@ interface GuestGlobal {
 export class InProcessTransport implements GuestTransport {
   readonly target = 'sim' as const;
   private readonly guest: GuestGlobal['vendfleetGuest'];
+  private readonly context: vm.Context;
 
-  constructor() {
-    bundleScript ??= new vm.Script(firmwareBundle(), { filename: 'firmware.js' });
-    const context = vm.createContext({});
-    bundleScript.runInContext(context);
-    this.guest = (context as unknown as GuestGlobal).vendfleetGuest;
+  /** Evaluates the image (default: the bundle); what it throws, a boot would (a bad image). */
+  constructor(source?: string) {
+    this.context = vm.createContext({});
+    scriptFor(source).runInContext(this.context);
+    this.guest = (this.context as unknown as GuestGlobal).vendfleetGuest;
+    if (!this.guest) throw new Error('the image installed no guest');
+  }
+
+  async run(body: string): Promise<string> {
+    return String(new vm.Script(`JSON.stringify((function () {\n${body}\n})())`).runInContext(this.context));
   }
 
   deliver(message: HostMessage): GuestReply {
@@ -72,9 +83,11 @@ export class XsTransport implements GuestTransport {
   private readonly worker: XsWorker;
   private ready: Promise<unknown>;
 
-  constructor(onPrint?: (line: string) => void) {
+  constructor(onPrint?: (line: string) => void, source?: string) {
     this.worker = new XsWorker({ onPrint: onPrint ?? ((line) => process.stderr.write(`[xs] ${line}\n`)), meteringLimit: 2_000_000_000 });
-    this.ready = this.worker.evaluate(firmwareBundle());
+    this.ready = this.worker.evaluate(source ?? firmwareBundle());
+    // Seen by deliver(); not an unhandled rejection in the meantime.
+    this.ready.catch(() => undefined);
   }
 
   async deliver(message: HostMessage): Promise<GuestReply> {
@@ -92,11 +105,30 @@ export class XsTransport implements GuestTransport {
     return (await this.worker.evaluate(source)).meter;
   }
 
+  async run(body: string): Promise<string> {
+    await this.ready;
+    const r = await this.worker.evaluate(`(() => { const out = new TextEncoder().encode(JSON.stringify((function () {\n${body}\n})())); return out.buffer; })()`);
+    return decoder.decode(r.reply);
+  }
+
   async close(): Promise<void> {
     await this.worker.close();
   }
 }
 
-export function createTransport(target: TargetName): GuestTransport {
-  return target === 'xs' ? new XsTransport() : new InProcessTransport();
+/** The compiled script for an image: the bundle's compiled once, other images kept for a few boots. */
+function scriptFor(source: string | undefined): vm.Script {
+  if (source === undefined || source === firmwareBundle()) return (bundleScript ??= new vm.Script(firmwareBundle(), { filename: 'firmware.js' }));
+  let script = imageScripts.get(source);
+  if (!script) {
+    script = new vm.Script(source, { filename: 'image.js' });
+    if (imageScripts.size >= 4) imageScripts.delete(imageScripts.keys().next().value!);
+    imageScripts.set(source, script);
+  }
+  return script;
+}
+
+/** A transport running `source` (an image's text; default the firmware bundle). */
+export function createTransport(target: TargetName, source?: string): GuestTransport {
+  return target === 'xs' ? new XsTransport(undefined, source) : new InProcessTransport(source);
 }

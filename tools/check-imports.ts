@@ -57,9 +57,13 @@ export const FOLDER_EDGES: Readonly<Record<string, readonly string[]>> = {
 export const FIRMWARE_EDGES: Readonly<Record<string, readonly string[]>> = {
   'board.ts': [],
   'config.ts': [],
+  // image.ts: image descriptions and versions (docs/updates.md), read by the simulator's board and host and the tools.
+  'image.ts': [],
   // listeners.ts: where each payment device's events go (the drivers' options, the parts that listen).
   'listeners.ts': ['mdb', 'vend'],
-  'main.ts': ['board.ts', 'config.ts', 'wiring.ts', 'uplink', 'vend'],
+  'main.ts': ['board.ts', 'config.ts', 'version.ts', 'wiring.ts', 'uplink', 'vend'],
+  // version.ts: the image's version, stamped into each image built (hal-sim/images.ts).
+  'version.ts': [],
   // wiring.ts builds the machine: it is the one unit that knows every part.
   'wiring.ts': ['board.ts', 'config.ts', 'listeners.ts', 'dispense', 'journal', 'mdb', 'vend'],
   // bench -> dex: the bench protocol's line check is the DEX CRC-16 (one implementation).

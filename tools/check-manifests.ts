@@ -16,7 +16,10 @@
  *   missing on disk or unreachable from the entry; every local module is
  *   preloaded (their objects then live in flash, not RAM);
  * - partitions: the partition table has the journal's data partition under
- *   the label the board opens, inside the flash, nothing overlapping;
+ *   the label the board opens, inside the flash, nothing overlapping; and
+ *   two OTA app slots with otadata for firmware updates (tools/check-ota.ts);
+ * - sdkconfig: the bootloader's rollback is on and the application
+ *   description carries FIRMWARE_VERSION (tools/check-ota.ts);
  * - configuration: the board's settings (`config`) pass the device's own
  *   checks (firmware/platform/esp32/settings.ts) and the machine file in
  *   `data` passes the firmware's (firmware/config.ts);
@@ -34,10 +37,12 @@ import { dirname, isAbsolute, join, posix, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { parseConfig } from '../firmware/config.js';
+import { FIRMWARE_VERSION } from '../firmware/version.js';
 import { readSettings } from '../firmware/platform/esp32/settings.js';
 import { MachineHost } from '../hal-sim/host.js';
 import type { MachineSpec } from '../hal-sim/rig.js';
 import { XsWorker } from '../hal-sim/xs/xsnap.js';
+import { checkSdkconfig, checkSlots, type OtaLayout } from './check-ota.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const DEFAULT_MANIFESTS = ['manifests/esp32/manifest.json', 'manifests/esp32-bench/manifest.json'];
@@ -66,6 +71,7 @@ export const SDK_PROVIDERS: Readonly<Record<string, readonly string[]>> = {
   'embedded:network/mqtt/client': ['$(MODDABLE)/examples/io/tcp/mqttclient/manifest_mqttclient.json'],
   'embedded:network/dns/resolver/udp': ['$(MODDABLE)/examples/io/udp/dns/manifest_dns.json', '$(MODDABLE)/examples/io/tcp/mqttclient/manifest_mqttclient.json'],
   'embedded:sensor/Temperature/TMP102': ['$(MODDABLE)/modules/drivers/sensors/tmp102/manifest.json'],
+  ota: ['$(MODDABLE)/build/devices/esp32/modules/ota/manifest.json'],
 };
 
 export interface HeapBudget {
@@ -343,7 +349,7 @@ export function parsePartitions(text: string): Partition[] {
   return out;
 }
 
-export function checkPartitions(m: LoadedManifest, label: string): { problems: string[]; journal: Partition | undefined } {
+export function checkPartitions(m: LoadedManifest, label: string): { problems: string[]; journal: Partition | undefined; ota?: OtaLayout } {
   const where = show(m.path);
   const problems: string[] = [];
   const file = m.vars['PARTITIONS_FILE'];
@@ -369,7 +375,10 @@ export function checkPartitions(m: LoadedManifest, label: string): { problems: s
     if (journal.size % 4096 !== 0 || journal.offset % 4096 !== 0) problems.push(`${show(file)}: partition "${label}" must start and end on 4 KiB erase blocks`);
     if (journal.size < 64 * 1024) problems.push(`${show(file)}: partition "${label}" has ${journal.size} bytes; the journal needs at least 64 KiB`);
   }
-  return { problems, journal };
+  // Firmware updates: two app slots and otadata (tools/check-ota.ts).
+  const slots = checkSlots(table, show(file));
+  problems.push(...slots.problems);
+  return { problems, journal, ...(slots.layout ? { ota: slots.layout } : {}) };
 }
 
 // ---- configuration ----------------------------------------------------------------
@@ -508,10 +517,12 @@ export function checkManifest(path: string, heap: HeapFigures | undefined): Mani
   const modules = checkModules(m);
   const config = checkConfiguration(m);
   const parts = checkPartitions(m, config.journalLabel);
-  const problems = [...m.problems, ...modules.problems, ...config.problems, ...parts.problems, ...(heap ? checkHeap(m, heap) : [])];
+  const sdkconfig = checkSdkconfig(m.vars['SDKCONFIGPATH'], show(m.path));
+  const problems = [...m.problems, ...modules.problems, ...config.problems, ...parts.problems, ...sdkconfig, ...(heap ? checkHeap(m, heap) : [])];
   const lines = [`${show(m.path)} (entry ${modules.entry || '?'})`];
   lines.push(`  modules: ${modules.reached.size} of the project's reached from the entry${modules.problems.length ? '' : ', all listed and preloaded'}; from the SDK: ${[...modules.sdk.keys()].sort().join(', ')}`);
   if (parts.journal) lines.push(`  journal partition "${parts.journal.name}": ${parts.journal.size / 1024} KiB at 0x${parts.journal.offset.toString(16)}`);
+  if (parts.ota) lines.push(`  app slots ota_0 and ota_1: ${parts.ota.slotSize / 1024} KiB each; otadata at 0x${parts.ota.otadata.offset.toString(16)}${sdkconfig.length ? '' : '; rollback on, image version ' + FIRMWARE_VERSION}`);
   if (config.machine) lines.push(`  machine configuration: ${(config.machine['slots'] as unknown[]).length} slots, valid`);
   if (heap && m.budget) {
     const worst = Math.max(heap.bench, heap.sample);

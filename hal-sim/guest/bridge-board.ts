@@ -9,6 +9,7 @@ import type {
   DigitalOutput,
   Indicator,
   DigitalInputOptions,
+  FirmwareSlots,
   FlashPartition,
   LogLevel,
   MqttClient,
@@ -25,8 +26,9 @@ import type {
   WordSerialPort,
 } from '../../firmware/board.js';
 import { decodeUtf8, encodeUtf8 } from '../../firmware/text/utf8.js';
+import { BridgeSlots } from './bridge-slots.js';
 import { FlashImage, fromHex, toHex } from './flash-image.js';
-import { PWM_RESOLUTION, type GuestEvent, type GuestOp, type HostMessage } from './protocol.js';
+import { PWM_RESOLUTION, type GuestEvent, type GuestOp, type HostMessage, type SlotsInfo } from './protocol.js';
 
 interface PendingTimer {
   at: number;
@@ -62,6 +64,8 @@ export class BridgeBoard implements Board {
   private inbox: { topic: string; data: ArrayBuffer }[] = [];
   /** The guest's copy of the flash; every change is also sent to the host, which owns the real one. */
   private flash: FlashImage | undefined;
+  /** The application slots, from the host's `slots` at boot (their bytes stay on the host). */
+  firmware?: FirmwareSlots;
 
   constructor(columns = 20, rows = 2) {
     this.timers = {
@@ -136,6 +140,10 @@ export class BridgeBoard implements Board {
       else this.emit(['fe', op.first, op.last]);
     };
     this.flash = image;
+  }
+
+  loadSlots(info: SlotsInfo): void {
+    this.firmware = new BridgeSlots(info, (op) => this.emit(op));
   }
 
   openFlash(path: string): FlashPartition {

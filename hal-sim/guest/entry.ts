@@ -17,6 +17,9 @@ const g = globalThis as unknown as Record<string, unknown> & Partial<TextCodecs>
 g['vendfleetGuest'] = {
   // JSON text in and out, exactly what crosses the XS command channel.
   deliverJson: (text: string): string => JSON.stringify(guest.deliver(JSON.parse(text) as HostMessage)),
+  // The firmware's Board, for a host script playing a part of the firmware that is not built yet
+  // (MachineHost.runInGuest): what it does goes out with the next reply, like the firmware's own doings.
+  board: guest.board,
 };
 
 g['handleCommand'] = (bytes: ArrayBuffer): ArrayBuffer => {

@@ -17,6 +17,7 @@ export class Guest {
       if (message.boot !== undefined) {
         this.firmware?.stop();
         if (message.flash) board.loadFlash(message.flash);
+        if (message.slots) board.loadSlots(message.slots);
         this.firmware = start(board, message.boot);
       }
       if (message.ev) {

@@ -36,6 +36,19 @@ export interface HostMessage {
   ev?: GuestEvent[];
   /** Ask for a status snapshot. */
   status?: boolean;
+  /** With `boot`: the application slots as the bootloader left them (hal-sim/firmware-slots.ts). */
+  slots?: SlotsInfo;
+}
+
+/** What the board's `firmware` (firmware/board.ts FirmwareSlots) knows at boot; the slots' bytes stay on the host. */
+export interface SlotsInfo {
+  slotSize: number;
+  blockLength: number;
+  running: { version: string; probation: boolean; rolledBack?: { version: string; reason: string } };
+  /** A valid image in the other slot that `rollback()` would boot. */
+  canRollback: boolean;
+  /** The inactive slot's first bytes (hex, up to the description's length), so `complete()` after a resume can read its description. */
+  head: string;
 }
 
 export type GuestOp =
@@ -56,7 +69,18 @@ export type GuestOp =
   | ['fe', number, number]
   | ['log', string, string]
   /** The firmware asked the board to restart it (a reboot command). */
-  | ['restart'];
+  | ['restart']
+  /**
+   * The application slots, in program order with everything else: open the
+   * inactive slot (byteLength, offset), append bytes (hex), cancel, complete;
+   * mark the running image valid; roll back (reason; nothing after it happens).
+   */
+  | ['slot', 'open', number, number]
+  | ['slot', 'write', string]
+  | ['slot', 'cancel']
+  | ['slot', 'complete']
+  | ['slot', 'valid']
+  | ['slot', 'rollback', string];
 
 export interface GuestReply {
   ops: GuestOp[];

@@ -7,9 +7,10 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FIRMWARE_VERSION } from '../../firmware/version.js';
 import { XsWorker } from '../../hal-sim/xs/xsnap.js';
 import {
   DEFAULT_MANIFESTS,
@@ -166,6 +167,58 @@ describe('ESP32 manifests (tools/check-manifests.ts)', function () {
     const problems = checkManifest(path, undefined).problems;
     assert.ok(problems.some((p) => /no partition labelled "journal" \(config\.journal\)/.test(p)), problems.join('\n'));
     assert.ok(problems.some((p) => /partitions "factory" and "store" overlap/.test(p)), problems.join('\n'));
+  });
+
+  it('the build has what firmware updates need: two OTA slots, otadata, rollback, the version in the image, the OTA modules', function () {
+    const report = checkManifest(ESP32, undefined);
+    assert.deepEqual(report.problems, []);
+    assert.ok(report.lines.some((l) => l === `  app slots ota_0 and ota_1: 1472 KiB each; otadata at 0x2f0000; rollback on, image version ${FIRMWARE_VERSION}`), report.lines.join('\n'));
+    assert.ok(report.modules.reached.has('firmware/platform/esp32/native/ota-slots') && report.modules.reached.has('firmware/platform/esp32/firmware-slots'));
+    assert.ok(report.modules.sdk.has('ota') && report.modules.sdk.has('preference'));
+    // Without the SDK's OTA module in the build, the board's slots cannot be built.
+    const path = variant('no-ota', (m) => {
+      m['include'] = (m['include'] as string[]).filter((i) => !i.includes('modules/ota'));
+    });
+    assert.ok(
+      checkManifest(path, undefined).problems.some((p) => /firmware-slots\.ts:\d+ imports "ota": .* includes none of the manifests that provide it \(\$\(MODDABLE\)\/build\/devices\/esp32\/modules\/ota\/manifest\.json\)/.test(p)),
+    );
+  });
+
+  it('fails on a partition table without two equal OTA slots and otadata', function () {
+    const table = (name: string, rows: string): string => {
+      const csv = join(dir, `${name}.csv`);
+      writeFileSync(csv, `nvs, data, nvs, 0x9000, 0x6000,\n${rows}journal, data, undefined, 0x300000, 0x100000,\n`);
+      return variant(name, (m) => {
+        (m['build'] as Json)['PARTITIONS_FILE'] = csv;
+      });
+    };
+    const factory = checkManifest(table('factory', 'factory, app, factory, 0x10000, 0x2F0000,\n'), undefined).problems;
+    assert.ok(factory.some((p) => /app partition "factory" is a factory app/.test(p)), factory.join('\n'));
+    assert.ok(factory.some((p) => /no app partition of subtype ota_0/.test(p)) && factory.some((p) => /no app partition of subtype ota_1/.test(p)));
+    assert.ok(factory.some((p) => /no otadata partition/.test(p)));
+    const uneven = checkManifest(table('uneven', 'otadata, data, ota, 0x2f0000, 0x2000,\nota_0, app, ota_0, 0x10000, 0x180000,\nota_1, app, ota_1, 0x190000, 0x160000,\n'), undefined).problems;
+    assert.deepEqual(uneven.map((p) => p.replace(/^.*?: /, '')), ['app slots "ota_0" (1572864 bytes) and "ota_1" (1441792 bytes) differ: an image must fit either']);
+    const small = checkManifest(table('small', 'otadata, data, ota, 0xf000, 0x1000,\nota_0, app, ota_0, 0x10000, 0x80000,\nota_1, app, ota_1, 0x90000, 0x80000,\nota_2, app, ota_2, 0x110000, 0x80000,\n'), undefined).problems;
+    assert.ok(small.some((p) => /app slot "ota_0" has 524288 bytes, less than the 1048576/.test(p)), small.join('\n'));
+    assert.ok(small.some((p) => /app partition "ota_2" \(ota_2\): only two slots/.test(p)));
+    assert.ok(small.some((p) => /otadata must be 8192 bytes/.test(p)));
+  });
+
+  it('fails on an sdkconfig without rollback, or with an image version that is not FIRMWARE_VERSION', function () {
+    const config = (name: string, edit: (text: string) => string): string => {
+      const sdk = join(dir, name);
+      mkdirSync(sdk, { recursive: true });
+      writeFileSync(join(sdk, 'sdkconfig.defaults'), edit(readFileSync(join(REPO, 'manifests/esp32/sdkconfig/sdkconfig.defaults'), 'utf8')));
+      return variant(name, (m) => {
+        (m['build'] as Json)['SDKCONFIGPATH'] = sdk;
+      });
+    };
+    const off = checkManifest(config('no-rollback', (t) => t.replace('CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=y', '# CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE is not set')), undefined).problems;
+    assert.equal(off.length, 1, off.join('\n'));
+    assert.match(off[0]!, /sdkconfig\.defaults lacks CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=y: an update boots on probation/);
+    const stale = checkManifest(config('stale-version', (t) => t.replace(`CONFIG_APP_PROJECT_VER="${FIRMWARE_VERSION}"`, 'CONFIG_APP_PROJECT_VER="0.0.1"')), undefined).problems;
+    assert.equal(stale.length, 1, stale.join('\n'));
+    assert.match(stale[0]!, new RegExp(`has CONFIG_APP_PROJECT_VER="0\\.0\\.1", not CONFIG_APP_PROJECT_VER="${FIRMWARE_VERSION.replace(/\./g, '\\.')}": the application description carries FIRMWARE_VERSION`));
   });
 
   it('fails on board settings the device would refuse', function () {

@@ -16,3 +16,4 @@
 /// <reference path="./embedded-storage.d.ts" />
 /// <reference path="./embedded-network.d.ts" />
 /// <reference path="./embedded-sensor.d.ts" />
+/// <reference path="./esp32.d.ts" />

@@ -19,6 +19,7 @@
  * | openMqtt         | mqtt.ts on `embedded:network/mqtt/client`         |
  * | openTemperatureSensor | `embedded:sensor/Temperature/TMP102`         |
  * | restart          | `System.restart()`                                |
+ * | firmware         | firmware-slots.ts: the SDK's `ota`, native/ota-slots (ESP-IDF OTA, rollback) |
  */
 import Digital from 'embedded:io/digital';
 import SMBus from 'embedded:io/smbus';
@@ -35,6 +36,7 @@ import type {
   DigitalInput,
   DigitalInputOptions,
   DigitalOutput,
+  FirmwareSlots,
   FlashPartition,
   Indicator,
   LogLevel,
@@ -52,6 +54,7 @@ import type {
   WordSerialOptions,
   WordSerialPort,
 } from '../../board.js';
+import { Esp32FirmwareSlots } from './firmware-slots.js';
 import { Keypad } from './keypad.js';
 import { CharacterLcd } from './lcd.js';
 import { MotorMatrix } from './motors.js';
@@ -143,6 +146,8 @@ export class Esp32Board implements Board {
   readonly wallClock: SntpClock;
   readonly timers: Timers;
   readonly display: TextDisplay;
+  /** The two OTA application slots (docs/updates.md). */
+  readonly firmware: FirmwareSlots;
   protected readonly settings: BoardSettings;
   private readonly timerTable = new TimerTable();
   private motors: MotorMatrix | undefined;
@@ -175,6 +180,7 @@ export class Esp32Board implements Board {
       }
     }
     this.display = display ?? new LogDisplay((level, text) => this.log(level, text));
+    this.firmware = new Esp32FirmwareSlots((level, text) => this.log(level, text));
     this.mdb = Object.freeze({ io: this.mdbPortClass() });
     Timer.repeat(() => this.clock.now(), CLOCK_KEEPER_MS);
   }
