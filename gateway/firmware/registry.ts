@@ -10,7 +10,7 @@
 import { isMachineId, MACHINE_ID_RULE } from '../machine-id.js';
 import type { Queryable } from '../store/db.js';
 import { REAL_CLOCK, type Clock } from '../time.js';
-import { CURRENT_JOURNAL_FORMAT, DEFAULT_MAX_IMAGE_BYTES, ImageError, imageFacts, isJournalFormat, isVersion, MAX_IMAGE_BYTES_LIMIT, notesProblem, SHA256_HEX, VERSION_RULE } from './image.js';
+import { CURRENT_JOURNAL_FORMAT, DEFAULT_MAX_IMAGE_BYTES, ImageError, imageFacts, type ImageFacts, isJournalFormat, isVersion, MAX_IMAGE_BYTES_LIMIT, notesProblem, SHA256_HEX, VERSION_RULE } from './image.js';
 import { loadReleaseKeys, parseSignature, ReleaseKeyError, sha256Hex, verifyRelease, type KeyFile, type ReleaseKey } from './signature.js';
 import * as sql from './store.js';
 import type { ImageRecord } from './store.js';
@@ -127,7 +127,7 @@ export class FirmwareRegistry {
     const size = u.bytes.byteLength;
     if (size === 0) throw new FirmwareError('bad-image', 'the image is empty');
     if (size > this.maxImageBytes) throw new FirmwareError('too-large', `the image is ${size} bytes; this gateway takes at most ${this.maxImageBytes}`);
-    let facts;
+    let facts: ImageFacts;
     try {
       facts = imageFacts(u.bytes);
     } catch (e) {
