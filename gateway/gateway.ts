@@ -14,6 +14,7 @@ import { hostname } from 'node:os';
 import { AlertEngine } from './alerts/engine.js';
 import { WebhookSender } from './alerts/webhook.js';
 import { CommandService } from './commands/service.js';
+import { ChunkServer, REQUEST_FILTER, type ChunkServerOptions, type ImageSource } from './firmware/serve.js';
 import { AuditIntake, auditMachine } from './ingest/audits.js';
 import { Ingester, type IngestHealth, type IngestOptions } from './ingest/ingester.js';
 import { ackPayload } from './ingest/messages.js';
@@ -39,6 +40,11 @@ export interface GatewayOptions {
   probeEveryMs?: number;
   /** The alert engine (docs/alerts.md): on unless false. */
   alerts?: AlertOptions | false;
+  /**
+   * The firmware chunk server (docs/updates.md), on a connection of its own so that chunks never
+   * wait behind ingest or hold it up: serves the images `source` (the registry) offers. Off unless given.
+   */
+  updates?: ChunkServerOptions & { source: ImageSource };
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
@@ -75,10 +81,12 @@ export class Gateway {
   readonly audits: AuditIntake;
   /** Undefined when started with alerts: false. */
   readonly alerts: AlertEngine | undefined;
+  /** The firmware chunk server; undefined unless started with `updates`. */
+  readonly chunks: ChunkServer | undefined;
   acksSent = 0;
   private readonly subscribers: Subscriber[];
 
-  private constructor(db: Db, subscribers: Subscriber[], ingester: Ingester, commands: CommandService, audits: AuditIntake, alerts: AlertEngine | undefined) {
+  private constructor(db: Db, subscribers: Subscriber[], ingester: Ingester, commands: CommandService, audits: AuditIntake, alerts: AlertEngine | undefined, chunks: ChunkServer | undefined) {
     this.db = db;
     this.subscribers = subscribers;
     this.client = subscribers[0]!.client;
@@ -86,6 +94,7 @@ export class Gateway {
     this.commands = commands;
     this.audits = audits;
     this.alerts = alerts;
+    this.chunks = chunks;
   }
 
   static async start(options: GatewayOptions): Promise<Gateway> {
@@ -157,6 +166,7 @@ export class Gateway {
       ...(options.probeEveryMs !== undefined ? { probeEveryMs: options.probeEveryMs } : {}),
     };
     const subscribers: Subscriber[] = [];
+    let chunks: ChunkServer | undefined;
     try {
       subscribers.push(
         await Subscriber.open({
@@ -193,6 +203,26 @@ export class Gateway {
           },
         }),
       );
+      if (options.updates) {
+        const { source, ...chunkOptions } = options.updates;
+        let updates: Subscriber | undefined;
+        // QoS 0 both ways, and only while connected: a chunk queued for later is one the machine has asked for again by then.
+        chunks = new ChunkServer(source, (topic, payload) => updates?.client.connected && updates.client.publish(topic, payload, { qos: 0 }), { onLog: log, ...chunkOptions });
+        const server = chunks;
+        updates = await Subscriber.open({
+          ...common,
+          name: 'updates',
+          filters: [REQUEST_FILTER],
+          probeKind: 'update/get',
+          // A clean session: requests are QoS 0, nothing is worth keeping across a restart.
+          clientId: undefined,
+          onMessage: (topic, payload, done) => {
+            done();
+            void server.request(topic, payload);
+          },
+        });
+        subscribers.push(updates);
+      }
     } catch (e) {
       for (const s of subscribers) await s.end();
       commands.close();
@@ -200,9 +230,9 @@ export class Gateway {
       await alerts?.close();
       throw e;
     }
-    gateway = new Gateway(options.db, subscribers, ingester, commands, audits, alerts);
+    gateway = new Gateway(options.db, subscribers, ingester, commands, audits, alerts, chunks);
     const prefix = options.shareGroup ? `$share/${options.shareGroup}/` : '';
-    log('info', `gateway: subscribed to ${TOPICS.map((t) => prefix + t).join(', ')} on ${options.mqttUrl}`);
+    log('info', `gateway: subscribed to ${[...TOPICS, ...(chunks ? [REQUEST_FILTER] : [])].map((t) => prefix + t).join(', ')} on ${options.mqttUrl}`);
     if (alerts) {
       alerts.startSweeper(alertOptions?.sweepMs ?? 10000);
       if (alerts.webhook) log('info', `alerts: notifications to ${alerts.webhook.target}`);
@@ -221,8 +251,8 @@ export class Gateway {
     const now = Date.now();
     const ingest = this.ingester.health();
     const audits = this.audits.health();
-    const mqttState = this.subscribers.map((s, i) => ({
-      name: i === 0 ? 'ingest' : 'audits',
+    const mqttState = this.subscribers.map((s) => ({
+      name: s.name,
       connected: s.connected,
       subscription: s.state,
       lastProbeAgoMs: s.lastReceivedAt === undefined ? undefined : now - s.lastReceivedAt,

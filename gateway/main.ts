@@ -12,7 +12,13 @@
  * MQTT_CA_FILE (the CA of an mqtts:// broker), API_HOST (127.0.0.1) and
  * API_PORT (8080) for the operator API, ALERT_WEBHOOK_URL (opened, updated
  * and closed alerts are POSTed there, docs/alerts.md) and
- * ALERT_WEBHOOK_SECRET (their HMAC-SHA-256 signature key). On the
+ * ALERT_WEBHOOK_SECRET (their HMAC-SHA-256 signature key),
+ * VENDFLEET_RELEASE_KEYS (a file of the Ed25519 release PUBLIC keys firmware
+ * uploads must be signed with; DATA_DIR/release-keys.pem is read too, when
+ * it exists; both are read again at each upload), FIRMWARE_MAX_BYTES (the
+ * largest image taken, 4 MiB), UPDATE_BYTES_PER_SECOND and
+ * UPDATE_BURST_BYTES (what the chunk server sends one machine, 65,536 a
+ * second on average, 32,768 at once; docs/updates.md). On the
  * first start (no API tokens in the store) an admin token is written to
  * DATA_DIR/admin-token (readable by this user only), never to the log.
  */
@@ -22,6 +28,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { firstAdminToken, listen } from './api/listen.js';
 import { buildApi } from './api/server.js';
+import { FirmwareRegistry } from './firmware/registry.js';
+import { ReleaseKeyError, loadReleaseKeys, type KeyFile } from './firmware/signature.js';
 import { Gateway } from './gateway.js';
 import { GATEWAY_USER, storeCredentials } from './mqtt/credentials.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
@@ -64,12 +72,38 @@ function alertWebhook(): { webhookUrl?: string; webhookSecret?: string } {
   return { webhookUrl: url, ...(secret ? { webhookSecret: secret } : {}) };
 }
 
+/** The release public key files, checked once now (an unreadable one stops the start; none at all is said). */
+function releaseKeyFiles(dataDir: string): KeyFile[] {
+  const named = env['VENDFLEET_RELEASE_KEYS'];
+  const files: KeyFile[] = [...(named ? [{ path: named, optional: false }] : []), { path: join(dataDir, 'release-keys.pem'), optional: true }];
+  try {
+    const keys = loadReleaseKeys(files);
+    if (keys.length === 0) log('warn', `firmware: no release keys (VENDFLEET_RELEASE_KEYS, ${join(dataDir, 'release-keys.pem')}): uploads are refused until there are`);
+    else log('info', `firmware: release keys ${keys.map((k) => `${k.id} (${k.source})`).join(', ')}`);
+  } catch (e) {
+    if (!(e instanceof ReleaseKeyError)) throw e;
+    log('error', `firmware: ${e.message}`);
+    process.exit(2);
+  }
+  return files;
+}
+
 async function main(): Promise<void> {
   const retentionDays = positive('TELEMETRY_RETENTION_DAYS', 30);
   const alerts = alertWebhook();
   const dataDir = env['DATA_DIR'] ?? 'data';
+  const keyFiles = releaseKeyFiles(dataDir);
+  const maxImageBytes = positive('FIRMWARE_MAX_BYTES', 4 * 1024 * 1024);
+  const updateRate = { bytesPerSecond: positive('UPDATE_BYTES_PER_SECOND', 65536), burstBytes: positive('UPDATE_BURST_BYTES', 32768) };
   const db = await openDb(env['DATABASE_URL'] ? { url: env['DATABASE_URL'] } : { dataDir: join(dataDir, 'pglite') });
   log('info', db.kind === 'postgres' ? 'store: PostgreSQL' : `store: PGlite in ${join(dataDir, 'pglite')}`);
+  let firmware: FirmwareRegistry;
+  try {
+    firmware = new FirmwareRegistry(db, { keyFiles, maxImageBytes });
+  } catch (e) {
+    log('error', `FIRMWARE_MAX_BYTES: ${(e as Error).message}`);
+    process.exit(2);
+  }
   let broker: EmbeddedBroker | undefined;
   let mqttUrl = env['MQTT_URL'];
   let username = env['MQTT_USERNAME'];
@@ -91,10 +125,11 @@ async function main(): Promise<void> {
     ...(password ? { password } : {}),
     ...(env['MQTT_CA_FILE'] ? { ca: readFileSync(env['MQTT_CA_FILE']) } : {}),
     alerts,
+    updates: { source: firmware, ...updateRate },
     onLog: log,
   });
 
-  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts, health: () => gateway.health() });
+  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts, firmware, health: () => gateway.health() });
   const apiPort = positive('API_PORT', 8080);
   const served = await listen(api, env['API_HOST'] ?? '127.0.0.1', apiPort);
   log('info', `operator API on ${served.url} (docs at /docs)${served.fellBack ? `; ${apiPort} was taken` : ''}`);

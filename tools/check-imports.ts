@@ -93,6 +93,8 @@ export const FIRMWARE_EDGES: Readonly<Record<string, readonly string[]>> = {
 export const GATEWAY_USES_FIRMWARE: Readonly<Record<string, string>> = {
   // The largest command the firmware takes: the API refuses bigger ones before signing.
   'firmware/command/command.ts': 'MAX_COMMAND_BYTES',
+  // The journal format an image writes when its upload does not say: the checkpoint version this tree's firmware writes.
+  'firmware/journal/checkpoint.ts': 'VERSION (the current journal format)',
 };
 
 /**

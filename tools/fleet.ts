@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildApi } from '../gateway/api/server.js';
 import { firstAdminToken, listen } from '../gateway/api/listen.js';
+import { FirmwareRegistry } from '../gateway/firmware/registry.js';
 import { Gateway } from '../gateway/gateway.js';
 import { GATEWAY_USER, storeCredentials } from '../gateway/mqtt/credentials.js';
 import { startEmbeddedBroker } from '../gateway/mqtt/embedded-broker.js';
@@ -126,9 +127,15 @@ async function main(): Promise<void> {
   // Logins and topic ACLs on: each machine with its own password, the gateway with a secret of this process.
   const gatewaySecret = randomBytes(24).toString('base64url');
   const broker = await startEmbeddedBroker({ credentials: storeCredentials(db, gatewaySecret) });
+  // Firmware images signed by the keys in VENDFLEET_RELEASE_KEYS or DIR/release-keys.pem, served to machines over MQTT (docs/updates.md).
+  const keysFile = process.env['VENDFLEET_RELEASE_KEYS'];
+  const firmware = new FirmwareRegistry(db, {
+    keyFiles: [...(keysFile ? [{ path: keysFile, optional: false }] : []), ...(o.data ? [{ path: join(o.data, 'release-keys.pem'), optional: true }] : [])],
+  });
   const gateway = await Gateway.start({
     mqttUrl: broker.url,
     db,
+    updates: { source: firmware },
     clientId: 'vendfleet-gateway',
     username: GATEWAY_USER,
     password: gatewaySecret,
@@ -144,7 +151,7 @@ async function main(): Promise<void> {
   const located = new Set((await loadMachines(db, ids)).filter((m) => m.location !== null).map((m) => m.id));
   for (const [i, id] of ids.entries()) if (!located.has(id)) await setLocation(db, id, simulatedLocation(i));
 
-  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts, health: () => gateway.health() });
+  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts, firmware, health: () => gateway.health() });
   const served = await listen(api, '127.0.0.1', o.apiPort);
   const token = await firstAdminToken(db);
 

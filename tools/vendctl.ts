@@ -22,6 +22,9 @@
  *   npm run vendctl -- locate vm-0001 39.7392 -104.9903 ['1600 Glenarm Pl']
  *   npm run vendctl -- alerts [vm-0001] [--all] [--kind low-stock]   (open ones; --all: closed too)
  *   npm run vendctl -- alert-rules [vm-0001] ['{"lowStock":{"percent":25}}']   (show, or set: fleet needs admin)
+ *   npm run vendctl -- firmware keygen release      (release.pem private, release.pub.pem public)
+ *   npm run vendctl -- firmware upload image.bin --version 1.4.0 --key release.pem [--notes TEXT]
+ *   npm run vendctl -- firmware list | show SHA256 | download SHA256 > FILE | delete SHA256
  *
  * The gateway's address and an API token come from --url / --token or
  * VENDFLEET_URL (default http://127.0.0.1:8080) / VENDFLEET_TOKEN.
@@ -37,6 +40,7 @@ import { join } from 'node:path';
 import { createToken, revokeToken, ROLES, type Role } from '../gateway/api/tokens.js';
 import { openDb } from '../gateway/store/db.js';
 import { migrate } from '../gateway/store/migrations.js';
+import { FIRMWARE_USAGE, firmwareOffline, firmwareRequest } from './vendctl-firmware.js';
 
 const USAGE = `usage: vendctl [--url URL] [--token TOKEN] <command> ...
   machines | machine ID | slots ID | products ID [--category C] [--limit N] | slot ID SLOT | coins ID
@@ -45,6 +49,7 @@ const USAGE = `usage: vendctl [--url URL] [--token TOKEN] <command> ...
   audits ID | audit AUDIT-ID | dex AUDIT-ID | upload FILE [--machine ID]
   picklist ID | forecast ID [--window DAYS] | locate ID LAT LON [ADDRESS] | route [--machines ID,ID] [--depot LAT,LON] [--days N] [--window DAYS] [--return false]
   alerts [ID] [--all] [--kind KIND] [--limit N] | alert-rules [ID] [JSON-RULES]   (ID '*' or none: the fleet)
+${FIRMWARE_USAGE}
   token create NAME ROLE | token revoke TOKEN-ID   (on the store: DATABASE_URL or DATA_DIR)`;
 
 function fail(message: string, code = 2): never {
@@ -105,6 +110,8 @@ async function main(): Promise<void> {
   const [cmd, id, x, y] = p.args;
   if (!cmd) fail(USAGE);
   if (cmd === 'token') return tokens(p);
+  // Making a key and signing need no gateway.
+  if (cmd === 'firmware' && firmwareOffline(p.args, p.flags, fail)) return;
   const base = (p.flags.get('url') ?? process.env['VENDFLEET_URL'] ?? 'http://127.0.0.1:8080').replace(/\/$/, '');
   const token = p.flags.get('token') ?? process.env['VENDFLEET_TOKEN'];
   if (!token) fail('an API token is needed: --token or VENDFLEET_TOKEN (make one with: vendctl token create NAME ROLE)');
@@ -120,6 +127,7 @@ async function main(): Promise<void> {
   let path: string;
   let body: unknown;
   let raw: Buffer | undefined;
+  let binary = false;
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
   switch (cmd) {
     case 'machines':
@@ -241,6 +249,15 @@ async function main(): Promise<void> {
       path = '/machines';
       body = { id: need(id, 'a machine id') };
       break;
+    case 'firmware': {
+      const r = firmwareRequest(p.args, p.flags, fail);
+      method = r.method;
+      path = r.path;
+      raw = r.raw;
+      binary = r.binary ?? false;
+      if (r.contentType) headers['content-type'] = r.contentType;
+      break;
+    }
     default:
       fail(`unknown command ${cmd}\n${USAGE}`);
   }
@@ -250,6 +267,11 @@ async function main(): Promise<void> {
     res = await fetch(base + path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : raw !== undefined ? { body: raw } : {}) });
   } catch (e) {
     fail(`cannot reach the gateway at ${base}: ${(e as Error).message}`, 1);
+  }
+  // An image goes out byte for byte.
+  if (binary && res.status < 400) {
+    process.stdout.write(Buffer.from(await res.arrayBuffer()));
+    return;
   }
   const text = await res.text();
   let out: unknown = text;

@@ -3,12 +3,13 @@
  * and that code's HTTP status (ERROR_STATUS, the only table of them), and
  * the one translation of whatever a route or a part below it throws
  * (HttpError, the DEX parser's, the audit store's, the command service's,
- * restocking's, a store error, fastify's own) into a status and
+ * restocking's, the firmware registry's, a store error, fastify's own) into a status and
  * `{ error, message }`. Routes throw codes; none picks a status for an error.
  */
 import { CommandError } from '../commands/service.js';
 import { DexError } from '../dex/parse.js';
 import { AuditError } from '../dex/store.js';
+import { FirmwareError } from '../firmware/registry.js';
 import { RestockError } from '../restock/store.js';
 import { describeStoreError, faultOf, isStoreError } from '../store/errors.js';
 
@@ -21,23 +22,36 @@ export const ERROR_STATUS = {
   'bad-read-number': 400,
   'malformed-dex': 400,
   'refused-by-store': 400,
+  'bad-version': 400,
+  'bad-notes': 400,
   unauthorized: 401,
   forbidden: 403,
   'unknown-machine': 404,
   'unknown-slot': 404,
   'unknown-command': 404,
   'unknown-audit': 404,
+  'unknown-image': 404,
   // The state of things says no: a machine's refusal of a purchase (its reason, or this), another request holding the key.
   refused: 409,
   'in-progress': 409,
+  // A firmware image: these bytes are stored under another version, the version names other bytes, a machine uses it.
+  'image-exists': 409,
+  'version-taken': 409,
+  'in-use': 409,
   'too-large': 413,
   // Understood, and not something that can be done.
   'bad-command': 422,
   'bad-args': 422,
   'no-key': 422,
   'idempotency-key-reused': 422,
+  // A firmware image that is not one, or not signed by a release key this gateway knows.
+  'bad-image': 422,
+  unsigned: 422,
+  'bad-signature': 422,
+  'unknown-key': 422,
   internal: 500,
   'store-unavailable': 503,
+  'release-keys-unavailable': 503,
   'machine-unreachable': 504,
 } as const satisfies Record<string, number>;
 
@@ -81,6 +95,7 @@ export function errorAnswer(err: Error & { statusCode?: number; validation?: unk
   // A command's arguments over the size limit are a bad request, not a body too large for the server.
   if (err instanceof CommandError) return answer(err.code === 'too-large' ? 'bad-request' : err.code, err.message);
   if (err instanceof RestockError) return answer(err.code, err.message);
+  if (err instanceof FirmwareError) return answer(err.code, err.message);
   if (err.validation) return answer('bad-request', err.message);
   // fastify's own refusals (a body over the limit, a content type no parser takes) come with their status and code.
   if (err.statusCode && err.statusCode < 500) return { status: err.statusCode, body: { error: err.code ?? 'bad-request', message: err.message } };

@@ -1,8 +1,8 @@
 /**
  * The operator HTTP API (fastify): the fleet, one machine's slots, sales and
  * commands, the product API of the reference vending service, and remote
- * purchases with idempotency keys, DEX audit files, alerts, restocking and
- * the dashboard, each group of routes in a module of its own (*-routes.ts).
+ * purchases with idempotency keys, DEX audit files, alerts, restocking,
+ * firmware images and the dashboard, each group of routes in a module of its own (*-routes.ts).
  * Every route but /health and the docs needs an API token (`Authorization:
  * Bearer vf_...`) with a role; request bodies and parameters are checked
  * against their JSON schemas, which are also the OpenAPI description served
@@ -15,6 +15,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyRequest, type RouteOptions } from 'fastify';
 import type { AlertEngine } from '../alerts/engine.js';
 import type { CommandService } from '../commands/service.js';
+import { FirmwareRegistry } from '../firmware/registry.js';
 import type { GatewayHealth } from '../gateway.js';
 import type { Db } from '../store/db.js';
 import { machineState } from '../store/machines.js';
@@ -23,6 +24,7 @@ import { registerAuditRoutes } from './audit-routes.js';
 import { registerCommandRoutes } from './command-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { ERROR_STATUS, errorAnswer, HttpError } from './errors.js';
+import { registerFirmwareRoutes } from './firmware-routes.js';
 import { registerFleetRoutes } from './fleet-routes.js';
 import { registerHealthRoutes } from './health-routes.js';
 import type { RouteContext } from './http.js';
@@ -42,6 +44,8 @@ export interface ApiOptions {
   alerts?: AlertEngine | undefined;
   /** How long POST /purchase waits for the machine before answering 202 (ms). */
   purchaseWaitMs?: number;
+  /** The firmware registry (its release keys and limits); one on the store with no release keys when not given. */
+  firmware?: FirmwareRegistry | undefined;
   /** The gateway's own account of whether it receives and stores (GET /health). */
   health?: (() => GatewayHealth) | undefined;
   logger?: boolean;
@@ -139,5 +143,6 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await registerDashboardRoutes(app, ctx);
   await registerAlertRoutes(app, ctx, options.alerts);
   await registerRestockRoutes(app, ctx);
+  await registerFirmwareRoutes(app, ctx, options.firmware ?? new FirmwareRegistry(db));
   return app;
 }

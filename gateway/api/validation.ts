@@ -108,11 +108,15 @@ export function inputProblem(value: unknown, path: string, depth = 0): string | 
  * A preValidation hook for every route: path parameters, the query string
  * and a JSON body are refused (400) before anything else reads them when
  * they hold text PostgreSQL cannot keep or nest too deep. Text bodies (DEX
- * files) are checked by their own parser.
+ * files) are checked by their own parser, byte bodies (firmware images) by
+ * the registry.
  */
 export async function refuseHostileInput(req: FastifyRequest): Promise<void> {
   const problem =
-    inputProblem(req.params, 'params') ?? inputProblem(req.query, 'querystring') ?? (typeof req.body === 'object' ? inputProblem(req.body, 'body') : undefined);
+    inputProblem(req.params, 'params') ??
+    inputProblem(req.query, 'querystring') ??
+    // Bytes (a firmware image) are not JSON: their own route checks them.
+    (typeof req.body === 'object' && !(req.body instanceof Uint8Array) ? inputProblem(req.body, 'body') : undefined);
   if (problem) throw new HttpError('bad-request', problem);
 }
 

@@ -67,6 +67,8 @@ export class Subscriber {
   lastReceivedAt: number | undefined;
   probesSent = 0;
   probesLost = 0;
+  /** What this connection carries (ingest, audits, updates). */
+  readonly name: string;
   private readonly o: SubscriberOptions;
   private readonly topics: string[];
   private readonly probeTopic: string;
@@ -81,6 +83,7 @@ export class Subscriber {
 
   private constructor(o: SubscriberOptions) {
     this.o = o;
+    this.name = o.name;
     const prefix = o.shareGroup ? `$share/${o.shareGroup}/` : '';
     this.topics = o.filters.map((f) => prefix + f);
     this.probeTopic = `fleet/${PROBE_MACHINE}/${o.probeKind}`;

@@ -218,6 +218,36 @@ CREATE TABLE gateway_probes (
   received_at timestamptz NOT NULL DEFAULT now()
 )`,
   },
+  {
+    version: 10,
+    name: 'firmware images and offers',
+    sql: `
+-- Signed firmware images (docs/updates.md), known by the SHA-256 of their bytes; one image per version.
+CREATE TABLE firmware_images (
+  sha256 text PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+  version text NOT NULL UNIQUE,
+  size int NOT NULL CHECK (size > 0),
+  kind text NOT NULL CHECK (kind IN ('sim', 'esp32')),
+  journal int NOT NULL CHECK (journal BETWEEN 1 AND 65535),
+  described boolean NOT NULL,
+  notes text NOT NULL DEFAULT '',
+  key_id text NOT NULL,
+  signature text NOT NULL,
+  uploaded_by text,
+  uploaded_at timestamptz NOT NULL DEFAULT now(),
+  bytes bytea NOT NULL CHECK (length(bytes) = size)
+);
+-- Images already compressed: stored out of line without another try at compressing them.
+ALTER TABLE firmware_images ALTER COLUMN bytes SET STORAGE EXTERNAL;
+-- Which machine may fetch which image over MQTT (the chunk server serves nothing else).
+CREATE TABLE firmware_offers (
+  machine_id text NOT NULL REFERENCES machines(id),
+  sha256 text NOT NULL REFERENCES firmware_images(sha256),
+  offered_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (machine_id, sha256)
+);
+CREATE INDEX firmware_offers_image ON firmware_offers (sha256)`,
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -9,6 +9,7 @@ import { ERROR_STATUS, errorAnswer, HttpError, refusalStatus } from '../../gatew
 import { CommandError } from '../../gateway/commands/service.js';
 import { DexError } from '../../gateway/dex/parse.js';
 import { AuditError } from '../../gateway/dex/store.js';
+import { FirmwareError } from '../../gateway/firmware/registry.js';
 import { RestockError } from '../../gateway/restock/store.js';
 
 const pg = (message: string, code: string): Error => Object.assign(new Error(message), { code });
@@ -38,6 +39,10 @@ describe('operator API errors: one table of codes and statuses', () => {
       [new CommandError('too big', 'too-large'), 400, { error: 'bad-request', message: 'too big' }],
       [new RestockError('unknown-machine', 'no machine'), 404, { error: 'unknown-machine', message: 'no machine' }],
       [new RestockError('bad-location', 'lat'), 400, { error: 'bad-location', message: 'lat' }],
+      [new FirmwareError('unsigned', 'sign it'), 422, { error: 'unsigned', message: 'sign it' }],
+      [new FirmwareError('version-taken', 'taken'), 409, { error: 'version-taken', message: 'taken' }],
+      [new FirmwareError('too-large', 'big'), 413, { error: 'too-large', message: 'big' }],
+      [new FirmwareError('release-keys-unavailable', 'unreadable'), 503, { error: 'release-keys-unavailable', message: 'unreadable' }],
       [Object.assign(new Error('body/x must be integer'), { validation: [] }), 400, { error: 'bad-request', message: 'body/x must be integer' }],
       // fastify's own refusals keep their status and code.
       [Object.assign(new Error('Unsupported Media Type'), { statusCode: 415, code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' }), 415, { error: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', message: 'Unsupported Media Type' }],

@@ -18,9 +18,12 @@ import { buildApi } from '../../gateway/api/server.js';
 import { createToken } from '../../gateway/api/tokens.js';
 import { verifyCommand } from '../../gateway/commands/envelope.js';
 import { COMMAND_TYPES, CommandService } from '../../gateway/commands/service.js';
+import { FirmwareRegistry } from '../../gateway/firmware/registry.js';
+import { sha256Hex } from '../../gateway/firmware/signature.js';
 import { openDb, type Db } from '../../gateway/store/db.js';
 import { migrate } from '../../gateway/store/migrations.js';
 import { prng } from '../lib/assert.js';
+import { espImage, keysFile, signed, testKey } from './firmware-fixtures.js';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 424242);
 
@@ -90,8 +93,11 @@ const EXTRA_QUERY: readonly string[] = ['__proto__=1', '__proto__%5Bpolluted%5D=
 
 const PLACEHOLDER = '@@HOSTILE@@';
 
-/** Strings tried against a pattern, the machine and slot the store has first. */
-const EXAMPLES = ['vm-1', 'A1', '1', 'x'];
+/** A firmware image the store has (offered to vm-1, so that deleting it is refused and it stays for the routes after). */
+const IMAGE = espImage(5000, 1);
+
+/** Strings tried against a pattern, the machine, slot and firmware image the store has first. */
+const EXAMPLES = ['vm-1', 'A1', '1', 'x', sha256Hex(IMAGE)];
 
 /** A value the schema takes (enum, default, bounds, format, a pattern's example, the first of `examples` that fits); objects with their required fields, or `all`. */
 function sample(s: Schema | undefined, examples: readonly string[] = EXAMPLES, all = false): unknown {
@@ -189,7 +195,11 @@ describe('operator API fuzzing: every route', function () {
     const seen = (r: RouteOptions): void => {
       for (const method of [r.method].flat()) routes.push({ method, url: r.url, schema: (r.schema ?? {}) as RouteSchema });
     };
-    api = await buildApi({ db, commands, purchaseWaitMs: 20, onRoute: seen });
+    const key = testKey();
+    const firmware = new FirmwareRegistry(db, { keyFiles: [{ path: keysFile(key), optional: false }] });
+    await firmware.upload(signed(IMAGE, '1.0.0', key));
+    await firmware.offer('vm-1', sha256Hex(IMAGE));
+    api = await buildApi({ db, commands, purchaseWaitMs: 20, onRoute: seen, firmware });
     await api.ready();
     token = (await createToken(db, 'fuzz', 'admin')).token;
   });

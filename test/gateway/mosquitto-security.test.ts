@@ -1,9 +1,9 @@
 /**
  * The shipped Mosquitto setup (gateway/deploy/acl, logins from
  * mosquitto_passwd, TLS) with a throwaway CA on loopback: the real broker
- * keeps machines to their own topics, refuses strangers and untrusted
- * certificates, and carries a simulated machine's journal and commands
- * over TLS.
+ * keeps machines to their own topics (firmware chunks included), refuses
+ * strangers and untrusted certificates, and carries a simulated machine's
+ * journal and commands over TLS.
  */
 import { strict as assert } from 'node:assert';
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -12,12 +12,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectMqtt } from '../lib/mqtt.js';
+import { FirmwareRegistry } from '../../gateway/firmware/registry.js';
+import { sha256Hex } from '../../gateway/firmware/signature.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { openDb, type Db } from '../../gateway/store/db.js';
 import { MachineHost } from '../../hal-sim/host.js';
 import { startMosquitto } from '../../bench/lib/mosquitto.js';
 import { usMachine } from '../sim/fixtures.js';
-import { count, synced } from './backends.js';
+import { count, eventually, synced } from './backends.js';
+import { keysFile, signed, simImage, testKey } from './firmware-fixtures.js';
 
 const ACL = fileURLToPath(new URL('../../../gateway/deploy/acl', import.meta.url));
 
@@ -40,6 +43,7 @@ describe('Mosquitto with the shipped ACLs, logins and TLS (throwaway CA on loopb
   let url: string;
   let db: Db;
   let gw: Gateway;
+  let registry: FirmwareRegistry;
   const secret = 'gateway-secret-mosquitto-test';
   const pw: Record<string, string> = {};
   const keys: Record<string, { commandKey: string; commandKeyId: number }> = {};
@@ -67,7 +71,10 @@ describe('Mosquitto with the shipped ACLs, logins and TLS (throwaway CA on loopb
     for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o644);
     broker = await startMosquitto({ anonymous: false, conf: [`cafile ${tls.ca}`, `certfile ${tls.cert}`, `keyfile ${tls.key}`, `password_file ${passwd}`, `acl_file ${ACL}`] });
     url = `mqtts://127.0.0.1:${broker.port}`;
-    gw = await Gateway.start({ mqttUrl: url, db, username: 'gateway', password: secret, ca: readFileSync(tls.ca), shareGroup: 'vendfleet' });
+    const key = testKey();
+    registry = new FirmwareRegistry(db, { keyFiles: [{ path: keysFile(key), optional: false }] });
+    gw = await Gateway.start({ mqttUrl: url, db, username: 'gateway', password: secret, ca: readFileSync(tls.ca), shareGroup: 'vendfleet', updates: { source: registry } });
+    await registry.upload(signed(simImage('1.0.0', { size: 6000 }), '1.0.0', key));
   });
   after(async () => {
     await gw?.close();
@@ -117,6 +124,41 @@ describe('Mosquitto with the shipped ACLs, logins and TLS (throwaway CA on loopb
     }
     const stored = await db.query<{ type: string }>('SELECT type FROM events WHERE machine_id = $1', ['vm-b']);
     assert.deepEqual(stored.rows.map((r) => r.type), ['boot'], 'the forged event never reached the gateway; vm-b\'s own did');
+    await spy.endAsync();
+    await b.endAsync();
+  });
+
+  it('lets a machine fetch firmware chunks for itself only', async () => {
+    const ca = readFileSync(tls.ca);
+    const sha = sha256Hex(simImage('1.0.0', { size: 6000 }));
+    await registry.offer('vm-a', sha);
+    await registry.offer('vm-b', sha);
+    assert.equal(gw.health().mqtt.find((m) => m.name === 'updates')?.subscription, 'receiving', 'the gateway subscribes to requests and its probe comes back');
+    const spy = await connectMqtt(url, { ca, clientId: 'spy-a2', username: 'vm-a', password: pw['vm-a']! });
+    const b = await connectMqtt(url, { ca, clientId: 'vm-b', username: 'vm-b', password: pw['vm-b']! });
+    const spied: string[] = [];
+    const got: Buffer[] = [];
+    spy.on('message', (t) => spied.push(t));
+    b.on('message', (_t, p) => got.push(p));
+    await spy.subscribeAsync(['fleet/vm-b/update/chunk', 'fleet/vm-b/update/get', 'fleet/+/update/get'], { qos: 0 }).catch(() => undefined);
+    await b.subscribeAsync('fleet/vm-b/update/chunk', { qos: 0 });
+    // Asking in vm-b's name: Mosquitto drops it, so the only answer vm-b gets is to its own request.
+    const requests = gw.chunks!.stats.requests;
+    await spy.publishAsync('fleet/vm-b/update/get', JSON.stringify({ image: sha, offset: 0, length: 8 }), { qos: 0 });
+    await b.publishAsync('fleet/vm-b/update/get', JSON.stringify({ image: sha, offset: 100, length: 4096 }), { qos: 0 });
+    await eventually('vm-b\'s chunk', async () => (got.length > 0 ? true : undefined));
+    assert.equal(got[0]!.readUInt32LE(8), 100);
+    assert.equal(got[0]!.length, 12 + 4096);
+    // A chunk for vm-a, as a barrier: by the time it arrives, anything spied on vm-b would have too.
+    const own: Buffer[] = [];
+    spy.on('message', (t, p) => t === 'fleet/vm-a/update/chunk' && own.push(p));
+    await spy.subscribeAsync('fleet/vm-a/update/chunk', { qos: 0 });
+    await spy.publishAsync('fleet/vm-a/update/get', JSON.stringify({ image: sha, offset: 0, length: 16 }), { qos: 0 });
+    await eventually('vm-a\'s own chunk', async () => (own.length > 0 ? true : undefined));
+    assert.deepEqual(spied, ['fleet/vm-a/update/chunk'], 'vm-a saw neither vm-b\'s chunks nor anyone\'s requests');
+    // The forged request went out before vm-a's own on the same connection: had Mosquitto passed it, it would be counted.
+    assert.equal(gw.chunks!.stats.requests, requests + 2, 'vm-b\'s and vm-a\'s own requests reached the gateway, the forged one did not');
+    assert.equal(got.length, 1, 'vm-b got the answer to its own request only');
     await spy.endAsync();
     await b.endAsync();
   });
@@ -195,7 +237,11 @@ describe('the shipped mosquitto.conf (its listeners, logins and client ids, with
     broker = await startMosquitto({ port: machinesPort, raw: conf, dir });
     machinesUrl = `mqtts://127.0.0.1:${machinesPort}`;
     gatewaysUrl = `mqtts://127.0.0.1:${gatewaysPort}`;
-    for (const n of [1, 2]) gateways.push(await Gateway.start({ mqttUrl: gatewaysUrl, db, username: 'gateway', password: secret, ca, shareGroup: 'vendfleet', clientId: `vf-shipped-gw-${n}` }));
+    // With the chunk server: its subscription and probe pass the shipped ACL too.
+    const firmware = new FirmwareRegistry(db);
+    for (const n of [1, 2]) {
+      gateways.push(await Gateway.start({ mqttUrl: gatewaysUrl, db, username: 'gateway', password: secret, ca, shareGroup: 'vendfleet', clientId: `vf-shipped-gw-${n}`, updates: { source: firmware } }));
+    }
   });
   after(async () => {
     for (const g of gateways) await g.close();
@@ -225,7 +271,10 @@ describe('the shipped mosquitto.conf (its listeners, logins and client ids, with
 
   it('gives the gateways a listener of their own: several keep their own client ids, machines cannot log in there', async () => {
     assert.ok(gateways.every((g) => g.client.connected), 'both gateways (same user, different client ids) stay connected');
-    for (const g of gateways) assert.equal(g.health().mqtt.every((m) => m.subscription === 'receiving'), true, JSON.stringify(g.health().mqtt));
+    for (const g of gateways) {
+      assert.deepEqual(g.health().mqtt.map((m) => m.name), ['ingest', 'audits', 'updates']);
+      assert.equal(g.health().mqtt.every((m) => m.subscription === 'receiving'), true, JSON.stringify(g.health().mqtt));
+    }
     await assert.rejects(connectMqtt(gatewaysUrl, { ca, clientId: 'vm-a', username: 'vm-a', password: pw['vm-a']! }), /Not authorized|Bad username/i);
   });
 });
