@@ -8,6 +8,8 @@
  * Portable: the simulator's board, its host and the tools read it the same way.
  */
 
+import { parseVersion } from './update/version.js';
+
 export interface ImageDescription {
   /** `MAJOR.MINOR.PATCH`, numbers only. */
   version: string;
@@ -20,23 +22,17 @@ export const DESCRIPTION_MAX_BYTES = 256;
 
 const OPEN = '/*VFIMG ';
 const CLOSE = '*/\n';
-const VERSION = /^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})$/;
-
-/** A version as docs/updates.md defines it: three decimal numbers, no leading zeros, no pre-release part. */
+/** A version as docs/updates.md defines it (the one rule: update/version.ts). */
 export function isVersion(v: unknown): v is string {
-  return typeof v === 'string' && VERSION.test(v);
+  return typeof v === 'string' && parseVersion(v) >= 0;
 }
 
 /** Numeric comparison field by field: negative when a is older than b, 0 when equal. Both must be versions. */
 export function compareVersions(a: string, b: string): number {
-  const x = VERSION.exec(a);
-  const y = VERSION.exec(b);
-  if (!x || !y) throw new RangeError(`not a version: ${x ? b : a}`);
-  for (let i = 1; i <= 3; i++) {
-    const d = Number(x[i]) - Number(y[i]);
-    if (d !== 0) return d;
-  }
-  return 0;
+  const x = parseVersion(a);
+  const y = parseVersion(b);
+  if (x < 0 || y < 0) throw new RangeError(`not a version: ${x < 0 ? a : b}`);
+  return x - y;
 }
 
 /** The description line for an image (with its newline). */

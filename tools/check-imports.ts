@@ -57,8 +57,8 @@ export const FOLDER_EDGES: Readonly<Record<string, readonly string[]>> = {
 export const FIRMWARE_EDGES: Readonly<Record<string, readonly string[]>> = {
   'board.ts': [],
   'config.ts': [],
-  // image.ts: image descriptions and versions (docs/updates.md), read by the simulator's board and host and the tools.
-  'image.ts': [],
+  // image.ts: image descriptions (docs/updates.md), read by the simulator's board and host and the tools; versions by update/version.ts's rule.
+  'image.ts': ['update'],
   // listeners.ts: where each payment device's events go (the drivers' options, the parts that listen).
   'listeners.ts': ['mdb', 'vend'],
   'main.ts': ['board.ts', 'config.ts', 'version.ts', 'wiring.ts', 'uplink', 'vend'],
@@ -93,8 +93,9 @@ export const FIRMWARE_EDGES: Readonly<Record<string, readonly string[]>> = {
 export const GATEWAY_USES_FIRMWARE: Readonly<Record<string, string>> = {
   // The largest command the firmware takes: the API refuses bigger ones before signing.
   'firmware/command/command.ts': 'MAX_COMMAND_BYTES',
-  // The journal format an image writes when its upload does not say: the checkpoint version this tree's firmware writes.
-  'firmware/journal/checkpoint.ts': 'VERSION (the current journal format)',
+  // The one version rule (a machine journals a version in 32 bits) and the journal format this tree's firmware writes.
+  'firmware/update/version.ts': 'parseVersion',
+  'firmware/version.ts': 'JOURNAL_FORMAT',
 };
 
 /**

@@ -5,15 +5,15 @@
  * bytes say about it (the `/*VFIMG {...}*\/` description of a simulator
  * bundle, or an ESP32 application image's magic byte).
  */
-import { VERSION as CHECKPOINT_VERSION } from '../../firmware/journal/checkpoint.js';
+import { parseVersion } from '../../firmware/update/version.js';
+import { JOURNAL_FORMAT } from '../../firmware/version.js';
 
 /**
  * The journal format an image writes when neither its description nor the
- * upload says: the format this source tree's firmware writes. The journal's
- * only versioned part is its checkpoint (records have one fixed layout), so
- * its version is the journal format.
+ * upload says: the format this source tree's firmware writes
+ * (firmware/version.ts).
  */
-export const CURRENT_JOURNAL_FORMAT = CHECKPOINT_VERSION;
+export const CURRENT_JOURNAL_FORMAT = JOURNAL_FORMAT;
 
 /** Images larger than this are refused unless the registry is told otherwise (FIRMWARE_MAX_BYTES). */
 export const DEFAULT_MAX_IMAGE_BYTES = 4 * 1024 * 1024;
@@ -27,21 +27,17 @@ const MAX_DESCRIPTION_BYTES = 1024;
 export const SHA256_PATTERN = '^[0-9a-f]{64}$';
 export const SHA256_HEX = new RegExp(SHA256_PATTERN);
 
-/** MAJOR.MINOR.PATCH: numbers only, no leading zeros, no pre-release part; each field fits 9 digits. */
-export const VERSION_PATTERN = '^(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})$';
-const VERSION = new RegExp(VERSION_PATTERN);
-export const VERSION_RULE = 'a version is MAJOR.MINOR.PATCH: three whole numbers without leading zeros (e.g. 1.4.0), no pre-release part';
+/** MAJOR.MINOR.PATCH, the firmware's rule (firmware/update/version.ts: a machine journals a version in 32 bits). */
+export const VERSION_PATTERN = '^(0|[1-9][0-9]{0,3})\\.(0|[1-9][0-9]{0,3})\\.(0|[1-9][0-9]{0,3})$';
+export const VERSION_RULE = 'a version is MAJOR.MINOR.PATCH: three whole numbers without leading zeros (e.g. 1.4.0), no pre-release part; MAJOR at most 255, MINOR and PATCH at most 4095';
 
 export function isVersion(text: string): boolean {
-  return VERSION.test(text);
+  return parseVersion(text) >= 0;
 }
 
 /** Field by field, numerically: negative if a is older than b, 0 if the same, positive if newer. */
 export function compareVersions(a: string, b: string): number {
-  const x = a.split('.').map(Number);
-  const y = b.split('.').map(Number);
-  for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
-  return 0;
+  return parseVersion(a) - parseVersion(b);
 }
 
 /**
