@@ -45,6 +45,26 @@ export interface MachineConfig {
   uplink?: UplinkSettings;
   /** The key remote commands are signed with (HMAC-SHA-256), from provisioning; absent: no remote commands. */
   commandKey?: { kid: number; key: Uint8Array };
+  /** How firmware updates behave (docs/updates.md). */
+  update: UpdateSettings;
+}
+
+/** Firmware updates (docs/updates.md); every field has a default. */
+export interface UpdateSettings {
+  /** The pace of a download, bytes a second (default 4096: half a 64 kbit/s link), so sales telemetry keeps its share. */
+  bytesPerSecond: number;
+  /** Bytes a request asks for (default 1024), and requests in flight at most (default 4). */
+  chunkBytes: number;
+  inFlight: number;
+  /** A request unanswered this long is asked again (default 10 s). */
+  requestTimeoutMs: number;
+  /** A new image must see its devices, reach the broker and sync within this long (default 2 minutes), or the previous one boots. */
+  probationMs: number;
+  /** Service hours, minutes after midnight machine-local (`serviceHours` "HH:MM-HH:MM"): no switch then unless forced. */
+  serviceFrom?: number;
+  serviceTo?: number;
+  /** Machine-local time minus UTC, minutes (default 0). */
+  utcOffsetMinutes: number;
 }
 
 export interface UplinkSettings {
@@ -154,8 +174,10 @@ export function parseConfig(input: unknown): MachineConfig {
     motorPercent: integer(input, 'motorPercent', path, 10, 100, 80),
     messageMs: integer(input, 'messageMs', path, 500, 30000, 3000),
     cashless: flag(input, 'cashless', path, false),
+    update: UPDATE_DEFAULTS,
   };
   // "gateway" is the brokers' login for the gateways (gateway/machine-id.ts).
+  config.update = parseUpdate(input['update'], `${path}.update`);
   if (config.machineId === 'gateway') throw new ConfigError(`${path}.machineId "gateway" is reserved for the gateways`);
   if (uplink) config.uplink = uplink;
   const key = input['commandKey'];
@@ -166,4 +188,28 @@ export function parseConfig(input: unknown): MachineConfig {
     config.commandKey = { kid: integer(input, 'commandKeyId', path, 1, 255, 1), key: bytes };
   }
   return config;
+}
+
+const UPDATE_DEFAULTS: UpdateSettings = { bytesPerSecond: 4096, chunkBytes: 1024, inFlight: 4, requestTimeoutMs: 10000, probationMs: 120000, utcOffsetMinutes: 0 };
+
+function parseUpdate(input: unknown, path: string): UpdateSettings {
+  if (input === undefined) return { ...UPDATE_DEFAULTS };
+  if (!isRecord(input)) throw new ConfigError(`${path} must be an object`);
+  const s: UpdateSettings = {
+    bytesPerSecond: integer(input, 'bytesPerSecond', path, 256, 1048576, UPDATE_DEFAULTS.bytesPerSecond),
+    chunkBytes: integer(input, 'chunkBytes', path, 256, 4096, UPDATE_DEFAULTS.chunkBytes),
+    inFlight: integer(input, 'inFlight', path, 1, 16, UPDATE_DEFAULTS.inFlight),
+    requestTimeoutMs: integer(input, 'requestTimeoutMs', path, 1000, 600000, UPDATE_DEFAULTS.requestTimeoutMs),
+    probationMs: integer(input, 'probationMs', path, 10000, 3600000, UPDATE_DEFAULTS.probationMs),
+    utcOffsetMinutes: integer(input, 'utcOffsetMinutes', path, -840, 840, 0),
+  };
+  const hours = input['serviceHours'];
+  if (hours !== undefined) {
+    const m = typeof hours === 'string' ? /^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$/.exec(hours) : null;
+    if (!m) throw new ConfigError(`${path}.serviceHours must be "HH:MM-HH:MM" (24-hour, machine-local)`);
+    s.serviceFrom = Number(m[1]) * 60 + Number(m[2]);
+    s.serviceTo = Number(m[3]) * 60 + Number(m[4]);
+    if (s.serviceFrom === s.serviceTo) throw new ConfigError(`${path}.serviceHours must not start and end at the same minute`);
+  }
+  return s;
 }

@@ -47,7 +47,12 @@ export function start(board: Board, config: unknown): Firmware {
       firmware: FIRMWARE_VERSION,
       journal: machine.journal,
       codes: machine.inventory.codes,
-      telemetry: () => ({ fw: FIRMWARE_VERSION, ...machine.reports.telemetry() }),
+      telemetry: () => {
+        const update = machine.updater.status();
+        return update ? { fw: FIRMWARE_VERSION, ...machine.reports.telemetry(), update } : { fw: FIRMWARE_VERSION, ...machine.reports.telemetry() };
+      },
+      updateChunk: (payload) => machine.updater.chunk(payload),
+      online: () => machine.updater.linkUp(),
       command: (payload) => machine.remote.commander.receive(payload),
       telemetryIntervalMs: () => machine.remote.telemetryIntervalMs(),
     });
@@ -61,14 +66,22 @@ export function start(board: Board, config: unknown): Firmware {
         up.eventRecorded();
       }, 0);
     };
+    const updater = machine.updater;
+    updater.request = (image, offset, length) => up.requestUpdate(image, offset, length);
+    updater.connected = () => up.status.state === 'online';
+    updater.synced = () => up.synced;
     up.start();
     uplink = up;
   }
+  // After the books are recovered and the uplink is on its way: resume a download, start a probation, report a rollback.
+  machine.updater.boot();
   return {
     config: parsed,
     status: () => {
       const st = machine.reports.status();
       if (uplink) st.uplink = { ...uplink.status };
+      const update = machine.updater.status();
+      if (update) st.update = update;
       return st;
     },
     acknowledge: (seq) => machine.controller.acknowledge(seq),

@@ -27,6 +27,8 @@ import { PayoutSession } from './vend/payout.js';
 import type { VendOptions } from './vend/ports.js';
 import { recover } from './vend/recovery.js';
 import { RemoteActions } from './vend/remote.js';
+import { Updater } from './update/updater.js';
+import { FIRMWARE_VERSION, JOURNAL_FORMAT } from './version.js';
 import { Reports } from './vend/report.js';
 
 /** What the machine tells the outside world (the uplink, in main.ts); all optional. */
@@ -49,6 +51,8 @@ export interface MachineParts {
   readonly controller: Controller;
   readonly remote: RemoteActions;
   readonly reports: Reports;
+  /** Firmware updates: main.ts connects it to the uplink and starts it. */
+  readonly updater: Updater;
   /** Stopped when the firmware is (or a test is over). */
   readonly bus: MdbBus;
 }
@@ -96,7 +100,22 @@ export function wire(board: Board, config: MachineConfig, hooks: MachineHooks): 
   const sale = controller;
   const payouts = new PayoutSession({ sale, board, changer, bus, journal, ledger, maxCredit: config.maxCredit });
   const panel = new Panel({ sale, board, decimals: config.decimals, messageMs: config.messageMs, inventory, ledger, journal, payouts, exactChangeLamp, outOfServiceLamp });
-  const remote = new RemoteActions({
+  const updater: Updater = new Updater({
+    board,
+    journal,
+    ledger,
+    settings: config.update,
+    running: FIRMWARE_VERSION,
+    journalFormat: JOURNAL_FORMAT,
+    idle: () => {
+      const m = controller.machine;
+      return !controller.busy && m.state === 'IDLE' && m.credit === 0 && m.escrow === 0 && !m.card;
+    },
+    showUpdating: () => panel.showUpdating(),
+    devicesReady: () => changer.ready && bill.ready && (reader?.ready ?? true),
+    wallNow: (): number | undefined => remote.commander.wallNow() || undefined,
+  });
+  const remote: RemoteActions = new RemoteActions({
     sale,
     board,
     config,
@@ -111,6 +130,7 @@ export function wire(board: Board, config: MachineConfig, hooks: MachineHooks): 
     reader,
     vendOptions,
     dispenserOptions,
+    updater,
     firmware: hooks.firmware,
     onReport: hooks.onReport,
     onAudit: hooks.onAudit,
@@ -134,5 +154,5 @@ export function wire(board: Board, config: MachineConfig, hooks: MachineHooks): 
     onCancel: () => controller.cancel(),
   });
   panel.render();
-  return { inventory, journal, ledger, controller, remote, reports, bus };
+  return { inventory, journal, ledger, controller, remote, reports, bus, updater };
 }

@@ -65,10 +65,11 @@ export const FIRMWARE_EDGES: Readonly<Record<string, readonly string[]>> = {
   // version.ts: the image's version, stamped into each image built (hal-sim/images.ts).
   'version.ts': [],
   // wiring.ts builds the machine: it is the one unit that knows every part.
-  'wiring.ts': ['board.ts', 'config.ts', 'listeners.ts', 'dispense', 'journal', 'mdb', 'vend'],
+  'wiring.ts': ['board.ts', 'config.ts', 'listeners.ts', 'version.ts', 'dispense', 'journal', 'mdb', 'update', 'vend'],
   // bench -> dex: the bench protocol's line check is the DEX CRC-16 (one implementation).
   bench: ['dex', 'text'],
-  command: ['board.ts', 'crypto', 'journal', 'text'],
+  // command -> update: the update command's arguments are checked by the one version rule and handed to the updater.
+  command: ['board.ts', 'crypto', 'journal', 'text', 'update'],
   crypto: ['text'],
   // dex -> money: the audit file's tube values run over the 16 coin types.
   dex: ['journal', 'money', 'text'],
@@ -83,10 +84,12 @@ export const FIRMWARE_EDGES: Readonly<Record<string, readonly string[]>> = {
   platform: ['board.ts', 'main.ts', 'bench', 'command', 'text'],
   text: [],
   // uplink -> command: describe.ts names commands' types and outcomes; -> dispense: a dispense failure's reason; -> money: the coin types.
-  uplink: ['board.ts', 'config.ts', 'command', 'dispense', 'journal', 'money', 'text'],
-  vend: ['board.ts', 'config.ts', 'command', 'dex', 'dispense', 'journal', 'mdb', 'money', 'uplink'],
+  uplink: ['board.ts', 'config.ts', 'command', 'dispense', 'journal', 'money', 'text', 'update'],
+  // vend -> update: remote actions hand the update command to the updater; reports carry its progress.
+  vend: ['board.ts', 'config.ts', 'command', 'dex', 'dispense', 'journal', 'mdb', 'money', 'update', 'uplink'],
   // update: fetching, checking and installing firmware images (docs/updates.md); the image's hash is crypto's SHA-256.
-  update: ['board.ts', 'crypto'],
+  // update -> journal and command: an update's steps are journaled, its refusals are command outcomes.
+  update: ['board.ts', 'command', 'config.ts', 'crypto', 'journal', 'text'],
 };
 
 /** The firmware files gateway/ may import, and why. */

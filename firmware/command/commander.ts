@@ -13,6 +13,8 @@ import { fromHex, HmacSha256, sameBytes } from '../crypto/hmac.js';
 import type { Journal } from '../journal/journal.js';
 import type { Ledger } from '../journal/ledger.js';
 import { decodeUtf8 } from '../text/utf8.js';
+import type { UpdateArgs } from '../update/updater.js';
+import { parseVersion } from '../update/version.js';
 import { intArg, MAX_COMMAND_BYTES, parseBody, parseEnvelope, type CommandBody } from './command.js';
 import {
   CMD_AUDIT,
@@ -25,6 +27,7 @@ import {
   CMD_SET_PRICES,
   CMD_UNKNOWN,
   CMD_UNLOCK,
+  CMD_UPDATE,
   CMD_VEND,
   OUT_APPLIED,
   OUT_REFUSED,
@@ -68,6 +71,8 @@ export interface CommandTarget {
   readonly canReboot: boolean;
   /** Restart the firmware (called after the outcome is on flash). */
   reboot(): void;
+  /** Take an `update` command (journaling its start): 0 when under way, else a REFUSED_* reason. */
+  update(n: number, args: UpdateArgs): number;
 }
 
 export interface CommandStats {
@@ -199,6 +204,21 @@ export class Commander {
         // the gateway learns of the rotation only once the new key is on flash.
         j.key(kid, key);
         return done(OUT_APPLIED);
+      }
+      case CMD_UPDATE: {
+        const a = c.args;
+        const version = typeof a['version'] === 'string' ? parseVersion(a['version']) : -1;
+        const size = intArg(a['size'], 1, 0x7fffffff);
+        const sha256 = typeof a['sha256'] === 'string' && /^[0-9a-f]{64}$/.test(a['sha256']) ? fromHex(a['sha256']) : undefined;
+        const journal = intArg(a['journal'], 0, 0xffff);
+        const flag = (k: string): boolean | undefined => (a[k] === undefined ? false : typeof a[k] === 'boolean' ? a[k] : undefined);
+        const downgrade = flag('downgrade');
+        const force = flag('force');
+        if (version < 0 || size === undefined || !sha256 || journal === undefined || (a['source'] ?? 'mqtt') !== 'mqtt' || downgrade === undefined || force === undefined) {
+          return done(OUT_REFUSED, REFUSED_BAD_ARGS);
+        }
+        const refused = t.update(c.n, { version, size, sha256, journal, downgrade, force });
+        return refused === 0 ? done(OUT_APPLIED) : done(OUT_REFUSED, refused);
       }
       case CMD_AUDIT: {
         if (!t.canAudit) return done(OUT_UNSUPPORTED);

@@ -13,10 +13,12 @@ export const CMD_REPORT = 7;
 export const CMD_AUDIT = 8;
 export const CMD_VEND = 9;
 export const CMD_ROTATE_KEY = 10;
+/** Fetch and install a firmware image (docs/updates.md). */
+export const CMD_UPDATE = 11;
 /** A type this firmware does not know (a newer gateway): refused as unsupported. */
 export const CMD_UNKNOWN = 255;
 
-export const COMMAND_TYPES: readonly string[] = Object.freeze(['', 'set-prices', 'restock', 'lock', 'unlock', 'reboot', 'set-config', 'report', 'audit', 'vend', 'rotate-key']);
+export const COMMAND_TYPES: readonly string[] = Object.freeze(['', 'set-prices', 'restock', 'lock', 'unlock', 'reboot', 'set-config', 'report', 'audit', 'vend', 'rotate-key', 'update']);
 
 export function commandCode(name: string): number {
   const i = COMMAND_TYPES.indexOf(name);
@@ -45,8 +47,18 @@ export const REFUSED_LOCKED = 4;
 export const REFUSED_BAD_ARGS = 5;
 export const REFUSED_OUT_OF_SERVICE = 6;
 export const REFUSED_STORAGE_FULL = 7;
+/** An update to a version not newer than the running one, without `downgrade`. */
+export const REFUSED_DOWNGRADE = 8;
+/** An image larger than the inactive application slot. */
+export const REFUSED_TOO_LARGE = 9;
+/** An image that writes a journal format the running firmware could not read after a rollback. */
+export const REFUSED_JOURNAL_FORMAT = 10;
+/** The board cannot update its firmware. */
+export const REFUSED_NO_SLOTS = 11;
+/** The running image is itself on probation: the slot it would overwrite is the one a rollback boots. */
+export const REFUSED_ON_PROBATION = 12;
 
-export const REFUSALS: readonly string[] = Object.freeze(['', 'busy', 'sold-out', 'unknown-slot', 'locked', 'bad-args', 'out-of-service', 'storage-full']);
+export const REFUSALS: readonly string[] = Object.freeze(['', 'busy', 'sold-out', 'unknown-slot', 'locked', 'bad-args', 'out-of-service', 'storage-full', 'downgrade', 'too-large', 'journal-format', 'no-slots', 'on-probation']);
 
 /** Why a command was turned away before anything was applied. */
 export const REJ_BAD_SIGNATURE = 1;

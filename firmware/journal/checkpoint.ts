@@ -6,7 +6,7 @@
  * fields are a layout of the record codec (CP_* in records.ts), documented in
  * docs/journal-format.md.
  *
- *   head | counters | slots | command state | audit state | clock state | cashless block
+ *   head | counters | slots | command state | audit state | clock state | update state | cashless block
  *
  * - version 2: 16 counters; each slot its stock, fault and sales; nothing after the slots.
  * - version 3: 19 counters; each slot also what commands set (price,
@@ -16,10 +16,13 @@
  *   the checkpoint's length; one without a reader writes version 4's bytes,
  *   so its checkpoint does not grow).
  * - version 6: the clock state between the audit state and the cashless block.
+ * - version 7: the open firmware update (CP_UPDATE) between the clock state and the cashless block,
+ *   only while one is open (found, like the cashless block, by the checkpoint's length: 84 and 30
+ *   bytes cannot be mistaken), so a machine not updating writes version 6's bytes.
  */
-import { CP_AUDIT, CP_CARD, CP_CLOCK, CP_COMMANDS, CP_COUNTER, CP_HEAD, CP_SETTING, CP_SLOT, offsetOf, size } from './records.js';
+import { CP_AUDIT, CP_CARD, CP_CLOCK, CP_COMMANDS, CP_COUNTER, CP_HEAD, CP_SETTING, CP_SLOT, CP_UPDATE, offsetOf, size } from './records.js';
 
-export const VERSION = 6;
+export const VERSION = 7;
 
 /** The head (CP_HEAD). */
 export const FIXED = size(CP_HEAD);
@@ -40,6 +43,9 @@ export const COMMAND_STATE = size(CP_COMMANDS);
 export const AUDIT_STATE = size(CP_AUDIT);
 /** The clock state (CP_CLOCK). */
 export const CLOCK_STATE = size(CP_CLOCK);
+/** The open firmware update (CP_UPDATE); absent with none open. */
+export const UPDATE_STATE = size(CP_UPDATE);
+export const UPDATE_NONE = 0;
 /** The cashless block: the 3 cashless counters, then the card vend (CP_CARD). */
 export const CASHLESS_COUNTERS = 3;
 export const CASHLESS_BLOCK = CASHLESS_COUNTERS * COUNTER + size(CP_CARD);

@@ -30,6 +30,9 @@ import {
   R_INIT,
   R_INTERIM_RESET,
   R_KEY,
+  R_UPDATE,
+  R_UPDATE_BEGIN,
+  R_UPDATE_PROGRESS,
   R_LOCK,
   R_PAYOUT_DONE,
   R_PAYOUT_START,
@@ -305,6 +308,36 @@ export class Journal {
     this.set(R_AUDIT_READ, 'read', n);
     this.set(R_AUDIT_READ, 'wall', wall >>> 0);
     this.emit(R_AUDIT_READ);
+  }
+
+  // ---- firmware updates (docs/updates.md) ------------------------------------------------------
+
+  /** An `update` command was taken: the image about to be fetched (journal before effect). */
+  updateBegin(n: number, version: number, size: number, journal: number, flags: number, sha256: Uint8Array): boolean {
+    this.set(R_UPDATE_BEGIN, 'n', n);
+    this.set(R_UPDATE_BEGIN, 'version', version);
+    this.set(R_UPDATE_BEGIN, 'size', size);
+    this.set(R_UPDATE_BEGIN, 'journal', journal);
+    this.set(R_UPDATE_BEGIN, 'flags', flags);
+    putRun(this.payload, R_UPDATE_BEGIN, 'sha256', sha256);
+    return this.emit(R_UPDATE_BEGIN);
+  }
+
+  /** A step of the open update (`phase`: UpdatePhase, `reason`: UpdateReason). */
+  update(n: number, phase: number, reason: number, version: number): boolean {
+    this.set(R_UPDATE, 'n', n);
+    this.set(R_UPDATE, 'phase', phase);
+    this.set(R_UPDATE, 'reason', reason);
+    this.set(R_UPDATE, 'version', version);
+    return this.emit(R_UPDATE);
+  }
+
+  /** The open update's download reached `offset`, with the hash state there (meta: where a resume starts). */
+  updateProgress(n: number, offset: number, state: Uint8Array): boolean {
+    this.set(R_UPDATE_PROGRESS, 'n', n);
+    this.set(R_UPDATE_PROGRESS, 'offset', offset);
+    putRun(this.payload, R_UPDATE_PROGRESS, 'state', state);
+    return this.emit(R_UPDATE_PROGRESS);
   }
 
   // ---- cashless ------------------------------------------------------------------------------

@@ -50,6 +50,9 @@ import {
   R_SETTING,
   R_SYNC,
   R_TUBES,
+  R_UPDATE,
+  R_UPDATE_BEGIN,
+  R_UPDATE_PROGRESS,
   R_VEND_FAIL,
   R_VEND_OK,
   R_VEND_START,
@@ -57,6 +60,7 @@ import {
   run,
   size,
 } from './records.js';
+import { UpdateBooks } from './update-books.js';
 import { CardOutcome, CardVend, CoinRouting, Counter, COUNTERS } from './vocabulary.js';
 
 export { CardVend, COUNTERS, Counter } from './vocabulary.js';
@@ -143,6 +147,8 @@ export class Ledger {
   cardVend: number = CardVend.NONE;
   cardSlot = 0;
   cardAmount = 0;
+  /** The firmware update open (update-books.ts). */
+  readonly update = new UpdateBooks();
   /** Journal time of the record being applied (set by the journal before each apply). */
   time = 0;
 
@@ -378,6 +384,11 @@ export class Ledger {
         }
         return;
       }
+      case R_UPDATE_BEGIN:
+      case R_UPDATE:
+      case R_UPDATE_PROGRESS:
+        this.update.apply(type, d, o);
+        return;
       case R_KEY:
         this.keyId = get(d, o, R_KEY, 'kid');
         this.key.set(run(d, o, R_KEY, 'key'));
@@ -430,7 +441,13 @@ export class Ledger {
   // ---- checkpoints (checkpoint.ts) -------------------------------------------------------
 
   get checkpointLength(): number {
-    const tail = Checkpoint.COMMAND_STATE + Checkpoint.AUDIT_STATE + Checkpoint.CLOCK_STATE + (this.cashless ? Checkpoint.CASHLESS_BLOCK : 0);
+    return this.checkpointBytes(this.update.n !== 0);
+  }
+
+  /** The checkpoint's size with an update open or not (an update is refused if its checkpoint would not fit a block). */
+  checkpointBytes(updateOpen: boolean): number {
+    const update = updateOpen ? Checkpoint.UPDATE_STATE : Checkpoint.UPDATE_NONE;
+    const tail = Checkpoint.COMMAND_STATE + Checkpoint.AUDIT_STATE + Checkpoint.CLOCK_STATE + update + (this.cashless ? Checkpoint.CASHLESS_BLOCK : 0);
     return Checkpoint.FIXED + Checkpoint.SECTION_COUNTERS * Checkpoint.COUNTER + this.slots * Checkpoint.PER_SLOT + tail;
   }
 
@@ -485,6 +502,7 @@ export class Ledger {
     o += Checkpoint.AUDIT_STATE;
     put(v, CP_CLOCK, 'wallFloor', this.wallFloor, o);
     o += Checkpoint.CLOCK_STATE;
+    if (this.update.n !== 0) o = this.update.save(v, out, o);
     if (!this.cashless) return o;
     o = this.saveCounters(v, o, Checkpoint.SECTION_COUNTERS, Checkpoint.CASHLESS_COUNTERS);
     put(v, CP_CARD, 'vend', this.cardVend, o);
@@ -547,7 +565,15 @@ export class Ledger {
         this.lastReadWall = get(d, q + Checkpoint.COMMAND_STATE, CP_AUDIT, 'lastReadWall');
       }
       this.wallFloor = clock > 0 ? get(d, q + Checkpoint.COMMAND_STATE + Checkpoint.AUDIT_STATE, CP_CLOCK, 'wallFloor') : 0;
-      const c = q + Checkpoint.COMMAND_STATE + Checkpoint.AUDIT_STATE + clock;
+      const u = q + Checkpoint.COMMAND_STATE + Checkpoint.AUDIT_STATE + clock;
+      // Version 7's update state is there only while an update is open: the bytes left say (84, or 84 and the cashless block's 30).
+      const rest = length - (u - o);
+      let updateBytes = 0;
+      if (version >= 7 && (rest === Checkpoint.UPDATE_STATE || rest === Checkpoint.UPDATE_STATE + Checkpoint.CASHLESS_BLOCK)) {
+        this.update.load(d, u);
+        updateBytes = Checkpoint.UPDATE_STATE;
+      }
+      const c = u + updateBytes;
       if (version >= 5 && length >= c - o + Checkpoint.CASHLESS_BLOCK) {
         const card = this.loadCounters(d, c, Checkpoint.SECTION_COUNTERS, Checkpoint.CASHLESS_COUNTERS);
         this.cardVend = get(d, card, CP_CARD, 'vend');

@@ -270,9 +270,25 @@ export class FlashLog {
         const torn = buf[off]!;
         const next = this.nextWhole(buf, off, end);
         if (next < 0) {
-          // Nothing whole after it: a write the power cut tore (never repaired: it may not have been finished).
-          if (b === head) report.tornType = torn;
-          else report.corrupt++;
+          // Nothing whole after it: in the head block, a write the power cut tore (never repaired: it may not have been finished).
+          if (b === head) {
+            report.tornType = torn;
+            break;
+          }
+          // The last record of an older block was written whole (a newer block followed): it ends where the
+          // erased rest of the block starts, or up to a CRC's width later if its last bytes happen to read 0xFF.
+          let data = end;
+          while (data > off && buf[data - 1] === 0xff) data--;
+          let fixed = false;
+          for (let e = alignUp(data, this.align); !fixed && e <= end && e <= data + 4 + this.align; e += this.align) fixed = this.repair(buf, off, e);
+          if (fixed) {
+            report.repaired++;
+            continue;
+          }
+          // One bit cleared in the erased rest of the block is no record at all: nothing was lost.
+          let cleared = 0;
+          for (let i = off; i < data && cleared < 2; i++) cleared += popcount(~buf[i]! & 0xff);
+          if (cleared > 1) report.corrupt++;
           break;
         }
         // A whole record follows, so this one was written completely and damaged since:

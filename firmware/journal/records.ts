@@ -240,6 +240,22 @@ export const R_CARD_APPROVED = record(0xd9, 'card-approved', { slot: U8, amount:
 /** How a card vend was settled with the reader (`outcome`: a CardOutcome, vocabulary.ts): closes the card vend the approval opened. */
 export const R_CARD_RESULT = record(0xda, 'card-result', { outcome: U8, slot: U8, amount: U32 });
 
+/**
+ * The machine took an `update` command (docs/updates.md): the command's
+ * number, the image's version (update/version.ts), size, the journal format
+ * it writes, the command's flags (UPDATE_FORCE, UPDATE_DOWNGRADE) and its
+ * SHA-256. Opens the update the ledger holds until a closing UPDATE.
+ */
+export const R_UPDATE_BEGIN = record(0xdb, 'update-begin', { n: U32, version: U32, size: U32, journal: U16, flags: U8, sha256: bytes(32) });
+/** A step of the open update (`phase`: an UpdatePhase, `reason`: an UpdateReason, vocabulary.ts). */
+export const R_UPDATE = record(0xdc, 'update', { n: U32, phase: U8, reason: U8, version: U32 });
+/** The open update's download reached `offset` with the SHA-256 state `state` there (meta): where it resumes after a power cut. */
+export const R_UPDATE_PROGRESS = record(0xdd, 'update-progress', { n: U32, offset: U32, state: bytes(32) });
+
+/** UPDATE BEGIN's flags. */
+export const UPDATE_FORCE = 1;
+export const UPDATE_DOWNGRADE = 2;
+
 /** An entry after PAYOUT DONE's fields, one per coin type paid: the coin type and how many of it left the tubes. */
 export const COIN_COUNT = layout(0x100, { coinType: U8, count: U8 });
 
@@ -298,12 +314,24 @@ export const CP_COMMANDS = layout(0x105, {
 export const CP_AUDIT = layout(0x106, { reads: U32, lastReadWall: U32 });
 /** The newest signed command's time. */
 export const CP_CLOCK = layout(0x107, { wallFloor: U32 });
+/** The open firmware update (from version 7): UPDATE BEGIN's fields, the phase reached and the download's progress. */
+export const CP_UPDATE = layout(0x109, {
+  n: U32,
+  version: U32,
+  size: U32,
+  journal: U16,
+  flags: U8,
+  phase: U8,
+  offset: U32,
+  sha256: bytes(32),
+  state: bytes(32),
+});
 /** The card vend, after the cashless counters (CP_COUNTER entries) in the cashless block. */
 export const CP_CARD = layout(0x108, { vend: U8, slot: U8, amount: U32 });
 
 /** Meta records stay on the machine and take no sequence number of their own. */
 export function isMeta(type: number): boolean {
-  return type === R_CHECKPOINT || type === R_SYNC || type === R_KEY;
+  return type === R_CHECKPOINT || type === R_SYNC || type === R_KEY || type === R_UPDATE_PROGRESS;
 }
 
 /** Record type names by type byte: what the uplink calls each (docs/uplink.md). */

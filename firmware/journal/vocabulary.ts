@@ -71,4 +71,56 @@ export const CardOutcome = Object.freeze({
 /** CardOutcome's names, by value (the uplink's words). */
 export const CARD_OUTCOMES: readonly string[] = Object.freeze(['', 'success', 'refunded', 'sold-reader-reset', 'unrefunded', 'uncertain', 'not-dispensed']);
 
+/** UPDATE's `phase`: a firmware update's steps after UPDATE BEGIN (docs/updates.md, "What the machine reports"). */
+export const UpdatePhase = Object.freeze({
+  /** Every byte is in the slot, its SHA-256 checks, the slot is complete. */
+  DOWNLOADED: 1,
+  /** The download ended without an image (`reason`): the update is closed. */
+  FAILED: 2,
+  /** A safe moment came: the machine restarts into the image. */
+  INSTALLING: 3,
+  /** The new image passed its probation (written by it): the update is closed. */
+  CONFIRMED: 4,
+  /** The previous image booted instead (written by it; `reason`): the update is closed. */
+  ROLLED_BACK: 5,
+});
 
+/** UpdatePhase's names, by value. */
+export const UPDATE_PHASES: readonly string[] = Object.freeze(['', 'downloaded', 'failed', 'installing', 'confirmed', 'rolled-back']);
+
+/** UPDATE's `reason`: why a download failed (1..5 as firmware/update/download.ts's DownloadEnd) or why an image was rolled back. */
+export const UpdateReason = Object.freeze({
+  NONE: 0,
+  BAD_HASH: 1,
+  SHORT_IMAGE: 2,
+  SOURCE_REFUSED: 3,
+  SLOT_FAILED: 4,
+  CANCELLED: 5,
+  CRASH: 6,
+  WATCHDOG: 7,
+  POWER: 8,
+  RESTART: 9,
+  PROBATION_DEVICES: 10,
+  PROBATION_BROKER: 11,
+  PROBATION_SYNC: 12,
+  /** A reason this firmware has no number for (the board's text is in the log). */
+  OTHER: 13,
+});
+
+/** UpdateReason's names, by value: the words the board and the uplink use. */
+export const UPDATE_REASONS: readonly string[] = Object.freeze([
+  '',
+  'bad-hash',
+  'short-image',
+  'source-refused',
+  'slot-failed',
+  'cancelled',
+  'crash',
+  'watchdog',
+  'power',
+  'restart',
+  'probation: devices',
+  'probation: broker',
+  'probation: sync',
+  'other',
+]);

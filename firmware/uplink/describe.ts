@@ -5,7 +5,9 @@
  * become slot codes.
  */
 import { DISPENSE_SENSOR_FAULT } from '../dispense/dispenser.js';
-import { CARD_OUTCOMES, CoinRouting } from '../journal/vocabulary.js';
+import { CARD_OUTCOMES, CoinRouting, UPDATE_PHASES, UPDATE_REASONS } from '../journal/vocabulary.js';
+import { toHex } from '../text/hex.js';
+import { formatVersion } from '../update/version.js';
 import { COIN_TYPES } from '../money/coins.js';
 import {
   COIN_COUNT,
@@ -37,6 +39,8 @@ import {
   RECORD_NAMES,
   run,
   size,
+  R_UPDATE,
+  R_UPDATE_BEGIN,
 } from '../journal/records.js';
 import { COMMAND_TYPES, OUTCOMES, REFUSALS, REJECTIONS, SETTING_NAMES, OUT_REFUSED } from '../command/vocabulary.js';
 
@@ -114,6 +118,21 @@ export function describeRecord(type: number, seq: number, time: number, d: Uint8
     case R_TUBES:
       e['tubes'] = tubes(run(d, o, R_TUBES, 'tubes'));
       break;
+    case R_UPDATE_BEGIN:
+      e['n'] = get(d, o, R_UPDATE_BEGIN, 'n');
+      e['version'] = formatVersion(get(d, o, R_UPDATE_BEGIN, 'version'));
+      e['size'] = get(d, o, R_UPDATE_BEGIN, 'size');
+      e['sha256'] = toHex(run(d, o, R_UPDATE_BEGIN, 'sha256'));
+      e['journal'] = get(d, o, R_UPDATE_BEGIN, 'journal');
+      break;
+    case R_UPDATE: {
+      e['n'] = get(d, o, R_UPDATE, 'n');
+      e['phase'] = UPDATE_PHASES[get(d, o, R_UPDATE, 'phase')] || 'unknown';
+      e['version'] = formatVersion(get(d, o, R_UPDATE, 'version'));
+      const reason = get(d, o, R_UPDATE, 'reason');
+      if (reason !== 0) e['reason'] = UPDATE_REASONS[reason] || 'other';
+      break;
+    }
     case R_COMMAND: {
       e['n'] = get(d, o, R_COMMAND, 'n');
       e['issued'] = get(d, o, R_COMMAND, 'issued');

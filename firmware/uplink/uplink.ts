@@ -36,6 +36,10 @@ export interface UplinkSource {
   command?(payload: Uint8Array): void;
   /** Telemetry interval now in force (a command may have changed it), ms. */
   telemetryIntervalMs?(): number;
+  /** A message on the machine's update/chunk topic (docs/updates.md): a firmware image's bytes. */
+  updateChunk?(payload: Uint8Array): void;
+  /** The connection is up (again): an update asks again for what it was waiting for. */
+  online?(): void;
 }
 
 export interface UplinkStatus {
@@ -154,12 +158,15 @@ export class Uplink {
     this.client.subscribe([
       { topic: this.topic + 'acks', QoS: 1 },
       { topic: this.topic + 'commands', QoS: 1 },
+      // QoS 0: a lost chunk is asked for again by the updater, never held for by the broker.
+      { topic: this.topic + 'update/chunk', QoS: 0 },
     ]);
     this.publish('status', { v: 1, online: true, fw: this.source.firmware, boot: this.source.journal.bootSeq }, true);
     this.board.log('info', `uplink: online (${this.config.host}:${this.config.port}); ${this.source.journal.status().unsynced} events to send`);
     this.nextSeq = this.source.journal.ledger.synced + 1;
     this.pump();
     this.sendTelemetry();
+    this.source.online?.();
   }
 
   private lost(why: string): void {
@@ -254,6 +261,10 @@ export class Uplink {
       this.source.command?.(new Uint8Array(data));
       return;
     }
+    if (topic === this.topic + 'update/chunk') {
+      this.source.updateChunk?.(new Uint8Array(data));
+      return;
+    }
     if (topic !== this.topic + 'acks') return;
     let msg: unknown;
     try {
@@ -306,6 +317,28 @@ export class Uplink {
       return false;
     }
     return true;
+  }
+
+  /**
+   * Ask the gateway for `length` bytes of image `image` (hex SHA-256) at
+   * `offset`, QoS 0 (docs/updates.md). False while offline: the updater
+   * asks again when the connection is back.
+   */
+  requestUpdate(image: string, offset: number, length: number): boolean {
+    const client = this.client;
+    if (this.status.state !== 'online' || !client) return false;
+    try {
+      client.write(encodeUtf8(`{"image":"${image}","offset":${offset},"length":${length}}`), { topic: this.topic + 'update/get', QoS: 0, retain: false });
+    } catch (e) {
+      this.lost(e instanceof Error ? e.message : 'write failed');
+      return false;
+    }
+    return true;
+  }
+
+  /** The gateway has acknowledged every event written so far (an update's probation waits for this). */
+  get synced(): boolean {
+    return this.status.state === 'online' && this.source.journal.ledger.synced >= this.source.journal.log.lastSeq;
   }
 
   /** A full state report now (asked for by command), whatever the schedule. */

@@ -53,6 +53,8 @@ export class Panel {
   /** The slot a remote vend is dispensing from, shown instead of the machine's state (-1: none). */
   private remoteSlot = -1;
 
+  private updating = false;
+
   constructor(options: PanelOptions) {
     this.sale = options.sale;
     this.board = options.board;
@@ -101,6 +103,12 @@ export class Panel {
     this.render();
   }
 
+  /** The machine is about to restart into new firmware: say so until it does. */
+  showUpdating(): void {
+    this.updating = true;
+    this.render();
+  }
+
   /** A remote vend is dispensing from `slot` (-1: it ended); shown at the next redraw. */
   showRemote(slot: number): void {
     this.remoteSlot = slot;
@@ -121,8 +129,9 @@ export class Panel {
             ? 'Starting...'
             : 'Payment unavailable',
     };
-    const raw =
-      this.remoteSlot >= 0
+    const raw = this.updating
+      ? ['Updating,', 'back in a minute']
+      : this.remoteSlot >= 0
         ? ['Remote purchase', `Vending ${this.inventory.codes[this.remoteSlot]!}`]
         : this.notice_
           ? noticeLines(this.notice_, this.noticeSlot, m, this.inventory, ctx)

@@ -39,6 +39,7 @@ import { SLOT_OK, SLOT_OUT_OF_SERVICE, type Inventory } from './inventory.js';
 import type { Panel } from './panel.js';
 import type { PayoutSession } from './payout.js';
 import type { VendOptions } from './ports.js';
+import type { UpdateArgs, Updater } from '../update/updater.js';
 
 export interface RemoteActionsOptions {
   sale: Sale;
@@ -56,6 +57,8 @@ export interface RemoteActionsOptions {
   /** The options the state machine and the dispenser decide with: settings from commands are written into them. */
   vendOptions: VendOptions;
   dispenserOptions: DispenserOptions;
+  /** Firmware updates (update/updater.ts). */
+  updater: Updater;
   /** Firmware version, for the audit data. */
   firmware: string;
   /** A command asks for a full state report (the uplink sends telemetry). */
@@ -99,6 +102,7 @@ export class RemoteActions implements CommandTarget {
   private readonly vendOptions: VendOptions;
   private readonly dispenserOptions: DispenserOptions;
   private readonly firmware: string;
+  private readonly updater: Updater;
   private readonly onReport: (() => void) | undefined;
   private readonly onAudit: ((read: number, file: Uint8Array) => void) | undefined;
   private remote: RemoteVend | undefined;
@@ -119,6 +123,7 @@ export class RemoteActions implements CommandTarget {
     this.vendOptions = options.vendOptions;
     this.dispenserOptions = options.dispenserOptions;
     this.firmware = options.firmware;
+    this.updater = options.updater;
     this.onReport = options.onReport;
     this.onAudit = options.onAudit;
     this.codes = options.inventory.codes;
@@ -142,6 +147,10 @@ export class RemoteActions implements CommandTarget {
 
   report(): void {
     this.onReport?.();
+  }
+
+  update(n: number, args: UpdateArgs): number {
+    return this.updater.update(n, args);
   }
 
   /** The EVA-DTS file as of now (ASCII bytes); reading it through `audit` also clears the interim counters. */

@@ -5,6 +5,7 @@
  * (docs/uplink.md), adding only what the snapshot does not carry (slot
  * categories and catalogue numbers, stacker, temperature, errors).
  */
+import type { UpdateStatus } from '../update/updater.js';
 import type { Board, TemperatureSensor } from '../board.js';
 import type { CommandStats } from '../command/commander.js';
 import type { Journal, JournalStatus } from '../journal/journal.js';
@@ -79,6 +80,8 @@ export interface FirmwareStatus {
   remoteSales: number;
   /** Present when the machine has an uplink. */
   uplink?: UplinkStatus;
+  /** A firmware update under way (docs/updates.md). */
+  update?: UpdateStatus;
   display: string[];
   /** `cashless` only when a reader is fitted (configuration `cashless`). */
   devices: { changer: boolean; bill: boolean; cashless?: boolean };

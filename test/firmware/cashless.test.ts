@@ -402,7 +402,7 @@ describe('card records in the journal', () => {
     equal(ledger.cardVend, CardVend.NONE);
   });
 
-  it('rebuilds the card state from flash and keeps it in checkpoints (version 5 on, now 6)', () => {
+  it('rebuilds the card state from flash and keeps it in checkpoints (version 5 on)', () => {
     const { journal, ledger, flash } = books();
     journal.cardApproved(0, 125);
     journal.vendStart(0, 125);
@@ -414,7 +414,7 @@ describe('card records in the journal', () => {
     const cp = new Uint8Array(ledger.checkpointLength);
     const n = ledger.save(cp);
     equal(n, ledger.checkpointLength);
-    equal(cp[0], 6, 'checkpoint version 6');
+    equal(cp[0], Checkpoint.VERSION, 'the newest checkpoint version');
     const loaded = new Ledger(new Uint16Array(2), new Uint8Array(2), layoutHash(CODES), { cashless: true });
     ok(loaded.load(cp, 0, n));
     equal(loaded.cardVend, CardVend.DELIVERED);
@@ -441,8 +441,8 @@ describe('card records in the journal', () => {
     const n = ledger.save(v6);
     const plain = new Ledger(new Uint16Array(2), new Uint8Array(2), layoutHash(CODES));
     equal(plain.checkpointLength, n - Checkpoint.CASHLESS_BLOCK, 'no reader: the checkpoint does not grow');
-    // The same books as version 4 wrote them: no clock state (version 6), no cashless block.
-    const v4 = v6.slice(0, n - Checkpoint.CLOCK_STATE - Checkpoint.CASHLESS_BLOCK);
+    // The same books as version 4 wrote them: no clock state (version 6), no update state (7), no cashless block.
+    const v4 = v6.slice(0, n - Checkpoint.CLOCK_STATE - Checkpoint.UPDATE_NONE - Checkpoint.CASHLESS_BLOCK);
     v4[0] = 4;
     const loaded = new Ledger(new Uint16Array(2), new Uint8Array(2), layoutHash(CODES));
     ok(loaded.load(v4, 0, v4.length), 'a version 4 checkpoint loads');

@@ -5,6 +5,7 @@
  * may change anything, and every change stays within the bounds the books
  * allow. Seeded, so a failure replays.
  */
+import { REFUSED_NO_SLOTS } from '../../firmware/command/vocabulary.js';
 import { Commander, type CommandTarget } from '../../firmware/command/commander.js';
 import { HmacSha256 } from '../../firmware/crypto/hmac.js';
 import { Journal } from '../../firmware/journal/journal.js';
@@ -63,6 +64,7 @@ describe('command input fuzzing (firmware)', () => {
       },
       report: () => {},
       reboot: () => {},
+      update: () => REFUSED_NO_SLOTS,
     };
     const commander = new Commander(target, 'vm-f', { kid: 1, key: KEY });
     const values: unknown[] = [0, -1, 1, 7, 125, 999, 1000, 1e6, 1e6 + 1, 2 ** 32, 1.5, NaN, '125', '', 'A1', null, true, [], {}, [1, 2], { A1: 1 }, 'x'.repeat(300), "'; DROP TABLE--"];

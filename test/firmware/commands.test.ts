@@ -1,3 +1,6 @@
+import * as Checkpoint from '../../firmware/journal/checkpoint.js';
+import { REFUSED_TOO_LARGE } from '../../firmware/command/vocabulary.js';
+import { formatVersion } from '../../firmware/update/version.js';
 import { Commander, type CommandTarget } from '../../firmware/command/commander.js';
 import { HmacSha256 } from '../../firmware/crypto/hmac.js';
 import { Journal } from '../../firmware/journal/journal.js';
@@ -73,6 +76,10 @@ function boot(flash = new FlashImage({ size: 16 * 1024, blockLength: 1024, write
     },
     report: () => calls.push('report'),
     reboot: () => calls.push('reboot'),
+    update: (n, a) => {
+      calls.push(`update ${n} ${formatVersion(a.version)} ${a.size} ${a.journal}${a.force ? ' force' : ''}${a.downgrade ? ' downgrade' : ''}`);
+      return a.size > 1_000_000 ? REFUSED_TOO_LARGE : 0;
+    },
   };
   return { flash, journal, ledger, commander: new Commander(target, 'vm-7', { kid: 1, key: KEY }), clock, wall, calls, prices, qty };
 }
@@ -90,6 +97,39 @@ function outcomes(b: Bench): Record<string, unknown>[] {
 const cmd = (n: number, type: string, args: object = {}, extra: object = {}): object => ({ machine: 'vm-7', n, type, issued: T0 + n, expires: T0 + n + 300, args, ...extra });
 
 describe('remote commands on the machine', () => {
+  it('update: takes a well-formed command to the updater, refuses bad arguments, and journals what the updater says', () => {
+    const b = boot();
+    const sha = 'ab'.repeat(32);
+    const good = { version: '0.2.0', size: 5000, sha256: sha, journal: 1, source: 'mqtt' };
+    b.commander.receive(signed(cmd(1, 'update', good)));
+    b.commander.receive(signed(cmd(2, 'update', { ...good, size: 2_000_000, force: true })));
+    const bad: object[] = [
+      { ...good, version: '0.2' },
+      { ...good, version: '256.0.0' },
+      { ...good, size: 0 },
+      { ...good, size: -5 },
+      { ...good, size: 1.5 },
+      { ...good, sha256: 'AB'.repeat(32) },
+      { ...good, sha256: 'ab'.repeat(31) },
+      { ...good, sha256: 42 },
+      { ...good, journal: -1 },
+      { ...good, journal: undefined },
+      { ...good, source: 'http' },
+      { ...good, force: 'yes' },
+      { ...good, downgrade: 1 },
+    ];
+    bad.forEach((args, i) => b.commander.receive(signed(cmd(10 + i, 'update', args))));
+    deepEqual(
+      b.calls.filter((c) => c.startsWith('update')),
+      ['update 1 0.2.0 5000 1', 'update 2 0.2.0 2000000 1 force'],
+    );
+    const o = outcomes(b);
+    deepEqual(
+      o.map((e) => [e['n'], e['command'], e['outcome'], e['reason'] ?? '']),
+      [[1, 'update', 'applied', ''], [2, 'update', 'refused', 'too-large'], ...bad.map((_, i) => [10 + i, 'update', 'refused', 'bad-args'])],
+    );
+  });
+
   it('applies a signed price change once, journaled, and refuses the same command again', () => {
     const b = boot();
     b.commander.receive(signed(cmd(1, 'set-prices', { prices: { A1: 125, B1: 250 } })));
@@ -316,20 +356,20 @@ describe("the machine's wall clock", () => {
     equal(last(b)['outcome'], 'applied');
   });
 
-  it('keeps the newest signed time in checkpoints (version 6), and still reads a version 5 checkpoint', () => {
+  it('keeps the newest signed time in checkpoints (version 6 on), and still reads a version 5 checkpoint', () => {
     const b = boot(undefined, { ms: T0 * 1000 });
     b.commander.receive(at(1, T0 + 600, 300));
     const cp = new Uint8Array(b.ledger.checkpointLength);
     const n = b.ledger.save(cp);
     equal(n, cp.length);
-    equal(cp[0], 6, 'checkpoint version 6');
+    equal(cp[0], Checkpoint.VERSION, 'the newest checkpoint version');
     const copy = new Ledger(new Uint16Array(3), new Uint8Array(3), layoutHash(CODES));
     ok(copy.load(cp, 0, n));
     equal(copy.wallFloor, T0 + 600);
     equal(copy.wallOffset, T0 + 600);
     equal(copy.commandHigh, 1);
-    // The same books as version 5 wrote them: no clock state after the audit state.
-    const v5 = cp.slice(0, n - 4);
+    // The same books as version 5 wrote them: no clock state after the audit state (nor version 7's update state).
+    const v5 = cp.slice(0, n - Checkpoint.CLOCK_STATE - Checkpoint.UPDATE_NONE);
     v5[0] = 5;
     const old = new Ledger(new Uint16Array(3), new Uint8Array(3), layoutHash(CODES));
     ok(old.load(v5, 0, v5.length), 'a version 5 checkpoint loads');

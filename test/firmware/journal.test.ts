@@ -1,10 +1,11 @@
+import { UpdatePhase } from '../../firmware/journal/vocabulary.js';
 import * as Checkpoint from '../../firmware/journal/checkpoint.js';
 import { Journal } from '../../firmware/journal/journal.js';
 import { Ledger, layoutHash } from '../../firmware/journal/ledger.js';
 import { R_VEND_FAIL, R_VEND_OK } from '../../firmware/journal/records.js';
 import { Counter, COUNTERS } from '../../firmware/journal/vocabulary.js';
 import { FlashImage, type FlashGeometry } from '../../hal-sim/guest/flash-image.js';
-import { equal, ok, prng, throws } from '../lib/assert.js';
+import { deepEqual, equal, ok, prng, throws } from '../lib/assert.js';
 
 const SMALL: FlashGeometry = { size: 16 * 1024, blockLength: 1024, writeAlign: 4 };
 /** Small blocks, so a short run turns the ring over. */
@@ -274,6 +275,65 @@ describe('flash journal', () => {
     }
     // The rest land in checkpoints (a damaged one gives way to an older one and a longer replay), padding or older blocks.
     ok(repaired >= 10, `${repaired} of 40 flips repaired`);
+  });
+
+  it("repairs one flipped bit in an older block's last record, and ignores one in its erased rest", () => {
+    const flash = new FlashImage(SMALL);
+    const r = boot(flash);
+    workload(r, 12, 11, 0);
+    const good = books(r.ledger);
+    // No wrap yet: the blocks fill in order, and every used block but the last is older than the head.
+    const bl = SMALL.blockLength;
+    const used = Array.from({ length: SMALL.size / bl }, (_, b) => b).filter((b) => flash.bytes[b * bl] !== 0xff);
+    ok(used.length >= 3 && used[used.length - 1] === used.length - 1, `blocks 0..${used.length - 1} in use, no wrap`);
+    // An older block with erased space after its last record.
+    const ends = used.slice(0, -1).map((b) => {
+      let data = (b + 1) * bl;
+      while (flash.bytes[data - 1] === 0xff) data--;
+      return { b, data };
+    });
+    const older = ends.find((e) => e.data < (e.b + 1) * bl - 8);
+    ok(older, 'an older block has erased space after its last record');
+    const data = older!.data;
+    for (const [at, what] of [
+      [data - 6, 'the last record'],
+      [data + 4, 'the erased rest'],
+    ] as const) {
+      const copy = new FlashImage(SMALL, flash.bytes);
+      copy.flipBit(at, 3);
+      const after = boot(new FlashImage(SMALL, copy.bytes));
+      equal(after.report.corrupt + after.report.missing, 0, `a flip in ${what} loses nothing`);
+      equal(after.report.repaired, what === 'the last record' ? 1 : 0, `a flip in ${what}: repairs`);
+      equal(JSON.stringify(books(after.ledger)), JSON.stringify(good), `a flip in ${what} changes no books`);
+    }
+  });
+
+  it('keeps an open firmware update in checkpoints (version 7), with and without a reader, and drops it once closed', () => {
+    for (const cashless of [false, true]) {
+      const ledger = new Ledger(new Uint16Array(3), new Uint8Array(3), layoutHash(CODES), { cashless });
+      const journal = new Journal(new FlashImage(SMALL), ledger, { now: () => 0 });
+      journal.open();
+      const closed = ledger.checkpointLength;
+      const sha = new Uint8Array(32).fill(0x5a);
+      journal.updateBegin(9, 0x0002000, 300_000, 1, 1, sha);
+      journal.updateProgress(9, 0x10000, new Uint8Array(32).fill(7));
+      journal.update(9, UpdatePhase.DOWNLOADED, 0, 0x0002000);
+      equal(ledger.checkpointLength, closed + Checkpoint.UPDATE_STATE, 'an open update adds its section');
+      const cp = new Uint8Array(ledger.checkpointLength);
+      equal(ledger.save(cp), cp.length);
+      const copy = new Ledger(new Uint16Array(3), new Uint8Array(3), layoutHash(CODES), { cashless });
+      ok(copy.load(cp, 0, cp.length));
+      deepEqual([copy.update.n, copy.update.size, copy.update.flags, copy.update.phase, copy.update.offset], [9, 300_000, 1, UpdatePhase.DOWNLOADED, 0x10000]);
+      deepEqual(copy.update.sha256, sha);
+      deepEqual(copy.update.state, new Uint8Array(32).fill(7));
+      journal.update(9, UpdatePhase.CONFIRMED, 0, 0x0002000);
+      equal(ledger.checkpointLength, closed, 'closed: the section is gone');
+      const after = new Uint8Array(ledger.checkpointLength);
+      ledger.save(after);
+      const again = new Ledger(new Uint16Array(3), new Uint8Array(3), layoutHash(CODES), { cashless });
+      ok(again.load(after, 0, after.length));
+      equal(again.update.n, 0);
+    }
   });
 
   it('reads a checkpoint of the firmware before remote commands (version 2), keeping the configured prices', () => {

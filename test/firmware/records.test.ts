@@ -8,6 +8,9 @@
  * fill their fields' widths (u32 above 2^31, i32 at its minimum, counts at
  * their caps), so a field read narrower or signed comes back wrong.
  */
+import { UPDATE_DOWNGRADE, UPDATE_FORCE, R_UPDATE, R_UPDATE_BEGIN, R_UPDATE_PROGRESS } from '../../firmware/journal/records.js';
+import { UpdatePhase, UpdateReason } from '../../firmware/journal/vocabulary.js';
+import { parseVersion } from '../../firmware/update/version.js';
 import * as Checkpoint from '../../firmware/journal/checkpoint.js';
 import { CMD_VEND, OUT_FAILED, REJ_REPLAY, SET_CHANGE_POLICY } from '../../firmware/command/vocabulary.js';
 import { DISPENSE_SENSOR_FAULT } from '../../firmware/dispense/dispenser.js';
@@ -117,6 +120,11 @@ interface Case {
   /** Further checks of the payload (the checkpoint's, which is the ledger's own). */
   payload?(d: Uint8Array, r: Rig): void;
 }
+
+/** An image's SHA-256 and a hash state, as update records carry them. */
+const SHA = Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff);
+const SHA_HEX = Array.from(SHA, (b) => b.toString(16).padStart(2, '0')).join('');
+const STATE = Array.from({ length: 32 }, (_, i) => 0xff - i);
 
 const CASES: { [type: number]: Case } = {
   [R_VEND_OK]: {
@@ -326,6 +334,23 @@ const CASES: { [type: number]: Case } = {
     fields: { slot: 1, amount: BIG },
     described: { slot: 'A2', amount: BIG },
     books: (l) => (equal(l.cardVend, CardVend.APPROVED), equal(l.cardSlot, 1), equal(l.cardAmount, BIG)),
+  },
+  [R_UPDATE_BEGIN]: {
+    write: (r) => (r.journal.updateBegin(BIG, parseVersion('255.4095.4094'), BIG + 1, 0xfffe, UPDATE_FORCE | UPDATE_DOWNGRADE, new Uint8Array(SHA)), r),
+    fields: { n: BIG, version: parseVersion('255.4095.4094'), size: BIG + 1, journal: 0xfffe, flags: UPDATE_FORCE | UPDATE_DOWNGRADE, sha256: SHA },
+    described: { n: BIG, version: '255.4095.4094', size: BIG + 1, sha256: SHA_HEX, journal: 0xfffe },
+    books: (l) => (equal(l.update.n, BIG), equal(l.update.size, BIG + 1), equal(l.update.flags, UPDATE_FORCE | UPDATE_DOWNGRADE), deepEqual(l.update.sha256, SHA), equal(l.update.offset, 0)),
+  },
+  [R_UPDATE]: {
+    write: (r) => (r.journal.updateBegin(7, parseVersion('0.2.0'), 5000, 1, 0, new Uint8Array(SHA)), r.journal.update(7, UpdatePhase.ROLLED_BACK, UpdateReason.PROBATION_BROKER, parseVersion('0.2.0')), r),
+    fields: { n: 7, phase: UpdatePhase.ROLLED_BACK, reason: UpdateReason.PROBATION_BROKER, version: parseVersion('0.2.0') },
+    described: { n: 7, phase: 'rolled-back', reason: 'probation: broker', version: '0.2.0' },
+    books: (l) => equal(l.update.n, 0, 'a rollback closes the update'),
+  },
+  [R_UPDATE_PROGRESS]: {
+    write: (r) => (r.journal.updateBegin(7, parseVersion('0.2.0'), 300_000, 1, 0, new Uint8Array(SHA)), r.journal.updateProgress(7, 0x20000, new Uint8Array(STATE)), r),
+    fields: { n: 7, offset: 0x20000, state: STATE },
+    books: (l) => (equal(l.update.n, 7), equal(l.update.offset, 0x20000), deepEqual(l.update.state, STATE)),
   },
   [R_CARD_RESULT]: {
     write: (r) => (r.journal.cardApproved(1, 100), r.journal.cardResult(CardOutcome.UNREFUNDED, 1, BIG), r),

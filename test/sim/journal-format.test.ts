@@ -18,6 +18,7 @@ import {
   CP_HEAD,
   CP_SETTING,
   CP_SLOT,
+  CP_UPDATE,
   isMeta,
   layoutOf,
   R_CHECKPOINT,
@@ -89,6 +90,7 @@ describe('docs/journal-format.md', () => {
     ['CP_SETTING', CP_SETTING],
     ['CP_AUDIT', CP_AUDIT],
     ['CP_CLOCK', CP_CLOCK],
+    ['CP_UPDATE', CP_UPDATE],
     ['CP_CARD', CP_CARD],
   ];
   for (const [name, t] of sections) {
