@@ -106,7 +106,7 @@ export class SimNetwork {
           const pub = p as mqttPacket.IPublishPacket;
           this.stats.received++;
           if (pub.qos === 1 && pub.messageId !== undefined) socket.write(mqttPacket.generate({ cmd: 'puback', messageId: pub.messageId }));
-          this.emit(['mq', 'msg', pub.topic, Buffer.from(pub.payload as Buffer).toString('utf8')]);
+          this.emit(['mq', 'msg', pub.topic, Buffer.from(pub.payload as Buffer).toString('latin1')]);
           break;
         }
         default:
@@ -131,7 +131,7 @@ export class SimNetwork {
       };
       if (o.user !== undefined) packet.username = o.user;
       if (o.password !== undefined) packet.password = Buffer.from(o.password);
-      if (o.will) packet.will = { topic: o.will.topic, payload: Buffer.from(o.will.message), qos: o.will.qos, retain: o.will.retain };
+      if (o.will) packet.will = { topic: o.will.topic, payload: Buffer.from(o.will.message, 'latin1'), qos: o.will.qos, retain: o.will.retain };
       socket.write(mqttPacket.generate(packet));
       // Keepalive is the broker's real-time rule, so pings run on real time.
       this.ping = setInterval(() => socket.write(mqttPacket.generate({ cmd: 'pingreq' })), Math.max(1000, (o.keepalive * 1000) / 2));
@@ -142,7 +142,8 @@ export class SimNetwork {
     const s = this.socket;
     if (!s) return;
     this.stats.published++;
-    const packet: mqttPacket.IPublishPacket = { cmd: 'publish', topic, payload: Buffer.from(text), qos, retain, dup: false };
+    // One character a byte (the guest's bridge, hal-sim/guest/bridge-board.ts): binary payloads cross unchanged.
+    const packet: mqttPacket.IPublishPacket = { cmd: 'publish', topic, payload: Buffer.from(text, 'latin1'), qos, retain, dup: false };
     if (qos === 1) {
       packet.messageId = this.messageId;
       this.messageId = (this.messageId % 65535) + 1;

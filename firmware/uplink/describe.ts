@@ -127,10 +127,11 @@ export function describeRecord(type: number, seq: number, time: number, d: Uint8
       break;
     case R_UPDATE: {
       e['n'] = get(d, o, R_UPDATE, 'n');
-      e['phase'] = UPDATE_PHASES[get(d, o, R_UPDATE, 'phase')] || 'unknown';
+      const phase = get(d, o, R_UPDATE, 'phase');
+      e['phase'] = UPDATE_PHASES[phase] || `phase-${phase}`;
       e['version'] = formatVersion(get(d, o, R_UPDATE, 'version'));
       const reason = get(d, o, R_UPDATE, 'reason');
-      if (reason !== 0) e['reason'] = UPDATE_REASONS[reason] || 'other';
+      if (reason !== 0) e['reason'] = UPDATE_REASONS[reason] || `reason-${reason}`;
       break;
     }
     case R_COMMAND: {

@@ -77,12 +77,18 @@ const TUBES: FieldSpec = { kind: 'counts', maxItems: 16, max: U8 };
 
 // The firmware's vocabularies (firmware/command/vocabulary.ts, journal/vocabulary.ts), written out: the gateway
 // does not import firmware code, and the drift test checks every name the firmware has is here.
-const COMMANDS = ['set-prices', 'restock', 'lock', 'unlock', 'reboot', 'set-config', 'report', 'audit', 'vend', 'rotate-key', 'unknown'];
+const COMMANDS = ['set-prices', 'restock', 'lock', 'unlock', 'reboot', 'set-config', 'report', 'audit', 'vend', 'rotate-key', 'update', 'unknown'];
 const OUTCOMES = ['applied', 'stale', 'refused', 'failed', 'interrupted', 'unsupported'];
-const REFUSALS = ['busy', 'sold-out', 'unknown-slot', 'locked', 'bad-args', 'out-of-service', 'storage-full'];
+const REFUSALS = ['busy', 'sold-out', 'unknown-slot', 'locked', 'bad-args', 'out-of-service', 'storage-full', 'downgrade', 'too-large', 'journal-format', 'no-slots', 'on-probation'];
 const REJECTIONS = ['bad-signature', 'unknown-key', 'expired', 'replay', 'malformed', 'wrong-machine', 'oversized'];
 const SETTINGS = ['telemetryIntervalMs', 'sessionTimeoutMs', 'dropTimeoutMs', 'changePolicy'];
 const CARD_OUTCOMES = ['success', 'refunded', 'sold-reader-reset', 'unrefunded', 'uncertain', 'not-dispensed'];
+/** A firmware update's steps and reasons (firmware/journal/vocabulary.ts UPDATE_PHASES, UPDATE_REASONS). */
+const UPDATE_PHASES = ['downloaded', 'failed', 'installing', 'confirmed', 'rolled-back'];
+const UPDATE_REASONS = ['bad-hash', 'short-image', 'source-refused', 'slot-failed', 'cancelled', 'crash', 'watchdog', 'power', 'restart', 'probation: devices', 'probation: broker', 'probation: sync', 'other'];
+/** A version as the firmware writes one (255.4095.4095 at most), and a SHA-256 in hex. */
+const VERSION_TEXT: FieldSpec = { kind: 'text', maxLength: 13 };
+const SHA256_TEXT: FieldSpec = { kind: 'text', maxLength: 64 };
 
 /** Every event type the firmware publishes and its fields (besides seq, t and type). */
 export const EVENT_FIELDS: ReadonlyMap<string, EventFields> = new Map<string, EventFields>([
@@ -126,6 +132,9 @@ export const EVENT_FIELDS: ReadonlyMap<string, EventFields> = new Map<string, Ev
   ['audit-read', { read: integer(0, U32), wall: integer(0, U32) }],
   ['card-approved', { slot: SLOT_FIELD, amount: money(U32) }],
   ['card-result', { outcome: oneOf(CARD_OUTCOMES, 'outcome'), slot: SLOT_FIELD, amount: money(U32) }],
+  // Firmware updates (docs/updates.md): the image taken, then each step.
+  ['update-begin', { n: integer(0, U32), version: VERSION_TEXT, size: integer(0, U32), sha256: SHA256_TEXT, journal: integer(0, U16) }],
+  ['update', { n: integer(0, U32), phase: oneOf(UPDATE_PHASES, 'phase'), version: VERSION_TEXT, reason: optional(oneOf(UPDATE_REASONS, 'reason')) }],
 ]);
 
 /** The fields every event has besides `type`: the journal's sequence number and time (seconds). */

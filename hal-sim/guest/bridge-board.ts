@@ -25,7 +25,7 @@ import type {
   WordSerialOptions,
   WordSerialPort,
 } from '../../firmware/board.js';
-import { decodeUtf8, encodeUtf8 } from '../../firmware/text/utf8.js';
+import { decodeUtf8 } from '../../firmware/text/utf8.js';
 import { BridgeSlots } from './bridge-slots.js';
 import { FlashImage, fromHex, toHex } from './flash-image.js';
 import { PWM_RESOLUTION, type GuestEvent, type GuestOp, type HostMessage, type SlotsInfo } from './protocol.js';
@@ -158,7 +158,7 @@ export class BridgeBoard implements Board {
     const open: Extract<GuestOp, ['mq', 'open', unknown]>[2] = { host: options.host, port: options.port ?? 1883, id: options.id, keepalive: options.keepalive ?? 60 };
     if (options.user !== undefined) open.user = options.user;
     if (options.password !== undefined) open.password = decodeUtf8(options.password);
-    if (options.will) open.will = { topic: options.will.topic, message: decodeUtf8(options.will.message), qos: options.will.QoS ?? 0, retain: options.will.retain ?? false };
+    if (options.will) open.will = { topic: options.will.topic, message: bytesText(options.will.message), qos: options.will.QoS ?? 0, retain: options.will.retain ?? false };
     this.emit(['mq', 'open', open]);
     const self = this;
     return {
@@ -168,7 +168,7 @@ export class BridgeBoard implements Board {
       },
       write(data: ArrayBuffer, o: { topic: string; QoS?: 0 | 1; retain?: boolean }): number {
         if (self.mqtt !== options) throw new Error('MQTT client closed');
-        self.emit(['mq', 'pub', o.topic, decodeUtf8(data), o.QoS ?? 0, o.retain ?? false]);
+        self.emit(['mq', 'pub', o.topic, bytesText(data), o.QoS ?? 0, o.retain ?? false]);
         return data.byteLength;
       },
       subscribe(topics: readonly { topic: string; QoS?: 0 | 1 }[]): number {
@@ -242,7 +242,7 @@ export class BridgeBoard implements Board {
           this.mqtt = undefined;
           m.onClose?.();
         } else {
-          const data = encodeUtf8(ev[3]);
+          const data = textBytes(ev[3]);
           this.inbox.push({ topic: ev[2], data });
           // Bounded: a flood of messages cannot grow the guest's heap without limit.
           if (this.inbox.length > 32) this.inbox.shift();
@@ -283,4 +283,22 @@ export class BridgeBoard implements Board {
     this.txOp = undefined;
     return ops;
   }
+}
+
+/**
+ * MQTT payloads cross the bridge as text with one character per byte
+ * (0..255, Latin-1), both ways: firmware images' chunks are binary, and the
+ * bytes of every other message (UTF-8 text) arrive as they were sent.
+ */
+function bytesText(data: ArrayBuffer): string {
+  const b = new Uint8Array(data);
+  let s = '';
+  for (let i = 0; i < b.length; i += 256) s += String.fromCharCode(...b.subarray(i, Math.min(b.length, i + 256)));
+  return s;
+}
+
+function textBytes(text: string): ArrayBuffer {
+  const b = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) b[i] = text.charCodeAt(i) & 0xff;
+  return b.buffer;
 }

@@ -16,6 +16,8 @@ import { describeRecord, type Described } from '../../firmware/uplink/describe.j
 import { Journal } from '../../firmware/journal/journal.js';
 import { Ledger, layoutHash } from '../../firmware/journal/ledger.js';
 import { CARD_OUTCOMES, isMeta, RECORD_NAMES } from '../../firmware/journal/records.js';
+import { UPDATE_PHASES, UPDATE_REASONS } from '../../firmware/journal/vocabulary.js';
+import { parseVersion } from '../../firmware/update/version.js';
 import { FlashImage } from '../../hal-sim/guest/flash-image.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -108,6 +110,12 @@ function firmwareEvents(): Described[] {
   j.lock(false, U32);
   j.auditRead(1, 0);
   j.auditRead(U32, U32);
+  // Firmware updates: the image taken, every step and reason the firmware names, and codes it does not.
+  j.updateBegin(1, 0, 1, 0, 0, new Uint8Array(32));
+  j.updateBegin(U32, parseVersion('255.4095.4095'), U32, U16, U8, new Uint8Array(32).fill(0xff));
+  for (let phase = 1; phase <= UPDATE_PHASES.length; phase++) {
+    for (let reason = 0; reason <= UPDATE_REASONS.length; reason++) j.update(U32, phase === UPDATE_PHASES.length ? U8 : phase, reason === UPDATE_REASONS.length ? U8 : reason, U32 % 0x100000000);
+  }
   // A power cut and a restart: BOOT; a machine with the most slots a config allows: INIT.
   const again = journalOn(flash, CODES);
   const big = Array.from({ length: 100 }, (_, i) => `S${i}`);
