@@ -26,5 +26,6 @@ export default [
   script('dist/bench/xs/change-bench.js', 'dist/bundle/bench-change.js', 'vendfleetBenchChange'),
   script('dist/bench/xs/journal-bench.js', 'dist/bundle/bench-journal.js', 'vendfleetBenchJournal'),
   script('dist/bench/xs/dex-bench.js', 'dist/bundle/bench-dex.js', 'vendfleetBenchDex'),
+  script('dist/bench/xs/update-bench.js', 'dist/bundle/bench-update.js', 'vendfleetBenchUpdate'),
   ...tests,
 ];

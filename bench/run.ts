@@ -10,7 +10,7 @@
  * bench/lib (firmware-xs, simulator, gateway) and records into one Figures.
  */
 import { Figures } from './lib/figures.js';
-import { xsChange, xsDex, xsJournal, xsVend } from './lib/firmware-xs.js';
+import { xsChange, xsDex, xsJournal, xsUpdate, xsVend } from './lib/firmware-xs.js';
 import { commandBench, gatewayBench, outageBench } from './lib/gateway.js';
 import { routeBench } from './lib/route.js';
 import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
@@ -50,16 +50,18 @@ async function main(): Promise<void> {
   }
   const vendCompute = await xsVend(f);
   if (argv.includes('--xs-only')) {
-    // The firmware under XS alone (a minute): vend, change-making, journal, audit file.
+    // The firmware under XS alone (a minute): vend, change-making, journal, audit file, firmware download.
     await xsChange(f, vendCompute);
     await xsJournal(f, vendCompute);
     await xsDex(f, vendCompute);
+    await xsUpdate(f, vendCompute);
     f.finish();
     return;
   }
   await xsChange(f, vendCompute);
   await xsJournal(f, vendCompute);
   await xsDex(f, vendCompute);
+  await xsUpdate(f, vendCompute);
   await journalWear(f, 10000);
   if (!argv.includes('--no-cuts')) await powerCutCampaign(f);
   if (!argv.includes('--no-gateway')) {

@@ -161,3 +161,43 @@ export async function xsDex(f: Figures, vendCompute: number): Promise<void> {
     await w.close();
   }
 }
+
+/**
+ * The downloader under XS (docs/updates.md): a 1.5 MB image in 1 KiB chunks
+ * through firmware/update/download.ts, hash included. Compute and heap per
+ * chunk, and the heap the download holds while it runs.
+ */
+export async function xsUpdate(f: Figures, vendCompute: number): Promise<void> {
+  f.out('');
+  f.out('Firmware download under XS: a 1.5 MB image in 1 KiB chunks, SHA-256 checked as it goes');
+  const w = new XsWorker({ meteringLimit: 2_000_000_000 });
+  try {
+    await w.evaluate(readFileSync(fileURLToPath(new URL('../../bundle/bench-update.js', import.meta.url)), 'utf8'));
+    const size = 1_500_000;
+    const empty = (await w.evaluate('gc()')).meter.currentHeapCount;
+    await w.evaluate(`benchUpdateSetup(${size})`);
+    // The setup holds the image itself (a typed array: its bytes are not slots) and the download.
+    const held = (await w.evaluate('gc()')).meter.currentHeapCount - empty;
+    const base = (await w.evaluate('0')).meter.compute;
+    const batch = 100;
+    const r = await w.evaluate(`benchUpdateChunks(${batch})`);
+    const perChunk = (r.meter.compute - base) / batch;
+    const garbage = (r.meter.currentHeapCount - (held + empty)) / batch;
+    // What the download keeps while it runs: the heap after a collection, every 100 chunks, at most.
+    let kept = held;
+    let chunks = batch;
+    for (;;) {
+      await w.evaluate(`benchUpdateChunks(${batch})`);
+      kept = Math.max(kept, (await w.evaluate('gc()')).meter.currentHeapCount - empty);
+      chunks += batch;
+      if (new TextDecoder().decode((await w.evaluate('new TextEncoder().encode(String(benchUpdateComplete())).buffer')).reply) === '1') break;
+      if (chunks > size / 1024 + batch) throw new Error('the download did not complete');
+    }
+    f.record('update.computePerKiB', Math.round(perChunk), `compute per 1 KiB chunk, hash included (computrons; ${(perChunk / vendCompute).toFixed(3)} vends)`);
+    f.record('update.garbagePerKiB', Math.round(garbage * 10) / 10, 'heap allocated per chunk before GC (XS slots)');
+    f.record('update.heldSlots', held, 'heap held by a download and its bench image, after GC (XS slots)');
+    f.record('update.keptSlots', kept, `heap kept while downloading, after collections (XS slots; most over ${chunks} chunks)`);
+  } finally {
+    await w.close();
+  }
+}
