@@ -23,6 +23,7 @@ import { addMachines } from '../../gateway/store/machines.js';
 import { migrate } from '../../gateway/store/migrations.js';
 import { MachineHost } from '../../hal-sim/host.js';
 import { buildImage } from '../../hal-sim/images.js';
+import { assertExactlyOnce, synced } from '../gateway/backends.js';
 import { keysFile, signed, testKey } from '../gateway/firmware-fixtures.js';
 import { connectMqtt } from '../lib/mqtt.js';
 import { usMachine } from './fixtures.js';
@@ -138,6 +139,58 @@ for (const target of ['sim', 'xs'] as const) {
       await host.powerCut();
       assert.equal(host.image.version, '0.2.0');
       assert.equal((await host.runUntilIdle()).state, 'IDLE');
+    });
+
+    it('power cuts mid-download, between complete() and the restart, and during the probation: a good image boots every time and every sale is stored once', async () => {
+      const { host, id } = await machine();
+      const image = await upload('0.2.0');
+      await registry.offer(id, image.sha);
+      const sell = async (): Promise<void> => {
+        const before = host.rig.delivered.length;
+        host.select('A1');
+        await host.runUntilIdle();
+        host.insertBill(100);
+        await host.runUntilIdle();
+        host.insertCoin(25);
+        await host.runUntilIdle();
+        assert.equal(host.rig.delivered.length, before + 1, 'the chips came out');
+      };
+      await sell();
+      await update(host, id, 1, { version: '0.2.0', size: image.size, sha256: image.sha });
+      // Mid-download, once the first 64 KiB are journaled: the download resumes from there.
+      await until(host, 'the first 64 KiB are in', async () => ((await host.status()).update?.offset ?? 0) >= 65536);
+      await host.powerCut();
+      assert.equal(host.image.version, '0.1.0');
+      await until(host, 'the download carries on', async () => (await host.status()).update?.state === 'downloading');
+      await sell();
+      // Credit held: no safe moment, so the complete image waits; the power fails then.
+      host.select('A1');
+      host.insertBill(100);
+      await until(host, 'downloaded, waiting for a safe moment', async () => (await host.status()).update?.state === 'waiting');
+      await host.powerCut();
+      assert.equal(host.image.version, '0.2.0', 'complete() selected the new image: it boots, on probation');
+      assert.equal((await running(host)).probation, true);
+      // And the power fails again before it could confirm: the bootloader brings 0.1.0 back.
+      await host.powerCut();
+      assert.equal(host.image.version, '0.1.0');
+      assert.equal((await running(host)).rolledBack?.reason, 'power');
+      // The customer's credit survived all of it (the selection did not: it was in RAM): the sale completes.
+      assert.equal((await host.status()).credit, 100, 'the credit is kept');
+      const before = host.rig.delivered.length;
+      host.insertCoin(25);
+      await host.runUntilIdle();
+      host.select('A1');
+      await host.runUntilIdle();
+      assert.equal(host.rig.delivered.length, before + 1, 'the held credit bought the chips');
+      await until(host, 'the rollback is stored', async () => (await phases(id)).some((p) => p.startsWith('rolled-back')));
+      // The operator tries again: this time it takes.
+      await update(host, id, 2, { version: '0.2.0', size: image.size, sha256: image.sha });
+      await until(host, '0.2.0 confirmed', async () => host.image.version === '0.2.0' && (await running(host)).probation === false && (await phases(id)).filter((p) => p === 'confirmed').length === 1);
+      await sell();
+      assert.deepEqual(await phases(id), ['downloaded', 'rolled-back power', 'downloaded', 'installing', 'confirmed']);
+      await synced(host);
+      await assertExactlyOnce(db, host, id);
+      assert.equal((await host.status()).counters.sales, 4);
     });
 
     it('an image that never reaches the broker fails its probation, and 0.1.0 comes back and says why', async () => {
