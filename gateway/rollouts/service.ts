@@ -50,9 +50,9 @@ export interface RolloutSummary {
   image: { sha256: string; version: string };
   target: Target;
   state: RolloutState;
-  /** The wave under way, from 1. */
+  /** The wave under way, from 1, of waveCount. */
   wave: number;
-  waves: number;
+  waveCount: number;
   total: number;
   counts: Counts;
   reason: string | null;
@@ -86,7 +86,7 @@ export interface MachineView {
 
 /** A rollout with its waves, and the machines that need a look (failed, rolled back) or are under way. */
 export interface RolloutView extends RolloutSummary {
-  waveList: WaveView[];
+  waves: WaveView[];
   halt: Halt;
   parallel: number;
   timeoutS: number;
@@ -183,7 +183,7 @@ export class Rollouts {
     if (!r) throw new RolloutError('unknown-rollout', `no rollout ${id}`);
     const counts = await sql.stateCounts(this.db, [id]);
     const s = summary(r, counts);
-    const waveList: WaveView[] = r.waves.map((percent, w) => {
+    const waves: WaveView[] = r.waves.map((percent, w) => {
       const c = zero();
       for (const x of counts) if (x.wave === w) c[x.state] += x.n;
       const size = MACHINE_STATES.reduce((n, st) => n + c[st], 0);
@@ -192,7 +192,7 @@ export class Rollouts {
     });
     const problems = (await sql.entries(this.db, id, { states: [...BAD], limit: 200 })).map(machineView);
     const active = (await sql.entries(this.db, id, { states: ['downloading', 'waiting', 'rebooting'], limit: 200 })).map(machineView);
-    return { ...s, waveList, halt: r.halt, parallel: r.parallel, timeoutS: r.timeoutS, downgrade: r.downgrade, force: r.force, problems, active };
+    return { ...s, waves, halt: r.halt, parallel: r.parallel, timeoutS: r.timeoutS, downgrade: r.downgrade, force: r.force, problems, active };
   }
 
   /** A rollout's machines in order (those in `states` if given). */
@@ -263,7 +263,7 @@ function summary(r: RolloutRecord, counts: readonly { wave: number; state: Machi
     target: r.target,
     state: r.state,
     wave: Math.min(r.wave, r.waves.length - 1) + 1,
-    waves: r.waves.length,
+    waveCount: r.waves.length,
     total: MACHINE_STATES.reduce((n, s) => n + c[s], 0),
     counts: c,
     reason: r.reason,
