@@ -39,6 +39,8 @@ export interface SimMachine {
   readonly refusals: string[];
   /** What its updates ended with. */
   readonly outcomes: string[];
+  /** Events sent and not acknowledged yet, by number (a journal keeps them until the gateway has them). */
+  readonly unacked: Map<number, Record<string, unknown>>;
 }
 
 interface Download {
@@ -79,10 +81,10 @@ export class UpdateFleet {
     const client = await mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, clientId: `vf-update-fleet-${process.pid}-${Math.floor(Math.random() * 1e9)}` });
     const fleet = new UpdateFleet(client, options);
     for (const m of machines) {
-      fleet.machines.set(m.id, { id: m.id, key: Buffer.isBuffer(m.key) ? m.key : Buffer.from(m.key, 'hex'), script: m.script ?? 'confirm', running: m.running, valid: true, seq: 1, commands: [], refusals: [], outcomes: [] });
+      fleet.machines.set(m.id, { id: m.id, key: Buffer.isBuffer(m.key) ? m.key : Buffer.from(m.key, 'hex'), script: m.script ?? 'confirm', running: m.running, valid: true, seq: 1, commands: [], refusals: [], outcomes: [], unacked: new Map() });
     }
     client.on('message', (topic, payload) => fleet.message(topic, Buffer.from(payload)));
-    await client.subscribeAsync(['fleet/+/commands', 'fleet/+/update/chunk'], { qos: 1 });
+    await client.subscribeAsync(['fleet/+/commands', 'fleet/+/update/chunk', 'fleet/+/acks'], { qos: 1 });
     return fleet;
   }
 
@@ -98,7 +100,25 @@ export class UpdateFleet {
   async report(id: string, ...events: Record<string, unknown>[]): Promise<void> {
     const m = this.machine(id);
     const list = events.map((e) => ({ seq: m.seq++, t: Math.floor(Date.now() / 1000) % 0xffffffff, ...e }));
+    for (const e of list) m.unacked.set(e.seq, e);
     await this.client.publishAsync(`fleet/${id}/events`, JSON.stringify({ v: 1, events: list }), { qos: 1 });
+  }
+
+  /** Send again every event not acknowledged (as a machine does when its gateway comes back). */
+  async resend(): Promise<number> {
+    let n = 0;
+    for (const m of this.machines.values()) {
+      const list = [...m.unacked.entries()].sort((a, b) => a[0] - b[0]).map(([, e]) => e);
+      // Consecutive runs, as the uplink sends them.
+      for (let i = 0; i < list.length; ) {
+        let j = i + 1;
+        while (j < list.length && list[j]!['seq'] === (list[j - 1]!['seq'] as number) + 1) j++;
+        await this.client.publishAsync(`fleet/${m.id}/events`, JSON.stringify({ v: 1, events: list.slice(i, j) }), { qos: 1 });
+        n += j - i;
+        i = j;
+      }
+    }
+    return n;
   }
 
   /** Telemetry: its version, and an update's progress when given. */
@@ -124,6 +144,13 @@ export class UpdateFleet {
       if (c.type === 'update') void this.take(m, c).catch(() => {});
     } else if (kind === 'update') {
       this.chunkIn(m, payload);
+    } else if (kind === 'acks') {
+      try {
+        const a = JSON.parse(payload.toString('utf8')) as { from?: unknown; to?: unknown };
+        if (typeof a.from === 'number' && typeof a.to === 'number') for (let s = a.from; s <= a.to && s - a.from < 100000; s++) m.unacked.delete(s);
+      } catch {
+        // not an ack
+      }
     }
   }
 
@@ -132,15 +159,15 @@ export class UpdateFleet {
     const a = c.args as { version: string; size: number; sha256: string; journal: number };
     if (m.script === 'manual') return;
     if (m.script === 'refuse') {
-      await this.report(m.id, { type: 'command', n: c.n, issued: c.issued, command: 'update', outcome: 'refused', reason: 'busy' });
       m.outcomes.push('refused');
+      await this.report(m.id, { type: 'command', n: c.n, issued: c.issued, command: 'update', outcome: 'refused', reason: 'busy' });
       return;
     }
     await this.report(m.id, { type: 'update-begin', n: c.n, version: a.version, size: a.size, sha256: a.sha256, journal: a.journal });
     if (m.script === 'silent') return;
     if (m.script === 'fail') {
-      await this.report(m.id, { type: 'update', n: c.n, phase: 'failed', version: a.version, reason: 'bad-hash' });
       m.outcomes.push('failed');
+      await this.report(m.id, { type: 'update', n: c.n, phase: 'failed', version: a.version, reason: 'bad-hash' });
       return;
     }
     this.downloads.set(m.id, { n: c.n, version: a.version, sha256: a.sha256, size: a.size, offset: 0, parts: [] });
@@ -186,8 +213,8 @@ export class UpdateFleet {
   private async install(m: SimMachine, d: Download): Promise<void> {
     const sha = createHash('sha256').update(Buffer.concat(d.parts)).digest('hex');
     if (sha !== d.sha256) {
-      await this.report(m.id, { type: 'update', n: d.n, phase: 'failed', version: d.version, reason: 'bad-hash' });
       m.outcomes.push('failed');
+      await this.report(m.id, { type: 'update', n: d.n, phase: 'failed', version: d.version, reason: 'bad-hash' });
       return;
     }
     await this.report(m.id, { type: 'update', n: d.n, phase: 'downloaded', version: d.version }, { type: 'update', n: d.n, phase: 'installing', version: d.version });
@@ -200,15 +227,15 @@ export class UpdateFleet {
       // Its probation failed: the bootloader boots the old image, which says so.
       m.running = old;
       m.valid = true;
+      m.outcomes.push('rolled-back');
       await this.report(m.id, { type: 'update', n: d.n, phase: 'rolled-back', version: d.version, reason: 'probation: broker' });
       await this.telemetry(m.id);
-      m.outcomes.push('rolled-back');
       return;
     }
     m.valid = true;
+    m.outcomes.push('confirmed');
     await this.report(m.id, { type: 'update', n: d.n, phase: 'confirmed', version: d.version });
     await this.telemetry(m.id);
-    m.outcomes.push('confirmed');
   }
 
   async close(): Promise<void> {
