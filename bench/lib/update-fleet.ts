@@ -7,7 +7,9 @@
  * (fleet/{id}/update/get and /chunk, the real path, its SHA-256 checked),
  * telemetry with its progress, downloaded, installing, and then, by its
  * script, confirmed on the new image or rolled back to the old one. Events
- * are numbered per machine as a journal numbers them. For the rollout
+ * are numbered per machine as a journal numbers them. One connection for
+ * all, or, with their MQTT passwords (a broker with logins and ACLs), one
+ * each. For the rollout
  * tests (test/gateway/rollouts*.test.ts) and bench (bench/lib/rollout.ts).
  *
  * Scripts:
@@ -53,6 +55,8 @@ interface Download {
 }
 
 export interface UpdateFleetOptions {
+  /** Each machine's MQTT password: one connection each, logged in as itself. */
+  passwords?: ReadonlyMap<string, string>;
   /** Bytes asked for per chunk request (4096). */
   chunk?: number;
   /** A chunk request unanswered this long is asked again (2,000 ms). */
@@ -68,30 +72,40 @@ export class UpdateFleet {
   private readonly chunk: number;
   private readonly retryMs: number;
 
-  private constructor(
-    private readonly client: mqtt.MqttClient,
-    options: UpdateFleetOptions,
-  ) {
+  /** The connection of each machine (the one shared, or its own). */
+  private readonly clients = new Map<string, mqtt.MqttClient>();
+
+  private constructor(options: UpdateFleetOptions) {
     this.chunk = options.chunk ?? 4096;
     this.retryMs = options.retryMs ?? 2000;
   }
 
   /** One connection for all of them, subscribed to their commands and chunks. */
   static async connect(url: string, machines: readonly { id: string; key: Buffer | string; running: string; script?: Script }[], options: UpdateFleetOptions = {}): Promise<UpdateFleet> {
-    const client = await mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, clientId: `vf-update-fleet-${process.pid}-${Math.floor(Math.random() * 1e9)}` });
-    const fleet = new UpdateFleet(client, options);
+    const fleet = new UpdateFleet(options);
+    const connect = async (extra: mqtt.IClientOptions, topics: string[]): Promise<mqtt.MqttClient> => {
+      const c = await mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, clientId: `vf-update-fleet-${process.pid}-${Math.floor(Math.random() * 1e9)}`, ...extra });
+      c.on('message', (topic, payload) => fleet.message(topic, Buffer.from(payload)));
+      await c.subscribeAsync(topics, { qos: 1 });
+      return c;
+    };
+    const shared = options.passwords ? undefined : await connect({}, ['fleet/+/commands', 'fleet/+/update/chunk', 'fleet/+/acks']);
     for (const m of machines) {
       fleet.machines.set(m.id, { id: m.id, key: Buffer.isBuffer(m.key) ? m.key : Buffer.from(m.key, 'hex'), script: m.script ?? 'confirm', running: m.running, valid: true, seq: 1, commands: [], refusals: [], outcomes: [], unacked: new Map() });
+      const password = options.passwords?.get(m.id) ?? '';
+      fleet.clients.set(m.id, shared ?? (await connect({ username: m.id, password, clientId: m.id }, ['commands', 'update/chunk', 'acks'].map((k) => `fleet/${m.id}/${k}`))));
     }
-    client.on('message', (topic, payload) => fleet.message(topic, Buffer.from(payload)));
-    await client.subscribeAsync(['fleet/+/commands', 'fleet/+/update/chunk', 'fleet/+/acks'], { qos: 1 });
     return fleet;
+  }
+
+  private client(id: string): mqtt.MqttClient {
+    return this.clients.get(id)!;
   }
 
   /** Each machine online (its status) with its version in telemetry. */
   async hello(): Promise<void> {
     for (const m of this.machines.values()) {
-      await this.client.publishAsync(`fleet/${m.id}/status`, JSON.stringify({ v: 1, online: true, fw: m.running }), { qos: 1 });
+      await this.client(m.id).publishAsync(`fleet/${m.id}/status`, JSON.stringify({ v: 1, online: true, fw: m.running }), { qos: 1 });
       await this.telemetry(m.id);
     }
   }
@@ -101,7 +115,7 @@ export class UpdateFleet {
     const m = this.machine(id);
     const list = events.map((e) => ({ seq: m.seq++, t: Math.floor(Date.now() / 1000) % 0xffffffff, ...e }));
     for (const e of list) m.unacked.set(e.seq, e);
-    await this.client.publishAsync(`fleet/${id}/events`, JSON.stringify({ v: 1, events: list }), { qos: 1 });
+    await this.client(id).publishAsync(`fleet/${id}/events`, JSON.stringify({ v: 1, events: list }), { qos: 1 });
   }
 
   /** Send again every event not acknowledged (as a machine does when its gateway comes back). */
@@ -113,7 +127,7 @@ export class UpdateFleet {
       for (let i = 0; i < list.length; ) {
         let j = i + 1;
         while (j < list.length && list[j]!['seq'] === (list[j - 1]!['seq'] as number) + 1) j++;
-        await this.client.publishAsync(`fleet/${m.id}/events`, JSON.stringify({ v: 1, events: list.slice(i, j) }), { qos: 1 });
+        await this.client(m.id).publishAsync(`fleet/${m.id}/events`, JSON.stringify({ v: 1, events: list.slice(i, j) }), { qos: 1 });
         n += j - i;
         i = j;
       }
@@ -124,7 +138,7 @@ export class UpdateFleet {
   /** Telemetry: its version, and an update's progress when given. */
   async telemetry(id: string, update?: Record<string, unknown>): Promise<void> {
     const m = this.machine(id);
-    await this.client.publishAsync(`fleet/${id}/telemetry`, JSON.stringify({ v: 1, t: m.seq, fw: m.running, ...(update ? { update } : {}) }), { qos: 1 });
+    await this.client(id).publishAsync(`fleet/${id}/telemetry`, JSON.stringify({ v: 1, t: m.seq, fw: m.running, ...(update ? { update } : {}) }), { qos: 1 });
   }
 
   machine(id: string): SimMachine {
@@ -178,7 +192,7 @@ export class UpdateFleet {
     const d = this.downloads.get(m.id);
     if (!d) return;
     clearTimeout(this.retries.get(m.id));
-    this.client.publish(`fleet/${m.id}/update/get`, JSON.stringify({ image: d.sha256, offset: d.offset, length: Math.min(this.chunk, d.size - d.offset) }), { qos: 0 });
+    this.client(m.id).publish(`fleet/${m.id}/update/get`, JSON.stringify({ image: d.sha256, offset: d.offset, length: Math.min(this.chunk, d.size - d.offset) }), { qos: 0 });
     // A lost request or chunk, or one over the gateway's allowance: asked again.
     this.retries.set(m.id, setTimeout(() => this.ask(m), this.retryMs));
   }
@@ -241,6 +255,6 @@ export class UpdateFleet {
   async close(): Promise<void> {
     for (const t of this.retries.values()) clearTimeout(t);
     this.retries.clear();
-    await this.client.endAsync();
+    for (const c of new Set(this.clients.values())) await c.endAsync();
   }
 }

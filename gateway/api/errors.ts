@@ -26,7 +26,6 @@ export const ERROR_STATUS = {
   'bad-version': 400,
   'bad-notes': 400,
   'bad-rollout': 400,
-  'bad-tags': 400,
   unauthorized: 401,
   forbidden: 403,
   'unknown-machine': 404,
