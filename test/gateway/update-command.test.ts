@@ -35,6 +35,7 @@ for (const backend of BACKENDS) {
     const id = { good: `${tag}-good`, refuse: `${tag}-refuse`, back: `${tag}-back`, manual: `${tag}-manual`, away: `${tag}-away` };
     const newer = simImage('1.1.0', { size: 9000, seed: 2 });
     const older = simImage('0.9.0', { size: 7000, seed: 3 });
+    const same = simImage('1.0.0', { size: 7000, seed: 5 });
     const sha = sha256Hex(newer);
 
     const call = async (method: 'GET' | 'POST', url: string, role: string, payload?: unknown): Promise<{ status: number; body: Record<string, unknown> }> => {
@@ -56,6 +57,7 @@ for (const backend of BACKENDS) {
       gw = await Gateway.start({ mqttUrl: b.mqttUrl, db: b.db, shareGroup: b.shareGroup, updates: { source: registry }, firmware: registry, rollouts: false, alerts: { sweepMs: 0 } });
       await registry.upload(signed(newer, '1.1.0', key));
       await registry.upload(signed(older, '0.9.0', key));
+      await registry.upload(signed(same, '1.0.0', key));
       const keys: Record<string, string> = {};
       for (const m of Object.values(id)) keys[m] = (await gw.commands.provision(m)).commandKey;
       api = await buildApi({ db: b.db, commands: gw.commands, alerts: gw.alerts, firmware: registry });
@@ -105,11 +107,12 @@ for (const backend of BACKENDS) {
     });
 
     it('refuses a version not newer than the machine runs, unless downgrade is asked for', async () => {
-      for (const version of ['0.9.0']) {
+      for (const version of ['0.9.0', '1.0.0']) {
         const r = await send(id.manual, { version });
-        assert.deepEqual([r.status, r.body['error']], [409, 'downgrade']);
-        assert.match(String(r.body['message']), /runs 1\.0\.0; 0\.9\.0 is not newer: say downgrade: true/);
+        assert.deepEqual([r.status, r.body['error']], [409, 'downgrade'], version);
+        assert.match(String(r.body['message']), new RegExp(`runs 1\\.0\\.0; ${version.replace(/\./g, '\\.')} is not newer: say downgrade: true`));
       }
+      assert.deepEqual(await registry.offersTo(id.manual), [], 'nothing offered on a refusal');
       const ok = await send(id.manual, { version: '0.9.0', downgrade: true });
       assert.equal(ok.status, 202, JSON.stringify(ok.body));
       const args = ok.body['args'] as Record<string, unknown>;
