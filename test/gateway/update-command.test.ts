@@ -170,6 +170,18 @@ for (const backend of BACKENDS) {
       assert.equal(a.subject, '1.1.0');
       assert.equal(a.detail['reason'], 'probation: broker');
       assert.match(a.message, /Firmware 1\.1\.0 rolled back \(probation: broker\)/);
+      // Another update that works: the machine reports on it, and the alert closes.
+      fleet.machine(id.back).script = 'confirm';
+      await eventually('its telemetry says 1.0.0 again', async () => {
+        await gw.ingester.flush();
+        return (await call('GET', `/machines/${id.back}`, 'viewer')).body['firmware'] === '1.0.0' ? true : undefined;
+      });
+      const again = await send(id.back, { version: '1.1.0' });
+      assert.equal(again.status, 202, JSON.stringify(again.body));
+      await settled(String(again.body['id']), 'applied');
+      await gw.alerts!.idle();
+      const open = (await call('GET', `/machines/${id.back}/alerts`, 'viewer')).body['alerts'] as { kind: string }[];
+      assert.deepEqual(open.filter((x) => x.kind === 'rolled-back'), []);
     });
 
     it('keeps a command the machine took under way past its expiry, and withdraws an untaken one when it expires', async () => {
