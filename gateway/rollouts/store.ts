@@ -309,7 +309,7 @@ export async function openCommands(tx: Queryable, id: string): Promise<{ machine
   return r.rows.map((x) => ({ machine: x.machine_id, commandId: x.command_id }));
 }
 
-/** Machines with these tags (any of them), or every machine. */
+/** The machines a target names (a list: those the fleet has, and those it does not), has (a tag), or every machine (all, and a percentage to choose from). */
 export async function machinesFor(db: Queryable, target: Target): Promise<{ found: string[]; missing: string[] }> {
   if (target.kind === 'machines') {
     const r = await db.query<{ id: string }>('SELECT id FROM machines WHERE id = ANY($1::text[]) ORDER BY id', [target.machines]);
