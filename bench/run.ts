@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only] [--no-cuts] [--no-gateway] [--outage-speed N]
+ * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only] [--no-cuts] [--no-gateway] [--outage-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -12,6 +12,7 @@
 import { Figures } from './lib/figures.js';
 import { xsChange, xsDex, xsJournal, xsUpdate, xsVend } from './lib/firmware-xs.js';
 import { commandBench, gatewayBench, outageBench } from './lib/gateway.js';
+import { rolloutBench } from './lib/rollout.js';
 import { routeBench } from './lib/route.js';
 import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
 
@@ -32,6 +33,12 @@ async function main(): Promise<void> {
   }
   if (argv.includes('--outage-only')) {
     await outageBench(f, outageSpeed());
+    await rolloutBench(f);
+    f.finish();
+    return;
+  }
+  if (argv.includes('--rollout-only')) {
+    await rolloutBench(f);
     f.finish();
     return;
   }
@@ -45,6 +52,7 @@ async function main(): Promise<void> {
     await gatewayBench(f);
     await commandBench(f);
     await outageBench(f, outageSpeed());
+    await rolloutBench(f);
     f.finish();
     return;
   }
@@ -69,6 +77,7 @@ async function main(): Promise<void> {
     await gatewayBench(f);
     await commandBench(f);
     await outageBench(f, outageSpeed());
+    await rolloutBench(f);
   }
   f.out('');
   f.out('Simulator throughput');

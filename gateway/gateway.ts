@@ -14,12 +14,14 @@ import { hostname } from 'node:os';
 import { AlertEngine } from './alerts/engine.js';
 import { WebhookSender } from './alerts/webhook.js';
 import { CommandService } from './commands/service.js';
+import type { FirmwareRegistry } from './firmware/registry.js';
 import { ChunkServer, REQUEST_FILTER, type ChunkServerOptions, type ImageSource } from './firmware/serve.js';
 import { AuditIntake, auditMachine } from './ingest/audits.js';
 import { Ingester, type IngestHealth, type IngestOptions } from './ingest/ingester.js';
 import { ackPayload } from './ingest/messages.js';
 import { ingestStore } from './ingest/store.js';
 import { Subscriber, type SubscriptionState } from './mqtt/subscriber.js';
+import { RolloutEngine, type RolloutEngineOptions } from './rollouts/engine.js';
 import type { Db } from './store/db.js';
 import { addMachines } from './store/machines.js';
 import { migrate } from './store/migrations.js';
@@ -45,6 +47,10 @@ export interface GatewayOptions {
    * wait behind ingest or hold it up: serves the images `source` (the registry) offers. Off unless given.
    */
   updates?: ChunkServerOptions & { source: ImageSource };
+  /** The firmware registry whose memory of offers update commands keep current (the chunk server's source, usually). */
+  firmware?: FirmwareRegistry | undefined;
+  /** The rollout engine (docs/updates.md "Rollouts"): on unless false. */
+  rollouts?: RolloutEngineOptions | false;
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
@@ -83,10 +89,21 @@ export class Gateway {
   readonly alerts: AlertEngine | undefined;
   /** The firmware chunk server; undefined unless started with `updates`. */
   readonly chunks: ChunkServer | undefined;
+  /** Undefined when started with rollouts: false. */
+  readonly rollouts: RolloutEngine | undefined;
   acksSent = 0;
   private readonly subscribers: Subscriber[];
 
-  private constructor(db: Db, subscribers: Subscriber[], ingester: Ingester, commands: CommandService, audits: AuditIntake, alerts: AlertEngine | undefined, chunks: ChunkServer | undefined) {
+  private constructor(
+    db: Db,
+    subscribers: Subscriber[],
+    ingester: Ingester,
+    commands: CommandService,
+    audits: AuditIntake,
+    alerts: AlertEngine | undefined,
+    chunks: ChunkServer | undefined,
+    rollouts: RolloutEngine | undefined,
+  ) {
     this.db = db;
     this.subscribers = subscribers;
     this.client = subscribers[0]!.client;
@@ -95,6 +112,7 @@ export class Gateway {
     this.audits = audits;
     this.alerts = alerts;
     this.chunks = chunks;
+    this.rollouts = rollouts;
   }
 
   static async start(options: GatewayOptions): Promise<Gateway> {
@@ -123,7 +141,8 @@ export class Gateway {
         })
       : undefined;
     let publisher: mqtt.MqttClient | undefined;
-    const commands = new CommandService(options.db, (topic, payload) => publisher?.publish(topic, payload, { qos: 1 }), { onLog: log });
+    const commands = new CommandService(options.db, (topic, payload) => publisher?.publish(topic, payload, { qos: 1 }), { onLog: log, offers: options.firmware });
+    const rollouts = options.rollouts === false ? undefined : new RolloutEngine(options.db, commands, { onLog: log, ...options.rollouts });
     const ingester = new Ingester(
       ingestStore(options.db),
       (machine, from, to) => {
@@ -134,11 +153,20 @@ export class Gateway {
         ...options.ingest,
         onLog: log,
         onCommandEvents: async (tx, events) => {
-          const changed = await commands.recordOutcomes(tx, events);
-          return () => commands.settled(changed);
+          const settled = await commands.recordOutcomes(tx, events);
+          return () => {
+            commands.settled(settled);
+            // An update moved on: rollouts step, and a rollback opens its alert.
+            if (settled.reported.length > 0 || settled.changed.some((c) => c.type === 'update')) rollouts?.poke();
+            if (settled.reported.length > 0) alerts?.telemetry(settled.reported.map((machine) => ({ machine })));
+          };
         },
         // Alerts are evaluated after the commit, off the ingest path: a slow evaluation never delays an ack.
-        ...(alerts ? { onTelemetry: (list: { machine: string }[]) => alerts.telemetry(list) } : {}),
+        onTelemetry: (list: { machine: string; body: Record<string, unknown> }[]) => {
+          alerts?.telemetry(list);
+          // A machine's download progress is in its telemetry.
+          if (rollouts && list.some((t) => t.body['update'] !== undefined)) rollouts.poke();
+        },
         onOnline: (machines) => {
           for (const m of machines) void commands.machineOnline(m).catch((e: Error) => log('warn', `commands: sending to ${m} failed: ${e.message}`));
         },
@@ -225,12 +253,14 @@ export class Gateway {
       }
     } catch (e) {
       for (const s of subscribers) await s.end();
+      await rollouts?.close();
       commands.close();
       await ingester.close();
       await alerts?.close();
       throw e;
     }
-    gateway = new Gateway(options.db, subscribers, ingester, commands, audits, alerts, chunks);
+    gateway = new Gateway(options.db, subscribers, ingester, commands, audits, alerts, chunks, rollouts);
+    rollouts?.start();
     const prefix = options.shareGroup ? `$share/${options.shareGroup}/` : '';
     log('info', `gateway: subscribed to ${[...TOPICS, ...(chunks ? [REQUEST_FILTER] : [])].map((t) => prefix + t).join(', ')} on ${options.mqttUrl}`);
     if (alerts) {
@@ -271,6 +301,7 @@ export class Gateway {
 
   async close(): Promise<void> {
     for (const s of this.subscribers) await s.close();
+    await this.rollouts?.close();
     this.commands.close();
     this.audits.close();
     await this.ingester.close();

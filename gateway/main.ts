@@ -126,10 +126,11 @@ async function main(): Promise<void> {
     ...(env['MQTT_CA_FILE'] ? { ca: readFileSync(env['MQTT_CA_FILE']) } : {}),
     alerts,
     updates: { source: firmware, ...updateRate },
+    firmware,
     onLog: log,
   });
 
-  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts, firmware, health: () => gateway.health() });
+  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts, firmware, rolloutEngine: gateway.rollouts, health: () => gateway.health() });
   const apiPort = positive('API_PORT', 8080);
   const served = await listen(api, env['API_HOST'] ?? '127.0.0.1', apiPort);
   log('info', `operator API on ${served.url} (docs at /docs)${served.fellBack ? `; ${apiPort} was taken` : ''}`);

@@ -136,6 +136,7 @@ async function main(): Promise<void> {
     mqttUrl: broker.url,
     db,
     updates: { source: firmware },
+    firmware,
     clientId: 'vendfleet-gateway',
     username: GATEWAY_USER,
     password: gatewaySecret,
@@ -151,7 +152,7 @@ async function main(): Promise<void> {
   const located = new Set((await loadMachines(db, ids)).filter((m) => m.location !== null).map((m) => m.id));
   for (const [i, id] of ids.entries()) if (!located.has(id)) await setLocation(db, id, simulatedLocation(i));
 
-  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts, firmware, health: () => gateway.health() });
+  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts, firmware, rolloutEngine: gateway.rollouts, health: () => gateway.health() });
   const served = await listen(api, '127.0.0.1', o.apiPort);
   const token = await firstAdminToken(db);
 

@@ -25,6 +25,10 @@
  *   npm run vendctl -- firmware keygen release      (release.pem private, release.pub.pem public)
  *   npm run vendctl -- firmware upload image.bin --version 1.4.0 --key release.pem [--notes TEXT]
  *   npm run vendctl -- firmware list | show SHA256 | download SHA256 > FILE | delete SHA256
+ *   npm run vendctl -- send vm-0001 update '{"version":"1.4.0"}'   (admin; '"downgrade":true' for an older one)
+ *   npm run vendctl -- tags vm-0001 [lobby,floor-2]   (show or set a machine's tags)
+ *   npm run vendctl -- rollout create --version 1.4.0 [--all | --machines a,b | --tag T | --percent P] [--waves 1,10,100] [--halt-at 20%]
+ *   npm run vendctl -- rollout list | show ID | machines ID | pause ID | resume ID | cancel ID | watch ID
  *
  * The gateway's address and an API token come from --url / --token or
  * VENDFLEET_URL (default http://127.0.0.1:8080) / VENDFLEET_TOKEN.
@@ -41,6 +45,7 @@ import { createToken, revokeToken, ROLES, type Role } from '../gateway/api/token
 import { openDb } from '../gateway/store/db.js';
 import { migrate } from '../gateway/store/migrations.js';
 import { FIRMWARE_USAGE, firmwareOffline, firmwareRequest } from './vendctl-firmware.js';
+import { ROLLOUT_USAGE, rolloutRequest, watchRollout, type WatchedRollout } from './vendctl-rollout.js';
 
 const USAGE = `usage: vendctl [--url URL] [--token TOKEN] <command> ...
   machines | machine ID | slots ID | products ID [--category C] [--limit N] | slot ID SLOT | coins ID
@@ -50,6 +55,7 @@ const USAGE = `usage: vendctl [--url URL] [--token TOKEN] <command> ...
   picklist ID | forecast ID [--window DAYS] | locate ID LAT LON [ADDRESS] | route [--machines ID,ID] [--depot LAT,LON] [--days N] [--window DAYS] [--return false]
   alerts [ID] [--all] [--kind KIND] [--limit N] | alert-rules [ID] [JSON-RULES]   (ID '*' or none: the fleet)
 ${FIRMWARE_USAGE}
+${ROLLOUT_USAGE}
   token create NAME ROLE | token revoke TOKEN-ID   (on the store: DATABASE_URL or DATA_DIR)`;
 
 function fail(message: string, code = 2): never {
@@ -58,7 +64,7 @@ function fail(message: string, code = 2): never {
 }
 
 /** Flags that take no value. */
-const SWITCHES = new Set(['all']);
+const SWITCHES = new Set(['all', 'downgrade', 'force', 'unfinished']);
 
 interface Parsed {
   args: string[];
@@ -123,6 +129,20 @@ async function main(): Promise<void> {
     return t ? `?${t}` : '';
   };
   const m = (v: string | undefined): string => encodeURIComponent(need(v, 'a machine id'));
+  if (cmd === 'rollout' && id === 'watch') {
+    const get = async (path: string): Promise<WatchedRollout> => {
+      let res: Response;
+      try {
+        res = await fetch(base + path, { headers: { authorization: `Bearer ${token}` } });
+      } catch (e) {
+        return fail(`cannot reach the gateway at ${base}: ${(e as Error).message}`, 1);
+      }
+      const body = (await res.json()) as WatchedRollout & { error?: string; message?: string };
+      if (res.status >= 400) fail(`${res.status} ${body.error ?? ''}: ${body.message ?? ''}`, 1);
+      return body;
+    };
+    process.exit(await watchRollout(get, need(x, 'a rollout id'), p.flags, fail));
+  }
   let method = 'GET';
   let path: string;
   let body: unknown;
@@ -249,6 +269,20 @@ async function main(): Promise<void> {
       path = '/machines';
       body = { id: need(id, 'a machine id') };
       break;
+    case 'tags':
+      path = `/machines/${m(id)}${x === undefined ? '' : '/tags'}`;
+      if (x !== undefined) {
+        method = 'PUT';
+        body = { tags: x.split(',').filter((t) => t !== '') };
+      }
+      break;
+    case 'rollout': {
+      const r = rolloutRequest(p.args, p.flags, fail);
+      method = r.method;
+      path = r.path;
+      body = r.body;
+      break;
+    }
     case 'firmware': {
       const r = firmwareRequest(p.args, p.flags, fail);
       method = r.method;

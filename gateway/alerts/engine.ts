@@ -10,7 +10,8 @@
  *
  * - after each ingest commit, the machines whose telemetry was stored
  *   (Ingester's onTelemetry hook; coalesced, so a machine that sent ten
- *   messages meanwhile is evaluated once, on its newest);
+ *   messages meanwhile is evaluated once, on its newest), and those that
+ *   reported on a firmware update (a rollback opens `rolled-back`);
  * - a sweeper (`sweep(now)`, every 10 s in a gateway) for machines gone
  *   silent, machines that spoke again, and rejected commands;
  * - a rules change (`recheck`), on the stored telemetry at once.
@@ -23,7 +24,7 @@
  * different), so a row is opened, changed or closed once and notified once.
  */
 import type { Db, Queryable } from '../store/db.js';
-import { evaluate, intervalOf, offlineCondition, rejectedCondition, resolveRules, type AlertRules, type Condition } from './rules.js';
+import { evaluate, intervalOf, offlineCondition, rejectedCondition, resolveRules, rolledBackCondition, type AlertRules, type Condition } from './rules.js';
 import { ALERT_COLUMNS, alertOf, FLEET, type AlertRow } from './store.js';
 import { WebhookSender, type AlertEvent } from './webhook.js';
 import { canonicalJson } from '../store/json.js';
@@ -248,6 +249,13 @@ export class AlertEngine {
       }
     }
 
+    // The newest update report of each (a rollback is an alert until the machine reports on an update again).
+    const updates = await tx.query<{ machine_id: string; phase: string; version: string; reason: string | null }>(
+      'SELECT machine_id, phase, version, reason FROM machine_updates WHERE machine_id = ANY($1::text[])',
+      [known],
+    );
+    const reports = new Map(updates.rows.map((u) => [u.machine_id, u]));
+
     const want = new Map<string, Condition & { machine: string }>();
     for (const s of states.rows) {
       const r = rules.get(s.machine_id)!;
@@ -258,6 +266,8 @@ export class AlertEngine {
       const rj = rejected.get(s.machine_id);
       const rc = rj ? rejectedCondition(rj.count, rj.reasons, r) : undefined;
       if (rc) list.push(rc);
+      const rb = rolledBackCondition(reports.get(s.machine_id), r);
+      if (rb) list.push(rb);
       for (const c of list) want.set(key(s.machine_id, c.kind, c.subject), { ...c, machine: s.machine_id });
     }
 

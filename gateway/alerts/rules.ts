@@ -21,6 +21,7 @@ export const ALERT_KINDS = [
   'offline',
   'journal-full',
   'commands-rejected',
+  'rolled-back',
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 
@@ -363,6 +364,23 @@ export function rejectedCondition(count: number, reasons: Record<string, number>
     severity: 'warning',
     message: `${count} commands rejected by the machine in the last ${w} min${top ? ` (${top})` : ''}`,
     detail: { count, windowMinutes: w, reasons },
+  };
+}
+
+/**
+ * A firmware update rolled back: the machine's newest update report
+ * (machine_updates) says the previous image booted instead of the new one,
+ * and why. It stays open until the machine reports on an update again.
+ */
+export function rolledBackCondition(report: { phase: string; version: string; reason: string | null } | undefined, rules: AlertRules): Condition | undefined {
+  if (!rules.kinds['rolled-back'] || report?.phase !== 'rolled-back') return undefined;
+  const reason = report.reason ?? 'no reason given';
+  return {
+    kind: 'rolled-back',
+    subject: report.version,
+    severity: 'warning',
+    message: `Firmware ${report.version} rolled back (${reason}): the machine runs its previous image`,
+    detail: { version: report.version, reason },
   };
 }
 

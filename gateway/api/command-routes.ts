@@ -1,7 +1,8 @@
 /**
  * Remote commands over the operator API (docs/commands.md): send one
- * (queued until the machine is online; rotating a key needs an admin), list
- * a machine's, and read one's status and outcome.
+ * (queued until the machine is online; rotating a key and updating the
+ * firmware need an admin), list a machine's, and read one's status and
+ * outcome.
  */
 import type { FastifyInstance } from 'fastify';
 import { COMMAND_TYPES } from '../commands/service.js';
@@ -30,6 +31,8 @@ export async function registerCommandRoutes(app: FastifyInstance, ctx: RouteCont
     },
     async (req, reply) => {
       if (req.body.type === 'rotate-key' && !allows(req.token!.role, 'admin')) throw new HttpError('forbidden', 'rotating a key needs the admin role');
+      // Firmware on a machine is the admin's (docs/updates.md "The command"): the image is named, the gateway fills in its facts.
+      if (req.body.type === 'update' && !allows(req.token!.role, 'admin')) throw new HttpError('forbidden', 'an update needs the admin role');
       if (req.body.type === 'rotate-key' && req.body.args && Object.keys(req.body.args).length > 0) throw new HttpError('bad-command', 'rotate-key takes no arguments: the gateway makes the key');
       const c = await commands.issue(req.params.id, req.body.type, req.body.args ?? {}, req.body.ttlS !== undefined ? { ttlS: req.body.ttlS } : {});
       return reply.code(202).send(c);

@@ -31,7 +31,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     <section class="card fleet">
       <h2>Fleet</h2>
       <svg id="map" viewBox="0 0 400 260" role="img" aria-label="fleet map"></svg>
-      <table id="machines"><thead><tr><th>machine</th><th>state</th><th>last seen</th><th>stock</th><th>alerts</th></tr></thead><tbody></tbody></table>
+      <table id="machines"><thead><tr><th>machine</th><th>state</th><th>last seen</th><th>stock</th><th>firmware</th><th>alerts</th></tr></thead><tbody></tbody></table>
     </section>
     <section class="card machine" id="machine" hidden>
       <h2 id="machine-title"></h2>
@@ -51,6 +51,17 @@ export const DASHBOARD_HTML = `<!doctype html>
           <ul id="commands" class="commands"></ul>
         </div>
         <div><h3>Audit data (EVA-DTS)</h3><button id="read-audit" type="button">Read the audit data now</button><ul id="audits" class="audits"></ul></div>
+      </div>
+    </section>
+    <section class="card rollouts">
+      <h2>Firmware rollouts</h2>
+      <table id="rollouts"><thead><tr><th>rollout</th><th>image</th><th>target</th><th>state</th><th>machines</th><th>confirmed</th></tr></thead><tbody></tbody></table>
+      <div id="rollout" hidden>
+        <h3 id="rollout-title"></h3>
+        <div id="rollout-waves" class="waves"></div>
+        <div id="rollout-counts" class="counts"></div>
+        <h3>Rolled back or failed</h3>
+        <ul id="rollout-problems" class="problems"></ul>
       </div>
     </section>
     <section class="card route">
@@ -79,7 +90,7 @@ header h1 { font-size: 1.2rem; margin: 0; }
 .live.on { background: var(--ok); }
 main { display: grid; grid-template-columns: minmax(22rem, 1fr) 2fr; gap: 1rem; padding: 1rem; }
 .card { background: #fff; border-radius: .5rem; padding: .8rem 1rem; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
-.card.route { grid-column: 1 / -1; }
+.card.route, .card.rollouts { grid-column: 1 / -1; }
 .login { max-width: 26rem; margin: 10vh auto; display: grid; gap: .6rem; }
 h2 { font-size: 1.05rem; margin: .2rem 0 .6rem; } h3 { font-size: .9rem; margin: .4rem 0; color: #374151; }
 table { width: 100%; border-collapse: collapse; font-size: .85rem; }
@@ -104,5 +115,13 @@ ul { list-style: none; padding: 0; margin: 0; font-size: .82rem; } li { padding:
 #command { display: grid; gap: .3rem; } textarea { font-family: ui-monospace, monospace; font-size: .8rem; }
 .status-applied { color: var(--ok); } .status-refused, .status-rejected, .status-failed, .status-expired { color: var(--bad); }
 .error { color: var(--bad); }
+.progress { display: flex; height: .6rem; min-width: 8rem; background: var(--line); border-radius: .3rem; overflow: hidden; }
+.progress span { display: block; height: 100%; } .progress .good { background: var(--ok); } .progress .bad { background: var(--bad); } .progress .busy { background: #1d4ed8; }
+.waves .wave { display: grid; grid-template-columns: 18rem 1fr 22rem; gap: .6rem; align-items: center; font-size: .82rem; margin: .25rem 0; }
+.waves .wave-waiting { color: var(--muted); }
+.counts { display: flex; flex-wrap: wrap; gap: .4rem; margin: .5rem 0; font-size: .8rem; } .counts .count { padding: .05rem .45rem; border-radius: .6rem; background: var(--line); }
+.count.state-confirmed { background: #dcfce7; } .count.state-failed, .count.state-rolled-back { background: #fee2e2; }
+.rollout-halted, .rollout-cancelled { color: var(--bad); } .rollout-done { color: var(--ok); }
+.problems li { color: var(--bad); }
 #route-form { display: flex; gap: 1rem; align-items: center; font-size: .85rem; margin-bottom: .6rem; }
 `;

@@ -13,8 +13,8 @@ import { MACHINE_ID, type RouteContext } from './http.js';
 import { LiveFeed } from './live.js';
 import { dateTime } from './validation.js';
 
-/** The compiled page script (gateway/dashboard/app.ts → dist/gateway/dashboard/app.js). */
-const SCRIPT = new URL('../dashboard/app.js', import.meta.url);
+/** The compiled page scripts (gateway/dashboard/*.ts → dist/gateway/dashboard/*.js): the page, and the modules it imports. */
+const SCRIPTS = { app: new URL('../dashboard/app.js', import.meta.url), rollouts: new URL('../dashboard/rollouts.js', import.meta.url) } as const;
 
 export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
   const { db, need } = ctx;
@@ -25,15 +25,21 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
     for (const end of streams) end();
   });
   app.addHook('onClose', async () => feed.close());
-  let script: string | undefined;
+  const scripts = new Map<string, string>();
 
   app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/dashboard'));
   app.get('/dashboard', { schema: { hide: true } }, async (_req, reply) => reply.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(DASHBOARD_HTML));
   app.get('/dashboard/style.css', { schema: { hide: true } }, async (_req, reply) => reply.header('content-type', 'text/css; charset=utf-8').send(DASHBOARD_CSS));
-  app.get('/dashboard/app.js', { schema: { hide: true } }, async (_req, reply) => {
-    script ??= readFileSync(SCRIPT, 'utf8');
-    return reply.header('content-type', 'text/javascript; charset=utf-8').send(script);
-  });
+  for (const [name, file] of Object.entries(SCRIPTS)) {
+    app.get(`/dashboard/${name}.js`, { schema: { hide: true } }, async (_req, reply) => {
+      let text = scripts.get(name);
+      if (text === undefined) {
+        text = readFileSync(file, 'utf8');
+        scripts.set(name, text);
+      }
+      return reply.header('content-type', 'text/javascript; charset=utf-8').send(text);
+    });
+  }
 
   app.get(
     '/fleet/summary',
@@ -72,7 +78,7 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
     '/stream',
     {
       preHandler: need('viewer'),
-      schema: { summary: 'What changed, as server-sent events (text/event-stream): machines, sales, commands, alerts and audits to fetch again', tags: ['fleet'] },
+      schema: { summary: 'What changed, as server-sent events (text/event-stream): machines, sales, commands, alerts, audits and rollouts to fetch again', tags: ['fleet'] },
     },
     async (req, reply) => {
       reply.hijack();

@@ -3,7 +3,7 @@
  * and that code's HTTP status (ERROR_STATUS, the only table of them), and
  * the one translation of whatever a route or a part below it throws
  * (HttpError, the DEX parser's, the audit store's, the command service's,
- * restocking's, the firmware registry's, a store error, fastify's own) into a status and
+ * restocking's, the firmware registry's, rollouts', a store error, fastify's own) into a status and
  * `{ error, message }`. Routes throw codes; none picks a status for an error.
  */
 import { CommandError } from '../commands/service.js';
@@ -11,6 +11,7 @@ import { DexError } from '../dex/parse.js';
 import { AuditError } from '../dex/store.js';
 import { FirmwareError } from '../firmware/registry.js';
 import { RestockError } from '../restock/store.js';
+import { RolloutError } from '../rollouts/service.js';
 import { describeStoreError, faultOf, isStoreError } from '../store/errors.js';
 
 export const ERROR_STATUS = {
@@ -24,6 +25,7 @@ export const ERROR_STATUS = {
   'refused-by-store': 400,
   'bad-version': 400,
   'bad-notes': 400,
+  'bad-rollout': 400,
   unauthorized: 401,
   forbidden: 403,
   'unknown-machine': 404,
@@ -31,6 +33,7 @@ export const ERROR_STATUS = {
   'unknown-command': 404,
   'unknown-audit': 404,
   'unknown-image': 404,
+  'unknown-rollout': 404,
   // The state of things says no: a machine's refusal of a purchase (its reason, or this), another request holding the key.
   refused: 409,
   'in-progress': 409,
@@ -38,12 +41,18 @@ export const ERROR_STATUS = {
   'image-exists': 409,
   'version-taken': 409,
   'in-use': 409,
+  // An update: the machine runs this version or a newer one (say downgrade), or is in another rollout; a rollout that cannot do that now.
+  downgrade: 409,
+  'in-rollout': 409,
+  'rollout-state': 409,
   'too-large': 413,
   // Understood, and not something that can be done.
   'bad-command': 422,
   'bad-args': 422,
   'no-key': 422,
   'idempotency-key-reused': 422,
+  // A rollout whose target selects no machine.
+  'no-machines': 422,
   // A firmware image that is not one, or not signed by a release key this gateway knows.
   'bad-image': 422,
   unsigned: 422,
@@ -96,6 +105,7 @@ export function errorAnswer(err: Error & { statusCode?: number; validation?: unk
   if (err instanceof CommandError) return answer(err.code === 'too-large' ? 'bad-request' : err.code, err.message);
   if (err instanceof RestockError) return answer(err.code, err.message);
   if (err instanceof FirmwareError) return answer(err.code, err.message);
+  if (err instanceof RolloutError) return answer(err.code, err.message);
   if (err.validation) return answer('bad-request', err.message);
   // fastify's own refusals (a body over the limit, a content type no parser takes) come with their status and code.
   if (err.statusCode && err.statusCode < 500) return { status: err.statusCode, body: { error: err.code ?? 'bad-request', message: err.message } };

@@ -1,11 +1,14 @@
 /**
  * The fleet over the operator API: every machine at a glance, one machine's
- * state and slots, its sales over a time range, and provisioning a new
- * machine (admins only: the answer holds its command key).
+ * state and slots (and the firmware it runs, its last update report, its
+ * tags), its sales over a time range, setting its tags, and provisioning a
+ * new machine (admins only: the answer holds its command key).
  */
 import type { FastifyInstance } from 'fastify';
 import { listAlerts, openAlertCounts } from '../alerts/store.js';
-import { listMachines, slotsOf } from '../store/machines.js';
+import { latestReport } from '../commands/update.js';
+import { TAG_PATTERN } from '../rollouts/plan.js';
+import { firmwareOf, listMachines, MAX_TAGS, setTags, slotsOf, tagsOf } from '../store/machines.js';
 import { salesBySlot } from '../store/sales.js';
 import { HttpError } from './errors.js';
 import { MACHINE_ID, MACHINE_PARAMS, type RouteContext } from './http.js';
@@ -14,11 +17,22 @@ import { dateTime } from './validation.js';
 export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
   const { db, commands, need, machineState } = ctx;
 
-  app.get('/machines', { preHandler: need('viewer'), schema: { summary: 'Every machine: online, last seen, unsynced state', tags: ['fleet'] } }, async () => {
-    const machines = await listMachines(db);
+  app.get<{ Querystring: { tag?: string } }>(
+    '/machines',
+    {
+      preHandler: need('viewer'),
+      schema: {
+        summary: 'Every machine (or those with a tag): online, last seen, unsynced state, firmware version, tags',
+        tags: ['fleet'],
+        querystring: { type: 'object', properties: { tag: { type: 'string', pattern: TAG_PATTERN } }, additionalProperties: false },
+      },
+    },
+    async (req) => {
+    const machines = await listMachines(db, req.query.tag);
     const alerts = await openAlertCounts(db);
     return { machines: machines.map((m) => ({ ...m, openAlerts: alerts.get(m.id) ?? 0 })) };
-  });
+  },
+  );
 
   app.get<{ Params: { id: string } }>(
     '/machines/:id',
@@ -26,7 +40,33 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
     async (req) => {
       const s = await machineState(req.params.id);
       const alerts = await listAlerts(db, { state: 'open', machine: req.params.id, limit: 1000 });
-      return { id: req.params.id, online: s.online, lastSeen: s.last_seen, telemetryAt: s.telemetry_at, telemetry: s.telemetry, status: s.status, alerts };
+      const status = s.status as Record<string, unknown> | null;
+      const firmware = firmwareOf(s.telemetry?.['fw']) ?? firmwareOf(status?.['fw']);
+      const update = (await latestReport(db, req.params.id)) ?? null;
+      const tags = await tagsOf(db, req.params.id);
+      return { id: req.params.id, online: s.online, lastSeen: s.last_seen, telemetryAt: s.telemetry_at, firmware, update, tags, telemetry: s.telemetry, status: s.status, alerts };
+    },
+  );
+
+  app.put<{ Params: { id: string }; Body: { tags: string[] } }>(
+    '/machines/:id/tags',
+    {
+      preHandler: need('operator'),
+      schema: {
+        summary: "Replace a machine's tags (labels a rollout can target)",
+        tags: ['fleet'],
+        params: MACHINE_PARAMS,
+        body: {
+          type: 'object',
+          properties: { tags: { type: 'array', maxItems: MAX_TAGS, items: { type: 'string', pattern: TAG_PATTERN } } },
+          required: ['tags'],
+          additionalProperties: false,
+        },
+      },
+    },
+    async (req) => {
+      await machineState(req.params.id);
+      return { id: req.params.id, tags: await db.transaction((tx) => setTags(tx, req.params.id, req.body.tags)) };
     },
   );
 

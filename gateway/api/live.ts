@@ -2,7 +2,7 @@
  * What changed in the fleet store, for pages that stay open (the
  * dashboard). One poller per API process, whatever the number of pages,
  * reads what changed since its last look and tells every subscriber which
- * machines, commands, alerts and audits to fetch again. Reading the store
+ * machines, commands, alerts, audits and rollouts to fetch again. Reading the store
  * (rather than hooking this process's ingest) shows the changes made by
  * every gateway sharing the database.
  */
@@ -19,6 +19,8 @@ export interface Change {
   /** Machines whose alerts opened, changed or closed. */
   alerts: string[];
   audits: { id: number; machine: string | null }[];
+  /** Rollouts that moved on (a machine's state, a wave, paused, halted...). */
+  rollouts: string[];
 }
 
 /** Looks overlap by this much: a transaction that started before a look may commit after it. */
@@ -30,6 +32,7 @@ export class LiveFeed {
   private since: Date | undefined;
   private busy = false;
   private hasAlerts: boolean | undefined;
+  private hasRollouts: boolean | undefined;
 
   constructor(
     private readonly db: Db,
@@ -73,6 +76,10 @@ export class LiveFeed {
       const alerts = this.hasAlerts
         ? await db.query<{ id: string }>('SELECT DISTINCT machine_id AS id FROM alerts WHERE opened_at > $1 OR updated_at > $1 OR closed_at > $1', [since])
         : { rows: [] };
+      this.hasRollouts ??= (await db.query<{ t: string | null }>("SELECT to_regclass('rollouts')::text AS t")).rows[0]?.t != null;
+      const rollouts = this.hasRollouts
+        ? await db.query<{ id: string }>('SELECT id FROM rollouts WHERE updated_at > $1 UNION SELECT DISTINCT rollout_id AS id FROM rollout_machines WHERE updated_at > $1', [since])
+        : { rows: [] };
       this.since = now;
       const change: Change = {
         at: now.toISOString(),
@@ -81,8 +88,9 @@ export class LiveFeed {
         commands: commands.rows,
         alerts: alerts.rows.map((r) => r.id),
         audits: audits.rows.map((r) => ({ id: Number(r.id), machine: r.machine })),
+        rollouts: rollouts.rows.map((r) => r.id),
       };
-      if (change.machines.length + change.sales.length + change.commands.length + change.alerts.length + change.audits.length === 0) return;
+      if (change.machines.length + change.sales.length + change.commands.length + change.alerts.length + change.audits.length + change.rollouts.length === 0) return;
       for (const fn of this.listeners) fn(change);
     } catch {
       // The store is away for a moment: the next look covers the gap (since stays put).

@@ -2,7 +2,7 @@
  * The operator HTTP API (fastify): the fleet, one machine's slots, sales and
  * commands, the product API of the reference vending service, and remote
  * purchases with idempotency keys, DEX audit files, alerts, restocking,
- * firmware images and the dashboard, each group of routes in a module of its own (*-routes.ts).
+ * firmware images and rollouts, and the dashboard, each group of routes in a module of its own (*-routes.ts).
  * Every route but /health and the docs needs an API token (`Authorization:
  * Bearer vf_...`) with a role; request bodies and parameters are checked
  * against their JSON schemas, which are also the OpenAPI description served
@@ -30,6 +30,8 @@ import { registerHealthRoutes } from './health-routes.js';
 import type { RouteContext } from './http.js';
 import { registerProductRoutes } from './product-routes.js';
 import { registerRestockRoutes } from './restock-routes.js';
+import { registerRolloutRoutes } from './rollout-routes.js';
+import { Rollouts } from '../rollouts/service.js';
 import { allows, TokenCheck, type Role, type TokenInfo } from './tokens.js';
 import { refuseHostileInput, validatorCompiler } from './validation.js';
 
@@ -46,6 +48,8 @@ export interface ApiOptions {
   purchaseWaitMs?: number;
   /** The firmware registry (its release keys and limits); one on the store with no release keys when not given. */
   firmware?: FirmwareRegistry | undefined;
+  /** The gateway's rollout engine: steps at once when an operator changes a rollout (else at its next tick). */
+  rolloutEngine?: { poke(): void } | undefined;
   /** The gateway's own account of whether it receives and stores (GET /health). */
   health?: (() => GatewayHealth) | undefined;
   logger?: boolean;
@@ -144,5 +148,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await registerAlertRoutes(app, ctx, options.alerts);
   await registerRestockRoutes(app, ctx);
   await registerFirmwareRoutes(app, ctx, options.firmware ?? new FirmwareRegistry(db));
+  const engine = options.rolloutEngine;
+  await registerRolloutRoutes(app, ctx, new Rollouts(db, commands, () => engine?.poke()));
   return app;
 }

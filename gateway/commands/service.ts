@@ -15,13 +15,36 @@ import { MAX_COMMAND_BYTES } from '../../firmware/command/command.js';
 import type { Db, Queryable } from '../store/db.js';
 import { signCommand, type CommandBody } from './envelope.js';
 import { isMachineId, MACHINE_ID_RULE } from '../machine-id.js';
+import { insertOffer, withdrawUnlessOutstanding } from '../firmware/store.js';
+import { newestPerCommand, PHASE_STATUS, reportOf, resolveUpdate, storeReports, UpdateArgsError, type UpdateReport } from './update.js';
 
-export const COMMAND_TYPES = ['set-prices', 'restock', 'lock', 'unlock', 'reboot', 'set-config', 'report', 'audit', 'vend', 'rotate-key'] as const;
+export const COMMAND_TYPES = ['set-prices', 'restock', 'lock', 'unlock', 'reboot', 'set-config', 'report', 'audit', 'vend', 'rotate-key', 'update'] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
 
-/** queued: waiting for the machine; delivered: sent, no outcome yet; the rest are final. */
-export type CommandStatus = 'queued' | 'delivered' | 'applied' | 'stale' | 'refused' | 'failed' | 'interrupted' | 'unsupported' | 'rejected' | 'expired';
+/**
+ * queued: waiting for the machine; delivered: sent, no outcome yet; running: an update the machine took
+ * and is carrying out (it no longer expires); the rest are final (rolled-back: an update's new image did
+ * not prove itself; cancelled: the gateway called it off, a rollout's cancel or timeout).
+ */
+export type CommandStatus =
+  | 'queued'
+  | 'delivered'
+  | 'running'
+  | 'applied'
+  | 'stale'
+  | 'refused'
+  | 'failed'
+  | 'interrupted'
+  | 'unsupported'
+  | 'rejected'
+  | 'expired'
+  | 'rolled-back'
+  | 'cancelled';
 const FINAL_FROM_MACHINE = new Set(['applied', 'stale', 'refused', 'failed', 'interrupted', 'unsupported']);
+/** The statuses of a command not yet final. */
+export const OPEN_STATUSES: readonly CommandStatus[] = ['queued', 'delivered', 'running'];
+/** Event types that settle commands: outcomes, turned-away commands, and an update's reports. */
+export const COMMAND_EVENT_TYPES: ReadonlySet<string> = new Set(['command', 'command-rejected', 'update-begin', 'update']);
 
 export interface CommandRecord {
   id: string;
@@ -51,7 +74,7 @@ export function sha256(text: string): string {
 export class CommandError extends Error {
   constructor(
     message: string,
-    readonly code: 'unknown-machine' | 'no-key' | 'bad-command' | 'too-large',
+    readonly code: 'unknown-machine' | 'no-key' | 'bad-command' | 'too-large' | 'bad-args' | 'unknown-image' | 'downgrade' | 'in-rollout',
   ) {
     super(message);
   }
@@ -106,9 +129,24 @@ function bodyOf(c: CommandRecord): CommandBody {
 
 const COLUMNS = 'id, machine_id, n, type, args, issued_at, expires_at, status, outcome, sent';
 
+/** Told when an update command opens or withdraws an image's offer in the store (the registry's memory of offers). */
+export interface OfferMemory {
+  noteOffer(machine: string, sha256: string, offered: boolean): void;
+}
+
+/** What a batch of machine events did to commands, for `settled` after the commit. */
+export interface Settlement {
+  changed: CommandRecord[];
+  /** Offers withdrawn because the update commands that held them became final. */
+  withdrawn: { machine: string; sha256: string }[];
+  /** Machines that reported on an update. */
+  reported: string[];
+}
+
 export interface CommandServiceOptions {
   /** How long a command stays valid when the caller does not say (default 1 hour). */
   defaultTtlS?: number;
+  offers?: OfferMemory | undefined;
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
@@ -117,6 +155,7 @@ export class CommandService {
   private readonly publish: (topic: string, payload: Buffer) => void;
   private readonly ttlS: number;
   private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  private readonly offers: OfferMemory | undefined;
   private readonly waiters = new Map<string, ((r: CommandRecord) => void)[]>();
   private sweeper: NodeJS.Timeout | undefined;
 
@@ -125,6 +164,7 @@ export class CommandService {
     this.publish = publish;
     this.ttlS = options.defaultTtlS ?? 3600;
     this.log = options.onLog ?? (() => {});
+    this.offers = options.offers;
     this.sweeper = setInterval(() => void this.expire().catch(() => {}), 1000);
     this.sweeper.unref();
   }
@@ -163,12 +203,16 @@ export class CommandService {
     });
   }
 
-  /** Queue a command and send it at once if the machine is online. */
+  /**
+   * Queue a command and send it at once if the machine is online. An
+   * `update` names its image (update.ts fills in the rest) and offers it to
+   * the machine in the same transaction; `rollout` says which rollout asks.
+   */
   async issue(
     machine: string,
     type: string,
     args: Record<string, unknown> = {},
-    options: { ttlS?: number; within?: (tx: Queryable, id: string) => Promise<void> } = {},
+    options: { ttlS?: number; rollout?: string; within?: (tx: Queryable, id: string, n: number) => Promise<void> } = {},
   ): Promise<CommandRecord> {
     if (!(COMMAND_TYPES as readonly string[]).includes(type)) throw new CommandError(`unknown command type "${type}"`, 'bad-command');
     const ttl = options.ttlS ?? this.ttlS;
@@ -190,6 +234,16 @@ export class CommandService {
         await tx.query("INSERT INTO machine_keys (machine_id, kid, key, state) VALUES ($1, $2, $3, 'pending') ON CONFLICT (machine_id, kid) DO UPDATE SET key = EXCLUDED.key, state = 'pending', created_at = now()", [machine, kid, key]);
         extra = { kid, key: key.toString('hex') };
       }
+      if (type === 'update') {
+        try {
+          extra = { ...(await resolveUpdate(tx, machine, args, options.rollout)) };
+        } catch (e) {
+          if (e instanceof UpdateArgsError) throw new CommandError(e.message, e.code);
+          throw e;
+        }
+        // Served from now on (serve.ts), until the command is final.
+        await insertOffer(tx, machine, String(extra['sha256']));
+      }
       const r = await tx.query<Row>(
         `INSERT INTO commands (id, machine_id, n, type, args, issued_at, expires_at, status)
          VALUES ($1, $2, $3, $4, $5::jsonb, date_trunc('second', now()), date_trunc('second', now()) + make_interval(secs => $6), 'queued')
@@ -203,9 +257,10 @@ export class CommandService {
         throw new CommandError(`the signed command would be ${size} bytes; a machine takes at most ${MAX_COMMAND_BYTES} bytes (docs/commands.md): send less in one command`, 'too-large');
       }
       // The caller's own bookkeeping commits with the command or not at all (idempotency keys).
-      await options.within?.(tx, r.rows[0]!.id);
+      await options.within?.(tx, r.rows[0]!.id, Number(r.rows[0]!.n));
       return { row: r.rows[0]!, key: active.rows[0], online: active.rows[0].online === true };
     });
+    if (type === 'update') this.offers?.noteOffer(machine, String(row.row.args['sha256']), true);
     if (row.online) return this.send(record(row.row), { kid: Number(row.key.kid), key: Buffer.from(row.key.key) });
     return this.redact(record(row.row));
   }
@@ -234,15 +289,23 @@ export class CommandService {
   }
 
   /**
-   * Outcomes in a batch of machine events, written in the ingest transaction.
-   * Returns what changed, for `settled` after the commit.
+   * Outcomes in a batch of machine events, written in the ingest transaction:
+   * command outcomes and refusals, and an update's reports (update.ts), which
+   * move an update command on and, once it is final, withdraw its offer.
+   * What it returns goes to `settled` after the commit.
    */
-  async recordOutcomes(tx: Queryable, events: CommandEvent[]): Promise<CommandRecord[]> {
+  async recordOutcomes(tx: Queryable, events: CommandEvent[]): Promise<Settlement> {
     const machines: string[] = [];
     const ns: number[] = [];
     const statuses: string[] = [];
     const bodies: string[] = [];
+    const reports: UpdateReport[] = [];
     for (const e of events) {
+      const report = reportOf(e.machine, e.type, e.body);
+      if (report) {
+        reports.push(report);
+        continue;
+      }
       const n = Number(e.body['n']);
       if (!Number.isInteger(n) || n <= 0) continue;
       let status: string | undefined;
@@ -259,31 +322,49 @@ export class CommandService {
       statuses.push(status);
       bodies.push(JSON.stringify(e.body));
     }
-    if (machines.length === 0) return [];
-    const r = await tx.query<Row>(
-      `UPDATE commands c SET status = u.status, outcome = u.body, updated_at = now()
-       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::jsonb[]) AS u(m, n, status, body)
-       WHERE c.machine_id = u.m AND c.n = u.n AND c.status IN ('queued', 'delivered')
-       RETURNING c.id, c.machine_id, c.n, c.type, c.args, c.issued_at, c.expires_at, c.status, c.outcome, c.sent`,
-      [machines, ns, statuses, bodies],
-    );
-    for (const row of r.rows) {
-      if (row.type === 'rotate-key' && row.status === 'applied') {
-        await tx.query(
-          `UPDATE machine_keys SET state = CASE WHEN kid = $2 THEN 'active' ELSE 'retired' END
-           WHERE machine_id = $1 AND (state = 'active' OR kid = $2)`,
-          [row.machine_id, Number(row.args['kid'])],
-        );
+    const changed: CommandRecord[] = [];
+    if (machines.length > 0) {
+      // An update the machine took is under way, not done: its reports say when it is.
+      const r = await tx.query<Row>(
+        `UPDATE commands c SET status = CASE WHEN c.type = 'update' AND u.status = 'applied' THEN 'running' ELSE u.status END, outcome = u.body, updated_at = now()
+         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::jsonb[]) AS u(m, n, status, body)
+         WHERE c.machine_id = u.m AND c.n = u.n AND (c.status IN ('queued', 'delivered') OR (c.type = 'update' AND c.status = 'running' AND u.status <> 'applied'))
+         RETURNING ${COLUMNS.split(', ').map((x) => `c.${x}`).join(', ')}`,
+        [machines, ns, statuses, bodies],
+      );
+      for (const row of r.rows) {
+        if (row.type === 'rotate-key' && row.status === 'applied') {
+          await tx.query(
+            `UPDATE machine_keys SET state = CASE WHEN kid = $2 THEN 'active' ELSE 'retired' END
+             WHERE machine_id = $1 AND (state = 'active' OR kid = $2)`,
+            [row.machine_id, Number(row.args['kid'])],
+          );
+        }
       }
+      changed.push(...r.rows.map(record));
     }
-    return r.rows.map(record);
+    if (reports.length > 0) {
+      await storeReports(tx, reports);
+      const latest = newestPerCommand(reports);
+      const r = await tx.query<Row>(
+        `UPDATE commands c SET status = u.status, outcome = u.body, updated_at = now()
+         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::jsonb[]) AS u(m, n, status, body)
+         WHERE c.machine_id = u.m AND c.n = u.n AND c.type = 'update' AND c.status IN ('queued', 'delivered', 'running')
+         RETURNING ${COLUMNS.split(', ').map((x) => `c.${x}`).join(', ')}`,
+        [latest.map((x) => x.machine), latest.map((x) => x.n), latest.map((x) => PHASE_STATUS[x.phase]), latest.map((x) => JSON.stringify(x.body))],
+      );
+      changed.push(...r.rows.map(record));
+    }
+    const withdrawn = await withdrawUnlessOutstanding(tx, finalUpdates(changed));
+    return { changed, withdrawn, reported: [...new Set(reports.map((x) => x.machine))] };
   }
 
-  /** After the commit: wake whoever waits, and resend what the rotation left signed with the old key. */
-  settled(changed: CommandRecord[]): void {
-    for (const c of changed) {
+  /** After the commit: wake whoever waits, tell the registry of offers withdrawn, and resend what the rotation left signed with the old key. */
+  settled(s: Settlement): void {
+    for (const o of s.withdrawn) this.offers?.noteOffer(o.machine, o.sha256, false);
+    for (const c of s.changed) {
       const w = this.waiters.get(c.id);
-      if (w) {
+      if (w && !OPEN_STATUSES.includes(c.status)) {
         this.waiters.delete(c.id);
         for (const f of w) f(this.redact(c));
       }
@@ -294,10 +375,33 @@ export class CommandService {
     }
   }
 
+  /**
+   * Call off an open command (a rollout's cancel or timeout): it is
+   * `cancelled` and, an update, its offer withdrawn. A command the machine
+   * already has may still be carried out; what it reports is kept. False if
+   * it was final already.
+   */
+  async cancel(id: string): Promise<boolean> {
+    const s = await this.db.transaction((tx) => this.cancelWithin(tx, [id]));
+    this.settled(s);
+    return s.changed.length > 0;
+  }
+
+  /** `cancel` inside the caller's transaction (a rollout's); `settled` after its commit. */
+  async cancelWithin(tx: Queryable, ids: readonly string[]): Promise<Settlement> {
+    if (ids.length === 0) return { changed: [], withdrawn: [], reported: [] };
+    const r = await tx.query<Row>(
+      `UPDATE commands SET status = 'cancelled', updated_at = now() WHERE id = ANY($1::text[]) AND status IN ('queued', 'delivered', 'running') RETURNING ${COLUMNS}`,
+      [ids],
+    );
+    const changed = r.rows.map(record);
+    return { changed, withdrawn: await withdrawUnlessOutstanding(tx, finalUpdates(changed)), reported: [] };
+  }
+
   /** Resolves when the command has an outcome (or expired), or with its state so far after `timeoutMs`. */
   async waitFor(id: string, timeoutMs: number): Promise<CommandRecord | undefined> {
     const now = await this.get(id);
-    if (!now || (now.status !== 'queued' && now.status !== 'delivered')) return now;
+    if (!now || !OPEN_STATUSES.includes(now.status)) return now;
     return new Promise((resolve) => {
       const list = this.waiters.get(id) ?? [];
       const timer = setTimeout(() => {
@@ -331,11 +435,16 @@ export class CommandService {
        WHERE c.status = 'queued' AND s.online AND c.created_at < now() - interval '2 seconds' AND c.expires_at > now() ORDER BY c.machine_id, c.n LIMIT 100`,
     );
     for (const r of stuck.rows) await this.send(record(r));
-    const r = await this.db.query<Row>(
-      `UPDATE commands SET status = 'expired', updated_at = now() WHERE status IN ('queued', 'delivered') AND expires_at <= now() RETURNING ${COLUMNS}`,
-    );
-    if (r.rows.length > 0) this.settled(r.rows.map(record));
-    return r.rows.length;
+    // An update the machine took (running) does not expire: its reports end it.
+    const s = await this.db.transaction(async (tx) => {
+      const r = await tx.query<Row>(
+        `UPDATE commands SET status = 'expired', updated_at = now() WHERE status IN ('queued', 'delivered') AND expires_at <= now() RETURNING ${COLUMNS}`,
+      );
+      const changed = r.rows.map(record);
+      return { changed, withdrawn: await withdrawUnlessOutstanding(tx, finalUpdates(changed)), reported: [] };
+    });
+    if (s.changed.length > 0) this.settled(s);
+    return s.changed.length;
   }
 
   /** Key material never leaves the gateway through its answers or logs. */
@@ -343,4 +452,9 @@ export class CommandService {
     if (c.type !== 'rotate-key' || c.args['key'] === undefined) return c;
     return { ...c, args: { ...c.args, key: '(secret)' } };
   }
+}
+
+/** The final update commands among these: the (machine, image) offers they held. */
+function finalUpdates(list: readonly CommandRecord[]): { machine: string; sha256: string }[] {
+  return list.filter((c) => c.type === 'update' && !OPEN_STATUSES.includes(c.status) && typeof c.args['sha256'] === 'string').map((c) => ({ machine: c.machine, sha256: c.args['sha256'] as string }));
 }

@@ -1,10 +1,11 @@
 /**
  * The operator dashboard (browser side): signs in with an API token, draws
  * the fleet (map, list, totals) and one machine (planogram, coin tubes,
- * sales chart, alerts, commands, audit files) from the operator API, and
- * keeps them current from the /stream of changes without a reload.
+ * sales chart, alerts, commands, audit files), the firmware rollouts
+ * (rollouts.ts) from the operator API, and keeps them current from the
+ * /stream of changes without a reload.
  */
-export {};
+import { rolloutPanel } from './rollouts.js';
 
 // ---- shapes of the API answers this page reads ------------------------------------------------
 
@@ -14,6 +15,7 @@ interface MachineRow {
   lastSeen: string | null;
   errors: string[];
   openAlerts?: number;
+  firmware?: string | null;
   location?: { lat: number; lon: number; address?: string | null } | null;
 }
 interface SlotRow {
@@ -60,6 +62,7 @@ interface Change {
   commands: { id: string; machine: string; status: string }[];
   alerts: string[];
   audits: { id: number; machine: string | null }[];
+  rollouts?: string[];
 }
 
 // ---- plumbing ---------------------------------------------------------------------------------
@@ -171,6 +174,7 @@ function drawMachineList(): void {
       el('td', { class: m.online ? 'state-online' : 'state-offline' }, m.online ? 'online' : 'offline'),
       el('td', {}, ago(m.lastSeen)),
       el('td', {}, pct === undefined ? '' : `${pct} %`),
+      el('td', { 'data-firmware': m.firmware ?? '' }, m.firmware ?? '?'),
     );
     const td = el('td');
     td.append(el('span', { class: `badge${n > 0 ? ' bad' : ''}`, 'data-alerts': String(n) }, String(n)));
@@ -239,12 +243,12 @@ const refreshMachine = serial(async () => {
   const id = selected;
   if (!id) return;
   const [m, slots, coins] = await Promise.all([
-    api<{ online: boolean; lastSeen: string | null }>(`/machines/${id}`),
+    api<{ online: boolean; lastSeen: string | null; firmware: string | null }>(`/machines/${id}`),
     api<{ slots: SlotRow[] }>(`/machines/${id}/slots`),
     api<{ denominations: { value: number; count: number }[] }>(`/machines/${id}/denominations`).catch(() => ({ denominations: [] })),
   ]);
   if (id !== selected) return;
-  $('#machine-title').textContent = `${id} · ${m.online ? 'online' : 'offline'} · last seen ${ago(m.lastSeen)}`;
+  $('#machine-title').textContent = `${id} · ${m.online ? 'online' : 'offline'} · last seen ${ago(m.lastSeen)} · firmware ${m.firmware ?? 'unknown'}`;
   const p = $('#planogram');
   p.replaceChildren();
   let have = 0;
@@ -402,6 +406,10 @@ async function planRoute(): Promise<void> {
   }
 }
 
+// ---- firmware rollouts ------------------------------------------------------------------------
+
+const rollouts = rolloutPanel({ api: (path) => api(path), $, el, serial });
+
 // ---- live updates -----------------------------------------------------------------------------
 
 let stream: AbortController | undefined;
@@ -440,6 +448,7 @@ async function live(): Promise<void> {
 
 function changed(c: Change): void {
   refreshFleet();
+  if ((c.rollouts ?? []).length > 0) rollouts.refresh();
   const me = selected;
   if (!me) return;
   if (c.machines.includes(me)) refreshMachine();
@@ -470,6 +479,7 @@ async function signIn(): Promise<void> {
   $('#login').hidden = true;
   $('#app').hidden = false;
   refreshFleet();
+  rollouts.refresh();
   void live();
 }
 
@@ -501,7 +511,10 @@ $('#route-form').addEventListener('submit', (ev) => {
 });
 // Ages on the page ("12 s ago") move on even when nothing changes.
 setInterval(() => {
-  if (token) refreshFleet();
+  if (token) {
+    refreshFleet();
+    rollouts.refresh();
+  }
 }, 15000);
 
 if (token) void signIn();

@@ -209,6 +209,7 @@ export class FirmwareRegistry {
     const held = [
       use.offers.length > 0 ? `offered to ${use.offers.join(', ')}` : '',
       use.commands.length > 0 ? `named by outstanding update commands ${use.commands.join(', ')}` : '',
+      use.rollouts.length > 0 ? `rolled out by ${use.rollouts.join(', ')}` : '',
       use.running.length > 0 ? `version ${image.version} runs on ${use.running.join(', ')}` : '',
     ].filter((s) => s !== '');
     if (held.length > 0) throw new FirmwareError('in-use', `image ${image.version} is in use: ${held.join('; ')}`);
@@ -236,6 +237,15 @@ export class FirmwareRegistry {
       throw e;
     }
     this.remember(this.offers, `${machine} ${sha256}`, true);
+  }
+
+  /**
+   * An offer opened or withdrawn by someone writing the store directly (an
+   * update command, in its own transaction): this gateway's chunk server
+   * knows at once instead of within rememberMs.
+   */
+  noteOffer(machine: string, sha256: string, offered: boolean): void {
+    this.remember(this.offers, `${machine} ${sha256}`, offered);
   }
 
   /** The machine may no longer fetch the image; false if it could not anyway. */

@@ -83,6 +83,11 @@ export async function getImage(db: Queryable, sha256: string): Promise<ImageReco
   return r.rows[0] ? record(r.rows[0]) : undefined;
 }
 
+export async function getImageByVersion(db: Queryable, version: string): Promise<ImageRecord | undefined> {
+  const r = await db.query<Row>(`SELECT ${COLUMNS} FROM firmware_images WHERE version = $1`, [version]);
+  return r.rows[0] ? record(r.rows[0]) : undefined;
+}
+
 /** Every image, newest upload first (no bytes). */
 export async function listImages(db: Queryable, limit: number): Promise<ImageRecord[]> {
   const r = await db.query<Row>(`SELECT ${COLUMNS} FROM firmware_images ORDER BY uploaded_at DESC, sha256 LIMIT $1`, [limit]);
@@ -96,18 +101,19 @@ export async function imageBytes(db: Queryable, sha256: string): Promise<Buffer 
   return b ? Buffer.from(b.buffer, b.byteOffset, b.byteLength) : undefined;
 }
 
-/** What keeps an image from being deleted: machines it is offered to, update commands naming it, machines that say they run its version. */
-export async function imageUse(db: Queryable, sha256: string, version: string): Promise<{ offers: string[]; commands: string[]; running: string[] }> {
+/** What keeps an image from being deleted: machines it is offered to, update commands naming it, unfinished rollouts of it, machines that say they run its version. */
+export async function imageUse(db: Queryable, sha256: string, version: string): Promise<{ offers: string[]; commands: string[]; rollouts: string[]; running: string[] }> {
   const offers = await db.query<{ machine_id: string }>('SELECT machine_id FROM firmware_offers WHERE sha256 = $1 ORDER BY machine_id LIMIT 20', [sha256]);
   const commands = await db.query<{ id: string }>(
-    `SELECT id FROM commands WHERE type = 'update' AND status IN ('queued', 'delivered') AND args->>'sha256' = $1 ORDER BY id LIMIT 20`,
+    `SELECT id FROM commands WHERE type = 'update' AND status IN ('queued', 'delivered', 'running') AND args->>'sha256' = $1 ORDER BY id LIMIT 20`,
     [sha256],
   );
+  const rollouts = await db.query<{ id: string }>(`SELECT id FROM rollouts WHERE sha256 = $1 AND state IN ('running', 'paused', 'halted') ORDER BY id LIMIT 20`, [sha256]);
   const running = await db.query<{ machine_id: string }>(
-    `SELECT machine_id FROM machine_state WHERE telemetry->>'fw' = $1 OR (jsonb_typeof(status) = 'object' AND status->>'firmware' = $1) ORDER BY machine_id LIMIT 20`,
+    `SELECT machine_id FROM machine_state WHERE telemetry->>'fw' = $1 OR (jsonb_typeof(status) = 'object' AND (status->>'fw' = $1 OR status->>'firmware' = $1)) ORDER BY machine_id LIMIT 20`,
     [version],
   );
-  return { offers: offers.rows.map((r) => r.machine_id), commands: commands.rows.map((r) => r.id), running: running.rows.map((r) => r.machine_id) };
+  return { offers: offers.rows.map((r) => r.machine_id), commands: commands.rows.map((r) => r.id), rollouts: rollouts.rows.map((r) => r.id), running: running.rows.map((r) => r.machine_id) };
 }
 
 /** Delete an image nothing holds (offers reference it: the foreign key refuses while one exists). */
@@ -138,4 +144,21 @@ export async function isOffered(db: Queryable, machine: string, sha256: string):
 export async function offersTo(db: Queryable, machine: string): Promise<string[]> {
   const r = await db.query<{ sha256: string }>('SELECT sha256 FROM firmware_offers WHERE machine_id = $1 ORDER BY offered_at, sha256', [machine]);
   return r.rows.map((x) => x.sha256);
+}
+
+/**
+ * Withdraw these (machine, image) offers, each unless an update command
+ * naming that image for that machine is still outstanding or under way
+ * (another command, or a rollout's, keeps it open). The offers withdrawn.
+ */
+export async function withdrawUnlessOutstanding(db: Queryable, pairs: readonly { machine: string; sha256: string }[]): Promise<{ machine: string; sha256: string }[]> {
+  if (pairs.length === 0) return [];
+  const r = await db.query<{ machine_id: string; sha256: string }>(
+    `DELETE FROM firmware_offers o USING unnest($1::text[], $2::text[]) AS u(m, s)
+     WHERE o.machine_id = u.m AND o.sha256 = u.s
+       AND NOT EXISTS (SELECT 1 FROM commands c WHERE c.machine_id = u.m AND c.type = 'update' AND c.status IN ('queued', 'delivered', 'running') AND c.args->>'sha256' = u.s)
+     RETURNING o.machine_id, o.sha256`,
+    [pairs.map((p) => p.machine), pairs.map((p) => p.sha256)],
+  );
+  return r.rows.map((x) => ({ machine: x.machine_id, sha256: x.sha256 }));
 }

@@ -61,8 +61,8 @@ export interface IngestOptions {
   /** Called with true when so much waits that the source should stop reading, false when it may go on. */
   onPressure?: (high: boolean) => void;
   /**
-   * Command outcomes among the events, handed over inside the ingest
-   * transaction; what it returns runs after the commit.
+   * Command outcomes among the events (and an update's reports), handed over
+   * inside the ingest transaction; what it returns runs after the commit.
    */
   onCommandEvents?: (tx: Queryable, events: { machine: string; type: string; body: Record<string, unknown> }[]) => Promise<() => void>;
   /** After a commit: machines whose status says they came online. */
@@ -71,7 +71,8 @@ export interface IngestOptions {
   onTelemetry?: (telemetry: { machine: string; body: Record<string, unknown> }[]) => void;
 }
 
-const COMMAND_EVENTS = new Set(['command', 'command-rejected']);
+/** Events that settle commands (the command service's COMMAND_EVENT_TYPES): outcomes, refusals, an update's reports. */
+const COMMAND_EVENTS = new Set(['command', 'command-rejected', 'update-begin', 'update']);
 /**
  * A write whose failure is neither clearly the store's nor the data's (a lost connection while the
  * store answers pings, a deadlock): a batch is split at once (writing its parts alone costs little);

@@ -1,7 +1,8 @@
 /**
  * The fleet's machines in the store: registering them, the fleet list, and
  * one machine's state as ingest last wrote it (machine_state: online, last
- * seen, its last telemetry and status). Telemetry is the machine's word in
+ * seen, its last telemetry and status), the firmware version it says it
+ * runs, and its tags (labels for rollouts to target). Telemetry is the machine's word in
  * the shape docs/uplink.md gives it; slotsOf reads its slots defensively.
  */
 import type { Queryable } from './db.js';
@@ -41,7 +42,18 @@ export interface MachineSummary {
   lastEvent: number;
   /** The errors its last telemetry reported. */
   errors: unknown[];
+  /** The firmware version it says it runs (telemetry or status `fw`), null when it has not said. */
+  firmware: string | null;
+  tags: string[];
 }
+
+/** A version as the machine reports it, when it is one (it is the machine's word: nothing else is shown). */
+export function firmwareOf(v: unknown): string | null {
+  return typeof v === 'string' && /^(?:0|[1-9][0-9]{0,3})\.(?:0|[1-9][0-9]{0,3})\.(?:0|[1-9][0-9]{0,3})$/.test(v) ? v : null;
+}
+
+/** The SQL of a machine's reported version, from machine_state `ms`. */
+const FW = `COALESCE(CASE WHEN jsonb_typeof(ms.telemetry) = 'object' THEN ms.telemetry->>'fw' END, CASE WHEN jsonb_typeof(ms.status) = 'object' THEN ms.status->>'fw' END)`;
 
 export function slotsOf(t: Telemetry | null): Slot[] {
   return Array.isArray(t?.slots) ? t.slots : [];
@@ -64,10 +76,39 @@ export async function machineState(db: Queryable, id: string): Promise<MachineSt
   return { online: row.online ?? false, last_seen: row.last_seen, telemetry: row.telemetry, telemetry_at: row.telemetry_at, status: row.status };
 }
 
-/** Every machine, in id order. */
-export async function listMachines(db: Queryable): Promise<MachineSummary[]> {
-  const r = await db.query<{ id: string; online: boolean | null; last_seen: Date | null; last_seq: string | null; errors: unknown }>(
-    `SELECT m.id, ms.online, ms.last_seen, ms.last_seq, ms.telemetry->'errors' AS errors FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id ORDER BY m.id`,
+/** Every machine (those with `tag`, if given), in id order. */
+export async function listMachines(db: Queryable, tag?: string): Promise<MachineSummary[]> {
+  const r = await db.query<{ id: string; online: boolean | null; last_seen: Date | null; last_seq: string | null; errors: unknown; fw: unknown; tags: string[] | null }>(
+    `SELECT m.id, ms.online, ms.last_seen, ms.last_seq, ms.telemetry->'errors' AS errors, ${FW} AS fw,
+            (SELECT array_agg(t.tag ORDER BY t.tag) FROM machine_tags t WHERE t.machine_id = m.id) AS tags
+     FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id
+     WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM machine_tags t WHERE t.machine_id = m.id AND t.tag = $1)
+     ORDER BY m.id`,
+    [tag ?? null],
   );
-  return r.rows.map((m) => ({ id: m.id, online: m.online ?? false, lastSeen: m.last_seen, lastEvent: Number(m.last_seq ?? 0), errors: Array.isArray(m.errors) ? m.errors : [] }));
+  return r.rows.map((m) => ({
+    id: m.id,
+    online: m.online ?? false,
+    lastSeen: m.last_seen,
+    lastEvent: Number(m.last_seq ?? 0),
+    errors: Array.isArray(m.errors) ? m.errors : [],
+    firmware: firmwareOf(m.fw),
+    tags: m.tags ?? [],
+  }));
+}
+
+/** Most tags a machine has. */
+export const MAX_TAGS = 16;
+
+export async function tagsOf(db: Queryable, machine: string): Promise<string[]> {
+  const r = await db.query<{ tag: string }>('SELECT tag FROM machine_tags WHERE machine_id = $1 ORDER BY tag', [machine]);
+  return r.rows.map((x) => x.tag);
+}
+
+/** Replace a machine's tags (checked by the caller: the API's schema). */
+export async function setTags(db: Queryable, machine: string, tags: readonly string[]): Promise<string[]> {
+  const unique = [...new Set(tags)].sort();
+  await db.query('DELETE FROM machine_tags WHERE machine_id = $1 AND NOT (tag = ANY($2::text[]))', [machine, unique]);
+  await db.query('INSERT INTO machine_tags (machine_id, tag) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING', [machine, unique]);
+  return unique;
 }

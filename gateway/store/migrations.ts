@@ -248,6 +248,76 @@ CREATE TABLE firmware_offers (
 );
 CREATE INDEX firmware_offers_image ON firmware_offers (sha256)`,
   },
+  {
+    version: 11,
+    name: 'machine tags, update reports, rollouts',
+    sql: `
+-- A few labels per machine, for rollouts to target (docs/updates.md "Rollouts").
+CREATE TABLE machine_tags (
+  machine_id text NOT NULL REFERENCES machines(id),
+  tag text NOT NULL,
+  PRIMARY KEY (machine_id, tag)
+);
+CREATE INDEX machine_tags_tag ON machine_tags (tag);
+-- The newest update report of each machine (its update-begin and update events), written with the events.
+CREATE TABLE machine_updates (
+  machine_id text PRIMARY KEY REFERENCES machines(id),
+  seq bigint NOT NULL,
+  n bigint NOT NULL,
+  version text NOT NULL,
+  sha256 text,
+  size bigint,
+  phase text NOT NULL,
+  reason text,
+  at timestamptz NOT NULL DEFAULT now()
+);
+-- A rollout of one image to machines in waves. The image is named, not referenced: a finished rollout
+-- does not keep an image from being deleted (an unfinished one does: gateway/firmware/store.ts imageUse).
+CREATE TABLE rollouts (
+  id text PRIMARY KEY,
+  sha256 text NOT NULL,
+  version text NOT NULL,
+  target jsonb NOT NULL,
+  waves jsonb NOT NULL,
+  halt jsonb NOT NULL,
+  parallel integer NOT NULL,
+  timeout_s integer NOT NULL,
+  downgrade boolean NOT NULL DEFAULT false,
+  force boolean NOT NULL DEFAULT false,
+  state text NOT NULL,
+  wave integer NOT NULL DEFAULT 0,
+  wave_bad_base integer NOT NULL DEFAULT 0,
+  reason text,
+  created_by text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  ended_at timestamptz
+);
+CREATE INDEX rollouts_state ON rollouts (state);
+-- Each machine of a rollout: its wave, its place in the order, what it is doing. progress_at is the
+-- rollout engine's clock (ms) when something about its update was last heard; seen is what was heard.
+CREATE TABLE rollout_machines (
+  rollout_id text NOT NULL REFERENCES rollouts(id),
+  machine_id text NOT NULL REFERENCES machines(id),
+  wave integer NOT NULL,
+  position integer NOT NULL,
+  state text NOT NULL DEFAULT 'pending',
+  bytes bigint,
+  size bigint,
+  reason text,
+  command_id text,
+  n bigint,
+  base_seq bigint NOT NULL DEFAULT 0,
+  progress_at bigint,
+  seen text NOT NULL DEFAULT '',
+  active boolean NOT NULL DEFAULT true,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (rollout_id, machine_id)
+);
+-- Exactly one unfinished rollout per machine.
+CREATE UNIQUE INDEX rollout_machines_one_active ON rollout_machines (machine_id) WHERE active;
+CREATE INDEX rollout_machines_order ON rollout_machines (rollout_id, wave, position)`,
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -11,6 +11,7 @@ import { DexError } from '../../gateway/dex/parse.js';
 import { AuditError } from '../../gateway/dex/store.js';
 import { FirmwareError } from '../../gateway/firmware/registry.js';
 import { RestockError } from '../../gateway/restock/store.js';
+import { RolloutError } from '../../gateway/rollouts/service.js';
 
 const pg = (message: string, code: string): Error => Object.assign(new Error(message), { code });
 
@@ -37,6 +38,16 @@ describe('operator API errors: one table of codes and statuses', () => {
       [new CommandError('bad', 'bad-command'), 422, { error: 'bad-command', message: 'bad' }],
       // Arguments too big for a machine are the request's fault, not a body too large for the server.
       [new CommandError('too big', 'too-large'), 400, { error: 'bad-request', message: 'too big' }],
+      // An update command: its arguments, its image, a machine running something newer, a machine in a rollout.
+      [new CommandError('size is ours', 'bad-args'), 422, { error: 'bad-args', message: 'size is ours' }],
+      [new CommandError('no image', 'unknown-image'), 404, { error: 'unknown-image', message: 'no image' }],
+      [new CommandError('runs 1.2.0', 'downgrade'), 409, { error: 'downgrade', message: 'runs 1.2.0' }],
+      [new CommandError('in r1', 'in-rollout'), 409, { error: 'in-rollout', message: 'in r1' }],
+      [new RolloutError('bad-rollout', 'waves'), 400, { error: 'bad-rollout', message: 'waves' }],
+      [new RolloutError('unknown-rollout', 'no rollout'), 404, { error: 'unknown-rollout', message: 'no rollout' }],
+      [new RolloutError('in-rollout', 'busy'), 409, { error: 'in-rollout', message: 'busy' }],
+      [new RolloutError('rollout-state', 'done'), 409, { error: 'rollout-state', message: 'done' }],
+      [new RolloutError('no-machines', 'none'), 422, { error: 'no-machines', message: 'none' }],
       [new RestockError('unknown-machine', 'no machine'), 404, { error: 'unknown-machine', message: 'no machine' }],
       [new RestockError('bad-location', 'lat'), 400, { error: 'bad-location', message: 'lat' }],
       [new FirmwareError('unsigned', 'sign it'), 422, { error: 'unsigned', message: 'sign it' }],

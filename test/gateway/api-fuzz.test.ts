@@ -164,6 +164,11 @@ function commandProblem(topic: string, payload: Buffer, keys: Map<number, Buffer
     if (typeof slot !== 'string' || !/^[A-Z0-9]{1,4}$/.test(slot)) return `vend slot ${JSON.stringify(slot)}`;
     if (!Number.isInteger(quantity) || (quantity as number) < 1 || (quantity as number) > 9) return `vend quantity ${JSON.stringify(quantity)}`;
   }
+  if (body.type === 'update') {
+    // Only an image the registry holds, with its facts as the registry has them.
+    const { sha256, size, version, source } = body.args as Record<string, unknown>;
+    if (sha256 !== sha256Hex(IMAGE) || size !== IMAGE.length || version !== '1.0.0' || source !== 'mqtt') return `update args ${JSON.stringify(body.args).slice(0, 200)}`;
+  }
   return undefined;
 }
 

@@ -3,7 +3,9 @@
  * playwright-core): `npm start`'s simulated fleet and gateway, signing in
  * with the printed token, the fleet map and list, one machine's planogram,
  * coin tubes and sales chart, a command sent and its result shown live, an
- * audit read and its DEX file downloaded, and the API docs (Swagger UI); no
+ * audit read and its DEX file downloaded, the API docs (Swagger UI), each
+ * machine's firmware version and a firmware rollout's panel (its waves,
+ * counts per state, the machines that failed or rolled back); no
  * Content-Security-Policy violation on any page. Screenshots go to
  * test-output/dashboard/.
  */
@@ -13,6 +15,9 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { FIRMWARE_VERSION } from '../../firmware/version.js';
+import { signRelease } from '../../gateway/firmware/signature.js';
+import { keysFile, simImage, testKey } from './firmware-fixtures.js';
 
 const fleet = fileURLToPath(new URL('../../tools/fleet.js', import.meta.url));
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -30,6 +35,8 @@ describe('the dashboard in Chromium', function () {
   let token = '';
   // What the browser blocked under the pages' Content-Security-Policy: any is a failure.
   const violations: string[] = [];
+  // A release key the gateway knows (VENDFLEET_RELEASE_KEYS), for the rollout's image.
+  const release = testKey();
 
   const watched = async (): Promise<Page> => {
     const p = await browser.newPage({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true });
@@ -47,7 +54,10 @@ describe('the dashboard in Chromium', function () {
     if (!existsSync(CHROMIUM)) throw new Error(`Chromium is needed at ${CHROMIUM} (Debian: apt-get install chromium; .ci/run installs it)`);
     mkdirSync(shots, { recursive: true });
     // The route driver comes 5 s after a slot runs empty, so alerts open and close within the test.
-    child = spawn(process.execPath, [fleet, '--machines', '3', '--api-port', '0', '--restock-after', '5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [fleet, '--machines', '3', '--api-port', '0', '--restock-after', '5'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, VENDFLEET_RELEASE_KEYS: keysFile(release) },
+    });
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     closed = new Promise((resolve) => child.on('close', (code) => resolve(code)));
@@ -193,5 +203,43 @@ describe('the dashboard in Chromium', function () {
     assert.ok(text.startsWith(`DXS*VFL0000000*VA*V0/6*1\r\nST*001*0001\r\nID1*${shown}*`), text.slice(0, 80));
     assert.match(text, /\r\nG85\*[0-9A-F]{4}\r\nSE\*\d+\*0001\r\nDXE\*1\*1\r\n$/);
     await shot('4-audit');
+  });
+
+  it("shows each machine's firmware version, and a rollout: its waves, counts per state, and the machines that failed or rolled back", async () => {
+    for (const id of ['vm-0001', 'vm-0002', 'vm-0003']) await page.waitForSelector(`#machines tr[data-machine="${id}"] td[data-firmware="${FIRMWARE_VERSION}"]`);
+    const call = async <T>(method: string, path: string, body?: Buffer | object): Promise<T> => {
+      const binary = Buffer.isBuffer(body);
+      const res = await fetch(url + path, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': binary ? 'application/octet-stream' : 'application/json' } : {}) },
+        ...(body ? { body: binary ? body : JSON.stringify(body) } : {}),
+      });
+      assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${await res.clone().text()}`);
+      return (await res.json()) as T;
+    };
+    const image = simImage('9.0.0', { size: 20000, seed: 9 });
+    const s = signRelease(image, '9.0.0', release.privatePem);
+    await call('POST', `/firmware?version=9.0.0&signature=${s.signature}`, image);
+    const r = await call<{ id: string }>('POST', '/rollouts', { version: '9.0.0', target: { all: true }, waves: [1, 10, 100] });
+    await page.waitForSelector(`#rollouts tr[data-rollout="${r.id}"]`, { timeout: 30000 });
+    await page.click(`#rollouts tr[data-rollout="${r.id}"]`);
+    await page.waitForSelector('#rollout-waves .wave[data-wave="3"]');
+    // Attributes read one by one: evaluating code in the page is what its policy (no 'unsafe-eval') forbids.
+    const attrs = async (selector: string, name: string): Promise<string[]> => {
+      const l = page.locator(selector);
+      const out: string[] = [];
+      for (let i = 0; i < (await l.count()); i++) out.push((await l.nth(i).getAttribute(name)) ?? '');
+      return out;
+    };
+    assert.deepEqual(await attrs('#rollout-waves .wave', 'data-size'), ['1', '0', '2']);
+    assert.match((await page.textContent('#rollout-title')) ?? '', new RegExp(`^${r.id} · 9\.0\.0 to every machine · `));
+    const counts = (await attrs('#rollout-counts .count', 'data-count')).map(Number);
+    assert.equal(counts.length, 7, 'a count per state');
+    assert.equal(counts.reduce((a, b) => a + b, 0), 3, 'every machine counted once');
+    // The first wave's machine cannot run this image (a firmware without updates refuses the command, one with them
+    // finds it is no bundle and rolls back): it shows up with its reason, live.
+    await page.waitForSelector('#rollout-problems li[data-machine]', { timeout: 120000 });
+    assert.match((await page.textContent('#rollout-problems li[data-machine]')) ?? '', /^vm-000\d \(wave 1\): (failed|rolled-back) · \S/);
+    await shot('8-rollout');
   });
 });
