@@ -374,8 +374,25 @@ async function sendCommand(type: string, args: unknown): Promise<void> {
 
 // ---- the route --------------------------------------------------------------------------------
 
+/** Why a machine is on the route (gateway/restock/plan.ts VisitReason, dates as ISO text). */
+type VisitReason = { kind: 'listed' } | { kind: 'empty' | 'fault'; slot: string } | { kind: 'runs-out'; slot: string; emptyAt: string };
+
+/** The reasons in words: "asked for", "A1 empty", "B2 fault", "C1 runs out Fri 14:00". */
+function reasonText(reasons: readonly VisitReason[]): string {
+  return reasons
+    .map((r) => {
+      if (r.kind === 'listed') return 'asked for';
+      if (r.kind === 'runs-out') {
+        const at = new Date(r.emptyAt);
+        return `${r.slot} runs out ${Number.isNaN(at.getTime()) ? 'soon' : at.toLocaleString(undefined, { weekday: 'short', hour: '2-digit', minute: '2-digit' })}`;
+      }
+      return `${r.slot} ${r.kind}`;
+    })
+    .join(', ');
+}
+
 interface RouteAnswer {
-  stops: { stop: number; machine: string; legKm: number; reasons: string[]; picklist: { lines: { slot: string; product: string | null; load: number }[]; units: number } }[];
+  stops: { stop: number; machine: string; legKm: number; reasons: VisitReason[]; picklist: { lines: { slot: string; product: string | null; load: number }[]; units: number } }[];
   totalKm: number;
   units: number;
   totals: { product: string | null; units: number }[];
@@ -392,7 +409,7 @@ async function planRoute(): Promise<void> {
     const ol = el('ol');
     for (const s of r.stops) {
       const picks = s.picklist.lines.filter((x) => x.load > 0).map((x) => `${x.slot} +${x.load}`);
-      ol.append(el('li', { 'data-stop': s.machine }, `${s.machine} (${s.legKm.toFixed(1)} km; ${s.reasons.join(', ')}): ${picks.join(', ') || 'check only'}`));
+      ol.append(el('li', { 'data-stop': s.machine }, `${s.machine} (${s.legKm.toFixed(1)} km; ${reasonText(s.reasons)}): ${picks.join(', ') || 'check only'}`));
     }
     const van = r.totals.map((t) => `${t.product ?? '?'} ${t.units}`).join(', ');
     out.append(

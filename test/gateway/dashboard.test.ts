@@ -172,6 +172,12 @@ describe('the dashboard in Chromium', function () {
     await page.click('#route-form button');
     await page.waitForSelector('#route [data-route-km]');
     assert.ok((await page.locator('#route li[data-stop]').count()) >= 1);
+    // Each stop says why in words (it once printed "[object Object]" for every reason).
+    const stops = await page.locator('#route li[data-stop]').allTextContents();
+    for (const s of stops) {
+      assert.doesNotMatch(s, /object Object|undefined|NaN/, s);
+      assert.match(s, /km; (asked for|[A-Z0-9]+ (empty|fault|runs out))/, s);
+    }
     await shot('6-route');
   });
 
