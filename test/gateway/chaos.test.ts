@@ -78,7 +78,7 @@ describe('chaos: brokers restarting under load', function () {
     const ids = Array.from({ length: 6 }, (_, i) => `vm-chaos${i}`);
     let hosts: MachineHost[] = [];
     try {
-      for (const [i, db] of dbs.entries()) gws.push(await Gateway.start({ mqttUrl: url, db, shareGroup: 'chaos', clientId: `vf-chaos-${process.pid}-${i}`, probeTimeoutMs: 3000 }));
+      for (const [i, db] of dbs.entries()) gws.push(await Gateway.start({ mqttUrl: url, db, shareGroup: 'chaos', clientId: `vf-chaos-${process.pid}-${i}`, probeTimeoutMs: 15000 }));
       await gws[0]!.addMachines(ids);
       gws[1]!.ingester.known(ids);
       hosts = await Promise.all(ids.map((id, i) => MachineHost.start(spec, { machineId: id, seed: 40 + i, network: { url } })));
@@ -108,7 +108,8 @@ describe('chaos: brokers restarting under load', function () {
       for (const g of gws) await g.ingester.flush();
       for (const [i, h] of hosts.entries()) await assertExactlyOnce(dbs[0]!, h, ids[i]!);
       assert.ok(resumes.every((ms) => ms <= 10000), `resumed after ${resumes.join(', ')} ms`);
-      // Subscribed again at once on every reconnect: no probe was lost (none had to heal a deaf subscription).
+      // Subscribed again at once on every reconnect: no probe was lost (none had to heal a deaf subscription). A probe's
+      // 15 s bound is for a busy CI machine, where the share group's record of a probe can lag by seconds (3 s lost one).
       for (const g of gws) assert.deepEqual(g.health().mqtt.map((m) => m.probesLost), [0, 0]);
     } finally {
       await Promise.all(hosts.map((h) => h.close()));
