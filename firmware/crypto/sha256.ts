@@ -68,13 +68,7 @@ export class Sha256 {
    */
   save(out: Uint8Array, at = 0): boolean {
     if (this.used !== 0) return false;
-    for (let i = 0; i < 8; i++) {
-      const v = this.h[i]!;
-      out[at + i * 4] = v >>> 24;
-      out[at + i * 4 + 1] = v >>> 16;
-      out[at + i * 4 + 2] = v >>> 8;
-      out[at + i * 4 + 3] = v;
-    }
+    this.words(out, at);
     return true;
   }
 
@@ -113,6 +107,13 @@ export class Sha256 {
     b[62] = low >>> 8;
     b[63] = low;
     this.compress(b, 0);
+    this.words(out, at);
+    this.reset();
+    return out;
+  }
+
+  /** The 8 state words, big-endian, into `out` at `at` (the digest, or a saved state). */
+  private words(out: Uint8Array, at: number): void {
     for (let i = 0; i < 8; i++) {
       const v = this.h[i]!;
       out[at + i * 4] = v >>> 24;
@@ -120,8 +121,6 @@ export class Sha256 {
       out[at + i * 4 + 2] = v >>> 8;
       out[at + i * 4 + 3] = v;
     }
-    this.reset();
-    return out;
   }
 
   private compress(d: Uint8Array, o: number): void {

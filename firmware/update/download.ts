@@ -20,6 +20,7 @@
  * the message straight into the slot.
  */
 import type { Clock, TimerId, Timers } from '../board.js';
+import { sameBytes } from '../crypto/hmac.js';
 import { Sha256, SHA256_LENGTH } from '../crypto/sha256.js';
 
 /** Progress is journaled at multiples of this many bytes (a multiple of the hash block and of flash blocks). */
@@ -200,10 +201,7 @@ export class Download {
   }
 
   private finish(): void {
-    const digest = this.hash.digest();
-    let same = true;
-    for (let i = 0; i < SHA256_LENGTH; i++) if (digest[i] !== this.o.image[i]) same = false;
-    if (!same) {
+    if (!sameBytes(this.hash.digest(), this.o.image)) {
       this.end(DownloadEnd.BAD_HASH);
       return;
     }

@@ -17,6 +17,7 @@ import type { Ledger } from '../journal/ledger.js';
 import { UPDATE_DOWNGRADE, UPDATE_FORCE } from '../journal/records.js';
 import { DOWNLOADING } from '../journal/update-books.js';
 import { UPDATE_REASONS, UpdatePhase, UpdateReason } from '../journal/vocabulary.js';
+import { sameBytes } from '../crypto/hmac.js';
 import { toHex } from '../text/hex.js';
 import { Download, DownloadEnd } from './download.js';
 import { formatVersion, parseVersion } from './version.js';
@@ -89,9 +90,7 @@ export class Updater {
     const books = this.o.ledger.update;
     if (books.n !== 0) {
       // The same image again (a command sent twice, a rollout repeated): it carries on.
-      let same = books.size === a.size;
-      for (let i = 0; i < 32; i++) if (books.sha256[i] !== a.sha256[i]) same = false;
-      return same ? 0 : REFUSED_BUSY;
+      return books.size === a.size && sameBytes(books.sha256, a.sha256) ? 0 : REFUSED_BUSY;
     }
     const running = parseVersion(this.o.running);
     if (a.version <= running && !a.downgrade) return REFUSED_DOWNGRADE;
