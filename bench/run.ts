@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only] [--no-cuts] [--no-gateway] [--outage-speed N]
+ * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only] [--no-cuts] [--no-gateway] [--outage-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -14,6 +14,7 @@ import { xsChange, xsDex, xsJournal, xsUpdate, xsVend } from './lib/firmware-xs.
 import { commandBench, gatewayBench, outageBench } from './lib/gateway.js';
 import { rolloutBench } from './lib/rollout.js';
 import { routeBench } from './lib/route.js';
+import { updateCutBench } from './lib/update-cuts.js';
 import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
 
 const argv = process.argv;
@@ -39,6 +40,11 @@ async function main(): Promise<void> {
   }
   if (argv.includes('--rollout-only')) {
     await rolloutBench(f);
+    f.finish();
+    return;
+  }
+  if (argv.includes('--update-cuts-only')) {
+    await updateCutBench(f);
     f.finish();
     return;
   }
@@ -71,7 +77,10 @@ async function main(): Promise<void> {
   await xsDex(f, vendCompute);
   await xsUpdate(f, vendCompute);
   await journalWear(f, 10000);
-  if (!argv.includes('--no-cuts')) await powerCutCampaign(f);
+  if (!argv.includes('--no-cuts')) {
+    await powerCutCampaign(f);
+    await updateCutBench(f);
+  }
   if (!argv.includes('--no-gateway')) {
     routeBench(f);
     await gatewayBench(f);

@@ -11,20 +11,33 @@ import { isMeta } from '../firmware/journal/records.js';
 import { visit } from './customers.js';
 import { FlashImage } from './guest/flash-image.js';
 import type { MachineHost } from './host.js';
-import type { CutCampaign } from './power-cuts.js';
 import type { Random } from './scheduler.js';
 import { checkInvariants } from './invariants.js';
+
+/** A recorded run that can be cut at any operation and booted again (power-cuts.ts, update-cuts.ts). */
+export interface CutPoints {
+  /** Bytes operation k touches. */
+  length(k: number): number;
+  /** What operation k is, for messages. */
+  describe(k: number): string;
+  /** Events whole in the journal after a cut at operation k after `bytes` bytes. */
+  eventsAt(k: number, bytes: number): number;
+  /** A controller booting from what that cut left. */
+  boot(k: number, bytes: number): Promise<MachineHost>;
+}
 
 export interface CutOutcome {
   uncertainVends: number;
   creditRestored: number;
 }
 
-export async function checkCut(campaign: CutCampaign, k: number, bytes: number, rnd: Random, customers = 2): Promise<CutOutcome> {
-  const where = `cut at flash op ${k} (${campaign.ops[k]!.kind}) after ${bytes} of ${campaign.length(k)} bytes`;
+/** `booted` checks the controller as it comes up, before it runs. */
+export async function checkCut(campaign: CutPoints, k: number, bytes: number, rnd: Random, customers = 2, booted?: (host: MachineHost, where: string) => Promise<void>): Promise<CutOutcome> {
+  const where = `cut at flash op ${k} (${campaign.describe(k)}) after ${bytes} of ${campaign.length(k)} bytes`;
   const expected = campaign.eventsAt(k, bytes);
   const host = await campaign.boot(k, bytes);
   try {
+    if (booted) await booted(host, where);
     const first = await host.status();
     if (first.journal.bootSeq !== expected + 1) {
       throw new Error(`${where}: ${expected} events were whole in flash, but the boot was numbered ${first.journal.bootSeq}`);

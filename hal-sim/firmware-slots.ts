@@ -62,6 +62,16 @@ export type SlotOp =
   | { kind: 'write'; slot: SlotIndex; offset: number; data: Uint8Array }
   | { kind: 'state'; what: 'open' | 'complete' | 'valid' | 'rollback' };
 
+/** The slots' state apart from their bytes (AppSlots.record). */
+export interface SlotsRecord {
+  selected: SlotIndex;
+  running: SlotIndex | undefined;
+  rolledBack: { version: string; reason: string } | undefined;
+  boots: number;
+  states: [SlotState, SlotState];
+  images: [SlotImage | undefined, SlotImage | undefined];
+}
+
 /** What the bootloader boots. */
 export interface BootedImage {
   slot: SlotIndex;
@@ -137,6 +147,53 @@ export class AppSlots {
   /** Cut the power during operation `op` (counted in `ops` from construction), after `bytes` of it. */
   cutAt(op: number, bytes: number): void {
     this.cut = { op, bytes };
+  }
+
+  // ---- power-cut campaigns (hal-sim/update-cuts.ts) ----------------------------------------
+
+  /** What survives a reset besides the slots' bytes: states, images, the boot choice, the report (otadata and NVS). */
+  record(): SlotsRecord {
+    return {
+      selected: this.selected,
+      running: this.running,
+      rolledBack: this.rolledBack ? { ...this.rolledBack } : undefined,
+      boots: this.boots,
+      states: [this.slots[0].state, this.slots[1].state],
+      images: [this.slots[0].image, this.slots[1].image],
+    };
+  }
+
+  /**
+   * The slots as a power cut leaves them: the first image flashed, then
+   * `flashOps` (erases and writes, in order) applied whole, then `torn` (if
+   * any) stopped after `bytes` bytes, and the rest as `record` says.
+   */
+  static rebuild(first: Uint8Array, geometry: SlotGeometry, record: SlotsRecord, flashOps: readonly SlotOp[], torn?: { op: SlotOp; bytes: number }): AppSlots {
+    const slots = new AppSlots(first, geometry);
+    const flash = (s: SlotIndex): FlashImage => (slots.slots[s].flash ??= new FlashImage({ size: geometry.slotSize, blockLength: geometry.blockLength, writeAlign: 1 }));
+    const apply = (op: SlotOp): void => {
+      if (op.kind === 'erase') flash(op.slot).eraseBlock(op.block);
+      else if (op.kind === 'write') flash(op.slot).write(op.data, op.offset);
+    };
+    for (const op of flashOps) apply(op);
+    if (torn && torn.op.kind !== 'state') {
+      const f = flash(torn.op.slot);
+      f.cutAt(f.ops, torn.bytes);
+      try {
+        apply(torn.op);
+      } catch (e) {
+        if (!(e instanceof PowerCut)) throw e;
+      }
+    }
+    slots.selected = record.selected;
+    slots.running = record.running;
+    slots.rolledBack = record.rolledBack ? { ...record.rolledBack } : undefined;
+    slots.boots = record.boots;
+    for (const s of [0, 1] as const) {
+      slots.slots[s].state = record.states[s];
+      slots.slots[s].image = record.images[s];
+    }
+    return slots;
   }
 
   // ---- the firmware's operations (FirmwareSlots, through the bridge) --------------------

@@ -7,8 +7,9 @@
  * what runs after it, not a replay of the workload.
  */
 import { BLOCK_HEADER, MAGIC } from '../firmware/journal/log.js';
-import { R_CHECKPOINT, R_SYNC } from '../firmware/journal/records.js';
+import { isMeta } from '../firmware/journal/records.js';
 import { FlashImage, PowerCut, type FlashGeometry, type FlashOp } from './guest/flash-image.js';
+import type { CutPoints } from './cut-check.js';
 import { MachineHost, type HostOptions } from './host.js';
 import { Rig, type MachineSpec, type PhysicalState } from './rig.js';
 
@@ -16,7 +17,7 @@ export interface CampaignOptions extends Omit<HostOptions, 'flash' | 'physical' 
   flash: FlashGeometry;
 }
 
-export class CutCampaign {
+export class CutCampaign implements CutPoints {
   readonly spec: MachineSpec;
   readonly options: CampaignOptions;
   readonly ops: FlashOp[] = [];
@@ -67,6 +68,10 @@ export class CutCampaign {
     return this.ops.length;
   }
 
+  describe(k: number): string {
+    return this.ops[k]!.kind;
+  }
+
   /** Bytes op k touches. */
   length(k: number): number {
     const op = this.ops[k]!;
@@ -105,8 +110,8 @@ export class CutCampaign {
   }
 }
 
-/** A record write of an event (not a block header, checkpoint or sync record). */
+/** A record write of an event (not a block header or a meta record: checkpoint, sync, key, update progress). */
 export function isEventRecord(data: Uint8Array): boolean {
   if (data.length === BLOCK_HEADER && new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true) === MAGIC) return false;
-  return data[0] !== R_CHECKPOINT && data[0] !== R_SYNC && data[0] !== 0xff;
+  return data[0] !== 0xff && !isMeta(data[0]!);
 }
