@@ -50,7 +50,7 @@ import { ROLLOUT_USAGE, rolloutRequest, watchRollout, type WatchedRollout } from
 const USAGE = `usage: vendctl [--url URL] [--token TOKEN] <command> ...
   machines | machine ID | slots ID | products ID [--category C] [--limit N] | slot ID SLOT | coins ID
   sales ID [--from ISO] [--to ISO] | purchase ID SLOT [QUANTITY] [--key KEY]
-  send ID TYPE [JSON-ARGS] [--ttl SECONDS] | commands ID | command COMMAND-ID | provision ID
+  send ID TYPE [JSON-ARGS] [--ttl SECONDS] | commands ID | command COMMAND-ID | cancel COMMAND-ID (an update) | provision ID
   audits ID | audit AUDIT-ID | dex AUDIT-ID | upload FILE [--machine ID]
   picklist ID | forecast ID [--window DAYS] | locate ID LAT LON [ADDRESS] | route [--machines ID,ID] [--depot LAT,LON] [--days N] [--window DAYS] [--return false]
   alerts [ID] [--all] [--kind KIND] [--limit N] | alert-rules [ID] [JSON-RULES]   (ID '*' or none: the fleet)
@@ -202,6 +202,10 @@ async function main(): Promise<void> {
       break;
     case 'command':
       path = `/commands/${encodeURIComponent(need(id, 'a command id'))}`;
+      break;
+    case 'cancel':
+      method = 'POST';
+      path = `/commands/${encodeURIComponent(need(id, 'a command id'))}/cancel`;
       break;
     case 'audits':
       path = `/machines/${m(id)}/audits${q([['limit', p.flags.get('limit')]])}`;

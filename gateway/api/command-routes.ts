@@ -1,14 +1,16 @@
 /**
  * Remote commands over the operator API (docs/commands.md): send one
  * (queued until the machine is online; rotating a key and updating the
- * firmware need an admin), list a machine's, and read one's status and
- * outcome.
+ * firmware need an admin), list a machine's, read one's status and
+ * outcome, and call off an update sent by hand.
  */
 import type { FastifyInstance } from 'fastify';
 import { COMMAND_TYPES } from '../commands/service.js';
 import { HttpError } from './errors.js';
 import { MACHINE_PARAMS, type RouteContext } from './http.js';
 import { allows } from './tokens.js';
+
+const COMMAND_PARAMS = { type: 'object', properties: { command: { type: 'string', format: 'uuid' } }, required: ['command'] } as const;
 
 export async function registerCommandRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
   const { commands, need, machineState } = ctx;
@@ -56,9 +58,26 @@ export async function registerCommandRoutes(app: FastifyInstance, ctx: RouteCont
     },
   );
 
+  app.post<{ Params: { command: string } }>(
+    '/commands/:command/cancel',
+    {
+      preHandler: need('operator'),
+      schema: {
+        summary: 'Call off an update command sent by hand: cancelled, its image no longer offered (a machine that has the image already may still install it)',
+        tags: ['commands'],
+        params: COMMAND_PARAMS,
+      },
+    },
+    async (req) => {
+      const c = await commands.cancelUpdate(req.params.command);
+      if (!c) throw new HttpError('unknown-command', `no command ${req.params.command}`);
+      return c;
+    },
+  );
+
   app.get<{ Params: { command: string } }>(
     '/commands/:command',
-    { preHandler: need('viewer'), schema: { summary: "A command's status and outcome", tags: ['commands'], params: { type: 'object', properties: { command: { type: 'string', format: 'uuid' } }, required: ['command'] } } },
+    { preHandler: need('viewer'), schema: { summary: "A command's status and outcome", tags: ['commands'], params: COMMAND_PARAMS } },
     async (req) => {
       const c = await commands.get(req.params.command);
       if (!c) throw new HttpError('unknown-command', `no command ${req.params.command}`);

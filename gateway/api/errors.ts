@@ -45,6 +45,8 @@ export const ERROR_STATUS = {
   downgrade: 409,
   'in-rollout': 409,
   'rollout-state': 409,
+  // A command already final: there is nothing to call off.
+  'command-state': 409,
   'too-large': 413,
   // Understood, and not something that can be done.
   'bad-command': 422,

@@ -74,7 +74,7 @@ export function sha256(text: string): string {
 export class CommandError extends Error {
   constructor(
     message: string,
-    readonly code: 'unknown-machine' | 'no-key' | 'bad-command' | 'too-large' | 'bad-args' | 'unknown-image' | 'downgrade' | 'in-rollout',
+    readonly code: 'unknown-machine' | 'no-key' | 'bad-command' | 'too-large' | 'bad-args' | 'unknown-image' | 'downgrade' | 'in-rollout' | 'command-state',
   ) {
     super(message);
   }
@@ -385,6 +385,32 @@ export class CommandService {
     const s = await this.db.transaction((tx) => this.cancelWithin(tx, [id]));
     this.settled(s);
     return s.changed.length > 0;
+  }
+
+  /**
+   * An operator calls off an update command sent by hand (POST
+   * /commands/{id}/cancel): as `cancel`, for an open update command that no
+   * rollout sent (a rollout's is the rollout's to pause or cancel). Other
+   * commands are not called off: the machine applies them as they come,
+   * and one it applied after a cancel (a key rotation) would go unrecorded.
+   * Undefined when there is no such command.
+   */
+  async cancelUpdate(id: string): Promise<CommandRecord | undefined> {
+    const out = await this.db.transaction(async (tx) => {
+      // Held: an outcome arriving meanwhile waits for this, then finds the command final.
+      const r = await tx.query<Row>(`SELECT ${COLUMNS} FROM commands WHERE id = $1 FOR UPDATE`, [id]);
+      if (!r.rows[0]) return undefined;
+      const c = record(r.rows[0]);
+      if (c.type !== 'update') throw new CommandError(`command ${id} is ${c.type}: only an update command is called off (the machine applies the others as they come)`, 'bad-command');
+      const owner = await tx.query<{ rollout_id: string }>('SELECT rollout_id FROM rollout_machines WHERE command_id = $1 LIMIT 1', [id]);
+      if (owner.rows[0]) throw new CommandError(`command ${id} was sent by rollout ${owner.rows[0].rollout_id}: pause or cancel the rollout`, 'in-rollout');
+      if (!OPEN_STATUSES.includes(c.status)) throw new CommandError(`command ${id} is ${c.status} already: only a queued, delivered or running update is called off`, 'command-state');
+      const settlement = await this.cancelWithin(tx, [id]);
+      return { settlement, command: settlement.changed[0]! };
+    });
+    if (!out) return undefined;
+    this.settled(out.settlement);
+    return this.redact(out.command);
   }
 
   /** `cancel` inside the caller's transaction (a rollout's); `settled` after its commit. */

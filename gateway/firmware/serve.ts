@@ -11,6 +11,12 @@
  * and keeps nothing per request: only each machine's byte allowance (a
  * token bucket, rate.ts). A request beyond the allowance is dropped
  * unanswered; the machine asks again after its timeout, as for a lost one.
+ *
+ * A machine's requests are answered in the order they came (one at a time
+ * per machine; machines in parallel): a machine has several in flight, and
+ * a refusal says nothing of which request it answers, so one that overtook
+ * a chunk (a request past the end overtaking the last, short chunk) would
+ * end the download as refused instead of short.
  */
 import { isMachineId } from '../machine-id.js';
 import { REAL_CLOCK, type Clock } from '../time.js';
@@ -117,6 +123,8 @@ export class ChunkServer {
   private readonly clock: Clock;
   private pending = 0;
   private lastFailureLog = -Infinity;
+  /** Each machine's last request still being answered: the next one waits for it. */
+  private readonly turns = new Map<string, Promise<void>>();
 
   constructor(source: ImageSource, publish: (topic: string, payload: Buffer) => void, options: ChunkServerOptions = {}) {
     this.source = source;
@@ -138,8 +146,8 @@ export class ChunkServer {
     const req = parseRequest(payload);
     const answer = `fleet/${machine}/update/chunk`;
     if ('problem' in req) {
-      if (this.buckets.take(machine, REFUSAL_COST)) this.refuse(answer, req.image, 'bad-request');
-      else this.stats.limited++;
+      if (this.buckets.take(machine, REFUSAL_COST)) return this.inTurn(machine, async () => this.refuse(answer, req.image, 'bad-request'));
+      this.stats.limited++;
       return;
     }
     // Charged for what it asked, before any lookup: a machine over its allowance costs no query.
@@ -152,6 +160,21 @@ export class ChunkServer {
       return;
     }
     this.pending++;
+    return this.inTurn(machine, () => this.serve(machine, answer, req));
+  }
+
+  /** Run `answer` once the machine's requests before it are answered; a failure is logged and holds up nobody. */
+  private inTurn(machine: string, answer: () => Promise<void>): Promise<void> {
+    const turn = (this.turns.get(machine) ?? Promise.resolve()).then(answer).catch((e: Error) => this.log('error', `updates: answering ${machine} failed: ${e.message}`));
+    this.turns.set(machine, turn);
+    void turn.then(() => {
+      if (this.turns.get(machine) === turn) this.turns.delete(machine);
+    });
+    return turn;
+  }
+
+  /** Look the request up and answer it: the chunk, a refusal, or nothing when the store fails. */
+  private async serve(machine: string, answer: string, req: ChunkRequest): Promise<void> {
     try {
       const size = await this.source.size(req.image);
       if (size === undefined) return this.refuse(answer, req.image, 'unknown-image');

@@ -43,6 +43,8 @@ describe('operator API errors: one table of codes and statuses', () => {
       [new CommandError('no image', 'unknown-image'), 404, { error: 'unknown-image', message: 'no image' }],
       [new CommandError('runs 1.2.0', 'downgrade'), 409, { error: 'downgrade', message: 'runs 1.2.0' }],
       [new CommandError('in r1', 'in-rollout'), 409, { error: 'in-rollout', message: 'in r1' }],
+      // A cancel of a command already final.
+      [new CommandError('applied already', 'command-state'), 409, { error: 'command-state', message: 'applied already' }],
       [new RolloutError('bad-rollout', 'waves'), 400, { error: 'bad-rollout', message: 'waves' }],
       [new RolloutError('unknown-rollout', 'no rollout'), 404, { error: 'unknown-rollout', message: 'no rollout' }],
       [new RolloutError('in-rollout', 'busy'), 409, { error: 'in-rollout', message: 'busy' }],

@@ -285,7 +285,7 @@ for (const backend of BACKENDS) {
   });
 }
 
-describe('chunk server: a store that fails, and the embedded broker\'s ACLs', function () {
+describe('chunk server: a store that fails, the order of answers, and the embedded broker\'s ACLs', function () {
   this.timeout(60000);
 
   it('drops a request it cannot look up (the machine asks again), and says so once', async () => {
@@ -300,6 +300,32 @@ describe('chunk server: a store that fails, and the embedded broker\'s ACLs', fu
     assert.equal(server.stats.dropped, 3);
     assert.deepEqual(sent, []);
     assert.equal(logs.length, 1);
+  });
+
+  it("answers a machine's requests in the order it asked them: a refusal past the end never overtakes the last chunk", async () => {
+    const db = await openDb();
+    try {
+      await migrate(db);
+      await addMachines(db, ['vm-1']);
+      const key = testKey();
+      const registry = new FirmwareRegistry(db, { keyFiles: [{ path: keysFile(key), optional: false }] });
+      const image = simImage('1.2.3', { size: 10000 });
+      const sha = sha256Hex(image);
+      await registry.upload(signed(image, '1.2.3', key));
+      await registry.offer('vm-1', sha);
+      const sent: Frame[] = [];
+      const server = new ChunkServer(registry, (_t, p) => sent.push(frame(p)), { bytesPerSecond: 1 << 20, burstBytes: 1 << 18 });
+      const ask = (offset: number, length: number): Promise<void> => server.request('fleet/vm-1/update/get', Buffer.from(JSON.stringify({ image: sha, offset, length })));
+      // As a machine with requests in flight sends them, and the broker hands them over in one read: the last chunk
+      // (short), one past the end (the command said a larger size), another; once with nothing looked up yet, once with all of it remembered.
+      for (const round of ['cold', 'warm']) {
+        sent.length = 0;
+        await Promise.all([ask(8192, CHUNK), ask(12288, 100), ask(0, 16)]);
+        assert.deepEqual(sent.map((f) => [f.offset, f.offset === REFUSAL_OFFSET ? f.data.toString('utf8') : f.data.length]), [[8192, 1808], [REFUSAL_OFFSET, 'bad-request'], [0, 16]], round);
+      }
+    } finally {
+      await db.close();
+    }
   });
 
   it('lets a machine ask and read only for itself', async () => {

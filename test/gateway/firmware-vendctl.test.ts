@@ -3,8 +3,8 @@
  * gateway/main.js on the embedded default, its own data directory): make
  * a release key, upload before and after the gateway knows its public half
  * (the data directory's release-keys.pem, read at each upload), list,
- * show, download the same bytes, upload again, a refused upload, the
- * signature for curl, delete.
+ * show, download the same bytes, upload again, a refused upload, an
+ * update sent by hand and called off, the signature for curl, delete.
  */
 import { strict as assert } from 'node:assert';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -112,6 +112,18 @@ describe('vendctl firmware against a running gateway', function () {
     const noKey = await run(['firmware', 'upload', file, '--version', '1.4.0'], env);
     assert.equal(noKey.code, 2);
     assert.match(noKey.stderr, /--key/);
+  });
+
+  it('sends an update by hand and calls it off', async () => {
+    json(await run(['provision', 'vm-fw-cancel'], env));
+    const sent = json<{ id: string; status: string; args: { version: string } }>(await run(['send', 'vm-fw-cancel', 'update', '{"version":"1.4.0"}'], env));
+    // The machine has never been online: the command waits for it.
+    assert.deepEqual([sent.status, sent.args.version], ['queued', '1.4.0']);
+    assert.equal(json<{ status: string }>(await run(['cancel', sent.id], env)).status, 'cancelled');
+    assert.equal(json<{ status: string }>(await run(['command', sent.id], env)).status, 'cancelled');
+    const again = await run(['cancel', sent.id], env);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /409 command-state: command [0-9a-f-]{36} is cancelled already/);
   });
 
   it('signs for curl, and the gateway takes that signature; deletes an image nothing uses', async () => {

@@ -9,6 +9,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { UpdateFleet, type Script } from '../../bench/lib/update-fleet.js';
+import type { CommandError } from '../../gateway/commands/service.js';
 import { FirmwareRegistry } from '../../gateway/firmware/registry.js';
 import { sha256Hex } from '../../gateway/firmware/signature.js';
 import { Gateway } from '../../gateway/gateway.js';
@@ -199,6 +200,9 @@ for (const backend of BACKENDS) {
       await step();
       await eventually('the fifth started', async () => (sent(order).length === 5 ? true : undefined));
 
+      // A rollout's command is the rollout's: an operator calls it off by cancelling the rollout, not the command.
+      const underWay = (await rollouts.machines(r.id)).find((m) => m.machine === order[3])!.command!;
+      await assert.rejects(gw.commands.cancelUpdate(underWay), (e: CommandError) => e.code === 'in-rollout' && e.message.includes(r.id));
       v = await rollouts.cancel(r.id);
       assert.equal(v.state, 'cancelled');
       assert.deepEqual([v.counts.confirmed, v.counts.failed, v.counts.pending], [3, 2, 1]);

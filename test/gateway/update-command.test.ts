@@ -32,7 +32,7 @@ for (const backend of BACKENDS) {
     const tokens: Record<string, string> = {};
     const key = testKey();
     const tag = `u${process.pid % 10000}${Math.floor(Math.random() * 1e5)}`;
-    const id = { good: `${tag}-good`, refuse: `${tag}-refuse`, back: `${tag}-back`, manual: `${tag}-manual`, away: `${tag}-away` };
+    const id = { good: `${tag}-good`, refuse: `${tag}-refuse`, back: `${tag}-back`, manual: `${tag}-manual`, away: `${tag}-away`, cancel: `${tag}-cancel` };
     const newer = simImage('1.1.0', { size: 9000, seed: 2 });
     const older = simImage('0.9.0', { size: 7000, seed: 3 });
     const same = simImage('1.0.0', { size: 7000, seed: 5 });
@@ -62,12 +62,12 @@ for (const backend of BACKENDS) {
       for (const m of Object.values(id)) keys[m] = (await gw.commands.provision(m)).commandKey;
       api = await buildApi({ db: b.db, commands: gw.commands, alerts: gw.alerts, firmware: registry });
       for (const role of ['admin', 'operator', 'viewer']) tokens[role] = (await createToken(b.db, `update ${role}`, role as 'admin')).token;
-      const scripts = { [id.good]: 'confirm', [id.refuse]: 'refuse', [id.back]: 'rollback', [id.manual]: 'manual' } as const;
+      const scripts = { [id.good]: 'confirm', [id.refuse]: 'refuse', [id.back]: 'rollback', [id.manual]: 'manual', [id.cancel]: 'manual' } as const;
       fleet = await UpdateFleet.connect(b.mqttUrl, Object.entries(scripts).map(([m, script]) => ({ id: m, key: keys[m]!, running: '1.0.0', script })));
       await fleet.hello();
       await eventually('the machines online, on 1.0.0', async () => {
         await gw.ingester.flush();
-        return (await count(b.db, `SELECT count(*) AS n FROM machine_state WHERE online AND telemetry->>'fw' = '1.0.0' AND machine_id LIKE $1`, [`${tag}-%`])) === 4 ? true : undefined;
+        return (await count(b.db, `SELECT count(*) AS n FROM machine_state WHERE online AND telemetry->>'fw' = '1.0.0' AND machine_id LIKE $1`, [`${tag}-%`])) === 5 ? true : undefined;
       });
     });
     after(async () => {
@@ -208,6 +208,46 @@ for (const backend of BACKENDS) {
       const failed = await settled(String(taken.body['id']), 'failed');
       assert.equal(failed.outcome?.['reason'], 'slot-failed');
       assert.deepEqual(await registry.offersTo(id.manual), []);
+    });
+
+    it('lets an operator call off an update sent by hand, under way or not: cancelled, its image no longer offered; nothing else is called off', async () => {
+      const r = await send(id.cancel, { version: '1.1.0' });
+      const command = String(r.body['id']);
+      await eventually('the machine has it', async () => (fleet.machine(id.cancel).commands.length === 1 ? true : undefined));
+      const body = fleet.machine(id.cancel).commands[0]!;
+      await fleet.report(id.cancel, { type: 'update-begin', n: body.n, version: '1.1.0', size: newer.length, sha256: sha, journal: 1 });
+      await settled(command, 'running');
+      assert.deepEqual(await registry.offersTo(id.cancel), [sha]);
+      const viewer = await call('POST', `/commands/${command}/cancel`, 'viewer');
+      assert.deepEqual([viewer.status, viewer.body['error']], [403, 'forbidden']);
+      const off = await call('POST', `/commands/${command}/cancel`, 'operator');
+      assert.deepEqual([off.status, off.body['id'], off.body['status']], [200, command, 'cancelled'], JSON.stringify(off.body));
+      assert.deepEqual(await registry.offersTo(id.cancel), [], 'withdrawn');
+      assert.equal(await registry.offered(id.cancel, sha), false, 'the chunk server serves it no more');
+      // What the machine says after is kept, and moves the command no more.
+      await fleet.report(id.cancel, { type: 'update', n: body.n, phase: 'failed', version: '1.1.0', reason: 'source-refused' });
+      await eventually('the report stored', async () => {
+        await gw.ingester.flush();
+        return (await count(b.db, "SELECT count(*) AS n FROM machine_updates WHERE machine_id = $1 AND phase = 'failed'", [id.cancel])) === 1 ? true : undefined;
+      });
+      assert.equal((await gw.commands.get(command))?.status, 'cancelled');
+      const again = await call('POST', `/commands/${command}/cancel`, 'operator');
+      assert.deepEqual([again.status, again.body['error']], [409, 'command-state']);
+      assert.match(String(again.body['message']), /is cancelled already/);
+      // Queued for a machine away: called off before it ever went out.
+      const queued = await send(id.away, { version: '1.1.0' });
+      assert.equal(queued.body['status'], 'queued');
+      const offQueued = await call('POST', `/commands/${String(queued.body['id'])}/cancel`, 'operator');
+      assert.deepEqual([offQueued.status, offQueued.body['status']], [200, 'cancelled']);
+      assert.deepEqual(await registry.offersTo(id.away), []);
+      // Other commands are the machine's to apply as they come; an unknown command is a 404.
+      const lock = await call('POST', `/machines/${id.cancel}/commands`, 'operator', { type: 'lock' });
+      const notUpdate = await call('POST', `/commands/${String(lock.body['id'])}/cancel`, 'operator');
+      assert.deepEqual([notUpdate.status, notUpdate.body['error']], [422, 'bad-command']);
+      assert.match(String(notUpdate.body['message']), /only an update command is called off/);
+      assert.notEqual((await gw.commands.get(String(lock.body['id'])))?.status, 'cancelled');
+      const unknown = await call('POST', '/commands/00000000-0000-4000-8000-000000000000/cancel', 'operator');
+      assert.deepEqual([unknown.status, unknown.body['error']], [404, 'unknown-command']);
     });
 
     it('refuses a hostile update event on its own, and takes the rest of the message', async () => {

@@ -7,8 +7,9 @@
  * the new image confirms itself once it sees its devices, the broker and
  * the gateway's acknowledgements; the gateway stores every step as the
  * machine's events. A bad image rolls itself back and the previous image
- * says why; an image shorter than the command said and a downgrade are
- * refused, and nothing half-written boots.
+ * says why; an update the gateway calls off mid-download is given up; an
+ * image shorter than the command said and a downgrade are refused, and
+ * nothing half-written boots.
  */
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
@@ -56,7 +57,7 @@ for (const target of ['sim', 'xs'] as const) {
       db = await openDb();
       await migrate(db);
       registry = new FirmwareRegistry(db, { keyFiles: [{ path: keysFile(release), optional: false }] });
-      gw = await Gateway.start({ mqttUrl: broker.url, db, alerts: false, updates: { source: registry, bytesPerSecond: 1 << 20, burstBytes: 1 << 18 } });
+      gw = await Gateway.start({ mqttUrl: broker.url, db, alerts: false, updates: { source: registry, bytesPerSecond: 1 << 20, burstBytes: 1 << 18 }, firmware: registry });
       client = await connectMqtt(broker.url);
     });
     after(async () => {
@@ -67,16 +68,19 @@ for (const target of ['sim', 'xs'] as const) {
       await broker?.close();
     });
 
-    async function machine(): Promise<{ host: MachineHost; id: string }> {
+    /** A machine online: with the test's command key, or (`provisioned`) with one the gateway made, for commands it sends itself. */
+    async function machine(provisioned = false): Promise<{ host: MachineHost; id: string }> {
       const id = `vm-upd-${target}-${process.pid}-${made++}`;
-      await addMachines(db, [id]);
+      let key = machineKey.toString('hex');
+      if (provisioned) key = (await gw.commands.provision(id)).commandKey;
+      else await addMachines(db, [id]);
       const host = await MachineHost.start(usMachine(), {
         target,
         machineId: id,
         // Ten times real time while connected: a request's 30 s timeout (virtual) is 3 s of the real broker's and gateway's time.
         network: { url: broker.url, speed: 10 },
         config: {
-          commandKey: machineKey.toString('hex'),
+          commandKey: key,
           commandKeyId: 1,
           update: { bytesPerSecond: 65536, chunkBytes: 4096, inFlight: 4, requestTimeoutMs: 30000, probationMs: 60000 },
         },
@@ -203,6 +207,23 @@ for (const target of ['sim', 'xs'] as const) {
       assert.deepEqual((await running(host)).rolledBack, { version: '0.3.0', reason: 'probation: broker' });
       await until(host, 'the gateway stores the rollback', async () => (await phases(id)).some((p) => p.startsWith('rolled-back')));
       assert.deepEqual(await phases(id), ['downloaded', 'installing', 'rolled-back probation: broker']);
+    });
+
+    it('an update called off mid-download: the gateway serves no more of it, the machine gives it up and stays on 0.1.0', async () => {
+      const { host, id } = await machine(true);
+      await upload('0.2.0');
+      const sent = await gw.commands.issue(id, 'update', { version: '0.2.0' });
+      await until(host, 'the first 64 KiB are in', async () => ((await host.status()).update?.offset ?? 0) >= 65536);
+      const off = await gw.commands.cancelUpdate(sent.id);
+      assert.equal(off?.status, 'cancelled');
+      assert.deepEqual(await registry.offersTo(id), []);
+      await until(host, 'the gateway stores the failure', async () => (await phases(id)).length > 0);
+      assert.deepEqual(await phases(id), ['failed source-refused']);
+      assert.equal((await host.status()).update, undefined, 'nothing under way');
+      assert.equal((await gw.commands.get(sent.id))?.status, 'cancelled', 'what the machine said after moves the command no more');
+      await host.powerCut();
+      assert.equal(host.image.version, '0.1.0');
+      assert.equal((await running(host)).probation, false);
     });
 
     it('an image shorter than the command said and a downgrade are refused; nothing half-written boots', async () => {
