@@ -55,6 +55,23 @@ describe('update steps in scenario files (the project\'s extension, docs/bench-s
     ]);
   });
 
+  it('fails an update step that cannot be carried out as asked, saying where the machine was', async () => {
+    const bills = { ...machine, bills: [100] };
+    const offline = parseScenario({ name: 'offline', machine: bills, steps: [{ network: 'down' }, update] }, 'offline.json');
+    const r1 = await runScenario(offline, (sc) => SimBenchTarget.open('sim', sc));
+    assert.deepEqual(
+      r1.failures.map((f) => [f.step, f.message]),
+      [[2, 'update: the network is down: a machine takes an update over its link ({ "network": "up" } first)']],
+    );
+    // A downgrade is refused at once: it never downloads.
+    const refused = parseScenario({ name: 'refused', machine: bills, steps: [{ update: { version: '0.0.1', until: 'downloading' } }, { expect: { firmware: '0.1.0' } }] }, 'refused.json');
+    const r2 = await runScenario(refused, (sc) => SimBenchTarget.open('sim', sc));
+    assert.deepEqual(
+      r2.failures.map((f) => [f.step, f.message]),
+      [[1, 'update: the update came to an end before it could reach downloading (command refused downgrade; reports [])']],
+    );
+  });
+
   it('refuses a bad update step or expectation with the file, the step and the reason', () => {
     const cases: [unknown[], RegExp][] = [
       [[{ cancel: true }, { update: '0.2.0' }], /^u\.json: step 2: update must be an object such as \{ "version": "0\.2\.0" \}$/],
