@@ -79,6 +79,7 @@ export function start(board: Board, config: unknown): Firmware {
     config: parsed,
     status: () => {
       const st = machine.reports.status();
+      st.firmware = FIRMWARE_VERSION;
       if (uplink) st.uplink = { ...uplink.status };
       const update = machine.updater.status();
       if (update) st.update = update;

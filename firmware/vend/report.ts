@@ -82,6 +82,8 @@ export interface FirmwareStatus {
   uplink?: UplinkStatus;
   /** A firmware update under way (docs/updates.md). */
   update?: UpdateStatus;
+  /** The version of the image running, as compiled into it (set by main.ts, which knows it). */
+  firmware?: string;
   display: string[];
   /** `cashless` only when a reader is fitted (configuration `cashless`). */
   devices: { changer: boolean; bill: boolean; cashless?: boolean };

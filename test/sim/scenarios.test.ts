@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runScenario } from '../../tools/hil/runner.js';
-import { loadScenario, scenarioFiles } from '../../tools/hil/scenario.js';
+import { loadScenario, parseScenario, scenarioFiles, ScenarioError, UPDATE_SETTLE_MS } from '../../tools/hil/scenario.js';
 import { closeBenchGateway } from '../../tools/hil/bench-gateway.js';
 import { SimBenchTarget } from '../../tools/hil/sim-target.js';
 
@@ -33,6 +33,82 @@ for (const target of ['sim', 'xs'] as const) {
 
 // Scenarios with network steps started the embedded bench gateway.
 after(() => closeBenchGateway());
+
+describe('update steps in scenario files (the project\'s extension, docs/bench-scenarios-extensions.md)', () => {
+  const machine = { currency: 'USD', slots: [{ code: 'A1', product: 'Chips', price: 100, qty: 2 }], changer: { coins: [{ value: 25, tube: 10 }] } };
+  const parse = (steps: unknown[]): ReturnType<typeof parseScenario> => parseScenario({ name: 'x', machine, steps }, 'u.json');
+  const update = { update: { version: '0.2.0' } };
+
+  it('takes an update step with its defaults, its options and the expectations on updates', () => {
+    const s = parse([
+      update,
+      { update: { version: '0.0.9', image: 'no-broker', downgrade: true, force: true, journal: 1, until: 'waiting' }, wait: 900000 },
+      { update: { version: '1.0.0', image: 'wrong-hash' }, wait: 1000 },
+      { expect: { firmware: '0.2.0', update: 'none', updateReports: ['downloaded', 'rolled-back probation: broker'], updateCommands: ['refused downgrade', 'applied'] } },
+    ]);
+    assert.deepEqual(s.steps, [
+      { action: 'update', version: '0.2.0', image: 'good', downgrade: false, force: false, until: 'end', settleMs: UPDATE_SETTLE_MS },
+      { action: 'update', version: '0.0.9', image: 'no-broker', downgrade: true, force: true, journal: 1, until: 'waiting', settleMs: 900000 },
+      // A `wait` below the default does not shorten an update's settling.
+      { action: 'update', version: '1.0.0', image: 'wrong-hash', downgrade: false, force: false, until: 'end', settleMs: UPDATE_SETTLE_MS },
+      { action: 'expect', expect: { firmware: '0.2.0', update: 'none', updateReports: ['downloaded', 'rolled-back probation: broker'], updateCommands: ['refused downgrade', 'applied'] } },
+    ]);
+  });
+
+  it('fails an update step that cannot be carried out as asked, saying where the machine was', async () => {
+    const bills = { ...machine, bills: [100] };
+    const offline = parseScenario({ name: 'offline', machine: bills, steps: [{ network: 'down' }, update] }, 'offline.json');
+    const r1 = await runScenario(offline, (sc) => SimBenchTarget.open('sim', sc));
+    assert.deepEqual(
+      r1.failures.map((f) => [f.step, f.message]),
+      [[2, 'update: the network is down: a machine takes an update over its link ({ "network": "up" } first)']],
+    );
+    // A downgrade is refused at once: it never downloads.
+    const refused = parseScenario({ name: 'refused', machine: bills, steps: [{ update: { version: '0.0.1', until: 'downloading' } }, { expect: { firmware: '0.1.0' } }] }, 'refused.json');
+    const r2 = await runScenario(refused, (sc) => SimBenchTarget.open('sim', sc));
+    assert.deepEqual(
+      r2.failures.map((f) => [f.step, f.message]),
+      [[1, 'update: the update came to an end before it could reach downloading (command refused downgrade; reports [])']],
+    );
+  });
+
+  it('refuses a bad update step or expectation with the file, the step and the reason', () => {
+    const cases: [unknown[], RegExp][] = [
+      [[{ cancel: true }, { update: '0.2.0' }], /^u\.json: step 2: update must be an object such as \{ "version": "0\.2\.0" \}$/],
+      [[{ update: {} }], /^u\.json: step 1: update\.version must be a version MAJOR\.MINOR\.PATCH such as "0\.2\.0", not nothing$/],
+      [[{ update: { version: 2 } }], /step 1: update\.version must be a version MAJOR\.MINOR\.PATCH such as "0\.2\.0", not 2$/],
+      [[{ update: { version: '0.2' } }], /step 1: update\.version must be a version .*, not "0\.2"$/],
+      [[{ update: { version: '0.02.0' } }], /step 1: update\.version must be a version .*, not "0\.02\.0"$/],
+      [[{ update: { version: '0.2.0', image: 'broken' } }], /step 1: update\.image must be one of good, no-broker, throws-at-start, short, wrong-hash, not "broken"$/],
+      [[{ update: { version: '0.2.0', image: true } }], /step 1: update\.image must be one of .*, not true$/],
+      [[{ update: { version: '0.2.0', downgrade: 'yes' } }], /step 1: update\.downgrade must be true or false$/],
+      [[{ update: { version: '0.2.0', force: 1 } }], /step 1: update\.force must be true or false$/],
+      [[{ update: { version: '0.2.0', journal: 0 } }], /step 1: update\.journal must be a journal format, an integer from 1 to 65535$/],
+      [[{ update: { version: '0.2.0', journal: 1.5 } }], /step 1: update\.journal must be a journal format/],
+      [[{ update: { version: '0.2.0', until: 'probation' } }], /step 1: update\.until must be one of downloading, waiting, end, not "probation"$/],
+      [[{ update: { version: '0.2.0', sha256: 'abc' } }], /step 1: update: unknown key "sha256" \(keys: version, image, journal, downgrade, force, until\)$/],
+      [[{ update: { version: '0.2.0' }, wait: -1 }], /step 1: "wait" must be a non-negative integer \(ms\)$/],
+      [[{ update: { version: '0.2.0' }, cancel: true }], /step 1: one action per step, found update, cancel$/],
+      [[{ updates: { version: '0.2.0' } }], /step 1: unknown key "updates" \(actions: .*update, expect\)$/],
+      [[{ cancel: true }, { expect: { firmware: 'new' } }], /step 2: expect\.firmware must be a version MAJOR\.MINOR\.PATCH/],
+      [[{ cancel: true }, { expect: { update: 'installing' } }], /step 2: expect\.update must be one of none, downloading, waiting, probation$/],
+      [[update, { expect: { updateReports: ['done'] } }], /step 2: expect\.updateReports must be a list of strings, each one of downloaded, failed, installing, confirmed, rolled-back, then optionally/],
+      [[update, { expect: { updateReports: 'confirmed' } }], /step 2: expect\.updateReports must be a list/],
+      [[update, { expect: { updateCommands: ['refused '] } }], /step 2: expect\.updateCommands must be a list of strings, each one of applied, stale, refused/],
+      [[update, { expect: { updateCommands: [1] } }], /step 2: expect\.updateCommands must be a list/],
+      [[{ cancel: true }, { expect: { updateReports: [] } }], /step 2: expect\.updateReports and expect\.updateCommands need an update step in the scenario$/],
+    ];
+    for (const [steps, pattern] of cases) {
+      let said = 'no error';
+      try {
+        parse(steps);
+      } catch (e) {
+        said = e instanceof ScenarioError ? e.message : `not a ScenarioError: ${String(e)}`;
+      }
+      assert.match(said, pattern, JSON.stringify(steps));
+    }
+  });
+});
 
 describe('npm run hil (command line)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vendfleet-hil-'));
@@ -74,6 +150,7 @@ describe('npm run hil (command line)', () => {
       ['tubes.json', { name: 'x', machine, steps: [{ expect: { tubes: { '10': 1 } } }] }, /tubes\.json: step 1: expect\.tubes: no tube holds coins of 10/],
       ['currency.json', { name: 'x', machine: { ...machine, currency: 'XXX' }, steps: [{ cancel: true }] }, /currency\.json: machine\.currency "XXX" is not supported/],
       ['price.json', { name: 'x', machine: { ...machine, slots: [{ code: 'A1', product: 'Chips', price: -5, qty: 1 }] }, steps: [{ cancel: true }] }, /price\.json: machine\.slots\[0\]\.price must be a positive integer/],
+      ['update.json', { name: 'x', machine, steps: [{ cancel: true }, { update: { version: '0.2.0', image: 'bad' } }] }, /update\.json: step 2: update\.image must be one of good, no-broker, throws-at-start, short, wrong-hash, not "bad"/],
     ];
     for (const [name, content, pattern] of cases) {
       const r = run(write(name, content));

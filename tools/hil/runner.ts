@@ -27,6 +27,13 @@ export interface Observation {
   /** Card sales in the journal (included in `sales` and `revenue`). */
   cardSales?: number;
   cardRevenue?: number;
+  /** The version the firmware says it runs (undefined: the target cannot tell). */
+  firmware?: string;
+  /** The update open on the machine (`none`), as its status says. */
+  update?: string;
+  /** With `update` steps: the machine's update reports and its update commands' outcomes, as the gateway stored them. */
+  updateReports?: string[];
+  updateCommands?: string[];
 }
 
 export interface StepOutcome {
@@ -88,6 +95,12 @@ export function compare(expect: Expectation, obs: Observation): { key: string; e
   }
   if (expect.tubes !== undefined) {
     for (const [value, n] of Object.entries(expect.tubes)) check(`tubes.${value}`, n, obs.tubes[value], obs.tubes[value] === n);
+  }
+  if (expect.firmware !== undefined) check('firmware', expect.firmware, obs.firmware, expect.firmware === obs.firmware);
+  if (expect.update !== undefined) check('update', expect.update, obs.update, expect.update === obs.update);
+  for (const key of ['updateReports', 'updateCommands'] as const) {
+    const e = expect[key];
+    if (e !== undefined) check(key, e, obs[key], show(e) === show(obs[key]));
   }
   if (expect.display !== undefined) {
     const text = obs.display.join('\n');

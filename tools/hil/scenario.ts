@@ -5,6 +5,9 @@
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { OUTCOMES } from '../../firmware/command/vocabulary.js';
+import { isVersion } from '../../firmware/image.js';
+import { UPDATE_PHASES } from '../../firmware/journal/vocabulary.js';
 import { CURRENCIES } from '../../hal-sim/currency.js';
 import { CASHLESS_FAULTS, type CashlessFaultName, type MachineSpec } from '../../hal-sim/rig.js';
 import { jsonErrorPosition } from './json-position.js';
@@ -30,6 +33,36 @@ export interface Expectation {
   /** Card sales recorded in the journal (also counted in `sales`), and their value (in `revenue`). */
   cardSales?: number;
   cardRevenue?: number;
+  /** Updates (extensions, docs/bench-scenarios-extensions.md): the version the machine says it runs. */
+  firmware?: string;
+  /** The update open on the machine, as its status says (`none` when there is none). */
+  update?: UpdateState;
+  /** The machine's `update` reports the gateway stored, in order: the phase, and the reason after a space. */
+  updateReports?: string[];
+  /** The outcomes of the scenario's update commands the gateway stored, in order: the outcome, and the reason after a space. */
+  updateCommands?: string[];
+}
+
+/** What an `update` step builds (docs/bench-scenarios-extensions.md). */
+export const UPDATE_IMAGES = ['good', 'no-broker', 'throws-at-start', 'short', 'wrong-hash'] as const;
+export type UpdateImage = (typeof UPDATE_IMAGES)[number];
+/** Where an `update` step stops running the machine. */
+export const UPDATE_UNTIL = ['downloading', 'waiting', 'end'] as const;
+export type UpdateUntil = (typeof UPDATE_UNTIL)[number];
+/** The update open on a machine, as `expect.update` names it. */
+export const UPDATE_STATES = ['none', 'downloading', 'waiting', 'probation'] as const;
+export type UpdateState = (typeof UPDATE_STATES)[number];
+
+export interface UpdateStep {
+  action: 'update';
+  version: string;
+  image: UpdateImage;
+  /** The journal format the image declares (default: the bundle's). */
+  journal?: number;
+  downgrade: boolean;
+  force: boolean;
+  until: UpdateUntil;
+  settleMs: number;
 }
 
 export type Step =
@@ -42,6 +75,7 @@ export type Step =
   | { action: 'jam'; code: string }
   | { action: 'powerCut'; settleMs: number }
   | { action: 'network'; up: boolean; settleMs: number }
+  | UpdateStep
   | { action: 'expect'; expect: Expectation };
 
 export interface Scenario {
@@ -64,12 +98,14 @@ export class ScenarioError extends Error {
 
 /** Default and longest time a step that starts hardware activity may take to settle. */
 export const SETTLE_MS = 60000;
+/** How long an `update` step may run the machine by default: a download, a safe moment and a probation. */
+export const UPDATE_SETTLE_MS = 600000;
 
 type Obj = { [key: string]: unknown };
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
 
-const ACTIONS = ['select', 'insertCoin', 'insertBill', 'tapCard', 'cancel', 'wait', 'jam', 'powerCut', 'network', 'expect'] as const;
+const ACTIONS = ['select', 'insertCoin', 'insertBill', 'tapCard', 'cancel', 'wait', 'jam', 'powerCut', 'network', 'update', 'expect'] as const;
 
 /** Expand files and folders (their *.json, sorted) into a list of scenario files. */
 export function scenarioFiles(paths: readonly string[]): string[] {
@@ -122,6 +158,11 @@ export function parseScenario(data: unknown, file: string): Scenario {
   const stepsIn = data['steps'];
   if (!Array.isArray(stepsIn) || stepsIn.length === 0) return fail('"steps" must be a non-empty array');
   const steps = stepsIn.map((s: unknown, i: number) => parseStep(s, i, machine, fail));
+  // What the gateway stored of updates is read only where the scenario sends one.
+  if (!steps.some((s) => s.action === 'update')) {
+    const at = steps.findIndex((s) => s.action === 'expect' && (s.expect.updateReports !== undefined || s.expect.updateCommands !== undefined));
+    if (at >= 0) fail('expect.updateReports and expect.updateCommands need an update step in the scenario', at);
+  }
   return { name: data['name'] as string, file, machine, steps };
 }
 
@@ -213,10 +254,11 @@ function parseStep(s: unknown, i: number, machine: MachineSpec, fail: (detail: s
   }
   if (actions.length !== 1) return fail(actions.length === 0 ? 'no action key' : `one action per step, found ${actions.join(', ')}`, i);
   const action = actions[0]!;
-  let settleMs = SETTLE_MS;
+  const least = action === 'update' ? UPDATE_SETTLE_MS : SETTLE_MS;
+  let settleMs = least;
   if (action !== 'wait' && 'wait' in s) {
     if (!isInt(s['wait']) || s['wait'] < 0) fail('"wait" must be a non-negative integer (ms)', i);
-    settleMs = Math.max(SETTLE_MS, s['wait'] as number);
+    settleMs = Math.max(least, s['wait'] as number);
   }
   const codes = machine.slots.map((x) => x.code);
   const v = s[action];
@@ -258,9 +300,38 @@ function parseStep(s: unknown, i: number, machine: MachineSpec, fail: (detail: s
     case 'network':
       if (v !== 'up' && v !== 'down') fail('network must be "up" or "down"', i);
       return { action, up: v === 'up', settleMs };
+    case 'update':
+      return parseUpdate(v, i, settleMs, fail);
     default:
       return { action: 'expect', expect: parseExpect(v, i, machine, fail) };
   }
+}
+
+function parseUpdate(v: unknown, i: number, settleMs: number, fail: (detail: string, step?: number) => never): UpdateStep {
+  if (!isObj(v)) return fail('update must be an object such as { "version": "0.2.0" }', i);
+  for (const key of Object.keys(v)) {
+    if (!['version', 'image', 'journal', 'downgrade', 'force', 'until'].includes(key)) fail(`update: unknown key "${key}" (keys: version, image, journal, downgrade, force, until)`, i);
+  }
+  const version = v['version'];
+  if (!isVersion(version)) fail(`update.version must be a version MAJOR.MINOR.PATCH such as "0.2.0", not ${JSON.stringify(version) ?? 'nothing'}`, i);
+  const image = v['image'] ?? 'good';
+  if (!(UPDATE_IMAGES as readonly unknown[]).includes(image)) fail(`update.image must be one of ${UPDATE_IMAGES.join(', ')}, not ${JSON.stringify(image)}`, i);
+  const until = v['until'] ?? 'end';
+  if (!(UPDATE_UNTIL as readonly unknown[]).includes(until)) fail(`update.until must be one of ${UPDATE_UNTIL.join(', ')}, not ${JSON.stringify(until)}`, i);
+  for (const key of ['downgrade', 'force']) if (v[key] !== undefined && typeof v[key] !== 'boolean') fail(`update.${key} must be true or false`, i);
+  const step: UpdateStep = { action: 'update', version: version as string, image: image as UpdateImage, downgrade: v['downgrade'] === true, force: v['force'] === true, until: until as UpdateUntil, settleMs };
+  if (v['journal'] !== undefined) {
+    if (!isInt(v['journal']) || v['journal'] < 1 || v['journal'] > 65535) fail('update.journal must be a journal format, an integer from 1 to 65535', i);
+    step.journal = v['journal'] as number;
+  }
+  return step;
+}
+
+/** A list of report words: each a known first word (`phase`, `outcome`), then optionally a space and a reason. */
+function reportList(v: unknown, key: string, words: readonly string[], i: number, fail: (detail: string, step?: number) => never): string[] {
+  const ok = (x: unknown): boolean => typeof x === 'string' && words.includes(x.split(' ')[0]!) && !x.endsWith(' ');
+  if (!Array.isArray(v) || !v.every(ok)) fail(`expect.${key} must be a list of strings, each one of ${words.join(', ')}, then optionally a space and the reason (such as "${words[0]}")`, i);
+  return v as string[];
 }
 
 function parseExpect(v: unknown, i: number, machine: MachineSpec, fail: (detail: string, step?: number) => never): Expectation {
@@ -325,6 +396,22 @@ function parseExpect(v: unknown, i: number, machine: MachineSpec, fail: (detail:
       case 'display':
         if (typeof v[key] !== 'string') fail('expect.display must be a string', i);
         out.display = v[key] as string;
+        break;
+      case 'firmware':
+        if (!isVersion(v[key])) fail('expect.firmware must be a version MAJOR.MINOR.PATCH such as "0.2.0"', i);
+        out.firmware = v[key] as string;
+        break;
+      case 'update': {
+        const st = v[key];
+        if (!(UPDATE_STATES as readonly unknown[]).includes(st)) fail(`expect.update must be one of ${UPDATE_STATES.join(', ')}`, i);
+        out.update = st as UpdateState;
+        break;
+      }
+      case 'updateReports':
+        out.updateReports = reportList(v[key], key, UPDATE_PHASES.filter((p) => p !== ''), i, fail);
+        break;
+      case 'updateCommands':
+        out.updateCommands = reportList(v[key], key, OUTCOMES, i, fail);
         break;
       default:
         fail(`expect: unknown key "${key}"`, i);

@@ -344,6 +344,8 @@ export class SerialBenchTarget implements BenchTarget {
   }
 
   async apply(step: Exclude<Step, { action: 'expect' }>): Promise<StepOutcome> {
+    // Not a bench verb: a board takes an update from its gateway, and the bench has none to give it one.
+    if (step.action === 'update') return { unsupported: 'the bench protocol has no update; a board takes its updates from its gateway (docs/updates.md): run update scenarios on targets sim and xs' };
     const answer = await this.link.request(step.action, stepArgs(step), budgetMs(step));
     if (answer.kind === 'err') {
       if (answer.code === 'unsupported') return { unsupported: answer.message };

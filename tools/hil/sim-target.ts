@@ -1,36 +1,66 @@
 /** Bench target backed by hal-sim: the firmware bundle in Node (`sim`) or inside XS (`xs`). */
+import { randomBytes } from 'node:crypto';
+import type { FirmwareStatus } from '../../firmware/vend/report.js';
 import { MachineHost } from '../../hal-sim/host.js';
 import type { TargetName } from '../../hal-sim/transport.js';
 import { benchGateway } from './bench-gateway.js';
+import { BenchUpdates } from './bench-updates.js';
 import type { BenchTarget, Observation, StepOutcome } from './runner.js';
-import type { Scenario, Step } from './scenario.js';
+import type { Scenario, Step, UpdateStep } from './scenario.js';
 
 let machineCounter = 0;
+
+/**
+ * A machine in a scenario with `update` steps fetches at a bench's pace (64 KiB a second in
+ * 4 KiB chunks, a request asked again after 30 s) and keeps the default probation (2 minutes).
+ */
+const UPDATE_SETTINGS = { bytesPerSecond: 65536, chunkBytes: 4096, inFlight: 4, requestTimeoutMs: 30000 };
+/**
+ * Machine time per real time while connected, in a scenario with `update` steps: ten times
+ * real time keeps the firmware's timeouts (a chunk request's, the probation's wait for the
+ * gateway's acknowledgements) well above the real broker's and gateway's round trips.
+ */
+const UPDATE_SPEED = 10;
+/** The real time an `update` step may take at most, whatever its machine time. */
+const UPDATE_REAL_MS = 90_000;
+/** Bytes in the slot when a download has journaled its first progress (where it resumes after a power cut). */
+const FIRST_PROGRESS = 65536;
 
 export class SimBenchTarget implements BenchTarget {
   readonly name: string;
   private readonly host: MachineHost;
   private readonly startUs: number;
+  /** With `update` steps: the gateway's side of them. */
+  private readonly updates: BenchUpdates | undefined;
 
-  private constructor(name: string, host: MachineHost) {
+  private constructor(name: string, host: MachineHost, updates: BenchUpdates | undefined) {
     this.name = name;
     this.host = host;
+    this.updates = updates;
     this.startUs = host.rig.scheduler.now;
   }
 
   static async open(target: TargetName, scenario: Scenario, options: { seed?: number; onLog?: (level: string, message: string, atMs: number) => void } = {}): Promise<SimBenchTarget> {
     const hostOptions: Parameters<typeof MachineHost.start>[1] = { target, seed: options.seed ?? 1 };
     if (options.onLog) hostOptions.onLog = options.onLog;
-    if (scenario.steps.some((s) => s.action === 'network')) {
+    const updating = scenario.steps.some((s) => s.action === 'update');
+    let updates: BenchUpdates | undefined;
+    if (updating || scenario.steps.some((s) => s.action === 'network')) {
       // A machine on a network needs someone to acknowledge it: the embedded gateway.
-      const { url, gateway } = await benchGateway();
+      const gw = await benchGateway();
       const id = `bench-${(machineCounter++).toString(36)}-${Date.now().toString(36)}`;
-      await gateway.addMachines([id]);
-      hostOptions.network = { url };
+      await gw.gateway.addMachines([id]);
+      hostOptions.network = updating ? { url: gw.url, speed: UPDATE_SPEED } : { url: gw.url };
       hostOptions.machineId = id;
+      if (updating) {
+        // Its own command key, as a machine is provisioned with one; the bench signs its update commands with it.
+        const key = randomBytes(32);
+        hostOptions.config = { commandKey: key.toString('hex'), commandKeyId: 1, update: UPDATE_SETTINGS };
+        updates = new BenchUpdates(gw, id, key);
+      }
     }
     const host = await MachineHost.start(scenario.machine, hostOptions);
-    return new SimBenchTarget(target, host);
+    return new SimBenchTarget(target, host, updates);
   }
 
   async apply(step: Exclude<Step, { action: 'expect' }>): Promise<StepOutcome> {
@@ -74,6 +104,49 @@ export class SimBenchTarget implements BenchTarget {
         if (step.up) await this.settleUplink(step.settleMs);
         else await host.runUntilIdle(step.settleMs);
         return {};
+      case 'update':
+        return this.update(step);
+    }
+  }
+
+  /** Send the update, then run until it has come as far as the step says (at most its settle time). */
+  private async update(step: UpdateStep): Promise<StepOutcome> {
+    const host = this.host;
+    const updates = this.updates!;
+    if (!host.network?.up) return { failure: 'the network is down: a machine takes an update over its link ({ "network": "up" } first)' };
+    const end = host.rig.scheduler.now + step.settleMs * 1000;
+    const realEnd = Date.now() + UPDATE_REAL_MS;
+    // The command goes to a machine that is listening.
+    let st = await host.status();
+    while (st.uplink?.state !== 'online') {
+      if (host.rig.scheduler.now >= end || Date.now() >= realEnd) return { failure: `the machine did not come online to take the update (uplink ${st.uplink?.state ?? 'none'})` };
+      await host.run(250);
+      st = await host.status();
+    }
+    const sent = await updates.send(step, host.wallMs);
+    if ('failure' in sent) return sent;
+    const goal = step.until === 'end' ? 'come to an end' : `reach ${step.until}`;
+    for (;;) {
+      await host.run(250);
+      st = await host.status();
+      const open = st.update?.state ?? 'none';
+      const done = reached(st, step);
+      if (done || open === 'none') {
+        // Only what the gateway stored counts: the machine has taken the command and said so.
+        const r = await updates.reports();
+        if (r.outcomes.has(sent.n)) {
+          if (done) return {};
+          if (step.until !== 'end') return { failure: `the update came to an end before it could ${goal} (command ${r.outcomes.get(sent.n)}; reports ${JSON.stringify(r.updates)})` };
+        }
+      }
+      const machineOver = host.rig.scheduler.now >= end;
+      if (machineOver || Date.now() >= realEnd) {
+        const r = await updates.reports();
+        const bound = machineOver ? `${step.settleMs / 1000} s of machine time` : `${UPDATE_REAL_MS / 1000} s of real time`;
+        return {
+          failure: `the update did not ${goal} within ${bound} (update ${open}, uplink ${st.uplink?.state ?? 'none'}, unsynced ${st.journal.unsynced}; command ${r.outcomes.get(sent.n) ?? 'no outcome stored'}; reports ${JSON.stringify(r.updates)})`,
+        };
+      }
     }
   }
 
@@ -116,10 +189,36 @@ export class SimBenchTarget implements BenchTarget {
       unsynced: st.journal.unsynced,
       display: rig.display.lines.slice(),
       elapsedMs: (rig.scheduler.now - this.startUs) / 1000,
+      ...(st.firmware !== undefined ? { firmware: st.firmware } : {}),
+      update: st.update?.state ?? 'none',
+      ...(await this.updateReports()),
     };
+  }
+
+  private async updateReports(): Promise<Pick<Observation, 'updateReports' | 'updateCommands'>> {
+    if (!this.updates) return {};
+    const r = await this.updates.reports();
+    return { updateReports: r.updates, updateCommands: r.commands };
   }
 
   async close(): Promise<void> {
     await this.host.close();
+  }
+}
+
+/**
+ * Whether the machine has come as far as the step says (for `end`: no update open), and is
+ * online with every event acknowledged, so that what the gateway stored is all it said.
+ */
+function reached(st: FirmwareStatus, step: UpdateStep): boolean {
+  if (st.uplink?.state !== 'online' || st.journal.unsynced !== 0) return false;
+  const u = st.update;
+  switch (step.until) {
+    case 'downloading':
+      return u?.state === 'downloading' && u.offset >= FIRST_PROGRESS;
+    case 'waiting':
+      return u?.state === 'waiting';
+    case 'end':
+      return u === undefined;
   }
 }
