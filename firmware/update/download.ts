@@ -29,6 +29,15 @@ export const PROGRESS_BYTES = 0x10000;
 export const CHUNK_HEADER = 12;
 /** The offset of a refusal: its data is the gateway's reason. */
 export const REFUSAL_OFFSET = 0xffffffff;
+/** A refusal's reason when the request's offset is at or past the image's end: "past-end". */
+const PAST_END = Uint8Array.of(0x70, 0x61, 0x73, 0x74, 0x2d, 0x65, 0x6e, 0x64);
+
+function isPastEnd(payload: Uint8Array): boolean {
+  if (payload.length !== CHUNK_HEADER + PAST_END.length) return false;
+  for (let i = 0; i < PAST_END.length; i++) if (payload[CHUNK_HEADER + i] !== PAST_END[i]) return false;
+  return true;
+}
+
 /** The largest chunk a request may ask for (docs/updates.md). */
 export const MAX_CHUNK = 4096;
 
@@ -151,7 +160,8 @@ export class Download {
     }
     const at = (payload[8]! | (payload[9]! << 8) | (payload[10]! << 16) | (payload[11]! << 24)) >>> 0;
     if (at === REFUSAL_OFFSET) {
-      this.end(DownloadEnd.SOURCE_REFUSED);
+      // Past the end: the image is shorter than the command said, whichever answer came first.
+      this.end(isPastEnd(payload) ? DownloadEnd.SHORT_IMAGE : DownloadEnd.SOURCE_REFUSED);
       return;
     }
     const length = payload.length - CHUNK_HEADER;

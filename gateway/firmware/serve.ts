@@ -6,7 +6,7 @@
  *   sha256[0..8] | offset u32 LE | bytes
  *
  * or a refusal (offset 0xFFFFFFFF, a reason as the data): unknown-image,
- * not-offered, bad-request. It serves an image to a machine only while the
+ * not-offered, bad-request, past-end. It serves an image to a machine only while the
  * registry says it is offered to that machine, answers each request once,
  * and keeps nothing per request: only each machine's byte allowance (a
  * token bucket, rate.ts). A request beyond the allowance is dropped
@@ -35,7 +35,7 @@ const REFUSAL_COST = 64;
 
 export const REQUEST_FILTER = 'fleet/+/update/get';
 
-export type Refusal = 'unknown-image' | 'not-offered' | 'bad-request';
+export type Refusal = 'unknown-image' | 'not-offered' | 'bad-request' | 'past-end';
 
 /** What the chunk server needs of the registry (FirmwareRegistry has it). */
 export interface ImageSource {
@@ -114,7 +114,7 @@ export function refusalFrame(image: string | undefined, reason: Refusal): Buffer
 }
 
 export class ChunkServer {
-  readonly stats: ChunkStats = { requests: 0, chunks: 0, bytes: 0, refused: { 'unknown-image': 0, 'not-offered': 0, 'bad-request': 0 }, limited: 0, ignored: 0, dropped: 0 };
+  readonly stats: ChunkStats = { requests: 0, chunks: 0, bytes: 0, refused: { 'unknown-image': 0, 'not-offered': 0, 'bad-request': 0, 'past-end': 0 }, limited: 0, ignored: 0, dropped: 0 };
   private readonly source: ImageSource;
   private readonly publish: (topic: string, payload: Buffer) => void;
   private readonly buckets: ByteBuckets;
@@ -179,7 +179,8 @@ export class ChunkServer {
       const size = await this.source.size(req.image);
       if (size === undefined) return this.refuse(answer, req.image, 'unknown-image');
       if (!(await this.source.offered(machine, req.image))) return this.refuse(answer, req.image, 'not-offered');
-      if (req.offset >= size) return this.refuse(answer, req.image, 'bad-request');
+      // The image ends before the offset: the machine's command named a larger size (it ends the download as short-image).
+      if (req.offset >= size) return this.refuse(answer, req.image, 'past-end');
       const bytes = await this.source.bytes(req.image);
       // Deleted between the two lookups.
       if (!bytes) return this.refuse(answer, req.image, 'unknown-image');

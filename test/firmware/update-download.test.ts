@@ -250,6 +250,34 @@ describe('firmware updates: the downloader', () => {
     equal(r.slot.cancelled, 1);
   });
 
+  it("an image shorter than the command said, when the gateway's past-end refusals overtake its last chunk", () => {
+    // The gateway looks requests up concurrently, so answers can come in any order.
+    const img = image(10_000);
+    // Fast enough that the whole window is out at once: the last chunk and the requests past it.
+    const r = new Rig(img, { bytesPerSecond: 1 << 20 }, img.bytes.subarray(0, 9_000));
+    r.download.start();
+    const pastEnd = (): Uint8Array => {
+      const reason = [0x70, 0x61, 0x73, 0x74, 0x2d, 0x65, 0x6e, 0x64]; // "past-end"
+      const f = new Uint8Array(CHUNK_HEADER + reason.length);
+      f.set(r.chunkFor({ offset: REFUSAL_OFFSET, length: 0 }));
+      f.set(reason, CHUNK_HEADER);
+      return f;
+    };
+    let overtaken = false;
+    for (let round = 0; round < 1000 && r.ends.length === 0; round++) {
+      const batch = r.requests.splice(0);
+      const past = batch.filter((q) => q.offset >= r.served.length).length;
+      if (past > 0 && batch.some((q) => q.offset < r.served.length)) overtaken = true;
+      for (let n = past; n > 0; n--) r.download.chunk(pastEnd());
+      for (const q of batch.filter((q) => q.offset < r.served.length)) r.download.chunk(r.chunkFor(q));
+      r.timers.advance(50);
+    }
+    ok(overtaken, 'a past-end refusal came before the last chunk');
+    deepEqual(r.ends, [DownloadEnd.SHORT_IMAGE]);
+    equal(r.slot.completed, 0);
+    equal(r.slot.cancelled, 1);
+  });
+
   it("the gateway's refusal ends it", () => {
     const r = new Rig(image(10_000));
     r.download.start();
