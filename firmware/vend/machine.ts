@@ -107,6 +107,11 @@ export class VendMachine {
     return this.state_ === 'DISPENSING' || this.state_ === 'RETURNING_CHANGE' || this.escrowAction !== Escrow.NONE || this.cardAwaiting;
   }
 
+  /** The customer cancelled a card vend the reader has not answered yet (VEND CANCEL sent). */
+  get cardCancelling(): boolean {
+    return this.cardVend === CardVend.CANCELLING;
+  }
+
   /** A VEND REQUEST (or its cancellation) waits for the reader's answer. */
   get cardAwaiting(): boolean {
     return this.cardVend === CardVend.REQUESTED || this.cardVend === CardVend.CANCELLING;
