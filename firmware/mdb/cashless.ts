@@ -501,6 +501,8 @@ export class CashlessReader extends Peripheral {
     if (this.completedAt < 0 || this.phase !== PHASE_READY || now - this.completedAt <= this.timing.nonResponseMs) return;
     this.log('warn', `cashless reader: no END SESSION ${this.timing.nonResponseMs} ms after SESSION COMPLETE; resetting it`);
     this.resetReader(now);
+    // It answers, so the 10 s between RESETs of a silent device does not apply: now.
+    this.lastReset = -Infinity;
   }
 
   /** Parse a chain of reader messages (POLL data, or the data answer to another command). */

@@ -492,6 +492,11 @@ export class VendMachine {
       // The item approved is being dispensed: it finishes; nothing more goes on the card.
       return;
     }
+    if (this.cardVend === CardVend.CANCELLING) {
+      // The customer had cancelled (the reader never answered it): the selection goes with the session.
+      this.selection_ = -1;
+      this.quantity_ = 0;
+    }
     this.cardVend = CardVend.NONE;
     if (this.state_ === 'DISPENSING') {
       // Between the items of a multi-vend.
