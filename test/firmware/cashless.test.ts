@@ -860,6 +860,34 @@ describe('the machine with a cashless reader', () => {
     equal(changer.insertCoin(25), false, 'a coin comes straight back');
   });
 
+  it('a reader that never sends END SESSION: the machine RESETs it 5 s after SESSION COMPLETE and the new price reaches it', () => {
+    const { board, reader, parts } = wiredMachine(undefined, 1000, 5, { reader: { endSession: false } });
+    equal(reader.maxPrice, 125);
+    ok(reader.tap());
+    board.w.run(300);
+    board.panel!.onSelect('A1', 1);
+    board.w.run(4000);
+    deepEqual(board.delivered, ['A1']);
+    deepEqual(reader.charged, [125]);
+    equal(parts.controller.machine.state, 'IDLE');
+    // A set-prices command lands (what the commander leaves: the new price, then commandApplied).
+    parts.inventory.prices[0] = 150;
+    parts.remote.commandApplied();
+    board.w.run(500);
+    equal(reader.maxPrice, 125, 'held while the reader still has its session');
+    board.w.run(5000);
+    equal(reader.maxPrice, 150, 'sent in the init after the RESET');
+    equal(parts.reports.status().devices.cashless, true);
+    ok(board.logs.some((l) => l.includes('no END SESSION')), 'the reset is logged');
+    // The next card pays the new price.
+    ok(reader.tap());
+    board.w.run(300);
+    board.panel!.onSelect('A1', 1);
+    board.w.run(4000);
+    deepEqual(reader.charged, [125, 150]);
+    equal(parts.reports.status().counters.cashlessRevenue, 275);
+  });
+
   it('cancel while the reader authorises: "Cancelled" at once; a reader that then goes silent is "not responding"', () => {
     const { board, reader, parts } = wiredMachine(undefined, 1000, 5, { reader: { approveUs: 3_000_000 } });
     reader.armFault({ after: 'cancel', kind: 'silence', ms: 60000 });
