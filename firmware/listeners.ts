@@ -19,6 +19,8 @@ import type { PayoutSession } from './vend/payout.js';
 /** What every driver's options carry besides its callbacks. */
 export interface DeviceSetup {
   decimals: number;
+  /** The machine's ISO 4217 numeric currency (0: not checked). */
+  currency: number;
   timing: PeripheralTiming;
   log: PeripheralLog;
 }
@@ -26,20 +28,28 @@ export interface DeviceSetup {
 /** What the three have in common: the driver's setup. Status bytes and the reader's cancel go to the log, by the drivers themselves. */
 abstract class DeviceListener {
   readonly decimals: number;
+  readonly currency: number;
   readonly timing: PeripheralTiming;
   readonly log: PeripheralLog;
+  /** Set once the parts exist: they are built after the drivers they listen to. */
+  sale: Controller | undefined;
 
   constructor(setup: DeviceSetup) {
     this.decimals = setup.decimals;
+    this.currency = setup.currency;
     this.timing = setup.timing;
     this.log = setup.log;
+  }
+
+  /** The device answers but is not enabled (its currency or scaling): the display and the fleet hear of it. */
+  deviceRefused(): void {
+    this.sale?.changed();
   }
 }
 
 export class ChangerListener extends DeviceListener implements CoinChangerOptions {
   /** Set once the parts exist: they are built after the drivers they listen to. */
   payouts: PayoutSession | undefined;
-  sale: Controller | undefined;
 
   changerReady(): void {
     this.payouts!.changerReady();
@@ -62,7 +72,6 @@ export class ChangerListener extends DeviceListener implements CoinChangerOption
 }
 
 export class BillListener extends DeviceListener implements BillValidatorOptions {
-  sale: Controller | undefined;
 
   billReady(): void {
     this.sale!.billReady();

@@ -10,6 +10,7 @@
  */
 import type { Board, LogLevel } from './board.js';
 import type { MachineConfig } from './config.js';
+import { isoNumeric } from './dex/currency.js';
 import { Dispenser, type DispenserOptions } from './dispense/dispenser.js';
 import { Journal } from './journal/journal.js';
 import { Ledger, layoutHash } from './journal/ledger.js';
@@ -77,12 +78,14 @@ export function wire(board: Board, config: MachineConfig, hooks: MachineHooks): 
 
   const log = (level: LogLevel, message: string): void => board.log(level, message);
   const poll = config.pollIntervalMs;
+  // Each device's currency is checked against the machine's; one in other money is not enabled.
+  const currency = isoNumeric(config.currency);
   // Each device's events go to the part that listens (listeners.ts); those parts are built below and set in.
-  const changerEvents = new ChangerListener({ decimals: config.decimals, timing: { pollIntervalMs: poll, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log });
-  const billEvents = new BillListener({ decimals: config.decimals, timing: { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log });
+  const changerEvents = new ChangerListener({ decimals: config.decimals, currency, timing: { pollIntervalMs: poll, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log });
+  const billEvents = new BillListener({ decimals: config.decimals, currency, timing: { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log });
   const readerEvents = config.cashless
     ? new ReaderListener(
-        { decimals: config.decimals, timing: { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log },
+        { decimals: config.decimals, currency, timing: { pollIntervalMs: poll, nonResponseMs: 5000, resetIntervalMs: 10000, justResetWaitMs: 500 }, log },
         { serial: config.machineId.slice(0, 12), version: 0x0100 },
       )
     : undefined;
@@ -99,7 +102,7 @@ export function wire(board: Board, config: MachineConfig, hooks: MachineHooks): 
   const controller = new Controller({ board, config, inventory, journal, ledger, vendOptions, dispenser, changer, bill, reader, bus, onHealthChanged: hooks.onHealthChanged });
   const sale = controller;
   const payouts = new PayoutSession({ sale, board, changer, bus, journal, ledger, maxCredit: config.maxCredit });
-  const panel = new Panel({ sale, board, decimals: config.decimals, messageMs: config.messageMs, inventory, ledger, journal, payouts, exactChangeLamp, outOfServiceLamp });
+  const panel = new Panel({ sale, board, decimals: config.decimals, messageMs: config.messageMs, inventory, ledger, journal, payouts, exactChangeLamp, outOfServiceLamp, changer, bill, reader });
   const updater: Updater = new Updater({
     board,
     journal,
@@ -112,7 +115,8 @@ export function wire(board: Board, config: MachineConfig, hooks: MachineHooks): 
       return !controller.busy && m.state === 'IDLE' && m.credit === 0 && m.escrow === 0 && !m.card;
     },
     showUpdating: () => panel.showUpdating(),
-    devicesReady: () => changer.ready && bill.ready && (reader?.ready ?? true),
+    // A device refused for its currency answers all the same: it does not hold a new image back.
+    devicesReady: () => (changer.ready || changer.refused !== '') && (bill.ready || bill.refused !== '') && (reader ? reader.ready || reader.refused !== '' : true),
     wallNow: (): number | undefined => remote.commander.wallNow() || undefined,
   });
   const remote: RemoteActions = new RemoteActions({
@@ -140,7 +144,10 @@ export function wire(board: Board, config: MachineConfig, hooks: MachineHooks): 
   changerEvents.payouts = payouts;
   changerEvents.sale = controller;
   billEvents.sale = controller;
-  if (readerEvents) readerEvents.card = card;
+  if (readerEvents) {
+    readerEvents.card = card;
+    readerEvents.sale = controller;
+  }
   const reports = new Reports({ sale, board, inventory, ledger, journal, changer, bill, reader, link, panel, remote });
 
   bus.add(changer);

@@ -383,7 +383,9 @@ export class MachineHost {
     for (let i = 0; i < 100; i++) {
       await this.run(100);
       const st = await this.status();
-      const devices = (!this.rig.changer || st.devices.changer) && (!this.rig.validator || st.devices.bill) && (!this.rig.reader || st.devices.cashless === true);
+      // A device refused for its currency is as far as it will get.
+      const r = st.refused;
+      const devices = (!this.rig.changer || st.devices.changer || r?.changer) && (!this.rig.validator || st.devices.bill || r?.bill) && (!this.rig.reader || st.devices.cashless === true || r?.cashless);
       if (devices && st.state !== 'ERROR' && !st.busy && this.rig.quiet()) return;
     }
   }

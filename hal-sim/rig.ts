@@ -24,8 +24,11 @@ export interface SlotSpec {
 export interface MachineSpec {
   currency: string;
   slots: SlotSpec[];
-  changer?: { coins: { value: number; tube: number | null }[] };
+  /** `currency` on a device: the ISO 4217 code it reports in its SETUP (default: the machine's). */
+  changer?: { coins: { value: number; tube: number | null }[]; currency?: string };
   bills?: number[];
+  /** The bill validator's own currency (a scenario writes it `"bills": { "values": [...], "currency": "EUR" }`). */
+  billsCurrency?: string;
   cashless?: CashlessSpec;
   changePolicy?: 'refuse' | 'overpay';
 }
@@ -41,14 +44,26 @@ export interface CashlessSpec {
   /** Time the reader takes to approve or deny, ms (default 300). */
   approveMs?: number;
   fault?: CashlessFaultName;
+  /** The currency the reader reports (default: the machine's). */
+  currency?: string;
+  /** false: the reader never sends END SESSION after SESSION COMPLETE. */
+  endSession?: boolean;
 }
 
 /** `<what>-after-<when>`: the reader resets, or goes silent until the power is cycled, right after it. */
-export type CashlessFaultName = 'reset-after-approval' | 'silent-after-approval' | 'reset-after-success' | 'silent-after-success';
-export const CASHLESS_FAULTS: readonly CashlessFaultName[] = ['reset-after-approval', 'silent-after-approval', 'reset-after-success', 'silent-after-success'];
+export type CashlessFaultName = 'reset-after-approval' | 'silent-after-approval' | 'reset-after-success' | 'silent-after-success' | 'silent-after-cancel';
+export const CASHLESS_FAULTS: readonly CashlessFaultName[] = ['reset-after-approval', 'silent-after-approval', 'reset-after-success', 'silent-after-success', 'silent-after-cancel'];
 
 export function cashlessFault(name: CashlessFaultName): SimCashlessFault {
-  return { kind: name.startsWith('reset') ? 'reset' : 'silence', after: name.endsWith('approval') ? 'approval' : 'success' };
+  return { kind: name.startsWith('reset') ? 'reset' : 'silence', after: name.endsWith('approval') ? 'approval' : name.endsWith('cancel') ? 'cancel' : 'success' };
+}
+
+/** A device's own currency (ISO 4217 numeric), the machine's when it names none. */
+function deviceCurrency(code: string | undefined, machine: number): number {
+  if (code === undefined) return machine;
+  const c = CURRENCIES[code];
+  if (!c) throw new Error(`unknown currency ${code}`);
+  return c.numeric;
 }
 
 /**
@@ -108,18 +123,19 @@ export class Rig {
     this.decimals = currency.decimals;
     this.bus = new SimMdbBus(this.scheduler);
     if (spec.changer) {
-      this.changer = new SimCoinChanger(this.scheduler, this.bus, { coins: spec.changer.coins, currency: currency.numeric, decimals: currency.decimals });
+      this.changer = new SimCoinChanger(this.scheduler, this.bus, { coins: spec.changer.coins, currency: deviceCurrency(spec.changer.currency, currency.numeric), decimals: currency.decimals });
     }
     if (spec.bills && spec.bills.length > 0) {
-      this.validator = new SimBillValidator(this.scheduler, this.bus, { bills: spec.bills, currency: currency.numeric, decimals: currency.decimals });
+      this.validator = new SimBillValidator(this.scheduler, this.bus, { bills: spec.bills, currency: deviceCurrency(spec.billsCurrency, currency.numeric), decimals: currency.decimals });
     }
     if (spec.cashless) {
       const c = spec.cashless;
       this.reader = new SimCashlessReader(this.scheduler, this.bus, {
         funds: c.funds,
         approve: c.approve ?? true,
-        currency: currency.numeric,
+        currency: deviceCurrency(c.currency, currency.numeric),
         decimals: currency.decimals,
+        ...(c.endSession === false ? { endSession: false } : {}),
         ...(c.approveMs !== undefined ? { approveUs: c.approveMs * 1000 } : {}),
       });
       if (c.fault) this.reader.armFault(cashlessFault(c.fault));

@@ -65,7 +65,8 @@ export const FIRMWARE_EDGES: Readonly<Record<string, readonly string[]>> = {
   // version.ts: the image's version, stamped into each image built (hal-sim/images.ts).
   'version.ts': [],
   // wiring.ts builds the machine: it is the one unit that knows every part.
-  'wiring.ts': ['board.ts', 'config.ts', 'listeners.ts', 'version.ts', 'dispense', 'journal', 'mdb', 'update', 'vend'],
+  // wiring.ts -> dex: the machine's ISO 4217 numeric currency (dex/currency.ts's table), for the drivers to check the devices' against.
+  'wiring.ts': ['board.ts', 'config.ts', 'listeners.ts', 'version.ts', 'dex', 'dispense', 'journal', 'mdb', 'update', 'vend'],
   // bench -> dex: the bench protocol's line check is the DEX CRC-16 (one implementation).
   bench: ['dex', 'text'],
   // command -> update: the update command's arguments are checked by the one version rule and handed to the updater.

@@ -55,9 +55,11 @@ export interface BenchSlot {
 export interface BenchMachine {
   currency: string;
   slots: BenchSlot[];
-  changer?: { coins: { value: number; tube: number | null }[] };
+  /** `currency` on a device: the ISO 4217 code it reports (default: the machine's); one in other money must not be enabled. */
+  changer?: { coins: { value: number; tube: number | null }[]; currency?: string };
   bills?: number[];
-  cashless?: { funds: number; approve?: boolean };
+  billsCurrency?: string;
+  cashless?: { funds: number; approve?: boolean; currency?: string };
   changePolicy?: 'refuse' | 'overpay';
 }
 
@@ -247,12 +249,16 @@ export function parseMachine(m: unknown): BenchMachine {
       return { value: c['value'], tube: c['tube'] as number | null };
     });
     machine.changer = { coins };
+    const cc = changer['currency'];
+    if (cc !== undefined) machine.changer.currency = typeof cc === 'string' && /^[A-Z]{3}$/.test(cc) ? cc : bad('setup: machine.changer.currency must be an ISO 4217 code');
   }
   const bills = m['bills'];
   if (bills !== undefined) {
     if (!Array.isArray(bills) || !bills.every(isInt)) bad('setup: machine.bills must be a list of integers');
     machine.bills = (bills as number[]).slice();
   }
+  const bc = m['billsCurrency'];
+  if (bc !== undefined) machine.billsCurrency = typeof bc === 'string' && /^[A-Z]{3}$/.test(bc) ? bc : bad('setup: machine.billsCurrency must be an ISO 4217 code');
   const cashless = m['cashless'];
   if (cashless !== undefined) {
     if (!isObj(cashless) || !isInt(cashless['funds']) || (cashless['approve'] !== undefined && typeof cashless['approve'] !== 'boolean')) {

@@ -8,6 +8,11 @@ const NUMERIC: { readonly [alpha: string]: number } = Object.freeze({
   KRW: 410, MXN: 484, NOK: 578, NZD: 554, PLN: 985, RON: 946, SEK: 752, SGD: 702, TRY: 949, USD: 840, ZAR: 710,
 });
 
+/** The ISO 4217 numeric code for an alphabetic one (840 for USD), 0 when this table lacks it. */
+export function isoNumeric(alpha: string): number {
+  return NUMERIC[alpha] ?? 0;
+}
+
 /** The ID4 currency element for an ISO 4217 alphabetic code, '' when this table lacks it. */
 export function dexCurrency(alpha: string): string {
   const n = NUMERIC[alpha];

@@ -24,6 +24,7 @@ import {
   clearIdentity,
   emptyIdentity,
   parseIdentity,
+  exactScaled,
   toMinor,
   type MdbIdentity,
   type PeripheralOptions,
@@ -132,7 +133,7 @@ export class BillValidator extends Peripheral {
   private stackUnsure = false;
 
   constructor(options: BillValidatorOptions) {
-    super(ADDRESS_BILL, options.timing, options.log);
+    super(ADDRESS_BILL, options.timing, options.log, options.currency, options);
     this.events = options;
     this.machineDecimals = options.decimals;
   }
@@ -164,7 +165,8 @@ export class BillValidator extends Peripheral {
   }
 
   private mask(): number {
-    if (!this.accepting) return 0;
+    // A validator in another currency (or scaling) takes no bills: they would be credited in the wrong money.
+    if (!this.accepting || this.refusal !== '') return 0;
     let mask = 0;
     for (let t = 0; t < BILL_TYPES; t++) {
       const v = this.values[t]!;
@@ -278,7 +280,13 @@ export class BillValidator extends Peripheral {
         this.needBillType = this.mask() !== sub;
         if (this.phase === PHASE_BILL_TYPE) {
           this.becameReady(now);
-          this.events.billReady();
+          // A refused validator stays polled (its refusal shows in telemetry) but the machine never uses it.
+          if (this.refusal === '') {
+            this.announced = true;
+            this.events.billReady();
+          } else {
+            this.refusedReady();
+          }
         }
         return;
       case CMD_ESCROW:
@@ -300,10 +308,15 @@ export class BillValidator extends Peripheral {
     s.stackerCapacity = (data[6]! << 8) | data[7]!;
     s.escrow = data[10] === 0xff;
     this.values.fill(0);
+    let exact = true;
     for (let t = 0; t < BILL_TYPES && 11 + t < length; t++) {
       const credit = data[11 + t]!;
-      if (credit !== 0 && credit !== 0xff) this.values[t] = toMinor(credit, s.scale, s.decimals, this.machineDecimals);
+      if (credit !== 0 && credit !== 0xff) {
+        this.values[t] = toMinor(credit, s.scale, s.decimals, this.machineDecimals);
+        if (exactScaled(this.values[t]!, s.scale, s.decimals, this.machineDecimals) !== credit) exact = false;
+      }
     }
+    this.judge(s.currency, exact);
     this.sentMask = -1;
     this.log('info', `bill validator: level ${s.level}, currency ${s.currency}, scale ${s.scale}, escrow ${s.escrow ? 'yes' : 'no'}`);
   }
@@ -402,6 +415,8 @@ export class BillValidator extends Peripheral {
 
   protected lostReady(_now: number): void {
     this.sentMask = -1;
+    if (!this.announced) return;
+    this.announced = false;
     this.events.billLost();
   }
 }

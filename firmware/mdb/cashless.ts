@@ -30,6 +30,7 @@ import {
   PHASE_RESET,
   Peripheral,
   emptyIdentity,
+  exactScaled,
   parseIdentity,
   toMinor,
   type MdbIdentity,
@@ -154,7 +155,15 @@ export class CashlessReader extends Peripheral {
   /** Max/min prices (minor units; converted when sent, once the scale is known), and whether they changed since SETUP. */
   private maxPrice = -1;
   private minPrice = 0;
+  /** Every price is a multiple of this (minor units; 0 unknown): each must be a whole number of the reader's units. */
+  private priceStep = 0;
   private needPrices = false;
+  /**
+   * When SESSION COMPLETE was acknowledged (-1: not waiting): END SESSION
+   * must follow within the non-response time, or the reader is RESET
+   * (MDB 4.2 §7.4.9), which also ends the session on both sides.
+   */
+  private completedAt = -1;
   /** VEND REQUEST to send: price (scaled; -1 none) and item number. */
   private requestPrice = -1;
   private requestItem = 0;
@@ -171,11 +180,11 @@ export class CashlessReader extends Peripheral {
   /** SETUP config data was acknowledged without its data: the configuration comes on POLL. */
   private configAckedAt = -Infinity;
   /** The answer being parsed reported "command out of sequence": the command was not obeyed. */
-  private refused = false;
+  private seqRefused = false;
 
   constructor(options: CashlessReaderOptions) {
     // A copy: the non-response time follows the reader's maximum response time.
-    super(ADDRESS_CASHLESS1, { ...options.timing }, options.log);
+    super(ADDRESS_CASHLESS1, { ...options.timing }, options.log, options.currency, options);
     this.events = options;
     this.machineDecimals = options.decimals;
     const id = options.identity ?? {};
@@ -212,12 +221,50 @@ export class CashlessReader extends Peripheral {
     this.wantEnabled = on;
   }
 
-  /** The machine's dearest and cheapest prices (minor units), for the reader's display and checks. */
-  setPrices(min: number, max: number): void {
-    if (max === this.maxPrice && min === this.minPrice) return;
+  /**
+   * The machine's dearest and cheapest prices (minor units), for the
+   * reader's display and checks; `step` divides every price (0: unknown).
+   * A reader whose units cannot express them is not enabled.
+   */
+  setPrices(min: number, max: number, step = 0): void {
+    if (max === this.maxPrice && min === this.minPrice && step === this.priceStep) return;
     this.maxPrice = max;
     this.minPrice = min;
-    if (this.phase === PHASE_READY) this.needPrices = true;
+    this.priceStep = step;
+    if (this.phase === PHASE_READY) {
+      this.needPrices = true;
+      this.judgeReader();
+      this.announce();
+    }
+  }
+
+  /** The reader's currency and scaling against the machine's (once its configuration is known). */
+  private judgeReader(): void {
+    const s = this.setup;
+    if (s.level === 0) return;
+    const sc = s.scale || 1;
+    const md = this.machineDecimals;
+    let ok = true;
+    if (this.maxPrice >= 0) {
+      const hi = exactScaled(this.maxPrice, sc, s.decimals, md);
+      ok = hi >= 0 && hi <= 0xffff && exactScaled(this.minPrice, sc, s.decimals, md) >= 0 && (this.priceStep <= 0 || exactScaled(this.priceStep, sc, s.decimals, md) >= 0);
+    }
+    this.judge(s.currency, ok);
+  }
+
+  /** Tell the machine when a ready reader becomes usable or refused (its prices changed). */
+  private announce(): void {
+    if (this.refusal === '' && !this.announced) {
+      this.announced = true;
+      this.events.readerReady();
+    } else if (this.refusal !== '' && this.announced) {
+      this.announced = false;
+      this.dropSession();
+      this.events.readerLost();
+      this.refusedReady();
+    } else if (this.refusal !== '') {
+      this.refusedReady();
+    }
   }
 
   /**
@@ -226,7 +273,7 @@ export class CashlessReader extends Peripheral {
    * previous vend, if still queued, goes first (the next item of a multi-vend).
    */
   vendRequest(price: number, item: number): boolean {
-    if (!this.session || this.phase !== PHASE_READY || this.requestPrice >= 0 || this.awaiting) return false;
+    if (!this.session || !this.ready || this.requestPrice >= 0 || this.awaiting) return false;
     this.requestPrice = this.toScaled(price, false);
     this.requestItem = item & 0xffff;
     return true;
@@ -324,8 +371,13 @@ export class CashlessReader extends Peripheral {
     return 6;
   }
 
+  /** Enabled as the machine wants, unless refused for its currency or scaling. */
+  private get enabling(): boolean {
+    return this.wantEnabled && this.refusal === '';
+  }
+
   private enable(tx: Uint8Array): number {
-    this.command(tx, CMD.READER, this.wantEnabled ? READER.ENABLE : READER.DISABLE);
+    this.command(tx, CMD.READER, this.enabling ? READER.ENABLE : READER.DISABLE);
     return 2;
   }
 
@@ -340,7 +392,7 @@ export class CashlessReader extends Peripheral {
       this.needComplete ||
       this.needReaderCancel ||
       (this.needPrices && !this.session) ||
-      (this.wantEnabled ? 1 : 0) !== this.sentEnabled
+      (this.enabling ? 1 : 0) !== this.sentEnabled
     );
   }
 
@@ -368,7 +420,7 @@ export class CashlessReader extends Peripheral {
     if (this.needComplete) return this.command(tx, CMD.VEND, VEND.SESSION_COMPLETE);
     if (this.needReaderCancel) return this.command(tx, CMD.READER, READER.CANCEL);
     if (this.needPrices && !this.session) return this.prices(tx);
-    if ((this.wantEnabled ? 1 : 0) !== this.sentEnabled) return this.enable(tx);
+    if ((this.enabling ? 1 : 0) !== this.sentEnabled) return this.enable(tx);
     return 0;
   }
 
@@ -401,7 +453,8 @@ export class CashlessReader extends Peripheral {
           this.sentEnabled = sub === READER.ENABLE ? 1 : 0;
           if (this.phase === PHASE.ENABLE) {
             this.becameReady(now);
-            this.events.readerReady();
+            // A refused reader stays polled, disabled (its refusal shows in telemetry); the machine never uses it.
+            this.announce();
           }
         }
         break;
@@ -421,19 +474,35 @@ export class CashlessReader extends Peripheral {
             break;
           case VEND.SESSION_COMPLETE:
             this.needComplete = false;
+            if (this.completedAt < 0) this.completedAt = now;
             break;
         }
         break;
     }
-    this.refused = false;
+    this.seqRefused = false;
     const taken = kind === REPLY_DATA ? this.messages(data, length, now) : true;
     // An answer saying "out of sequence" is a refusal (and the reader is being reset): nothing was reported.
-    if (reported !== RESULT.NONE && !this.refused) this.events.vendReported(reported === RESULT.SUCCESS);
+    if (reported !== RESULT.NONE && !this.seqRefused) this.events.vendReported(reported === RESULT.SUCCESS);
     return taken;
   }
 
   protected handlePoll(data: Uint8Array, length: number, now: number): boolean | void {
-    return this.messages(data, length, now);
+    const taken = this.messages(data, length, now);
+    this.checkEndSession(now);
+    return taken;
+  }
+
+  protected override pollIdle(now: number): void {
+    this.checkEndSession(now);
+  }
+
+  /** No END SESSION within the non-response time after SESSION COMPLETE: RESET the reader (MDB 4.2 §7.4.9). */
+  private checkEndSession(now: number): void {
+    if (this.completedAt < 0 || this.phase !== PHASE_READY || now - this.completedAt <= this.timing.nonResponseMs) return;
+    this.log('warn', `cashless reader: no END SESSION ${this.timing.nonResponseMs} ms after SESSION COMPLETE; resetting it`);
+    this.resetReader(now);
+    // It answers, so the 10 s between RESETs of a silent device does not apply: now.
+    this.lastReset = -Infinity;
   }
 
   /** Parse a chain of reader messages (POLL data, or the data answer to another command). */
@@ -464,6 +533,12 @@ export class CashlessReader extends Peripheral {
           if (left < n) return this.truncated(code);
           const raw = (data[i + 1]! << 8) | data[i + 2]!;
           this.session = true;
+          if (this.refusal !== '') {
+            // A refused reader is kept disabled; one that opens a session anyway is told to close it.
+            this.log('warn', 'cashless reader: a session on a reader the machine does not use; completing it');
+            this.needComplete = true;
+            break;
+          }
           this.funds = raw === 0xffff ? -1 : this.toMinor(raw);
           this.events.sessionBegan(this.funds);
           break;
@@ -487,7 +562,7 @@ export class CashlessReader extends Peripheral {
           break;
         case READER_MESSAGE.END_SESSION:
           this.dropSession();
-          this.events.sessionEnded();
+          if (this.announced) this.events.sessionEnded();
           break;
         case READER_MESSAGE.CANCELLED:
           this.needReaderCancel = false;
@@ -512,7 +587,7 @@ export class CashlessReader extends Peripheral {
           n = level >= 2 && left >= 2 ? 2 : 1;
           this.log('warn', `cashless reader: command out of sequence${n === 2 ? ` (reader state ${data[i + 1]})` : ''}; resetting it`);
           this.resetWanted = true;
-          this.refused = true;
+          this.seqRefused = true;
           break;
         case READER_MESSAGE.REVALUE_APPROVED:
         case READER_MESSAGE.REVALUE_DENIED:
@@ -558,6 +633,7 @@ export class CashlessReader extends Peripheral {
     const own = s.maxResponseS * 1000;
     this.timing.nonResponseMs = own > NON_RESPONSE_MS ? own : NON_RESPONSE_MS;
     this.log('info', `cashless reader: level ${s.level}, currency ${s.currency}, scale ${s.scale}, ${s.decimals} decimals, max response ${s.maxResponseS} s, options 0x${s.options.toString(16)}`);
+    this.judgeReader();
     if (this.phase === PHASE.CONFIG) {
       this.phase = PHASE.PRICES;
       this.retryAt = -Infinity;
@@ -581,12 +657,15 @@ export class CashlessReader extends Peripheral {
     this.needVendCancel = false;
     this.result = RESULT.NONE;
     this.needComplete = false;
+    this.completedAt = -1;
   }
 
   protected lostReady(_now: number): void {
     this.sentEnabled = -1;
     this.needReaderCancel = false;
     this.dropSession();
+    if (!this.announced) return;
+    this.announced = false;
     this.events.readerLost();
   }
 }

@@ -25,6 +25,7 @@ import {
   clearIdentity,
   emptyIdentity,
   parseIdentity,
+  exactScaled,
   toMinor,
   type MdbIdentity,
   type PeripheralOptions,
@@ -161,7 +162,7 @@ export class CoinChanger extends Peripheral {
   private readonly payouts: Payout;
 
   constructor(options: CoinChangerOptions) {
-    super(ADDRESS_CHANGER, options.timing, options.log);
+    super(ADDRESS_CHANGER, options.timing, options.log, options.currency, options);
     this.events = options;
     this.machineDecimals = options.decimals;
     this.payouts = new Payout(this, options, options.decimals, options.timing, options.log);
@@ -233,7 +234,8 @@ export class CoinChanger extends Peripheral {
   }
 
   private acceptMask(): number {
-    if (!this.accepting) return 0;
+    // A changer in another currency (or scaling) takes no coins: they would be credited in the wrong money.
+    if (!this.accepting || this.refusal !== '') return 0;
     let mask = 0;
     for (let t = 0; t < COIN_TYPES; t++) if (this.credits[t] !== 0 && this.credits[t] !== 0xff) mask |= 1 << t;
     return mask;
@@ -336,7 +338,13 @@ export class CoinChanger extends Peripheral {
         if (this.phase === PHASE_COIN_TYPE) {
           this.becameReady(now);
           if (this.setup.level >= 3 && this.diagnosticAt === Infinity) this.diagnosticAt = now + DIAGNOSTIC_INTERVAL_MS;
-          this.events.changerReady();
+          // A refused changer stays polled (its refusal shows in telemetry) but the machine never uses it.
+          if (this.refusal === '') {
+            this.announced = true;
+            this.events.changerReady();
+          } else {
+            this.refusedReady();
+          }
         }
         return;
       case CMD_EXPANSION:
@@ -416,11 +424,16 @@ export class CoinChanger extends Peripheral {
     s.routable = (data[5]! << 8) | data[6]!;
     this.credits.fill(0);
     this.values.fill(0);
+    let exact = true;
     for (let t = 0; t < COIN_TYPES && 7 + t < length; t++) {
       const credit = data[7 + t]!;
       this.credits[t] = credit;
-      if (credit !== 0 && credit !== 0xff) this.values[t] = toMinor(credit, s.scale, s.decimals, this.machineDecimals);
+      if (credit !== 0 && credit !== 0xff) {
+        this.values[t] = toMinor(credit, s.scale, s.decimals, this.machineDecimals);
+        if (exactScaled(this.values[t]!, s.scale, s.decimals, this.machineDecimals) !== credit) exact = false;
+      }
     }
+    this.judge(s.currency, exact);
     this.sentAcceptMask = -1;
     this.log('info', `changer: level ${s.level}, currency ${s.currency}, scale ${s.scale}, ${s.decimals} decimals, tube mask 0x${s.routable.toString(16).padStart(4, '0')}`);
   }
@@ -494,6 +507,8 @@ export class CoinChanger extends Peripheral {
   protected lostReady(_now: number): void {
     this.sentAcceptMask = -1;
     this.payouts.interrupted();
+    if (!this.announced) return;
+    this.announced = false;
     this.events.changerLost();
   }
 }

@@ -41,6 +41,14 @@ export interface PeripheralLog {
 export interface PeripheralOptions {
   /** The machine's decimal places: values reach the callbacks in its minor units. */
   decimals: number;
+  /**
+   * The machine's currency, ISO 4217 numeric (840 USD). A device reporting
+   * another one in its SETUP answer is not enabled (MDB 4.2: the currency
+   * codes must match). Absent or 0: not checked.
+   */
+  currency?: number;
+  /** Optional: the device answered and was refused (its currency or scaling); it stays disabled. */
+  deviceRefused?(): void;
   timing: PeripheralTiming;
   log: PeripheralLog;
 }
@@ -66,17 +74,56 @@ export abstract class Peripheral implements MdbDevice {
   protected featuresAsked = 0;
   private bootAt: number | undefined;
   private offlineReported = true;
+  /** The machine's currency (ISO 4217 numeric; 0: not checked). */
+  protected readonly machineCurrency: number;
+  /** Why the device is not used although it answers ('' it is usable): its currency, or a scaling that cannot express the machine's money. */
+  protected refusal: Refusal = '';
+  /** The machine was told the device is ready (and must hear when it is not). */
+  protected announced = false;
   /** Counts of link outcomes, for telemetry. */
   readonly health = { resets: 0, justResets: 0, offline: 0, timeouts: 0, naks: 0 };
 
-  constructor(address: number, timing: PeripheralTiming, log: PeripheralLog) {
+  private readonly hooks: { deviceRefused?(): void } | undefined;
+
+  constructor(address: number, timing: PeripheralTiming, log: PeripheralLog, currency = 0, hooks?: { deviceRefused?(): void }) {
     this.address = address;
     this.timing = timing;
     this.log = log;
+    this.machineCurrency = currency;
+    this.hooks = hooks;
   }
 
+  /** The device finished its setup refused: tell whoever listens (the display, the fleet). */
+  protected refusedReady(): void {
+    if (this.hooks?.deviceRefused) this.hooks.deviceRefused();
+  }
+
+  /** Up and usable for the machine's money: a device refused for its currency or scaling is not. */
   get ready(): boolean {
-    return this.phase === PHASE_READY;
+    return this.phase === PHASE_READY && this.refusal === '';
+  }
+
+  /** Answers on the bus but is not enabled, and why: 'currency' or 'scaling' ('' when not refused). */
+  get refused(): Refusal {
+    return this.phase === PHASE_READY ? this.refusal : '';
+  }
+
+  /**
+   * Decide from a SETUP answer whether the device may be enabled: its
+   * currency must be the machine's, and `expressible` says whether its
+   * scaling can express the machine's money. Logs a refusal once.
+   */
+  protected judge(currency: number, expressible: boolean): void {
+    const was = this.refusal;
+    this.refusal = this.machineCurrency !== 0 && currency !== this.machineCurrency ? 'currency' : expressible ? '' : 'scaling';
+    if (this.refusal !== '' && this.refusal !== was) {
+      this.log(
+        'warn',
+        this.refusal === 'currency'
+          ? `${this.name}: currency ${currency} is not the machine's ${this.machineCurrency}; not enabled`
+          : `${this.name}: its scaling cannot express the machine's prices; not enabled`,
+      );
+    }
   }
 
   wakeAt(now: number): number {
@@ -335,6 +382,21 @@ function bcdDigits(b: number): string {
   const lo = b & 15;
   // A nibble above 9 is not BCD; show it in hex rather than invent a digit.
   return hi.toString(16).toUpperCase() + lo.toString(16).toUpperCase();
+}
+
+/** Why a device that answers is not used: '' none, its currency, or its scaling. */
+export type Refusal = '' | 'currency' | 'scaling';
+
+/**
+ * `minor` (machine minor units) in the device's scaled units, or -1 when it
+ * is not a whole number of them (the device cannot express that amount).
+ */
+export function exactScaled(minor: number, scale: number, deviceDecimals: number, machineDecimals: number): number {
+  let v = minor;
+  for (let d = machineDecimals; d < deviceDecimals; d++) v *= 10;
+  let unit = scale;
+  for (let d = deviceDecimals; d < machineDecimals; d++) unit *= 10;
+  return v % unit === 0 ? v / unit : -1;
 }
 
 /** Convert a scaled MDB value to the machine's minor units. */

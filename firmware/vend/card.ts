@@ -32,17 +32,26 @@ export interface CardSessionOptions {
   remote: RemoteActions;
 }
 
-/** The reader's max/min prices: the machine's dearest and cheapest. */
+/** The reader's max/min prices: the machine's dearest and cheapest, and their greatest common divisor (each must be a whole number of the reader's units). */
 export function readerPrices(reader: CashlessReader, inventory: Inventory): void {
   const prices = inventory.prices;
   let min = Infinity;
   let max = 0;
+  let step = 0;
   for (let i = 0; i < prices.length; i++) {
     const p = prices[i]!;
     if (p > max) max = p;
     if (p < min) min = p;
+    let a = step;
+    let b = p;
+    while (b > 0) {
+      const r = a % b;
+      a = b;
+      b = r;
+    }
+    step = a;
   }
-  reader.setPrices(min === Infinity ? 0 : min, max);
+  reader.setPrices(min === Infinity ? 0 : min, max, step);
 }
 
 /**
@@ -156,7 +165,10 @@ export class CardSession {
 
   readerLost(): void {
     this.live = false;
-    this.sale.machine.cardEnded();
+    const m = this.sale.machine;
+    // The customer was using the reader: say why the card stopped working.
+    if (m.card) this.panel.notice('card-reader-silent', -1);
+    m.cardEnded();
     this.sale.changed();
   }
 

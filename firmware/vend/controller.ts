@@ -262,7 +262,13 @@ export class Controller implements VendPorts, Sale {
   private syncReady(): void {
     const reader = this.reader;
     // A device going away or coming back is news for the fleet now, not at the next telemetry interval.
-    const devices = (this.changer.ready ? 1 : 0) | (this.bill.ready ? 2 : 0) | (reader?.ready ? 4 : 0);
+    const devices =
+      (this.changer.ready ? 1 : 0) |
+      (this.bill.ready ? 2 : 0) |
+      (reader?.ready ? 4 : 0) |
+      (this.changer.refused !== '' ? 8 : 0) |
+      (this.bill.refused !== '' ? 16 : 0) |
+      (reader && reader.refused !== '' ? 32 : 0);
     if (devices !== this.devicesNow) {
       this.devicesNow = devices;
       this.onHealthChanged?.();

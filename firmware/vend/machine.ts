@@ -107,6 +107,11 @@ export class VendMachine {
     return this.state_ === 'DISPENSING' || this.state_ === 'RETURNING_CHANGE' || this.escrowAction !== Escrow.NONE || this.cardAwaiting;
   }
 
+  /** The customer cancelled a card vend the reader has not answered yet (VEND CANCEL sent). */
+  get cardCancelling(): boolean {
+    return this.cardVend === CardVend.CANCELLING;
+  }
+
   /** A VEND REQUEST (or its cancellation) waits for the reader's answer. */
   get cardAwaiting(): boolean {
     return this.cardVend === CardVend.REQUESTED || this.cardVend === CardVend.CANCELLING;
@@ -486,6 +491,11 @@ export class VendMachine {
     if (this.cardVend === CardVend.APPROVED) {
       // The item approved is being dispensed: it finishes; nothing more goes on the card.
       return;
+    }
+    if (this.cardVend === CardVend.CANCELLING) {
+      // The customer had cancelled (the reader never answered it): the selection goes with the session.
+      this.selection_ = -1;
+      this.quantity_ = 0;
     }
     this.cardVend = CardVend.NONE;
     if (this.state_ === 'DISPENSING') {

@@ -7,6 +7,10 @@
  */
 import type { DigitalOutput, Board, TimerId } from '../board.js';
 import type { Journal } from '../journal/journal.js';
+import type { BillValidator } from '../mdb/bill.js';
+import type { CashlessReader } from '../mdb/cashless.js';
+import type { CoinChanger } from '../mdb/changer.js';
+import type { Refusal } from '../mdb/peripheral.js';
 import type { Ledger } from '../journal/ledger.js';
 import type { Sale } from './controller.js';
 import type { Inventory } from './inventory.js';
@@ -30,6 +34,15 @@ export interface PanelOptions {
   payouts: PayoutSession;
   exactChangeLamp: DigitalOutput;
   outOfServiceLamp: DigitalOutput;
+  /** The payment devices, to say when one is refused (its currency or scaling). */
+  changer: CoinChanger;
+  bill: BillValidator;
+  reader: CashlessReader | undefined;
+}
+
+/** One display line for a refused device. */
+function refusedLine(device: string, why: Refusal): string {
+  return why === 'currency' ? `${device}: wrong currency` : `${device}: bad money unit`;
 }
 
 export class Panel {
@@ -43,6 +56,9 @@ export class Panel {
   private readonly payouts: PayoutSession;
   private readonly exactChangeLamp: DigitalOutput;
   private readonly outOfServiceLamp: DigitalOutput;
+  private readonly changer: CoinChanger;
+  private readonly bill: BillValidator;
+  private readonly reader: CashlessReader | undefined;
   private readonly bootedAt: number;
   private lines: string[] = [];
   private lamps = -1;
@@ -66,6 +82,9 @@ export class Panel {
     this.payouts = options.payouts;
     this.exactChangeLamp = options.exactChangeLamp;
     this.outOfServiceLamp = options.outOfServiceLamp;
+    this.changer = options.changer;
+    this.bill = options.bill;
+    this.reader = options.reader;
     this.bootedAt = options.board.clock.now();
   }
 
@@ -114,20 +133,34 @@ export class Panel {
     this.remoteSlot = slot;
   }
 
+  /** The first refused device, as a display line ('' none). */
+  private refused(): string {
+    const r = this.reader?.refused ?? '';
+    if (r !== '') return refusedLine('Card', r);
+    const c = this.changer.refused;
+    if (c !== '') return refusedLine('Coin', c);
+    const b = this.bill.refused;
+    return b !== '' ? refusedLine('Bill', b) : '';
+  }
+
   render(): void {
     const m = this.sale.machine;
     const exact = this.payouts.exactChange();
     this.exact = exact;
+    const refused = this.refused();
     const ctx = {
       decimals: this.decimals,
       exactChangeOnly: exact,
+      refused,
       fault: this.ledger.locked
         ? 'Closed'
         : this.journal.level === 'full'
           ? 'Storage full'
           : this.board.clock.now() - this.bootedAt < STARTING_MS
             ? 'Starting...'
-            : 'Payment unavailable',
+            : refused !== ''
+              ? refused
+              : 'Payment unavailable',
     };
     const raw = this.updating
       ? ['Updating,', 'back in a minute']

@@ -22,7 +22,9 @@ export type Notice =
   | 'max-credit'
   | 'card-denied'
   | 'card-refused'
-  | 'card-one-item';
+  | 'card-one-item'
+  /** The reader went silent with the customer's card session open. */
+  | 'card-reader-silent';
 
 export interface VendPorts {
   /** True when `amount` can be paid exactly from the coins in the tubes. */

@@ -15,6 +15,7 @@ import type { BillValidator } from '../mdb/bill.js';
 import type { CashlessReader } from '../mdb/cashless.js';
 import type { CoinChanger } from '../mdb/changer.js';
 import type { LinkStats, WordLink } from '../mdb/link.js';
+import type { Refusal } from '../mdb/peripheral.js';
 import type { UplinkStatus } from '../uplink/uplink.js';
 import type { Sale } from './controller.js';
 import type { Inventory } from './inventory.js';
@@ -87,7 +88,21 @@ export interface FirmwareStatus {
   display: string[];
   /** `cashless` only when a reader is fitted (configuration `cashless`). */
   devices: { changer: boolean; bill: boolean; cashless?: boolean };
+  /** Devices that answer but are not enabled, and why (their currency, or a scaling that cannot express the machine's money); absent when none is. */
+  refused?: { changer?: RefusedDevice; bill?: RefusedDevice; cashless?: RefusedDevice };
   link: LinkStats;
+}
+
+/** A device refused: why, and the currency it reported (ISO 4217 numeric), scale factor and decimals. */
+export interface RefusedDevice {
+  reason: Refusal;
+  currency: number;
+  scale: number;
+  decimals: number;
+}
+
+function refusedDevice(reason: Refusal, setup: { currency: number; scale: number; decimals: number }): RefusedDevice {
+  return { reason, currency: setup.currency, scale: setup.scale, decimals: setup.decimals };
 }
 
 export interface ReportSources {
@@ -147,6 +162,13 @@ export class Reports {
       }
     }
     const c = ledger.total;
+    let refused: FirmwareStatus['refused'];
+    if (changer.refused !== '' || bill.refused !== '' || (reader !== undefined && reader.refused !== '')) {
+      refused = {};
+      if (changer.refused !== '') refused.changer = refusedDevice(changer.refused, changer.setup);
+      if (bill.refused !== '') refused.bill = refusedDevice(bill.refused, bill.setup);
+      if (reader && reader.refused !== '') refused.cashless = refusedDevice(reader.refused, reader.setup);
+    }
     return {
       state: m.state,
       credit: m.credit,
@@ -181,6 +203,7 @@ export class Reports {
       remoteSales: c[Counter.REMOTE_SALES]!,
       display: this.panel.display.slice(),
       devices: { changer: changer.ready, bill: bill.ready, ...(reader ? { cashless: reader.ready } : {}) },
+      ...(refused ? { refused } : {}),
       link: { ...this.link.stats },
     };
   }
@@ -191,9 +214,14 @@ export class Reports {
     const { inventory: inv, bill, ledger } = this;
     const temperature = this.temperature();
     const errors: string[] = [];
-    if (!st.devices.changer) errors.push('changer-offline');
-    if (!st.devices.bill) errors.push('bill-validator-offline');
-    if (st.devices.cashless === false) errors.push('cashless-offline');
+    // A refused device answers: it is not offline, it is in the wrong money (or units).
+    const refused = st.refused;
+    if (refused?.changer) errors.push('changer-currency-mismatch');
+    else if (!st.devices.changer) errors.push('changer-offline');
+    if (refused?.bill) errors.push('bill-validator-currency-mismatch');
+    else if (!st.devices.bill) errors.push('bill-validator-offline');
+    if (refused?.cashless) errors.push('cashless-currency-mismatch');
+    else if (st.devices.cashless === false) errors.push('cashless-offline');
     if (st.journal.level !== 'ok') errors.push(`journal-${st.journal.level}`);
     if (st.locked) errors.push('locked');
     if (this.panel.exactChangeOnly) errors.push('exact-change-only');
@@ -234,6 +262,7 @@ export class Reports {
       ...(st.devices.bill ? { stacker: { count: bill.stackerCount, capacity: bill.setup.stackerCapacity } } : {}),
       journal: { lastSeq: st.journal.lastSeq, unsynced: st.journal.unsynced, fill: st.journal.fill, level: st.journal.level },
       ...(temperature !== undefined ? { temperature } : {}),
+      ...(refused ? { refused } : {}),
       errors,
     };
   }

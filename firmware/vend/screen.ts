@@ -10,6 +10,8 @@ export interface ScreenContext {
   exactChangeOnly: boolean;
   /** Why the machine is out of service, when it is. */
   fault: string;
+  /** A payment device answers but is not used (its currency or scaling), said in one line; '' when none is. */
+  refused: string;
 }
 
 function slotName(inv: Inventory, slot: number): string {
@@ -48,6 +50,8 @@ export function noticeLines(notice: Notice, slot: number, m: VendMachine, inv: I
       return ['Card not accepted', 'Finish with cash'];
     case 'card-one-item':
       return ['Card: one item', 'Please choose again'];
+    case 'card-reader-silent':
+      return ['Card reader not', 'responding'];
   }
 }
 
@@ -60,11 +64,14 @@ export function stateLines(m: VendMachine, inv: Inventory, ctx: ScreenContext): 
     case 'ERROR':
       return ['Out of service', ctx.fault];
     case 'IDLE':
-      return ['Make a selection', ctx.exactChangeOnly ? 'Exact change only' : ''];
+      // A refused device is the operator's to fix and explains the rest (a refused changer also means exact change).
+      return ['Make a selection', ctx.refused !== '' ? ctx.refused : ctx.exactChangeOnly ? 'Exact change only' : ''];
     case 'PRODUCT_SELECTED':
       return [product, priced()];
     case 'ACCEPTING_PAYMENT':
       if (m.card) {
+        // The customer's cancel shows at once, whether or not the reader answers it.
+        if (m.cardCancelling) return ['Cancelled', m.selection >= 0 ? product : ''];
         if (m.cardAwaiting) return ['Card: authorising', m.selection >= 0 ? `${product} ${money(m.total)}` : ''];
         return [m.cardFunds >= 0 ? `Card ${money(m.cardFunds)}` : 'Card ready', m.selection >= 0 ? `${product} ${money(m.total)}` : 'Make a selection'];
       }

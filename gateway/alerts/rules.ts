@@ -17,6 +17,7 @@ export const ALERT_KINDS = [
   'bill-stacker-full',
   'slot-fault',
   'device-offline',
+  'device-currency-mismatch',
   'temperature',
   'offline',
   'journal-full',
@@ -215,6 +216,13 @@ const DEVICES: Record<string, { subject: string; name: string }> = {
   'cashless-offline': { subject: 'cashless', name: 'Card reader' },
 };
 
+/** A device that answers but is not enabled: its currency, or a scaling that cannot express the machine's money. */
+const MISMATCHED: Record<string, { subject: string; name: string; key: string }> = {
+  'changer-currency-mismatch': { subject: 'changer', name: 'Coin changer', key: 'changer' },
+  'bill-validator-currency-mismatch': { subject: 'bill-validator', name: 'Bill validator', key: 'bill' },
+  'cashless-currency-mismatch': { subject: 'cashless', name: 'Card reader', key: 'cashless' },
+};
+
 const slotName = (code: string, product: unknown): string => (typeof product === 'string' && product !== '' ? `Slot ${code} (${product})` : `Slot ${code}`);
 
 /**
@@ -295,6 +303,20 @@ export function evaluate(telemetry: unknown, rules: AlertRules): Condition[] {
   if (on('device-offline')) {
     for (const [code, d] of Object.entries(DEVICES)) {
       if (errors.includes(code)) out.push({ kind: 'device-offline', subject: d.subject, severity: 'critical', message: `${d.name} offline (MDB)`, detail: {} });
+    }
+  }
+
+  if (on('device-currency-mismatch')) {
+    const refused = isRecord(telemetry['refused']) ? telemetry['refused'] : {};
+    for (const [code, d] of Object.entries(MISMATCHED)) {
+      if (!errors.includes(code)) continue;
+      // What the device reported (ISO 4217 numeric currency, scale factor, decimals), when the machine says.
+      const entry = refused[d.key];
+      const r = isRecord(entry) ? entry : {};
+      const detail: Record<string, unknown> = {};
+      for (const k of ['reason', 'currency', 'scale', 'decimals']) if (typeof r[k] === 'string' || isNum(r[k])) detail[k] = r[k];
+      const why = detail['reason'] === 'scaling' ? 'its money units cannot express the prices' : `its currency${isNum(detail['currency']) ? ` (${detail['currency']})` : ''} is not the machine's`;
+      out.push({ kind: 'device-currency-mismatch', subject: d.subject, severity: 'critical', message: `${d.name} not enabled: ${why}`, detail });
     }
   }
 

@@ -39,6 +39,8 @@ export interface SimCashlessOptions {
   maxResponseS?: number;
   /** Option bits (default: refunds and multivend). */
   options?: number;
+  /** false: SESSION COMPLETE is acknowledged but END SESSION never follows (a reader seen in the field). */
+  endSession?: boolean;
   /** Time from VEND REQUEST to the approval or denial being ready for POLL (default 300 ms). */
   approveUs?: number;
   serial?: string;
@@ -47,8 +49,8 @@ export interface SimCashlessOptions {
 
 /** A fault armed for a moment of the vend. */
 export interface SimCashlessFault {
-  /** When: the VMC acknowledged VEND APPROVED, or VEND SUCCESS. */
-  after: 'approval' | 'success';
+  /** When: the VMC acknowledged VEND APPROVED, or VEND SUCCESS; or VEND CANCEL came (acknowledged, never answered with VEND DENIED). */
+  after: 'approval' | 'success' | 'cancel';
   /** What: a spontaneous reset, or no answer at all for `ms` (until a power cycle if omitted). */
   kind: 'reset' | 'silence';
   ms?: number;
@@ -215,12 +217,13 @@ export class SimCashlessReader extends SimPeripheral {
     return this.level >= 2 ? [0x0b, this.state] : [0x0b];
   }
 
-  private applyFault(moment: 'approval' | 'success'): void {
+  private applyFault(moment: 'approval' | 'success' | 'cancel'): boolean {
     const f = this.fault;
-    if (!f || f.after !== moment) return;
+    if (!f || f.after !== moment) return false;
     this.fault = undefined;
     if (f.kind === 'reset') this.spontaneousReset();
     else this.silence(f.ms ?? 1e12);
+    return true;
   }
 
   protected commandLength(block: readonly number[]): number {
@@ -377,6 +380,8 @@ export class SimCashlessReader extends SimPeripheral {
         if (this.vendStage === 2) return this.outOfSequenceReply();
         if (this.approval !== undefined) this.scheduler.cancel(this.approval);
         this.approval = undefined;
+        // The fault: the cancel is acknowledged, then nothing: no VEND DENIED, no answer to anything.
+        if (this.applyFault('cancel')) return 'ack';
         this.events = this.events.filter((e) => e[0] !== 0x05 && e[0] !== 0x06);
         this.vendStage = 3;
         this.events.push([0x06]);
@@ -398,7 +403,7 @@ export class SimCashlessReader extends SimPeripheral {
         if (this.state === ReaderState.SESSION_IDLE || this.state === ReaderState.VEND) {
           this.settleOnReset();
           this.state = this.enabled ? ReaderState.ENABLED : ReaderState.DISABLED;
-          this.events.push([0x07]);
+          if (this.options.endSession !== false) this.events.push([0x07]);
         }
         return 'ack';
       case 0x05: // CASH SALE: noted, nothing to do.

@@ -100,6 +100,19 @@ describe('bench protocol: requests and answers', () => {
     deepEqual(req('10 end {}'), { ok: true, id: 10, request: { verb: 'end' } });
   });
 
+  it("carries a peripheral's own currency in setup (changer, bill validator, card reader)", () => {
+    const foreign: BenchMachine = {
+      ...machine,
+      changer: { coins: [{ value: 25, tube: 10 }], currency: 'EUR' },
+      bills: [100],
+      billsCurrency: 'GBP',
+      cashless: { funds: 500, currency: 'EUR' },
+    };
+    deepEqual(req(`11 setup ${JSON.stringify({ machine: foreign, network: false, seed: 1 })}`), { ok: true, id: 11, request: { verb: 'setup', machine: foreign, network: false, seed: 1 } });
+    const bad = req(`12 setup ${JSON.stringify({ machine: { ...foreign, billsCurrency: 'pounds' }, network: false, seed: 1 })}`);
+    ok(!bad.ok && bad.message.includes('billsCurrency'), JSON.stringify(bad));
+  });
+
   it('says what is wrong with a request, with its id where it has one', () => {
     const cases: [string, number | undefined, RegExp][] = [
       ['hello', undefined, /expected "<id> <verb>/],

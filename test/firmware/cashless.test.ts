@@ -68,13 +68,14 @@ class ReaderLog implements CashlessCallbacks {
   };
 }
 
-function readerRig(options: Partial<SimCashlessOptions> = {}): { w: Wired; sim: SimCashlessReader; drv: CashlessReader; log: ReaderLog } {
+/** `machineCurrency`: the machine's ISO 4217 numeric code the driver checks the reader's against (0: unchecked). */
+function readerRig(options: Partial<SimCashlessOptions> = {}, machineCurrency = 0): { w: Wired; sim: SimCashlessReader; drv: CashlessReader; log: ReaderLog } {
   const w = new Wired();
   const sim = new SimCashlessReader(w.scheduler, w.bus, { funds: 1000, currency: 840, decimals: 2, ...options });
   const link = new WordLink({ serial: w.serial, timers: w.timers });
   const bus = new MdbBus(link, w.clock, w.timers);
   const log = new ReaderLog();
-  const drv = new CashlessReader({ decimals: 2, timing: TIMING, log: noLog, identity: { serial: 'VM-7', version: 0x0100 }, ...log });
+  const drv = new CashlessReader({ decimals: 2, currency: machineCurrency, timing: TIMING, log: noLog, identity: { serial: 'VM-7', version: 0x0100 }, ...log });
   drv.setPrices(100, 250);
   drv.setEnabled(true);
   bus.add(drv);
@@ -332,6 +333,101 @@ describe('cashless reader driver', () => {
     w.run(300);
     ok(commands(w).includes('14 02'));
     deepEqual(log.events, ['ready', 'cancelled']);
+  });
+
+  it('RESETs a reader that never sends END SESSION after SESSION COMPLETE (MDB 4.2 7.4.9); a price change then reaches it', () => {
+    const { w, sim, drv, log } = readerRig({ endSession: false });
+    w.run(1000);
+    sim.tap();
+    w.run(300);
+    ok(drv.vendRequest(125, 1));
+    w.run(600);
+    drv.vendResult(true, 1);
+    w.run(300);
+    drv.sessionComplete();
+    w.run(400);
+    deepEqual(log.events, ['ready', 'session 1000', 'approved 125', 'reported success']);
+    ok(commands(w).includes('13 04'), 'SESSION COMPLETE sent');
+    // The operator changes a price: SETUP max/min waits while the reader's session is open.
+    drv.setPrices(100, 300);
+    w.run(1000);
+    equal(sim.maxPrice, 250, 'not sent while the session is open');
+    equal(commands(w).filter((c) => c === '10').length, 1, 'no RESET yet: within the non-response time');
+    // Past the 5 s non-response time: RESET, the session is gone on both sides, and the new prices go out in the init.
+    w.run(5000);
+    equal(commands(w).filter((c) => c === '10').length, 2, 'a second RESET');
+    ok(!drv.session, 'session cleared');
+    ok(drv.ready, 'back and ready');
+    equal(sim.maxPrice, 300, 'max price 3.00 reached the reader');
+    equal(sim.minPrice, 100);
+    deepEqual(log.events, ['ready', 'session 1000', 'approved 125', 'reported success', 'lost', 'ready']);
+    deepEqual(sim.charged, [125], 'charged once');
+    // And the next card works.
+    ok(sim.tap());
+    w.run(300);
+    equal(log.events[log.events.length - 1], 'session 875');
+  });
+
+  it('a reader that does send END SESSION is not reset, and the price change follows the session', () => {
+    const { w, sim, drv, log } = readerRig();
+    w.run(1000);
+    sim.tap();
+    w.run(300);
+    drv.sessionComplete();
+    drv.setPrices(100, 300);
+    w.run(8000);
+    equal(commands(w).filter((c) => c === '10').length, 1, 'one RESET: the first');
+    equal(sim.maxPrice, 300);
+    deepEqual(log.events, ['ready', 'session 1000', 'end session']);
+  });
+
+  it('does not enable a reader in another currency: READER DISABLE, no ready, a tap opens no session', () => {
+    const { w, sim, drv, log } = readerRig({ currency: 978 }, 840);
+    w.run(2000);
+    equal(drv.setup.currency, 978);
+    ok(!drv.ready, 'not ready for the machine');
+    equal(drv.refused, 'currency');
+    ok(!sim.enabled, 'never enabled');
+    ok(commands(w).includes('14 00'), 'READER DISABLE');
+    ok(!commands(w).includes('14 01'), 'never READER ENABLE');
+    equal(sim.tap(), false, 'a disabled reader takes no card');
+    ok(!drv.vendRequest(125, 1));
+    deepEqual(log.events, []);
+    // Still polled: it is there, only refused.
+    const polls = vmcBlocks(w).filter((b) => b === '12').length;
+    w.run(1000);
+    ok(vmcBlocks(w).filter((b) => b === '12').length > polls, 'still polled');
+  });
+
+  it('enables a reader in the machine currency', () => {
+    const { w, sim, drv, log } = readerRig({ currency: 840 }, 840);
+    w.run(1000);
+    ok(drv.ready);
+    equal(drv.refused, '');
+    ok(sim.enabled);
+    deepEqual(log.events, ['ready']);
+  });
+
+  it('does not enable a reader whose units cannot express every price; enables it once they can', () => {
+    // Units of 0.50 (scale 5, one decimal); the prices are multiples of 0.25.
+    const { w, sim, drv, log } = readerRig({ scale: 5, readerDecimals: 1 }, 840);
+    drv.setPrices(100, 250, 25);
+    w.run(1000);
+    equal(drv.refused, 'scaling');
+    ok(!sim.enabled);
+    deepEqual(log.events, []);
+    // The operator reprices in whole 0.50s: now every price is a whole number of units.
+    drv.setPrices(100, 250, 50);
+    w.run(500);
+    equal(drv.refused, '');
+    ok(drv.ready);
+    ok(sim.enabled);
+    deepEqual(log.events, ['ready']);
+    // And back: a price of 1.25 makes it unusable again, as a loss to the machine.
+    drv.setPrices(100, 250, 25);
+    w.run(500);
+    ok(!sim.enabled);
+    deepEqual(log.events, ['ready', 'lost']);
   });
 
   it('disables and enables the reader when the machine says so', () => {
@@ -652,14 +748,20 @@ interface Machine {
   parts: MachineParts;
 }
 
-function wiredMachine(flash = new FlashImage({ size: 64 * 1024, blockLength: 4096, writeAlign: 4 }), funds = 1000, stock = 5): Machine {
+/** `devices`: the simulated reader's own options and the changer's currency (ISO numeric; default the machine's, USD). */
+function wiredMachine(
+  flash = new FlashImage({ size: 64 * 1024, blockLength: 4096, writeAlign: 4 }),
+  funds = 1000,
+  stock = 5,
+  devices: { reader?: Partial<SimCashlessOptions>; changerCurrency?: number } = {},
+): Machine {
   const slots = [
     { code: 'A1', product: 'Chips', price: 125, qty: stock },
     { code: 'B2', product: 'Water', price: 100, qty: 3 },
   ];
   const board = new WiredBoard(flash, slots);
-  const reader = new SimCashlessReader(board.w.scheduler, board.w.bus, { funds, currency: 840, decimals: 2 });
-  const changer = new SimCoinChanger(board.w.scheduler, board.w.bus, { coins: [{ value: 25, tube: 20 }], currency: 840, decimals: 2 });
+  const reader = new SimCashlessReader(board.w.scheduler, board.w.bus, { funds, currency: 840, decimals: 2, ...devices.reader });
+  const changer = new SimCoinChanger(board.w.scheduler, board.w.bus, { coins: [{ value: 25, tube: 20 }], currency: devices.changerCurrency ?? 840, decimals: 2 });
   const parts = wire(board, parseConfig({ machineId: 'vm-card', currency: 'USD', slots, cashless: true }), { firmware: '' });
   board.w.run(1000);
   return { board, reader, changer, parts };
@@ -717,6 +819,97 @@ describe('the machine with a cashless reader', () => {
     board.panel!.onSelect('B2', 1);
     board.w.run(4000);
     deepEqual(reader.charged, [100]);
+  });
+
+  it('a reader in another currency: not enabled, a tap does nothing; telemetry, status and the display say why; coins still sell', () => {
+    const { board, reader, parts, changer } = wiredMachine(undefined, 1000, 5, { reader: { currency: 978 } });
+    board.w.run(1000);
+    const st = parts.reports.status();
+    equal(st.devices.cashless, false);
+    deepEqual(st.refused, { cashless: { reason: 'currency', currency: 978, scale: 1, decimals: 2 } });
+    const t = parts.reports.telemetry();
+    const errors = t['errors'] as string[];
+    ok(errors.includes('cashless-currency-mismatch'), errors.join());
+    ok(!errors.includes('cashless-offline'), 'it answers: not offline');
+    deepEqual(t['refused'], { cashless: { reason: 'currency', currency: 978, scale: 1, decimals: 2 } });
+    equal(board.lines[1], 'Card: wrong currency');
+    equal(reader.tap(), false, 'the reader was never enabled');
+    board.w.run(300);
+    equal(parts.controller.machine.state, 'IDLE');
+    board.panel!.onSelect('B2', 1);
+    for (let i = 0; i < 4; i++) {
+      board.w.run(300);
+      ok(changer.insertCoin(25), 'the changer takes the coin');
+    }
+    board.w.run(4000);
+    deepEqual(board.delivered, ['B2']);
+    deepEqual(reader.charged, []);
+    equal(reader.sessions, 0);
+  });
+
+  it('a changer in another currency takes no coins and is not offline: changer-currency-mismatch', () => {
+    const { board, changer, parts } = wiredMachine(undefined, 1000, 5, { changerCurrency: 978 });
+    board.w.run(1000);
+    const st = parts.reports.status();
+    equal(st.devices.changer, false);
+    equal(st.refused?.changer?.reason, 'currency');
+    const errors = parts.reports.telemetry()['errors'] as string[];
+    ok(errors.includes('changer-currency-mismatch') && !errors.includes('changer-offline'), errors.join());
+    equal(changer.acceptMask, 0, 'COIN TYPE disabled every coin');
+    equal(board.lines[1], 'Coin: wrong currency');
+    equal(changer.insertCoin(25), false, 'a coin comes straight back');
+  });
+
+  it('a reader that never sends END SESSION: the machine RESETs it 5 s after SESSION COMPLETE and the new price reaches it', () => {
+    const { board, reader, parts } = wiredMachine(undefined, 1000, 5, { reader: { endSession: false } });
+    equal(reader.maxPrice, 125);
+    ok(reader.tap());
+    board.w.run(300);
+    board.panel!.onSelect('A1', 1);
+    board.w.run(4000);
+    deepEqual(board.delivered, ['A1']);
+    deepEqual(reader.charged, [125]);
+    equal(parts.controller.machine.state, 'IDLE');
+    // A set-prices command lands (what the commander leaves: the new price, then commandApplied).
+    parts.inventory.prices[0] = 150;
+    parts.remote.commandApplied();
+    board.w.run(500);
+    equal(reader.maxPrice, 125, 'held while the reader still has its session');
+    board.w.run(5000);
+    equal(reader.maxPrice, 150, 'sent in the init after the RESET');
+    equal(parts.reports.status().devices.cashless, true);
+    ok(board.logs.some((l) => l.includes('no END SESSION')), 'the reset is logged');
+    // The next card pays the new price.
+    ok(reader.tap());
+    board.w.run(300);
+    board.panel!.onSelect('A1', 1);
+    board.w.run(4000);
+    deepEqual(reader.charged, [125, 150]);
+    equal(parts.reports.status().counters.cashlessRevenue, 275);
+  });
+
+  it('cancel while the reader authorises: "Cancelled" at once; a reader that then goes silent is "not responding"', () => {
+    const { board, reader, parts } = wiredMachine(undefined, 1000, 5, { reader: { approveUs: 3_000_000 } });
+    reader.armFault({ after: 'cancel', kind: 'silence', ms: 60000 });
+    ok(reader.tap());
+    board.w.run(300);
+    board.panel!.onSelect('A1', 1);
+    board.w.run(500);
+    equal(board.lines[0], 'Card: authorising');
+    board.panel!.onCancel();
+    board.w.run(50);
+    equal(board.lines[0], 'Cancelled', 'the cancel shows at once');
+    // No VEND DENIED ever comes; the reader stops answering and is declared offline after 5 s.
+    board.w.run(4000);
+    equal(board.lines[0], 'Cancelled');
+    board.w.run(2000);
+    equal(parts.reports.status().devices.cashless, false);
+    equal(board.lines.join(' '), 'Card reader not responding');
+    equal(parts.controller.machine.state, 'IDLE');
+    ok(!parts.controller.machine.card);
+    deepEqual(board.delivered, []);
+    deepEqual(reader.charged, []);
+    equal(reader.approvals, 0);
   });
 
   it('a cut after the product fell and before VEND SUCCESS: counted once after the reboot, never vended again', () => {

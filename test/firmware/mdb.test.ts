@@ -53,13 +53,17 @@ class ChangerLog implements ChangerCallbacks {
 const TIMING: PeripheralTiming = { pollIntervalMs: 100, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 };
 const noLog = (): void => {};
 
-function changerRig(): { w: Wired; sim: SimCoinChanger; drv: CoinChanger; log: ChangerLog; link: WordLink } {
+/** `device`: the simulated changer's currency, decimals and coins (default USD cents); `machineCurrency`: what the driver checks against (0: unchecked). */
+function changerRig(
+  device: { currency?: number; decimals?: number; coins?: { value: number; tube: number | null }[] } = {},
+  machineCurrency = 0,
+): { w: Wired; sim: SimCoinChanger; drv: CoinChanger; log: ChangerLog; link: WordLink } {
   const w = new Wired();
-  const sim = new SimCoinChanger(w.scheduler, w.bus, { coins: USD_COINS, currency: 840, decimals: 2 });
+  const sim = new SimCoinChanger(w.scheduler, w.bus, { coins: device.coins ?? USD_COINS, currency: device.currency ?? 840, decimals: device.decimals ?? 2 });
   const link = new WordLink({ serial: w.serial, timers: w.timers });
   const bus = new MdbBus(link, w.clock, w.timers);
   const log = new ChangerLog();
-  const drv = new CoinChanger({ decimals: 2, timing: TIMING, log: noLog, ...log });
+  const drv = new CoinChanger({ decimals: 2, currency: machineCurrency, timing: TIMING, log: noLog, ...log });
   bus.add(drv);
   return { w, sim, drv, log, link };
 }
@@ -185,6 +189,31 @@ describe('coin changer driver', () => {
     // RESET, then "just reset" polled, SETUP, TUBE STATUS no earlier than 500 ms after reset.
     const cmds = w.wire.filter((x) => x.dir === 'vmc' && x.word & 0x100).map((x) => x.word & 0xff);
     deepEqual(cmds.slice(0, 5), [0x08, 0x0b, 0x09, 0x0a, 0x0c]);
+  });
+
+  it('does not enable a changer in another currency, or one whose coins are not whole cents; COIN TYPE enables nothing', () => {
+    const eur = changerRig({ currency: 978 }, 840);
+    eur.drv.setAccepting(true);
+    eur.w.run(1500);
+    ok(!eur.drv.ready);
+    equal(eur.drv.refused, 'currency');
+    deepEqual(eur.log.events, [], 'the machine never hears of it');
+    equal(eur.sim.acceptMask, 0, 'COIN TYPE 0000');
+    equal(eur.sim.insertCoin(25), false, 'a coin comes straight back');
+    // Three decimals: 0.005, 0.010, 0.025 are not whole cents.
+    const mills = changerRig({ decimals: 3, coins: [{ value: 5, tube: 10 }, { value: 10, tube: 10 }, { value: 25, tube: 10 }] }, 840);
+    mills.drv.setAccepting(true);
+    mills.w.run(1500);
+    equal(mills.drv.refused, 'scaling');
+    equal(mills.sim.acceptMask, 0);
+    // Three decimals whose coins are whole cents (0.050, 0.100, 0.250) are fine.
+    const fine = changerRig({ decimals: 3, coins: [{ value: 50, tube: 10 }, { value: 100, tube: 10 }, { value: 250, tube: 10 }] }, 840);
+    fine.drv.setAccepting(true);
+    fine.w.run(1500);
+    ok(fine.drv.ready);
+    equal(fine.drv.refused, '');
+    deepEqual(Array.from(fine.drv.values.subarray(0, 3)), [5, 10, 25]);
+    equal(fine.sim.acceptMask, 0b111);
   });
 
   it('credits each deposit exactly once, even when the POLL answer needs retransmission', () => {

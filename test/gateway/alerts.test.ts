@@ -178,6 +178,19 @@ describe('alert rules', () => {
     assert.deepEqual(evaluate(telemetry({ errors: ['changer-offline'] }), applyRules(DEFAULT_RULES, { kinds: { 'device-offline': false } })), []);
   });
 
+  it('device currency mismatch: one per device, with what it reported; not offline; can be switched off', () => {
+    const refused = { changer: { reason: 'currency', currency: 978, scale: 5, decimals: 2 }, cashless: { reason: 'scaling', currency: 840, scale: 5, decimals: 1 } };
+    const cs = evaluate(telemetry({ errors: ['changer-currency-mismatch', 'cashless-currency-mismatch'], refused }), DEFAULT_RULES);
+    assert.deepEqual(keys(cs), ['device-currency-mismatch:cashless', 'device-currency-mismatch:changer']);
+    assert.match(find(cs, 'device-currency-mismatch', 'changer')!.message, /Coin changer not enabled: its currency \(978\) is not the machine's/);
+    assert.match(find(cs, 'device-currency-mismatch', 'cashless')!.message, /Card reader not enabled: its money units cannot express the prices/);
+    assert.deepEqual(find(cs, 'device-currency-mismatch', 'cashless')!.detail, refused.cashless);
+    // The error code alone is enough (an older machine without the `refused` figures).
+    assert.deepEqual(keys(evaluate(telemetry({ errors: ['bill-validator-currency-mismatch'] }), DEFAULT_RULES)), ['device-currency-mismatch:bill-validator']);
+    assert.deepEqual(evaluate(telemetry({ errors: ['cashless-currency-mismatch'], refused: 'junk' }), DEFAULT_RULES)[0]!.detail, {});
+    assert.deepEqual(evaluate(telemetry({ errors: ['changer-currency-mismatch'] }), applyRules(DEFAULT_RULES, { kinds: { 'device-currency-mismatch': false } })), []);
+  });
+
   it('offline after N intervals of silence (the machine\'s own interval, else the default)', () => {
     const seen = new Date('2026-01-01T00:00:00Z');
     assert.equal(offlineCondition(seen, 180, 60, DEFAULT_RULES), undefined);
@@ -353,7 +366,7 @@ for (const backend of BACKENDS) {
       b = await backend.open();
       hook = await receiver();
       gw = await Gateway.start({ mqttUrl: b.mqttUrl, db: b.db, shareGroup: b.shareGroup, alerts: { webhookUrl: hook.url, webhookSecret: secret, webhookRetryMs: 20, sweepMs: 0 } });
-      await gw.addMachines([id, `${id}r`, `${id}2`, `${id}3`, `${id}api`]);
+      await gw.addMachines([id, `${id}r`, `${id}2`, `${id}3`, `${id}api`, `${id}cur`]);
       client = await connectMqtt(b.mqttUrl);
     });
     after(async () => {
@@ -390,6 +403,19 @@ for (const backend of BACKENDS) {
       assert.equal(a.updatedAt, a.openedAt, 'nothing changed: never updated');
       await gw.alerts!.webhook!.idle();
       assert.deepEqual(hooksOf(a.id), ['opened']);
+    });
+
+    it('opens device-currency-mismatch for a reader in another currency, and closes it when the reader is replaced', async () => {
+      const m = `${id}cur`;
+      const refused = { cashless: { reason: 'currency', currency: 978, scale: 1, decimals: 2 } };
+      await send(m, telemetry({ errors: ['cashless-currency-mismatch'], refused }));
+      assert.deepEqual(await open(m), ['device-currency-mismatch:cashless']);
+      const a = (await one(m, 'device-currency-mismatch', 'cashless'))!;
+      assert.equal(a.severity, 'critical');
+      assert.match(a.message, /Card reader not enabled: its currency \(978\) is not the machine's/);
+      assert.deepEqual(a.detail, { reason: 'currency', currency: 978, scale: 1, decimals: 2 });
+      await send(m, telemetry());
+      assert.deepEqual(await open(m), []);
     });
 
     it('updates an open alert when its figures change, keeping when it opened', async () => {

@@ -151,6 +151,8 @@ describe('npm run hil (command line)', () => {
       ['currency.json', { name: 'x', machine: { ...machine, currency: 'XXX' }, steps: [{ cancel: true }] }, /currency\.json: machine\.currency "XXX" is not supported/],
       ['price.json', { name: 'x', machine: { ...machine, slots: [{ code: 'A1', product: 'Chips', price: -5, qty: 1 }] }, steps: [{ cancel: true }] }, /price\.json: machine\.slots\[0\]\.price must be a positive integer/],
       ['update.json', { name: 'x', machine, steps: [{ cancel: true }, { update: { version: '0.2.0', image: 'bad' } }] }, /update\.json: step 2: update\.image must be one of good, no-broker, throws-at-start, short, wrong-hash, not "bad"/],
+      ['devcur.json', { name: 'x', machine: { ...machine, changer: { ...machine.changer, currency: 'euro' } }, steps: [{ cancel: true }] }, /devcur\.json: machine\.changer\.currency must be an ISO 4217 code/],
+      ['billcur.json', { name: 'x', machine: { ...machine, bills: { values: [100], currncy: 'EUR' } }, steps: [{ cancel: true }] }, /billcur\.json: machine\.bills: unknown key "currncy"/],
     ];
     for (const [name, content, pattern] of cases) {
       const r = run(write(name, content));

@@ -196,11 +196,18 @@ function parseMachine(m: unknown, fail: (detail: string, step?: number) => never
     return slot;
   });
   const spec: MachineSpec = { currency: currency as string, slots };
+  // A device's own currency (what it reports in its SETUP); a device in other money must not be enabled.
+  const deviceCurrency = (at: string, v: unknown): string | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || !CURRENCIES[v]) fail(`${at}.currency must be an ISO 4217 code the simulator knows (${Object.keys(CURRENCIES).join(', ')})`);
+    return v as string;
+  };
   const changer = m['changer'];
   if (changer !== undefined) {
     if (!isObj(changer) || !Array.isArray(changer['coins']) || changer['coins'].length === 0 || changer['coins'].length > 16) {
       fail('machine.changer must be { "coins": [...] } with 1 to 16 coin types');
     }
+    for (const key of Object.keys(changer as Obj)) if (!['coins', 'currency'].includes(key)) fail(`machine.changer: unknown key "${key}"`);
     const coins = ((changer as Obj)['coins'] as unknown[]).map((c, i) => {
       const at = `machine.changer.coins[${i}]`;
       if (!isObj(c)) return fail(`${at} must be an object { "value", "tube" }`);
@@ -210,11 +217,20 @@ function parseMachine(m: unknown, fail: (detail: string, step?: number) => never
       return { value: c['value'] as number, tube: tube as number | null };
     });
     spec.changer = { coins };
+    const cc = deviceCurrency('machine.changer', (changer as Obj)['currency']);
+    if (cc !== undefined) spec.changer.currency = cc;
   }
-  const bills = m['bills'];
+  let bills = m['bills'];
   if (bills !== undefined) {
+    // With its own currency the validator is written { "values": [...], "currency": "EUR" }.
+    if (isObj(bills)) {
+      for (const key of Object.keys(bills)) if (!['values', 'currency'].includes(key)) fail(`machine.bills: unknown key "${key}"`);
+      const bc = deviceCurrency('machine.bills', bills['currency']);
+      if (bc !== undefined) spec.billsCurrency = bc;
+      bills = bills['values'];
+    }
     if (!Array.isArray(bills) || bills.length === 0 || bills.length > 16 || !bills.every((b) => isInt(b) && b > 0)) {
-      fail('machine.bills must be a list of 1 to 16 positive bill values (minor units)');
+      fail('machine.bills must be a list of 1 to 16 positive bill values (minor units), or { "values": [...], "currency": "EUR" }');
     }
     spec.bills = bills as number[];
   }
@@ -222,7 +238,7 @@ function parseMachine(m: unknown, fail: (detail: string, step?: number) => never
   if (cashless !== undefined) {
     if (!isObj(cashless) || !isInt(cashless['funds']) || cashless['funds'] < 0) fail('machine.cashless must be { "funds": <minor units>, "approve"?: boolean }');
     const c = cashless as Obj;
-    for (const key of Object.keys(c)) if (!['funds', 'approve', 'approveMs', 'fault'].includes(key)) fail(`machine.cashless: unknown key "${key}"`);
+    for (const key of Object.keys(c)) if (!['funds', 'approve', 'approveMs', 'fault', 'currency', 'endSession'].includes(key)) fail(`machine.cashless: unknown key "${key}"`);
     if (c['approve'] !== undefined && typeof c['approve'] !== 'boolean') fail('machine.cashless.approve must be true or false');
     spec.cashless = { funds: c['funds'] as number };
     if (typeof c['approve'] === 'boolean') spec.cashless.approve = c['approve'];
@@ -234,6 +250,13 @@ function parseMachine(m: unknown, fail: (detail: string, step?: number) => never
     if (c['fault'] !== undefined) {
       if (!(CASHLESS_FAULTS as readonly unknown[]).includes(c['fault'])) fail(`machine.cashless.fault must be one of ${CASHLESS_FAULTS.join(', ')}`);
       spec.cashless.fault = c['fault'] as CashlessFaultName;
+    }
+    const rc = deviceCurrency('machine.cashless', c['currency']);
+    if (rc !== undefined) spec.cashless.currency = rc;
+    // Simulator extension: a reader that never sends END SESSION after SESSION COMPLETE.
+    if (c['endSession'] !== undefined) {
+      if (typeof c['endSession'] !== 'boolean') fail('machine.cashless.endSession must be true or false');
+      spec.cashless.endSession = c['endSession'] as boolean;
     }
   }
   const policy = m['changePolicy'];
