@@ -36,10 +36,24 @@ export interface RabbitNode {
   process: ChildProcess | undefined;
 }
 
+/**
+ * The MQTT plugin keeps each machine's subscription in a durable classic queue on the node it
+ * connected to; with that node dead, the machine could not subscribe anywhere else ("home node
+ * ... is down"). Mirrored on every node, the queue moves to a survivor. (docs/cluster.md)
+ */
+export const MQTT_SESSION_POLICY = { name: 'mqtt-sessions', pattern: '^mqtt-subscription-', definition: '{"ha-mode":"all","ha-promote-on-failure":"always","ha-promote-on-shutdown":"always"}' };
+
 const live = new Set<RabbitCluster>();
 process.once('exit', () => {
   for (const c of live) c.killAllSync();
 });
+// Interrupted (Ctrl-C, a CI timeout): no node outlives the test.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const c of live) c.killAllSync();
+    process.kill(process.pid, signal);
+  });
+}
 
 function reachable(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -131,6 +145,8 @@ export class RabbitCluster {
         await cluster.ctl(n, ['start_app']);
         await cluster.ready(n, options.startMs ?? 120000);
       }
+      const p = MQTT_SESSION_POLICY;
+      await cluster.ctl(nodes[0]!, ['set_policy', '--apply-to', 'queues', p.name, p.pattern, p.definition]);
     } catch (e) {
       await cluster.close();
       throw e;
@@ -199,6 +215,18 @@ export class RabbitCluster {
     await exited;
     n.process = undefined;
     await until(`${n.name}'s ports to close`, async () => !(await reachable(n.amqpPort)) && !(await reachable(n.mqttPort)), 30000);
+  }
+
+  /** Start a killed node again on its data (it rejoins the cluster). */
+  async restart(n: RabbitNode, ms = 120000): Promise<void> {
+    if (n.process) throw new Error(`${n.name} is running`);
+    this.spawnNode(n);
+    await this.ready(n, ms);
+  }
+
+  /** The node whose MQTT listener is on `port`. */
+  byMqttPort(port: number): RabbitNode | undefined {
+    return this.nodes.find((n) => n.mqttPort === port);
   }
 
   /** Kill every node now (synchronous: the process-exit hook). */

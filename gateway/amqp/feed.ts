@@ -55,6 +55,23 @@ export function topicOf(key: string): string {
     .join('/');
 }
 
+/** The URL with a 5 s heartbeat unless it names one (amqplib takes it from the URL only). */
+function withHeartbeat(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', '5');
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+/** At most `ms` for a broker's answer: a half-dead node must not hold a shutdown. */
+function bounded(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p.then(() => undefined, () => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
+}
+
 /** A URL as logs may show it: without its password. */
 function shown(url: string): string {
   try {
@@ -134,7 +151,7 @@ export class AmqpFeed implements Feed {
     let connection: amqp.ChannelModel | undefined;
     try {
       // A short heartbeat: a node that stops answering is noticed in seconds, not minutes.
-      connection = await amqp.connect(url, { timeout: 5000, heartbeat: 5 });
+      connection = await amqp.connect(withHeartbeat(url), { timeout: 5000 });
       const c = connection;
       c.on('error', (e: Error) => this.s.log('warn', `amqp (${this.name}): ${e.message}`));
       c.on('close', () => this.lost(c));
@@ -316,7 +333,7 @@ export class AmqpFeed implements Feed {
     this.waiting?.resolve();
     // Take no more; what was handed over is still acknowledged as the gateway stores it (end() comes after).
     const ch = this.channel;
-    if (ch && this.consumerTag !== undefined) await ch.cancel(this.consumerTag).catch(() => undefined);
+    if (ch && this.consumerTag !== undefined) await bounded(ch.cancel(this.consumerTag), 5000);
   }
 
   /** Close the connection: deliveries not acknowledged by now go back to the queue, for another gateway. */
@@ -325,6 +342,6 @@ export class AmqpFeed implements Feed {
     const c = this.connection;
     this.connection = undefined;
     this.channel = undefined;
-    await c?.close().catch(() => undefined);
+    if (c) await bounded(c.close(), 5000);
   }
 }
