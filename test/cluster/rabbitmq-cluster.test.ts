@@ -90,11 +90,12 @@ describe('a RabbitMQ cluster: nodes dying under load', function () {
         ),
       );
       const stored = (): number => gws.reduce((a, g) => a + g.ingester.stats.events, 0);
+      let killedAt = 0;
       /** From a node's death until ingest stores a new event, ms. */
       const paused = async (what: string, kill: () => Promise<void>): Promise<number> => {
         logs.push(`test: ${new Date().toISOString()} ${what}`);
         await eventually('sales stored', async () => (stored() > 0 ? true : undefined), 120000);
-        const killedAt = Date.now();
+        killedAt = Date.now();
         await kill();
         const base = stored();
         await eventually(`ingest resuming after ${what}`, async () => (stored() > base ? true : undefined), 180000);
@@ -122,6 +123,7 @@ describe('a RabbitMQ cluster: nodes dying under load', function () {
         async () => ((await hosts[0]!.status()).uplink?.state === 'online' && hosts[0]!.network!.connectedTo?.port !== victim.mqttPort ? true : undefined),
         120000,
       );
+      const moved = Date.now() - killedAt;
       const before0 = (await hosts[0]!.status()).journal.lastSeq;
       await eventually('machine 0 selling and synced past the kill', async () => {
         const st = await hosts[0]!.status();
@@ -133,7 +135,10 @@ describe('a RabbitMQ cluster: nodes dying under load', function () {
       for (const g of gws) await g.ingester.flush();
       for (const [i, h] of hosts.entries()) await assertExactlyOnce(dbs[0]!, h, ids[i]!);
       const sales = (await Promise.all(hosts.map((h) => h.status()))).reduce((a, s) => a + s.counters.sales, 0);
-      console.log(`      (ingest paused ${(first / 1000).toFixed(1)} s when the gateways' node died, ${(second / 1000).toFixed(1)} s when a machine's node died; ${sales} sales stored once)`);
+      console.log(
+        `      (ingest paused ${(first / 1000).toFixed(1)} s when the gateways' node died, ${(second / 1000).toFixed(1)} s when a machine's node died` +
+          ` (that machine online through another node after ${(moved / 1000).toFixed(1)} s); ${sales} sales stored once)`,
+      );
       assert.ok(sales > 0);
     } catch (e) {
       console.log(logs.slice(-40).join('\n'));
