@@ -9,18 +9,25 @@
  *
  * Also: RabbitMQ's MQTT plugin grants a $share subscription and delivers
  * nothing on it; a gateway on MQTT with a share group says so loudly and
- * in /health, never silently.
+ * in /health, never silently. And `npm run gateway` takes the cluster from
+ * AMQP_URL.
  *
  * Run on its own (npm run test:cluster; a step of .ci/run): it starts Erlang
  * VMs and takes minutes, not seconds.
  */
 import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buildApi } from '../../gateway/api/server.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { openDb, type Db } from '../../gateway/store/db.js';
 import { visit } from '../../hal-sim/customers.js';
 import { MachineHost } from '../../hal-sim/host.js';
 import { Random } from '../../hal-sim/scheduler.js';
+import { freePort } from '../../bench/lib/mosquitto.js';
 import { RabbitCluster, type RabbitNode } from '../../bench/lib/rabbitmq.js';
 import { usMachine } from '../sim/fixtures.js';
 import { PRODUCTION_DB, assertExactlyOnce, eventually, synced } from '../gateway/backends.js';
@@ -167,6 +174,39 @@ describe('a RabbitMQ cluster: nodes dying under load', function () {
       await api.close();
       await gw.close();
       await db.close();
+    }
+  });
+
+  it('npm run gateway with AMQP_URL (the nodes, comma-separated) consumes the quorum queues and says it is receiving in /health', async () => {
+    const up = cluster!.nodes.filter((n) => n.process !== undefined);
+    const dir = mkdtempSync(join(tmpdir(), 'vf-cluster-gw-'));
+    const main = fileURLToPath(new URL('../../gateway/main.js', import.meta.url));
+    // A dead address first: the gateway moves on to the next.
+    const urls = ['amqp://guest:guest@127.0.0.1:1', ...up.map((n) => n.amqpUrl)].join(',');
+    const child = spawn(process.execPath, [main], { env: { ...process.env, DATA_DIR: dir, API_PORT: String(await freePort()), DATABASE_URL: '', MQTT_URL: '', AMQP_URL: urls, GATEWAY_SHARE_GROUP: 'vf-main' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      const api = await eventually('the operator API', async () => /operator API on (http:\/\/[\d.:]+)/.exec(out)?.[1], 120000);
+      assert.match(out, /consuming vf-main\.ingest, vf-main\.audits, vf-main\.updates \(quorum queues bound to amq\.topic\)/, out);
+      assert.doesNotMatch(out, /embedded MQTT broker/);
+      assert.doesNotMatch(out, /guest:guest/, 'no password in the log');
+      const health = await eventually(
+        'receiving',
+        async () => {
+          const r = await fetch(`${api}/health`);
+          const h = (await r.json()) as { mqtt: { subscription: string }[] };
+          return r.status === 200 && h.mqtt.every((m) => m.subscription === 'receiving') ? h : undefined;
+        },
+        60000,
+      );
+      assert.equal(health.mqtt.length, 3);
+    } finally {
+      child.kill('SIGTERM');
+      await closed;
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
