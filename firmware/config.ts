@@ -67,10 +67,23 @@ export interface UpdateSettings {
   utcOffsetMinutes: number;
 }
 
-export interface UplinkSettings {
-  /** The MQTT broker. */
+export interface BrokerAddress {
   host: string;
   port: number;
+}
+
+/** Broker addresses a configuration may list (a cluster's nodes). */
+export const MAX_BROKERS = 8;
+
+export interface UplinkSettings {
+  /** The MQTT broker (the first of `brokers` when there is a list). */
+  host: string;
+  port: number;
+  /**
+   * A cluster's nodes, tried in turn: a connection that fails or drops moves on to the next
+   * (docs/cluster.md). Absent: host and port only.
+   */
+  brokers?: BrokerAddress[];
   user?: string;
   password?: string;
   /** Telemetry at least this often (default 5 minutes), and soon after anything changes. */
@@ -150,12 +163,26 @@ export function parseConfig(input: unknown): MachineConfig {
   if (uplinkIn !== undefined) {
     const up = `${path}.uplink`;
     if (!isRecord(uplinkIn)) throw new ConfigError(`${up} must be an object`);
+    const listIn = uplinkIn['brokers'];
+    let brokers: BrokerAddress[] | undefined;
+    if (listIn !== undefined) {
+      if (!Array.isArray(listIn) || listIn.length === 0 || listIn.length > MAX_BROKERS) throw new ConfigError(`${up}.brokers must be a list of 1 to ${MAX_BROKERS} broker addresses`);
+      brokers = [];
+      for (let i = 0; i < listIn.length; i++) {
+        const b: unknown = listIn[i];
+        const at = `${up}.brokers[${i}]`;
+        if (!isRecord(b)) throw new ConfigError(`${at} must be an object`);
+        brokers.push({ host: text(b, 'host', at), port: integer(b, 'port', at, 1, 65535, 1883) });
+      }
+    }
+    const first = brokers ? brokers[0] : undefined;
     uplink = {
-      host: text(uplinkIn, 'host', up),
-      port: integer(uplinkIn, 'port', up, 1, 65535, 1883),
+      host: first && uplinkIn['host'] === undefined ? first.host : text(uplinkIn, 'host', up),
+      port: first && uplinkIn['host'] === undefined ? first.port : integer(uplinkIn, 'port', up, 1, 65535, 1883),
       telemetryIntervalMs: integer(uplinkIn, 'telemetryIntervalMs', up, 10000, 86400000, 300000),
       keepaliveS: integer(uplinkIn, 'keepaliveS', up, 10, 3600, 60),
     };
+    if (brokers) uplink.brokers = uplinkIn['host'] === undefined ? brokers : [{ host: uplink.host, port: uplink.port }, ...brokers];
     if (uplinkIn['user'] !== undefined) uplink.user = text(uplinkIn, 'user', up);
     if (uplinkIn['password'] !== undefined) uplink.password = text(uplinkIn, 'password', up);
   }

@@ -6,9 +6,10 @@
  * Production runs several gateways against one broker: with a share group
  * they receive each message once between them ($share/{group}/...), and a
  * persistent session (fixed client id, clean: false) keeps QoS 1 messages
- * queued at the broker while a gateway restarts.
+ * queued at the broker while a gateway restarts. On a RabbitMQ cluster
+ * (`amqp`), they consume replicated queues instead (amqp/feed.ts,
+ * docs/cluster.md). Either way through a feed (feed/feed.ts).
  */
-import type mqtt from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { AlertEngine } from './alerts/engine.js';
@@ -17,19 +18,27 @@ import { CommandService } from './commands/service.js';
 import type { FirmwareRegistry } from './firmware/registry.js';
 import { ChunkServer, REQUEST_FILTER, type ChunkServerOptions, type ImageSource } from './firmware/serve.js';
 import { AuditIntake, auditMachine } from './ingest/audits.js';
+import { AmqpFeed } from './amqp/feed.js';
+import type { Feed, FeedOptions, SubscriptionState } from './feed/feed.js';
 import { Ingester, type IngestHealth, type IngestOptions } from './ingest/ingester.js';
 import { ackPayload } from './ingest/messages.js';
 import { ingestStore } from './ingest/store.js';
-import { Subscriber, type SubscriptionState } from './mqtt/subscriber.js';
+import { Subscriber } from './mqtt/subscriber.js';
 import { RolloutEngine, type RolloutEngineOptions } from './rollouts/engine.js';
 import type { Db } from './store/db.js';
 import { addMachines } from './store/machines.js';
 import { migrate } from './store/migrations.js';
 
 export interface GatewayOptions {
-  mqttUrl: string;
+  /** The MQTT broker (Mosquitto, the embedded one); exactly one of mqttUrl and amqp. */
+  mqttUrl?: string;
+  /** A RabbitMQ cluster over AMQP (docs/cluster.md): its nodes' URLs, a lost connection tries the next. */
+  amqp?: { urls: string[]; prefetch?: number };
   db: Db;
-  /** Shared-subscription group (brokers that support $share), or none. */
+  /**
+   * Shared-subscription group (brokers that support $share), or none. Over AMQP, the queues'
+   * prefix ({group}.ingest ...; "vendfleet" unless given): gateways of one group compete for them.
+   */
   shareGroup?: string | undefined;
   clientId?: string;
   username?: string;
@@ -81,8 +90,8 @@ export interface GatewayHealth {
 export class Gateway {
   readonly db: Db;
   readonly ingester: Ingester;
-  /** The connection that carries events, telemetry and status. */
-  readonly client: mqtt.MqttClient;
+  /** The feed that carries events, telemetry and status (its connection carries acks and commands back). */
+  readonly feed: Feed;
   readonly commands: CommandService;
   readonly audits: AuditIntake;
   /** Undefined when started with alerts: false. */
@@ -92,11 +101,11 @@ export class Gateway {
   /** Undefined when started with rollouts: false. */
   readonly rollouts: RolloutEngine | undefined;
   acksSent = 0;
-  private readonly subscribers: Subscriber[];
+  private readonly subscribers: Feed[];
 
   private constructor(
     db: Db,
-    subscribers: Subscriber[],
+    subscribers: Feed[],
     ingester: Ingester,
     commands: CommandService,
     audits: AuditIntake,
@@ -106,7 +115,7 @@ export class Gateway {
   ) {
     this.db = db;
     this.subscribers = subscribers;
-    this.client = subscribers[0]!.client;
+    this.feed = subscribers[0]!;
     this.ingester = ingester;
     this.commands = commands;
     this.audits = audits;
@@ -117,6 +126,7 @@ export class Gateway {
 
   static async start(options: GatewayOptions): Promise<Gateway> {
     const log = options.onLog ?? (() => {});
+    if ((options.mqttUrl === undefined) === (options.amqp === undefined)) throw new Error('the gateway needs a broker: mqttUrl or amqp, not both');
     const applied = await migrate(options.db);
     if (applied.length > 0) log('info', `store: applied migrations ${applied.join(', ')}`);
     const instance = `${hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -140,13 +150,13 @@ export class Gateway {
             : undefined,
         })
       : undefined;
-    let publisher: mqtt.MqttClient | undefined;
-    const commands = new CommandService(options.db, (topic, payload) => publisher?.publish(topic, payload, { qos: 1 }), { onLog: log, offers: options.firmware });
+    let publisher: Feed | undefined;
+    const commands = new CommandService(options.db, (topic, payload) => publisher?.publish(topic, payload, 1), { onLog: log, offers: options.firmware });
     const rollouts = options.rollouts === false ? undefined : new RolloutEngine(options.db, commands, { onLog: log, ...options.rollouts });
     const ingester = new Ingester(
       ingestStore(options.db),
       (machine, from, to) => {
-        publisher?.publish(`fleet/${machine}/acks`, ackPayload(from, to), { qos: 1 });
+        publisher?.publish(`fleet/${machine}/acks`, ackPayload(from, to), 1);
         if (gateway) gateway.acksSent++;
       },
       {
@@ -181,41 +191,40 @@ export class Gateway {
       },
     );
     const audits = new AuditIntake(options.db, log);
-    const common = {
-      url: options.mqttUrl,
-      shareGroup: options.shareGroup,
-      username: options.username,
-      password: options.password,
-      ca: options.ca,
-      instance,
-      db: options.db,
-      log,
+    const probing = {
       ...(options.probeTimeoutMs !== undefined ? { probeTimeoutMs: options.probeTimeoutMs } : {}),
       ...(options.probeEveryMs !== undefined ? { probeEveryMs: options.probeEveryMs } : {}),
     };
-    const subscribers: Subscriber[] = [];
+    const amqpSettings = options.amqp;
+    const mqttUrl = options.mqttUrl ?? '';
+    const open = (o: FeedOptions): Promise<Feed> =>
+      amqpSettings
+        ? AmqpFeed.open({ urls: amqpSettings.urls, group: options.shareGroup ?? 'vendfleet', instance, db: options.db, log, ...probing, ...(amqpSettings.prefetch !== undefined ? { prefetch: amqpSettings.prefetch } : {}) }, o)
+        : Subscriber.open({ ...o, url: mqttUrl, shareGroup: options.shareGroup, username: options.username, password: options.password, ca: options.ca, instance, db: options.db, log, ...probing });
+    const subscribers: Feed[] = [];
     let chunks: ChunkServer | undefined;
     try {
       subscribers.push(
-        await Subscriber.open({
-          ...common,
+        await open({
           name: 'ingest',
           filters: TOPICS.filter((t) => !t.endsWith('/audit')),
           probeKind: 'status',
           clientId: options.clientId,
           paused: () => high,
-          onMessage: (topic, payload, done) => {
-            ingester.submit(topic, payload);
-            if (high) held.push(done);
-            else done();
-          },
+          onMessage: amqpSettings
+            ? // The broker keeps each message until it is stored (its prefetch bounds what waits here).
+              (topic, payload, done) => ingester.submit(topic, payload, (outcome) => done(outcome === 'dropped'))
+            : (topic, payload, done) => {
+                ingester.submit(topic, payload);
+                if (high) held.push(done);
+                else done();
+              },
         }),
       );
-      publisher = subscribers[0]!.client;
+      publisher = subscribers[0];
       // Audit files on a connection of their own: one that waits for the store holds back only audits.
       subscribers.push(
-        await Subscriber.open({
-          ...common,
+        await open({
           name: 'audits',
           filters: TOPICS.filter((t) => t.endsWith('/audit')),
           probeKind: 'audit',
@@ -233,12 +242,11 @@ export class Gateway {
       );
       if (options.updates) {
         const { source, ...chunkOptions } = options.updates;
-        let updates: Subscriber | undefined;
+        let updates: Feed | undefined;
         // QoS 0 both ways, and only while connected: a chunk queued for later is one the machine has asked for again by then.
-        chunks = new ChunkServer(source, (topic, payload) => updates?.client.connected && updates.client.publish(topic, payload, { qos: 0 }), { onLog: log, ...chunkOptions });
+        chunks = new ChunkServer(source, (topic, payload) => updates?.publish(topic, payload, 0), { onLog: log, ...chunkOptions });
         const server = chunks;
-        updates = await Subscriber.open({
-          ...common,
+        updates = await open({
           name: 'updates',
           filters: [REQUEST_FILTER],
           probeKind: 'update/get',
@@ -261,13 +269,22 @@ export class Gateway {
     }
     gateway = new Gateway(options.db, subscribers, ingester, commands, audits, alerts, chunks, rollouts);
     rollouts?.start();
-    const prefix = options.shareGroup ? `$share/${options.shareGroup}/` : '';
-    log('info', `gateway: subscribed to ${[...TOPICS, ...(chunks ? [REQUEST_FILTER] : [])].map((t) => prefix + t).join(', ')} on ${options.mqttUrl}`);
+    if (amqpSettings) {
+      log('info', `gateway: consuming ${subscribers.map((f) => `${options.shareGroup ?? 'vendfleet'}.${f.name}`).join(', ')} (quorum queues bound to amq.topic) on a RabbitMQ cluster of ${amqpSettings.urls.length} node address(es)`);
+    } else {
+      const prefix = options.shareGroup ? `$share/${options.shareGroup}/` : '';
+      log('info', `gateway: subscribed to ${[...TOPICS, ...(chunks ? [REQUEST_FILTER] : [])].map((t) => prefix + t).join(', ')} on ${mqttUrl}`);
+    }
     if (alerts) {
       alerts.startSweeper(alertOptions?.sweepMs ?? 10000);
       if (alerts.webhook) log('info', `alerts: notifications to ${alerts.webhook.target}`);
     }
     return gateway;
+  }
+
+  /** Is the ingest feed connected to its broker? */
+  get connected(): boolean {
+    return this.feed.connected;
   }
 
   /** Register machines (provisioning proper comes with per-machine credentials). */

@@ -2,10 +2,14 @@
  * npm run gateway
  *
  * Production: MQTT_URL=mqtt://broker:1883 DATABASE_URL=postgres://… npm run gateway
+ * On a RabbitMQ cluster (docs/cluster.md): AMQP_URL=amqp://user:pass@node1:5672,amqp://user:pass@node2:5672,…
+ * (a comma-separated list of the nodes; the gateway reads from the first that
+ * answers and moves on to the next when it goes) instead of MQTT_URL.
  * Embedded default (no MQTT_URL / DATABASE_URL): an in-process broker (aedes)
  * and PGlite keeping its data in ./data/pglite.
  *
- * Settings (environment): MQTT_URL, MQTT_USERNAME, MQTT_PASSWORD,
+ * Settings (environment): MQTT_URL, MQTT_USERNAME, MQTT_PASSWORD, AMQP_URL,
+ * AMQP_PREFETCH (deliveries a gateway holds unacknowledged, 1000),
  * DATABASE_URL, GATEWAY_SHARE_GROUP (default "vendfleet" with an external
  * broker), GATEWAY_CLIENT_ID (a fixed id gives a persistent session; default
  * vendfleet-gateway-<host>), TELEMETRY_RETENTION_DAYS (30), DATA_DIR,
@@ -108,7 +112,27 @@ async function main(): Promise<void> {
   let mqttUrl = env['MQTT_URL'];
   let username = env['MQTT_USERNAME'];
   let password = env['MQTT_PASSWORD'];
-  if (!mqttUrl) {
+  const amqpUrls = (env['AMQP_URL'] ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
+  if (amqpUrls.length > 0 && mqttUrl) {
+    log('error', 'set MQTT_URL (Mosquitto) or AMQP_URL (a RabbitMQ cluster), not both');
+    process.exit(2);
+  }
+  for (const u of amqpUrls) {
+    let protocol = '';
+    try {
+      protocol = new URL(u).protocol;
+    } catch {
+      // reported below
+    }
+    if (protocol !== 'amqp:' && protocol !== 'amqps:') {
+      log('error', 'AMQP_URL must be a comma-separated list of amqp:// or amqps:// URLs');
+      process.exit(2);
+    }
+  }
+  if (!mqttUrl && amqpUrls.length === 0) {
     // The embedded broker checks machines' logins against the store and enforces the topic ACLs.
     username = GATEWAY_USER;
     password = env['GATEWAY_MQTT_PASSWORD'] ?? randomBytes(24).toString('base64url');
@@ -117,7 +141,7 @@ async function main(): Promise<void> {
     log('info', `embedded MQTT broker on ${mqttUrl} (logins and topic ACLs on)`);
   }
   const gateway = await Gateway.start({
-    mqttUrl,
+    ...(amqpUrls.length > 0 ? { amqp: { urls: amqpUrls, prefetch: positive('AMQP_PREFETCH', 1000) } } : { mqttUrl: mqttUrl ?? '' }),
     db,
     shareGroup: env['GATEWAY_SHARE_GROUP'] ?? (broker ? undefined : 'vendfleet'),
     clientId: env['GATEWAY_CLIENT_ID'] ?? `vendfleet-gateway-${hostname()}`,

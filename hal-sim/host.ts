@@ -186,7 +186,7 @@ export class MachineHost {
     const net = this.network;
     await this.send({
       t: this.nowMs,
-      boot: { ...this.rig.firmwareConfig(this.options.machineId), ...(net ? { uplink: { host: net.host, port: net.port } } : {}), ...this.options.config },
+      boot: { ...this.rig.firmwareConfig(this.options.machineId), ...(net ? { uplink: { host: net.host, port: net.port, ...(net.brokers.length > 1 ? { brokers: [...net.brokers] } : {}) } } : {}), ...this.options.config },
       flash: { size: g.size, blockLength: g.blockLength, writeAlign: g.writeAlign, runs: imageRuns(this.flash.bytes) },
       slots: this.slots.info(),
     });
@@ -554,7 +554,7 @@ export class MachineHost {
     switch (op[1]) {
       case 'open': {
         const o = op[2];
-        net.open({ id: o.id, keepalive: o.keepalive, ...(o.user !== undefined ? { user: o.user } : {}), ...(o.password !== undefined ? { password: o.password } : {}), ...(o.will ? { will: o.will } : {}) });
+        net.open({ host: o.host, port: o.port, id: o.id, keepalive: o.keepalive, ...(o.user !== undefined ? { user: o.user } : {}), ...(o.password !== undefined ? { password: o.password } : {}), ...(o.will ? { will: o.will } : {}) });
         break;
       }
       case 'pub':

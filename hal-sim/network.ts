@@ -6,6 +6,10 @@
  * (so the broker publishes the machine's last will) and new connections fail
  * after a connect timeout.
  *
+ * Given several broker URLs (a cluster's nodes), the machine is configured
+ * with all of them and the firmware chooses: each connection goes to the
+ * address the firmware asks for.
+ *
  * Real I/O runs in real time while the machine's clock is virtual, so while a
  * connection is open the host paces virtual time (`speed` times real time at
  * most) to keep round trips to the gateway in proportion.
@@ -17,8 +21,8 @@ import type { GuestEvent } from './guest/protocol.js';
 import type { Scheduler } from './scheduler.js';
 
 export interface NetworkOptions {
-  /** The real broker, e.g. mqtt://127.0.0.1:1883. */
-  url: string;
+  /** The real broker, e.g. mqtt://127.0.0.1:1883, or a cluster's nodes (the firmware tries them in turn). */
+  url: string | string[];
   /** Most virtual time per real time while connected (default 100). */
   speed?: number;
   /** For mqtts:// brokers: the CA certificate the board trusts (PEM), as provisioned on a real board. */
@@ -26,6 +30,9 @@ export interface NetworkOptions {
 }
 
 export interface MqttOpen {
+  /** The broker the firmware asks for (one of `brokers`); the first one if not said. */
+  host?: string;
+  port?: number;
   id: string;
   keepalive: number;
   user?: string;
@@ -37,9 +44,14 @@ export interface MqttOpen {
 const CONNECT_TIMEOUT_US = 5_000_000;
 
 export class SimNetwork {
+  /** The first broker (the machine's `uplink.host` and `port`). */
   readonly host: string;
   readonly port: number;
+  /** Every broker, in the order the machine is configured with them. */
+  readonly brokers: readonly { host: string; port: number }[];
   readonly speed: number;
+  /** The broker of the open connection (or the last one tried). */
+  connectedTo: { host: string; port: number } | undefined;
   private readonly tls: boolean;
   private readonly ca: string | Buffer | undefined;
   up = true;
@@ -52,12 +64,18 @@ export class SimNetwork {
   private pendingFail: number | undefined;
 
   constructor(options: NetworkOptions, scheduler: Scheduler, emit: (ev: GuestEvent) => void) {
-    const u = new URL(options.url);
-    if (u.protocol !== 'mqtt:' && u.protocol !== 'mqtts:') throw new Error(`the simulated network speaks mqtt:// or mqtts://, not ${u.protocol}`);
-    this.host = u.hostname;
+    const urls = (Array.isArray(options.url) ? options.url : [options.url]).map((url) => new URL(url));
+    const u = urls[0];
+    if (!u) throw new Error('the simulated network needs a broker URL');
+    for (const x of urls) {
+      if (x.protocol !== 'mqtt:' && x.protocol !== 'mqtts:') throw new Error(`the simulated network speaks mqtt:// or mqtts://, not ${x.protocol}`);
+      if (x.protocol !== u.protocol) throw new Error('the simulated network speaks one of mqtt:// and mqtts:// to all its brokers');
+    }
     this.tls = u.protocol === 'mqtts:';
     this.ca = options.ca;
-    this.port = Number(u.port || (this.tls ? 8883 : 1883));
+    this.brokers = urls.map((x) => ({ host: x.hostname, port: Number(x.port || (this.tls ? 8883 : 1883)) }));
+    this.host = this.brokers[0]!.host;
+    this.port = this.brokers[0]!.port;
     this.speed = options.speed ?? 100;
     this.scheduler = scheduler;
     this.emit = emit;
@@ -85,8 +103,11 @@ export class SimNetwork {
       });
       return;
     }
+    const host = o.host ?? this.host;
+    const port = o.port ?? this.port;
+    this.connectedTo = { host, port };
     // Over TLS the broker's certificate must chain to the provisioned CA and name the host.
-    const socket: Socket = this.tls ? connectTls({ host: this.host, port: this.port, ...(this.ca ? { ca: this.ca } : {}) }) : connect(this.port, this.host);
+    const socket: Socket = this.tls ? connectTls({ host, port, ...(this.ca ? { ca: this.ca } : {}) }) : connect(port, host);
     this.socket = socket;
     socket.setNoDelay(true);
     const parser = mqttPacket.parser({ protocolVersion: 4 });

@@ -6,7 +6,9 @@
  * the backlog, so a week offline costs flash, not heap.
  *
  * Reconnects back off exponentially (1 s doubling to 5 min) with jitter, so
- * a fleet coming back after an outage does not arrive all at once.
+ * a fleet coming back after an outage does not arrive all at once. Given a
+ * list of brokers (a cluster's nodes), each new attempt after a connection
+ * failed or dropped goes to the next address in the list.
  *
  * Without acknowledgements the gateway is slow, down, or lost what it was
  * sent: after 20 s the first batch from the cursor goes again as a probe,
@@ -71,6 +73,9 @@ export class Uplink {
   private client: MqttClient | undefined;
   private nextSeq = 0;
   private failures = 0;
+  /** The broker addresses, and the one connected to or tried now. */
+  private readonly brokers: readonly { host: string; port: number }[];
+  private broker = 0;
   /** Acknowledgement timeouts in a row without progress; while above 0 only a probe (one batch) is in flight. */
   private ackTimeouts = 0;
   /** The newest event published since boot: a probe resends no further, so it is the same as what the gateway may hold. */
@@ -88,6 +93,7 @@ export class Uplink {
     this.config = config;
     this.source = source;
     this.topic = `fleet/${source.machineId}/`;
+    this.brokers = config.brokers && config.brokers.length > 0 ? config.brokers : [{ host: config.host, port: config.port }];
     // A per-machine seed for the jitter (no Math.random: runs replay exactly in the simulator).
     let h = 0x9e3779b9;
     for (let i = 0; i < source.machineId.length; i++) h = Math.imul(h ^ source.machineId.charCodeAt(i), 0x85ebca6b);
@@ -125,14 +131,15 @@ export class Uplink {
     if (!open) return;
     this.status.state = 'connecting';
     const c = this.config;
+    const at = this.brokers[this.broker % this.brokers.length]!;
     const gen = ++this.generation;
     const mine = (fn: () => void) => (): void => {
       if (gen === this.generation) fn();
     };
     try {
       this.client = open.call(this.board, {
-        host: c.host,
-        port: c.port,
+        host: at.host,
+        port: at.port,
         id: this.source.machineId,
         keepalive: c.keepaliveS,
         ...(c.user !== undefined ? { user: c.user } : {}),
@@ -162,7 +169,8 @@ export class Uplink {
       { topic: this.topic + 'update/chunk', QoS: 0 },
     ]);
     this.publish('status', { v: 1, online: true, fw: this.source.firmware, boot: this.source.journal.bootSeq }, true);
-    this.board.log('info', `uplink: online (${this.config.host}:${this.config.port}); ${this.source.journal.status().unsynced} events to send`);
+    const at = this.brokers[this.broker % this.brokers.length]!;
+    this.board.log('info', `uplink: online (${at.host}:${at.port}); ${this.source.journal.status().unsynced} events to send`);
     this.nextSeq = this.source.journal.ledger.synced + 1;
     this.pump();
     this.sendTelemetry();
@@ -183,6 +191,8 @@ export class Uplink {
     if (this.ackTimer !== undefined) this.board.timers.clear(this.ackTimer);
     this.ackTimer = undefined;
     if (this.retryTimer !== undefined) return;
+    // That address failed or dropped: the next attempt goes to the next one (a cluster's other node).
+    this.broker = (this.broker + 1) % this.brokers.length;
     // Exponential backoff with jitter between half and the whole of the step.
     const step = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(this.failures, 16));
     this.failures++;

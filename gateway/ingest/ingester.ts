@@ -110,6 +110,19 @@ export interface IngestHealth {
   lastCommitAgoMs: number | undefined;
 }
 
+/**
+ * Told once a submitted message is done with: 'stored' when it is committed (or
+ * recorded as refused, or rejected for good: nothing to keep), 'dropped' when it
+ * was let go unstored and the source should hand it over again.
+ */
+export type Settled = (outcome: 'stored' | 'dropped') => void;
+
+/** One submitted message's settlement, shared by the parts it may be split into. */
+interface Ticket {
+  left: number;
+  settled: Settled;
+}
+
 type Pending = (
   | { kind: 'events'; machine: string; from: number; to: number; events: MachineEvent[]; refused: RefusedEvent[] }
   | { kind: 'telemetry'; machine: string; body: Record<string, unknown>; text: string }
@@ -118,6 +131,8 @@ type Pending = (
   at: number;
   /** Written in a transaction of its own (a batch it was in was refused). */
   solo?: boolean;
+  /** Whom to tell when it is done with (a source that acknowledges to its broker after the commit). */
+  ticket?: Ticket;
 };
 type EventsPending = Pending & { kind: 'events' };
 
@@ -185,26 +200,40 @@ export class Ingester {
     return this.clock.now();
   }
 
-  /** A message arrived on `topic`. Never throws: bad input is counted and logged. */
-  submit(topic: string, payload: Uint8Array): void {
+  /**
+   * A message arrived on `topic`. Never throws: bad input is counted and logged.
+   * `settled`, if given, is called once the message is done with (after the commit that stores it).
+   */
+  submit(topic: string, payload: Uint8Array, settled?: Settled): void {
     if (this.closed) {
       // Shutting down: not stored, not acknowledged; the machine sends it again.
       this.stats.shed++;
+      settled?.('dropped');
       return;
     }
     this.stats.messages++;
     const m = parseMessage(topic, payload, this.checkEvent);
-    if (!m.ok) return this.reject(m.reason, m.detail);
+    if (!m.ok) {
+      this.reject(m.reason, m.detail);
+      settled?.('stored');
+      return;
+    }
     // A machine not seen yet is looked up as part of the flush.
-    if (!this.machines.mayQueue(m.machine, this.now())) return this.reject('unknown-machine', m.machine);
+    if (!this.machines.mayQueue(m.machine, this.now())) {
+      this.reject('unknown-machine', m.machine);
+      settled?.('stored');
+      return;
+    }
     if (m.kind === 'events' && this.waitingEvents.covers(m.machine, m)) {
       // A resend of events still waiting for the store: queued again it would be written twice.
       this.stats.waitingDuplicates++;
       this.stats.waitingDuplicateEvents += m.to - m.from + 1;
+      settled?.('stored');
       return;
     }
     if (this.pending.length >= this.options.maxPendingMessages) {
       this.stats.shed++;
+      settled?.('dropped');
       return;
     }
     const at = performance.now();
@@ -214,6 +243,7 @@ export class Ingester {
         : m.kind === 'telemetry'
           ? { kind: 'telemetry', machine: m.machine, body: m.body, text: m.text, at }
           : { kind: 'status', machine: m.machine, online: m.online, body: m.body, text: m.text, at };
+    if (settled) p.ticket = { left: 1, settled };
     if (p.kind === 'events') for (const r of p.refused) this.reject('bad-event', `${p.machine}: event ${r.seq}: ${r.reason}`);
     this.enqueue(p);
     // A command's outcome has someone waiting for it (an API call): no batching delay.
@@ -323,6 +353,8 @@ export class Ingester {
       const conflicts = await this.commit(ok, rejections);
       this.committed();
       this.acknowledge(ok.filter((p) => !conflicts.has(p)));
+      // Stored, conflicting (recorded) or from an unknown machine (rejected): done with, every one.
+      for (const p of batch) release(p);
       return;
     } catch (e) {
       const fault = this.closed ? 'outage' : await classifyStoreError(e, () => this.store.ping());
@@ -377,6 +409,7 @@ export class Ingester {
     if (!p) return;
     if (p.kind !== 'events') {
       this.reject('db-error', `${p.machine}: ${p.kind} refused by the store: ${why}`);
+      release(p);
       return;
     }
     const parts = p.events.length + p.refused.length;
@@ -386,6 +419,11 @@ export class Ingester {
       for (const e of p.events) single.push({ kind: 'events', machine: p.machine, from: e.seq, to: e.seq, events: [e], refused: [], at: p.at, solo: true });
       for (const r of p.refused) single.push({ kind: 'events', machine: p.machine, from: r.seq, to: r.seq, events: [], refused: [r], at: p.at, solo: true });
       single.sort((a, b) => a.from - b.from);
+      if (p.ticket) {
+        // The message is done with when all its parts are.
+        p.ticket.left += single.length - 1;
+        for (const part of single) part.ticket = p.ticket;
+      }
       this.requeue(single);
       for (const part of single) this.waitingEvents.add(part);
       return;
@@ -404,6 +442,8 @@ export class Ingester {
       return;
     }
     this.reject('db-error', `${p.machine}: events ${p.from}..${p.to} could not be recorded: ${why}; not acknowledged`);
+    // Not acknowledged to the machine, which sends it again; kept by the broker it would only come back to fail again.
+    release(p);
   }
 
   private storeDown(why: string): void {
@@ -586,6 +626,12 @@ export class Ingester {
     this.timers.clear(this.timer);
     this.timer = undefined;
   }
+}
+
+/** A message (or a part of one) is done with: tell its source once all parts are. */
+function release(p: Pending): void {
+  const t = p.ticket;
+  if (t && --t.left === 0) t.settled('stored');
 }
 
 /** What a message costs a transaction: its events, or one row. */

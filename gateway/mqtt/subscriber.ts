@@ -17,12 +17,13 @@
  *   is said loudly, the subscription is made again, and health() says deaf.
  */
 import mqtt from 'mqtt';
+import type { Feed, SubscriptionState } from '../feed/feed.js';
 import type { Queryable } from '../store/db.js';
 import { forgetOldProbes, probeRecorded, recordProbe } from '../store/probes.js';
 
 export const PROBE_MACHINE = '$gateway';
 
-export type SubscriptionState = 'connecting' | 'unverified' | 'receiving' | 'deaf';
+export type { SubscriptionState };
 
 export interface SubscriberOptions {
   url: string;
@@ -60,8 +61,10 @@ interface Waiting {
   resolve: () => void;
 }
 
-export class Subscriber {
+export class Subscriber implements Feed {
   readonly client: mqtt.MqttClient;
+  /** mqtt.js acknowledges on arrival; machines resend until the gateway's own ack after the commit. */
+  readonly ackAfterStore = false;
   state: SubscriptionState = 'connecting';
   /** When a probe last came back (ms since the epoch), and probes sent and lost. */
   lastReceivedAt: number | undefined;
@@ -156,6 +159,13 @@ export class Subscriber {
 
   get connected(): boolean {
     return this.client.connected;
+  }
+
+  publish(topic: string, payload: string | Buffer, qos: 0 | 1): boolean {
+    // QoS 1 is queued by mqtt.js while disconnected; QoS 0 (chunks) only goes out while connected.
+    if (qos === 0 && !this.client.connected) return false;
+    this.client.publish(topic, payload, { qos });
+    return true;
   }
 
   /** Send a probe through the subscription and wait for it to come back (bounded); joins one under way. */

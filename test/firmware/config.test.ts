@@ -52,3 +52,26 @@ describe('money formatting', () => {
     equal(formatMoney(1005, 3), '1.005');
   });
 });
+
+describe('machine configuration: broker addresses', () => {
+  it('takes a list of brokers (a cluster), the first as host and port, or host and port followed by the list', () => {
+    const c = parseConfig({ slots: [slot], uplink: { brokers: [{ host: 'n1', port: 1884 }, { host: 'n2' }, { host: 'n3', port: 1999 }] } });
+    equal(c.uplink!.host, 'n1');
+    equal(c.uplink!.port, 1884);
+    equal(c.uplink!.brokers!.map((b) => `${b.host}:${b.port}`).join(' '), 'n1:1884 n2:1883 n3:1999');
+    const d = parseConfig({ slots: [slot], uplink: { host: 'main', brokers: [{ host: 'spare', port: 1885 }] } });
+    equal(d.uplink!.brokers!.map((b) => `${b.host}:${b.port}`).join(' '), 'main:1883 spare:1885');
+    equal(parseConfig({ slots: [slot], uplink: { host: 'one' } }).uplink!.brokers, undefined);
+  });
+
+  it('names the broker address that is wrong', () => {
+    const cases: [unknown, RegExp][] = [
+      [[], /machine\.uplink\.brokers must be a list of 1 to 8/],
+      [Array.from({ length: 9 }, () => ({ host: 'h' })), /machine\.uplink\.brokers must be a list of 1 to 8/],
+      [[{ host: 'h' }, 'n2'], /machine\.uplink\.brokers\[1\] must be an object/],
+      [[{ host: 'h', port: 0 }], /machine\.uplink\.brokers\[0\]\.port must be between 1 and 65535/],
+      [[{ port: 1883 }], /machine\.uplink\.brokers\[0\]\.host must be a non-empty string/],
+    ];
+    for (const [brokers, re] of cases) throws(() => parseConfig({ slots: [slot], uplink: { brokers } }), re);
+  });
+});

@@ -180,3 +180,51 @@ describe('uplink resends', () => {
     ok(times.size >= 3, `second probes at ${[...times].join(', ')} ms`);
   });
 });
+
+describe('uplink with several brokers', () => {
+  it('moves on to the next address when a connection fails or drops, round the list', () => {
+    const timers = new VirtualTimers();
+    const clock = { now: (): number => timers.now };
+    const ledger = new Ledger(new Uint16Array([5, 5, 5]), new Uint8Array(3), layoutHash(CODES), { prices: new Int32Array([100, 150, 200]), capacity: new Uint16Array([10, 10, 10]) });
+    const journal = new Journal(new FlashImage({ size: 64 * 1024, blockLength: 4096, writeAlign: 4 }), ledger, clock);
+    journal.open();
+    const opened: MqttClientOptions[] = [];
+    const client: MqttClient = { read: () => undefined, write: (data) => data.byteLength, subscribe: () => 0, close: () => {} };
+    const board = {
+      clock,
+      timers,
+      openMqtt(o: MqttClientOptions): MqttClient {
+        opened.push(o);
+        return client;
+      },
+      log: () => {},
+    } as unknown as Board;
+    const brokers = [
+      { host: 'n1', port: 1883 },
+      { host: 'n2', port: 1884 },
+      { host: 'n3', port: 1885 },
+    ];
+    const uplink = new Uplink(board, { host: 'n1', port: 1883, brokers, keepaliveS: 60, telemetryIntervalMs: 300000 }, { machineId: 'vm-1', firmware: 'test', journal, codes: CODES, telemetry: () => ({}) });
+    uplink.start();
+    const last = (): MqttClientOptions => opened[opened.length - 1]!;
+    const where = (): string => `${last().host}:${last().port}`;
+    equal(where(), 'n1:1883');
+    // Up, then the node dies under it.
+    last().onWritable?.(1);
+    equal(uplink.status.state, 'online');
+    last().onClose?.();
+    timers.advance(10 * 60000);
+    equal(where(), 'n2:1884', 'after a drop: the next node');
+    // That one does not answer: the third, then round to the first.
+    last().onError?.();
+    timers.advance(10 * 60000);
+    equal(where(), 'n3:1885');
+    last().onError?.();
+    timers.advance(10 * 60000);
+    equal(where(), 'n1:1883');
+    last().onWritable?.(1);
+    equal(uplink.status.state, 'online');
+    equal(opened.length, 4, 'one attempt per failure');
+    uplink.stop();
+  });
+});

@@ -243,3 +243,34 @@ describe('ingester timing, on a virtual clock against a store that fails on cue'
     assert.equal(ingester.stats.shed, 1);
   });
 });
+
+describe('ingester settlement (a source that acknowledges to its broker after the commit: AMQP)', () => {
+  it('settles a message only once it is committed, not while the store is down; a split message once all its parts are; rejects at once', async () => {
+    const { time, store, ingester } = setup();
+    ingester.known(['vm-1', 'vm-2']);
+    const settled: string[] = [];
+    const on = (name: string) => (outcome: 'stored' | 'dropped'): void => void settled.push(`${name} ${outcome}`);
+    store.down = UNREACHABLE;
+    ingester.submit('fleet/vm-1/events', events(1, 3), on('a'));
+    ingester.submit('fleet/vm-9/events', events(1, 1), on('unknown'));
+    ingester.submit('fleet/vm-1/events', Buffer.from('not json'), on('garbage'));
+    await time.until('a few failed tries', () => ingester.stats.storeErrors >= 3, 10000);
+    assert.deepEqual(settled.sort(), ['garbage stored'], 'garbage is done with at once; the rest waits for the store');
+    store.down = undefined;
+    await time.until('stored', () => ingester.waiting === 0, 5000);
+    assert.deepEqual(settled.sort(), ['a stored', 'garbage stored', 'unknown stored'], 'settled after the commit (the unknown machine when the store said so)');
+    assert.ok(store.events.has('vm-1/3'));
+
+    // A poisoned event splits its message into single events: settled once, after the last part.
+    settled.length = 0;
+    store.failure = (batch) => (batch.messages.some((m) => m.machine === 'vm-2' && m.events.some((e) => e.seq === 2)) ? UNTRANSLATABLE() : undefined);
+    ingester.submit('fleet/vm-2/events', events(1, 4), on('split'));
+    await time.until('written', () => ingester.waiting === 0 && store.refused.size > 0, 5000);
+    assert.deepEqual(settled, ['split stored'], 'once, when every part is done with');
+    assert.deepEqual([...store.events.keys()].filter((k) => k.startsWith('vm-2/')).sort(), ['vm-2/1', 'vm-2/3', 'vm-2/4']);
+
+    await ingester.close();
+    ingester.submit('fleet/vm-1/events', events(4, 4), on('late'));
+    assert.deepEqual(settled.at(-1), 'late dropped', 'closed: let go, for the broker to hand over again');
+  });
+});

@@ -270,7 +270,7 @@ describe('the shipped mosquitto.conf (its listeners, logins and client ids, with
   });
 
   it('gives the gateways a listener of their own: several keep their own client ids, machines cannot log in there', async () => {
-    assert.ok(gateways.every((g) => g.client.connected), 'both gateways (same user, different client ids) stay connected');
+    assert.ok(gateways.every((g) => g.connected), 'both gateways (same user, different client ids) stay connected');
     for (const g of gateways) {
       assert.deepEqual(g.health().mqtt.map((m) => m.name), ['ingest', 'audits', 'updates']);
       assert.equal(g.health().mqtt.every((m) => m.subscription === 'receiving'), true, JSON.stringify(g.health().mqtt));
