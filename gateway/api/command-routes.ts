@@ -11,7 +11,7 @@ import { MACHINE_PARAMS, type RouteContext } from './http.js';
 import { allows } from './tokens.js';
 
 export async function registerCommandRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
-  const { commands, need, machineState } = ctx;
+  const { commands, need, machineState, scope } = ctx;
 
   app.post<{ Params: { id: string }; Body: { type: string; args?: Record<string, unknown>; ttlS?: number } }>(
     '/machines/:id/commands',
@@ -30,6 +30,8 @@ export async function registerCommandRoutes(app: FastifyInstance, ctx: RouteCont
       },
     },
     async (req, reply) => {
+      // Another operator's machine is not found, whatever the command (before the role checks: they would say it exists).
+      await machineState(req, req.params.id);
       if (req.body.type === 'rotate-key' && !allows(req.token!.role, 'admin')) throw new HttpError('forbidden', 'rotating a key needs the admin role');
       // Firmware on a machine is the admin's (docs/updates.md "The command"): the image is named, the gateway fills in its facts.
       if (req.body.type === 'update' && !allows(req.token!.role, 'admin')) throw new HttpError('forbidden', 'an update needs the admin role');
@@ -51,7 +53,7 @@ export async function registerCommandRoutes(app: FastifyInstance, ctx: RouteCont
       },
     },
     async (req) => {
-      await machineState(req.params.id);
+      await machineState(req, req.params.id);
       return { commands: await commands.list(req.params.id, req.query.limit) };
     },
   );
@@ -60,7 +62,7 @@ export async function registerCommandRoutes(app: FastifyInstance, ctx: RouteCont
     '/commands/:command',
     { preHandler: need('viewer'), schema: { summary: "A command's status and outcome", tags: ['commands'], params: { type: 'object', properties: { command: { type: 'string', format: 'uuid' } }, required: ['command'] } } },
     async (req) => {
-      const c = await commands.get(req.params.command);
+      const c = await commands.get(req.params.command, scope(req));
       if (!c) throw new HttpError('unknown-command', `no command ${req.params.command}`);
       return c;
     },
