@@ -60,10 +60,14 @@ export async function registerAlertRoutes(app: FastifyInstance, ctx: RouteContex
         summary: 'Alerts across the fleet, newest first (open ones unless state says otherwise)',
         tags: ['alerts'],
         querystring: { type: 'object', properties: { ...ALERT_QUERY_PROPS, machine: MACHINE_ID }, additionalProperties: false },
-        response: { 200: ALERTS, 400: ERROR, 401: ERROR },
+        response: { 200: ALERTS, 400: ERROR, 401: ERROR, 404: ERROR },
       },
     },
-    async (req) => ({ alerts: await listAlerts(db, { state: req.query.state, machine: req.query.machine, kind: req.query.kind, limit: req.query.limit, operator: scope(req) }) }),
+    async (req) => {
+      // A machine asked for is one the token sees, as on every route that names one (another operator's: not found).
+      if (req.query.machine !== undefined) await machineState(req, req.query.machine);
+      return { alerts: await listAlerts(db, { state: req.query.state, machine: req.query.machine, kind: req.query.kind, limit: req.query.limit, operator: scope(req) }) };
+    },
   );
 
   app.get<{ Params: { id: string }; Querystring: { state: AlertState; kind?: string; limit: number } }>(
