@@ -354,12 +354,13 @@ CREATE INDEX rollouts_operator ON rollouts (operator_id, created_at)`,
   },
 ];
 
-export async function migrate(db: Db): Promise<number[]> {
+/** Apply the migrations not applied yet, up to version `upTo` (all by default; tests stop earlier to upgrade a store of an older version). */
+export async function migrate(db: Db, upTo = Infinity): Promise<number[]> {
   await db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
   const done = new Set((await db.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)));
   const applied: number[] = [];
   for (const m of MIGRATIONS) {
-    if (done.has(m.version)) continue;
+    if (done.has(m.version) || m.version > upTo) continue;
     await db.transaction(async (tx) => {
       // Another gateway may be migrating at the same moment: the lock makes one wait for the other.
       await tx.query('LOCK TABLE schema_migrations IN EXCLUSIVE MODE');

@@ -8,6 +8,7 @@
  * table below fails the test, so none is left out unnoticed.
  */
 import { strict as assert } from 'node:assert';
+import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import { buildApi } from '../../gateway/api/server.js';
@@ -411,6 +412,62 @@ for (const backend of BACKENDS) {
       } finally {
         await a.close();
         await p.close();
+      }
+    });
+  });
+}
+
+for (const backend of BACKENDS) {
+  describe(`operators apart: upgrading a store from before operators (${backend.name})`, function () {
+    this.timeout(120000);
+
+    it("puts everything in the default operator; admin tokens become platform admins', the others the default operator's", async () => {
+      const b = await backend.open();
+      const commands = new CommandService(b.db, () => {});
+      let api: FastifyInstance | undefined;
+      try {
+        const db = b.db;
+        await migrate(db, 11);
+        const token = (name: string): string => `vf_${createHash('sha256').update(name).digest('base64url')}`;
+        const hash = (tk: string): string => createHash('sha256').update(tk).digest('hex');
+        await db.query("INSERT INTO machines (id) VALUES ('old-1'), ('old-2')");
+        await db.query("INSERT INTO api_tokens (id, name, role, hash) VALUES ('t1', 'old admin', 'admin', $1), ('t2', 'old viewer', 'viewer', $2), ('t3', 'old operator', 'operator', $3)", [
+          hash(token('admin')),
+          hash(token('viewer')),
+          hash(token('operator')),
+        ]);
+        await db.query(`INSERT INTO alert_rules (machine_id, rules) VALUES ('*', '{"lowStock":{"percent":33}}'), ('old-1', '{"lowStock":{"percent":40}}')`);
+        await db.query(`INSERT INTO audits (machine_id, source, crc, summary, raw) VALUES ('old-1', 'machine', 'absent', '{}', 'x'), (NULL, 'upload', 'absent', '{}', 'y')`);
+        await db.query(
+          `INSERT INTO rollouts (id, sha256, version, target, waves, halt, parallel, timeout_s, state) VALUES ('r000000000001', $1, '1.0.0', '{"kind":"all"}', '[100]', '{"percent":20}', 5, 3600, 'done')`,
+          ['0'.repeat(64)],
+        );
+        assert.equal((await migrate(db))[0], 12, 'the upgrade starts at the operators migration');
+        api = await buildApi({ db, commands });
+        const get = async (tk: string, url: string): Promise<Record<string, unknown>> => {
+          const res = await api!.inject({ method: 'GET', url, headers: { authorization: `Bearer ${tk}` } });
+          assert.equal(res.statusCode, 200, `${url}: ${res.body}`);
+          return res.json() as Record<string, unknown>;
+        };
+        assert.equal((await get(token('admin'), '/me'))['operator'], null, 'an admin token is a platform admin');
+        assert.equal((await get(token('viewer'), '/me'))['operator'], 'default');
+        assert.equal((await get(token('operator'), '/me'))['operator'], 'default');
+        // A single-operator fleet works as before: the old viewer sees every machine, its audits, rollouts and rules.
+        assert.deepEqual(((await get(token('viewer'), '/machines'))['machines'] as { id: string }[]).map((m) => m.id), ['old-1', 'old-2']);
+        assert.deepEqual((await get(token('viewer'), '/alert-rules'))['rules'], { lowStock: { percent: 33 } }, "the fleet's rules are the default operator's");
+        assert.equal(((await get(token('viewer'), '/machines/old-1/alert-rules'))['effective'] as { lowStock: { percent: number } }).lowStock.percent, 40);
+        const audits = (await db.query<{ id: string }>('SELECT id FROM audits ORDER BY id')).rows.map((r) => Number(r.id));
+        for (const id of audits) await get(token('viewer'), `/audits/${id}`);
+        assert.deepEqual(((await get(token('viewer'), '/rollouts'))['rollouts'] as { id: string; operator: string }[]).map((r) => [r.id, r.operator]), [['r000000000001', 'default']]);
+        // Provisioning as before (no operator named) adds to the default operator.
+        const made = await api.inject({ method: 'POST', url: '/machines', headers: { authorization: `Bearer ${token('admin')}` }, payload: { id: 'new-1' } });
+        assert.equal(made.statusCode, 201, made.body);
+        assert.equal((made.json() as { operator: string }).operator, 'default');
+        assert.equal((await db.query<{ n: string }>("SELECT count(*) AS n FROM machines WHERE operator_id = 'default'")).rows[0]!.n.toString(), '3');
+      } finally {
+        await api?.close();
+        commands.close();
+        await b.close();
       }
     });
   });
