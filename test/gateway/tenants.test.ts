@@ -8,7 +8,12 @@
  * table below fails the test, so none is left out unnoticed.
  */
 import { strict as assert } from 'node:assert';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import { buildApi } from '../../gateway/api/server.js';
@@ -16,7 +21,7 @@ import { createToken } from '../../gateway/api/tokens.js';
 import { CommandService } from '../../gateway/commands/service.js';
 import { sha256Hex } from '../../gateway/firmware/signature.js';
 import { FirmwareRegistry } from '../../gateway/firmware/registry.js';
-import type { Db } from '../../gateway/store/db.js';
+import { openDb, type Db } from '../../gateway/store/db.js';
 import { migrate } from '../../gateway/store/migrations.js';
 import { BACKENDS, eventually, type Backend } from './backends.js';
 import { espImage, keysFile, signed, testKey } from './firmware-fixtures.js';
@@ -472,3 +477,60 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('operators apart: vendctl', function () {
+  this.timeout(180000);
+  const vendctl = fileURLToPath(new URL('../../tools/vendctl.js', import.meta.url));
+  const run = (args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      execFile(process.execPath, [vendctl, ...args], { env: { ...process.env, ...env }, timeout: 90000 }, (err, stdout, stderr) => {
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      });
+    });
+
+  it('makes operators, tokens of one operator or the platform, and provisions for an operator', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vf-tenants-'));
+    const store = { DATA_DIR: dir };
+    // On the store (no gateway): the first platform admin.
+    const first = await run(['token', 'create', 'root', 'admin', '--platform'], store);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, /\(admin, a platform admin\)/);
+    const platform = first.stdout.trim();
+    // (What createToken refuses, a viewer platform token or an operator that does not exist, is tried in-process above: each run here opens the store.)
+    // Over the API: an operator added, a machine provisioned for it.
+    const serve = async <T>(fn: (url: string) => Promise<T>): Promise<T> => {
+      const db = await openDb({ dataDir: join(dir, 'pglite') });
+      const commands = new CommandService(db, () => {});
+      const api = await buildApi({ db, commands });
+      try {
+        await api.listen({ host: '127.0.0.1', port: 0 });
+        return await fn(`http://127.0.0.1:${(api.server.address() as AddressInfo).port}`);
+      } finally {
+        await api.close();
+        commands.close();
+        await db.close();
+      }
+    };
+    await serve(async (url) => {
+      const added = await run(['--url', url, '--token', platform, 'operator', 'add', 'acme', 'Acme Vending'], {});
+      assert.equal(added.code, 0, added.stderr);
+      assert.equal((JSON.parse(added.stdout) as { id: string }).id, 'acme');
+      const made = await run(['--url', url, '--token', platform, 'provision', 'acme-0001', '--operator', 'acme'], {});
+      assert.equal(made.code, 0, made.stderr);
+      assert.equal((JSON.parse(made.stdout) as { operator: string }).operator, 'acme');
+      assert.equal((await run(['--url', url, '--token', platform, 'provision', 'def-0001'], {})).code, 0);
+    });
+    const acme = await run(['token', 'create', 'acme viewer', 'viewer', '--operator', 'acme'], store);
+    assert.equal(acme.code, 0, acme.stderr);
+    assert.match(acme.stderr, /\(viewer, operator acme\)/);
+    await serve(async (url) => {
+      const token = acme.stdout.trim();
+      assert.deepEqual(JSON.parse((await run(['--url', url, '--token', token, 'me'], {})).stdout), { name: 'acme viewer', role: 'viewer', operator: 'acme' });
+      assert.deepEqual((JSON.parse((await run(['--url', url, '--token', token, 'machines'], {})).stdout) as { machines: { id: string }[] }).machines.map((m) => m.id), ['acme-0001']);
+      const other = await run(['--url', url, '--token', token, 'machine', 'def-0001'], {});
+      assert.equal(other.code, 1);
+      assert.match(other.stderr, /404 unknown-machine/);
+      assert.deepEqual((JSON.parse((await run(['--url', url, '--token', token, 'operators'], {})).stdout) as { operators: { id: string }[] }).operators.map((o) => o.id), ['acme']);
+    });
+  });
+});
