@@ -1,12 +1,14 @@
 /**
  * Operators over the API (docs/tenants.md): who the token is (its role and
  * operator), the operators it can see (a platform admin: all; any other
- * token: its own), and adding an operator (platform admins).
+ * token: its own), adding an operator (platform admins), and making tokens
+ * (an admin for its operator; a platform admin for any, or the platform).
  */
 import type { FastifyInstance } from 'fastify';
 import { createOperator, listOperators, OPERATOR_ID_PATTERN } from '../store/operators.js';
 import { HttpError } from './errors.js';
-import { ERROR, type RouteContext } from './http.js';
+import { ERROR, OPERATOR_PARAM, type RouteContext } from './http.js';
+import { createToken, ROLES, type Role } from './tokens.js';
 
 const OPERATOR = {
   type: 'object',
@@ -36,6 +38,39 @@ export async function registerOperatorRoutes(app: FastifyInstance, ctx: RouteCon
       schema: { summary: "The operators the token sees, with their machine counts (a platform admin: all; else its own)", tags: ['operators'], response: { 200: { type: 'object', properties: { operators: { type: 'array', items: OPERATOR } } }, 401: ERROR } },
     },
     async (req) => ({ operators: await listOperators(db, scope(req)) }),
+  );
+
+  app.post<{ Body: { name: string; role: Role; operator?: string; platform?: boolean } }>(
+    '/tokens',
+    {
+      preHandler: need('admin'),
+      schema: {
+        summary: "Make an API token (shown once): the token's operator's (an admin's of that operator may), or a platform admin's (platform: true; platform admins only). A platform admin names the operator; naming none makes an admin token a platform admin's and any other the default operator's, as vendctl token create does",
+        tags: ['operators'],
+        body: {
+          type: 'object',
+          properties: {
+            name: { type: 'string', pattern: '^[\\w .@-]{1,64}$' },
+            role: { type: 'string', enum: [...ROLES] },
+            operator: OPERATOR_PARAM,
+            platform: { type: 'boolean', enum: [true] },
+          },
+          required: ['name', 'role'],
+          additionalProperties: false,
+        },
+        response: { 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR },
+      },
+    },
+    async (req, reply) => {
+      const { name, role, operator, platform } = req.body;
+      if (platform && operator !== undefined) throw new HttpError('bad-request', 'a token is one operator\'s or a platform admin\'s, not both');
+      if (platform && scope(req) !== null) throw new HttpError('forbidden', "only a platform admin makes a platform admin's token");
+      if (platform && role !== 'admin') throw new HttpError('bad-request', "a platform admin's token has the admin role");
+      // An operator's admin makes its own operator's tokens; a platform admin any operator's (or, naming none, as vendctl does).
+      const owner = platform ? null : scope(req) !== null || operator !== undefined ? await ctx.owner(req, operator) : undefined;
+      const made = await createToken(db, name, role, owner);
+      return reply.code(201).send({ token: made.token, id: made.info.id, name: made.info.name, role: made.info.role, operator: made.info.operator });
+    },
   );
 
   app.post<{ Body: { id: string; name: string } }>(

@@ -182,6 +182,7 @@ for (const backend of BACKENDS) {
         ['GET /me', { kind: 'list', req: { method: 'GET', url: '/me' } }],
         ['GET /operators', { kind: 'list', req: { method: 'GET', url: '/operators' } }],
         ['POST /operators', { kind: 'platform', req: { method: 'POST', url: '/operators', body: { id: 'op-c', name: 'C' } } }],
+        ['POST /tokens', { kind: 'foreign', probes: [{ method: 'POST', url: '/tokens', body: { name: 'mine now', role: 'admin', operator: 'op-b' } }] }],
         ['GET /machines', { kind: 'list', req: { method: 'GET', url: '/machines' }, foreign: [] }],
         ['GET /machines/:id', { kind: 'foreign', probes: [{ method: 'GET', url: m() }] }],
         ['PUT /machines/:id/tags', { kind: 'foreign', probes: [{ method: 'PUT', url: `${m()}/tags`, body: { tags: ['stolen'] } }] }],
@@ -383,6 +384,14 @@ for (const backend of BACKENDS) {
       // A platform admin adds operators; an id taken is said to be taken (operators are the platform's to know).
       await ok(t.platform, { method: 'POST', url: '/operators', body: { id: 'op-c', name: 'Operator C' } }, 201);
       assert.equal((await call(t.platform, { method: 'POST', url: '/operators', body: { id: 'op-c', name: 'again' } })).statusCode, 409);
+      // Over the API: an operator's admin makes its own operator's tokens, never a platform admin's; a platform admin makes any.
+      const made = await ok(t.aAdmin, { method: 'POST', url: '/tokens', body: { name: 'a new', role: 'viewer' } }, 201);
+      assert.equal(made['operator'], 'op-a');
+      assert.deepEqual(await ok(made['token'] as string, { method: 'GET', url: '/me' }), { name: 'a new', role: 'viewer', operator: 'op-a' });
+      assert.equal((await call(t.aAdmin, { method: 'POST', url: '/tokens', body: { name: 'up', role: 'admin', platform: true } })).statusCode, 403);
+      assert.equal((await call(t.aOperator, { method: 'POST', url: '/tokens', body: { name: 'up', role: 'admin' } })).statusCode, 403);
+      assert.equal((await ok(t.platform, { method: 'POST', url: '/tokens', body: { name: 'root 2', role: 'admin', platform: true } }, 201))['operator'], null);
+      assert.equal((await ok(t.platform, { method: 'POST', url: '/tokens', body: { name: 'b viewer', role: 'viewer', operator: 'op-b' } }, 201))['operator'], 'op-b');
       // Tokens: only an admin token may be a platform admin's, and only of an operator that exists.
       await assert.rejects(createToken(db, 'x', 'viewer', null), /only an admin token/);
       await assert.rejects(createToken(db, 'x', 'viewer', 'op-zz'), /no operator "op-zz"/);
