@@ -12,7 +12,7 @@
  */
 import { parseHalt } from '../gateway/rollouts/plan.js';
 
-export const ROLLOUT_USAGE = `  rollout create --image SHA256|--version V [--all|--machines ID,ID|--tag T|--percent P] [--waves 1,10,100] [--halt-at 20%|N]
+export const ROLLOUT_USAGE = `  rollout create --image SHA256|--version V [--all|--machines ID,ID|--tag T|--percent P] [--waves 1,10,100] [--halt-at 20%|N] [--operator OP]
                  [--parallel N] [--timeout S] [--downgrade] [--force]
   rollout list [--unfinished] | rollout show|machines|pause|resume|cancel ID [--state S] | rollout watch ID [--every MS] [--for S]
   tags ID [TAG,TAG]   (show or set a machine's tags)`;
@@ -82,6 +82,8 @@ export function rolloutRequest(args: string[], flags: Map<string, string>, fail:
         ...(timeoutS !== undefined ? { timeoutS } : {}),
         ...(flags.has('downgrade') ? { downgrade: true } : {}),
         ...(flags.has('force') ? { force: true } : {}),
+        // A platform admin names the operator whose machines it updates.
+        ...(flags.has('operator') ? { operator: flags.get('operator') } : {}),
       };
       return { method: 'POST', path: '/rollouts', body };
     }

@@ -30,13 +30,19 @@
  *   npm run vendctl -- rollout create --version 1.4.0 [--all | --machines a,b | --tag T | --percent P] [--waves 1,10,100] [--halt-at 20%]
  *   npm run vendctl -- rollout list | show ID | machines ID | pause ID | resume ID | cancel ID | watch ID
  *
+ *   npm run vendctl -- me | operators | operator add ID 'NAME'   (operators: docs/tenants.md; adding one: platform admins)
+ *   npm run vendctl -- provision vm-0042 [--operator OP]   (a platform admin names the operator)
+ *
  * The gateway's address and an API token come from --url / --token or
  * VENDFLEET_URL (default http://127.0.0.1:8080) / VENDFLEET_TOKEN.
  *
- *   npm run vendctl -- token create <name> <viewer|operator|admin>
+ *   npm run vendctl -- token create <name> <viewer|operator|admin> [--operator ID | --platform]
  *
  * works on the store directly (DATABASE_URL, or the embedded store in
- * DATA_DIR, default ./data), to make the first tokens.
+ * DATA_DIR, default ./data), to make the first tokens. A token is one
+ * operator's (--operator); --platform makes a platform admin's (admin role
+ * only), which sees every operator. Naming neither: an admin token is a
+ * platform admin's, any other the default operator's.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -50,13 +56,14 @@ import { ROLLOUT_USAGE, rolloutRequest, watchRollout, type WatchedRollout } from
 const USAGE = `usage: vendctl [--url URL] [--token TOKEN] <command> ...
   machines | machine ID | slots ID | products ID [--category C] [--limit N] | slot ID SLOT | coins ID
   sales ID [--from ISO] [--to ISO] | purchase ID SLOT [QUANTITY] [--key KEY]
-  send ID TYPE [JSON-ARGS] [--ttl SECONDS] | commands ID | command COMMAND-ID | cancel COMMAND-ID (an update) | provision ID
-  audits ID | audit AUDIT-ID | dex AUDIT-ID | upload FILE [--machine ID]
+  send ID TYPE [JSON-ARGS] [--ttl SECONDS] | commands ID | command COMMAND-ID | cancel COMMAND-ID (an update) | provision ID [--operator OP]
+  audits ID | audit AUDIT-ID | dex AUDIT-ID | upload FILE [--machine ID | --operator OP]
   picklist ID | forecast ID [--window DAYS] | locate ID LAT LON [ADDRESS] | route [--machines ID,ID] [--depot LAT,LON] [--days N] [--window DAYS] [--return false]
-  alerts [ID] [--all] [--kind KIND] [--limit N] | alert-rules [ID] [JSON-RULES]   (ID '*' or none: the fleet)
+  alerts [ID] [--all] [--kind KIND] [--limit N] | alert-rules [ID] [JSON-RULES] [--operator OP]   (ID '*' or none: the fleet)
+  me | operators | operator add ID NAME   (adding an operator: platform admins)
 ${FIRMWARE_USAGE}
 ${ROLLOUT_USAGE}
-  token create NAME ROLE | token revoke TOKEN-ID   (on the store: DATABASE_URL or DATA_DIR)`;
+  token create NAME ROLE [--operator ID | --platform] | token revoke TOKEN-ID   (on the store: DATABASE_URL or DATA_DIR)`;
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`vendctl: ${message}\n`);
@@ -64,7 +71,7 @@ function fail(message: string, code = 2): never {
 }
 
 /** Flags that take no value. */
-const SWITCHES = new Set(['all', 'downgrade', 'force', 'unfinished']);
+const SWITCHES = new Set(['all', 'downgrade', 'force', 'unfinished', 'platform']);
 
 interface Parsed {
   args: string[];
@@ -98,9 +105,12 @@ async function tokens(p: Parsed): Promise<void> {
     await migrate(db);
     if (action === 'create') {
       if (!a || !b || !(ROLES as readonly string[]).includes(b)) fail(`token create NAME ROLE (ROLE: ${ROLES.join(', ')})`);
-      const t = await createToken(db, a, b as Role);
+      if (p.flags.has('platform') && p.flags.has('operator')) fail('a token is one operator\'s (--operator ID) or a platform admin\'s (--platform), not both');
+      const operator = p.flags.has('platform') ? null : p.flags.get('operator');
+      const t = await createToken(db, a, b as Role, operator).catch((e: Error) => fail(e.message));
       process.stdout.write(`${t.token}\n`);
-      process.stderr.write(`token ${t.info.id} (${t.info.role}) made for "${t.info.name}"; it is not stored and cannot be shown again\n`);
+      const whose = t.info.operator === null ? 'a platform admin' : `operator ${t.info.operator}`;
+      process.stderr.write(`token ${t.info.id} (${t.info.role}, ${whose}) made for "${t.info.name}"; it is not stored and cannot be shown again\n`);
     } else if (action === 'revoke') {
       if (!a) fail('token revoke TOKEN-ID');
       if (!(await revokeToken(db, a))) fail(`no live token ${a}`, 1);
@@ -225,7 +235,7 @@ async function main(): Promise<void> {
         fail(`cannot read ${file}: ${(e as Error).message}`);
       }
       headers['content-type'] = 'text/plain';
-      path = `/audits${q([['machine', p.flags.get('machine')]])}`;
+      path = `/audits${q([['machine', p.flags.get('machine')], ['operator', p.flags.get('operator')]])}`;
       break;
     }
     case 'alerts': {
@@ -237,7 +247,7 @@ async function main(): Promise<void> {
       // `alert-rules '{...}'` sets the fleet's: a machine id never starts with a brace.
       const fleet = id === undefined || id === '*' || id.startsWith('{');
       const rules = id?.startsWith('{') ? id : x;
-      path = fleet ? '/alert-rules' : `/machines/${m(id)}/alert-rules`;
+      path = fleet ? `/alert-rules${q([['operator', p.flags.get('operator')]])}` : `/machines/${m(id)}/alert-rules`;
       if (rules !== undefined) {
         method = 'PUT';
         try {
@@ -271,7 +281,19 @@ async function main(): Promise<void> {
     case 'provision':
       method = 'POST';
       path = '/machines';
-      body = { id: need(id, 'a machine id') };
+      body = { id: need(id, 'a machine id'), ...(p.flags.has('operator') ? { operator: p.flags.get('operator') } : {}) };
+      break;
+    case 'me':
+      path = '/me';
+      break;
+    case 'operators':
+      path = '/operators';
+      break;
+    case 'operator':
+      if (id !== 'add') fail(`operator add ID NAME\n${USAGE}`);
+      method = 'POST';
+      path = '/operators';
+      body = { id: need(x, 'an operator id'), name: need(y, 'a name') };
       break;
     case 'tags':
       path = `/machines/${m(id)}${x === undefined ? '' : '/tags'}`;

@@ -25,7 +25,7 @@
  */
 import type { Db, Queryable } from '../store/db.js';
 import { evaluate, intervalOf, offlineCondition, rejectedCondition, resolveRules, rolledBackCondition, type AlertRules, type Condition } from './rules.js';
-import { ALERT_COLUMNS, alertOf, FLEET, type AlertRow } from './store.js';
+import { ALERT_COLUMNS, alertOf, type AlertRow } from './store.js';
 import { WebhookSender, type AlertEvent } from './webhook.js';
 import { canonicalJson } from '../store/json.js';
 
@@ -86,12 +86,16 @@ export class AlertEngine {
     this.schedule();
   }
 
-  /** Evaluate machines again now (their rules changed), or every machine; resolves once done. */
-  async recheck(machines: readonly string[] | 'all'): Promise<void> {
+  /** Evaluate machines again now (their rules changed): these, an operator's fleet, or every machine; resolves once done. */
+  async recheck(machines: readonly string[] | 'all' | { operator: string }): Promise<void> {
     // Counted while the list loads, so that idle() waits for a recheck just asked for.
     this.loading++;
     try {
-      const ids = machines === 'all' ? (await this.db.query<{ id: string }>('SELECT id FROM machines')).rows.map((r) => r.id) : machines;
+      let ids: readonly string[];
+      if (machines === 'all' || 'operator' in machines) {
+        const operator = machines === 'all' ? null : machines.operator;
+        ids = (await this.db.query<{ id: string }>('SELECT id FROM machines WHERE $1::text IS NULL OR operator_id = $1', [operator])).rows.map((r) => r.id);
+      } else ids = machines;
       for (const id of ids) this.pending.add(id);
     } finally {
       this.loading--;
@@ -147,9 +151,10 @@ export class AlertEngine {
   async sweep(now?: Date): Promise<void> {
     if (this.closed) return;
     const run = async (): Promise<void> => {
-      const all = await this.db.query<{ machine_id: string; rules: unknown }>('SELECT machine_id, rules FROM alert_rules');
-      const fleet = all.rows.find((r) => r.machine_id === FLEET)?.rules;
-      const every = [resolveRules(fleet), ...all.rows.filter((r) => r.machine_id !== FLEET).map((r) => resolveRules(fleet, r.rules))];
+      // Every set of rules in force anywhere: each operator's fleet's, and each machine's over its operator's.
+      const fleets = await this.db.query<{ id: string; rules: unknown }>('SELECT id, alert_rules AS rules FROM operators');
+      const own = await this.db.query<{ rules: unknown; fleet: unknown }>('SELECT r.rules, o.alert_rules AS fleet FROM alert_rules r JOIN machines m ON m.id = r.machine_id JOIN operators o ON o.id = m.operator_id');
+      const every = [resolveRules(undefined), ...fleets.rows.map((r) => resolveRules(r.rules)), ...own.rows.map((r) => resolveRules(r.fleet, r.rules))];
       const fewest = Math.min(...every.map((r) => r.offline.intervals));
       const shortest = Math.min(...every.map((r) => r.offline.defaultIntervalS));
       const widest = Math.max(...every.map((r) => r.commandsRejected.windowMinutes));
@@ -219,10 +224,13 @@ export class AlertEngine {
     );
     const known = states.rows.map((s) => s.machine_id);
     if (known.length === 0) return [];
-    const stored = await tx.query<{ machine_id: string; rules: unknown }>(`SELECT machine_id, rules FROM alert_rules WHERE machine_id = ANY($1::text[]) OR machine_id = '${FLEET}'`, [known]);
-    const fleet = stored.rows.find((r) => r.machine_id === FLEET)?.rules;
-    const own = new Map(stored.rows.filter((r) => r.machine_id !== FLEET).map((r) => [r.machine_id, r.rules]));
-    const rules = new Map<string, AlertRules>(known.map((m) => [m, resolveRules(fleet, own.get(m))]));
+    // Each machine by its operator's fleet rules, then its own.
+    const stored = await tx.query<{ machine_id: string; fleet: unknown; rules: unknown }>(
+      `SELECT m.id AS machine_id, o.alert_rules AS fleet, r.rules FROM machines m JOIN operators o ON o.id = m.operator_id
+       LEFT JOIN alert_rules r ON r.machine_id = m.id WHERE m.id = ANY($1::text[])`,
+      [known],
+    );
+    const rules = new Map<string, AlertRules>(stored.rows.map((r) => [r.machine_id, resolveRules(r.fleet, r.rules ?? undefined)]));
 
     // Rejected commands per machine over its window (usually one window for all: one query).
     const byWindow = new Map<number, string[]>();

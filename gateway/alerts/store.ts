@@ -1,7 +1,7 @@
 /**
  * Alerts and alert rules in the fleet store (migration 6): the row shape,
- * its JSON form (the API's and the webhook's), listing, and the rules
- * patches by scope ('*' for the fleet, else a machine id).
+ * its JSON form (the API's and the webhook's), listing (by operator), and
+ * the rules patches: each operator's for its fleet, and a machine's own.
  */
 import type { Queryable } from '../store/db.js';
 import type { AlertKind, RulesPatch, Severity } from './rules.js';
@@ -60,6 +60,8 @@ export interface AlertQuery {
   machine?: string | undefined;
   kind?: string | undefined;
   limit?: number;
+  /** Only this operator's machines' alerts (null or absent: every operator's). */
+  operator?: string | null | undefined;
 }
 
 /** Alerts, newest first. */
@@ -70,28 +72,40 @@ export async function listAlerts(db: Queryable, q: AlertQuery = {}): Promise<Ale
   const r = await db.query<AlertRow>(
     `SELECT ${ALERT_COLUMNS} FROM alerts
      WHERE ${where} AND ($1::text IS NULL OR machine_id = $1) AND ($2::text IS NULL OR kind = $2)
+       AND ($4::text IS NULL OR machine_id IN (SELECT m.id FROM machines m WHERE m.operator_id = $4))
      ORDER BY opened_at DESC, id DESC LIMIT $3`,
-    [q.machine ?? null, q.kind ?? null, q.limit ?? 100],
+    [q.machine ?? null, q.kind ?? null, q.limit ?? 100, q.operator ?? null],
   );
   return r.rows.map(alertOf);
 }
 
-/** Open alerts per machine (the fleet list shows the count). */
-export async function openAlertCounts(db: Queryable): Promise<Map<string, number>> {
-  const r = await db.query<{ machine_id: string; n: string | number }>('SELECT machine_id, count(*) AS n FROM alerts WHERE closed_at IS NULL GROUP BY machine_id');
+/** Open alerts per machine of `operator` (null: every operator's; the fleet list shows the count). */
+export async function openAlertCounts(db: Queryable, operator: string | null = null): Promise<Map<string, number>> {
+  const r = await db.query<{ machine_id: string; n: string | number }>(
+    'SELECT a.machine_id, count(*) AS n FROM alerts a JOIN machines m ON m.id = a.machine_id WHERE a.closed_at IS NULL AND ($1::text IS NULL OR m.operator_id = $1) GROUP BY a.machine_id',
+    [operator],
+  );
   return new Map(r.rows.map((x) => [x.machine_id, Number(x.n)]));
 }
 
-/** The fleet's scope in alert_rules. */
-export const FLEET = '*';
+/** An operator's fleet-wide rules patch ({} when none set), kept with the operator (migration 12). */
+export async function getFleetRules(db: Queryable, operator: string): Promise<RulesPatch> {
+  const r = await db.query<{ rules: RulesPatch }>('SELECT alert_rules AS rules FROM operators WHERE id = $1', [operator]);
+  return r.rows[0]?.rules ?? {};
+}
 
-/** The rules patch stored for a scope ({} when none). */
+/** Replace an operator's fleet-wide rules patch ({}: the built-in defaults). */
+export async function putFleetRules(db: Queryable, operator: string, patch: RulesPatch): Promise<void> {
+  await db.query('UPDATE operators SET alert_rules = $2::jsonb WHERE id = $1', [operator, JSON.stringify(patch)]);
+}
+
+/** The rules patch stored for a machine ({} when none). */
 export async function getRulesPatch(db: Queryable, scope: string): Promise<RulesPatch> {
   const r = await db.query<{ rules: RulesPatch }>('SELECT rules FROM alert_rules WHERE machine_id = $1', [scope]);
   return r.rows[0]?.rules ?? {};
 }
 
-/** Replace a scope's rules patch (an empty patch removes the row: everything inherited). */
+/** Replace a machine's rules patch (an empty patch removes the row: everything inherited from its operator's fleet). */
 export async function putRulesPatch(db: Queryable, scope: string, patch: RulesPatch): Promise<void> {
   if (Object.keys(patch).length === 0) {
     await db.query('DELETE FROM alert_rules WHERE machine_id = $1', [scope]);

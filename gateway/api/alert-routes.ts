@@ -1,15 +1,16 @@
 /**
  * Alerts over the operator API (docs/alerts.md): the fleet's and one
- * machine's alerts, and the rules they are judged by, for the fleet (admin
- * to change) and per machine (operator to change). A rules change is
- * applied to the machines' stored telemetry at once.
+ * machine's alerts, and the rules they are judged by, for the operator's
+ * fleet (admin to change) and per machine (operator to change). A rules
+ * change is applied to the machines' stored telemetry at once. A token sees
+ * its operator's machines' alerts only (docs/tenants.md).
  */
 import type { FastifyInstance } from 'fastify';
 import { AlertEngine } from '../alerts/engine.js';
 import { ALERT_KINDS, DEFAULT_RULES, resolveRules, rulesProblem, RULES_PATCH_SCHEMA, type RulesPatch } from '../alerts/rules.js';
-import { FLEET, getRulesPatch, listAlerts, putRulesPatch, type AlertState } from '../alerts/store.js';
+import { getFleetRules, getRulesPatch, listAlerts, putFleetRules, putRulesPatch, type AlertState } from '../alerts/store.js';
 import { HttpError } from './errors.js';
-import { ERROR, MACHINE_ID, type RouteContext } from './http.js';
+import { ERROR, MACHINE_ID, OPERATOR_PARAM, type RouteContext } from './http.js';
 
 const ALERT = {
   type: 'object',
@@ -38,13 +39,13 @@ const RULES_ANSWER = {
   properties: {
     machine: { type: 'string' },
     rules: { ...RULES, description: 'what was set at this level (the rest is inherited)' },
-    effective: { ...RULES, description: 'the rules in force: built-in defaults, then the fleet, then the machine' },
+    effective: { ...RULES, description: "the rules in force: built-in defaults, then the operator's fleet, then the machine" },
     defaults: { ...RULES, description: 'the built-in defaults (GET /alert-rules)' },
   },
 } as const;
 
 export async function registerAlertRoutes(app: FastifyInstance, ctx: RouteContext, engine?: AlertEngine): Promise<void> {
-  const { db, need, machineState } = ctx;
+  const { db, need, machineState, scope, owner } = ctx;
   // An API without a gateway of its own still applies rules changes (without notifications).
   const alerts = engine ?? new AlertEngine(db);
   app.addHook('onClose', async () => {
@@ -59,10 +60,14 @@ export async function registerAlertRoutes(app: FastifyInstance, ctx: RouteContex
         summary: 'Alerts across the fleet, newest first (open ones unless state says otherwise)',
         tags: ['alerts'],
         querystring: { type: 'object', properties: { ...ALERT_QUERY_PROPS, machine: MACHINE_ID }, additionalProperties: false },
-        response: { 200: ALERTS, 400: ERROR, 401: ERROR },
+        response: { 200: ALERTS, 400: ERROR, 401: ERROR, 404: ERROR },
       },
     },
-    async (req) => ({ alerts: await listAlerts(db, { state: req.query.state, machine: req.query.machine, kind: req.query.kind, limit: req.query.limit }) }),
+    async (req) => {
+      // A machine asked for is one the token sees, as on every route that names one (another operator's: not found).
+      if (req.query.machine !== undefined) await machineState(req, req.query.machine);
+      return { alerts: await listAlerts(db, { state: req.query.state, machine: req.query.machine, kind: req.query.kind, limit: req.query.limit, operator: scope(req) }) };
+    },
   );
 
   app.get<{ Params: { id: string }; Querystring: { state: AlertState; kind?: string; limit: number } }>(
@@ -78,8 +83,8 @@ export async function registerAlertRoutes(app: FastifyInstance, ctx: RouteContex
       },
     },
     async (req) => {
-      await machineState(req.params.id);
-      return { alerts: await listAlerts(db, { state: req.query.state, machine: req.params.id, kind: req.query.kind, limit: req.query.limit }) };
+      await machineState(req, req.params.id);
+      return { alerts: await listAlerts(db, { state: req.query.state, machine: req.params.id, kind: req.query.kind, limit: req.query.limit, operator: scope(req) }) };
     },
   );
 
@@ -89,34 +94,47 @@ export async function registerAlertRoutes(app: FastifyInstance, ctx: RouteContex
     if (problem) throw new HttpError('bad-rules', problem);
   };
 
-  app.get(
+  const OPERATOR_QUERY = { type: 'object', properties: { operator: OPERATOR_PARAM }, additionalProperties: false } as const;
+
+  app.get<{ Querystring: { operator?: string } }>(
     '/alert-rules',
-    { preHandler: need('viewer'), schema: { summary: "The fleet's alert rules: what was set and what is in force", tags: ['alerts'], response: { 200: RULES_ANSWER, 401: ERROR } } },
-    async () => {
-      const rules = await getRulesPatch(db, FLEET);
+    {
+      preHandler: need('viewer'),
+      schema: { summary: "The operator's fleet alert rules: what was set and what is in force", tags: ['alerts'], querystring: OPERATOR_QUERY, response: { 200: RULES_ANSWER, 401: ERROR, 404: ERROR } },
+    },
+    async (req) => {
+      const rules = await getFleetRules(db, await owner(req, req.query.operator));
       return { rules, effective: resolveRules(rules), defaults: DEFAULT_RULES };
     },
   );
 
-  app.put<{ Body: RulesPatch }>(
+  app.put<{ Body: RulesPatch; Querystring: { operator?: string } }>(
     '/alert-rules',
     {
       preHandler: need('admin'),
       schema: {
-        summary: "Set the fleet's alert rules (replaces what was set; {} goes back to the defaults); every machine is judged again by them",
+        summary: "Set the operator's fleet alert rules (replaces what was set; {} goes back to the defaults); every machine of the operator is judged again by them",
         tags: ['alerts'],
+        querystring: OPERATOR_QUERY,
         body: RULES_PATCH_SCHEMA,
-        response: { 200: RULES_ANSWER, 400: ERROR, 401: ERROR, 403: ERROR },
+        response: { 200: RULES_ANSWER, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR },
       },
     },
     async (req) => {
+      const operator = await owner(req, req.query.operator);
       checked(req.body);
-      await putRulesPatch(db, FLEET, req.body);
+      await putFleetRules(db, operator, req.body);
       // The whole fleet may take a while: the answer does not wait for it.
-      alerts.recheck('all').catch(() => {});
+      alerts.recheck({ operator }).catch(() => {});
       return { rules: req.body, effective: resolveRules(req.body) };
     },
   );
+
+  /** The fleet rules over a machine: its operator's. */
+  const fleetOf = async (machine: string): Promise<RulesPatch> => {
+    const r = await db.query<{ rules: RulesPatch }>('SELECT o.alert_rules AS rules FROM machines m JOIN operators o ON o.id = m.operator_id WHERE m.id = $1', [machine]);
+    return r.rows[0]?.rules ?? {};
+  };
 
   app.get<{ Params: { id: string } }>(
     '/machines/:id/alert-rules',
@@ -130,8 +148,8 @@ export async function registerAlertRoutes(app: FastifyInstance, ctx: RouteContex
       },
     },
     async (req) => {
-      await machineState(req.params.id);
-      const [fleet, rules] = await Promise.all([getRulesPatch(db, FLEET), getRulesPatch(db, req.params.id)]);
+      await machineState(req, req.params.id);
+      const [fleet, rules] = await Promise.all([fleetOf(req.params.id), getRulesPatch(db, req.params.id)]);
       return { machine: req.params.id, rules, effective: resolveRules(fleet, rules) };
     },
   );
@@ -149,8 +167,8 @@ export async function registerAlertRoutes(app: FastifyInstance, ctx: RouteContex
       },
     },
     async (req) => {
-      await machineState(req.params.id);
-      const fleet = await getRulesPatch(db, FLEET);
+      await machineState(req, req.params.id);
+      const fleet = await fleetOf(req.params.id);
       checked(fleet, req.body);
       await putRulesPatch(db, req.params.id, req.body);
       await alerts.recheck([req.params.id]);

@@ -13,7 +13,7 @@ import { allows } from './tokens.js';
 const COMMAND_PARAMS = { type: 'object', properties: { command: { type: 'string', format: 'uuid' } }, required: ['command'] } as const;
 
 export async function registerCommandRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
-  const { commands, need, machineState } = ctx;
+  const { commands, need, machineState, scope } = ctx;
 
   app.post<{ Params: { id: string }; Body: { type: string; args?: Record<string, unknown>; ttlS?: number } }>(
     '/machines/:id/commands',
@@ -32,6 +32,8 @@ export async function registerCommandRoutes(app: FastifyInstance, ctx: RouteCont
       },
     },
     async (req, reply) => {
+      // Another operator's machine is not found, whatever the command (before the role checks: they would say it exists).
+      await machineState(req, req.params.id);
       if (req.body.type === 'rotate-key' && !allows(req.token!.role, 'admin')) throw new HttpError('forbidden', 'rotating a key needs the admin role');
       // Firmware on a machine is the admin's (docs/updates.md "The command"): the image is named, the gateway fills in its facts.
       if (req.body.type === 'update' && !allows(req.token!.role, 'admin')) throw new HttpError('forbidden', 'an update needs the admin role');
@@ -53,7 +55,7 @@ export async function registerCommandRoutes(app: FastifyInstance, ctx: RouteCont
       },
     },
     async (req) => {
-      await machineState(req.params.id);
+      await machineState(req, req.params.id);
       return { commands: await commands.list(req.params.id, req.query.limit) };
     },
   );
@@ -79,7 +81,7 @@ export async function registerCommandRoutes(app: FastifyInstance, ctx: RouteCont
     '/commands/:command',
     { preHandler: need('viewer'), schema: { summary: "A command's status and outcome", tags: ['commands'], params: COMMAND_PARAMS } },
     async (req) => {
-      const c = await commands.get(req.params.command);
+      const c = await commands.get(req.params.command, scope(req));
       if (!c) throw new HttpError('unknown-command', `no command ${req.params.command}`);
       return c;
     },

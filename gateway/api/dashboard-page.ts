@@ -24,6 +24,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <header>
     <h1>vendfleet</h1>
     <div id="totals" class="totals"></div>
+    <span id="who" class="who" title="whose machines this page shows"></span>
     <span id="live" class="live" title="live updates">live</span>
     <button id="logout" type="button">Sign out</button>
   </header>
@@ -86,6 +87,7 @@ header { display: flex; gap: 1.5rem; align-items: center; padding: .6rem 1.2rem;
 header h1 { font-size: 1.2rem; margin: 0; }
 .totals { display: flex; gap: 1.2rem; flex: 1; font-size: .95rem; }
 .totals b { font-size: 1.1rem; }
+.who { font-size: .8rem; color: var(--muted); }
 .live { font-size: .8rem; padding: .1rem .5rem; border-radius: 1rem; background: var(--muted); }
 .live.on { background: var(--ok); }
 main { display: grid; grid-template-columns: minmax(22rem, 1fr) 2fr; gap: 1rem; padding: 1rem; }

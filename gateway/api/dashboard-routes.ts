@@ -17,14 +17,22 @@ import { dateTime } from './validation.js';
 const SCRIPTS = { app: new URL('../dashboard/app.js', import.meta.url), rollouts: new URL('../dashboard/rollouts.js', import.meta.url) } as const;
 
 export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
-  const { db, need } = ctx;
-  const feed = new LiveFeed(db);
+  const { db, need, scope } = ctx;
+  // One feed per operator with a page open (null: platform admins'), each reading only its operator's changes.
+  const feeds = new Map<string | null, LiveFeed>();
+  const feedOf = (operator: string | null): LiveFeed => {
+    let f = feeds.get(operator);
+    if (!f) feeds.set(operator, (f = new LiveFeed(db, operator)));
+    return f;
+  };
   const streams = new Set<() => void>();
   // Open streams are ended before the server closes: it would wait for them (and their timers keep the process up).
   app.addHook('preClose', async () => {
     for (const end of streams) end();
   });
-  app.addHook('onClose', async () => feed.close());
+  app.addHook('onClose', async () => {
+    for (const f of feeds.values()) f.close();
+  });
   const scripts = new Map<string, string>();
 
   app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/dashboard'));
@@ -44,7 +52,7 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
   app.get(
     '/fleet/summary',
     { preHandler: need('viewer'), schema: { summary: 'Fleet totals: machines, online, sales and revenue since midnight UTC and over 24 hours, open alerts', tags: ['fleet'] } },
-    async () => fleetSummary(db),
+    async (req) => fleetSummary(db, scope(req)),
   );
 
   app.get<{ Querystring: { machine?: string; bucket: Bucket; from?: string; to?: string } }>(
@@ -68,8 +76,8 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
       const from = req.query.from !== undefined ? dateTime(req.query.from, 'from') : new Date(to.getTime() - 24 * step);
       if (from >= to) throw new HttpError('bad-request', '"from" must be before "to"');
       if ((to.getTime() - from.getTime()) / step > 2000) throw new HttpError('bad-request', `more than 2000 ${bucket}s asked for: use a bigger bucket`);
-      if (machine !== undefined) await ctx.machineState(machine);
-      const points = await salesSeries(db, bucket, from, to, machine);
+      if (machine !== undefined) await ctx.machineState(req, machine);
+      const points = await salesSeries(db, bucket, from, to, machine, scope(req));
       return { bucket, machine: machine ?? null, from: from.toISOString(), to: to.toISOString(), points };
     },
   );
@@ -85,7 +93,7 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
       const res = reply.raw;
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
       res.write(': vendfleet live\n\n');
-      const stop = feed.subscribe((c) => res.write(`event: change\ndata: ${JSON.stringify(c)}\n\n`));
+      const stop = feedOf(scope(req)).subscribe((c) => res.write(`event: change\ndata: ${JSON.stringify(c)}\n\n`));
       // A comment now and then keeps proxies from closing a quiet stream.
       const beat = setInterval(() => res.write(': beat\n\n'), 15000);
       const end = (): void => {

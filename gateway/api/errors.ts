@@ -34,9 +34,12 @@ export const ERROR_STATUS = {
   'unknown-audit': 404,
   'unknown-image': 404,
   'unknown-rollout': 404,
+  // Also what another operator's machines, commands, audits, rollouts and the operator itself are to a token: not found.
+  'unknown-operator': 404,
   // The state of things says no: a machine's refusal of a purchase (its reason, or this), another request holding the key.
   refused: 409,
   'in-progress': 409,
+  'operator-exists': 409,
   // A firmware image: these bytes are stored under another version, the version names other bytes, a machine uses it.
   'image-exists': 409,
   'version-taken': 409,

@@ -1,7 +1,9 @@
 /**
  * The firmware registry over the operator API (docs/updates.md "On the
- * gateway"): upload a signed image (admin), list and read images, download
- * one's bytes (operator), delete one nothing uses (admin).
+ * gateway"): upload a signed image (platform admin), list and read images,
+ * download one's bytes (operator), delete one nothing uses (platform admin).
+ * The images are shared by every operator (docs/tenants.md); offers of them
+ * are per machine, so per operator.
  *
  * An upload is the image's bytes as the body (application/octet-stream)
  * and the rest in the query string, so that curl does it in one line:
@@ -41,7 +43,7 @@ const SHA256_PARAMS = { type: 'object', properties: { sha256: { type: 'string', 
 const ERRORS = { 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR } as const;
 
 export async function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteContext, registry: FirmwareRegistry): Promise<void> {
-  const { need } = ctx;
+  const { need, needPlatform } = ctx;
   const known = async (sha256: string): Promise<ImageRecord> => {
     const image = await registry.get(sha256);
     if (!image) throw new HttpError('unknown-image', `no image ${sha256}`);
@@ -60,11 +62,12 @@ export async function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteCon
       '/firmware',
       {
         // Before the body is read: megabytes from someone without the role are not taken in first.
-        onRequest: need('admin'),
+        // The images are every operator's to roll out: a platform admin's to add.
+        onRequest: needPlatform,
         bodyLimit: registry.maxImageBytes,
         validatorCompiler: bytesBody,
         schema: {
-          summary: 'Upload a signed firmware image (the same bytes under the same version again: 200 with the image stored before)',
+          summary: 'Upload a signed firmware image (platform admins; the same bytes under the same version again: 200 with the image stored before)',
           tags: ['firmware'],
           consumes: ['application/octet-stream'],
           querystring: {
@@ -137,8 +140,9 @@ export async function registerFirmwareRoutes(app: FastifyInstance, ctx: RouteCon
     scope.delete<{ Params: { sha256: string } }>(
       '/firmware/:sha256',
       {
-        preHandler: need('admin'),
-        schema: { summary: 'Delete an image no machine is offered, sent an update for, or runs', tags: ['firmware'], params: SHA256_PARAMS, response: { 200: { type: 'object', properties: { deleted: IMAGE } }, ...ERRORS, 409: ERROR } },
+        // Whether a machine uses it is every operator's business: a platform admin's to decide.
+        preHandler: needPlatform,
+        schema: { summary: 'Delete an image no machine is offered, sent an update for, or runs (platform admins)', tags: ['firmware'], params: SHA256_PARAMS, response: { 200: { type: 'object', properties: { deleted: IMAGE } }, ...ERRORS, 409: ERROR } },
       },
       async (req) => ({ deleted: await registry.delete(req.params.sha256) }),
     );

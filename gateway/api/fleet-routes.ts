@@ -2,7 +2,8 @@
  * The fleet over the operator API: every machine at a glance, one machine's
  * state and slots (and the firmware it runs, its last update report, its
  * tags), its sales over a time range, setting its tags, and provisioning a
- * new machine (admins only: the answer holds its command key).
+ * new machine (admins only: the answer holds its command key). A token sees
+ * and provisions its operator's machines only (docs/tenants.md).
  */
 import type { FastifyInstance } from 'fastify';
 import { listAlerts, openAlertCounts } from '../alerts/store.js';
@@ -11,11 +12,11 @@ import { TAG_PATTERN } from '../rollouts/plan.js';
 import { firmwareOf, listMachines, MAX_TAGS, setTags, slotsOf, tagsOf } from '../store/machines.js';
 import { salesBySlot } from '../store/sales.js';
 import { HttpError } from './errors.js';
-import { MACHINE_ID, MACHINE_PARAMS, type RouteContext } from './http.js';
+import { MACHINE_ID, MACHINE_PARAMS, OPERATOR_PARAM, type RouteContext } from './http.js';
 import { dateTime } from './validation.js';
 
 export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
-  const { db, commands, need, machineState } = ctx;
+  const { db, commands, need, machineState, scope, owner } = ctx;
 
   app.get<{ Querystring: { tag?: string } }>(
     '/machines',
@@ -28,8 +29,8 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
       },
     },
     async (req) => {
-    const machines = await listMachines(db, req.query.tag);
-    const alerts = await openAlertCounts(db);
+    const machines = await listMachines(db, req.query.tag, scope(req));
+    const alerts = await openAlertCounts(db, scope(req));
     return { machines: machines.map((m) => ({ ...m, openAlerts: alerts.get(m.id) ?? 0 })) };
   },
   );
@@ -38,7 +39,7 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
     '/machines/:id',
     { preHandler: need('viewer'), schema: { summary: "One machine's state (its last telemetry)", tags: ['fleet'], params: MACHINE_PARAMS } },
     async (req) => {
-      const s = await machineState(req.params.id);
+      const s = await machineState(req, req.params.id);
       const alerts = await listAlerts(db, { state: 'open', machine: req.params.id, limit: 1000 });
       const status = s.status as Record<string, unknown> | null;
       const firmware = firmwareOf(s.telemetry?.['fw']) ?? firmwareOf(status?.['fw']);
@@ -65,7 +66,7 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
       },
     },
     async (req) => {
-      await machineState(req.params.id);
+      await machineState(req, req.params.id);
       return { id: req.params.id, tags: await db.transaction((tx) => setTags(tx, req.params.id, req.body.tags)) };
     },
   );
@@ -74,7 +75,7 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
     '/machines/:id/slots',
     { preHandler: need('viewer'), schema: { summary: "A machine's slots as it last reported them (stock, capacity, price, faults), sold-out ones included", tags: ['fleet'], params: MACHINE_PARAMS } },
     async (req) => {
-      const s = await machineState(req.params.id);
+      const s = await machineState(req, req.params.id);
       return {
         slots: slotsOf(s.telemetry).map((x) => ({ slot: x.code, product: x.product ?? null, category: x.category ?? null, price: x.price, quantity: x.qty, capacity: x.capacity ?? null, sku: x.sku ?? null, outOfService: x.fault === true })),
         asOf: s.telemetry_at,
@@ -94,7 +95,7 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
       },
     },
     async (req) => {
-      await machineState(req.params.id);
+      await machineState(req, req.params.id);
       const to = req.query.to !== undefined ? dateTime(req.query.to, 'to') : new Date();
       const from = req.query.from !== undefined ? dateTime(req.query.from, 'from') : new Date(to.getTime() - 86400000);
       if (from > to) throw new HttpError('bad-request', '"from" is after "to"');
@@ -102,16 +103,20 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
     },
   );
 
-  app.post<{ Body: { id: string } }>(
+  app.post<{ Body: { id: string; operator?: string } }>(
     '/machines',
     {
       preHandler: need('admin'),
       schema: {
-        summary: "Provision a machine: returns its command key for the machine's configuration (shown to admins only)",
+        summary:
+          "Provision a machine for the token's operator (a platform admin names it; default 'default'): returns its command key for the machine's configuration (shown to admins only). Machine ids are one namespace: an id another operator has is not found (404).",
         tags: ['fleet'],
-        body: { type: 'object', properties: { id: MACHINE_ID }, required: ['id'], additionalProperties: false },
+        body: { type: 'object', properties: { id: MACHINE_ID, operator: OPERATOR_PARAM }, required: ['id'], additionalProperties: false },
       },
     },
-    async (req, reply) => reply.code(201).send({ id: req.body.id, ...(await commands.provision(req.body.id)) }),
+    async (req, reply) => {
+      const operator = await owner(req, req.body.operator);
+      return reply.code(201).send({ id: req.body.id, operator, ...(await commands.provision(req.body.id, { operator })) });
+    },
   );
 }

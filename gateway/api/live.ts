@@ -4,7 +4,9 @@
  * reads what changed since its last look and tells every subscriber which
  * machines, commands, alerts, audits and rollouts to fetch again. Reading the store
  * (rather than hooking this process's ingest) shows the changes made by
- * every gateway sharing the database.
+ * every gateway sharing the database. A feed is one operator's: its queries
+ * read that operator's machines (and their commands, alerts, audits,
+ * rollouts) only; null, a platform admin's, reads every operator's.
  */
 import type { Db } from '../store/db.js';
 
@@ -36,6 +38,7 @@ export class LiveFeed {
 
   constructor(
     private readonly db: Db,
+    private readonly operator: string | null = null,
     private readonly everyMs = 1000,
   ) {}
 
@@ -65,20 +68,27 @@ export class LiveFeed {
       const now = (await this.db.query<{ now: Date }>('SELECT now() AS now')).rows[0]!.now;
       const since = new Date((this.since ?? now).getTime() - OVERLAP_MS);
       const db = this.db;
+      const op = this.operator;
+      // $2: the operator's machines only (NULL: every operator's).
+      const mine = `($2::text IS NULL OR machine_id IN (SELECT m.id FROM machines m WHERE m.operator_id = $2))`;
       const [machines, sales, commands, audits] = await Promise.all([
-        db.query<{ id: string }>('SELECT machine_id AS id FROM machine_state WHERE last_seen > $1', [since]),
-        db.query<{ id: string }>('SELECT DISTINCT machine_id AS id FROM sales WHERE received_at > $1', [since]),
-        db.query<{ id: string; machine: string; status: string }>('SELECT id, machine_id AS machine, status FROM commands WHERE updated_at > $1 ORDER BY updated_at', [since]),
-        db.query<{ id: string; machine: string | null }>('SELECT id, machine_id AS machine FROM audits WHERE received_at > $1', [since]),
+        db.query<{ id: string }>(`SELECT machine_id AS id FROM machine_state WHERE last_seen > $1 AND ${mine}`, [since, op]),
+        db.query<{ id: string }>(`SELECT DISTINCT machine_id AS id FROM sales WHERE received_at > $1 AND ${mine}`, [since, op]),
+        db.query<{ id: string; machine: string; status: string }>(`SELECT id, machine_id AS machine, status FROM commands WHERE updated_at > $1 AND ${mine} ORDER BY updated_at`, [since, op]),
+        db.query<{ id: string; machine: string | null }>('SELECT id, machine_id AS machine FROM audits WHERE received_at > $1 AND ($2::text IS NULL OR operator_id = $2)', [since, op]),
       ]);
       // The alerts table arrives with its own migration; until then there is nothing to report.
       this.hasAlerts ??= (await db.query<{ t: string | null }>("SELECT to_regclass('alerts')::text AS t")).rows[0]?.t != null;
       const alerts = this.hasAlerts
-        ? await db.query<{ id: string }>('SELECT DISTINCT machine_id AS id FROM alerts WHERE opened_at > $1 OR updated_at > $1 OR closed_at > $1', [since])
+        ? await db.query<{ id: string }>(`SELECT DISTINCT machine_id AS id FROM alerts WHERE (opened_at > $1 OR updated_at > $1 OR closed_at > $1) AND ${mine}`, [since, op])
         : { rows: [] };
       this.hasRollouts ??= (await db.query<{ t: string | null }>("SELECT to_regclass('rollouts')::text AS t")).rows[0]?.t != null;
       const rollouts = this.hasRollouts
-        ? await db.query<{ id: string }>('SELECT id FROM rollouts WHERE updated_at > $1 UNION SELECT DISTINCT rollout_id AS id FROM rollout_machines WHERE updated_at > $1', [since])
+        ? await db.query<{ id: string }>(
+            `SELECT id FROM rollouts WHERE updated_at > $1 AND ($2::text IS NULL OR operator_id = $2)
+             UNION SELECT DISTINCT e.rollout_id AS id FROM rollout_machines e JOIN rollouts r ON r.id = e.rollout_id WHERE e.updated_at > $1 AND ($2::text IS NULL OR r.operator_id = $2)`,
+            [since, op],
+          )
         : { rows: [] };
       this.since = now;
       const change: Change = {

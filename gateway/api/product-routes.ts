@@ -68,7 +68,7 @@ export async function registerProductRoutes(app: FastifyInstance, ctx: RouteCont
       },
     },
     async (req) => {
-      const s = await machineState(req.params.id);
+      const s = await machineState(req, req.params.id);
       let after = '';
       if (req.query.cursor !== undefined) {
         const decoded = Buffer.from(req.query.cursor, 'base64url').toString('utf8');
@@ -97,7 +97,7 @@ export async function registerProductRoutes(app: FastifyInstance, ctx: RouteCont
       schema: { summary: "One slot's live status", tags: ['products'], params: { type: 'object', properties: { id: MACHINE_ID, slot: SLOT_CODE }, required: ['id', 'slot'] } },
     },
     async (req) => {
-      const s = await machineState(req.params.id);
+      const s = await machineState(req, req.params.id);
       const slot = slotsOf(s.telemetry).find((x) => x.code === req.params.slot);
       if (!slot) throw new HttpError('unknown-slot', `machine "${req.params.id}" has no slot ${req.params.slot}`);
       return {
@@ -119,7 +119,7 @@ export async function registerProductRoutes(app: FastifyInstance, ctx: RouteCont
     '/machines/:id/denominations',
     { preHandler: need('viewer'), schema: { summary: 'Coins in the changer tubes', tags: ['products'], params: MACHINE_PARAMS } },
     async (req) => {
-      const s = await machineState(req.params.id);
+      const s = await machineState(req, req.params.id);
       const tubes = Array.isArray(s.telemetry?.tubes) ? s.telemetry.tubes : [];
       return { denominations: tubes.map((t) => ({ value: t.value, count: t.count })), asOf: s.telemetry_at };
     },
@@ -148,11 +148,14 @@ export async function registerProductRoutes(app: FastifyInstance, ctx: RouteCont
         },
       },
     },
-    async (req, reply) => purchase(req.params.id, req.headers['idempotency-key']!, req.body, reply),
+    async (req, reply) => {
+      await machineState(req, req.params.id);
+      return purchase(req.params.id, req.headers['idempotency-key']!, req.body, reply);
+    },
   );
 
+  /** A purchase on a machine the token's operator owns (checked by the caller). */
   async function purchase(machine: string, key: string, body: { slot: string; quantity: number }, reply: FastifyReply): Promise<unknown> {
-    await machineState(machine);
     const requestHash = createHash('sha256').update(JSON.stringify({ slot: body.slot, quantity: body.quantity })).digest('hex');
     let commandId: string | undefined;
     let mine = await claimKey(db, machine, key, requestHash);

@@ -2,9 +2,10 @@
  * Restocking over the operator API (docs/restocking.md): machine locations,
  * a machine's pick list and forecast (when each slot runs out), and a route:
  * the machines that need a visit before the next one, in driving order from
- * the depot, each with its pick list, and what to load into the van.
+ * the depot, each with its pick list, and what to load into the van. A
+ * token plans with and sees its operator's machines only (docs/tenants.md).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { SlotForecast } from '../restock/forecast.js';
 import { pickList } from '../restock/picklist.js';
 import { DEFAULT_WINDOW_DAYS, forecastMachines, planRestockRoute, type Visit, type VisitReason } from '../restock/plan.js';
@@ -142,10 +143,10 @@ function parseDepot(s: string): Point {
 }
 
 export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
-  const { db, need } = ctx;
+  const { db, need, scope } = ctx;
 
-  async function machine(id: string): Promise<MachineRow> {
-    const m = (await loadMachines(db, [id]))[0];
+  async function machine(req: FastifyRequest, id: string): Promise<MachineRow> {
+    const m = (await loadMachines(db, [id], scope(req)))[0];
     if (!m) throw new HttpError('unknown-machine', `no machine "${id}"`);
     return m;
   }
@@ -173,7 +174,7 @@ export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteCont
     },
     async (req) => {
       const address = req.body.address === undefined || req.body.address === null || req.body.address.trim() === '' ? null : req.body.address.trim();
-      const l = await setLocation(db, req.params.id, { lat: req.body.lat, lon: req.body.lon, address });
+      const l = await setLocation(db, req.params.id, { lat: req.body.lat, lon: req.body.lon, address }, scope(req));
       return locationJson(req.params.id, l);
     },
   );
@@ -181,7 +182,7 @@ export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteCont
   app.get<{ Params: { id: string } }>(
     '/machines/:id/location',
     { preHandler: need('viewer'), schema: { summary: "A machine's location (null when not set)", tags: ['restocking'], params: PARAMS, response: { 200: LOCATION, ...ERRORS } } },
-    async (req) => locationJson(req.params.id, (await machine(req.params.id)).location),
+    async (req) => locationJson(req.params.id, (await machine(req, req.params.id)).location),
   );
 
   app.get(
@@ -190,7 +191,7 @@ export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteCont
       preHandler: need('viewer'),
       schema: { summary: 'Every machine with its location (null when not set), for the map', tags: ['restocking'], response: { 200: { type: 'object', properties: { machines: { type: 'array', items: LOCATION } } }, ...ERRORS } },
     },
-    async () => ({ machines: (await loadMachines(db)).map((m) => locationJson(m.id, m.location)) }),
+    async (req) => ({ machines: (await loadMachines(db, undefined, scope(req))).map((m) => locationJson(m.id, m.location)) }),
   );
 
   app.get<{ Params: { id: string } }>(
@@ -205,7 +206,7 @@ export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteCont
       },
     },
     async (req) => {
-      const m = await machine(req.params.id);
+      const m = await machine(req, req.params.id);
       return { machine: m.id, asOf: m.telemetryAt?.toISOString() ?? null, ...pickList(m.slots) };
     },
   );
@@ -229,7 +230,7 @@ export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteCont
       },
     },
     async (req) => {
-      const m = await machine(req.params.id);
+      const m = await machine(req, req.params.id);
       const f = (await forecastMachines(db, [m], { windowDays: req.query.windowDays })).get(m.id)!;
       return { machine: m.id, asOf: f.asOf?.toISOString() ?? null, since: f.since.toISOString(), until: f.until.toISOString(), windowDays: req.query.windowDays, slots: f.slots.map(forecastJson) };
     },
@@ -264,6 +265,7 @@ export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteCont
         machines: req.query.machines?.split(','),
         returnToDepot: req.query.return,
         windowDays: req.query.windowDays,
+        operator: scope(req),
       });
       return {
         generatedAt: plan.generatedAt.toISOString(),

@@ -3,14 +3,15 @@
  * start one (admins: it sends update commands), list them, read one with
  * its waves, counts per state and the machines that failed or rolled back,
  * a rollout's machines, and pause (operators), resume (admins) or cancel
- * (operators) one. The rollout engine in the gateway does the rest.
+ * (operators) one. The rollout engine in the gateway does the rest. A
+ * rollout is one operator's, over its machines only (docs/tenants.md).
  */
 import type { FastifyInstance } from 'fastify';
 import { SHA256_PATTERN, VERSION_PATTERN } from '../firmware/image.js';
 import { MAX_TARGETS, MAX_WAVES, ROLLOUT_ID_PATTERN, TAG_PATTERN, type Halt, type Target } from '../rollouts/plan.js';
 import { MACHINE_STATES, type MachineState } from '../rollouts/progress.js';
 import type { Rollouts } from '../rollouts/service.js';
-import { MACHINE_ID, type RouteContext } from './http.js';
+import { MACHINE_ID, OPERATOR_PARAM, type RouteContext } from './http.js';
 
 const ROLLOUT_PARAMS = { type: 'object', properties: { rollout: { type: 'string', pattern: ROLLOUT_ID_PATTERN } }, required: ['rollout'] } as const;
 
@@ -48,6 +49,7 @@ interface CreateBody {
   timeoutS?: number;
   downgrade?: boolean;
   force?: boolean;
+  operator?: string;
 }
 
 function targetOf(t: CreateBody['target']): Target {
@@ -58,14 +60,14 @@ function targetOf(t: CreateBody['target']): Target {
 }
 
 export async function registerRolloutRoutes(app: FastifyInstance, ctx: RouteContext, rollouts: Rollouts): Promise<void> {
-  const { need } = ctx;
+  const { need, scope, owner } = ctx;
 
   app.post<{ Body: CreateBody }>(
     '/rollouts',
     {
       preHandler: need('admin'),
       schema: {
-        summary: 'Roll an image out to machines in waves (its update commands go out as the waves come)',
+        summary: "Roll an image out to the operator's machines in waves (its update commands go out as the waves come); a platform admin names the operator (default 'default')",
         tags: ['firmware'],
         body: {
           type: 'object',
@@ -79,6 +81,7 @@ export async function registerRolloutRoutes(app: FastifyInstance, ctx: RouteCont
             timeoutS: { type: 'integer', minimum: 60, maximum: 2592000, description: 'a machine heard nothing of for this long has failed (default 3600)' },
             downgrade: { type: 'boolean' },
             force: { type: 'boolean', description: 'install inside the service hours too' },
+            operator: OPERATOR_PARAM,
           },
           required: ['target'],
           additionalProperties: false,
@@ -98,6 +101,7 @@ export async function registerRolloutRoutes(app: FastifyInstance, ctx: RouteCont
         downgrade: b.downgrade,
         force: b.force,
         createdBy: req.token?.name,
+        operator: await owner(req, b.operator),
       });
       return reply.code(201).send(view);
     },
@@ -117,13 +121,13 @@ export async function registerRolloutRoutes(app: FastifyInstance, ctx: RouteCont
         },
       },
     },
-    async (req) => ({ rollouts: await rollouts.list({ limit: req.query.limit, unfinished: req.query.state === 'unfinished' }) }),
+    async (req) => ({ rollouts: await rollouts.list({ limit: req.query.limit, unfinished: req.query.state === 'unfinished', operator: scope(req) }) }),
   );
 
   app.get<{ Params: { rollout: string } }>(
     '/rollouts/:rollout',
     { preHandler: need('viewer'), schema: { summary: 'One rollout: its waves, counts per state, the machines that failed or rolled back (with why) and those under way', tags: ['firmware'], params: ROLLOUT_PARAMS } },
-    async (req) => rollouts.get(req.params.rollout),
+    async (req) => rollouts.get(req.params.rollout, scope(req)),
   );
 
   app.get<{ Params: { rollout: string }; Querystring: { state?: MachineState; limit: number } }>(
@@ -141,11 +145,11 @@ export async function registerRolloutRoutes(app: FastifyInstance, ctx: RouteCont
         },
       },
     },
-    async (req) => ({ machines: await rollouts.machines(req.params.rollout, { limit: req.query.limit, ...(req.query.state ? { states: [req.query.state] } : {}) }) }),
+    async (req) => ({ machines: await rollouts.machines(req.params.rollout, { limit: req.query.limit, operator: scope(req), ...(req.query.state ? { states: [req.query.state] } : {}) }) }),
   );
 
   const action = (verb: 'pause' | 'resume' | 'cancel', role: 'operator' | 'admin', summary: string): void => {
-    app.post<{ Params: { rollout: string } }>(`/rollouts/:rollout/${verb}`, { preHandler: need(role), schema: { summary, tags: ['firmware'], params: ROLLOUT_PARAMS } }, async (req) => rollouts[verb](req.params.rollout));
+    app.post<{ Params: { rollout: string } }>(`/rollouts/:rollout/${verb}`, { preHandler: need(role), schema: { summary, tags: ['firmware'], params: ROLLOUT_PARAMS } }, async (req) => rollouts[verb](req.params.rollout, scope(req)));
   };
   action('pause', 'operator', 'Pause a rollout: no more machines start; those under way go on');
   action('resume', 'admin', 'Resume a paused or halted rollout (after a halt, the failures so far in its wave are accepted)');

@@ -4,7 +4,9 @@
  * purchases with idempotency keys, DEX audit files, alerts, restocking,
  * firmware images and rollouts, and the dashboard, each group of routes in a module of its own (*-routes.ts).
  * Every route but /health and the docs needs an API token (`Authorization:
- * Bearer vf_...`) with a role; request bodies and parameters are checked
+ * Bearer vf_...`) with a role, and reaches only its operator's machines and
+ * what hangs off them (docs/tenants.md: another operator's are "not found",
+ * never "forbidden"); request bodies and parameters are checked
  * against their JSON schemas, which are also the OpenAPI description served
  * at /docs. Errors become answers in one place (errors.ts).
  */
@@ -19,6 +21,8 @@ import { FirmwareRegistry } from '../firmware/registry.js';
 import type { GatewayHealth } from '../gateway.js';
 import type { Db } from '../store/db.js';
 import { machineState } from '../store/machines.js';
+import { DEFAULT_OPERATOR, operatorExists } from '../store/operators.js';
+import { registerOperatorRoutes } from './operator-routes.js';
 import { registerAlertRoutes } from './alert-routes.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { registerCommandRoutes } from './command-routes.js';
@@ -128,17 +132,38 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       req.token = info;
     };
 
+  const scope = (req: FastifyRequest): string | null => {
+    // Every route but the public ones checks the token first; a route that forgot would see nothing rather than everything.
+    if (!req.token) throw new HttpError('unauthorized', 'an API token is needed: Authorization: Bearer vf_...');
+    return req.token.operator;
+  };
   const ctx: RouteContext = {
     db,
     commands,
     need,
-    async machineState(id) {
-      const s = await machineState(db, id);
+    async needPlatform(req) {
+      await need('admin')(req);
+      if (req.token!.operator !== null) throw new HttpError('forbidden', "this needs a platform admin's token; this one is operator " + JSON.stringify(req.token!.operator) + "'s");
+    },
+    scope,
+    async owner(req, asked) {
+      const mine = scope(req);
+      if (mine !== null) {
+        if (asked !== undefined && asked !== mine) throw new HttpError('unknown-operator', `no operator "${asked}"`);
+        return mine;
+      }
+      const id = asked ?? DEFAULT_OPERATOR;
+      if (!(await operatorExists(db, id))) throw new HttpError('unknown-operator', `no operator "${id}"`);
+      return id;
+    },
+    async machineState(req, id) {
+      const s = await machineState(db, id, scope(req));
       if (!s) throw new HttpError('unknown-machine', `no machine "${id}"`);
       return s;
     },
   };
 
+  await registerOperatorRoutes(app, ctx);
   await registerFleetRoutes(app, ctx);
   await registerProductRoutes(app, ctx, { purchaseWaitMs: options.purchaseWaitMs ?? 30000 });
   await registerCommandRoutes(app, ctx);

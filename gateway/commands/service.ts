@@ -15,6 +15,7 @@ import { MAX_COMMAND_BYTES } from '../../firmware/command/command.js';
 import type { Db, Queryable } from '../store/db.js';
 import { signCommand, type CommandBody } from './envelope.js';
 import { isMachineId, MACHINE_ID_RULE } from '../machine-id.js';
+import { DEFAULT_OPERATOR } from '../store/operators.js';
 import { insertOffer, withdrawUnlessOutstanding } from '../firmware/store.js';
 import { newestPerCommand, PHASE_STATUS, reportOf, resolveUpdate, storeReports, UpdateArgsError, type UpdateReport } from './update.js';
 
@@ -178,10 +179,14 @@ export class CommandService {
    * Register a machine and give it its first command key (kept if it has one).
    * Returns what goes into the machine's configuration.
    */
-  async provision(machine: string, options: { newMqttPassword?: boolean } = {}): Promise<Provisioned> {
+  async provision(machine: string, options: { newMqttPassword?: boolean; operator?: string } = {}): Promise<Provisioned> {
     if (!isMachineId(machine)) throw new CommandError(MACHINE_ID_RULE, 'bad-command');
+    const operator = options.operator ?? DEFAULT_OPERATOR;
     return this.db.transaction(async (tx) => {
-      await tx.query('INSERT INTO machines (id) VALUES ($1) ON CONFLICT DO NOTHING', [machine]);
+      await tx.query('INSERT INTO machines (id, operator_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [machine, operator]);
+      // Machine ids are one namespace (they are the MQTT logins): another operator's id is not found, and its keys stay its own.
+      const owned = await tx.query<{ operator_id: string }>('SELECT operator_id FROM machines WHERE id = $1', [machine]);
+      if (owned.rows[0]?.operator_id !== operator) throw new CommandError(`unknown machine "${machine}"`, 'unknown-machine');
       const out: Provisioned = { commandKeyId: 1, commandKey: '' };
       const have = await tx.query<{ kid: number; key: Buffer }>("SELECT kid, key FROM machine_keys WHERE machine_id = $1 AND state = 'active'", [machine]);
       if (have.rows[0]) {
@@ -444,8 +449,12 @@ export class CommandService {
     });
   }
 
-  async get(id: string): Promise<CommandRecord | undefined> {
-    const r = await this.db.query<Row>(`SELECT ${COLUMNS} FROM commands WHERE id = $1`, [id]);
+  /** A command, if its machine is `operator`'s (null or absent: any operator's). */
+  async get(id: string, operator: string | null = null): Promise<CommandRecord | undefined> {
+    const r = await this.db.query<Row>(
+      `SELECT ${COLUMNS} FROM commands WHERE id = $1 AND ($2::text IS NULL OR machine_id IN (SELECT m.id FROM machines m WHERE m.operator_id = $2))`,
+      [id, operator],
+    );
     return r.rows[0] ? this.redact(record(r.rows[0])) : undefined;
   }
 

@@ -487,11 +487,14 @@ function signOut(why = ''): void {
 }
 
 async function signIn(): Promise<void> {
+  // Whose machines the page shows: the token's operator's (the API answers nothing else), or every operator's.
+  let me: { name: string; role: string; operator: string | null };
   try {
-    await api('/fleet/summary');
+    me = await api('/me');
   } catch (e) {
     return signOut((e as Error).message);
   }
+  $('#who').textContent = me.operator === null ? `${me.name}: platform admin, every operator` : `${me.name}: operator ${me.operator} (${me.role})`;
   sessionStorage.setItem('vendfleet-token', token);
   $('#login').hidden = true;
   $('#app').hidden = false;

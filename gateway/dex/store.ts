@@ -1,7 +1,9 @@
 /**
  * DEX audit files in the fleet store: the file exactly as received (for
  * download and re-reading with a better parser later) beside what the
- * parser read from it. A machine's read sent again is stored once.
+ * parser read from it. A machine's read sent again is stored once. Each file
+ * is one operator's (its machine's), or for a file of no machine its
+ * uploader's (docs/tenants.md).
  */
 import type { Queryable } from '../store/db.js';
 import { parseDex, type CheckStatus, type DexSummary, type Totals } from './parse.js';
@@ -16,6 +18,8 @@ export interface StoreAuditInput {
   /** The machine's number for this read: with machineId, a resend of it is not stored again. */
   readNumber?: number | undefined;
   text: string;
+  /** The operator of a file tied to no machine (null or absent: a platform admin's); a machine's file is its operator's. */
+  operator?: string | null | undefined;
 }
 
 export interface StoredAudit {
@@ -99,16 +103,18 @@ export async function storeAudit(db: Queryable, input: StoreAuditInput): Promise
   if (readNumber !== null && !(Number.isInteger(readNumber) && readNumber >= 0 && readNumber <= 2147483647)) {
     throw new AuditError('bad-read-number', `read number ${readNumber} is not an integer from 0 to 2147483647`);
   }
+  let operator = input.operator ?? null;
   if (machineId !== null) {
-    const m = await db.query('SELECT 1 FROM machines WHERE id = $1', [machineId]);
+    const m = await db.query<{ operator_id: string }>('SELECT operator_id FROM machines WHERE id = $1', [machineId]);
     if (m.rows.length === 0) throw new AuditError('unknown-machine', `no machine "${machineId}"`);
+    operator = m.rows[0]!.operator_id;
   }
   const inserted = await db
     .query<{ id: string | number }>(
-      `INSERT INTO audits (machine_id, source, read_number, serial, read_at, crc, summary, raw)
-       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+      `INSERT INTO audits (machine_id, source, read_number, serial, read_at, crc, summary, raw, operator_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)
        ON CONFLICT DO NOTHING RETURNING id`,
-      [machineId, input.source, readNumber, summary.machine?.serial ?? null, readTimestamp(summary.readAt), summary.crc.status, JSON.stringify(summary), input.text],
+      [machineId, input.source, readNumber, summary.machine?.serial ?? null, readTimestamp(summary.readAt), summary.crc.status, JSON.stringify(summary), input.text, operator],
     )
     .catch((e: unknown) => {
       // Whatever the parser let through that the store will not hold is the file's fault, not the store's.
@@ -130,15 +136,19 @@ export async function listAudits(db: Queryable, machineId: string, limit: number
   return r.rows.map(record);
 }
 
-export async function getAudit(db: Queryable, id: number): Promise<AuditDetail | undefined> {
-  const r = await db.query<Row & { summary: DexSummary }>(`SELECT ${COLUMNS}, summary FROM audits WHERE id = $1`, [id]);
+/** One audit, if it is `operator`'s (null: any operator's, and the platform's own). */
+export async function getAudit(db: Queryable, id: number, operator: string | null = null): Promise<AuditDetail | undefined> {
+  const r = await db.query<Row & { summary: DexSummary }>(`SELECT ${COLUMNS}, summary FROM audits WHERE id = $1 AND ($2::text IS NULL OR operator_id = $2)`, [id, operator]);
   const row = r.rows[0];
   return row ? { ...record(row), summary: row.summary } : undefined;
 }
 
-/** The file as received, for download. */
-export async function getAuditFile(db: Queryable, id: number): Promise<{ raw: string; machineId: string | null; serial: string | null } | undefined> {
-  const r = await db.query<{ raw: string; machine_id: string | null; serial: string | null }>('SELECT raw, machine_id, serial FROM audits WHERE id = $1', [id]);
+/** The file as received, for download, if it is `operator`'s (null: any). */
+export async function getAuditFile(db: Queryable, id: number, operator: string | null = null): Promise<{ raw: string; machineId: string | null; serial: string | null } | undefined> {
+  const r = await db.query<{ raw: string; machine_id: string | null; serial: string | null }>('SELECT raw, machine_id, serial FROM audits WHERE id = $1 AND ($2::text IS NULL OR operator_id = $2)', [
+    id,
+    operator,
+  ]);
   const row = r.rows[0];
   return row ? { raw: row.raw, machineId: row.machine_id, serial: row.serial } : undefined;
 }

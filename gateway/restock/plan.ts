@@ -84,6 +84,8 @@ export interface RouteRequest {
   returnToDepot?: boolean | undefined;
   windowDays?: number | undefined;
   now?: Date | undefined;
+  /** This operator's machines only (null or absent: every operator's); another's listed are unknown. */
+  operator?: string | null | undefined;
 }
 
 export interface RoutePlan {
@@ -116,7 +118,7 @@ export async function planRestockRoute(db: Queryable, req: RouteRequest): Promis
   const now = req.now ?? new Date();
   const windowDays = req.windowDays ?? DEFAULT_WINDOW_DAYS;
   const listed = req.machines ? [...new Set(req.machines)] : undefined;
-  const machines = await loadMachines(db, listed);
+  const machines = await loadMachines(db, listed, req.operator ?? null);
   if (listed) {
     const known = new Set(machines.map((m) => m.id));
     const missing = listed.filter((id) => !known.has(id));

@@ -31,13 +31,13 @@ export function locationProblem(lat: number, lon: number, address?: string | nul
   return undefined;
 }
 
-/** Set (replace) a machine's location. */
-export async function setLocation(db: Queryable, machine: string, loc: { lat: number; lon: number; address?: string | null | undefined }): Promise<Location> {
+/** Set (replace) a machine's location; `operator`'s machine only (null: any operator's). */
+export async function setLocation(db: Queryable, machine: string, loc: { lat: number; lon: number; address?: string | null | undefined }, operator: string | null = null): Promise<Location> {
   const problem = locationProblem(loc.lat, loc.lon, loc.address);
   if (problem) throw new RestockError('bad-location', problem);
   const r = await db.query<{ lat: number; lon: number; address: string | null }>(
-    'UPDATE machines SET lat = $2, lon = $3, address = $4 WHERE id = $1 RETURNING lat, lon, address',
-    [machine, loc.lat, loc.lon, loc.address ?? null],
+    'UPDATE machines SET lat = $2, lon = $3, address = $4 WHERE id = $1 AND ($5::text IS NULL OR operator_id = $5) RETURNING lat, lon, address',
+    [machine, loc.lat, loc.lon, loc.address ?? null, operator],
   );
   const row = r.rows[0];
   if (!row) throw new RestockError('unknown-machine', `no machine "${machine}"`);
@@ -52,13 +52,16 @@ export interface MachineRow {
   telemetryAt: Date | null;
 }
 
-/** Machines with their location and last reported slots: these ids (unknown ones left out) or all, in id order. */
-export async function loadMachines(db: Queryable, ids?: readonly string[]): Promise<MachineRow[]> {
+/**
+ * Machines with their location and last reported slots: these ids (unknown
+ * ones left out) or all, of `operator` (null: every operator's), in id order.
+ */
+export async function loadMachines(db: Queryable, ids?: readonly string[], operator: string | null = null): Promise<MachineRow[]> {
   const r = await db.query<{ id: string; created_at: Date; lat: number | null; lon: number | null; address: string | null; telemetry: Telemetry | null; telemetry_at: Date | null }>(
     `SELECT m.id, m.created_at, m.lat, m.lon, m.address, ms.telemetry, ms.telemetry_at
      FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id
-     ${ids ? 'WHERE m.id = ANY($1::text[])' : ''} ORDER BY m.id`,
-    ids ? [ids] : [],
+     WHERE ($1::text[] IS NULL OR m.id = ANY($1::text[])) AND ($2::text IS NULL OR m.operator_id = $2) ORDER BY m.id`,
+    [ids ?? null, operator],
   );
   return r.rows.map((m) => ({
     id: m.id,

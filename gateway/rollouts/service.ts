@@ -12,6 +12,7 @@ import { isVersion, SHA256_HEX } from '../firmware/image.js';
 import { getImage, getImageByVersion } from '../firmware/store.js';
 import { isMachineId } from '../machine-id.js';
 import type { Db } from '../store/db.js';
+import { DEFAULT_OPERATOR } from '../store/operators.js';
 import { DEFAULT_HALT, DEFAULT_PARALLEL, DEFAULT_TIMEOUT_S, DEFAULT_WAVES, haltAt, MAX_TARGETS, order, selectPercent, TAG, waveSizes, wavesProblem, type Halt, type Target } from './plan.js';
 import { BAD, MACHINE_STATES, TERMINAL, type MachineState } from './progress.js';
 import * as sql from './store.js';
@@ -40,6 +41,8 @@ export interface NewRolloutRequest {
   downgrade?: boolean | undefined;
   force?: boolean | undefined;
   createdBy?: string | undefined;
+  /** The operator whose machines it updates (default: the default operator); its target reaches only them. */
+  operator?: string | undefined;
 }
 
 export type Counts = Record<MachineState, number>;
@@ -47,6 +50,7 @@ export type Counts = Record<MachineState, number>;
 /** A rollout in a list. */
 export interface RolloutSummary {
   id: string;
+  operator: string;
   image: { sha256: string; version: string };
   target: Target;
   state: RolloutState;
@@ -133,7 +137,8 @@ export class Rollouts {
     if (req.version !== undefined && image.version !== req.version) throw new RolloutError('bad-rollout', `image ${image.sha256} is version ${image.version}, not ${req.version}`);
 
     const id = `r${randomBytes(6).toString('hex')}`;
-    const { found, missing } = await sql.machinesFor(this.db, target);
+    const operator = req.operator ?? DEFAULT_OPERATOR;
+    const { found, missing } = await sql.machinesFor(this.db, target, operator);
     if (missing.length > 0) throw new RolloutError('unknown-machine', `no machine ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''}`);
     const chosen = target.kind === 'percent' ? selectPercent(id, found, target.percent) : found;
     if (chosen.length === 0) throw new RolloutError('no-machines', `the target selects no machine (${describeTarget(target)})`);
@@ -159,7 +164,7 @@ export class Rollouts {
         }
         await sql.insertRollout(
           tx,
-          { id, sha256: image.sha256, version: image.version, target, waves, halt, parallel, timeoutS, downgrade: req.downgrade === true, force: req.force === true, createdBy: req.createdBy ?? null },
+          { id, operator, sha256: image.sha256, version: image.version, target, waves, halt, parallel, timeoutS, downgrade: req.downgrade === true, force: req.force === true, createdBy: req.createdBy ?? null },
           plan,
         );
       });
@@ -172,14 +177,16 @@ export class Rollouts {
     return this.get(id);
   }
 
-  async list(options: { limit?: number; unfinished?: boolean } = {}): Promise<RolloutSummary[]> {
+  /** Rollouts, newest first; `operator`'s only when given (null or absent: every operator's). */
+  async list(options: { limit?: number; unfinished?: boolean; operator?: string | null } = {}): Promise<RolloutSummary[]> {
     const list = await sql.listRollouts(this.db, options);
     const counts = await sql.stateCounts(this.db, list.map((r) => r.id));
     return list.map((r) => summary(r, counts.filter((c) => c.rollout === r.id)));
   }
 
-  async get(id: string): Promise<RolloutView> {
-    const r = await sql.getRollout(this.db, id);
+  /** A rollout, if `operator`'s (null: any operator's); else unknown-rollout. */
+  async get(id: string, operator: string | null = null): Promise<RolloutView> {
+    const r = await sql.getRollout(this.db, id, false, operator);
     if (!r) throw new RolloutError('unknown-rollout', `no rollout ${id}`);
     const counts = await sql.stateCounts(this.db, [id]);
     const s = summary(r, counts);
@@ -196,20 +203,20 @@ export class Rollouts {
   }
 
   /** A rollout's machines in order (those in `states` if given). */
-  async machines(id: string, options: { states?: readonly MachineState[]; limit?: number } = {}): Promise<MachineView[]> {
-    if (!(await sql.getRollout(this.db, id))) throw new RolloutError('unknown-rollout', `no rollout ${id}`);
+  async machines(id: string, options: { states?: readonly MachineState[]; limit?: number; operator?: string | null } = {}): Promise<MachineView[]> {
+    if (!(await sql.getRollout(this.db, id, false, options.operator ?? null))) throw new RolloutError('unknown-rollout', `no rollout ${id}`);
     return (await sql.entries(this.db, id, options)).map(machineView);
   }
 
   /** No more machines start; those under way go on. */
-  async pause(id: string): Promise<RolloutView> {
-    await this.change(id, ['running'], 'pause', () => ({ state: 'paused', reason: 'paused by an operator' }));
+  async pause(id: string, operator: string | null = null): Promise<RolloutView> {
+    await this.change(id, operator, ['running'], 'pause', () => ({ state: 'paused', reason: 'paused by an operator' }));
     return this.get(id);
   }
 
   /** Start machines again; after a halt, the failures so far in its wave are accepted (the threshold counts anew). */
-  async resume(id: string): Promise<RolloutView> {
-    await this.change(id, ['paused', 'halted'], 'resume', (now, bad) => ({ state: 'running', reason: null, ...(now.state === 'halted' ? { waveBadBase: bad } : {}) }));
+  async resume(id: string, operator: string | null = null): Promise<RolloutView> {
+    await this.change(id, operator, ['paused', 'halted'], 'resume', (now, bad) => ({ state: 'running', reason: null, ...(now.state === 'halted' ? { waveBadBase: bad } : {}) }));
     return this.get(id);
   }
 
@@ -218,20 +225,21 @@ export class Rollouts {
    * are called off and their offers withdrawn (a machine that has the image
    * already may still install it; machines that confirmed stay as they are).
    */
-  async cancel(id: string): Promise<RolloutView> {
-    await this.change(id, ['running', 'paused', 'halted'], 'cancel', () => ({ state: 'cancelled', reason: 'cancelled by an operator' }), true);
+  async cancel(id: string, operator: string | null = null): Promise<RolloutView> {
+    await this.change(id, operator, ['running', 'paused', 'halted'], 'cancel', () => ({ state: 'cancelled', reason: 'cancelled by an operator' }), true);
     return this.get(id);
   }
 
   private async change(
     id: string,
+    operator: string | null,
     from: readonly RolloutState[],
     verb: string,
     to: (now: RolloutRecord, bad: number) => { state: RolloutState; reason: string | null; waveBadBase?: number },
     callOff = false,
   ): Promise<RolloutRecord> {
     const { record, settlement } = await this.db.transaction(async (tx) => {
-      const now = await sql.getRollout(tx, id, true);
+      const now = await sql.getRollout(tx, id, true, operator);
       if (!now) throw new RolloutError('unknown-rollout', `no rollout ${id}`);
       if (!from.includes(now.state)) throw new RolloutError('rollout-state', `rollout ${id} is ${now.state}: only a ${from.join(' or ')} rollout can ${verb}`);
       const wave = await sql.entries(tx, id, { states: [...BAD] });
@@ -259,6 +267,7 @@ function summary(r: RolloutRecord, counts: readonly { wave: number; state: Machi
   for (const x of counts) c[x.state] += x.n;
   return {
     id: r.id,
+    operator: r.operator,
     image: { sha256: r.sha256, version: r.version },
     target: r.target,
     state: r.state,

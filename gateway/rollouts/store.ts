@@ -15,6 +15,8 @@ export const UNFINISHED: readonly RolloutState[] = ['running', 'paused', 'halted
 
 export interface RolloutRecord {
   id: string;
+  /** The operator whose machines it updates (docs/tenants.md). */
+  operator: string;
   sha256: string;
   version: string;
   target: Target;
@@ -53,6 +55,7 @@ export interface EntryRecord {
 
 interface RolloutRow {
   id: string;
+  operator_id: string;
   sha256: string;
   version: string;
   target: Target;
@@ -72,13 +75,14 @@ interface RolloutRow {
   ended_at: Date | string | null;
 }
 
-const ROLLOUT_COLUMNS = 'id, sha256, version, target, waves, halt, parallel, timeout_s, downgrade, force, state, wave, wave_bad_base, reason, created_by, created_at, updated_at, ended_at';
+const ROLLOUT_COLUMNS = 'id, operator_id, sha256, version, target, waves, halt, parallel, timeout_s, downgrade, force, state, wave, wave_bad_base, reason, created_by, created_at, updated_at, ended_at';
 const iso = (d: Date | string): string => new Date(d).toISOString();
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 function rollout(r: RolloutRow): RolloutRecord {
   return {
     id: r.id,
+    operator: r.operator_id,
     sha256: r.sha256,
     version: r.version,
     target: r.target,
@@ -135,6 +139,7 @@ function entry(r: EntryRow): EntryRecord {
 
 export interface NewRollout {
   id: string;
+  operator: string;
   sha256: string;
   version: string;
   target: Target;
@@ -155,9 +160,9 @@ export async function activeRollouts(db: Queryable, machines: readonly string[])
 
 export async function insertRollout(tx: Queryable, r: NewRollout, plan: readonly { machine: string; wave: number }[]): Promise<RolloutRecord> {
   const row = await tx.query<RolloutRow>(
-    `INSERT INTO rollouts (id, sha256, version, target, waves, halt, parallel, timeout_s, downgrade, force, state, created_by)
-     VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8, $9, $10, 'running', $11) RETURNING ${ROLLOUT_COLUMNS}`,
-    [r.id, r.sha256, r.version, JSON.stringify(r.target), JSON.stringify(r.waves), JSON.stringify(r.halt), r.parallel, r.timeoutS, r.downgrade, r.force, r.createdBy],
+    `INSERT INTO rollouts (id, sha256, version, target, waves, halt, parallel, timeout_s, downgrade, force, state, created_by, operator_id)
+     VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8, $9, $10, 'running', $11, $12) RETURNING ${ROLLOUT_COLUMNS}`,
+    [r.id, r.sha256, r.version, JSON.stringify(r.target), JSON.stringify(r.waves), JSON.stringify(r.halt), r.parallel, r.timeoutS, r.downgrade, r.force, r.createdBy, r.operator],
   );
   await tx.query(
     `INSERT INTO rollout_machines (rollout_id, machine_id, wave, position)
@@ -167,17 +172,18 @@ export async function insertRollout(tx: Queryable, r: NewRollout, plan: readonly
   return rollout(row.rows[0]!);
 }
 
-export async function getRollout(db: Queryable, id: string, lock = false): Promise<RolloutRecord | undefined> {
+/** A rollout, if it is `operator`'s (null: any operator's). */
+export async function getRollout(db: Queryable, id: string, lock = false, operator: string | null = null): Promise<RolloutRecord | undefined> {
   // FOR UPDATE: one step or operator change of a rollout at a time, across gateways.
-  const r = await db.query<RolloutRow>(`SELECT ${ROLLOUT_COLUMNS} FROM rollouts WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id]);
+  const r = await db.query<RolloutRow>(`SELECT ${ROLLOUT_COLUMNS} FROM rollouts WHERE id = $1 AND ($2::text IS NULL OR operator_id = $2)${lock ? ' FOR UPDATE' : ''}`, [id, operator]);
   return r.rows[0] ? rollout(r.rows[0]) : undefined;
 }
 
-/** Rollouts, newest first; `unfinished`: running, paused or halted only. */
-export async function listRollouts(db: Queryable, options: { limit?: number; unfinished?: boolean } = {}): Promise<RolloutRecord[]> {
+/** Rollouts, newest first; `unfinished`: running, paused or halted only; `operator`'s only if given (null: every operator's). */
+export async function listRollouts(db: Queryable, options: { limit?: number; unfinished?: boolean; operator?: string | null } = {}): Promise<RolloutRecord[]> {
   const r = await db.query<RolloutRow>(
-    `SELECT ${ROLLOUT_COLUMNS} FROM rollouts WHERE ($1::boolean IS NOT TRUE OR state = ANY($2::text[])) ORDER BY created_at DESC, id DESC LIMIT $3`,
-    [options.unfinished ?? false, UNFINISHED, options.limit ?? 100],
+    `SELECT ${ROLLOUT_COLUMNS} FROM rollouts WHERE ($1::boolean IS NOT TRUE OR state = ANY($2::text[])) AND ($4::text IS NULL OR operator_id = $4) ORDER BY created_at DESC, id DESC LIMIT $3`,
+    [options.unfinished ?? false, UNFINISHED, options.limit ?? 100, options.operator ?? null],
   );
   return r.rows.map(rollout);
 }
@@ -309,17 +315,24 @@ export async function openCommands(tx: Queryable, id: string): Promise<{ machine
   return r.rows.map((x) => ({ machine: x.machine_id, commandId: x.command_id }));
 }
 
-/** The machines a target names (a list: those the fleet has, and those it does not), has (a tag), or every machine (all, and a percentage to choose from). */
-export async function machinesFor(db: Queryable, target: Target): Promise<{ found: string[]; missing: string[] }> {
+/**
+ * The machines of `operator` a target names (a list: those it has, and those
+ * it does not: another operator's are missing too), has (a tag), or every
+ * machine of it (all, and a percentage to choose from).
+ */
+export async function machinesFor(db: Queryable, target: Target, operator: string): Promise<{ found: string[]; missing: string[] }> {
   if (target.kind === 'machines') {
-    const r = await db.query<{ id: string }>('SELECT id FROM machines WHERE id = ANY($1::text[]) ORDER BY id', [target.machines]);
+    const r = await db.query<{ id: string }>('SELECT id FROM machines WHERE id = ANY($1::text[]) AND operator_id = $2 ORDER BY id', [target.machines, operator]);
     const found = r.rows.map((x) => x.id);
     return { found, missing: target.machines.filter((m) => !found.includes(m)) };
   }
   if (target.kind === 'tag') {
-    const r = await db.query<{ machine_id: string }>('SELECT machine_id FROM machine_tags WHERE tag = $1 ORDER BY machine_id', [target.tag]);
+    const r = await db.query<{ machine_id: string }>(
+      'SELECT t.machine_id FROM machine_tags t JOIN machines m ON m.id = t.machine_id WHERE t.tag = $1 AND m.operator_id = $2 ORDER BY t.machine_id',
+      [target.tag, operator],
+    );
     return { found: r.rows.map((x) => x.machine_id), missing: [] };
   }
-  const r = await db.query<{ id: string }>('SELECT id FROM machines ORDER BY id');
+  const r = await db.query<{ id: string }>('SELECT id FROM machines WHERE operator_id = $1 ORDER BY id', [operator]);
   return { found: r.rows.map((x) => x.id), missing: [] };
 }

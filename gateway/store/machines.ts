@@ -6,6 +6,7 @@
  * the shape docs/uplink.md gives it; slotsOf reads its slots defensively.
  */
 import type { Queryable } from './db.js';
+import { DEFAULT_OPERATOR } from './operators.js';
 
 export interface Slot {
   code: string;
@@ -59,32 +60,37 @@ export function slotsOf(t: Telemetry | null): Slot[] {
   return Array.isArray(t?.slots) ? t.slots : [];
 }
 
-/** Register machines (those already registered are left as they are). */
-export async function addMachines(db: Queryable, ids: readonly string[]): Promise<void> {
-  await db.query('INSERT INTO machines (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [ids]);
+/** Register machines for an operator (the default one unless named; those already registered are left as they are). */
+export async function addMachines(db: Queryable, ids: readonly string[], operator = DEFAULT_OPERATOR): Promise<void> {
+  await db.query('INSERT INTO machines (id, operator_id) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING', [ids, operator]);
 }
 
-/** A machine's stored state (offline and empty before it has sent anything), or undefined when there is no such machine. */
-export async function machineState(db: Queryable, id: string): Promise<MachineState | undefined> {
+/**
+ * A machine's stored state (offline and empty before it has sent anything),
+ * or undefined when there is no such machine or it is not `operator`'s
+ * (null: any operator's).
+ */
+export async function machineState(db: Queryable, id: string, operator: string | null = null): Promise<MachineState | undefined> {
   const r = await db.query<MachineState & { known: boolean }>(
     `SELECT ms.online, ms.last_seen, ms.telemetry, ms.telemetry_at, ms.status, true AS known
-     FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id WHERE m.id = $1`,
-    [id],
+     FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id WHERE m.id = $1 AND ($2::text IS NULL OR m.operator_id = $2)`,
+    [id, operator],
   );
   const row = r.rows[0];
   if (!row) return undefined;
   return { online: row.online ?? false, last_seen: row.last_seen, telemetry: row.telemetry, telemetry_at: row.telemetry_at, status: row.status };
 }
 
-/** Every machine (those with `tag`, if given), in id order. */
-export async function listMachines(db: Queryable, tag?: string): Promise<MachineSummary[]> {
+/** Every machine of `operator` (null: of every operator), those with `tag` if given, in id order. */
+export async function listMachines(db: Queryable, tag: string | undefined, operator: string | null): Promise<MachineSummary[]> {
   const r = await db.query<{ id: string; online: boolean | null; last_seen: Date | null; last_seq: string | null; errors: unknown; fw: unknown; tags: string[] | null }>(
     `SELECT m.id, ms.online, ms.last_seen, ms.last_seq, ms.telemetry->'errors' AS errors, ${FW} AS fw,
             (SELECT array_agg(t.tag ORDER BY t.tag) FROM machine_tags t WHERE t.machine_id = m.id) AS tags
      FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id
-     WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM machine_tags t WHERE t.machine_id = m.id AND t.tag = $1)
+     WHERE ($1::text IS NULL OR EXISTS (SELECT 1 FROM machine_tags t WHERE t.machine_id = m.id AND t.tag = $1))
+       AND ($2::text IS NULL OR m.operator_id = $2)
      ORDER BY m.id`,
-    [tag ?? null],
+    [tag ?? null, operator],
   );
   return r.rows.map((m) => ({
     id: m.id,

@@ -318,14 +318,49 @@ CREATE TABLE rollout_machines (
 CREATE UNIQUE INDEX rollout_machines_one_active ON rollout_machines (machine_id) WHERE active;
 CREATE INDEX rollout_machines_order ON rollout_machines (rollout_id, wave, position)`,
   },
+  {
+    version: 12,
+    name: 'operators: machines, tokens, audits, rollouts and fleet alert rules by operator',
+    sql: `
+-- Operators (organisations) own machines (docs/tenants.md). 'default' holds everything an install had
+-- before operators: a single-operator fleet needs no new steps.
+CREATE TABLE operators (
+  id text PRIMARY KEY CHECK (id ~ '^[a-z0-9][a-z0-9-]{0,39}$'),
+  name text NOT NULL,
+  -- The operator's fleet-wide alert rules (only what differs from the built-in defaults).
+  alert_rules jsonb NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO operators (id, name) VALUES ('default', 'Default operator');
+-- Every machine has one operator; a machine added without naming one is the default operator's.
+ALTER TABLE machines ADD COLUMN operator_id text NOT NULL DEFAULT 'default' REFERENCES operators(id);
+CREATE INDEX machines_operator ON machines (operator_id, id);
+-- A token belongs to one operator, or (NULL) is a platform admin's, which sees every operator.
+-- Existing admin tokens become platform admins (they could do everything before); the others the default operator's.
+ALTER TABLE api_tokens ADD COLUMN operator_id text REFERENCES operators(id);
+UPDATE api_tokens SET operator_id = 'default' WHERE role <> 'admin';
+ALTER TABLE api_tokens ADD CONSTRAINT api_tokens_platform_is_admin CHECK (operator_id IS NOT NULL OR role = 'admin');
+-- The fleet's alert rules (scope '*') were the one operator's.
+UPDATE operators SET alert_rules = r.rules FROM alert_rules r WHERE r.machine_id = '*' AND operators.id = 'default';
+DELETE FROM alert_rules WHERE machine_id = '*';
+-- An audit file is its machine's operator's; a file tied to no machine, its uploader's (NULL: a platform admin's).
+ALTER TABLE audits ADD COLUMN operator_id text REFERENCES operators(id);
+UPDATE audits SET operator_id = COALESCE((SELECT m.operator_id FROM machines m WHERE m.id = audits.machine_id), 'default');
+CREATE INDEX audits_operator ON audits (operator_id, received_at);
+-- A rollout is one operator's, over that operator's machines only.
+ALTER TABLE rollouts ADD COLUMN operator_id text NOT NULL DEFAULT 'default' REFERENCES operators(id);
+ALTER TABLE rollouts ALTER COLUMN operator_id DROP DEFAULT;
+CREATE INDEX rollouts_operator ON rollouts (operator_id, created_at)`,
+  },
 ];
 
-export async function migrate(db: Db): Promise<number[]> {
+/** Apply the migrations not applied yet, up to version `upTo` (all by default; tests stop earlier to upgrade a store of an older version). */
+export async function migrate(db: Db, upTo = Infinity): Promise<number[]> {
   await db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
   const done = new Set((await db.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)));
   const applied: number[] = [];
   for (const m of MIGRATIONS) {
-    if (done.has(m.version)) continue;
+    if (done.has(m.version) || m.version > upTo) continue;
     await db.transaction(async (tx) => {
       // Another gateway may be migrating at the same moment: the lock makes one wait for the other.
       await tx.query('LOCK TABLE schema_migrations IN EXCLUSIVE MODE');

@@ -30,12 +30,16 @@ export async function salesBySlot(db: Queryable, machine: string, from: Date, to
 export type Bucket = 'minute' | 'hour' | 'day';
 export const BUCKET_MS: Record<Bucket, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };
 
-/** Sales and revenue per bucket in [from, to), for one machine or (undefined) the fleet; empty buckets included. */
-export async function salesSeries(db: Queryable, bucket: Bucket, from: Date, to: Date, machine: string | undefined): Promise<{ t: string; sales: number; revenue: number }[]> {
+/**
+ * Sales and revenue per bucket in [from, to), for one machine or (undefined)
+ * the fleet of `operator` (null: every operator's); empty buckets included.
+ */
+export async function salesSeries(db: Queryable, bucket: Bucket, from: Date, to: Date, machine: string | undefined, operator: string | null = null): Promise<{ t: string; sales: number; revenue: number }[]> {
   const r = await db.query<{ b: Date; n: string; revenue: string | null }>(
-    `SELECT date_trunc($1, received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS b, count(*) AS n, sum(price) AS revenue
-     FROM sales WHERE received_at >= $2 AND received_at < $3 AND ($4::text IS NULL OR machine_id = $4) GROUP BY 1`,
-    [bucket, from, to, machine ?? null],
+    `SELECT date_trunc($1, s.received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS b, count(*) AS n, sum(s.price) AS revenue
+     FROM sales s JOIN machines m ON m.id = s.machine_id
+     WHERE s.received_at >= $2 AND s.received_at < $3 AND ($4::text IS NULL OR s.machine_id = $4) AND ($5::text IS NULL OR m.operator_id = $5) GROUP BY 1`,
+    [bucket, from, to, machine ?? null, operator],
   );
   const got = new Map(r.rows.map((x) => [new Date(x.b).getTime(), x]));
   const step = BUCKET_MS[bucket];
@@ -57,20 +61,24 @@ export interface FleetSummary {
   openAlerts: number;
 }
 
-/** The fleet's totals now. */
-export async function fleetSummary(db: Queryable): Promise<FleetSummary> {
+/** The totals now of `operator`'s fleet (null: every operator's). */
+export async function fleetSummary(db: Queryable, operator: string | null = null): Promise<FleetSummary> {
   const r = await db.query<{ machines: string; online: string; today_n: string; today_rev: string | null; day_n: string; day_rev: string | null }>(
-    `SELECT (SELECT count(*) FROM machines) AS machines,
-            (SELECT count(*) FROM machine_state WHERE online) AS online,
-            count(*) FILTER (WHERE received_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today_n,
-            sum(price) FILTER (WHERE received_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today_rev,
-            count(*) AS day_n, sum(price) AS day_rev
-     FROM sales WHERE received_at >= now() - interval '24 hours'`,
+    `SELECT (SELECT count(*) FROM machines WHERE $1::text IS NULL OR operator_id = $1) AS machines,
+            (SELECT count(*) FROM machine_state ms JOIN machines m ON m.id = ms.machine_id WHERE ms.online AND ($1::text IS NULL OR m.operator_id = $1)) AS online,
+            count(*) FILTER (WHERE s.received_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today_n,
+            sum(s.price) FILTER (WHERE s.received_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today_rev,
+            count(*) AS day_n, sum(s.price) AS day_rev
+     FROM sales s JOIN machines m ON m.id = s.machine_id WHERE s.received_at >= now() - interval '24 hours' AND ($1::text IS NULL OR m.operator_id = $1)`,
+    [operator],
   );
   const x = r.rows[0]!;
   // A store without the alerts migration yet has no alerts to count.
   const alerts = (await db.query<{ t: string | null }>("SELECT to_regclass('alerts')::text AS t")).rows[0]?.t
-    ? Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM alerts WHERE closed_at IS NULL')).rows[0]!.n)
+    ? Number(
+        (await db.query<{ n: string }>('SELECT count(*) AS n FROM alerts a JOIN machines m ON m.id = a.machine_id WHERE a.closed_at IS NULL AND ($1::text IS NULL OR m.operator_id = $1)', [operator]))
+          .rows[0]!.n,
+      )
     : 0;
   return {
     machines: Number(x.machines),

@@ -105,6 +105,8 @@ describe('the dashboard in Chromium', function () {
     await page.waitForSelector('#map circle[data-machine="vm-0003"]');
     assert.equal(await page.locator('#map circle').count(), 3);
     assert.equal(await page.locator('#login').isVisible(), false, 'the sign-in form is gone');
+    // The first token is a platform admin's: the page says it shows every operator's machines.
+    assert.match((await page.textContent('#who')) ?? '', /^first admin: platform admin, every operator$/);
   });
 
   it('shows one machine: planogram with stock, coin tubes, sales chart', async () => {
