@@ -71,6 +71,8 @@ export async function registerCommandRoutes(app: FastifyInstance, ctx: RouteCont
       },
     },
     async (req) => {
+      // Another operator's command is not found, like one that does not exist.
+      if (!(await commands.get(req.params.command, scope(req)))) throw new HttpError('unknown-command', `no command ${req.params.command}`);
       const c = await commands.cancelUpdate(req.params.command);
       if (!c) throw new HttpError('unknown-command', `no command ${req.params.command}`);
       return c;

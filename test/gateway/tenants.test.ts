@@ -216,6 +216,7 @@ for (const backend of BACKENDS) {
         ],
         ['GET /machines/:id/commands', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/commands` }] }],
         ['GET /commands/:command', { kind: 'foreign', probes: [{ method: 'GET', url: `/commands/${bs.command}` }] }],
+        ['POST /commands/:command/cancel', { kind: 'foreign', probes: [{ method: 'POST', url: `/commands/${bs.command}/cancel` }] }],
         [
           'POST /audits',
           {
