@@ -85,9 +85,11 @@ export async function storeBench(f: Figures, machines = 1000, salesPerMachine = 
     const marks = await size(`SELECT pg_total_relation_size('event_marks') AS n`);
     // The layout before migration 13, the same rows.
     await db.exec(`CREATE TABLE events_flat (machine_id text NOT NULL, seq bigint NOT NULL, type text NOT NULL, machine_time bigint NOT NULL, body jsonb NOT NULL,
-      received_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (machine_id, seq));
-      CREATE INDEX events_flat_type_time ON events_flat (type, received_at);
-      INSERT INTO events_flat SELECT * FROM events ORDER BY received_at; VACUUM ANALYZE events_flat`);
+      received_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (machine_id, seq))`);
+    await db.exec('CREATE INDEX events_flat_type_time ON events_flat (type, received_at)');
+    await db.exec('INSERT INTO events_flat SELECT * FROM events ORDER BY received_at');
+    // VACUUM alone: several statements in one exec run as one transaction, where it cannot.
+    await db.exec('VACUUM ANALYZE events_flat');
     const flat = await size(`SELECT pg_total_relation_size('events_flat') AS n`);
     const archive = await writeArchive(db, month, dir);
     const perEvent = partition / events;
