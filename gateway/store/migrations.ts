@@ -355,9 +355,11 @@ CREATE INDEX events_type_time ON events (type, received_at);
 -- Per machine: the highest number in events (anything above is new without looking), and the highest
 -- number whose month was archived and dropped (a resend at or below it is not looked for in vain).
 -- Ingest locks a machine's row here while it writes that machine's events.
+-- Ingest raises high and reads what it was before (high_before) in the one statement that locks the row.
 CREATE TABLE event_marks (
   machine_id text PRIMARY KEY REFERENCES machines(id),
   high bigint NOT NULL DEFAULT 0,
+  high_before bigint NOT NULL DEFAULT 0,
   archived_through bigint NOT NULL DEFAULT 0
 );
 -- Months written to archive files (and dropped), and months loaded back from one (held: upkeep leaves them).
