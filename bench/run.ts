@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only] [--no-cuts] [--no-gateway] [--outage-speed N]
+ * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --store-only] [--no-cuts] [--no-gateway] [--outage-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -14,6 +14,7 @@ import { xsChange, xsDex, xsJournal, xsUpdate, xsVend } from './lib/firmware-xs.
 import { commandBench, gatewayBench, outageBench } from './lib/gateway.js';
 import { rolloutBench } from './lib/rollout.js';
 import { routeBench } from './lib/route.js';
+import { storeBench } from './lib/store.js';
 import { updateCutBench } from './lib/update-cuts.js';
 import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
 
@@ -48,6 +49,11 @@ async function main(): Promise<void> {
     f.finish();
     return;
   }
+  if (argv.includes('--store-only')) {
+    await storeBench(f);
+    f.finish();
+    return;
+  }
   if (argv.includes('--route-only')) {
     routeBench(f);
     f.finish();
@@ -59,6 +65,7 @@ async function main(): Promise<void> {
     await commandBench(f);
     await outageBench(f, outageSpeed());
     await rolloutBench(f);
+    await storeBench(f);
     f.finish();
     return;
   }
@@ -87,6 +94,7 @@ async function main(): Promise<void> {
     await commandBench(f);
     await outageBench(f, outageSpeed());
     await rolloutBench(f);
+    await storeBench(f);
   }
   f.out('');
   f.out('Simulator throughput');

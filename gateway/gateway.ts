@@ -26,6 +26,7 @@ import { ingestStore } from './ingest/store.js';
 import { Subscriber } from './mqtt/subscriber.js';
 import { RolloutEngine, type RolloutEngineOptions } from './rollouts/engine.js';
 import type { Db } from './store/db.js';
+import { EventUpkeep, type EventUpkeepOptions } from './store/event-upkeep.js';
 import { addMachines } from './store/machines.js';
 import { migrate } from './store/migrations.js';
 
@@ -60,6 +61,8 @@ export interface GatewayOptions {
   firmware?: FirmwareRegistry | undefined;
   /** The rollout engine (docs/updates.md "Rollouts"): on unless false. */
   rollouts?: RolloutEngineOptions | false;
+  /** The events months' upkeep (store/event-upkeep.ts); default: months made ahead, none dropped. */
+  events?: EventUpkeepOptions;
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
@@ -100,6 +103,8 @@ export class Gateway {
   readonly chunks: ChunkServer | undefined;
   /** Undefined when started with rollouts: false. */
   readonly rollouts: RolloutEngine | undefined;
+  /** Makes events months ahead and takes old ones out (archive, drop). */
+  readonly events: EventUpkeep;
   acksSent = 0;
   private readonly subscribers: Feed[];
 
@@ -112,6 +117,7 @@ export class Gateway {
     alerts: AlertEngine | undefined,
     chunks: ChunkServer | undefined,
     rollouts: RolloutEngine | undefined,
+    events: EventUpkeep,
   ) {
     this.db = db;
     this.subscribers = subscribers;
@@ -122,6 +128,7 @@ export class Gateway {
     this.alerts = alerts;
     this.chunks = chunks;
     this.rollouts = rollouts;
+    this.events = events;
   }
 
   static async start(options: GatewayOptions): Promise<Gateway> {
@@ -267,8 +274,10 @@ export class Gateway {
       await alerts?.close();
       throw e;
     }
-    gateway = new Gateway(options.db, subscribers, ingester, commands, audits, alerts, chunks, rollouts);
+    const events = new EventUpkeep(options.db, { ...(options.events ?? { archiveDir: null }), onLog: options.events?.onLog ?? log });
+    gateway = new Gateway(options.db, subscribers, ingester, commands, audits, alerts, chunks, rollouts, events);
     rollouts?.start();
+    events.start();
     if (amqpSettings) {
       log('info', `gateway: consuming ${subscribers.map((f) => `${options.shareGroup ?? 'vendfleet'}.${f.name}`).join(', ')} (quorum queues bound to amq.topic) on a RabbitMQ cluster of ${amqpSettings.urls.length} node address(es)`);
     } else {
@@ -319,6 +328,7 @@ export class Gateway {
   async close(): Promise<void> {
     for (const s of this.subscribers) await s.close();
     await this.rollouts?.close();
+    await this.events.close();
     this.commands.close();
     this.audits.close();
     await this.ingester.close();

@@ -12,7 +12,11 @@
  * AMQP_PREFETCH (deliveries a gateway holds unacknowledged, 1000),
  * DATABASE_URL, GATEWAY_SHARE_GROUP (default "vendfleet" with an external
  * broker), GATEWAY_CLIENT_ID (a fixed id gives a persistent session; default
- * vendfleet-gateway-<host>), TELEMETRY_RETENTION_DAYS (30), DATA_DIR,
+ * vendfleet-gateway-<host>), TELEMETRY_RETENTION_DAYS (30),
+ * EVENTS_RETENTION_MONTHS (13: a month of events leaves the store once it
+ * ended 13 months ago; 0 keeps every month), EVENTS_ARCHIVE_DIR (where those
+ * months are written first, as gzip CSV: DATA_DIR/archive; "none" drops them
+ * without a file; docs/architecture.md "The event store"), DATA_DIR,
  * MQTT_CA_FILE (the CA of an mqtts:// broker), API_HOST (127.0.0.1) and
  * API_PORT (8080) for the operator API, ALERT_WEBHOOK_URL (opened, updated
  * and closed alerts are POSTed there, docs/alerts.md) and
@@ -49,6 +53,17 @@ function positive(name: string, fallback: number): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n <= 0) {
     log('error', `${name} must be a positive integer, got "${raw}"`);
+    process.exit(2);
+  }
+  return n;
+}
+
+function whole(name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) {
+    log('error', `${name} must be a whole number, got "${raw}"`);
     process.exit(2);
   }
   return n;
@@ -96,6 +111,8 @@ async function main(): Promise<void> {
   const retentionDays = positive('TELEMETRY_RETENTION_DAYS', 30);
   const alerts = alertWebhook();
   const dataDir = env['DATA_DIR'] ?? 'data';
+  const eventsRetention = whole('EVENTS_RETENTION_MONTHS', 13);
+  const archiveDir = env['EVENTS_ARCHIVE_DIR'] === 'none' ? null : (env['EVENTS_ARCHIVE_DIR'] || join(dataDir, 'archive'));
   const keyFiles = releaseKeyFiles(dataDir);
   const maxImageBytes = positive('FIRMWARE_MAX_BYTES', 4 * 1024 * 1024);
   const updateRate = { bytesPerSecond: positive('UPDATE_BYTES_PER_SECOND', 65536), burstBytes: positive('UPDATE_BURST_BYTES', 32768) };
@@ -151,8 +168,10 @@ async function main(): Promise<void> {
     alerts,
     updates: { source: firmware, ...updateRate },
     firmware,
+    events: { retentionMonths: eventsRetention, archiveDir },
     onLog: log,
   });
+  log('info', eventsRetention === 0 ? 'events: kept for ever' : `events: months kept ${eventsRetention}, then ${archiveDir ? `archived to ${archiveDir} and ` : ''}dropped`);
 
   const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts, firmware, rolloutEngine: gateway.rollouts, health: () => gateway.health() });
   const apiPort = positive('API_PORT', 8080);

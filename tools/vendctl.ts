@@ -37,9 +37,11 @@
  * VENDFLEET_URL (default http://127.0.0.1:8080) / VENDFLEET_TOKEN.
  *
  *   npm run vendctl -- token create <name> <viewer|operator|admin> [--operator ID | --platform]
+ *   npm run vendctl -- archive list | check FILE | load FILE | release YYYY-MM
  *
- * works on the store directly (DATABASE_URL, or the embedded store in
- * DATA_DIR, default ./data), to make the first tokens. A token is one
+ * work on the store directly (DATABASE_URL, or the embedded store in
+ * DATA_DIR, default ./data): `token` to make the first tokens, `archive` for
+ * events months in archive files (tools/vendctl-archive.ts). A token is one
  * operator's (--operator); --platform makes a platform admin's (admin role
  * only), which sees every operator. Naming neither: an admin token is a
  * platform admin's, any other the default operator's.
@@ -51,6 +53,7 @@ import { createToken, revokeToken, ROLES, type Role } from '../gateway/api/token
 import { openDb } from '../gateway/store/db.js';
 import { migrate } from '../gateway/store/migrations.js';
 import { FIRMWARE_USAGE, firmwareOffline, firmwareRequest } from './vendctl-firmware.js';
+import { ARCHIVE_USAGE, archiveCommand } from './vendctl-archive.js';
 import { ROLLOUT_USAGE, rolloutRequest, watchRollout, type WatchedRollout } from './vendctl-rollout.js';
 
 const USAGE = `usage: vendctl [--url URL] [--token TOKEN] <command> ...
@@ -63,7 +66,8 @@ const USAGE = `usage: vendctl [--url URL] [--token TOKEN] <command> ...
   me | operators | operator add ID NAME   (adding an operator: platform admins)
 ${FIRMWARE_USAGE}
 ${ROLLOUT_USAGE}
-  token create NAME ROLE [--operator ID | --platform] | token revoke TOKEN-ID   (on the store: DATABASE_URL or DATA_DIR)`;
+  token create NAME ROLE [--operator ID | --platform] | token revoke TOKEN-ID   (on the store: DATABASE_URL or DATA_DIR)
+${ARCHIVE_USAGE}`;
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`vendctl: ${message}\n`);
@@ -126,6 +130,7 @@ async function main(): Promise<void> {
   const [cmd, id, x, y] = p.args;
   if (!cmd) fail(USAGE);
   if (cmd === 'token') return tokens(p);
+  if (cmd === 'archive') return archiveCommand(p.args, p.flags, fail);
   // Making a key and signing need no gateway.
   if (cmd === 'firmware' && firmwareOffline(p.args, p.flags, fail)) return;
   const base = (p.flags.get('url') ?? process.env['VENDFLEET_URL'] ?? 'http://127.0.0.1:8080').replace(/\/$/, '');

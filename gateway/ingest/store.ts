@@ -9,7 +9,8 @@
  * tried against PGlite and PostgreSQL by the other gateway tests.
  */
 import type { Db, Queryable } from '../store/db.js';
-import { ping } from '../store/errors.js';
+import { ping, sqlState } from '../store/errors.js';
+import { ensureEventMonth, monthOf } from '../store/event-partitions.js';
 import { canonicalJson, storable } from '../store/json.js';
 import { ensureTelemetryPartition } from '../store/migrations.js';
 import type { MachineEvent, RefusedEvent, Rejection } from './messages.js';
@@ -64,9 +65,29 @@ export function ingestStore(db: Db): IngestStore {
 
 const key = (machine: string, seq: number): string => `${machine}\u0000${seq}`;
 
+/** Events as array parameters (one multi-row insert). */
+interface EventRows {
+  machines: string[];
+  seqs: number[];
+  types: string[];
+  times: number[];
+  bodies: string[];
+}
+
+interface RefusedRows {
+  machines: string[];
+  seqs: number[];
+  times: (number | null)[];
+  types: (string | null)[];
+  reasons: string[];
+  raws: string[];
+}
+
 class SqlIngestStore implements IngestStore {
   /** The day whose telemetry partition is known to exist. */
   private partitionDay = '';
+  /** Months whose events partition is known to exist. */
+  private readonly months = new Set<string>();
 
   constructor(private readonly db: Db) {}
 
@@ -85,16 +106,9 @@ class SqlIngestStore implements IngestStore {
       await ensureTelemetryPartition(this.db, batch.at);
       this.partitionDay = day;
     }
-    const ev = { machines: [] as string[], seqs: [] as number[], types: [] as string[], times: [] as number[], bodies: [] as string[] };
-    const ref = { machines: [] as string[], seqs: [] as number[], times: [] as (number | null)[], types: [] as (string | null)[], reasons: [] as string[], raws: [] as string[] };
+    const hasEvents = batch.messages.some((p) => p.events.length > 0);
+    const ref: RefusedRows = { machines: [], seqs: [], times: [], types: [], reasons: [], raws: [] };
     for (const p of batch.messages) {
-      for (const e of p.events) {
-        ev.machines.push(p.machine);
-        ev.seqs.push(e.seq);
-        ev.types.push(e.type);
-        ev.times.push(e.t);
-        ev.bodies.push(JSON.stringify(e.body));
-      }
       for (const r of p.refused) {
         ref.machines.push(p.machine);
         ref.seqs.push(r.seq);
@@ -104,25 +118,50 @@ class SqlIngestStore implements IngestStore {
         ref.raws.push(storable(r.raw));
       }
     }
+    const months = [monthOf(batch.at.getTime()), monthOf(Date.now())];
+    try {
+      return await this.writeOnce(batch, hooks, hasEvents, ref, months);
+    } catch (e) {
+      // No partition for the row: a month dropped under us, or the store's clock in a month not made yet.
+      // Make the store's own month and try once more (nothing of the failed transaction stayed).
+      if (!hasEvents || sqlState(e) !== '23514' || !/no partition/i.test((e as Error).message)) throw e;
+      this.months.clear();
+      const now = await this.db.query<{ m: string }>(`SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM') AS m`);
+      return this.writeOnce(batch, hooks, hasEvents, ref, [...months, now.rows[0]!.m]);
+    }
+  }
+
+  private async writeOnce<M extends EventMessage>(batch: IngestBatch<M>, hooks: WriteHooks<M>, hasEvents: boolean, ref: RefusedRows, months: string[]): Promise<WriteCounts> {
+    if (hasEvents) {
+      // The month of the batch (and of this process's clock): made ahead by the upkeep, made here if it was not.
+      for (const m of months) {
+        if (this.months.has(m)) continue;
+        await ensureEventMonth(this.db, m);
+        this.months.add(m);
+      }
+    }
     return this.db.transaction(async (tx) => {
       const counts: WriteCounts = { inserted: 0, refused: 0 };
       const conflicts = new Set<M>();
       let stored: { machine_id: string; seq: string }[] = [];
-      if (ev.machines.length > 0) {
-        // What was checked, serialised again: the store never parses a machine's own bytes.
-        const r = await tx.query<{ machine_id: string; seq: string }>(
-          `INSERT INTO events (machine_id, seq, type, machine_time, body)
-           SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::jsonb[])
-           ON CONFLICT (machine_id, seq) DO NOTHING
-           RETURNING machine_id, seq`,
-          [ev.machines, ev.seqs, ev.types, ev.times, ev.bodies],
-        );
-        stored = r.rows;
-        counts.inserted = r.rows.length;
-        if (counts.inserted < ev.machines.length) await checkResends(tx, batch.messages, r.rows, (p, detail) => {
+      if (hasEvents) {
+        const { fresh, conflicting } = await sortOut(tx, batch.messages);
+        if (fresh.machines.length > 0) {
+          // What was checked, serialised again: the store never parses a machine's own bytes.
+          const r = await tx.query<{ machine_id: string; seq: string }>(
+            `INSERT INTO events (machine_id, seq, type, machine_time, body)
+             SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::jsonb[])
+             ON CONFLICT DO NOTHING
+             RETURNING machine_id, seq`,
+            [fresh.machines, fresh.seqs, fresh.types, fresh.times, fresh.bodies],
+          );
+          stored = r.rows;
+        }
+        counts.inserted = stored.length;
+        for (const [p, detail] of conflicting) {
           conflicts.add(p);
           hooks.conflict(p, detail);
-        });
+        }
       }
       if (ref.machines.length > 0) {
         const r = await tx.query(
@@ -156,39 +195,90 @@ export async function countRejections(db: Queryable, reason: Rejection, count: n
 }
 
 /**
- * Events not inserted were already stored: a resend must be the same event.
- * A different event under a stored number (a machine whose journal was
- * wiped and started again) is a conflict: the message is never
- * acknowledged, so the machine keeps it in flash and says so, rather than
- * it being taken for a duplicate and lost.
+ * How far back a number can be resent, below the machine's highest stored
+ * one: the firmware has at most 100 events unacknowledged (docs/uplink.md);
+ * this leaves room for a firmware that sends more.
  */
-async function checkResends<M extends EventMessage>(tx: Queryable, messages: readonly M[], inserted: { machine_id: string; seq: string }[], conflict: (p: M, detail: string) => void): Promise<void> {
-  const fresh = new Set(inserted.map((r) => key(r.machine_id, Number(r.seq))));
-  const machines: string[] = [];
-  const seqs: number[] = [];
-  for (const p of messages) {
-    for (const e of p.events) {
-      if (!fresh.has(key(p.machine, e.seq))) {
-        machines.push(p.machine);
-        seqs.push(e.seq);
-      }
-    }
-  }
-  const stored = await tx.query<{ machine_id: string; seq: string; type: string; machine_time: string; body: Record<string, unknown> }>(
-    `SELECT e.machine_id, e.seq, e.type, e.machine_time, e.body FROM events e
-     JOIN unnest($1::text[], $2::bigint[]) AS k(m, s) ON e.machine_id = k.m AND e.seq = k.s`,
-    [machines, seqs],
+export const RESEND_WINDOW = 10000;
+
+/**
+ * Which events of the batch are new, and which messages clash with what is
+ * stored. `events` cannot keep (machine, seq) unique by itself (its key holds
+ * the month), so this does, under a lock on each machine's event_marks row
+ * (in id order: two gateways lock the same way round and never deadlock):
+ * - above the machine's highest stored number: new, without looking;
+ * - otherwise looked for in every month: found, it is a resend, which must be
+ *   the same event; not found, it is new (it arrived after a later one);
+ * - at or below the highest archived number and not found (its month went to
+ *   a file): a resend, unless it is more than RESEND_WINDOW below the highest
+ *   stored number, which only a journal that started over sends.
+ * A different event under a stored number (a machine whose journal was wiped
+ * and started again) is a conflict: the message is never acknowledged, so the
+ * machine keeps it in flash and says so, rather than it being taken for a
+ * duplicate and lost. Its other new events are stored.
+ */
+async function sortOut<M extends EventMessage>(tx: Queryable, messages: readonly M[]): Promise<{ fresh: EventRows; conflicting: Map<M, string> }> {
+  // Each machine's newest number in this batch: high is raised to it in the statement that takes the lock
+  // (one statement, not two: the embedded store pays per statement). A number that then turns out to be a
+  // conflict leaves high above what is stored, which only sends that number to be looked up (step 2).
+  const newest = new Map<string, number>();
+  for (const p of messages) for (const e of p.events) newest.set(p.machine, Math.max(newest.get(p.machine) ?? 0, e.seq));
+  const ids = [...newest.keys()].sort();
+  const marks = await tx.query<{ machine_id: string; high_before: string; archived_through: string }>(
+    `INSERT INTO event_marks (machine_id, high) SELECT m, h FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS t(m, h, i) ORDER BY i
+     ON CONFLICT (machine_id) DO UPDATE SET high_before = event_marks.high, high = GREATEST(event_marks.high, EXCLUDED.high)
+     RETURNING machine_id, high_before, archived_through`,
+    [ids, ids.map((m) => newest.get(m)!)],
   );
-  const byKey = new Map(stored.rows.map((r) => [key(r.machine_id, Number(r.seq)), r]));
+  const mark = new Map(marks.rows.map((r) => [r.machine_id, { high: Number(r.high_before), archived: Number(r.archived_through) }]));
+  const look = { machines: [] as string[], seqs: [] as number[] };
   for (const p of messages) {
+    const m = mark.get(p.machine)!;
     for (const e of p.events) {
-      const s = byKey.get(key(p.machine, e.seq));
-      if (s && (s.type !== e.type || Number(s.machine_time) !== e.t || canonicalJson(s.body) !== canonicalJson(e.body))) {
-        conflict(p, `${p.machine}: event ${e.seq} differs from the one stored (${s.type} at ${s.machine_time}, now ${e.type} at ${e.t}); not acknowledged`);
-        break;
+      if (e.seq <= m.high || e.seq <= m.archived) {
+        look.machines.push(p.machine);
+        look.seqs.push(e.seq);
       }
     }
   }
+  const byKey = new Map<string, { type: string; machine_time: string; body: unknown }>();
+  if (look.machines.length > 0) {
+    const found = await tx.query<{ machine_id: string; seq: string; type: string; machine_time: string; body: Record<string, unknown> }>(
+      `SELECT e.machine_id, e.seq, e.type, e.machine_time, e.body FROM events e
+       JOIN unnest($1::text[], $2::bigint[]) AS k(m, s) ON e.machine_id = k.m AND e.seq = k.s`,
+      [look.machines, look.seqs],
+    );
+    for (const r of found.rows) byKey.set(key(r.machine_id, Number(r.seq)), r);
+  }
+  const fresh: EventRows = { machines: [], seqs: [], types: [], times: [], bodies: [] };
+  const conflicting = new Map<M, string>();
+  for (const p of messages) {
+    const m = mark.get(p.machine)!;
+    for (const e of p.events) {
+      const k = key(p.machine, e.seq);
+      const s = byKey.get(k);
+      if (s) {
+        if (!conflicting.has(p) && (s.type !== e.type || Number(s.machine_time) !== e.t || canonicalJson(s.body) !== canonicalJson(e.body))) {
+          conflicting.set(p, `${p.machine}: event ${e.seq} differs from the one stored (${s.type} at ${s.machine_time}, now ${e.type} at ${e.t}); not acknowledged`);
+        }
+        continue;
+      }
+      if (e.seq <= m.archived) {
+        if (m.high - e.seq >= RESEND_WINDOW && !conflicting.has(p)) {
+          conflicting.set(p, `${p.machine}: event ${e.seq} is ${m.high - e.seq} below the newest stored (${m.high}), in an archived month: a journal that started over? not acknowledged`);
+        }
+        continue;
+      }
+      // Taken: the same number again in this batch is compared with this copy.
+      byKey.set(k, { type: e.type, machine_time: String(e.t), body: e.body });
+      fresh.machines.push(p.machine);
+      fresh.seqs.push(e.seq);
+      fresh.types.push(e.type);
+      fresh.times.push(e.t);
+      fresh.bodies.push(JSON.stringify(e.body));
+    }
+  }
+  return { fresh, conflicting };
 }
 
 /** Last seen, newest sequence number and event count per machine of the batch. */

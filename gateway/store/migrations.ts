@@ -2,9 +2,30 @@
  * Schema migrations, applied in order, each once, in a transaction. The same
  * statements run on PostgreSQL and PGlite.
  */
-import type { Db } from './db.js';
+import type { Db, Queryable } from './db.js';
+import { addMonths, ensureEventMonth, monthOf, type Month } from './event-partitions.js';
 
-export const MIGRATIONS: readonly { version: number; name: string; sql: string }[] = [
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+  /** After the statements, in the same transaction: what needs values read from the store (partitions to make). */
+  run?: (tx: Queryable) => Promise<void>;
+}
+
+/** The sales view since version 8 (made again in 13, over the partitioned table). */
+const SALES_VIEW = `CREATE OR REPLACE VIEW sales AS
+  SELECT machine_id, seq,
+    CASE WHEN jsonb_typeof(body->'slot') = 'string' AND body->>'slot' ~ '^([A-Z0-9]{1,4}|#(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))$'
+      THEN body->>'slot' END AS slot,
+    CASE WHEN jsonb_typeof(body->'price') = 'number' THEN
+      CASE WHEN (body->'price')::numeric BETWEEN 0 AND 4294967295 AND (body->'price')::numeric = trunc((body->'price')::numeric)
+        THEN (body->'price')::numeric::bigint END
+    END AS price,
+    machine_time, received_at
+  FROM events WHERE type = 'vend-ok'`;
+
+export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: 'machines, events, machine state, telemetry, rejections',
@@ -183,16 +204,7 @@ ALTER TABLE machines ADD COLUMN address text`,
 -- from 0 to 2^32-1 (the uplink contract's money) reads as NULL, so the sale counts and its revenue does not,
 -- and a slot that is not a slot code reads as NULL. The CASEs nest because AND does not fix evaluation order,
 -- and casting a jsonb string to numeric fails.
-CREATE OR REPLACE VIEW sales AS
-  SELECT machine_id, seq,
-    CASE WHEN jsonb_typeof(body->'slot') = 'string' AND body->>'slot' ~ '^([A-Z0-9]{1,4}|#(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))$'
-      THEN body->>'slot' END AS slot,
-    CASE WHEN jsonb_typeof(body->'price') = 'number' THEN
-      CASE WHEN (body->'price')::numeric BETWEEN 0 AND 4294967295 AND (body->'price')::numeric = trunc((body->'price')::numeric)
-        THEN (body->'price')::numeric::bigint END
-    END AS price,
-    machine_time, received_at
-  FROM events WHERE type = 'vend-ok'`,
+${SALES_VIEW}`,
   },
   {
     version: 9,
@@ -352,21 +364,80 @@ ALTER TABLE rollouts ADD COLUMN operator_id text NOT NULL DEFAULT 'default' REFE
 ALTER TABLE rollouts ALTER COLUMN operator_id DROP DEFAULT;
 CREATE INDEX rollouts_operator ON rollouts (operator_id, created_at)`,
   },
+  {
+    version: 13,
+    name: 'events partitioned by month received, event marks, archives',
+    sql: `
+-- The view names the old table (views bind to tables, not names): made again below.
+DROP VIEW sales;
+ALTER TABLE events RENAME TO events_unpartitioned;
+ALTER INDEX events_pkey RENAME TO events_unpartitioned_pkey;
+ALTER INDEX events_type_time RENAME TO events_unpartitioned_type_time;
+-- Journal events by the month they were received in (docs/architecture.md "The event store"). A partitioned
+-- table's primary key must hold its partition column, so this key does not by itself keep (machine, seq) once:
+-- ingest does, under a lock on the machine's row of event_marks (gateway/ingest/store.ts).
+CREATE TABLE events (
+  machine_id text NOT NULL REFERENCES machines(id),
+  seq bigint NOT NULL,
+  type text NOT NULL,
+  machine_time bigint NOT NULL,
+  body jsonb NOT NULL,
+  received_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (machine_id, seq, received_at)
+) PARTITION BY RANGE (received_at);
+CREATE INDEX events_type_time ON events (type, received_at);
+-- Per machine: the highest number in events (anything above is new without looking), and the highest
+-- number whose month was archived and dropped (a resend at or below it is not looked for in vain).
+-- Ingest locks a machine's row here while it writes that machine's events.
+-- Ingest raises high and reads what it was before (high_before) in the one statement that locks the row.
+CREATE TABLE event_marks (
+  machine_id text PRIMARY KEY REFERENCES machines(id),
+  high bigint NOT NULL DEFAULT 0,
+  high_before bigint NOT NULL DEFAULT 0,
+  archived_through bigint NOT NULL DEFAULT 0
+);
+-- Months written to archive files (and dropped), and months loaded back from one (held: upkeep leaves them).
+CREATE TABLE event_archives (
+  month text PRIMARY KEY CHECK (month ~ '^[0-9]{4}-[0-9]{2}$'),
+  file text,
+  rows bigint,
+  bytes bigint,
+  sha256 text,
+  archived_at timestamptz,
+  loaded_at timestamptz
+)`,
+    run: async (tx) => {
+      // A partition for every month the old table has rows in, and this month and the next.
+      const r = await tx.query<{ m: string }>(
+        `SELECT DISTINCT to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM') AS m FROM events_unpartitioned
+         UNION SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')`,
+      );
+      const months = new Set<Month>(r.rows.map((x) => x.m));
+      const now = monthOf(Date.now());
+      months.add(now).add(addMonths(now, 1));
+      for (const m of [...months].sort()) await ensureEventMonth(tx, m);
+      await tx.query('INSERT INTO events (machine_id, seq, type, machine_time, body, received_at) SELECT machine_id, seq, type, machine_time, body, received_at FROM events_unpartitioned');
+      await tx.query('INSERT INTO event_marks (machine_id, high) SELECT machine_id, max(seq) FROM events GROUP BY machine_id');
+      await tx.query('DROP TABLE events_unpartitioned');
+      await tx.query(SALES_VIEW);
+    },
+  },
 ];
 
-/** Apply the migrations not applied yet, up to version `upTo` (all by default; tests stop earlier to upgrade a store of an older version). */
-export async function migrate(db: Db, upTo = Infinity): Promise<number[]> {
+/** Apply the migrations not applied yet (up to version `until`: tests start from an older schema). */
+export async function migrate(db: Db, until = Infinity): Promise<number[]> {
   await db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
   const done = new Set((await db.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)));
   const applied: number[] = [];
   for (const m of MIGRATIONS) {
-    if (done.has(m.version) || m.version > upTo) continue;
+    if (done.has(m.version) || m.version > until) continue;
     await db.transaction(async (tx) => {
       // Another gateway may be migrating at the same moment: the lock makes one wait for the other.
       await tx.query('LOCK TABLE schema_migrations IN EXCLUSIVE MODE');
       const again = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [m.version]);
       if (again.rows.length > 0) return;
       for (const stmt of splitStatements(m.sql)) await tx.query(stmt);
+      await m.run?.(tx);
       await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
       applied.push(m.version);
     });

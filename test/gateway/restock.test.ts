@@ -14,6 +14,7 @@ import { countsFromTimes, DAY_MS, exposureHours, forecastMachine, HOUR_MS, hourO
 import { pickList, vanTotals } from '../../gateway/restock/picklist.js';
 import { bruteForceRoute, haversineKm, localSearchRoute, planRoute, type Point, type RouteOptions } from '../../gateway/restock/route.js';
 import { loadSalesCounts } from '../../gateway/restock/store.js';
+import { ensureEventMonth, monthOf } from '../../gateway/store/event-partitions.js';
 import { migrate } from '../../gateway/store/migrations.js';
 import { prng } from '../lib/assert.js';
 import { BACKENDS, type Backend } from './backends.js';
@@ -276,6 +277,8 @@ for (const backend of BACKENDS) {
     }
     async function sales(id: string, slot: string, times: number[]): Promise<void> {
       const seqs = times.map(() => ++seq);
+      // Sales weeks back, written straight into events: their months may predate the ones the store made.
+      for (const m of new Set(times.map((t) => monthOf(t)))) await ensureEventMonth(b.db, m);
       await b.db.query(
         `INSERT INTO events (machine_id, seq, type, machine_time, body, received_at)
          SELECT $1, s, 'vend-ok', s, jsonb_build_object('slot', $2::text, 'price', 100), t FROM unnest($3::bigint[], $4::timestamptz[]) AS u(s, t)`,
