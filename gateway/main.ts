@@ -6,7 +6,9 @@
  * and PGlite keeping its data in ./data/pglite.
  *
  * Settings (environment): MQTT_URL, MQTT_USERNAME, MQTT_PASSWORD,
- * DATABASE_URL, GATEWAY_SHARE_GROUP (default "vendfleet" with an external
+ * DATABASE_URL, DATABASE_READ_URL (a streaming replica of DATABASE_URL:
+ * the API's routes that only read are served from it, docs/store.md),
+ * GATEWAY_SHARE_GROUP (default "vendfleet" with an external
  * broker), GATEWAY_CLIENT_ID (a fixed id gives a persistent session; default
  * vendfleet-gateway-<host>), TELEMETRY_RETENTION_DAYS (30), DATA_DIR,
  * MQTT_CA_FILE (the CA of an mqtts:// broker), API_HOST (127.0.0.1) and
@@ -33,7 +35,7 @@ import { ReleaseKeyError, loadReleaseKeys, type KeyFile } from './firmware/signa
 import { Gateway } from './gateway.js';
 import { GATEWAY_USER, storeCredentials } from './mqtt/credentials.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
-import { openDb } from './store/db.js';
+import { openDb, type Db } from './store/db.js';
 import { dropOldTelemetry } from './store/migrations.js';
 
 const env = process.env;
@@ -97,6 +99,15 @@ async function main(): Promise<void> {
   const updateRate = { bytesPerSecond: positive('UPDATE_BYTES_PER_SECOND', 65536), burstBytes: positive('UPDATE_BURST_BYTES', 32768) };
   const db = await openDb(env['DATABASE_URL'] ? { url: env['DATABASE_URL'] } : { dataDir: join(dataDir, 'pglite') });
   log('info', db.kind === 'postgres' ? 'store: PostgreSQL' : `store: PGlite in ${join(dataDir, 'pglite')}`);
+  let readDb: Db | undefined;
+  if (env['DATABASE_READ_URL']) {
+    if (db.kind !== 'postgres') {
+      log('error', 'DATABASE_READ_URL is a replica of DATABASE_URL: give both');
+      process.exit(2);
+    }
+    readDb = await openDb({ url: env['DATABASE_READ_URL'], readOnly: true });
+    log('info', 'API reads: the replica at DATABASE_READ_URL');
+  }
   let firmware: FirmwareRegistry;
   try {
     firmware = new FirmwareRegistry(db, { keyFiles, maxImageBytes });
@@ -130,7 +141,7 @@ async function main(): Promise<void> {
     onLog: log,
   });
 
-  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts, firmware, rolloutEngine: gateway.rollouts, health: () => gateway.health() });
+  const api = await buildApi({ db, readDb, commands: gateway.commands, alerts: gateway.alerts, firmware, rolloutEngine: gateway.rollouts, health: () => gateway.health() });
   const apiPort = positive('API_PORT', 8080);
   const served = await listen(api, env['API_HOST'] ?? '127.0.0.1', apiPort);
   log('info', `operator API on ${served.url} (docs at /docs)${served.fellBack ? `; ${apiPort} was taken` : ''}`);
@@ -177,6 +188,7 @@ async function main(): Promise<void> {
     clearInterval(retentionTimer);
     await api.close();
     await gateway.close();
+    await readDb?.close();
     await db.close();
     await broker?.close();
     process.exit(0);

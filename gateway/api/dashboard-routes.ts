@@ -17,7 +17,8 @@ import { dateTime } from './validation.js';
 const SCRIPTS = { app: new URL('../dashboard/app.js', import.meta.url), rollouts: new URL('../dashboard/rollouts.js', import.meta.url) } as const;
 
 export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
-  const { db, need } = ctx;
+  const { db, reads, need } = ctx;
+  // On the primary: the feed asks for what changed since the store's last now(), which a lagging replica would miss.
   const feed = new LiveFeed(db);
   const streams = new Set<() => void>();
   // Open streams are ended before the server closes: it would wait for them (and their timers keep the process up).
@@ -44,7 +45,7 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
   app.get(
     '/fleet/summary',
     { preHandler: need('viewer'), schema: { summary: 'Fleet totals: machines, online, sales and revenue since midnight UTC and over 24 hours, open alerts', tags: ['fleet'] } },
-    async () => fleetSummary(db),
+    async () => fleetSummary(reads),
   );
 
   app.get<{ Querystring: { machine?: string; bucket: Bucket; from?: string; to?: string } }>(
@@ -68,8 +69,8 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
       const from = req.query.from !== undefined ? dateTime(req.query.from, 'from') : new Date(to.getTime() - 24 * step);
       if (from >= to) throw new HttpError('bad-request', '"from" must be before "to"');
       if ((to.getTime() - from.getTime()) / step > 2000) throw new HttpError('bad-request', `more than 2000 ${bucket}s asked for: use a bigger bucket`);
-      if (machine !== undefined) await ctx.machineState(machine);
-      const points = await salesSeries(db, bucket, from, to, machine);
+      if (machine !== undefined) await ctx.readMachineState(machine);
+      const points = await salesSeries(reads, bucket, from, to, machine);
       return { bucket, machine: machine ?? null, from: from.toISOString(), to: to.toISOString(), points };
     },
   );

@@ -2,7 +2,8 @@
  * The fleet over the operator API: every machine at a glance, one machine's
  * state and slots (and the firmware it runs, its last update report, its
  * tags), its sales over a time range, setting its tags, and provisioning a
- * new machine (admins only: the answer holds its command key).
+ * new machine (admins only: the answer holds its command key). The routes
+ * that only read use the read store (a replica when there is one).
  */
 import type { FastifyInstance } from 'fastify';
 import { listAlerts, openAlertCounts } from '../alerts/store.js';
@@ -15,7 +16,7 @@ import { MACHINE_ID, MACHINE_PARAMS, type RouteContext } from './http.js';
 import { dateTime } from './validation.js';
 
 export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
-  const { db, commands, need, machineState } = ctx;
+  const { db, reads, commands, need, machineState, readMachineState } = ctx;
 
   app.get<{ Querystring: { tag?: string } }>(
     '/machines',
@@ -28,8 +29,8 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
       },
     },
     async (req) => {
-    const machines = await listMachines(db, req.query.tag);
-    const alerts = await openAlertCounts(db);
+    const machines = await listMachines(reads, req.query.tag);
+    const alerts = await openAlertCounts(reads);
     return { machines: machines.map((m) => ({ ...m, openAlerts: alerts.get(m.id) ?? 0 })) };
   },
   );
@@ -38,12 +39,12 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
     '/machines/:id',
     { preHandler: need('viewer'), schema: { summary: "One machine's state (its last telemetry)", tags: ['fleet'], params: MACHINE_PARAMS } },
     async (req) => {
-      const s = await machineState(req.params.id);
-      const alerts = await listAlerts(db, { state: 'open', machine: req.params.id, limit: 1000 });
+      const s = await readMachineState(req.params.id);
+      const alerts = await listAlerts(reads, { state: 'open', machine: req.params.id, limit: 1000 });
       const status = s.status as Record<string, unknown> | null;
       const firmware = firmwareOf(s.telemetry?.['fw']) ?? firmwareOf(status?.['fw']);
-      const update = (await latestReport(db, req.params.id)) ?? null;
-      const tags = await tagsOf(db, req.params.id);
+      const update = (await latestReport(reads, req.params.id)) ?? null;
+      const tags = await tagsOf(reads, req.params.id);
       return { id: req.params.id, online: s.online, lastSeen: s.last_seen, telemetryAt: s.telemetry_at, firmware, update, tags, telemetry: s.telemetry, status: s.status, alerts };
     },
   );
@@ -74,7 +75,7 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
     '/machines/:id/slots',
     { preHandler: need('viewer'), schema: { summary: "A machine's slots as it last reported them (stock, capacity, price, faults), sold-out ones included", tags: ['fleet'], params: MACHINE_PARAMS } },
     async (req) => {
-      const s = await machineState(req.params.id);
+      const s = await readMachineState(req.params.id);
       return {
         slots: slotsOf(s.telemetry).map((x) => ({ slot: x.code, product: x.product ?? null, category: x.category ?? null, price: x.price, quantity: x.qty, capacity: x.capacity ?? null, sku: x.sku ?? null, outOfService: x.fault === true })),
         asOf: s.telemetry_at,
@@ -94,11 +95,11 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
       },
     },
     async (req) => {
-      await machineState(req.params.id);
+      await readMachineState(req.params.id);
       const to = req.query.to !== undefined ? dateTime(req.query.to, 'to') : new Date();
       const from = req.query.from !== undefined ? dateTime(req.query.from, 'from') : new Date(to.getTime() - 86400000);
       if (from > to) throw new HttpError('bad-request', '"from" is after "to"');
-      return { from: from.toISOString(), to: to.toISOString(), ...(await salesBySlot(db, req.params.id, from, to)) };
+      return { from: from.toISOString(), to: to.toISOString(), ...(await salesBySlot(reads, req.params.id, from, to)) };
     },
   );
 

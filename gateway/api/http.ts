@@ -17,10 +17,18 @@ export const ERROR = { type: 'object', properties: { error: { type: 'string' }, 
 export const MACHINE_PARAMS = { type: 'object', properties: { id: MACHINE_ID }, required: ['id'] } as const;
 
 export interface RouteContext {
+  /** The primary: everything that writes, and reads that must see a write just made (or that gate one). */
   readonly db: Db;
+  /**
+   * For routes that only read: a streaming replica when the gateway has one (DATABASE_READ_URL), else the
+   * primary. It may lag the primary by a moment: what a route writes and then reads back is read from `db`.
+   */
+  readonly reads: Db;
   readonly commands: CommandService;
   /** A preHandler: the request needs a token with at least this role. */
   need(role: Role): (req: FastifyRequest) => Promise<void>;
   /** A machine's stored state; HttpError unknown-machine (404) when there is no such machine. */
   machineState(id: string): Promise<MachineState>;
+  /** The same, from `reads`. */
+  readMachineState(id: string): Promise<MachineState>;
 }

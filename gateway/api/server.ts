@@ -41,6 +41,8 @@ const SWAGGER_LOGO_STYLE = `sha256-${createHash('sha256').update('.logo_small_sv
 
 export interface ApiOptions {
   db: Db;
+  /** A streaming replica for the routes that only read (DATABASE_READ_URL); `db` when not given. */
+  readDb?: Db | undefined;
   commands: CommandService;
   /** The gateway's alert engine: rules changes re-evaluate (and notify) through it. */
   alerts?: AlertEngine | undefined;
@@ -128,15 +130,20 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       req.token = info;
     };
 
+  const reads = options.readDb ?? db;
+  const stateIn = async (from: Db, id: string) => {
+    const s = await machineState(from, id);
+    if (!s) throw new HttpError('unknown-machine', `no machine "${id}"`);
+    return s;
+  };
+  // Tokens stay on the primary: a token just made or revoked holds at once.
   const ctx: RouteContext = {
     db,
+    reads,
     commands,
     need,
-    async machineState(id) {
-      const s = await machineState(db, id);
-      if (!s) throw new HttpError('unknown-machine', `no machine "${id}"`);
-      return s;
-    },
+    machineState: (id) => stateIn(db, id),
+    readMachineState: (id) => stateIn(reads, id),
   };
 
   await registerFleetRoutes(app, ctx);

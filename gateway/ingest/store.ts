@@ -2,7 +2,8 @@
  * What ingest writes to the fleet store, and the only place its SQL lives:
  * which machines exist, the counts of refused messages by reason (audit
  * files' too), and one batch in one transaction (array-parameter
- * multi-row inserts, idempotent on (machine, sequence number)). The
+ * multi-row inserts, idempotent on (machine, sequence number)), the daily
+ * sales rollup kept in the same transaction (store/rollup.ts). The
  * ingester sees only the IngestStore interface, so its timing (batching,
  * backoff, splitting a refused batch) can be tried against a store that
  * fails on cue (test/gateway/ingester-unit.test.ts); this implementation is
@@ -12,6 +13,7 @@ import type { Db, Queryable } from '../store/db.js';
 import { ping } from '../store/errors.js';
 import { canonicalJson, storable } from '../store/json.js';
 import { ensureTelemetryPartition } from '../store/migrations.js';
+import { addToRollup } from '../store/rollup.js';
 import type { MachineEvent, RefusedEvent, Rejection } from './messages.js';
 
 /** A machine's event message as the store takes it (the ingester's own objects, which the hooks hand back). */
@@ -119,6 +121,13 @@ class SqlIngestStore implements IngestStore {
         );
         stored = r.rows;
         counts.inserted = r.rows.length;
+        // Only what this transaction inserted counts toward the daily rollup: resends add nothing.
+        const fresh = new Set(r.rows.map((x) => key(x.machine_id, Number(x.seq))));
+        const added: { machine: string; type: string; body: string }[] = [];
+        for (let i = 0; i < ev.machines.length; i++) {
+          if (fresh.delete(key(ev.machines[i]!, ev.seqs[i]!))) added.push({ machine: ev.machines[i]!, type: ev.types[i]!, body: ev.bodies[i]! });
+        }
+        await addToRollup(tx, added);
         if (counts.inserted < ev.machines.length) await checkResends(tx, batch.messages, r.rows, (p, detail) => {
           conflicts.add(p);
           hooks.conflict(p, detail);

@@ -1,10 +1,32 @@
 /**
- * Sales as the operator API and the dashboard read them, counted in the
- * store from the sales view (vend-ok events with their slot and price, by
- * the time the gateway received them): one machine's by slot over a range,
- * a time series in UTC buckets, and the fleet's totals.
+ * Sales as the operator API and the dashboard read them (vend-ok events
+ * with their slot and price, by the time the gateway received them): one
+ * machine's by slot over a range, a time series in UTC buckets, and the
+ * fleet's totals.
+ *
+ * Whole UTC days come from the daily rollup (sales_daily, store/rollup.ts);
+ * the parts of a range that are not whole days (its ends, the last 24 hours
+ * before today's midnight) are counted from the sales view. `source: 'raw'`
+ * counts everything from the view: the reference the rollup is checked and
+ * measured against.
  */
 import type { Queryable } from './db.js';
+
+export type SalesSource = 'rollup' | 'raw';
+
+const DAY_MS = 86_400_000;
+const dayOf = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+
+/** [from, to) as whole UTC days [fromDay, toDay) and the pieces either side of them (none when empty). */
+export function splitRange(from: Date, to: Date, source: SalesSource = 'rollup'): { days: [string, string] | undefined; rest: [Date, Date][] } {
+  const first = Math.ceil(from.getTime() / DAY_MS) * DAY_MS;
+  const last = Math.floor(to.getTime() / DAY_MS) * DAY_MS;
+  if (source === 'raw' || first >= last) return { days: undefined, rest: from < to ? [[from, to]] : [] };
+  const rest: [Date, Date][] = [];
+  if (from.getTime() < first) rest.push([from, new Date(first)]);
+  if (last < to.getTime()) rest.push([new Date(last), to]);
+  return { days: [dayOf(first), dayOf(last)], rest };
+}
 
 export interface SalesBySlot {
   sales: number;
@@ -13,37 +35,77 @@ export interface SalesBySlot {
 }
 
 /** A machine's sales in [from, to), in all and per slot (slot order). */
-export async function salesBySlot(db: Queryable, machine: string, from: Date, to: Date): Promise<SalesBySlot> {
-  // GROUPING tells the total from the group of sales without a slot code (slot NULL in the sales view).
-  const r = await db.query<{ slot: string | null; whole: number | string; n: string; revenue: string | null }>(
-    `SELECT slot, GROUPING(slot) AS whole, count(*) AS n, sum(price) AS revenue FROM sales WHERE machine_id = $1 AND received_at >= $2 AND received_at < $3 GROUP BY ROLLUP (slot) ORDER BY slot NULLS LAST`,
-    [machine, from, to],
-  );
-  const total = r.rows.find((x) => Number(x.whole) === 1);
-  return {
-    sales: Number(total?.n ?? 0),
-    revenue: Number(total?.revenue ?? 0),
-    bySlot: r.rows.filter((x): x is typeof x & { slot: string } => Number(x.whole) === 0 && x.slot !== null).map((x) => ({ slot: x.slot, sales: Number(x.n), revenue: Number(x.revenue ?? 0) })),
-  };
+export async function salesBySlot(db: Queryable, machine: string, from: Date, to: Date, source: SalesSource = 'rollup'): Promise<SalesBySlot> {
+  const { days, rest } = splitRange(from, to, source);
+  // Per slot; '' is the sales without a slot code (NULL in the sales view): in the totals, not in bySlot.
+  const rows: { slot: string; n: string; revenue: string | null }[] = [];
+  if (days) {
+    rows.push(...(await db.query<{ slot: string; n: string; revenue: string | null }>(
+      'SELECT slot, sum(sales) AS n, sum(revenue) AS revenue FROM sales_daily WHERE machine_id = $1 AND day >= $2::date AND day < $3::date GROUP BY slot',
+      [machine, days[0], days[1]],
+    )).rows);
+  }
+  for (const [a, b] of rest) {
+    rows.push(...(await db.query<{ slot: string; n: string; revenue: string | null }>(
+      `SELECT coalesce(slot, '') AS slot, count(*) AS n, sum(price) AS revenue FROM sales WHERE machine_id = $1 AND received_at >= $2 AND received_at < $3 GROUP BY 1`,
+      [machine, a, b],
+    )).rows);
+  }
+  const slots = new Map<string, { sales: number; revenue: number }>();
+  let sales = 0;
+  let revenue = 0;
+  for (const r of rows) {
+    const n = Number(r.n);
+    const v = Number(r.revenue ?? 0);
+    sales += n;
+    revenue += v;
+    if (r.slot === '') continue;
+    const s = slots.get(r.slot) ?? { sales: 0, revenue: 0 };
+    s.sales += n;
+    s.revenue += v;
+    slots.set(r.slot, s);
+  }
+  // Slot order as PostgreSQL sorted them before (byte order of the codes: the collation of test schemas is C-like for these).
+  const bySlot = [...slots].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([slot, s]) => ({ slot, ...s }));
+  return { sales, revenue, bySlot };
 }
 
 export type Bucket = 'minute' | 'hour' | 'day';
 export const BUCKET_MS: Record<Bucket, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };
 
 /** Sales and revenue per bucket in [from, to), for one machine or (undefined) the fleet; empty buckets included. */
-export async function salesSeries(db: Queryable, bucket: Bucket, from: Date, to: Date, machine: string | undefined): Promise<{ t: string; sales: number; revenue: number }[]> {
-  const r = await db.query<{ b: Date; n: string; revenue: string | null }>(
-    `SELECT date_trunc($1, received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS b, count(*) AS n, sum(price) AS revenue
-     FROM sales WHERE received_at >= $2 AND received_at < $3 AND ($4::text IS NULL OR machine_id = $4) GROUP BY 1`,
-    [bucket, from, to, machine ?? null],
-  );
-  const got = new Map(r.rows.map((x) => [new Date(x.b).getTime(), x]));
+export async function salesSeries(db: Queryable, bucket: Bucket, from: Date, to: Date, machine: string | undefined, source: SalesSource = 'rollup'): Promise<{ t: string; sales: number; revenue: number }[]> {
+  // Only day buckets can be read from a daily rollup.
+  const { days, rest } = splitRange(from, to, bucket === 'day' ? source : 'raw');
+  const got = new Map<number, { sales: number; revenue: number }>();
+  const add = (t: number, n: string, revenue: string | null): void => {
+    const x = got.get(t) ?? { sales: 0, revenue: 0 };
+    x.sales += Number(n);
+    x.revenue += Number(revenue ?? 0);
+    got.set(t, x);
+  };
+  if (days) {
+    const r = await db.query<{ day: string; n: string; revenue: string | null }>(
+      `SELECT to_char(day, 'YYYY-MM-DD') AS day, sum(sales) AS n, sum(revenue) AS revenue FROM sales_daily
+       WHERE day >= $1::date AND day < $2::date AND ($3::text IS NULL OR machine_id = $3) GROUP BY day`,
+      [days[0], days[1], machine ?? null],
+    );
+    for (const x of r.rows) add(Date.parse(`${x.day}T00:00:00Z`), x.n, x.revenue);
+  }
+  for (const [a, b] of rest) {
+    const r = await db.query<{ b: Date; n: string; revenue: string | null }>(
+      `SELECT date_trunc($1, received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS b, count(*) AS n, sum(price) AS revenue
+       FROM sales WHERE received_at >= $2 AND received_at < $3 AND ($4::text IS NULL OR machine_id = $4) GROUP BY 1`,
+      [bucket, a, b, machine ?? null],
+    );
+    for (const x of r.rows) add(new Date(x.b).getTime(), x.n, x.revenue);
+  }
   const step = BUCKET_MS[bucket];
   const points: { t: string; sales: number; revenue: number }[] = [];
   // Buckets start on the unit's boundary (UTC), as date_trunc cuts them.
   for (let t = Math.floor(from.getTime() / step) * step; t < to.getTime(); t += step) {
     const x = got.get(t);
-    points.push({ t: new Date(t).toISOString(), sales: Number(x?.n ?? 0), revenue: Number(x?.revenue ?? 0) });
+    points.push({ t: new Date(t).toISOString(), sales: x?.sales ?? 0, revenue: x?.revenue ?? 0 });
   }
   return points;
 }
@@ -57,26 +119,39 @@ export interface FleetSummary {
   openAlerts: number;
 }
 
-/** The fleet's totals now. */
-export async function fleetSummary(db: Queryable): Promise<FleetSummary> {
-  const r = await db.query<{ machines: string; online: string; today_n: string; today_rev: string | null; day_n: string; day_rev: string | null }>(
-    `SELECT (SELECT count(*) FROM machines) AS machines,
-            (SELECT count(*) FROM machine_state WHERE online) AS online,
-            count(*) FILTER (WHERE received_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today_n,
-            sum(price) FILTER (WHERE received_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today_rev,
-            count(*) AS day_n, sum(price) AS day_rev
-     FROM sales WHERE received_at >= now() - interval '24 hours'`,
+/** The fleet's totals now (the store's clock). */
+export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup'): Promise<FleetSummary> {
+  const counts = await db.query<{ machines: string; online: string }>(
+    'SELECT (SELECT count(*) FROM machines) AS machines, (SELECT count(*) FROM machine_state WHERE online) AS online',
   );
-  const x = r.rows[0]!;
+  const c = counts.rows[0]!;
+  let sales: { today_n: string | null; today_rev: string | null; day_n: string | null; day_rev: string | null };
+  if (source === 'rollup') {
+    // Today is today's rollup rows (all sales received since midnight); the rest of the 24 hours is read raw.
+    sales = (await db.query<typeof sales>(
+      `WITH today AS (SELECT sum(sales) AS n, sum(revenue) AS rev FROM sales_daily WHERE day = (now() AT TIME ZONE 'UTC')::date),
+            before AS (SELECT count(*) AS n, sum(price) AS rev FROM sales
+                       WHERE received_at >= now() - interval '24 hours' AND received_at < date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+       SELECT today.n AS today_n, today.rev AS today_rev, coalesce(today.n, 0) + before.n AS day_n, coalesce(today.rev, 0) + coalesce(before.rev, 0) AS day_rev
+       FROM today, before`,
+    )).rows[0]!;
+  } else {
+    sales = (await db.query<typeof sales>(
+      `SELECT count(*) FILTER (WHERE received_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today_n,
+              sum(price) FILTER (WHERE received_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today_rev,
+              count(*) AS day_n, sum(price) AS day_rev
+       FROM sales WHERE received_at >= now() - interval '24 hours'`,
+    )).rows[0]!;
+  }
   // A store without the alerts migration yet has no alerts to count.
   const alerts = (await db.query<{ t: string | null }>("SELECT to_regclass('alerts')::text AS t")).rows[0]?.t
     ? Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM alerts WHERE closed_at IS NULL')).rows[0]!.n)
     : 0;
   return {
-    machines: Number(x.machines),
-    online: Number(x.online),
-    today: { sales: Number(x.today_n), revenue: Number(x.today_rev ?? 0) },
-    last24h: { sales: Number(x.day_n), revenue: Number(x.day_rev ?? 0) },
+    machines: Number(c.machines),
+    online: Number(c.online),
+    today: { sales: Number(sales.today_n ?? 0), revenue: Number(sales.today_rev ?? 0) },
+    last24h: { sales: Number(sales.day_n ?? 0), revenue: Number(sales.day_rev ?? 0) },
     openAlerts: alerts,
   };
 }
