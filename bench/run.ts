@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only] [--no-cuts] [--no-gateway] [--outage-speed N]
+ * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --store-only] [--no-cuts] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -14,6 +14,7 @@ import { xsChange, xsDex, xsJournal, xsUpdate, xsVend } from './lib/firmware-xs.
 import { commandBench, gatewayBench, outageBench } from './lib/gateway.js';
 import { rolloutBench } from './lib/rollout.js';
 import { routeBench } from './lib/route.js';
+import { storeBench } from './lib/store.js';
 import { updateCutBench } from './lib/update-cuts.js';
 import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
 
@@ -26,7 +27,21 @@ function outageSpeed(): number {
   return at > 0 ? Number(argv[at + 1]) : 1;
 }
 
+/** --store-sales-per-day N (default 20): each generated machine's sales a day in the store section. */
+function storeSalesPerDay(): number {
+  const at = argv.indexOf('--store-sales-per-day');
+  const n = at > 0 ? Number(argv[at + 1]) : 20;
+  if (!Number.isInteger(n) || n < 1) throw new Error('--store-sales-per-day: a whole number from 1');
+  return n;
+}
+
 async function main(): Promise<void> {
+  if (argv.includes('--store-only')) {
+    // The store on this machine's PostgreSQL (minutes: a year of sales is generated first).
+    await storeBench(f, { salesPerDay: storeSalesPerDay() });
+    f.finish();
+    return;
+  }
   if (argv.includes('--commands-only')) {
     await commandBench(f);
     f.finish();
@@ -88,6 +103,7 @@ async function main(): Promise<void> {
     await outageBench(f, outageSpeed());
     await rolloutBench(f);
   }
+  if (!argv.includes('--no-store')) await storeBench(f, { salesPerDay: storeSalesPerDay() });
   f.out('');
   f.out('Simulator throughput');
   await throughput(f, 'sim', 300);

@@ -36,6 +36,7 @@ import { Gateway } from './gateway.js';
 import { GATEWAY_USER, storeCredentials } from './mqtt/credentials.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
 import { openDb, type Db } from './store/db.js';
+import { closeSalesDays } from './store/rollup.js';
 import { dropOldTelemetry } from './store/migrations.js';
 
 const env = process.env;
@@ -158,6 +159,8 @@ async function main(): Promise<void> {
     try {
       const dropped = await dropOldTelemetry(db, retentionDays);
       if (dropped.length > 0) log('info', `retention: dropped ${dropped.join(', ')}`);
+      // The fleet's totals of days that are over (the fleet's sales series reads a row a day for them).
+      await closeSalesDays(db);
     } catch (e) {
       log('warn', `retention: ${(e as Error).message}`);
     }

@@ -354,6 +354,16 @@ CREATE INDEX sales_daily_day ON sales_daily (day) INCLUDE (sales, revenue);
 INSERT INTO sales_daily (machine_id, day, slot, sales, revenue)
   SELECT machine_id, (received_at AT TIME ZONE 'UTC')::date, coalesce(slot, ''), count(*), coalesce(sum(price), 0)
   FROM sales GROUP BY 1, 2, 3;
+-- The fleet's totals of closed days: a day over for an hour gets no more sales (its sales are dated by their
+-- receipt), so its total is written once (store/rollup.ts closeSalesDays) and the fleet's series reads a row a
+-- day instead of a row per machine and slot. Days not closed yet are summed from sales_daily.
+CREATE TABLE sales_daily_fleet (
+  day date PRIMARY KEY,
+  sales bigint NOT NULL,
+  revenue bigint NOT NULL
+);
+INSERT INTO sales_daily_fleet (day, sales, revenue)
+  SELECT day, sum(sales), sum(revenue) FROM sales_daily WHERE day < ((now() - interval '1 hour') AT TIME ZONE 'UTC')::date GROUP BY day;
 -- machine_state takes an update per machine every few seconds (telemetry, status, events): room left on each
 -- page lets an update stay on it (a HOT update: no index entry, and the old version is pruned in place), and
 -- vacuum comes after a fixed number of dead rows rather than a fifth of a table that never grows.

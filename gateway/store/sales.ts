@@ -85,12 +85,26 @@ export async function salesSeries(db: Queryable, bucket: Bucket, from: Date, to:
     got.set(t, x);
   };
   if (days) {
-    const r = await db.query<{ day: string; n: string; revenue: string | null }>(
-      `SELECT to_char(day, 'YYYY-MM-DD') AS day, sum(sales) AS n, sum(revenue) AS revenue FROM sales_daily
-       WHERE day >= $1::date AND day < $2::date AND ($3::text IS NULL OR machine_id = $3) GROUP BY day`,
-      [days[0], days[1], machine ?? null],
-    );
-    for (const x of r.rows) add(Date.parse(`${x.day}T00:00:00Z`), x.n, x.revenue);
+    // The fleet's closed days are a row each (sales_daily_fleet); the others are summed over machines and slots.
+    let open: string[] | null = null;
+    if (machine === undefined) {
+      const closed = await db.query<{ day: string; n: string; revenue: string }>(
+        `SELECT to_char(day, 'YYYY-MM-DD') AS day, sales AS n, revenue FROM sales_daily_fleet WHERE day >= $1::date AND day < $2::date`,
+        [days[0], days[1]],
+      );
+      for (const x of closed.rows) add(Date.parse(`${x.day}T00:00:00Z`), x.n, x.revenue);
+      const have = new Set(closed.rows.map((x) => x.day));
+      open = [];
+      for (let t = Date.parse(`${days[0]}T00:00:00Z`); t < Date.parse(`${days[1]}T00:00:00Z`); t += DAY_MS) if (!have.has(dayOf(t))) open.push(dayOf(t));
+    }
+    if (open === null || open.length > 0) {
+      const r = await db.query<{ day: string; n: string; revenue: string | null }>(
+        `SELECT to_char(day, 'YYYY-MM-DD') AS day, sum(sales) AS n, sum(revenue) AS revenue FROM sales_daily
+         WHERE day >= $1::date AND day < $2::date AND ($3::text IS NULL OR machine_id = $3) AND ($4::date[] IS NULL OR day = ANY($4::date[])) GROUP BY day`,
+        [days[0], days[1], machine ?? null, open],
+      );
+      for (const x of r.rows) add(Date.parse(`${x.day}T00:00:00Z`), x.n, x.revenue);
+    }
   }
   for (const [a, b] of rest) {
     const r = await db.query<{ b: Date; n: string; revenue: string | null }>(

@@ -11,6 +11,7 @@ import { strict as assert } from 'node:assert';
 import { ingestStore, type EventMessage, type IngestBatch } from '../../gateway/ingest/store.js';
 import type { MachineEvent } from '../../gateway/ingest/messages.js';
 import { migrate } from '../../gateway/store/migrations.js';
+import { closeSalesDays } from '../../gateway/store/rollup.js';
 import { fleetSummary, salesBySlot, salesSeries } from '../../gateway/store/sales.js';
 import { BACKENDS, type Backend } from './backends.js';
 
@@ -191,17 +192,38 @@ for (const backend of BACKENDS) {
       const whole = await salesBySlot(b.db, m1, new Date(base - 3 * DAY), new Date(base + DAY));
       assert.equal(whole.sales, stored.filter((e) => e.machine === m1 && e.type === 'vend-ok').length);
 
-      // And they do read the rollup: a count changed there (only there) shows in the whole days, not in the raw reading.
-      await b.db.query('UPDATE sales_daily SET sales = sales + 1000 WHERE machine_id = $1 AND day = $2::date AND slot = $3', [m1, new Date(base - 2 * DAY).toISOString().slice(0, 10), 'B2']);
+      // And they do read the rollup: a count changed there (only there) shows in the whole days, not in the raw reading;
+      // the fleet's series reads a closed day's own row.
+      const day = new Date(base - 2 * DAY).toISOString().slice(0, 10);
+      const from = new Date(base - 3 * DAY);
+      const to = new Date(base);
+      await b.db.query('UPDATE sales_daily SET sales = sales + 1000 WHERE machine_id = $1 AND day = $2::date AND slot = $3', [m1, day, 'B2']);
+      await b.db.query('UPDATE sales_daily_fleet SET sales = sales + 2000 WHERE day = $1::date', [day]);
       try {
-        const from = new Date(base - 3 * DAY);
-        const to = new Date(base);
         assert.equal((await salesBySlot(b.db, m1, from, to)).sales, (await salesBySlot(b.db, m1, from, to, 'raw')).sales + 1000);
-        const series = await salesSeries(b.db, 'day', from, to, undefined);
-        assert.equal(series[1]!.sales, (await salesSeries(b.db, 'day', from, to, undefined, 'raw'))[1]!.sales + 1000);
+        assert.equal((await salesSeries(b.db, 'day', from, to, m1))[1]!.sales, (await salesSeries(b.db, 'day', from, to, m1, 'raw'))[1]!.sales + 1000);
+        assert.equal((await salesSeries(b.db, 'day', from, to, undefined))[1]!.sales, (await salesSeries(b.db, 'day', from, to, undefined, 'raw'))[1]!.sales + 2000);
       } finally {
-        await b.db.query('UPDATE sales_daily SET sales = sales - 1000 WHERE machine_id = $1 AND day = $2::date AND slot = $3', [m1, new Date(base - 2 * DAY).toISOString().slice(0, 10), 'B2']);
+        await b.db.query('UPDATE sales_daily SET sales = sales - 1000 WHERE machine_id = $1 AND day = $2::date AND slot = $3', [m1, day, 'B2']);
+        await b.db.query('UPDATE sales_daily_fleet SET sales = sales - 2000 WHERE day = $1::date', [day]);
       }
+    });
+
+    it("the fleet's closed days: written once from the rollup, and read right before they are", async () => {
+      const from = new Date(Date.parse(`${today}T00:00:00Z`) - 3 * DAY);
+      const to = new Date(Date.parse(`${today}T00:00:00Z`) + DAY);
+      const raw = await salesSeries(b.db, 'day', from, to, undefined, 'raw');
+      // The migration closed the history's days (all but, within an hour of midnight, yesterday).
+      const closed = async () => (await b.db.query<{ day: string }>("SELECT to_char(day, 'YYYY-MM-DD') AS day FROM sales_daily_fleet ORDER BY day")).rows.map((r) => r.day);
+      assert.ok((await closed()).includes(new Date(from.getTime()).toISOString().slice(0, 10)));
+      assert.ok(!(await closed()).includes(today), 'today is never closed');
+      await b.db.query('DELETE FROM sales_daily_fleet');
+      assert.deepEqual(await salesSeries(b.db, 'day', from, to, undefined), raw, 'no day closed');
+      const n = await closeSalesDays(b.db);
+      assert.ok(n >= 2, `${n} days closed`);
+      assert.equal(await closeSalesDays(b.db), 0, 'once');
+      assert.ok(!(await closed()).includes(today));
+      assert.deepEqual(await salesSeries(b.db, 'day', from, to, undefined), raw, 'days closed');
     });
   });
 }
