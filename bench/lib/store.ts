@@ -113,7 +113,9 @@ async function salesReportBench(f: Figures, options: StoreBenchOptions): Promise
       const token = (await createToken(db, 'bench', 'viewer')).token;
       const headers = { authorization: `Bearer ${token}` };
       const to = new Date();
-      const from = new Date(to.getTime() - 30 * DAY_MS);
+      // 30 days to now: from a midnight (29 whole days and today, all from the rollup), and from this time of day (its first part-day read raw).
+      const from = new Date(Math.floor(to.getTime() / DAY_MS) * DAY_MS - 29 * DAY_MS);
+      const fromNow = new Date(to.getTime() - 30 * DAY_MS);
       const get = async (url: string): Promise<void> => {
         const r = await api.inject({ method: 'GET', url, headers });
         if (r.statusCode !== 200) throw new Error(`${url}: ${r.statusCode} ${r.body}`);
@@ -125,7 +127,8 @@ async function salesReportBench(f: Figures, options: StoreBenchOptions): Promise
       if (JSON.stringify(viaApi.points) !== JSON.stringify(raw)) throw new Error('the rollup series differs from the raw one');
       const reads: [string, string, (s: SalesSource) => Promise<unknown>, () => Promise<void>][] = [
         ['summary', '/fleet/summary', (s) => fleetSummary(db, s), () => get('/fleet/summary')],
-        ['series30d', '30-day /sales/series by day, the fleet', (s) => salesSeries(db, 'day', from, to, undefined, s), () => get(series)],
+        ['series30d', '30-day /sales/series by day, the fleet, from midnight', (s) => salesSeries(db, 'day', from, to, undefined, s), () => get(series)],
+        ['series30dMidday', '30-day /sales/series by day, the fleet, from mid-day', (s) => salesSeries(db, 'day', fromNow, to, undefined, s), () => get(`/sales/series?bucket=day&from=${fromNow.toISOString()}&to=${to.toISOString()}`)],
         ['machineSeries30d', '30-day /sales/series by day, one machine', (s) => salesSeries(db, 'day', from, to, 'bm00001', s), () => get(`${series}&machine=bm00001`)],
       ];
       for (const [key, label, fn, route] of reads) {

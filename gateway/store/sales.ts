@@ -17,15 +17,27 @@ export type SalesSource = 'rollup' | 'raw';
 const DAY_MS = 86_400_000;
 const dayOf = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 
-/** [from, to) as whole UTC days [fromDay, toDay) and the pieces either side of them (none when empty). */
-export function splitRange(from: Date, to: Date, source: SalesSource = 'rollup'): { days: [string, string] | undefined; rest: [Date, Date][] } {
+/**
+ * [from, to) as whole UTC days [fromDay, toDay) and the pieces either side
+ * of them (none when empty). A range that ends at or after the store's
+ * `now` takes its last day whole too: nothing is received after now, so
+ * today's rollup rows are the sales from its midnight to `to`.
+ */
+export function splitRange(from: Date, to: Date, source: SalesSource = 'rollup', now?: Date): { days: [string, string] | undefined; rest: [Date, Date][] } {
   const first = Math.ceil(from.getTime() / DAY_MS) * DAY_MS;
-  const last = Math.floor(to.getTime() / DAY_MS) * DAY_MS;
+  let last = Math.floor(to.getTime() / DAY_MS) * DAY_MS;
+  if (now !== undefined && to >= now && last < to.getTime()) last += DAY_MS;
   if (source === 'raw' || first >= last) return { days: undefined, rest: from < to ? [[from, to]] : [] };
   const rest: [Date, Date][] = [];
   if (from.getTime() < first) rest.push([from, new Date(first)]);
   if (last < to.getTime()) rest.push([new Date(last), to]);
   return { days: [dayOf(first), dayOf(last)], rest };
+}
+
+/** The store's clock, when a range may reach it (splitRange). */
+async function storeNow(db: Queryable, to: Date, source: SalesSource): Promise<Date | undefined> {
+  if (source === 'raw' || to.getTime() < Date.now() - DAY_MS) return undefined;
+  return (await db.query<{ now: Date }>('SELECT now() AS now')).rows[0]!.now;
 }
 
 export interface SalesBySlot {
@@ -36,7 +48,7 @@ export interface SalesBySlot {
 
 /** A machine's sales in [from, to), in all and per slot (slot order). */
 export async function salesBySlot(db: Queryable, machine: string, from: Date, to: Date, source: SalesSource = 'rollup'): Promise<SalesBySlot> {
-  const { days, rest } = splitRange(from, to, source);
+  const { days, rest } = splitRange(from, to, source, await storeNow(db, to, source));
   // Per slot; '' is the sales without a slot code (NULL in the sales view): in the totals, not in bySlot.
   const rows: { slot: string; n: string; revenue: string | null }[] = [];
   if (days) {
@@ -76,7 +88,7 @@ export const BUCKET_MS: Record<Bucket, number> = { minute: 60_000, hour: 3_600_0
 /** Sales and revenue per bucket in [from, to), for one machine or (undefined) the fleet; empty buckets included. */
 export async function salesSeries(db: Queryable, bucket: Bucket, from: Date, to: Date, machine: string | undefined, source: SalesSource = 'rollup'): Promise<{ t: string; sales: number; revenue: number }[]> {
   // Only day buckets can be read from a daily rollup.
-  const { days, rest } = splitRange(from, to, bucket === 'day' ? source : 'raw');
+  const { days, rest } = splitRange(from, to, bucket === 'day' ? source : 'raw', bucket === 'day' ? await storeNow(db, to, source) : undefined);
   const got = new Map<number, { sales: number; revenue: number }>();
   const add = (t: number, n: string, revenue: string | null): void => {
     const x = got.get(t) ?? { sales: 0, revenue: 0 };
