@@ -109,14 +109,21 @@ export async function salesSeries(db: Queryable, bucket: Bucket, from: Date, to:
       open = [];
       for (let t = Date.parse(`${days[0]}T00:00:00Z`); t < Date.parse(`${days[1]}T00:00:00Z`); t += DAY_MS) if (!have.has(dayOf(t))) open.push(dayOf(t));
     }
-    if (open === null || open.length > 0) {
-      const r = await db.query<{ day: string; n: string; revenue: string | null }>(
-        `SELECT to_char(day, 'YYYY-MM-DD') AS day, sum(sales) AS n, sum(revenue) AS revenue FROM sales_daily
-         WHERE day >= $1::date AND day < $2::date AND ($3::text IS NULL OR machine_id = $3) AND ($4::date[] IS NULL OR day = ANY($4::date[])) GROUP BY day`,
-        [days[0], days[1], machine ?? null, open],
-      );
-      for (const x of r.rows) add(Date.parse(`${x.day}T00:00:00Z`), x.n, x.revenue);
-    }
+    // Two statements, not one with ORs: each gets the plan that fits it (a machine's days by the primary key, the fleet's open days by day).
+    const r =
+      open === null
+        ? await db.query<{ day: string; n: string; revenue: string | null }>(
+            `SELECT to_char(day, 'YYYY-MM-DD') AS day, sum(sales) AS n, sum(revenue) AS revenue FROM sales_daily
+             WHERE machine_id = $3 AND day >= $1::date AND day < $2::date GROUP BY day`,
+            [days[0], days[1], machine],
+          )
+        : open.length > 0
+          ? await db.query<{ day: string; n: string; revenue: string | null }>(
+              `SELECT to_char(day, 'YYYY-MM-DD') AS day, sum(sales) AS n, sum(revenue) AS revenue FROM sales_daily WHERE day = ANY($1::date[]) GROUP BY day`,
+              [open],
+            )
+          : { rows: [] };
+    for (const x of r.rows) add(Date.parse(`${x.day}T00:00:00Z`), x.n, x.revenue);
   }
   for (const [a, b] of rest) {
     const r = await db.query<{ b: Date; n: string; revenue: string | null }>(
