@@ -19,14 +19,15 @@ const dayOf = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 
 /**
  * [from, to) as whole UTC days [fromDay, toDay) and the pieces either side
- * of them (none when empty). A range that ends at or after the store's
- * `now` takes its last day whole too: nothing is received after now, so
+ * of them (none when empty). A range that ends today at or after the
+ * store's `now` takes today whole too: nothing is received after now, so
  * today's rollup rows are the sales from its midnight to `to`.
  */
 export function splitRange(from: Date, to: Date, source: SalesSource = 'rollup', now?: Date): { days: [string, string] | undefined; rest: [Date, Date][] } {
   const first = Math.ceil(from.getTime() / DAY_MS) * DAY_MS;
   let last = Math.floor(to.getTime() / DAY_MS) * DAY_MS;
-  if (now !== undefined && to >= now && last < to.getTime()) last += DAY_MS;
+  // Only today's part-day (a range ending far ahead keeps its last part-day raw: it holds nothing).
+  if (now !== undefined && to >= now && last < to.getTime() && last === Math.floor(now.getTime() / DAY_MS) * DAY_MS) last += DAY_MS;
   if (source === 'raw' || first >= last) return { days: undefined, rest: from < to ? [[from, to]] : [] };
   const rest: [Date, Date][] = [];
   if (from.getTime() < first) rest.push([from, new Date(first)]);
