@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --store-only] [--no-cuts] [--no-gateway] [--outage-speed N]
+ * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --store-only] [--no-cuts] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -15,6 +15,7 @@ import { commandBench, gatewayBench, outageBench } from './lib/gateway.js';
 import { rolloutBench } from './lib/rollout.js';
 import { routeBench } from './lib/route.js';
 import { storeBench } from './lib/store.js';
+import { storeQueryBench } from './lib/store-queries.js';
 import { updateCutBench } from './lib/update-cuts.js';
 import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
 
@@ -27,7 +28,22 @@ function outageSpeed(): number {
   return at > 0 ? Number(argv[at + 1]) : 1;
 }
 
+/** --store-sales-per-day N (default 20): each generated machine's sales a day in the store section. */
+function storeSalesPerDay(): number {
+  const at = argv.indexOf('--store-sales-per-day');
+  const n = at > 0 ? Number(argv[at + 1]) : 20;
+  if (!Number.isInteger(n) || n < 1) throw new Error('--store-sales-per-day: a whole number from 1');
+  return n;
+}
+
 async function main(): Promise<void> {
+  if (argv.includes('--store-only')) {
+    // The store on this machine's PostgreSQL: its size, then reads over a year of sales (minutes: the year is generated first).
+    await storeBench(f);
+    await storeQueryBench(f, { salesPerDay: storeSalesPerDay() });
+    f.finish();
+    return;
+  }
   if (argv.includes('--commands-only')) {
     await commandBench(f);
     f.finish();
@@ -46,11 +62,6 @@ async function main(): Promise<void> {
   }
   if (argv.includes('--update-cuts-only')) {
     await updateCutBench(f);
-    f.finish();
-    return;
-  }
-  if (argv.includes('--store-only')) {
-    await storeBench(f);
     f.finish();
     return;
   }
@@ -96,6 +107,7 @@ async function main(): Promise<void> {
     await rolloutBench(f);
     await storeBench(f);
   }
+  if (!argv.includes('--no-store')) await storeQueryBench(f, { salesPerDay: storeSalesPerDay() });
   f.out('');
   f.out('Simulator throughput');
   await throughput(f, 'sim', 300);

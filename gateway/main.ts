@@ -10,7 +10,9 @@
  *
  * Settings (environment): MQTT_URL, MQTT_USERNAME, MQTT_PASSWORD, AMQP_URL,
  * AMQP_PREFETCH (deliveries a gateway holds unacknowledged, 1000),
- * DATABASE_URL, GATEWAY_SHARE_GROUP (default "vendfleet" with an external
+ * DATABASE_URL, DATABASE_READ_URL (a streaming replica of DATABASE_URL:
+ * the API's routes that only read are served from it, docs/store.md),
+ * GATEWAY_SHARE_GROUP (default "vendfleet" with an external
  * broker), GATEWAY_CLIENT_ID (a fixed id gives a persistent session; default
  * vendfleet-gateway-<host>), TELEMETRY_RETENTION_DAYS (30),
  * EVENTS_RETENTION_MONTHS (13: a month of events leaves the store once it
@@ -41,7 +43,8 @@ import { ReleaseKeyError, loadReleaseKeys, type KeyFile } from './firmware/signa
 import { Gateway } from './gateway.js';
 import { GATEWAY_USER, storeCredentials } from './mqtt/credentials.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
-import { openDb } from './store/db.js';
+import { openDb, type Db } from './store/db.js';
+import { closeSalesDays } from './store/rollup.js';
 import { dropOldTelemetry } from './store/migrations.js';
 
 const env = process.env;
@@ -118,6 +121,15 @@ async function main(): Promise<void> {
   const updateRate = { bytesPerSecond: positive('UPDATE_BYTES_PER_SECOND', 65536), burstBytes: positive('UPDATE_BURST_BYTES', 32768) };
   const db = await openDb(env['DATABASE_URL'] ? { url: env['DATABASE_URL'] } : { dataDir: join(dataDir, 'pglite') });
   log('info', db.kind === 'postgres' ? 'store: PostgreSQL' : `store: PGlite in ${join(dataDir, 'pglite')}`);
+  let readDb: Db | undefined;
+  if (env['DATABASE_READ_URL']) {
+    if (db.kind !== 'postgres') {
+      log('error', 'DATABASE_READ_URL is a replica of DATABASE_URL: give both');
+      process.exit(2);
+    }
+    readDb = await openDb({ url: env['DATABASE_READ_URL'], readOnly: true });
+    log('info', 'API reads: the replica at DATABASE_READ_URL');
+  }
   let firmware: FirmwareRegistry;
   try {
     firmware = new FirmwareRegistry(db, { keyFiles, maxImageBytes });
@@ -173,7 +185,7 @@ async function main(): Promise<void> {
   });
   log('info', eventsRetention === 0 ? 'events: kept for ever' : `events: months kept ${eventsRetention}, then ${archiveDir ? `archived to ${archiveDir} and ` : ''}dropped`);
 
-  const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts, firmware, rolloutEngine: gateway.rollouts, health: () => gateway.health() });
+  const api = await buildApi({ db, readDb, commands: gateway.commands, alerts: gateway.alerts, firmware, rolloutEngine: gateway.rollouts, health: () => gateway.health() });
   const apiPort = positive('API_PORT', 8080);
   const served = await listen(api, env['API_HOST'] ?? '127.0.0.1', apiPort);
   log('info', `operator API on ${served.url} (docs at /docs)${served.fellBack ? `; ${apiPort} was taken` : ''}`);
@@ -190,6 +202,8 @@ async function main(): Promise<void> {
     try {
       const dropped = await dropOldTelemetry(db, retentionDays);
       if (dropped.length > 0) log('info', `retention: dropped ${dropped.join(', ')}`);
+      // The fleet's totals of days that are over (the fleet's sales series reads a row a day for them).
+      await closeSalesDays(db);
     } catch (e) {
       log('warn', `retention: ${(e as Error).message}`);
     }
@@ -220,6 +234,7 @@ async function main(): Promise<void> {
     clearInterval(retentionTimer);
     await api.close();
     await gateway.close();
+    await readDb?.close();
     await db.close();
     await broker?.close();
     process.exit(0);

@@ -17,8 +17,9 @@ import { dateTime } from './validation.js';
 const SCRIPTS = { app: new URL('../dashboard/app.js', import.meta.url), rollouts: new URL('../dashboard/rollouts.js', import.meta.url) } as const;
 
 export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
-  const { db, need, scope } = ctx;
+  const { db, reads, need, scope } = ctx;
   // One feed per operator with a page open (null: platform admins'), each reading only its operator's changes.
+  // On the primary: a feed asks for what changed since the store's last now(), which a lagging replica would miss.
   const feeds = new Map<string | null, LiveFeed>();
   const feedOf = (operator: string | null): LiveFeed => {
     let f = feeds.get(operator);
@@ -52,7 +53,7 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
   app.get(
     '/fleet/summary',
     { preHandler: need('viewer'), schema: { summary: 'Fleet totals: machines, online, sales and revenue since midnight UTC and over 24 hours, open alerts', tags: ['fleet'] } },
-    async (req) => fleetSummary(db, scope(req)),
+    async (req) => fleetSummary(reads, 'rollup', scope(req)),
   );
 
   app.get<{ Querystring: { machine?: string; bucket: Bucket; from?: string; to?: string } }>(
@@ -76,8 +77,8 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
       const from = req.query.from !== undefined ? dateTime(req.query.from, 'from') : new Date(to.getTime() - 24 * step);
       if (from >= to) throw new HttpError('bad-request', '"from" must be before "to"');
       if ((to.getTime() - from.getTime()) / step > 2000) throw new HttpError('bad-request', `more than 2000 ${bucket}s asked for: use a bigger bucket`);
-      if (machine !== undefined) await ctx.machineState(req, machine);
-      const points = await salesSeries(db, bucket, from, to, machine, scope(req));
+      if (machine !== undefined) await ctx.readMachineState(req, machine);
+      const points = await salesSeries(reads, bucket, from, to, machine, 'rollup', scope(req));
       return { bucket, machine: machine ?? null, from: from.toISOString(), to: to.toISOString(), points };
     },
   );

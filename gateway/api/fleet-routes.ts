@@ -3,7 +3,8 @@
  * state and slots (and the firmware it runs, its last update report, its
  * tags), its sales over a time range, setting its tags, and provisioning a
  * new machine (admins only: the answer holds its command key). A token sees
- * and provisions its operator's machines only (docs/tenants.md).
+ * and provisions its operator's machines only (docs/tenants.md). The routes
+ * that only read use the read store (a replica when there is one).
  */
 import type { FastifyInstance } from 'fastify';
 import { listAlerts, openAlertCounts } from '../alerts/store.js';
@@ -16,7 +17,7 @@ import { MACHINE_ID, MACHINE_PARAMS, OPERATOR_PARAM, type RouteContext } from '.
 import { dateTime } from './validation.js';
 
 export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
-  const { db, commands, need, machineState, scope, owner } = ctx;
+  const { db, reads, commands, need, machineState, readMachineState, scope, owner } = ctx;
 
   app.get<{ Querystring: { tag?: string } }>(
     '/machines',
@@ -29,8 +30,8 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
       },
     },
     async (req) => {
-    const machines = await listMachines(db, req.query.tag, scope(req));
-    const alerts = await openAlertCounts(db, scope(req));
+    const machines = await listMachines(reads, req.query.tag, scope(req));
+    const alerts = await openAlertCounts(reads, scope(req));
     return { machines: machines.map((m) => ({ ...m, openAlerts: alerts.get(m.id) ?? 0 })) };
   },
   );
@@ -39,12 +40,12 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
     '/machines/:id',
     { preHandler: need('viewer'), schema: { summary: "One machine's state (its last telemetry)", tags: ['fleet'], params: MACHINE_PARAMS } },
     async (req) => {
-      const s = await machineState(req, req.params.id);
-      const alerts = await listAlerts(db, { state: 'open', machine: req.params.id, limit: 1000 });
+      const s = await readMachineState(req, req.params.id);
+      const alerts = await listAlerts(reads, { state: 'open', machine: req.params.id, limit: 1000 });
       const status = s.status as Record<string, unknown> | null;
       const firmware = firmwareOf(s.telemetry?.['fw']) ?? firmwareOf(status?.['fw']);
-      const update = (await latestReport(db, req.params.id)) ?? null;
-      const tags = await tagsOf(db, req.params.id);
+      const update = (await latestReport(reads, req.params.id)) ?? null;
+      const tags = await tagsOf(reads, req.params.id);
       return { id: req.params.id, online: s.online, lastSeen: s.last_seen, telemetryAt: s.telemetry_at, firmware, update, tags, telemetry: s.telemetry, status: s.status, alerts };
     },
   );
@@ -75,7 +76,7 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
     '/machines/:id/slots',
     { preHandler: need('viewer'), schema: { summary: "A machine's slots as it last reported them (stock, capacity, price, faults), sold-out ones included", tags: ['fleet'], params: MACHINE_PARAMS } },
     async (req) => {
-      const s = await machineState(req, req.params.id);
+      const s = await readMachineState(req, req.params.id);
       return {
         slots: slotsOf(s.telemetry).map((x) => ({ slot: x.code, product: x.product ?? null, category: x.category ?? null, price: x.price, quantity: x.qty, capacity: x.capacity ?? null, sku: x.sku ?? null, outOfService: x.fault === true })),
         asOf: s.telemetry_at,
@@ -95,11 +96,11 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
       },
     },
     async (req) => {
-      await machineState(req, req.params.id);
+      await readMachineState(req, req.params.id);
       const to = req.query.to !== undefined ? dateTime(req.query.to, 'to') : new Date();
       const from = req.query.from !== undefined ? dateTime(req.query.from, 'from') : new Date(to.getTime() - 86400000);
       if (from > to) throw new HttpError('bad-request', '"from" is after "to"');
-      return { from: from.toISOString(), to: to.toISOString(), ...(await salesBySlot(db, req.params.id, from, to)) };
+      return { from: from.toISOString(), to: to.toISOString(), ...(await salesBySlot(reads, req.params.id, from, to)) };
     },
   );
 

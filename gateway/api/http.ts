@@ -19,7 +19,13 @@ export const ERROR = { type: 'object', properties: { error: { type: 'string' }, 
 export const MACHINE_PARAMS = { type: 'object', properties: { id: MACHINE_ID }, required: ['id'] } as const;
 
 export interface RouteContext {
+  /** The primary: everything that writes, and reads that must see a write just made (or that gate one). */
   readonly db: Db;
+  /**
+   * For routes that only read: a streaming replica when the gateway has one (DATABASE_READ_URL), else the
+   * primary. It may lag the primary by a moment: what a route writes and then reads back is read from `db`.
+   */
+  readonly reads: Db;
   readonly commands: CommandService;
   /** A preHandler: the request needs a token with at least this role. */
   need(role: Role): (req: FastifyRequest) => Promise<void>;
@@ -39,6 +45,8 @@ export interface RouteContext {
    * machine or it is another operator's: the answer does not say which.
    */
   machineState(req: FastifyRequest, id: string): Promise<MachineState>;
+  /** The same, from `reads` (a replica when the gateway has one). */
+  readMachineState(req: FastifyRequest, id: string): Promise<MachineState>;
 }
 
 /** The operator query parameter (platform admins name the operator they act for). */

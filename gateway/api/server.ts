@@ -20,7 +20,7 @@ import type { CommandService } from '../commands/service.js';
 import { FirmwareRegistry } from '../firmware/registry.js';
 import type { GatewayHealth } from '../gateway.js';
 import type { Db } from '../store/db.js';
-import { machineState } from '../store/machines.js';
+import { machineState, type MachineState } from '../store/machines.js';
 import { DEFAULT_OPERATOR, operatorExists } from '../store/operators.js';
 import { registerOperatorRoutes } from './operator-routes.js';
 import { registerAlertRoutes } from './alert-routes.js';
@@ -45,6 +45,8 @@ const SWAGGER_LOGO_STYLE = `sha256-${createHash('sha256').update('.logo_small_sv
 
 export interface ApiOptions {
   db: Db;
+  /** A streaming replica for the routes that only read (DATABASE_READ_URL); `db` when not given. */
+  readDb?: Db | undefined;
   commands: CommandService;
   /** The gateway's alert engine: rules changes re-evaluate (and notify) through it. */
   alerts?: AlertEngine | undefined;
@@ -137,8 +139,16 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     if (!req.token) throw new HttpError('unauthorized', 'an API token is needed: Authorization: Bearer vf_...');
     return req.token.operator;
   };
+  const reads = options.readDb ?? db;
+  const stateIn = async (from: Db, req: FastifyRequest, id: string): Promise<MachineState> => {
+    const s = await machineState(from, id, scope(req));
+    if (!s) throw new HttpError('unknown-machine', `no machine "${id}"`);
+    return s;
+  };
+  // Tokens stay on the primary: a token just made or revoked holds at once.
   const ctx: RouteContext = {
     db,
+    reads,
     commands,
     need,
     async needPlatform(req) {
@@ -156,11 +166,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       if (!(await operatorExists(db, id))) throw new HttpError('unknown-operator', `no operator "${id}"`);
       return id;
     },
-    async machineState(req, id) {
-      const s = await machineState(db, id, scope(req));
-      if (!s) throw new HttpError('unknown-machine', `no machine "${id}"`);
-      return s;
-    },
+    machineState: (req, id) => stateIn(db, req, id),
+    readMachineState: (req, id) => stateIn(reads, req, id),
   };
 
   await registerOperatorRoutes(app, ctx);

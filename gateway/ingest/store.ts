@@ -2,7 +2,8 @@
  * What ingest writes to the fleet store, and the only place its SQL lives:
  * which machines exist, the counts of refused messages by reason (audit
  * files' too), and one batch in one transaction (array-parameter
- * multi-row inserts, idempotent on (machine, sequence number)). The
+ * multi-row inserts, idempotent on (machine, sequence number)), the daily
+ * sales rollup kept in the same transaction (store/rollup.ts). The
  * ingester sees only the IngestStore interface, so its timing (batching,
  * backoff, splitting a refused batch) can be tried against a store that
  * fails on cue (test/gateway/ingester-unit.test.ts); this implementation is
@@ -13,6 +14,7 @@ import { ping, sqlState } from '../store/errors.js';
 import { ensureEventMonth, monthOf } from '../store/event-partitions.js';
 import { canonicalJson, storable } from '../store/json.js';
 import { ensureTelemetryPartition } from '../store/migrations.js';
+import { addToRollup } from '../store/rollup.js';
 import type { MachineEvent, RefusedEvent, Rejection } from './messages.js';
 
 /** A machine's event message as the store takes it (the ingester's own objects, which the hooks hand back). */
@@ -156,6 +158,13 @@ class SqlIngestStore implements IngestStore {
             [fresh.machines, fresh.seqs, fresh.types, fresh.times, fresh.bodies],
           );
           stored = r.rows;
+          // Only what this transaction inserted counts toward the daily rollup: resends add nothing.
+          const inserted = new Set(r.rows.map((x) => key(x.machine_id, Number(x.seq))));
+          const added: { machine: string; type: string; body: string }[] = [];
+          for (let i = 0; i < fresh.machines.length; i++) {
+            if (inserted.delete(key(fresh.machines[i]!, fresh.seqs[i]!))) added.push({ machine: fresh.machines[i]!, type: fresh.types[i]!, body: fresh.bodies[i]! });
+          }
+          await addToRollup(tx, added);
         }
         counts.inserted = stored.length;
         for (const [p, detail] of conflicting) {

@@ -99,20 +99,27 @@ export interface OpenOptions {
   dataDir?: string | undefined;
   /** PostgreSQL only: schema to use (tests isolate themselves with one each). */
   schema?: string | undefined;
+  /**
+   * PostgreSQL only: a connection for reads (DATABASE_READ_URL, a streaming replica): every transaction is
+   * read-only, so a write sent here by mistake fails on a primary too, and the schema is not created (a
+   * replica cannot: it comes from the primary).
+   */
+  readOnly?: boolean | undefined;
 }
 
 export async function openDb(options: OpenOptions = {}): Promise<Db> {
   if (options.url && /^postgres(ql)?:\/\//.test(options.url)) {
     const schema = options.schema;
     if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`bad schema name ${schema}`);
+    const settings = [...(schema ? [`-c search_path=${schema}`] : []), ...(options.readOnly ? ['-c default_transaction_read_only=on'] : [])];
     const pool = new pg.Pool({
       connectionString: options.url,
       max: 4,
-      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+      ...(settings.length > 0 ? { options: settings.join(' ') } : {}),
     });
     // Errors on idle clients (the server restarting) must not crash the gateway; the next query reconnects.
     pool.on('error', () => {});
-    if (schema) {
+    if (schema && !options.readOnly) {
       const c = await pool.connect();
       try {
         await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
@@ -123,6 +130,7 @@ export async function openDb(options: OpenOptions = {}): Promise<Db> {
     return new PostgresDb(pool);
   }
   if (options.url) throw new Error(`DATABASE_URL must be a postgres:// URL, got ${options.url}`);
+  if (options.readOnly) throw new Error('a read-only store is a PostgreSQL replica: give its postgres:// URL');
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
   return new PgliteDb(await PGlite.create(options.dataDir));
 }

@@ -1,10 +1,45 @@
 /**
- * Sales as the operator API and the dashboard read them, counted in the
- * store from the sales view (vend-ok events with their slot and price, by
- * the time the gateway received them): one machine's by slot over a range,
- * a time series in UTC buckets, and the fleet's totals.
+ * Sales as the operator API and the dashboard read them (vend-ok events
+ * with their slot and price, by the time the gateway received them): one
+ * machine's by slot over a range, a time series in UTC buckets, and the
+ * fleet's totals.
+ *
+ * Whole UTC days come from the daily rollup (sales_daily, store/rollup.ts);
+ * the parts of a range that are not whole days (its ends, the last 24 hours
+ * before today's midnight) are counted from the sales view. `source: 'raw'`
+ * counts everything from the view: the reference the rollup is checked and
+ * measured against.
  */
 import type { Queryable } from './db.js';
+
+export type SalesSource = 'rollup' | 'raw';
+
+const DAY_MS = 86_400_000;
+const dayOf = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+
+/**
+ * [from, to) as whole UTC days [fromDay, toDay) and the pieces either side
+ * of them (none when empty). A range that ends today at or after the
+ * store's `now` takes today whole too: nothing is received after now, so
+ * today's rollup rows are the sales from its midnight to `to`.
+ */
+export function splitRange(from: Date, to: Date, source: SalesSource = 'rollup', now?: Date): { days: [string, string] | undefined; rest: [Date, Date][] } {
+  const first = Math.ceil(from.getTime() / DAY_MS) * DAY_MS;
+  let last = Math.floor(to.getTime() / DAY_MS) * DAY_MS;
+  // Only today's part-day (a range ending far ahead keeps its last part-day raw: it holds nothing).
+  if (now !== undefined && to >= now && last < to.getTime() && last === Math.floor(now.getTime() / DAY_MS) * DAY_MS) last += DAY_MS;
+  if (source === 'raw' || first >= last) return { days: undefined, rest: from < to ? [[from, to]] : [] };
+  const rest: [Date, Date][] = [];
+  if (from.getTime() < first) rest.push([from, new Date(first)]);
+  if (last < to.getTime()) rest.push([new Date(last), to]);
+  return { days: [dayOf(first), dayOf(last)], rest };
+}
+
+/** The store's clock, when a range may reach it (splitRange). */
+async function storeNow(db: Queryable, to: Date, source: SalesSource): Promise<Date | undefined> {
+  if (source === 'raw' || to.getTime() < Date.now() - DAY_MS) return undefined;
+  return (await db.query<{ now: Date }>('SELECT now() AS now')).rows[0]!.now;
+}
 
 export interface SalesBySlot {
   sales: number;
@@ -13,18 +48,39 @@ export interface SalesBySlot {
 }
 
 /** A machine's sales in [from, to), in all and per slot (slot order). */
-export async function salesBySlot(db: Queryable, machine: string, from: Date, to: Date): Promise<SalesBySlot> {
-  // GROUPING tells the total from the group of sales without a slot code (slot NULL in the sales view).
-  const r = await db.query<{ slot: string | null; whole: number | string; n: string; revenue: string | null }>(
-    `SELECT slot, GROUPING(slot) AS whole, count(*) AS n, sum(price) AS revenue FROM sales WHERE machine_id = $1 AND received_at >= $2 AND received_at < $3 GROUP BY ROLLUP (slot) ORDER BY slot NULLS LAST`,
-    [machine, from, to],
-  );
-  const total = r.rows.find((x) => Number(x.whole) === 1);
-  return {
-    sales: Number(total?.n ?? 0),
-    revenue: Number(total?.revenue ?? 0),
-    bySlot: r.rows.filter((x): x is typeof x & { slot: string } => Number(x.whole) === 0 && x.slot !== null).map((x) => ({ slot: x.slot, sales: Number(x.n), revenue: Number(x.revenue ?? 0) })),
-  };
+export async function salesBySlot(db: Queryable, machine: string, from: Date, to: Date, source: SalesSource = 'rollup'): Promise<SalesBySlot> {
+  const { days, rest } = splitRange(from, to, source, await storeNow(db, to, source));
+  // Per slot; '' is the sales without a slot code (NULL in the sales view): in the totals, not in bySlot.
+  const rows: { slot: string; n: string; revenue: string | null }[] = [];
+  if (days) {
+    rows.push(...(await db.query<{ slot: string; n: string; revenue: string | null }>(
+      'SELECT slot, sum(sales) AS n, sum(revenue) AS revenue FROM sales_daily WHERE machine_id = $1 AND day >= $2::date AND day < $3::date GROUP BY slot',
+      [machine, days[0], days[1]],
+    )).rows);
+  }
+  for (const [a, b] of rest) {
+    rows.push(...(await db.query<{ slot: string; n: string; revenue: string | null }>(
+      `SELECT coalesce(slot, '') AS slot, count(*) AS n, sum(price) AS revenue FROM sales WHERE machine_id = $1 AND received_at >= $2 AND received_at < $3 GROUP BY 1`,
+      [machine, a, b],
+    )).rows);
+  }
+  const slots = new Map<string, { sales: number; revenue: number }>();
+  let sales = 0;
+  let revenue = 0;
+  for (const r of rows) {
+    const n = Number(r.n);
+    const v = Number(r.revenue ?? 0);
+    sales += n;
+    revenue += v;
+    if (r.slot === '') continue;
+    const s = slots.get(r.slot) ?? { sales: 0, revenue: 0 };
+    s.sales += n;
+    s.revenue += v;
+    slots.set(r.slot, s);
+  }
+  // Slot order as PostgreSQL sorted them before (byte order of the codes: the collation of test schemas is C-like for these).
+  const bySlot = [...slots].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([slot, s]) => ({ slot, ...s }));
+  return { sales, revenue, bySlot };
 }
 
 export type Bucket = 'minute' | 'hour' | 'day';
@@ -34,20 +90,73 @@ export const BUCKET_MS: Record<Bucket, number> = { minute: 60_000, hour: 3_600_0
  * Sales and revenue per bucket in [from, to), for one machine or (undefined)
  * the fleet of `operator` (null: every operator's); empty buckets included.
  */
-export async function salesSeries(db: Queryable, bucket: Bucket, from: Date, to: Date, machine: string | undefined, operator: string | null = null): Promise<{ t: string; sales: number; revenue: number }[]> {
-  const r = await db.query<{ b: Date; n: string; revenue: string | null }>(
-    `SELECT date_trunc($1, s.received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS b, count(*) AS n, sum(s.price) AS revenue
-     FROM sales s JOIN machines m ON m.id = s.machine_id
-     WHERE s.received_at >= $2 AND s.received_at < $3 AND ($4::text IS NULL OR s.machine_id = $4) AND ($5::text IS NULL OR m.operator_id = $5) GROUP BY 1`,
-    [bucket, from, to, machine ?? null, operator],
-  );
-  const got = new Map(r.rows.map((x) => [new Date(x.b).getTime(), x]));
+export async function salesSeries(
+  db: Queryable,
+  bucket: Bucket,
+  from: Date,
+  to: Date,
+  machine: string | undefined,
+  source: SalesSource = 'rollup',
+  operator: string | null = null,
+): Promise<{ t: string; sales: number; revenue: number }[]> {
+  // Only day buckets can be read from a daily rollup.
+  const { days, rest } = splitRange(from, to, bucket === 'day' ? source : 'raw', bucket === 'day' ? await storeNow(db, to, source) : undefined);
+  const got = new Map<number, { sales: number; revenue: number }>();
+  const add = (t: number, n: string, revenue: string | null): void => {
+    const x = got.get(t) ?? { sales: 0, revenue: 0 };
+    x.sales += Number(n);
+    x.revenue += Number(revenue ?? 0);
+    got.set(t, x);
+  };
+  if (days) {
+    // The fleet's closed days are a row each (sales_daily_fleet); the others are summed over machines and slots.
+    let open: string[] | null = null;
+    // sales_daily_fleet is every operator's: one operator's fleet sums its machines' rows instead.
+    if (machine === undefined && operator !== null) {
+      open = [];
+      for (let t = Date.parse(`${days[0]}T00:00:00Z`); t < Date.parse(`${days[1]}T00:00:00Z`); t += DAY_MS) open.push(dayOf(t));
+    } else if (machine === undefined) {
+      const closed = await db.query<{ day: string; n: string; revenue: string }>(
+        `SELECT to_char(day, 'YYYY-MM-DD') AS day, sales AS n, revenue FROM sales_daily_fleet WHERE day >= $1::date AND day < $2::date`,
+        [days[0], days[1]],
+      );
+      for (const x of closed.rows) add(Date.parse(`${x.day}T00:00:00Z`), x.n, x.revenue);
+      const have = new Set(closed.rows.map((x) => x.day));
+      open = [];
+      for (let t = Date.parse(`${days[0]}T00:00:00Z`); t < Date.parse(`${days[1]}T00:00:00Z`); t += DAY_MS) if (!have.has(dayOf(t))) open.push(dayOf(t));
+    }
+    // Two statements, not one with ORs: each gets the plan that fits it (a machine's days by the primary key, the fleet's open days by day).
+    const r =
+      open === null
+        ? await db.query<{ day: string; n: string; revenue: string | null }>(
+            `SELECT to_char(day, 'YYYY-MM-DD') AS day, sum(sales) AS n, sum(revenue) AS revenue FROM sales_daily
+             WHERE machine_id = $3 AND day >= $1::date AND day < $2::date GROUP BY day`,
+            [days[0], days[1], machine],
+          )
+        : open.length > 0
+          ? await db.query<{ day: string; n: string; revenue: string | null }>(
+              `SELECT to_char(d.day, 'YYYY-MM-DD') AS day, sum(d.sales) AS n, sum(d.revenue) AS revenue FROM sales_daily d
+               WHERE d.day = ANY($1::date[]) AND ($2::text IS NULL OR d.machine_id IN (SELECT id FROM machines WHERE operator_id = $2)) GROUP BY d.day`,
+              [open, operator],
+            )
+          : { rows: [] };
+    for (const x of r.rows) add(Date.parse(`${x.day}T00:00:00Z`), x.n, x.revenue);
+  }
+  for (const [a, b] of rest) {
+    const r = await db.query<{ b: Date; n: string; revenue: string | null }>(
+      `SELECT date_trunc($1, received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS b, count(*) AS n, sum(price) AS revenue
+       FROM sales WHERE received_at >= $2 AND received_at < $3 AND ($4::text IS NULL OR machine_id = $4)
+         AND ($5::text IS NULL OR machine_id IN (SELECT id FROM machines WHERE operator_id = $5)) GROUP BY 1`,
+      [bucket, a, b, machine ?? null, operator],
+    );
+    for (const x of r.rows) add(new Date(x.b).getTime(), x.n, x.revenue);
+  }
   const step = BUCKET_MS[bucket];
   const points: { t: string; sales: number; revenue: number }[] = [];
   // Buckets start on the unit's boundary (UTC), as date_trunc cuts them.
   for (let t = Math.floor(from.getTime() / step) * step; t < to.getTime(); t += step) {
     const x = got.get(t);
-    points.push({ t: new Date(t).toISOString(), sales: Number(x?.n ?? 0), revenue: Number(x?.revenue ?? 0) });
+    points.push({ t: new Date(t).toISOString(), sales: x?.sales ?? 0, revenue: x?.revenue ?? 0 });
   }
   return points;
 }
@@ -61,18 +170,39 @@ export interface FleetSummary {
   openAlerts: number;
 }
 
-/** The totals now of `operator`'s fleet (null: every operator's). */
-export async function fleetSummary(db: Queryable, operator: string | null = null): Promise<FleetSummary> {
-  const r = await db.query<{ machines: string; online: string; today_n: string; today_rev: string | null; day_n: string; day_rev: string | null }>(
+/** The totals now (the store's clock) of `operator`'s fleet (null: every operator's). */
+export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup', operator: string | null = null): Promise<FleetSummary> {
+  const counts = await db.query<{ machines: string; online: string }>(
     `SELECT (SELECT count(*) FROM machines WHERE $1::text IS NULL OR operator_id = $1) AS machines,
-            (SELECT count(*) FROM machine_state ms JOIN machines m ON m.id = ms.machine_id WHERE ms.online AND ($1::text IS NULL OR m.operator_id = $1)) AS online,
-            count(*) FILTER (WHERE s.received_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today_n,
-            sum(s.price) FILTER (WHERE s.received_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today_rev,
-            count(*) AS day_n, sum(s.price) AS day_rev
-     FROM sales s JOIN machines m ON m.id = s.machine_id WHERE s.received_at >= now() - interval '24 hours' AND ($1::text IS NULL OR m.operator_id = $1)`,
+            (SELECT count(*) FROM machine_state ms JOIN machines m ON m.id = ms.machine_id WHERE ms.online AND ($1::text IS NULL OR m.operator_id = $1)) AS online`,
     [operator],
   );
-  const x = r.rows[0]!;
+  const c = counts.rows[0]!;
+  const mine = `($1::text IS NULL OR machine_id IN (SELECT id FROM machines WHERE operator_id = $1))`;
+  let sales: { today_n: string | null; today_rev: string | null; day_n: string | null; day_rev: string | null };
+  if (source === 'rollup') {
+    // Today is today's rollup rows (all sales received since midnight); the rest of the 24 hours is read raw.
+    sales = (
+      await db.query<typeof sales>(
+        `WITH today AS (SELECT sum(sales) AS n, sum(revenue) AS rev FROM sales_daily WHERE day = (now() AT TIME ZONE 'UTC')::date AND ${mine}),
+              before AS (SELECT count(*) AS n, sum(price) AS rev FROM sales
+                         WHERE received_at >= now() - interval '24 hours' AND received_at < date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AND ${mine})
+         SELECT today.n AS today_n, today.rev AS today_rev, coalesce(today.n, 0) + before.n AS day_n, coalesce(today.rev, 0) + coalesce(before.rev, 0) AS day_rev
+         FROM today, before`,
+        [operator],
+      )
+    ).rows[0]!;
+  } else {
+    sales = (
+      await db.query<typeof sales>(
+        `SELECT count(*) FILTER (WHERE received_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today_n,
+                sum(price) FILTER (WHERE received_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today_rev,
+                count(*) AS day_n, sum(price) AS day_rev
+         FROM sales WHERE received_at >= now() - interval '24 hours' AND ${mine}`,
+        [operator],
+      )
+    ).rows[0]!;
+  }
   // A store without the alerts migration yet has no alerts to count.
   const alerts = (await db.query<{ t: string | null }>("SELECT to_regclass('alerts')::text AS t")).rows[0]?.t
     ? Number(
@@ -81,10 +211,10 @@ export async function fleetSummary(db: Queryable, operator: string | null = null
       )
     : 0;
   return {
-    machines: Number(x.machines),
-    online: Number(x.online),
-    today: { sales: Number(x.today_n), revenue: Number(x.today_rev ?? 0) },
-    last24h: { sales: Number(x.day_n), revenue: Number(x.day_rev ?? 0) },
+    machines: Number(c.machines),
+    online: Number(c.online),
+    today: { sales: Number(sales.today_n ?? 0), revenue: Number(sales.today_rev ?? 0) },
+    last24h: { sales: Number(sales.day_n ?? 0), revenue: Number(sales.day_rev ?? 0) },
     openAlerts: alerts,
   };
 }
