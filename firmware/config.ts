@@ -41,6 +41,14 @@ export interface MachineConfig {
    * `cashless-offline`.
    */
   cashless: boolean;
+  /**
+   * An MDB coin changer (address 0x08) and a bill validator (0x30) are
+   * fitted. On by default; a machine without one (coin only, card only)
+   * says so: it neither polls the address nor reports it offline, and an
+   * update's probation does not wait for it.
+   */
+  changer: boolean;
+  billValidator: boolean;
   /** MQTT to the fleet; absent: the machine works alone. */
   uplink?: UplinkSettings;
   /** The key remote commands are signed with (HMAC-SHA-256), from provisioning; absent: no remote commands. */
@@ -201,6 +209,8 @@ export function parseConfig(input: unknown): MachineConfig {
     motorPercent: integer(input, 'motorPercent', path, 10, 100, 80),
     messageMs: integer(input, 'messageMs', path, 500, 30000, 3000),
     cashless: flag(input, 'cashless', path, false),
+    changer: flag(input, 'changer', path, true),
+    billValidator: flag(input, 'billValidator', path, true),
     update: UPDATE_DEFAULTS,
   };
   // "gateway" is the brokers' login for the gateways (gateway/machine-id.ts).

@@ -116,7 +116,9 @@ export function wire(board: Board, config: MachineConfig, hooks: MachineHooks): 
     },
     showUpdating: () => panel.showUpdating(),
     // A device refused for its currency answers all the same: it does not hold a new image back.
-    devicesReady: () => (changer.ready || changer.refused !== '') && (bill.ready || bill.refused !== '') && (reader ? reader.ready || reader.refused !== '' : true),
+    // The devices fitted (a coin-only machine's probation does not wait for a bill validator it never had); one refused for its currency answered.
+    devicesReady: () =>
+      (!config.changer || changer.ready || changer.refused !== '') && (!config.billValidator || bill.ready || bill.refused !== '') && (reader ? reader.ready || reader.refused !== '' : true),
     wallNow: (): number | undefined => remote.commander.wallNow() || undefined,
   });
   const remote: RemoteActions = new RemoteActions({
@@ -148,10 +150,10 @@ export function wire(board: Board, config: MachineConfig, hooks: MachineHooks): 
     readerEvents.card = card;
     readerEvents.sale = controller;
   }
-  const reports = new Reports({ sale, board, inventory, ledger, journal, changer, bill, reader, link, panel, remote });
+  const reports = new Reports({ sale, board, inventory, ledger, journal, changer, bill, reader, link, panel, remote, fitted: { changer: config.changer, bill: config.billValidator } });
 
-  bus.add(changer);
-  bus.add(bill);
+  if (config.changer) bus.add(changer);
+  if (config.billValidator) bus.add(bill);
   if (reader) {
     readerPrices(reader, inventory);
     bus.add(reader);

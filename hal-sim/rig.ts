@@ -158,6 +158,8 @@ export class Rig {
     };
     if (this.spec.changePolicy) config['changePolicy'] = this.spec.changePolicy;
     if (this.spec.cashless) config['cashless'] = true;
+    // A machine without bills has no validator fitted (a coin-only machine).
+    if (!this.validator) config['billValidator'] = false;
     return config;
   }
 

@@ -87,7 +87,8 @@ export interface FirmwareStatus {
   firmware?: string;
   display: string[];
   /** `cashless` only when a reader is fitted (configuration `cashless`). */
-  devices: { changer: boolean; bill: boolean; cashless?: boolean };
+  /** Each payment device fitted (a key only for those): ready or not. */
+  devices: { changer?: boolean; bill?: boolean; cashless?: boolean };
   /** Devices that answer but are not enabled, and why (their currency, or a scaling that cannot express the machine's money); absent when none is. */
   refused?: { changer?: RefusedDevice; bill?: RefusedDevice; cashless?: RefusedDevice };
   link: LinkStats;
@@ -117,6 +118,8 @@ export interface ReportSources {
   link: WordLink;
   panel: Panel;
   remote: RemoteActions;
+  /** Which of the changer and the bill validator the machine has (config). */
+  fitted: { changer: boolean; bill: boolean };
 }
 
 export class Reports {
@@ -131,6 +134,7 @@ export class Reports {
   private readonly link: WordLink;
   private readonly panel: Panel;
   private readonly remote: RemoteActions;
+  private readonly fitted: { changer: boolean; bill: boolean };
   /** Opened at the first telemetry (null: not yet asked; undefined: the board has none). */
   private thermometer: TemperatureSensor | undefined | null = null;
 
@@ -146,6 +150,7 @@ export class Reports {
     this.link = sources.link;
     this.panel = sources.panel;
     this.remote = sources.remote;
+    this.fitted = sources.fitted;
   }
 
   status(): FirmwareStatus {
@@ -202,7 +207,7 @@ export class Reports {
       commands: { ...this.remote.commander.stats },
       remoteSales: c[Counter.REMOTE_SALES]!,
       display: this.panel.display.slice(),
-      devices: { changer: changer.ready, bill: bill.ready, ...(reader ? { cashless: reader.ready } : {}) },
+      devices: { ...(this.fitted.changer ? { changer: changer.ready } : {}), ...(this.fitted.bill ? { bill: bill.ready } : {}), ...(reader ? { cashless: reader.ready } : {}) },
       ...(refused ? { refused } : {}),
       link: { ...this.link.stats },
     };
@@ -217,9 +222,9 @@ export class Reports {
     // A refused device answers: it is not offline, it is in the wrong money (or units).
     const refused = st.refused;
     if (refused?.changer) errors.push('changer-currency-mismatch');
-    else if (!st.devices.changer) errors.push('changer-offline');
+    else if (st.devices.changer === false) errors.push('changer-offline');
     if (refused?.bill) errors.push('bill-validator-currency-mismatch');
-    else if (!st.devices.bill) errors.push('bill-validator-offline');
+    else if (st.devices.bill === false) errors.push('bill-validator-offline');
     if (refused?.cashless) errors.push('cashless-currency-mismatch');
     else if (st.devices.cashless === false) errors.push('cashless-offline');
     if (st.journal.level !== 'ok') errors.push(`journal-${st.journal.level}`);
