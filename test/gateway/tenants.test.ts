@@ -19,6 +19,7 @@ import type { FastifyInstance, RouteOptions } from 'fastify';
 import { buildApi } from '../../gateway/api/server.js';
 import { createToken } from '../../gateway/api/tokens.js';
 import { CommandService } from '../../gateway/commands/service.js';
+import { rebuildRollup } from '../../gateway/store/rollup.js';
 import { sha256Hex } from '../../gateway/firmware/signature.js';
 import { FirmwareRegistry } from '../../gateway/firmware/registry.js';
 import { openDb, type Db } from '../../gateway/store/db.js';
@@ -122,6 +123,9 @@ for (const backend of BACKENDS) {
         for (let seq = 1; seq <= n; seq++) await db.query("INSERT INTO events (machine_id, seq, type, machine_time, body) VALUES ($1, $2, 'vend-ok', $2, $3::jsonb)", [id, seq, JSON.stringify({ slot: 'B2', price })]);
         await db.query("INSERT INTO alerts (machine_id, kind, subject, severity, message) VALUES ($1, 'slot-empty', 'A1', 'warning', 'A1 is empty')", [id]);
       }
+      // Stored around ingest, so the daily rollup the totals read is made from them (as after a bulk load).
+      const day = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+      await db.transaction((tx) => rebuildRollup(tx, day(Date.now() - 86_400_000), day(Date.now() + 2 * 86_400_000)));
       await firmware.upload(signed(IMAGE, '1.2.0', key));
       // B's fleet rules first: each machine's rules change below waits for every evaluation under way, this one's too.
       await ok(t.bAdmin, { method: 'PUT', url: '/alert-rules', body: { lowStock: { percent: 45 } } });
