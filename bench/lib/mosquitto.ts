@@ -20,7 +20,8 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-function reachable(port: number): Promise<boolean> {
+/** Something listens on 127.0.0.1:`port`. */
+export function reachable(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1', () => {
       s.destroy();

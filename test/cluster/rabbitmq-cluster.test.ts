@@ -24,9 +24,8 @@ import { fileURLToPath } from 'node:url';
 import { buildApi } from '../../gateway/api/server.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { openDb, type Db } from '../../gateway/store/db.js';
-import { visit } from '../../hal-sim/customers.js';
 import { MachineHost } from '../../hal-sim/host.js';
-import { Random } from '../../hal-sim/scheduler.js';
+import { sell } from '../lib/customers.js';
 import { freePort } from '../../bench/lib/mosquitto.js';
 import { RabbitCluster, type RabbitNode } from '../../bench/lib/rabbitmq.js';
 import { usMachine } from '../sim/fixtures.js';
@@ -34,23 +33,6 @@ import { PRODUCTION_DB, assertExactlyOnce, eventually, synced } from '../gateway
 
 const spec = usMachine({ slots: [{ code: 'A1', product: 'Chips', price: 125, qty: 500, capacity: 500 }, { code: 'B4', product: 'Coke', price: 175, qty: 500, capacity: 500 }] });
 
-/** Simulated customers on every machine until stopped. */
-function sell(hosts: MachineHost[]): { stop(): Promise<void> } {
-  let stopping = false;
-  const loops = hosts.map(async (h, i) => {
-    const r = new Random(900 + i);
-    while (!stopping) {
-      await visit(h, r, { walkAway: 0.02, cancel: 0.05 });
-      await h.run(2000);
-    }
-  });
-  return {
-    async stop() {
-      stopping = true;
-      await Promise.all(loops);
-    },
-  };
-}
 
 describe('a RabbitMQ cluster: nodes dying under load', function () {
   this.timeout(600000);
@@ -108,7 +90,7 @@ describe('a RabbitMQ cluster: nodes dying under load', function () {
         await eventually(`ingest resuming after ${what}`, async () => (stored() > base ? true : undefined), 180000);
         return Date.now() - killedAt;
       };
-      const load = sell(hosts);
+      const load = sell(hosts, 900);
       await eventually('sales stored', async () => (stored() >= 20 ? true : undefined), 180000);
 
       // 1. The node both gateways read from.

@@ -17,9 +17,8 @@ import { buildApi } from '../../gateway/api/server.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../gateway/mqtt/embedded-broker.js';
 import { openDb, type Db } from '../../gateway/store/db.js';
-import { visit } from '../../hal-sim/customers.js';
 import { MachineHost } from '../../hal-sim/host.js';
-import { Random } from '../../hal-sim/scheduler.js';
+import { sell } from '../lib/customers.js';
 import { freePort, startMosquitto, stopMosquitto } from '../../bench/lib/mosquitto.js';
 import { connectMqtt } from '../lib/mqtt.js';
 import { usMachine } from '../sim/fixtures.js';
@@ -27,23 +26,6 @@ import { PRODUCTION_DB, count, eventually, synced, assertExactlyOnce } from './b
 
 const spec = usMachine({ slots: [{ code: 'A1', product: 'Chips', price: 125, qty: 500, capacity: 500 }, { code: 'B4', product: 'Coke', price: 175, qty: 500, capacity: 500 }] });
 
-/** Simulated customers on every machine until stopped. */
-function sell(hosts: MachineHost[]): { stop(): Promise<void> } {
-  let stopping = false;
-  const loops = hosts.map(async (h, i) => {
-    const r = new Random(500 + i);
-    while (!stopping) {
-      await visit(h, r, { walkAway: 0.02, cancel: 0.05 });
-      await h.run(2000);
-    }
-  });
-  return {
-    async stop() {
-      stopping = true;
-      await Promise.all(loops);
-    },
-  };
-}
 
 /** Wait until the machines have sold (and journaled) while the broker was away. */
 async function salesWhileAway(hosts: MachineHost[]): Promise<void> {
@@ -83,7 +65,7 @@ describe('chaos: brokers restarting under load', function () {
       gws[1]!.ingester.known(ids);
       hosts = await Promise.all(ids.map((id, i) => MachineHost.start(spec, { machineId: id, seed: 40 + i, network: { url } })));
       const stored = (): number => gws.reduce((a, g) => a + g.ingester.stats.events, 0);
-      const load = sell(hosts);
+      const load = sell(hosts, 500);
       await eventually('sales stored', async () => (stored() >= 20 ? true : undefined), 120000);
       const resumes: number[] = [];
       for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
@@ -133,7 +115,7 @@ describe('chaos: brokers restarting under load', function () {
       hosts = await Promise.all(ids.map((id, i) => MachineHost.start(spec, { machineId: id, seed: 70 + i, network: { url: broker.url } })));
       const g = gw;
       const stored = (): number => g.ingester.stats.events;
-      const load = sell(hosts);
+      const load = sell(hosts, 500);
       await eventually('sales stored', async () => (stored() >= 20 ? true : undefined), 120000);
       await broker.close();
       await salesWhileAway(hosts);
