@@ -99,6 +99,8 @@ export class Download {
   /** Chunks not written (duplicates, out of order, another image's), requests asked again: reported. */
   ignored = 0;
   retries = 0;
+  /** Times the connection came back and the download carried on from the slot's offset (reported). */
+  resumes = 0;
   /** Bytes that arrived in chunks, written or not (bytes sent per byte of image, in the benchmark). */
   received = 0;
 
@@ -126,6 +128,7 @@ export class Download {
   /** The link came back: whatever was outstanding is lost, ask again from the slot's offset. */
   linkUp(): void {
     if (this.finished) return;
+    this.resumes++;
     this.rewind();
     this.pump();
   }
