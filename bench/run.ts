@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only] [--no-cuts] [--no-gateway] [--outage-speed N]
+ * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-link-only] [--no-cuts] [--no-gateway] [--outage-speed N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -15,6 +15,7 @@ import { commandBench, gatewayBench, outageBench } from './lib/gateway.js';
 import { rolloutBench } from './lib/rollout.js';
 import { routeBench } from './lib/route.js';
 import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
+import { updateLinkBench } from './lib/update-link.js';
 
 const argv = process.argv;
 const f = new Figures(argv.includes('--json'));
@@ -25,7 +26,37 @@ function outageSpeed(): number {
   return at > 0 ? Number(argv[at + 1]) : 1;
 }
 
+/**
+ * --update-link-targets sim,xs (the default): the targets the update over a slow link runs on;
+ * --update-link-set chunkBytes=4096,inFlight=2: firmware `update` settings other than its defaults;
+ * --update-link-speed N: the machine's clock at most N times wall time while connected (sim 20, xs 10:
+ * bench/lib/update-link.ts says why).
+ */
+async function updateLink(): Promise<void> {
+  const at = argv.indexOf('--update-link-targets');
+  const targets = at > 0 ? (argv[at + 1] ?? '').split(',') : ['sim', 'xs'];
+  const set = argv.indexOf('--update-link-set');
+  const update: Record<string, number> = {};
+  for (const kv of set > 0 ? (argv[set + 1] ?? '').split(',') : []) {
+    const [k, v] = kv.split('=');
+    if (!k || !v || !Number.isFinite(Number(v))) throw new Error(`--update-link-set: "${kv}" is not name=number`);
+    update[k] = Number(v);
+  }
+  const sp = argv.indexOf('--update-link-speed');
+  const speed = sp > 0 ? Number(argv[sp + 1]) : undefined;
+  if (speed !== undefined && !(speed > 0)) throw new Error('--update-link-speed needs a number above 0');
+  for (const target of targets) {
+    if (target !== 'sim' && target !== 'xs') throw new Error(`--update-link-targets: no target "${target}" (sim, xs)`);
+    await updateLinkBench(f, { target, ...(speed !== undefined ? { speed } : {}), ...(set > 0 ? { update } : {}) });
+  }
+}
+
 async function main(): Promise<void> {
+  if (argv.includes('--update-link-only')) {
+    await updateLink();
+    f.finish();
+    return;
+  }
   if (argv.includes('--commands-only')) {
     await commandBench(f);
     f.finish();
@@ -79,6 +110,7 @@ async function main(): Promise<void> {
     await outageBench(f, outageSpeed());
     await rolloutBench(f);
   }
+  await updateLink();
   f.out('');
   f.out('Simulator throughput');
   await throughput(f, 'sim', 300);

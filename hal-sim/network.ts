@@ -61,8 +61,8 @@ export class SimNetwork {
   private pendingFail: number | undefined;
   /** The slow link, with `link` in the options: its queues and byte counts per direction. */
   readonly link: Link | undefined;
-  /** Benches watch the firmware's messages: each it publishes (when, and when its last byte left the link) and each it receives (when). */
-  readonly watch: { published?(topic: string, payload: Buffer, atUs: number, leftUs: number): void; received?(topic: string, payload: Buffer, atUs: number): void } = {};
+  /** Benches watch the firmware's messages: each it publishes (when, and when its last byte left the link) and each it receives (when, and when it reached the link). */
+  readonly watch: { published?(topic: string, payload: Buffer, atUs: number, leftUs: number): void; received?(topic: string, payload: Buffer, atUs: number, enteredUs: number): void } = {};
   private dropTimer: EventId | undefined;
 
   constructor(options: NetworkOptions, scheduler: Scheduler, emit: (ev: GuestEvent) => void) {
@@ -138,12 +138,13 @@ export class SimNetwork {
       if (socket !== this.socket) return;
       const link = this.link;
       if (!link) {
-        this.handle(socket, p);
+        this.handle(socket, p, this.scheduler.now);
         return;
       }
       const topic = p.cmd === 'publish' ? (p as mqttPacket.IPublishPacket).topic : undefined;
+      const entered = this.scheduler.now;
       link.down.send(mqttPacketBytes(p.length ?? 0), () => {
-        if (socket === this.socket) this.handle(socket, p);
+        if (socket === this.socket) this.handle(socket, p, entered);
       }, topic);
     });
     parser.on('error', () => this.lose());
@@ -170,8 +171,8 @@ export class SimNetwork {
     });
   }
 
-  /** A packet from the broker reaches the firmware. */
-  private handle(socket: Socket, p: mqttPacket.Packet): void {
+  /** A packet from the broker reaches the firmware (it reached the link at `entered`). */
+  private handle(socket: Socket, p: mqttPacket.Packet, entered: number): void {
     switch (p.cmd) {
       case 'connack':
         if ((p as mqttPacket.IConnackPacket).returnCode === 0) {
@@ -186,7 +187,7 @@ export class SimNetwork {
         const pub = p as mqttPacket.IPublishPacket;
         this.stats.received++;
         if (pub.qos === 1 && pub.messageId !== undefined) this.send(socket, { cmd: 'puback', messageId: pub.messageId });
-        this.watch.received?.(pub.topic, pub.payload as Buffer, this.scheduler.now);
+        this.watch.received?.(pub.topic, pub.payload as Buffer, this.scheduler.now, entered);
         this.emit(['mq', 'msg', pub.topic, Buffer.from(pub.payload as Buffer).toString('latin1')]);
         break;
       }

@@ -109,7 +109,7 @@ export class Download {
     this.written = options.offset;
     this.asked = options.offset;
     if (options.offset > 0) this.hash.resume(options.state!, 0, options.offset);
-    this.tokens = options.chunk * options.inFlight;
+    this.tokens = options.chunk;
     this.refilled = options.clock.now();
   }
 
@@ -237,8 +237,9 @@ export class Download {
   private pump(): void {
     const o = this.o;
     const now = o.clock.now();
-    const cap = o.chunk * o.inFlight;
-    this.tokens = Math.min(cap, this.tokens + ((now - this.refilled) * o.bytesPerSecond) / 1000);
+    // The bucket holds one request's worth: requests leave evenly spaced, never a window at once, so the
+    // chunks never queue on a slow downlink ahead of the acknowledgements and commands sharing it.
+    this.tokens = Math.min(o.chunk, this.tokens + ((now - this.refilled) * o.bytesPerSecond) / 1000);
     this.refilled = now;
     while (this.outstanding < o.inFlight && this.asked < o.size) {
       const length = Math.min(o.chunk, o.size - this.asked);

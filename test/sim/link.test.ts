@@ -173,9 +173,9 @@ describe('the simulated network over a slow link, to a real broker', function ()
     const net = new SimNetwork({ url: broker.url, link: { bitsPerSecond: 64000 } }, scheduler, (ev) => events.push(ev));
     const link = net.link!;
     const left: { topic: string; atUs: number; leftUs: number }[] = [];
-    const received: { topic: string; bytes: number; atUs: number }[] = [];
+    const received: { topic: string; bytes: number; atUs: number; enteredUs: number }[] = [];
     net.watch.published = (topic, _p, atUs, leftUs) => left.push({ topic, atUs, leftUs });
-    net.watch.received = (topic, payload, atUs) => received.push({ topic, bytes: payload.length, atUs });
+    net.watch.received = (topic, payload, atUs, enteredUs) => received.push({ topic, bytes: payload.length, atUs, enteredUs });
     const up = (): number => events.filter((e) => e[0] === 'mq' && e[1] === 'up').length;
     try {
       net.open({ id: `link-test-${process.pid}`, keepalive: 60 });
@@ -217,7 +217,7 @@ describe('the simulated network over a slow link, to a real broker', function ()
       await until('the firmware has it', () => received.length === 1);
       const down = link.down.stats.topics.get('test/down')!.bytes;
       assert.equal(down, mqttPacket.generate({ cmd: 'publish', topic: 'test/down', payload: Buffer.alloc(3000), qos: 0, retain: false, dup: false }).length);
-      assert.deepEqual(received[0], { topic: 'test/down', bytes: 3000, atUs: t1 + Math.round(at64k(down)) });
+      assert.deepEqual(received[0], { topic: 'test/down', bytes: 3000, atUs: t1 + Math.round(at64k(down)), enteredUs: t1 });
       assert.ok(events.some((e) => e[0] === 'mq' && e[1] === 'msg' && e[2] === 'test/down' && e[3] === 'A'.repeat(3000)), 'the firmware got the bytes');
 
       // A drop half-way through 8,000 bytes: neither that message nor the one behind it reaches the broker.
