@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --store-only] [--no-cuts] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N]
+ * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only] [--no-cuts] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -18,6 +18,7 @@ import { storeBench } from './lib/store.js';
 import { storeQueryBench } from './lib/store-queries.js';
 import { updateCutBench } from './lib/update-cuts.js';
 import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
+import { updateLinkBench } from './lib/update-link.js';
 
 const argv = process.argv;
 const f = new Figures(argv.includes('--json'));
@@ -36,7 +37,37 @@ function storeSalesPerDay(): number {
   return n;
 }
 
+/**
+ * --update-link-targets sim,xs (the default): the targets the update over a slow link runs on;
+ * --update-link-set chunkBytes=4096,inFlight=2: firmware `update` settings other than its defaults;
+ * --update-link-speed N: the machine's clock at most N times wall time while connected (sim 20, xs 10:
+ * bench/lib/update-link.ts says why).
+ */
+async function updateLink(): Promise<void> {
+  const at = argv.indexOf('--update-link-targets');
+  const targets = at > 0 ? (argv[at + 1] ?? '').split(',') : ['sim', 'xs'];
+  const set = argv.indexOf('--update-link-set');
+  const update: Record<string, number> = {};
+  for (const kv of set > 0 ? (argv[set + 1] ?? '').split(',') : []) {
+    const [k, v] = kv.split('=');
+    if (!k || !v || !Number.isFinite(Number(v))) throw new Error(`--update-link-set: "${kv}" is not name=number`);
+    update[k] = Number(v);
+  }
+  const sp = argv.indexOf('--update-link-speed');
+  const speed = sp > 0 ? Number(argv[sp + 1]) : undefined;
+  if (speed !== undefined && !(speed > 0)) throw new Error('--update-link-speed needs a number above 0');
+  for (const target of targets) {
+    if (target !== 'sim' && target !== 'xs') throw new Error(`--update-link-targets: no target "${target}" (sim, xs)`);
+    await updateLinkBench(f, { target, ...(speed !== undefined ? { speed } : {}), ...(set > 0 ? { update } : {}) });
+  }
+}
+
 async function main(): Promise<void> {
+  if (argv.includes('--update-link-only')) {
+    await updateLink();
+    f.finish();
+    return;
+  }
   if (argv.includes('--store-only')) {
     // The store on this machine's PostgreSQL: its size, then reads over a year of sales (minutes: the year is generated first).
     await storeBench(f);
@@ -108,6 +139,7 @@ async function main(): Promise<void> {
     await storeBench(f);
   }
   if (!argv.includes('--no-store')) await storeQueryBench(f, { salesPerDay: storeSalesPerDay() });
+  await updateLink();
   f.out('');
   f.out('Simulator throughput');
   await throughput(f, 'sim', 300);

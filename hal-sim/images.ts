@@ -37,6 +37,12 @@ export interface ImageOptions {
   bad?: BadImage;
   /** Another bundle's text (default: dist/bundle/firmware.js). */
   source?: string;
+  /**
+   * Make the image exactly this many bytes with a comment at its end (the bundle is about
+   * 200 KB; an ESP32 image is over a megabyte, which is what a download over a slow link
+   * should be measured with). The image stays valid: the comment is code that does nothing.
+   */
+  padTo?: number;
 }
 
 const VERSION_DECLARATION = /const FIRMWARE_VERSION(\$\d+)? = '([0-9.]+)';/g;
@@ -77,6 +83,17 @@ export function stampImage(source: string, version: string, journal?: number): s
   return text;
 }
 
+/** `text` with a comment appended that makes it `size` bytes of UTF-8; letters in lines of 100 (no `*`, so nothing ends the comment early). */
+function pad(text: string, size: number): string {
+  const open = '\n/* padding\n';
+  const close = '*/\n';
+  const have = new TextEncoder().encode(text).length + open.length + close.length;
+  if (!Number.isInteger(size) || size < have) throw new RangeError(`an image cannot be padded to ${size} bytes: it has ${have} with the padding's comment`);
+  const filler = new Uint8Array(size - have);
+  for (let i = 0; i < filler.length; i++) filler[i] = i % 100 === 99 ? 10 : 97 + ((i * 7919) % 26);
+  return text + open + new TextDecoder().decode(filler) + close;
+}
+
 /** An image of the firmware bundle (or `source`) at `version`, good or bad. */
 export function buildImage(options: ImageOptions): Image {
   let text = stampImage(options.source ?? firmwareBundle(), options.version, options.journal);
@@ -84,6 +101,7 @@ export function buildImage(options: ImageOptions): Image {
     const bad = BAD[options.bad];
     text = replaceOnce(text, bad.find, (m) => m + bad.add, `places for the ${options.bad} change`);
   }
+  if (options.padTo !== undefined) text = pad(text, options.padTo);
   const bytes = new TextEncoder().encode(text);
   return { text, bytes, description: parseImageDescription(bytes)!, sha256: createHash('sha256').update(bytes).digest('hex') };
 }

@@ -13,9 +13,10 @@ export class Figures {
     if (!this.json) process.stdout.write(line + '\n');
   };
 
-  record(key: string, value: number, label: string, unit = ''): void {
+  /** `digits`: decimals printed for a value that is not whole (2). */
+  record(key: string, value: number, label: string, unit = '', digits = 2): void {
     this.values[key] = value;
-    this.out(`  ${label.padEnd(58)} ${Number.isInteger(value) ? value : value.toFixed(2)}${unit ? ' ' + unit : ''}`);
+    this.out(`  ${label.padEnd(58)} ${Number.isInteger(value) ? value : value.toFixed(digits)}${unit ? ' ' + unit : ''}`);
   }
 
   /** The JSON object, when asked for; at the end of a run. */

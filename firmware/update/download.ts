@@ -108,6 +108,8 @@ export class Download {
   /** Chunks not written (duplicates, out of order, another image's), requests asked again: reported. */
   ignored = 0;
   retries = 0;
+  /** Times the connection came back and the download carried on from the slot's offset (reported). */
+  resumes = 0;
   /** Bytes that arrived in chunks, written or not (bytes sent per byte of image, in the benchmark). */
   received = 0;
 
@@ -116,7 +118,7 @@ export class Download {
     this.written = options.offset;
     this.asked = options.offset;
     if (options.offset > 0) this.hash.resume(options.state!, 0, options.offset);
-    this.tokens = options.chunk * options.inFlight;
+    this.tokens = options.chunk;
     this.refilled = options.clock.now();
   }
 
@@ -135,6 +137,7 @@ export class Download {
   /** The link came back: whatever was outstanding is lost, ask again from the slot's offset. */
   linkUp(): void {
     if (this.finished) return;
+    this.resumes++;
     this.rewind();
     this.pump();
   }
@@ -244,8 +247,9 @@ export class Download {
   private pump(): void {
     const o = this.o;
     const now = o.clock.now();
-    const cap = o.chunk * o.inFlight;
-    this.tokens = Math.min(cap, this.tokens + ((now - this.refilled) * o.bytesPerSecond) / 1000);
+    // The bucket holds one request's worth: requests leave evenly spaced, never a window at once, so the
+    // chunks never queue on a slow downlink ahead of the acknowledgements and commands sharing it.
+    this.tokens = Math.min(o.chunk, this.tokens + ((now - this.refilled) * o.bytesPerSecond) / 1000);
     this.refilled = now;
     while (this.outstanding < o.inFlight && this.asked < o.size) {
       const length = Math.min(o.chunk, o.size - this.asked);

@@ -57,6 +57,9 @@ export interface UpdateStatus {
   state: 'downloading' | 'waiting' | 'probation';
   offset: number;
   size: number;
+  /** While downloading, since this boot: the connection came back and the download carried on (`resumes`); requests asked again after a timeout or a gap (`retries`). */
+  resumes?: number;
+  retries?: number;
 }
 
 /** How often a waiting update looks for its safe moment, and a probation at its conditions. */
@@ -153,13 +156,19 @@ export class Updater {
     if (running?.probation) return { n: books.n, version: running.version, state: 'probation', offset: books.size, size: books.size };
     if (books.n === 0) return undefined;
     const downloading = books.phase === DOWNLOADING;
-    return {
+    const d = this.download;
+    const st: UpdateStatus = {
       n: books.n,
       version: formatVersion(books.version),
       state: downloading ? 'downloading' : 'waiting',
-      offset: downloading ? (this.download?.offset ?? books.offset) : books.size,
+      offset: downloading ? (d?.offset ?? books.offset) : books.size,
       size: books.size,
     };
+    if (downloading && d) {
+      st.resumes = d.resumes;
+      st.retries = d.retries;
+    }
+    return st;
   }
 
   private fetch(): void {

@@ -50,6 +50,8 @@ class Rig {
   readonly timers = new VirtualTimers();
   readonly slot = new RecordingSlot();
   readonly requests: Request[] = [];
+  /** When each request went out (virtual ms). */
+  readonly sentAt: number[] = [];
   readonly progress: { offset: number; state: Uint8Array }[] = [];
   ends: number[] = [];
   linkUp = true;
@@ -77,6 +79,7 @@ class Rig {
       request: (offset, length) => {
         if (!this.linkUp) return false;
         this.requests.push({ offset, length });
+        this.sentAt.push(this.timers.now);
         this.maxOutstanding = Math.max(this.maxOutstanding, this.requests.length);
         return true;
       },
@@ -157,9 +160,30 @@ describe('firmware updates: the downloader', () => {
     r.download.start();
     r.run();
     deepEqual(r.ends, [DownloadEnd.COMPLETE]);
-    // 64 KiB at 4 KiB/s, less the first window it may send at once: at least 15 s of virtual time.
-    ok(r.timers.now >= 15_000, `took ${r.timers.now} ms`);
+    // 64 KiB at 4 KiB/s, less the first chunk it may ask for at once: at least 15.75 s of virtual time.
+    ok(r.timers.now >= 15_750, `took ${r.timers.now} ms`);
     ok(r.timers.now <= 17_500, `but not much more (${r.timers.now} ms)`);
+  });
+
+  it('requests leave evenly spaced, never a window at once: at the start and when the link comes back', () => {
+    // 1 KiB at 4 KiB/s: one request every 250 ms at most, whatever the window allows.
+    const r = new Rig(image(40 * 1024), { bytesPerSecond: 4096 });
+    r.download.start();
+    equal(r.requests.length, 1, 'one request at the start');
+    for (let i = 0; i < 20; i++) r.serve();
+    r.linkUp = false;
+    r.requests.splice(0);
+    r.timers.advance(20_000);
+    const before = r.sentAt.length;
+    r.linkUp = true;
+    r.download.linkUp();
+    equal(r.sentAt.length - before, 1, 'one request when the link comes back, not a window');
+    equal(r.download.resumes, 1);
+    r.run();
+    deepEqual(r.ends, [DownloadEnd.COMPLETE]);
+    ok(sameBytes(r.slot.bytes, r.img.bytes));
+    const gaps = r.sentAt.slice(1).map((t, i) => t - r.sentAt[i]!);
+    ok(Math.min(...gaps) >= 250, `requests at least 250 ms apart (closest ${Math.min(...gaps)} ms)`);
   });
 
   it('a lost chunk: the ones after it are not written, and it asks again from the gap', () => {
@@ -195,7 +219,8 @@ describe('firmware updates: the downloader', () => {
   it('asks again when nothing answers within the timeout, and when the link comes back', () => {
     const r = new Rig(image(8 * 1024));
     r.download.start();
-    equal(r.requests.length, 4);
+    for (let i = 0; i < 4; i++) r.timers.advance(125);
+    equal(r.requests.length, 4, 'the window full, at the pace (1 KiB at 8 KiB/s: every 125 ms)');
     r.requests.splice(0); // never answered
     r.linkUp = false;
     r.timers.advance(5_000);

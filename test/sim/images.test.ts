@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import vm from 'node:vm';
 import { compareVersions, formatImageDescription, isVersion, parseImageDescription } from '../../firmware/image.js';
 import { FIRMWARE_VERSION, JOURNAL_FORMAT } from '../../firmware/version.js';
 import { buildImage, stampImage } from '../../hal-sim/images.js';
@@ -52,6 +53,20 @@ describe('images', () => {
     assert.notEqual(mute.sha256, good.sha256);
     assert.match(crash.text, /function start\(board, config\) \{\n\s+throw new Error\('this image is bad: it throws at start'\);/);
     assert.match(mute.text, /openMqtt\(options\) \{\n\s+this\.timers\.set\(\(\) => options\.onError\?\.\(\), 5000\);/);
+  });
+
+  it('pads an image to an exact size with a comment at its end, and it still runs', () => {
+    const plain = buildImage({ version: '0.9.1' });
+    const big = buildImage({ version: '0.9.1', padTo: 1_500_000 });
+    assert.equal(big.bytes.length, 1_500_000);
+    assert.deepEqual(big.description, { version: '0.9.1', journal: JOURNAL_FORMAT });
+    assert.ok(big.text.startsWith(plain.text), 'the code is unchanged');
+    assert.match(big.text.slice(plain.text.length), /^\n\/\* padding\n[a-z\n]+\*\/\n$/);
+    assert.throws(() => buildImage({ version: '0.9.1', padTo: plain.bytes.length }), /cannot be padded/);
+    // The padded image evaluates and installs the firmware's guest, as the bundle does.
+    const context = vm.createContext({});
+    new vm.Script(big.text).runInContext(context);
+    assert.equal(typeof (context as { vendfleetGuest?: { deliverJson?: unknown } }).vendfleetGuest?.deliverJson, 'function');
   });
 
   it('refuses to stamp what it cannot stamp exactly', () => {
