@@ -278,7 +278,7 @@ describe('firmware updates: the downloader', () => {
   it("an image shorter than the command said, when the gateway's past-end refusals overtake its last chunk", () => {
     // The gateway looks requests up concurrently, so answers can come in any order.
     const img = image(10_000);
-    // Fast enough that the whole window is out at once: the last chunk and the requests past it.
+    // Fast enough that the window fills between answers: the last chunk and the requests past it are out together.
     const r = new Rig(img, { bytesPerSecond: 1 << 20 }, img.bytes.subarray(0, 9_000));
     r.download.start();
     const pastEnd = (): Uint8Array => {
@@ -290,6 +290,8 @@ describe('firmware updates: the downloader', () => {
     };
     let overtaken = false;
     for (let round = 0; round < 1000 && r.ends.length === 0; round++) {
+      // Let the paced requests go out until the window is full (or nothing more comes), then answer them all.
+      for (let t = 0; t < 200 && r.requests.length < 4; t++) r.timers.advance(1);
       const batch = r.requests.splice(0);
       const past = batch.filter((q) => q.offset >= r.served.length).length;
       if (past > 0 && batch.some((q) => q.offset < r.served.length)) overtaken = true;
