@@ -80,12 +80,7 @@ function alertWebhook(): { webhookUrl?: string; webhookSecret?: string } {
     if (secret) log('warn', 'ALERT_WEBHOOK_SECRET is set but ALERT_WEBHOOK_URL is not: no alert notifications');
     return {};
   }
-  let protocol = '';
-  try {
-    protocol = new URL(url).protocol;
-  } catch {
-    // reported below
-  }
+  const protocol = protocolOf(url);
   if (protocol !== 'http:' && protocol !== 'https:') {
     log('error', 'ALERT_WEBHOOK_URL must be an http:// or https:// URL');
     process.exit(2);
@@ -150,12 +145,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   for (const u of amqpUrls) {
-    let protocol = '';
-    try {
-      protocol = new URL(u).protocol;
-    } catch {
-      // reported below
-    }
+    const protocol = protocolOf(u);
     if (protocol !== 'amqp:' && protocol !== 'amqps:') {
       log('error', 'AMQP_URL must be a comma-separated list of amqp:// or amqps:// URLs');
       process.exit(2);
@@ -247,3 +237,12 @@ main().catch((e) => {
   log('error', (e as Error).stack ?? String(e));
   process.exit(1);
 });
+
+/** A URL's scheme with its colon ("amqp:"), or '' when it is not a URL (the caller says what it should be). */
+function protocolOf(url: string): string {
+  try {
+    return new URL(url).protocol;
+  } catch {
+    return '';
+  }
+}
