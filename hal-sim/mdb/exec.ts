@@ -67,7 +67,8 @@ export class ExecPeripheral implements ExternalPeripheral {
     this.address = DEVICE_ADDRESS[options.device];
     this.answerMs = options.answerMs ?? ANSWER_REAL_MS;
     bus.attach(this);
-    this.child = spawn('/bin/sh', ['-c', options.command], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // A process group of its own: a command that is a pipeline is stopped whole.
+    this.child = spawn('/bin/sh', ['-c', options.command], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     this.child.stdout.setEncoding('utf8');
     this.child.stderr.setEncoding('utf8');
     this.child.stdout.on('data', (chunk: string) => this.output(chunk));
@@ -167,8 +168,18 @@ export class ExecPeripheral implements ExternalPeripheral {
       clearTimeout(asked.timer);
       asked.release();
     }
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    this.kill();
     this.options.onFailure?.(this.failure);
+  }
+
+  private kill(): void {
+    const pid = this.child.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
   }
 
   private noteStderr(line: string): void {
@@ -194,7 +205,7 @@ export class ExecPeripheral implements ExternalPeripheral {
     this.child.stdin.end();
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), EXIT_REAL_MS)));
-    if (await Promise.race([this.exited.then(() => false), late])) this.child.kill('SIGKILL');
+    if (await Promise.race([this.exited.then(() => false), late])) this.kill();
     clearTimeout(timer);
     await this.exited;
   }
