@@ -9,7 +9,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -134,6 +134,36 @@ describe('a foreign peripheral on the bench (--peripheral <device>=exec:<command
     // It stops answering at the tap, but goes on reading: only the limit ends the wait.
     const r = await withProgram(atTap('while read -r x; do :; done'), 300);
     assert.match(failedAt(r), /^1: tapCard: cashless=exec:.*: did not answer "# tapCard 300" within 300 ms of real time \(taken as silence; the program is stopped\)$/);
+  });
+
+  it('a changer and a bill validator program hear their own address only, and the coin and the bill as bench events', async () => {
+    const logs = { changer: join(dir, 'changer.log'), bill: join(dir, 'bill.log') };
+    // Each notes every line it is given and answers nothing (silence on the bus).
+    const listener = (log: string): string => `while IFS= read -r l; do printf '%s\\n' "$l" >> ${log}; echo .; done`;
+    const s = {
+      name: 'cash to programs',
+      file: 'cash.json',
+      machine: { currency: 'USD', slots: [{ code: 'A1', product: 'Chips', price: 100, qty: 1 }], changer: { coins: [{ value: 25, tube: 4 }] }, bills: [100] },
+      steps: [
+        { action: 'insertCoin' as const, value: 25, settleMs: 1000 },
+        { action: 'insertBill' as const, value: 100, settleMs: 1000 },
+      ],
+    };
+    const r = await runScenario(s, (sc) => SimBenchTarget.open('sim', sc, { peripherals: { commands: { changer: listener(logs.changer), bill: listener(logs.bill) } } }));
+    assert.ok(r.passed, JSON.stringify(r.failures));
+    for (const [device, address, event] of [
+      ['changer', 0x08, '# insertCoin 25'],
+      ['bill', 0x30, '# insertBill 100'],
+    ] as const) {
+      const lines = readFileSync(logs[device], 'utf8').trim().split('\n');
+      assert.deepEqual(
+        lines.filter((l) => l.startsWith('#')),
+        [event],
+      );
+      const words = lines.filter((l) => !l.startsWith('#')).map((l) => parseInt(l, 16));
+      assert.ok(words.length > 0 && (words[0]! & 0x1f8) === (0x100 | address), `${device}: first word ${words[0]?.toString(16)}`);
+      for (const w of words) if (w & 0x100) assert.equal(w & 0xf8, address, `${device} heard the address byte ${w.toString(16)}`);
+    }
   });
 
   it('the command line: an unknown device, a malformed value, a serial target and a scenario without the device are refused', async () => {
