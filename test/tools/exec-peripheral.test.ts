@@ -17,7 +17,7 @@ import { MachineHost } from '../../hal-sim/host.js';
 import { ExecPeripheral } from '../../hal-sim/mdb/exec.js';
 import type { MachineSpec } from '../../hal-sim/rig.js';
 import { runScenario, type ScenarioResult } from '../../tools/hil/runner.js';
-import { loadScenario } from '../../tools/hil/scenario.js';
+import { loadScenario, parseScenario } from '../../tools/hil/scenario.js';
 import { SimBenchTarget } from '../../tools/hil/sim-target.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -131,9 +131,28 @@ describe('a foreign peripheral on the bench (--peripheral <device>=exec:<command
   });
 
   it('a program that falls silent is taken as silent after its real-time limit, reported, and stopped', async () => {
-    // It stops answering at the tap, but goes on reading: only the limit ends the wait.
-    const r = await withProgram(atTap('while read -r x; do :; done'), 300);
-    assert.match(failedAt(r), /^1: tapCard: cashless=exec:.*: did not answer "# tapCard 300" within 300 ms of real time \(taken as silence; the program is stopped\)$/);
+    // It stops answering at the tap, but goes on reading: only the limit ends the wait. The limit is
+    // shorter than the default to keep the test quick, yet long enough for the shell's answers before
+    // the tap on a loaded machine.
+    const r = await withProgram(atTap('while read -r x; do :; done'), 3000);
+    assert.match(failedAt(r), /^1: tapCard: cashless=exec:.*: did not answer "# tapCard 300" within 3000 ms of real time \(taken as silence; the program is stopped\)$/);
+  });
+
+  it('a power cut ends the program and starts a fresh one with the machine (its account is gone with its RAM)', async () => {
+    const machine = { currency: 'USD', slots: [{ code: 'A1', product: 'Chips', price: 125, qty: 5 }], changer: { coins: [{ value: 25, tube: 20 }] }, cashless: { funds: 300 } };
+    const steps = [
+      { tapCard: true },
+      { select: 'A1' },
+      { expect: { sales: 1, cardSales: 1 } },
+      { powerCut: true },
+      { tapCard: true },
+      // Our reader keeps what it charged in memory only: the new one presents the card's full funds.
+      { expect: { display: 'Card 3.00' } },
+      { select: 'A1' },
+      { expect: { state: 'IDLE', sales: 2, cardSales: 2, cardRevenue: 250, dispensed: ['A1', 'A1'] } },
+    ];
+    const r = await runScenario(parseScenario({ name: 'cut', machine, steps }, 'cut.json'), (s) => SimBenchTarget.open('sim', s, { peripherals: { commands: { cashless: reader } } }));
+    assert.ok(r.passed, JSON.stringify(r.failures));
   });
 
   it('a changer and a bill validator program hear their own address only, and the coin and the bill as bench events', async () => {
