@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only] [--no-cuts] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
+ * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only] [--no-cuts] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -17,6 +17,7 @@ import { routeBench } from './lib/route.js';
 import { storeBench } from './lib/store.js';
 import { storeQueryBench } from './lib/store-queries.js';
 import { updateCutBench } from './lib/update-cuts.js';
+import { peripheralBench } from './lib/peripheral.js';
 import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
 import { updateLinkBench } from './lib/update-link.js';
 
@@ -63,6 +64,11 @@ async function updateLink(): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  if (argv.includes('--peripheral-only')) {
+    await peripheralBench(f);
+    f.finish();
+    return;
+  }
   if (argv.includes('--update-link-only')) {
     await updateLink();
     f.finish();
@@ -144,6 +150,7 @@ async function main(): Promise<void> {
   f.out('Simulator throughput');
   await throughput(f, 'sim', 300);
   await throughput(f, 'xs', 60);
+  await peripheralBench(f);
   f.finish();
 }
 

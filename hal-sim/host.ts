@@ -15,7 +15,7 @@ import { CHAR_US } from './mdb/bus.js';
 import { FlashImage, PowerCut, fromHex, imageRuns, type FlashGeometry, type FlashOp } from './guest/flash-image.js';
 import type { GuestEvent, GuestReply, HostMessage } from './guest/protocol.js';
 import { SimNetwork, type NetworkOptions } from './network.js';
-import { Rig, type MachineSpec, type PhysicalState } from './rig.js';
+import { Rig, type ExternalFactories, type MachineSpec, type PhysicalState } from './rig.js';
 import type { EventId } from './scheduler.js';
 import { createTransport, firmwareBundle, type GuestTransport, type TargetName } from './transport.js';
 
@@ -51,6 +51,8 @@ export interface HostOptions {
   onFlashOp?: (host: MachineHost, op: FlashOp, index: number) => void;
   /** Connect the machine's uplink to a real MQTT broker. */
   network?: NetworkOptions;
+  /** Devices played by something outside the simulator (programs on the bench), rebuilt with the rig after a power cut. */
+  peripherals?: ExternalFactories;
   /**
    * The board's wall clock (Unix ms), read for every message to the firmware: 'host' is this
    * process's real clock (npm start: the machine runs faster than real time, the gateway that signs
@@ -149,13 +151,15 @@ export class MachineHost {
   /** Build the rig, start the firmware on it, and let it bring its peripherals up. */
   static async start(spec: MachineSpec, options: HostOptions = {}): Promise<MachineHost> {
     const seed = options.seed ?? 1;
-    const rig = options.physical ? Rig.restore(spec, seed, options.physical, options.physical.atUs + OFF_US) : new Rig(spec, seed);
+    const external = options.peripherals ?? {};
+    const rig = options.physical ? Rig.restore(spec, seed, options.physical, options.physical.atUs + OFF_US, external) : new Rig(spec, seed, external);
     const host = new MachineHost(spec, rig, options);
     try {
       // Slots that have booted before lost their power in between.
       await host.boot(host.slots.boots > 0 ? 'power' : undefined);
     } catch (e) {
       await host.closeTransport();
+      await rig.closeExternal();
       throw e;
     }
     return host;
@@ -238,7 +242,9 @@ export class MachineHost {
     const state = this.dead ?? this.rig.physical(true);
     if (why === 'power') this.cuts++;
     await this.closeTransport();
-    this.rig = Rig.restore(this.spec, (this.options.seed ?? 1) + (this.cuts + this.restarts + this.crashes) * 7919, state, state.atUs + OFF_US);
+    // The simulator rebuilds the machine's hardware: an external device's program ends and starts afresh, as after a power cycle.
+    await this.rig.closeExternal();
+    this.rig = Rig.restore(this.spec, (this.options.seed ?? 1) + (this.cuts + this.restarts + this.crashes) * 7919, state, state.atUs + OFF_US, this.options.peripherals ?? {});
     this.dead = undefined;
     this.resetPending = undefined;
     this.events = [];
@@ -278,13 +284,24 @@ export class MachineHost {
     this.input(['cancel']);
   }
 
+  /** A coin goes into the changer. False when it was not accepting coins; an external changer is told, and decides. */
   insertCoin(value: number): boolean {
+    const external = this.rig.external.changer;
+    if (external) {
+      external.event('insertCoin', [value]);
+      return true;
+    }
     const changer = this.rig.changer;
     if (!changer) throw new Error('this machine has no coin changer');
     return changer.insertCoin(value);
   }
 
   insertBill(value: number): boolean {
+    const external = this.rig.external.bill;
+    if (external) {
+      external.event('insertBill', [value]);
+      return true;
+    }
     const validator = this.rig.validator;
     if (!validator) throw new Error('this machine has no bill validator');
     return validator.insertBill(value);
@@ -296,6 +313,12 @@ export class MachineHost {
 
   /** The customer presents the card to the cashless reader. False when the reader is not taking cards (disabled, busy, silent). */
   tapCard(): boolean {
+    const external = this.rig.external.cashless;
+    if (external) {
+      // An external reader is told the card's funds as the machine description gives them, and decides.
+      external.event('tapCard', [this.spec.cashless?.funds ?? 0]);
+      return true;
+    }
     const reader = this.rig.reader;
     if (!reader) throw new Error('this machine has no cashless reader');
     return reader.tap();
@@ -319,6 +342,12 @@ export class MachineHost {
     const scheduler = this.rig.scheduler;
     for (;;) {
       if (this.dead) return;
+      // An external peripheral is answering what reached it: the clock waits for it (it lets go in bounded real time).
+      const held = this.rig.bus.takeHolds();
+      if (held) {
+        await held;
+        continue;
+      }
       if (this.resetPending) await this.settle();
       if (this.needDelivery) await this.deliver();
       if (this.dead) return;
@@ -385,7 +414,8 @@ export class MachineHost {
       const st = await this.status();
       // A device refused for its currency is as far as it will get.
       const r = st.refused;
-      const devices = (!this.rig.changer || st.devices.changer || r?.changer) && (!this.rig.validator || st.devices.bill || r?.bill) && (!this.rig.reader || st.devices.cashless === true || r?.cashless);
+      const rig = this.rig;
+      const devices = (!rig.has('changer') || st.devices.changer || r?.changer) && (!rig.has('bill') || st.devices.bill || r?.bill) && (!rig.has('cashless') || st.devices.cashless === true || r?.cashless);
       if (devices && st.state !== 'ERROR' && !st.busy && this.rig.quiet()) return;
     }
   }
@@ -422,6 +452,7 @@ export class MachineHost {
   async close(): Promise<void> {
     this.network?.drop();
     await this.closeTransport();
+    await this.rig.closeExternal();
   }
 
   // ---- the bridge ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@
  */
 import { CURRENCIES } from './currency.js';
 import { SimDisplay, SimDropSensor, SimMotor } from './dispense.js';
-import { SimMdbBus } from './mdb/bus.js';
+import { SimMdbBus, type ExternalPeripheral } from './mdb/bus.js';
 import { SimBillValidator } from './mdb/bill.js';
 import { SimCashlessReader, type SimCashlessFault } from './mdb/cashless.js';
 import { SimCoinChanger } from './mdb/changer.js';
@@ -32,6 +32,14 @@ export interface MachineSpec {
   cashless?: CashlessSpec;
   changePolicy?: 'refuse' | 'overpay';
 }
+
+/** The MDB devices a rig can fit. */
+export type DeviceName = 'changer' | 'bill' | 'cashless';
+export const DEVICE_NAMES: readonly DeviceName[] = ['changer', 'bill', 'cashless'];
+
+/** Builds an external peripheral on a rig's bus (a program on the bench, hal-sim/mdb/exec.ts) in place of the simulated device. */
+export type ExternalFactory = (bus: SimMdbBus, scheduler: Scheduler) => ExternalPeripheral;
+export type ExternalFactories = Partial<Record<DeviceName, ExternalFactory>>;
 
 /**
  * The bench format's cashless reader: the card's funds and whether it
@@ -114,21 +122,27 @@ export class Rig {
   readonly decimals: number;
   /** Coins the changer had not seen acknowledged when the power failed (value, all cuts). */
   coinsAtRisk = 0;
+  /** Devices played by something outside the simulator, in place of the simulated ones. */
+  readonly external: Partial<Record<DeviceName, ExternalPeripheral>> = {};
 
-  constructor(spec: MachineSpec, seed = 1) {
+  constructor(spec: MachineSpec, seed = 1, external: ExternalFactories = {}) {
     this.spec = spec;
     this.random = new Random(seed);
     const currency = CURRENCIES[spec.currency];
     if (!currency) throw new Error(`unknown currency ${spec.currency}`);
     this.decimals = currency.decimals;
     this.bus = new SimMdbBus(this.scheduler);
-    if (spec.changer) {
+    for (const name of DEVICE_NAMES) {
+      const make = external[name];
+      if (make) this.external[name] = make(this.bus, this.scheduler);
+    }
+    if (spec.changer && !external.changer) {
       this.changer = new SimCoinChanger(this.scheduler, this.bus, { coins: spec.changer.coins, currency: deviceCurrency(spec.changer.currency, currency.numeric), decimals: currency.decimals });
     }
-    if (spec.bills && spec.bills.length > 0) {
+    if (spec.bills && spec.bills.length > 0 && !external.bill) {
       this.validator = new SimBillValidator(this.scheduler, this.bus, { bills: spec.bills, currency: deviceCurrency(spec.billsCurrency, currency.numeric), decimals: currency.decimals });
     }
-    if (spec.cashless) {
+    if (spec.cashless && !external.cashless) {
       const c = spec.cashless;
       this.reader = new SimCashlessReader(this.scheduler, this.bus, {
         funds: c.funds,
@@ -159,7 +173,7 @@ export class Rig {
     if (this.spec.changePolicy) config['changePolicy'] = this.spec.changePolicy;
     if (this.spec.cashless) config['cashless'] = true;
     // A machine without bills has no validator fitted (a coin-only machine).
-    if (!this.validator) config['billValidator'] = false;
+    if (!this.validator && !this.external.bill) config['billValidator'] = false;
     return config;
   }
 
@@ -200,8 +214,8 @@ export class Rig {
   }
 
   /** A rig powered up in a given physical state, its clock starting at `atUs`. */
-  static restore(spec: MachineSpec, seed: number, state: PhysicalState, atUs: number): Rig {
-    const rig = new Rig(spec, seed);
+  static restore(spec: MachineSpec, seed: number, state: PhysicalState, atUs: number, external: ExternalFactories = {}): Rig {
+    const rig = new Rig(spec, seed, external);
     rig.scheduler.now = atUs;
     rig.coinsAtRisk = state.coinsAtRisk;
     const c = rig.changer;
@@ -231,6 +245,17 @@ export class Rig {
     return rig;
   }
 
+  /** Whether the machine has this device, simulated or external. */
+  has(name: DeviceName): boolean {
+    if (this.external[name]) return true;
+    return name === 'changer' ? this.changer !== undefined : name === 'bill' ? this.validator !== undefined : this.reader !== undefined;
+  }
+
+  /** Stop the external devices (the power is off for good, or the rig is replaced). */
+  async closeExternal(): Promise<void> {
+    for (const name of DEVICE_NAMES) await this.external[name]?.close();
+  }
+
   motor(code: string): SimMotor {
     const m = this.motors.find((x) => x.code === code);
     if (!m) throw new Error(`no slot ${code}`);
@@ -243,6 +268,8 @@ export class Rig {
     if (this.changer && (this.changer.pending || this.changer.busy)) return false;
     if (this.validator && this.validator.pending) return false;
     if (this.reader && this.reader.pending) return false;
+    if (this.bus.held) return false;
+    for (const name of DEVICE_NAMES) if (this.external[name]?.pending) return false;
     return !this.motors.some((m) => m.running);
   }
 }

@@ -1,14 +1,17 @@
 /**
- * npm run hil -- [--target sim|xs|serial:<device>] [--json] [--seed N] [--verbose] <files or folders>
+ * npm run hil -- [--target sim|xs|serial:<device>] [--json] [--seed N] [--verbose]
+ *                [--peripheral changer|bill|cashless=exec:<command>]... [--peripheral-timeout ms] <files or folders>
  *
  * Runs bench scenarios (../shared/bench-scenarios.md). One line per scenario;
- * exit status 0 only if every scenario passed.
+ * exit status 0 only if every scenario passed. A --peripheral program plays
+ * that device on the simulated bus (docs/bench-peripheral.md).
  */
 import { relative } from 'node:path';
 import { runScenario, type ScenarioResult } from './hil/runner.js';
 import { ScenarioError, loadScenario, scenarioFiles } from './hil/scenario.js';
 import { closeBenchGateway } from './hil/bench-gateway.js';
-import { SimBenchTarget } from './hil/sim-target.js';
+import { SimBenchTarget, type PeripheralPrograms } from './hil/sim-target.js';
+import { DEVICE_NAMES, type DeviceName } from '../hal-sim/rig.js';
 import { SerialBenchTarget, SerialLink } from './hil/serial-target.js';
 
 interface Options {
@@ -17,16 +20,20 @@ interface Options {
   seed: number;
   verbose: boolean;
   paths: string[];
+  peripherals: Partial<Record<DeviceName, string>>;
+  peripheralTimeoutMs: number | undefined;
 }
 
 function usage(message?: string): never {
   if (message) process.stderr.write(`hil: ${message}\n`);
-  process.stderr.write('usage: npm run hil -- [--target sim|xs|serial:<device>] [--json] [--seed N] [--verbose] <scenario files or folders>\n');
+  process.stderr.write(
+    'usage: npm run hil -- [--target sim|xs|serial:<device>] [--json] [--seed N] [--verbose] [--peripheral changer|bill|cashless=exec:<command>]... [--peripheral-timeout ms] <scenario files or folders>\n',
+  );
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { target: 'sim', json: false, seed: 1, verbose: false, paths: [] };
+  const o: Options = { target: 'sim', json: false, seed: 1, verbose: false, paths: [], peripherals: {}, peripheralTimeoutMs: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--json') o.json = true;
@@ -37,12 +44,25 @@ function parseArgs(argv: string[]): Options {
       const n = Number(argv[++i]);
       if (!Number.isInteger(n) || n < 0) usage('--seed needs a non-negative integer');
       o.seed = n;
+    } else if (a === '--peripheral' || a.startsWith('--peripheral=')) {
+      const v = a === '--peripheral' ? (argv[++i] ?? usage('--peripheral needs <device>=exec:<command>')) : a.slice('--peripheral='.length);
+      const m = /^([a-z]+)=exec:(.+)$/s.exec(v);
+      if (!m) usage(`--peripheral ${v}: expected <device>=exec:<command>, e.g. cashless=exec:./reader`);
+      const device = m[1] as DeviceName;
+      if (!DEVICE_NAMES.includes(device)) usage(`--peripheral: unknown device "${m[1]!}" (${DEVICE_NAMES.join(', ')})`);
+      if (o.peripherals[device] !== undefined) usage(`--peripheral ${device} given twice`);
+      o.peripherals[device] = m[2]!;
+    } else if (a === '--peripheral-timeout') {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n <= 0) usage('--peripheral-timeout needs a positive integer (ms of real time)');
+      o.peripheralTimeoutMs = n;
     } else if (a === '--help' || a === '-h') usage();
     else if (a.startsWith('-')) usage(`unknown option ${a}`);
     else o.paths.push(a);
   }
   if (o.paths.length === 0) usage('name at least one scenario file or folder');
   if (o.target !== 'sim' && o.target !== 'xs' && !o.target.startsWith('serial:')) usage(`unknown target "${o.target}" (sim, xs or serial:<device>)`);
+  if (Object.keys(o.peripherals).length > 0 && o.target.startsWith('serial:')) usage('--peripheral plays a device on the simulated bus: targets sim and xs only (a board has its own bus)');
   return o;
 }
 
@@ -76,7 +96,8 @@ async function main(): Promise<void> {
       } else {
         const target = o.target as 'sim' | 'xs';
         const onLog = o.verbose ? (level: string, message: string, at: number) => process.stderr.write(`  [${(at / 1000).toFixed(3)} s] ${level}: ${message}\n`) : undefined;
-        result = await runScenario(scenario, (s) => SimBenchTarget.open(target, s, onLog ? { seed: o.seed, onLog } : { seed: o.seed }));
+        const peripherals = programs(o);
+        result = await runScenario(scenario, (s) => SimBenchTarget.open(target, s, { seed: o.seed, ...(onLog ? { onLog } : {}), ...(peripherals ? { peripherals } : {}) }));
       }
     } catch (e) {
       const err = e as Error;
@@ -95,6 +116,14 @@ async function main(): Promise<void> {
   process.exitCode = passed === results.length ? 0 : 1;
   await link?.close();
   await closeBenchGateway();
+}
+
+function programs(o: Options): PeripheralPrograms | undefined {
+  if (Object.keys(o.peripherals).length === 0) return undefined;
+  const p: PeripheralPrograms = { commands: o.peripherals };
+  if (o.peripheralTimeoutMs !== undefined) p.answerMs = o.peripheralTimeoutMs;
+  if (o.verbose) p.trace = (device, dir, text) => process.stderr.write(`  [${device} ${dir === 'in' ? '<-' : dir === 'out' ? '->' : 'stderr'}] ${text}\n`);
+  return p;
 }
 
 function line(r: ScenarioResult): string {

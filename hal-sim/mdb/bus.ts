@@ -12,6 +12,21 @@ export interface BusPeripheral {
   receive(word: number): void;
 }
 
+/**
+ * A peripheral played by something outside the simulator (a program on the
+ * bench, hal-sim/mdb/exec.ts): it answers on its own time, so the clock
+ * holds still until it has (see SimMdbBus.hold).
+ */
+export interface ExternalPeripheral extends BusPeripheral {
+  /** A scenario event the device takes part in (`tapCard`, `insertCoin`, `insertBill`) and its numbers. */
+  event(name: string, args: readonly number[]): void;
+  /** Something is under way that the VMC has yet to hear of: a run "until idle" goes on. */
+  readonly pending: boolean;
+  /** What went wrong with it (it exited, wrote garbage, did not answer in time); it is silent since. */
+  readonly failure: string | undefined;
+  close(): Promise<void>;
+}
+
 export interface WireTrace {
   (direction: 'vmc' | 'periph', word: number, atUs: number): void;
 }
@@ -26,6 +41,8 @@ export class SimMdbBus {
   trace: WireTrace | undefined;
   wordsFromMaster = 0;
   wordsToMaster = 0;
+  /** Answers being awaited from external peripherals: the clock must not move on before they settle. */
+  private holds: Promise<void>[] = [];
 
   constructor(scheduler: Scheduler) {
     this.scheduler = scheduler;
@@ -63,6 +80,27 @@ export class SimMdbBus {
       });
     }
     this.peripheralFreeAt = t;
+  }
+
+  /**
+   * An external peripheral is working out its answer to what just reached it:
+   * whoever runs the clock awaits `takeHolds()` before the next event, so the
+   * answer lands at the same machine time however long it took for real.
+   */
+  hold(p: Promise<void>): void {
+    this.holds.push(p);
+  }
+
+  /** What the clock must wait for before it moves on (undefined: nothing). */
+  takeHolds(): Promise<unknown> | undefined {
+    if (this.holds.length === 0) return undefined;
+    const all = Promise.all(this.holds);
+    this.holds = [];
+    return all;
+  }
+
+  get held(): boolean {
+    return this.holds.length > 0;
   }
 
   /** True while words are still travelling. */

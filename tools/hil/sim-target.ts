@@ -2,6 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import type { FirmwareStatus } from '../../firmware/vend/report.js';
 import { MachineHost } from '../../hal-sim/host.js';
+import { ExecPeripheral } from '../../hal-sim/mdb/exec.js';
+import type { DeviceName, ExternalFactories } from '../../hal-sim/rig.js';
 import type { TargetName } from '../../hal-sim/transport.js';
 import { benchGateway } from './bench-gateway.js';
 import { BenchUpdates } from './bench-updates.js';
@@ -9,6 +11,40 @@ import type { BenchTarget, Observation, StepOutcome } from './runner.js';
 import type { Scenario, Step, UpdateStep } from './scenario.js';
 
 let machineCounter = 0;
+
+/** Programs playing devices of the machine (`--peripheral cashless=exec:<command>`, docs/bench-peripheral.md). */
+export interface PeripheralPrograms {
+  commands: Partial<Record<DeviceName, string>>;
+  /** Real time per answer, ms (default: the adapter's). */
+  answerMs?: number;
+  trace?: (device: DeviceName, direction: 'in' | 'out' | 'err', line: string) => void;
+}
+
+const DEVICE_IN_SCENARIO: Record<DeviceName, { key: string; fitted: (s: Scenario) => boolean }> = {
+  changer: { key: 'changer', fitted: (s) => s.machine.changer !== undefined },
+  bill: { key: 'bills', fitted: (s) => (s.machine.bills?.length ?? 0) > 0 },
+  cashless: { key: 'cashless', fitted: (s) => s.machine.cashless !== undefined },
+};
+
+/** The factories that start the programs, and the list their failures go to. */
+function peripheralFactories(scenario: Scenario, programs: PeripheralPrograms, failures: string[]): ExternalFactories {
+  const out: ExternalFactories = {};
+  for (const [name, command] of Object.entries(programs.commands) as [DeviceName, string][]) {
+    // The program replaces a device the scenario describes (its funds, its coins); it does not add one.
+    const d = DEVICE_IN_SCENARIO[name];
+    if (!d.fitted(scenario)) throw new Error(`--peripheral ${name}: the scenario's machine has no ${name} (machine.${d.key}) for the program to play`);
+    const trace = programs.trace;
+    out[name] = (bus) =>
+      new ExecPeripheral(bus, {
+        device: name,
+        command,
+        ...(programs.answerMs !== undefined ? { answerMs: programs.answerMs } : {}),
+        onFailure: (m) => failures.push(m),
+        ...(trace ? { trace: (dir: 'in' | 'out' | 'err', line: string) => trace(name, dir, line) } : {}),
+      });
+  }
+  return out;
+}
 
 /**
  * A machine in a scenario with `update` steps fetches at a bench's pace (64 KiB a second in
@@ -32,17 +68,26 @@ export class SimBenchTarget implements BenchTarget {
   private readonly startUs: number;
   /** With `update` steps: the gateway's side of them. */
   private readonly updates: BenchUpdates | undefined;
+  /** What went wrong with the programs playing devices (the first fails the step it happened in). */
+  private readonly programFailures: string[];
 
-  private constructor(name: string, host: MachineHost, updates: BenchUpdates | undefined) {
+  private constructor(name: string, host: MachineHost, updates: BenchUpdates | undefined, programFailures: string[]) {
     this.name = name;
     this.host = host;
     this.updates = updates;
+    this.programFailures = programFailures;
     this.startUs = host.rig.scheduler.now;
   }
 
-  static async open(target: TargetName, scenario: Scenario, options: { seed?: number; onLog?: (level: string, message: string, atMs: number) => void } = {}): Promise<SimBenchTarget> {
+  static async open(
+    target: TargetName,
+    scenario: Scenario,
+    options: { seed?: number; onLog?: (level: string, message: string, atMs: number) => void; peripherals?: PeripheralPrograms } = {},
+  ): Promise<SimBenchTarget> {
     const hostOptions: Parameters<typeof MachineHost.start>[1] = { target, seed: options.seed ?? 1 };
     if (options.onLog) hostOptions.onLog = options.onLog;
+    const programFailures: string[] = [];
+    if (options.peripherals) hostOptions.peripherals = peripheralFactories(scenario, options.peripherals, programFailures);
     const updating = scenario.steps.some((s) => s.action === 'update');
     let updates: BenchUpdates | undefined;
     if (updating || scenario.steps.some((s) => s.action === 'network')) {
@@ -60,10 +105,22 @@ export class SimBenchTarget implements BenchTarget {
       }
     }
     const host = await MachineHost.start(scenario.machine, hostOptions);
-    return new SimBenchTarget(target, host, updates);
+    if (programFailures.length > 0) {
+      await host.close();
+      throw new Error(`while the machine started: ${programFailures[0]!}`);
+    }
+    return new SimBenchTarget(target, host, updates, programFailures);
   }
 
   async apply(step: Exclude<Step, { action: 'expect' }>): Promise<StepOutcome> {
+    const outcome = await this.applyStep(step);
+    // A program that failed (exited, wrote garbage, fell silent) fails the step it failed in, whatever the step made of it.
+    const failed = this.programFailures[0];
+    if (failed !== undefined && !outcome.failure) return { failure: failed };
+    return outcome;
+  }
+
+  private async applyStep(step: Exclude<Step, { action: 'expect' }>): Promise<StepOutcome> {
     const host = this.host;
     switch (step.action) {
       case 'select':
