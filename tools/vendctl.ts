@@ -32,6 +32,8 @@
  *
  *   npm run vendctl -- me | operators | operator add ID 'NAME'   (operators: docs/tenants.md; adding one: platform admins)
  *   npm run vendctl -- provision vm-0042 [--operator OP]   (a platform admin names the operator)
+ *   npm run vendctl -- tokens list [--operator OP] [--json] | tokens revoke TOKEN-ID   (admin; over the API)
+ *   npm run vendctl -- alert-webhook [set URL [--secret S] | remove] [--operator OP]   (the operator's own; admin)
  *
  * The gateway's address and an API token come from --url / --token or
  * VENDFLEET_URL (default http://127.0.0.1:8080) / VENDFLEET_TOKEN.
@@ -64,6 +66,8 @@ const USAGE = `usage: vendctl [--url URL] [--token TOKEN] <command> ...
   picklist ID | forecast ID [--window DAYS] | locate ID LAT LON [ADDRESS] | route [--machines ID,ID] [--depot LAT,LON] [--days N] [--window DAYS] [--return false]
   alerts [ID] [--all] [--kind KIND] [--limit N] | alert-rules [ID] [JSON-RULES] [--operator OP]   (ID '*' or none: the fleet)
   me | operators | operator add ID NAME   (adding an operator: platform admins)
+  tokens list [--operator OP] [--json] | tokens revoke TOKEN-ID   (admin: the operator's tokens; a platform admin's, all)
+  alert-webhook [set URL [--secret S] | remove] [--operator OP]   (admin; the secret also from VENDFLEET_WEBHOOK_SECRET)
 ${FIRMWARE_USAGE}
 ${ROLLOUT_USAGE}
   token create NAME ROLE [--operator ID | --platform] | token revoke TOKEN-ID   (on the store: DATABASE_URL or DATA_DIR)
@@ -75,7 +79,7 @@ function fail(message: string, code = 2): never {
 }
 
 /** Flags that take no value. */
-const SWITCHES = new Set(['all', 'downgrade', 'force', 'unfinished', 'platform']);
+const SWITCHES = new Set(['all', 'downgrade', 'force', 'unfinished', 'platform', 'json']);
 
 interface Parsed {
   args: string[];
@@ -300,6 +304,23 @@ async function main(): Promise<void> {
       path = '/operators';
       body = { id: need(x, 'an operator id'), name: need(y, 'a name') };
       break;
+    case 'tokens':
+      if (id === 'list') path = `/tokens${q([['operator', p.flags.get('operator')]])}`;
+      else if (id === 'revoke') {
+        method = 'DELETE';
+        path = `/tokens/${encodeURIComponent(need(x, 'a token id'))}`;
+      } else fail(`tokens list [--operator OP] [--json] | tokens revoke TOKEN-ID\n${USAGE}`);
+      break;
+    case 'alert-webhook': {
+      path = `/alert-webhook${q([['operator', p.flags.get('operator')]])}`;
+      if (id === 'set') {
+        method = 'PUT';
+        const secret = p.flags.get('secret') ?? process.env['VENDFLEET_WEBHOOK_SECRET'];
+        body = { url: need(x, 'a URL'), ...(secret ? { secret } : {}) };
+      } else if (id === 'remove') method = 'DELETE';
+      else if (id !== undefined) fail(`alert-webhook [set URL [--secret S] | remove] [--operator OP]\n${USAGE}`);
+      break;
+    }
     case 'tags':
       path = `/machines/${m(id)}${x === undefined ? '' : '/tags'}`;
       if (x !== undefined) {
@@ -351,7 +372,25 @@ async function main(): Promise<void> {
   }
   // A DEX file goes out byte for byte (its G85 covers it).
   if (cmd === 'dex') process.stdout.write(text);
+  else if (cmd === 'tokens' && id === 'revoke') process.stderr.write(`token ${x} revoked\n`);
+  else if (cmd === 'tokens' && !p.flags.has('json')) process.stdout.write(tokenTable((out as { tokens: TokenRow[] }).tokens));
   else process.stdout.write((typeof out === 'string' ? out : JSON.stringify(out, null, 2)) + '\n');
+}
+
+interface TokenRow {
+  id: string;
+  name: string;
+  role: string;
+  operator: string | null;
+  createdAt: string;
+  lastUsedAt: string | null;
+}
+
+/** `tokens list` for people: one token a line, aligned columns (--json for programs). */
+function tokenTable(list: TokenRow[]): string {
+  const rows = [['ID', 'NAME', 'ROLE', 'OPERATOR', 'CREATED', 'LAST USED'], ...list.map((t) => [t.id, t.name, t.role, t.operator ?? '(platform)', t.createdAt.slice(0, 16).replace('T', ' '), t.lastUsedAt?.slice(0, 16).replace('T', ' ') ?? '-'])];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
 main().catch((e) => fail((e as Error).message, 1));

@@ -26,7 +26,7 @@
 import type { Db, Queryable } from '../store/db.js';
 import { evaluate, intervalOf, offlineCondition, rejectedCondition, resolveRules, rolledBackCondition, type AlertRules, type Condition } from './rules.js';
 import { ALERT_COLUMNS, alertOf, type AlertRow } from './store.js';
-import { OperatorWebhooks, type OperatorWebhook } from './operator-webhooks.js';
+import type { OperatorWebhooks, OperatorWebhook } from './operator-webhooks.js';
 import { WebhookSender, type AlertEvent } from './webhook.js';
 import { canonicalJson } from '../store/json.js';
 
@@ -35,8 +35,8 @@ export type { AlertEvent } from './webhook.js';
 export interface AlertEngineOptions {
   /** Every alert's notifications go here (the platform's global webhook, a WebhookSender), if set. */
   webhook?: WebhookSender | undefined;
-  /** Each operator's alerts also go to its own webhook, if it set one (operators.alert_webhook_url); made here when not given. */
-  operatorWebhooks?: OperatorWebhooks;
+  /** Each operator's alerts also go to its own webhook, if it set one (operators.alert_webhook_url); a gateway's engine has these. */
+  operatorWebhooks?: OperatorWebhooks | undefined;
   /** Called after each commit with what changed (in the order sent to the webhook). */
   onAlert?: (e: AlertEvent) => void;
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
@@ -58,7 +58,7 @@ const LOCK_KEY = 0x7666616c;
 export class AlertEngine {
   readonly stats: AlertStats = { evaluations: 0, opened: 0, updated: 0, closed: 0, errors: 0 };
   readonly webhook: WebhookSender | undefined;
-  readonly operatorWebhooks: OperatorWebhooks;
+  readonly operatorWebhooks: OperatorWebhooks | undefined;
   private readonly db: Db;
   private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
   private readonly onAlert: ((e: AlertEvent) => void) | undefined;
@@ -78,7 +78,7 @@ export class AlertEngine {
   constructor(db: Db, options: AlertEngineOptions = {}) {
     this.db = db;
     this.webhook = options.webhook;
-    this.operatorWebhooks = options.operatorWebhooks ?? new OperatorWebhooks({ ...(options.onLog ? { onLog: options.onLog } : {}) });
+    this.operatorWebhooks = options.operatorWebhooks;
     this.onAlert = options.onAlert;
     this.log = options.onLog ?? (() => {});
     this.chunk = options.chunk ?? 500;
@@ -211,7 +211,7 @@ export class AlertEngine {
     for (const { operator, webhook, ...e } of events) {
       this.stats[e.event]++;
       this.webhook?.push(e);
-      this.operatorWebhooks.push(operator, webhook, e);
+      this.operatorWebhooks?.push(operator, webhook, e);
       try {
         this.onAlert?.(e);
       } catch (err) {
@@ -345,7 +345,7 @@ export class AlertEngine {
     // Cleared once the work is done: a closed engine leaves no timer behind (test/gateway/close.test.ts).
     clearTimeout(bound);
     this.webhook?.close();
-    this.operatorWebhooks.close();
+    this.operatorWebhooks?.close();
   }
 }
 
