@@ -20,7 +20,8 @@ import { connectMqtt } from '../lib/mqtt.js';
 const main = fileURLToPath(new URL('../../gateway/main.js', import.meta.url));
 
 describe('secrets and the gateway log', function () {
-  this.timeout(120000);
+  // Opening a new embedded store takes a minute on a loaded machine: the start is waited for up to 150 s.
+  this.timeout(240000);
 
   it('writes no token, key or password to its output, however they are used', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vf-secrets-'));
@@ -38,7 +39,7 @@ describe('secrets and the gateway log', function () {
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     try {
-      for (let i = 0; i < 600 && !/admin API token is in/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 1500 && !/admin API token is in/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
       const api = /operator API on (http:\/\/[\d.:]+)/.exec(out)?.[1];
       const broker = /embedded MQTT broker on (mqtt:\/\/[\d.:]+)/.exec(out)?.[1];
       assert.ok(api && broker, out);
