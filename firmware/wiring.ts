@@ -150,7 +150,7 @@ export function wire(board: Board, config: MachineConfig, hooks: MachineHooks): 
     readerEvents.card = card;
     readerEvents.sale = controller;
   }
-  const reports = new Reports({ sale, board, inventory, ledger, journal, changer, bill, reader, link, panel, remote, fitted: { changer: config.changer, bill: config.billValidator } });
+  const reports = new Reports({ sale, board, inventory, ledger, journal, changer, bill, reader, link, panel, remote, fitted: { changer: config.changer, bill: config.billValidator }, money: { currency: config.currency, decimals: config.decimals } });
 
   if (config.changer) bus.add(changer);
   if (config.billValidator) bus.add(bill);

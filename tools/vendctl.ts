@@ -57,11 +57,14 @@ import { migrate } from '../gateway/store/migrations.js';
 import { FIRMWARE_USAGE, firmwareOffline, firmwareRequest } from './vendctl-firmware.js';
 import { ARCHIVE_USAGE, archiveCommand } from './vendctl-archive.js';
 import { ROLLOUT_USAGE, rolloutRequest, watchRollout, type WatchedRollout } from './vendctl-rollout.js';
+import { LISTINGS, renderListing } from './vendctl-table.js';
+import { countedBody, followCommand, Progress, type FollowedCommand } from './vendctl-progress.js';
 
-const USAGE = `usage: vendctl [--url URL] [--token TOKEN] <command> ...
+const USAGE = `usage: vendctl [--url URL] [--token TOKEN] [--json] <command> ...
+  listings print tables; --json prints the API's answer as it came (for scripts)
   machines | machine ID | slots ID | products ID [--category C] [--limit N] | slot ID SLOT | coins ID
-  sales ID [--from ISO] [--to ISO] | purchase ID SLOT [QUANTITY] [--key KEY]
-  send ID TYPE [JSON-ARGS] [--ttl SECONDS] | commands ID | command COMMAND-ID | cancel COMMAND-ID (an update) | provision ID [--operator OP]
+  sales ID [--from ISO] [--to ISO] | purchase ID SLOT [QUANTITY] [--key KEY] [--for S]   (waits up to S s, default 60, for the machine)
+  send ID TYPE [JSON-ARGS] [--ttl SECONDS] [--wait [--for S]]   (--wait: until the machine's outcome) | commands ID | command COMMAND-ID | cancel COMMAND-ID (an update) | provision ID [--operator OP]
   audits ID | audit AUDIT-ID | dex AUDIT-ID | upload FILE [--machine ID | --operator OP]
   picklist ID | forecast ID [--window DAYS] | locate ID LAT LON [ADDRESS] | route [--machines ID,ID] [--depot LAT,LON] [--days N] [--window DAYS] [--return false]
   alerts [ID] [--all] [--kind KIND] [--limit N] | alert-rules [ID] [JSON-RULES] [--operator OP]   (ID '*' or none: the fleet)
@@ -79,7 +82,7 @@ function fail(message: string, code = 2): never {
 }
 
 /** Flags that take no value. */
-const SWITCHES = new Set(['all', 'downgrade', 'force', 'unfinished', 'platform', 'json']);
+const SWITCHES = new Set(['all', 'downgrade', 'force', 'unfinished', 'platform', 'json', 'wait']);
 
 interface Parsed {
   args: string[];
@@ -348,49 +351,81 @@ async function main(): Promise<void> {
       fail(`unknown command ${cmd}\n${USAGE}`);
   }
   if (body !== undefined) headers['content-type'] = 'application/json';
-  let res: Response;
-  try {
-    res = await fetch(base + path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : raw !== undefined ? { body: raw } : {}) });
-  } catch (e) {
-    fail(`cannot reach the gateway at ${base}: ${(e as Error).message}`, 1);
+  const progress = new Progress();
+  const send = async (): Promise<Response> => {
+    let payload: string | Uint8Array | ReadableStream<Uint8Array> | undefined = body !== undefined ? JSON.stringify(body) : undefined;
+    if (raw !== undefined) {
+      // A large body (a firmware image) shows its progress as it goes.
+      const bytes = raw;
+      payload = bytes.length >= 256 * 1024 ? countedBody(bytes, (sent) => progress.count('uploading', sent, bytes.length)) : bytes;
+    }
+    try {
+      return await fetch(base + path, { method, headers, ...(payload !== undefined ? { body: payload, duplex: 'half' } : {}) } as RequestInit);
+    } catch (e) {
+      return fail(`cannot reach the gateway at ${base}: ${(e as Error).message}`, 1);
+    }
+  };
+  const read = async (res: Response): Promise<{ text: string; out: unknown }> => {
+    const text = await res.text();
+    let out: unknown = text;
+    try {
+      out = JSON.parse(text);
+    } catch {
+      // not JSON: shown as it came
+    }
+    if (res.status >= 400) {
+      const e = out as { error?: string; message?: string };
+      fail(`${res.status} ${e.error ?? ''}: ${e.message ?? text}`, 1);
+    }
+    return { text, out };
+  };
+  const forMs = 1000 * (Number(p.flags.get('for') ?? (cmd === 'purchase' ? 60 : 120)) || 0);
+  let res = await send();
+  // A purchase the machine has not answered yet: ask again under the same key (it never vends twice).
+  const started = Date.now();
+  while (cmd === 'purchase' && res.status === 202 && Date.now() - started < forMs) {
+    await res.body?.cancel();
+    progress.step(`purchase of ${String((body as { slot: string }).slot)} on ${id}: waiting for the machine`, Date.now() - started);
+    await new Promise((r) => setTimeout(r, 1000));
+    res = await send();
   }
   // An image goes out byte for byte.
   if (binary && res.status < 400) {
     process.stdout.write(Buffer.from(await res.arrayBuffer()));
     return;
   }
-  const text = await res.text();
-  let out: unknown = text;
-  try {
-    out = JSON.parse(text);
-  } catch {
-    // not JSON: shown as it came
-  }
-  if (res.status >= 400) {
-    const e = out as { error?: string; message?: string };
-    fail(`${res.status} ${e.error ?? ''}: ${e.message ?? text}`, 1);
+  const { text, out } = await read(res);
+  if (cmd === 'purchase' && res.status === 202) progress.done(`purchase still pending after ${Math.round(forMs / 1000)} s: ask again with --key ${headers['idempotency-key']}`);
+  if (cmd === 'send' && p.flags.has('wait')) {
+    const sent = out as { id?: string };
+    if (typeof sent.id !== 'string') fail('the gateway gave no command id to wait for', 1);
+    const get = async (path: string): Promise<FollowedCommand> => {
+      let r: Response;
+      try {
+        r = await fetch(base + path, { headers: { authorization: headers['authorization']! } });
+      } catch (e) {
+        return fail(`cannot reach the gateway at ${base}: ${(e as Error).message}`, 1);
+      }
+      return (await read(r)).out as FollowedCommand;
+    };
+    const { command, final } = await followCommand(get, sent.id, forMs, progress);
+    process.stdout.write(JSON.stringify(command, null, 2) + '\n');
+    if (!final || command.status !== 'applied') process.exitCode = 1;
+    return;
   }
   // A DEX file goes out byte for byte (its G85 covers it).
-  if (cmd === 'dex') process.stdout.write(text);
-  else if (cmd === 'tokens' && id === 'revoke') process.stderr.write(`token ${x} revoked\n`);
-  else if (cmd === 'tokens' && !p.flags.has('json')) process.stdout.write(tokenTable((out as { tokens: TokenRow[] }).tokens));
-  else process.stdout.write((typeof out === 'string' ? out : JSON.stringify(out, null, 2)) + '\n');
-}
-
-interface TokenRow {
-  id: string;
-  name: string;
-  role: string;
-  operator: string | null;
-  createdAt: string;
-  lastUsedAt: string | null;
-}
-
-/** `tokens list` for people: one token a line, aligned columns (--json for programs). */
-function tokenTable(list: TokenRow[]): string {
-  const rows = [['ID', 'NAME', 'ROLE', 'OPERATOR', 'CREATED', 'LAST USED'], ...list.map((t) => [t.id, t.name, t.role, t.operator ?? '(platform)', t.createdAt.slice(0, 16).replace('T', ' '), t.lastUsedAt?.slice(0, 16).replace('T', ' ') ?? '-'])];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+  if (cmd === 'dex') {
+    process.stdout.write(text);
+    return;
+  }
+  // A revocation answers nothing (204).
+  if (cmd === 'tokens' && id === 'revoke') {
+    process.stderr.write(`token ${x} revoked\n`);
+    return;
+  }
+  const listing = LISTINGS.has(cmd) || LISTINGS.has(`${cmd} ${id ?? ''}`);
+  const shown = listing && !p.flags.has('json') ? renderListing(out) : undefined;
+  process.stdout.write((shown ?? (typeof out === 'string' ? out : JSON.stringify(out, null, 2))) + '\n');
 }
 
 main().catch((e) => fail((e as Error).message, 1));

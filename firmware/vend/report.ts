@@ -120,6 +120,8 @@ export interface ReportSources {
   remote: RemoteActions;
   /** Which of the changer and the bill validator the machine has (config). */
   fitted: { changer: boolean; bill: boolean };
+  /** The machine's money (config): every amount it reports is in minor units of this currency. */
+  money: { currency: string; decimals: number };
 }
 
 export class Reports {
@@ -135,6 +137,7 @@ export class Reports {
   private readonly panel: Panel;
   private readonly remote: RemoteActions;
   private readonly fitted: { changer: boolean; bill: boolean };
+  private readonly money: { currency: string; decimals: number };
   /** Opened at the first telemetry (null: not yet asked; undefined: the board has none). */
   private thermometer: TemperatureSensor | undefined | null = null;
 
@@ -151,6 +154,7 @@ export class Reports {
     this.panel = sources.panel;
     this.remote = sources.remote;
     this.fitted = sources.fitted;
+    this.money = sources.money;
   }
 
   status(): FirmwareStatus {
@@ -235,6 +239,9 @@ export class Reports {
     const c = st.counters;
     return {
       state: st.state,
+      // Prices, tubes and counters are minor units of this: the fleet never adds up two currencies.
+      currency: this.money.currency,
+      decimals: this.money.decimals,
       slots: st.slots.map((s, i) => ({
         code: s.code,
         product: s.product,

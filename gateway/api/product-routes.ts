@@ -3,13 +3,17 @@
  * sale (sold-out items hidden, cursor pagination), one slot's live status,
  * the coins in its changer, and remote purchases, paid elsewhere, with
  * idempotency keys: the same Idempotency-Key always gets the first answer
- * and never dispenses twice (store/idempotency.ts; docs/architecture.md).
+ * and never dispenses twice (store/idempotency.ts; docs/architecture.md),
+ * except a transient refusal (the machine was busy, or the vend expired
+ * before it was ever sent): nothing was dispensed, and the key may buy again.
+ * Nothing is on sale on a machine that is offline or locked. Categories
+ * match whatever their case.
  */
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { CommandRecord } from '../commands/service.js';
-import { bindKeyCommand, claimKey, keyCommand, keyRecord, saveKeyAnswer, takeOverKey, type StoredAnswer } from '../store/idempotency.js';
-import { slotsOf } from '../store/machines.js';
+import { bindKeyCommand, claimKey, keyCommand, keyRecord, releaseKey, saveKeyAnswer, takeOverKey, type StoredAnswer } from '../store/idempotency.js';
+import { moneyOf, slotsOf, unavailableReason, type Telemetry } from '../store/machines.js';
 import { ERROR_STATUS, HttpError, refusalStatus } from './errors.js';
 import { ERROR, MACHINE_PARAMS, SLOT_CODE, MACHINE_ID, type RouteContext } from './http.js';
 
@@ -27,6 +31,11 @@ const PURCHASE_DONE = {
     ...PURCHASE,
     status: { type: 'string', enum: ['dispensed', 'partial', 'failed', 'interrupted'] },
     remaining: { type: ['integer', 'null'], description: 'Items left in the slot, as the machine said' },
+    price: { type: ['integer', 'null'], description: 'The price of one item, minor units of `currency` (what the machine was told to charge; null when the gateway had no price for the slot)' },
+    charged: { type: ['integer', 'null'], description: 'The total charged: price x dispensed' },
+    currency: { type: ['string', 'null'], description: "The machine's currency (ISO 4217), null before it has said" },
+    payment: { type: 'string', enum: ['remote'], description: 'A purchase over the API is paid elsewhere: the machine takes no money and pays no change' },
+    change: { type: 'integer', description: 'Change the machine paid out: 0, as the payment was made elsewhere (cash sales at the machine report theirs in its events)' },
     message: { type: 'string' },
   },
   required: ['command', 'slot', 'requested', 'status', 'dispensed'],
@@ -46,6 +55,8 @@ const PURCHASE_REFUSED = {
 export interface ProductRouteOptions {
   /** How long POST /purchase waits for the machine before answering 202 (ms). */
   purchaseWaitMs: number;
+  /** How long the vend may wait for its machine (an offline one) before it expires (s). */
+  purchaseTtlS: number;
 }
 
 export async function registerProductRoutes(app: FastifyInstance, ctx: RouteContext, options: ProductRouteOptions): Promise<void> {
@@ -75,9 +86,11 @@ export async function registerProductRoutes(app: FastifyInstance, ctx: RouteCont
         if (!/^s:[A-Z0-9]{1,4}$/.test(decoded)) throw new HttpError('bad-cursor', 'cursor is not one this API gave out');
         after = decoded.slice(2);
       }
-      const sellable = slotsOf(s.telemetry)
+      const why = unavailableReason(s);
+      const category = req.query.category?.toLowerCase();
+      const sellable = (why === null ? slotsOf(s.telemetry) : [])
         .filter((x) => x.qty > 0 && !x.fault)
-        .filter((x) => req.query.category === undefined || x.category === req.query.category)
+        .filter((x) => category === undefined || (typeof x.category === 'string' && x.category.toLowerCase() === category))
         .sort((a, b) => (a.code < b.code ? -1 : a.code > b.code ? 1 : 0))
         .filter((x) => after === '' || x.code > after);
       const page = sellable.slice(0, req.query.limit);
@@ -85,6 +98,10 @@ export async function registerProductRoutes(app: FastifyInstance, ctx: RouteCont
       return {
         items: page.map((x) => ({ slot: x.code, product: x.product ?? null, category: x.category ?? null, price: x.price, quantity: x.qty })),
         nextCursor: more ? Buffer.from(`s:${page[page.length - 1]!.code}`).toString('base64url') : null,
+        // An offline or locked machine sells nothing: its items are hidden, and this says why.
+        available: why === null,
+        unavailable: why,
+        currency: moneyOf(s.telemetry)?.currency ?? null,
         asOf: s.telemetry_at,
       };
     },
@@ -107,9 +124,11 @@ export async function registerProductRoutes(app: FastifyInstance, ctx: RouteCont
         price: slot.price,
         quantity: slot.qty,
         capacity: slot.capacity ?? null,
-        available: slot.qty > 0 && !slot.fault && s.online,
+        available: slot.qty > 0 && !slot.fault && unavailableReason(s) === null,
         outOfService: slot.fault === true,
         machineOnline: s.online,
+        machineLocked: s.telemetry?.['locked'] === true,
+        currency: moneyOf(s.telemetry)?.currency ?? null,
         asOf: s.telemetry_at,
       };
     },
@@ -121,7 +140,8 @@ export async function registerProductRoutes(app: FastifyInstance, ctx: RouteCont
     async (req) => {
       const s = await machineState(req, req.params.id);
       const tubes = Array.isArray(s.telemetry?.tubes) ? s.telemetry.tubes : [];
-      return { denominations: tubes.map((t) => ({ value: t.value, count: t.count })), asOf: s.telemetry_at };
+      const money = moneyOf(s.telemetry);
+      return { denominations: tubes.map((t) => ({ value: t.value, count: t.count })), currency: money?.currency ?? null, decimals: money?.decimals ?? null, asOf: s.telemetry_at };
     },
   );
 
@@ -149,13 +169,13 @@ export async function registerProductRoutes(app: FastifyInstance, ctx: RouteCont
       },
     },
     async (req, reply) => {
-      await machineState(req, req.params.id);
-      return purchase(req.params.id, req.headers['idempotency-key']!, req.body, reply);
+      const s = await machineState(req, req.params.id);
+      return purchase(req.params.id, req.headers['idempotency-key']!, req.body, s.telemetry, reply);
     },
   );
 
   /** A purchase on a machine the token's operator owns (checked by the caller). */
-  async function purchase(machine: string, key: string, body: { slot: string; quantity: number }, reply: FastifyReply): Promise<unknown> {
+  async function purchase(machine: string, key: string, body: { slot: string; quantity: number }, telemetry: Telemetry | null, reply: FastifyReply): Promise<unknown> {
     const requestHash = createHash('sha256').update(JSON.stringify({ slot: body.slot, quantity: body.quantity })).digest('hex');
     let commandId: string | undefined;
     let mine = await claimKey(db, machine, key, requestHash);
@@ -177,9 +197,12 @@ export async function registerProductRoutes(app: FastifyInstance, ctx: RouteCont
       }
     }
     if (mine) {
+      // The price the API listed is the price the machine charges (it journals it with the vend).
+      const listed = slotsOf(telemetry).find((x) => x.code === body.slot)?.price;
+      const price = typeof listed === 'number' && Number.isInteger(listed) && listed >= 0 && listed <= 1_000_000 ? listed : undefined;
       // The vend and the key's claim on it commit together: a request that died half-way left neither.
-      const c = await commands.issue(machine, 'vend', { slot: body.slot, quantity: body.quantity }, {
-        ttlS: 120,
+      const c = await commands.issue(machine, 'vend', { slot: body.slot, quantity: body.quantity, ...(price !== undefined ? { price } : {}) }, {
+        ttlS: options.purchaseTtlS,
         within: async (tx, id) => {
           if (!(await bindKeyCommand(tx, machine, key, id))) throw new HttpError('in-progress', 'another request with this Idempotency-Key issued the purchase; ask again');
         },
@@ -191,25 +214,40 @@ export async function registerProductRoutes(app: FastifyInstance, ctx: RouteCont
     if (!done || done.status === 'queued' || done.status === 'delivered') {
       return reply.code(202).send({ status: 'pending', command: commandId, message: 'the machine has not answered yet; ask again with the same Idempotency-Key' });
     }
-    const answer = purchaseAnswer(done, body);
-    await saveKeyAnswer(db, machine, key, answer);
+    const answer = purchaseAnswer(done, body, moneyOf(telemetry)?.currency ?? null);
+    // Nothing was dispensed and asking again may work: the key is given up, not kept with this answer.
+    if (transient(done)) await releaseKey(db, machine, key, done.id);
+    else await saveKeyAnswer(db, machine, key, answer);
     return reply.code(answer.status).send(answer.body);
   }
 }
 
+/**
+ * A refusal that asking again may cure, with nothing dispensed: the machine
+ * was busy with a customer, or the vend expired before it was ever sent to
+ * the machine. A vend that expired after it was sent is not one of them: the
+ * machine may yet have had it, so its answer stays under the key.
+ */
+function transient(c: CommandRecord): boolean {
+  if (c.status === 'refused') return String(c.outcome?.['reason'] ?? '') === 'busy';
+  return c.status === 'expired' && c.sent === 0;
+}
+
 /** The answer to a purchase the machine has dealt with (kept under its key and replayed). */
-function purchaseAnswer(c: CommandRecord, body: { slot: string; quantity: number }): StoredAnswer {
+function purchaseAnswer(c: CommandRecord, body: { slot: string; quantity: number }, currency: string | null): StoredAnswer {
   const o = c.outcome ?? {};
   const dispensed = Number(o['value'] ?? 0);
   const remaining = o['remaining'] === undefined ? null : Number(o['remaining']);
+  const price = typeof c.args['price'] === 'number' ? c.args['price'] : null;
+  const money = { price, charged: price === null ? null : price * dispensed, currency, payment: 'remote', change: 0 };
   const base = { command: c.id, slot: body.slot, requested: body.quantity };
   switch (c.status) {
     case 'applied':
-      return { status: 200, body: { ...base, status: 'dispensed', dispensed, remaining } };
+      return { status: 200, body: { ...base, status: 'dispensed', dispensed, remaining, ...money } };
     case 'failed':
-      return { status: 200, body: { ...base, status: dispensed > 0 ? 'partial' : 'failed', dispensed, remaining } };
+      return { status: 200, body: { ...base, status: dispensed > 0 ? 'partial' : 'failed', dispensed, remaining, ...money } };
     case 'interrupted':
-      return { status: 200, body: { ...base, status: 'interrupted', dispensed, remaining, message: 'the machine lost power during the vend; it will not dispense more for this purchase' } };
+      return { status: 200, body: { ...base, status: 'interrupted', dispensed, remaining, ...money, message: 'the machine lost power during the vend; it will not dispense more for this purchase' } };
     case 'refused': {
       const reason = String(o['reason'] ?? 'refused');
       return { status: refusalStatus(reason), body: { error: reason, message: `the machine refused: ${reason}`, ...base, dispensed: 0 } };

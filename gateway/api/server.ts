@@ -53,6 +53,8 @@ export interface ApiOptions {
   alerts?: AlertEngine | undefined;
   /** How long POST /purchase waits for the machine before answering 202 (ms). */
   purchaseWaitMs?: number;
+  /** How long a remote purchase may wait for its machine before it expires unsent (s; default 120). */
+  purchaseTtlS?: number;
   /** The firmware registry (its release keys and limits); one on the store with no release keys when not given. */
   firmware?: FirmwareRegistry | undefined;
   /** The gateway's rollout engine: steps at once when an operator changes a rollout (else at its next tick). */
@@ -174,7 +176,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   await registerOperatorRoutes(app, ctx);
   await registerFleetRoutes(app, ctx);
-  await registerProductRoutes(app, ctx, { purchaseWaitMs: options.purchaseWaitMs ?? 30000 });
+  await registerProductRoutes(app, ctx, { purchaseWaitMs: options.purchaseWaitMs ?? 30000, purchaseTtlS: options.purchaseTtlS ?? 120 });
   await registerCommandRoutes(app, ctx);
   await registerHealthRoutes(app, options.health);
   await registerAuditRoutes(app, ctx);

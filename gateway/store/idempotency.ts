@@ -59,3 +59,12 @@ export async function bindKeyCommand(tx: Queryable, machine: string, key: string
 export async function saveKeyAnswer(db: Queryable, machine: string, key: string, answer: StoredAnswer): Promise<void> {
   await db.query('UPDATE idempotency SET response = $3::jsonb WHERE machine_id = $1 AND key = $2', [machine, key, JSON.stringify(answer)]);
 }
+
+/**
+ * Give the key up after a transient refusal (the machine was busy, or the
+ * vend expired before it was ever sent): nothing was dispensed, so the same
+ * key may buy again. Only the row still tied to that command goes.
+ */
+export async function releaseKey(db: Queryable, machine: string, key: string, commandId: string): Promise<void> {
+  await db.query('DELETE FROM idempotency WHERE machine_id = $1 AND key = $2 AND command_id = $3', [machine, key, commandId]);
+}

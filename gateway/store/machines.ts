@@ -56,6 +56,20 @@ export function firmwareOf(v: unknown): string | null {
 /** The SQL of a machine's reported version, from machine_state `ms`. */
 const FW = `COALESCE(CASE WHEN jsonb_typeof(ms.telemetry) = 'object' THEN ms.telemetry->>'fw' END, CASE WHEN jsonb_typeof(ms.status) = 'object' THEN ms.status->>'fw' END)`;
 
+/** The machine's money as its telemetry says (every amount it reports is minor units of it); null before it has said. */
+export function moneyOf(t: Telemetry | null): { currency: string; decimals: number } | null {
+  const currency = t?.['currency'];
+  const decimals = t?.['decimals'];
+  if (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency)) return null;
+  return { currency, decimals: typeof decimals === 'number' && Number.isInteger(decimals) && decimals >= 0 && decimals <= 3 ? decimals : 2 };
+}
+
+/** Why nothing on a machine can be sold now (offline, or locked by a command), or null when it can sell. */
+export function unavailableReason(s: Pick<MachineState, 'online' | 'telemetry'>): 'offline' | 'locked' | null {
+  if (!s.online) return 'offline';
+  return s.telemetry?.['locked'] === true ? 'locked' : null;
+}
+
 export function slotsOf(t: Telemetry | null): Slot[] {
   return Array.isArray(t?.slots) ? t.slots : [];
 }

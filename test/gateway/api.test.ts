@@ -103,7 +103,15 @@ for (const backend of BACKENDS) {
       assert.equal(second.nextCursor, null);
       const cat = all.items.find((i) => i.slot === 'B4')!.category;
       const only = (await call('GET', `/machines/${id}/products?category=${encodeURIComponent(cat)}`, viewer)).json() as { items: { slot: string }[] };
+      assert.ok(only.items.some((i) => i.slot === 'B4'));
       assert.ok(only.items.every((i) => i.slot === 'B4' || all.items.find((x) => x.slot === i.slot)!.category === cat));
+      // Categories match whatever their case.
+      for (const asked of [cat.toUpperCase(), cat.toLowerCase()]) {
+        const r = (await call('GET', `/machines/${id}/products?category=${encodeURIComponent(asked)}`, viewer)).json() as { items: { slot: string }[] };
+        assert.deepEqual(r.items.map((i) => i.slot), only.items.map((i) => i.slot), asked);
+      }
+      const listed = (await call('GET', `/machines/${id}/products`, viewer)).json() as { available: boolean; unavailable: string | null; currency: string };
+      assert.deepEqual([listed.available, listed.unavailable, listed.currency], [true, null, 'USD']);
       assert.equal((await call('GET', `/machines/${id}/products?cursor=bogus`, viewer)).statusCode, 400);
       assert.equal((await call('GET', `/machines/${id}/products?limit=0`, viewer)).statusCode, 400);
       assert.equal((await call('GET', `/machines/nope/products`, viewer)).statusCode, 404);
@@ -117,18 +125,22 @@ for (const backend of BACKENDS) {
       assert.equal(s.available, true);
       assert.equal(s.price, 125);
       assert.equal((await call('GET', `/machines/${id}/status/Z9`, viewer)).statusCode, 404);
-      const d = (await call('GET', `/machines/${id}/denominations`, viewer)).json() as { denominations: { value: number; count: number }[] };
+      const d = (await call('GET', `/machines/${id}/denominations`, viewer)).json() as { denominations: { value: number; count: number }[]; currency: string; decimals: number };
       assert.ok(d.denominations.length > 0 && d.denominations.every((x) => x.count >= 0));
+      assert.equal(d.currency, 'USD');
+      assert.equal(d.decimals, 2);
     });
 
     it('sells remotely once per Idempotency-Key, also after the gateway restarts', async () => {
       const before = host.rig.delivered.length;
       const first = await running(host, call('POST', `/machines/${id}/purchase`, operator, { slot: 'A1', quantity: 2 }, { 'idempotency-key': 'order-1' }));
       assert.equal(first.statusCode, 200, first.body);
-      const body = first.json() as { status: string; dispensed: number; remaining: number };
+      const body = first.json() as { status: string; dispensed: number; remaining: number; price: number; charged: number; currency: string; payment: string; change: number };
       assert.equal(body.status, 'dispensed');
       assert.equal(body.dispensed, 2);
       assert.equal(body.remaining, 3);
+      // What it cost: the listed price each, charged for what came out, paid elsewhere (no change).
+      assert.deepEqual([body.price, body.charged, body.currency, body.payment, body.change], [125, 250, 'USD', 'remote', 0], first.body);
       assert.equal(host.rig.delivered.length, before + 2);
       const again = await call('POST', `/machines/${id}/purchase`, operator, { slot: 'A1', quantity: 2 }, { 'idempotency-key': 'order-1' });
       assert.equal(again.statusCode, 200);
@@ -146,6 +158,76 @@ for (const backend of BACKENDS) {
       assert.equal(host.rig.delivered.length, before + 2, 'never dispensed twice');
       const reused = await call('POST', `/machines/${id}/purchase`, operator, { slot: 'B4', quantity: 1 }, { 'idempotency-key': 'order-1' });
       assert.equal(reused.statusCode, 422);
+    });
+
+    it('gives the key up after a busy refusal, so the same key can buy once the machine is free', async () => {
+      const before = host.rig.delivered.length;
+      host.select('B4');
+      await host.run(200);
+      const busy = await running(host, call('POST', `/machines/${id}/purchase`, operator, { slot: 'A1' }, { 'idempotency-key': 'order-busy' }));
+      assert.equal(busy.statusCode, 409, busy.body);
+      assert.equal(busy.json().error, 'busy');
+      host.cancel();
+      await host.runUntilIdle();
+      const retried = await running(host, call('POST', `/machines/${id}/purchase`, operator, { slot: 'A1' }, { 'idempotency-key': 'order-busy' }));
+      assert.equal(retried.statusCode, 200, retried.body);
+      assert.equal(retried.headers['idempotent-replay'], undefined);
+      assert.equal(retried.json().status, 'dispensed');
+      assert.notEqual(retried.json().command, busy.json().command);
+      // Now the answer is kept: the key never buys twice.
+      const replay = await call('POST', `/machines/${id}/purchase`, operator, { slot: 'A1' }, { 'idempotency-key': 'order-busy' });
+      assert.equal(replay.headers['idempotent-replay'], 'true');
+      assert.deepEqual(replay.json(), retried.json());
+      assert.equal(host.rig.delivered.length, before + 1);
+    });
+
+    it('sells nothing on an offline machine, and a vend that expired unsent leaves its key free', async () => {
+      const off = `${id}off`;
+      assert.equal((await call('POST', '/machines', admin, { id: off })).statusCode, 201);
+      const listed = (await call('GET', `/machines/${off}/products`, viewer)).json() as { items: unknown[]; available: boolean; unavailable: string };
+      assert.deepEqual([listed.items, listed.available, listed.unavailable], [[], false, 'offline']);
+      const quick = await buildApi({ db: b.db, commands: gw.commands, purchaseWaitMs: 30000, purchaseTtlS: 1 });
+      try {
+        const buy = async (): Promise<{ statusCode: number; body: string; headers: Record<string, unknown> }> => {
+          const p = quick.inject({ method: 'POST', url: `/machines/${off}/purchase`, headers: { authorization: `Bearer ${operator}`, 'idempotency-key': 'order-off' }, payload: { slot: 'A1' } });
+          let settled = false;
+          void p.finally(() => (settled = true));
+          // The gateway's sweep expires it; run it here rather than wait for the gateway's timer.
+          for (let i = 0; i < 300 && !settled; i++) {
+            await gw.commands.expire();
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          return p;
+        };
+        const first = await buy();
+        assert.equal(first.statusCode, 504, first.body);
+        const second = await buy();
+        assert.equal(second.statusCode, 504, second.body);
+        assert.equal(second.headers['idempotent-replay'], undefined, 'a fresh attempt, not the stored answer');
+        assert.notEqual(JSON.parse(second.body).command, JSON.parse(first.body).command);
+      } finally {
+        await quick.close();
+      }
+    });
+
+    it('sells nothing on a locked machine', async () => {
+      const lockAndWait = async (type: 'lock' | 'unlock', locked: boolean): Promise<void> => {
+        const sent = await call('POST', `/machines/${id}/commands`, operator, { type });
+        assert.equal(sent.statusCode, 202, sent.body);
+        let seen: boolean | undefined;
+        for (const until = Date.now() + 60000; seen !== locked && Date.now() < until; ) {
+          await host.run(200);
+          await gw.ingester.flush();
+          seen = ((await call('GET', `/machines/${id}/status/A1`, viewer)).json() as { machineLocked: boolean }).machineLocked;
+        }
+        assert.equal(seen, locked);
+      };
+      await lockAndWait('lock', true);
+      const listed = (await call('GET', `/machines/${id}/products`, viewer)).json() as { items: unknown[]; available: boolean; unavailable: string };
+      assert.deepEqual([listed.items, listed.available, listed.unavailable], [[], false, 'locked']);
+      assert.equal((await call('GET', `/machines/${id}/status/A1`, viewer)).json().available, false);
+      await lockAndWait('unlock', false);
+      assert.equal(((await call('GET', `/machines/${id}/products`, viewer)).json() as { available: boolean }).available, true);
     });
 
     it('answers bad purchases with clear errors and never vends for them', async () => {

@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 
 const fleet = fileURLToPath(new URL('../../tools/fleet.js', import.meta.url));
 const vendctl = fileURLToPath(new URL('../../tools/vendctl.js', import.meta.url));
+/** The package's bin, as `npx vendctl` runs it (from the source tree: it runs the built vendctl). */
+const bin = fileURLToPath(new URL('../../../tools/bin/vendctl.mjs', import.meta.url));
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
 function portTaken(port: number): Promise<boolean> {
@@ -85,9 +87,15 @@ describe('npm start (the simulated fleet)', function () {
       assert.ok(url && token, out);
       const run = promisify(execFile);
       const env = { ...process.env, VENDFLEET_URL: url, VENDFLEET_TOKEN: token };
-      const machines = JSON.parse((await run(process.execPath, [vendctl, 'machines'], { env })).stdout) as { machines: { id: string; online: boolean }[] };
+      // The package's bin (npx vendctl): listings as tables for people, --json for scripts.
+      const table = (await run(process.execPath, [bin, 'machines'], { env })).stdout;
+      assert.match(table, /^id +.*online/m, table);
+      assert.match(table, /^vm-0001 /m, table);
+      assert.match(table, /^vm-0002 /m, table);
+      assert.doesNotMatch(table, /\[object Object\]|undefined|NaN/, table);
+      const machines = JSON.parse((await run(process.execPath, [bin, 'machines', '--json'], { env })).stdout) as { machines: { id: string; online: boolean }[] };
       assert.deepEqual(machines.machines.map((m) => m.id), ['vm-0001', 'vm-0002']);
-      const products = JSON.parse((await run(process.execPath, [vendctl, 'products', 'vm-0001'], { env })).stdout) as { items: { slot: string }[] };
+      const products = JSON.parse((await run(process.execPath, [vendctl, 'products', 'vm-0001', '--json'], { env })).stdout) as { items: { slot: string }[] };
       const slot = products.items[0]!.slot;
       const bought = JSON.parse((await run(process.execPath, [vendctl, 'purchase', 'vm-0001', slot, '1', '--key', 'test-order-1'], { env })).stdout) as { status: string; dispensed: number };
       assert.equal(bought.status, 'dispensed');
@@ -95,17 +103,13 @@ describe('npm start (the simulated fleet)', function () {
       const again = JSON.parse((await run(process.execPath, [vendctl, 'purchase', 'vm-0001', slot, '1', '--key', 'test-order-1'], { env })).stdout) as unknown;
       assert.deepEqual(again, bought);
       await assert.rejects(run(process.execPath, [vendctl, 'machines'], { env: { ...env, VENDFLEET_TOKEN: 'vf_wrong' } }), /unauthorized/);
-      // An audit read by command, then the machine's EVA-DTS file downloaded as it came.
-      const sent = JSON.parse((await run(process.execPath, [vendctl, 'send', 'vm-0001', 'audit'], { env })).stdout) as { id: string };
-      let status = '';
-      for (let i = 0; i < 300 && status !== 'applied'; i++) {
-        status = (JSON.parse((await run(process.execPath, [vendctl, 'command', sent.id], { env })).stdout) as { status: string }).status;
-        if (status !== 'applied') await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.equal(status, 'applied');
+      // An audit read by command, followed to the machine's outcome (--wait), then the EVA-DTS file downloaded as it came.
+      const sent = await run(process.execPath, [vendctl, 'send', 'vm-0001', 'audit', '--wait', '--for', '60'], { env });
+      assert.equal((JSON.parse(sent.stdout) as { status: string }).status, 'applied', sent.stderr);
+      assert.match(sent.stderr, /^command [0-9a-f-]+ \(audit\): applied$/m, sent.stderr);
       let audits: { audits: { id: number; crc: string }[] } = { audits: [] };
       for (let i = 0; i < 100 && audits.audits.length === 0; i++) {
-        audits = JSON.parse((await run(process.execPath, [vendctl, 'audits', 'vm-0001'], { env })).stdout) as typeof audits;
+        audits = JSON.parse((await run(process.execPath, [vendctl, 'audits', 'vm-0001', '--json'], { env })).stdout) as typeof audits;
         if (audits.audits.length === 0) await new Promise((r) => setTimeout(r, 100));
       }
       assert.equal(audits.audits[0]?.crc, 'ok', JSON.stringify(audits));

@@ -31,7 +31,7 @@ interface Run {
 
 function run(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [vendctl, ...args], { env, maxBuffer: 16 * 1024 * 1024, timeout: 90000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [vendctl, '--json', ...args], { env, maxBuffer: 16 * 1024 * 1024, timeout: 90000 }, (err, stdout, stderr) => {
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });

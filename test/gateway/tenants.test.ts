@@ -509,7 +509,7 @@ describe('operators apart: vendctl', function () {
   after(() => rmSync(dir, { recursive: true, force: true }));
   const run = (args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> =>
     new Promise((resolve) => {
-      execFile(process.execPath, [vendctl, ...args], { env: { ...process.env, ...env }, timeout: 90000 }, (err, stdout, stderr) => {
+      execFile(process.execPath, [vendctl, '--json', ...args], { env: { ...process.env, ...env }, timeout: 90000 }, (err, stdout, stderr) => {
         resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
       });
     });

@@ -186,9 +186,9 @@ describe('tokens over the API: vendctl', function () {
     const table = await as(['tokens', 'list']);
     assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trimEnd().split('\n');
-    assert.match(lines[0]!, /^ID +NAME +ROLE +OPERATOR +CREATED +LAST USED$/);
+    assert.match(lines[0]!, /^id +name +role +operator +createdAt +lastUsedAt$/);
     assert.equal(lines.length, 3);
-    assert.match(lines[2]!, new RegExp(`^${other.info.id} +kiosk viewer +viewer +default +\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d +-$`));
+    assert.match(lines[2]!, new RegExp(`^${other.info.id} +kiosk viewer +viewer +default +\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z +-$`));
     const revoked = await as(['tokens', 'revoke', other.info.id]);
     assert.equal(revoked.code, 0, revoked.stderr);
     assert.match(revoked.stderr, /revoked/);
