@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { AlertEngine } from './alerts/engine.js';
+import { OperatorWebhooks } from './alerts/operator-webhooks.js';
 import { WebhookSender } from './alerts/webhook.js';
 import { CommandService } from './commands/service.js';
 import type { FirmwareRegistry } from './firmware/registry.js';
@@ -28,6 +29,7 @@ import { RolloutEngine, type RolloutEngineOptions } from './rollouts/engine.js';
 import type { Db } from './store/db.js';
 import { EventUpkeep, type EventUpkeepOptions } from './store/event-upkeep.js';
 import { addMachines } from './store/machines.js';
+import type { Timers } from './time.js';
 import { migrate } from './store/migrations.js';
 
 export interface GatewayOptions {
@@ -71,9 +73,11 @@ export interface AlertOptions {
   webhookUrl?: string | undefined;
   /** HMAC-SHA-256 key for the X-Vendfleet-Signature header (ALERT_WEBHOOK_SECRET). */
   webhookSecret?: string | undefined;
-  /** Webhook retry backoff, first delay (500 ms) and cap (60 s). */
+  /** Webhook retry backoff, first delay (500 ms) and cap (60 s): the global webhook's and each operator's. */
   webhookRetryMs?: number;
   webhookMaxRetryMs?: number;
+  /** The webhooks' retry waits and timeouts run on these (tests: a virtual clock). */
+  webhookTimers?: Timers;
   /** How often silent machines and rejected commands are looked at (10,000 ms; 0: never, tests call sweep). */
   sweepMs?: number;
 }
@@ -143,18 +147,17 @@ export class Gateway {
     let high = false;
     let held: (() => void)[] = [];
     const alertOptions = options.alerts === false ? undefined : (options.alerts ?? {});
+    const delivery = {
+      onLog: log,
+      ...(alertOptions?.webhookRetryMs !== undefined ? { retryMs: alertOptions.webhookRetryMs } : {}),
+      ...(alertOptions?.webhookMaxRetryMs !== undefined ? { maxRetryMs: alertOptions.webhookMaxRetryMs } : {}),
+      ...(alertOptions?.webhookTimers ? { timers: alertOptions.webhookTimers } : {}),
+    };
     const alerts = alertOptions
       ? new AlertEngine(options.db, {
           onLog: log,
-          webhook: alertOptions.webhookUrl
-            ? new WebhookSender({
-                url: alertOptions.webhookUrl,
-                secret: alertOptions.webhookSecret,
-                onLog: log,
-                ...(alertOptions.webhookRetryMs !== undefined ? { retryMs: alertOptions.webhookRetryMs } : {}),
-                ...(alertOptions.webhookMaxRetryMs !== undefined ? { maxRetryMs: alertOptions.webhookMaxRetryMs } : {}),
-              })
-            : undefined,
+          webhook: alertOptions.webhookUrl ? new WebhookSender({ url: alertOptions.webhookUrl, secret: alertOptions.webhookSecret, ...delivery }) : undefined,
+          operatorWebhooks: new OperatorWebhooks(delivery),
         })
       : undefined;
     let publisher: Feed | undefined;

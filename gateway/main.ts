@@ -22,7 +22,9 @@
  * MQTT_CA_FILE (the CA of an mqtts:// broker), API_HOST (127.0.0.1) and
  * API_PORT (8080) for the operator API, ALERT_WEBHOOK_URL (opened, updated
  * and closed alerts are POSTed there, docs/alerts.md) and
- * ALERT_WEBHOOK_SECRET (their HMAC-SHA-256 signature key),
+ * ALERT_WEBHOOK_SECRET (their HMAC-SHA-256 signature key; the platform's
+ * webhook, which gets every operator's alerts: each operator sets its own
+ * over the API, PUT /alert-webhook),
  * VENDFLEET_RELEASE_KEYS (a file of the Ed25519 release PUBLIC keys firmware
  * uploads must be signed with; DATA_DIR/release-keys.pem is read too, when
  * it exists; both are read again at each upload), FIRMWARE_MAX_BYTES (the

@@ -32,6 +32,8 @@
  *
  *   npm run vendctl -- me | operators | operator add ID 'NAME'   (operators: docs/tenants.md; adding one: platform admins)
  *   npm run vendctl -- provision vm-0042 [--operator OP]   (a platform admin names the operator)
+ *   npm run vendctl -- tokens list [--operator OP] [--json] | tokens revoke TOKEN-ID   (admin; over the API)
+ *   npm run vendctl -- alert-webhook [set URL [--secret S] | remove] [--operator OP]   (the operator's own; admin)
  *
  * The gateway's address and an API token come from --url / --token or
  * VENDFLEET_URL (default http://127.0.0.1:8080) / VENDFLEET_TOKEN.
@@ -67,6 +69,8 @@ const USAGE = `usage: vendctl [--url URL] [--token TOKEN] [--json] <command> ...
   picklist ID | forecast ID [--window DAYS] | locate ID LAT LON [ADDRESS] | route [--machines ID,ID] [--depot LAT,LON] [--days N] [--window DAYS] [--return false]
   alerts [ID] [--all] [--kind KIND] [--limit N] | alert-rules [ID] [JSON-RULES] [--operator OP]   (ID '*' or none: the fleet)
   me | operators | operator add ID NAME   (adding an operator: platform admins)
+  tokens list [--operator OP] [--json] | tokens revoke TOKEN-ID   (admin: the operator's tokens; a platform admin's, all)
+  alert-webhook [set URL [--secret S] | remove] [--operator OP]   (admin; the secret also from VENDFLEET_WEBHOOK_SECRET)
 ${FIRMWARE_USAGE}
 ${ROLLOUT_USAGE}
   token create NAME ROLE [--operator ID | --platform] | token revoke TOKEN-ID   (on the store: DATABASE_URL or DATA_DIR)
@@ -303,6 +307,23 @@ async function main(): Promise<void> {
       path = '/operators';
       body = { id: need(x, 'an operator id'), name: need(y, 'a name') };
       break;
+    case 'tokens':
+      if (id === 'list') path = `/tokens${q([['operator', p.flags.get('operator')]])}`;
+      else if (id === 'revoke') {
+        method = 'DELETE';
+        path = `/tokens/${encodeURIComponent(need(x, 'a token id'))}`;
+      } else fail(`tokens list [--operator OP] [--json] | tokens revoke TOKEN-ID\n${USAGE}`);
+      break;
+    case 'alert-webhook': {
+      path = `/alert-webhook${q([['operator', p.flags.get('operator')]])}`;
+      if (id === 'set') {
+        method = 'PUT';
+        const secret = p.flags.get('secret') ?? process.env['VENDFLEET_WEBHOOK_SECRET'];
+        body = { url: need(x, 'a URL'), ...(secret ? { secret } : {}) };
+      } else if (id === 'remove') method = 'DELETE';
+      else if (id !== undefined) fail(`alert-webhook [set URL [--secret S] | remove] [--operator OP]\n${USAGE}`);
+      break;
+    }
     case 'tags':
       path = `/machines/${m(id)}${x === undefined ? '' : '/tags'}`;
       if (x !== undefined) {
@@ -395,6 +416,11 @@ async function main(): Promise<void> {
   // A DEX file goes out byte for byte (its G85 covers it).
   if (cmd === 'dex') {
     process.stdout.write(text);
+    return;
+  }
+  // A revocation answers nothing (204).
+  if (cmd === 'tokens' && id === 'revoke') {
+    process.stderr.write(`token ${x} revoked\n`);
     return;
   }
   const listing = LISTINGS.has(cmd) || LISTINGS.has(`${cmd} ${id ?? ''}`);

@@ -26,14 +26,17 @@
 import type { Db, Queryable } from '../store/db.js';
 import { evaluate, intervalOf, offlineCondition, rejectedCondition, resolveRules, rolledBackCondition, type AlertRules, type Condition } from './rules.js';
 import { ALERT_COLUMNS, alertOf, type AlertRow } from './store.js';
+import type { OperatorWebhooks, OperatorWebhook } from './operator-webhooks.js';
 import { WebhookSender, type AlertEvent } from './webhook.js';
 import { canonicalJson } from '../store/json.js';
 
 export type { AlertEvent } from './webhook.js';
 
 export interface AlertEngineOptions {
-  /** Notifications go here (a WebhookSender), if set. */
+  /** Every alert's notifications go here (the platform's global webhook, a WebhookSender), if set. */
   webhook?: WebhookSender | undefined;
+  /** Each operator's alerts also go to its own webhook, if it set one (operators.alert_webhook_url); a gateway's engine has these. */
+  operatorWebhooks?: OperatorWebhooks | undefined;
   /** Called after each commit with what changed (in the order sent to the webhook). */
   onAlert?: (e: AlertEvent) => void;
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
@@ -55,6 +58,7 @@ const LOCK_KEY = 0x7666616c;
 export class AlertEngine {
   readonly stats: AlertStats = { evaluations: 0, opened: 0, updated: 0, closed: 0, errors: 0 };
   readonly webhook: WebhookSender | undefined;
+  readonly operatorWebhooks: OperatorWebhooks | undefined;
   private readonly db: Db;
   private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
   private readonly onAlert: ((e: AlertEvent) => void) | undefined;
@@ -74,6 +78,7 @@ export class AlertEngine {
   constructor(db: Db, options: AlertEngineOptions = {}) {
     this.db = db;
     this.webhook = options.webhook;
+    this.operatorWebhooks = options.operatorWebhooks;
     this.onAlert = options.onAlert;
     this.log = options.onLog ?? (() => {});
     this.chunk = options.chunk ?? 500;
@@ -203,9 +208,10 @@ export class AlertEngine {
     this.turn = mine.catch(() => {});
     const events = await mine;
     this.stats.evaluations += ids.length;
-    for (const e of events) {
+    for (const { operator, webhook, ...e } of events) {
       this.stats[e.event]++;
       this.webhook?.push(e);
+      this.operatorWebhooks?.push(operator, webhook, e);
       try {
         this.onAlert?.(e);
       } catch (err) {
@@ -214,7 +220,7 @@ export class AlertEngine {
     }
   }
 
-  private async reconcile(tx: Queryable, ids: readonly string[], now: Date | null): Promise<AlertEvent[]> {
+  private async reconcile(tx: Queryable, ids: readonly string[], now: Date | null): Promise<Routed[]> {
     // Gateways sharing the store take turns; each then reads the newest committed state.
     await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [LOCK_KEY]);
     const states = await tx.query<{ machine_id: string; telemetry: unknown; last_seen: Date | string | null; silent_s: string | number | null }>(
@@ -225,12 +231,16 @@ export class AlertEngine {
     const known = states.rows.map((s) => s.machine_id);
     if (known.length === 0) return [];
     // Each machine by its operator's fleet rules, then its own.
-    const stored = await tx.query<{ machine_id: string; fleet: unknown; rules: unknown }>(
-      `SELECT m.id AS machine_id, o.alert_rules AS fleet, r.rules FROM machines m JOIN operators o ON o.id = m.operator_id
+    // And its operator's webhook, as the store has it now: a change through any gateway holds from the next alert.
+    const stored = await tx.query<{ machine_id: string; fleet: unknown; rules: unknown; operator: string; url: string | null; secret: string | null }>(
+      `SELECT m.id AS machine_id, o.alert_rules AS fleet, r.rules, o.id AS operator, o.alert_webhook_url AS url, o.alert_webhook_secret AS secret
+       FROM machines m JOIN operators o ON o.id = m.operator_id
        LEFT JOIN alert_rules r ON r.machine_id = m.id WHERE m.id = ANY($1::text[])`,
       [known],
     );
     const rules = new Map<string, AlertRules>(stored.rows.map((r) => [r.machine_id, resolveRules(r.fleet, r.rules ?? undefined)]));
+    const owners = new Map(stored.rows.map((r) => [r.machine_id, { operator: r.operator, webhook: r.url === null ? null : { url: r.url, secret: r.secret } }]));
+    const routed = (event: AlertEvent['event'], row: AlertRow): Routed => ({ event, alert: alertOf(row), ...owners.get(row.machine_id)! });
 
     // Rejected commands per machine over its window (usually one window for all: one query).
     const byWindow = new Map<number, string[]>();
@@ -293,7 +303,7 @@ export class AlertEngine {
     }
     const toOpen = [...want.values()];
 
-    const events: AlertEvent[] = [];
+    const events: Routed[] = [];
     if (toOpen.length > 0) {
       const r = await tx.query<AlertRow>(
         `INSERT INTO alerts (machine_id, kind, subject, severity, message, detail)
@@ -302,7 +312,7 @@ export class AlertEngine {
          RETURNING ${ALERT_COLUMNS}`,
         [toOpen.map((c) => c.machine), toOpen.map((c) => c.kind), toOpen.map((c) => c.subject), toOpen.map((c) => c.severity), toOpen.map((c) => c.message), toOpen.map((c) => c.detail)],
       );
-      for (const row of r.rows) events.push({ event: 'opened', alert: alertOf(row) });
+      for (const row of r.rows) events.push(routed('opened', row));
     }
     if (toUpdate.length > 0) {
       // Only rows still open and still different: a change another gateway already made is not made (or notified) twice.
@@ -313,11 +323,11 @@ export class AlertEngine {
          RETURNING ${ALERT_COLUMNS.split(', ').map((c) => `a.${c}`).join(', ')}`,
         [toUpdate.map((u) => u.id), toUpdate.map((u) => u.c.severity), toUpdate.map((u) => u.c.message), toUpdate.map((u) => u.c.detail)],
       );
-      for (const row of r.rows) events.push({ event: 'updated', alert: alertOf(row) });
+      for (const row of r.rows) events.push(routed('updated', row));
     }
     if (toClose.length > 0) {
       const r = await tx.query<AlertRow>(`UPDATE alerts SET closed_at = now(), updated_at = now() WHERE id = ANY($1::bigint[]) AND closed_at IS NULL RETURNING ${ALERT_COLUMNS}`, [toClose]);
-      for (const row of r.rows) events.push({ event: 'closed', alert: alertOf(row) });
+      for (const row of r.rows) events.push(routed('closed', row));
     }
     return events;
   }
@@ -335,8 +345,12 @@ export class AlertEngine {
     // Cleared once the work is done: a closed engine leaves no timer behind (test/gateway/close.test.ts).
     clearTimeout(bound);
     this.webhook?.close();
+    this.operatorWebhooks?.close();
   }
 }
+
+/** An alert's change with its machine's operator and that operator's webhook (null: none). */
+type Routed = AlertEvent & { operator: string; webhook: OperatorWebhook | null };
 
 const key = (machine: string, kind: string, subject: string): string => `${machine}\u0000${kind}\u0000${subject}`;
 

@@ -15,6 +15,7 @@
  * often carry a token in their path).
  */
 import { createHmac } from 'node:crypto';
+import { REAL_TIMERS, type TimerId, type Timers } from '../time.js';
 import type { Alert } from './store.js';
 
 export type AlertEventType = 'opened' | 'updated' | 'closed';
@@ -35,7 +36,34 @@ export interface WebhookOptions {
   maxRetryMs?: number;
   /** Per request (10 s). */
   timeoutMs?: number;
+  /** What the log calls it ("webhook"; an operator's: "operator acme's webhook"). */
+  name?: string;
+  /** The retry waits and the per-request timeout run on these (tests: a virtual clock). */
+  timers?: Timers;
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
+}
+
+/** The longest webhook URL taken (an operator's; the column's CHECK too). */
+export const MAX_WEBHOOK_URL = 2048;
+
+/**
+ * Why `url` cannot be an alert webhook, or undefined: http or https only, a
+ * host, at most MAX_WEBHOOK_URL characters, no user name or password (fetch
+ * refuses them, and they would sit where a URL is shown). The message never
+ * repeats the URL (it may carry a token).
+ */
+export function webhookUrlProblem(url: string): string | undefined {
+  if (url.length > MAX_WEBHOOK_URL) return `must be at most ${MAX_WEBHOOK_URL} characters`;
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'is not a URL (http://host/path or https://host/path)';
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'must be an http:// or https:// URL';
+  if (u.hostname === '') return 'has no host';
+  if (u.username !== '' || u.password !== '') return 'must not carry a user name or password: put a token in the path, or sign with a secret';
+  return undefined;
 }
 
 export interface WebhookStats {
@@ -64,10 +92,12 @@ export class WebhookSender {
   private readonly maxRetryMs: number;
   private readonly timeoutMs: number;
   private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  private readonly name: string;
+  private readonly timers: Timers;
   private readonly queue: string[] = [];
   private sending: Promise<void> | undefined;
   private inFlight = false;
-  private wait: { timer: NodeJS.Timeout; wake: () => void } | undefined;
+  private wait: { timer: TimerId; wake: () => void } | undefined;
   private abort: AbortController | undefined;
   private closed = false;
   private readonly counts = { sent: 0, failures: 0, dropped: 0, refused: 0 };
@@ -75,6 +105,8 @@ export class WebhookSender {
   constructor(options: WebhookOptions) {
     const u = new URL(options.url);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('the alert webhook must be an http:// or https:// URL');
+    this.name = options.name ?? 'webhook';
+    this.timers = options.timers ?? REAL_TIMERS;
     this.url = options.url;
     this.origin = u.origin;
     this.secret = options.secret === '' ? undefined : options.secret;
@@ -103,7 +135,7 @@ export class WebhookSender {
       this.queue.splice(this.inFlight ? 1 : 0, 1);
       this.counts.dropped++;
       const n = this.counts.dropped;
-      if (n <= 5 || n % 1000 === 0) this.log('warn', `alerts: webhook ${this.origin} is behind; dropped the oldest notification (${n} dropped so far, ${this.maxQueue} kept)`);
+      if (n <= 5 || n % 1000 === 0) this.log('warn', `alerts: ${this.name} ${this.origin} is behind; dropped the oldest notification (${n} dropped so far, ${this.maxQueue} kept)`);
     }
     this.sending ??= this.run().finally(() => {
       this.sending = undefined;
@@ -138,7 +170,8 @@ export class WebhookSender {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'vendfleet-gateway' };
     if (this.secret) headers[SIGNATURE_HEADER] = signature(body, this.secret);
     this.abort = new AbortController();
-    const timer = setTimeout(() => this.abort?.abort(), this.timeoutMs);
+    const abort = this.abort;
+    const timer = this.timers.set(() => abort.abort(), this.timeoutMs);
     try {
       const res = await fetch(this.url, { method: 'POST', headers, body, signal: this.abort.signal });
       await res.arrayBuffer().catch(() => undefined);
@@ -153,42 +186,42 @@ export class WebhookSender {
       // The receiver refuses this notification: sending it again would get the same answer.
       this.counts.refused++;
       this.counts.dropped++;
-      if (this.counts.refused <= 5 || this.counts.refused % 1000 === 0) this.log('warn', `alerts: webhook ${this.origin} refused a notification (${res.status}); dropped (${this.counts.refused} so far)`);
+      if (this.counts.refused <= 5 || this.counts.refused % 1000 === 0) this.log('warn', `alerts: ${this.name} ${this.origin} refused a notification (${res.status}); dropped (${this.counts.refused} so far)`);
       return 'done';
     } catch (e) {
       if (this.closed) return 'done';
       this.note((e as Error).name === 'AbortError' ? `no answer in ${this.timeoutMs} ms` : 'unreachable');
       return 'retry';
     } finally {
-      clearTimeout(timer);
+      this.timers.clear(timer);
       this.abort = undefined;
     }
   }
 
   private note(what: string): void {
     const n = this.counts.failures + 1;
-    if (n <= 5 || n % 100 === 0) this.log('warn', `alerts: webhook ${this.origin} ${what}; retrying (${n} failed attempts so far, ${this.queue.length} waiting)`);
+    if (n <= 5 || n % 100 === 0) this.log('warn', `alerts: ${this.name} ${this.origin} ${what}; retrying (${n} failed attempts so far, ${this.queue.length} waiting)`);
   }
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const wake = (): void => {
-        clearTimeout(timer);
+        this.timers.clear(timer);
         this.wait = undefined;
         resolve();
       };
-      const timer = setTimeout(wake, ms);
+      const timer = this.timers.set(wake, ms);
       this.wait = { timer, wake };
     });
   }
 
-  /** Stop: what is still queued is dropped (and said so). */
-  close(): void {
+  /** Stop: what is still queued is dropped (and said so: at shutdown, or the operator changed its webhook). */
+  close(why = 'shutdown'): void {
     if (this.closed) return;
     this.closed = true;
     this.abort?.abort();
     this.wait?.wake();
-    if (this.queue.length > 0) this.log('warn', `alerts: ${this.queue.length} webhook notification(s) not sent at shutdown`);
+    if (this.queue.length > 0) this.log('warn', `alerts: ${this.queue.length} notification(s) for ${this.name} ${this.origin} not sent (${why})`);
     this.queue.length = 0;
   }
 }

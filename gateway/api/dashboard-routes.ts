@@ -95,10 +95,27 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
       res.write(': vendfleet live\n\n');
       const stop = feedOf(scope(req)).subscribe((c) => res.write(`event: change\ndata: ${JSON.stringify(c)}\n\n`));
-      // A comment now and then keeps proxies from closing a quiet stream.
-      const beat = setInterval(() => res.write(': beat\n\n'), 15000);
+      const tokenId = req.token!.id;
+      // A comment now and then keeps proxies from closing a quiet stream; the token is asked after then too
+      // (revoked on the store or through another gateway: the stream ends within a beat).
+      const beat = setInterval(() => {
+        res.write(': beat\n\n');
+        void ctx.tokens.live(tokenId).then(
+          (live) => {
+            if (!live) revoked();
+          },
+          () => {},
+        );
+      }, 15000);
+      // Revoked through this API: ended at once, saying why.
+      const revoked = (): void => {
+        if (!res.writableEnded) res.write('event: revoked\ndata: {"error":"unauthorized","message":"the token was revoked"}\n\n');
+        end();
+      };
+      const unwatch = ctx.tokens.watch(tokenId, revoked);
       const end = (): void => {
         clearInterval(beat);
+        unwatch();
         stop();
         streams.delete(end);
         if (!res.writableEnded) res.end();

@@ -34,6 +34,7 @@ export const ERROR_STATUS = {
   'unknown-audit': 404,
   'unknown-image': 404,
   'unknown-rollout': 404,
+  'unknown-token': 404,
   // Also what another operator's machines, commands, audits, rollouts and the operator itself are to a token: not found.
   'unknown-operator': 404,
   // The state of things says no: a machine's refusal of a purchase (its reason, or this), another request holding the key.

@@ -8,7 +8,7 @@ import type { FastifyRequest } from 'fastify';
 import type { CommandService } from '../commands/service.js';
 import type { Db } from '../store/db.js';
 import type { MachineState } from '../store/machines.js';
-import type { Role } from './tokens.js';
+import type { Role, TokenCheck } from './tokens.js';
 import { MACHINE_ID_PATTERN } from '../machine-id.js';
 import { OPERATOR_ID_PATTERN } from '../store/operators.js';
 
@@ -27,6 +27,8 @@ export interface RouteContext {
    */
   readonly reads: Db;
   readonly commands: CommandService;
+  /** The token lookups: a revocation through the API tells it (refused at once, open streams ended). */
+  readonly tokens: TokenCheck;
   /** A preHandler: the request needs a token with at least this role. */
   need(role: Role): (req: FastifyRequest) => Promise<void>;
   /** A preHandler: the request needs a platform admin's token (an admin token of no operator). */

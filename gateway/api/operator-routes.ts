@@ -8,7 +8,21 @@ import type { FastifyInstance } from 'fastify';
 import { createOperator, listOperators, OPERATOR_ID_PATTERN } from '../store/operators.js';
 import { HttpError } from './errors.js';
 import { ERROR, OPERATOR_PARAM, type RouteContext } from './http.js';
-import { createToken, ROLES, type Role } from './tokens.js';
+import { createToken, listTokens, revokeToken, ROLES, type Role } from './tokens.js';
+
+const TOKEN = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    role: { type: 'string', enum: [...ROLES] },
+    operator: { type: ['string', 'null'], description: "null: a platform admin's" },
+    createdAt: { type: 'string', format: 'date-time' },
+    lastUsedAt: { type: ['string', 'null'], format: 'date-time', description: 'last used on the API, to the minute; null: not since the gateway kept track' },
+  },
+} as const;
+/** Token ids: UUIDs from createToken; older stores may have others, so any short plain id is looked up. */
+const TOKEN_ID = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
 
 const OPERATOR = {
   type: 'object',
@@ -70,6 +84,44 @@ export async function registerOperatorRoutes(app: FastifyInstance, ctx: RouteCon
       const owner = platform ? null : scope(req) !== null || operator !== undefined ? await ctx.owner(req, operator) : undefined;
       const made = await createToken(db, name, role, owner);
       return reply.code(201).send({ token: made.token, id: made.info.id, name: made.info.name, role: made.info.role, operator: made.info.operator });
+    },
+  );
+
+  app.get<{ Querystring: { operator?: string } }>(
+    '/tokens',
+    {
+      preHandler: need('admin'),
+      schema: {
+        summary: "The live API tokens the admin token sees (its operator's; a platform admin: every operator's and the platform admins', or one operator's with ?operator=), oldest first. Never their secrets",
+        tags: ['operators'],
+        querystring: { type: 'object', properties: { operator: OPERATOR_PARAM }, additionalProperties: false },
+        response: { 200: { type: 'object', properties: { tokens: { type: 'array', items: TOKEN } } }, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR },
+      },
+    },
+    async (req) => {
+      const mine = scope(req);
+      // Naming an operator: its own for an operator's admin (another's is not found), any existing one for a platform admin.
+      const operator = req.query.operator === undefined ? undefined : await ctx.owner(req, req.query.operator);
+      return { tokens: await listTokens(db, mine, operator) };
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/tokens/:id',
+    {
+      preHandler: need('admin'),
+      schema: {
+        summary: "Revoke an API token: refused from the next request on, its open live streams ended. An operator's admin revokes its operator's tokens (another's, or a platform admin's, is not found); a platform admin any",
+        tags: ['operators'],
+        params: { type: 'object', properties: { id: TOKEN_ID }, required: ['id'] },
+        response: { 204: { type: 'null' }, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR },
+      },
+    },
+    async (req, reply) => {
+      const { id } = req.params;
+      if (!(await revokeToken(db, id, scope(req)))) throw new HttpError('unknown-token', `no live token "${id}"`);
+      ctx.tokens.revoked(id);
+      return reply.code(204).send();
     },
   );
 

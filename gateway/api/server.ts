@@ -35,6 +35,7 @@ import type { RouteContext } from './http.js';
 import { registerProductRoutes } from './product-routes.js';
 import { registerRestockRoutes } from './restock-routes.js';
 import { registerRolloutRoutes } from './rollout-routes.js';
+import { registerWebhookRoutes } from './webhook-routes.js';
 import { Rollouts } from '../rollouts/service.js';
 import { allows, TokenCheck, type Role, type TokenInfo } from './tokens.js';
 import { refuseHostileInput, validatorCompiler } from './validation.js';
@@ -152,6 +153,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     db,
     reads,
     commands,
+    tokens,
     need,
     async needPlatform(req) {
       await need('admin')(req);
@@ -180,6 +182,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await registerAuditRoutes(app, ctx);
   await registerDashboardRoutes(app, ctx);
   await registerAlertRoutes(app, ctx, options.alerts);
+  await registerWebhookRoutes(app, ctx);
   await registerRestockRoutes(app, ctx);
   await registerFirmwareRoutes(app, ctx, options.firmware ?? new FirmwareRegistry(db));
   const engine = options.rolloutEngine;

@@ -43,9 +43,39 @@ export async function createToken(db: Db, name: string, role: Role, operator?: s
   return { token, info: { id, name, role, operator: owner } };
 }
 
-export async function revokeToken(db: Db, id: string): Promise<boolean> {
-  const r = await db.query<{ id: string }>('UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id', [id]);
+/**
+ * Revoke a live token; false when there is none by that id. `operator`
+ * scopes it: a string, that operator's tokens only (another's, or a
+ * platform admin's, is "none"); null or not given, any token.
+ */
+export async function revokeToken(db: Db, id: string, operator: string | null = null): Promise<boolean> {
+  const r = await db.query<{ id: string }>(
+    'UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL AND ($2::text IS NULL OR operator_id = $2) RETURNING id',
+    [id, operator],
+  );
   return r.rows.length > 0;
+}
+
+/** A token as listed: never its secret (the store has only its hash anyway). */
+export interface TokenListing extends TokenInfo {
+  createdAt: string;
+  /** When it was last used on the API, to the minute; null: never since migration 15. */
+  lastUsedAt: string | null;
+}
+
+/**
+ * Live tokens, oldest first: `scope` a string, that operator's; null, every
+ * token (a platform admin's view), narrowed to `operator` when given.
+ */
+export async function listTokens(db: Db, scope: string | null, operator?: string): Promise<TokenListing[]> {
+  const only = scope ?? operator ?? null;
+  const r = await db.query<{ id: string; name: string; role: Role; operator: string | null; created_at: Date | string; last_used_at: Date | string | null }>(
+    `SELECT id, name, role, operator_id AS operator, created_at, last_used_at FROM api_tokens
+     WHERE revoked_at IS NULL AND ($1::text IS NULL OR operator_id = $1) ORDER BY created_at, id`,
+    [only],
+  );
+  const iso = (d: Date | string): string => new Date(d).toISOString();
+  return r.rows.map((t) => ({ id: t.id, name: t.name, role: t.role, operator: t.operator, createdAt: iso(t.created_at), lastUsedAt: t.last_used_at === null ? null : iso(t.last_used_at) }));
 }
 
 export async function countTokens(db: Db): Promise<number> {
@@ -53,10 +83,17 @@ export async function countTokens(db: Db): Promise<number> {
   return Number(r.rows[0]!.n);
 }
 
-/** Looks tokens up by hash, remembering answers for a few seconds (a revocation takes effect within that). */
+/**
+ * Looks tokens up by hash, remembering answers for a few seconds. A token
+ * revoked through this process (`revoked`) is forgotten at once and its open
+ * streams are ended; one revoked elsewhere (vendctl on the store, another
+ * gateway) holds here for at most those seconds.
+ */
 export class TokenCheck {
   private readonly db: Db;
   private readonly cache = new Map<string, { info: TokenInfo | undefined; until: number }>();
+  /** What to end when a token is revoked (its open live streams), by token id. */
+  private readonly watchers = new Map<string, Set<() => void>>();
 
   constructor(db: Db) {
     this.db = db;
@@ -72,8 +109,33 @@ export class TokenCheck {
       [h],
     );
     const info = r.rows[0];
+    // Last use, to the minute: a write at most once a minute per token, not per request.
+    if (info) await this.db.query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')", [info.id]);
     if (this.cache.size > 10000) this.cache.clear();
     this.cache.set(h, { info, until: Date.now() + 5000 });
     return info;
+  }
+
+  /** Is this token (by id) still live? Asks the store, not the cache (a stream checking on its token). */
+  async live(id: string): Promise<boolean> {
+    return (await this.db.query('SELECT 1 FROM api_tokens WHERE id = $1 AND revoked_at IS NULL', [id])).rows.length > 0;
+  }
+
+  /** Call `end` when the token is revoked through this process; returns the undo. */
+  watch(id: string, end: () => void): () => void {
+    let set = this.watchers.get(id);
+    if (!set) this.watchers.set(id, (set = new Set()));
+    set.add(end);
+    return () => {
+      set.delete(end);
+      if (set.size === 0 && this.watchers.get(id) === set) this.watchers.delete(id);
+    };
+  }
+
+  /** The token was revoked: refused from the next request on, its streams ended now. */
+  revoked(id: string): void {
+    for (const [h, hit] of this.cache) if (hit.info?.id === id) this.cache.delete(h);
+    for (const end of [...(this.watchers.get(id) ?? [])]) end();
+    this.watchers.delete(id);
   }
 }

@@ -450,7 +450,10 @@ async function live(): Promise<void> {
         while ((cut = buf.indexOf('\n\n')) >= 0) {
           const msg = buf.slice(0, cut);
           buf = buf.slice(cut + 2);
-          const data = msg.split('\n').find((l) => l.startsWith('data: '));
+          const lines = msg.split('\n');
+          // The token was revoked while the page was open: the server ends the stream after saying so.
+          if (lines.includes('event: revoked')) return signOut('the token was revoked');
+          const data = lines.find((l) => l.startsWith('data: '));
           if (data) changed(JSON.parse(data.slice(6)) as Change);
         }
       }

@@ -474,6 +474,17 @@ INSERT INTO sales_daily_fleet (day, sales, revenue)
 ALTER TABLE machine_state SET (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000,
   autovacuum_analyze_scale_factor = 0.05, autovacuum_vacuum_cost_delay = 0)`,
   },
+  {
+    version: 15,
+    name: "operators' alert webhooks, tokens' last use",
+    sql: `
+-- Each operator's own alert webhook (docs/alerts.md): its alerts only, besides the platform's global one.
+-- The secret is kept as given: the gateway signs with it (an HMAC key cannot be stored as a hash).
+ALTER TABLE operators ADD COLUMN alert_webhook_url text CHECK (length(alert_webhook_url) <= 2048);
+ALTER TABLE operators ADD COLUMN alert_webhook_secret text CHECK (alert_webhook_url IS NOT NULL OR alert_webhook_secret IS NULL);
+-- When a token was last seen on the API (to the minute: written at most once a minute per token).
+ALTER TABLE api_tokens ADD COLUMN last_used_at timestamptz`,
+  },
 ];
 
 /** Apply the migrations not applied yet, up to version `until` (tests stop short of one to store data as an older version did). */

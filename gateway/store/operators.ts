@@ -42,3 +42,20 @@ export async function listOperators(db: Queryable, operator: string | null): Pro
   );
   return r.rows.map((x) => ({ id: x.id, name: x.name, machines: Number(x.machines), createdAt: new Date(x.created_at).toISOString() }));
 }
+
+/** An operator's own alert webhook (migration 15); the secret never leaves the store but to sign. */
+export interface AlertWebhookSetting {
+  url: string;
+  secret: string | null;
+}
+
+export async function alertWebhookOf(db: Queryable, operator: string): Promise<AlertWebhookSetting | null> {
+  const r = await db.query<{ url: string | null; secret: string | null }>('SELECT alert_webhook_url AS url, alert_webhook_secret AS secret FROM operators WHERE id = $1', [operator]);
+  const row = r.rows[0];
+  return row?.url ? { url: row.url, secret: row.secret } : null;
+}
+
+/** Set (or, null, remove) an operator's alert webhook; the caller has checked the URL (webhookUrlProblem). */
+export async function setAlertWebhook(db: Queryable, operator: string, webhook: AlertWebhookSetting | null): Promise<void> {
+  await db.query('UPDATE operators SET alert_webhook_url = $2, alert_webhook_secret = $3 WHERE id = $1', [operator, webhook?.url ?? null, webhook?.secret ?? null]);
+}

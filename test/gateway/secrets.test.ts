@@ -3,11 +3,14 @@
  * (`npm run gateway`, embedded store and broker) runs as its own process,
  * every secret is made and used (the first admin token, a machine's
  * command key and MQTT password from provisioning, a rotated key inside a
- * signed command) and wrong ones are tried; then its whole output is
- * searched for each of them.
+ * signed command, an operator's alert webhook secret and the token in its
+ * URL's path, delivered to a receiver that keeps failing) and wrong ones
+ * are tried; then its whole output is searched for each of them.
  */
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +20,8 @@ import { connectMqtt } from '../lib/mqtt.js';
 const main = fileURLToPath(new URL('../../gateway/main.js', import.meta.url));
 
 describe('secrets and the gateway log', function () {
-  this.timeout(120000);
+  // Opening a new embedded store takes a minute on a loaded machine: the start is waited for up to 150 s.
+  this.timeout(240000);
 
   it('writes no token, key or password to its output, however they are used', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vf-secrets-'));
@@ -28,8 +32,14 @@ describe('secrets and the gateway log', function () {
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     const secrets: [string, string][] = [];
+    // The operator's webhook receiver: down (503), so the gateway retries and says so in its log.
+    const receiver = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(503).end());
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     try {
-      for (let i = 0; i < 600 && !/admin API token is in/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 1500 && !/admin API token is in/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
       const api = /operator API on (http:\/\/[\d.:]+)/.exec(out)?.[1];
       const broker = /embedded MQTT broker on (mqtt:\/\/[\d.:]+)/.exec(out)?.[1];
       assert.ok(api && broker, out);
@@ -75,20 +85,30 @@ describe('secrets and the gateway log', function () {
       const body = JSON.parse(command.slice(command.indexOf('\n') + 1)) as { args: { key: string } };
       assert.match(body.args.key, /^[0-9a-f]{64}$/);
       secrets.push(['rotated key', body.args.key], ['command signature', command.split('\n')[0]!.split(' ')[2]!]);
+      // The operator's own alert webhook, its URL carrying a token in the path, signed with a secret; an empty slot alerts.
+      const pathToken = 'hook-path-token-5f1e2d3c4b5a6978';
+      const hookSecret = 'operator-hook-secret-0a1b2c3d';
+      secrets.push(['webhook path token', pathToken], ['webhook secret', hookSecret]);
+      const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/${pathToken}`;
+      assert.equal((await call('PUT', '/alert-webhook', { url: hookUrl, secret: hookSecret })).status, 200);
+      const slots = [{ code: 'A1', product: 'Chips', qty: 0, capacity: 10, price: 125 }];
+      await machine.publishAsync('fleet/vm-secret/telemetry', JSON.stringify({ v: 1, t: 1, fw: 'test', state: 'IDLE', slots }), { qos: 1 });
       // Bad input that the gateway does log (a rejection with its detail).
       await machine.publishAsync('fleet/vm-secret/events', `{"v":1,"events":[{"seq":1,"t":0,"type":"x","key":"${commandKey}"`, { qos: 1 });
       await machine.endAsync();
       // Until the gateway has logged that rejection (bounded): the log is read only once it holds everything asserted below.
-      for (let i = 0; i < 600 && !/rejected \(malformed-json/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 600 && !(/rejected \(malformed-json/.test(out) && /operator default's webhook http:\/\/127\.0\.0\.1:\d+ answered 503/.test(out)); i++) await new Promise((r) => setTimeout(r, 50));
     } finally {
       child.kill('SIGINT');
+      receiver.close();
     }
     assert.equal(await closed, 0, out);
     rmSync(dir, { recursive: true, force: true });
     // The log has what an operator needs, so its silence about secrets is not an empty log's.
     assert.match(out, /embedded MQTT broker on/);
     assert.match(out, /rejected \(malformed-json/);
-    assert.ok(secrets.length === 7);
+    assert.match(out, /operator default's webhook http:\/\/127\.0\.0\.1:\d+ answered 503; retrying/);
+    assert.ok(secrets.length === 9);
     for (const [what, secret] of secrets) {
       assert.ok(secret.length >= 16, `${what} is a real secret`);
       assert.ok(!out.includes(secret), `the ${what} appears in the gateway's output:\n${out}`);

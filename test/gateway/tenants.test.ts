@@ -66,7 +66,7 @@ for (const backend of BACKENDS) {
     const routes: string[] = [];
     const t = { platform: '', aAdmin: '', aOperator: '', aViewer: '', bAdmin: '' };
     /** B's things by id, and A's. */
-    const bs = { command: '', audit: 0, looseAudit: 0, rollout: '' };
+    const bs = { command: '', audit: 0, looseAudit: 0, rollout: '', token: '' };
     const as = { command: '', audit: 0, looseAudit: 0, rollout: '' };
 
     const call = (token: string | undefined, r: Req) =>
@@ -111,6 +111,8 @@ for (const backend of BACKENDS) {
       t.aOperator = (await createToken(db, 'a operator', 'operator', 'op-a')).token;
       t.aViewer = (await createToken(db, 'a viewer', 'viewer', 'op-a')).token;
       t.bAdmin = (await createToken(db, 'b admin', 'admin', 'op-b')).token;
+      // B's token that A tries to revoke (and B's own admin then does: the probe must hit something real).
+      bs.token = (await createToken(db, 'b spare', 'viewer', 'op-b')).info.id;
       // Each operator provisions its machine: the API assigns the token's operator.
       assert.equal((await ok(t.aAdmin, { method: 'POST', url: '/machines', body: { id: 'ta-1' } }, 201))['operator'], 'op-a');
       assert.equal((await ok(t.bAdmin, { method: 'POST', url: '/machines', body: { id: 'tb-1' } }, 201))['operator'], 'op-b');
@@ -129,6 +131,8 @@ for (const backend of BACKENDS) {
       await firmware.upload(signed(IMAGE, '1.2.0', key));
       // B's fleet rules first: each machine's rules change below waits for every evaluation under way, this one's too.
       await ok(t.bAdmin, { method: 'PUT', url: '/alert-rules', body: { lowStock: { percent: 45 } } });
+      // B's own alert webhook (no gateway here sends to it): A's probes must neither read, change nor remove it.
+      await ok(t.bAdmin, { method: 'PUT', url: '/alert-webhook', body: { url: 'https://b.invalid/hook/b-path-token', secret: 'b-secret-0123456789' } });
       for (const [token, id, mine] of [[t.aAdmin, 'ta-1', as], [t.bAdmin, 'tb-1', bs]] as const) {
         mine.command = (await ok(token, { method: 'POST', url: `/machines/${id}/commands`, body: { type: 'audit' } }, 202))['id'] as string;
         mine.audit = (await ok(token, { method: 'POST', url: `/audits?machine=${id}&read=1`, text: DEX(`S-${id}`) }, 201))['id'] as number;
@@ -155,7 +159,8 @@ for (const backend of BACKENDS) {
         db.query("SELECT id, operator_id, lat, lon, address, next_command, mqtt_secret_hash FROM machines WHERE id = 'tb-1'"),
         db.query("SELECT tag FROM machine_tags WHERE machine_id = 'tb-1' ORDER BY tag"),
         db.query("SELECT rules FROM alert_rules WHERE machine_id = 'tb-1'"),
-        db.query("SELECT alert_rules FROM operators WHERE id = 'op-b'"),
+        db.query("SELECT alert_rules, alert_webhook_url, alert_webhook_secret FROM operators WHERE id = 'op-b'"),
+        db.query("SELECT id, revoked_at FROM api_tokens WHERE operator_id = 'op-b' ORDER BY id"),
         db.query("SELECT kid, state, encode(key, 'hex') AS k FROM machine_keys WHERE machine_id = 'tb-1' ORDER BY kid"),
         db.query("SELECT id, status FROM commands WHERE machine_id = 'tb-1' ORDER BY n"),
         db.query("SELECT id FROM audits WHERE operator_id = 'op-b' ORDER BY id"),
@@ -187,6 +192,11 @@ for (const backend of BACKENDS) {
         ['GET /operators', { kind: 'list', req: { method: 'GET', url: '/operators' } }],
         ['POST /operators', { kind: 'platform', req: { method: 'POST', url: '/operators', body: { id: 'op-c', name: 'C' } } }],
         ['POST /tokens', { kind: 'foreign', probes: [{ method: 'POST', url: '/tokens', body: { name: 'mine now', role: 'admin', operator: 'op-b' } }] }],
+        ['GET /tokens', { kind: 'foreign', probes: [{ method: 'GET', url: '/tokens?operator=op-b' }] }],
+        ['DELETE /tokens/:id', { kind: 'foreign', probes: [{ method: 'DELETE', url: `/tokens/${bs.token}` }] }],
+        ['GET /alert-webhook', { kind: 'foreign', probes: [{ method: 'GET', url: '/alert-webhook?operator=op-b' }] }],
+        ['PUT /alert-webhook', { kind: 'foreign', probes: [{ method: 'PUT', url: '/alert-webhook?operator=op-b', body: { url: 'https://a.invalid/stolen', secret: 'a-secret-of-a-s-own' } }] }],
+        ['DELETE /alert-webhook', { kind: 'foreign', probes: [{ method: 'DELETE', url: '/alert-webhook?operator=op-b' }] }],
         ['GET /machines', { kind: 'list', req: { method: 'GET', url: '/machines' }, foreign: [] }],
         ['GET /machines/:id', { kind: 'foreign', probes: [{ method: 'GET', url: m() }] }],
         ['PUT /machines/:id/tags', { kind: 'foreign', probes: [{ method: 'PUT', url: `${m()}/tags`, body: { tags: ['stolen'] } }] }],
@@ -346,7 +356,7 @@ for (const backend of BACKENDS) {
             const res = await call(token, p);
             if (res.statusCode === 403 && token !== t.aAdmin) continue; // a role A's token lacks: refused before anything is looked up
             assert.equal(res.statusCode, 404, `${route}: ${p.method} ${p.url} with A's token: ${res.statusCode} ${res.body}`);
-            assert.ok(!res.body.includes('S-tb-1') && !res.body.includes('tb-1 street') && !res.body.includes('Operator B'), `${route}: the answer tells nothing of B's: ${res.body}`);
+            assert.ok(!res.body.includes('S-tb-1') && !res.body.includes('tb-1 street') && !res.body.includes('Operator B') && !res.body.includes('b-path-token') && !res.body.includes('b spare'), `${route}: the answer tells nothing of B's: ${res.body}`);
             if (p.method === 'GET') {
               const head = await call(token, { ...p, method: 'HEAD' });
               assert.equal(head.statusCode, 404, `HEAD ${p.url}`);
