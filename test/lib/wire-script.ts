@@ -330,3 +330,15 @@ export function times(n: number, lines: readonly string[]): string[] {
   for (let i = 0; i < n; i++) out.push(...lines);
   return out;
 }
+
+/** `text` as `n` bytes of ASCII padded with spaces, in transcript notation (for identification fields). */
+export function asciiWords(text: string, n: number): string {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) out.push((i < text.length ? text.charCodeAt(i) : 0x20).toString(16).toUpperCase().padStart(2, '0'));
+  return out.join(' ');
+}
+
+/** `n` zero bytes in transcript notation. */
+export function zeros(n: number): string {
+  return times(n, ['00']).join(' ');
+}
