@@ -54,8 +54,13 @@ export class WireClock implements Clock, Timers {
   }
 
   set(fn: () => void, ms: number): TimerId {
+    return this.at(this.t + (ms > 0 ? ms : 0), fn);
+  }
+
+  /** Run `fn` at time `t` (not before now). */
+  at(t: number, fn: () => void): TimerId {
     const id = this.nextId++;
-    this.due.set(id, { at: this.t + (ms > 0 ? ms : 0), fn });
+    this.due.set(id, { at: t > this.t ? t : this.t, fn });
     return id;
   }
 
@@ -307,11 +312,11 @@ export class WireScript {
       for (let i = 0; i < step.words.length; i++) {
         const w = step.words[i]!;
         t += WIRE_CHAR_MS;
-        this.clock.set(() => {
+        this.clock.at(t, () => {
           this.record('<', w, i === 0);
           this.rx.push(w);
           this.onReadable?.(this.rx.length);
-        }, t - now);
+        });
       }
       this.periphFreeAt = t;
       // A lone ACK or NAK needs no answer; a whole data block (more than one word, the last with the mode bit) does.
