@@ -222,6 +222,42 @@ describe('MDB wire: coin changer', () => {
     ok(s.timeOf('tubes') - s.timeOf('reset') >= 500);
   });
 
+  it('wire/changer: level 3 alternative payout: 0F 02 (value in scale units), 0F 04 value polls until a lone ACK, 0F 03 coins per type, tubes read before and after', () => {
+    const { s, changer, events } = rig();
+    const id = `< ${asciiWords('ABC', 3)} ${asciiWords('S1', 12)} ${asciiWords('M1', 12)} 01 42 00 00 00 03 CHK`;
+    s.run(['> 108 08', '< 100', '> 10B 0B', '< 0B 10B', '> 00', '> 109 09', SETUP_L3, '> 00', '> 10F 00 0F', id, '> 00', '> 10F 01 00 00 00 03 13', '< 100', '> 10F 05 14', '< 03 00 CHK', '> 00', ...READY, ...POLL_IDLE]);
+    const paid: string[] = [];
+    // 50 cents: 10 units of 5 cents.
+    ok(changer.payoutValue(50, (coins, value) => void paid.push(`${Array.from(coins.subarray(0, 3)).join(',')} = ${value}`)));
+    s.run([
+      '> 10A 0A',
+      TUBES,
+      '> 00',
+      '> 10F 02 0A 1B',
+      '< 100',
+      '> 10B 0B',
+      '< 02 102',
+      '> 00',
+      '> 10F 04 13',
+      '< 05 105',
+      '> 00',
+      '> 10B 0B',
+      '< 02 102',
+      '> 00',
+      '> 10F 04 13',
+      '< 100',
+      '> 10F 03 12',
+      `< 00 05 ${zeros(14)} CHK`,
+      '> 00',
+      '> 10A 0A',
+      `< 00 00 0A 06 0C ${zeros(13)} CHK`,
+      '> 00',
+      ...POLL_IDLE,
+    ]);
+    deepEqual(paid, ['0,5,0 = 50']);
+    deepEqual(events, ['ready', 'payout from 10,11,12']);
+  });
+
   it('wire/changer: silent past its non-response time (2 s) it is lost, and RESET again no sooner than 10 s after the last RESET', () => {
     const { s, events } = ready();
     s.run(['> 10B 0B @heard', '< 100', ...times(20, ['> 10B 0B', '< silence']), '> 108 08 @reset2', '< silence', '> 108 08 @reset3', '< silence']);
