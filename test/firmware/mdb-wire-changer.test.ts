@@ -172,7 +172,7 @@ describe('MDB wire: coin changer', () => {
     ok(s.timeOf('verify') - s.timeOf('dispense') >= TIMING.pollIntervalMs, 'busy watched for a poll period at least');
   });
 
-  it('wire/changer: more than 15 coins of a type go out in DISPENSEs of at most 15 (1F, then 21)', () => {
+  it('wire/changer: more than 15 coins of a type go out in DISPENSEs of at most 15 (0D F0, then 0D 20)', () => {
     const { s, changer } = ready();
     const paid: number[] = [];
     ok(changer.payout([17], (_coins, value) => void paid.push(value)));
