@@ -15,6 +15,9 @@
 import type { Timers, TimerId, WordSerial, WordSerialPort } from '../board.js';
 import { ACK, BAUD, CHAR_TIME_MS, MAX_BLOCK, MODE_BIT, NAK, RESPONSE_TIMEOUT_MS, RET, checksum } from './frame.js';
 
+/** Characters past t-response before silence is declared: the first word's own, and the UART's report of it. */
+const FIRST_WORD_CHARS = 2;
+
 /** The peripheral acknowledged a command that expects no data. */
 export const REPLY_ACK = 0;
 /** The peripheral refused the block (or did not understand it). */
@@ -69,7 +72,8 @@ export interface WordLinkOptions {
 export class WordLink implements MdbLink {
   private readonly port: WordSerial;
   private readonly timers: Timers;
-  private readonly rx = new Uint8Array(MAX_BLOCK + 1);
+  /** One block at most: a 37th word is an overflow, never data (a block is at most 36 bytes with its checksum). */
+  private readonly rx = new Uint8Array(MAX_BLOCK);
   private rxLength = 0;
   private rxOverflow = false;
   private handler: ReplyHandler | undefined;
@@ -144,12 +148,18 @@ export class WordLink implements MdbLink {
     while (this.port.read() !== undefined) this.stats.stray++;
   }
 
-  /** Arm the response timer once `sentWords` more words have left the UART. */
+  /**
+   * Arm the response timer once `sentWords` more words have left the UART.
+   * t-response bounds when the peripheral's first word starts; it is read
+   * only once it has arrived (one character) and the UART has said so (about
+   * one more), so those are waited for too: an answer started at 4.9 ms is
+   * in time.
+   */
   private expectReply(sentWords: number): void {
     this.rxLength = 0;
     this.rxOverflow = false;
     this.traceRx = [];
-    this.armTimer(sentWords * CHAR_TIME_MS + RESPONSE_TIMEOUT_MS);
+    this.armTimer((sentWords + FIRST_WORD_CHARS) * CHAR_TIME_MS + RESPONSE_TIMEOUT_MS);
   }
 
   private armTimer(ms: number): void {
