@@ -8,7 +8,7 @@
 /** Listing commands: `vendctl CMD` (or `vendctl CMD ACTION` for the two-word ones) prints a table unless --json. */
 export const LISTINGS: ReadonlySet<string> = new Set([
   'machines', 'slots', 'products', 'coins', 'sales', 'commands', 'audits', 'alerts', 'operators',
-  'picklist', 'forecast', 'route', 'firmware list', 'rollout list', 'rollout machines', 'tokens list', 'token list',
+  'picklist', 'forecast', 'route', 'firmware list', 'rollout list', 'rollout machines', 'tokens list',
 ]);
 
 const WIDEST = 40;

@@ -301,39 +301,59 @@ function tryTwoOptStar(s: Plan, u: number, v: number): boolean {
   return true;
 }
 
-/** Moves between near neighbours until none improves. */
-function localSearch(s: Plan, near: Int32Array[], order: number[]): void {
-  for (let improved = true; improved; ) {
-    improved = false;
-    for (const u of order) {
-      for (const v of near[u]!) {
-        const pv = s.prev(v);
-        const pu = s.prev(u);
-        if (tryRelocate(s, u, v) || (pv !== 0 && tryRelocate(s, u, pv)) || trySwap(s, u, v) || tryTwoOpt(s, u, v) || tryTwoOptStar(s, u, v) || (pu !== 0 && tryTwoOptStar(s, pu, v))) {
-          improved = true;
-        }
-      }
-      // A stop moved next to the depot: the first place of a route.
-      for (let r = 0; r < s.routes.length; r++) {
-        const route = s.routes[r]!;
-        if (route.length === 0 || s.routeOf[u] === r) continue;
-        const first = route[0]!;
-        const p = s.p;
-        const up = s.prev(u);
-        const un = s.next(u);
-        const added = p.dist(0, u) + p.dist(u, first) - p.dist(0, first);
-        const removed = p.dist(up, u) + p.dist(u, un) - p.dist(up, un);
-        if (added - removed > -EPS || !fits(p, s.loads[r]! + p.demand[u]!, s.lengths[r]! + added, route.length + 1)) continue;
-        const ru = s.routeOf[u]!;
-        s.routes[ru]!.splice(s.posOf[u]!, 1);
-        s.refresh(ru);
-        route.unshift(u);
-        s.refresh(r);
-        improved = true;
+/**
+ * Moves between near neighbours until none improves, starting from `start`
+ * and following the stops each improvement touched (a queue), so that a
+ * local repair costs what it touches, not the whole plan.
+ */
+function localSearch(s: Plan, near: Int32Array[], start: readonly number[]): void {
+  const p = s.p;
+  const queued = new Uint8Array(p.n);
+  const queue: number[] = [];
+  const push = (c: number): void => {
+    if (c > 0 && !queued[c]) {
+      queued[c] = 1;
+      queue.push(c);
+    }
+  };
+  for (let i = start.length - 1; i >= 0; i--) push(start[i]!);
+  while (queue.length > 0) {
+    const u = queue.pop()!;
+    queued[u] = 0;
+    const touched = (v: number): void => {
+      for (const c of [u, v, s.prev(u), s.next(u), s.prev(v), s.next(v)]) push(c);
+    };
+    for (const v of near[u]!) {
+      const pv = s.prev(v);
+      const pu = s.prev(u);
+      if (tryRelocate(s, u, v) || (pv !== 0 && tryRelocate(s, u, pv)) || trySwap(s, u, v) || tryTwoOpt(s, u, v) || tryTwoOptStar(s, u, v) || (pu !== 0 && tryTwoOptStar(s, pu, v))) {
+        touched(v);
+        break;
       }
     }
-    s.compact();
+    if (queued[u]) continue;
+    // u moved to the first place of another route (next to the depot), when that is shorter.
+    const up = s.prev(u);
+    const un = s.next(u);
+    const removed = p.dist(up, u) + p.dist(u, un) - p.dist(up, un);
+    for (let r = 0; r < s.routes.length; r++) {
+      const route = s.routes[r]!;
+      if (route.length === 0 || s.routeOf[u] === r) continue;
+      const first = route[0]!;
+      const added = p.dist(0, u) + p.dist(u, first) - p.dist(0, first);
+      if (added - removed > -EPS || !fits(p, s.loads[r]! + p.demand[u]!, s.lengths[r]! + added, route.length + 1)) continue;
+      const ru = s.routeOf[u]!;
+      s.routes[ru]!.splice(s.posOf[u]!, 1);
+      s.refresh(ru);
+      route.unshift(u);
+      s.refresh(r);
+      touched(first);
+      push(up);
+      push(un);
+      break;
+    }
   }
+  s.compact();
 }
 
 /** Put stops back where each costs least (a new route when none fits). */
@@ -378,8 +398,16 @@ function shuffle(a: number[], rnd: () => number): void {
 }
 
 /** Solve; every stop is on exactly one route, and every route keeps the limits (a stop that fits no van alone gets a route of its own). */
-export function solveVrp(p: VrpProblem, options: VrpOptions = {}): VrpSolution {
+export function solveVrp(problem: VrpProblem, options: VrpOptions = {}): VrpSolution {
+  let p = problem;
   if (p.n <= 1) return { routes: [], cost: 0 };
+  // Distances looked up, not computed (haversine is trigonometry), while the table stays modest (2,000 stops: 32 MB).
+  if (p.n <= 2000) {
+    const n = p.n;
+    const table = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) table[i * n + j] = table[j * n + i] = p.dist(i, j);
+    p = { ...p, dist: (a, b) => table[a * n + b]! };
+  }
   const k = Math.min(p.n - 2, options.neighbours ?? 16);
   const near = nearest(p, Math.max(1, k));
   const rnd = generator(options.seed ?? 1);
@@ -398,8 +426,10 @@ export function solveVrp(p: VrpProblem, options: VrpOptions = {}): VrpSolution {
     const trial = new Plan(p, current.routes);
     // Ruin: a random stop and some of its nearest neighbours.
     const seed = 1 + Math.floor(rnd() * (p.n - 1));
-    const size = Math.max(2, Math.min(p.n - 1, Math.round((p.n - 1) * (0.05 + 0.15 * rnd()))));
+    const size = Math.max(2, Math.min(p.n - 1, k + 1, Math.round((p.n - 1) * (0.05 + 0.15 * rnd()))));
     const out = [seed, ...Array.from(near[seed]!).slice(0, size - 1)];
+    const around = new Set<number>(out);
+    for (const u of out) for (const v of near[u]!) around.add(v);
     for (const u of out) {
       const r = trial.routeOf[u]!;
       trial.routes[r]!.splice(trial.posOf[u]!, 1);
@@ -408,15 +438,14 @@ export function solveVrp(p: VrpProblem, options: VrpOptions = {}): VrpSolution {
     trial.compact();
     shuffle(out, rnd);
     recreate(trial, out);
-    shuffle(order, rnd);
-    localSearch(trial, near, order);
+    localSearch(trial, near, [...around]);
     const c = trial.cost();
     // Accept a little worse now and then (it leaves a local optimum); keep the best seen.
     if (c < current.cost() - EPS || rnd() < 0.05) current = trial;
     if (c < best!.cost() - EPS) best = new Plan(p, trial.routes);
   }
   const routes = best!.routes.filter((r) => r.length > 0).map((r) => r.slice());
-  return { routes, cost: routes.reduce((a, r) => a + routeLength(p, r), 0) };
+  return { routes, cost: routes.reduce((a, r) => a + routeLength(problem, r), 0) };
 }
 
 /** The total distance of routes (depot to depot), for checking a plan. */
