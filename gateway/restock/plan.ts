@@ -114,7 +114,8 @@ function reasonsFor(f: readonly SlotForecast[], until: number): VisitReason[] {
   return out;
 }
 
-export async function planRestockRoute(db: Queryable, req: RouteRequest): Promise<RoutePlan> {
+/** The machines that need a visit before the next one (or the ones listed), each with why and its pick list. */
+export async function restockVisits(db: Queryable, req: Omit<RouteRequest, 'depot' | 'returnToDepot'>): Promise<{ now: Date; windowDays: number; visits: Visit[] }> {
   const now = req.now ?? new Date();
   const windowDays = req.windowDays ?? DEFAULT_WINDOW_DAYS;
   const listed = req.machines ? [...new Set(req.machines)] : undefined;
@@ -141,6 +142,11 @@ export async function planRestockRoute(db: Queryable, req: RouteRequest): Promis
       picklist: pickList(m.slots),
     });
   }
+  return { now, windowDays, visits };
+}
+
+export async function planRestockRoute(db: Queryable, req: RouteRequest): Promise<RoutePlan> {
+  const { now, windowDays, visits } = await restockVisits(db, req);
   const located = visits.filter((v): v is Visit & { location: Location } => v.location !== null);
   const route = planRoute(
     located.map((v) => v.location),
