@@ -20,6 +20,7 @@ import { REPLY_ACK, REPLY_DATA, type ReplyKind } from './link.js';
 import {
   PHASE_INIT,
   PHASE_READY,
+  PHASE_RESET,
   Peripheral,
   clearIdentity,
   emptyIdentity,
@@ -46,6 +47,8 @@ export const BILL_FEATURE = Object.freeze({ FILE_TRANSPORT: 1 << 0, RECYCLER: 1 
 const BILL_FEATURES_USED = 0;
 /** Bill types 0..15: SETUP's credit table, BILL TYPE's masks, POLL's xxxx. */
 const BILL_TYPES = 16;
+/** The validator reports what became of an escrowed bill within this long of the ESCROW command [MDB-BILL-12]. */
+const ESCROW_RESULT_MS = 30000;
 
 const PHASE_SETUP = PHASE_INIT;
 const PHASE_STACKER = PHASE_INIT + 1;
@@ -131,6 +134,8 @@ export class BillValidator extends Peripheral {
   private stackerBefore = 0;
   /** After a reset: the escrowed bill's fate is decided by the STACKER count read during the init. */
   private stackUnsure = false;
+  /** When the validator acknowledged ESCROW for the bill in escrow (-1: not yet); its result is due within 30 s. */
+  private decidedAt = -1;
 
   constructor(options: BillValidatorOptions) {
     super(ADDRESS_BILL, options.timing, options.log, options.currency, options);
@@ -293,6 +298,7 @@ export class BillValidator extends Peripheral {
         if (kind === REPLY_ACK) {
           if (sub === 1) this.stackAcked = true;
           this.escrowDecision = -1;
+          if (this.escrowType >= 0) this.decidedAt = now;
         }
         // Otherwise the decision stays pending and is sent again.
         return;
@@ -344,6 +350,7 @@ export class BillValidator extends Peripheral {
             this.stackAcked = false;
             this.stackSent = false;
             this.stackUnsure = false;
+            this.decidedAt = -1;
             this.events.billEscrowed(type, value);
             break;
           case BILL_ROUTE.RETURNED:
@@ -365,7 +372,27 @@ export class BillValidator extends Peripheral {
         else this.log('warn', `bill validator status 0x${b.toString(16)}`);
       }
     }
+    this.checkEscrowResult(now);
     return true;
+  }
+
+  protected override pollIdle(now: number): void {
+    this.checkEscrowResult(now);
+  }
+
+  /**
+   * [MDB-BILL-12] A validator that has not said within 30 s of ESCROW what
+   * became of the bill is stuck: RESET it (it answers, so now rather than
+   * 10 s on). The reset hands back a bill it still holds, and after a STACK
+   * the STACKER count read by the init decides, as after any reset.
+   */
+  private checkEscrowResult(now: number): void {
+    if (this.decidedAt < 0 || this.phase !== PHASE_READY || now - this.decidedAt <= ESCROW_RESULT_MS) return;
+    this.log('warn', `bill validator: no stacked or returned report ${ESCROW_RESULT_MS} ms after ESCROW; resetting it`);
+    this.decidedAt = -1;
+    this.phase = PHASE_RESET;
+    this.lastReset = -Infinity;
+    this.lostReady(now);
   }
 
   private clearEscrow(type: number): void {
@@ -379,6 +406,7 @@ export class BillValidator extends Peripheral {
     this.stackAcked = false;
     this.stackSent = false;
     this.stackUnsure = false;
+    this.decidedAt = -1;
   }
 
   /**

@@ -69,7 +69,8 @@ export interface WordLinkOptions {
 export class WordLink implements MdbLink {
   private readonly port: WordSerial;
   private readonly timers: Timers;
-  private readonly rx = new Uint8Array(MAX_BLOCK + 1);
+  /** An answer is at most 36 bytes with its checksum: one word more overflows, and is not taken [MDB-LINK-4]. */
+  private readonly rx = new Uint8Array(MAX_BLOCK);
   private rxLength = 0;
   private rxOverflow = false;
   private handler: ReplyHandler | undefined;

@@ -178,6 +178,14 @@ export class SimCoinChanger extends SimPeripheral {
   }
 
   /** The changer restarts by itself (brown-out, firmware watchdog): it will report "just reset". */
+  /**
+   * Report POLL activity this simulation does not produce itself (a rejected
+   * coin, slugs, a status byte), as one event, in the order it comes.
+   */
+  report(...bytes: number[]): void {
+    this.events.push(bytes);
+  }
+
   spontaneousReset(): void {
     this.powerUp();
   }
