@@ -7,6 +7,7 @@
  */
 import { BillValidator, type BillCallbacks } from '../../firmware/mdb/bill.js';
 import type { WordSerialOptions, WordSerialPort } from '../../firmware/board.js';
+import { parseConfig } from '../../firmware/config.js';
 import { MdbBus } from '../../firmware/mdb/bus.js';
 import { CashlessReader, type CashlessCallbacks } from '../../firmware/mdb/cashless.js';
 import { CoinChanger, ROUTE_CASHBOX, ROUTE_TUBES, type ChangerCallbacks } from '../../firmware/mdb/changer.js';
@@ -16,11 +17,12 @@ import type { PeripheralTiming } from '../../firmware/mdb/peripheral.js';
 import { SimBillValidator } from '../../hal-sim/mdb/bill.js';
 import { SimCashlessReader } from '../../hal-sim/mdb/cashless.js';
 import { SimCoinChanger } from '../../hal-sim/mdb/changer.js';
-import { deepEqual, equal, ok } from '../lib/assert.js';
+import { deepEqual, equal, ok, throws } from '../lib/assert.js';
 import { Wired } from '../lib/wired.js';
 
 const TIMING: PeripheralTiming = { pollIntervalMs: 100, nonResponseMs: 2000, resetIntervalMs: 10000, justResetWaitMs: 500 };
 const noLog = (): void => {};
+const SLOT = { code: 'A1', product: 'Chips', price: 125, qty: 5 };
 const USD_COINS = [
   { value: 5, tube: 20 },
   { value: 10, tube: 20 },
@@ -194,8 +196,8 @@ describe('MDB rules: link layer', () => {
     ok(at - t0 <= earliest + CHAR_TIME_MS, `timeout after ${(at - t0).toFixed(3)} ms, later than needed`);
   });
 
-  // [MDB-LINK-8]
-  it('answers every data block of a changer init, deposits and a payout within t-response', () => {
+  // [MDB-LINK-8], [MDB-TIME-1]
+  it('sends its blocks without gaps and answers every data block within t-response (changer init, deposits, a payout)', () => {
     const { w, wire, sim, drv } = changerRig(3);
     drv.setAccepting(true);
     w.run(1000);
@@ -217,11 +219,53 @@ describe('MDB rules: link layer', () => {
       answered++;
     }
     ok(answered >= 12, `data blocks answered: ${answered}`);
+    // Within a VMC block each word follows the one before at once: one character time, no gap.
+    let gaps = 0;
+    for (let i = 1; i < wire.length; i++) {
+      const x = wire[i]!;
+      const prev = wire[i - 1]!;
+      if (x.dir !== 'vmc' || prev.dir !== 'vmc' || x.word & 0x100) continue;
+      ok(x.at - prev.at - CHAR_TIME_MS <= 1, `${(x.at - prev.at - CHAR_TIME_MS).toFixed(3)} ms between two words of a VMC block`);
+      gaps++;
+    }
+    ok(gaps >= 40, `words checked: ${gaps}`);
+  });
+});
+
+describe('MDB rules: timing', () => {
+  // [MDB-TIME-3]
+  it('polls each ready device every poll period, which the configuration keeps within 25..200 ms', () => {
+    for (const bad of [24, 201]) throws(() => parseConfig({ slots: [SLOT], pollIntervalMs: bad }), /pollIntervalMs must be between 25 and 200/);
+    for (const period of [25, 200]) {
+      equal(parseConfig({ slots: [SLOT], pollIntervalMs: period }).pollIntervalMs, period);
+      const w = new Wired();
+      const wire = timedWire(w);
+      const timing = { ...TIMING, pollIntervalMs: period };
+      new SimCoinChanger(w.scheduler, w.bus, { coins: USD_COINS, currency: 840, decimals: 2 });
+      new SimBillValidator(w.scheduler, w.bus, { bills: [100, 500], currency: 840, decimals: 2 });
+      const bus = new MdbBus(new WordLink({ serial: w.serial, timers: w.timers }), w.clock, w.timers);
+      const changer = new CoinChanger({ decimals: 2, currency: 840, timing, log: noLog, ...new ChangerLog() });
+      const bill = new BillValidator({ decimals: 2, currency: 840, timing: { ...timing, nonResponseMs: 5000 }, log: noLog, ...new BillLog() });
+      bus.add(changer);
+      bus.add(bill);
+      w.run(2000);
+      ok(changer.ready && bill.ready);
+      const from = w.scheduler.nowMs;
+      w.run(5000);
+      for (const poll of [0x0b, 0x33]) {
+        const at = commandTimes(wire, poll).filter((t) => t >= from);
+        ok(at.length >= 5000 / period - 2, `${at.length} POLLs of ${poll.toString(16)} in 5 s at ${period} ms`);
+        for (let i = 1; i < at.length; i++) {
+          const gap = at[i]! - at[i - 1]!;
+          ok(gap >= 25 - 0.01 && gap <= 200 + 0.01, `POLL ${poll.toString(16)}: ${gap.toFixed(1)} ms after the previous one at ${period} ms`);
+        }
+      }
+    }
   });
 });
 
 describe('MDB rules: coin changer', () => {
-  // [MDB-CHG-5]
+  // [MDB-TIME-5]
   it('waits 500 ms after the reset before the first TUBE STATUS, at power-up and after the changer resets itself', () => {
     for (const level of [2, 3] as const) {
       const { w, wire, sim, drv } = changerRig(level);
@@ -244,7 +288,19 @@ describe('MDB rules: coin changer', () => {
     }
   });
 
-  // [MDB-CHG-9]
+  // [MDB-CHG-5]
+  it('reports coins paid out with the manual buttons, with the tube count, and credits nothing', () => {
+    const { w, sim, drv, log } = changerRig();
+    drv.setAccepting(true);
+    w.run(1000);
+    // 1 010 0001 00010010: two 10c coins paid by hand, 18 left in the tube.
+    sim.report(0xa1, 18);
+    w.run(500);
+    deepEqual(log.events, ['ready', 'manual 1x2']);
+    equal(drv.tubes[1], 18);
+  });
+
+  // [MDB-CHG-8]
   it('dispenses at most 15 coins of a type per DISPENSE', () => {
     const { w, sim, drv } = changerRig();
     w.run(1000);
@@ -256,7 +312,7 @@ describe('MDB rules: coin changer', () => {
     deepEqual(blocks(w, 0x08).filter((b) => b.startsWith('0D')), ['0D F0', '0D 30']);
   });
 
-  // [MDB-CHG-6]
+  // [MDB-CHG-5]
   it('credits no rejected coin and no slug', () => {
     const { w, sim, drv, log } = changerRig();
     drv.setAccepting(true);
@@ -285,7 +341,7 @@ describe('MDB rules: bill validator', () => {
     deepEqual(log.events, ['ready', 'stacked 500']);
   });
 
-  // [MDB-BILL-8]
+  // [MDB-TIME-6]
   it('waits up to 30 s for the result of ESCROW: a bill stacked in 25 s is credited, no reset', () => {
     const { w, sim, drv, log } = billRig(25_000_000);
     drv.setAccepting(true, 1000);
@@ -298,7 +354,7 @@ describe('MDB rules: bill validator', () => {
     equal(w.wire.filter((x) => x.dir === 'vmc' && x.word === 0x130).length, 1, 'only the power-up RESET');
   });
 
-  // [MDB-BILL-8]
+  // [MDB-TIME-6]
   it('RESETs a validator that has not reported the bill 30 s after ESCROW; the stacker count says it was not stacked', () => {
     const { w, sim, drv, log } = billRig(40_000_000);
     drv.setAccepting(true, 1000);
