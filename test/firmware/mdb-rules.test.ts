@@ -300,6 +300,45 @@ describe('MDB rules: coin changer', () => {
     equal(drv.tubes[1], 18);
   });
 
+  // [MDB-CHG-2]
+  it('enables no token and credits none: SETUP credit FF is not money', () => {
+    const w = new Wired();
+    const sim = new SimCoinChanger(w.scheduler, w.bus, { coins: [...USD_COINS, { value: 0, tube: null, token: true }], currency: 840, decimals: 2 });
+    const bus = new MdbBus(new WordLink({ serial: w.serial, timers: w.timers }), w.clock, w.timers);
+    const log = new ChangerLog();
+    const drv = new CoinChanger({ decimals: 2, currency: 840, timing: TIMING, log: noLog, ...log });
+    bus.add(drv);
+    drv.setAccepting(true);
+    w.run(1000);
+    equal(drv.credits[4], 0xff);
+    equal(drv.values[4], 0);
+    equal(sim.acceptMask, 0b01111, 'every coin but the token');
+    // 01 00 0100: a token reported as deposited to the cash box anyway.
+    sim.report(0x44, 0);
+    ok(sim.insertCoin(25));
+    w.run(500);
+    deepEqual(log.events, ['ready', 'rejected 4', 'coin 2 25 tubes']);
+  });
+
+  // [MDB-CHG-4]
+  it('takes the tube counts, not the full flags: a tube reported full with no coins has none', () => {
+    const w = new Wired();
+    // Capacity 0: every tube reads "full" with a count of 0, the faulty-sensor case.
+    const sim = new SimCoinChanger(w.scheduler, w.bus, { coins: USD_COINS.map((c) => ({ ...c, tube: c.tube === null ? null : 0 })), tubeCapacity: 0, currency: 840, decimals: 2 });
+    const bus = new MdbBus(new WordLink({ serial: w.serial, timers: w.timers }), w.clock, w.timers);
+    const drv = new CoinChanger({ decimals: 2, currency: 840, timing: TIMING, log: noLog, ...new ChangerLog() });
+    bus.add(drv);
+    w.run(1000);
+    ok(drv.ready);
+    equal(drv.tubeFull, 0b0111, 'the changer says full');
+    deepEqual(Array.from(drv.tubes.subarray(0, 4)), [0, 0, 0, 0]);
+    let value = -1;
+    ok(drv.payout([0, 0, 1, 0], (_p, v) => (value = v)));
+    w.run(3000);
+    equal(value, 0, 'nothing paid from a tube with no coins');
+    equal(sim.paidOut.length, 0);
+  });
+
   // [MDB-CHG-8]
   it('dispenses at most 15 coins of a type per DISPENSE', () => {
     const { w, sim, drv } = changerRig();
