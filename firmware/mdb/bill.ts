@@ -373,21 +373,18 @@ export class BillValidator extends Peripheral {
         else this.log('warn', `bill validator status 0x${b.toString(16)}`);
       }
     }
-    this.checkEscrowResult(now);
+    this.pollIdle(now);
     return true;
   }
 
-  protected override pollIdle(now: number): void {
-    this.checkEscrowResult(now);
-  }
-
   /**
-   * [MDB-TIME-6] A validator that has not said within 30 s of ESCROW what
-   * became of the bill is stuck: RESET it (it answers, so now rather than
-   * 10 s on). The reset hands back a bill it still holds, and after a STACK
-   * the STACKER count read by the init decides, as after any reset.
+   * After every POLL. [MDB-TIME-6] A validator that has not said within 30 s
+   * of ESCROW what became of the bill is stuck: RESET it (it answers, so now
+   * rather than 10 s on). The reset hands back a bill it still holds, and
+   * after a STACK the STACKER count read by the init decides, as after any
+   * reset. (One method for both kinds of answer: each costs heap.)
    */
-  private checkEscrowResult(now: number): void {
+  protected override pollIdle(now: number): void {
     if (this.decidedAt < 0 || this.phase !== PHASE_READY || now - this.decidedAt <= ESCROW_RESULT_MS) return;
     this.log('warn', `bill validator: no stacked or returned report ${ESCROW_RESULT_MS} ms after ESCROW; resetting it`);
     this.decidedAt = -1;
