@@ -20,6 +20,7 @@ import { REPLY_ACK, REPLY_DATA, type ReplyKind } from './link.js';
 import {
   PHASE_INIT,
   PHASE_READY,
+  PHASE_RESET,
   Peripheral,
   clearIdentity,
   emptyIdentity,
@@ -46,6 +47,8 @@ export const BILL_FEATURE = Object.freeze({ FILE_TRANSPORT: 1 << 0, RECYCLER: 1 
 const BILL_FEATURES_USED = 0;
 /** Bill types 0..15: SETUP's credit table, BILL TYPE's masks, POLL's xxxx. */
 const BILL_TYPES = 16;
+/** The validator reports what became of an escrowed bill within this long of the ESCROW command [MDB-TIME-6]. */
+const ESCROW_RESULT_MS = 30000;
 
 const PHASE_SETUP = PHASE_INIT;
 const PHASE_STACKER = PHASE_INIT + 1;
@@ -131,6 +134,8 @@ export class BillValidator extends Peripheral {
   private stackerBefore = 0;
   /** After a reset: the escrowed bill's fate is decided by the STACKER count read during the init. */
   private stackUnsure = false;
+  /** When the validator acknowledged ESCROW for the bill in escrow (-1: not yet); its result is due within 30 s. */
+  private decidedAt = -1;
 
   constructor(options: BillValidatorOptions) {
     super(ADDRESS_BILL, options.timing, options.log, options.currency, options);
@@ -177,7 +182,7 @@ export class BillValidator extends Peripheral {
 
   // ---- init -------------------------------------------------------------
 
-  /** Every init follows a reset (the validator's or ours), and a reset returns an escrowed bill. */
+  /** Every init follows a reset (the validator's or ours), and a reset returns an escrowed bill [MDB-BILL-6]. */
   protected startInit(now: number): void {
     this.settleEscrowAfterReset();
     this.initStep(PHASE_SETUP, now);
@@ -189,7 +194,7 @@ export class BillValidator extends Peripheral {
       case PHASE_SETUP:
         return this.command(tx, CMD_SETUP, -1);
       case PHASE_IDENTIFY:
-        // Level 2+ answers with the option bits; 37 00 is the level 1 form.
+        // Level 2+ answers with the option bits; 37 00 is the level 1 form [MDB-BILL-1] [MDB-TIME-7].
         return this.command(tx, CMD_EXPANSION, this.setup.level >= 2 ? EXP_IDENTIFICATION_OPTIONS : EXP_IDENTIFICATION);
       case PHASE_FEATURES:
         return this.featureEnable(tx, this.identity.features, BILL_FEATURES_USED);
@@ -206,7 +211,7 @@ export class BillValidator extends Peripheral {
     this.inFlightSub = mask;
     tx[1] = mask >> 8;
     tx[2] = mask & 0xff;
-    // Escrow every enabled bill: the VMC decides whether to take it.
+    // Escrow every enabled bill: the VMC decides whether to take it [MDB-BILL-4].
     const escrow = this.setup.escrow ? mask : 0;
     tx[3] = escrow >> 8;
     tx[4] = escrow & 0xff;
@@ -293,8 +298,9 @@ export class BillValidator extends Peripheral {
         if (kind === REPLY_ACK) {
           if (sub === 1) this.stackAcked = true;
           this.escrowDecision = -1;
+          if (this.escrowType >= 0) this.decidedAt = now;
         }
-        // Otherwise the decision stays pending and is sent again.
+        // Otherwise the decision stays pending and is sent again [MDB-BILL-7].
         return;
     }
   }
@@ -303,6 +309,7 @@ export class BillValidator extends Peripheral {
     const s = this.setup;
     s.level = data[0]!;
     s.currency = bcdCurrency(data[1]!, data[2]!);
+    // 16-bit scaling, MSB first [MDB-BILL-2] [MDB-LINK-12].
     s.scale = ((data[3]! << 8) | data[4]!) || 1;
     s.decimals = data[5]!;
     s.stackerCapacity = (data[6]! << 8) | data[7]!;
@@ -344,6 +351,7 @@ export class BillValidator extends Peripheral {
             this.stackAcked = false;
             this.stackSent = false;
             this.stackUnsure = false;
+            this.decidedAt = -1;
             this.events.billEscrowed(type, value);
             break;
           case BILL_ROUTE.RETURNED:
@@ -351,7 +359,7 @@ export class BillValidator extends Peripheral {
             this.events.billReturned(type, value);
             break;
           default:
-            // Rejected while disabled, or recycler service moves: no credit.
+            // Rejected while disabled, or recycler service moves: no credit [MDB-BILL-5].
             break;
         }
       } else if ((b & 0xe0) === 0x40) {
@@ -365,7 +373,24 @@ export class BillValidator extends Peripheral {
         else this.log('warn', `bill validator status 0x${b.toString(16)}`);
       }
     }
+    this.pollIdle(now);
     return true;
+  }
+
+  /**
+   * After every POLL. [MDB-TIME-6] A validator that has not said within 30 s
+   * of ESCROW what became of the bill is stuck: RESET it (it answers, so now
+   * rather than 10 s on). The reset hands back a bill it still holds, and
+   * after a STACK the STACKER count read by the init decides, as after any
+   * reset. (One method for both kinds of answer: each costs heap.)
+   */
+  protected override pollIdle(now: number): void {
+    if (this.decidedAt < 0 || this.phase !== PHASE_READY || now - this.decidedAt <= ESCROW_RESULT_MS) return;
+    this.log('warn', `bill validator: no stacked or returned report ${ESCROW_RESULT_MS} ms after ESCROW; resetting it`);
+    this.decidedAt = -1;
+    this.phase = PHASE_RESET;
+    this.lastReset = -Infinity;
+    this.lostReady(now);
   }
 
   private clearEscrow(type: number): void {
@@ -379,6 +404,7 @@ export class BillValidator extends Peripheral {
     this.stackAcked = false;
     this.stackSent = false;
     this.stackUnsure = false;
+    this.decidedAt = -1;
   }
 
   /**

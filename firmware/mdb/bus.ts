@@ -84,6 +84,7 @@ export class MdbBus {
             return;
           }
           // Due but nothing to say now: ask again shortly rather than spin.
+      // (Round-robin from `next`: one device never starves another [MDB-TIME-3].)
           const again = device.wakeAt(now);
           earliest = Math.min(earliest, again > now ? again : now + 1);
         } else if (at < earliest) {

@@ -197,7 +197,7 @@ export class CashlessReader extends Peripheral {
     v[28] = version & 0xff;
   }
 
-  /** The level both sides speak. */
+  /** The level both sides speak [MDB-CL-3]. */
   get level(): number {
     return this.setup.level < VMC_LEVEL ? this.setup.level : VMC_LEVEL;
   }
@@ -313,7 +313,7 @@ export class CashlessReader extends Peripheral {
     if (this.phase === PHASE_READY) this.needReaderCancel = true;
   }
 
-  /** Minor units to the reader's scaled units; `down` rounds down (a minimum), else up (never charge less than the price). */
+  /** Minor units to the reader's scaled units; `down` rounds down (a minimum), else up (never charge less than the price) [MDB-CL-5]. */
   private toScaled(minor: number, down: boolean): number {
     let unit = this.setup.scale || 1;
     for (let d = this.setup.decimals; d < this.machineDecimals; d++) unit *= 10;
@@ -342,7 +342,7 @@ export class CashlessReader extends Peripheral {
         // A reader that only acknowledged SETUP sends its configuration on POLL; ask again after a second.
         if (now - this.configAckedAt < 1000) return this.command(tx, CMD.POLL, -1);
         this.command(tx, CMD.SETUP, SETUP.CONFIG);
-        // VMC level, then no display of ours for the reader to write on (columns, rows, type).
+        // VMC level, then no display of ours for the reader to write on (columns, rows, type) [MDB-CL-1] [MDB-CL-2].
         tx[2] = VMC_LEVEL;
         tx[3] = 0;
         tx[4] = 0;
@@ -352,6 +352,7 @@ export class CashlessReader extends Peripheral {
         return this.prices(tx);
       case PHASE.ID:
         this.command(tx, CMD_EXPANSION, EXPANSION_REQUEST_ID);
+        // The VMC's 29-byte identity [MDB-CL-15].
         tx.set(this.vmcId, 2);
         return 2 + this.vmcId.length;
       default:
@@ -408,6 +409,7 @@ export class CashlessReader extends Peripheral {
       }
       return this.command(tx, CMD.VEND, VEND.FAILURE);
     }
+    // The reader answers VEND CANCEL with VEND DENIED, or with the approval that crossed it [MDB-CL-9].
     if (this.needVendCancel) return this.command(tx, CMD.VEND, VEND.CANCEL);
     if (this.requestPrice >= 0) {
       this.command(tx, CMD.VEND, VEND.REQUEST);
@@ -496,7 +498,7 @@ export class CashlessReader extends Peripheral {
     this.checkEndSession(now);
   }
 
-  /** No END SESSION within the non-response time after SESSION COMPLETE: RESET the reader (MDB 4.2 §7.4.9). */
+  /** No END SESSION within the non-response time after SESSION COMPLETE: RESET the reader (MDB 4.2 §7.4.9) [MDB-CL-11]. */
   private checkEndSession(now: number): void {
     if (this.completedAt < 0 || this.phase !== PHASE_READY || now - this.completedAt <= this.timing.nonResponseMs) return;
     this.log('warn', `cashless reader: no END SESSION ${this.timing.nonResponseMs} ms after SESSION COMPLETE; resetting it`);
@@ -505,7 +507,7 @@ export class CashlessReader extends Peripheral {
     this.lastReset = -Infinity;
   }
 
-  /** Parse a chain of reader messages (POLL data, or the data answer to another command). */
+  /** Parse a chain of reader messages (POLL data, or the data answer to another command) [MDB-CL-7]. */
   private messages(data: Uint8Array, length: number, now: number): boolean {
     const level = this.level;
     let i = 0;
@@ -539,6 +541,7 @@ export class CashlessReader extends Peripheral {
             this.needComplete = true;
             break;
           }
+          // FFFF: the reader does not say [MDB-CL-6].
           this.funds = raw === 0xffff ? -1 : this.toMinor(raw);
           this.events.sessionBegan(this.funds);
           break;
@@ -583,7 +586,7 @@ export class CashlessReader extends Peripheral {
           else this.log('warn', `cashless reader status 0x${data[i + 1]!.toString(16)}`);
           break;
         case READER_MESSAGE.OUT_OF_SEQUENCE:
-          // Level 2 adds the reader's state; the reader and the VMC disagree: reset it.
+          // Level 2 adds the reader's state; the reader and the VMC disagree: reset it [MDB-CL-12].
           n = level >= 2 && left >= 2 ? 2 : 1;
           this.log('warn', `cashless reader: command out of sequence${n === 2 ? ` (reader state ${data[i + 1]})` : ''}; resetting it`);
           this.resetWanted = true;
@@ -629,7 +632,7 @@ export class CashlessReader extends Peripheral {
     s.decimals = data[i + 5]!;
     s.maxResponseS = data[i + 6]!;
     s.options = data[i + 7]!;
-    // The reader's own answer time, when longer than the default, is how long it may stay silent.
+    // The reader's own answer time, when longer than the default, is how long it may stay silent [MDB-TIME-2].
     const own = s.maxResponseS * 1000;
     this.timing.nonResponseMs = own > NON_RESPONSE_MS ? own : NON_RESPONSE_MS;
     this.log('info', `cashless reader: level ${s.level}, currency ${s.currency}, scale ${s.scale}, ${s.decimals} decimals, max response ${s.maxResponseS} s, options 0x${s.options.toString(16)}`);

@@ -81,7 +81,7 @@ export const ROUTE_CASHBOX = 0;
 export const ROUTE_TUBES = 1;
 export const ROUTE_REJECT = 3;
 
-/** Wait this long after a reset before the first TUBE STATUS (MDB 4.2 §5.3, RESET). */
+/** Wait this long after a reset before the first TUBE STATUS (MDB 4.2 §5.3, RESET) [MDB-TIME-5]. */
 const TUBE_STATUS_AFTER_RESET_MS = 500;
 /** Tubes filled by hand are not reported: re-read the counts this often. */
 const TUBE_REFRESH_MS = 60000;
@@ -261,6 +261,7 @@ export class CoinChanger extends Peripheral {
       case PHASE_IDENTIFY:
         return this.command(tx, CMD_EXPANSION, EXP_IDENTIFICATION);
       case PHASE_FEATURES:
+        // Only options the changer offered [MDB-CHG-12].
         return this.featureEnable(tx, this.identity.features, FEATURES_USED);
       case PHASE_DIAGNOSTIC:
         return this.command(tx, CMD_EXPANSION, EXP_DIAGNOSTIC);
@@ -277,7 +278,7 @@ export class CoinChanger extends Peripheral {
     this.inFlightSub = mask;
     tx[1] = mask >> 8;
     tx[2] = mask & 0xff;
-    // Manual payout buttons stay enabled for every tube so the operator can empty them.
+    // Manual payout buttons stay enabled for every tube so the operator can empty them [MDB-CHG-7].
     tx[3] = this.setup.routable >> 8;
     tx[4] = this.setup.routable & 0xff;
     return 5;
@@ -315,7 +316,7 @@ export class CoinChanger extends Peripheral {
           clearIdentity(this.identity);
           this.diagnostic.count = 0;
           this.diagnostic.at = -Infinity;
-          // Level 3 commands only to a level 3 changer (MDB 4.2 §5.3, SETUP).
+          // Level 3 commands only to a level 3 changer (MDB 4.2 §5.3, SETUP) [MDB-TIME-7] [MDB-CHG-1].
           this.initStep(this.setup.level >= 3 ? PHASE_IDENTIFY : PHASE_TUBES, now);
         }
         return;
@@ -428,6 +429,7 @@ export class CoinChanger extends Peripheral {
     for (let t = 0; t < COIN_TYPES && 7 + t < length; t++) {
       const credit = data[7 + t]!;
       this.credits[t] = credit;
+      // 0 is an unused type and FF a token: neither is money [MDB-CHG-2].
       if (credit !== 0 && credit !== 0xff) {
         this.values[t] = toMinor(credit, s.scale, s.decimals, this.machineDecimals);
         if (exactScaled(this.values[t]!, s.scale, s.decimals, this.machineDecimals) !== credit) exact = false;
@@ -442,7 +444,7 @@ export class CoinChanger extends Peripheral {
     this.tubeFull = (data[0]! << 8) | data[1]!;
     for (let t = 0; t < COIN_TYPES; t++) {
       const count = 2 + t < length ? data[2 + t]! : 0;
-      // "Full" with a count of zero is a faulty tube sensor; the count (0) is all we can rely on.
+      // "Full" with a count of zero is a faulty tube sensor; the count (0) is all we can rely on [MDB-CHG-4].
       this.tubes[t] = this.setup.routable & (1 << t) ? count : 0;
     }
   }
@@ -462,7 +464,7 @@ export class CoinChanger extends Peripheral {
         this.events.coinsDispensedManually(type, count, this.values[type]! * count);
         i += 2;
       } else if ((b & 0xc0) === 0x40) {
-        // 01yyxxxx zzzzzzzz: coin deposited, yy routing.
+        // 01yyxxxx zzzzzzzz: coin deposited, yy routing; a reject (11) or an unknown coin is no credit [MDB-CHG-5].
         if (i + 1 >= length) break;
         const routing = (b >> 4) & 3;
         const type = b & 15;
@@ -482,6 +484,7 @@ export class CoinChanger extends Peripheral {
         i++;
       } else {
         if (b === CHANGER_STATUS.JUST_RESET) {
+          // The whole init again [MDB-CHG-6].
           this.justReset(now);
         } else if (b === CHANGER_STATUS.PAYOUT_BUSY) {
           busy = true;

@@ -72,7 +72,7 @@ export interface WordLinkOptions {
 export class WordLink implements MdbLink {
   private readonly port: WordSerial;
   private readonly timers: Timers;
-  /** One block at most: a 37th word is an overflow, never data (a block is at most 36 bytes with its checksum). */
+  /** An answer is at most 36 bytes with its checksum: one word more overflows, and is not taken [MDB-LINK-4]. */
   private readonly rx = new Uint8Array(MAX_BLOCK);
   private rxLength = 0;
   private rxOverflow = false;
@@ -91,6 +91,7 @@ export class WordLink implements MdbLink {
     this.maxRetransmits = options.retransmits ?? 2;
     this.trace = options.trace;
     // Opened ECMA-419 style (Moddable's drivers open the bus class they are given): the link owns its port.
+    // At MDB's speed whatever the board says [MDB-LINK-1].
     const serial = options.serial;
     this.port = new serial.io({ ...serial, baud: BAUD, onReadable: () => this.readable() });
   }
@@ -109,6 +110,7 @@ export class WordLink implements MdbLink {
     this.drainStray();
     const port = this.port;
     const trace = this.trace ? [block[0]! | MODE_BIT] : undefined;
+    // The whole block in one go, so the UART sends it without gaps [MDB-TIME-1]; the mode bit on the address only [MDB-LINK-2].
     port.write(block[0]! | MODE_BIT);
     for (let i = 1; i < length; i++) {
       port.write(block[i]!);
@@ -138,7 +140,7 @@ export class WordLink implements MdbLink {
         this.complete();
         if (!this.handler) continue;
       } else {
-        // Restart the window: the next byte must follow within the response time.
+        // Restart the window: the next byte must follow within the response time [MDB-LINK-7].
         this.armTimer(RESPONSE_TIMEOUT_MS);
       }
     }
@@ -184,6 +186,7 @@ export class WordLink implements MdbLink {
     this.flushTrace();
     const rx = this.rx;
     const n = this.rxLength;
+    // One word is ACK or NAK; more is data ending in its checksum [MDB-LINK-3] [MDB-LINK-6].
     if (n === 1 && !this.rxOverflow) {
       if (rx[0] === ACK) {
         this.stats.acks++;
@@ -205,13 +208,15 @@ export class WordLink implements MdbLink {
       try {
         accepted = handler(REPLY_DATA, rx, n - 1) !== false;
       } finally {
-        // A handler that threw has not taken the event: NAK so it comes again.
+        // A handler that threw has not taken the event: NAK so it comes again [MDB-LINK-10].
+        // Written as soon as the handler returns: the 5 ms include the handler's time [MDB-LINK-8].
         this.writeControl(accepted ? ACK : NAK);
         this.delivering = false;
         this.idle();
       }
       return;
     }
+    // Bad checksum (or too long): RET a bounded number of times, then NAK [MDB-LINK-9].
     if (this.retransmitsLeft > 0) {
       this.retransmitsLeft--;
       this.stats.retransmits++;

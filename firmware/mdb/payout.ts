@@ -29,9 +29,9 @@ const CMD_DISPENSE = 5;
 const EXP_PAYOUT = 0x02;
 const EXP_PAYOUT_STATUS = 0x03;
 const EXP_PAYOUT_VALUE_POLL = 0x04;
-/** At most 15 coins of a type per DISPENSE (the count is a nibble). */
+/** At most 15 coins of a type per DISPENSE (the count is a nibble) [MDB-CHG-8]. */
 const MAX_DISPENSE = 15;
-/** At most 255 scale units per EXPANSION PAYOUT (one byte). */
+/** At most 255 scale units per EXPANSION PAYOUT (one byte) [MDB-CHG-13]. */
 const MAX_PAYOUT_UNITS = 255;
 /** DISPENSE and EXPANSION PAYOUT refused this many times are given up (refused, so not acted on). */
 const MAX_NAKS = 2;
@@ -233,7 +233,7 @@ export class Payout {
       } else if (kind === REPLY_NAK && ++this.naks <= MAX_NAKS) {
         this.retryAt = now + this.timing.pollIntervalMs;
       } else {
-        // Lost or refused: the changer may be paying. Stop issuing; verify what happened.
+        // Lost or refused: the changer may be paying. Stop issuing; verify what happened [MDB-CHG-11].
         this.log('warn', `changer: DISPENSE ${count}x type ${type} unconfirmed, verifying`);
         this.left.fill(0);
         this.enterWait(now);
@@ -248,14 +248,14 @@ export class Payout {
           this.altLeft -= this.altChunk;
           this.altWait(now);
         } else if (kind === REPLY_NAK && ++this.naks <= MAX_NAKS) {
-          // Refused, so not acted on: asking again is safe.
+          // Refused, so not acted on: asking again is safe [MDB-CHG-11].
           this.retryAt = now + this.timing.pollIntervalMs;
         } else if (kind === REPLY_NAK) {
           this.log('warn', 'changer: EXPANSION PAYOUT refused, verifying');
           this.altLeft = 0;
           this.phase = VERIFY;
         } else {
-          // Lost: the changer may be paying. Never ask twice; PAYOUT STATUS says what it did.
+          // Lost: the changer may be paying. Never ask twice; PAYOUT STATUS says what it did [MDB-CHG-11].
           this.log('warn', `changer: EXPANSION PAYOUT ${this.altChunk} unconfirmed, verifying`);
           this.altLeft = 0;
           this.altWait(now);
@@ -269,7 +269,7 @@ export class Payout {
           const s = this.source.setup;
           this.paidSoFar += toMinor(data[0]!, s.scale, s.decimals, this.machineDecimals);
         } else if (kind === REPLY_ACK && now - this.dispenseAt >= this.timing.pollIntervalMs) {
-          // A lone ACK: the payout is finished (after a poll period, so a slow start is not taken for the end).
+          // A lone ACK: the payout is finished (after a poll period, so a slow start is not taken for the end) [MDB-CHG-14].
           this.phase = ALT_STATUS;
           this.retryAt = now;
         }
@@ -334,7 +334,7 @@ export class Payout {
   /** A POLL was answered; `busy` if it reported "payout busy". */
   polled(busy: boolean, now: number): void {
     if (this.phase === WAIT) {
-      // At least one full poll period after the DISPENSE, so a changer that
+      // "Payout busy" cleared [MDB-CHG-9], at least one full poll period after the DISPENSE, so a changer that
       // starts reporting "busy" a moment late is not taken for finished.
       const settled = now - this.dispenseAt >= this.timing.pollIntervalMs;
       if (!busy && settled) this.busyCleared = true;
@@ -380,7 +380,7 @@ export class Payout {
     let disagree = false;
     const counted = this.alt && this.altCounted;
     for (let t = 0; t < COIN_TYPES; t++) {
-      // Coins that left the tube, net of coins that arrived or were hand-dispensed meanwhile.
+      // Coins that left the tube, net of coins that arrived or were hand-dispensed meanwhile [MDB-CHG-10].
       let paid = this.before[t]! + this.delta[t]! - tubes[t]!;
       if (paid < 0) paid = 0;
       if (counted) {

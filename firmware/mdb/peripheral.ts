@@ -114,6 +114,7 @@ export abstract class Peripheral implements MdbDevice {
    * scaling can express the machine's money. Logs a refusal once.
    */
   protected judge(currency: number, expressible: boolean): void {
+    // [MDB-CHG-3] [MDB-BILL-3] [MDB-CL-4]
     const was = this.refusal;
     this.refusal = this.machineCurrency !== 0 && currency !== this.machineCurrency ? 'currency' : expressible ? '' : 'scaling';
     if (this.refusal !== '' && this.refusal !== was) {
@@ -131,13 +132,14 @@ export abstract class Peripheral implements MdbDevice {
     switch (this.phase) {
       case PHASE_RESET: {
         // Retry quickly while the device may simply still be booting; after
-        // that, a silent device is reset at most every resetInterval.
+        // that, a silent device is reset at most every resetInterval [MDB-TIME-4].
         const gap = now - this.bootAt < this.timing.nonResponseMs ? this.timing.pollIntervalMs : this.timing.resetIntervalMs;
         return this.lastReset + gap;
       }
       case PHASE_JUST_RESET:
         return this.lastPoll + this.timing.pollIntervalMs;
       case PHASE_READY: {
+        // POLL every poll period (25..200 ms, firmware/config.ts) [MDB-TIME-3].
         const poll = this.lastPoll + this.timing.pollIntervalMs;
         return poll <= now || this.hasWork(now) ? Math.min(now, poll) : poll;
       }
@@ -190,7 +192,7 @@ export abstract class Peripheral implements MdbDevice {
     if (command === this.pollCommand) {
       if (kind !== REPLY_DATA) {
         if (kind === REPLY_ACK && this.phase === PHASE_JUST_RESET && now - this.resetAt >= this.timing.justResetWaitMs) {
-          // Some devices never report "just reset" after a RESET; carry on.
+          // Some devices never report "just reset" after a RESET; carry on [MDB-CHG-1].
           this.startInit(now);
         }
         if (kind === REPLY_ACK) this.pollIdle(now);
@@ -211,7 +213,7 @@ export abstract class Peripheral implements MdbDevice {
     if (wasReady) this.lostReady(now);
   }
 
-  /** Leave READY: the device stayed silent past its non-response time (MDB 4.2 §5.4, §6.4, §7.5). */
+  /** Leave READY: the device stayed silent past its non-response time (MDB 4.2 §5.4, §6.4, §7.5) [MDB-TIME-2]. */
   private checkSilence(now: number): boolean {
     if (this.phase === PHASE_RESET) return false;
     if (now - this.lastHeard <= this.timing.nonResponseMs) return false;

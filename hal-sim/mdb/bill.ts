@@ -108,6 +108,15 @@ export class SimBillValidator extends SimPeripheral {
     return true;
   }
 
+  /**
+   * Report POLL activity this simulation does not produce itself (recycler
+   * and manual-dispense routes, bills refused while disabled, insert
+   * attempts), one byte an event, in the order they come.
+   */
+  report(...bytes: number[]): void {
+    this.events.push(...bytes);
+  }
+
   spontaneousReset(): void {
     this.returnEscrow(false);
     this.justReset = true;

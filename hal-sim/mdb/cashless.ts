@@ -24,6 +24,8 @@ import { SimPeripheral, type Reply } from './peripheral.js';
 export interface SimCashlessOptions {
   /** Money on the card, minor units. */
   funds: number;
+  /** true: BEGIN SESSION says the funds are unknown (FFFF), as readers of online accounts do. */
+  fundsUnknown?: boolean;
   /** false: deny every vend. */
   approve?: boolean;
   /** Numeric ISO 4217 code (840 USD, 978 EUR). */
@@ -131,7 +133,7 @@ export class SimCashlessReader extends SimPeripheral {
     if (!this.powered || this.silent || this.state !== ReaderState.ENABLED || !this.enabled) return false;
     this.state = ReaderState.SESSION_IDLE;
     this.sessions++;
-    const raw = Math.min(this.scaled(this.funds), 0xfffe);
+    const raw = this.options.fundsUnknown ? 0xffff : Math.min(this.scaled(this.funds), 0xfffe);
     const msg = [0x03, raw >> 8, raw & 0xff];
     // Level 2: media id, payment type (0: normal vend card), payment data.
     if (this.level >= 2) msg.push(0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0x00);

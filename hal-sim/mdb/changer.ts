@@ -23,6 +23,8 @@ export interface SimCoin {
   value: number;
   /** Coins in its tube; null: no tube, this coin goes to the cash box. */
   tube: number | null;
+  /** A token, not money: SETUP reports its credit as FF (its value is ignored). */
+  token?: boolean;
 }
 
 /** What a level 3 changer says in EXPANSION IDENTIFICATION. */
@@ -113,11 +115,11 @@ export class SimCoinChanger extends SimPeripheral {
     this.options = options;
     if (options.coins.length === 0 || options.coins.length > 16) throw new RangeError('a changer has 1 to 16 coin types');
     let g = 0;
-    for (const c of options.coins) g = gcd(g, c.value);
+    for (const c of options.coins) if (!c.token) g = gcd(g, c.value);
     // Scale so each coin's credit fits a byte.
     this.scale = g;
-    this.credits = options.coins.map((c) => c.value / g);
-    if (this.credits.some((c) => c > 254)) throw new RangeError('coin values too far apart for one scaling factor');
+    this.credits = options.coins.map((c) => (c.token ? 0xff : c.value / g));
+    if (this.credits.some((c) => c > 254 && c !== 0xff)) throw new RangeError('coin values too far apart for one scaling factor');
     this.capacity = options.tubeCapacity ?? 200;
     this.tubes = options.coins.map((c) => c.tube ?? 0);
     this.hasTube = options.coins.map((c) => c.tube !== null);
@@ -178,6 +180,14 @@ export class SimCoinChanger extends SimPeripheral {
   }
 
   /** The changer restarts by itself (brown-out, firmware watchdog): it will report "just reset". */
+  /**
+   * Report POLL activity this simulation does not produce itself (a rejected
+   * coin, slugs, a status byte), as one event, in the order it comes.
+   */
+  report(...bytes: number[]): void {
+    this.events.push(bytes);
+  }
+
   spontaneousReset(): void {
     this.powerUp();
   }
