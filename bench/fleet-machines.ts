@@ -116,6 +116,8 @@ async function main(): Promise<void> {
   const ready = new Uint8Array(n);
   const nextId = new Uint16Array(n);
   const seqs = new Uint32Array(n);
+  /** When each machine last sent a packet (its keepalive counts from there). */
+  const lastSent = new Float64Array(n);
   const failed: Record<string, number> = {};
   const addresses = Array.from({ length: Math.ceil(n / s.perAddress) }, (_, k) => `127.0.0.${2 + k}`);
   /** (machine, seq) of an event message not yet acknowledged → when it was published. */
@@ -138,6 +140,7 @@ async function main(): Promise<void> {
   const packet = (i: number, p: Incoming): void => {
     const sock = sockets[i]!;
     if (p.type === 'connack') {
+      lastSent[i] = performance.now();
       if (p.code !== 0) {
         failed[`connack ${p.code}`] = (failed[`connack ${p.code}`] ?? 0) + 1;
         sock.destroy();
@@ -202,20 +205,18 @@ async function main(): Promise<void> {
     });
   };
 
-  // Keepalive: every connected machine pings once in three quarters of its keepalive
-  // (the broker drops a client silent for one and a half), round robin.
-  let pingAt = 0;
-  let pingOwed = 0;
+  // Keepalive: a machine that has sent nothing for three quarters of its keepalive pings, as
+  // the firmware's client does when idle (the broker drops a client silent for one and a half).
+  const idleMs = 750 * s.keepaliveS;
   const pinger = setInterval(() => {
-    pingOwed += connected / (0.75 * s.keepaliveS) / 20;
-    for (let tries = 0; pingOwed >= 1 && tries < n; tries++) {
-      const i = pingAt;
-      pingAt = (pingAt + 1) % n;
-      if (ready[i] !== 2) continue;
-      sockets[i]!.write(PINGREQ);
-      pingOwed--;
+    const now = performance.now();
+    for (let i = 0; i < n; i++) {
+      if (ready[i] === 2 && now - lastSent[i]! >= idleMs) {
+        sockets[i]!.write(PINGREQ);
+        lastSent[i] = now;
+      }
     }
-  }, 50);
+  }, 1000);
 
   // Connect, `connecting` at a time.
   await new Promise<void>((resolve) => {
@@ -257,11 +258,13 @@ async function main(): Promise<void> {
         if (telemetryOwed >= 1) {
           telemetryOwed--;
           sockets[i]!.write(publishPacket(id(i), `fleet/${ids[i]}/telemetry`, telemetry(seqs[i]!, t)));
+          lastSent[i] = performance.now();
           telemetrySent++;
         } else {
           const seq = ++seqs[i]!;
           pending.set(i * 4294967296 + seq, performance.now());
           sockets[i]!.write(publishPacket(id(i), `fleet/${ids[i]}/events`, `{"v":1,"events":[${saleEvent(seq, t)}]}`));
+          lastSent[i] = performance.now();
           eventMessages++;
         }
       }

@@ -159,19 +159,20 @@ export async function fleetConnections(o: FleetOptions): Promise<FleetResult> {
   const url = new URL(o.pgUrl);
   url.pathname = `/${database}`;
   const db = await openDb({ url: url.toString() });
-  // The shipped ACL (each machine its own topics, by its user name); no password file (docs/benchmarks.md).
-  const dir = mkdtempSync(join(tmpdir(), 'vf-fleet-'));
-  chmodSync(dir, 0o755);
-  copyFileSync(ACL, join(dir, 'acl'));
-  const mosquitto = await startMosquitto({
-    nofile,
-    dir,
-    conf: ['max_queued_messages 1000000', 'max_queued_bytes 0', 'max_inflight_messages 1000', 'max_connections -1', 'set_tcp_nodelay true', 'message_size_limit 65536', `acl_file ${join(dir, 'acl')}`],
-  });
-  const bpid = mosquitto.process.pid!;
+  let mosquitto: Awaited<ReturnType<typeof startMosquitto>> | undefined;
   let gateway: Gateway | undefined;
   let child: ChildProcessByStdio<Writable, Readable, null> | undefined;
+  // The shipped ACL (each machine its own topics, by its user name); no password file (docs/benchmarks.md).
+  const dir = mkdtempSync(join(tmpdir(), 'vf-fleet-'));
   try {
+    chmodSync(dir, 0o755);
+    copyFileSync(ACL, join(dir, 'acl'));
+    mosquitto = await startMosquitto({
+      nofile,
+      dir,
+      conf: ['max_queued_messages 1000000', 'max_queued_bytes 0', 'max_inflight_messages 1000', 'max_connections -1', 'set_tcp_nodelay true', 'message_size_limit 65536', `acl_file ${join(dir, 'acl')}`],
+    });
+    const bpid = mosquitto.process.pid!;
     gateway = await Gateway.start({ mqttUrl: mosquitto.url, db, username: 'gateway' });
     const prefix = `vm${Date.now() % 100000}`;
     const ids = Array.from({ length: machines }, (_, i) => `${prefix}-${i}`);
@@ -266,7 +267,7 @@ export async function fleetConnections(o: FleetOptions): Promise<FleetResult> {
   } finally {
     if (child && child.exitCode === null) child.kill('SIGKILL');
     await gateway?.close();
-    await stopMosquitto(mosquitto.process, mosquitto.port, 'SIGKILL');
+    if (mosquitto) await stopMosquitto(mosquitto.process, mosquitto.port, 'SIGKILL');
     await db.close();
     await admin.query(`DROP DATABASE IF EXISTS ${database}`);
     await admin.end();
