@@ -93,6 +93,8 @@ export interface PhaseResult extends LoadReport {
   /** CPU share of one core over the phase. */
   brokerCpu: number;
   gatewayCpu: number;
+  /** Gateway CPU per 1,000 messages stored (ms). */
+  gatewayCpuMsPer1000: number;
 }
 
 export interface FleetResult {
@@ -125,6 +127,8 @@ export interface FleetOptions {
   seconds: number;
   /** The loads as multiples of the fleet's average rate (1 and 3). */
   scales?: number[];
+  /** Connect at most this many of the fleet's machines (the loads stay the whole fleet's): tells the connections' cost from the rate's. */
+  connect?: number;
   /** Messages a second instead of the average rate (a quick test). */
   rate?: number;
   pgUrl: string;
@@ -150,8 +154,8 @@ export async function fleetConnections(o: FleetOptions): Promise<FleetResult> {
   // One descriptor a connection on either side, and room for the rest.
   const raised = raisableNofile(Math.min(limits.nrOpen, o.machines + 20000), limits);
   const nofile = raised.nofile;
-  const machines = Math.min(o.machines, nofile - RESERVE_FDS);
-  if (raised.refused && machines < o.machines) log(`  open files: prlimit cannot raise the limit past ${nofile} here (${raised.refused}): one Mosquitto holds at most ${machines} machines`);
+  const machines = Math.min(o.machines, o.connect ?? o.machines, nofile - RESERVE_FDS);
+  if (raised.refused && nofile - RESERVE_FDS < Math.min(o.machines, o.connect ?? o.machines)) log(`  open files: prlimit cannot raise the limit past ${nofile} here (${raised.refused}): one Mosquitto holds at most ${machines} machines`);
   const admin = new pg.Client({ connectionString: o.pgUrl });
   await admin.connect();
   const database = `vf_fleet_${process.pid}_${Date.now() % 100000}`;
@@ -226,6 +230,7 @@ export async function fleetConnections(o: FleetOptions): Promise<FleetResult> {
         rejected: Object.values(stats.rejected).reduce((a, b) => a + (b ?? 0), 0) - r0,
         brokerCpu: (cpuMs(bpid) - b0) / wall,
         gatewayCpu: (g.user + g.system) / 1000 / wall,
+        gatewayCpuMsPer1000: (g.user + g.system) / Math.max(1, stats.events - e0 + stats.telemetry - t0),
       };
       phases.push(phase);
       log(`  ${label} (${Math.round(rate)} messages/s): p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms, ${r.acked}/${r.eventMessages} acked`);
@@ -275,12 +280,12 @@ export async function fleetConnections(o: FleetOptions): Promise<FleetResult> {
   }
 }
 
-export async function fleetConnectionsBench(f: Figures, options: { machines: number; seconds: number; pgUrl: string }): Promise<void> {
+export async function fleetConnectionsBench(f: Figures, options: { machines: number; seconds: number; pgUrl: string; connect?: number }): Promise<void> {
   f.out('');
   f.out(`The fleet on one Mosquitto: ${options.machines.toLocaleString('en')} protocol-level machines (will, acks subscription, retained status, keepalive 60 s), one gateway on PostgreSQL, all on this machine`);
   const r = await fleetConnections({ ...options, log: f.out });
   f.out(`  kernel: ephemeral ports ${r.limits.portRange}, fs.file-max ${r.limits.fileMax}, fs.nr_open ${r.limits.nrOpen}; bench open files ${r.limits.nofile} (soft/hard), ${r.refused ? `not raisable (${r.refused})` : `raised to ${r.nofile} for Mosquitto and the machines' process (prlimit)`}; source addresses ${r.addresses[0]} to ${r.addresses[r.addresses.length - 1]}`);
-  if (r.refused && r.machines < r.requested) f.out(`  open files: the hard limit is ${r.nofile} and cannot be raised here (${r.refused}; no CAP_SYS_RESOURCE): one Mosquitto process holds at most ${r.machines} machines, so ${r.machines} of the ${r.requested} connect and the loads are the ${r.requested}-machine fleet's rates spread over them`);
+  if (r.refused && r.machines < Math.min(r.requested, options.connect ?? r.requested)) f.out(`  open files: the hard limit is ${r.nofile} and cannot be raised here (${r.refused}; no CAP_SYS_RESOURCE): one Mosquitto process holds at most ${r.machines} machines, so ${r.machines} of the ${r.requested} connect and the loads are the ${r.requested}-machine fleet's rates spread over them`);
   const k = `fleet.${r.requested}`;
   f.record(`${k}.connected`, r.connected, `machines connected at once (of ${r.machines} tried)`);
   if (Object.keys(r.failed).length > 0) f.out(`  failed connections: ${JSON.stringify(r.failed)}`);
@@ -298,8 +303,12 @@ export async function fleetConnectionsBench(f: Figures, options: { machines: num
     f.record(`${pk}.maxMs`, p.maxMs, '  slowest (ms)', '', 1);
     f.record(`${pk}.unacked`, p.unacked, '  event messages not acknowledged within 10 s after');
     f.record(`${pk}.rejected`, p.rejected, '  messages the gateway rejected');
+    f.record(`${pk}.stored`, p.eventsStored + p.telemetryStored, '  messages stored meanwhile (events and telemetry)');
+    f.record(`${pk}.dropped`, p.dropped, '  connections lost');
+    f.record(`${pk}.sentPerSecond`, Math.round((p.eventMessages + p.telemetry) / p.seconds), '  messages sent per second (the machines\' process kept up?)');
     f.record(`${pk}.brokerCpu`, p.brokerCpu, '  Mosquitto CPU (share of one core)');
     f.record(`${pk}.gatewayCpu`, p.gatewayCpu, '  gateway CPU (share of one core)');
+    f.record(`${pk}.gatewayCpuMsPer1000`, p.gatewayCpuMsPer1000, '  gateway CPU per 1,000 messages stored (ms)', '', 1);
   }
   f.record(`${k}.brokerBytesPerMachineLoaded`, per(r.brokerKiB.before, r.brokerKiB.loaded), 'Mosquitto RSS per machine after the loads (bytes)');
   f.record(`${k}.gatewayBytesPerMachineLoaded`, per(r.gatewayKiB.before, r.gatewayKiB.loaded), 'gateway RSS per machine after the loads (bytes)');
