@@ -1,6 +1,6 @@
 /**
  * Many machines at the protocol level in one process, for the fleet bench
- * (bench/lib/fleet.ts starts it under a raised open-file limit):
+ * (bench/lib/fleet-connections.ts starts it under a raised open-file limit):
  *
  *   node dist/bench/fleet-machines.js '<json settings>'
  *
