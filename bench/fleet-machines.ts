@@ -21,7 +21,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import { connectPacket, decode, PINGREQ, publishPacket, pubackPacket, subscribePacket, type Incoming } from './mqtt-wire.js';
+import { connectPacket, decode, PINGREQ, publishPacket, pubackPacket, subscribePacket, type Incoming } from './lib/mqtt-wire.js';
 
 export interface FleetSettings {
   port: number;

@@ -7,7 +7,7 @@
  */
 import mqttPacket from 'mqtt-packet';
 import { averageRate, fleetConnections } from '../../bench/lib/fleet-connections.js';
-import { connectPacket, decode, publishPacket, subscribePacket, type Incoming } from '../../bench/mqtt-wire.js';
+import { connectPacket, decode, publishPacket, subscribePacket, type Incoming } from '../../bench/lib/mqtt-wire.js';
 import { deepEqual, equal, ok, throws } from '../lib/assert.js';
 import { PRODUCTION_DB } from './backends.js';
 
