@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only] [--no-cuts] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
+ * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -20,6 +20,7 @@ import { updateCutBench } from './lib/update-cuts.js';
 import { peripheralBench } from './lib/peripheral.js';
 import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
 import { updateLinkBench } from './lib/update-link.js';
+import { fleetConnectionsBench } from './lib/fleet-connections.js';
 
 const argv = process.argv;
 const f = new Figures(argv.includes('--json'));
@@ -63,9 +64,25 @@ async function updateLink(): Promise<void> {
   }
 }
 
+/** --machines N (default 100,000: the fleet whose rates the loads are), --connect M (at most M of them connect) and --connections-seconds S (default 60, each load) for --connections-only. */
+function wholeNumber(flag: string, fallback: number): number {
+  const at = argv.indexOf(flag);
+  const n = at > 0 ? Number(argv[at + 1]) : fallback;
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: a whole number from 1`);
+  return n;
+}
+
 async function main(): Promise<void> {
   if (argv.includes('--peripheral-only')) {
     await peripheralBench(f);
+    f.finish();
+    return;
+  }
+  if (argv.includes('--connections-only')) {
+    // The whole fleet on one Mosquitto (minutes; run alone, not with the rest: it needs the machine's memory and ports).
+    const pgUrl = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+    const connect = argv.includes('--connect') ? { connect: wholeNumber('--connect', 1) } : {};
+    await fleetConnectionsBench(f, { machines: wholeNumber('--machines', 100000), seconds: wholeNumber('--connections-seconds', 60), pgUrl, ...connect });
     f.finish();
     return;
   }
