@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only] [--no-cuts] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
+ * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --cluster-only] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -17,6 +17,7 @@ import { routeBench } from './lib/route.js';
 import { storeBench } from './lib/store.js';
 import { storeQueryBench } from './lib/store-queries.js';
 import { updateCutBench } from './lib/update-cuts.js';
+import { clusterBench } from './lib/rabbitmq-bench.js';
 import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
 import { updateLinkBench } from './lib/update-link.js';
 
@@ -62,7 +63,24 @@ async function updateLink(): Promise<void> {
   }
 }
 
+/** --cluster-machines N (default 3000), --cluster-seconds N (default 20, each load and after the kill). */
+async function cluster(): Promise<void> {
+  const arg = (name: string, d: number): number => {
+    const at = argv.indexOf(name);
+    const n = at > 0 ? Number(argv[at + 1]) : d;
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: a whole number from 1`);
+    return n;
+  };
+  await clusterBench(f, { machines: arg('--cluster-machines', 3000), seconds: arg('--cluster-seconds', 20) });
+}
+
 async function main(): Promise<void> {
+  if (argv.includes('--cluster-only')) {
+    // The fleet on a 3-node RabbitMQ cluster of the bench's own (minutes: three Erlang nodes, thousands of machines).
+    await cluster();
+    f.finish();
+    return;
+  }
   if (argv.includes('--update-link-only')) {
     await updateLink();
     f.finish();
@@ -138,6 +156,7 @@ async function main(): Promise<void> {
     await rolloutBench(f);
     await storeBench(f);
   }
+  if (!argv.includes('--no-cluster')) await cluster();
   if (!argv.includes('--no-store')) await storeQueryBench(f, { salesPerDay: storeSalesPerDay() });
   await updateLink();
   f.out('');
