@@ -13,7 +13,7 @@
  * Commands on standard input, one a line: `rate N` (messages a second, all
  * machines together), `mark` (latency samples from now on), `report` (prints
  * one JSON line: publish-to-acknowledgement percentiles since the mark,
- * counts, reconnections), `final` (prints one JSON line: every message the
+ * and publish-to-PUBACK percentiles since the mark, counts, reconnections), `final` (prints one JSON line: every message the
  * broker acknowledged whose gateway acknowledgement never came, to be looked
  * up in the store). Prints "ready" once every machine is connected and
  * subscribed.
@@ -87,7 +87,11 @@ class Machine {
           const seq = this.inflight.get(p.messageId!);
           if (seq === undefined) return;
           this.inflight.delete(p.messageId!);
-          if (!this.confirmed.has(seq) && this.sentAt.has(seq)) this.confirmed.set(seq, this.sentAt.get(seq)!);
+          const at = this.sentAt.get(seq);
+          if (at !== undefined && !this.confirmed.has(seq)) {
+            this.confirmed.set(seq, at);
+            if (at >= this.stats.markAt) this.stats.pubacks.push(performance.now() - at);
+          }
         } else if (p.cmd === 'publish') {
           if (p.qos > 0 && p.messageId !== undefined) s.write(mqttPacket.generate({ cmd: 'puback', messageId: p.messageId }));
           this.acked(p.payload as Buffer);
@@ -151,7 +155,10 @@ interface Stats {
   reconnects: number;
   skipped: number;
   markAt: number;
+  /** Publish to the gateway's acknowledgement, ms, of messages published since the mark. */
   latencies: number[];
+  /** Publish to the broker's PUBACK (the queue has it: RabbitMQ confirms a QoS 1 message once its quorum queue does), ms. */
+  pubacks: number[];
 }
 
 let stopping = false;
@@ -169,7 +176,7 @@ async function main(): Promise<void> {
     process.stderr.write('usage: cluster-machines <port,port,port> <machines> <prefix>\n');
     process.exit(2);
   }
-  const stats: Stats = { published: 0, committed: 0, drops: 0, reconnects: 0, skipped: 0, markAt: Infinity, latencies: [] };
+  const stats: Stats = { published: 0, committed: 0, drops: 0, reconnects: 0, skipped: 0, markAt: Infinity, latencies: [], pubacks: [] };
   const machines = Array.from({ length: n }, (_, i) => new Machine(`${prefix}-${i}`, ports, i % ports.length, stats));
   // In batches: thousands of simultaneous logins would only queue up in the nodes.
   for (let i = 0; i < n; i += 200) await Promise.all(machines.slice(i, i + 200).map((m) => m.open()));
@@ -196,11 +203,13 @@ async function main(): Promise<void> {
     else if (cmd === 'mark') {
       stats.markAt = performance.now();
       stats.latencies = [];
+      stats.pubacks = [];
     } else if (cmd === 'report') {
       const sorted = [...stats.latencies].sort((a, b) => a - b);
+      const pubacks = [...stats.pubacks].sort((a, b) => a - b);
       const connected = machines.filter((m) => m.ready).length;
       const unconfirmed = machines.reduce((a, m) => a + m.inflight.size + m.unsent.length, 0);
-      process.stdout.write(JSON.stringify({ p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? 0, samples: sorted.length, published: stats.published, committed: stats.committed, drops: stats.drops, reconnects: stats.reconnects, skipped: stats.skipped, connected, unconfirmed }) + '\n');
+      process.stdout.write(JSON.stringify({ p50: percentile(sorted, 50), p99: percentile(sorted, 99), pubackP50: percentile(pubacks, 50), pubackP99: percentile(pubacks, 99), max: sorted.at(-1) ?? 0, samples: sorted.length, published: stats.published, committed: stats.committed, drops: stats.drops, reconnects: stats.reconnects, skipped: stats.skipped, connected, unconfirmed }) + '\n');
     } else if (cmd === 'final') {
       // Acknowledged by the broker, never by the gateway: the store says whether they arrived.
       const open: Record<string, number[]> = {};

@@ -14,6 +14,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Gateway } from '../../gateway/gateway.js';
 import { openDb, type Db } from '../../gateway/store/db.js';
@@ -28,6 +29,8 @@ export const FLEET_AVERAGE = 1150;
 interface Report {
   p50: number;
   p99: number;
+  pubackP50: number;
+  pubackP99: number;
   max: number;
   samples: number;
   published: number;
@@ -103,7 +106,7 @@ export async function clusterBench(f: Figures, options: { machines: number; seco
   f.out(`RabbitMQ cluster (3 nodes, this machine): ${options.machines} protocol-level machines over the nodes' MQTT ports, two gateways on AMQP into PostgreSQL`);
   const started = Date.now();
   const cluster = await RabbitCluster.start(3);
-  f.out(`    (cluster up in ${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  f.out(`    (cluster up in ${((Date.now() - started) / 1000).toFixed(0)} s; load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores)`);
   const [n1, n2, n3] = cluster.nodes as [RabbitNode, RabbitNode, RabbitNode];
   const schema = `bench_cluster_${process.pid}`;
   const dbs: Db[] = [];
@@ -144,6 +147,8 @@ export async function clusterBench(f: Figures, options: { machines: number; seco
       f.record(`cluster.${label}.perSecond`, Math.round(perSecond), `${label === 'average' ? 'the fleet average' : '3x the average'} (${rate}/s offered): events stored per second`);
       f.record(`cluster.${label}.p50Ms`, r.p50, `  publish to the gateway's ack (after commit) p50 (ms)`, '', 1);
       f.record(`cluster.${label}.p99Ms`, r.p99, `  publish to the gateway's ack p99 (ms)`, '', 1);
+      f.record(`cluster.${label}.pubackP50Ms`, r.pubackP50, `  publish to the broker's PUBACK p50 (ms)`, '', 1);
+      f.record(`cluster.${label}.pubackP99Ms`, r.pubackP99, `  publish to the broker's PUBACK p99 (ms)`, '', 1);
       f.record(`cluster.${label}.commitP99Ms`, Math.max(...gws.map((g) => g.ingester.latency(99))), `  gateways' receive-to-commit p99 (ms)`, '', 1);
       if (r.skipped > 0) f.out(`    (${r.skipped} messages not offered: every machine's window was full)`);
     }
@@ -158,7 +163,17 @@ export async function clusterBench(f: Figures, options: { machines: number; seco
     await sleep(2000);
     const killedAt = performance.now();
     await cluster.kill(n1);
-    await sleep(options.seconds * 1000);
+    // Every machine back (on n2 or n3), bounded.
+    let back = -1;
+    for (let i = 0; i < 180; i++) {
+      await sleep(500);
+      const r = await machines.ask<Report>('report');
+      if (r.connected === m.connected && r.drops > before.drops) {
+        back = performance.now() - killedAt;
+        break;
+      }
+    }
+    await sleep(Math.max(0, options.seconds * 1000 - (performance.now() - killedAt)));
     clearInterval(sampler);
     machines.say('rate 0');
     // The longest stretch with nothing stored, from the kill on.
@@ -175,6 +190,7 @@ export async function clusterBench(f: Figures, options: { machines: number; seco
     }
     const firstAfter = samples.find(([t, n]) => t > killedAt && n > (samples.find(([t2]) => t2 >= killedAt)?.[1] ?? 0));
     const during = await machines.ask<Report>('report');
+    f.out(`    (load average ${loadavg()[0]!.toFixed(1)} after the kill)`);
     // Everything sent again and acknowledged, or given up on after two minutes.
     let final = await machines.ask<{ open: Record<string, number[]>; unconfirmed: number; published: number }>('final');
     for (let i = 0; i < 120 && final.unconfirmed > 0; i++) {
@@ -198,7 +214,9 @@ export async function clusterBench(f: Figures, options: { machines: number; seco
     f.record('cluster.kill.firstStoreMs', firstAfter ? firstAfter[0] - killedAt : -1, 'node killed: first event stored after the kill (ms)', '', 0);
     f.record('cluster.kill.pauseMs', pause, 'node killed: longest stretch with nothing stored (ms)', '', 0);
     f.record('cluster.kill.p99Ms', during.p99, 'node killed: publish to ack p99, messages sent from 2 s before (ms)', '', 0);
+    f.record('cluster.kill.drops', during.drops - before.drops, 'machine connections the kill dropped');
     f.record('cluster.kill.reconnects', during.reconnects - before.reconnects, 'machines reconnected to another node');
+    f.record('cluster.kill.allBackMs', back, 'node killed: every machine connected again after (ms; -1: not within 90 s)', '', 0);
     f.record('cluster.kill.lost', lost, 'messages the broker acknowledged and the store lacks (goal 0)');
     f.record('cluster.kill.unconfirmed', final.unconfirmed, 'messages the broker never acknowledged at the end (a machine resends)');
     f.record('cluster.kill.stored', total, `events stored once each, of ${final.published} published`);
