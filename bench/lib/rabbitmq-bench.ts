@@ -141,15 +141,20 @@ export async function clusterBench(f: Figures, options: { machines: number; seco
       for (const g of gws) g.ingester.resetLatency();
       const s0 = stored();
       const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
       await sleep(options.seconds * 1000);
       const r = await machines.ask<Report>('report');
+      const cpu = process.cpuUsage(cpu0);
       const perSecond = ((stored() - s0) * 1000) / (performance.now() - t0);
+      const cpuMs = (cpu.user + cpu.system) / 1000;
       f.record(`cluster.${label}.perSecond`, Math.round(perSecond), `${label === 'average' ? 'the fleet average' : '3x the average'} (${rate}/s offered): events stored per second`);
       f.record(`cluster.${label}.p50Ms`, r.p50, `  publish to the gateway's ack (after commit) p50 (ms)`, '', 1);
       f.record(`cluster.${label}.p99Ms`, r.p99, `  publish to the gateway's ack p99 (ms)`, '', 1);
       f.record(`cluster.${label}.pubackP50Ms`, r.pubackP50, `  publish to the broker's PUBACK p50 (ms)`, '', 1);
       f.record(`cluster.${label}.pubackP99Ms`, r.pubackP99, `  publish to the broker's PUBACK p99 (ms)`, '', 1);
       f.record(`cluster.${label}.commitP99Ms`, Math.max(...gws.map((g) => g.ingester.latency(99))), `  gateways' receive-to-commit p99 (ms)`, '', 1);
+      f.record(`cluster.${label}.gatewayCpuPercent`, (cpuMs * 100) / (performance.now() - t0), `  the gateways' process: CPU, % of one core (load average ${loadavg()[0]!.toFixed(1)})`, '', 0);
+      f.record(`cluster.${label}.gatewayCpuMsPer1000`, (cpuMs * 1000) / Math.max(1, stored() - s0), `  the gateways' CPU per 1,000 events stored (ms)`, '', 0);
       if (r.skipped > 0) f.out(`    (${r.skipped} messages not offered: every machine's window was full)`);
     }
 
