@@ -63,7 +63,7 @@ async function updateLink(): Promise<void> {
   }
 }
 
-/** --cluster-machines N (default 3000), --cluster-seconds N (default 20, each load and after the kill). */
+/** --cluster-machines N (default 1000), --cluster-seconds N (default 20, each load and after the kill). */
 async function cluster(): Promise<void> {
   const arg = (name: string, d: number): number => {
     const at = argv.indexOf(name);
@@ -71,7 +71,7 @@ async function cluster(): Promise<void> {
     if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: a whole number from 1`);
     return n;
   };
-  await clusterBench(f, { machines: arg('--cluster-machines', 3000), seconds: arg('--cluster-seconds', 20) });
+  await clusterBench(f, { machines: arg('--cluster-machines', 1000), seconds: arg('--cluster-seconds', 20) });
 }
 
 async function main(): Promise<void> {
