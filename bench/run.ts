@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
+ * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --cluster-only | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -18,6 +18,7 @@ import { storeBench } from './lib/store.js';
 import { storeQueryBench } from './lib/store-queries.js';
 import { updateCutBench } from './lib/update-cuts.js';
 import { peripheralBench } from './lib/peripheral.js';
+import { clusterBench } from './lib/rabbitmq-bench.js';
 import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
 import { updateLinkBench } from './lib/update-link.js';
 import { fleetConnectionsBench } from './lib/fleet-connections.js';
@@ -64,6 +65,17 @@ async function updateLink(): Promise<void> {
   }
 }
 
+/** --cluster-machines N (default 1000), --cluster-seconds N (default 20, each load and after the kill). */
+async function cluster(): Promise<void> {
+  const arg = (name: string, d: number): number => {
+    const at = argv.indexOf(name);
+    const n = at > 0 ? Number(argv[at + 1]) : d;
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: a whole number from 1`);
+    return n;
+  };
+  await clusterBench(f, { machines: arg('--cluster-machines', 1000), seconds: arg('--cluster-seconds', 20) });
+}
+
 /** --machines N (default 100,000: the fleet whose rates the loads are), --connect M (at most M of them connect) and --connections-seconds S (default 60, each load) for --connections-only. */
 function wholeNumber(flag: string, fallback: number): number {
   const at = argv.indexOf(flag);
@@ -83,6 +95,12 @@ async function main(): Promise<void> {
     const pgUrl = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
     const connect = argv.includes('--connect') ? { connect: wholeNumber('--connect', 1) } : {};
     await fleetConnectionsBench(f, { machines: wholeNumber('--machines', 100000), seconds: wholeNumber('--connections-seconds', 60), pgUrl, ...connect });
+    f.finish();
+    return;
+  }
+  if (argv.includes('--cluster-only')) {
+    // The fleet on a 3-node RabbitMQ cluster of the bench's own (minutes: three Erlang nodes, thousands of machines).
+    await cluster();
     f.finish();
     return;
   }
@@ -161,6 +179,7 @@ async function main(): Promise<void> {
     await rolloutBench(f);
     await storeBench(f);
   }
+  if (!argv.includes('--no-cluster')) await cluster();
   if (!argv.includes('--no-store')) await storeQueryBench(f, { salesPerDay: storeSalesPerDay() });
   await updateLink();
   f.out('');

@@ -20,7 +20,7 @@ import type { FirmwareRegistry } from './firmware/registry.js';
 import { ChunkServer, REQUEST_FILTER, type ChunkServerOptions, type ImageSource } from './firmware/serve.js';
 import { AuditIntake, auditMachine } from './ingest/audits.js';
 import { AmqpFeed } from './amqp/feed.js';
-import type { Feed, FeedOptions, SubscriptionState } from './feed/feed.js';
+import type { Feed, FeedKind, FeedOptions, SubscriptionState } from './feed/feed.js';
 import { Ingester, type IngestHealth, type IngestOptions } from './ingest/ingester.js';
 import { ackPayload } from './ingest/messages.js';
 import { ingestStore } from './ingest/store.js';
@@ -84,12 +84,25 @@ export interface AlertOptions {
 
 export const TOPICS = ['fleet/+/events', 'fleet/+/telemetry', 'fleet/+/status', 'fleet/+/audit'];
 
+export interface FeedConnectionHealth {
+  name: string;
+  connected: boolean;
+  subscription: SubscriptionState;
+  lastProbeAgoMs: number | undefined;
+  probesLost: number;
+}
+
 export interface GatewayHealth {
   /** ok: receiving and storing; degraded: something below says why. */
   status: 'ok' | 'degraded';
   problems: string[];
-  /** Per connection; probesLost counts probes that did not come back (the subscription had to be made again). */
-  mqtt: { name: string; connected: boolean; subscription: SubscriptionState; lastProbeAgoMs: number | undefined; probesLost: number }[];
+  /** The broker feed: its protocol, and per connection (ingest, audits, updates) its state; probesLost counts probes that did not come back. */
+  feed: { kind: FeedKind; connections: FeedConnectionHealth[] };
+  /**
+   * The same connections under their old name, whatever the protocol (an AMQP feed too): kept for
+   * monitors written before `feed`. Deprecated: read `feed.connections`.
+   */
+  mqtt: FeedConnectionHealth[];
   ingest: IngestHealth;
   audits: { waitingMs: number; lastError: string | undefined };
 }
@@ -310,7 +323,7 @@ export class Gateway {
     const now = Date.now();
     const ingest = this.ingester.health();
     const audits = this.audits.health();
-    const mqttState = this.subscribers.map((s) => ({
+    const connections: FeedConnectionHealth[] = this.subscribers.map((s) => ({
       name: s.name,
       connected: s.connected,
       subscription: s.state,
@@ -318,14 +331,15 @@ export class Gateway {
       probesLost: s.probesLost,
     }));
     const problems: string[] = [];
-    for (const m of mqttState) {
-      if (!m.connected) problems.push(`mqtt (${m.name}): not connected to the broker`);
-      else if (m.subscription === 'deaf') problems.push(`mqtt (${m.name}): the broker accepts the subscription but delivers nothing`);
+    const kind = this.feed.kind;
+    for (const m of connections) {
+      if (!m.connected) problems.push(`${kind} (${m.name}): not connected to the broker`);
+      else if (m.subscription === 'deaf') problems.push(`${kind} (${m.name}): the broker ${kind === 'amqp' ? 'takes the consumer' : 'accepts the subscription'} but delivers nothing`);
     }
     if (!ingest.storeAvailable) problems.push(`store unavailable: ${ingest.lastError ?? ''}`);
     if (ingest.stalledMs > 0) problems.push(`ingest: no progress for ${Math.round(ingest.stalledMs / 1000)} s while ${ingest.waiting} messages wait`);
     if (audits.waitingMs > 10000) problems.push(`audits: a file has waited ${Math.round(audits.waitingMs / 1000)} s for the store`);
-    return { status: problems.length === 0 ? 'ok' : 'degraded', problems, mqtt: mqttState, ingest, audits };
+    return { status: problems.length === 0 ? 'ok' : 'degraded', problems, feed: { kind, connections }, mqtt: connections, ingest, audits };
   }
 
   async close(): Promise<void> {

@@ -63,6 +63,16 @@ async function until(what: string, check: () => Promise<boolean>, ms: number): P
   }
 }
 
+export interface RabbitClusterOptions {
+  startMs?: number;
+  /** Each node's rabbitmq.conf, given its ports (default: MQTT on its port, anonymous MQTT as guest, pause_minority). */
+  config?: (ports: { amqpPort: number; mqttPort: number }) => string;
+  /** The enabled_plugins file (default: the MQTT plugin). */
+  enabledPlugins?: string;
+  /** Set MQTT_SESSION_POLICY once the cluster is formed (default true). */
+  sessionPolicy?: boolean;
+}
+
 export class RabbitCluster {
   readonly nodes: RabbitNode[];
   readonly dir: string;
@@ -76,7 +86,7 @@ export class RabbitCluster {
   }
 
   /** Start `size` nodes (in parallel) and join them into one cluster; ready when every node's AMQP and MQTT listeners answer. */
-  static async start(size: number, options: { startMs?: number } = {}): Promise<RabbitCluster> {
+  static async start(size: number, options: RabbitClusterOptions = {}): Promise<RabbitCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'vf-rabbitmq-'));
     const home = join(dir, 'home');
     mkdirSync(home);
@@ -101,10 +111,10 @@ export class RabbitCluster {
       const amqpPort = await port();
       const mqttPort = await port();
       const distPort = await port();
-      writeFileSync(join(nodeDir, 'enabled_plugins'), '[rabbitmq_mqtt].\n');
+      writeFileSync(join(nodeDir, 'enabled_plugins'), options.enabledPlugins ?? '[rabbitmq_mqtt].\n');
       writeFileSync(
         join(nodeDir, 'rabbitmq.conf'),
-        [
+        options.config?.({ amqpPort, mqttPort }) ?? [
           `mqtt.listeners.tcp.default = 127.0.0.1:${mqttPort}`,
           // Machines without logins in the tests: anonymous MQTT is the default user, guest, allowed over loopback only.
           'mqtt.allow_anonymous = true',
@@ -136,7 +146,7 @@ export class RabbitCluster {
         await cluster.ready(n, options.startMs ?? 120000);
       }
       const p = MQTT_SESSION_POLICY;
-      await cluster.ctl(nodes[0]!, ['set_policy', '--apply-to', 'queues', p.name, p.pattern, p.definition]);
+      if (options.sessionPolicy !== false) await cluster.ctl(nodes[0]!, ['set_policy', '--apply-to', 'queues', p.name, p.pattern, p.definition]);
     } catch (e) {
       await cluster.close();
       throw e;

@@ -85,6 +85,7 @@ function shown(url: string): string {
 
 export class AmqpFeed implements Feed {
   readonly name: string;
+  readonly kind = 'amqp';
   readonly ackAfterStore = true;
   state: SubscriptionState = 'connecting';
   lastReceivedAt: number | undefined;

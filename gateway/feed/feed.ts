@@ -13,7 +13,11 @@
 /** connecting: not subscribed yet; unverified: a probe could not be judged; receiving: the last probe came back; deaf: it did not. */
 export type SubscriptionState = 'connecting' | 'unverified' | 'receiving' | 'deaf';
 
+/** The protocol a feed speaks to its broker (health names it: an AMQP feed is not an MQTT subscription). */
+export type FeedKind = 'mqtt' | 'amqp';
+
 export interface Feed {
+  readonly kind: FeedKind;
   /** What it carries (ingest, audits, updates): for logs and health. */
   readonly name: string;
   readonly connected: boolean;

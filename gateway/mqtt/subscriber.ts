@@ -64,6 +64,7 @@ interface Waiting {
 export class Subscriber implements Feed {
   readonly client: mqtt.MqttClient;
   /** mqtt.js acknowledges on arrival; machines resend until the gateway's own ack after the commit. */
+  readonly kind = 'mqtt';
   readonly ackAfterStore = false;
   state: SubscriptionState = 'connecting';
   /** When a probe last came back (ms since the epoch), and probes sent and lost. */

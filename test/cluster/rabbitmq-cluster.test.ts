@@ -179,12 +179,15 @@ describe('a RabbitMQ cluster: nodes dying under load', function () {
         'receiving',
         async () => {
           const r = await fetch(`${api}/health`);
-          const h = (await r.json()) as { mqtt: { subscription: string }[] };
-          return r.status === 200 && h.mqtt.every((m) => m.subscription === 'receiving') ? h : undefined;
+          const h = (await r.json()) as { feed: { kind: string; connections: { name: string; subscription: string }[] }; mqtt: unknown[] };
+          return r.status === 200 && h.feed.connections.every((m) => m.subscription === 'receiving') ? h : undefined;
         },
         60000,
       );
-      assert.equal(health.mqtt.length, 3);
+      // Named for what it is: an AMQP feed, not an MQTT subscription (the old `mqtt` list stays, the same connections).
+      assert.equal(health.feed.kind, 'amqp');
+      assert.deepEqual(health.feed.connections.map((c) => c.name), ['ingest', 'audits', 'updates']);
+      assert.deepEqual(health.mqtt, health.feed.connections);
     } finally {
       child.kill('SIGTERM');
       await closed;

@@ -178,7 +178,11 @@ describe('chaos: brokers restarting under load', function () {
       await gw.addMachines(['vm-stall']);
       const ok = await api.inject({ method: 'GET', url: '/health' });
       assert.equal(ok.statusCode, 200, ok.body);
-      assert.equal((ok.json() as { mqtt: { subscription: string }[] }).mqtt[0]!.subscription, 'receiving');
+      // The feed named by its protocol; the old `mqtt` list stays for monitors that read it.
+      const body = ok.json() as { feed: { kind: string; connections: { name: string; subscription: string }[] }; mqtt: { name: string; subscription: string }[] };
+      assert.equal(body.feed.kind, 'mqtt');
+      assert.deepEqual(body.feed.connections.map((c) => [c.name, c.subscription]), [['ingest', 'receiving'], ['audits', 'receiving']]);
+      assert.deepEqual(body.mqtt, body.feed.connections);
       const down = (): never => {
         throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432 (injected)'), { code: 'ECONNREFUSED' });
       };
