@@ -60,17 +60,27 @@ function generator(seed: number): () => number {
   };
 }
 
-/** Each customer's nearest other customers, nearest first. */
+/** Each customer's nearest other customers, nearest first (a bounded insertion list: n^2 distances, no sort of n). */
 function nearest(p: VrpProblem, k: number): Int32Array[] {
   const out: Int32Array[] = [new Int32Array(0)];
-  const others: number[] = [];
-  for (let i = 1; i < p.n; i++) others.push(i);
+  const ids = new Int32Array(k);
+  const ds = new Float64Array(k);
   for (let i = 1; i < p.n; i++) {
-    const d = new Float64Array(p.n);
-    for (const j of others) d[j] = p.dist(i, j);
-    const near = others.filter((j) => j !== i);
-    near.sort((a, b) => d[a]! - d[b]! || a - b);
-    out.push(Int32Array.from(near.slice(0, k)));
+    let size = 0;
+    for (let j = 1; j < p.n; j++) {
+      if (j === i) continue;
+      const d = p.dist(i, j);
+      if (size === k && d >= ds[k - 1]!) continue;
+      let at = size < k ? size++ : k - 1;
+      while (at > 0 && ds[at - 1]! > d) {
+        ds[at] = ds[at - 1]!;
+        ids[at] = ids[at - 1]!;
+        at--;
+      }
+      ds[at] = d;
+      ids[at] = j;
+    }
+    out.push(ids.slice(0, size));
   }
   return out;
 }
