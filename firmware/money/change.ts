@@ -46,6 +46,8 @@ const BEST = 10; // the best plan's coins per level
 const FIRST = 11; // the level's first position in ORDER (for splitting a merged value back)
 const ROWS = 12;
 const NONE = 0x7fffffff;
+/** Search nodes after which the best plan found is paid unproven (its compute: docs/benchmarks.md; real coin sets stay far below). */
+export const SEARCH_NODES = 20000;
 
 export interface ChangePlan {
   /** Coins of each type to pay out, indexed like the values given. */
@@ -56,6 +58,8 @@ export interface ChangePlan {
   count: number;
   /** True when `paid` equals the amount asked for. */
   exact: boolean;
+  /** True when `count` is proven the fewest (false only when the search ran out of its node budget: the plan still pays `paid`). */
+  optimal: boolean;
 }
 
 function gcd(a: number, b: number): number {
@@ -117,7 +121,7 @@ export class ChangeMaker {
       }
       w[j] = i;
     }
-    this.plan = { coins: new Uint16Array(n), paid: 0, count: 0, exact: true };
+    this.plan = { coins: new Uint16Array(n), paid: 0, count: 0, exact: true, optimal: true };
   }
 
   get types(): number {
@@ -178,6 +182,7 @@ export class ChangeMaker {
     plan.paid = 0;
     plan.count = 0;
     plan.exact = amount === 0;
+    plan.optimal = true;
     this.nodes = 0;
     if (!Number.isInteger(amount) || amount < 0) throw new RangeError(`amount ${amount} is not a non-negative integer`);
     if (amount === 0) return plan;
@@ -237,7 +242,12 @@ export class ChangeMaker {
     w[USED * T] = 0;
     for (;;) {
       // Enter level i with the remainder and the coins used so far.
-      nodes++;
+      // A pathological coin set (many close values whose sums miss the amount) can need millions of
+      // nodes to prove a plan the fewest; past the budget the best plan found so far is paid.
+      if (++nodes > SEARCH_NODES && best !== NONE) {
+        this.plan.optimal = false;
+        break;
+      }
       let descend = false;
       const r = w[REM * T + i]!;
       const used = w[USED * T + i]!;
@@ -246,7 +256,7 @@ export class ChangeMaker {
           best = used;
           for (let j = 0; j < m; j++) w[BEST * T + j] = j < i ? w[K * T + j]! : 0;
         }
-      } else if (i < m && r <= w[CAP * T + i]! && r % w[GCD * T + i]! === 0 && used + ceilDiv(r, w[VAL * T + i]!) < best) {
+      } else if (i < m && r <= w[CAP * T + i]! && r % w[GCD * T + i]! === 0 && used + this.bound(i, r, m) < best) {
         const v = w[VAL * T + i]!;
         const c = w[CNT * T + i]!;
         const capBelow = i + 1 < m ? w[CAP * T + i + 1]! : 0;
@@ -266,7 +276,7 @@ export class ChangeMaker {
           }
           if ((r - k * v) % gBelow !== 0) k = -1;
         }
-        if (k >= kmin && k >= 0 && used + k + (i + 1 < m ? ceilDiv(r - k * v, w[VAL * T + i + 1]!) : 0) < best) {
+        if (k >= kmin && k >= 0 && used + k + this.bound(i + 1, r - k * v, m) < best) {
           w[K * T + i] = k;
           w[KMIN * T + i] = kmin;
           descend = true;
@@ -291,7 +301,7 @@ export class ChangeMaker {
         const k = w[K * T + i]! - w[STEP * T + i]!;
         if (k < w[KMIN * T + i]! || k < 0) continue;
         // Fewer of this value only raises the bound (the values below are smaller), so the level is done once it fails.
-        if (w[USED * T + i]! + k + ceilDiv(r - k * v, w[VAL * T + i + 1]!) >= best) continue;
+        if (w[USED * T + i]! + k + this.bound(i + 1, r - k * v, m) >= best) continue;
         w[K * T + i] = k;
         w[REM * T + i + 1] = r - k * v;
         w[USED * T + i + 1] = w[USED * T + i]! + k;
@@ -318,6 +328,27 @@ export class ChangeMaker {
       }
     }
     return best;
+  }
+
+  /**
+   * Fewest coins levels `from`..m-1 could pay `r` with if coins could be
+   * split: the largest values first, each tube emptied before the next, the
+   * last one in part. No plan does better, and it is far tighter than
+   * "remainder over the largest value" once the large tubes run low.
+   */
+  private bound(from: number, r: number, m: number): number {
+    if (r === 0) return 0;
+    const w = this.work;
+    const T = COIN_TYPES;
+    let coins = 0;
+    for (let l = from; l < m; l++) {
+      const v = w[VAL * T + l]!;
+      const c = w[CNT * T + l]!;
+      if (c * v >= r) return coins + ceilDiv(r, v);
+      coins += c;
+      r -= c * v;
+    }
+    return NONE;
   }
 
   /**
