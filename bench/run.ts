@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only] [--no-cuts] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
+ * npm run bench [-- --json] [--xs-only | --change-only [--change-bundle FILE] | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only] [--no-cuts] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -108,6 +108,13 @@ async function main(): Promise<void> {
     await outageBench(f, outageSpeed());
     await rolloutBench(f);
     await storeBench(f);
+    f.finish();
+    return;
+  }
+  if (argv.includes('--change-only')) {
+    // The change planner alone under XS; `--change-bundle FILE` measures another build of bench/xs/change-bench.ts.
+    const at = argv.indexOf('--change-bundle');
+    await xsChange(f, undefined, at > 0 ? argv[at + 1] : undefined);
     f.finish();
     return;
   }

@@ -217,14 +217,14 @@ describe('change-making', () => {
     const pick = (n: number): number => Math.floor(rnd() * n);
     const worst = [1, 2, 3, 5, 7, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000];
     // The bench's worst case at full size; random 16-value sets over a smaller range (XS runs this too).
-    const cases: [number[], number][] = [[worst, 10000], [coinSet(pick, 16, 1000), 3000], [coinSet(pick, 16, 60).map((v) => v * 7 + 1), 3000]];
+    const cases: [number[], number][] = [[worst, 10000], [coinSet(pick, 16, 600), 1500], [coinSet(pick, 16, 60).map((v) => v * 7 + 1), 1500]];
     for (const [values, max] of cases) {
-      for (const full of [true, false]) {
+      for (const full of max === 10000 ? [true] : [true, false]) {
         const counts = values.map(() => (full ? 255 : pick(30)));
         const truth = piecesDp(values, counts, max);
         const cm = new ChangeMaker(values, max);
         for (const amount of [max, max - 1]) checkOne(cm, values, counts, truth, amount);
-        for (let i = 0; i < 8; i++) checkOne(cm, values, counts, truth, 1 + pick(max));
+        for (let i = 0; i < 6; i++) checkOne(cm, values, counts, truth, 1 + pick(max));
       }
     }
   });
@@ -245,10 +245,10 @@ describe('change-making', () => {
       const values = sets[name]!;
       for (const full of [true, false]) {
         const counts = values.map(() => (full ? 255 : pick(40)));
-        const max = name === 'USD' || name === 'JPY' ? 3000 : 6000;
+        const max = name === 'INR' ? 6000 : 2000;
         const truth = piecesDp(values, counts, max);
         const cm = new ChangeMaker(values, max);
-        for (let i = 0; i < 10; i++) checkOne(cm, values, counts, truth, 1 + pick(max));
+        for (let i = 0; i < 6; i++) checkOne(cm, values, counts, truth, 1 + pick(max));
         checkOne(cm, values, counts, truth, max - 1);
       }
     }
