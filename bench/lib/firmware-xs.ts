@@ -97,6 +97,12 @@ export async function xsChange(f: Figures, vendCompute: number | undefined, bund
       const worst = await solve(hard.amount, hard.counts);
       f.record(`${key}.compute.hardest`, worst, `  ${hard.amount}, tubes ${hard.counts.join('/')} (${hard.nodes} nodes; computrons${vends(worst)})`);
     }
+    // The search's own ceiling: sixteen values all 1 more than a multiple of 7 (the coin count is fixed
+    // modulo 7), where proving the fewest would take millions of nodes; it stops at its node budget.
+    const odd = [15, 29, 64, 78, 85, 92, 106, 127, 190, 204, 211, 316, 351, 358, 386, 400];
+    await w.evaluate(`benchChangeSetup(12000, ${JSON.stringify(odd)})`);
+    const capped = await solve(11993, new Array<number>(16).fill(255));
+    f.record('change.budget.compute', capped, `pathological set (values 7k+1), 11993, full tubes: the node budget's ceiling (computrons${vends(capped)})`);
     f.out('Change-making under XS, typical: USD tubes 5/10/25 (gcd 5), credit up to 50.00, full tubes');
     const tfp = await w.evaluate('new TextEncoder().encode(String(benchChangeSetup(5000, [5, 10, 25, 0]))).buffer');
     f.record('change.typical.footprintBytes', Number(text(tfp)), 'planner buffers (bytes)');
