@@ -71,10 +71,6 @@ function gcd(a: number, b: number): number {
   return a;
 }
 
-function ceilDiv(a: number, b: number): number {
-  return Math.floor((a + b - 1) / b);
-}
-
 export class ChangeMaker {
   readonly unit: number;
   readonly maxAmount: number;
@@ -167,10 +163,6 @@ export class ChangeMaker {
     if (extra > 0) bits[top] = bits[top]! & (-1 >>> extra);
   }
 
-  private payable(a: number): boolean {
-    return ((this.bits[a >> 5]! >>> (a & 31)) & 1) === 1;
-  }
-
   /**
    * Plan a payout of `amount` from tubes holding `counts[i]` coins of type i.
    * The returned plan object is reused by the next call.
@@ -189,7 +181,7 @@ export class ChangeMaker {
     const target = Math.floor(Math.min(amount, this.maxAmount) / this.unit);
     this.reachable(target, counts);
     let a = target;
-    while (a > 0 && !this.payable(a)) a--;
+    while (a > 0 && ((this.bits[a >> 5]! >>> (a & 31)) & 1) === 0) a--;
     plan.exact = a * this.unit === amount;
     plan.paid = a * this.unit;
     if (a > 0) plan.count = this.fewest(a, counts);
@@ -263,7 +255,7 @@ export class ChangeMaker {
         const gBelow = i + 1 < m ? w[GCD * T + i + 1]! : 0;
         let k = Math.floor(r / v);
         if (k > c) k = c;
-        const kmin = r > capBelow ? ceilDiv(r - capBelow, v) : 0;
+        const kmin = r > capBelow ? Math.floor((r - capBelow + v - 1) / v) : 0;
         // The largest count that leaves the remainder on the smaller values' grid.
         if (gBelow === 0) {
           if (k * v !== r) k = -1;
@@ -344,7 +336,7 @@ export class ChangeMaker {
     for (let l = from; l < m; l++) {
       const v = w[VAL * T + l]!;
       const c = w[CNT * T + l]!;
-      if (c * v >= r) return coins + ceilDiv(r, v);
+      if (c * v >= r) return coins + Math.floor((r + v - 1) / v);
       coins += c;
       r -= c * v;
     }
@@ -360,7 +352,8 @@ export class ChangeMaker {
     if (top < this.unit) return true;
     const units = Math.floor(top / this.unit);
     this.reachable(units, counts);
-    for (let a = 1; a <= units; a++) if (!this.payable(a)) return false;
+    const bits = this.bits;
+    for (let a = 1; a <= units; a++) if (((bits[a >> 5]! >>> (a & 31)) & 1) === 0) return false;
     return true;
   }
 
@@ -370,6 +363,6 @@ export class ChangeMaker {
     if (amount > this.maxAmount || amount % this.unit !== 0) return false;
     const units = amount / this.unit;
     this.reachable(units, counts);
-    return this.payable(units);
+    return ((this.bits[units >> 5]! >>> (units & 31)) & 1) === 1;
   }
 }
