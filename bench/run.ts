@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --cluster-only | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
+ * npm run bench [-- --json] [--xs-only | --latency-only | --change-only [--change-bundle FILE] | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --cluster-only | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -9,6 +9,7 @@
  * This file picks the sections from the flags; each section lives in
  * bench/lib (firmware-xs, simulator, gateway) and records into one Figures.
  */
+import { latencyBench } from './lib/latency.js';
 import { Figures } from './lib/figures.js';
 import { xsChange, xsDex, xsJournal, xsUpdate, xsVend } from './lib/firmware-xs.js';
 import { commandBench, gatewayBench, outageBench } from './lib/gateway.js';
@@ -152,6 +153,18 @@ async function main(): Promise<void> {
     f.finish();
     return;
   }
+  if (argv.includes('--latency-only')) {
+    await latencyBench(f);
+    f.finish();
+    return;
+  }
+  if (argv.includes('--change-only')) {
+    // The change planner alone under XS; `--change-bundle FILE` measures another build of bench/xs/change-bench.ts.
+    const at = argv.indexOf('--change-bundle');
+    await xsChange(f, undefined, at > 0 ? argv[at + 1] : undefined);
+    f.finish();
+    return;
+  }
   const vendCompute = await xsVend(f);
   if (argv.includes('--xs-only')) {
     // The firmware under XS alone (a minute): vend, change-making, journal, audit file, firmware download.
@@ -166,6 +179,7 @@ async function main(): Promise<void> {
   await xsJournal(f, vendCompute);
   await xsDex(f, vendCompute);
   await xsUpdate(f, vendCompute);
+  await latencyBench(f);
   await journalWear(f, 10000);
   if (!argv.includes('--no-cuts')) {
     await powerCutCampaign(f);

@@ -12,6 +12,7 @@ import { BUNDLE_PATH } from '../../hal-sim/transport.js';
 import { XsWorker } from '../../hal-sim/xs/xsnap.js';
 import { BENCH_FLASH, BENCH_MACHINE, vend } from './bench-machine.js';
 import type { Figures } from './figures.js';
+import { CHANGE_CASES, hardest } from './change-cases.js';
 
 export async function xsVend(f: Figures): Promise<number> {
   f.out('Firmware under XS: one complete cash vend (select, bill, coins, dispense, change)');
@@ -65,28 +66,49 @@ export async function xsVend(f: Figures): Promise<number> {
   }
 }
 
-export async function xsChange(f: Figures, vendCompute: number): Promise<void> {
+/**
+ * `bundle`: another build of bench/xs/change-bench.ts (the figures "before" in
+ * docs/benchmarks.md come from one built on the previous planner).
+ */
+export async function xsChange(f: Figures, vendCompute: number | undefined, bundle?: string): Promise<void> {
+  const vends = (c: number): string => (vendCompute ? `; ${(c / vendCompute).toFixed(2)} vends` : '');
   f.out('');
-  f.out('Change-making under XS: 16 coin types (gcd 1), 255 coins per tube');
+  f.out('Change-making under XS: per coin set, the planner\'s buffers, then full tubes at the largest amount and the hardest amount and tubes found');
   const w = new XsWorker({ meteringLimit: 2_000_000_000 });
+  const text = (r: { reply: Uint8Array }): string => new TextDecoder().decode(r.reply);
   try {
-    await w.evaluate(readFileSync(fileURLToPath(new URL('../../bundle/bench-change.js', import.meta.url)), 'utf8'));
+    await w.evaluate(readFileSync(bundle ?? fileURLToPath(new URL('../../bundle/bench-change.js', import.meta.url)), 'utf8'));
     const base = (await w.evaluate('0')).meter.compute;
-    // Only an ArrayBuffer crosses back from XS, so the footprint comes back as text.
-    const fp = await w.evaluate('new TextEncoder().encode(String(benchChangeSetup(10000))).buffer');
-    f.record('change.footprintBytes', Number(new TextDecoder().decode(fp.reply)), 'planner buffers for amounts up to 10,000 (bytes)');
-    for (const amount of [100, 1000, 5000, 9999, 10000]) {
-      const r = await w.evaluate(`benchChangeSolve(${amount})`);
-      const c = r.meter.compute - base;
-      f.record(`change.compute.${amount}`, c, `plan ${String(amount).padStart(5)} minor units (computrons; ${(c / vendCompute).toFixed(2)} vends)`);
+    const solve = async (amount: number, counts: number[]): Promise<number> => {
+      await w.evaluate(`benchChangeCounts(${JSON.stringify(counts)})`);
+      return (await w.evaluate(`benchChangeSolve(${amount})`)).meter.compute - base;
+    };
+    for (let i = 0; i < CHANGE_CASES.length; i++) {
+      const c = CHANGE_CASES[i]!;
+      // Only an ArrayBuffer crosses back from XS, so the footprint comes back as text.
+      const fp = Number(text(await w.evaluate(`new TextEncoder().encode(String(benchChangeSetup(${c.maxAmount}, ${JSON.stringify(c.values)}))).buffer`)));
+      const key = `change.case${i}`;
+      f.out(`  ${c.name}, amounts up to ${c.maxAmount}`);
+      f.record(`${key}.footprintBytes`, fp, '  planner buffers (bytes)');
+      const full = new Array<number>(c.values.length).fill(255);
+      const top = await solve(c.maxAmount, full);
+      f.record(`${key}.compute.fullTop`, top, `  ${c.maxAmount}, full tubes (computrons${vends(top)})`);
+      const hard = hardest(c);
+      const worst = await solve(hard.amount, hard.counts);
+      f.record(`${key}.compute.hardest`, worst, `  ${hard.amount}, tubes ${hard.counts.join('/')} (${hard.nodes} nodes; computrons${vends(worst)})`);
     }
-    f.out('Change-making under XS, typical: USD tubes 5/10/25 (gcd 5), credit up to 50.00');
+    // The search's own ceiling: sixteen values all 1 more than a multiple of 7 (the coin count is fixed
+    // modulo 7), where proving the fewest would take millions of nodes; it stops at its node budget.
+    const odd = [15, 29, 64, 78, 85, 92, 106, 127, 190, 204, 211, 316, 351, 358, 386, 400];
+    await w.evaluate(`benchChangeSetup(12000, ${JSON.stringify(odd)})`);
+    const capped = await solve(11993, new Array<number>(16).fill(255));
+    f.record('change.budget.compute', capped, `pathological set (values 7k+1), 11993, full tubes: the node budget's ceiling (computrons${vends(capped)})`);
+    f.out('Change-making under XS, typical: USD tubes 5/10/25 (gcd 5), credit up to 50.00, full tubes');
     const tfp = await w.evaluate('new TextEncoder().encode(String(benchChangeSetup(5000, [5, 10, 25, 0]))).buffer');
-    f.record('change.typical.footprintBytes', Number(new TextDecoder().decode(tfp.reply)), 'planner buffers (bytes)');
+    f.record('change.typical.footprintBytes', Number(text(tfp)), 'planner buffers (bytes)');
     for (const amount of [25, 375, 4825]) {
-      const r = await w.evaluate(`benchChangeSolve(${amount})`);
-      const c = r.meter.compute - base;
-      f.record(`change.typical.compute.${amount}`, c, `plan ${String(amount).padStart(5)} minor units (computrons; ${(c / vendCompute).toFixed(2)} vends)`);
+      const c = await solve(amount, [255, 255, 255, 255]);
+      f.record(`change.typical.compute.${amount}`, c, `plan ${String(amount).padStart(5)} minor units (computrons${vends(c)})`);
     }
   } finally {
     await w.close();

@@ -1,19 +1,26 @@
 /**
  * Runs inside XS for `npm run bench`: the firmware's change-maker on the
- * worst case the issue names, 16 coin types and amounts up to 10,000 units.
+ * worst case the issue names (16 coin types, amounts up to 10,000 units) and
+ * on real currencies' coin sets, with the tube counts the bench chooses.
  */
 import { ChangeMaker } from '../../firmware/money/change.js';
 
 const g = globalThis as unknown as Record<string, unknown>;
 let maker: ChangeMaker | undefined;
-const counts = new Uint8Array(16).fill(255);
+let counts = new Uint8Array(16).fill(255);
 
 /** 16 coin types whose greatest common divisor is 1, so every unit up to the amount is a DP cell. */
 export const WORST_VALUES = [1, 2, 3, 5, 7, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000];
 
 g['benchChangeSetup'] = (maxAmount: number, values?: number[]): number => {
   maker = new ChangeMaker(values ?? WORST_VALUES, maxAmount);
+  counts = new Uint8Array(maker.types).fill(255);
   return maker.footprint;
+};
+
+/** Tube counts for the next plans (all full after setup). */
+g['benchChangeCounts'] = (tubes: number[]): void => {
+  counts = Uint8Array.from(tubes);
 };
 
 g['benchChangeSolve'] = (amount: number): number => {

@@ -3,19 +3,51 @@
  *
  * Finds the fewest coins that pay an amount exactly, using at most `counts[i]`
  * coins of value `values[i]`. Greedy is wrong for bounded tubes (one 25 and
- * three 10s pay 30 as 10+10+10) and for non-canonical coin sets, so this is a
- * bounded min-coin dynamic programme: per coin type, a sliding-window minimum
- * over each residue class, O(types x amount) time.
+ * three 10s pay 30 as 10+10+10) and for non-canonical coin sets.
  *
- * All buffers are allocated once, sized for the largest amount the machine
- * will ever pay (its maximum credit) in units of the coins' greatest common
- * divisor, so planning a payout allocates nothing.
+ * Two exact parts, both in a few kilobytes fixed at construction:
+ *
+ * - which amounts can be paid at all: a bitset over the amounts (one bit per
+ *   unit of the coins' greatest common divisor), filled by bounded subset-sum
+ *   with each tube split into binary pieces (1, 2, 4, ... coins), so
+ *   O(types x log(coins) x amount / 32) word operations. It answers `canPay`,
+ *   `coversUpTo` and the most that can be paid below an amount;
+ * - the fewest coins for an amount that can be paid: a depth-first
+ *   branch-and-bound over the coin values, largest first, at most one level
+ *   a value (16), so its state is a fixed array. It prunes a branch when the
+ *   coins used plus the remainder over the largest value left cannot beat the
+ *   best plan found, when the remainder exceeds what the smaller tubes hold,
+ *   and when the remainder is not a multiple of the smaller values' common
+ *   divisor (it steps a tube's count over the residue class that keeps it one).
+ *
+ * A dynamic programme over amounts is exact in polynomial time, but it needs
+ * a counter per amount (60 KB at 30,000 units even with no reconstruction
+ * table) and cannot be made to fit; the search needs no memory per amount, and
+ * its cost is measured, worst cases included, in docs/benchmarks.md.
  */
 
 import { COIN_TYPES } from './coins.js';
 
-const INF = 0xffff;
+/** Largest amount the planner can be sized for, in units of the coins' greatest common divisor (the configuration's maxCredit limit). */
 export const MAX_UNITS = 30000;
+
+/** Fixed state of the search: COIN_TYPES entries for each of these rows. */
+const ORDER = 0; // original coin types, largest value first (fixed at construction)
+const VAL = 1; // per search level: the coin value (equal values merged)
+const CNT = 2; // coins available at that value
+const CAP = 3; // value the levels from here down can pay at most
+const GCD = 4; // common divisor of the values from here down
+const K = 5; // coins taken at the level on the current path
+const KMIN = 6; // fewest coins the level may take (the rest must fit below)
+const STEP = 7; // step between counts that keep the remainder on the smaller values' grid
+const REM = 8; // remainder entering the level
+const USED = 9; // coins used above the level
+const BEST = 10; // the best plan's coins per level
+const FIRST = 11; // the level's first position in ORDER (for splitting a merged value back)
+const ROWS = 12;
+const NONE = 0x7fffffff;
+/** Search nodes after which the best plan found is paid unproven (its compute: docs/benchmarks.md; real coin sets stay far below). */
+export const SEARCH_NODES = 20000;
 
 export interface ChangePlan {
   /** Coins of each type to pay out, indexed like the values given. */
@@ -26,6 +58,8 @@ export interface ChangePlan {
   count: number;
   /** True when `paid` equals the amount asked for. */
   exact: boolean;
+  /** True when `count` is proven the fewest (false only when the search ran out of its node budget: the plan still pays `paid`). */
+  optimal: boolean;
 }
 
 function gcd(a: number, b: number): number {
@@ -43,10 +77,11 @@ export class ChangeMaker {
   private readonly values: Int32Array;
   private readonly unitValues: Int32Array;
   private readonly maxUnits: number;
-  private readonly best: Uint16Array;
-  private readonly choice: Uint8Array;
-  private readonly dequeIndex: Uint16Array;
-  private readonly dequeKey: Int16Array;
+  /** Bit a: `a` units can be paid from the tubes (for the amount last worked out). */
+  private readonly bits: Int32Array;
+  private readonly work: Int32Array;
+  /** Search nodes the last `solve` visited (for the bench). */
+  nodes = 0;
   readonly plan: ChangePlan;
 
   /**
@@ -66,26 +101,66 @@ export class ChangeMaker {
     this.unit = g === 0 ? 1 : g;
     this.maxAmount = maxAmount;
     this.maxUnits = Math.floor(maxAmount / this.unit);
-    // Deque keys (coins - position) must fit an Int16.
     if (this.maxUnits > MAX_UNITS) throw new RangeError(`maxAmount ${maxAmount} exceeds ${MAX_UNITS} units of ${this.unit}`);
     this.values = Int32Array.from(values);
     this.unitValues = new Int32Array(n);
     for (let i = 0; i < n; i++) this.unitValues[i] = this.values[i]! / this.unit;
-    const cells = this.maxUnits + 1;
-    this.best = new Uint16Array(cells);
-    this.choice = new Uint8Array(n * cells);
-    this.dequeIndex = new Uint16Array(cells);
-    this.dequeKey = new Int16Array(cells);
-    this.plan = { coins: new Uint16Array(n), paid: 0, count: 0, exact: true };
+    this.bits = new Int32Array((this.maxUnits >> 5) + 1);
+    this.work = new Int32Array(ROWS * COIN_TYPES);
+    // Types by value, largest first (insertion sort: at most 16).
+    const w = this.work;
+    for (let i = 0; i < n; i++) {
+      let j = i;
+      while (j > 0 && this.unitValues[w[j - 1]!]! < this.unitValues[i]!) {
+        w[j] = w[j - 1]!;
+        j--;
+      }
+      w[j] = i;
+    }
+    this.plan = { coins: new Uint16Array(n), paid: 0, count: 0, exact: true, optimal: true };
   }
 
   get types(): number {
     return this.values.length;
   }
 
-  /** Bytes of typed-array storage this planner holds (for heap budgeting). */
+  /** Bytes of typed-array storage this planner holds (for heap budgeting); fixed at construction. */
   get footprint(): number {
-    return this.best.byteLength + this.choice.byteLength + this.dequeIndex.byteLength + this.dequeKey.byteLength;
+    return this.bits.byteLength + this.work.byteLength + this.values.byteLength + this.unitValues.byteLength + this.plan.coins.byteLength;
+  }
+
+  /** Fill `bits` with the amounts 0..target units the tubes can pay. */
+  private reachable(target: number, counts: ArrayLike<number>): void {
+    const bits = this.bits;
+    const top = target >> 5;
+    bits.fill(0, 0, top + 1);
+    bits[0] = 1;
+    for (let t = 0; t < this.values.length; t++) {
+      const v = this.unitValues[t]!;
+      if (v === 0 || v > target) continue;
+      let left = counts[t]!;
+      const most = Math.floor(target / v);
+      if (!(left > 0)) continue;
+      if (left > most) left = most;
+      // Pieces of 1, 2, 4, ... coins then the rest: every count up to `left` is a sum of some of them.
+      for (let piece = 1; left > 0; piece += piece) {
+        const k = piece < left ? piece : left;
+        left -= k;
+        const shift = k * v;
+        const q = shift >> 5;
+        const b = shift & 31;
+        // From the top down, so each word reads the ones below it before they change.
+        if (b === 0) {
+          for (let i = top; i >= q; i--) bits[i] = bits[i]! | bits[i - q]!;
+        } else {
+          for (let i = top; i > q; i--) bits[i] = bits[i]! | (bits[i - q]! << b) | (bits[i - q - 1]! >>> (32 - b));
+          bits[q] = bits[q]! | (bits[0]! << b);
+        }
+      }
+    }
+    // Bits above the target are not amounts worked out.
+    const extra = 31 - (target & 31);
+    if (extra > 0) bits[top] = bits[top]! & (-1 >>> extra);
   }
 
   /**
@@ -94,84 +169,178 @@ export class ChangeMaker {
    * When the amount cannot be paid exactly, the plan pays the most it can below it.
    */
   solve(amount: number, counts: ArrayLike<number>): ChangePlan {
-    const n = this.values.length;
     const plan = this.plan;
     plan.coins.fill(0);
     plan.paid = 0;
     plan.count = 0;
     plan.exact = amount === 0;
+    plan.optimal = true;
+    this.nodes = 0;
     if (!Number.isInteger(amount) || amount < 0) throw new RangeError(`amount ${amount} is not a non-negative integer`);
     if (amount === 0) return plan;
-    const capped = Math.min(amount, this.maxAmount);
-    const target = Math.floor(capped / this.unit);
-    const best = this.best;
-    const choice = this.choice;
-    const cells = this.maxUnits + 1;
-    const dqIndex = this.dequeIndex;
-    const dqKey = this.dequeKey;
-    best.fill(INF, 0, target + 1);
-    best[0] = 0;
-
-    for (let t = 0; t < n; t++) {
-      const v = this.unitValues[t]!;
-      const row = t * cells;
-      let limit = v > 0 ? counts[t]! : 0;
-      if (limit > 255) limit = 255;
-      if (v === 0 || limit <= 0) {
-        choice.fill(0, row, row + target + 1);
-        continue;
-      }
-      if (limit * v >= target) {
-        // The tube can never run out within this amount: the plain unbounded
-        // recurrence (about half the work of the windowed one) is exact.
-        choice.fill(0, row, row + Math.min(v, target + 1));
-        for (let a = v; a <= target; a++) {
-          const from = best[a - v]!;
-          if (from !== INF && from + 1 < best[a]!) {
-            best[a] = from + 1;
-            choice[row + a] = choice[row + a - v]! + 1;
-          } else {
-            choice[row + a] = 0;
-          }
-        }
-        continue;
-      }
-      for (let r = 0; r < v && r <= target; r++) {
-        let head = 0;
-        let tail = 0;
-        let j = 0;
-        for (let a = r; a <= target; a += v, j++) {
-          const cur = best[a]!;
-          if (cur !== INF) {
-            const key = cur - j;
-            while (tail > head && dqKey[tail - 1]! >= key) tail--;
-            dqIndex[tail] = j;
-            dqKey[tail] = key;
-            tail++;
-          }
-          while (tail > head && dqIndex[head]! < j - limit) head++;
-          if (tail > head) {
-            best[a] = dqKey[head]! + j;
-            choice[row + a] = j - dqIndex[head]!;
-          } else {
-            best[a] = INF;
-            choice[row + a] = 0;
-          }
-        }
-      }
-    }
-
+    const target = Math.floor(Math.min(amount, this.maxAmount) / this.unit);
+    this.reachable(target, counts);
     let a = target;
-    while (a > 0 && best[a] === INF) a--;
+    while (a > 0 && ((this.bits[a >> 5]! >>> (a & 31)) & 1) === 0) a--;
     plan.exact = a * this.unit === amount;
     plan.paid = a * this.unit;
-    plan.count = best[a]!;
-    for (let t = n - 1; t >= 0 && a > 0; t--) {
-      const k = choice[t * cells + a]!;
-      plan.coins[t] = k;
-      a -= k * this.unitValues[t]!;
-    }
+    if (a > 0) plan.count = this.fewest(a, counts);
     return plan;
+  }
+
+  /** The fewest coins paying `target` units (which the tubes can pay), written into the plan. */
+  private fewest(target: number, counts: ArrayLike<number>): number {
+    const w = this.work;
+    const T = COIN_TYPES;
+    const uv = this.unitValues;
+    // Levels: the values in the tubes, largest first, equal values merged.
+    let m = 0;
+    for (let p = 0; p < this.values.length; p++) {
+      const t = w[ORDER * T + p]!;
+      const v = uv[t]!;
+      const c = counts[t]!;
+      if (v === 0 || v > target || !(c > 0)) continue;
+      if (m > 0 && w[VAL * T + m - 1] === v) {
+        w[CNT * T + m - 1] = w[CNT * T + m - 1]! + c;
+      } else {
+        w[VAL * T + m] = v;
+        w[CNT * T + m] = c;
+        w[FIRST * T + m] = p;
+        m++;
+      }
+    }
+    let cap = 0;
+    let g = 0;
+    for (let i = m - 1; i >= 0; i--) {
+      const v = w[VAL * T + i]!;
+      let c = w[CNT * T + i]!;
+      const most = Math.floor(target / v);
+      if (c > most) w[CNT * T + i] = c = most;
+      cap += c * v;
+      g = gcd(v, g);
+      w[CAP * T + i] = cap;
+      w[GCD * T + i] = g;
+    }
+    for (let i = 0; i < m; i++) {
+      const below = i + 1 < m ? w[GCD * T + i + 1]! : 0;
+      // Counts k with k*v = r (mod below) are `below / gcd(v, below)` apart.
+      w[STEP * T + i] = below === 0 ? 1 : below / gcd(w[VAL * T + i]!, below);
+    }
+
+    let best = NONE;
+    let nodes = 0;
+    let i = 0;
+    w[REM * T] = target;
+    w[USED * T] = 0;
+    for (;;) {
+      // Enter level i with the remainder and the coins used so far.
+      // A pathological coin set (many close values whose sums miss the amount) can need millions of
+      // nodes to prove a plan the fewest; past the budget the best plan found so far is paid.
+      if (++nodes > SEARCH_NODES && best !== NONE) {
+        this.plan.optimal = false;
+        break;
+      }
+      let descend = false;
+      const r = w[REM * T + i]!;
+      const used = w[USED * T + i]!;
+      if (r === 0) {
+        if (used < best) {
+          best = used;
+          for (let j = 0; j < m; j++) w[BEST * T + j] = j < i ? w[K * T + j]! : 0;
+        }
+      } else if (i < m && r <= w[CAP * T + i]! && r % w[GCD * T + i]! === 0 && used + this.bound(i, r, m) < best) {
+        const v = w[VAL * T + i]!;
+        const c = w[CNT * T + i]!;
+        const capBelow = i + 1 < m ? w[CAP * T + i + 1]! : 0;
+        const gBelow = i + 1 < m ? w[GCD * T + i + 1]! : 0;
+        let k = Math.floor(r / v);
+        if (k > c) k = c;
+        const kmin = r > capBelow ? Math.floor((r - capBelow + v - 1) / v) : 0;
+        // The largest count that leaves the remainder on the smaller values' grid.
+        if (gBelow === 0) {
+          if (k * v !== r) k = -1;
+        } else {
+          const step = w[STEP * T + i]!;
+          let tries = 0;
+          while (k >= kmin && (r - k * v) % gBelow !== 0 && tries < step) {
+            k--;
+            tries++;
+          }
+          if ((r - k * v) % gBelow !== 0) k = -1;
+        }
+        if (k >= kmin && k >= 0 && used + k + this.bound(i + 1, r - k * v, m) < best) {
+          w[K * T + i] = k;
+          w[KMIN * T + i] = kmin;
+          descend = true;
+        }
+      }
+      if (descend) {
+        const k = w[K * T + i]!;
+        w[REM * T + i + 1] = w[REM * T + i]! - k * w[VAL * T + i]!;
+        w[USED * T + i + 1] = w[USED * T + i]! + k;
+        i++;
+        // A remainder of 0 is a plan; record it without a level below the last.
+        if (i === m && w[REM * T + i]! !== 0) i--;
+        else continue;
+      }
+      // Back up to the next count at a level above.
+      let resumed = false;
+      while (i > 0) {
+        i--;
+        if (i + 1 >= m) continue;
+        const v = w[VAL * T + i]!;
+        const r = w[REM * T + i]!;
+        const k = w[K * T + i]! - w[STEP * T + i]!;
+        if (k < w[KMIN * T + i]! || k < 0) continue;
+        // Fewer of this value only raises the bound (the values below are smaller), so the level is done once it fails.
+        if (w[USED * T + i]! + k + this.bound(i + 1, r - k * v, m) >= best) continue;
+        w[K * T + i] = k;
+        w[REM * T + i + 1] = r - k * v;
+        w[USED * T + i + 1] = w[USED * T + i]! + k;
+        i++;
+        resumed = true;
+        break;
+      }
+      if (!resumed) break;
+    }
+    this.nodes = nodes;
+
+    // Split each level's coins over the types of that value, in ORDER.
+    const coins = this.plan.coins;
+    for (let j = 0; j < m; j++) {
+      let k = w[BEST * T + j]!;
+      for (let p = w[FIRST * T + j]!; k > 0 && p < this.values.length; p++) {
+        const t = w[ORDER * T + p]!;
+        if (uv[t] !== w[VAL * T + j]) break;
+        const c = counts[t]!;
+        if (!(c > 0)) continue;
+        const take = k < c ? k : c;
+        coins[t] = take;
+        k -= take;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * Fewest coins levels `from`..m-1 could pay `r` with if coins could be
+   * split: the largest values first, each tube emptied before the next, the
+   * last one in part. No plan does better, and it is far tighter than
+   * "remainder over the largest value" once the large tubes run low.
+   */
+  private bound(from: number, r: number, m: number): number {
+    if (r === 0) return 0;
+    const w = this.work;
+    const T = COIN_TYPES;
+    let coins = 0;
+    for (let l = from; l < m; l++) {
+      const v = w[VAL * T + l]!;
+      const c = w[CNT * T + l]!;
+      if (c * v >= r) return coins + Math.floor((r + v - 1) / v);
+      coins += c;
+      r -= c * v;
+    }
+    return NONE;
   }
 
   /**
@@ -181,9 +350,10 @@ export class ChangeMaker {
   coversUpTo(limit: number, counts: ArrayLike<number>): boolean {
     const top = Math.min(limit, this.maxAmount);
     if (top < this.unit) return true;
-    this.solve(top, counts);
     const units = Math.floor(top / this.unit);
-    for (let a = 1; a <= units; a++) if (this.best[a] === INF) return false;
+    this.reachable(units, counts);
+    const bits = this.bits;
+    for (let a = 1; a <= units; a++) if (((bits[a >> 5]! >>> (a & 31)) & 1) === 0) return false;
     return true;
   }
 
@@ -191,6 +361,8 @@ export class ChangeMaker {
   canPay(amount: number, counts: ArrayLike<number>): boolean {
     if (amount === 0) return true;
     if (amount > this.maxAmount || amount % this.unit !== 0) return false;
-    return this.solve(amount, counts).exact;
+    const units = amount / this.unit;
+    this.reachable(units, counts);
+    return ((this.bits[units >> 5]! >>> (units & 31)) & 1) === 1;
   }
 }

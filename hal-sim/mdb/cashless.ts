@@ -90,6 +90,8 @@ export class SimCashlessReader extends SimPeripheral {
   refunds = 0;
   sessions = 0;
   approvals = 0;
+  /** Virtual time (µs) the last VEND APPROVED was ready for the VMC's next POLL (the bench's latency figure starts there). */
+  lastApprovedUs = -1;
   denials = 0;
   /** Max and min price the VMC set (scaled). */
   maxPrice = -1;
@@ -366,6 +368,7 @@ export class SimCashlessReader extends SimPeripheral {
           this.approval = undefined;
           if (this.approve && price <= this.funds) {
             this.approvals++;
+            this.lastApprovedUs = this.scheduler.now;
             this.vendStage = 1;
             const raw = this.scaled(price);
             this.events.push([0x05, raw >> 8, raw & 0xff]);

@@ -1,4 +1,4 @@
-import { ChangeMaker } from '../../firmware/money/change.js';
+import { ChangeMaker, MAX_UNITS, SEARCH_NODES } from '../../firmware/money/change.js';
 import { deepEqual, equal, ok, prng, throws } from '../lib/assert.js';
 
 /** Fewest coins for every amount 0..max by exhaustive search over the tube counts. */
@@ -34,23 +34,62 @@ function naiveBounded(values: number[], counts: number[], max: number): number[]
 }
 
 /**
+ * Independent oracle for large amounts: each tube split into pieces of 1, 2, 4, ... coins
+ * (every count up to the tube's is a sum of some), each piece taken at most once, in a
+ * plain 0/1 min-count table over every amount up to `max`.
+ */
+function piecesDp(values: number[], counts: number[], max: number): number[] {
+  const best = new Array<number>(max + 1).fill(Infinity);
+  best[0] = 0;
+  for (let t = 0; t < values.length; t++) {
+    if (values[t]! === 0) continue;
+    let left = counts[t]!;
+    for (let piece = 1; left > 0; piece *= 2) {
+      const k = Math.min(piece, left);
+      left -= k;
+      const w = k * values[t]!;
+      for (let a = max; a >= w; a--) if (best[a - w]! + k < best[a]!) best[a] = best[a - w]! + k;
+    }
+  }
+  return best;
+}
+
+/** A coin set of `n` distinct values from 1 to `top`. */
+function coinSet(pick: (n: number) => number, n: number, top: number): number[] {
+  const values: number[] = [];
+  while (values.length < n) {
+    const v = 1 + pick(top);
+    if (!values.includes(v)) values.push(v);
+  }
+  return values;
+}
+
+/**
  * Every plan agrees with the oracle's fewest-coins table: exact when the
  * amount is payable, otherwise the best payable amount below it; never more
  * coins than a tube holds; the plan's coins add up to what it says it pays.
  */
+/** Plans the search paid unproven (past its node budget) in the last checks. */
+let unproven = 0;
+
 function checkAgainst(values: number[], counts: number[], max: number, truth: number[], stride: () => number): void {
   const cm = new ChangeMaker(values, max);
-  for (let amount = 0; amount <= max; amount += stride()) {
-    const plan = cm.solve(amount, counts);
-    const where = `values ${values} counts ${counts} amount ${amount}`;
-    let below = amount;
-    while (below > 0 && truth[below] === Infinity) below--;
-    equal(plan.exact, below === amount, where);
-    equal(plan.paid, below, `${where}: best payable`);
-    equal(plan.count, truth[below], `${where}: coin count`);
-    equal(planValue(values, plan.coins), plan.paid, `${where}: plan value`);
-    for (let t = 0; t < values.length; t++) ok(plan.coins[t]! <= counts[t]!, `${where}: tube ${t} overdrawn`);
-  }
+  for (let amount = 0; amount <= max; amount += stride()) checkOne(cm, values, counts, truth, amount);
+}
+
+function checkOne(cm: ChangeMaker, values: number[], counts: number[], truth: number[], amount: number): void {
+  const plan = cm.solve(amount, counts);
+  const where = `values ${values} counts ${counts} amount ${amount}`;
+  let below = amount;
+  while (below > 0 && truth[below] === Infinity) below--;
+  equal(plan.exact, below === amount, where);
+  equal(plan.paid, below, `${where}: best payable`);
+  if (plan.optimal) equal(plan.count, truth[below], `${where}: coin count`);
+  else ok(plan.count >= truth[below]! && cm.nodes > SEARCH_NODES, `${where}: unproven plan only past the node budget`);
+  if (!plan.optimal) unproven++;
+  equal(planValue(values, plan.coins), plan.paid, `${where}: plan value`);
+  for (let t = 0; t < values.length; t++) ok(plan.coins[t]! <= counts[t]!, `${where}: tube ${t} overdrawn`);
+  equal(cm.canPay(amount, counts), truth[amount] !== Infinity, `${where}: canPay`);
 }
 
 function planValue(values: number[], coins: ArrayLike<number>): number {
@@ -148,5 +187,105 @@ describe('change-making', () => {
       const counts = values.map(() => pick(6));
       checkAgainst(values, counts, 150, bruteForce(values, counts, 150), () => 1);
     }
+  });
+
+  it('matches the textbook bounded DP with equal values in several tubes and tubes fuller than a byte', () => {
+    const rnd = prng(4242);
+    const pick = (n: number): number => Math.floor(rnd() * n);
+    for (let round = 0; round < 40; round++) {
+      const distinct = coinSet(pick, 2 + pick(3), 30);
+      // Two tubes often take the same coin (a changer with two 25c tubes).
+      const values = distinct.concat(distinct.filter(() => rnd() < 0.5));
+      const counts = values.map(() => (rnd() < 0.2 ? 256 + pick(300) : pick(8)));
+      checkAgainst(values, counts, 250, naiveBounded(values, counts, 250), () => 1 + pick(4));
+    }
+  });
+
+  it('matches exhaustive search with up to 16 coin types and random tube counts', () => {
+    const rnd = prng(16016);
+    const pick = (n: number): number => Math.floor(rnd() * n);
+    for (let round = 0; round < 12; round++) {
+      const values = coinSet(pick, 8 + pick(9), 120);
+      // Mostly empty or nearly empty tubes, so the exhaustive search stays small.
+      const counts = values.map(() => (rnd() < 0.6 ? 0 : 1 + pick(2)));
+      checkAgainst(values, counts, 400, bruteForce(values, counts, 400), () => 1 + pick(5));
+    }
+  });
+
+  it('matches the DP on 16 coin types with amounts up to 10,000 units, full and partly full tubes', () => {
+    const rnd = prng(10000);
+    const pick = (n: number): number => Math.floor(rnd() * n);
+    const worst = [1, 2, 3, 5, 7, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000];
+    // The bench's worst case at full size; random 16-value sets over a smaller range (XS runs this too).
+    const cases: [number[], number][] = [[worst, 10000], [coinSet(pick, 16, 600), 1500], [coinSet(pick, 16, 60).map((v) => v * 7 + 1), 1500]];
+    for (const [values, max] of cases) {
+      for (const full of max === 10000 ? [true] : [true, false]) {
+        const counts = values.map(() => (full ? 255 : pick(30)));
+        const truth = piecesDp(values, counts, max);
+        const cm = new ChangeMaker(values, max);
+        for (const amount of [max, max - 1]) checkOne(cm, values, counts, truth, amount);
+        for (let i = 0; i < 6; i++) checkOne(cm, values, counts, truth, 1 + pick(max));
+      }
+    }
+  });
+
+  it('pays real currencies\' coin sets with the fewest coins, within the node budget, up to the largest credit', () => {
+    const rnd = prng(2026);
+    const pick = (n: number): number => Math.floor(rnd() * n);
+    // Coin values in minor units (JPY and INR: the machine's own minor unit), credit up to the configuration's 30,000.
+    const sets: Record<string, number[]> = {
+      USD: [1, 5, 10, 25, 50, 100],
+      EUR: [1, 2, 5, 10, 20, 50, 100, 200],
+      GBP: [1, 2, 5, 10, 20, 50, 100, 200],
+      INR: [100, 200, 500, 1000, 2000],
+      JPY: [1, 5, 10, 50, 100, 500],
+    };
+    unproven = 0;
+    for (const name of Object.keys(sets)) {
+      const values = sets[name]!;
+      for (const full of [true, false]) {
+        const counts = values.map(() => (full ? 255 : pick(40)));
+        const max = name === 'INR' ? 6000 : 2000;
+        const truth = piecesDp(values, counts, max);
+        const cm = new ChangeMaker(values, max);
+        for (let i = 0; i < 6; i++) checkOne(cm, values, counts, truth, 1 + pick(max));
+        checkOne(cm, values, counts, truth, max - 1);
+      }
+    }
+    equal(unproven, 0, 'plans paid unproven');
+  });
+
+  it('past its node budget pays the best plan found, exactly the amount, on a pathological coin set', () => {
+    // Sixteen values that are all 1 more than a multiple of 7: the coin count is fixed modulo 7,
+    // so proving the fewest means ruling out every smaller count near the lower bound.
+    const values = [15, 29, 64, 78, 85, 92, 106, 127, 190, 204, 211, 316, 351, 358, 386, 400];
+    const counts = new Array<number>(16).fill(255);
+    const cm = new ChangeMaker(values, 12000);
+    const plan = cm.solve(11993, counts);
+    ok(plan.exact);
+    equal(plan.optimal, false);
+    ok(cm.nodes > SEARCH_NODES && cm.nodes <= SEARCH_NODES + 1, `stopped at the budget (${cm.nodes} nodes)`);
+    equal(planValue(values, plan.coins), 11993);
+    for (let t = 0; t < 16; t++) ok(plan.coins[t]! <= 255);
+    // The next plan is proven again.
+    ok(cm.solve(400 * 3, counts).optimal);
+  });
+
+  it('holds its buffers in 8 KB for every coin set and credit limit the configuration accepts', () => {
+    // The configuration takes maxCredit up to 30,000 minor units; a coin of 1 makes that 30,000 units.
+    const worst = [1, 2, 3, 5, 7, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000];
+    equal(MAX_UNITS, 30000);
+    const largest = new ChangeMaker(worst, MAX_UNITS);
+    ok(largest.footprint <= 8192, `footprint ${largest.footprint} bytes at ${MAX_UNITS} units`);
+    const bench = new ChangeMaker(worst, 10000);
+    ok(bench.footprint <= 8192, `footprint ${bench.footprint} bytes for the 16-type bench case`);
+    // Planning allocates nothing: the footprint is what construction fixed, whatever is planned.
+    const before = largest.footprint;
+    const plan = largest.solve(29999, new Array<number>(16).fill(255));
+    ok(plan.exact);
+    largest.canPay(12345, new Array<number>(16).fill(3));
+    largest.coversUpTo(5000, new Array<number>(16).fill(1));
+    equal(largest.footprint, before);
+    equal(largest.plan, plan, 'the plan object is reused');
   });
 });
