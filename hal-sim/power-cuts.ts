@@ -9,7 +9,7 @@
  * (flash-image.ts): the recording, every replay and every boot fail alike.
  */
 import { BLOCK_HEADER, MAGIC } from '../firmware/journal/log.js';
-import { isMeta } from '../firmware/journal/records.js';
+import { isMeta, RECORD_NAMES } from '../firmware/journal/records.js';
 import { FlashFault, FlashImage, PowerCut, type FlashFaults, type FlashGeometry, type FlashOp } from './guest/flash-image.js';
 import type { CutPoints } from './cut-check.js';
 import { MachineHost, type HostOptions } from './host.js';
@@ -139,5 +139,6 @@ function applyOp(image: FlashImage, op: FlashOp): void {
 /** A record write of an event (not a block header or a meta record: checkpoint, sync, key, update progress). */
 export function isEventRecord(data: Uint8Array): boolean {
   if (data.length === BLOCK_HEADER && new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true) === MAGIC) return false;
-  return data[0] !== 0xff && !isMeta(data[0]!);
+  // A known type: a write the firmware cleared to zeros after it failed is none.
+  return RECORD_NAMES[data[0]!] !== undefined && !isMeta(data[0]!);
 }

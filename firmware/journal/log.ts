@@ -593,18 +593,23 @@ export class FlashLog {
    * acknowledged tail with a newer checkpoint. Returns true if it erased.
    */
   eraseAhead(): boolean {
-    if (!this.recovered || this.broken) return false;
-    const next = this.succ(this.head);
-    if (this.flags[next]) return false;
-    if (this.blockSeq[next]! >= 0) {
-      if (!this.reclaimable(next)) return false;
-      this.release(next);
+    if (!this.recovered) return false;
+    // A block whose erase fails is bad: go on to the next, so worn blocks are found before a sale needs one.
+    let i = 0;
+    for (; i < this.blockCount && !this.worn; i++) {
+      const next = this.succ(this.head);
+      if (this.flags[next]) break;
+      if (this.blockSeq[next]! >= 0) {
+        if (!this.reclaimable(next)) break;
+        this.release(next);
+      }
+      if (this.erase(next)) {
+        this.stats.erasesAhead++;
+        this.flags[next] = ERASED;
+        return true;
+      }
     }
-    if (this.erase(next)) {
-      this.stats.erasesAhead++;
-      this.flags[next] = ERASED;
-    }
-    return true;
+    return i > 0;
   }
 
   /** The tail block may go: its events are acknowledged and a newer checkpoint exists. */

@@ -15,10 +15,10 @@ import { Random } from '../../hal-sim/scheduler.js';
 import { usMachine } from './fixtures.js';
 
 const L = CUT_FLASH.blockLength;
-/** Block 3 refuses its header on first use, block 9 its erase on the third, and two spans of stuck bits. */
+/** Block 3 refuses its header on first use, block 9 its erase on the second, and two spans of stuck bits. */
 const FAULTS: FlashFaults = {
   failWrites: [[3, 1]],
-  failErases: [[9, 2]],
+  failErases: [[9, 1]],
   stuck: [...Array.from({ length: 8 }, (_, i): [number, number, 0 | 1] => [5 * L + 700 + i, 0, 1]), ...Array.from({ length: 8 }, (_, i): [number, number, 0 | 1] => [12 * L + 900 + i, 7, 0])],
 };
 
@@ -28,7 +28,7 @@ describe('flash that fails, on the simulated machine', () => {
 
   before(async () => {
     campaign = await CutCampaign.record(cutMachine(), { target: 'sim', seed: 7, flash: CUT_FLASH, faults: FAULTS, autoAckMs: 120000 }, async (host) => {
-      await busyWorkload(host, 90, 31);
+      await busyWorkload(host, 200, 31);
       faults = (await checkInvariants(host, 'after the workload')).journal.faults;
     });
   });
@@ -36,7 +36,7 @@ describe('flash that fails, on the simulated machine', () => {
   it('sells on through refused writes and erases and stuck bits, books balanced, and counts the faults', () => {
     assert.ok(faults >= 3, `${faults} faults counted`);
     const erases = campaign.ops.filter((o) => o.kind === 'erase').length;
-    assert.ok(erases > 2 * (CUT_FLASH.size / L), `${erases} erases: the ring turned over twice`);
+    assert.ok(erases > CUT_FLASH.size / L + 2, `${erases} erases: the ring turned over`);
   });
 
   it('recovers from power cuts spread over the faulty run (sim), and at the faults themselves', async () => {
@@ -95,7 +95,10 @@ describe('flash that fails, on the simulated machine', () => {
       assert.equal(host.insertCoin(25), false, 'the changer is not accepting coins');
       // A reboot on the worn partition finds every sale and stays out of service.
       await host.reboot();
+      // The journal tries the blocks ahead at quiet moments and finds them worn.
+      await host.run(5000);
       await host.runUntilIdle();
+      assert.match(host.rig.display.text(), /Storage fault/);
       const again = await checkInvariants(host, 'after the reboot');
       assert.equal(again.counters.sales, sales);
       assert.equal(again.journal.level, 'fault');
