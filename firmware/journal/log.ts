@@ -85,8 +85,6 @@ export interface LogStats {
 const ERASED = 1;
 const BAD = 2;
 
-/** What the flash throws when the chip refuses a write or erase (Moddable ESP32: "write failed", "erase failed"); anything else passes through. */
-const isFlashFault = (e: unknown): boolean => e instanceof Error && / failed$/.test(e.message);
 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
@@ -226,7 +224,12 @@ export class FlashLog {
     for (let b = 0; b < n; b++) if (!inRun[b]) this.blockSeq[b] = -1;
     this.topBlockSeq = this.blockSeq[head]!;
     this.tail = run[0]!;
-    for (let b = this.tail; b !== head; b = (b + 1) % n) if (!inRun[b]) this.markBad(b);
+    for (let b = this.tail; b !== head; b = (b + 1) % n) {
+      if (!inRun[b]) {
+        this.flags[b] = BAD;
+        this.badBlocks++;
+      }
+    }
     this.head = head;
     this.used = run.length;
     report.blocks = run.length;
@@ -475,7 +478,8 @@ export class FlashLog {
     try {
       this.flash.write(data.subarray(0, length), at);
     } catch (e) {
-      if (!isFlashFault(e)) throw e;
+      // The chip refused (Moddable ESP32: "write failed", "erase failed"); anything else passes through.
+      if (!(e instanceof Error) || !e.message.endsWith(' failed')) throw e;
       this.stats.faults++;
       return false;
     }
@@ -521,7 +525,8 @@ export class FlashLog {
       v.setUint32(16, crc32(h, 0, 16), true);
       this.stats.bytesWritten += BLOCK_HEADER;
       if (!this.program(h, BLOCK_HEADER, next * this.blockLength)) {
-        this.markBad(next);
+        this.flags[next] = BAD;
+        this.badBlocks++;
         continue;
       }
       this.used++;
@@ -554,11 +559,6 @@ export class FlashLog {
     this.used--;
   }
 
-  private markBad(b: number): void {
-    if (!(this.flags[b]! & BAD)) this.badBlocks++;
-    this.flags[b] = BAD;
-  }
-
   /** The next block after `b` that is not bad. */
   private succ(b: number): number {
     const n = this.blockCount;
@@ -573,9 +573,11 @@ export class FlashLog {
     try {
       this.flash.eraseBlock(b);
     } catch (e) {
-      if (!isFlashFault(e)) throw e;
+      // The chip refused (Moddable ESP32: "write failed", "erase failed"); anything else passes through.
+      if (!(e instanceof Error) || !e.message.endsWith(' failed')) throw e;
       this.stats.faults++;
-      this.markBad(b);
+      this.flags[b] = BAD;
+      this.badBlocks++;
       return false;
     }
     this.stats.erases++;

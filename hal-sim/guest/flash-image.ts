@@ -97,7 +97,7 @@ export class FlashImage implements FlashPartition {
     this.onOp?.({ kind: 'write', offset: byteOffset, data: data.slice() }, index);
     const L = this.geometry.blockLength;
     let refused = false;
-    for (let b = Math.floor(byteOffset / L); b * L < byteOffset + data.length; b++) refused ||= this.fails(this.faults.failWrites, b);
+    if (this.faults.failWrites) for (let b = Math.floor(byteOffset / L); b * L < byteOffset + data.length; b++) refused ||= this.fails(this.faults.failWrites, b);
     const limit = refused ? 0 : this.limit(index, data.length);
     for (let i = 0; i < limit; i++) this.bytes[byteOffset + i]! &= data[i]!;
     this.bytesWritten += limit;
@@ -132,7 +132,8 @@ export class FlashImage implements FlashPartition {
 
   /** Stuck bits hold their value through every write and erase. */
   private stick(): void {
-    for (const [o, bit, v] of this.faults.stuck ?? []) {
+    if (!this.faults.stuck) return;
+    for (const [o, bit, v] of this.faults.stuck) {
       if (v) this.bytes[o]! |= 1 << bit;
       else this.bytes[o]! &= ~(1 << bit);
     }
