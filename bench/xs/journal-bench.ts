@@ -55,9 +55,10 @@ g['benchJournalSell'] = (): number => {
 };
 
 g['benchJournalRecover'] = (): string => {
-  // On a copy: the live journal stays the partition's only writer (its boot record would land where the live one writes next).
-  const j = journal(new FlashImage(flash!.geometry, flash!.bytes));
+  const j = journal(flash!);
   const report = j.open();
+  // A reboot: the recovered journal sells on, so the partition keeps one writer (the old one's next write would land on this boot record).
+  live = j;
   return JSON.stringify({ records: report.records, blocks: report.blocks, sales: j.ledger.total[0] });
 };
 

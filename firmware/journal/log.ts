@@ -626,7 +626,9 @@ export class FlashLog {
   private anyCheckpointAfter(b: number, inclusive: boolean): boolean {
     if (b < 0) return false;
     const n = this.blockCount;
-    for (let p = inclusive ? b : this.succ(b), i = 0; i < n; p = this.succ(p), i++) {
+    // The level is checked at every wake-up: no call per block while no block is bad.
+    const bad = this.badBlocks > 0;
+    for (let p = inclusive ? b : this.succ(b), i = 0; i < n; p = bad ? this.succ(p) : (p + 1) % n, i++) {
       if (this.blockSeq[p]! < 0) return false;
       if (this.hasCheckpoint[p]) return true;
       if (p === this.head) return false;
@@ -643,8 +645,9 @@ export class FlashLog {
     if (this.head < 0) return n * usable;
     let room = this.blockLength - this.headOffset + (n - this.used - this.badBlocks) * usable;
     // Blocks that would be reclaimed in turn.
-    for (let b = this.tail, i = 0; i < n && b !== this.head; b = this.succ(b), i++) {
-      const after = this.succ(b);
+    const bad = this.badBlocks > 0;
+    for (let b = this.tail, i = 0; i < n && b !== this.head; b = bad ? this.succ(b) : (b + 1) % n, i++) {
+      const after = bad ? this.succ(b) : (b + 1) % n;
       if (this.firstSeq[after]! - 1 > this.synced || !this.anyCheckpointAfter(b, false)) break;
       room += usable;
     }
