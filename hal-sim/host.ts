@@ -12,7 +12,7 @@ import type { ImageDescription } from '../firmware/image.js';
 import type { FirmwareStatus } from '../firmware/vend/report.js';
 import { AppSlots, applySlotOp, type ResetCause, type SlotGuestOp } from './firmware-slots.js';
 import { CHAR_US } from './mdb/bus.js';
-import { FlashImage, PowerCut, fromHex, imageRuns, type FlashGeometry, type FlashOp } from './guest/flash-image.js';
+import { FlashFault, FlashImage, PowerCut, fromHex, imageRuns, type FlashGeometry, type FlashOp } from './guest/flash-image.js';
 import type { GuestEvent, GuestReply, HostMessage } from './guest/protocol.js';
 import { SimNetwork, type NetworkOptions } from './network.js';
 import { Rig, type ExternalFactories, type MachineSpec, type PhysicalState } from './rig.js';
@@ -191,7 +191,7 @@ export class MachineHost {
     await this.send({
       t: this.nowMs,
       boot: { ...this.rig.firmwareConfig(this.options.machineId), ...(net ? { uplink: { host: net.host, port: net.port, ...(net.brokers.length > 1 ? { brokers: [...net.brokers] } : {}) } } : {}), ...this.options.config },
-      flash: { size: g.size, blockLength: g.blockLength, writeAlign: g.writeAlign, runs: imageRuns(this.flash.bytes) },
+      flash: { size: g.size, blockLength: g.blockLength, writeAlign: g.writeAlign, runs: imageRuns(this.flash.bytes), faults: this.flash.faults, erases: [...this.flash.eraseCounts] },
       slots: this.slots.info(),
     });
     if (this.resetPending) return this.settle();
@@ -625,6 +625,8 @@ export class MachineHost {
         this.flash.eraseBlock(op[1], op[2]);
       }
     } catch (e) {
+      // A fault the partition injects failed the mirror's op alike: the firmware has seen it.
+      if (e instanceof FlashFault) return;
       if (!(e instanceof PowerCut)) throw e;
       this.dead = this.rig.physical(true);
     }

@@ -147,7 +147,7 @@ export class Commander {
     if (ledger.commandKnown(body.n) || ledger.remoteOpen === body.n) return this.reject(body.n, REJ_REPLAY, `command ${body.n}`);
     const now = this.wallNow();
     if (now > 0 && body.expires < now) return this.reject(body.n, REJ_EXPIRED, `command ${body.n} expired ${now - body.expires} s ago`);
-    if (this.target.journal.level === 'full') {
+    if (this.target.journal.stopped) {
       // No room to record it: not applied and not answered, so the gateway sends it again later.
       this.stats.rejected++;
       this.stats.lastRejection = 'journal full';

@@ -52,7 +52,8 @@ import {
   size,
 } from './records.js';
 
-export type JournalLevel = 'ok' | 'low' | 'full';
+/** 'fault': the flash has too few blocks that still work (log.ts `worn`): nothing new starts. */
+export type JournalLevel = 'ok' | 'low' | 'full' | 'fault';
 
 export interface JournalStatus {
   lastSeq: number;
@@ -69,6 +70,8 @@ export interface JournalStatus {
   /** Block erases since boot: done ahead at quiet moments, and done inside an append (a record waited). */
   erasesAhead: number;
   erasesInline: number;
+  /** Flash writes and erases that failed since boot (their blocks were sealed or skipped). */
+  faults: number;
 }
 
 export class Journal {
@@ -378,9 +381,16 @@ export class Journal {
   // ---- state --------------------------------------------------------------------------------
 
   get level(): JournalLevel {
+    if (this.log.worn) return 'fault';
     // Below the reserve no new sale starts; the reserve lets one under way finish.
     if (this.log.room() < this.log.reserveBytes) return 'full';
     return this.log.fill() >= 75 ? 'low' : 'ok';
+  }
+
+  /** Full or faulty: no sale or command starts. */
+  get stopped(): boolean {
+    const l = this.level;
+    return l === 'full' || l === 'fault';
   }
 
   status(): JournalStatus {
@@ -394,6 +404,7 @@ export class Journal {
       dropped: this.dropped,
       erasesAhead: this.log.stats.erasesAhead,
       erasesInline: this.log.stats.erasesInline,
+      faults: this.log.stats.faults,
     };
   }
 

@@ -16,6 +16,14 @@
  * whole (its CRC holds) or ignored. A block whose free space is not clean
  * (a torn record, a bit flip) is sealed and writing continues in a fresh one.
  * Wear is even because blocks are reused strictly in ring order.
+ *
+ * Every write is read back. A write the chip refuses ("write failed") or
+ * that reads back otherwise (a stuck bit) is cleared to zeros, so it never
+ * passes for a record, and its block is sealed: the record goes into the
+ * next block. A block whose erase or header fails is bad: the head skips it
+ * (for this boot; recovery finds it again). Block sequence numbers count
+ * every block the head passes, bad ones too, so a block of the run is the
+ * one whose sequence is the head's minus its distance behind it.
  */
 import type { FlashPartition } from '../board.js';
 import { u16, u32 } from './bytes.js';
@@ -69,7 +77,14 @@ export interface LogStats {
   erasesAhead: number;
   /** Erases an append had to do itself (a record waited for them). */
   erasesInline: number;
+  /** Writes and erases that failed (refused, or read back otherwise) since boot. */
+  faults: number;
 }
+
+/** Block flags. */
+const ERASED = 1;
+const BAD = 2;
+
 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
@@ -77,7 +92,7 @@ export class FlashLog {
   readonly blockCount: number;
   readonly blockLength: number;
   readonly align: number;
-  readonly stats: LogStats = { bytesWritten: 0, eventBytes: 0, events: 0, checkpoints: 0, erases: 0, erasesAhead: 0, erasesInline: 0 };
+  readonly stats: LogStats = { bytesWritten: 0, eventBytes: 0, events: 0, checkpoints: 0, erases: 0, erasesAhead: 0, erasesInline: 0, faults: 0 };
   /** Sequence number of the last event written (0: none yet). */
   lastSeq = 0;
   /** Time of the newest record seen or written. */
@@ -92,8 +107,12 @@ export class FlashLog {
   private readonly firstSeq: Float64Array;
   private readonly eraseCount: Uint32Array;
   private readonly hasCheckpoint: Uint8Array;
-  /** Blocks erased ahead of need (RAM only: after a reboot a free block is erased again before use). */
-  private readonly erased: Uint8Array;
+  /** ERASED: erased ahead of need; BAD: failed (RAM only: after a reboot a free block is erased again, a bad one found again). */
+  private readonly flags: Uint8Array;
+  /** Blocks flagged BAD. */
+  badBlocks = 0;
+  /** The head went round the ring without finding a block that works. */
+  private broken = false;
   private readonly scratch: Uint8Array;
   private readonly view: DataView;
   private head = -1;
@@ -121,7 +140,7 @@ export class FlashLog {
     this.firstSeq = new Float64Array(this.blockCount);
     this.eraseCount = new Uint32Array(this.blockCount);
     this.hasCheckpoint = new Uint8Array(this.blockCount);
-    this.erased = new Uint8Array(this.blockCount);
+    this.flags = new Uint8Array(this.blockCount);
     this.scratch = new Uint8Array(this.blockLength);
     this.view = new DataView(this.scratch.buffer);
   }
@@ -169,25 +188,19 @@ export class FlashLog {
     for (let b = 0; b < n; b++) if (this.blockSeq[b]! >= 0 && (head < 0 || this.blockSeq[b]! > this.blockSeq[head]!)) head = b;
     if (head < 0) return report;
     report.fresh = false;
-    // The live run: consecutive block sequences walking back from the head. One block
-    // with a damaged header inside the run is bridged (its records still count).
+    // The live run: walking back from the head, the blocks whose sequence is the head's minus
+    // their distance (blocks between them are bad; anything else is older than the run). A
+    // block with a damaged header between two of the run is bridged (its records still count).
     const run: number[] = [head];
-    let expected = this.blockSeq[head]! - 1;
-    for (let p = (head + n - 1) % n; run.length < n && expected >= 1; p = (p + n - 1) % n) {
-      if (this.blockSeq[p] === expected) {
-        run.unshift(p);
-        expected--;
-        continue;
-      }
+    for (let d = 1, expected = this.blockSeq[head]! - 1; d < n && expected >= 1; d++, expected--) {
+      const p = (head + n - d) % n;
       const q = (p + n - 1) % n;
-      if (this.blockSeq[p]! < 0 && q !== head && expected >= 2 && this.blockSeq[q] === expected - 1 && run.length + 1 < n) {
+      if (this.blockSeq[p] === expected) run.unshift(p);
+      else if (this.blockSeq[p]! < 0 && run[0] === (p + 1) % n && q !== head && this.blockSeq[q] === expected - 1) {
         this.blockSeq[p] = expected;
         this.firstSeq[p] = this.firstSeq[run[0]!]!;
         run.unshift(p);
-        expected--;
-        continue;
       }
-      break;
     }
     // A head whose header was damaged after it was written: the block after the
     // newest good header holds records that continue the log.
@@ -211,6 +224,12 @@ export class FlashLog {
     for (let b = 0; b < n; b++) if (!inRun[b]) this.blockSeq[b] = -1;
     this.topBlockSeq = this.blockSeq[head]!;
     this.tail = run[0]!;
+    for (let b = this.tail; b !== head; b = (b + 1) % n) {
+      if (!inRun[b]) {
+        this.flags[b] = BAD;
+        this.badBlocks++;
+      }
+    }
     this.head = head;
     this.used = run.length;
     report.blocks = run.length;
@@ -368,13 +387,13 @@ export class FlashLog {
     if (this.head < 0 || fromSeq > this.lastSeq || max <= 0) return 0;
     // The block holding fromSeq: the newest whose first event is not after it.
     let b = this.tail;
-    for (let p = this.tail, i = 0; i < n; p = (p + 1) % n, i++) {
+    for (let p = this.tail, i = 0; i < n; p = this.succ(p), i++) {
       if (this.blockSeq[p]! < 0) break;
       if (this.firstSeq[p]! <= fromSeq) b = p;
       if (p === this.head) break;
     }
     let sent = 0;
-    for (let i = 0; i < n && sent < max; b = (b + 1) % n, i++) {
+    for (let i = 0; i < n && sent < max; b = this.succ(b), i++) {
       if (this.blockSeq[b]! < 0) break;
       const buf = new Uint8Array(this.flash.read(this.blockLength, b * this.blockLength));
       const end = b === this.head ? this.headOffset : this.blockLength;
@@ -411,12 +430,14 @@ export class FlashLog {
     const meta = isMeta(type);
     const total = alignUp(RECORD_OVERHEAD + length, this.align);
     if (length > this.maxPayload) throw new RangeError(`journal record of ${length} bytes is too long`);
-    // A block opened with a checkpoint may lack room for this record: then the next one (no checkpoint) has it.
-    for (let opened = 0; this.head < 0 || this.headOffset + total > this.blockLength; opened++) {
-      if (opened === 2 || !this.openBlock(time)) return false;
-    }
     const seq = meta ? this.lastSeq : this.lastSeq + 1;
-    this.write(type, seq, time, payload, length);
+    // A block opened with a checkpoint may lack room for this record: then the next one (no checkpoint) has it.
+    // A failed write sealed its block: the record goes into the next one.
+    do {
+      for (let opened = 0; this.head < 0 || this.headOffset + total > this.blockLength; opened++) {
+        if (opened === 2 || !this.openBlock(time)) return false;
+      }
+    } while (!this.write(type, seq, time, payload, length));
     if (!meta) {
       this.lastSeq = seq;
       this.stats.events++;
@@ -425,7 +446,8 @@ export class FlashLog {
     return true;
   }
 
-  private write(type: number, seq: number, time: number, payload: Uint8Array, length: number): void {
+  /** Write a record at the head; false (the block sealed) if the write failed. */
+  private write(type: number, seq: number, time: number, payload: Uint8Array, length: number): boolean {
     const s = this.scratch;
     const v = this.view;
     const total = RECORD_OVERHEAD + length;
@@ -437,58 +459,130 @@ export class FlashLog {
     if (payload !== s) s.set(payload.subarray(0, length), RECORD_HEAD);
     v.setUint32(RECORD_HEAD + length, crc32(s, 0, RECORD_HEAD + length), true);
     s.fill(0xff, total, padded);
-    this.flash.write(s.subarray(0, padded), this.head * this.blockLength + this.headOffset);
-    this.headOffset += padded;
+    const at = this.head * this.blockLength + this.headOffset;
     this.stats.bytesWritten += padded;
+    if (!this.program(s, padded, at)) {
+      // Clearing bits always works on NOR (unless the chip refuses): what is left is no record.
+      s.fill(0, 0, padded);
+      this.program(s, padded, at);
+      this.headOffset = this.blockLength;
+      return false;
+    }
+    this.headOffset += padded;
     if (time > this.lastTime) this.lastTime = time;
+    return true;
   }
 
-  /** Move the head to the next block in the ring, erasing it first; open with a checkpoint when due. */
-  private openBlock(time: number): boolean {
-    const n = this.blockCount;
-    const next = this.head < 0 ? 0 : (this.head + 1) % n;
-    if (this.blockSeq[next]! >= 0) {
-      if (!this.reclaimable(next)) return false;
-      this.tail = (next + 1) % n;
-    } else {
-      this.used++;
+  /** Write `length` bytes of `data` at `at` and read them back: false if the chip refused or they differ. */
+  private program(data: Uint8Array, length: number, at: number): boolean {
+    try {
+      this.flash.write(data.subarray(0, length), at);
+    } catch (e) {
+      // The chip refused (Moddable ESP32: "write failed", "erase failed"); anything else passes through.
+      if (!(e instanceof Error) || !e.message.endsWith(' failed')) throw e;
+      this.stats.faults++;
+      return false;
     }
-    if (!this.erased[next]) {
-      this.erase(next);
-      this.stats.erasesInline++;
-    }
-    this.erased[next] = 0;
-    const h = this.scratch;
-    const v = this.view;
-    this.topBlockSeq++;
-    v.setUint32(0, MAGIC, true);
-    v.setUint32(4, this.topBlockSeq, true);
-    v.setUint32(8, this.eraseCount[next]!, true);
-    v.setUint32(12, this.lastSeq + 1, true);
-    v.setUint32(16, crc32(h, 0, 16), true);
-    this.flash.write(h.subarray(0, BLOCK_HEADER), next * this.blockLength);
-    this.stats.bytesWritten += BLOCK_HEADER;
-    this.blockSeq[next] = this.topBlockSeq;
-    this.firstSeq[next] = this.lastSeq + 1;
-    this.hasCheckpoint[next] = 0;
-    if (this.tail < 0) this.tail = next;
-    this.head = next;
-    this.headOffset = BLOCK_HEADER;
-    this.blocksSinceCheckpoint++;
-    if (this.blocksSinceCheckpoint >= this.checkpointEvery || !this.anyCheckpointAfter(this.tail, true)) {
-      const len = this.checkpointWriter(this.scratch.subarray(RECORD_HEAD));
-      this.write(R_CHECKPOINT, this.lastSeq, time, this.scratch, len);
-      this.hasCheckpoint[next] = 1;
-      this.blocksSinceCheckpoint = 0;
-      this.stats.checkpoints++;
+    const back = new Uint8Array(this.flash.read(length, at));
+    for (let i = 0; i < length; i++) {
+      if (back[i] !== data[i]) {
+        this.stats.faults++;
+        return false;
+      }
     }
     return true;
   }
 
-  private erase(b: number): void {
-    this.flash.eraseBlock(b);
+  /**
+   * Move the head to the next good block in the ring, erasing it first; open
+   * with a checkpoint when due. False if the tail holds unacknowledged events,
+   * or no block works.
+   */
+  private openBlock(time: number): boolean {
+    const n = this.blockCount;
+    for (let next = (this.head + 1) % n, i = 0; i < n && next !== this.head; next = (next + 1) % n, i++) {
+      // Every block passed takes a sequence number, bad or not (recovery counts on it).
+      this.topBlockSeq++;
+      if (this.flags[next]! & BAD) continue;
+      if (this.blockSeq[next]! >= 0) {
+        if (!this.reclaimable(next)) {
+          this.topBlockSeq = this.blockSeq[this.head]!;
+          return false;
+        }
+        this.release(next);
+      }
+      if (!(this.flags[next]! & ERASED)) {
+        this.stats.erasesInline++;
+        if (!this.erase(next)) continue;
+      }
+      this.flags[next] = 0;
+      const h = this.scratch;
+      const v = this.view;
+      v.setUint32(0, MAGIC, true);
+      v.setUint32(4, this.topBlockSeq, true);
+      v.setUint32(8, this.eraseCount[next]!, true);
+      v.setUint32(12, this.lastSeq + 1, true);
+      v.setUint32(16, crc32(h, 0, 16), true);
+      this.stats.bytesWritten += BLOCK_HEADER;
+      if (!this.program(h, BLOCK_HEADER, next * this.blockLength)) {
+        this.flags[next] = BAD;
+        this.badBlocks++;
+        continue;
+      }
+      this.used++;
+      this.blockSeq[next] = this.topBlockSeq;
+      this.firstSeq[next] = this.lastSeq + 1;
+      this.hasCheckpoint[next] = 0;
+      if (this.tail < 0) this.tail = next;
+      this.head = next;
+      this.headOffset = BLOCK_HEADER;
+      this.blocksSinceCheckpoint++;
+      if (this.blocksSinceCheckpoint >= this.checkpointEvery || !this.anyCheckpointAfter(this.tail, true)) {
+        const len = this.checkpointWriter(this.scratch.subarray(RECORD_HEAD));
+        if (!this.write(R_CHECKPOINT, this.lastSeq, time, this.scratch, len)) continue;
+        this.hasCheckpoint[next] = 1;
+        this.blocksSinceCheckpoint = 0;
+        this.stats.checkpoints++;
+      }
+      return true;
+    }
+    this.topBlockSeq = this.head < 0 ? 0 : this.blockSeq[this.head]!;
+    this.broken = true;
+    return false;
+  }
+
+  /** The tail block leaves the log (reclaimed). */
+  private release(b: number): void {
+    this.blockSeq[b] = -1;
+    this.hasCheckpoint[b] = 0;
+    this.tail = this.succ(b);
+    this.used--;
+  }
+
+  /** The next block after `b` that is not bad. */
+  private succ(b: number): number {
+    const n = this.blockCount;
+    for (let i = 0; i < n; i++) {
+      b = (b + 1) % n;
+      if (!(this.flags[b]! & BAD)) break;
+    }
+    return b;
+  }
+
+  private erase(b: number): boolean {
+    try {
+      this.flash.eraseBlock(b);
+    } catch (e) {
+      // The chip refused (Moddable ESP32: "write failed", "erase failed"); anything else passes through.
+      if (!(e instanceof Error) || !e.message.endsWith(' failed')) throw e;
+      this.stats.faults++;
+      this.flags[b] = BAD;
+      this.badBlocks++;
+      return false;
+    }
     this.stats.erases++;
     this.eraseCount[b] = this.eraseCount[b]! + 1;
+    return true;
   }
 
   /**
@@ -502,27 +596,28 @@ export class FlashLog {
    */
   eraseAhead(): boolean {
     if (!this.recovered) return false;
-    const n = this.blockCount;
-    const next = this.head < 0 ? 0 : (this.head + 1) % n;
-    if (this.erased[next]) return false;
-    if (this.blockSeq[next]! >= 0) {
-      if (!this.reclaimable(next)) return false;
-      this.blockSeq[next] = -1;
-      this.hasCheckpoint[next] = 0;
-      this.tail = (next + 1) % n;
-      this.used--;
+    // A block whose erase fails is bad: go on to the next, so worn blocks are found before a sale needs one.
+    let i = 0;
+    for (; i < this.blockCount && !this.worn; i++) {
+      const next = this.succ(this.head);
+      if (this.flags[next]) break;
+      if (this.blockSeq[next]! >= 0) {
+        if (!this.reclaimable(next)) break;
+        this.release(next);
+      }
+      if (this.erase(next)) {
+        this.stats.erasesAhead++;
+        this.flags[next] = ERASED;
+        return true;
+      }
     }
-    this.erase(next);
-    this.stats.erasesAhead++;
-    this.erased[next] = 1;
-    return true;
+    return i > 0;
   }
 
   /** The tail block may go: its events are acknowledged and a newer checkpoint exists. */
   private reclaimable(b: number): boolean {
-    const n = this.blockCount;
     if (b !== this.tail || b === this.head) return false;
-    const after = (b + 1) % n;
+    const after = this.succ(b);
     if (this.blockSeq[after]! < 0) return false;
     if (this.firstSeq[after]! - 1 > this.synced) return false;
     return this.anyCheckpointAfter(b, false);
@@ -531,7 +626,9 @@ export class FlashLog {
   private anyCheckpointAfter(b: number, inclusive: boolean): boolean {
     if (b < 0) return false;
     const n = this.blockCount;
-    for (let p = inclusive ? b : (b + 1) % n, i = 0; i < n; p = (p + 1) % n, i++) {
+    // The level is checked at every wake-up: no call per block while no block is bad.
+    const bad = this.badBlocks > 0;
+    for (let p = inclusive ? b : this.succ(b), i = 0; i < n; p = bad ? this.succ(p) : (p + 1) % n, i++) {
       if (this.blockSeq[p]! < 0) return false;
       if (this.hasCheckpoint[p]) return true;
       if (p === this.head) return false;
@@ -546,10 +643,11 @@ export class FlashLog {
     const n = this.blockCount;
     const usable = this.blockLength - BLOCK_HEADER;
     if (this.head < 0) return n * usable;
-    let room = this.blockLength - this.headOffset + (n - this.used) * usable;
+    let room = this.blockLength - this.headOffset + (n - this.used - this.badBlocks) * usable;
     // Blocks that would be reclaimed in turn.
-    for (let b = this.tail, i = 0; i < n && b !== this.head; b = (b + 1) % n, i++) {
-      const after = (b + 1) % n;
+    const bad = this.badBlocks > 0;
+    for (let b = this.tail, i = 0; i < n && b !== this.head; b = bad ? this.succ(b) : (b + 1) % n, i++) {
+      const after = bad ? this.succ(b) : (b + 1) % n;
       if (this.firstSeq[after]! - 1 > this.synced || !this.anyCheckpointAfter(b, false)) break;
       room += usable;
     }
@@ -564,6 +662,14 @@ export class FlashLog {
   fill(): number {
     const total = this.blockCount * (this.blockLength - BLOCK_HEADER);
     return Math.round(((total - this.room()) * 100) / total);
+  }
+
+  /**
+   * The partition can no longer keep the journal: the head found no block
+   * that works, or too few good blocks are left for two checkpoint spans.
+   */
+  get worn(): boolean {
+    return this.broken || this.blockCount - this.badBlocks < this.checkpointEvery * 2 + 2;
   }
 
   /** Erase count of every block (wear). */

@@ -273,7 +273,7 @@ export class Controller implements VendPorts, Sale {
       this.devicesNow = devices;
       this.onHealthChanged?.();
     }
-    const ready = (this.changer.ready || this.bill.ready || (reader?.ready ?? false)) && !this.payouts.holding && this.journal.level !== 'full' && !this.ledger.locked;
+    const ready = (this.changer.ready || this.bill.ready || (reader?.ready ?? false)) && !this.payouts.holding && !this.journal.stopped && !this.ledger.locked;
     if (ready === this.readyNow) return;
     this.readyNow = ready;
     this.machine.setReady(ready);

@@ -154,8 +154,10 @@ export class Panel {
       refused,
       fault: this.ledger.locked
         ? 'Closed'
-        : this.journal.level === 'full'
-          ? 'Storage full'
+        : this.journal.stopped
+          ? this.journal.level === 'fault'
+            ? 'Storage fault'
+            : 'Storage full'
           : this.board.clock.now() - this.bootedAt < STARTING_MS
             ? 'Starting...'
             : refused !== ''

@@ -210,7 +210,7 @@ export class RemoteActions implements CommandTarget {
 
   remoteVend(n: number, issued: number, slot: number, quantity: number, price: number): number {
     if (this.ledger.locked) return REFUSED_LOCKED;
-    if (this.journal.level === 'full') return REFUSED_STORAGE_FULL;
+    if (this.journal.stopped) return REFUSED_STORAGE_FULL;
     const sale = this.sale;
     const m = sale.machine;
     // Only an idle machine: a customer at the panel, or money held, comes first.

@@ -272,7 +272,7 @@ export class Reports {
       // How often telemetry comes at the latest: the gateway's silence alarm waits for three of these.
       intervalS: Math.round(this.remote.telemetryIntervalMs() / 1000),
       ...(st.devices.bill ? { stacker: { count: bill.stackerCount, capacity: bill.setup.stackerCapacity } } : {}),
-      journal: { lastSeq: st.journal.lastSeq, unsynced: st.journal.unsynced, fill: st.journal.fill, level: st.journal.level },
+      journal: { lastSeq: st.journal.lastSeq, unsynced: st.journal.unsynced, fill: st.journal.fill, level: st.journal.level, ...(st.journal.faults ? { faults: st.journal.faults } : {}) },
       ...(temperature !== undefined ? { temperature } : {}),
       ...(refused ? { refused } : {}),
       errors,

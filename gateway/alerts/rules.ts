@@ -21,6 +21,7 @@ export const ALERT_KINDS = [
   'temperature',
   'offline',
   'journal-full',
+  'storage-fault',
   'commands-rejected',
   'rolled-back',
 ] as const;
@@ -350,6 +351,22 @@ export function evaluate(telemetry: unknown, rules: AlertRules): Condition[] {
         // The level, not the fill: a fill that creeps by a percent is not news worth an update.
         message: full ? 'Journal full: the machine stops selling until its events reach the gateway' : 'Journal nearly full: events are not reaching the gateway',
         detail: { level: full ? 'full' : 'low' },
+      });
+    }
+  }
+
+  if (on('storage-fault')) {
+    const j = isRecord(telemetry['journal']) ? telemetry['journal'] : {};
+    const faults = isNum(j['faults']) && j['faults'] > 0 ? j['faults'] : 0;
+    const stopped = j['level'] === 'fault' || errors.includes('journal-fault');
+    if (faults > 0 || stopped) {
+      out.push({
+        kind: 'storage-fault',
+        subject: '',
+        // Failed blocks are skipped and the machine sells on; with too few left it stops.
+        severity: stopped ? 'critical' : 'warning',
+        message: stopped ? 'Storage fault: too few flash blocks work, the machine stopped selling' : `Flash faults: ${faults} writes or erases failed since boot (their blocks are skipped)`,
+        detail: { faults, stopped },
       });
     }
   }

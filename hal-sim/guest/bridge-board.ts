@@ -133,7 +133,7 @@ export class BridgeBoard implements Board {
   }
 
   loadFlash(spec: NonNullable<HostMessage['flash']>): void {
-    const image = new FlashImage({ size: spec.size, blockLength: spec.blockLength, writeAlign: spec.writeAlign });
+    const image = new FlashImage({ size: spec.size, blockLength: spec.blockLength, writeAlign: spec.writeAlign }, undefined, spec.faults, spec.erases);
     for (const [offset, hex] of spec.runs) fromHex(hex, image.bytes, offset);
     image.onOp = (op) => {
       if (op.kind === 'write') this.emit(['fw', op.offset, toHex(op.data)]);

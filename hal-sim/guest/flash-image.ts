@@ -7,6 +7,13 @@
  * stop after `bytes` bytes (a prefix; the rest of the range is untouched)
  * and throw PowerCut; `flipBit` damages a stored bit. Portable, so the
  * firmware's own tests use it under XS too.
+ *
+ * Faults (`FlashFaults`, after littlefs's emulated block device): writes to
+ * or erases of chosen blocks fail the way the ESP32's do (throw "write
+ * failed" / "erase failed", nothing changed), bits stuck at 1 or at 0, and
+ * wear-out: a block erased `wearLimit` times refuses further erases. They
+ * depend only on the partition's state (bytes, erase counts), so the
+ * guest's mirror and the host's partition fail alike.
  */
 import type { FlashPartition } from '../../firmware/board.js';
 
@@ -23,6 +30,24 @@ export interface FlashGeometry {
   writeAlign: number;
 }
 
+/** An Error as Moddable's ESP32 flash throws it: the chip refused the write or erase. */
+export class FlashFault extends Error {
+  constructor(what: 'write' | 'erase') {
+    super(`${what} failed`);
+  }
+}
+
+export interface FlashFaults {
+  /** Writes touching these blocks throw and change nothing, while the block has the given erase count (-1: always). */
+  failWrites?: [block: number, eraseCount: number][];
+  /** Erases of these blocks throw and change nothing, while the block has the given erase count (-1: always). */
+  failErases?: [block: number, eraseCount: number][];
+  /** Bits that hold one value whatever is written or erased: [byte offset, bit, value]. */
+  stuck?: [offset: number, bit: number, value: 0 | 1][];
+  /** A block erased this many times is worn out: its erases fail from then on. */
+  wearLimit?: number;
+}
+
 export type FlashOp = { kind: 'write'; offset: number; data: Uint8Array } | { kind: 'erase'; first: number; last: number };
 
 export class FlashImage implements FlashPartition {
@@ -34,15 +59,24 @@ export class FlashImage implements FlashPartition {
   readonly eraseCounts: Uint32Array;
   /** Called for every op before it is applied (the simulator records them). */
   onOp: ((op: FlashOp, index: number) => void) | undefined;
+  readonly faults: FlashFaults;
   private cut: { op: number; bytes: number } | undefined;
 
-  constructor(geometry: FlashGeometry, image?: Uint8Array) {
+  constructor(geometry: FlashGeometry, image?: Uint8Array, faults: FlashFaults = {}, eraseCounts?: ArrayLike<number>) {
     if (geometry.size % geometry.blockLength !== 0) throw new RangeError('flash size must be a whole number of blocks');
     this.geometry = geometry;
     this.bytes = new Uint8Array(geometry.size);
     if (image) this.bytes.set(image);
     else this.bytes.fill(0xff);
     this.eraseCounts = new Uint32Array(geometry.size / geometry.blockLength);
+    if (eraseCounts) this.eraseCounts.set(eraseCounts);
+    this.faults = faults;
+    this.stick();
+  }
+
+  /** The same partition, faults and wear included. */
+  copy(): FlashImage {
+    return new FlashImage(this.geometry, this.bytes, this.faults, this.eraseCounts);
   }
 
   status(): FlashGeometry {
@@ -61,10 +95,16 @@ export class FlashImage implements FlashPartition {
     if (byteOffset < 0 || byteOffset + data.length > this.bytes.length) throw new RangeError(`flash write ${data.length}@${byteOffset} out of range`);
     const index = this.ops++;
     this.onOp?.({ kind: 'write', offset: byteOffset, data: data.slice() }, index);
-    const limit = this.limit(index, data.length);
+    const L = this.geometry.blockLength;
+    let refused = false;
+    if (this.faults.failWrites) for (let b = Math.floor(byteOffset / L); b * L < byteOffset + data.length; b++) refused ||= this.fails(this.faults.failWrites, b);
+    const limit = refused ? 0 : this.limit(index, data.length);
     for (let i = 0; i < limit; i++) this.bytes[byteOffset + i]! &= data[i]!;
     this.bytesWritten += limit;
-    if (limit < data.length || this.cut?.op === index) this.powerCut();
+    this.stick();
+    if (limit < data.length && this.cut?.op === index) this.powerCut();
+    if (refused) throw new FlashFault('write');
+    if (this.cut?.op === index) this.powerCut();
   }
 
   eraseBlock(first: number, last = first): void {
@@ -73,11 +113,30 @@ export class FlashImage implements FlashPartition {
     const index = this.ops++;
     this.onOp?.({ kind: 'erase', first, last }, index);
     const L = this.geometry.blockLength;
+    const worn = this.faults.wearLimit;
+    let refused = false;
+    for (let b = first; b <= last; b++) refused ||= this.fails(this.faults.failErases, b) || (worn !== undefined && this.eraseCounts[b]! >= worn);
     const length = (last - first + 1) * L;
-    const limit = this.limit(index, length);
+    const limit = refused ? 0 : this.limit(index, length);
     this.bytes.fill(0xff, first * L, first * L + limit);
     for (let b = first; b <= last; b++) if ((b - first) * L < limit) this.eraseCounts[b]!++;
-    if (limit < length || this.cut?.op === index) this.powerCut();
+    this.stick();
+    if (limit < length && this.cut?.op === index) this.powerCut();
+    if (refused) throw new FlashFault('erase');
+    if (this.cut?.op === index) this.powerCut();
+  }
+
+  private fails(list: [number, number][] | undefined, b: number): boolean {
+    return list?.some(([block, count]) => block === b && (count < 0 || count === this.eraseCounts[b])) ?? false;
+  }
+
+  /** Stuck bits hold their value through every write and erase. */
+  private stick(): void {
+    if (!this.faults.stuck) return;
+    for (const [o, bit, v] of this.faults.stuck) {
+      if (v) this.bytes[o]! |= 1 << bit;
+      else this.bytes[o]! &= ~(1 << bit);
+    }
   }
 
   close(): void {}

@@ -7,6 +7,7 @@
  * in Node) or as JSON through the XS engine's command channel.
  */
 import type { FirmwareStatus } from '../../firmware/vend/report.js';
+import type { FlashFaults } from './flash-image.js';
 
 export type GuestEvent =
   /** 9-bit words received on the MDB UART. */
@@ -31,8 +32,8 @@ export interface HostMessage {
   w?: number;
   /** Start the firmware with this machine configuration. */
   boot?: unknown;
-  /** With `boot`: the flash partition as it is (geometry, and runs of non-erased bytes in hex). */
-  flash?: { size: number; blockLength: number; writeAlign: number; runs: [number, string][] };
+  /** With `boot`: the flash partition as it is (geometry, runs of non-erased bytes in hex, and its faults and wear: the mirror fails as it does). */
+  flash?: { size: number; blockLength: number; writeAlign: number; runs: [number, string][]; faults?: FlashFaults; erases?: number[] };
   ev?: GuestEvent[];
   /** Ask for a status snapshot. */
   status?: boolean;

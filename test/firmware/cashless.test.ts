@@ -821,6 +821,23 @@ describe('the machine with a cashless reader', () => {
     deepEqual(reader.charged, [100]);
   });
 
+  it('counts flash faults in telemetry; with no flash block that erases it stops with "Storage fault"', () => {
+    const geometry = { size: 64 * 1024, blockLength: 4096, writeAlign: 4 };
+    const some = wiredMachine(new FlashImage(geometry, undefined, { failErases: [[0, 0]] }));
+    const j = some.parts.reports.telemetry()['journal'] as Record<string, unknown>;
+    ok((j['faults'] as number) >= 1, `block 0 refused its erase: ${JSON.stringify(j)}`);
+    equal(j['level'], 'ok', 'one bad block of sixteen: the machine sells on');
+    const clean = wiredMachine();
+    equal((clean.parts.reports.telemetry()['journal'] as Record<string, unknown>)['faults'], undefined, 'no faults: no field');
+    const worn = wiredMachine(new FlashImage(geometry, undefined, { wearLimit: 0 }));
+    worn.board.w.run(5000);
+    const t = worn.parts.reports.telemetry();
+    equal((t['journal'] as Record<string, unknown>)['level'], 'fault');
+    ok((t['errors'] as string[]).includes('journal-fault'));
+    equal(worn.board.lines[1], 'Storage fault');
+    equal(worn.parts.controller.machine.state, 'ERROR');
+  });
+
   it('a reader in another currency: not enabled, a tap does nothing; telemetry, status and the display say why; coins still sell', () => {
     const { board, reader, parts, changer } = wiredMachine(undefined, 1000, 5, { reader: { currency: 978 } });
     board.w.run(1000);

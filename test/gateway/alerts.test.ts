@@ -121,6 +121,22 @@ describe('alert rules', () => {
     assert.deepEqual(j({ fill: 80, level: 'low' })!.detail, j({ fill: 90, level: 'low' })!.detail);
   });
 
+  it('opens storage-fault on flash faults counted (warning) and on a journal stopped by them (critical)', () => {
+    const f = (journal: Record<string, unknown>, errors: string[] = [], rules = DEFAULT_RULES) => find(evaluate(telemetry({ journal, errors }), rules), 'storage-fault');
+    assert.equal(f({ fill: 10, level: 'ok' }), undefined);
+    assert.equal(f({ fill: 10, level: 'ok', faults: 0 }), undefined);
+    assert.equal(f({ fill: 10, level: 'ok', faults: 'many' }), undefined, 'junk is no count');
+    const some = f({ fill: 10, level: 'ok', faults: 3 })!;
+    assert.equal(some.severity, 'warning');
+    assert.deepEqual(some.detail, { faults: 3, stopped: false });
+    assert.match(some.message, /3 writes or erases failed/);
+    assert.equal(f({ fill: 10, level: 'fault', faults: 40 })!.severity, 'critical');
+    assert.equal(f({}, ['journal-fault'])!.severity, 'critical');
+    // A stopped journal is not a full one.
+    assert.equal(find(evaluate(telemetry({ journal: { fill: 10, level: 'fault', faults: 40 } }), DEFAULT_RULES), 'journal-full'), undefined);
+    assert.equal(f({ level: 'fault' }, [], applyRules(DEFAULT_RULES, { kinds: { 'storage-fault': false } })), undefined, 'off switch');
+  });
+
   it('low stock: 20 % of capacity rounded up, at least 1, with per-slot thresholds and off switches', () => {
     assert.equal(lowStockThreshold(DEFAULT_RULES, 'A1', 10), 2);
     assert.equal(lowStockThreshold(DEFAULT_RULES, 'A1', 12), 3);
