@@ -4,7 +4,8 @@
  * operator, the stops and the van load read off the page, a slot tapped
  * "Restocked" and the machine's own outcome shown (and its stock reported
  * full), a tap made offline shown as waiting and sent once back online, and
- * an unknown, expired or revoked link told as such. No Content-Security-Policy
+ * an unknown, expired or revoked link told as such, no secret in the
+ * gateway's output. No Content-Security-Policy
  * violation. Screenshots go to test-output/driver/.
  */
 import { strict as assert } from 'node:assert';
@@ -163,5 +164,7 @@ describe("the driver's page in Chromium at 390 x 844", function () {
     assert.equal((await api('DELETE', `/driver-links/${gone.id}`)).status, 204);
     const revoked = await open(gone.link);
     await revoked.waitForSelector('#message:has-text("revoked")');
+    // The secrets were in the pages' fragments and headers only: nothing the gateway printed holds one.
+    for (const l of [soon, gone]) assert.ok(!out.includes(l.secret.slice(3)), 'a link secret in the gateway output');
   });
 });
