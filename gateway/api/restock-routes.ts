@@ -8,7 +8,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { SlotForecast } from '../restock/forecast.js';
 import { pickList } from '../restock/picklist.js';
-import { DEFAULT_WINDOW_DAYS, forecastMachines, planRestockRoute, type Visit, type VisitReason } from '../restock/plan.js';
+import { DEFAULT_WINDOW_DAYS, forecastMachines, planRestockRoute, type RoutePlan, type Visit, type VisitReason } from '../restock/plan.js';
 import type { Point } from '../restock/route.js';
 import { loadMachines, setLocation, type Location, type MachineRow } from '../restock/store.js';
 import { HttpError } from './errors.js';
@@ -133,8 +133,25 @@ function locationJson(machine: string, l: Location | null): Record<string, unkno
   return { machine, lat: l?.lat ?? null, lon: l?.lon ?? null, address: l?.address ?? null };
 }
 
+/** A planned route as GET /route answers it (and as a driver link keeps it). */
+export function routeJson(plan: RoutePlan): Record<string, unknown> {
+  return {
+    generatedAt: plan.generatedAt.toISOString(),
+    days: plan.days,
+    windowDays: plan.windowDays,
+    depot: plan.depot,
+    returnToDepot: plan.returnToDepot,
+    stops: plan.stops.map((s) => ({ stop: s.stop, ...visitJson(s), lat: s.location.lat, lon: s.location.lon, address: s.location.address, legKm: round(s.legKm, 3) })),
+    returnKm: round(plan.returnKm, 3),
+    totalKm: round(plan.totalKm, 3),
+    units: plan.units,
+    totals: plan.totals,
+    unlocated: plan.unlocated.map(visitJson),
+  };
+}
+
 /** "lat,lon" in degrees, or a 400. */
-function parseDepot(s: string): Point {
+export function parseDepot(s: string): Point {
   const m = /^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$/.exec(s);
   const lat = Number(m?.[1]);
   const lon = Number(m?.[2]);
@@ -267,19 +284,7 @@ export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteCont
         windowDays: req.query.windowDays,
         operator: scope(req),
       });
-      return {
-        generatedAt: plan.generatedAt.toISOString(),
-        days: plan.days,
-        windowDays: plan.windowDays,
-        depot: plan.depot,
-        returnToDepot: plan.returnToDepot,
-        stops: plan.stops.map((s) => ({ stop: s.stop, ...visitJson(s), lat: s.location.lat, lon: s.location.lon, address: s.location.address, legKm: round(s.legKm, 3) })),
-        returnKm: round(plan.returnKm, 3),
-        totalKm: round(plan.totalKm, 3),
-        units: plan.units,
-        totals: plan.totals,
-        unlocated: plan.unlocated.map(visitJson),
-      };
+      return routeJson(plan);
     },
   );
 }

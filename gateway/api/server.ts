@@ -27,6 +27,7 @@ import { registerAlertRoutes } from './alert-routes.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { registerCommandRoutes } from './command-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
+import { registerDriverRoutes } from './driver-routes.js';
 import { ERROR_STATUS, errorAnswer, HttpError } from './errors.js';
 import { registerFirmwareRoutes } from './firmware-routes.js';
 import { registerFleetRoutes } from './fleet-routes.js';
@@ -184,6 +185,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await registerAlertRoutes(app, ctx, options.alerts);
   await registerWebhookRoutes(app, ctx);
   await registerRestockRoutes(app, ctx);
+  await registerDriverRoutes(app, ctx);
   await registerFirmwareRoutes(app, ctx, options.firmware ?? new FirmwareRegistry(db));
   const engine = options.rolloutEngine;
   await registerRolloutRoutes(app, ctx, new Rollouts(db, commands, () => engine?.poke()));

@@ -485,6 +485,31 @@ ALTER TABLE operators ADD COLUMN alert_webhook_secret text CHECK (alert_webhook_
 -- When a token was last seen on the API (to the minute: written at most once a minute per token).
 ALTER TABLE api_tokens ADD COLUMN last_used_at timestamptz`,
   },
+  {
+    version: 16,
+    name: 'driver links',
+    sql: `
+-- A route driver's link (docs/restocking.md "The driver's page"): the route as planned when the link was made,
+-- kept so the stops do not move under the driver; only the secret's SHA-256 is stored, like API tokens'.
+CREATE TABLE driver_links (
+  id uuid PRIMARY KEY,
+  operator_id text NOT NULL REFERENCES operators(id),
+  name text NOT NULL,
+  secret_hash text NOT NULL UNIQUE,
+  route jsonb NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL,
+  revoked_at timestamptz
+);
+-- One restock command per slot of a link's route: a tap sent again gets the same command, not a second restock.
+CREATE TABLE driver_restocks (
+  link_id uuid NOT NULL REFERENCES driver_links(id),
+  machine_id text NOT NULL,
+  slot text NOT NULL,
+  command_id text NOT NULL REFERENCES commands(id),
+  PRIMARY KEY (link_id, machine_id, slot)
+)`,
+  },
 ];
 
 /** Apply the migrations not applied yet, up to version `until` (tests stop short of one to store data as an older version did). */

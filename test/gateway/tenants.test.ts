@@ -46,7 +46,9 @@ interface Req {
  * - platform: only platform admins may (A's admin gets 403 whatever the target: it says nothing of B);
  * - shared: the same for every operator (firmware images: the platform's releases);
  * - public: no token at all (health, docs, the dashboard's page and scripts);
- * - stream: the live stream, tried on its own below.
+ * - stream: the live stream, tried on its own below;
+ * - link: a driver link's routes (the link's secret is the bearer): no API token opens them, whatever its operator
+ *   or role (what a link reaches: driver-links.test.ts).
  */
 type Case =
   | { kind: 'foreign'; probes: Req[]; list?: Req }
@@ -54,7 +56,8 @@ type Case =
   | { kind: 'platform'; req: Req }
   | { kind: 'shared'; req: Req }
   | { kind: 'public' }
-  | { kind: 'stream' };
+  | { kind: 'stream' }
+  | { kind: 'link'; req: Req };
 
 for (const backend of BACKENDS) {
   describe(`operators apart: ${backend.name}`, function () {
@@ -66,7 +69,7 @@ for (const backend of BACKENDS) {
     const routes: string[] = [];
     const t = { platform: '', aAdmin: '', aOperator: '', aViewer: '', bAdmin: '' };
     /** B's things by id, and A's. */
-    const bs = { command: '', audit: 0, looseAudit: 0, rollout: '', token: '' };
+    const bs = { command: '', audit: 0, looseAudit: 0, rollout: '', token: '', driverLink: '' };
     const as = { command: '', audit: 0, looseAudit: 0, rollout: '' };
 
     const call = (token: string | undefined, r: Req) =>
@@ -145,6 +148,7 @@ for (const backend of BACKENDS) {
         mine.rollout = r['id'] as string;
         assert.equal(r['total'], 1, `${id}'s operator's rollout of all its machines has one`);
       }
+      bs.driverLink = (await ok(t.bAdmin, { method: 'POST', url: '/driver-links', body: { machines: ['tb-1'] } }, 201))['id'] as string;
     });
 
     after(async () => {
@@ -168,6 +172,7 @@ for (const backend of BACKENDS) {
         db.query("SELECT machine_id, key FROM idempotency WHERE machine_id = 'tb-1'"),
         db.query('SELECT id FROM operators ORDER BY id'),
         db.query("SELECT rollout_id, machine_id FROM rollout_machines WHERE machine_id = 'tb-1' ORDER BY rollout_id"),
+        db.query("SELECT id, revoked_at FROM driver_links WHERE operator_id = 'op-b' ORDER BY id"),
       ]);
       return JSON.stringify(rows.map((r) => r.rows));
     };
@@ -259,6 +264,14 @@ for (const backend of BACKENDS) {
         ['GET /machines/:id/picklist', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/picklist` }] }],
         ['GET /machines/:id/forecast', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/forecast` }] }],
         ['GET /route', { kind: 'list', req: { method: 'GET', url: '/route?depot=41.8,-87.6' }, foreign: [{ method: 'GET', url: '/route?machines=tb-1' }, { method: 'GET', url: '/route?machines=ta-1,tb-1' }] }],
+        ['POST /driver-links', { kind: 'foreign', probes: [{ method: 'POST', url: '/driver-links', body: { machines: ['tb-1'] } }, { method: 'POST', url: '/driver-links?operator=op-b', body: {} }] }],
+        ['DELETE /driver-links/:id', { kind: 'foreign', probes: [{ method: 'DELETE', url: `/driver-links/${bs.driverLink}` }] }],
+        ['GET /driver', { kind: 'public' }],
+        ['GET /driver/style.css', { kind: 'public' }],
+        ['GET /driver/driver.js', { kind: 'public' }],
+        ['GET /driver/route', { kind: 'link', req: { method: 'GET', url: '/driver/route' } }],
+        ['POST /driver/restock', { kind: 'link', req: { method: 'POST', url: '/driver/restock', body: { machine: 'tb-1', slot: 'A1' } } }],
+        ['GET /driver/restock/:command', { kind: 'link', req: { method: 'GET', url: `/driver/restock/${bs.command}` } }],
         ['POST /firmware', { kind: 'platform', req: { method: 'POST', url: '/firmware?version=9.9.9', headers: { 'content-type': 'application/octet-stream' } } }],
         ['GET /firmware', { kind: 'shared', req: { method: 'GET', url: '/firmware' } }],
         ['GET /firmware/:sha256', { kind: 'shared', req: { method: 'GET', url: `/firmware/${SHA}` } }],
@@ -390,6 +403,12 @@ for (const backend of BACKENDS) {
           const bb = await call(t.bAdmin, c.req);
           assert.equal(a.statusCode, 200, `${route}: ${a.body}`);
           assert.equal(a.body, bb.body, `${route}: the same for every operator`);
+        }
+        if (c.kind === 'link') {
+          for (const token of [t.platform, t.aAdmin, t.bAdmin]) {
+            const res = await call(token, c.req);
+            assert.equal(res.statusCode, 401, `${route} with an API token: ${res.body}`);
+          }
         }
         if (c.kind === 'public') {
           const res = await call(undefined, { method: 'GET', url: route.slice(4).replace('*', 'swagger-ui.css') });
