@@ -17,6 +17,7 @@ import { haversineKm, type Point } from '../../gateway/restock/route.js';
 import { ensureEventMonth, monthOf } from '../../gateway/store/event-partitions.js';
 import { migrate } from '../../gateway/store/migrations.js';
 import { createOperator } from '../../gateway/store/operators.js';
+import { renderVans } from '../../tools/vendctl-vans.js';
 import { BACKENDS, type Backend } from './backends.js';
 
 interface Stop {
@@ -202,6 +203,19 @@ for (const backend of BACKENDS) {
         assert.ok(v.units <= 8, `van ${v.van}: ${v.units} items`);
         for (const s of v.stops) assert.deepEqual([s.units, s.overCapacity, s.picklist.units], [8, true, 10], s.machine);
       }
+    });
+
+    it('reads as text for vendctl vans: each van, its stops with times, its load list', async () => {
+      const a = await plan('vans=2&capacity=20&days=7');
+      const text = renderVans(a);
+      assert.doesNotMatch(text, /object Object|undefined|NaN|\?/, text);
+      assert.match(text, /^2 vans, [0-9.]+ km, 40 items$/m, text);
+      for (const v of a.vans) {
+        assert.match(text, new RegExp(`^van ${v.van}: ${v.stops.length} stops, ${v.km.toFixed(1)} km, back at \\+0:\\d\\d, ${v.units} items$`, 'm'), text);
+        for (const s of v.stops) assert.match(text, new RegExp(`^  ${s.stop}\\. ${s.machine}  \\+0:\\d\\d-\\+\\d:\\d\\d  `, 'm'), text);
+      }
+      assert.match(text, /^  load: /m);
+      assert.match(text, /^deferred: far \(out-of-reach\), r2 \(no-room\), r3 \(no-room\)$/m, text);
     });
 
     it("plans an operator's machines only; the platform's admin plans them all", async () => {
