@@ -60,7 +60,7 @@ export function renderVans(answer: unknown): string {
   out.push(`${vans.length} van${vans.length === 1 ? '' : 's'}, ${num(a.km, 1)} km, ${text(a.units)} items`);
   for (const v of vans) {
     const stops = v.stops ?? [];
-    out.push('', `van ${text(v.van)}: ${stops.length} stops, ${num(v.km, 1)} km, back at ${clock(v.minutes)}, ${text(v.units)} items`);
+    out.push('', `van ${text(v.van)}: ${stops.length} stop${stops.length === 1 ? '' : 's'}, ${num(v.km, 1)} km, back at ${clock(v.minutes)}, ${text(v.units)} items`);
     for (const s of stops) {
       const picks = (s.picklist?.lines ?? []).filter((l) => typeof l.load === 'number' && l.load > 0).map((l) => `${text(l.slot)} +${text(l.load)}`);
       const over = s.overCapacity === true ? ' (more than a van: a full load)' : '';

@@ -436,7 +436,7 @@ async function planVans(depot: string, days: string, vans: string): Promise<void
     const load = v.totals.map((t) => `${t.product ?? 'unnamed'} ${t.units}`).join(', ');
     const box = el('div', { class: 'van', 'data-van': String(v.van) });
     box.append(
-      el('h3', {}, `Van ${v.van}: ${v.stops.length} stops, ${v.km.toFixed(1)} km, back at ${dayClock(v.minutes)}, ${v.units} items`),
+      el('h3', {}, `Van ${v.van}: ${v.stops.length} stop${v.stops.length === 1 ? '' : 's'}, ${v.km.toFixed(1)} km, back at ${dayClock(v.minutes)}, ${v.units} items`),
       ol,
       el('p', {}, load ? `Load: ${load}` : 'Nothing to load.'),
     );
