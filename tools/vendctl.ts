@@ -19,6 +19,7 @@
  *   npm run vendctl -- picklist vm-0001            (what to load into each slot)
  *   npm run vendctl -- forecast vm-0001 [--window 28]   (when each slot runs out)
  *   npm run vendctl -- route [--machines vm-0001,vm-0002] [--depot 39.74,-104.99] [--days 7] [--window 28] [--return false]
+ *   npm run vendctl -- vans --depot 39.74,-104.99 --vans 3 [--capacity 600] [--hours 8] [--speed 40] [--service 15] [--days 7] [--window 28]
  *   npm run vendctl -- locate vm-0001 39.7392 -104.9903 ['1600 Glenarm Pl']
  *   npm run vendctl -- alerts [vm-0001] [--all] [--kind low-stock]   (open ones; --all: closed too)
  *   npm run vendctl -- alert-rules [vm-0001] ['{"lowStock":{"percent":25}}']   (show, or set: fleet needs admin)
@@ -58,6 +59,7 @@ import { FIRMWARE_USAGE, firmwareOffline, firmwareRequest } from './vendctl-firm
 import { ARCHIVE_USAGE, archiveCommand } from './vendctl-archive.js';
 import { ROLLOUT_USAGE, rolloutRequest, watchRollout, type WatchedRollout } from './vendctl-rollout.js';
 import { LISTINGS, renderListing } from './vendctl-table.js';
+import { renderVans } from './vendctl-vans.js';
 import { countedBody, followCommand, Progress, type FollowedCommand } from './vendctl-progress.js';
 
 const USAGE = `usage: vendctl [--url URL] [--token TOKEN] [--json] <command> ...
@@ -67,6 +69,7 @@ const USAGE = `usage: vendctl [--url URL] [--token TOKEN] [--json] <command> ...
   send ID TYPE [JSON-ARGS] [--ttl SECONDS] [--wait [--for S]]   (--wait: until the machine's outcome) | commands ID | command COMMAND-ID | cancel COMMAND-ID (an update) | provision ID [--operator OP]
   audits ID | audit AUDIT-ID | dex AUDIT-ID | upload FILE [--machine ID | --operator OP]
   picklist ID | forecast ID [--window DAYS] | locate ID LAT LON [ADDRESS] | route [--machines ID,ID] [--depot LAT,LON] [--days N] [--window DAYS] [--return false]
+  vans --depot LAT,LON --vans K [--capacity N] [--hours H] [--speed KMH] [--service MIN] [--days N] [--window DAYS]   (routes for K vans)
   alerts [ID] [--all] [--kind KIND] [--limit N] | alert-rules [ID] [JSON-RULES] [--operator OP]   (ID '*' or none: the fleet)
   me | operators | operator add ID NAME   (adding an operator: platform admins)
   tokens list [--operator OP] [--json] | tokens revoke TOKEN-ID   (admin: the operator's tokens; a platform admin's, all)
@@ -280,6 +283,11 @@ async function main(): Promise<void> {
       // The machines that need a visit within --days (or exactly --machines), in driving order from --depot.
       path = `/route${q([['depot', p.flags.get('depot')], ['days', p.flags.get('days')], ['machines', p.flags.get('machines')], ['windowDays', p.flags.get('window')], ['return', p.flags.get('return')]])}`;
       break;
+    case 'vans':
+      // K vans from --depot within their capacity and a working day; the least urgent deferred.
+      if (!p.flags.has('depot') || !p.flags.has('vans')) fail(`vans needs --depot LAT,LON and --vans K\n${USAGE}`);
+      path = `/routes${q([['depot', p.flags.get('depot')], ['vans', p.flags.get('vans')], ['capacity', p.flags.get('capacity')], ['hours', p.flags.get('hours')], ['speed', p.flags.get('speed')], ['service', p.flags.get('service')], ['days', p.flags.get('days')], ['windowDays', p.flags.get('window')]])}`;
+      break;
     case 'locate': {
       method = 'PUT';
       path = `/machines/${m(id)}/location`;
@@ -421,6 +429,10 @@ async function main(): Promise<void> {
   // A revocation answers nothing (204).
   if (cmd === 'tokens' && id === 'revoke') {
     process.stderr.write(`token ${x} revoked\n`);
+    return;
+  }
+  if (cmd === 'vans' && !p.flags.has('json')) {
+    process.stdout.write(renderVans(out) + '\n');
     return;
   }
   const listing = LISTINGS.has(cmd) || LISTINGS.has(`${cmd} ${id ?? ''}`);

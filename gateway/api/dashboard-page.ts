@@ -70,6 +70,7 @@ export const DASHBOARD_HTML = `<!doctype html>
       <form id="route-form">
         <label>depot <input id="depot" placeholder="lat,lon"></label>
         <label>next visit in <input id="days" type="number" min="0" max="60" value="2"> days</label>
+        <label>vans <input id="vans" type="number" min="1" max="50" value="1"></label>
         <button type="submit">Plan</button>
       </form>
       <div id="route"></div>

@@ -10,6 +10,7 @@ import type { SlotForecast } from '../restock/forecast.js';
 import { pickList } from '../restock/picklist.js';
 import { DEFAULT_WINDOW_DAYS, forecastMachines, planRestockRoute, type RoutePlan, type Visit, type VisitReason } from '../restock/plan.js';
 import type { Point } from '../restock/route.js';
+import { planVans } from '../restock/vans.js';
 import { loadMachines, setLocation, type Location, type MachineRow } from '../restock/store.js';
 import { HttpError } from './errors.js';
 import { ERROR, MACHINE_ID, SLOT_CODE, type RouteContext } from './http.js';
@@ -112,6 +113,50 @@ const ROUTE = {
       },
     },
     unlocated: { type: 'array', items: { type: 'object', properties: VISIT_PROPERTIES }, description: 'Machines that need a visit but have no location (PUT /machines/{id}/location): not in the route' },
+  },
+} as const;
+
+const VAN_STOP = {
+  type: 'object',
+  properties: {
+    ...STOP.properties,
+    arriveMin: { type: 'number', description: 'Minutes from the start of the day (leaving the depot at 0)' },
+    departMin: { type: 'number', description: 'arriveMin plus the service time' },
+    units: { type: 'integer', description: 'Items this stop takes from the van (its pick list, at most a van load)' },
+    overCapacity: { type: 'boolean', description: 'Its pick list needs more than a van carries: a full load goes, the rest waits' },
+  },
+} as const;
+
+const VANS = {
+  type: 'object',
+  properties: {
+    generatedAt: TIME,
+    days: { type: 'number' },
+    windowDays: { type: 'integer' },
+    depot: { type: 'object', properties: { lat: { type: 'number' }, lon: { type: 'number' } } },
+    vans: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          van: { type: 'integer' },
+          stops: { type: 'array', items: VAN_STOP },
+          returnKm: { type: 'number' },
+          km: { type: 'number' },
+          minutes: { type: 'number', description: 'Back at the depot, minutes from the start of the day' },
+          units: { type: 'integer' },
+          totals: ROUTE.properties.totals,
+        },
+      },
+    },
+    deferred: {
+      type: 'array',
+      description: 'Visits left for later, least urgent last: out-of-reach (alone it does not fit a day) or no-room (the vans are full, by load or hours)',
+      items: { type: 'object', properties: { ...VISIT_PROPERTIES, lat: { type: 'number' }, lon: { type: 'number' }, address: NULLABLE_STRING, reason: { type: 'string', enum: ['out-of-reach', 'no-room'] } } },
+    },
+    unlocated: ROUTE.properties.unlocated,
+    km: { type: 'number' },
+    units: { type: 'integer' },
   },
 } as const;
 
@@ -285,6 +330,76 @@ export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteCont
         operator: scope(req),
       });
       return routeJson(plan);
+    },
+  );
+
+  app.get<{ Querystring: { depot: string; vans: number; capacity: number; hours: number; speed: number; service: number; days: number; windowDays: number } }>(
+    '/routes',
+    {
+      preHandler: need('viewer'),
+      schema: {
+        summary: 'Restocking routes for several vans: the machines that need a visit shared among the vans within their capacity and a working day, the least urgent deferred when they do not all fit',
+        tags: ['restocking'],
+        querystring: {
+          type: 'object',
+          properties: {
+            depot: { type: 'string', maxLength: 64, description: 'LAT,LON of the depot every van leaves from and returns to' },
+            vans: { type: 'integer', minimum: 1, maximum: 50, description: 'How many vans' },
+            capacity: { type: 'integer', minimum: 1, maximum: 100000, default: 600, description: 'Items one van carries' },
+            hours: { type: 'number', exclusiveMinimum: 0, maximum: 24, default: 8, description: 'A working day, depot to depot' },
+            speed: { type: 'number', exclusiveMinimum: 0, maximum: 200, default: 40, description: 'Average driving speed, km/h over great-circle distances' },
+            service: { type: 'number', minimum: 0, maximum: 240, default: 15, description: 'Minutes at each stop' },
+            days: { type: 'number', minimum: 0, maximum: 90, default: 7, description: 'Days until the next visit: machines with a slot predicted to run out before then are included' },
+            windowDays: WINDOW_DAYS,
+          },
+          required: ['depot', 'vans'],
+          additionalProperties: false,
+        },
+        response: { 200: VANS, ...ERRORS },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const plan = await planVans(db, {
+        depot: parseDepot(q.depot),
+        vans: q.vans,
+        capacity: q.capacity,
+        hours: q.hours,
+        speedKmh: q.speed,
+        serviceMin: q.service,
+        days: q.days,
+        windowDays: q.windowDays,
+        operator: scope(req),
+      });
+      const place = (l: Location) => ({ lat: l.lat, lon: l.lon, address: l.address });
+      return {
+        generatedAt: plan.generatedAt.toISOString(),
+        days: plan.days,
+        windowDays: plan.windowDays,
+        depot: plan.depot,
+        vans: plan.vans.map((v) => ({
+          van: v.van,
+          stops: v.stops.map((s) => ({
+            stop: s.stop,
+            ...visitJson(s),
+            ...place(s.location),
+            legKm: round(s.legKm, 3),
+            arriveMin: round(s.arriveMin, 1),
+            departMin: round(s.departMin, 1),
+            units: s.units,
+            overCapacity: s.overCapacity,
+          })),
+          returnKm: round(v.returnKm, 3),
+          km: round(v.km, 3),
+          minutes: round(v.minutes, 1),
+          units: v.units,
+          totals: v.totals,
+        })),
+        deferred: plan.deferred.map((d) => ({ ...visitJson(d), ...place(d.location), reason: d.reason })),
+        unlocated: plan.unlocated.map(visitJson),
+        km: round(plan.km, 3),
+        units: plan.units,
+      };
     },
   );
 }

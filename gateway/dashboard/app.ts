@@ -399,11 +399,61 @@ interface RouteAnswer {
   unlocated: { machine: string }[];
 }
 
+interface VansAnswer {
+  vans: {
+    van: number;
+    stops: (RouteAnswer['stops'][number] & { arriveMin: number; departMin: number; units: number; overCapacity: boolean })[];
+    km: number;
+    minutes: number;
+    units: number;
+    totals: { product: string | null; units: number }[];
+  }[];
+  deferred: { machine: string; reason: string }[];
+  unlocated: { machine: string }[];
+}
+
+/** Minutes from the start of the day as +H:MM. */
+const dayClock = (min: number): string => `+${Math.floor(Math.round(min) / 60)}:${String(Math.round(min) % 60).padStart(2, '0')}`;
+
+/** Several vans (GET /routes): per van its stops with times and what to load; then what waits. */
+async function planVans(depot: string, days: string, vans: string): Promise<void> {
+  const out = $('#route');
+  if (!depot) {
+    out.replaceChildren(el('p', { class: 'error' }, 'Several vans leave from a depot: give it as lat,lon.'));
+    return;
+  }
+  const r = await api<VansAnswer>(`/routes?days=${encodeURIComponent(days)}&depot=${encodeURIComponent(depot)}&vans=${encodeURIComponent(vans)}`);
+  out.replaceChildren();
+  for (const v of r.vans) {
+    const ol = el('ol');
+    for (const s of v.stops) {
+      const picks = s.picklist.lines.filter((x) => x.load > 0).map((x) => `${x.slot} +${x.load}`);
+      const over = s.overCapacity ? ' (more than a van holds: a full load)' : '';
+      ol.append(
+        el('li', { 'data-stop': s.machine }, `${dayClock(s.arriveMin)}-${dayClock(s.departMin)} ${s.machine} (${s.legKm.toFixed(1)} km; ${reasonText(s.reasons)}): ${s.units} items${over}: ${picks.join(', ') || 'check only'}`),
+      );
+    }
+    const load = v.totals.map((t) => `${t.product ?? 'unnamed'} ${t.units}`).join(', ');
+    const box = el('div', { class: 'van', 'data-van': String(v.van) });
+    box.append(
+      el('h3', {}, `Van ${v.van}: ${v.stops.length} stop${v.stops.length === 1 ? '' : 's'}, ${v.km.toFixed(1)} km, back at ${dayClock(v.minutes)}, ${v.units} items`),
+      ol,
+      el('p', {}, load ? `Load: ${load}` : 'Nothing to load.'),
+    );
+    out.append(box);
+  }
+  if (r.vans.length === 0) out.append(el('p', {}, 'No machine needs a visit.'));
+  if (r.deferred.length > 0) out.append(el('p', { 'data-deferred': '' }, `Deferred: ${r.deferred.map((d) => `${d.machine} (${d.reason === 'out-of-reach' ? 'too far for a day' : 'no room in the vans'})`).join(', ')}`));
+  if (r.unlocated.length > 0) out.append(el('p', { class: 'error' }, `No location: ${r.unlocated.map((u) => u.machine).join(', ')}`));
+}
+
 async function planRoute(): Promise<void> {
   const out = $('#route');
   const depot = $<HTMLInputElement>('#depot').value.trim();
   const days = $<HTMLInputElement>('#days').value;
+  const vans = $<HTMLInputElement>('#vans').value.trim();
   try {
+    if (vans !== '' && vans !== '1') return await planVans(depot, days, vans);
     const r = await api<RouteAnswer>(`/route?days=${encodeURIComponent(days)}${depot ? `&depot=${encodeURIComponent(depot)}` : ''}`);
     out.replaceChildren();
     const ol = el('ol');

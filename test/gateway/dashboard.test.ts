@@ -183,6 +183,28 @@ describe('the dashboard in Chromium', function () {
     await shot('6-route');
   });
 
+  it('plans for two vans: each van its stops with times, its load list', async () => {
+    await page.fill('#depot', '39.7392,-104.9903');
+    await page.fill('#days', '7');
+    await page.fill('#vans', '2');
+    await page.click('#route-form button');
+    await page.waitForSelector('#route [data-van]');
+    const vans = await page.locator('#route [data-van]').allTextContents();
+    assert.ok(vans.length >= 1 && vans.length <= 2, `${vans.length} vans`);
+    const text = (await page.locator('#route').textContent()) ?? '';
+    assert.doesNotMatch(text, /object Object|undefined|NaN/, text);
+    for (const v of await page.locator('#route [data-van]').all()) {
+      assert.match((await v.locator('h3').textContent()) ?? '', /^Van [12]: \d+ stops?, \d+\.\d km, back at \+\d+:\d\d, \d+ items$/);
+      const stops = await v.locator('li[data-stop]').allTextContents();
+      assert.ok(stops.length >= 1);
+      for (const s of stops) assert.match(s, /^\+\d+:\d\d-\+\d+:\d\d \S+ \(\d+\.\d km; .+\): \d+ items/, s);
+      assert.match((await v.locator('p').last().textContent()) ?? '', /^(Load: .+ \d+|Nothing to load\.)/);
+    }
+    await shot('6b-vans');
+    // Back to one van for the tests after this one.
+    await page.fill('#vans', '1');
+  });
+
   it('shows the API docs (Swagger UI) under the same policy, and tries a route', async () => {
     const docs = await watched();
     try {

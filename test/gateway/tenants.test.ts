@@ -272,6 +272,7 @@ for (const backend of BACKENDS) {
         ['GET /driver/route', { kind: 'link', req: { method: 'GET', url: '/driver/route' } }],
         ['POST /driver/restock', { kind: 'link', req: { method: 'POST', url: '/driver/restock', body: { machine: 'tb-1', slot: 'A1' } } }],
         ['GET /driver/restock/:command', { kind: 'link', req: { method: 'GET', url: `/driver/restock/${bs.command}` } }],
+        ['GET /routes', { kind: 'list', req: { method: 'GET', url: '/routes?depot=41.8,-87.6&vans=2&capacity=1000' } }],
         ['POST /firmware', { kind: 'platform', req: { method: 'POST', url: '/firmware?version=9.9.9', headers: { 'content-type': 'application/octet-stream' } } }],
         ['GET /firmware', { kind: 'shared', req: { method: 'GET', url: '/firmware' } }],
         ['GET /firmware/:sha256', { kind: 'shared', req: { method: 'GET', url: `/firmware/${SHA}` } }],
@@ -343,6 +344,9 @@ for (const backend of BACKENDS) {
       assert.deepEqual(names(p['GET /locations']!['machines'], 'machine'), ['ta-1', 'tb-1']);
       assert.deepEqual(names(a['GET /route']!['stops'], 'machine'), ['ta-1']);
       assert.deepEqual(names(p['GET /route']!['stops'], 'machine').sort(), ['ta-1', 'tb-1']);
+      const vans = (x: Record<string, unknown> | undefined): string[] => ((x?.['vans'] ?? []) as { stops: { machine: string }[] }[]).flatMap((v) => v.stops.map((s) => s.machine)).sort();
+      assert.deepEqual(vans(a['GET /routes']), ['ta-1']);
+      assert.deepEqual(vans(p['GET /routes']), ['ta-1', 'tb-1']);
       assert.deepEqual(names(a['GET /rollouts']!['rollouts']), [as.rollout]);
       assert.deepEqual(names(p['GET /rollouts']!['rollouts']).sort(), [as.rollout, bs.rollout].sort());
       assert.deepEqual(names((await ok(t.aViewer, { method: 'GET', url: `/rollouts/${as.rollout}/machines` }))['machines'], 'machine'), ['ta-1']);
