@@ -29,10 +29,18 @@ export const DASHBOARD_HTML = `<!doctype html>
     <button id="logout" type="button">Sign out</button>
   </header>
   <main>
+    <section class="card kpis" id="kpis" aria-label="fleet figures"></section>
     <section class="card fleet">
       <h2>Fleet</h2>
       <svg id="map" viewBox="0 0 400 260" role="img" aria-label="fleet map"></svg>
-      <table id="machines"><thead><tr><th>machine</th><th>state</th><th>last seen</th><th>stock</th><th>firmware</th><th>alerts</th></tr></thead><tbody></tbody></table>
+      <div class="filters">
+        <input id="filter" type="search" placeholder="filter: machine, operator, firmware, currency" aria-label="filter the machines">
+        <select id="state-filter" aria-label="machines in this state"><option value="all">all</option><option value="online">online</option><option value="offline">offline</option><option value="errors">with errors</option><option value="restock">need restocking</option></select>
+        <span id="machines-shown" class="shown"></span>
+      </div>
+      <div class="scroll">
+      <table id="machines"><thead><tr><th data-sort="machine">machine</th><th data-sort="operator">operator</th><th data-sort="state">state</th><th data-sort="seen">last seen</th><th data-sort="stock">stock</th><th data-sort="firmware">firmware</th><th data-sort="alerts">alerts</th></tr></thead><tbody></tbody></table>
+      </div>
     </section>
     <section class="card machine" id="machine" hidden>
       <h2 id="machine-title"></h2>
@@ -125,5 +133,20 @@ ul { list-style: none; padding: 0; margin: 0; font-size: .82rem; } li { padding:
 .count.state-confirmed { background: #dcfce7; } .count.state-failed, .count.state-rolled-back { background: #fee2e2; }
 .rollout-halted, .rollout-cancelled { color: var(--bad); } .rollout-done { color: var(--ok); }
 .problems li { color: var(--bad); }
+.card.kpis { grid-column: 1 / -1; display: flex; flex-wrap: wrap; gap: .8rem; padding: .6rem 1rem; }
+.kpi { display: grid; gap: .1rem; text-align: left; font: inherit; background: #f9fafb; border: 1px solid var(--line); border-radius: .4rem; padding: .4rem .8rem; cursor: pointer; }
+.kpi b { font-size: 1.3rem; } .kpi span { font-size: .8rem; color: var(--muted); } .kpi.bad b { color: var(--bad); }
+.kpi.revenue { cursor: default; } .kpi.revenue a { color: inherit; }
+.filters { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: .6rem 0 .3rem; font-size: .85rem; } .filters input { flex: 1; min-width: 10rem; }
+.shown { color: var(--muted); font-size: .8rem; }
+.scroll { overflow-x: auto; }
+th[data-sort] { cursor: pointer; user-select: none; white-space: nowrap; }
+th[aria-sort="ascending"]::after { content: " ▲"; } th[aria-sort="descending"]::after { content: " ▼"; }
+td.low { color: var(--warn); font-weight: 600; }
+@media (max-width: 760px) {
+  header { flex-wrap: wrap; gap: .5rem 1rem; } .totals { flex-wrap: wrap; }
+  main { grid-template-columns: 1fr; padding: .5rem; } .grid { grid-template-columns: 1fr; }
+  .waves .wave { grid-template-columns: 1fr; } #route-form { flex-wrap: wrap; }
+}
 #route-form { display: flex; gap: 1rem; align-items: center; font-size: .85rem; margin-bottom: .6rem; }
 `;
