@@ -145,7 +145,7 @@ th[aria-sort="ascending"]::after { content: " ▲"; } th[aria-sort="descending"]
 td.low { color: var(--warn); font-weight: 600; }
 @media (max-width: 760px) {
   header { flex-wrap: wrap; gap: .5rem 1rem; } .totals { flex-wrap: wrap; }
-  main { grid-template-columns: 1fr; padding: .5rem; } .grid { grid-template-columns: 1fr; }
+  main { grid-template-columns: 1fr; padding: .5rem; } main > * { min-width: 0; } .grid { grid-template-columns: 1fr; }
   .waves .wave { grid-template-columns: 1fr; } #route-form { flex-wrap: wrap; }
 }
 #route-form { display: flex; gap: 1rem; align-items: center; font-size: .85rem; margin-bottom: .6rem; }
