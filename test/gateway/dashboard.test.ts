@@ -363,6 +363,8 @@ describe('the dashboard in Chromium', function () {
     const fleet = await page.locator('section.fleet').boundingBox();
     assert.ok(kpis && fleet && fleet.y >= kpis.y + kpis.height && fleet.x + fleet.width <= 390 + 1, JSON.stringify({ kpis, fleet }));
     await shot('10-phone');
+    // Nothing sticks out sideways: the whole page's shot is as wide as the phone (PNG width: bytes 16 to 19).
+    assert.equal(readFileSync(join(shots, '10-phone.png')).readUInt32BE(16), 390, 'the page scrolls sideways on a phone');
     await page.setViewportSize({ width: 1400, height: 1000 });
   });
 });
