@@ -98,7 +98,7 @@ header h1 { font-size: 1.2rem; margin: 0; }
 .who { font-size: .8rem; color: var(--muted); }
 .live { font-size: .8rem; padding: .1rem .5rem; border-radius: 1rem; background: var(--muted); }
 .live.on { background: var(--ok); }
-main { display: grid; grid-template-columns: minmax(34rem, 1fr) minmax(0, 1.4fr); gap: 1rem; padding: 1rem; }
+main { display: grid; grid-template-columns: minmax(37rem, 1fr) minmax(0, 1.3fr); gap: 1rem; padding: 1rem; }
 .card { background: #fff; border-radius: .5rem; padding: .8rem 1rem; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
 .card.route, .card.rollouts { grid-column: 1 / -1; }
 .login { max-width: 26rem; margin: 10vh auto; display: grid; gap: .6rem; }
@@ -142,7 +142,7 @@ ul { list-style: none; padding: 0; margin: 0; font-size: .82rem; } li { padding:
 .scroll { overflow-x: auto; }
 th[data-sort] { cursor: pointer; user-select: none; white-space: nowrap; }
 th[aria-sort="ascending"]::after { content: " ▲"; } th[aria-sort="descending"]::after { content: " ▼"; }
-#machines td { white-space: nowrap; }
+#machines td { white-space: nowrap; } #machines th, #machines td { padding: .3rem .3rem; }
 td.low { color: var(--warn); font-weight: 600; }
 @media (max-width: 760px) {
   header { flex-wrap: wrap; gap: .5rem 1rem; } .totals { flex-wrap: wrap; }
