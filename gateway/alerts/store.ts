@@ -88,6 +88,15 @@ export async function openAlertCounts(db: Queryable, operator: string | null = n
   return new Map(r.rows.map((x) => [x.machine_id, Number(x.n)]));
 }
 
+/** Open critical alerts per machine (a device offline, a currency mismatch...): what the dashboard counts as errors. */
+export async function openCriticalCounts(db: Queryable, operator: string | null = null): Promise<Map<string, number>> {
+  const r = await db.query<{ machine_id: string; n: string | number }>(
+    "SELECT a.machine_id, count(*) AS n FROM alerts a JOIN machines m ON m.id = a.machine_id WHERE a.closed_at IS NULL AND a.severity = 'critical' AND ($1::text IS NULL OR m.operator_id = $1) GROUP BY a.machine_id",
+    [operator],
+  );
+  return new Map(r.rows.map((x) => [x.machine_id, Number(x.n)]));
+}
+
 /** An operator's fleet-wide rules patch ({} when none set), kept with the operator (migration 12). */
 export async function getFleetRules(db: Queryable, operator: string): Promise<RulesPatch> {
   const r = await db.query<{ rules: RulesPatch }>('SELECT alert_rules AS rules FROM operators WHERE id = $1', [operator]);

@@ -29,10 +29,18 @@ export const DASHBOARD_HTML = `<!doctype html>
     <button id="logout" type="button">Sign out</button>
   </header>
   <main>
+    <section class="card kpis" id="kpis" aria-label="fleet figures"></section>
     <section class="card fleet">
       <h2>Fleet</h2>
       <svg id="map" viewBox="0 0 400 260" role="img" aria-label="fleet map"></svg>
-      <table id="machines"><thead><tr><th>machine</th><th>state</th><th>last seen</th><th>stock</th><th>firmware</th><th>alerts</th></tr></thead><tbody></tbody></table>
+      <div class="filters">
+        <input id="filter" type="search" placeholder="filter: machine, operator, firmware, currency" aria-label="filter the machines">
+        <select id="state-filter" aria-label="machines in this state"><option value="all">all</option><option value="online">online</option><option value="offline">offline</option><option value="errors">with errors</option><option value="restock">need restocking</option></select>
+        <span id="machines-shown" class="shown"></span>
+      </div>
+      <div class="scroll">
+      <table id="machines"><thead><tr><th data-sort="machine">machine</th><th data-sort="operator">operator</th><th data-sort="state">state</th><th data-sort="seen">last seen</th><th data-sort="stock">stock</th><th data-sort="firmware">firmware</th><th data-sort="alerts">alerts</th></tr></thead><tbody></tbody></table>
+      </div>
     </section>
     <section class="card machine" id="machine" hidden>
       <h2 id="machine-title"></h2>
@@ -56,7 +64,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     </section>
     <section class="card rollouts">
       <h2>Firmware rollouts</h2>
-      <table id="rollouts"><thead><tr><th>rollout</th><th>image</th><th>target</th><th>state</th><th>machines</th><th>confirmed</th></tr></thead><tbody></tbody></table>
+      <div class="scroll"><table id="rollouts"><thead><tr><th>rollout</th><th>image</th><th>target</th><th>state</th><th>machines</th><th>confirmed</th></tr></thead><tbody></tbody></table></div>
       <div id="rollout" hidden>
         <h3 id="rollout-title"></h3>
         <div id="rollout-waves" class="waves"></div>
@@ -91,7 +99,7 @@ header h1 { font-size: 1.2rem; margin: 0; }
 .who { font-size: .8rem; color: var(--muted); }
 .live { font-size: .8rem; padding: .1rem .5rem; border-radius: 1rem; background: var(--muted); }
 .live.on { background: var(--ok); }
-main { display: grid; grid-template-columns: minmax(22rem, 1fr) 2fr; gap: 1rem; padding: 1rem; }
+main { display: grid; grid-template-columns: minmax(37rem, 1fr) minmax(0, 1.3fr); gap: 1rem; padding: 1rem; }
 .card { background: #fff; border-radius: .5rem; padding: .8rem 1rem; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
 .card.route, .card.rollouts { grid-column: 1 / -1; }
 .login { max-width: 26rem; margin: 10vh auto; display: grid; gap: .6rem; }
@@ -126,5 +134,21 @@ ul { list-style: none; padding: 0; margin: 0; font-size: .82rem; } li { padding:
 .count.state-confirmed { background: #dcfce7; } .count.state-failed, .count.state-rolled-back { background: #fee2e2; }
 .rollout-halted, .rollout-cancelled { color: var(--bad); } .rollout-done { color: var(--ok); }
 .problems li { color: var(--bad); }
+.card.kpis { grid-column: 1 / -1; display: flex; flex-wrap: wrap; gap: .8rem; padding: .6rem 1rem; }
+.kpi { display: grid; gap: .1rem; text-align: left; font: inherit; background: #f9fafb; border: 1px solid var(--line); border-radius: .4rem; padding: .4rem .8rem; cursor: pointer; }
+.kpi b { font-size: 1.3rem; } .kpi span { font-size: .8rem; color: var(--muted); } .kpi.bad b { color: var(--bad); }
+.kpi.revenue { cursor: default; } .kpi.revenue a { color: inherit; }
+.filters { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: .6rem 0 .3rem; font-size: .85rem; } .filters input { flex: 1; min-width: 10rem; }
+.shown { color: var(--muted); font-size: .8rem; }
+.scroll { overflow-x: auto; }
+th[data-sort] { cursor: pointer; user-select: none; white-space: nowrap; }
+th[aria-sort="ascending"]::after { content: " ▲"; } th[aria-sort="descending"]::after { content: " ▼"; }
+#machines td { white-space: nowrap; } #machines th, #machines td { padding: .3rem .3rem; }
+td.low { color: var(--warn); font-weight: 600; }
+@media (max-width: 760px) {
+  header { flex-wrap: wrap; gap: .5rem 1rem; } .totals { flex-wrap: wrap; }
+  main { grid-template-columns: 1fr; padding: .5rem; } main > * { min-width: 0; } .grid { grid-template-columns: 1fr; }
+  .waves .wave { grid-template-columns: minmax(0, 1fr); } .waves .wave > * { min-width: 0; overflow-wrap: anywhere; } #route-form { flex-wrap: wrap; }
+}
 #route-form { display: flex; gap: 1rem; align-items: center; font-size: .85rem; margin-bottom: .6rem; }
 `;

@@ -52,7 +52,7 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
 
   app.get(
     '/fleet/summary',
-    { preHandler: need('viewer'), schema: { summary: 'Fleet totals: machines, online, sales and revenue since midnight UTC and over 24 hours, open alerts', tags: ['fleet'] } },
+    { preHandler: need('viewer'), schema: { summary: 'Fleet totals: machines, online, sales and revenue since midnight UTC (and today.revenueByCurrency: [{currency, decimals, revenue}], each machine in its own currency) and over 24 hours, open alerts', tags: ['fleet'] } },
     async (req) => fleetSummary(reads, 'rollup', scope(req)),
   );
 

@@ -7,7 +7,7 @@
  * that only read use the read store (a replica when there is one).
  */
 import type { FastifyInstance } from 'fastify';
-import { listAlerts, openAlertCounts } from '../alerts/store.js';
+import { listAlerts, openAlertCounts, openCriticalCounts } from '../alerts/store.js';
 import { latestReport } from '../commands/update.js';
 import { TAG_PATTERN } from '../rollouts/plan.js';
 import { firmwareOf, listMachines, MAX_TAGS, setTags, slotsOf, tagsOf } from '../store/machines.js';
@@ -24,7 +24,8 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
     {
       preHandler: need('viewer'),
       schema: {
-        summary: 'Every machine (or those with a tag): online, last seen, unsynced state, firmware version, tags',
+        summary:
+          'Every machine (or those with a tag): online, last seen, unsynced state, firmware version, tags, operator, stock from its last telemetry ({units, capacity, percent}), needsRestock (a slot empty, out of service or at a fifth of its room), its money (currency, decimals), open alerts and open critical alerts',
         tags: ['fleet'],
         querystring: { type: 'object', properties: { tag: { type: 'string', pattern: TAG_PATTERN } }, additionalProperties: false },
       },
@@ -32,7 +33,8 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
     async (req) => {
     const machines = await listMachines(reads, req.query.tag, scope(req));
     const alerts = await openAlertCounts(reads, scope(req));
-    return { machines: machines.map((m) => ({ ...m, openAlerts: alerts.get(m.id) ?? 0 })) };
+    const critical = await openCriticalCounts(reads, scope(req));
+    return { machines: machines.map((m) => ({ ...m, openAlerts: alerts.get(m.id) ?? 0, criticalAlerts: critical.get(m.id) ?? 0 })) };
   },
   );
 

@@ -9,13 +9,23 @@ import { rolloutPanel } from './rollouts.js';
 
 // ---- shapes of the API answers this page reads ------------------------------------------------
 
+/** The machine's money (docs/uplink.md telemetry `currency`, `decimals`): every amount it reports is minor units of it. */
+interface Money {
+  currency: string;
+  decimals: number;
+}
 interface MachineRow {
   id: string;
   online: boolean;
   lastSeen: string | null;
-  errors: string[];
+  errors: unknown[];
   openAlerts?: number;
+  criticalAlerts?: number;
   firmware?: string | null;
+  operator?: string;
+  stock?: { units: number; capacity: number; percent: number } | null;
+  needsRestock?: boolean;
+  money?: Money | null;
   location?: { lat: number; lon: number; address?: string | null } | null;
 }
 interface SlotRow {
@@ -29,7 +39,7 @@ interface SlotRow {
 interface Summary {
   machines: number;
   online: number;
-  today: { sales: number; revenue: number };
+  today: { sales: number; revenue: number; revenueByCurrency?: { currency: string | null; decimals: number; revenue: number }[] };
   openAlerts: number;
 }
 interface Command {
@@ -84,7 +94,19 @@ const svg = (tag: string, attrs: Record<string, string | number>): SVGElement =>
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
   return e;
 };
-const money = (cents: number): string => (cents / 100).toFixed(2);
+/**
+ * An amount in minor units as people read it with its currency: "USD 1,234.50" (whole numbers: no float in the
+ * way); without a known currency the figure alone, at 2 decimals, marked as such.
+ */
+const money = (minor: number, m: Money | null | undefined): string => {
+  if (!Number.isFinite(minor)) return '?';
+  const decimals = m?.decimals ?? 2;
+  const unit = 10 ** decimals;
+  const abs = Math.abs(Math.round(minor));
+  const whole = Math.floor(abs / unit).toLocaleString('en-US');
+  const frac = decimals > 0 ? `.${String(abs % unit).padStart(decimals, '0')}` : '';
+  return `${m ? `${m.currency} ` : ''}${minor < 0 ? '-' : ''}${whole}${frac}${m ? '' : ' (currency not reported)'}`;
+};
 const ago = (iso: string | null): string => {
   if (!iso) return 'never';
   const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
@@ -133,7 +155,31 @@ function serial(fn: () => Promise<void>): () => void {
 
 let machines: MachineRow[] = [];
 let selected: string | undefined;
-const stock = new Map<string, number>();
+
+/** A machine in trouble: its telemetry reports errors, or it has an open critical alert. */
+const hasErrors = (m: MachineRow): boolean => (Array.isArray(m.errors) && m.errors.length > 0) || (m.criticalAlerts ?? 0) > 0;
+type StateFilter = 'all' | 'online' | 'offline' | 'errors' | 'restock';
+const STATE_TEST: Record<StateFilter, (m: MachineRow) => boolean> = {
+  all: () => true,
+  online: (m) => m.online,
+  offline: (m) => !m.online,
+  errors: hasErrors,
+  restock: (m) => m.needsRestock === true,
+};
+
+/** The list's columns: header text, what a row shows, and what it sorts by. */
+type SortKey = 'machine' | 'operator' | 'state' | 'seen' | 'stock' | 'firmware' | 'alerts';
+const SORT: Record<SortKey, (m: MachineRow) => string | number> = {
+  machine: (m) => m.id,
+  operator: (m) => m.operator ?? '',
+  state: (m) => (m.online ? 1 : 0),
+  seen: (m) => (m.lastSeen ? new Date(m.lastSeen).getTime() : 0),
+  stock: (m) => m.stock?.percent ?? -1,
+  firmware: (m) => (m.firmware ?? '').split('.').map((x) => x.padStart(5, '0')).join('.'),
+  alerts: (m) => m.openAlerts ?? 0,
+};
+let sortBy: SortKey = 'machine';
+let sortDown = false;
 
 const refreshFleet = serial(async () => {
   const [summary, list, places] = await Promise.all([
@@ -155,25 +201,88 @@ const refreshFleet = serial(async () => {
   };
   item('online', `${summary.online}/${summary.machines}`, 'online');
   item('sales today', String(summary.today.sales), 'sales');
-  item('revenue today', money(summary.today.revenue), 'revenue');
   item('open alerts', String(summary.openAlerts), 'alerts');
+  drawKpis(summary);
   drawMachineList();
   drawMap();
 });
 
+/** The fleet's figures at the top; each shows the list behind it when clicked. */
+function drawKpis(summary: Summary): void {
+  const k = $('#kpis');
+  k.replaceChildren();
+  const kpi = (id: string, value: string, label: string, go: () => void, bad = false): void => {
+    const b = el('button', { type: 'button', class: `kpi${bad ? ' bad' : ''}`, 'data-kpi': id });
+    b.append(el('b', {}, value), el('span', {}, label));
+    b.addEventListener('click', go);
+    k.append(b);
+  };
+  const count = (f: StateFilter): number => machines.filter(STATE_TEST[f]).length;
+  const show = (f: StateFilter, text = ''): (() => void) => () => {
+    $<HTMLSelectElement>('#state-filter').value = f;
+    $<HTMLInputElement>('#filter').value = text;
+    drawMachineList();
+    $('#machines').scrollIntoView({ block: 'start' });
+  };
+  const restock = count('restock');
+  const errors = count('errors');
+  const offline = count('offline');
+  kpi('restock', String(restock), 'need restocking', show('restock'), restock > 0);
+  kpi('errors', String(errors), 'with errors', show('errors'), errors > 0);
+  kpi('offline', String(offline), 'offline', show('offline'), offline > 0);
+  const byCurrency = summary.today.revenueByCurrency ?? [];
+  const revenue = el('div', { class: 'kpi revenue', 'data-kpi': 'revenue' });
+  const figures = el('b');
+  byCurrency.forEach((r, i) => {
+    if (i > 0) figures.append(document.createTextNode(' · '));
+    const a = el('a', { href: '#machines', 'data-currency': r.currency ?? '' }, money(r.revenue, r.currency ? { currency: r.currency, decimals: r.decimals } : null));
+    // The machines selling in that currency.
+    a.addEventListener('click', (ev) => {
+      ev.preventDefault();
+      show('all', r.currency ?? '')();
+    });
+    figures.append(a);
+  });
+  if (byCurrency.length === 0) figures.append(document.createTextNode('none'));
+  revenue.append(figures, el('span', {}, 'revenue today'));
+  k.append(revenue);
+}
+
 function drawMachineList(): void {
   const body = $('#machines tbody');
   body.replaceChildren();
-  for (const m of machines) {
+  const state = $<HTMLSelectElement>('#state-filter').value as StateFilter;
+  const words = $<HTMLInputElement>('#filter').value.trim().toLowerCase().split(/\s+/).filter((w) => w !== '');
+  const key = SORT[sortBy];
+  const shown = machines
+    .filter((m) => (STATE_TEST[state] ?? STATE_TEST.all)(m))
+    .filter((m) => {
+      const text = [m.id, m.operator ?? '', m.firmware ?? '', m.money?.currency ?? '', m.online ? 'online' : 'offline', m.location?.address ?? ''].join(' ').toLowerCase();
+      return words.every((w) => text.includes(w));
+    })
+    .sort((a, b) => {
+      const x = key(a);
+      const y = key(b);
+      const c = x < y ? -1 : x > y ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+      return sortDown ? -c : c;
+    });
+  for (const th of document.querySelectorAll<HTMLElement>('#machines th[data-sort]')) {
+    th.setAttribute('aria-sort', th.dataset['sort'] === sortBy ? (sortDown ? 'descending' : 'ascending') : 'none');
+  }
+  $('#machines-shown').textContent = `${shown.length} of ${machines.length} machines`;
+  for (const m of shown) {
     const tr = el('tr', { 'data-machine': m.id });
     if (m.id === selected) tr.classList.add('selected');
     const n = m.openAlerts ?? 0;
-    const pct = stock.get(m.id);
+    const st = m.stock;
+    const stock = el('td', { 'data-stock': st ? String(st.percent) : '' }, st ? `${st.percent} % (${st.units}/${st.capacity})` : 'not reported');
+    if (m.needsRestock) stock.classList.add('low');
     tr.append(
       el('td', {}, m.id),
-      el('td', { class: m.online ? 'state-online' : 'state-offline' }, m.online ? 'online' : 'offline'),
+      el('td', { 'data-operator': m.operator ?? '' }, m.operator ?? '?'),
+      el('td', { class: m.online ? 'state-online' : 'state-offline' }, `${m.online ? 'online' : 'offline'}${hasErrors(m) ? ' · errors' : ''}`),
       el('td', {}, ago(m.lastSeen)),
-      el('td', {}, pct === undefined ? '' : `${pct} %`),
+      stock,
       el('td', { 'data-firmware': m.firmware ?? '' }, m.firmware ?? '?'),
     );
     const td = el('td');
@@ -183,6 +292,9 @@ function drawMachineList(): void {
     body.append(tr);
   }
 }
+
+/** The selected machine's money, from the list (null: it has not said). */
+const moneyOfSelected = (): Money | null => machines.find((m) => m.id === selected)?.money ?? null;
 
 function drawMap(): void {
   const map = $<SVGSVGElement>('#map');
@@ -243,23 +355,24 @@ const refreshMachine = serial(async () => {
   const id = selected;
   if (!id) return;
   const [m, slots, coins] = await Promise.all([
-    api<{ online: boolean; lastSeen: string | null; firmware: string | null }>(`/machines/${id}`),
+    api<{ online: boolean; lastSeen: string | null; firmware: string | null; telemetry: { currency?: unknown; decimals?: unknown } | null }>(`/machines/${id}`),
     api<{ slots: SlotRow[] }>(`/machines/${id}/slots`),
     api<{ denominations: { value: number; count: number }[] }>(`/machines/${id}/denominations`).catch(() => ({ denominations: [] })),
   ]);
   if (id !== selected) return;
-  $('#machine-title').textContent = `${id} · ${m.online ? 'online' : 'offline'} · last seen ${ago(m.lastSeen)} · firmware ${m.firmware ?? 'unknown'}`;
+  const cur = m.telemetry?.currency;
+  const dec = m.telemetry?.decimals;
+  // As the gateway reads it (gateway/store/machines.ts moneyOf): the machine's own word, else the list's.
+  const mm: Money | null =
+    typeof cur === 'string' && /^[A-Z]{3}$/.test(cur) ? { currency: cur, decimals: typeof dec === 'number' && Number.isInteger(dec) && dec >= 0 && dec <= 3 ? dec : 2 } : moneyOfSelected();
+  $('#machine-title').textContent = `${id} · ${m.online ? 'online' : 'offline'} · last seen ${ago(m.lastSeen)} · firmware ${m.firmware ?? 'unknown'}${mm ? ` · ${mm.currency}` : ''}`;
   const p = $('#planogram');
   p.replaceChildren();
-  let have = 0;
-  let room = 0;
   for (const s of slots.slots) {
     const cap = s.capacity ?? Math.max(s.quantity, 1);
-    have += s.quantity;
-    room += cap;
     const level = s.quantity === 0 ? 'empty' : s.quantity * 5 <= cap ? 'low' : 'ok';
     const d = el('div', { class: `slot ${level}${s.outOfService ? ' fault' : ''}`, 'data-slot': s.slot, 'data-qty': String(s.quantity) });
-    d.append(el('div', { class: 'code' }, `${s.slot} · ${money(s.price)}`), el('div', {}, s.product ?? ''), el('div', {}, `${s.quantity}/${cap}${s.outOfService ? ' · out of service' : ''}`));
+    d.append(el('div', { class: 'code' }, `${s.slot} · ${money(s.price, mm)}`), el('div', {}, s.product ?? ''), el('div', {}, `${s.quantity}/${cap}${s.outOfService ? ' · out of service' : ''}`));
     const bar = el('div', { class: 'bar' });
     const fill = el('span');
     fill.style.width = `${Math.round((100 * s.quantity) / cap)}%`;
@@ -267,7 +380,6 @@ const refreshMachine = serial(async () => {
     d.append(bar);
     p.append(d);
   }
-  if (room > 0) stock.set(id, Math.round((100 * have) / room));
   const t = $('#tubes');
   t.replaceChildren();
   for (const c of coins.denominations) {
@@ -277,7 +389,7 @@ const refreshMachine = serial(async () => {
     // Tubes hold roughly 60 to 100 coins; full scale at 80.
     fill.style.width = `${Math.min(100, Math.round((100 * c.count) / 80))}%`;
     bar.append(fill);
-    row.append(el('span', {}, money(c.value)), bar, el('span', {}, String(c.count)));
+    row.append(el('span', {}, money(c.value, mm)), bar, el('span', {}, `${c.count} · ${money(c.value * c.count, mm)}`));
     t.append(row);
   }
   if (coins.denominations.length === 0) t.append(el('p', {}, 'no coin changer reported'));
@@ -290,6 +402,7 @@ const refreshChart = serial(async () => {
   const span = bucket === 'day' ? 14 * 86400000 : bucket === 'hour' ? 24 * 3600000 : 3600000;
   const to = new Date(Math.ceil(Date.now() / 60000) * 60000);
   const s = await api<{ points: { t: string; sales: number; revenue: number }[] }>(`/sales/series?machine=${id}&bucket=${bucket}&from=${new Date(to.getTime() - span).toISOString()}&to=${to.toISOString()}`);
+  const mm = moneyOfSelected();
   const chart = $<SVGSVGElement>('#chart');
   chart.replaceChildren();
   const n = s.points.length;
@@ -303,12 +416,12 @@ const refreshChart = serial(async () => {
     const h = (130 * p.revenue) / top;
     const r = svg('rect', { x: (10 + i * w).toFixed(1), y: (140 - h).toFixed(1), width: Math.max(1, w - 1).toFixed(1), height: h.toFixed(1) });
     const title = svg('title', {});
-    title.textContent = `${p.t}: ${p.sales} sales, ${money(p.revenue)}`;
+    title.textContent = `${p.t}: ${p.sales} sales, ${money(p.revenue, mm)}`;
     r.append(title);
     chart.append(r);
   });
-  const label = svg('text', { x: 10, y: 155, 'data-sales': sold });
-  label.textContent = `${sold} sales, ${money(total)} · peak ${money(top)} per ${bucket}`;
+  const label = svg('text', { x: 10, y: 155, 'data-sales': sold, 'data-revenue': total });
+  label.textContent = `${sold} sales, ${money(total, mm)} · peak ${money(top, mm)} per ${bucket}`;
   chart.append(label);
 });
 
@@ -331,7 +444,7 @@ const refreshCommands = serial(async () => {
   for (const c of r.commands) {
     // What the machine said, without the event's bookkeeping (numbers, times).
     const o = c.outcome ?? {};
-    const said = ['reason', 'value', 'remaining'].filter((k) => o[k] !== undefined).map((k) => `${k} ${String(o[k])}`);
+    const said = ['reason', 'value', 'remaining'].filter((k) => o[k] !== undefined).map((k) => `${k} ${typeof o[k] === 'object' && o[k] !== null ? JSON.stringify(o[k]) : String(o[k])}`);
     const outcome = said.length > 0 ? ` · ${said.join(', ')}` : '';
     ul.append(el('li', { 'data-command': c.id, 'data-status': c.status, class: `status-${c.status}` }, `#${c.n} ${c.type}: ${c.status}${outcome}`));
   }
@@ -563,6 +676,17 @@ $('#login').addEventListener('submit', (ev) => {
 });
 $('#logout').addEventListener('click', () => signOut());
 $('#range').addEventListener('change', () => refreshChart());
+$('#filter').addEventListener('input', () => drawMachineList());
+$('#state-filter').addEventListener('change', () => drawMachineList());
+for (const th of document.querySelectorAll<HTMLElement>('#machines th[data-sort]')) {
+  // Clicking the column sorted by turns the order round.
+  th.addEventListener('click', () => {
+    const k = th.dataset['sort'] as SortKey;
+    sortDown = k === sortBy ? !sortDown : false;
+    sortBy = k;
+    drawMachineList();
+  });
+}
 $('#command').addEventListener('submit', (ev) => {
   ev.preventDefault();
   let args: unknown = {};

@@ -46,6 +46,24 @@ export interface MachineSummary {
   /** The firmware version it says it runs (telemetry or status `fw`), null when it has not said. */
   firmware: string | null;
   tags: string[];
+  /** Whose machine it is. */
+  operator: string;
+  /** Units in its slots against their room, from its last telemetry (null: no slots reported). */
+  stock: Stock | null;
+  /**
+   * A slot is empty, out of service, or down to a fifth of its room (the dashboard's "low"): from the last
+   * telemetry alone, not the sales forecast (gateway/restock), so the list stays one query at any fleet size.
+   */
+  needsRestock: boolean;
+  /** The money its amounts are in, as its telemetry says (null: not said). */
+  money: { currency: string; decimals: number } | null;
+}
+
+/** A machine's stock: units left, room for (a slot without a capacity counts as full), and the share in whole percent. */
+export interface Stock {
+  units: number;
+  capacity: number;
+  percent: number;
 }
 
 /** A version as the machine reports it, when it is one (it is the machine's word: nothing else is shown). */
@@ -97,10 +115,34 @@ export async function machineState(db: Queryable, id: string, operator: string |
 
 /** Every machine of `operator` (null: of every operator), those with `tag` if given, in id order. */
 export async function listMachines(db: Queryable, tag: string | undefined, operator: string | null): Promise<MachineSummary[]> {
-  const r = await db.query<{ id: string; online: boolean | null; last_seen: Date | null; last_seq: string | null; errors: unknown; fw: unknown; tags: string[] | null }>(
-    `SELECT m.id, ms.online, ms.last_seen, ms.last_seq, ms.telemetry->'errors' AS errors, ${FW} AS fw,
-            (SELECT array_agg(t.tag ORDER BY t.tag) FROM machine_tags t WHERE t.machine_id = m.id) AS tags
+  const r = await db.query<{
+    id: string;
+    operator_id: string;
+    online: boolean | null;
+    last_seen: Date | null;
+    last_seq: string | null;
+    errors: unknown;
+    fw: unknown;
+    tags: string[] | null;
+    currency: unknown;
+    decimals: unknown;
+    units: string | null;
+    room: string | null;
+    low: boolean | null;
+  }>(
+    // Stock is summed here, not shipped as telemetry: a slot counts when its qty is a number; its room is its
+    // capacity when that is a number, else its qty (at least 1), as the planogram draws it.
+    `SELECT m.id, m.operator_id, ms.online, ms.last_seen, ms.last_seq, ms.telemetry->'errors' AS errors, ${FW} AS fw,
+            (SELECT array_agg(t.tag ORDER BY t.tag) FROM machine_tags t WHERE t.machine_id = m.id) AS tags,
+            ms.telemetry->'currency' AS currency, ms.telemetry->'decimals' AS decimals, st.units::text AS units, st.room::text AS room, st.low
      FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id
+     LEFT JOIN LATERAL (
+       SELECT sum(greatest(c.qty, 0)) AS units, sum(c.room) AS room, bool_or(c.qty <= 0 OR s->'fault' = 'true'::jsonb OR c.qty * 5 <= c.room) AS low
+       FROM jsonb_array_elements(CASE WHEN jsonb_typeof(ms.telemetry->'slots') = 'array' THEN ms.telemetry->'slots' ELSE '[]'::jsonb END) s
+       CROSS JOIN LATERAL (
+         SELECT q.qty, CASE WHEN jsonb_typeof(s->'capacity') = 'number' THEN greatest((s->>'capacity')::numeric, 0) ELSE greatest(q.qty, 1) END AS room
+         FROM (SELECT CASE WHEN jsonb_typeof(s) = 'object' AND jsonb_typeof(s->'qty') = 'number' THEN (s->>'qty')::numeric END AS qty) q) c
+       WHERE c.qty IS NOT NULL) st ON true
      WHERE ($1::text IS NULL OR EXISTS (SELECT 1 FROM machine_tags t WHERE t.machine_id = m.id AND t.tag = $1))
        AND ($2::text IS NULL OR m.operator_id = $2)
      ORDER BY m.id`,
@@ -114,7 +156,19 @@ export async function listMachines(db: Queryable, tag: string | undefined, opera
     errors: Array.isArray(m.errors) ? m.errors : [],
     firmware: firmwareOf(m.fw),
     tags: m.tags ?? [],
+    operator: m.operator_id,
+    stock: stockOf(m.units, m.room),
+    needsRestock: m.low === true,
+    money: moneyOf({ currency: m.currency, decimals: m.decimals }),
   }));
+}
+
+function stockOf(units: string | null, room: string | null): Stock | null {
+  if (units === null || room === null) return null;
+  const u = Math.round(Number(units));
+  const c = Math.round(Number(room));
+  if (!Number.isFinite(u) || !Number.isFinite(c)) return null;
+  return { units: u, capacity: c, percent: c > 0 ? Math.min(100, Math.round((100 * u) / c)) : 0 };
 }
 
 /** Most tags a machine has. */

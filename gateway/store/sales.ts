@@ -165,12 +165,43 @@ export interface FleetSummary {
   machines: number;
   online: number;
   /** Since midnight UTC. */
-  today: { sales: number; revenue: number };
+  /** Revenue of every currency summed, as before (meaningless across currencies: see revenueByCurrency). */
+  today: { sales: number; revenue: number; revenueByCurrency: CurrencyRevenue[] };
   last24h: { sales: number; revenue: number };
   openAlerts: number;
 }
 
 /** The totals now (the store's clock) of `operator`'s fleet (null: every operator's). */
+/** Revenue in one currency (minor units of it; currency null: machines that have not said theirs). */
+export interface CurrencyRevenue {
+  currency: string | null;
+  /** Its decimals as the machines said (2 when not said); machines that disagree on them are summed apart. */
+  decimals: number;
+  revenue: number;
+}
+
+/**
+ * Today's revenue per currency: the rollup's rows for today joined with each
+ * machine's currency as its last telemetry says (docs/uplink.md `currency`,
+ * `decimals`); largest first.
+ */
+export async function revenueByCurrency(db: Queryable, operator: string | null = null): Promise<CurrencyRevenue[]> {
+  const r = await db.query<{ currency: string | null; decimals: number | null; revenue: string }>(
+    `WITH money AS (
+       SELECT ms.machine_id,
+              CASE WHEN jsonb_typeof(ms.telemetry) = 'object' AND ms.telemetry->>'currency' ~ '^[A-Z]{3}$' THEN ms.telemetry->>'currency' END AS currency,
+              CASE WHEN jsonb_typeof(ms.telemetry) = 'object' AND ms.telemetry->>'decimals' IN ('0', '1', '2', '3') THEN (ms.telemetry->>'decimals')::int ELSE 2 END AS decimals
+       FROM machine_state ms)
+     SELECT money.currency, coalesce(money.decimals, 2) AS decimals, sum(d.revenue)::text AS revenue
+     FROM sales_daily d LEFT JOIN money ON money.machine_id = d.machine_id
+     WHERE d.day = (now() AT TIME ZONE 'UTC')::date AND ($1::text IS NULL OR d.machine_id IN (SELECT id FROM machines WHERE operator_id = $1))
+     GROUP BY money.currency, coalesce(money.decimals, 2)
+     ORDER BY sum(d.revenue) DESC, money.currency, 2`,
+    [operator],
+  );
+  return r.rows.map((x) => ({ currency: x.currency, decimals: Number(x.decimals ?? 2), revenue: Number(x.revenue) }));
+}
+
 export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup', operator: string | null = null): Promise<FleetSummary> {
   const counts = await db.query<{ machines: string; online: string }>(
     `SELECT (SELECT count(*) FROM machines WHERE $1::text IS NULL OR operator_id = $1) AS machines,
@@ -213,7 +244,7 @@ export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup'
   return {
     machines: Number(c.machines),
     online: Number(c.online),
-    today: { sales: Number(sales.today_n ?? 0), revenue: Number(sales.today_rev ?? 0) },
+    today: { sales: Number(sales.today_n ?? 0), revenue: Number(sales.today_rev ?? 0), revenueByCurrency: await revenueByCurrency(db, operator) },
     last24h: { sales: Number(sales.day_n ?? 0), revenue: Number(sales.day_rev ?? 0) },
     openAlerts: alerts,
   };

@@ -6,8 +6,11 @@
  * audit read and its DEX file downloaded, the API docs (Swagger UI), each
  * machine's firmware version and a firmware rollout's panel (its waves,
  * counts per state, the machines that failed or rolled back); no
- * Content-Security-Policy violation on any page. Screenshots go to
- * test-output/dashboard/.
+ * Content-Security-Policy violation on any page; the fleet's figures (KPIs)
+ * as the API gives them, the machine list's stock for every machine, its
+ * sorting and filtering, money with its currency, and no "[object Object]",
+ * "undefined" or "NaN" on any panel. Screenshots go to
+ * test-output/dashboard/ (also at desktop 1280x800 and phone 390x844).
  */
 import { strict as assert } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -79,6 +82,35 @@ describe('the dashboard in Chromium', function () {
     if (closed) assert.equal(await closed, 0, out);
   });
 
+  const get = async <T>(path: string): Promise<T> => (await (await fetch(url + path, { headers: { authorization: `Bearer ${token}` } })).json()) as T;
+  /** What a person reads on a panel: never a placeholder the code let through. */
+  const readable = async (selector: string): Promise<string> => {
+    const text = (await page.locator(selector).innerText()).replace(/\s+/g, ' ');
+    assert.doesNotMatch(text, /\[object Object\]|undefined|NaN/, `${selector}: ${text}`);
+    return text;
+  };
+  /** The list's machine ids, top to bottom. */
+  const rows = async (): Promise<string[]> => {
+    const l = page.locator('#machines tbody tr');
+    const out: string[] = [];
+    for (let i = 0; i < (await l.count()); i++) out.push((await l.nth(i).getAttribute('data-machine')) ?? '');
+    return out;
+  };
+  /** Wait (bounded) until `read` gives what `want` does: both move as the simulated customers buy. */
+  const settles = async <T>(what: string, want: () => Promise<T>, read: () => Promise<T>): Promise<T> => {
+    const until = Date.now() + 30000;
+    for (;;) {
+      const [w, r] = [await want(), await read()];
+      try {
+        assert.deepEqual(r, w, what);
+        return r;
+      } catch (e) {
+        if (Date.now() > until) throw e;
+        await new Promise((res) => setTimeout(res, 250));
+      }
+    }
+  };
+
   const shot = async (name: string, p: Page = page): Promise<void> => {
     const file = join(shots, `${name}.png`);
     await p.screenshot({ path: file, fullPage: true });
@@ -98,7 +130,8 @@ describe('the dashboard in Chromium', function () {
 
   it('shows the fleet: every machine online in the list and on the map, with totals', async () => {
     for (const id of ['vm-0001', 'vm-0002', 'vm-0003']) {
-      assert.equal(await page.textContent(`#machines tr[data-machine="${id}"] td:nth-child(2)`), 'online');
+      assert.match((await page.textContent(`#machines tr[data-machine="${id}"] td:nth-child(3)`)) ?? '', /^online/);
+      assert.equal(await page.textContent(`#machines tr[data-machine="${id}"] td[data-operator]`), 'default');
     }
     assert.equal(await page.textContent('[data-total="online"] b'), '3/3');
     // npm start places its machines around a city: a marker each.
@@ -107,6 +140,67 @@ describe('the dashboard in Chromium', function () {
     assert.equal(await page.locator('#login').isVisible(), false, 'the sign-in form is gone');
     // The first token is a platform admin's: the page says it shows every operator's machines.
     assert.match((await page.textContent('#who')) ?? '', /^first admin: platform admin, every operator$/);
+  });
+
+  it('fills the stock column for every machine from the server, none of them opened yet', async () => {
+    type Row = { id: string; stock: { units: number; capacity: number; percent: number } | null };
+    const api = async (): Promise<string[]> => (await get<{ machines: Row[] }>('/machines')).machines.map((m) => (m.stock ? `${m.stock.percent} % (${m.stock.units}/${m.stock.capacity})` : 'none'));
+    const shown = await settles('the stock column as GET /machines says', api, async () => page.locator('#machines tbody td[data-stock]').allTextContents());
+    for (const s of shown) assert.match(s, /^\d{1,3} % \(\d+\/\d+\)$/, s);
+    assert.equal(await page.locator('#machine').isVisible(), false, 'no machine was opened');
+    await readable('#machines');
+  });
+
+  it('shows the fleet KPIs as the API counts them, revenue with its currency', async () => {
+    type Row = { online: boolean; errors: unknown[]; criticalAlerts: number; needsRestock: boolean };
+    const counts = async (): Promise<string[]> => {
+      const ms = (await get<{ machines: Row[] }>('/machines')).machines;
+      return [ms.filter((m) => m.needsRestock).length, ms.filter((m) => m.errors.length > 0 || m.criticalAlerts > 0).length, ms.filter((m) => !m.online).length].map(String);
+    };
+    await settles('restock, errors, offline', counts, async () => Promise.all(['restock', 'errors', 'offline'].map(async (k) => (await page.textContent(`[data-kpi="${k}"] b`)) ?? '')));
+    // Revenue: the summary's per currency, in the machine's own (npm start's fleet sells in USD, 2 decimals).
+    const revenue = async (): Promise<string> => {
+      const by = (await get<{ today: { revenueByCurrency: { currency: string | null; decimals: number; revenue: number }[] } }>('/fleet/summary')).today.revenueByCurrency;
+      if (by.length === 0) return 'none';
+      return by.map((r) => `${r.currency} ${Math.floor(r.revenue / 100).toLocaleString('en-US')}.${String(r.revenue % 100).padStart(2, '0')}`).join(' · ');
+    };
+    const shown = await settles('revenue today', revenue, async () => (await page.textContent('[data-kpi="revenue"] b')) ?? '');
+    assert.match(shown, /^(none|USD \d{1,3}(,\d{3})*\.\d{2})$/, shown);
+    await readable('#kpis');
+    await readable('#totals');
+    // A KPI is the list behind it: offline shows the offline machines (none: all three are up).
+    await page.click('[data-kpi="offline"]');
+    assert.equal(await page.inputValue('#state-filter'), 'offline');
+    assert.deepEqual(await rows(), []);
+    assert.equal(await page.textContent('#machines-shown'), '0 of 3 machines');
+    await page.selectOption('#state-filter', 'all');
+    assert.deepEqual(await rows(), ['vm-0001', 'vm-0002', 'vm-0003']);
+  });
+
+  it('sorts the machine list by a clicked column and filters it by text and state', async () => {
+    await page.click('#machines th[data-sort="machine"]');
+    assert.deepEqual(await rows(), ['vm-0003', 'vm-0002', 'vm-0001'], 'clicked again: the other way round');
+    assert.equal(await page.getAttribute('#machines th[data-sort="machine"]', 'aria-sort'), 'descending');
+    await page.click('#machines th[data-sort="machine"]');
+    assert.deepEqual(await rows(), ['vm-0001', 'vm-0002', 'vm-0003']);
+    // By stock, fullest last; ties by id. The figures are read from the same rows (they move as customers buy).
+    await page.click('#machines th[data-sort="stock"]');
+    // Read in one go (the list is redrawn as sales come in): each row's id and stock %.
+    const pairs = (await page.locator('#machines tbody tr').allInnerTexts()).map((t): [number, string] => [Number(/(\d+) %/.exec(t)?.[1]), /vm-\d+/.exec(t)?.[0] ?? '']);
+    assert.equal(pairs.length, 3);
+    const sorted = [...pairs].sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : 1));
+    assert.deepEqual(pairs, sorted);
+    await page.click('#machines th[data-sort="machine"]');
+    await page.fill('#filter', '0002');
+    assert.deepEqual(await rows(), ['vm-0002']);
+    await page.fill('#filter', 'usd default');
+    assert.deepEqual(await rows(), ['vm-0001', 'vm-0002', 'vm-0003'], 'every word matches: currency and operator');
+    await page.fill('#filter', 'eur');
+    assert.deepEqual(await rows(), []);
+    await page.fill('#filter', '');
+    await page.selectOption('#state-filter', 'online');
+    assert.deepEqual(await rows(), ['vm-0001', 'vm-0002', 'vm-0003']);
+    await page.selectOption('#state-filter', 'all');
   });
 
   it('shows one machine: planogram with stock, coin tubes, sales chart', async () => {
@@ -118,6 +212,13 @@ describe('the dashboard in Chromium', function () {
     assert.ok((await page.locator('#tubes .tube').count()) >= 1);
     await page.waitForSelector('#chart text[data-sales]', { state: 'attached' });
     assert.ok((await page.locator('#chart rect').count()) >= 24, 'a bar per hour of the last day');
+    // Money with its currency: prices, tube values, the sales total.
+    for (const t of await page.locator('#planogram .slot .code').allTextContents()) assert.match(t, /^[A-Z]\d+ · USD \d+\.\d{2}$/, t);
+    for (const t of await page.locator('#tubes .tube').allTextContents()) assert.match(t, /^USD \d+\.\d{2}\d+ · USD [\d,]+\.\d{2}$/, t);
+    assert.match((await page.textContent('#chart text[data-sales]')) ?? '', /^\d+ sales, USD [\d,]+\.\d{2} · peak USD [\d,]+\.\d{2} per hour$/);
+    assert.match(await readable('#machine-title'), / · USD$/);
+    await readable('#planogram');
+    await readable('#tubes');
     await shot('2-machine');
   });
 
@@ -138,7 +239,8 @@ describe('the dashboard in Chromium', function () {
     await page.fill('#command-args', '{"prices":{"A1":155}}');
     await page.click('#command button');
     await page.waitForSelector('#commands li[data-status="applied"]:has-text("set-prices")', { timeout: 60000 });
-    await page.waitForSelector('#planogram .slot[data-slot="A1"]:has-text("1.55")', { timeout: 60000 });
+    await page.waitForSelector('#planogram .slot[data-slot="A1"]:has-text("USD 1.55")', { timeout: 60000 });
+    await readable('#commands');
     await shot('3-command');
   });
 
@@ -271,5 +373,20 @@ describe('the dashboard in Chromium', function () {
     await page.waitForSelector('#rollout-problems li[data-machine]', { timeout: 120000 });
     assert.match((await page.textContent('#rollout-problems li[data-machine]')) ?? '', /^vm-000\d \(wave 1\): (failed|rolled-back) · \S/);
     await shot('8-rollout');
+  });
+
+  it('reads well on every panel, at desktop and phone sizes', async () => {
+    for (const panel of ['#totals', '#kpis', '#machines', '#machine', '#rollouts', '#route', '#who']) await readable(panel);
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await shot('9-desktop');
+    await page.setViewportSize({ width: 390, height: 844 });
+    // One column on a phone: the list starts below the KPIs, not beside them.
+    const kpis = await page.locator('#kpis').boundingBox();
+    const fleet = await page.locator('section.fleet').boundingBox();
+    assert.ok(kpis && fleet && fleet.y >= kpis.y + kpis.height && fleet.x + fleet.width <= 390 + 1, JSON.stringify({ kpis, fleet }));
+    await shot('10-phone');
+    // Nothing sticks out sideways: the whole page's shot is as wide as the phone (PNG width: bytes 16 to 19).
+    assert.equal(readFileSync(join(shots, '10-phone.png')).readUInt32BE(16), 390, 'the page scrolls sideways on a phone');
+    await page.setViewportSize({ width: 1400, height: 1000 });
   });
 });

@@ -332,6 +332,12 @@ for (const backend of BACKENDS) {
       assert.deepEqual({ ...p['GET /fleet/summary'], today: 0 }, { machines: 2, online: 0, today: 0, last24h: { sales: 5, revenue: 3200 }, openAlerts: await open(['ta-1', 'tb-1']) });
       const sum = (x: unknown): number => (x as { revenue: number }[]).reduce((s, q) => s + q.revenue, 0);
       assert.equal(sum(a['GET /sales/series']!['points']), 200);
+      // Revenue per currency is the operator's own too: it adds up to the operator's total (none of B's in A's).
+      for (const [who, q] of [['A', a], ['platform', p]] as const) {
+        const today = q['GET /fleet/summary']!['today'] as { revenue: number; revenueByCurrency: { currency: string | null }[] };
+        assert.equal(sum(today.revenueByCurrency), today.revenue, `${who}: ${JSON.stringify(today)}`);
+      }
+      assert.deepEqual(names(a['GET /machines']!['machines'], 'operator'), ['op-a']);
       assert.equal(sum(p['GET /sales/series']!['points']), 3200);
       assert.deepEqual([...new Set(names(a['GET /alerts']!['alerts'], 'machine'))], ['ta-1']);
       assert.deepEqual([...new Set(names(p['GET /alerts']!['alerts'], 'machine'))].sort(), ['ta-1', 'tb-1']);
