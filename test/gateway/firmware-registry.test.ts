@@ -78,7 +78,13 @@ describe('firmware images: versions, descriptions, notes, signatures (no store)'
     const raw = parseSignature(s.signature)!;
     assert.equal(raw.length, 64);
     assert.deepEqual(parseSignature(raw.toString('base64')), raw, 'standard base64 too');
-    for (const bad of ['', 'x', raw.toString('hex'), `${s.signature}A`, s.signature.slice(1), raw.toString('base64').replace('==', '')]) assert.equal(parseSignature(bad), undefined, bad);
+    for (const bad of ['', 'x', raw.toString('hex'), `${s.signature}A`, s.signature.slice(1)]) assert.equal(parseSignature(bad), undefined, bad);
+    // Standard base64 without its padding is refused. (Fixed bytes whose base64 has '+' and '/': a random
+    // signature's often has neither, and then the same text is valid base64url, rightly taken.)
+    const plusSlash = Buffer.alloc(64, 0xfb);
+    assert.match(plusSlash.toString('base64'), /[+/]/);
+    assert.equal(parseSignature(plusSlash.toString('base64').replace('==', '')), undefined);
+    assert.deepEqual(parseSignature(plusSlash.toString('base64')), plusSlash);
     assert.equal(parsePublicKeys(k.publicPem + k.publicPem, 'f').length, 2);
     assert.throws(() => parsePublicKeys(k.privatePem, 'f'), /private key/);
     assert.throws(() => parsePublicKeys(`${k.publicPem}junk`, 'f'), /outside the PEM blocks/);
