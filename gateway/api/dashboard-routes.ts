@@ -5,6 +5,7 @@
  * series, and a stream of what changed (server-sent events).
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { FastifyInstance } from 'fastify';
 import { BUCKET_MS, fleetSummary, salesSeries, type Bucket } from '../store/sales.js';
 import { DASHBOARD_CSS, DASHBOARD_HTML } from './dashboard-page.js';
@@ -15,6 +16,23 @@ import { dateTime } from './validation.js';
 
 /** The compiled page scripts (gateway/dashboard/*.ts → dist/gateway/dashboard/*.js): the page, and the modules it imports. */
 const SCRIPTS = { app: new URL('../dashboard/app.js', import.meta.url), rollouts: new URL('../dashboard/rollouts.js', import.meta.url) } as const;
+
+/**
+ * Third-party browser files the page uses (chart and map libraries, atlas data), served from the
+ * installed npm packages under /dashboard/vendor/NAME: nothing is fetched from the internet. Only the
+ * names listed here are served; anything else under /dashboard/vendor/ is a 404.
+ */
+export const VENDOR: Readonly<Record<string, string>> = Object.freeze({});
+
+const VENDOR_TYPES: Readonly<Record<string, string>> = Object.freeze({
+  js: 'text/javascript; charset=utf-8',
+  mjs: 'text/javascript; charset=utf-8',
+  css: 'text/css; charset=utf-8',
+  json: 'application/json; charset=utf-8',
+  png: 'image/png',
+  svg: 'image/svg+xml',
+});
+const require = createRequire(import.meta.url);
 
 export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
   const { db, reads, need, scope } = ctx;
@@ -49,6 +67,21 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
       return reply.header('content-type', 'text/javascript; charset=utf-8').send(text);
     });
   }
+
+  // Read once, kept: these are a few hundred KB at most, and they change only with the installed package.
+  const vendored = new Map<string, Buffer>();
+  app.get<{ Params: { file: string } }>('/dashboard/vendor/:file', { schema: { hide: true } }, async (req, reply) => {
+    const name = req.params.file;
+    const spec = Object.hasOwn(VENDOR, name) ? VENDOR[name] : undefined;
+    if (spec === undefined) throw new HttpError('unknown-file', `no such file: ${JSON.stringify(name.slice(0, 80))}`);
+    let body = vendored.get(name);
+    if (body === undefined) {
+      body = readFileSync(require.resolve(spec));
+      vendored.set(name, body);
+    }
+    const type = VENDOR_TYPES[name.slice(name.lastIndexOf('.') + 1)] ?? 'application/octet-stream';
+    return reply.header('content-type', type).header('cache-control', 'public, max-age=3600').send(body);
+  });
 
   app.get(
     '/fleet/summary',

@@ -33,6 +33,7 @@ export const ERROR_STATUS = {
   'unknown-command': 404,
   'unknown-audit': 404,
   'unknown-image': 404,
+  'unknown-file': 404,
   'unknown-rollout': 404,
   'unknown-token': 404,
   // Also what another operator's machines, commands, audits, rollouts and the operator itself are to a token: not found.

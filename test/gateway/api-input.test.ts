@@ -212,6 +212,16 @@ for (const backend of BACKENDS) {
       assert.equal(kept.res.writableEnded, true, 'the open stream was ended');
     });
 
+    it('serves only the listed vendor files: other names and paths that climb out are a 404', async () => {
+      for (const url of ['/dashboard/vendor/package.json', '/dashboard/vendor/..%2Fpackage.json', '/dashboard/vendor/..%2F..%2F..%2Fetc%2Fpasswd', '/dashboard/vendor/__proto__', '/dashboard/vendor/constructor', '/dashboard/vendor/toString']) {
+        const r = await call('GET', url);
+        assert.equal(r.statusCode, 404, `${url}: ${r.statusCode} ${r.body.slice(0, 120)}`);
+        assert.equal(JSON.parse(r.body).error, 'unknown-file', url);
+      }
+      const nul = await call('GET', '/dashboard/vendor/%00');
+      assert.equal(nul.statusCode, 400, nul.body);
+    });
+
     it('sends security headers on the dashboard, the API and the docs', async () => {
       for (const url of ['/dashboard', '/dashboard/app.js', '/dashboard/style.css', '/machines', '/machines/nope', '/docs', '/docs/json', '/docs/static/index.html', '/health']) {
         const r = await call('GET', url);

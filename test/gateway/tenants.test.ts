@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import { buildApi } from '../../gateway/api/server.js';
+import { VENDOR } from '../../gateway/api/dashboard-routes.js';
 import { createToken } from '../../gateway/api/tokens.js';
 import { CommandService } from '../../gateway/commands/service.js';
 import { rebuildRollup } from '../../gateway/store/rollup.js';
@@ -193,6 +194,7 @@ for (const backend of BACKENDS) {
         ['GET /dashboard/style.css', { kind: 'public' }],
         ['GET /dashboard/app.js', { kind: 'public' }],
         ['GET /dashboard/rollouts.js', { kind: 'public' }],
+        ['GET /dashboard/vendor/:file', { kind: 'public' }],
         ['GET /me', { kind: 'list', req: { method: 'GET', url: '/me' } }],
         ['GET /operators', { kind: 'list', req: { method: 'GET', url: '/operators' } }],
         ['POST /operators', { kind: 'platform', req: { method: 'POST', url: '/operators', body: { id: 'op-c', name: 'C' } } }],
@@ -421,8 +423,12 @@ for (const backend of BACKENDS) {
           }
         }
         if (c.kind === 'public') {
-          const res = await call(undefined, { method: 'GET', url: route.slice(4).replace('*', 'swagger-ui.css') });
-          assert.ok(res.statusCode < 400, `${route} needs no token: ${res.statusCode}`);
+          // The vendor route is asked for its first listed file (while none is listed, its 404 says so without a token).
+          const vendor = Object.keys(VENDOR)[0];
+          const url = route.slice(4).replace('*', 'swagger-ui.css').replace(':file', vendor ?? 'none-listed');
+          const res = await call(undefined, { method: 'GET', url });
+          if (vendor === undefined && route.endsWith(':file')) assert.equal(JSON.parse(res.body).error, 'unknown-file', `${route}: ${res.body}`);
+          else assert.ok(res.statusCode < 400, `${route} needs no token: ${res.statusCode}`);
         }
       }
       // A platform admin adds operators; an id taken is said to be taken (operators are the platform's to know).
