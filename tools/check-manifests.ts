@@ -24,10 +24,14 @@
  *   checks (firmware/platform/esp32/settings.ts) and the machine file in
  *   `data` passes the firmware's (firmware/config.ts);
  * - heap: the firmware's heap at rest measured under XS, by the bench's own
- *   code (`npm run bench -- --xs-only --json`, `xs.heapAtRestSlots`) and by
- *   the same steps on the manifest's sample machine with its uplink, must
- *   stay within the budget the manifest declares (`vendfleet.heapAtRestSlots`),
- *   and the creation heap must be at least twice that budget.
+ *   code (`npm run bench -- --xs-only --json`, `xs.codeHeapSlots` and
+ *   `xs.stateHeapSlots`) and by the same steps on the manifest's sample
+ *   machine with its uplink, split as the board keeps it (hal-sim/xs/heap.ts):
+ *   the running firmware's state, RAM on the board, must stay within
+ *   `vendfleet.ramAtRestSlots`, and the loaded modules' code and tables,
+ *   preloaded into flash, within `vendfleet.codeSlots`, whose bytes must fit
+ *   the application slot; the creation heap (RAM) must be at least twice the
+ *   RAM budget.
  *
  * Exit status 0 when every check passes, 1 when one fails, 2 on bad usage.
  */
@@ -41,7 +45,7 @@ import { FIRMWARE_VERSION } from '../firmware/version.js';
 import { readSettings } from '../firmware/platform/esp32/settings.js';
 import { MachineHost } from '../hal-sim/host.js';
 import type { MachineSpec } from '../hal-sim/rig.js';
-import { XsWorker } from '../hal-sim/xs/xsnap.js';
+import { codeSlots, emptyEngineSlots, splitHeap, type HeapSplit } from '../hal-sim/xs/heap.js';
 import { checkSdkconfig, checkSlots, type OtaLayout } from './check-ota.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -74,8 +78,17 @@ export const SDK_PROVIDERS: Readonly<Record<string, readonly string[]>> = {
   ota: ['$(MODDABLE)/build/devices/esp32/modules/ota/manifest.json'],
 };
 
+/** XS slots are 16 bytes on the 32-bit ESP32. */
+export const SLOT_BYTES = 16;
+
+/** The manifest's `vendfleet` budgets, in XS slots. */
 export interface HeapBudget {
-  heapAtRestSlots: number;
+  /** The running firmware's state at rest: RAM on the board. */
+  ramAtRestSlots?: number;
+  /** The preloaded modules' code and tables: flash on the board, inside the application slot. */
+  codeSlots?: number;
+  /** The single budget before the split (refused: say which part). */
+  heapAtRestSlots?: number;
 }
 
 /** A manifest with its local includes merged in (the SDK's are only recorded), for platform esp32. */
@@ -185,7 +198,14 @@ export function loadManifest(path: string, inherited: Record<string, string> = {
     if (isJson(data)) for (const p of strings(data['*'])) if (!isSdk(substitute(p, vars))) m.data.push(local(p));
   }
   const own = json['vendfleet'];
-  if (isJson(own) && typeof own['heapAtRestSlots'] === 'number') m.budget = { heapAtRestSlots: own['heapAtRestSlots'] };
+  if (isJson(own)) {
+    const budget: HeapBudget = { ...m.budget };
+    for (const key of ['ramAtRestSlots', 'codeSlots', 'heapAtRestSlots'] as const) {
+      const v = own[key];
+      if (typeof v === 'number') budget[key] = v;
+    }
+    m.budget = budget;
+  }
   return m;
 }
 
@@ -413,20 +433,20 @@ export function checkConfiguration(m: LoadedManifest): { problems: string[]; mac
 // ---- heap -------------------------------------------------------------------------
 
 export interface HeapFigures {
-  /** `npm run bench -- --xs-only --json`: xs.heapAtRestSlots (its one-slot machine, no uplink). */
-  bench: number;
+  /** `npm run bench -- --xs-only --json`: xs.heapAtRestSlots, xs.codeHeapSlots, xs.stateHeapSlots (its one-slot machine, no uplink). */
+  bench: HeapSplit;
   /** The same steps on the manifest's sample machine, with its uplink configured. */
-  sample: number;
+  sample: HeapSplit;
 }
 
 /** The bench's own measurement, run as the bench runs it. */
-export function benchHeapAtRest(): number {
+export function benchHeapAtRest(): HeapSplit {
   const run = spawnSync(process.execPath, [join(REPO, 'dist/bench/run.js'), '--xs-only', '--json'], { encoding: 'utf8', timeout: 170000 });
   if (run.status !== 0) throw new Error(`npm run bench -- --xs-only failed: ${run.stderr || run.error?.message || `exit ${run.status}`}`);
   const figures = JSON.parse(run.stdout) as Record<string, number>;
-  const slots = figures['xs.heapAtRestSlots'];
-  if (typeof slots !== 'number') throw new Error('the bench reported no xs.heapAtRestSlots');
-  return slots;
+  const [total, code, state] = [figures['xs.heapAtRestSlots'], figures['xs.codeHeapSlots'], figures['xs.stateHeapSlots']];
+  if (typeof total !== 'number' || typeof code !== 'number' || typeof state !== 'number') throw new Error('the bench reported no xs.heapAtRestSlots, xs.codeHeapSlots and xs.stateHeapSlots');
+  return { total, code, state };
 }
 
 const SAMPLE_CHANGER: NonNullable<MachineSpec['changer']> = {
@@ -440,18 +460,17 @@ const SAMPLE_CHANGER: NonNullable<MachineSpec['changer']> = {
 
 /**
  * The bench's steps (bench/lib/firmware-xs.ts xsVend) on the sample machine: an empty
- * engine's heap after GC as the baseline; the firmware booted under XS;
- * four complete cash vends; GC; the difference.
+ * engine's heap after GC as the baseline; the bundle loaded, not started, for the
+ * code; the firmware booted under XS; four complete cash vends; GC; the split.
  */
-export async function sampleHeapAtRest(machine: Json): Promise<number> {
+export async function sampleHeapAtRest(machine: Json): Promise<HeapSplit> {
   const slots = (machine['slots'] as { code: string; product: string; price: number; qty?: number; capacity?: number }[]).map((s) => ({ ...s, qty: Math.max(s.qty ?? 0, 20), capacity: Math.max(s.capacity ?? 0, 20) }));
   const vendable = slots.find((s) => s.price > 100 && s.price % 5 === 0);
   if (!vendable) throw new Error('the sample machine needs a slot priced above 1.00 in multiples of 0.05 to vend');
   const spec: MachineSpec = { currency: String(machine['currency'] ?? 'USD'), slots, changer: SAMPLE_CHANGER, bills: [100, 500] };
   const uplink = isJson(machine['uplink']) ? { uplink: { ...machine['uplink'], host: 'broker.invalid' } } : {};
-  const empty = new XsWorker();
-  const baseline = (await empty.evaluate('gc()')).meter.currentHeapCount;
-  await empty.close();
+  const baseline = await emptyEngineSlots();
+  const code = await codeSlots(baseline);
   const host = await MachineHost.start(spec, { target: 'xs', config: { ...uplink, ...(machine['maxCredit'] !== undefined ? { maxCredit: machine['maxCredit'] } : {}) } });
   try {
     for (let i = 0; i < 4; i++) {
@@ -475,28 +494,54 @@ export async function sampleHeapAtRest(machine: Json): Promise<number> {
       if (host.rig.delivered.length !== before + 1 || st.state !== 'IDLE') throw new Error(`vend ${i} of ${vendable.code} did not complete: ${st.state}`);
     }
     const rest = await host.transport.evaluate!('gc()');
-    return rest.currentHeapCount - baseline;
+    return splitHeap(rest.currentHeapCount, baseline, code);
   } finally {
     await host.close();
   }
 }
 
-export function checkHeap(m: LoadedManifest, heap: HeapFigures): string[] {
+export function checkHeap(m: LoadedManifest, heap: HeapFigures, appSlotBytes?: number): string[] {
   const where = show(m.path);
   const problems: string[] = [];
-  const budget = m.budget?.heapAtRestSlots;
-  if (budget === undefined) return [`${where}: vendfleet.heapAtRestSlots (the heap budget at rest, XS slots) is missing`];
-  for (const [what, slots] of [
-    ['the bench (npm run bench -- --xs-only: xs.heapAtRestSlots)', heap.bench],
+  const ram = m.budget?.ramAtRestSlots;
+  const code = m.budget?.codeSlots;
+  if (m.budget?.heapAtRestSlots !== undefined) {
+    problems.push(`${where}: vendfleet.heapAtRestSlots is the single budget from before the split: declare vendfleet.ramAtRestSlots (the running state, RAM on the board) and vendfleet.codeSlots (the preloaded code, flash) instead`);
+  }
+  if (ram === undefined) problems.push(`${where}: vendfleet.ramAtRestSlots (the RAM budget: the running firmware's state at rest, XS slots) is missing`);
+  if (code === undefined) problems.push(`${where}: vendfleet.codeSlots (the flash budget: the preloaded modules' code and tables, XS slots) is missing`);
+  const machines = [
+    ['the bench (npm run bench -- --xs-only: xs.stateHeapSlots, xs.codeHeapSlots)', heap.bench],
     ['the sample machine with its uplink', heap.sample],
-  ] as const) {
-    if (slots > budget) problems.push(`${where}: heap at rest under XS is ${slots} slots for ${what}, over the budget of ${budget} (vendfleet.heapAtRestSlots): find what grew, or raise the budget and creation.heap together`);
+  ] as const;
+  if (ram !== undefined) {
+    for (const [what, split] of machines) {
+      if (split.state > ram) {
+        problems.push(
+          `${where}: the running firmware's state at rest under XS is ${split.state} slots for ${what}, over the RAM budget of ${ram} (vendfleet.ramAtRestSlots): ` +
+            'this is RAM on the board; find what the firmware now holds at run time (instances, closures made at start, arrays), or raise the budget and creation.heap together',
+        );
+      }
+    }
+  }
+  if (code !== undefined) {
+    for (const [what, split] of machines) {
+      if (split.code > code) {
+        problems.push(
+          `${where}: the firmware's code and tables under XS are ${split.code} slots for ${what}, over the flash budget of ${code} (vendfleet.codeSlots): ` +
+            'they are preloaded into flash on the board; raise the budget if the application slot has room (it is checked against the slot), or find what code grew',
+        );
+      }
+    }
+    if (appSlotBytes !== undefined && code * SLOT_BYTES > appSlotBytes / 4) {
+      problems.push(`${where}: vendfleet.codeSlots ${code} is ${code * SLOT_BYTES} bytes at ${SLOT_BYTES} a slot, more than a quarter of the ${appSlotBytes / 1024} KiB application slot, which also holds ESP-IDF, the XS engine, the SDK's modules and the byte code`);
+    }
   }
   const heapCreation = m.creation['heap'];
   const initial = isJson(heapCreation) ? heapCreation['initial'] : undefined;
   const incremental = isJson(heapCreation) ? heapCreation['incremental'] : undefined;
   if (typeof initial !== 'number') problems.push(`${where}: creation.heap.initial is missing`);
-  else if (initial < 2 * budget) problems.push(`${where}: creation.heap.initial ${initial} is less than twice the budget at rest (${2 * budget}): XS needs room for garbage between collections`);
+  else if (ram !== undefined && initial < 2 * ram) problems.push(`${where}: creation.heap.initial ${initial} is less than twice the RAM budget at rest (${2 * ram}): XS needs room for garbage between collections`);
   if (incremental !== 0) problems.push(`${where}: creation.heap.incremental must be 0 (a fixed heap: the budget is the heap)`);
   if (m.creation['static'] !== 0) problems.push(`${where}: creation.static must be 0 (separate chunk and slot heaps, as sized)`);
   return problems;
@@ -518,15 +563,21 @@ export function checkManifest(path: string, heap: HeapFigures | undefined): Mani
   const config = checkConfiguration(m);
   const parts = checkPartitions(m, config.journalLabel);
   const sdkconfig = checkSdkconfig(m.vars['SDKCONFIGPATH'], show(m.path));
-  const problems = [...m.problems, ...modules.problems, ...config.problems, ...parts.problems, ...sdkconfig, ...(heap ? checkHeap(m, heap) : [])];
+  const problems = [...m.problems, ...modules.problems, ...config.problems, ...parts.problems, ...sdkconfig, ...(heap ? checkHeap(m, heap, parts.ota?.slotSize) : [])];
   const lines = [`${show(m.path)} (entry ${modules.entry || '?'})`];
   lines.push(`  modules: ${modules.reached.size} of the project's reached from the entry${modules.problems.length ? '' : ', all listed and preloaded'}; from the SDK: ${[...modules.sdk.keys()].sort().join(', ')}`);
   if (parts.journal) lines.push(`  journal partition "${parts.journal.name}": ${parts.journal.size / 1024} KiB at 0x${parts.journal.offset.toString(16)}`);
   if (parts.ota) lines.push(`  app slots ota_0 and ota_1: ${parts.ota.slotSize / 1024} KiB each; otadata at 0x${parts.ota.otadata.offset.toString(16)}${sdkconfig.length ? '' : '; rollback on, image version ' + FIRMWARE_VERSION}`);
   if (config.machine) lines.push(`  machine configuration: ${(config.machine['slots'] as unknown[]).length} slots, valid`);
-  if (heap && m.budget) {
-    const worst = Math.max(heap.bench, heap.sample);
-    lines.push(`  heap at rest under XS: bench ${heap.bench} slots, sample machine ${heap.sample} slots; budget ${m.budget.heapAtRestSlots} (${Math.round((100 * worst) / m.budget.heapAtRestSlots)}% used)`);
+  if (heap) {
+    const used = (worst: number, budget: number | undefined): string => (budget ? `; budget ${budget} (${Math.round((100 * worst) / budget)}% used, ${budget - worst} slots left)` : '; no budget');
+    const ram = m.budget?.ramAtRestSlots;
+    const code = m.budget?.codeSlots;
+    const worstCode = Math.max(heap.bench.code, heap.sample.code);
+    lines.push(`  heap at rest under XS, above an empty engine: bench ${heap.bench.total} slots, sample machine ${heap.sample.total} slots, of which`);
+    lines.push(`    running state (RAM on the board): bench ${heap.bench.state}, sample machine ${heap.sample.state}${used(Math.max(heap.bench.state, heap.sample.state), ram)}`);
+    const share = parts.ota ? `, ${((100 * worstCode * SLOT_BYTES) / parts.ota.slotSize).toFixed(1)}% of the ${parts.ota.slotSize / 1024} KiB app slot` : '';
+    lines.push(`    code and tables (preloaded, flash on the board): ${worstCode} (${Math.round((worstCode * SLOT_BYTES) / 1024)} KiB at ${SLOT_BYTES} bytes a slot${share})${used(worstCode, code)}`);
   }
   return { manifest: m, modules, journal: parts.journal, problems, lines };
 }

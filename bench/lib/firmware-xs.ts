@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MachineHost } from '../../hal-sim/host.js';
-import { BUNDLE_PATH } from '../../hal-sim/transport.js';
+import { codeSlots, emptyEngineSlots, splitHeap } from '../../hal-sim/xs/heap.js';
 import { XsWorker } from '../../hal-sim/xs/xsnap.js';
 import { BENCH_FLASH, BENCH_MACHINE, vend } from './bench-machine.js';
 import type { Figures } from './figures.js';
@@ -16,19 +16,10 @@ import { CHANGE_CASES, hardest } from './change-cases.js';
 
 export async function xsVend(f: Figures): Promise<number> {
   f.out('Firmware under XS: one complete cash vend (select, bill, coins, dispense, change)');
-  const empty = new XsWorker();
-  const emptyHeap = (await empty.evaluate('gc()')).meter.currentHeapCount;
-  await empty.close();
   // The same bundle loaded but not started: its code and constant tables. On the board these are
   // preloaded into flash by the build (manifests/), so what a change costs in RAM is the rest.
-  const loaded = new XsWorker();
-  let codeHeap: number;
-  try {
-    await loaded.evaluate(readFileSync(BUNDLE_PATH, 'utf8'));
-    codeHeap = (await loaded.evaluate('gc()')).meter.currentHeapCount - emptyHeap;
-  } finally {
-    await loaded.close();
-  }
+  const emptyHeap = await emptyEngineSlots();
+  const codeHeap = await codeSlots(emptyHeap);
 
   const host = await MachineHost.start(BENCH_MACHINE, { target: 'xs' });
   const t = host.transport;
@@ -51,9 +42,10 @@ export async function xsVend(f: Figures): Promise<number> {
     const e1 = t.meter!();
     const bridge = (e1.totalCompute - e0.totalCompute) / (e1.cranks - e0.cranks);
     const cranks = (m1.cranks - m0.cranks) / n;
-    f.record('xs.heapAtRestSlots', rest.currentHeapCount - emptyHeap, 'firmware heap at rest, after GC (slots above an empty engine)');
-    f.record('xs.codeHeapSlots', codeHeap, '  of which code and tables, loaded, not started (flash on the board)');
-    f.record('xs.stateHeapSlots', rest.currentHeapCount - emptyHeap - codeHeap, '  of which the running firmware\'s state (RAM on the board)');
+    const heap = splitHeap(rest.currentHeapCount, emptyHeap, codeHeap);
+    f.record('xs.heapAtRestSlots', heap.total, 'firmware heap at rest, after GC (slots above an empty engine)');
+    f.record('xs.codeHeapSlots', heap.code, '  of which code and tables, loaded, not started (flash on the board)');
+    f.record('xs.stateHeapSlots', heap.state, '  of which the running firmware\'s state (RAM on the board)');
     f.record('xs.heapGrowthPerVendSlots', (after.currentHeapCount - rest.currentHeapCount) / n, 'heap growth per vend after GC (slots)');
     f.record('xs.computePerVend', Math.round(compute), 'compute per vend, as run behind the bridge (computrons)');
     f.record('xs.cranksPerVend', cranks, 'bridge messages per vend (firmware wake-ups)');

@@ -1,9 +1,10 @@
 /**
  * The ESP32 manifests' CI check (tools/check-manifests.ts): the real
  * manifests pass, with the firmware's heap at rest measured under XS within
- * their budget; and manifests broken on purpose (a module missing, a file
- * gone, an SDK include dropped, the budget too small, no journal partition)
- * fail with a message that says what and where.
+ * their budgets (the running state's RAM, the preloaded code's flash); and
+ * manifests broken on purpose (a module missing, a file gone, an SDK include
+ * dropped, a budget too small, no journal partition) fail with a message that
+ * says what and where.
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
@@ -11,10 +12,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIRMWARE_VERSION } from '../../firmware/version.js';
+import { codeSlots, emptyEngineSlots } from '../../hal-sim/xs/heap.js';
 import { XsWorker } from '../../hal-sim/xs/xsnap.js';
 import {
   DEFAULT_MANIFESTS,
   REPO,
+  SLOT_BYTES,
   benchHeapAtRest,
   checkConfiguration,
   checkManifest,
@@ -83,16 +86,43 @@ describe('ESP32 manifests (tools/check-manifests.ts)', function () {
     const bench = checkManifest(join(REPO, 'manifests/esp32-bench/manifest.json'), heap);
     assert.ok(bench.modules.reached.has('firmware/bench/server'), 'the bench variant carries the bench protocol');
     assert.ok(!checkManifest(ESP32, heap).modules.reached.has('firmware/bench/server'), 'the production build does not');
-    const budget = loadManifest(ESP32).budget!.heapAtRestSlots;
-    assert.ok(heap.bench > 1000 && heap.bench <= budget, `bench heap ${heap.bench} within ${budget}`);
-    assert.ok(heap.sample > 1000 && heap.sample <= budget, `sample heap ${heap.sample} within ${budget}`);
+    const { ramAtRestSlots: ram, codeSlots: code } = loadManifest(ESP32).budget!;
+    assert.ok(ram !== undefined && code !== undefined, 'both budgets declared');
+    for (const [what, split] of [['bench', heap.bench], ['sample', heap.sample]] as const) {
+      assert.equal(split.code + split.state, split.total, `${what}: the parts add up`);
+      assert.ok(split.state > 500 && split.state <= ram, `${what} running state ${split.state} within ${ram}`);
+      assert.ok(split.code > 5000 && split.code <= code, `${what} code ${split.code} within ${code}`);
+    }
+    // One bundle: the code is the same whichever machine runs it; the machine with 12 slots and an uplink holds more.
+    assert.equal(heap.bench.code, heap.sample.code);
+    assert.ok(heap.sample.state > heap.bench.state);
+  });
+
+  it('measures the code as the bundle loaded with nothing made: the guest and its board come at the first message', async function () {
+    const empty = await emptyEngineSlots();
+    const code = await codeSlots(empty);
+    assert.equal(code, heap.sample.code, 'the same figure on every load');
+    const w = new XsWorker();
+    try {
+      await w.evaluate(readFileSync(join(REPO, 'dist/bundle/firmware.js'), 'utf8'));
+      const loaded = (await w.evaluate('gc()')).meter.currentHeapCount;
+      assert.equal(loaded - empty, code);
+      // Reaching for the board makes it (what the first message would): that is running state, not code.
+      await w.evaluate('globalThis.heldBoard = vendfleetGuest.board');
+      const made = (await w.evaluate('gc()')).meter.currentHeapCount;
+      assert.ok(made - loaded > 50, `the board took ${made - loaded} slots once made`);
+    } finally {
+      await w.close();
+    }
   });
 
   it('the command line passes on the repository and prints the heap it measured', function () {
     const { status, out } = cli();
     assert.equal(status, 0, out);
     assert.match(out, /manifests\/esp32\/manifest\.json \(entry firmware\/platform\/esp32\/main\)/);
-    assert.match(out, /heap at rest under XS: bench \d+ slots, sample machine \d+ slots; budget 10240/);
+    assert.match(out, /heap at rest under XS, above an empty engine: bench \d+ slots, sample machine \d+ slots, of which/);
+    assert.match(out, /running state \(RAM on the board\): bench \d+, sample machine \d+; budget 2048 \(\d+% used, \d+ slots left\)/);
+    assert.match(out, /code and tables \(preloaded, flash on the board\): \d+ \(\d+ KiB at 16 bytes a slot, \d+\.\d% of the 1472 KiB app slot\); budget 16384 \(\d+% used, \d+ slots left\)/);
     assert.match(out, /manifests: ok/);
   });
 
@@ -139,19 +169,44 @@ describe('ESP32 manifests (tools/check-manifests.ts)', function () {
     );
   });
 
-  it('fails when the heap at rest under XS is over the budget, or the creation heap leaves no room for garbage', function () {
-    const tight = variant('tight', (m) => {
-      (m['vendfleet'] as Json)['heapAtRestSlots'] = heap.sample - 1;
+  it('fails when the running state is over the RAM budget or the code over the flash budget, naming which, or the creation heap leaves no room for garbage', function () {
+    const tightRam = variant('tight-ram', (m) => {
+      (m['vendfleet'] as Json)['ramAtRestSlots'] = heap.sample.state - 1;
     });
-    const problems = checkManifest(tight, heap).problems;
+    let problems = checkManifest(tightRam, heap).problems;
     assert.ok(
-      problems.some((p) => p.includes(`heap at rest under XS is ${heap.sample} slots for the sample machine with its uplink, over the budget of ${heap.sample - 1} (vendfleet.heapAtRestSlots)`)),
+      problems.some((p) => p.includes(`the running firmware's state at rest under XS is ${heap.sample.state} slots for the sample machine with its uplink, over the RAM budget of ${heap.sample.state - 1} (vendfleet.ramAtRestSlots): this is RAM on the board`)),
       problems.join('\n'),
     );
-    const small = variant('small-heap', (m) => {
-      ((m['creation'] as Json)['heap'] as Json)['initial'] = 12000;
+    assert.ok(!problems.some((p) => p.includes('flash budget')), 'the code still fits its budget');
+    const tightCode = variant('tight-code', (m) => {
+      (m['vendfleet'] as Json)['codeSlots'] = heap.bench.code - 1;
     });
-    assert.ok(checkManifest(small, heap).problems.some((p) => p.includes('creation.heap.initial 12000 is less than twice the budget at rest (20480)')));
+    problems = checkManifest(tightCode, heap).problems;
+    assert.ok(
+      problems.some((p) => p.includes(`the firmware's code and tables under XS are ${heap.bench.code} slots for the bench (npm run bench -- --xs-only: xs.stateHeapSlots, xs.codeHeapSlots), over the flash budget of ${heap.bench.code - 1} (vendfleet.codeSlots)`)),
+      problems.join('\n'),
+    );
+    assert.ok(!problems.some((p) => p.includes('RAM budget')), 'the state still fits its budget');
+    // A flash budget the application slot could not hold beside ESP-IDF and the engine.
+    const huge = 1472 * 1024 / SLOT_BYTES / 4 + 1;
+    const greedy = variant('greedy-code', (m) => {
+      (m['vendfleet'] as Json)['codeSlots'] = huge;
+    });
+    assert.ok(checkManifest(greedy, heap).problems.some((p) => p.includes(`vendfleet.codeSlots ${huge} is ${huge * 16} bytes at 16 a slot, more than a quarter of the 1472 KiB application slot`)));
+    // The single budget from before the split, or a budget left out, is named.
+    const old = variant('old-budget', (m) => {
+      m['vendfleet'] = { heapAtRestSlots: 10240 };
+    });
+    problems = checkManifest(old, heap).problems;
+    assert.ok(problems.some((p) => p.includes('vendfleet.heapAtRestSlots is the single budget from before the split')), problems.join('\n'));
+    assert.ok(problems.some((p) => p.includes('vendfleet.ramAtRestSlots (the RAM budget')));
+    assert.ok(problems.some((p) => p.includes('vendfleet.codeSlots (the flash budget')));
+    const ram = loadManifest(ESP32).budget!.ramAtRestSlots!;
+    const small = variant('small-heap', (m) => {
+      ((m['creation'] as Json)['heap'] as Json)['initial'] = 2 * ram - 2;
+    });
+    assert.ok(checkManifest(small, heap).problems.some((p) => p.includes(`creation.heap.initial ${2 * ram - 2} is less than twice the RAM budget at rest (${2 * ram})`)));
     const growing = variant('growing', (m) => {
       ((m['creation'] as Json)['heap'] as Json)['incremental'] = 64;
     });
