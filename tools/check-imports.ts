@@ -219,6 +219,15 @@ export interface Problem {
   why: string;
 }
 
+/**
+ * Files that import a module by a computed name, and what they import: the
+ * check cannot follow those, so each is named here with its reason.
+ */
+export const COMPUTED_IMPORTS: Readonly<Record<string, string>> = {
+  // The heap split of another built worktree runs that tree's own simulator host (docs/benchmarks.md: before and after a change).
+  'bench/lib/heap-split.ts': 'dist/hal-sim/host.js of the worktree given with --heap-root',
+};
+
 /** The edges of the given imports (imports within one unit are not edges). */
 export function edgesOf(sites: readonly ImportSite[], packages: ReadonlySet<string>): { edges: Edge[]; unknown: Problem[] } {
   const edges: Edge[] = [];
@@ -226,6 +235,7 @@ export function edgesOf(sites: readonly ImportSite[], packages: ReadonlySet<stri
   for (const site of sites) {
     const target = resolveImport(site, packages);
     const from = folderOf(site.file);
+    if (site.specifier === '(computed)' && COMPUTED_IMPORTS[site.file] !== undefined) continue;
     if (target.kind === 'unknown') {
       unknown.push({ site, edge: `${from} -> ?`, why: target.why });
       continue;

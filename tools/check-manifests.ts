@@ -43,9 +43,7 @@ import ts from 'typescript';
 import { parseConfig } from '../firmware/config.js';
 import { FIRMWARE_VERSION } from '../firmware/version.js';
 import { readSettings } from '../firmware/platform/esp32/settings.js';
-import { MachineHost } from '../hal-sim/host.js';
-import type { MachineSpec } from '../hal-sim/rig.js';
-import { codeSlots, emptyEngineSlots, splitHeap, type HeapSplit } from '../hal-sim/xs/heap.js';
+import { sampleHeapAtRest, type HeapSplit } from '../hal-sim/xs/heap.js';
 import { checkSdkconfig, checkSlots, type OtaLayout } from './check-ota.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -449,56 +447,7 @@ export function benchHeapAtRest(): HeapSplit {
   return { total, code, state };
 }
 
-const SAMPLE_CHANGER: NonNullable<MachineSpec['changer']> = {
-  coins: [
-    { value: 5, tube: 60 },
-    { value: 10, tube: 60 },
-    { value: 25, tube: 60 },
-    { value: 100, tube: null },
-  ],
-};
-
-/**
- * The bench's steps (bench/lib/firmware-xs.ts xsVend) on the sample machine: an empty
- * engine's heap after GC as the baseline; the bundle loaded, not started, for the
- * code; the firmware booted under XS; four complete cash vends; GC; the split.
- */
-export async function sampleHeapAtRest(machine: Json): Promise<HeapSplit> {
-  const slots = (machine['slots'] as { code: string; product: string; price: number; qty?: number; capacity?: number }[]).map((s) => ({ ...s, qty: Math.max(s.qty ?? 0, 20), capacity: Math.max(s.capacity ?? 0, 20) }));
-  const vendable = slots.find((s) => s.price > 100 && s.price % 5 === 0);
-  if (!vendable) throw new Error('the sample machine needs a slot priced above 1.00 in multiples of 0.05 to vend');
-  const spec: MachineSpec = { currency: String(machine['currency'] ?? 'USD'), slots, changer: SAMPLE_CHANGER, bills: [100, 500] };
-  const uplink = isJson(machine['uplink']) ? { uplink: { ...machine['uplink'], host: 'broker.invalid' } } : {};
-  const baseline = await emptyEngineSlots();
-  const code = await codeSlots(baseline);
-  const host = await MachineHost.start(spec, { target: 'xs', config: { ...uplink, ...(machine['maxCredit'] !== undefined ? { maxCredit: machine['maxCredit'] } : {}) } });
-  try {
-    for (let i = 0; i < 4; i++) {
-      const before = host.rig.delivered.length;
-      host.select(vendable.code);
-      await host.runUntilIdle();
-      let due = vendable.price;
-      while (due >= 100) {
-        host.insertBill(100);
-        await host.runUntilIdle();
-        due -= 100;
-      }
-      for (const coin of [25, 10, 5]) {
-        while (due >= coin) {
-          if (!host.insertCoin(coin)) throw new Error('a coin was refused while measuring');
-          await host.runUntilIdle();
-          due -= coin;
-        }
-      }
-      const st = await host.runUntilIdle();
-      if (host.rig.delivered.length !== before + 1 || st.state !== 'IDLE') throw new Error(`vend ${i} of ${vendable.code} did not complete: ${st.state}`);
-    }
-    const rest = await host.transport.evaluate!('gc()');
-    return splitHeap(rest.currentHeapCount, baseline, code);
-  } finally {
-    await host.close();
-  }
-}
+export { sampleHeapAtRest };
 
 export function checkHeap(m: LoadedManifest, heap: HeapFigures, appSlotBytes?: number): string[] {
   const where = show(m.path);

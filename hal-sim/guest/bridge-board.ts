@@ -39,6 +39,42 @@ interface PendingTimer {
 /** A runaway timer loop in the firmware is a bug; stop it rather than hang the host. */
 const MAX_TIMER_RUNS = 100000;
 
+/** What the MDB link's options carry from `board.mdb`, which it spreads into them (firmware/board.ts WordSerialPort). */
+interface BridgeMdbOptions extends WordSerialOptions {
+  readonly board: BridgeBoard;
+}
+
+/**
+ * `board.mdb.io`: the ECMA-419 IO class of MDB ports on this board; the port
+ * opened last gets the words. One class for every board, made when the module
+ * loads, which the board finds in the options: a class made in the board's
+ * constructor (closing over it) was 54 slots of running state.
+ */
+class BridgeMdbPort implements WordSerial {
+  private readonly options: WordSerialOptions;
+  private readonly board: BridgeBoard;
+
+  constructor(options: WordSerialOptions) {
+    this.options = options;
+    const board = (options as Partial<BridgeMdbOptions>).board;
+    if (!board) throw new TypeError('an MDB port opens as new board.mdb.io({ ...board.mdb, onReadable })');
+    this.board = board;
+    board.attachMdb(options);
+  }
+
+  read(): number | undefined {
+    return this.board.readMdb();
+  }
+
+  write(word: number): void {
+    this.board.writeMdb(word);
+  }
+
+  close(): void {
+    this.board.detachMdb(this.options);
+  }
+}
+
 export class BridgeBoard implements Board {
   now = 0;
   readonly clock = { now: (): number => this.now };
@@ -83,35 +119,30 @@ export class BridgeBoard implements Board {
       rows,
       show: (lines) => this.emit(['show', lines.slice()]),
     };
-    const board = this;
-    // `board.mdb.io`: the ECMA-419 IO class of MDB ports on this board; the port opened last gets the words.
-    class BridgeMdbPort implements WordSerial {
-      private readonly options: WordSerialOptions;
+    this.mdb = Object.freeze({ io: BridgeMdbPort, board: this });
+  }
 
-      constructor(options: WordSerialOptions) {
-        this.options = options;
-        board.mdbListener = options;
-      }
+  /** A port opened on `board.mdb` (BridgeMdbPort): the words go to the port opened last. */
+  attachMdb(options: WordSerialOptions): void {
+    this.mdbListener = options;
+  }
 
-      read(): number | undefined {
-        if (board.rxHead >= board.rx.length) return undefined;
-        return board.rx[board.rxHead++];
-      }
+  detachMdb(options: WordSerialOptions): void {
+    if (this.mdbListener === options) this.mdbListener = undefined;
+  }
 
-      write(word: number): void {
-        // Consecutive writes travel as one 'tx' op.
-        if (!board.txOp) {
-          board.txOp = [];
-          board.ops.push(['tx', board.txOp]);
-        }
-        board.txOp.push(word & 0x1ff);
-      }
+  readMdb(): number | undefined {
+    if (this.rxHead >= this.rx.length) return undefined;
+    return this.rx[this.rxHead++];
+  }
 
-      close(): void {
-        if (board.mdbListener === this.options) board.mdbListener = undefined;
-      }
+  writeMdb(word: number): void {
+    // Consecutive writes travel as one 'tx' op.
+    if (!this.txOp) {
+      this.txOp = [];
+      this.ops.push(['tx', this.txOp]);
     }
-    this.mdb = Object.freeze({ io: BridgeMdbPort });
+    this.txOp.push(word & 0x1ff);
   }
 
   openMotor(index: number): PwmOutput {

@@ -121,8 +121,8 @@ describe('ESP32 manifests (tools/check-manifests.ts)', function () {
     assert.equal(status, 0, out);
     assert.match(out, /manifests\/esp32\/manifest\.json \(entry firmware\/platform\/esp32\/main\)/);
     assert.match(out, /heap at rest under XS, above an empty engine: bench \d+ slots, sample machine \d+ slots, of which/);
-    assert.match(out, /running state \(RAM on the board\): bench \d+, sample machine \d+; budget 2048 \(\d+% used, \d+ slots left\)/);
-    assert.match(out, /code and tables \(preloaded, flash on the board\): \d+ \(\d+ KiB at 16 bytes a slot, \d+\.\d% of the 1472 KiB app slot\); budget 16384 \(\d+% used, \d+ slots left\)/);
+    assert.match(out, /running state \(RAM on the board\): bench \d+, sample machine \d+; budget 2560 \(\d+% used, \d+ slots left\)/);
+    assert.match(out, /code and tables \(preloaded, flash on the board\): \d+ \(\d+ KiB at 16 bytes a slot, \d+\.\d% of the 1472 KiB app slot\); budget 12288 \(\d+% used, \d+ slots left\)/);
     assert.match(out, /manifests: ok/);
   });
 

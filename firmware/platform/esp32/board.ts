@@ -50,7 +50,6 @@ import type {
   TimerId,
   Timers,
   WordSerial,
-  WordSerialIO,
   WordSerialOptions,
   WordSerialPort,
 } from '../../board.js';
@@ -134,6 +133,46 @@ class LogDisplay implements TextDisplay {
   }
 }
 
+/** What the MDB link's options carry from `board.mdb`, which it spreads into them (firmware/board.ts WordSerialPort). */
+interface MdbPortOptions extends WordSerialOptions {
+  readonly board: Esp32Board;
+}
+
+/**
+ * `board.mdb.io`: an ECMA-419 IO class for ports onto the MDB UART, which
+ * knows the board's pins (settings.mdb). The UART itself is opened by the
+ * first port and kept; each port opened later takes its callback over, and
+ * closing a port only detaches it. One class, preloaded into flash with the
+ * module, which finds its board in the options: a class made in the board's
+ * constructor would be built in RAM at every start (about 50 slots).
+ */
+class MdbPort implements WordSerial {
+  private readonly uart: MdbUart;
+  private readonly board: Esp32Board;
+  private readonly listener: (count: number) => void;
+
+  constructor(options: WordSerialOptions) {
+    const board = (options as Partial<MdbPortOptions>).board;
+    if (!board) throw new TypeError('an MDB port opens as new board.mdb.io({ ...board.mdb, onReadable })');
+    this.board = board;
+    this.listener = (count) => options.onReadable(count);
+    board.attachMdb(this.listener);
+    this.uart = board.openMdbUart(options.baud ?? 9600);
+  }
+
+  read(): number | undefined {
+    return this.uart.read();
+  }
+
+  write(word: number): void {
+    this.uart.write(word);
+  }
+
+  close(): void {
+    this.board.detachMdb(this.listener);
+  }
+}
+
 /**
  * Each peripheral is opened once and kept: a later open (a new firmware
  * instance, as the bench build starts one per scenario) gets the same
@@ -151,7 +190,7 @@ export class Esp32Board implements Board {
   protected readonly settings: BoardSettings;
   private readonly timerTable = new TimerTable();
   private motors: MotorMatrix | undefined;
-  /** The MDB port as data: its `io` opens a port onto the board's one MDB UART (see mdbPortClass). */
+  /** The MDB port as data: its `io` opens a port onto the board's one MDB UART (MdbPort). */
   readonly mdb: WordSerialPort;
   private mdbUart: MdbUart | undefined;
   private mdbListener: ((count: number) => void) | undefined;
@@ -181,7 +220,7 @@ export class Esp32Board implements Board {
     }
     this.display = display ?? new LogDisplay((level, text) => this.log(level, text));
     this.firmware = new Esp32FirmwareSlots((level, text) => this.log(level, text));
-    this.mdb = Object.freeze({ io: this.mdbPortClass() });
+    this.mdb = Object.freeze({ io: MdbPort, board: this });
     Timer.repeat(() => this.clock.now(), CLOCK_KEEPER_MS);
   }
 
@@ -203,39 +242,17 @@ export class Esp32Board implements Board {
     this.mdbListener = undefined;
   }
 
-  /**
-   * `board.mdb.io`: an ECMA-419 IO class for ports onto the MDB UART, which
-   * knows this board's pins (settings.mdb). The UART itself is opened by the
-   * first port and kept; each port opened later takes its callback over, and
-   * closing a port only detaches it.
-   */
-  private mdbPortClass(): WordSerialIO {
-    const board = this;
-    return class MdbPort implements WordSerial {
-      private readonly uart: MdbUart;
-      private readonly listener: (count: number) => void;
-
-      constructor(options: WordSerialOptions) {
-        this.listener = (count) => options.onReadable(count);
-        board.mdbListener = this.listener;
-        this.uart = board.openMdbUart(options.baud ?? 9600);
-      }
-
-      read(): number | undefined {
-        return this.uart.read();
-      }
-
-      write(word: number): void {
-        this.uart.write(word);
-      }
-
-      close(): void {
-        if (board.mdbListener === this.listener) board.mdbListener = undefined;
-      }
-    };
+  /** A port opened on `board.mdb` (MdbPort) takes the UART's callback over. */
+  attachMdb(listener: (count: number) => void): void {
+    this.mdbListener = listener;
   }
 
-  private openMdbUart(baud: number): MdbUart {
+  detachMdb(listener: (count: number) => void): void {
+    if (this.mdbListener === listener) this.mdbListener = undefined;
+  }
+
+  /** The board's one MDB UART, opened by the first port (MdbPort) and kept. */
+  openMdbUart(baud: number): MdbUart {
     if (!this.mdbUart) {
       const s = this.settings.mdb;
       this.mdbUart = new MdbUart({
