@@ -62,6 +62,10 @@ export type WordSerialIO = new (options: WordSerialOptions) => WordSerial;
  * `device.Serial.default = {io, port, ...}`): the driver spreads it into its
  * options with its callbacks, `new serial.io({ ...serial, onReadable })`.
  * Each board's `io` already knows its pins and UART, so nothing else is needed.
+ * A board may put more in the description for its `io` to find in the options
+ * (both boards put themselves there, so their `io` is one class made when the
+ * module loads, in flash on the device, not a class made at every start in
+ * RAM): a driver spreads the whole description, never picks fields from it.
  */
 export interface WordSerialPort {
   readonly io: WordSerialIO;
