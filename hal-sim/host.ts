@@ -7,6 +7,10 @@
  * The VMC's UART is modelled like the ESP32's: received words are handed
  * over when the line has been idle for one character time (the RX timeout
  * interrupt) or earlier if the firmware runs for another reason.
+ *
+ * About 630 lines kept in one file on purpose: the clock, the wake-ups and the
+ * event hand-over are one loop whose ordering is what makes a run
+ * deterministic; the peripherals, flash and network it drives are elsewhere.
  */
 import type { ImageDescription } from '../firmware/image.js';
 import type { FirmwareStatus } from '../firmware/vend/report.js';

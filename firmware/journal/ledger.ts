@@ -8,6 +8,11 @@
  * while replaying after a reboot, so the two can never disagree. Record
  * payloads are read through the codec in records.ts; a checkpoint is the
  * books as one record (`save`, `load`; its sections in checkpoint.ts).
+ *
+ * About 640 lines kept in one file on purpose: `apply` must handle every
+ * record type in one place so that running and replay cannot differ; the
+ * pieces that are not the books themselves (vocabulary, checkpoint sections,
+ * record layouts) already live beside it.
  */
 import { SETTINGS } from '../command/vocabulary.js';
 import { COIN_TYPES } from '../money/coins.js';

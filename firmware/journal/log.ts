@@ -24,6 +24,11 @@
  * (for this boot; recovery finds it again). Block sequence numbers count
  * every block the head passes, bad ones too, so a block of the run is the
  * one whose sequence is the head's minus its distance behind it.
+ *
+ * About 700 lines kept in one file on purpose: appending, sealing, the ring's
+ * reuse and recovery all read and write the same private block table and
+ * head, and the power-cut campaigns (hal-sim/power-cuts.ts) test them
+ * together; split, that state would have to be exposed between files.
  */
 import type { FlashPartition } from '../board.js';
 import { u16, u32 } from './bytes.js';

@@ -21,6 +21,11 @@
  * A reset of the reader (its own, ours, or bus power) ends any session on
  * its side; one between VEND APPROVED and VEND SUCCESS counts as a success
  * there, which is why the controller journals approvals before dispensing.
+ *
+ * About 680 lines kept in one file on purpose: it is one device's protocol,
+ * and its pending-command, session and poll-parsing state are one state
+ * machine (MDB 4.2 §7); the init steps it shares with the other drivers are
+ * in peripheral.ts.
  */
 import { ADDRESS_CASHLESS1, CMD_EXPANSION, bcdCurrency } from './frame.js';
 import { REPLY_ACK, REPLY_DATA, type ReplyKind } from './link.js';
