@@ -13,7 +13,7 @@ export const MAP_CSS = `#map { height: 22rem; background: #dbeafe; border: 1px s
 #map .depot { display: flex; align-items: center; justify-content: center; background: #111827; color: #fff; font: 700 .7rem system-ui, sans-serif; border-radius: .2rem; }
 .map-legend, .heat-legend { display: flex; flex-wrap: wrap; gap: .3rem .9rem; font-size: .8rem; margin: .4rem 0; }
 .map-legend .key::before { content: ""; display: inline-block; width: .7rem; height: .7rem; border-radius: 50%; margin-right: .3rem; vertical-align: -.05rem; border: 1px solid #fff; box-shadow: 0 0 0 1px var(--line); }
-.map-legend .state-online::before { background: #2e7d32; } .map-legend .state-restock::before { background: #ed6c02; } .map-legend .state-errors::before { background: #c62828; } .map-legend .state-offline::before { background: #6b7280; }
+.map-legend .key-online::before { background: #2e7d32; } .map-legend .key-restock::before { background: #ed6c02; } .map-legend .key-errors::before { background: #c62828; } .map-legend .key-offline::before { background: #6b7280; }
 .heat-legend .what { color: var(--muted); }
 .heat-legend .swatch { display: inline-block; width: .9rem; height: .9rem; border-radius: .15rem; margin-right: .3rem; vertical-align: -.15rem; }
 #heatmap { width: auto; font-size: .75rem; }

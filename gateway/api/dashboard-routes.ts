@@ -20,6 +20,7 @@ const SCRIPTS = {
   rollouts: new URL('../dashboard/rollouts.js', import.meta.url),
   map: new URL('../dashboard/map.js', import.meta.url),
   heatmap: new URL('../dashboard/heatmap.js', import.meta.url),
+  'grid-clusters': new URL('../dashboard/grid-clusters.js', import.meta.url),
 } as const;
 
 /**

@@ -9,6 +9,7 @@
  * (/dashboard/vendor/NAME), so the page works on a closed network.
  */
 import type * as Leaflet from 'leaflet';
+import { gridClusters, type OnScreen } from './grid-clusters.js';
 
 /** The state a machine is drawn in, worst first: offline, then errors, then needing restock, then fine. */
 export type MapState = 'offline' | 'errors' | 'restock' | 'online';
@@ -63,7 +64,7 @@ export function fleetMap(host: HTMLElement, select: (id: string) => void, legend
 
   for (const s of MAP_STATES) {
     const item = document.createElement('span');
-    item.className = `key state-${s}`;
+    item.className = `key key-${s}`;
     item.dataset['state'] = s;
     item.textContent = STATE_WORDS[s];
     legend.append(item);
@@ -72,6 +73,8 @@ export function fleetMap(host: HTMLElement, select: (id: string) => void, legend
   const redraw = (): void => {
     if (!ready) return;
     const { L, map, dots } = ready;
+    // Nothing to place while the map has no size (the page is still hidden behind the sign-in form).
+    if (host.clientWidth === 0 || host.clientHeight === 0) return;
     if (!fitted && machines.length > 0) {
       fitted = true;
       map.fitBounds(L.latLngBounds(machines.map((m) => [m.lat, m.lon] as [number, number])), { padding: [30, 30], maxZoom: 15 });
@@ -80,16 +83,13 @@ export function fleetMap(host: HTMLElement, select: (id: string) => void, legend
     const zoom = map.getZoom();
     const view = map.getPixelBounds().pad(0.1);
     // One cell per CELL x CELL screen pixels at this zoom: its machines become one cluster, placed at their middle.
-    const cells = new Map<string, MapMachine[]>();
+    const seen: OnScreen<MapMachine>[] = [];
     for (const m of machines) {
       const p = map.project([m.lat, m.lon], zoom);
-      if (!view.contains(p)) continue;
-      const key = zoom >= NO_CLUSTER_ZOOM ? m.id : `${Math.floor(p.x / CELL)},${Math.floor(p.y / CELL)}`;
-      const cell = cells.get(key);
-      if (cell) cell.push(m);
-      else cells.set(key, [m]);
+      if (view.contains(p)) seen.push({ item: m, x: p.x, y: p.y });
     }
-    for (const group of cells.values()) {
+    const groups = zoom >= NO_CLUSTER_ZOOM ? seen.map((p) => [p.item]) : gridClusters(seen, CELL);
+    for (const group of groups) {
       if (group.length === 1) {
         const m = group[0]!;
         const on = m.id === selected;
@@ -154,6 +154,7 @@ export function fleetMap(host: HTMLElement, select: (id: string) => void, legend
     const { L, topojson } = await libraries();
     const map = L.map(host, { zoomSnap: 1, minZoom: 2, maxZoom: 18, worldCopyJump: true, attributionControl: true });
     map.attributionControl.setPrefix('Leaflet');
+    L.control.scale({ imperial: false }).addTo(map);
     map.attributionControl.addAttribution('outlines: Natural Earth (world-atlas), US Census (us-atlas)');
     // Below the dots: the land and its borders, never in the way of a click.
     for (const [name, z] of [['land', 300], ['route', 420], ['machines', 450], ['clusters', 620]] as const) map.createPane(name).style.zIndex = String(z);
@@ -162,6 +163,11 @@ export function fleetMap(host: HTMLElement, select: (id: string) => void, legend
     const lines = L.layerGroup().addTo(map);
     ready = { L, map, dots, lines };
     map.on('moveend', redraw);
+    // The map is made while the page is hidden (sign-in): it learns its size when shown, and on every resize.
+    new ResizeObserver(() => {
+      map.invalidateSize();
+      redraw();
+    }).observe(host);
     redraw();
     drawRoute();
     const atlas = async (file: string, object: string, className: string): Promise<void> => {

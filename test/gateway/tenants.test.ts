@@ -196,6 +196,7 @@ for (const backend of BACKENDS) {
         ['GET /dashboard/rollouts.js', { kind: 'public' }],
         ['GET /dashboard/map.js', { kind: 'public' }],
         ['GET /dashboard/heatmap.js', { kind: 'public' }],
+        ['GET /dashboard/grid-clusters.js', { kind: 'public' }],
         ['GET /dashboard/vendor/:file', { kind: 'public' }],
         ['GET /me', { kind: 'list', req: { method: 'GET', url: '/me' } }],
         ['GET /operators', { kind: 'list', req: { method: 'GET', url: '/operators' } }],
