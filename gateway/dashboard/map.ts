@@ -81,6 +81,8 @@ export function fleetMap(host: HTMLElement, select: (id: string) => void, legend
     }
     dots.clearLayers();
     const zoom = map.getZoom();
+    // Said on the page: a test (or a person's tools) can tell when a zoom has come to rest.
+    host.dataset['zoom'] = String(zoom);
     const view = map.getPixelBounds().pad(0.1);
     // One cell per CELL x CELL screen pixels at this zoom: its machines become one cluster, placed at their middle.
     const seen: OnScreen<MapMachine>[] = [];
