@@ -9,7 +9,11 @@
  * Content-Security-Policy violation on any page; the fleet's figures (KPIs)
  * as the API gives them, the machine list's stock for every machine, its
  * sorting and filtering, money with its currency, and no "[object Object]",
- * "undefined" or "NaN" on any panel. Screenshots go to
+ * "undefined" or "NaN" on any panel; the fleet map on its atlas outlines
+ * (world-atlas, us-atlas: no tiles), its dots in their states' colours, a
+ * cluster with its count as the map zooms out, a dot or a heatmap row
+ * opening its machine, the planned route per van on the map, and the
+ * inventory heatmap's cells and legend. Screenshots go to
  * test-output/dashboard/ (also at desktop 1280x800 and phone 390x844).
  */
 import { strict as assert } from 'node:assert';
