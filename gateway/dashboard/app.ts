@@ -306,7 +306,7 @@ function drawMap(): void {
   const placed = machines.filter((m) => m.location && Number.isFinite(m.location.lat) && Number.isFinite(m.location.lon));
   $('#map-empty').hidden = placed.length > 0 || machines.length === 0;
   theMap.draw(placed.map((m) => ({ id: m.id, lat: m.location!.lat, lon: m.location!.lon, state: mapState(m), address: m.location!.address })), selected);
-  heatmap.refresh(machines, selected);
+  heatmap.refresh(selected);
 }
 
 // ---- one machine ------------------------------------------------------------------------------

@@ -1,14 +1,16 @@
 /**
  * The dashboard's inventory heatmap (browser side): a row per machine, a
  * cell per slot, coloured by how full the slot is (quantity / capacity).
- * The emptiest machines (by the stock GET /machines gives) come first, at
- * most ROWS of them, their slots from GET /machines/{id}/slots; a line says
- * how many fuller machines are left out. Clicking a row opens the machine.
+ * The emptiest machines come first, at most ROWS of them, all from one
+ * GET /inventory (which orders them by the stock GET /machines gives); a
+ * line says how many fuller machines are left out. Clicking a row opens
+ * the machine.
  */
 
-export interface HeatmapMachine {
+interface Levels {
   id: string;
-  stock?: { percent: number } | null;
+  stock: { units: number; capacity: number; percent: number } | null;
+  slots: SlotRow[];
 }
 interface SlotRow {
   slot: string;
@@ -25,7 +27,7 @@ export interface HeatmapTools {
   select(id: string): void;
 }
 
-/** Rows drawn: each is a request for its slots, so the page asks for this many at most. */
+/** Rows drawn at most: the emptiest machines are the ones to see. */
 export const ROWS = 24;
 /** The slots' levels are asked again at most this often (the fleet's list changes with every sale). */
 const EVERY_MS = 10000;
@@ -48,8 +50,7 @@ export const fillPercent = (s: Pick<SlotRow, 'quantity' | 'capacity'>): number =
 /** Slot codes in planogram order: row letter, then number (A2 before A10). */
 const slotOrder = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
 
-export function heatmapPanel(t: HeatmapTools): { refresh(machines: readonly HeatmapMachine[], selected: string | undefined): void } {
-  let fleet: readonly HeatmapMachine[] = [];
+export function heatmapPanel(t: HeatmapTools): { refresh(selected: string | undefined): void } {
   let selected: string | undefined;
   let last = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -68,10 +69,9 @@ export function heatmapPanel(t: HeatmapTools): { refresh(machines: readonly Heat
   const load = t.serial(async () => {
     last = Date.now();
     // The emptiest first; machines that never reported stock after them (nothing to colour yet).
-    const order = [...fleet].sort((a, b) => (a.stock?.percent ?? 101) - (b.stock?.percent ?? 101) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    const shown = order.slice(0, ROWS);
-    const slots = await Promise.all(shown.map((m) => t.api<{ slots: SlotRow[] }>(`/machines/${encodeURIComponent(m.id)}/slots`).then((r) => r.slots, () => null)));
-    const codes = [...new Set(slots.flatMap((s) => (s ?? []).map((x) => x.slot)))].sort(slotOrder);
+    const r = await t.api<{ machines: Levels[]; total: number }>(`/inventory?limit=${ROWS}`);
+    const shown = r.machines;
+    const codes = [...new Set(shown.flatMap((m) => m.slots.map((x) => x.slot)))].sort(slotOrder);
     const table = t.$('#heatmap');
     table.replaceChildren();
     const head = t.el('tr');
@@ -80,11 +80,11 @@ export function heatmapPanel(t: HeatmapTools): { refresh(machines: readonly Heat
     const thead = t.el('thead');
     thead.append(head);
     const body = t.el('tbody');
-    shown.forEach((m, i) => {
+    for (const m of shown) {
       const tr = t.el('tr', { 'data-machine': m.id, 'data-percent': m.stock ? String(m.stock.percent) : '' });
       if (m.id === selected) tr.classList.add('selected');
       tr.append(t.el('th', { scope: 'row' }, m.id), t.el('td', { class: 'total' }, m.stock ? `${m.stock.percent} %` : 'not reported'));
-      const mine = new Map((slots[i] ?? []).map((s) => [s.slot, s]));
+      const mine = new Map(m.slots.map((s) => [s.slot, s]));
       for (const c of codes) {
         const s = mine.get(c);
         if (!s) {
@@ -99,16 +99,15 @@ export function heatmapPanel(t: HeatmapTools): { refresh(machines: readonly Heat
       }
       tr.addEventListener('click', () => t.select(m.id));
       body.append(tr);
-    });
+    }
     table.append(thead, body);
-    const rest = order.length - shown.length;
+    const rest = r.total - shown.length;
     t.$('#heatmap-rest').textContent =
-      order.length === 0 ? 'no machines' : rest > 0 ? `the ${shown.length} emptiest of ${order.length} machines; ${rest} fuller machine${rest === 1 ? '' : 's'} not shown` : `${shown.length} machine${shown.length === 1 ? '' : 's'}, emptiest first`;
+      r.total === 0 ? 'no machines' : rest > 0 ? `the ${shown.length} emptiest of ${r.total} machines; ${rest} fuller machine${rest === 1 ? '' : 's'} not shown` : `${shown.length} machine${shown.length === 1 ? '' : 's'}, emptiest first`;
   });
 
   return {
-    refresh(machines, sel) {
-      fleet = machines;
+    refresh(sel) {
       const moved = sel !== selected;
       selected = sel;
       if (moved) for (const tr of document.querySelectorAll<HTMLElement>('#heatmap tbody tr')) tr.classList.toggle('selected', tr.dataset['machine'] === sel);
