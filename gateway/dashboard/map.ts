@@ -8,7 +8,7 @@
  * as a line per van. Every library and atlas file comes from the gateway
  * (/dashboard/vendor/NAME), so the page works on a closed network.
  */
-import type * as Leaflet from 'leaflet';
+import type * as Leaflet from './vendor/leaflet.js';
 import { gridClusters, type OnScreen } from './grid-clusters.js';
 
 /** The state a machine is drawn in, worst first: offline, then errors, then needing restock, then fine. */
@@ -46,12 +46,15 @@ type Topology = { objects: Record<string, unknown> };
 const CELL = 56;
 const NO_CLUSTER_ZOOM = 17;
 
-/** Fetched as modules (leaflet's ES build; topojson-client's UMD build puts `topojson` on the global object). */
+/**
+ * Fetched when the map is made, not with the page (the rest of the dashboard need not wait for them):
+ * Leaflet's ES build; topojson-client's UMD build puts `topojson` on the global object. Both from
+ * /dashboard/vendor/ (./vendor/*.d.ts say what they are to the compiler).
+ */
 async function libraries(): Promise<{ L: typeof Leaflet; topojson: TopoJson }> {
-  const [L] = await Promise.all([import(vendor('leaflet.js')) as Promise<typeof Leaflet>, import(vendor('topojson-client.js'))]);
+  const [L] = await Promise.all([import('./vendor/leaflet.js'), import('./vendor/topojson-client.js')]);
   return { L, topojson: (globalThis as unknown as { topojson: TopoJson }).topojson };
 }
-/** A variable, not a literal: the compiler would look for the file itself. */
 const vendor = (name: string): string => `/dashboard/vendor/${name}`;
 
 export function fleetMap(host: HTMLElement, select: (id: string) => void, legend: HTMLElement): FleetMap {
