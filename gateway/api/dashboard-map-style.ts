@@ -4,7 +4,8 @@
  * /dashboard/style.css. Leaflet's own sheet comes from its package
  * (/dashboard/vendor/leaflet.css). The state colours are map.ts's COLOURS.
  */
-export const MAP_CSS = `#map { height: 22rem; background: #dbeafe; border: 1px solid var(--line); border-radius: .4rem; }
+export const MAP_CSS = `.card.heat { align-self: start; }
+#map { height: 22rem; background: #dbeafe; border: 1px solid var(--line); border-radius: .4rem; }
 #map .atlas.country { fill: #f8fafc; fill-opacity: 1; stroke: #94a3b8; stroke-width: .8; }
 #map .atlas.state { fill: none; stroke: #cbd5e1; stroke-width: .7; }
 #map .machine { cursor: pointer; }
