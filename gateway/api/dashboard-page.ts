@@ -1,3 +1,5 @@
+import { MAP_CSS } from './dashboard-map-style.js';
+
 /**
  * The dashboard's page and style sheet. Everything is served by the gateway
  * itself (no CDN, no map tiles): it works on a closed network and in CI.
@@ -9,6 +11,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>vendfleet</title>
+<link rel="stylesheet" href="/dashboard/vendor/leaflet.css">
 <link rel="stylesheet" href="/dashboard/style.css">
 <script type="module" src="/dashboard/app.js"></script>
 </head>
@@ -32,7 +35,9 @@ export const DASHBOARD_HTML = `<!doctype html>
     <section class="card kpis" id="kpis" aria-label="fleet figures"></section>
     <section class="card fleet">
       <h2>Fleet</h2>
-      <svg id="map" viewBox="0 0 400 260" role="img" aria-label="fleet map"></svg>
+      <div id="map" role="region" aria-label="fleet map"></div>
+      <p id="map-legend" class="map-legend"></p>
+      <p id="map-empty" class="shown" hidden>No machine has a location yet: vendctl locate MACHINE LAT LON</p>
       <div class="filters">
         <input id="filter" type="search" placeholder="filter: machine, operator, firmware, currency" aria-label="filter the machines">
         <select id="state-filter" aria-label="machines in this state"><option value="all">all</option><option value="online">online</option><option value="offline">offline</option><option value="errors">with errors</option><option value="restock">need restocking</option></select>
@@ -41,6 +46,12 @@ export const DASHBOARD_HTML = `<!doctype html>
       <div class="scroll">
       <table id="machines"><thead><tr><th data-sort="machine">machine</th><th data-sort="operator">operator</th><th data-sort="state">state</th><th data-sort="seen">last seen</th><th data-sort="stock">stock</th><th data-sort="firmware">firmware</th><th data-sort="alerts">alerts</th></tr></thead><tbody></tbody></table>
       </div>
+    </section>
+    <section class="card heat">
+      <h2>Inventory heatmap</h2>
+      <p id="heatmap-legend" class="heat-legend"></p>
+      <div class="scroll"><table id="heatmap" aria-label="slot fill per machine"></table></div>
+      <p id="heatmap-rest" class="shown"></p>
     </section>
     <section class="card machine" id="machine" hidden>
       <h2 id="machine-title"></h2>
@@ -110,8 +121,7 @@ tbody tr { cursor: pointer; } tbody tr:hover, tbody tr.selected { background: #e
 .state-online { color: var(--ok); } .state-offline { color: var(--bad); }
 .badge { display: inline-block; min-width: 1.2rem; text-align: center; border-radius: .6rem; padding: 0 .35rem; background: var(--line); }
 .badge.bad { background: var(--bad); color: #fff; } .badge.warn { background: var(--warn); color: #fff; }
-#map { width: 100%; background: #f8fafc; border: 1px solid var(--line); border-radius: .4rem; }
-#map circle { cursor: pointer; stroke: #fff; stroke-width: 1.5; }
+${MAP_CSS}
 .grid { display: grid; grid-template-columns: 1fr 1fr; gap: .8rem 1.4rem; } .wide { grid-column: 1 / -1; }
 .planogram { display: grid; grid-template-columns: repeat(auto-fill, minmax(5.2rem, 1fr)); gap: .4rem; }
 .slot { border: 1px solid var(--line); border-radius: .3rem; padding: .3rem; font-size: .75rem; }

@@ -15,14 +15,28 @@ import { LiveFeed } from './live.js';
 import { dateTime } from './validation.js';
 
 /** The compiled page scripts (gateway/dashboard/*.ts → dist/gateway/dashboard/*.js): the page, and the modules it imports. */
-const SCRIPTS = { app: new URL('../dashboard/app.js', import.meta.url), rollouts: new URL('../dashboard/rollouts.js', import.meta.url) } as const;
+const SCRIPTS = {
+  app: new URL('../dashboard/app.js', import.meta.url),
+  rollouts: new URL('../dashboard/rollouts.js', import.meta.url),
+  map: new URL('../dashboard/map.js', import.meta.url),
+  heatmap: new URL('../dashboard/heatmap.js', import.meta.url),
+  'grid-clusters': new URL('../dashboard/grid-clusters.js', import.meta.url),
+} as const;
 
 /**
  * Third-party browser files the page uses (chart and map libraries, atlas data), served from the
  * installed npm packages under /dashboard/vendor/NAME: nothing is fetched from the internet. Only the
  * names listed here are served; anything else under /dashboard/vendor/ is a 404.
  */
-export const VENDOR: Readonly<Record<string, string>> = Object.freeze({});
+export const VENDOR: Readonly<Record<string, string>> = Object.freeze({
+  // The fleet map (gateway/dashboard/map.ts): Leaflet (BSD-2-Clause), topojson-client (ISC), and the outlines
+  // from world-atlas (Natural Earth, public domain) and us-atlas (US Census Bureau), both ISC.
+  'leaflet.js': 'leaflet/dist/leaflet-src.esm.js',
+  'leaflet.css': 'leaflet/dist/leaflet.css',
+  'topojson-client.js': 'topojson-client/dist/topojson-client.min.js',
+  'countries-50m.json': 'world-atlas/countries-50m.json',
+  'states-10m.json': 'us-atlas/states-10m.json',
+});
 
 const VENDOR_TYPES: Readonly<Record<string, string>> = Object.freeze({
   js: 'text/javascript; charset=utf-8',

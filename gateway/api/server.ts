@@ -32,6 +32,7 @@ import { ERROR_STATUS, errorAnswer, HttpError } from './errors.js';
 import { registerFirmwareRoutes } from './firmware-routes.js';
 import { registerFleetRoutes } from './fleet-routes.js';
 import { registerHealthRoutes } from './health-routes.js';
+import { registerInventoryRoutes } from './inventory-routes.js';
 import type { RouteContext } from './http.js';
 import { registerProductRoutes } from './product-routes.js';
 import { registerRestockRoutes } from './restock-routes.js';
@@ -177,6 +178,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   await registerOperatorRoutes(app, ctx);
   await registerFleetRoutes(app, ctx);
+  await registerInventoryRoutes(app, ctx);
   await registerProductRoutes(app, ctx, { purchaseWaitMs: options.purchaseWaitMs ?? 30000, purchaseTtlS: options.purchaseTtlS ?? 120 });
   await registerCommandRoutes(app, ctx);
   await registerHealthRoutes(app, options.health);

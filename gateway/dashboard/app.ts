@@ -5,6 +5,8 @@
  * (rollouts.ts) from the operator API, and keeps them current from the
  * /stream of changes without a reload.
  */
+import { heatmapPanel } from './heatmap.js';
+import { fleetMap, type MapRoute, type MapState } from './map.js';
 import { rolloutPanel } from './rollouts.js';
 
 // ---- shapes of the API answers this page reads ------------------------------------------------
@@ -296,44 +298,15 @@ function drawMachineList(): void {
 /** The selected machine's money, from the list (null: it has not said). */
 const moneyOfSelected = (): Money | null => machines.find((m) => m.id === selected)?.money ?? null;
 
+/** The map's colour for a machine: the worst of offline, with errors, needing restock (STATE_TEST), else online. */
+const mapState = (m: MachineRow): MapState => (!STATE_TEST.online(m) ? 'offline' : STATE_TEST.errors(m) ? 'errors' : STATE_TEST.restock(m) ? 'restock' : 'online');
+
+/** The fleet on the map (map.ts) and its slots' levels (heatmap.ts). */
 function drawMap(): void {
-  const map = $<SVGSVGElement>('#map');
-  map.replaceChildren();
   const placed = machines.filter((m) => m.location && Number.isFinite(m.location.lat) && Number.isFinite(m.location.lon));
-  if (placed.length === 0) {
-    const t = svg('text', { x: 200, y: 125, 'text-anchor': 'middle', fill: '#6b7280', 'font-size': 12 });
-    t.textContent = 'no machine has a location yet:';
-    const u = svg('text', { x: 200, y: 145, 'text-anchor': 'middle', fill: '#6b7280', 'font-size': 12 });
-    u.textContent = 'vendctl locate MACHINE LAT LON';
-    map.append(t, u);
-    return;
-  }
-  const lats = placed.map((m) => m.location!.lat);
-  const lons = placed.map((m) => m.location!.lon);
-  const pad = 0.002;
-  const [la0, la1] = [Math.min(...lats) - pad, Math.max(...lats) + pad];
-  const [lo0, lo1] = [Math.min(...lons) - pad, Math.max(...lons) + pad];
-  // Equirectangular, longitudes shrunk by cos(latitude): right for a city's extent.
-  const k = Math.cos((((la0 + la1) / 2) * Math.PI) / 180);
-  const w = (lo1 - lo0) * k;
-  const h = la1 - la0;
-  const scale = Math.min(380 / w, 240 / h);
-  for (let i = 0; i <= 4; i++) {
-    map.append(svg('line', { x1: 0, x2: 400, y1: i * 65, y2: i * 65, stroke: '#e5e7eb' }), svg('line', { y1: 0, y2: 260, x1: i * 100, x2: i * 100, stroke: '#e5e7eb' }));
-  }
-  for (const m of placed) {
-    const x = 10 + (m.location!.lon - lo0) * k * scale + (380 - w * scale) / 2;
-    const y = 10 + (la1 - m.location!.lat) * scale + (240 - h * scale) / 2;
-    const colour = !m.online ? '#c62828' : (m.openAlerts ?? 0) > 0 ? '#ed6c02' : '#2e7d32';
-    const c = svg('circle', { cx: x.toFixed(1), cy: y.toFixed(1), r: m.id === selected ? 8 : 6, fill: colour, 'data-machine': m.id });
-    const title = svg('title', {});
-    title.textContent = `${m.id}${m.location!.address ? ` · ${m.location!.address}` : ''}`;
-    c.append(title);
-    c.addEventListener('click', () => select(m.id));
-    const label = svg('text', { x: (x + 9).toFixed(1), y: (y + 4).toFixed(1), 'font-size': 10, fill: '#374151' });
-    label.textContent = m.id;
-    map.append(c, label);
-  }
+  $('#map-empty').hidden = placed.length > 0 || machines.length === 0;
+  theMap.draw(placed.map((m) => ({ id: m.id, lat: m.location!.lat, lon: m.location!.lon, state: mapState(m), address: m.location!.address })), selected);
+  heatmap.refresh(selected);
 }
 
 // ---- one machine ------------------------------------------------------------------------------
@@ -536,6 +509,7 @@ async function planVans(depot: string, days: string, vans: string): Promise<void
     return;
   }
   const r = await api<VansAnswer>(`/routes?days=${encodeURIComponent(days)}&depot=${encodeURIComponent(depot)}&vans=${encodeURIComponent(vans)}`);
+  theMap.route({ depot: latLon(depot), vans: r.vans.map((v) => ({ van: v.van, machines: v.stops.map((s) => s.machine), back: true })) });
   out.replaceChildren();
   for (const v of r.vans) {
     const ol = el('ol');
@@ -560,6 +534,12 @@ async function planVans(depot: string, days: string, vans: string): Promise<void
   if (r.unlocated.length > 0) out.append(el('p', { class: 'error' }, `No location: ${r.unlocated.map((u) => u.machine).join(', ')}`));
 }
 
+/** The depot as typed ("lat,lon"), for the map; null when it is not one. */
+const latLon = (text: string): MapRoute['depot'] => {
+  const [lat, lon] = text.split(',').map((x) => Number(x.trim()));
+  return lat !== undefined && lon !== undefined && Number.isFinite(lat) && Number.isFinite(lon) && text.includes(',') ? { lat, lon } : null;
+};
+
 async function planRoute(): Promise<void> {
   const out = $('#route');
   const depot = $<HTMLInputElement>('#depot').value.trim();
@@ -568,6 +548,7 @@ async function planRoute(): Promise<void> {
   try {
     if (vans !== '' && vans !== '1') return await planVans(depot, days, vans);
     const r = await api<RouteAnswer>(`/route?days=${encodeURIComponent(days)}${depot ? `&depot=${encodeURIComponent(depot)}` : ''}`);
+    theMap.route({ depot: latLon(depot), vans: [{ van: 1, machines: r.stops.map((s) => s.machine), back: false }] });
     out.replaceChildren();
     const ol = el('ol');
     for (const s of r.stops) {
@@ -589,6 +570,8 @@ async function planRoute(): Promise<void> {
 // ---- firmware rollouts ------------------------------------------------------------------------
 
 const rollouts = rolloutPanel({ api: (path) => api(path), $, el, serial });
+const theMap = fleetMap($('#map'), (id) => select(id), $('#map-legend'));
+const heatmap = heatmapPanel({ api: (path) => api(path), $, el, serial, select: (id) => select(id) });
 
 // ---- live updates -----------------------------------------------------------------------------
 

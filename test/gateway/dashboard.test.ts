@@ -9,7 +9,11 @@
  * Content-Security-Policy violation on any page; the fleet's figures (KPIs)
  * as the API gives them, the machine list's stock for every machine, its
  * sorting and filtering, money with its currency, and no "[object Object]",
- * "undefined" or "NaN" on any panel. Screenshots go to
+ * "undefined" or "NaN" on any panel; the fleet map on its atlas outlines
+ * (world-atlas, us-atlas: no tiles), its dots in their states' colours, a
+ * cluster with its count as the map zooms out, a dot or a heatmap row
+ * opening its machine, the planned route per van on the map, and the
+ * inventory heatmap's cells and legend. Screenshots go to
  * test-output/dashboard/ (also at desktop 1280x800 and phone 390x844).
  */
 import { strict as assert } from 'node:assert';
@@ -134,9 +138,9 @@ describe('the dashboard in Chromium', function () {
       assert.equal(await page.textContent(`#machines tr[data-machine="${id}"] td[data-operator]`), 'default');
     }
     assert.equal(await page.textContent('[data-total="online"] b'), '3/3');
-    // npm start places its machines around a city: a marker each.
-    await page.waitForSelector('#map circle[data-machine="vm-0003"]');
-    assert.equal(await page.locator('#map circle').count(), 3);
+    // npm start places its machines around a city: a marker each (the map fits them in at first).
+    await page.waitForSelector('#map path[data-machine="vm-0003"]');
+    assert.equal(await page.locator('#map path[data-machine]').count(), 3);
     assert.equal(await page.locator('#login').isVisible(), false, 'the sign-in form is gone');
     // The first token is a platform admin's: the page says it shows every operator's machines.
     assert.match((await page.textContent('#who')) ?? '', /^first admin: platform admin, every operator$/);
@@ -201,6 +205,109 @@ describe('the dashboard in Chromium', function () {
     await page.selectOption('#state-filter', 'online');
     assert.deepEqual(await rows(), ['vm-0001', 'vm-0002', 'vm-0003']);
     await page.selectOption('#state-filter', 'all');
+  });
+
+  /** The colour a person sees for each state on the map (gateway/dashboard/map.ts). */
+  const STATE_COLOUR: Record<string, string> = { offline: '#6b7280', errors: '#c62828', restock: '#ed6c02', online: '#2e7d32' };
+
+  it('draws the fleet map on country and state outlines, each machine in its state colour; clicking one opens it', async () => {
+    // The outlines come from the gateway (world-atlas, us-atlas): no tile from the internet.
+    await page.waitForSelector('#map[data-atlas="drawn"]');
+    const countries = await page.locator('#map .leaflet-land-pane path.atlas.country').count();
+    const states = await page.locator('#map .leaflet-land-pane path.atlas.state').count();
+    assert.ok(countries >= 150, `${countries} country outlines`);
+    assert.ok(states >= 50, `${states} state outlines`);
+    assert.match((await page.textContent('#map .leaflet-control-attribution')) ?? '', /world-atlas.*us-atlas/);
+    assert.equal(await readable('#map-legend'), 'offline with errors needs restocking online');
+    // Each machine's colour is its state as GET /machines says (moves as customers buy: read until they agree).
+    type Row = { id: string; online: boolean; errors: unknown[]; criticalAlerts: number; needsRestock: boolean };
+    const wanted = async (): Promise<string[]> =>
+      (await get<{ machines: Row[] }>('/machines')).machines.map((m) => `${m.id} ${!m.online ? 'offline' : m.errors.length > 0 || m.criticalAlerts > 0 ? 'errors' : m.needsRestock ? 'restock' : 'online'}`);
+    const drawn = async (): Promise<string[]> => {
+      const l = page.locator('#map path[data-machine]');
+      const out: string[] = [];
+      for (let i = 0; i < (await l.count()); i++) {
+        const [id, state, fill] = await Promise.all([l.nth(i).getAttribute('data-machine'), l.nth(i).getAttribute('data-state'), l.nth(i).getAttribute('fill')]);
+        assert.equal(fill, STATE_COLOUR[state ?? ''], `${id}: ${state} drawn in ${fill}`);
+        out.push(`${id} ${state}`);
+      }
+      return out.sort();
+    };
+    await settles('the machines and their states on the map', wanted, drawn);
+    await page.hover('#map path[data-machine="vm-0002"]');
+    assert.match(await readable('#map .leaflet-tooltip'), /^vm-0002 · (online|offline|with errors|needs restocking) · Site 2 \(simulated\), Denver$/);
+    await page.click('#map path[data-machine="vm-0002"]');
+    await page.waitForSelector('#machine-title:has-text("vm-0002")');
+    assert.equal(await page.locator('#machines tr.selected').getAttribute('data-machine'), 'vm-0002');
+    await page.waitForSelector('#map path.selected[data-machine="vm-0002"]');
+    await shot('1b-map', page);
+  });
+
+  it('draws machines close together as one cluster with their count; clicking it zooms in on them', async () => {
+    // Zoomed out, the three machines (a few km apart) come together: two first, then all three in one cluster.
+    // At every zoom each machine is drawn once, alone or in a cluster. Each click out: wait until the map has
+    // come to rest at the next zoom (it says its zoom on #map).
+    for (let i = 0; ; i++) {
+      const zoom = Number(await page.getAttribute('#map', 'data-zoom'));
+      const clusters = page.locator('#map .cluster');
+      const counts: number[] = [];
+      for (let c = 0; c < (await clusters.count()); c++) counts.push(Number(await clusters.nth(c).getAttribute('data-count')));
+      const dots = await page.locator('#map path[data-machine]').count();
+      assert.equal(dots + counts.reduce((a, b) => a + b, 0), 3, `zoom ${zoom}: ${dots} dots, clusters of ${counts.join(', ')}`);
+      if (counts.includes(3)) break;
+      assert.ok(i < 12 && zoom > 2, `zoomed out to ${zoom} and still no cluster of three`);
+      await page.click('#map .leaflet-control-zoom-out');
+      await page.waitForSelector(`#map[data-zoom="${zoom - 1}"]`);
+    }
+    const cluster = page.locator('#map .cluster');
+    assert.equal(await cluster.count(), 1);
+    assert.equal(await cluster.innerText(), '3');
+    assert.equal(await cluster.getAttribute('data-count'), '3');
+    assert.match((await cluster.getAttribute('title')) ?? '', /^3 machines: (\d+ (offline|with errors|needs restocking|online)(, )?)+$/);
+    // Coloured by its worst machine (the states are read again: they move).
+    const worst = (await cluster.getAttribute('data-state')) ?? '';
+    assert.ok(Object.hasOwn(STATE_COLOUR, worst), worst);
+    assert.equal(await page.locator('#map path[data-machine]').count(), 0, 'no single dot besides the cluster');
+    await page.locator('#map').screenshot({ path: join(shots, '1c-map-cluster.png') });
+    await cluster.click();
+    await page.waitForSelector('#map path[data-machine="vm-0001"]');
+    await page.waitForSelector('#map path[data-machine="vm-0003"]');
+    assert.equal(await page.locator('#map .cluster').count(), 0);
+  });
+
+  it('shows the inventory heatmap: the emptiest machines first, a cell per slot with its fill, a legend; a row opens its machine', async () => {
+    await page.waitForSelector('#heatmap tbody tr[data-machine]');
+    assert.equal(await readable('#heatmap-legend'), 'slot fill: empty (0 %) 1-24 % 25-49 % 50-74 % 75-100 % out of service');
+    assert.equal(await readable('#heatmap-rest'), '3 machines, emptiest first');
+    const rowsShown = page.locator('#heatmap tbody tr');
+    assert.equal(await rowsShown.count(), 3);
+    // Emptiest first, as the stock the rows were drawn with (read in one go: the table is redrawn as sales come in).
+    const percents = (await rowsShown.allInnerTexts()).map((t) => Number(/^vm-\d+\s+(\d+) %/.exec(t.trim())?.[1]));
+    assert.ok(percents.every(Number.isFinite), String(percents));
+    assert.deepEqual(percents, [...percents].sort((a, b) => a - b));
+    // The columns are the machines' slots; each cell says its fill and what it holds, of the capacity the API gives.
+    const slots = (await get<{ slots: { slot: string; capacity: number | null }[] }>('/machines/vm-0001/slots')).slots;
+    const heads = await page.locator('#heatmap thead th.slot-code').allTextContents();
+    assert.deepEqual([...heads].sort(), slots.map((s) => s.slot).sort());
+    const cells = page.locator('#heatmap tbody tr[data-machine="vm-0001"] td.cell');
+    assert.equal(await cells.count(), slots.length);
+    for (let i = 0; i < (await cells.count()); i++) {
+      const [text, title, fill, cls] = await Promise.all([cells.nth(i).innerText(), cells.nth(i).getAttribute('title'), cells.nth(i).getAttribute('data-fill'), cells.nth(i).getAttribute('class')]);
+      const m = /^vm-0001 ([A-Z]\d+)[^:]*: (\d+)\/(\d+) \((\d+) %\)/.exec(title ?? '');
+      assert.ok(m, `${title}`);
+      const [, code, qty, cap, p] = m;
+      assert.equal(Number(cap), slots.find((s) => s.slot === code)?.capacity, `${code}'s capacity`);
+      assert.equal(Number(p), Math.round((100 * Number(qty)) / Number(cap)), title ?? '');
+      assert.equal(text, p);
+      assert.equal(fill, p);
+      const band = Number(p) === 0 ? 0 : Number(p) <= 24 ? 1 : Number(p) <= 49 ? 2 : Number(p) <= 74 ? 3 : 4;
+      assert.match(cls ?? '', new RegExp(`\\bfill-${band}\\b`), `${title}: ${cls}`);
+    }
+    await readable('#heatmap');
+    const first = (await rowsShown.first().getAttribute('data-machine')) ?? '';
+    await rowsShown.first().click();
+    await page.waitForSelector(`#machine-title:has-text("${first}")`);
+    await page.locator('section.heat').screenshot({ path: join(shots, '1d-heatmap.png') });
   });
 
   it('shows one machine: planogram with stock, coin tubes, sales chart', async () => {
@@ -276,6 +383,11 @@ describe('the dashboard in Chromium', function () {
     await page.click('#route-form button');
     await page.waitForSelector('#route [data-route-km]');
     assert.ok((await page.locator('#route li[data-stop]').count()) >= 1);
+    // On the map: one line from the depot through the stops, and the depot.
+    await page.waitForSelector('#map path.route[data-van="1"]');
+    assert.equal(await page.locator('#map path.route').count(), 1);
+    assert.match((await page.getAttribute('#map path.route', 'd')) ?? '', /^M[\d.-]+ [\d.-]+(L[\d.-]+ [\d.-]+)+$/);
+    assert.equal(await page.locator('#map .depot').count(), 1);
     // Each stop says why in words (it once printed "[object Object]" for every reason).
     const stops = await page.locator('#route li[data-stop]').allTextContents();
     for (const s of stops) {
@@ -293,6 +405,12 @@ describe('the dashboard in Chromium', function () {
     await page.waitForSelector('#route [data-van]');
     const vans = await page.locator('#route [data-van]').allTextContents();
     assert.ok(vans.length >= 1 && vans.length <= 2, `${vans.length} vans`);
+    // A line per van on the map, each its own colour.
+    await page.waitForSelector(`#map path.route[data-van="${vans.length}"]`);
+    assert.equal(await page.locator('#map path.route').count(), vans.length);
+    const colours = new Set<string>();
+    for (const l of await page.locator('#map path.route').all()) colours.add((await l.getAttribute('stroke')) ?? '');
+    assert.equal(colours.size, vans.length);
     const text = (await page.locator('#route').textContent()) ?? '';
     assert.doesNotMatch(text, /object Object|undefined|NaN/, text);
     for (const v of await page.locator('#route [data-van]').all()) {
@@ -376,7 +494,7 @@ describe('the dashboard in Chromium', function () {
   });
 
   it('reads well on every panel, at desktop and phone sizes', async () => {
-    for (const panel of ['#totals', '#kpis', '#machines', '#machine', '#rollouts', '#route', '#who']) await readable(panel);
+    for (const panel of ['#totals', '#kpis', '#machines', '#machine', '#rollouts', '#route', '#who', '#map', '#map-legend', 'section.heat']) await readable(panel);
     await page.setViewportSize({ width: 1280, height: 800 });
     await shot('9-desktop');
     await page.setViewportSize({ width: 390, height: 844 });

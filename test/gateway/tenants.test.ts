@@ -194,6 +194,9 @@ for (const backend of BACKENDS) {
         ['GET /dashboard/style.css', { kind: 'public' }],
         ['GET /dashboard/app.js', { kind: 'public' }],
         ['GET /dashboard/rollouts.js', { kind: 'public' }],
+        ['GET /dashboard/map.js', { kind: 'public' }],
+        ['GET /dashboard/heatmap.js', { kind: 'public' }],
+        ['GET /dashboard/grid-clusters.js', { kind: 'public' }],
         ['GET /dashboard/vendor/:file', { kind: 'public' }],
         ['GET /me', { kind: 'list', req: { method: 'GET', url: '/me' } }],
         ['GET /operators', { kind: 'list', req: { method: 'GET', url: '/operators' } }],
@@ -263,6 +266,7 @@ for (const backend of BACKENDS) {
         ['PUT /machines/:id/location', { kind: 'foreign', probes: [{ method: 'PUT', url: `${m()}/location`, body: { lat: 1, lon: 1 } }] }],
         ['GET /machines/:id/location', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/location` }] }],
         ['GET /locations', { kind: 'list', req: { method: 'GET', url: '/locations' } }],
+        ['GET /inventory', { kind: 'list', req: { method: 'GET', url: '/inventory' } }],
         ['GET /machines/:id/picklist', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/picklist` }] }],
         ['GET /machines/:id/forecast', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/forecast` }] }],
         ['GET /route', { kind: 'list', req: { method: 'GET', url: '/route?depot=41.8,-87.6' }, foreign: [{ method: 'GET', url: '/route?machines=tb-1' }, { method: 'GET', url: '/route?machines=ta-1,tb-1' }] }],
@@ -350,6 +354,9 @@ for (const backend of BACKENDS) {
       assert.equal(((await ok(t.aViewer, { method: 'GET', url: '/machines/ta-1/alert-rules' }))['effective'] as { lowStock: { percent: number } }).lowStock.percent, 30);
       assert.deepEqual(names(a['GET /locations']!['machines'], 'machine'), ['ta-1']);
       assert.deepEqual(names(p['GET /locations']!['machines'], 'machine'), ['ta-1', 'tb-1']);
+      assert.deepEqual(names(a['GET /inventory']!['machines']), ['ta-1']);
+      assert.deepEqual(names(p['GET /inventory']!['machines']).sort(), ['ta-1', 'tb-1']);
+      assert.deepEqual([a['GET /inventory']!['total'], p['GET /inventory']!['total']], [1, 2]);
       assert.deepEqual(names(a['GET /route']!['stops'], 'machine'), ['ta-1']);
       assert.deepEqual(names(p['GET /route']!['stops'], 'machine').sort(), ['ta-1', 'tb-1']);
       const vans = (x: Record<string, unknown> | undefined): string[] => ((x?.['vans'] ?? []) as { stops: { machine: string }[] }[]).flatMap((v) => v.stops.map((s) => s.machine)).sort();
