@@ -15,14 +15,22 @@ import { LiveFeed } from './live.js';
 import { dateTime } from './validation.js';
 
 /** The compiled page scripts (gateway/dashboard/*.ts → dist/gateway/dashboard/*.js): the page, and the modules it imports. */
-const SCRIPTS = { app: new URL('../dashboard/app.js', import.meta.url), rollouts: new URL('../dashboard/rollouts.js', import.meta.url) } as const;
+const SCRIPTS = {
+  app: new URL('../dashboard/app.js', import.meta.url),
+  rollouts: new URL('../dashboard/rollouts.js', import.meta.url),
+  charts: new URL('../dashboard/charts.js', import.meta.url),
+} as const;
 
 /**
  * Third-party browser files the page uses (chart and map libraries, atlas data), served from the
  * installed npm packages under /dashboard/vendor/NAME: nothing is fetched from the internet. Only the
  * names listed here are served; anything else under /dashboard/vendor/ is a 404.
  */
-export const VENDOR: Readonly<Record<string, string>> = Object.freeze({});
+export const VENDOR: Readonly<Record<string, string>> = Object.freeze({
+  // Charts (gateway/dashboard/charts.ts): uPlot, its ES module and its style sheet.
+  'uPlot.esm.js': 'uplot/dist/uPlot.esm.js',
+  'uPlot.min.css': 'uplot/dist/uPlot.min.css',
+});
 
 const VENDOR_TYPES: Readonly<Record<string, string>> = Object.freeze({
   js: 'text/javascript; charset=utf-8',

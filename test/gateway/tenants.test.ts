@@ -194,6 +194,7 @@ for (const backend of BACKENDS) {
         ['GET /dashboard/style.css', { kind: 'public' }],
         ['GET /dashboard/app.js', { kind: 'public' }],
         ['GET /dashboard/rollouts.js', { kind: 'public' }],
+        ['GET /dashboard/charts.js', { kind: 'public' }],
         ['GET /dashboard/vendor/:file', { kind: 'public' }],
         ['GET /me', { kind: 'list', req: { method: 'GET', url: '/me' } }],
         ['GET /operators', { kind: 'list', req: { method: 'GET', url: '/operators' } }],
@@ -209,6 +210,7 @@ for (const backend of BACKENDS) {
         ['PUT /machines/:id/tags', { kind: 'foreign', probes: [{ method: 'PUT', url: `${m()}/tags`, body: { tags: ['stolen'] } }] }],
         ['GET /machines/:id/slots', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/slots` }] }],
         ['GET /machines/:id/sales', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/sales` }] }],
+        ['GET /machines/:id/telemetry', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/telemetry?bucket=day` }] }],
         [
           'POST /machines',
           {
