@@ -5,6 +5,7 @@
  * (rollouts.ts) from the operator API, and keeps them current from the
  * /stream of changes without a reload.
  */
+import { chartPanel } from './charts.js';
 import { rolloutPanel } from './rollouts.js';
 
 // ---- shapes of the API answers this page reads ------------------------------------------------
@@ -395,35 +396,9 @@ const refreshMachine = serial(async () => {
   if (coins.denominations.length === 0) t.append(el('p', {}, 'no coin changer reported'));
 });
 
-const refreshChart = serial(async () => {
-  const id = selected;
-  if (!id) return;
-  const bucket = $<HTMLSelectElement>('#range').value;
-  const span = bucket === 'day' ? 14 * 86400000 : bucket === 'hour' ? 24 * 3600000 : 3600000;
-  const to = new Date(Math.ceil(Date.now() / 60000) * 60000);
-  const s = await api<{ points: { t: string; sales: number; revenue: number }[] }>(`/sales/series?machine=${id}&bucket=${bucket}&from=${new Date(to.getTime() - span).toISOString()}&to=${to.toISOString()}`);
-  const mm = moneyOfSelected();
-  const chart = $<SVGSVGElement>('#chart');
-  chart.replaceChildren();
-  const n = s.points.length;
-  const top = Math.max(1, ...s.points.map((p) => p.revenue));
-  const w = 580 / Math.max(n, 1);
-  let total = 0;
-  let sold = 0;
-  s.points.forEach((p, i) => {
-    total += p.revenue;
-    sold += p.sales;
-    const h = (130 * p.revenue) / top;
-    const r = svg('rect', { x: (10 + i * w).toFixed(1), y: (140 - h).toFixed(1), width: Math.max(1, w - 1).toFixed(1), height: h.toFixed(1) });
-    const title = svg('title', {});
-    title.textContent = `${p.t}: ${p.sales} sales, ${money(p.revenue, mm)}`;
-    r.append(title);
-    chart.append(r);
-  });
-  const label = svg('text', { x: 10, y: 155, 'data-sales': sold, 'data-revenue': total });
-  label.textContent = `${sold} sales, ${money(total, mm)} · peak ${money(top, mm)} per ${bucket}`;
-  chart.append(label);
-});
+// Sales, revenue, coin tubes and temperature over the range picked (charts.ts, uPlot).
+const charts = chartPanel({ api: (path) => api(path), $, el, serial, money, selected: () => selected, moneyOfSelected });
+const refreshChart = charts.refresh;
 
 const refreshAlerts = serial(async () => {
   const id = selected;
@@ -634,7 +609,10 @@ function changed(c: Change): void {
   if ((c.rollouts ?? []).length > 0) rollouts.refresh();
   const me = selected;
   if (!me) return;
-  if (c.machines.includes(me)) refreshMachine();
+  if (c.machines.includes(me)) {
+    refreshMachine();
+    charts.refreshTelemetry();
+  }
   if (c.sales.includes(me)) refreshChart();
   if (c.commands.some((x) => x.machine === me)) refreshCommands();
   if (c.alerts.includes(me)) refreshAlerts();
