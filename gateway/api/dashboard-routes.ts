@@ -27,8 +27,8 @@ const SCRIPTS = {
  * names listed here are served; anything else under /dashboard/vendor/ is a 404.
  */
 export const VENDOR: Readonly<Record<string, string>> = Object.freeze({
-  // Charts (gateway/dashboard/charts.ts): uPlot, its ES module and its style sheet.
-  'uPlot.esm.js': 'uplot/dist/uPlot.esm.js',
+  // Charts (gateway/dashboard/charts.ts): uPlot's browser build (a classic script defining uPlot) and its style sheet.
+  'uPlot.iife.min.js': 'uplot/dist/uPlot.iife.min.js',
   'uPlot.min.css': 'uplot/dist/uPlot.min.css',
 });
 

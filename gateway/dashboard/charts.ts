@@ -48,16 +48,34 @@ const COLOURS = ['#1d4ed8', '#ed6c02', '#2e7d32', '#9333ea', '#c62828', '#0891b2
 const UTC_TIME = { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit', timeZone: 'UTC', hour12: false } as const;
 
 let loading: Promise<typeof uPlot> | undefined;
-/** uPlot, loaded once when a chart is first drawn; its style sheet with it. */
+/**
+ * uPlot, loaded once when a chart is first drawn, with its style sheet: its browser build as a classic script
+ * (it defines the global uPlot), so the page imports no module by a path only the gateway knows.
+ */
 function library(): Promise<typeof uPlot> {
   if (!loading) {
-    const css = document.createElement('link');
-    css.rel = 'stylesheet';
-    css.href = '/dashboard/vendor/uPlot.min.css';
-    document.head.append(css);
-    // A path the compiler does not resolve: the browser loads it from the gateway.
-    const url: string = '/dashboard/vendor/uPlot.esm.js';
-    loading = (import(url) as Promise<{ default: typeof uPlot }>).then((m) => m.default);
+    if (!document.querySelector('link[data-uplot]')) {
+      const css = document.createElement('link');
+      css.rel = 'stylesheet';
+      css.href = '/dashboard/vendor/uPlot.min.css';
+      css.dataset['uplot'] = '';
+      document.head.append(css);
+    }
+    loading = new Promise<typeof uPlot>((resolve, reject) => {
+      const script = document.createElement('script');
+      script.src = '/dashboard/vendor/uPlot.iife.min.js';
+      script.addEventListener('load', () => {
+        const U = (globalThis as { uPlot?: typeof uPlot }).uPlot;
+        if (U) resolve(U);
+        else reject(new Error('the chart library did not load'));
+      });
+      script.addEventListener('error', () => reject(new Error('the chart library could not be loaded')));
+      document.head.append(script);
+    }).catch((e: unknown) => {
+      // Tried again with the next chart drawn.
+      loading = undefined;
+      throw e;
+    });
   }
   return loading;
 }
@@ -107,15 +125,20 @@ class ChartBox {
   }
 
   /** Draw `data` with the options `make` gives (called only when `key` differs from the drawn chart's). */
-  async draw(key: string, make: (width: number, height: number) => uPlot.Options, data: uPlot.AlignedData, note: string): Promise<void> {
-    const U = await library();
+  async draw(key: string, make: (U: typeof uPlot, width: number, height: number) => uPlot.Options, data: uPlot.AlignedData, note: string): Promise<void> {
+    let U: typeof uPlot;
+    try {
+      U = await library();
+    } catch (e) {
+      return this.fail((e as Error).message);
+    }
     this.note.textContent = note;
     if (this.drawn?.key === key) {
       this.drawn.plot.setData(data);
       return;
     }
     this.drawn?.plot.destroy();
-    const opts = make(this.width(), this.height);
+    const opts = make(U, this.width(), this.height);
     // Axis titles and tick labels are drawn on the canvas: the box says them as text too (its aria-label and
     // data-axes; data-ticks0, 1, ... the ticks last drawn), for what reads the page without seeing it.
     const titles = (opts.axes ?? []).map((a) => (typeof a.label === 'string' ? a.label : ''));
@@ -234,10 +257,9 @@ export function chartPanel(tools: ChartTools): { refresh(): void; refreshTelemet
     sales.box.dataset['revenue'] = String(total);
     sales.box.dataset['bucket'] = s.bucket;
     sales.box.dataset['points'] = String(s.points.length);
-    const U = await library();
     await sales.draw(
       `${id}|${currency}|${unit}|${s.bucket}`,
-      (width, height) => ({
+      (U, width, height) => ({
           width,
           height,
           tzDate: (ts) => U.tzDate(new Date(ts * 1000), 'Etc/UTC'),
@@ -299,12 +321,11 @@ export function chartPanel(tools: ChartTools): { refresh(): void; refreshTelemet
     const few = s.points.filter((p) => p.reports > 0).length <= 60;
     tubes.box.dataset['coins'] = String(s.coins.length);
     tubes.box.dataset['points'] = String(s.points.length);
-    const U = await library();
     if (s.coins.length === 0) tubes.fail(reports === 0 ? 'No telemetry in this range.' : 'No coin changer reported in this range.');
     else
       await tubes.draw(
         `${id}|${mm?.currency ?? ''}|${s.bucket}|${s.coins.join(',')}`,
-        (width, height) => ({
+        (U, width, height) => ({
           width,
           height,
           tzDate: (ts) => U.tzDate(new Date(ts * 1000), 'Etc/UTC'),
@@ -335,7 +356,7 @@ export function chartPanel(tools: ChartTools): { refresh(): void; refreshTelemet
     else
       await temperature.draw(
         `${id}|${s.bucket}`,
-        (width, height) => ({
+        (U, width, height) => ({
           width,
           height,
           tzDate: (ts) => U.tzDate(new Date(ts * 1000), 'Etc/UTC'),

@@ -34,6 +34,9 @@ describe('the dashboard charts in Chromium', function () {
   const violations: string[] = [];
   /** The series the page asked for, in order (their query strings). */
   const asked: string[] = [];
+  /** What the page loaded from the gateway's vendor folder, and anything it asked of another origin (nothing may be). */
+  const vendored = new Set<string>();
+  const elsewhere: string[] = [];
 
   before(async function () {
     if (!existsSync(CHROMIUM)) throw new Error(`Chromium is needed at ${CHROMIUM} (Debian: apt-get install chromium; .ci/run installs it)`);
@@ -54,6 +57,8 @@ describe('the dashboard charts in Chromium', function () {
     page.on('request', (r) => {
       const u = new URL(r.url());
       if (u.pathname === '/sales/series') asked.push(u.search);
+      if (u.origin !== url) elsewhere.push(r.url());
+      else if (u.pathname.startsWith('/dashboard/vendor/')) vendored.add(u.pathname);
     });
     // The event says it too, also for what the console does not report (a blocked style attribute).
     await page.addInitScript(
@@ -111,6 +116,9 @@ describe('the dashboard charts in Chromium', function () {
     assert.match((await page.getAttribute('#chart', 'data-ticks1')) ?? '', /^\d+\.\d{2}( \| \d+\.\d{2})+$/);
     assert.match((await page.getAttribute('#chart', 'data-ticks2')) ?? '', /^\d+( \| \d+)+$/);
     assert.equal(await page.getAttribute('#chart', 'data-points'), '60');
+    // uPlot came from the gateway (the installed npm package), nothing from anywhere else.
+    assert.deepEqual([...vendored].sort(), ['/dashboard/vendor/uPlot.iife.min.js', '/dashboard/vendor/uPlot.min.css']);
+    assert.deepEqual(elsewhere, []);
     await hover('#chart');
     const l = await legend('#chart');
     assert.deepEqual(l.labels, ['minute from (UTC)', 'revenue (USD)', 'sales per minute']);
