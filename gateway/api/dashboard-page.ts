@@ -64,6 +64,7 @@ export const DASHBOARD_HTML = `<!doctype html>
         <div><h3>Audit data (EVA-DTS)</h3><button id="read-audit" type="button">Read the audit data now</button><ul id="audits" class="audits"></ul></div>
       </div>
     </section>
+    <section class="card fleet-sales"><h2>Fleet sales <select id="fleet-range" aria-label="time range of the fleet chart"></select></h2><div id="fleet-chart" class="chart" role="img" aria-label="fleet sales and revenue chart"></div></section>
     <section class="card rollouts">
       <h2>Firmware rollouts</h2>
       <div class="scroll"><table id="rollouts"><thead><tr><th>rollout</th><th>image</th><th>target</th><th>state</th><th>machines</th><th>confirmed</th></tr></thead><tbody></tbody></table></div>
@@ -123,6 +124,8 @@ tbody tr { cursor: pointer; } tbody tr:hover, tbody tr.selected { background: #e
 .tubes .tube { display: flex; align-items: center; gap: .4rem; font-size: .8rem; margin: .2rem 0; }
 .tubes .tube .bar { flex: 1; height: .5rem; background: var(--line); border-radius: .2rem; overflow: hidden; } .tubes .tube .bar span { display: block; height: 100%; background: #1d4ed8; }
 .chart { width: 100%; min-width: 0; overflow: hidden; } .chart .u-legend { font-size: .78rem; } .chart-note { margin: .2rem 0; font-size: .8rem; color: var(--muted); }
+/* Beside the fleet while no machine is open, then a row of its own under both. */
+.card.machine:not([hidden]) + .fleet-sales { grid-column: 1 / -1; }
 .range-custom { display: inline-flex; flex-wrap: wrap; gap: .3rem; align-items: center; font-size: .8rem; font-weight: normal; margin-left: .5rem; }
 ul { list-style: none; padding: 0; margin: 0; font-size: .82rem; } li { padding: .2rem 0; border-bottom: 1px solid var(--line); }
 .alerts .critical { color: var(--bad); } .alerts .warning { color: var(--warn); }

@@ -206,6 +206,7 @@ const refreshFleet = serial(async () => {
   drawKpis(summary);
   drawMachineList();
   drawMap();
+  charts.refreshFleet();
 });
 
 /** The fleet's figures at the top; each shows the list behind it when clicked. */
@@ -397,7 +398,7 @@ const refreshMachine = serial(async () => {
 });
 
 // Sales, revenue, coin tubes and temperature over the range picked (charts.ts, uPlot).
-const charts = chartPanel({ api: (path) => api(path), $, el, serial, money, selected: () => selected, moneyOfSelected });
+const charts = chartPanel({ api: (path) => api(path), $, el, serial, money, selected: () => selected, moneyOfSelected, fleetMoney: () => machines.map((m) => m.money ?? null) });
 const refreshChart = charts.refresh;
 
 const refreshAlerts = serial(async () => {

@@ -1,8 +1,8 @@
 /**
  * The dashboard's charts (browser side), drawn with uPlot as the gateway
  * serves it (/dashboard/vendor/, from the installed npm package: nothing
- * comes from the internet): one machine's sales and revenue over the range
- * picked (GET /sales/series), and its coin tube levels and cabinet
+ * comes from the internet): the fleet's and one machine's sales and revenue
+ * over the range picked (GET /sales/series), and its coin tube levels and cabinet
  * temperature (GET /machines/{id}/telemetry). Axes say their units, money
  * is in the machine's currency, times are UTC (the API's buckets are UTC
  * hours and days), and the legend under each chart gives the values under
@@ -27,6 +27,8 @@ export interface ChartTools {
   /** The machine shown (undefined: none) and its money as the fleet list says. */
   selected(): string | undefined;
   moneyOfSelected(): Money | null;
+  /** The money of every machine in the fleet list (null: one has not said). */
+  fleetMoney(): (Money | null)[];
 }
 
 type Bucket = 'minute' | 'hour' | 'day';
@@ -199,107 +201,188 @@ const timeSeries = (bucket: Bucket): uPlot.Series => ({
 });
 const seconds = (iso: string): number => Date.parse(iso) / 1000;
 
-/** The panel: the range picker's custom from/to, the three charts, and their refresh. */
-export function chartPanel(tools: ChartTools): { refresh(): void; refreshTelemetry(): void } {
-  const { $, el, api } = tools;
-  const range = $('#range') as HTMLSelectElement;
-  // Custom from/to (UTC), shown when "custom range" is picked.
-  const from = el('input', { type: 'datetime-local', id: 'range-from', 'aria-label': 'from (UTC)' }) as HTMLInputElement;
-  const to = el('input', { type: 'datetime-local', id: 'range-to', 'aria-label': 'to (UTC)' }) as HTMLInputElement;
-  const custom = el('span', { id: 'range-custom', class: 'range-custom' });
-  custom.append(el('span', {}, 'from'), from, el('span', {}, 'to'), to, el('span', {}, 'UTC'));
-  custom.hidden = true;
-  range.after(custom);
-  const sales = new ChartBox(tools, $('#chart'), 220);
-  const tubes = new ChartBox(tools, $('#tube-chart'), 200);
-  const temperature = new ChartBox(tools, $('#temperature-chart'), 180);
+type Range = { from: Date; to: Date; bucket: Bucket };
+const query = (r: Range): string => `bucket=${r.bucket}&from=${r.from.toISOString()}&to=${r.to.toISOString()}`;
+
+/** A range select (RANGES and "custom range") with custom from/to inputs (UTC), made after it and shown when picked. */
+class RangePicker {
+  private readonly from: HTMLInputElement;
+  private readonly to: HTMLInputElement;
+  private readonly custom: HTMLElement;
+
+  constructor(
+    tools: ChartTools,
+    private readonly select: HTMLSelectElement,
+    changed: () => void,
+  ) {
+    const id = select.id;
+    this.from = tools.el('input', { type: 'datetime-local', id: `${id}-from`, 'aria-label': 'from (UTC)' }) as HTMLInputElement;
+    this.to = tools.el('input', { type: 'datetime-local', id: `${id}-to`, 'aria-label': 'to (UTC)' }) as HTMLInputElement;
+    this.custom = tools.el('span', { id: `${id}-custom`, class: 'range-custom' });
+    this.custom.append(tools.el('span', {}, 'from'), this.from, tools.el('span', {}, 'to'), this.to, tools.el('span', {}, 'UTC'));
+    this.custom.hidden = true;
+    select.after(this.custom);
+    select.addEventListener('change', () => {
+      if (select.value === 'custom' && this.from.value === '' && this.to.value === '') {
+        // Start from the last 24 hours, for the person to move.
+        const end = Math.ceil(Date.now() / 60000) * 60000;
+        this.to.value = new Date(end).toISOString().slice(0, 16);
+        this.from.value = new Date(end - 86_400_000).toISOString().slice(0, 16);
+      }
+      changed();
+    });
+    for (const input of [this.from, this.to]) input.addEventListener('change', changed);
+  }
 
   /** The range picked: [from, to) and its bucket; a message instead when the custom one is not a range. */
-  const picked = (): { from: Date; to: Date; bucket: Bucket } | string => {
-    if (range.value === 'custom') {
-      custom.hidden = false;
-      const a = Date.parse(`${from.value}:00Z`);
-      const b = Date.parse(`${to.value}:00Z`);
+  picked(): Range | string {
+    if (this.select.value === 'custom') {
+      this.custom.hidden = false;
+      const a = Date.parse(`${this.from.value}:00Z`);
+      const b = Date.parse(`${this.to.value}:00Z`);
       if (!Number.isFinite(a) || !Number.isFinite(b)) return 'Pick a start and an end (UTC).';
       if (a >= b) return 'The start must be before the end.';
       return { from: new Date(a), to: new Date(b), bucket: bucketFor(b - a) };
     }
-    custom.hidden = true;
-    const r = RANGES[range.value] ?? RANGES['24h']!;
+    this.custom.hidden = true;
+    const r = RANGES[this.select.value] ?? RANGES['24h']!;
     // To the next whole minute: the newest bucket is the one now is in.
     const end = Math.ceil(Date.now() / 60000) * 60000;
     return { from: new Date(end - r.span), to: new Date(end), bucket: r.bucket };
+  }
+}
+
+/** The money a set of machines sells in: one currency, none said (null), or several ('mixed': revenue cannot be summed). */
+function moneyOfAll(all: readonly (Money | null)[]): Money | null | 'mixed' {
+  const said = new Map(all.filter((m): m is Money => m !== null).map((m) => [`${m.currency}/${m.decimals}`, m]));
+  if (said.size > 1) return 'mixed';
+  return [...said.values()][0] ?? null;
+}
+
+/**
+ * Sales and revenue of one machine (or, undefined, the fleet the token sees) over `r` into `box`; `money` says the
+ * currency (mixed: sales only, the revenue of several currencies is no one figure); `still` is false when what the
+ * chart shows changed while the series was read (another machine picked).
+ */
+async function drawSales(tools: ChartTools, box: ChartBox, r: Range | string, machine: string | undefined, money: Money | null | 'mixed', still: () => boolean): Promise<void> {
+  if (typeof r === 'string') return box.fail(r);
+  let s: SalesSeries;
+  try {
+    s = await tools.api<SalesSeries>(`/sales/series?${machine !== undefined ? `machine=${encodeURIComponent(machine)}&` : ''}${query(r)}`);
+  } catch (e) {
+    return box.fail(`Sales could not be read: ${(e as Error).message}`);
+  }
+  if (!still()) return;
+  const mm = money === 'mixed' ? null : money;
+  const unit = 10 ** (mm?.decimals ?? 2);
+  const currency = mm?.currency ?? 'currency not reported';
+  const xs = s.points.map((p) => seconds(p.t));
+  // Revenue in whole units of the currency (the axis reads 1.50, not 150 cents); back to minor units for money().
+  const revenue = s.points.map((p) => p.revenue / unit);
+  const count = s.points.map((p) => p.sales);
+  const total = s.points.reduce((a, p) => a + p.revenue, 0);
+  const sold = count.reduce((a, n) => a + n, 0);
+  box.box.dataset['sales'] = String(sold);
+  box.box.dataset['revenue'] = String(total);
+  box.box.dataset['bucket'] = s.bucket;
+  box.box.dataset['points'] = String(s.points.length);
+  const when = `from ${r.from.toLocaleString('en-GB', UTC_TIME)} to ${r.to.toLocaleString('en-GB', UTC_TIME)} UTC, per ${s.bucket}`;
+  const salesSeries: uPlot.Series = {
+    label: `sales per ${s.bucket}`,
+    scale: 'n',
+    stroke: COLOURS[1]!,
+    width: 2,
+    points: { show: s.points.length <= 30 },
+    value: (_u, v) => (v === null ? '–' : `${v} sale${v === 1 ? '' : 's'}`),
   };
-  const query = (r: { from: Date; to: Date; bucket: Bucket }): string => `bucket=${r.bucket}&from=${r.from.toISOString()}&to=${r.to.toISOString()}`;
+  const salesAxis = (side: 1 | 3): uPlot.Axis => ({
+    scale: 'n',
+    side,
+    label: `sales per ${s.bucket}`,
+    labelSize: 18,
+    size: 44,
+    ...(side === 1 ? { grid: { show: false } } : {}),
+    incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000],
+    values: (_u, splits) => splits.map((v) => String(v)),
+  });
+  const n = { range: (_u: uPlot, _min: number, max: number): uPlot.Range.MinMax => [0, Math.max(max, 1)] };
+  if (money === 'mixed')
+    return box.draw(
+      `${machine ?? ''}|mixed|${s.bucket}`,
+      (U, width, height) => ({
+        width,
+        height,
+        tzDate: (ts) => U.tzDate(new Date(ts * 1000), 'Etc/UTC'),
+        scales: { x: { time: true }, n },
+        series: [timeSeries(s.bucket), salesSeries],
+        axes: [timeAxis(s.bucket), salesAxis(3)],
+        legend: { live: true },
+      }),
+      [xs, count],
+      `${sold} sale${sold === 1 ? '' : 's'} ${when}; the machines sell in several currencies: revenue is on each machine's chart`,
+    );
+  return box.draw(
+    `${machine ?? ''}|${currency}|${unit}|${s.bucket}`,
+    (U, width, height) => ({
+      width,
+      height,
+      tzDate: (ts) => U.tzDate(new Date(ts * 1000), 'Etc/UTC'),
+      scales: { x: { time: true }, money: { range: (_u, _min, max) => [0, Math.max(max, 1 / unit)] }, n },
+      series: [
+        timeSeries(s.bucket),
+        {
+          label: `revenue (${currency})`,
+          scale: 'money',
+          stroke: COLOURS[0]!,
+          fill: 'rgba(29, 78, 216, 0.35)',
+          ...(U.paths.bars ? { paths: U.paths.bars({ size: [0.7, 40] }) } : {}),
+          points: { show: false },
+          value: (_u, v) => (v === null ? '–' : tools.money(Math.round(v * unit), mm)),
+        },
+        salesSeries,
+      ],
+      axes: [
+        timeAxis(s.bucket),
+        { scale: 'money', label: `revenue (${currency}) per ${s.bucket}`, labelSize: 18, size: 60, values: (_u, splits) => splits.map((v) => v.toFixed(mm?.decimals ?? 2)) },
+        salesAxis(1),
+      ],
+      legend: { live: true },
+    }),
+    [xs, revenue, count],
+    `${sold} sale${sold === 1 ? '' : 's'}, ${tools.money(total, mm)} ${when}`,
+  );
+}
+
+/**
+ * The charts: the fleet's sales (#fleet-chart, its own range in #fleet-range) and the selected machine's sales,
+ * coin tubes and temperature (#chart, #tube-chart, #temperature-chart, over #range), with their refresh.
+ */
+export function chartPanel(tools: ChartTools): { refresh(): void; refreshTelemetry(): void; refreshFleet(): void } {
+  const { $, api } = tools;
+  const range = new RangePicker(tools, $('#range') as HTMLSelectElement, () => refresh());
+  const fleetSelect = $('#fleet-range') as HTMLSelectElement;
+  // The same ranges as the machine's.
+  fleetSelect.replaceChildren(...[...($('#range') as HTMLSelectElement).options].map((o) => o.cloneNode(true)));
+  const fleetRange = new RangePicker(tools, fleetSelect, () => refreshFleet());
+  const fleet = new ChartBox(tools, $('#fleet-chart'), 200);
+  const sales = new ChartBox(tools, $('#chart'), 220);
+  const tubes = new ChartBox(tools, $('#tube-chart'), 200);
+  const temperature = new ChartBox(tools, $('#temperature-chart'), 180);
+
+  const refreshFleet = tools.serial(async () => {
+    await drawSales(tools, fleet, fleetRange.picked(), undefined, moneyOfAll(tools.fleetMoney()), () => true);
+  });
 
   const refreshSales = tools.serial(async () => {
     const id = tools.selected();
     if (!id) return;
-    const r = picked();
-    if (typeof r === 'string') return sales.fail(r);
-    let s: SalesSeries;
-    try {
-      s = await api<SalesSeries>(`/sales/series?machine=${encodeURIComponent(id)}&${query(r)}`);
-    } catch (e) {
-      return sales.fail(`Sales could not be read: ${(e as Error).message}`);
-    }
-    if (id !== tools.selected()) return;
-    const mm = tools.moneyOfSelected();
-    const unit = 10 ** (mm?.decimals ?? 2);
-    const currency = mm?.currency ?? 'currency not reported';
-    const xs = s.points.map((p) => seconds(p.t));
-    // Revenue in whole units of the currency (the axis reads 1.50, not 150 cents); back to minor units for money().
-    const revenue = s.points.map((p) => p.revenue / unit);
-    const count = s.points.map((p) => p.sales);
-    const total = s.points.reduce((a, p) => a + p.revenue, 0);
-    const sold = count.reduce((a, n) => a + n, 0);
-    sales.box.dataset['sales'] = String(sold);
-    sales.box.dataset['revenue'] = String(total);
-    sales.box.dataset['bucket'] = s.bucket;
-    sales.box.dataset['points'] = String(s.points.length);
-    await sales.draw(
-      `${id}|${currency}|${unit}|${s.bucket}`,
-      (U, width, height) => ({
-          width,
-          height,
-          tzDate: (ts) => U.tzDate(new Date(ts * 1000), 'Etc/UTC'),
-          scales: { x: { time: true }, money: { range: (_u, _min, max) => [0, Math.max(max, 1 / unit)] }, n: { range: (_u, _min, max) => [0, Math.max(max, 1)] } },
-          series: [
-            timeSeries(s.bucket),
-            {
-              label: `revenue (${currency})`,
-              scale: 'money',
-              stroke: COLOURS[0]!,
-              fill: 'rgba(29, 78, 216, 0.35)',
-              ...(U.paths.bars ? { paths: U.paths.bars({ size: [0.7, 40] }) } : {}),
-              points: { show: false },
-              value: (_u, v) => (v === null ? '–' : tools.money(Math.round(v * unit), mm)),
-            },
-            {
-              label: `sales per ${s.bucket}`,
-              scale: 'n',
-              stroke: COLOURS[1]!,
-              width: 2,
-              points: { show: s.points.length <= 30 },
-              value: (_u, v) => (v === null ? '–' : `${v} sale${v === 1 ? '' : 's'}`),
-            },
-          ],
-          axes: [
-            timeAxis(s.bucket),
-            { scale: 'money', label: `revenue (${currency}) per ${s.bucket}`, labelSize: 18, size: 60, values: (_u, splits) => splits.map((v) => v.toFixed(mm?.decimals ?? 2)) },
-            { scale: 'n', side: 1, label: `sales per ${s.bucket}`, labelSize: 18, size: 44, grid: { show: false }, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000], values: (_u, splits) => splits.map((v) => String(v)) },
-          ],
-          legend: { live: true },
-        }),
-      [xs, revenue, count],
-      `${sold} sale${sold === 1 ? '' : 's'}, ${tools.money(total, mm)} from ${r.from.toLocaleString('en-GB', UTC_TIME)} to ${r.to.toLocaleString('en-GB', UTC_TIME)} UTC, per ${s.bucket}`,
-    );
+    await drawSales(tools, sales, range.picked(), id, tools.moneyOfSelected(), () => id === tools.selected());
   });
 
   const refreshTelemetry = tools.serial(async () => {
     const id = tools.selected();
     if (!id) return;
-    const r = picked();
+    const r = range.picked();
     if (typeof r === 'string') {
       tubes.fail(r);
       temperature.fail(r);
@@ -377,14 +460,5 @@ export function chartPanel(tools: ChartTools): { refresh(): void; refreshTelemet
     refreshSales();
     refreshTelemetry();
   };
-  for (const input of [from, to]) input.addEventListener('change', refresh);
-  range.addEventListener('change', () => {
-    if (range.value === 'custom' && from.value === '' && to.value === '') {
-      // Start from the last 24 hours, for the person to move.
-      const end = Math.ceil(Date.now() / 60000) * 60000;
-      to.value = new Date(end).toISOString().slice(0, 16);
-      from.value = new Date(end - 86_400_000).toISOString().slice(0, 16);
-    }
-  });
-  return { refresh, refreshTelemetry };
+  return { refresh, refreshTelemetry, refreshFleet };
 }

@@ -1,8 +1,8 @@
 /**
  * The dashboard's charts (uPlot, served by the gateway) in a real browser
  * (Debian's Chromium driven by playwright-core) against `npm start`'s
- * simulated fleet, under the page's Content-Security-Policy: what a person
- * reads on them — axis titles with the currency and UTC, tick labels, the
+ * simulated fleet, under the page's Content-Security-Policy: the fleet's
+ * sales beside its list, and one machine's; what a person reads on them — axis titles with the currency and UTC, tick labels, the
  * legend's value under the cursor in the machine's currency, the coin tube
  * and temperature charts in coins and °C — a range change (a longer one, a
  * custom one) reloading the series, new sales reaching the chart live, and
@@ -32,7 +32,7 @@ describe('the dashboard charts in Chromium', function () {
   let url = '';
   let token = '';
   const violations: string[] = [];
-  /** The series the page asked for, in order (their query strings). */
+  /** The machine's series the page asked for, in order (their query strings; the fleet's are asked for apart). */
   const asked: string[] = [];
   /** What the page loaded from the gateway's vendor folder, and anything it asked of another origin (nothing may be). */
   const vendored = new Set<string>();
@@ -56,7 +56,7 @@ describe('the dashboard charts in Chromium', function () {
     });
     page.on('request', (r) => {
       const u = new URL(r.url());
-      if (u.pathname === '/sales/series') asked.push(u.search);
+      if (u.pathname === '/sales/series' && u.searchParams.has('machine')) asked.push(u.search);
       if (u.origin !== url) elsewhere.push(r.url());
       else if (u.pathname.startsWith('/dashboard/vendor/')) vendored.add(u.pathname);
     });
@@ -67,7 +67,6 @@ describe('the dashboard charts in Chromium', function () {
     await page.goto(url + '/dashboard');
     await page.fill('#token', token);
     await page.click('#login button');
-    await page.click('#machines tr[data-machine="vm-0001"]');
   });
 
   afterEach(() => {
@@ -106,7 +105,26 @@ describe('the dashboard charts in Chromium', function () {
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
   };
 
+  it("draws the fleet's sales and revenue per hour beside the fleet while no machine is open, over a range of its own", async () => {
+    await page.waitForSelector('#fleet-chart[data-bucket="hour"] .uplot canvas');
+    assert.deepEqual(await axes('#fleet-chart'), ['time (UTC)', 'revenue (USD) per hour', 'sales per hour']);
+    assert.equal(await page.locator('#machine').isVisible(), false);
+    const list = await page.locator('section.fleet').boundingBox();
+    const chart = await page.locator('section.fleet-sales').boundingBox();
+    assert.ok(list && chart && chart.x > list.x + list.width && chart.y < list.y + list.height, JSON.stringify({ list, chart }));
+    await hover('#fleet-chart');
+    const l = await legend('#fleet-chart');
+    assert.deepEqual(l.labels, ['hour from (UTC)', 'revenue (USD)', 'sales per hour']);
+    assert.match(l.values[1]!, new RegExp(`^${MONEY}$`), l.values[1]);
+    assert.match(await readable('#fleet-chart .chart-note'), new RegExp(`^\\d+ sales?, ${MONEY} from .+ UTC, per hour$`));
+    await page.selectOption('#fleet-range', '30d');
+    await page.waitForSelector('#fleet-chart[data-bucket="day"][data-axes="time (UTC) | revenue (USD) per day | sales per day"] .uplot', { timeout: 20000 });
+    await shot('charts-0-fleet');
+    await readable('#fleet-chart');
+  });
+
   it('draws sales and revenue per minute over the last hour: axes in USD and UTC, the legend reads the value under the cursor', async () => {
+    await page.click('#machines tr[data-machine="vm-0001"]');
     await page.selectOption('#range', '1h');
     await page.waitForSelector('#chart[data-bucket="minute"] .uplot canvas');
     assert.deepEqual(await axes('#chart'), ['time (UTC)', 'revenue (USD) per minute', 'sales per minute']);
@@ -206,7 +224,7 @@ describe('the dashboard charts in Chromium', function () {
     await shot('charts-4-desktop');
     await page.setViewportSize({ width: 390, height: 844 });
     // The plots follow their boxes: as wide as the phone's column at most.
-    for (const chart of ['#chart', '#tube-chart', '#temperature-chart']) {
+    for (const chart of ['#chart', '#tube-chart', '#temperature-chart', '#fleet-chart']) {
       const until = Date.now() + 10000;
       for (;;) {
         const box = await page.locator(`${chart} .uplot`).boundingBox();
@@ -217,7 +235,7 @@ describe('the dashboard charts in Chromium', function () {
     }
     await shot('charts-5-phone');
     assert.equal(readFileSync(join(shots, 'charts-5-phone.png')).readUInt32BE(16), 390, 'the page scrolls sideways on a phone');
-    for (const chart of ['#chart', '#tube-chart', '#temperature-chart']) await readable(chart);
+    for (const chart of ['#chart', '#tube-chart', '#temperature-chart', '#fleet-chart']) await readable(chart);
     await page.setViewportSize({ width: 1400, height: 1000 });
   });
 });
