@@ -97,12 +97,18 @@ describe('the dashboard charts in Chromium', function () {
   });
   /** The axis titles (drawn on the canvas; the chart box says them as text too). */
   const axes = async (chart: string): Promise<string[]> => ((await page.getAttribute(chart, 'data-axes')) ?? '').split(' | ');
-  /** The cursor over the middle of the chart's plot. */
+  /** The cursor over the middle of the chart's plot, and its legend filled in. */
   const hover = async (chart: string): Promise<void> => {
     await page.locator(`${chart} .u-over`).scrollIntoViewIfNeeded();
     const box = await page.locator(`${chart} .u-over`).boundingBox();
     assert.ok(box, `${chart}: no plot`);
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    // uPlot fills the legend on its next frame: wait (bounded) until it names the time under the cursor.
+    const until = Date.now() + 10000;
+    while ((await page.locator(`${chart} .u-legend .u-series .u-value`).first().textContent()) === '–') {
+      assert.ok(Date.now() < until, `${chart}: the legend shows nothing under the cursor`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   };
 
   it("draws the fleet's sales and revenue per hour beside the fleet while no machine is open, over a range of its own", async () => {
