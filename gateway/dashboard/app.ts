@@ -654,7 +654,6 @@ $('#login').addEventListener('submit', (ev) => {
   void signIn();
 });
 $('#logout').addEventListener('click', () => signOut());
-$('#range').addEventListener('change', () => refreshChart());
 $('#filter').addEventListener('input', () => drawMachineList());
 $('#state-filter').addEventListener('change', () => drawMachineList());
 for (const th of document.querySelectorAll<HTMLElement>('#machines th[data-sort]')) {
