@@ -58,7 +58,9 @@ export const DASHBOARD_HTML = `<!doctype html>
       <div class="grid">
         <div><h3>Planogram</h3><div id="planogram" class="planogram"></div></div>
         <div><h3>Coin tubes</h3><div id="tubes" class="tubes"></div></div>
-        <div class="wide"><h3>Sales <select id="range"><option value="hour">last 24 hours</option><option value="day">last 14 days</option><option value="minute">last hour</option></select></h3><svg id="chart" viewBox="0 0 600 160" role="img" aria-label="sales chart"></svg></div>
+        <div class="wide"><h3>Sales <select id="range" aria-label="time range of the charts"><option value="24h">last 24 hours</option><option value="1h">last hour</option><option value="6h">last 6 hours</option><option value="7d">last 7 days</option><option value="30d">last 30 days</option><option value="90d">last 90 days</option><option value="1y">last year</option><option value="custom">custom range</option></select></h3><div id="chart" class="chart" role="img" aria-label="sales and revenue chart"></div></div>
+        <div class="wide"><h3>Coin tubes over time</h3><div id="tube-chart" class="chart" role="img" aria-label="coin tube levels chart"></div></div>
+        <div class="wide"><h3>Temperature</h3><div id="temperature-chart" class="chart" role="img" aria-label="temperature chart"></div></div>
         <div><h3>Alerts</h3><ul id="alerts" class="alerts"></ul></div>
         <div><h3>Send a command</h3>
           <form id="command">
@@ -73,6 +75,7 @@ export const DASHBOARD_HTML = `<!doctype html>
         <div><h3>Audit data (EVA-DTS)</h3><button id="read-audit" type="button">Read the audit data now</button><ul id="audits" class="audits"></ul></div>
       </div>
     </section>
+    <section class="card fleet-sales"><h2>Fleet sales <select id="fleet-range" aria-label="time range of the fleet chart"></select></h2><div id="fleet-chart" class="chart" role="img" aria-label="fleet sales and revenue chart"></div></section>
     <section class="card rollouts">
       <h2>Firmware rollouts</h2>
       <div class="scroll"><table id="rollouts"><thead><tr><th>rollout</th><th>image</th><th>target</th><th>state</th><th>machines</th><th>confirmed</th></tr></thead><tbody></tbody></table></div>
@@ -122,7 +125,7 @@ tbody tr { cursor: pointer; } tbody tr:hover, tbody tr.selected { background: #e
 .badge { display: inline-block; min-width: 1.2rem; text-align: center; border-radius: .6rem; padding: 0 .35rem; background: var(--line); }
 .badge.bad { background: var(--bad); color: #fff; } .badge.warn { background: var(--warn); color: #fff; }
 ${MAP_CSS}
-.grid { display: grid; grid-template-columns: 1fr 1fr; gap: .8rem 1.4rem; } .wide { grid-column: 1 / -1; }
+.grid { display: grid; grid-template-columns: 1fr 1fr; gap: .8rem 1.4rem; } .grid > * { min-width: 0; } .wide { grid-column: 1 / -1; }
 .planogram { display: grid; grid-template-columns: repeat(auto-fill, minmax(5.2rem, 1fr)); gap: .4rem; }
 .slot { border: 1px solid var(--line); border-radius: .3rem; padding: .3rem; font-size: .75rem; }
 .slot .code { font-weight: 600; } .slot .bar { height: .4rem; background: var(--line); border-radius: .2rem; overflow: hidden; margin-top: .2rem; }
@@ -130,7 +133,10 @@ ${MAP_CSS}
 .slot.low .bar span { background: var(--warn); } .slot.empty { border-color: var(--bad); } .slot.fault { background: #fee2e2; }
 .tubes .tube { display: flex; align-items: center; gap: .4rem; font-size: .8rem; margin: .2rem 0; }
 .tubes .tube .bar { flex: 1; height: .5rem; background: var(--line); border-radius: .2rem; overflow: hidden; } .tubes .tube .bar span { display: block; height: 100%; background: #1d4ed8; }
-#chart { width: 100%; } #chart rect { fill: #6366f1; } #chart text { font-size: 9px; fill: var(--muted); }
+.chart { width: 100%; min-width: 0; overflow: hidden; } .chart .u-legend { font-size: .78rem; } .chart-note { margin: .2rem 0; font-size: .8rem; color: var(--muted); }
+/* Beside the fleet while no machine is open, then a row of its own under both. */
+.card.fleet-sales { grid-column: 1 / -1; }
+.range-custom { display: inline-flex; flex-wrap: wrap; gap: .3rem; align-items: center; font-size: .8rem; font-weight: normal; margin-left: .5rem; }
 ul { list-style: none; padding: 0; margin: 0; font-size: .82rem; } li { padding: .2rem 0; border-bottom: 1px solid var(--line); }
 .alerts .critical { color: var(--bad); } .alerts .warning { color: var(--warn); }
 #command { display: grid; gap: .3rem; } textarea { font-family: ui-monospace, monospace; font-size: .8rem; }

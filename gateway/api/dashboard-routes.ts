@@ -21,6 +21,7 @@ const SCRIPTS = {
   map: new URL('../dashboard/map.js', import.meta.url),
   heatmap: new URL('../dashboard/heatmap.js', import.meta.url),
   'grid-clusters': new URL('../dashboard/grid-clusters.js', import.meta.url),
+  charts: new URL('../dashboard/charts.js', import.meta.url),
 } as const;
 
 /**
@@ -36,6 +37,9 @@ export const VENDOR: Readonly<Record<string, string>> = Object.freeze({
   'topojson-client.js': 'topojson-client/dist/topojson-client.min.js',
   'countries-50m.json': 'world-atlas/countries-50m.json',
   'states-10m.json': 'us-atlas/states-10m.json',
+  // Charts (gateway/dashboard/charts.ts): uPlot's browser build (a classic script defining uPlot) and its style sheet.
+  'uPlot.iife.min.js': 'uplot/dist/uPlot.iife.min.js',
+  'uPlot.min.css': 'uplot/dist/uPlot.min.css',
 });
 
 const VENDOR_TYPES: Readonly<Record<string, string>> = Object.freeze({

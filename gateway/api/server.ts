@@ -37,6 +37,7 @@ import type { RouteContext } from './http.js';
 import { registerProductRoutes } from './product-routes.js';
 import { registerRestockRoutes } from './restock-routes.js';
 import { registerRolloutRoutes } from './rollout-routes.js';
+import { registerTelemetryRoutes } from './telemetry-routes.js';
 import { registerWebhookRoutes } from './webhook-routes.js';
 import { Rollouts } from '../rollouts/service.js';
 import { allows, TokenCheck, type Role, type TokenInfo } from './tokens.js';
@@ -179,6 +180,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await registerOperatorRoutes(app, ctx);
   await registerFleetRoutes(app, ctx);
   await registerInventoryRoutes(app, ctx);
+  await registerTelemetryRoutes(app, ctx);
   await registerProductRoutes(app, ctx, { purchaseWaitMs: options.purchaseWaitMs ?? 30000, purchaseTtlS: options.purchaseTtlS ?? 120 });
   await registerCommandRoutes(app, ctx);
   await registerHealthRoutes(app, options.health);

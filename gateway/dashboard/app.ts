@@ -7,6 +7,7 @@
  */
 import { heatmapPanel } from './heatmap.js';
 import { fleetMap, type MapRoute, type MapState } from './map.js';
+import { chartPanel } from './charts.js';
 import { rolloutPanel } from './rollouts.js';
 
 // ---- shapes of the API answers this page reads ------------------------------------------------
@@ -88,12 +89,6 @@ const el = (tag: string, attrs: Record<string, string> = {}, text?: string): HTM
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
   if (text !== undefined) e.textContent = text;
-  return e;
-};
-const SVG = 'http://www.w3.org/2000/svg';
-const svg = (tag: string, attrs: Record<string, string | number>): SVGElement => {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
   return e;
 };
 /**
@@ -207,6 +202,7 @@ const refreshFleet = serial(async () => {
   drawKpis(summary);
   drawMachineList();
   drawMap();
+  charts.refreshFleet();
 });
 
 /** The fleet's figures at the top; each shows the list behind it when clicked. */
@@ -368,35 +364,9 @@ const refreshMachine = serial(async () => {
   if (coins.denominations.length === 0) t.append(el('p', {}, 'no coin changer reported'));
 });
 
-const refreshChart = serial(async () => {
-  const id = selected;
-  if (!id) return;
-  const bucket = $<HTMLSelectElement>('#range').value;
-  const span = bucket === 'day' ? 14 * 86400000 : bucket === 'hour' ? 24 * 3600000 : 3600000;
-  const to = new Date(Math.ceil(Date.now() / 60000) * 60000);
-  const s = await api<{ points: { t: string; sales: number; revenue: number }[] }>(`/sales/series?machine=${id}&bucket=${bucket}&from=${new Date(to.getTime() - span).toISOString()}&to=${to.toISOString()}`);
-  const mm = moneyOfSelected();
-  const chart = $<SVGSVGElement>('#chart');
-  chart.replaceChildren();
-  const n = s.points.length;
-  const top = Math.max(1, ...s.points.map((p) => p.revenue));
-  const w = 580 / Math.max(n, 1);
-  let total = 0;
-  let sold = 0;
-  s.points.forEach((p, i) => {
-    total += p.revenue;
-    sold += p.sales;
-    const h = (130 * p.revenue) / top;
-    const r = svg('rect', { x: (10 + i * w).toFixed(1), y: (140 - h).toFixed(1), width: Math.max(1, w - 1).toFixed(1), height: h.toFixed(1) });
-    const title = svg('title', {});
-    title.textContent = `${p.t}: ${p.sales} sales, ${money(p.revenue, mm)}`;
-    r.append(title);
-    chart.append(r);
-  });
-  const label = svg('text', { x: 10, y: 155, 'data-sales': sold, 'data-revenue': total });
-  label.textContent = `${sold} sales, ${money(total, mm)} · peak ${money(top, mm)} per ${bucket}`;
-  chart.append(label);
-});
+// Sales, revenue, coin tubes and temperature over the range picked (charts.ts, uPlot).
+const charts = chartPanel({ api: (path) => api(path), $, el, serial, money, selected: () => selected, moneyOfSelected, fleetMoney: () => machines.map((m) => m.money ?? null) });
+const refreshChart = charts.refresh;
 
 const refreshAlerts = serial(async () => {
   const id = selected;
@@ -617,7 +587,10 @@ function changed(c: Change): void {
   if ((c.rollouts ?? []).length > 0) rollouts.refresh();
   const me = selected;
   if (!me) return;
-  if (c.machines.includes(me)) refreshMachine();
+  if (c.machines.includes(me)) {
+    refreshMachine();
+    charts.refreshTelemetry();
+  }
   if (c.sales.includes(me)) refreshChart();
   if (c.commands.some((x) => x.machine === me)) refreshCommands();
   if (c.alerts.includes(me)) refreshAlerts();
@@ -658,7 +631,6 @@ $('#login').addEventListener('submit', (ev) => {
   void signIn();
 });
 $('#logout').addEventListener('click', () => signOut());
-$('#range').addEventListener('change', () => refreshChart());
 $('#filter').addEventListener('input', () => drawMachineList());
 $('#state-filter').addEventListener('change', () => drawMachineList());
 for (const th of document.querySelectorAll<HTMLElement>('#machines th[data-sort]')) {

@@ -317,12 +317,13 @@ describe('the dashboard in Chromium', function () {
     assert.ok(slots >= 3, `${slots} slots`);
     await page.waitForSelector('#tubes .tube');
     assert.ok((await page.locator('#tubes .tube').count()) >= 1);
-    await page.waitForSelector('#chart text[data-sales]', { state: 'attached' });
-    assert.ok((await page.locator('#chart rect').count()) >= 24, 'a bar per hour of the last day');
+    // The sales chart (uPlot; dashboard-charts.test.ts reads it closely): a bucket per hour of the last day.
+    await page.waitForSelector('#chart[data-bucket="hour"] .uplot canvas');
+    assert.ok(Number(await page.getAttribute('#chart', 'data-points')) >= 24, 'a bucket per hour of the last day');
     // Money with its currency: prices, tube values, the sales total.
     for (const t of await page.locator('#planogram .slot .code').allTextContents()) assert.match(t, /^[A-Z]\d+ · USD \d+\.\d{2}$/, t);
     for (const t of await page.locator('#tubes .tube').allTextContents()) assert.match(t, /^USD \d+\.\d{2}\d+ · USD [\d,]+\.\d{2}$/, t);
-    assert.match((await page.textContent('#chart text[data-sales]')) ?? '', /^\d+ sales, USD [\d,]+\.\d{2} · peak USD [\d,]+\.\d{2} per hour$/);
+    assert.match((await page.textContent('#chart .chart-note')) ?? '', /^\d+ sales?, USD [\d,]+\.\d{2} from .+ UTC, per hour$/);
     assert.match(await readable('#machine-title'), / · USD$/);
     await readable('#planogram');
     await readable('#tubes');

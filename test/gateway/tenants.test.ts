@@ -197,6 +197,7 @@ for (const backend of BACKENDS) {
         ['GET /dashboard/map.js', { kind: 'public' }],
         ['GET /dashboard/heatmap.js', { kind: 'public' }],
         ['GET /dashboard/grid-clusters.js', { kind: 'public' }],
+        ['GET /dashboard/charts.js', { kind: 'public' }],
         ['GET /dashboard/vendor/:file', { kind: 'public' }],
         ['GET /me', { kind: 'list', req: { method: 'GET', url: '/me' } }],
         ['GET /operators', { kind: 'list', req: { method: 'GET', url: '/operators' } }],
@@ -212,6 +213,7 @@ for (const backend of BACKENDS) {
         ['PUT /machines/:id/tags', { kind: 'foreign', probes: [{ method: 'PUT', url: `${m()}/tags`, body: { tags: ['stolen'] } }] }],
         ['GET /machines/:id/slots', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/slots` }] }],
         ['GET /machines/:id/sales', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/sales` }] }],
+        ['GET /machines/:id/telemetry', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/telemetry?bucket=day` }] }],
         [
           'POST /machines',
           {
