@@ -163,9 +163,13 @@ export function planogramView(slots: readonly Slot[], assignments: ReadonlyMap<s
   return out.sort((x, y) => (x.slot < y.slot ? -1 : x.slot > y.slot ? 1 : 0));
 }
 
-/** The set-prices arguments that bring the machine to its planogram's prices: the slots whose price differs. */
-export function pricesDue(view: readonly PlanogramSlot[]): Record<string, number> {
+/**
+ * The set-prices arguments that bring the machine to its planogram's prices:
+ * the slots whose price differs from what it reports, but for those whose
+ * price is already on its way (`underWay`: sent, not yet in its telemetry).
+ */
+export function pricesDue(view: readonly PlanogramSlot[], underWay: ReadonlyMap<string, number> = new Map()): Record<string, number> {
   const prices: Record<string, number> = {};
-  for (const s of view) if (s.pending && s.price !== null) prices[s.slot] = s.price;
+  for (const s of view) if (s.pending && s.price !== null && underWay.get(s.slot) !== s.price) prices[s.slot] = s.price;
   return prices;
 }
