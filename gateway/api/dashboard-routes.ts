@@ -15,7 +15,11 @@ import { LiveFeed } from './live.js';
 import { dateTime } from './validation.js';
 
 /** The compiled page scripts (gateway/dashboard/*.ts → dist/gateway/dashboard/*.js): the page, and the modules it imports. */
-const SCRIPTS = { app: new URL('../dashboard/app.js', import.meta.url), rollouts: new URL('../dashboard/rollouts.js', import.meta.url) } as const;
+const SCRIPTS = {
+  app: new URL('../dashboard/app.js', import.meta.url),
+  rollouts: new URL('../dashboard/rollouts.js', import.meta.url),
+  catalog: new URL('../dashboard/catalog.js', import.meta.url),
+} as const;
 
 /**
  * Third-party browser files the page uses (chart and map libraries, atlas data), served from the

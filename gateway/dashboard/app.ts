@@ -5,6 +5,7 @@
  * (rollouts.ts) from the operator API, and keeps them current from the
  * /stream of changes without a reload.
  */
+import { catalogPanel } from './catalog.js';
 import { rolloutPanel } from './rollouts.js';
 
 // ---- shapes of the API answers this page reads ------------------------------------------------
@@ -393,6 +394,7 @@ const refreshMachine = serial(async () => {
     t.append(row);
   }
   if (coins.denominations.length === 0) t.append(el('p', {}, 'no coin changer reported'));
+  catalog.machine(id);
 });
 
 const refreshChart = serial(async () => {
@@ -589,6 +591,7 @@ async function planRoute(): Promise<void> {
 // ---- firmware rollouts ------------------------------------------------------------------------
 
 const rollouts = rolloutPanel({ api: (path) => api(path), $, el, serial });
+const catalog = catalogPanel({ api: (path, init) => api(path, init), authorization: () => `Bearer ${token}`, $, el, serial });
 
 // ---- live updates -----------------------------------------------------------------------------
 
@@ -666,6 +669,8 @@ async function signIn(): Promise<void> {
   $('#app').hidden = false;
   refreshFleet();
   rollouts.refresh();
+  catalog.setRole(me.role);
+  catalog.refresh();
   void live();
 }
 

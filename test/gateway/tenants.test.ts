@@ -204,6 +204,7 @@ for (const backend of BACKENDS) {
         ['GET /dashboard/style.css', { kind: 'public' }],
         ['GET /dashboard/app.js', { kind: 'public' }],
         ['GET /dashboard/rollouts.js', { kind: 'public' }],
+        ['GET /dashboard/catalog.js', { kind: 'public' }],
         ['GET /dashboard/vendor/:file', { kind: 'public' }],
         ['GET /me', { kind: 'list', req: { method: 'GET', url: '/me' } }],
         ['GET /operators', { kind: 'list', req: { method: 'GET', url: '/operators' } }],
