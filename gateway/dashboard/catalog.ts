@@ -187,7 +187,8 @@ export function catalogPanel(t: CatalogTools): { refresh: () => void; machine: (
     slotSel.replaceChildren();
     for (const s of g.slots) {
       const tr = t.el('tr', { 'data-slot': s.slot, ...(s.sku ? { 'data-sku': s.sku } : {}) });
-      const state = s.price === null ? '' : s.pending ? `machine charges ${price(s.machinePrice, g.currency)}: sending` : 'charged';
+      // Pending: the machine charges another price (a set-prices on its way, or one sent by hand since).
+      const state = s.price === null ? '' : s.pending ? `machine charges ${price(s.machinePrice, g.currency)}` : 'charged';
       tr.append(t.el('td', {}, s.slot), t.el('td', {}, s.sku ? `${s.name ?? ''} (${s.sku})` : `${s.name ?? '-'} (not in the catalog)`), t.el('td', { class: 'num' }, price(s.price ?? s.machinePrice, g.currency)), t.el('td', { class: s.pending ? 'pending' : '' }, state));
       body.append(tr);
       slotSel.append(t.el('option', { value: s.slot }, s.slot));

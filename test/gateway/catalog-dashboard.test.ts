@@ -126,7 +126,7 @@ describe('the dashboard catalog panel in Chromium', function () {
     await page.click('#assign-form button');
     await page.waitForSelector('#planogram-catalog tr[data-slot="A1"][data-sku="CHIPS-01"]');
     assert.equal(await readable('#assign-result'), 'A1: CHIPS-01; sent A1 USD 1.75 to the machine');
-    assert.equal(await readable('#planogram-catalog tr[data-slot="A1"]'), 'A1 Salted chips (CHIPS-01) USD 1.75 machine charges USD 1.25: sending');
+    assert.equal(await readable('#planogram-catalog tr[data-slot="A1"]'), 'A1 Salted chips (CHIPS-01) USD 1.75 machine charges USD 1.25');
     const sent = await eventually('the set-prices command', async () => {
       const r = await db.query<{ args: unknown }>("SELECT args FROM commands WHERE machine_id = 'vm-1' AND type = 'set-prices'");
       return r.rows[0]?.args;
