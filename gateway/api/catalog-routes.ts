@@ -10,7 +10,7 @@
  */
 import type { FastifyInstance, FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import { MAX_PRODUCT_IMAGE_BYTES, PRODUCT_IMAGE_TYPES } from '../catalog/image.js';
-import { applyAssignments, assignmentsOf, MAX_CHANGES, planogramView, pricesDue, type AssignmentChange } from '../catalog/planogram.js';
+import { applyAssignments, assignmentsOf, machineOperator, MAX_CHANGES, planogramView, pricesDue, pricesUnderWay, type AssignmentChange } from '../catalog/planogram.js';
 import {
   createProduct,
   deleteProduct,
@@ -260,22 +260,6 @@ export async function registerCatalogRoutes(app: FastifyInstance, ctx: RouteCont
     return { machine, currency, slots: planogramView(slotsOf(telemetry), await assignmentsOf(from, machine), currency), asOf: asOf === null ? null : new Date(asOf).toISOString() };
   };
 
-  /**
-   * The prices already on their way to the machine, by slot: set-prices commands not final yet, or applied
-   * since its last telemetry (which does not show them yet). The newest command's price for a slot counts.
-   */
-  const pricesUnderWay = async (machine: string, telemetryAt: Date | null): Promise<Map<string, number>> => {
-    const r = await db.query<{ args: { prices?: Record<string, unknown> } }>(
-      `SELECT args FROM commands WHERE machine_id = $1 AND type = 'set-prices'
-         AND (status IN ('queued', 'delivered') OR (status = 'applied' AND ($2::timestamptz IS NULL OR updated_at >= $2::timestamptz)))
-       ORDER BY n`,
-      [machine, telemetryAt],
-    );
-    const out = new Map<string, number>();
-    for (const c of r.rows) for (const [slot, price] of Object.entries(c.args.prices ?? {})) if (typeof price === 'number') out.set(slot, price);
-    return out;
-  };
-
   app.get<{ Params: { id: string } }>(
     '/machines/:id/planogram',
     {
@@ -327,13 +311,12 @@ export async function registerCatalogRoutes(app: FastifyInstance, ctx: RouteCont
     async (req) => {
       const id = req.params.id;
       const s = await ctx.machineState(req, id);
-      const op = await db.query<{ operator_id: string }>('SELECT operator_id FROM machines WHERE id = $1', [id]);
-      const operator = op.rows[0]?.operator_id;
+      const operator = await machineOperator(db, id);
       if (!operator) throw new HttpError('unknown-machine', `no machine "${id}"`);
       const currency = moneyOf(s.telemetry)?.currency ?? null;
       if (req.body.slots.length > 0) await db.transaction((tx) => applyAssignments(tx, id, operator, slotsOf(s.telemetry), currency, req.body.slots));
       const view = await planogram(db, id, s.telemetry, s.telemetry_at);
-      const prices = pricesDue(view.slots, await pricesUnderWay(id, s.telemetry_at));
+      const prices = pricesDue(view.slots, await pricesUnderWay(db, id, s.telemetry_at));
       let command: { id: string; status: string; prices: Record<string, number> } | null = null;
       let unsent: string | null = null;
       if (req.body.apply && Object.keys(prices).length > 0) {

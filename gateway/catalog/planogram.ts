@@ -27,6 +27,27 @@ export interface AssignmentChange {
 /** Most slots a planogram change names (a machine has at most a few dozen; MDB addresses fewer than 256). */
 export const MAX_CHANGES = 256;
 
+/** Whose machine it is (its catalog is that operator's), or undefined for no such machine. */
+export async function machineOperator(db: Queryable, machine: string): Promise<string | undefined> {
+  return (await db.query<{ operator_id: string }>('SELECT operator_id FROM machines WHERE id = $1', [machine])).rows[0]?.operator_id;
+}
+
+/**
+ * The prices already on their way to the machine, by slot: set-prices commands not final yet, or applied
+ * since its last telemetry (which does not show them yet). The newest command's price for a slot counts.
+ */
+export async function pricesUnderWay(db: Queryable, machine: string, telemetryAt: Date | null): Promise<Map<string, number>> {
+  const r = await db.query<{ args: { prices?: Record<string, unknown> } }>(
+    `SELECT args FROM commands WHERE machine_id = $1 AND type = 'set-prices'
+       AND (status IN ('queued', 'delivered') OR (status = 'applied' AND ($2::timestamptz IS NULL OR updated_at >= $2::timestamptz)))
+     ORDER BY n`,
+    [machine, telemetryAt],
+  );
+  const out = new Map<string, number>();
+  for (const c of r.rows) for (const [slot, price] of Object.entries(c.args.prices ?? {})) if (typeof price === 'number') out.set(slot, price);
+  return out;
+}
+
 /** A machine's assignments by slot. */
 export async function assignmentsOf(db: Queryable, machine: string): Promise<Map<string, Assignment>> {
   const r = await db.query<{
