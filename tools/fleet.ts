@@ -17,7 +17,9 @@ import { GATEWAY_USER, storeCredentials } from '../gateway/mqtt/credentials.js';
 import { startEmbeddedBroker } from '../gateway/mqtt/embedded-broker.js';
 import { randomBytes } from 'node:crypto';
 import { loadMachines, setLocation } from '../gateway/restock/store.js';
-import { openDb } from '../gateway/store/db.js';
+import { CatalogError, createProduct, listProducts } from '../gateway/catalog/products.js';
+import { openDb, type Db } from '../gateway/store/db.js';
+import { DEFAULT_OPERATOR } from '../gateway/store/operators.js';
 import { visit } from '../hal-sim/customers.js';
 import { Restocker } from './restocker.js';
 import { FlashImage } from '../hal-sim/guest/flash-image.js';
@@ -81,12 +83,39 @@ const PRODUCTS = [
   ['Iced tea', 160, 'Drinks'],
 ] as const;
 
+const ROWS = ['A', 'B', 'C'] as const;
+/** Which of PRODUCTS machine i has in row r, column c (the machine and the demo's planogram agree). */
+const productAt = (i: number, r: number, c: number): (typeof PRODUCTS)[number] => PRODUCTS[(i + r * 3 + c) % PRODUCTS.length]!;
+/** A simulated product's SKU in the demo's catalog: "Candy bar" is CANDY-BAR. */
+const skuOf = (name: string): string => name.toUpperCase().replace(/[^A-Z0-9]+/g, '-');
+
+/**
+ * The demo's product catalog (docs/catalog.md): the simulated products under SKUs of their own, at the
+ * prices the machines start with, and each machine's slots assigned to them. Made when the catalog is empty
+ * only: with --data, what was changed since (over the API, vendctl or the dashboard) stays.
+ */
+async function seedCatalog(db: Db, ids: readonly string[]): Promise<void> {
+  if ((await listProducts(db, DEFAULT_OPERATOR)).length > 0) return;
+  for (const [name, price, category] of PRODUCTS) {
+    await createProduct(db, DEFAULT_OPERATOR, skuOf(name), { name, price, currency: 'USD', category }).catch((e: unknown) => {
+      if (!(e instanceof CatalogError && e.code === 'product-exists')) throw e;
+    });
+  }
+  const rows: [string, string, string][] = [];
+  for (const [i, id] of ids.entries()) for (let r = 0; r < ROWS.length; r++) for (let c = 1; c <= 3; c++) rows.push([id, `${ROWS[r]}${c}`, skuOf(productAt(i, r, c)[0])]);
+  // One statement for the whole fleet: a big one starts as fast as a small one.
+  await db.query(
+    'INSERT INTO planogram (machine_id, slot, operator_id, sku) SELECT m, s, $4, k FROM unnest($1::text[], $2::text[], $3::text[]) AS x(m, s, k) ON CONFLICT DO NOTHING',
+    [rows.map((x) => x[0]), rows.map((x) => x[1]), rows.map((x) => x[2]), DEFAULT_OPERATOR],
+  );
+}
+
 function machineSpec(i: number, rnd: Random): MachineSpec {
   const slots = [];
-  const rows = ['A', 'B', 'C'];
+  const rows = ROWS;
   for (let r = 0; r < 3; r++) {
     for (let c = 1; c <= 3; c++) {
-      const [product, price, category] = PRODUCTS[(i + r * 3 + c) % PRODUCTS.length]!;
+      const [product, price, category] = productAt(i, r, c);
       slots.push({ code: `${rows[r]}${c}`, product, price, qty: rnd.int(3, 12), capacity: 12, category });
     }
   }
@@ -151,6 +180,7 @@ async function main(): Promise<void> {
   // Locations for the route and the map, through the API's own code path; set once, so one changed over the API stays.
   const located = new Set((await loadMachines(db, ids)).filter((m) => m.location !== null).map((m) => m.id));
   for (const [i, id] of ids.entries()) if (!located.has(id)) await setLocation(db, id, simulatedLocation(i));
+  await seedCatalog(db, ids);
 
   const api = await buildApi({ db, commands: gateway.commands, alerts: gateway.alerts, firmware, rolloutEngine: gateway.rollouts, health: () => gateway.health() });
   const served = await listen(api, '127.0.0.1', o.apiPort);
@@ -161,7 +191,7 @@ async function main(): Promise<void> {
   print(`  fleet store   PGlite (PostgreSQL in this process), ${dbDir ? `data in ${dbDir}` : 'in memory (--data DIR keeps it and the machines)'}; tables machines, machine_state, events, sales (view), telemetry`);
   print(`  machines      ${ids[0]} .. ${ids[ids.length - 1]}, 9 slots each, USD coins and bills, telemetry every 5 min and after sales`);
   print(`  locations     around downtown ${CITY.name}; a restocking route: vendctl route --depot ${CITY.lat},${CITY.lon} --days 1`);
-  print(`  dashboard     ${served.url}/dashboard (sign in with the admin token): map, machines, alerts, planograms, sales, commands, audit files`);
+  print(`  dashboard     ${served.url}/dashboard (sign in with the admin token): map, machines, alerts, planograms, sales, commands, audit files, the product catalog`);
   print(`  operator API  ${served.url} (OpenAPI and a try-it page at ${served.url}/docs)${served.fellBack ? ` (${o.apiPort} is taken on this machine)` : ''}`);
   print(
     o.restockAfterS > 0

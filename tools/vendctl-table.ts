@@ -9,6 +9,7 @@
 export const LISTINGS: ReadonlySet<string> = new Set([
   'machines', 'slots', 'products', 'coins', 'sales', 'commands', 'audits', 'alerts', 'operators',
   'picklist', 'forecast', 'route', 'firmware list', 'rollout list', 'rollout machines', 'tokens list',
+  'planogram show', 'planogram assign', 'planogram apply',
 ]);
 
 const WIDEST = 40;

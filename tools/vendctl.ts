@@ -35,6 +35,8 @@
  *   npm run vendctl -- provision vm-0042 [--operator OP]   (a platform admin names the operator)
  *   npm run vendctl -- tokens list [--operator OP] [--json] | tokens revoke TOKEN-ID   (admin; over the API)
  *   npm run vendctl -- alert-webhook [set URL [--secret S] | remove] [--operator OP]   (the operator's own; admin)
+ *   npm run vendctl -- products list | show SKU | add SKU NAME PRICE CURRENCY [--category C] | set SKU [--price P] ... | image SKU FILE | remove SKU
+ *   npm run vendctl -- planogram show vm-0001 | assign vm-0001 A1 CHIPS-01 [--price 150] [--no-apply] | apply vm-0001
  *
  * The gateway's address and an API token come from --url / --token or
  * VENDFLEET_URL (default http://127.0.0.1:8080) / VENDFLEET_TOKEN.
@@ -57,6 +59,7 @@ import { openDb } from '../gateway/store/db.js';
 import { migrate } from '../gateway/store/migrations.js';
 import { FIRMWARE_USAGE, firmwareOffline, firmwareRequest } from './vendctl-firmware.js';
 import { ARCHIVE_USAGE, archiveCommand } from './vendctl-archive.js';
+import { CATALOG_ACTIONS, CATALOG_USAGE, planogramOutcome, planogramRequest, productsRequest } from './vendctl-catalog.js';
 import { ROLLOUT_USAGE, rolloutRequest, watchRollout, type WatchedRollout } from './vendctl-rollout.js';
 import { LISTINGS, renderListing } from './vendctl-table.js';
 import { renderVans } from './vendctl-vans.js';
@@ -74,6 +77,7 @@ const USAGE = `usage: vendctl [--url URL] [--token TOKEN] [--json] <command> ...
   me | operators | operator add ID NAME   (adding an operator: platform admins)
   tokens list [--operator OP] [--json] | tokens revoke TOKEN-ID   (admin: the operator's tokens; a platform admin's, all)
   alert-webhook [set URL [--secret S] | remove] [--operator OP]   (admin; the secret also from VENDFLEET_WEBHOOK_SECRET)
+${CATALOG_USAGE}
 ${FIRMWARE_USAGE}
 ${ROLLOUT_USAGE}
   token create NAME ROLE [--operator ID | --platform] | token revoke TOKEN-ID   (on the store: DATABASE_URL or DATA_DIR)
@@ -85,7 +89,7 @@ function fail(message: string, code = 2): never {
 }
 
 /** Flags that take no value. */
-const SWITCHES = new Set(['all', 'downgrade', 'force', 'unfinished', 'platform', 'json', 'wait']);
+const SWITCHES = new Set(['all', 'downgrade', 'force', 'unfinished', 'platform', 'json', 'wait', 'no-apply']);
 
 interface Parsed {
   args: string[];
@@ -184,9 +188,27 @@ async function main(): Promise<void> {
     case 'slots':
       path = `/machines/${m(id)}/slots`;
       break;
-    case 'products':
-      path = `/machines/${m(id)}/products${q([['category', p.flags.get('category')], ['limit', p.flags.get('limit')], ['cursor', p.flags.get('cursor')]])}`;
+    case 'products': {
+      // `products list|add|...` is the catalog; `products ID` (or --machine ID) what a machine has on sale.
+      if (!p.flags.has('machine') && id !== undefined && CATALOG_ACTIONS.has(id)) {
+        const r = productsRequest(p.args, p.flags, fail);
+        method = r.method;
+        path = r.path;
+        body = r.body;
+        raw = r.raw;
+        if (r.contentType) headers['content-type'] = r.contentType;
+        break;
+      }
+      path = `/machines/${m(p.flags.get('machine') ?? id)}/products${q([['category', p.flags.get('category')], ['limit', p.flags.get('limit')], ['cursor', p.flags.get('cursor')]])}`;
       break;
+    }
+    case 'planogram': {
+      const r = planogramRequest(p.args, p.flags, fail);
+      method = r.method;
+      path = r.path;
+      body = r.body;
+      break;
+    }
     case 'slot':
       path = `/machines/${m(id)}/status/${encodeURIComponent(need(x, 'a slot'))}`;
       break;
@@ -431,6 +453,11 @@ async function main(): Promise<void> {
     process.stderr.write(`token ${x} revoked\n`);
     return;
   }
+  if (cmd === 'products' && id === 'remove') {
+    process.stderr.write(`product ${x} removed\n`);
+    return;
+  }
+  if (cmd === 'planogram' && method === 'PUT') process.stderr.write(planogramOutcome(out) + '\n');
   if (cmd === 'vans' && !p.flags.has('json')) {
     process.stdout.write(renderVans(out) + '\n');
     return;

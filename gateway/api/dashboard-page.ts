@@ -56,7 +56,11 @@ export const DASHBOARD_HTML = `<!doctype html>
     <section class="card machine" id="machine" hidden>
       <h2 id="machine-title"></h2>
       <div class="grid">
-        <div><h3>Planogram</h3><div id="planogram" class="planogram"></div></div>
+        <div><h3>Planogram</h3><div id="planogram" class="planogram"></div>
+          <table id="planogram-catalog" class="catalog-slots"><thead><tr><th>slot</th><th>product</th><th>price</th><th>machine</th></tr></thead><tbody></tbody></table>
+          <form id="assign-form" class="assign" hidden><select id="assign-slot" aria-label="slot"></select><select id="assign-sku" aria-label="product"></select><input id="assign-price" placeholder="this machine's price" aria-label="this machine's price (empty: the default)"><button type="submit">Assign</button></form>
+          <p id="assign-result"></p><p id="assign-error" class="error" role="alert"></p>
+        </div>
         <div><h3>Coin tubes</h3><div id="tubes" class="tubes"></div></div>
         <div class="wide"><h3>Sales <select id="range" aria-label="time range of the charts"><option value="24h">last 24 hours</option><option value="1h">last hour</option><option value="6h">last 6 hours</option><option value="7d">last 7 days</option><option value="30d">last 30 days</option><option value="90d">last 90 days</option><option value="1y">last year</option><option value="custom">custom range</option></select></h3><div id="chart" class="chart" role="img" aria-label="sales and revenue chart"></div></div>
         <div class="wide"><h3>Coin tubes over time</h3><div id="tube-chart" class="chart" role="img" aria-label="coin tube levels chart"></div></div>
@@ -86,6 +90,20 @@ export const DASHBOARD_HTML = `<!doctype html>
         <h3>Rolled back or failed</h3>
         <ul id="rollout-problems" class="problems"></ul>
       </div>
+    </section>
+    <section class="card catalog">
+      <h2>Product catalog</h2>
+      <div class="scroll"><table id="catalog"><thead><tr><th>SKU</th><th>name</th><th>category</th><th>default price</th><th>image</th></tr></thead><tbody></tbody></table></div>
+      <form id="product-form" class="product-form" hidden>
+        <input name="sku" placeholder="SKU" required aria-label="SKU">
+        <input name="name" placeholder="name" required aria-label="name">
+        <input name="category" placeholder="category" aria-label="category">
+        <input name="price" placeholder="price, e.g. 1.50" required aria-label="default price">
+        <input name="currency" value="USD" size="4" aria-label="currency">
+        <input name="image" type="file" accept="image/png,image/jpeg,image/gif,image/webp" aria-label="image">
+        <button id="product-save" type="submit">Add product</button><button id="product-new" type="button">New</button>
+      </form>
+      <p id="catalog-error" class="error" role="alert"></p>
     </section>
     <section class="card route">
       <h2>Restocking route</h2>
@@ -167,4 +185,8 @@ td.low { color: var(--warn); font-weight: 600; }
   .waves .wave { grid-template-columns: minmax(0, 1fr); } .waves .wave > * { min-width: 0; overflow-wrap: anywhere; } #route-form { flex-wrap: wrap; }
 }
 #route-form { display: flex; gap: 1rem; align-items: center; font-size: .85rem; margin-bottom: .6rem; }
+.card.catalog { grid-column: 1 / -1; } .thumb { width: 2rem; height: 2rem; object-fit: contain; vertical-align: middle; }
+.product-form, .assign { display: flex; flex-wrap: wrap; gap: .4rem; align-items: center; margin: .5rem 0; font-size: .85rem; }
+.catalog-name { color: #1d4ed8; font-weight: 600; } td.num { text-align: right; } td.pending { color: var(--warn); }
+.catalog-slots { margin-top: .5rem; }
 `;

@@ -22,6 +22,7 @@ const SCRIPTS = {
   heatmap: new URL('../dashboard/heatmap.js', import.meta.url),
   'grid-clusters': new URL('../dashboard/grid-clusters.js', import.meta.url),
   charts: new URL('../dashboard/charts.js', import.meta.url),
+  catalog: new URL('../dashboard/catalog.js', import.meta.url),
 } as const;
 
 /**

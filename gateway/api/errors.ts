@@ -3,9 +3,10 @@
  * and that code's HTTP status (ERROR_STATUS, the only table of them), and
  * the one translation of whatever a route or a part below it throws
  * (HttpError, the DEX parser's, the audit store's, the command service's,
- * restocking's, the firmware registry's, rollouts', a store error, fastify's own) into a status and
+ * restocking's, the firmware registry's, rollouts', the catalog's, a store error, fastify's own) into a status and
  * `{ error, message }`. Routes throw codes; none picks a status for an error.
  */
+import { CatalogError } from '../catalog/products.js';
 import { CommandError } from '../commands/service.js';
 import { DexError } from '../dex/parse.js';
 import { AuditError } from '../dex/store.js';
@@ -26,6 +27,11 @@ export const ERROR_STATUS = {
   'bad-version': 400,
   'bad-notes': 400,
   'bad-rollout': 400,
+  // The catalog: a product's fields, a planogram change's slot, SKU (none such for the operator) or price.
+  'bad-product': 400,
+  'bad-slot': 400,
+  'unknown-sku': 400,
+  'bad-price': 400,
   unauthorized: 401,
   forbidden: 403,
   'unknown-machine': 404,
@@ -36,12 +42,14 @@ export const ERROR_STATUS = {
   'unknown-file': 404,
   'unknown-rollout': 404,
   'unknown-token': 404,
+  'unknown-product': 404,
   // Also what another operator's machines, commands, audits, rollouts and the operator itself are to a token: not found.
   'unknown-operator': 404,
   // The state of things says no: a machine's refusal of a purchase (its reason, or this), another request holding the key.
   refused: 409,
   'in-progress': 409,
   'operator-exists': 409,
+  'product-exists': 409,
   // A firmware image: these bytes are stored under another version, the version names other bytes, a machine uses it.
   'image-exists': 409,
   'version-taken': 409,
@@ -113,6 +121,7 @@ export function errorAnswer(err: Error & { statusCode?: number; validation?: unk
   if (err instanceof RestockError) return answer(err.code, err.message);
   if (err instanceof FirmwareError) return answer(err.code, err.message);
   if (err instanceof RolloutError) return answer(err.code, err.message);
+  if (err instanceof CatalogError) return answer(err.code, err.message);
   if (err.validation) return answer('bad-request', err.message);
   // fastify's own refusals (a body over the limit, a content type no parser takes) come with their status and code.
   if (err.statusCode && err.statusCode < 500) return { status: err.statusCode, body: { error: err.code ?? 'bad-request', message: err.message } };

@@ -7,13 +7,15 @@
  * except a transient refusal (the machine was busy, or the vend expired
  * before it was ever sent): nothing was dispensed, and the key may buy again.
  * Nothing is on sale on a machine that is offline or locked. Categories
- * match whatever their case.
+ * match whatever their case. A slot with a catalog product assigned
+ * (catalog-routes.ts) shows the catalog's name, category, SKU and image.
  */
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { CommandRecord } from '../commands/service.js';
 import { bindKeyCommand, claimKey, keyCommand, keyRecord, releaseKey, saveKeyAnswer, takeOverKey, type StoredAnswer } from '../store/idempotency.js';
-import { moneyOf, slotsOf, unavailableReason, type Telemetry } from '../store/machines.js';
+import { assignmentsOf, type Assignment } from '../catalog/planogram.js';
+import { moneyOf, slotsOf, unavailableReason, type Slot, type Telemetry } from '../store/machines.js';
 import { ERROR_STATUS, HttpError, refusalStatus } from './errors.js';
 import { ERROR, MACHINE_PARAMS, SLOT_CODE, MACHINE_ID, type RouteContext } from './http.js';
 
@@ -52,6 +54,12 @@ const PURCHASE_REFUSED = {
   required: ['error', 'message'],
 } as const;
 
+/** What an item says of its product: the catalog's (name, category, SKU, image) when the slot has one assigned, else the machine's own label. */
+function catalogItem(x: Slot, a: Assignment | undefined): { product: string | null; category: string | null; sku: string | null; image: string | null } {
+  if (a) return { product: a.product.name, category: a.product.category, sku: a.sku, image: a.product.image };
+  return { product: typeof x.product === 'string' ? x.product : null, category: typeof x.category === 'string' ? x.category : null, sku: null, image: null };
+}
+
 export interface ProductRouteOptions {
   /** How long POST /purchase waits for the machine before answering 202 (ms). */
   purchaseWaitMs: number;
@@ -69,6 +77,9 @@ export async function registerProductRoutes(app: FastifyInstance, ctx: RouteCont
       preHandler: need('viewer'),
       schema: {
         summary: 'Products on sale, slot order, sold-out items hidden; cursor pagination',
+        description:
+          'Each item: slot, product (name), category, sku, image, price (what the machine charges, minor units of currency) and quantity. ' +
+          "A slot with a catalog product assigned (PUT /machines/{id}/planogram) has the catalog's name, category, SKU and image URL; any other has the machine's own label and null sku and image.",
         tags: ['products'],
         params: MACHINE_PARAMS,
         querystring: {
@@ -88,16 +99,18 @@ export async function registerProductRoutes(app: FastifyInstance, ctx: RouteCont
       }
       const why = unavailableReason(s);
       const category = req.query.category?.toLowerCase();
+      const catalog = await assignmentsOf(db, req.params.id);
       const sellable = (why === null ? slotsOf(s.telemetry) : [])
         .filter((x) => x.qty > 0 && !x.fault)
-        .filter((x) => category === undefined || (typeof x.category === 'string' && x.category.toLowerCase() === category))
-        .sort((a, b) => (a.code < b.code ? -1 : a.code > b.code ? 1 : 0))
-        .filter((x) => after === '' || x.code > after);
+        .map((x) => ({ slot: x, item: catalogItem(x, catalog.get(x.code)) }))
+        .filter(({ item }) => category === undefined || (typeof item.category === 'string' && item.category.toLowerCase() === category))
+        .sort((a, b) => (a.slot.code < b.slot.code ? -1 : a.slot.code > b.slot.code ? 1 : 0))
+        .filter((x) => after === '' || x.slot.code > after);
       const page = sellable.slice(0, req.query.limit);
       const more = sellable.length > page.length;
       return {
-        items: page.map((x) => ({ slot: x.code, product: x.product ?? null, category: x.category ?? null, price: x.price, quantity: x.qty })),
-        nextCursor: more ? Buffer.from(`s:${page[page.length - 1]!.code}`).toString('base64url') : null,
+        items: page.map(({ slot: x, item }) => ({ slot: x.code, ...item, price: x.price, quantity: x.qty })),
+        nextCursor: more ? Buffer.from(`s:${page[page.length - 1]!.slot.code}`).toString('base64url') : null,
         // An offline or locked machine sells nothing: its items are hidden, and this says why.
         available: why === null,
         unavailable: why,
@@ -119,8 +132,7 @@ export async function registerProductRoutes(app: FastifyInstance, ctx: RouteCont
       if (!slot) throw new HttpError('unknown-slot', `machine "${req.params.id}" has no slot ${req.params.slot}`);
       return {
         slot: slot.code,
-        product: slot.product ?? null,
-        category: slot.category ?? null,
+        ...catalogItem(slot, (await assignmentsOf(db, req.params.id)).get(slot.code)),
         price: slot.price,
         quantity: slot.qty,
         capacity: slot.capacity ?? null,

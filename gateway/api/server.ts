@@ -2,7 +2,7 @@
  * The operator HTTP API (fastify): the fleet, one machine's slots, sales and
  * commands, the product API of the reference vending service, and remote
  * purchases with idempotency keys, DEX audit files, alerts, restocking,
- * firmware images and rollouts, and the dashboard, each group of routes in a module of its own (*-routes.ts).
+ * firmware images and rollouts, the product catalog and planograms, and the dashboard, each group of routes in a module of its own (*-routes.ts).
  * Every route but /health and the docs needs an API token (`Authorization:
  * Bearer vf_...`) with a role, and reaches only its operator's machines and
  * what hangs off them (docs/tenants.md: another operator's are "not found",
@@ -25,6 +25,7 @@ import { DEFAULT_OPERATOR, operatorExists } from '../store/operators.js';
 import { registerOperatorRoutes } from './operator-routes.js';
 import { registerAlertRoutes } from './alert-routes.js';
 import { registerAuditRoutes } from './audit-routes.js';
+import { registerCatalogRoutes } from './catalog-routes.js';
 import { registerCommandRoutes } from './command-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { registerDriverRoutes } from './driver-routes.js';
@@ -182,6 +183,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await registerInventoryRoutes(app, ctx);
   await registerTelemetryRoutes(app, ctx);
   await registerProductRoutes(app, ctx, { purchaseWaitMs: options.purchaseWaitMs ?? 30000, purchaseTtlS: options.purchaseTtlS ?? 120 });
+  await registerCatalogRoutes(app, ctx);
   await registerCommandRoutes(app, ctx);
   await registerHealthRoutes(app, options.health);
   await registerAuditRoutes(app, ctx);

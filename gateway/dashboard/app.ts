@@ -8,6 +8,7 @@
 import { heatmapPanel } from './heatmap.js';
 import { fleetMap, type MapRoute, type MapState } from './map.js';
 import { chartPanel } from './charts.js';
+import { catalogPanel } from './catalog.js';
 import { rolloutPanel } from './rollouts.js';
 
 // ---- shapes of the API answers this page reads ------------------------------------------------
@@ -362,6 +363,7 @@ const refreshMachine = serial(async () => {
     t.append(row);
   }
   if (coins.denominations.length === 0) t.append(el('p', {}, 'no coin changer reported'));
+  catalog.machine(id);
 });
 
 // Sales, revenue, coin tubes and temperature over the range picked (charts.ts, uPlot).
@@ -542,6 +544,7 @@ async function planRoute(): Promise<void> {
 const rollouts = rolloutPanel({ api: (path) => api(path), $, el, serial });
 const theMap = fleetMap($('#map'), (id) => select(id), $('#map-legend'));
 const heatmap = heatmapPanel({ api: (path) => api(path), $, el, serial, select: (id) => select(id) });
+const catalog = catalogPanel({ api: (path, init) => api(path, init), authorization: () => `Bearer ${token}`, $, el, serial });
 
 // ---- live updates -----------------------------------------------------------------------------
 
@@ -622,6 +625,8 @@ async function signIn(): Promise<void> {
   $('#app').hidden = false;
   refreshFleet();
   rollouts.refresh();
+  catalog.setRole(me.role);
+  catalog.refresh();
   void live();
 }
 

@@ -510,6 +510,45 @@ CREATE TABLE driver_restocks (
   PRIMARY KEY (link_id, machine_id, slot)
 )`,
   },
+  {
+    version: 17,
+    name: 'product catalog and planogram assignments',
+    sql: `
+-- Each operator's product catalog (docs/catalog.md): a product is known by its SKU within its operator, priced
+-- by default in minor units of its currency. Its image is either bytes uploaded to the gateway (sniffed as
+-- PNG, JPEG, GIF or WebP, served with that type only) or an https URL, never both.
+CREATE TABLE products (
+  operator_id text NOT NULL REFERENCES operators(id),
+  sku text NOT NULL CHECK (sku ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$'),
+  name text NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+  category text CHECK (length(category) BETWEEN 1 AND 64),
+  price bigint NOT NULL CHECK (price BETWEEN 1 AND 1000000),
+  currency text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+  image bytea CHECK (length(image) BETWEEN 1 AND 131072),
+  image_type text CHECK (image_type IN ('image/png', 'image/jpeg', 'image/gif', 'image/webp')),
+  image_sha256 text CHECK (image_sha256 ~ '^[0-9a-f]{64}$'),
+  image_url text CHECK (image_url ~ '^https://' AND length(image_url) <= 2048),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (operator_id, sku),
+  CHECK ((image IS NULL) = (image_type IS NULL) AND (image IS NULL) = (image_sha256 IS NULL)),
+  CHECK (image IS NULL OR image_url IS NULL)
+);
+CREATE INDEX products_category ON products (operator_id, category);
+-- Which catalog product a machine's slot holds, with this machine's price when it differs from the default.
+-- The product is the machine's operator's (the API checks; the key keeps a product in use from vanishing).
+CREATE TABLE planogram (
+  machine_id text NOT NULL REFERENCES machines(id),
+  slot text NOT NULL CHECK (slot ~ '^[A-Z0-9]{1,4}$'),
+  operator_id text NOT NULL,
+  sku text NOT NULL,
+  price bigint CHECK (price BETWEEN 1 AND 1000000),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (machine_id, slot),
+  FOREIGN KEY (operator_id, sku) REFERENCES products(operator_id, sku)
+);
+CREATE INDEX planogram_product ON planogram (operator_id, sku)`,
+  },
 ];
 
 /** Apply the migrations not applied yet, up to version `until` (tests stop short of one to store data as an older version did). */

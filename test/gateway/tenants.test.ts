@@ -26,6 +26,7 @@ import { FirmwareRegistry } from '../../gateway/firmware/registry.js';
 import { openDb, type Db } from '../../gateway/store/db.js';
 import { migrate } from '../../gateway/store/migrations.js';
 import { BACKENDS, eventually, type Backend } from './backends.js';
+import { png } from './catalog-fixtures.js';
 import { espImage, keysFile, signed, testKey } from './firmware-fixtures.js';
 
 const DEX = (serial: string): string => `DXS*VFL0000000*VA*V0/6*1\r\nST*001*0001\r\nID1*${serial}*MODEL*0001\r\nVA1*300*3*0*0\r\nSE*4*0001\r\nDXE*1*1\r\n`;
@@ -37,6 +38,8 @@ interface Req {
   url: string;
   body?: unknown;
   text?: string;
+  /** A byte body (a product image), sent as its content-type header says. */
+  bytes?: Buffer;
   headers?: Record<string, string>;
 }
 
@@ -82,7 +85,7 @@ for (const backend of BACKENDS) {
           ...(r.body !== undefined ? { 'content-type': 'application/json' } : r.text !== undefined ? { 'content-type': 'text/plain' } : {}),
           ...r.headers,
         },
-        ...(r.body !== undefined ? { payload: JSON.stringify(r.body) } : r.text !== undefined ? { payload: r.text } : {}),
+        ...(r.body !== undefined ? { payload: JSON.stringify(r.body) } : r.text !== undefined ? { payload: r.text } : r.bytes !== undefined ? { payload: r.bytes } : {}),
       });
     const ok = async (token: string, r: Req, status = 200): Promise<Record<string, unknown>> => {
       const res = await call(token, r);
@@ -150,6 +153,11 @@ for (const backend of BACKENDS) {
         assert.equal(r['total'], 1, `${id}'s operator's rollout of all its machines has one`);
       }
       bs.driverLink = (await ok(t.bAdmin, { method: 'POST', url: '/driver-links', body: { machines: ['tb-1'] } }, 201))['id'] as string;
+      // Each operator's catalog: a product, B's with an image, in slot B2 of its machine.
+      await ok(t.aAdmin, { method: 'POST', url: '/products', body: { sku: 'A-CHIPS', name: 'A chips', category: 'Snacks', price: 120, currency: 'USD' } }, 201);
+      await ok(t.bAdmin, { method: 'POST', url: '/products', body: { sku: 'B-SODA', name: 'B soda', category: 'Drinks', price: 180, currency: 'USD' } }, 201);
+      await ok(t.bAdmin, { method: 'PUT', url: '/products/B-SODA/image', bytes: png(0, 0, 255), headers: { 'content-type': 'image/png' } });
+      await ok(t.bAdmin, { method: 'PUT', url: '/machines/tb-1/planogram', body: { slots: [{ slot: 'B2', sku: 'B-SODA' }], apply: false } });
     });
 
     after(async () => {
@@ -174,6 +182,8 @@ for (const backend of BACKENDS) {
         db.query('SELECT id FROM operators ORDER BY id'),
         db.query("SELECT rollout_id, machine_id FROM rollout_machines WHERE machine_id = 'tb-1' ORDER BY rollout_id"),
         db.query("SELECT id, revoked_at FROM driver_links WHERE operator_id = 'op-b' ORDER BY id"),
+        db.query("SELECT sku, name, category, price, currency, image_sha256, image_url, updated_at FROM products WHERE operator_id = 'op-b' ORDER BY sku"),
+        db.query("SELECT slot, sku, price, updated_at FROM planogram WHERE machine_id = 'tb-1' ORDER BY slot"),
       ]);
       return JSON.stringify(rows.map((r) => r.rows));
     };
@@ -198,6 +208,7 @@ for (const backend of BACKENDS) {
         ['GET /dashboard/heatmap.js', { kind: 'public' }],
         ['GET /dashboard/grid-clusters.js', { kind: 'public' }],
         ['GET /dashboard/charts.js', { kind: 'public' }],
+        ['GET /dashboard/catalog.js', { kind: 'public' }],
         ['GET /dashboard/vendor/:file', { kind: 'public' }],
         ['GET /me', { kind: 'list', req: { method: 'GET', url: '/me' } }],
         ['GET /operators', { kind: 'list', req: { method: 'GET', url: '/operators' } }],
@@ -226,6 +237,26 @@ for (const backend of BACKENDS) {
           },
         ],
         ['GET /machines/:id/products', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/products` }] }],
+        ['GET /products', { kind: 'list', req: { method: 'GET', url: '/products' }, foreign: [{ method: 'GET', url: '/products?operator=op-b' }] }],
+        ['POST /products', { kind: 'foreign', probes: [{ method: 'POST', url: '/products?operator=op-b', body: { sku: 'B-STOLEN', name: 'Stolen', price: 1, currency: 'USD' } }] }],
+        ['GET /products/:sku', { kind: 'foreign', probes: [{ method: 'GET', url: '/products/B-SODA' }, { method: 'GET', url: '/products/B-SODA?operator=op-b' }] }],
+        ['PUT /products/:sku', { kind: 'foreign', probes: [{ method: 'PUT', url: '/products/B-SODA', body: { price: 1, name: 'Stolen' } }] }],
+        // B's own delete is refused (409: the product is in tb-1's B2), so B-SODA stays for the probes after it.
+        ['DELETE /products/:sku', { kind: 'foreign', probes: [{ method: 'DELETE', url: '/products/B-SODA' }] }],
+        ['GET /products/:sku/image', { kind: 'foreign', probes: [{ method: 'GET', url: '/products/B-SODA/image' }, { method: 'GET', url: '/products/B-SODA/image?operator=op-b' }] }],
+        ['PUT /products/:sku/image', { kind: 'foreign', probes: [{ method: 'PUT', url: '/products/B-SODA/image', bytes: png(255, 0, 0), headers: { 'content-type': 'image/png' } }] }],
+        ['DELETE /products/:sku/image', { kind: 'foreign', probes: [{ method: 'DELETE', url: '/products/B-SODA/image' }] }],
+        ['GET /machines/:id/planogram', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/planogram` }] }],
+        [
+          'PUT /machines/:id/planogram',
+          {
+            kind: 'foreign',
+            probes: [
+              { method: 'PUT', url: `${m()}/planogram`, body: { slots: [{ slot: 'B2', sku: 'B-SODA', price: 1 }] } },
+              { method: 'PUT', url: `${m()}/planogram`, body: { slots: [] } },
+            ],
+          },
+        ],
         ['GET /machines/:id/status/:slot', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/status/B2` }] }],
         ['GET /machines/:id/denominations', { kind: 'foreign', probes: [{ method: 'GET', url: `${m()}/denominations` }] }],
         ['POST /machines/:id/purchase', { kind: 'foreign', probes: [{ method: 'POST', url: `${m()}/purchase`, body: { slot: 'B2', quantity: 1 }, headers: { 'idempotency-key': 'steal-1' } }] }],
@@ -355,6 +386,10 @@ for (const backend of BACKENDS) {
       assert.deepEqual((await ok(t.platform, { method: 'GET', url: '/alert-rules?operator=op-b' }))['rules'], { lowStock: { percent: 45 } });
       assert.equal(((await ok(t.aViewer, { method: 'GET', url: '/machines/ta-1/alert-rules' }))['effective'] as { lowStock: { percent: number } }).lowStock.percent, 30);
       assert.deepEqual(names(a['GET /locations']!['machines'], 'machine'), ['ta-1']);
+      // A catalog is one operator's: a platform admin reads the default operator's unless it names one.
+      assert.deepEqual(names(a['GET /products']!['products'], 'sku'), ['A-CHIPS']);
+      assert.deepEqual(names(p['GET /products']!['products'], 'sku'), []);
+      assert.deepEqual(names((await ok(t.platform, { method: 'GET', url: '/products?operator=op-b' }))['products'], 'sku'), ['B-SODA']);
       assert.deepEqual(names(p['GET /locations']!['machines'], 'machine'), ['ta-1', 'tb-1']);
       assert.deepEqual(names(a['GET /inventory']!['machines']), ['ta-1']);
       assert.deepEqual(names(p['GET /inventory']!['machines']).sort(), ['ta-1', 'tb-1']);
@@ -390,7 +425,7 @@ for (const backend of BACKENDS) {
             const res = await call(token, p);
             if (res.statusCode === 403 && token !== t.aAdmin) continue; // a role A's token lacks: refused before anything is looked up
             assert.equal(res.statusCode, 404, `${route}: ${p.method} ${p.url} with A's token: ${res.statusCode} ${res.body}`);
-            assert.ok(!res.body.includes('S-tb-1') && !res.body.includes('tb-1 street') && !res.body.includes('Operator B') && !res.body.includes('b-path-token') && !res.body.includes('b spare'), `${route}: the answer tells nothing of B's: ${res.body}`);
+            assert.ok(!res.body.includes('S-tb-1') && !res.body.includes('tb-1 street') && !res.body.includes('Operator B') && !res.body.includes('b-path-token') && !res.body.includes('b spare') && !res.body.includes('B soda'), `${route}: the answer tells nothing of B's: ${res.body}`);
             if (p.method === 'GET') {
               const head = await call(token, { ...p, method: 'HEAD' });
               assert.equal(head.statusCode, 404, `HEAD ${p.url}`);
