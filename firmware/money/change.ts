@@ -45,9 +45,18 @@ const USED = 9; // coins used above the level
 const BEST = 10; // the best plan's coins per level
 const FIRST = 11; // the level's first position in ORDER (for splitting a merged value back)
 const ROWS = 12;
+/**
+ * After ROWS: per level, `q` entries (the residue modulus, at most 32, fixed
+ * at construction) of the residue bound's table; the work array's length
+ * gives q back, so it needs no field of its own.
+ */
 const NONE = 0x7fffffff;
 /** Search nodes after which the best plan found is paid unproven (its compute: docs/benchmarks.md; real coin sets stay far below). */
 export const SEARCH_NODES = 20000;
+/** Largest modulus of the residue bound (its tables: 16 levels x this many Int32 entries). */
+export const RESIDUE_MODULUS = 32;
+/** Search nodes after which the residue bound's tables are built and used (real coin sets finish far sooner, so never pay for them). */
+export const RESIDUE_AFTER = 1000;
 
 export interface ChangePlan {
   /** Coins of each type to pay out, indexed like the values given. */
@@ -106,7 +115,18 @@ export class ChangeMaker {
     this.unitValues = new Int32Array(n);
     for (let i = 0; i < n; i++) this.unitValues[i] = this.values[i]! / this.unit;
     this.bits = new Int32Array((this.maxUnits >> 5) + 1);
-    this.work = new Int32Array(ROWS * COIN_TYPES);
+    // The residue bound's modulus q: a multiple of the common divisor of the values' differences (every
+    // level's deficits are multiples of it, so q sees the coin count's residue), as large as allowed.
+    let d = 0;
+    let first = 0;
+    for (let i = 0; i < n; i++) {
+      const v = this.unitValues[i]!;
+      if (v === 0) continue;
+      if (first === 0) first = v;
+      d = gcd(v > first ? v - first : first - v, d);
+    }
+    const q = d === 0 || d > RESIDUE_MODULUS ? RESIDUE_MODULUS : d * Math.floor(RESIDUE_MODULUS / d);
+    this.work = new Int32Array((ROWS + q) * COIN_TYPES);
     // Types by value, largest first (insertion sort: at most 16).
     const w = this.work;
     for (let i = 0; i < n; i++) {
@@ -230,6 +250,8 @@ export class ChangeMaker {
     let best = NONE;
     let nodes = 0;
     let i = 0;
+    const q = (w.length >> 4) - ROWS;
+    let residue = false;
     w[REM * T] = target;
     w[USED * T] = 0;
     for (;;) {
@@ -240,15 +262,83 @@ export class ChangeMaker {
         this.plan.optimal = false;
         break;
       }
+      if (nodes === RESIDUE_AFTER) {
+        // A hard case: build the residue bound's tables, one a level (see below). Level l's entry rho is
+        // the least deficit sum D = sum(VAL[l] - v) over any coins (tubes ignored) of the levels from l
+        // down whose D = rho (mod q); coins of VAL[l] itself add nothing. One pass a coin around each
+        // cycle of its step, from the cycle's least entry, is the round-robin shortest-path algorithm
+        // (Boecker and Liptak) over the q residues: O(q) a coin, O(q x levels^2 / 2) in all.
+        for (let l = 0; l < m; l++) {
+          const base = ROWS * T + l * q;
+          w.fill(NONE, base, base + q);
+          w[base] = 0;
+          for (let j = l + 1; j < m; j++) {
+            const d = w[VAL * T + l]! - w[VAL * T + j]!;
+            const s = d % q;
+            if (s === 0) continue; // returns to the same residue at a cost: never shorter
+            const g = gcd(s, q);
+            for (let p = 0; p < g; p++) {
+              let at = -1;
+              let n = NONE;
+              for (let c = p, t = 0; t < q / g; t++, c = (c + s) % q) {
+                if (w[base + c]! < n) {
+                  n = w[base + c]!;
+                  at = c;
+                }
+              }
+              if (at < 0) continue;
+              for (let t = 1; t < q / g; t++) {
+                at = (at + s) % q;
+                n += d;
+                if (w[base + at]! < n) n = w[base + at]!;
+                else w[base + at] = n;
+              }
+            }
+          }
+        }
+        residue = true;
+      }
       let descend = false;
       const r = w[REM * T + i]!;
       const used = w[USED * T + i]!;
+      let lb = NONE;
       if (r === 0) {
         if (used < best) {
           best = used;
           for (let j = 0; j < m; j++) w[BEST * T + j] = j < i ? w[K * T + j]! : 0;
         }
-      } else if (i < m && r <= w[CAP * T + i]! && r % w[GCD * T + i]! === 0 && used + this.bound(i, r, m) < best) {
+      } else if (i < m && r <= w[CAP * T + i]! && r % w[GCD * T + i]! === 0) {
+        lb = this.bound(i, r, m);
+        if (residue) {
+          // The residue bound. k coins of the levels from i down (values at most V) paying r have deficit
+          // sum D = k*V - r exactly, so D is at least the table's entry for D mod q; a k for which it is
+          // not has no plan. The fewest coins is then at least the first k from the LP bound up that
+          // passes (each k skipped is ruled out, so stopping after q tries is still a lower bound). On a
+          // set whose values are all 1 (mod 7), say, it finds the count's residue and more, where the LP
+          // bound alone leaves millions of nodes to rule out the counts below the fewest.
+          const v = w[VAL * T + i]!;
+          const base = ROWS * T + i * q;
+          // No plan of those levels has more coins than the smallest ones that fit in r, tubes and all.
+          let most = 0;
+          for (let l = m - 1, left = r; l >= i; l--) {
+            const c = w[CNT * T + l]!;
+            const vl = w[VAL * T + l]!;
+            if (c * vl >= left) {
+              most += Math.floor(left / vl);
+              break;
+            }
+            most += c;
+            left -= c * vl;
+          }
+          let d = lb * v - r;
+          for (let t = 0; t < q && used + lb < best && lb <= most && w[base + (d % q)]! > d; t++) {
+            lb++;
+            d += v;
+          }
+          if (lb > most) lb = NONE;
+        }
+      }
+      if (used + lb < best) {
         const v = w[VAL * T + i]!;
         const c = w[CNT * T + i]!;
         const capBelow = i + 1 < m ? w[CAP * T + i + 1]! : 0;
