@@ -53,8 +53,6 @@ const ROWS = 12;
 const NONE = 0x7fffffff;
 /** Search nodes after which the best plan found is paid unproven (its compute: docs/benchmarks.md; real coin sets stay far below). */
 export const SEARCH_NODES = 20000;
-/** Largest modulus of the residue bound (its tables: 16 levels x this many Int32 entries). */
-export const RESIDUE_MODULUS = 32;
 /** Search nodes after which the residue bound's tables are built and used (real coin sets finish far sooner, so never pay for them). */
 export const RESIDUE_AFTER = 1000;
 
@@ -125,7 +123,7 @@ export class ChangeMaker {
       if (first === 0) first = v;
       d = gcd(v > first ? v - first : first - v, d);
     }
-    const q = d === 0 || d > RESIDUE_MODULUS ? RESIDUE_MODULUS : d * Math.floor(RESIDUE_MODULUS / d);
+    const q = d === 0 || d > 32 ? 32 : d * Math.floor(32 / d); // at most 32: 2 KB of tables
     this.work = new Int32Array((ROWS + q) * COIN_TYPES);
     // Types by value, largest first (insertion sort: at most 16).
     const w = this.work;
