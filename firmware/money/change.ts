@@ -46,9 +46,9 @@ const BEST = 10; // the best plan's coins per level
 const FIRST = 11; // the level's first position in ORDER (for splitting a merged value back)
 const ROWS = 12;
 /**
- * After ROWS: per level, `q` entries (the residue modulus, at most 32, fixed
- * at construction) of the residue bound's table; the work array's length
- * gives q back, so it needs no field of its own.
+ * After ROWS: per level (at most one a coin type with a value), `q` entries
+ * of the residue bound's table, then q itself (the modulus, at most 32,
+ * fixed at construction; kept there rather than in a field of its own).
  */
 const NONE = 0x7fffffff;
 /** Search nodes after which the best plan found is paid unproven (its compute: docs/benchmarks.md; real coin sets stay far below). */
@@ -117,14 +117,17 @@ export class ChangeMaker {
     // level's deficits are multiples of it, so q sees the coin count's residue), as large as allowed.
     let d = 0;
     let first = 0;
+    let levels = 0;
     for (let i = 0; i < n; i++) {
       const v = this.unitValues[i]!;
       if (v === 0) continue;
       if (first === 0) first = v;
       d = gcd(v > first ? v - first : first - v, d);
+      levels++;
     }
-    const q = d === 0 || d > 32 ? 32 : d * Math.floor(32 / d); // at most 32: 2 KB of tables
-    this.work = new Int32Array((ROWS + q) * COIN_TYPES);
+    const q = d === 0 || d > 32 ? 32 : d * Math.floor(32 / d); // at most 32: 2 KB of tables for 16 types
+    this.work = new Int32Array(ROWS * COIN_TYPES + levels * q + 1);
+    this.work[this.work.length - 1] = q;
     // Types by value, largest first (insertion sort: at most 16).
     const w = this.work;
     for (let i = 0; i < n; i++) {
@@ -248,7 +251,7 @@ export class ChangeMaker {
     let best = NONE;
     let nodes = 0;
     let i = 0;
-    const q = (w.length >> 4) - ROWS;
+    const q = w[w.length - 1]!;
     let residue = false;
     w[REM * T] = target;
     w[USED * T] = 0;
