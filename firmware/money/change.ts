@@ -19,6 +19,10 @@
  *   best plan found, when the remainder exceeds what the smaller tubes hold,
  *   and when the remainder is not a multiple of the smaller values' common
  *   divisor (it steps a tube's count over the residue class that keeps it one).
+ *   A search that runs past RESIDUE_AFTER nodes (real coin sets never do)
+ *   adds a residue bound: tables of least deficit sums modulo q (up to 32)
+ *   that rule out the coin counts a pathological set's residues forbid, in
+ *   levels x q Int32 entries of the work array (at most 2 KB).
  *
  * A dynamic programme over amounts is exact in polynomial time, but it needs
  * a counter per amount (60 KB at 30,000 units even with no reconstruction
@@ -266,9 +270,12 @@ export class ChangeMaker {
       if (nodes === RESIDUE_AFTER) {
         // A hard case: build the residue bound's tables, one a level (see below). Level l's entry rho is
         // the least deficit sum D = sum(VAL[l] - v) over any coins (tubes ignored) of the levels from l
-        // down whose D = rho (mod q); coins of VAL[l] itself add nothing. One pass a coin around each
-        // cycle of its step, from the cycle's least entry, is the round-robin shortest-path algorithm
-        // (Boecker and Liptak) over the q residues: O(q) a coin, O(q x levels^2 / 2) in all.
+        // down whose D = rho (mod q), NONE if there is none; coins of VAL[l] itself add nothing. Adding
+        // one value's coins (step s = d mod q, cost d >= 0) to a table: within each cycle rho, rho + s,
+        // ... the least entry cannot improve (costs are not negative), and walking once round from it,
+        // each entry becomes min(itself, the previous one + d), which covers any number of the coins.
+        // That is the round-robin shortest-path algorithm (Boecker and Liptak) over the q residues:
+        // O(q) a value, O(q x levels^2 / 2) in all. Sums stay below q x 30,000 < 2^31.
         for (let l = 0; l < m; l++) {
           const base = ROWS * T + l * q;
           w.fill(NONE, base, base + q);
@@ -311,15 +318,24 @@ export class ChangeMaker {
       } else if (i < m && r <= w[CAP * T + i]! && r % w[GCD * T + i]! === 0) {
         lb = this.bound(i, r, m);
         if (residue) {
-          // The residue bound. k coins of the levels from i down (values at most V) paying r have deficit
-          // sum D = k*V - r exactly, so D is at least the table's entry for D mod q; a k for which it is
-          // not has no plan. The fewest coins is then at least the first k from the LP bound up that
-          // passes (each k skipped is ruled out, so stopping after q tries is still a lower bound). On a
-          // set whose values are all 1 (mod 7), say, it finds the count's residue and more, where the LP
-          // bound alone leaves millions of nodes to rule out the counts below the fewest.
+          // The residue bound, a lower bound on the coins any plan of the levels from i down needs for r.
+          // Proof: let a plan use k coins v_1..v_k of those levels (V = VAL[i] the largest, so each
+          // V - v_j >= 0). Their deficit sum is D = sum(V - v_j) = k*V - r exactly. The table's entry
+          // for D mod q is the least deficit sum of any coins of those levels in that residue, tubes
+          // ignored: a minimum over a superset of this plan's coins, so D >= entry. Hence a k with
+          // entry[(k*V - r) mod q] > k*V - r has no plan. No plan has fewer coins than the LP bound lb
+          // either (and lb >= r / V, so D >= 0 there), so the fewest is at least the first k from lb up
+          // that passes; each k skipped is ruled out, so stopping after q tries still leaves a lower
+          // bound. Nor does any plan have more than `most` coins: its k coins add up to r, so the k
+          // smallest coins the tubes hold add up to at most r, and `most` is the largest such k (the
+          // smallest tubes first, the last in part). A node whose bound passes `most` has no plan.
+          // The bound is not monotone in a level's count (unlike the LP bound), so it only cuts this
+          // node; the levels above still step to their next count. On a set whose values are all 1
+          // (mod 7), say, it sees the count's residue and more, where the LP bound alone leaves
+          // millions of nodes ruling out the counts below the fewest. Integers only: k <= r, so
+          // k*V <= 30000 * 30000 < 2^31.
           const v = w[VAL * T + i]!;
           const base = ROWS * T + i * q;
-          // No plan of those levels has more coins than the smallest ones that fit in r, tubes and all.
           let most = 0;
           for (let l = m - 1, left = r; l >= i; l--) {
             const c = w[CNT * T + l]!;
