@@ -368,6 +368,8 @@ describe('change-making', () => {
     equal(MAX_UNITS, 30000);
     const largest = new ChangeMaker(worst, MAX_UNITS);
     ok(largest.footprint <= 8192, `footprint ${largest.footprint} bytes at ${MAX_UNITS} units`);
+    // The bound docs/architecture.md gives: 4,680 bytes of bitset and search state, 2,048 of residue tables, q.
+    ok(largest.footprint <= 6732, `footprint ${largest.footprint} bytes, over the documented 6,732`);
     const bench = new ChangeMaker(worst, 10000);
     ok(bench.footprint <= 8192, `footprint ${bench.footprint} bytes for the 16-type bench case`);
     // Planning allocates nothing: the footprint is what construction fixed, whatever is planned.
