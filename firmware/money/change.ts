@@ -49,11 +49,9 @@ const USED = 9; // coins used above the level
 const BEST = 10; // the best plan's coins per level
 const FIRST = 11; // the level's first position in ORDER (for splitting a merged value back)
 const ROWS = 12;
-/**
- * After ROWS: per level (at most one a coin type with a value), `q` entries
- * of the residue bound's table, then q itself (the modulus, at most 32,
- * fixed at construction; kept there rather than in a field of its own).
- */
+// After the ROWS rows: per level (at most one a coin type with a value), `q` entries of the residue
+// bound's table, then q itself (the modulus, at most 32, fixed at construction; kept there rather
+// than in a field of its own).
 const NONE = 0x7fffffff;
 /** Search nodes after which the best plan found is paid unproven (its compute: docs/benchmarks.md; real coin sets stay far below). */
 export const SEARCH_NODES = 20000;
