@@ -89,12 +89,18 @@ export async function xsChange(f: Figures, vendCompute: number | undefined, bund
       const worst = await solve(hard.amount, hard.counts);
       f.record(`${key}.compute.hardest`, worst, `  ${hard.amount}, tubes ${hard.counts.join('/')} (${hard.nodes} nodes; computrons${vends(worst)})`);
     }
-    // The search's own ceiling: sixteen values all 1 more than a multiple of 7 (the coin count is fixed
-    // modulo 7), where proving the fewest would take millions of nodes; it stops at its node budget.
+    // Sixteen values all 1 more than a multiple of 7 (the coin count is fixed modulo 7): the LP bound alone
+    // would take millions of nodes to prove the fewest; the residue bound, built after RESIDUE_AFTER nodes, proves it.
     const odd = [15, 29, 64, 78, 85, 92, 106, 127, 190, 204, 211, 316, 351, 358, 386, 400];
     await w.evaluate(`benchChangeSetup(12000, ${JSON.stringify(odd)})`);
-    const capped = await solve(11993, new Array<number>(16).fill(255));
-    f.record('change.budget.compute', capped, `pathological set (values 7k+1), 11993, full tubes: the node budget's ceiling (computrons${vends(capped)})`);
+    const proven = await solve(11993, new Array<number>(16).fill(255));
+    f.record('change.pathological.compute', proven, `pathological set (values 7k+1), 11993, full tubes (computrons${vends(proven)})`);
+    // The search's own ceiling: values all 1 more than a multiple of 37, a divisor above the residue bound's
+    // largest modulus (32), so it stops at its node budget and pays the best plan found.
+    const odd37 = [38, 75, 112, 149, 186, 260, 297, 334, 408, 482, 556, 593, 630, 704, 778, 815];
+    await w.evaluate(`benchChangeSetup(12000, ${JSON.stringify(odd37)})`);
+    const capped = await solve(11999, new Array<number>(16).fill(255));
+    f.record('change.budget.compute', capped, `values 37k+1, 11999, full tubes: the node budget's ceiling (computrons${vends(capped)})`);
     f.out('Change-making under XS, typical: USD tubes 5/10/25 (gcd 5), credit up to 50.00, full tubes');
     const tfp = await w.evaluate('new TextEncoder().encode(String(benchChangeSetup(5000, [5, 10, 25, 0]))).buffer');
     f.record('change.typical.footprintBytes', Number(text(tfp)), 'planner buffers (bytes)');

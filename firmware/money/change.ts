@@ -19,6 +19,10 @@
  *   best plan found, when the remainder exceeds what the smaller tubes hold,
  *   and when the remainder is not a multiple of the smaller values' common
  *   divisor (it steps a tube's count over the residue class that keeps it one).
+ *   A search that runs past RESIDUE_AFTER nodes (real coin sets never do)
+ *   adds a residue bound: tables of least deficit sums modulo q (up to 32)
+ *   that rule out the coin counts a pathological set's residues forbid, in
+ *   levels x q Int32 entries of the work array (at most 2 KB).
  *
  * A dynamic programme over amounts is exact in polynomial time, but it needs
  * a counter per amount (60 KB at 30,000 units even with no reconstruction
@@ -45,9 +49,14 @@ const USED = 9; // coins used above the level
 const BEST = 10; // the best plan's coins per level
 const FIRST = 11; // the level's first position in ORDER (for splitting a merged value back)
 const ROWS = 12;
+// After the ROWS rows: per level (at most one a coin type with a value), `q` entries of the residue
+// bound's table, then q itself (the modulus, at most 32, fixed at construction; kept there rather
+// than in a field of its own).
 const NONE = 0x7fffffff;
 /** Search nodes after which the best plan found is paid unproven (its compute: docs/benchmarks.md; real coin sets stay far below). */
 export const SEARCH_NODES = 20000;
+/** Search nodes after which the residue bound's tables are built and used (real coin sets finish far sooner, so never pay for them). */
+export const RESIDUE_AFTER = 1000;
 
 export interface ChangePlan {
   /** Coins of each type to pay out, indexed like the values given. */
@@ -106,7 +115,21 @@ export class ChangeMaker {
     this.unitValues = new Int32Array(n);
     for (let i = 0; i < n; i++) this.unitValues[i] = this.values[i]! / this.unit;
     this.bits = new Int32Array((this.maxUnits >> 5) + 1);
-    this.work = new Int32Array(ROWS * COIN_TYPES);
+    // The residue bound's modulus q: a multiple of the common divisor of the values' differences (every
+    // level's deficits are multiples of it, so q sees the coin count's residue), as large as allowed.
+    let d = 0;
+    let first = 0;
+    let levels = 0;
+    for (let i = 0; i < n; i++) {
+      const v = this.unitValues[i]!;
+      if (v === 0) continue;
+      if (first === 0) first = v;
+      d = gcd(v > first ? v - first : first - v, d);
+      levels++;
+    }
+    const q = d === 0 || d > 32 ? 32 : d * Math.floor(32 / d); // at most 32: 2 KB of tables for 16 types
+    this.work = new Int32Array(ROWS * COIN_TYPES + levels * q + 1);
+    this.work[this.work.length - 1] = q;
     // Types by value, largest first (insertion sort: at most 16).
     const w = this.work;
     for (let i = 0; i < n; i++) {
@@ -230,6 +253,8 @@ export class ChangeMaker {
     let best = NONE;
     let nodes = 0;
     let i = 0;
+    const q = w[w.length - 1]!;
+    let residue = false;
     w[REM * T] = target;
     w[USED * T] = 0;
     for (;;) {
@@ -240,15 +265,95 @@ export class ChangeMaker {
         this.plan.optimal = false;
         break;
       }
+      if (nodes === RESIDUE_AFTER) {
+        // A hard case: build the residue bound's tables, one a level (see below). Level l's entry rho is
+        // the least deficit sum D = sum(VAL[l] - v) over any coins (tubes ignored) of the levels from l
+        // down whose D = rho (mod q), NONE if there is none; coins of VAL[l] itself add nothing. Adding
+        // one value's coins (step s = d mod q, cost d >= 0) to a table: within each cycle rho, rho + s,
+        // ... the least entry cannot improve (costs are not negative), and walking once round from it,
+        // each entry becomes min(itself, the previous one + d), which covers any number of the coins.
+        // That is the round-robin shortest-path algorithm (Boecker and Liptak) over the q residues:
+        // O(q) a value, O(q x levels^2 / 2) in all. Sums stay below q x 30,000 < 2^31.
+        for (let l = 0; l < m; l++) {
+          const base = ROWS * T + l * q;
+          w.fill(NONE, base, base + q);
+          w[base] = 0;
+          for (let j = l + 1; j < m; j++) {
+            const d = w[VAL * T + l]! - w[VAL * T + j]!;
+            const s = d % q;
+            if (s === 0) continue; // returns to the same residue at a cost: never shorter
+            const g = gcd(s, q);
+            for (let p = 0; p < g; p++) {
+              let at = -1;
+              let n = NONE;
+              for (let c = p, t = 0; t < q / g; t++, c = (c + s) % q) {
+                if (w[base + c]! < n) {
+                  n = w[base + c]!;
+                  at = c;
+                }
+              }
+              if (at < 0) continue;
+              for (let t = 1; t < q / g; t++) {
+                at = (at + s) % q;
+                n += d;
+                if (w[base + at]! < n) n = w[base + at]!;
+                else w[base + at] = n;
+              }
+            }
+          }
+        }
+        residue = true;
+      }
       let descend = false;
       const r = w[REM * T + i]!;
       const used = w[USED * T + i]!;
+      let lb = NONE;
       if (r === 0) {
         if (used < best) {
           best = used;
           for (let j = 0; j < m; j++) w[BEST * T + j] = j < i ? w[K * T + j]! : 0;
         }
-      } else if (i < m && r <= w[CAP * T + i]! && r % w[GCD * T + i]! === 0 && used + this.bound(i, r, m) < best) {
+      } else if (i < m && r <= w[CAP * T + i]! && r % w[GCD * T + i]! === 0) {
+        lb = this.bound(i, r, m);
+        if (residue) {
+          // The residue bound, a lower bound on the coins any plan of the levels from i down needs for r.
+          // Proof: let a plan use k coins v_1..v_k of those levels (V = VAL[i] the largest, so each
+          // V - v_j >= 0). Their deficit sum is D = sum(V - v_j) = k*V - r exactly. The table's entry
+          // for D mod q is the least deficit sum of any coins of those levels in that residue, tubes
+          // ignored: a minimum over a superset of this plan's coins, so D >= entry. Hence a k with
+          // entry[(k*V - r) mod q] > k*V - r has no plan. No plan has fewer coins than the LP bound lb
+          // either (and lb >= r / V, so D >= 0 there), so the fewest is at least the first k from lb up
+          // that passes; each k skipped is ruled out, so stopping after q tries still leaves a lower
+          // bound. Nor does any plan have more than `most` coins: its k coins add up to r, so the k
+          // smallest coins the tubes hold add up to at most r, and `most` is the largest such k (the
+          // smallest tubes first, the last in part). A node whose bound passes `most` has no plan.
+          // The bound is not monotone in a level's count (unlike the LP bound), so it only cuts this
+          // node; the levels above still step to their next count. On a set whose values are all 1
+          // (mod 7), say, it sees the count's residue and more, where the LP bound alone leaves
+          // millions of nodes ruling out the counts below the fewest. Integers only: k <= r, so
+          // k*V <= 30000 * 30000 < 2^31.
+          const v = w[VAL * T + i]!;
+          const base = ROWS * T + i * q;
+          let most = 0;
+          for (let l = m - 1, left = r; l >= i; l--) {
+            const c = w[CNT * T + l]!;
+            const vl = w[VAL * T + l]!;
+            if (c * vl >= left) {
+              most += Math.floor(left / vl);
+              break;
+            }
+            most += c;
+            left -= c * vl;
+          }
+          let d = lb * v - r;
+          for (let t = 0; t < q && used + lb < best && lb <= most && w[base + (d % q)]! > d; t++) {
+            lb++;
+            d += v;
+          }
+          if (lb > most) lb = NONE;
+        }
+      }
+      if (used + lb < best) {
         const v = w[VAL * T + i]!;
         const c = w[CNT * T + i]!;
         const capBelow = i + 1 < m ? w[CAP * T + i + 1]! : 0;

@@ -1,4 +1,4 @@
-import { ChangeMaker, MAX_UNITS, SEARCH_NODES } from '../../firmware/money/change.js';
+import { ChangeMaker, MAX_UNITS, RESIDUE_AFTER, SEARCH_NODES } from '../../firmware/money/change.js';
 import { deepEqual, equal, ok, prng, throws } from '../lib/assert.js';
 
 /** Fewest coins for every amount 0..max by exhaustive search over the tube counts. */
@@ -255,20 +255,111 @@ describe('change-making', () => {
     equal(unproven, 0, 'plans paid unproven');
   });
 
-  it('past its node budget pays the best plan found, exactly the amount, on a pathological coin set', () => {
-    // Sixteen values that are all 1 more than a multiple of 7: the coin count is fixed modulo 7,
-    // so proving the fewest means ruling out every smaller count near the lower bound.
+  it('proves the fewest coins on a pathological coin set (16 close values all 1 mod 7) within the node budget', () => {
+    // Every value is 1 more than a multiple of 7, so the coin count is fixed modulo 7: the LP bound says 30
+    // coins for 11,993, and only the residue bound rules out 30 to 36 without visiting millions of nodes.
     const values = [15, 29, 64, 78, 85, 92, 106, 127, 190, 204, 211, 316, 351, 358, 386, 400];
     const counts = new Array<number>(16).fill(255);
+    const truth = piecesDp(values, counts, 12000);
     const cm = new ChangeMaker(values, 12000);
     const plan = cm.solve(11993, counts);
     ok(plan.exact);
-    equal(plan.optimal, false);
-    ok(cm.nodes > SEARCH_NODES && cm.nodes <= SEARCH_NODES + 1, `stopped at the budget (${cm.nodes} nodes)`);
+    equal(plan.optimal, true);
+    equal(plan.count, truth[11993], 'the DP\'s fewest coins');
+    equal(plan.count, 37);
+    ok(cm.nodes > RESIDUE_AFTER && cm.nodes < SEARCH_NODES, `proven by the residue bound within the budget (${cm.nodes} nodes)`);
     equal(planValue(values, plan.coins), 11993);
     for (let t = 0; t < 16; t++) ok(plan.coins[t]! <= 255);
+    // And for every amount near the top, with full tubes and with a few tubes nearly empty.
+    const few = counts.map((c, t) => (t % 3 === 0 ? 2 : c));
+    const fewTruth = piecesDp(values, few, 12000);
+    for (let amount = 11900; amount <= 12000; amount += 7) {
+      checkOne(cm, values, counts, truth, amount);
+      equal(cm.plan.optimal, true, `${amount}, full tubes: proven`);
+      checkOne(cm, values, few, fewTruth, amount);
+      equal(cm.plan.optimal, true, `${amount}, some tubes nearly empty: proven`);
+    }
+  });
+
+  it('past its node budget pays the best plan found, exactly the amount, on a set the residue bound cannot see', () => {
+    // All values 1 mod 37: their differences' common divisor is above the residue bound's largest modulus (32).
+    const values = [38, 75, 112, 149, 186, 260, 297, 334, 408, 482, 556, 593, 630, 704, 778, 815];
+    const counts = new Array<number>(16).fill(255);
+    const truth = piecesDp(values, counts, 12000);
+    const cm = new ChangeMaker(values, 12000);
+    const plan = cm.solve(11999, counts);
+    ok(plan.exact);
+    equal(plan.optimal, false);
+    ok(cm.nodes > SEARCH_NODES && cm.nodes <= SEARCH_NODES + 1, `stopped at the budget (${cm.nodes} nodes)`);
+    ok(plan.count >= truth[11999]!, 'never fewer coins than the fewest');
+    equal(planValue(values, plan.coins), 11999);
     // The next plan is proven again.
-    ok(cm.solve(400 * 3, counts).optimal);
+    ok(cm.solve(815 * 3, counts).optimal);
+  });
+
+  it('proves the fewest coins on seeded sets of values all c mod M, matching the DP, full and partly full tubes', () => {
+    const rnd = prng(1717);
+    const pick = (n: number): number => Math.floor(rnd() * n);
+    let residue = 0;
+    let solved = 0;
+    for (const M of [3, 5, 7, 11, 13, 17, 23, 29, 31]) {
+      const c = 1 + pick(M - 1);
+      const values = coinSet(pick, 16, Math.max(20, Math.floor(420 / M))).map((v) => v * M + c);
+      for (const full of [true, false]) {
+        const counts = values.map(() => (full ? 255 : pick(60)));
+        const truth = piecesDp(values, counts, 6000);
+        const cm = new ChangeMaker(values, 6000);
+        for (let i = 0; i < 4; i++) {
+          checkOne(cm, values, counts, truth, 3000 + pick(3001));
+          equal(cm.plan.optimal, true, `values ${values} counts ${counts}: proven (${cm.nodes} nodes)`);
+          if (cm.nodes > RESIDUE_AFTER) residue++;
+          solved++;
+        }
+      }
+    }
+    // Most of these are hard: the residue bound proved them, not the LP bound alone.
+    ok(residue > solved / 2, `${residue} of ${solved} plans needed the residue bound`);
+  });
+
+  it('matches the textbook bounded DP on small amounts of sets of values all c mod M', () => {
+    const rnd = prng(31337);
+    const pick = (n: number): number => Math.floor(rnd() * n);
+    let residue = 0;
+    for (const M of [3, 7, 13, 29]) {
+      const c = 1 + pick(M - 1);
+      const values = coinSet(pick, 16, Math.max(20, Math.floor(140 / M))).map((v) => v * M + c);
+      for (const full of [true, false]) {
+        const counts = values.map(() => (full ? 255 : pick(60)));
+        const truth = naiveBounded(values, counts, 1500);
+        const cm = new ChangeMaker(values, 1500);
+        for (let i = 0; i < 8; i++) {
+          checkOne(cm, values, counts, truth, 750 + pick(751));
+          equal(cm.plan.optimal, true, `values ${values} counts ${counts}: proven`);
+          if (cm.nodes > RESIDUE_AFTER) residue++;
+        }
+      }
+    }
+    ok(residue > 0, 'some plans needed the residue bound');
+  });
+
+  it('matches the DP on random 16-value sets at large amounts, where the residue bound sometimes takes over', () => {
+    const rnd = prng(909);
+    const pick = (n: number): number => Math.floor(rnd() * n);
+    let residue = 0;
+    for (let round = 0; round < 8; round++) {
+      const values = coinSet(pick, 16, 1000);
+      for (const full of [true, false]) {
+        const counts = values.map(() => (full ? 255 : pick(60)));
+        const truth = piecesDp(values, counts, 12000);
+        const cm = new ChangeMaker(values, 12000);
+        for (let i = 0; i < 6; i++) {
+          checkOne(cm, values, counts, truth, 6000 + pick(6001));
+          equal(cm.plan.optimal, true, `values ${values} counts ${counts}: proven`);
+          if (cm.nodes > RESIDUE_AFTER) residue++;
+        }
+      }
+    }
+    ok(residue > 0, 'some plans needed the residue bound');
   });
 
   it('holds its buffers in 8 KB for every coin set and credit limit the configuration accepts', () => {
@@ -277,6 +368,8 @@ describe('change-making', () => {
     equal(MAX_UNITS, 30000);
     const largest = new ChangeMaker(worst, MAX_UNITS);
     ok(largest.footprint <= 8192, `footprint ${largest.footprint} bytes at ${MAX_UNITS} units`);
+    // The bound docs/architecture.md gives: 4,680 bytes of bitset and search state, 2,048 of residue tables, q.
+    ok(largest.footprint <= 6732, `footprint ${largest.footprint} bytes, over the documented 6,732`);
     const bench = new ChangeMaker(worst, 10000);
     ok(bench.footprint <= 8192, `footprint ${bench.footprint} bytes for the 16-type bench case`);
     // Planning allocates nothing: the footprint is what construction fixed, whatever is planned.

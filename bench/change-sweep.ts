@@ -1,0 +1,85 @@
+/**
+ * The change-maker's search on hard coin sets, in Node: for each family, 30
+ * seeded sets of 16 values, full tubes and random tubes (0 to 59 coins), ten
+ * amounts from 6,000 to 12,000 units each; counts the plans paid unproven
+ * (past the node budget) and the most nodes one plan took, and checks every
+ * proven count against a DP. Families: values all c mod M (c fixed per set),
+ * and random values from 1 to 600.
+ *
+ *   node dist/bench/change-sweep.js [--planner PATH] [M ...]
+ *
+ * `--planner` loads another build of firmware/money/change.js (the "before"
+ * figures in docs/benchmarks.md). Default families: 7 17 23 37 random.
+ */
+import { pathToFileURL } from 'node:url';
+import type { ChangeMaker as Planner } from '../firmware/money/change.js';
+
+type PlannerClass = new (values: ArrayLike<number>, maxAmount: number) => Planner;
+
+/** Fewest coins for every amount up to `max`, each tube split into pieces of 1, 2, 4, ... coins (0/1 DP). */
+function fewestTable(values: number[], counts: number[], max: number): number[] {
+  const best = new Array<number>(max + 1).fill(Infinity);
+  best[0] = 0;
+  for (let t = 0; t < values.length; t++) {
+    let left = counts[t]!;
+    for (let piece = 1; left > 0; piece *= 2) {
+      const k = Math.min(piece, left);
+      left -= k;
+      const w = k * values[t]!;
+      for (let a = max; a >= w; a--) if (best[a - w]! + k < best[a]!) best[a] = best[a - w]! + k;
+    }
+  }
+  return best;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const at = argv.indexOf('--planner');
+  const path = at >= 0 ? argv.splice(at, 2)[1]! : new URL('../firmware/money/change.js', import.meta.url).href;
+  const mod = (await import(path.startsWith('file:') ? path : pathToFileURL(path).href)) as { ChangeMaker: PlannerClass };
+  const families = argv.length > 0 ? argv : ['7', '17', '23', '37', 'random'];
+  const max = 12000;
+  for (const family of families) {
+    let s = 12345;
+    const pick = (n: number): number => {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      return Math.floor((s / 4294967296) * n);
+    };
+    const distinct = (n: number, top: number): number[] => {
+      const v: number[] = [];
+      while (v.length < n) {
+        const x = 1 + pick(top);
+        if (!v.includes(x)) v.push(x);
+      }
+      return v;
+    };
+    const M = Number(family);
+    let plans = 0;
+    let unproven = 0;
+    let most = 0;
+    let wrong = 0;
+    for (let round = 0; round < 30; round++) {
+      const c = family === 'random' ? 0 : 1 + pick(M - 1);
+      const values = family === 'random' ? distinct(16, 600) : distinct(16, Math.max(20, Math.floor(420 / M))).map((v) => v * M + c);
+      for (const full of [true, false]) {
+        const counts = values.map(() => (full ? 255 : pick(60)));
+        const truth = fewestTable(values, counts, max);
+        const cm = new mod.ChangeMaker(values, max);
+        for (let i = 0; i < 10; i++) {
+          const amount = max - pick(max / 2);
+          const plan = cm.solve(amount, counts);
+          let below = amount;
+          while (below > 0 && truth[below] === Infinity) below--;
+          plans++;
+          if (!plan.optimal) unproven++;
+          if (cm.nodes > most) most = cm.nodes;
+          if (plan.paid !== below || plan.count < truth[below]! || (plan.optimal && plan.count !== truth[below])) wrong++;
+        }
+      }
+    }
+    const name = family === 'random' ? 'random 1..600' : `values c mod ${M}`;
+    console.log(`${name.padEnd(16)} plans ${plans}  unproven ${String(unproven).padStart(3)}  most nodes ${most}  wrong ${wrong}`);
+  }
+}
+
+await main();
