@@ -154,6 +154,8 @@ ${MAP_CSS}
 .chart { width: 100%; min-width: 0; overflow: hidden; } .chart .u-legend { font-size: .78rem; } .chart-note { margin: .2rem 0; font-size: .8rem; color: var(--muted); }
 /* Beside the fleet while no machine is open, then a row of its own under both. */
 .card.fleet-sales { grid-column: 1 / -1; }
+/* The fleet holds the left column; the heatmap and an open machine stack on the right (dense: no hole under the heatmap). */
+main { grid-auto-flow: row dense; } .card.fleet { grid-row: span 2; align-self: start; } .card.heat, .card.machine { grid-column: 2; }
 .range-custom { display: inline-flex; flex-wrap: wrap; gap: .3rem; align-items: center; font-size: .8rem; font-weight: normal; margin-left: .5rem; }
 ul { list-style: none; padding: 0; margin: 0; font-size: .82rem; } li { padding: .2rem 0; border-bottom: 1px solid var(--line); }
 .alerts .critical { color: var(--bad); } .alerts .warning { color: var(--warn); }
@@ -182,6 +184,7 @@ td.low { color: var(--warn); font-weight: 600; }
 @media (max-width: 760px) {
   header { flex-wrap: wrap; gap: .5rem 1rem; } .totals { flex-wrap: wrap; }
   main { grid-template-columns: 1fr; padding: .5rem; } main > * { min-width: 0; } .grid { grid-template-columns: 1fr; }
+  .card.heat, .card.machine { grid-column: auto; } .card.fleet { grid-row: auto; }
   .waves .wave { grid-template-columns: minmax(0, 1fr); } .waves .wave > * { min-width: 0; overflow-wrap: anywhere; } #route-form { flex-wrap: wrap; }
 }
 #route-form { display: flex; gap: 1rem; align-items: center; font-size: .85rem; margin-bottom: .6rem; }
