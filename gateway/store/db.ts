@@ -141,8 +141,9 @@ export async function openDb(options: OpenOptions = {}): Promise<Db> {
 /**
  * In-memory stores opened in this process: the first is made by initdb; the second too, and its
  * untouched data directory is kept as a tarball that every later one starts from. initdb under
- * WebAssembly takes several seconds of CPU, unpacking the copy a third of that (the test suite opens
- * a store in most of its files, in one process); a process with one store (npm start) keeps nothing.
+ * WebAssembly costs seconds; starting from the copy takes about half the CPU and a third of the time
+ * (the test suite opens a store in most of its files, in one process); a process with one store
+ * (npm start) keeps nothing.
  */
 let inMemoryOpens = 0;
 let freshDataDir: Promise<Blob | File> | undefined;
