@@ -131,6 +131,33 @@ export async function openDb(options: OpenOptions = {}): Promise<Db> {
   }
   if (options.url) throw new Error(`DATABASE_URL must be a postgres:// URL, got ${options.url}`);
   if (options.readOnly) throw new Error('a read-only store is a PostgreSQL replica: give its postgres:// URL');
-  if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
-  return new PgliteDb(await PGlite.create(options.dataDir));
+  if (options.dataDir) {
+    mkdirSync(options.dataDir, { recursive: true });
+    return new PgliteDb(await PGlite.create(options.dataDir));
+  }
+  return new PgliteDb(await freshInMemory());
+}
+
+/**
+ * In-memory stores opened in this process: the first is made by initdb; the second too, and its
+ * untouched data directory is kept as a tarball that every later one starts from. initdb under
+ * WebAssembly costs seconds; starting from the copy takes about half the CPU and a third of the time
+ * (the test suite opens a store in most of its files, in one process); a process with one store
+ * (npm start) keeps nothing.
+ */
+let inMemoryOpens = 0;
+let freshDataDir: Promise<Blob | File> | undefined;
+
+async function freshInMemory(): Promise<PGlite> {
+  if (freshDataDir) {
+    const template = await freshDataDir.catch(() => undefined);
+    if (template) return PGlite.create({ loadDataDir: template });
+  }
+  const db = await PGlite.create();
+  if (++inMemoryOpens === 2 && !freshDataDir) {
+    // Dumped before anybody writes to it: the copy is what initdb made, nothing more.
+    freshDataDir = db.dumpDataDir('none');
+    await freshDataDir.catch(() => (freshDataDir = undefined));
+  }
+  return db;
 }

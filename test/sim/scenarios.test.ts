@@ -154,11 +154,21 @@ describe('npm run hil (command line)', () => {
       ['devcur.json', { name: 'x', machine: { ...machine, changer: { ...machine.changer, currency: 'euro' } }, steps: [{ cancel: true }] }, /devcur\.json: machine\.changer\.currency must be an ISO 4217 code/],
       ['billcur.json', { name: 'x', machine: { ...machine, bills: { values: [100], currncy: 'EUR' } }, steps: [{ cancel: true }] }, /billcur\.json: machine\.bills: unknown key "currncy"/],
     ];
-    for (const [name, content, pattern] of cases) {
-      const r = run(write(name, content));
-      assert.equal(r.status, 1, name);
-      assert.match(r.stdout, pattern, `${name}: ${r.stdout}`);
+    // One broken file alone fails the run; then all of them in one run (one process start, not 13: hil goes
+    // on after a file it cannot load), each named on its own line with its reason.
+    const [first, ...rest] = cases;
+    const alone = run(write(first![0], first![1]));
+    assert.equal(alone.status, 1, first![0]);
+    assert.match(alone.stdout, first![2], alone.stdout);
+    const r = run(...rest.map(([name, content]) => write(name, content)));
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    for (const [name, , pattern] of rest) {
+      const mine = lines.filter((l) => l.includes(`/${name}:`));
+      assert.equal(mine.length, 1, `${name}: ${r.stdout}`);
+      assert.match(mine[0]!, pattern, `${name}: ${r.stdout}`);
     }
+    assert.equal(lines.at(-1), `0 passed, ${rest.length} failed`);
   });
 
   it('writes a JSON report with --json', () => {
