@@ -152,16 +152,20 @@ export class ChangeMaker {
     return this.bits.byteLength + this.work.byteLength + this.values.byteLength + this.unitValues.byteLength + this.plan.coins.byteLength;
   }
 
-  /** Fill `bits` with the amounts 0..target units the tubes can pay. */
-  private reachable(target: number, counts: ArrayLike<number>): void {
+  /**
+   * Fill `bits` with the amounts 0..target units the tubes can pay; with `from` >= 0, those the search's
+   * levels from..m-1 can pay (their values and capped counts in the work array), for the guided plan.
+   */
+  private reachable(target: number, counts: ArrayLike<number>, from = -1, m = 0): void {
     const bits = this.bits;
+    const w = this.work;
     const top = target >> 5;
     bits.fill(0, 0, top + 1);
     bits[0] = 1;
-    for (let t = 0; t < this.values.length; t++) {
-      const v = this.unitValues[t]!;
+    for (let t = from < 0 ? 0 : from, n = from < 0 ? this.values.length : m; t < n; t++) {
+      const v = from < 0 ? this.unitValues[t]! : w[VAL * COIN_TYPES + t]!;
       if (v === 0 || v > target) continue;
-      let left = counts[t]!;
+      let left = from < 0 ? counts[t]! : w[CNT * COIN_TYPES + t]!;
       const most = Math.floor(target / v);
       if (!(left > 0)) continue;
       if (left > most) left = most;
@@ -261,9 +265,30 @@ export class ChangeMaker {
       // Enter level i with the remainder and the coins used so far.
       // A pathological coin set (many close values whose sums miss the amount) can need millions of
       // nodes to prove a plan the fewest; past the budget the best plan found so far is paid.
-      if (++nodes > SEARCH_NODES && best !== NONE) {
+      if (++nodes > SEARCH_NODES) {
+        // best is set: the guided plan below was made at RESIDUE_AFTER if the search had none by then.
         this.plan.optimal = false;
         break;
+      }
+      if (nodes === RESIDUE_AFTER && best === NONE) {
+        // No plan yet (a set whose sums mostly miss the amount, e.g. values all 1 mod 37): the descent
+        // could backtrack for minutes before its first plan, so build one without backtracking. Level by
+        // level, largest value first, take the most coins that leave a remainder the levels below can
+        // pay, which the bitset over those levels alone says. The target is payable (solve's bitset), so
+        // each level finds such a count and the last leaves 0. Bounded: at most m bitset fills, each
+        // below the one solve made; no memory (the bitset is solve's, no longer needed). The search then
+        // goes on under its node budget with this plan to beat, so the whole search is bounded.
+        best = 0;
+        for (let l = 0, r = target; l < m; l++) {
+          const v = w[VAL * T + l]!;
+          this.reachable(r, counts, l + 1, m);
+          let k = Math.floor(r / v);
+          if (k > w[CNT * T + l]!) k = w[CNT * T + l]!;
+          while (k > 0 && ((this.bits[(r - k * v) >> 5]! >>> ((r - k * v) & 31)) & 1) === 0) k--;
+          w[BEST * T + l] = k;
+          best += k;
+          r -= k * v;
+        }
       }
       if (nodes === RESIDUE_AFTER) {
         // A hard case: build the residue bound's tables, one a level (see below). Level l's entry rho is
