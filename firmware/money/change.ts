@@ -152,20 +152,16 @@ export class ChangeMaker {
     return this.bits.byteLength + this.work.byteLength + this.values.byteLength + this.unitValues.byteLength + this.plan.coins.byteLength;
   }
 
-  /**
-   * Fill `bits` with the amounts 0..target units the tubes can pay; with `from` >= 0, those the search's
-   * levels from..m-1 can pay (their values and capped counts in the work array), for the guided plan.
-   */
-  private reachable(target: number, counts: ArrayLike<number>, from = -1, m = 0): void {
+  /** Fill `bits` with the amounts 0..target units the tubes of values below `under` units can pay. */
+  private reachable(target: number, counts: ArrayLike<number>, under: number): void {
     const bits = this.bits;
-    const w = this.work;
     const top = target >> 5;
     bits.fill(0, 0, top + 1);
     bits[0] = 1;
-    for (let t = from < 0 ? 0 : from, n = from < 0 ? this.values.length : m; t < n; t++) {
-      const v = from < 0 ? this.unitValues[t]! : w[VAL * COIN_TYPES + t]!;
-      if (v === 0 || v > target) continue;
-      let left = from < 0 ? counts[t]! : w[CNT * COIN_TYPES + t]!;
+    for (let t = 0; t < this.values.length; t++) {
+      const v = this.unitValues[t]!;
+      if (v === 0 || v > target || v >= under) continue;
+      let left = counts[t]!;
       const most = Math.floor(target / v);
       if (!(left > 0)) continue;
       if (left > most) left = most;
@@ -206,7 +202,7 @@ export class ChangeMaker {
     if (!Number.isInteger(amount) || amount < 0) throw new RangeError(`amount ${amount} is not a non-negative integer`);
     if (amount === 0) return plan;
     const target = Math.floor(Math.min(amount, this.maxAmount) / this.unit);
-    this.reachable(target, counts);
+    this.reachable(target, counts, NONE);
     let a = target;
     while (a > 0 && ((this.bits[a >> 5]! >>> (a & 31)) & 1) === 0) a--;
     plan.exact = a * this.unit === amount;
@@ -270,27 +266,27 @@ export class ChangeMaker {
         this.plan.optimal = false;
         break;
       }
-      if (nodes === RESIDUE_AFTER && best === NONE) {
-        // No plan yet (a set whose sums mostly miss the amount, e.g. values all 1 mod 37): the descent
-        // could backtrack for minutes before its first plan, so build one without backtracking. Level by
-        // level, largest value first, take the most coins that leave a remainder the levels below can
-        // pay, which the bitset over those levels alone says. The target is payable (solve's bitset), so
-        // each level finds such a count and the last leaves 0. Bounded: at most m bitset fills, each
-        // below the one solve made; no memory (the bitset is solve's, no longer needed). The search then
-        // goes on under its node budget with this plan to beat, so the whole search is bounded.
-        best = 0;
-        for (let l = 0, r = target; l < m; l++) {
-          const v = w[VAL * T + l]!;
-          this.reachable(r, counts, l + 1, m);
-          let k = Math.floor(r / v);
-          if (k > w[CNT * T + l]!) k = w[CNT * T + l]!;
-          while (k > 0 && ((this.bits[(r - k * v) >> 5]! >>> ((r - k * v) & 31)) & 1) === 0) k--;
-          w[BEST * T + l] = k;
-          best += k;
-          r -= k * v;
-        }
-      }
       if (nodes === RESIDUE_AFTER) {
+        if (best === NONE) {
+          // No plan yet (a set whose sums mostly miss the amount, e.g. values all 1 mod 37): the descent
+          // could backtrack for minutes before its first plan, so build one without backtracking. Level
+          // by level, largest value first, take the most coins that leave a remainder the tubes of
+          // smaller values can pay, which a bitset over those tubes alone says. The target is payable
+          // (solve's bitset), so each level finds such a count and the last leaves 0. Bounded: at most
+          // m bitset fills, each no larger than solve's; no memory (solve's bitset, no longer needed).
+          // The search then goes on under its node budget with this plan to beat: all of it is bounded.
+          best = 0;
+          for (let l = 0, r = target; l < m; l++) {
+            const v = w[VAL * T + l]!;
+            this.reachable(r, counts, v);
+            let k = Math.floor(r / v);
+            if (k > w[CNT * T + l]!) k = w[CNT * T + l]!;
+            while (k > 0 && ((this.bits[(r - k * v) >> 5]! >>> ((r - k * v) & 31)) & 1) === 0) k--;
+            w[BEST * T + l] = k;
+            best += k;
+            r -= k * v;
+          }
+        }
         // A hard case: build the residue bound's tables, one a level (see below). Level l's entry rho is
         // the least deficit sum D = sum(VAL[l] - v) over any coins (tubes ignored) of the levels from l
         // down whose D = rho (mod q), NONE if there is none; coins of VAL[l] itself add nothing. Adding
@@ -481,7 +477,7 @@ export class ChangeMaker {
     const top = Math.min(limit, this.maxAmount);
     if (top < this.unit) return true;
     const units = Math.floor(top / this.unit);
-    this.reachable(units, counts);
+    this.reachable(units, counts, NONE);
     const bits = this.bits;
     for (let a = 1; a <= units; a++) if (((bits[a >> 5]! >>> (a & 31)) & 1) === 0) return false;
     return true;
@@ -492,7 +488,7 @@ export class ChangeMaker {
     if (amount === 0) return true;
     if (amount > this.maxAmount || amount % this.unit !== 0) return false;
     const units = amount / this.unit;
-    this.reachable(units, counts);
+    this.reachable(units, counts, NONE);
     return ((this.bits[units >> 5]! >>> (units & 31)) & 1) === 1;
   }
 }
