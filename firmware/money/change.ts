@@ -22,7 +22,10 @@
  *   A search that runs past RESIDUE_AFTER nodes (real coin sets never do)
  *   adds a residue bound: tables of least deficit sums modulo q (up to 32)
  *   that rule out the coin counts a pathological set's residues forbid, in
- *   levels x q Int32 entries of the work array (at most 2 KB).
+ *   levels x q Int32 entries of the work array (at most 2 KB). A search with
+ *   no plan yet by then builds one level by level without backtracking (the
+ *   most coins whose remainder the smaller tubes can pay, by the bitset over
+ *   them alone), so the node budget bounds the whole search.
  *
  * A dynamic programme over amounts is exact in polynomial time, but it needs
  * a counter per amount (60 KB at 30,000 units even with no reconstruction
@@ -53,9 +56,9 @@ const ROWS = 12;
 // bound's table, then q itself (the modulus, at most 32, fixed at construction; kept there rather
 // than in a field of its own).
 const NONE = 0x7fffffff;
-/** Search nodes after which the best plan found is paid unproven (its compute: docs/benchmarks.md; real coin sets stay far below). */
+/** Search nodes after which the best plan found is paid unproven (there is one by then: see RESIDUE_AFTER; its compute: docs/benchmarks.md; real coin sets stay far below). */
 export const SEARCH_NODES = 20000;
-/** Search nodes after which the residue bound's tables are built and used (real coin sets finish far sooner, so never pay for them). */
+/** Search nodes after which the residue bound's tables are built and used, and a first plan is built if the search has none (real coin sets finish far sooner, so never pay for them). */
 export const RESIDUE_AFTER = 1000;
 
 export interface ChangePlan {
