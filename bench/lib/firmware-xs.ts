@@ -101,6 +101,11 @@ export async function xsChange(f: Figures, vendCompute: number | undefined, bund
     await w.evaluate(`benchChangeSetup(12000, ${JSON.stringify(odd37)})`);
     const capped = await solve(11999, new Array<number>(16).fill(255));
     f.record('change.budget.compute', capped, `values 37k+1, 11999, full tubes: the node budget's ceiling (computrons${vends(capped)})`);
+    // The same set with tubes partly full: before the guided first plan the search took 1.37 million nodes
+    // (Node) to find any plan for 6,964; the budget now bounds that search too.
+    const mixed = [15, 10, 14, 13, 47, 55, 7, 11, 37, 25, 6, 34, 15, 58, 11, 9];
+    const first = await solve(6964, mixed);
+    f.record('change.firstPlan.compute', first, `values 37k+1, 6964, tubes ${mixed.join('/')}: no plan within 1,000 nodes (computrons${vends(first)})`);
     f.out('Change-making under XS, typical: USD tubes 5/10/25 (gcd 5), credit up to 50.00, full tubes');
     const tfp = await w.evaluate('new TextEncoder().encode(String(benchChangeSetup(5000, [5, 10, 25, 0]))).buffer');
     f.record('change.typical.footprintBytes', Number(text(tfp)), 'planner buffers (bytes)');

@@ -22,7 +22,10 @@
  *   A search that runs past RESIDUE_AFTER nodes (real coin sets never do)
  *   adds a residue bound: tables of least deficit sums modulo q (up to 32)
  *   that rule out the coin counts a pathological set's residues forbid, in
- *   levels x q Int32 entries of the work array (at most 2 KB).
+ *   levels x q Int32 entries of the work array (at most 2 KB). A search with
+ *   no plan yet by then builds one level by level without backtracking (the
+ *   most coins whose remainder the smaller tubes can pay, by the bitset over
+ *   them alone), so the node budget bounds the whole search.
  *
  * A dynamic programme over amounts is exact in polynomial time, but it needs
  * a counter per amount (60 KB at 30,000 units even with no reconstruction
@@ -53,9 +56,9 @@ const ROWS = 12;
 // bound's table, then q itself (the modulus, at most 32, fixed at construction; kept there rather
 // than in a field of its own).
 const NONE = 0x7fffffff;
-/** Search nodes after which the best plan found is paid unproven (its compute: docs/benchmarks.md; real coin sets stay far below). */
+/** Search nodes after which the best plan found is paid unproven (there is one by then: see RESIDUE_AFTER; its compute: docs/benchmarks.md; real coin sets stay far below). */
 export const SEARCH_NODES = 20000;
-/** Search nodes after which the residue bound's tables are built and used (real coin sets finish far sooner, so never pay for them). */
+/** Search nodes after which the residue bound's tables are built and used, and a first plan is built if the search has none (real coin sets finish far sooner, so never pay for them). */
 export const RESIDUE_AFTER = 1000;
 
 export interface ChangePlan {
@@ -152,15 +155,15 @@ export class ChangeMaker {
     return this.bits.byteLength + this.work.byteLength + this.values.byteLength + this.unitValues.byteLength + this.plan.coins.byteLength;
   }
 
-  /** Fill `bits` with the amounts 0..target units the tubes can pay. */
-  private reachable(target: number, counts: ArrayLike<number>): void {
+  /** Fill `bits` with the amounts 0..target units the tubes of values below `under` units can pay. */
+  private reachable(target: number, counts: ArrayLike<number>, under: number): void {
     const bits = this.bits;
     const top = target >> 5;
     bits.fill(0, 0, top + 1);
     bits[0] = 1;
     for (let t = 0; t < this.values.length; t++) {
       const v = this.unitValues[t]!;
-      if (v === 0 || v > target) continue;
+      if (v === 0 || v > target || v >= under) continue;
       let left = counts[t]!;
       const most = Math.floor(target / v);
       if (!(left > 0)) continue;
@@ -202,7 +205,7 @@ export class ChangeMaker {
     if (!Number.isInteger(amount) || amount < 0) throw new RangeError(`amount ${amount} is not a non-negative integer`);
     if (amount === 0) return plan;
     const target = Math.floor(Math.min(amount, this.maxAmount) / this.unit);
-    this.reachable(target, counts);
+    this.reachable(target, counts, NONE);
     let a = target;
     while (a > 0 && ((this.bits[a >> 5]! >>> (a & 31)) & 1) === 0) a--;
     plan.exact = a * this.unit === amount;
@@ -261,11 +264,32 @@ export class ChangeMaker {
       // Enter level i with the remainder and the coins used so far.
       // A pathological coin set (many close values whose sums miss the amount) can need millions of
       // nodes to prove a plan the fewest; past the budget the best plan found so far is paid.
-      if (++nodes > SEARCH_NODES && best !== NONE) {
+      if (++nodes > SEARCH_NODES) {
+        // best is set: the guided plan below was made at RESIDUE_AFTER if the search had none by then.
         this.plan.optimal = false;
         break;
       }
       if (nodes === RESIDUE_AFTER) {
+        if (best === NONE) {
+          // No plan yet (a set whose sums mostly miss the amount, e.g. values all 1 mod 37): the descent
+          // could backtrack for minutes before its first plan, so build one without backtracking. Level
+          // by level, largest value first, take the most coins that leave a remainder the tubes of
+          // smaller values can pay, which a bitset over those tubes alone says. The target is payable
+          // (solve's bitset), so each level finds such a count and the last leaves 0. Bounded: at most
+          // m bitset fills, each no larger than solve's; no memory (solve's bitset, no longer needed).
+          // The search then goes on under its node budget with this plan to beat: all of it is bounded.
+          best = 0;
+          for (let l = 0, r = target; l < m; l++) {
+            const v = w[VAL * T + l]!;
+            this.reachable(r, counts, v);
+            let k = Math.floor(r / v);
+            if (k > w[CNT * T + l]!) k = w[CNT * T + l]!;
+            while (k > 0 && ((this.bits[(r - k * v) >> 5]! >>> ((r - k * v) & 31)) & 1) === 0) k--;
+            w[BEST * T + l] = k;
+            best += k;
+            r -= k * v;
+          }
+        }
         // A hard case: build the residue bound's tables, one a level (see below). Level l's entry rho is
         // the least deficit sum D = sum(VAL[l] - v) over any coins (tubes ignored) of the levels from l
         // down whose D = rho (mod q), NONE if there is none; coins of VAL[l] itself add nothing. Adding
@@ -456,7 +480,7 @@ export class ChangeMaker {
     const top = Math.min(limit, this.maxAmount);
     if (top < this.unit) return true;
     const units = Math.floor(top / this.unit);
-    this.reachable(units, counts);
+    this.reachable(units, counts, NONE);
     const bits = this.bits;
     for (let a = 1; a <= units; a++) if (((bits[a >> 5]! >>> (a & 31)) & 1) === 0) return false;
     return true;
@@ -467,7 +491,7 @@ export class ChangeMaker {
     if (amount === 0) return true;
     if (amount > this.maxAmount || amount % this.unit !== 0) return false;
     const units = amount / this.unit;
-    this.reachable(units, counts);
+    this.reachable(units, counts, NONE);
     return ((this.bits[units >> 5]! >>> (units & 31)) & 1) === 1;
   }
 }

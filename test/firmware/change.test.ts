@@ -297,6 +297,35 @@ describe('change-making', () => {
     ok(cm.solve(815 * 3, counts).optimal);
   });
 
+  it('bounds the whole search by its node budget, first plan included, and pays every payable amount exactly (values all 1 mod 37)', () => {
+    // Sums of values all 1 mod 37 miss most amounts, so the descent used to backtrack for up to 100 million
+    // nodes before its first plan (the budget only stopped a search that had one). Now the guided plan is
+    // made at RESIDUE_AFTER nodes if there is none, and the budget bounds everything.
+    const rnd = prng(3737);
+    const pick = (n: number): number => Math.floor(rnd() * n);
+    const sets = [[38, 75, 112, 149, 186, 260, 297, 334, 408, 482, 556, 593, 630, 704, 778, 815], coinSet(pick, 16, 20).map((v) => v * 37 + 1)];
+    let plans = 0;
+    let hard = 0;
+    let inexact = 0;
+    for (const values of sets) {
+      for (const full of [true, false]) {
+        const counts = values.map(() => (full ? 255 : pick(60)));
+        const truth = piecesDp(values, counts, 12000);
+        const cm = new ChangeMaker(values, 12000);
+        for (let amount = 12000; amount >= 6000; amount -= 1 + pick(400)) {
+          checkOne(cm, values, counts, truth, amount);
+          ok(cm.nodes <= SEARCH_NODES + 1, `values ${values} counts ${counts} amount ${amount}: ${cm.nodes} nodes, over the budget`);
+          plans++;
+          if (cm.nodes > RESIDUE_AFTER) hard++;
+          if (!cm.plan.exact) inexact++;
+        }
+      }
+    }
+    // The sets are hard (most plans pass the point where the guided plan is made), and payable amounts are many.
+    ok(hard > plans / 2, `${hard} of ${plans} plans passed ${RESIDUE_AFTER} nodes`);
+    ok(plans - inexact > plans / 2, `${plans - inexact} of ${plans} amounts payable exactly`);
+  });
+
   it('proves the fewest coins on seeded sets of values all c mod M, matching the DP, full and partly full tubes', () => {
     const rnd = prng(1717);
     const pick = (n: number): number => Math.floor(rnd() * n);
