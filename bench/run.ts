@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --latency-only | --change-only [--change-bundle FILE] | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --cluster-only | --dashboard-only [--dashboard-machines N] [--dashboard-sales-per-day N] [--dashboard-pg] | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
+ * npm run bench [-- --json] [--xs-only | --latency-only | --change-only [--change-bundle FILE] | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --cluster-only | --dashboard-only [--dashboard-machines N] [--dashboard-sales-per-day N] [--dashboard-pg] [--dashboard-keep DIR] | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -24,6 +24,7 @@ import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
 import { updateLinkBench } from './lib/update-link.js';
 import { fleetConnectionsBench } from './lib/fleet-connections.js';
 import { dashboardBench } from './lib/dashboard.js';
+import { vansDeferBench } from './lib/vans-defer.js';
 
 const argv = process.argv;
 const f = new Figures(argv.includes('--json'));
@@ -95,7 +96,8 @@ async function main(): Promise<void> {
   if (argv.includes('--dashboard-only')) {
     // The dashboard's first screen over a big store in Chromium (minutes: the year is seeded first); --dashboard-pg: on PostgreSQL too.
     const seed = { machines: wholeNumber('--dashboard-machines', 10000), salesPerDay: wholeNumber('--dashboard-sales-per-day', 10) };
-    await dashboardBench(f, seed);
+    const keep = argv.indexOf('--dashboard-keep');
+    await dashboardBench(f, { ...seed, ...(keep > 0 ? { dataDir: argv[keep + 1] } : {}) });
     if (argv.includes('--dashboard-pg')) await dashboardBench(f, { ...seed, pgUrl: process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' });
     f.finish();
     return;
@@ -149,6 +151,7 @@ async function main(): Promise<void> {
   }
   if (argv.includes('--route-only')) {
     routeBench(f);
+    vansDeferBench(f);
     f.finish();
     return;
   }
