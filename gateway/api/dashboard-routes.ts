@@ -90,14 +90,15 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
       preHandler: need('viewer'),
       schema: {
         summary:
-          'Fleet totals: machines, online, sales and revenue since midnight UTC (and today.revenueByCurrency: [{currency, decimals, revenue}], each machine in its own currency) and over 24 hours, open alerts, and restockToday: the machines needing restock today from the forecasts (a slot empty, out of service or predicted to run out before midnight UTC; docs/restocking.md)',
+          'Fleet totals: machines, online, sales and revenue since midnight UTC (and today.revenueByCurrency: [{currency, decimals, revenue}], each machine in its own currency) and over 24 hours, open alerts, and restockToday: the machines needing restock today from the forecasts (a slot empty, out of service or predicted to run out before midnight UTC; docs/restocking.md), null while the first look of the gateway is under way',
         tags: ['fleet'],
       },
     },
     async (req) => {
       const operator = scope(req);
       const summary = await fleetSummary(reads, 'rollup', operator);
-      return { ...summary, restockToday: (await restockTodayOf(reads).today(operator)).machines.size };
+      // null until the gateway's first look at the forecasts is done (seconds after it starts, on a big store).
+      return { ...summary, restockToday: (await restockTodayOf(reads).ifReady(operator))?.machines.size ?? null };
     },
   );
 

@@ -26,7 +26,7 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
       preHandler: need('viewer'),
       schema: {
         summary:
-          'Every machine (or those with a tag): online, last seen, unsynced state, firmware version, tags, operator, stock from its last telemetry ({units, capacity, percent}), needsRestock (a slot empty, out of service or at a fifth of its room), restockToday (from the forecasts: a slot empty, out of service or predicted to run out before midnight UTC), its money (currency, decimals), open alerts and open critical alerts',
+          'Every machine (or those with a tag): online, last seen, unsynced state, firmware version, tags, operator, stock from its last telemetry ({units, capacity, percent}), needsRestock (a slot empty, out of service or at a fifth of its room), restockToday (from the forecasts: a slot empty, out of service or predicted to run out before midnight UTC; null while the first look of the gateway is under way), its money (currency, decimals), open alerts and open critical alerts',
         tags: ['fleet'],
         querystring: { type: 'object', properties: { tag: { type: 'string', pattern: TAG_PATTERN } }, additionalProperties: false },
       },
@@ -35,8 +35,8 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
     const machines = await listMachines(reads, req.query.tag, scope(req));
     const alerts = await openAlertCounts(reads, scope(req));
     const critical = await openCriticalCounts(reads, scope(req));
-    const today = (await restockTodayOf(reads).today(scope(req))).machines;
-    return { machines: machines.map((m) => ({ ...m, restockToday: today.has(m.id), openAlerts: alerts.get(m.id) ?? 0, criticalAlerts: critical.get(m.id) ?? 0 })) };
+    const today = (await restockTodayOf(reads).ifReady(scope(req)))?.machines;
+    return { machines: machines.map((m) => ({ ...m, restockToday: today ? today.has(m.id) : null, openAlerts: alerts.get(m.id) ?? 0, criticalAlerts: critical.get(m.id) ?? 0 })) };
   },
   );
 

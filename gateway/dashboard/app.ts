@@ -25,8 +25,8 @@ interface MachineRow {
   operator?: string;
   stock?: { units: number; capacity: number; percent: number } | null;
   needsRestock?: boolean;
-  /** From the forecasts: needs restocking before midnight UTC (GET /machines restockToday). */
-  restockToday?: boolean;
+  /** From the forecasts: needs restocking before midnight UTC (GET /machines restockToday; null while the gateway counts). */
+  restockToday?: boolean | null;
   money?: Money | null;
   location?: { lat: number; lon: number; address?: string | null } | null;
 }
@@ -43,8 +43,8 @@ interface Summary {
   online: number;
   today: { sales: number; revenue: number; revenueByCurrency?: { currency: string | null; decimals: number; revenue: number }[] };
   openAlerts: number;
-  /** Machines needing restock today, from the forecasts. */
-  restockToday?: number;
+  /** Machines needing restock today, from the forecasts (null while the gateway counts). */
+  restockToday?: number | null;
 }
 interface Command {
   id: string;
@@ -168,7 +168,7 @@ const STATE_TEST: Record<StateFilter, (m: MachineRow) => boolean> = {
   online: (m) => m.online,
   offline: (m) => !m.online,
   errors: hasErrors,
-  restock: (m) => m.restockToday ?? m.needsRestock === true,
+  restock: (m) => m.restockToday === true,
 };
 
 /** The list's columns: header text, what a row shows, and what it sorts by. */
@@ -230,10 +230,11 @@ function drawKpis(summary: Summary): void {
     redrawMachineList();
     $('#machines').scrollIntoView({ block: 'start' });
   };
-  const restock = summary.restockToday ?? count('restock');
+  const restock = summary.restockToday;
   const errors = count('errors');
   const offline = count('offline');
-  kpi('restock', String(restock), 'need restocking', show('restock'), restock > 0);
+  // null: the gateway is still counting (its first look after a start).
+  kpi('restock', restock === null || restock === undefined ? '…' : String(restock), 'need restocking today', show('restock'), (restock ?? 0) > 0);
   kpi('errors', String(errors), 'with errors', show('errors'), errors > 0);
   kpi('offline', String(offline), 'offline', show('offline'), offline > 0);
   const byCurrency = summary.today.revenueByCurrency ?? [];

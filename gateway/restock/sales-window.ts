@@ -9,7 +9,7 @@
  * it is still counted when the window reaches it.
  */
 import type { Queryable } from '../store/db.js';
-import { DAY_MS, WEEK_HOURS } from './forecast.js';
+import { DAY_MS, HOUR_MS, WEEK_HOURS } from './forecast.js';
 import { DEFAULT_WINDOW_DAYS } from './plan.js';
 
 export interface WindowCounts {
@@ -71,9 +71,10 @@ export class SalesWindow {
     const changed = new Set<string>();
     // The first look, a window that moved past the whole old one, or a clock that went back: read it all.
     if (!this.loaded || since >= this.until || until < this.until || since < this.since) {
-      const rows = await countsIn(this.db, since, until);
       this.counts = new Map();
-      this.add(rows, 1, changed);
+      // An hour at a time: on a store with one connection (PGlite) other queries (a page's) get their turn
+      // between hours instead of waiting for the whole month to be counted.
+      for (let a = since; a < until; a += HOUR_MS) this.add(await countsIn(this.db, a, Math.min(until, a + HOUR_MS)), 1, changed);
       this.loaded = true;
       this.since = since;
       this.until = until;

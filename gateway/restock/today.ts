@@ -62,6 +62,17 @@ export class RestockTodayService {
   }
 
   private readonly running = new Map<string | null, Promise<RestockToday>>();
+  private warm = false;
+
+  /**
+   * The answer when the service has looked before (fast), else undefined at once, with the first look
+   * (the whole window counted, seconds on a big store) started: a page is not held up by it.
+   */
+  async ifReady(operator: string | null): Promise<RestockToday | undefined> {
+    if (this.warm) return this.today(operator);
+    this.today(operator).catch(() => {});
+    return undefined;
+  }
 
   /**
    * The machines needing restock today. A look already under way for the same operator answers a second
@@ -97,7 +108,14 @@ export class RestockTodayService {
       .slice(0, this.budget);
     for (const s of stale) this.kept.delete(s.id);
     const out = new Set<string>();
+    // Working rates out is the costly part (tens of microseconds a slot): the event loop gets a turn every
+    // so many, so the first look at a big fleet does not stall the API's other answers for seconds.
+    let worked = 0;
     for (const m of r.rows) {
+      if (worked >= 2000) {
+        worked = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
       const slots = slotsOf({ slots: m.slots } as Telemetry).filter((s) => typeof s?.code === 'string' && typeof s.qty === 'number');
       if (slots.length === 0) continue;
       // As forecastMachines: the walk starts when the quantities were reported (not after now).
@@ -115,6 +133,7 @@ export class RestockTodayService {
         if (!rates) {
           rates = this.ratesOf(w.counts.get(m.id), s.code, new Date(m.created_at).getTime(), start, until, whole);
           k.rates.set(s.code, rates);
+          worked += 1;
         }
         const empty = predictEmpty(rates, s.qty, from);
         if (empty !== null && empty <= dayEnd) {
@@ -124,6 +143,7 @@ export class RestockTodayService {
       }
       if (needs) out.add(m.id);
     }
+    this.warm = true;
     return { machines: out, of: r.rows.length, salesUntil: w.until };
   }
 
