@@ -188,6 +188,18 @@ export function fitPrefix(req: VansRequest, reachable: readonly Located[]): { ke
       break;
     }
   }
+  // Nor more hours than the vans have: each stop takes its service and at least the drive from its nearest
+  // other point (stop or depot) — a lower bound of any route through it, so the bound never cuts a prefix that fits.
+  let minutes = 0;
+  for (let i = 0; i < hi; i++) {
+    let nearest = legKm(req, reachable, -1, i);
+    for (let j = 0; j < reachable.length; j++) if (j !== i) nearest = Math.min(nearest, legKm(req, reachable, i, j));
+    minutes += req.serviceMin + (nearest / req.speedKmh) * 60;
+    if (minutes > req.vans * req.hours * 60 + 1e-9) {
+      hi = i;
+      break;
+    }
+  }
   let solves = 0;
   const attempt = (n: number): { routes: number[][]; fits: boolean } => {
     solves += 1;
@@ -206,13 +218,30 @@ export function fitPrefix(req: VansRequest, reachable: readonly Located[]): { ke
     got = attempt(n);
   }
   // Room left: the next visits one by one, while each finds a place.
-  const d = drafts(req, reachable, got.routes);
+  let d = drafts(req, reachable, got.routes);
   let kept = n;
+  let routes = got.routes;
   while (kept < hi && insertCheapest(req, reachable, d, kept)) kept += 1;
-  if (kept === n) return { kept, routes: got.routes, solves };
-  // Re-optimised once with the visits added; the insertion's routes when the solve needs more vans.
-  const again = attempt(kept);
-  return { kept, routes: again.fits ? again.routes : d.map((r) => r.stops), solves };
+  if (kept > n) {
+    // Re-optimised with the visits added; the insertion's routes when the solve needs more vans.
+    const again = attempt(kept);
+    routes = again.fits ? again.routes : d.map((r) => r.stops);
+  }
+  // The estimate and the insertion are cautious (routes not merged, stops not moved): a few solves of a
+  // longer prefix, a step an eighth of the kept halved on each miss, take what a full solve still fits.
+  let step = Math.max(1, Math.round(kept / 8));
+  for (let probes = 0; probes < 3 && kept < hi && step >= 1; probes++) {
+    const to = Math.min(hi, kept + step);
+    const more = attempt(to);
+    if (more.fits) {
+      kept = to;
+      routes = more.routes;
+      d = drafts(req, reachable, routes);
+      while (kept < hi && insertCheapest(req, reachable, d, kept)) kept += 1;
+      routes = d.map((r) => r.stops);
+    } else step = Math.floor(step / 2);
+  }
+  return { kept, routes, solves };
 }
 
 export async function planVans(db: Queryable, req: VansRequest): Promise<VansPlan> {
