@@ -94,11 +94,11 @@ async function main(): Promise<void> {
     return;
   }
   if (argv.includes('--dashboard-only')) {
-    // The dashboard's first screen over a big store in Chromium (minutes: the year is seeded first); --dashboard-pg: on PostgreSQL too.
+    // The dashboard's first screen over a big store in Chromium (minutes: the year is seeded first); --dashboard-pg: on PostgreSQL instead of PGlite.
     const seed = { machines: wholeNumber('--dashboard-machines', 10000), salesPerDay: wholeNumber('--dashboard-sales-per-day', 10) };
     const keep = argv.indexOf('--dashboard-keep');
-    await dashboardBench(f, { ...seed, ...(keep > 0 ? { dataDir: argv[keep + 1] } : {}) });
     if (argv.includes('--dashboard-pg')) await dashboardBench(f, { ...seed, pgUrl: process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' });
+    else await dashboardBench(f, { ...seed, ...(keep > 0 ? { dataDir: argv[keep + 1] } : {}) });
     f.finish();
     return;
   }
