@@ -189,11 +189,13 @@ export function fitPrefix(req: VansRequest, reachable: readonly Located[]): { ke
     }
   }
   // Nor more hours than the vans have: each stop takes its service and at least the drive from its nearest
-  // other point (stop or depot) — a lower bound of any route through it, so the bound never cuts a prefix that fits.
+  // other point (the depot or a stop of the first `hi`, the only ones a plan can hold) — a lower bound of any
+  // route through it, so the bound never cuts a prefix that fits. Walked only as far as the hours last.
+  const byLoad = hi;
   let minutes = 0;
   for (let i = 0; i < hi; i++) {
     let nearest = legKm(req, reachable, -1, i);
-    for (let j = 0; j < reachable.length; j++) if (j !== i) nearest = Math.min(nearest, legKm(req, reachable, i, j));
+    for (let j = 0; j < byLoad; j++) if (j !== i) nearest = Math.min(nearest, legKm(req, reachable, i, j));
     minutes += req.serviceMin + (nearest / req.speedKmh) * 60;
     if (minutes > req.vans * req.hours * 60 + 1e-9) {
       hi = i;
