@@ -216,8 +216,17 @@ export async function dashboardBench(f: Figures, options: DashboardBenchOptions 
     const online = (await db.query<{ id: string }>('SELECT machine_id AS id FROM machine_state WHERE online ORDER BY machine_id LIMIT 2')).rows.map((r) => r.id);
     // The first load warms the server (its first look at the forecasts' month of sales, plans, the page's scripts); the second is the one reported.
     const cold = await measureDashboard(db, url, token, online[0]!, browser);
-    const run = await measureDashboard(db, url, token, online[1]!, browser);
+    // The gateway's first look at the forecasts runs in the background (restockToday null until then): waited for, so the measured page has the KPI.
     const k = `dashboard.${store}`;
+    const w0 = performance.now();
+    for (let i = 0; ; i++) {
+      const r = (await (await fetch(`${url}/fleet/summary`, { headers: { authorization: `Bearer ${token}` } })).json()) as { restockToday: number | null };
+      if (r.restockToday !== null) break;
+      if (i > 1200) throw new Error('restockToday still null after 10 minutes');
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    f.record(`${k}.restockFirstLookWaitS`, (performance.now() - w0) / 1000, 'restockToday: waited after the cold page for the first look, s');
+    const run = await measureDashboard(db, url, token, online[1]!, browser);
     f.record(`${k}.coldFirstScreenMs`, cold.firstScreenMs, 'first screen, the first page after the API started', 'ms', 0);
     f.record(`${k}.firstScreenMs`, run.firstScreenMs, 'first screen (KPIs, list, map drawn), from navigation start', 'ms', 0);
     f.record(`${k}.firstScreenOver2s`, run.firstScreenMs / 2000, 'first screen / the 2 s goal', 'x');
