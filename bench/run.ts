@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --latency-only | --change-only [--change-bundle FILE] | --heap-only [--heap-root DIR] | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --cluster-only | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
+ * npm run bench [-- --json] [--xs-only | --latency-only | --change-only [--change-bundle FILE] | --heap-only [--heap-root DIR] | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --cluster-only | --dashboard-only [--dashboard-machines N] [--dashboard-sales-per-day N] [--dashboard-pg] [--dashboard-keep DIR] | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -24,6 +24,8 @@ import { clusterBench } from './lib/rabbitmq-bench.js';
 import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
 import { updateLinkBench } from './lib/update-link.js';
 import { fleetConnectionsBench } from './lib/fleet-connections.js';
+import { dashboardBench } from './lib/dashboard.js';
+import { vansDeferBench } from './lib/vans-defer.js';
 
 const argv = process.argv;
 const f = new Figures(argv.includes('--json'));
@@ -92,6 +94,15 @@ async function main(): Promise<void> {
     f.finish();
     return;
   }
+  if (argv.includes('--dashboard-only')) {
+    // The dashboard's first screen over a big store in Chromium (minutes: the year is seeded first); --dashboard-pg: on PostgreSQL instead of PGlite.
+    const seed = { machines: wholeNumber('--dashboard-machines', 10000), salesPerDay: wholeNumber('--dashboard-sales-per-day', 10) };
+    const keep = argv.indexOf('--dashboard-keep');
+    if (argv.includes('--dashboard-pg')) await dashboardBench(f, { ...seed, pgUrl: process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' });
+    else await dashboardBench(f, { ...seed, ...(keep > 0 ? { dataDir: argv[keep + 1] } : {}) });
+    f.finish();
+    return;
+  }
   if (argv.includes('--connections-only')) {
     // The whole fleet on one Mosquitto (minutes; run alone, not with the rest: it needs the machine's memory and ports).
     const pgUrl = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -141,6 +152,7 @@ async function main(): Promise<void> {
   }
   if (argv.includes('--route-only')) {
     routeBench(f);
+    vansDeferBench(f);
     f.finish();
     return;
   }

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { FastifyInstance } from 'fastify';
+import { restockTodayOf } from '../restock/today.js';
 import { BUCKET_MS, fleetSummary, salesSeries, type Bucket } from '../store/sales.js';
 import { DASHBOARD_CSS, DASHBOARD_HTML } from './dashboard-page.js';
 import { HttpError } from './errors.js';
@@ -104,8 +105,20 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
 
   app.get(
     '/fleet/summary',
-    { preHandler: need('viewer'), schema: { summary: 'Fleet totals: machines, online, sales and revenue since midnight UTC (and today.revenueByCurrency: [{currency, decimals, revenue}], each machine in its own currency) and over 24 hours, open alerts', tags: ['fleet'] } },
-    async (req) => fleetSummary(reads, 'rollup', scope(req)),
+    {
+      preHandler: need('viewer'),
+      schema: {
+        summary:
+          'Fleet totals: machines, online, sales and revenue since midnight UTC (and today.revenueByCurrency: [{currency, decimals, revenue}], each machine in its own currency) and over 24 hours, open alerts, and restockToday: the machines needing restock today from the forecasts (a slot empty, out of service or predicted to run out before midnight UTC; docs/restocking.md), null while the first look of the gateway is under way',
+        tags: ['fleet'],
+      },
+    },
+    async (req) => {
+      const operator = scope(req);
+      const summary = await fleetSummary(reads, 'rollup', operator);
+      // null until the gateway's first look at the forecasts is done (seconds after it starts, on a big store).
+      return { ...summary, restockToday: (await restockTodayOf(reads).ifReady(operator))?.machines.size ?? null };
+    },
   );
 
   app.get<{ Querystring: { machine?: string; bucket: Bucket; from?: string; to?: string } }>(

@@ -9,6 +9,7 @@
 import type { FastifyInstance } from 'fastify';
 import { listAlerts, openAlertCounts, openCriticalCounts } from '../alerts/store.js';
 import { latestReport } from '../commands/update.js';
+import { restockTodayOf } from '../restock/today.js';
 import { TAG_PATTERN } from '../rollouts/plan.js';
 import { firmwareOf, listMachines, MAX_TAGS, setTags, slotsOf, tagsOf } from '../store/machines.js';
 import { salesBySlot } from '../store/sales.js';
@@ -25,7 +26,7 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
       preHandler: need('viewer'),
       schema: {
         summary:
-          'Every machine (or those with a tag): online, last seen, unsynced state, firmware version, tags, operator, stock from its last telemetry ({units, capacity, percent}), needsRestock (a slot empty, out of service or at a fifth of its room), its money (currency, decimals), open alerts and open critical alerts',
+          'Every machine (or those with a tag): online, last seen, unsynced state, firmware version, tags, operator, stock from its last telemetry ({units, capacity, percent}), needsRestock (a slot empty, out of service or at a fifth of its room), restockToday (from the forecasts: a slot empty, out of service or predicted to run out before midnight UTC; null while the first look of the gateway is under way), its money (currency, decimals), open alerts and open critical alerts',
         tags: ['fleet'],
         querystring: { type: 'object', properties: { tag: { type: 'string', pattern: TAG_PATTERN } }, additionalProperties: false },
       },
@@ -34,7 +35,8 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
     const machines = await listMachines(reads, req.query.tag, scope(req));
     const alerts = await openAlertCounts(reads, scope(req));
     const critical = await openCriticalCounts(reads, scope(req));
-    return { machines: machines.map((m) => ({ ...m, openAlerts: alerts.get(m.id) ?? 0, criticalAlerts: critical.get(m.id) ?? 0 })) };
+    const today = (await restockTodayOf(reads).ifReady(scope(req)))?.machines;
+    return { machines: machines.map((m) => ({ ...m, restockToday: today ? today.has(m.id) : null, openAlerts: alerts.get(m.id) ?? 0, criticalAlerts: critical.get(m.id) ?? 0 })) };
   },
   );
 

@@ -11,7 +11,7 @@ import { pickList } from '../restock/picklist.js';
 import { DEFAULT_WINDOW_DAYS, forecastMachines, planRestockRoute, type RoutePlan, type Visit, type VisitReason } from '../restock/plan.js';
 import type { Point } from '../restock/route.js';
 import { planVans } from '../restock/vans.js';
-import { loadMachines, setLocation, type Location, type MachineRow } from '../restock/store.js';
+import { loadLocations, loadMachines, setLocation, type Location, type MachineRow } from '../restock/store.js';
 import { HttpError } from './errors.js';
 import { ERROR, MACHINE_ID, SLOT_CODE, type RouteContext } from './http.js';
 
@@ -253,7 +253,7 @@ export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteCont
       preHandler: need('viewer'),
       schema: { summary: 'Every machine with its location (null when not set), for the map', tags: ['restocking'], response: { 200: { type: 'object', properties: { machines: { type: 'array', items: LOCATION } } }, ...ERRORS } },
     },
-    async (req) => ({ machines: (await loadMachines(db, undefined, scope(req))).map((m) => locationJson(m.id, m.location)) }),
+    async (req) => ({ machines: (await loadLocations(db, scope(req))).map((m) => locationJson(m.id, m.location)) }),
   );
 
   app.get<{ Params: { id: string } }>(

@@ -73,6 +73,15 @@ export async function loadMachines(db: Queryable, ids?: readonly string[], opera
   }));
 }
 
+/** Every machine's location (null: not set) of `operator` (null: every operator's), in id order: the map's, without the telemetry loadMachines reads. */
+export async function loadLocations(db: Queryable, operator: string | null = null): Promise<{ id: string; location: Location | null }[]> {
+  const r = await db.query<{ id: string; lat: number | null; lon: number | null; address: string | null }>(
+    'SELECT id, lat, lon, address FROM machines WHERE $1::text IS NULL OR operator_id = $1 ORDER BY id',
+    [operator],
+  );
+  return r.rows.map((m) => ({ id: m.id, location: m.lat === null || m.lon === null ? null : { lat: Number(m.lat), lon: Number(m.lon), address: m.address } }));
+}
+
 /**
  * Sales (vend-ok events, by the time the gateway received them) per machine,
  * slot and UTC hour of the week (0 = Monday 00:00) in [since, until).

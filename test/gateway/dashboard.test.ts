@@ -156,11 +156,19 @@ describe('the dashboard in Chromium', function () {
   });
 
   it('shows the fleet KPIs as the API counts them, revenue with its currency', async () => {
-    type Row = { online: boolean; errors: unknown[]; criticalAlerts: number; needsRestock: boolean };
+    type Row = { online: boolean; errors: unknown[]; criticalAlerts: number; restockToday: boolean };
     const counts = async (): Promise<string[]> => {
       const ms = (await get<{ machines: Row[] }>('/machines')).machines;
-      return [ms.filter((m) => m.needsRestock).length, ms.filter((m) => m.errors.length > 0 || m.criticalAlerts > 0).length, ms.filter((m) => !m.online).length].map(String);
+      // Needing restock today (from the forecasts, GET /fleet/summary restockToday).
+      const today = (await get<{ restockToday: number }>('/fleet/summary')).restockToday;
+      return [today, ms.filter((m) => m.errors.length > 0 || m.criticalAlerts > 0).length, ms.filter((m) => !m.online).length].map(String);
     };
+    // The summary's count is the list's machines so marked (each read moves with the customers: settled, not read once).
+    await settles(
+      'restockToday: the summary and the list agree',
+      async () => (await get<{ restockToday: number }>('/fleet/summary')).restockToday,
+      async () => (await get<{ machines: Row[] }>('/machines')).machines.filter((m) => m.restockToday).length,
+    );
     await settles('restock, errors, offline', counts, async () => Promise.all(['restock', 'errors', 'offline'].map(async (k) => (await page.textContent(`[data-kpi="${k}"] b`)) ?? '')));
     // Revenue: the summary's per currency, in the machine's own (npm start's fleet sells in USD, 2 decimals).
     const revenue = async (): Promise<string> => {

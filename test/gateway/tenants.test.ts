@@ -367,8 +367,13 @@ for (const backend of BACKENDS) {
       assert.deepEqual(names(p['GET /machines']!['machines']), ['ta-1', 'tb-1']);
       const open = async (machines: string[]): Promise<number> => Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM alerts WHERE closed_at IS NULL AND machine_id = ANY($1::text[])', [machines])).rows[0]!.n);
       assert.ok((await open(['ta-1'])) >= 1 && (await open(['tb-1'])) >= 1, 'both machines have open alerts');
-      assert.deepEqual({ ...a['GET /fleet/summary'], today: 0 }, { machines: 1, online: 0, today: 0, last24h: { sales: 2, revenue: 200 }, openAlerts: await open(['ta-1']) });
-      assert.deepEqual({ ...p['GET /fleet/summary'], today: 0 }, { machines: 2, online: 0, today: 0, last24h: { sales: 5, revenue: 3200 }, openAlerts: await open(['ta-1', 'tb-1']) });
+      // restockToday (from the forecasts; null while the gateway's first look runs): never more than the operator's machines.
+      for (const [q, most] of [[a, 1], [p, 2]] as const) {
+        const r = q['GET /fleet/summary']!['restockToday'];
+        assert.ok(r === null || (typeof r === 'number' && r >= 0 && r <= most), `restockToday ${String(r)}`);
+      }
+      assert.deepEqual({ ...a['GET /fleet/summary'], today: 0, restockToday: 0 }, { machines: 1, online: 0, today: 0, restockToday: 0, last24h: { sales: 2, revenue: 200 }, openAlerts: await open(['ta-1']) });
+      assert.deepEqual({ ...p['GET /fleet/summary'], today: 0, restockToday: 0 }, { machines: 2, online: 0, today: 0, restockToday: 0, last24h: { sales: 5, revenue: 3200 }, openAlerts: await open(['ta-1', 'tb-1']) });
       const sum = (x: unknown): number => (x as { revenue: number }[]).reduce((s, q) => s + q.revenue, 0);
       assert.equal(sum(a['GET /sales/series']!['points']), 200);
       // Revenue per currency is the operator's own too: it adds up to the operator's total (none of B's in A's).

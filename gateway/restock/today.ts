@@ -1,0 +1,171 @@
+/**
+ * The fleet KPI "machines needing restock today", from the forecasts
+ * (docs/restocking.md "Needing restock today"): a machine counts when a slot
+ * it reports is empty or out of service, or is predicted to run out before
+ * the end of the UTC day, by the same forecast as the restocking route
+ * (forecast.ts: its rates over the last 28 days, walked forward from the
+ * stock the machine last reported).
+ *
+ * Computed naively (restockVisits) that is a month of sales counted and
+ * every slot's rates worked out again on each look: seconds at 10,000
+ * machines. Here the month's counts move forward in memory (SalesWindow) and
+ * each slot's rates are kept for up to an hour; each look reads the
+ * machines' reported slots and walks the kept rates from them, so stock
+ * changes show at once. A look works out again at most `budget` machines'
+ * rates (the oldest first), so a fleet whose rates all expire together is
+ * brought up to date over a few looks, not in one long pause.
+ */
+import type { Queryable } from '../store/db.js';
+import { slotsOf, type Telemetry } from '../store/machines.js';
+import { DAY_MS, exposureHours, HOUR_MS, predictEmpty, slotRates, WEEK_HOURS } from './forecast.js';
+import { SalesWindow } from './sales-window.js';
+
+export interface RestockTodayOptions {
+  /** How old kept rates may get (default an hour). */
+  maxAgeMs?: number;
+  /** Machines whose rates a look may work out again when they are only old (new machines always are). */
+  budget?: number;
+  /** The sales window's lag behind now (SalesWindow; default a minute). */
+  lagMs?: number;
+}
+
+interface Kept {
+  at: number;
+  /** Rates per slot code, worked out when first asked. */
+  rates: Map<string, number[]>;
+}
+
+export interface RestockToday {
+  /** The machines needing restock today, of `operator` (null: every operator's). */
+  machines: Set<string>;
+  /** Machines looked at. */
+  of: number;
+  /** The end of the sales window the rates come from. */
+  salesUntil: Date;
+}
+
+const endOfDay = (ms: number): number => (Math.floor(ms / DAY_MS) + 1) * DAY_MS;
+
+export class RestockTodayService {
+  private readonly window: SalesWindow;
+  private readonly kept = new Map<string, Kept>();
+  private readonly maxAgeMs: number;
+  private readonly budget: number;
+
+  constructor(
+    private readonly db: Queryable,
+    options: RestockTodayOptions = {},
+  ) {
+    this.window = new SalesWindow(db, undefined, options.lagMs);
+    this.maxAgeMs = options.maxAgeMs ?? HOUR_MS;
+    this.budget = options.budget ?? 1000;
+  }
+
+  private readonly running = new Map<string | null, Promise<RestockToday>>();
+  private warm = false;
+
+  /**
+   * The answer when the service has looked before (fast), else undefined at once, with the first look
+   * (the whole window counted, seconds on a big store) started: a page is not held up by it.
+   */
+  async ifReady(operator: string | null): Promise<RestockToday | undefined> {
+    if (this.warm) return this.today(operator);
+    this.today(operator).catch(() => {});
+    return undefined;
+  }
+
+  /**
+   * The machines needing restock today. A look already under way for the same operator answers a second
+   * asker too (the dashboard asks for the summary and the list at once): at most one look at a time each.
+   */
+  today(operator: string | null, now?: Date): Promise<RestockToday> {
+    if (now !== undefined) return this.look(operator, now);
+    const running = this.running.get(operator);
+    if (running) return running;
+    const p = this.look(operator, new Date()).finally(() => this.running.delete(operator));
+    this.running.set(operator, p);
+    return p;
+  }
+
+  private async look(operator: string | null, now: Date): Promise<RestockToday> {
+    const w = await this.window.at(now);
+    const r = await this.db.query<{ id: string; created_at: Date; slots: unknown; telemetry_at: Date | null }>(
+      `SELECT m.id, m.created_at, ms.telemetry->'slots' AS slots, ms.telemetry_at
+       FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id WHERE $1::text IS NULL OR m.operator_id = $1`,
+      [operator],
+    );
+    const until = w.until.getTime();
+    const start = w.since.getTime();
+    const whole = exposureHours(start, until);
+    const dayEnd = endOfDay(now.getTime());
+    const t = now.getTime();
+    if (w.changed === 'all') this.kept.clear();
+    // Old rates worked out again, the oldest first, at most `budget` of them a look.
+    const stale = r.rows
+      .map((m) => ({ id: m.id, k: this.kept.get(m.id) }))
+      .filter((x) => x.k !== undefined && t - x.k.at > this.maxAgeMs)
+      .sort((a, b) => a.k!.at - b.k!.at)
+      .slice(0, this.budget);
+    for (const s of stale) this.kept.delete(s.id);
+    const out = new Set<string>();
+    // Working rates out is the costly part (tens of microseconds a slot): the event loop gets a turn every
+    // so many, so the first look at a big fleet does not stall the API's other answers for seconds.
+    let worked = 0;
+    for (const m of r.rows) {
+      if (worked >= 2000) {
+        worked = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const slots = slotsOf({ slots: m.slots } as Telemetry).filter((s) => typeof s?.code === 'string' && typeof s.qty === 'number');
+      if (slots.length === 0) continue;
+      // As forecastMachines: the walk starts when the quantities were reported (not after now).
+      const reported = m.telemetry_at ? new Date(m.telemetry_at).getTime() : t;
+      const from = reported < t ? reported : t;
+      let k = this.kept.get(m.id);
+      if (!k) this.kept.set(m.id, (k = { at: t, rates: new Map() }));
+      let needs = false;
+      for (const s of slots) {
+        if (s.qty <= 0 || s.fault === true) {
+          needs = true;
+          break;
+        }
+        let rates = k.rates.get(s.code);
+        if (!rates) {
+          rates = this.ratesOf(w.counts.get(m.id), s.code, new Date(m.created_at).getTime(), start, until, whole);
+          k.rates.set(s.code, rates);
+          worked += 1;
+        }
+        const empty = predictEmpty(rates, s.qty, from);
+        if (empty !== null && empty <= dayEnd) {
+          needs = true;
+          break;
+        }
+      }
+      if (needs) out.add(m.id);
+    }
+    this.warm = true;
+    return { machines: out, of: r.rows.length, salesUntil: w.until };
+  }
+
+  /** A slot's rates as forecastMachine works them out (its own sales, the machine's others as the prior shape). */
+  private ratesOf(sales: ReadonlyMap<string, Uint32Array> | undefined, code: string, createdAt: number, start: number, until: number, whole: number[]): number[] {
+    // A machine provisioned within the window has sold only since then (at least an hour): forecastMachines' rule.
+    const since = Math.min(until - HOUR_MS, Math.max(start, createdAt));
+    const exposure = since === start ? whole : exposureHours(since, until);
+    const own = new Array<number>(WEEK_HOURS).fill(0);
+    const others = new Array<number>(WEEK_HOURS).fill(0);
+    for (const [slot, c] of sales ?? []) {
+      const into = slot === code ? own : others;
+      for (let h = 0; h < WEEK_HOURS; h++) into[h]! += c[h]!;
+    }
+    return slotRates(own, others, exposure);
+  }
+}
+
+/** One service per store (its kept counts and rates), shared by the routes that show the KPI. */
+const services = new WeakMap<Queryable, RestockTodayService>();
+export function restockTodayOf(db: Queryable): RestockTodayService {
+  let s = services.get(db);
+  if (!s) services.set(db, (s = new RestockTodayService(db)));
+  return s;
+}

@@ -1,0 +1,86 @@
+/**
+ * The fleet KPI "machines needing restock today" from the forecasts
+ * (gateway/restock/today.ts), on both stores, on a small fleet seeded by the
+ * dashboard bench's own seeding (bench/lib/dashboard.ts, so that code runs
+ * here too): the same machines as the restocking route's visits due before
+ * midnight UTC, per operator; the sales window moved forward in memory
+ * counts what a fresh count of the window gives, sales that arrived since
+ * included; and the kept rates are worked out again once they are old.
+ */
+import { strict as assert } from 'node:assert';
+import { machineId, seedDashboardStore } from '../../bench/lib/dashboard.js';
+import { DAY_MS, HOUR_MS } from '../../gateway/restock/forecast.js';
+import { restockVisits } from '../../gateway/restock/plan.js';
+import { SalesWindow } from '../../gateway/restock/sales-window.js';
+import { loadSalesCounts } from '../../gateway/restock/store.js';
+import { RestockTodayService } from '../../gateway/restock/today.js';
+import { migrate } from '../../gateway/store/migrations.js';
+import { BACKENDS, type Backend } from './backends.js';
+
+const MACHINES = 40;
+
+/** The route's answer: machines with a visit due before midnight UTC after `now`. */
+async function dueToday(b: Backend, now: Date, operator: string | null = null): Promise<string[]> {
+  const days = ((Math.floor(now.getTime() / DAY_MS) + 1) * DAY_MS - now.getTime()) / DAY_MS;
+  return (await restockVisits(b.db, { days, now, operator })).visits.map((v) => v.machine).sort();
+}
+
+for (const backend of BACKENDS) {
+  describe(`restock today from the forecasts (${backend.name})`, function () {
+    this.timeout(120000);
+    let b: Backend;
+    before(async () => {
+      b = await backend.open();
+      await migrate(b.db);
+      await seedDashboardStore(b.db, { machines: MACHINES, operators: 2, days: 35, rawDays: 28, salesPerDay: 12 });
+    });
+    after(async () => {
+      await b?.close();
+    });
+
+    it('counts the machines the route would visit before midnight UTC, per operator', async () => {
+      const svc = new RestockTodayService(b.db, { lagMs: 0 });
+      const now = new Date();
+      const all = await svc.today(null, now);
+      assert.equal(all.of, MACHINES);
+      const want = await dueToday(b, now);
+      assert.deepEqual([...all.machines].sort(), want);
+      // Neither none nor all: the seeded stock and sales make some due today and some not.
+      assert.ok(want.length > 0 && want.length < MACHINES, `${want.length} of ${MACHINES} due`);
+      const op1 = await svc.today('op1', now);
+      assert.deepEqual([...op1.machines].sort(), await dueToday(b, now, 'op1'));
+      assert.ok([...op1.machines].every((m) => Number(m.slice(2)) % 2 === 0), 'op1 has the even machines only');
+    });
+
+    it('moves its sales window forward: the counts a fresh count gives, new sales included', async () => {
+      const w = new SalesWindow(b.db, 28 * DAY_MS, 0);
+      const t0 = new Date();
+      await w.at(t0);
+      // Sales after t0 (dated ahead: the window reaches them only when it moves there).
+      const later = new Date(t0.getTime() + 3 * HOUR_MS);
+      await b.db.query(
+        `INSERT INTO events (machine_id, seq, type, machine_time, body, received_at)
+         SELECT $1, 900000 + s, 'vend-ok', s, '{"slot":"A1","price":150}'::jsonb, $2::timestamptz + make_interval(mins => s * 10) FROM generate_series(1, 6) s`,
+        [machineId(3), t0],
+      );
+      const moved = await w.at(later);
+      assert.notEqual(moved.changed, 'all', 'moved, not counted again');
+      assert.ok(moved.changed !== 'all' && moved.changed.has(machineId(3)));
+      const ids = Array.from({ length: MACHINES }, (_, i) => machineId(i + 1));
+      const fresh = await loadSalesCounts(b.db, ids, new Date(later.getTime() - 28 * DAY_MS), later);
+      const asArrays = new Map([...moved.counts].map(([m, slots]) => [m, new Map([...slots].map(([s, c]) => [s, [...c]]).filter(([, c]) => (c as number[]).some((x) => x > 0)) as [string, number[]][])]));
+      assert.deepEqual(
+        new Map([...asArrays].filter(([, slots]) => slots.size > 0)),
+        fresh,
+      );
+    });
+
+    it('works old rates out again: an hour on, the answer is the route\'s for then', async () => {
+      const svc = new RestockTodayService(b.db, { lagMs: 0, maxAgeMs: HOUR_MS, budget: MACHINES });
+      const now = new Date();
+      await svc.today(null, now);
+      const on = new Date(now.getTime() + 2 * HOUR_MS);
+      assert.deepEqual([...(await svc.today(null, on)).machines].sort(), await dueToday(b, on));
+    });
+  });
+}
