@@ -228,9 +228,9 @@ describe('the dashboard in Chromium', function () {
     assert.match((await page.textContent('#map .leaflet-control-attribution')) ?? '', /world-atlas.*us-atlas/);
     assert.equal(await readable('#map-legend'), 'offline with errors needs restocking online');
     // Each machine's colour is its state as GET /machines says (moves as customers buy: read until they agree).
-    type Row = { id: string; online: boolean; errors: unknown[]; criticalAlerts: number; needsRestock: boolean };
+    type Row = { id: string; online: boolean; errors: unknown[]; criticalAlerts: number; restockToday: boolean | null };
     const wanted = async (): Promise<string[]> =>
-      (await get<{ machines: Row[] }>('/machines')).machines.map((m) => `${m.id} ${!m.online ? 'offline' : m.errors.length > 0 || m.criticalAlerts > 0 ? 'errors' : m.needsRestock ? 'restock' : 'online'}`);
+      (await get<{ machines: Row[] }>('/machines')).machines.map((m) => `${m.id} ${!m.online ? 'offline' : m.errors.length > 0 || m.criticalAlerts > 0 ? 'errors' : m.restockToday === true ? 'restock' : 'online'}`);
     const drawn = async (): Promise<string[]> => {
       const l = page.locator('#map path[data-machine]');
       const out: string[] = [];
