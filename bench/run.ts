@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --latency-only | --change-only [--change-bundle FILE] | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --cluster-only | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
+ * npm run bench [-- --json] [--xs-only | --latency-only | --change-only [--change-bundle FILE] | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --ingest-only [--machines N] [--rate R] [--ingest-seconds S] | --cluster-only | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -12,7 +12,7 @@
 import { latencyBench } from './lib/latency.js';
 import { Figures } from './lib/figures.js';
 import { xsChange, xsDex, xsJournal, xsUpdate, xsVend } from './lib/firmware-xs.js';
-import { commandBench, gatewayBench, outageBench } from './lib/gateway.js';
+import { commandBench, distinctMachinesBench, gatewayBench, outageBench } from './lib/gateway.js';
 import { rolloutBench } from './lib/rollout.js';
 import { routeBench } from './lib/route.js';
 import { storeBench } from './lib/store.js';
@@ -96,6 +96,12 @@ async function main(): Promise<void> {
     const pgUrl = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
     const connect = argv.includes('--connect') ? { connect: wholeNumber('--connect', 1) } : {};
     await fleetConnectionsBench(f, { machines: wholeNumber('--machines', 100000), seconds: wholeNumber('--connections-seconds', 60), pgUrl, ...connect });
+    f.finish();
+    return;
+  }
+  if (argv.includes('--ingest-only')) {
+    // The gateway's CPU per message, few machines against many distinct ones at one rate (issue 16).
+    await distinctMachinesBench(f, { machines: wholeNumber('--machines', 2000), rate: wholeNumber('--rate', 1144), seconds: wholeNumber('--ingest-seconds', 10) });
     f.finish();
     return;
   }

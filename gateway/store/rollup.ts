@@ -36,6 +36,16 @@ export async function addToRollup(tx: Queryable, events: readonly StoredEvent[])
 }
 
 /**
+ * The same addition as an SQL statement over `source`, a CTE of events just inserted (columns
+ * machine_id, type, body): ingest inserts and adds in one statement (gateway/ingest/store.ts).
+ */
+export const ROLLUP_FROM_INSERTED = (source: string): string =>
+  `INSERT INTO sales_daily (machine_id, day, slot, sales, revenue)
+     SELECT machine_id, (now() AT TIME ZONE 'UTC')::date, coalesce(sale_slot(body), ''), count(*), coalesce(sum(sale_price(body)), 0)
+     FROM ${source} WHERE type = 'vend-ok' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+     ON CONFLICT (machine_id, day, slot) DO UPDATE SET sales = sales_daily.sales + EXCLUDED.sales, revenue = sales_daily.revenue + EXCLUDED.revenue`;
+
+/**
  * Count the rollup's days in [fromDay, toDay) again from the sales view
  * (dates as YYYY-MM-DD, UTC): for events stored by other means than ingest
  * (a bulk load, a gateway older than migration 14). Days whose raw events
