@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --latency-only | --change-only [--change-bundle FILE] | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --ingest-only [--machines N] [--rate R] [--ingest-seconds S] | --cluster-only | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
+ * npm run bench [-- --json] [--xs-only | --latency-only | --change-only [--change-bundle FILE] | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --ingest-only [--machines N] [--rate R] [--ingest-seconds S] | --deadlocks-only [--machines N] [--rounds N] | --cluster-only | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -23,6 +23,7 @@ import { clusterBench } from './lib/rabbitmq-bench.js';
 import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
 import { updateLinkBench } from './lib/update-link.js';
 import { fleetConnectionsBench } from './lib/fleet-connections.js';
+import { deadlockBench } from './lib/ingest-deadlocks.js';
 
 const argv = process.argv;
 const f = new Figures(argv.includes('--json'));
@@ -102,6 +103,12 @@ async function main(): Promise<void> {
   if (argv.includes('--ingest-only')) {
     // The gateway's CPU per message, few machines against many distinct ones at one rate (issue 16).
     await distinctMachinesBench(f, { machines: wholeNumber('--machines', 2000), rate: wholeNumber('--rate', 1144), seconds: wholeNumber('--ingest-seconds', 10) });
+    f.finish();
+    return;
+  }
+  if (argv.includes('--deadlocks-only')) {
+    // Two ingesters on one PostgreSQL writing the same machines in opposite orders: batches ended by a deadlock.
+    await deadlockBench(f, { pgUrl: process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test', machines: wholeNumber('--machines', 200), rounds: wholeNumber('--rounds', 20) });
     f.finish();
     return;
   }
