@@ -157,13 +157,14 @@ class SqlIngestStore implements IngestStore {
           const r = await tx.query<{ n: number }>(
             `WITH ins AS (
                INSERT INTO events (machine_id, seq, type, machine_time, body)
-               SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::jsonb[])
+               SELECT m, s, ty, mt, b::jsonb FROM ROWS FROM (unnest($1::text[]), unnest($2::bigint[]), unnest($3::text[]), unnest($4::bigint[]), json_array_elements($5::json)) AS t(m, s, ty, mt, b)
                ON CONFLICT DO NOTHING
                RETURNING machine_id, type, body
              ), rollup AS (${ROLLUP_FROM_INSERTED('ins')}
              ), touch AS (${TOUCH_MACHINES('$6', '$7', '(SELECT count(*) FROM ins WHERE ins.machine_id = t.m)')})
              SELECT count(*)::int AS n FROM ins`,
-            [fresh.machines, fresh.seqs, fresh.types, fresh.times, fresh.bodies, touch.ids, touch.newest],
+            // The bodies as one JSON array, not an array parameter whose quotes the driver escapes one by one (storeTelemetry).
+            [fresh.machines, fresh.seqs, fresh.types, fresh.times, `[${fresh.bodies.join(',')}]`, touch.ids, touch.newest],
           );
           counts.inserted = Number(r.rows[0]!.n);
           touched = true;
@@ -314,17 +315,23 @@ const TOUCH_MACHINES = (ids: string, newest: string, count: string): string =>
 
 /**
  * Every report into the history; the newest of each machine becomes its state (one statement: the
- * history's insert as a CTE). Machines in id order, so two gateways lock state rows the same way round.
+ * history's insert as a CTE). The bodies go as one JSON array (they are JSON text already) rather than an
+ * array parameter, whose every quote the driver would escape: with reports of a kilobyte, that escaping
+ * cost more CPU than the rest of the write. Machines in id order, so two gateways lock state rows the same way round.
  */
 async function storeTelemetry(tx: Queryable, telemetry: readonly { machine: string; text: string }[]): Promise<void> {
-  const latest = new Map(telemetry.map((t) => [t.machine, t.text]));
+  // Each machine's newest report (1-based, as SQL counts), in machine id order.
+  const latest = new Map<string, number>();
+  telemetry.forEach((t, i) => latest.set(t.machine, i + 1));
   const ids = [...latest.keys()].sort();
   await tx.query(
-    `WITH history AS (
-       INSERT INTO telemetry (machine_id, received_at, body) SELECT m, now(), b FROM unnest($1::text[], $2::jsonb[]) AS t(m, b)
+    `WITH r AS MATERIALIZED (
+       SELECT m, b::jsonb AS b, i FROM ROWS FROM (unnest($1::text[]), json_array_elements($2::json)) WITH ORDINALITY AS t(m, b, i)
+     ), history AS (
+       INSERT INTO telemetry (machine_id, received_at, body) SELECT m, now(), b FROM r ORDER BY i
      )
      INSERT INTO machine_state (machine_id, online, last_seen, telemetry, telemetry_at)
-     SELECT m, true, now(), b, now() FROM unnest($3::text[], $4::jsonb[]) WITH ORDINALITY AS t(m, b, i) ORDER BY i
+     SELECT r.m, true, now(), r.b, now() FROM unnest($3::int[]) WITH ORDINALITY AS k(i, o) JOIN r ON r.i = k.i ORDER BY k.o
      ON CONFLICT (machine_id) DO UPDATE SET online = true, last_seen = now(),
        -- Several gateways may store a machine's messages out of order: an older report never
        -- replaces a newer one (t is the journal's clock); a state older than ten minutes always
@@ -335,7 +342,7 @@ async function storeTelemetry(tx: Queryable, telemetry: readonly { machine: stri
        telemetry_at = CASE WHEN machine_state.telemetry->>'t' IS NULL OR machine_state.telemetry_at < now() - interval '10 minutes'
                           OR (EXCLUDED.telemetry->>'t')::bigint >= (machine_state.telemetry->>'t')::bigint
                         THEN now() ELSE machine_state.telemetry_at END`,
-    [telemetry.map((t) => t.machine), telemetry.map((t) => t.text), ids, ids.map((m) => latest.get(m)!)],
+    [telemetry.map((t) => t.machine), `[${telemetry.map((t) => t.text).join(',')}]`, ids.map((m) => latest.get(m)!)],
   );
 }
 
