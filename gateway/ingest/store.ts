@@ -1,8 +1,10 @@
 /**
  * What ingest writes to the fleet store, and the only place its SQL lives:
  * which machines exist, the counts of refused messages by reason (audit
- * files' too), and one batch in one transaction (array-parameter
- * multi-row inserts, idempotent on (machine, sequence number)), the daily
+ * files' too), and one batch in one transaction (multi-row inserts from
+ * array parameters, bodies as one JSON array, as few statements as the
+ * batch allows: when batches are small a statement's round trip costs
+ * more than its rows; idempotent on (machine, sequence number)), the daily
  * sales rollup kept in the same transaction (store/rollup.ts). The
  * ingester sees only the IngestStore interface, so its timing (batching,
  * backoff, splitting a refused batch) can be tried against a store that
@@ -161,7 +163,7 @@ class SqlIngestStore implements IngestStore {
                ON CONFLICT DO NOTHING
                RETURNING machine_id, type, body
              ), rollup AS (${ROLLUP_FROM_INSERTED('ins')}
-             ), touch AS (${TOUCH_MACHINES('$6', '$7', '(SELECT count(*) FROM ins WHERE ins.machine_id = t.m)')})
+             ), touch AS (${TOUCH_MACHINES('$6', '$7', 'ins')})
              SELECT count(*)::int AS n FROM ins`,
             // The bodies as one JSON array, not an array parameter whose quotes the driver escapes one by one (storeTelemetry).
             [fresh.machines, fresh.seqs, fresh.types, fresh.times, `[${fresh.bodies.join(',')}]`, touch.ids, touch.newest],
@@ -187,7 +189,7 @@ class SqlIngestStore implements IngestStore {
       if (batch.messages.length > 0) {
         if (!touched) {
           const touch = touchRows(batch.messages);
-          await tx.query(TOUCH_MACHINES('$1', '$2', '0'), [touch.ids, touch.newest]);
+          await tx.query(TOUCH_MACHINES('$1', '$2'), [touch.ids, touch.newest]);
         }
         await hooks.events?.(tx, batch.messages.filter((p) => !conflicts.has(p)));
       }
@@ -305,11 +307,13 @@ function touchRows(messages: readonly EventMessage[]): { ids: string[]; newest: 
 
 /**
  * Last seen, newest sequence number and event count per machine of the batch: the machines and their
- * numbers in parameters `ids` and `newest`, the count an SQL expression over t.m (a statement of its own, or a CTE).
+ * numbers in parameters `ids` and `newest`; the events counted are the rows of `inserted` (a CTE with
+ * machine_id; none: 0). A statement of its own, or a CTE.
  */
-const TOUCH_MACHINES = (ids: string, newest: string, count: string): string =>
+const TOUCH_MACHINES = (ids: string, newest: string, inserted?: string): string =>
   `INSERT INTO machine_state (machine_id, online, last_seen, last_seq, events)
-     SELECT m, true, now(), s, ${count} FROM unnest(${ids}::text[], ${newest}::bigint[]) WITH ORDINALITY AS t(m, s, i) ORDER BY i
+     SELECT t.m, true, now(), t.s, ${inserted ? 'coalesce(c.n, 0)' : '0'} FROM unnest(${ids}::text[], ${newest}::bigint[]) WITH ORDINALITY AS t(m, s, i)
+     ${inserted ? `LEFT JOIN (SELECT machine_id, count(*) AS n FROM ${inserted} GROUP BY machine_id) c ON c.machine_id = t.m` : ''} ORDER BY t.i
      ON CONFLICT (machine_id) DO UPDATE SET online = true, last_seen = now(),
        last_seq = GREATEST(machine_state.last_seq, EXCLUDED.last_seq), events = machine_state.events + EXCLUDED.events`;
 
