@@ -34,10 +34,7 @@ export async function deadlockBench(f: Figures, o: { pgUrl: string; machines: nu
             flushMs: 1e9,
             maxBatchRows: 1e6,
             onLog: (_level, message) => {
-              if (/batch of \d+ messages was refused/.test(message)) {
-                refusedBatches++;
-                if (process.env['DEADLOCK_LOG']) process.stderr.write(`${message}\n`);
-              }
+              if (/batch of \d+ messages was refused/.test(message)) refusedBatches++;
               if (/deadlock|40P01/i.test(message)) deadlocks++;
             },
           }),
@@ -61,7 +58,6 @@ export async function deadlockBench(f: Figures, o: { pgUrl: string; machines: nu
       for (const g of ingesters) await g.close();
       const stored = ingesters.reduce((n, g) => n + g.stats.telemetry + g.stats.statuses + g.stats.events, 0);
       const submitted = ingesters.reduce((n, g) => n + g.stats.messages, 0);
-      if (process.env['DEADLOCK_LOG']) process.stderr.write(`${JSON.stringify(ingesters.map((g) => g.stats))}\n`);
       f.record(`deadlocks.${mix}.batches`, o.rounds * 2, `${mix}: batches written`);
       f.record(`deadlocks.${mix}.deadlocks`, deadlocks, `${mix}: batches ended by a deadlock`);
       f.record(`deadlocks.${mix}.refused`, refusedBatches, `${mix}: batches written again one by one`);
