@@ -52,15 +52,18 @@ export async function startGenerator(port: number, machines: number, window: num
   };
 }
 
-/** Messages persisted per second with `machines` publishers (another process) each keeping `window` messages in flight. */
-export async function ingestLoad(options: { mqttUrl: string; db: Db; machines: number; window: number; seconds: number; kind?: 'events' | 'telemetry' }): Promise<LoadResult> {
+/**
+ * Messages persisted per second with `machines` publishers (another process) each keeping `window` messages in flight;
+ * with `rate`, the publishers together send that many a second instead, round robin (the gateway's cost per message at a fixed rate).
+ */
+export async function ingestLoad(options: { mqttUrl: string; db: Db; machines: number; window: number; seconds: number; kind?: 'events' | 'telemetry'; rate?: number }): Promise<LoadResult> {
   const telemetry = options.kind === 'telemetry';
   // A clean session per run: nothing queued from an earlier run reaches this one.
   const gateway = await Gateway.start({ mqttUrl: options.mqttUrl, db: options.db });
   const prefix = `load${process.hrtime.bigint() % 100000n}`;
   const ids = Array.from({ length: options.machines }, (_, i) => `${prefix}-${i}`);
   await gateway.addMachines(ids);
-  const generator = await startGenerator(Number(new URL(options.mqttUrl).port), options.machines, options.window, telemetry ? 'telemetry' : 'events', prefix);
+  const generator = await startGenerator(Number(new URL(options.mqttUrl).port), options.machines, options.window, telemetry ? 'telemetry' : 'events', prefix, options.rate ?? 0);
   try {
     const stats = gateway.ingester.stats;
     await new Promise((r) => setTimeout(r, 3000));

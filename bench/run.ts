@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --latency-only | --change-only [--change-bundle FILE] | --heap-only [--heap-root DIR] | --gateway-only | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --cluster-only | --dashboard-only [--dashboard-machines N] [--dashboard-sales-per-day N] [--dashboard-pg] [--dashboard-keep DIR] | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
+ * npm run bench [-- --json] [--xs-only | --latency-only | --change-only [--change-bundle FILE] | --heap-only [--heap-root DIR] | --gateway-only | --ingest-only [--machines N] [--rate R] [--ingest-seconds S] | --deadlocks-only [--machines N] [--rounds N] | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --cluster-only | --dashboard-only [--dashboard-machines N] [--dashboard-sales-per-day N] [--dashboard-pg] [--dashboard-keep DIR] | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -13,7 +13,7 @@ import { latencyBench } from './lib/latency.js';
 import { Figures } from './lib/figures.js';
 import { xsChange, xsDex, xsJournal, xsUpdate, xsVend } from './lib/firmware-xs.js';
 import { heapSplitBench } from './lib/heap-split.js';
-import { commandBench, gatewayBench, outageBench } from './lib/gateway.js';
+import { commandBench, distinctMachinesBench, gatewayBench, outageBench } from './lib/gateway.js';
 import { rolloutBench } from './lib/rollout.js';
 import { routeBench } from './lib/route.js';
 import { storeBench } from './lib/store.js';
@@ -26,6 +26,7 @@ import { updateLinkBench } from './lib/update-link.js';
 import { fleetConnectionsBench } from './lib/fleet-connections.js';
 import { dashboardBench } from './lib/dashboard.js';
 import { vansDeferBench } from './lib/vans-defer.js';
+import { deadlockBench } from './lib/ingest-deadlocks.js';
 
 const argv = process.argv;
 const f = new Figures(argv.includes('--json'));
@@ -108,6 +109,18 @@ async function main(): Promise<void> {
     const pgUrl = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
     const connect = argv.includes('--connect') ? { connect: wholeNumber('--connect', 1) } : {};
     await fleetConnectionsBench(f, { machines: wholeNumber('--machines', 100000), seconds: wholeNumber('--connections-seconds', 60), pgUrl, ...connect });
+    f.finish();
+    return;
+  }
+  if (argv.includes('--ingest-only')) {
+    // The gateway's CPU per message, few machines against many distinct ones at one rate (issue 16).
+    await distinctMachinesBench(f, { machines: wholeNumber('--machines', 2000), rate: wholeNumber('--rate', 1144), seconds: wholeNumber('--ingest-seconds', 10) });
+    f.finish();
+    return;
+  }
+  if (argv.includes('--deadlocks-only')) {
+    // Two ingesters on one PostgreSQL writing the same machines in opposite orders: batches ended by a deadlock.
+    await deadlockBench(f, { pgUrl: process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test', machines: wholeNumber('--machines', 200), rounds: wholeNumber('--rounds', 20) });
     f.finish();
     return;
   }

@@ -79,6 +79,41 @@ export async function gatewayBench(f: Figures): Promise<void> {
   }
 }
 
+/**
+ * The gateway's CPU per message when every message comes from another machine (issue 16), against a few
+ * machines sending many, at the same fixed rate so batches are the same size: `machines` publishers, one
+ * message in flight each, against 10 with many in flight; events (one a message) and telemetry; PostgreSQL.
+ */
+export async function distinctMachinesBench(f: Figures, o: { machines: number; rate: number; seconds: number }): Promise<void> {
+  f.out('');
+  f.out(`Gateway CPU per message, few machines against ${o.machines} distinct ones, ${o.rate} messages/s (load generator, Mosquitto, PostgreSQL on this machine)`);
+  const broker = await startBenchMosquitto();
+  try {
+    for (const kind of ['events', 'telemetry'] as const) {
+      for (const [machines, window] of [
+        [10, Math.max(20, Math.ceil(o.rate / 10))],
+        [o.machines, 1],
+      ] as const) {
+        const schema = `bench_${process.pid}_distinct_${machines}`;
+        const db = await openDb({ url: PG_URL, schema });
+        try {
+          const r = await ingestLoad({ mqttUrl: broker.url, db, machines, window, seconds: o.seconds, kind, rate: o.rate });
+          if (r.rejected > 0 || r.duplicates > 0) throw new Error(`${r.rejected} rejected, ${r.duplicates} duplicates under load`);
+          const key = `distinct.${kind}.m${machines}`;
+          f.record(`${key}.perSecond`, Math.round(r.persistedPerSecond), `${kind}, ${machines} machines: stored/s`);
+          f.record(`${key}.gatewayCpuMsPer1000`, r.gatewayCpuMsPer1000, `${kind}, ${machines} machines: gateway CPU per 1,000 messages (ms)`, '', 1);
+          f.record(`${key}.p99Ms`, r.p99Ms, `${kind}, ${machines} machines: receive-to-commit p99 (ms)`, '', 1);
+        } finally {
+          await db.exec(`DROP SCHEMA ${schema} CASCADE`);
+          await db.close();
+        }
+      }
+    }
+  } finally {
+    broker.process.kill('SIGKILL');
+  }
+}
+
 export async function commandBench(f: Figures): Promise<void> {
   f.out('');
   f.out('Remote commands: API call to the machine\'s outcome committed (Mosquitto, PostgreSQL, one simulated machine), 2,000 telemetry messages/s in the background');

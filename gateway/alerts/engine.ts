@@ -9,8 +9,9 @@
  * and what changed goes to the webhook after the commit. Triggers:
  *
  * - after each ingest commit, the machines whose telemetry was stored
- *   (Ingester's onTelemetry hook; coalesced, so a machine that sent ten
- *   messages meanwhile is evaluated once, on its newest), and those that
+ *   (Ingester's onTelemetry hook; gathered for `gatherMs` and coalesced, so
+ *   a machine that sent ten messages meanwhile is evaluated once, on its
+ *   newest, and many machines share one transaction), and those that
  *   reported on a firmware update (a rollback opens `rolled-back`);
  * - a sweeper (`sweep(now)`, every 10 s in a gateway) for machines gone
  *   silent, machines that spoke again, and rejected commands;
@@ -42,6 +43,12 @@ export interface AlertEngineOptions {
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
   /** Machines per evaluation transaction (500). */
   chunk?: number;
+  /**
+   * Telemetry is gathered this long before it is evaluated (100 ms; 0: at once). An evaluation is a
+   * transaction of seven statements whatever its size: with machines that each report now and then,
+   * one per ingest commit cost more than the ingest itself (issue 16).
+   */
+  gatherMs?: number;
 }
 
 export interface AlertStats {
@@ -63,6 +70,9 @@ export class AlertEngine {
   private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
   private readonly onAlert: ((e: AlertEvent) => void) | undefined;
   private readonly chunk: number;
+  private readonly gatherMs: number;
+  /** Telemetry being gathered: the evaluation starts when this fires. */
+  private gatherTimer: NodeJS.Timeout | undefined;
   /** Machines waiting for an evaluation (a set: one evaluation however many messages came). */
   private pending = new Set<string>();
   private draining: Promise<void> | undefined;
@@ -82,13 +92,24 @@ export class AlertEngine {
     this.onAlert = options.onAlert;
     this.log = options.onLog ?? (() => {});
     this.chunk = options.chunk ?? 500;
+    this.gatherMs = options.gatherMs ?? 100;
   }
 
   /** The ingest hook: telemetry of these machines was committed. Returns at once. */
   telemetry(list: readonly { machine: string }[]): void {
     if (this.closed) return;
     for (const t of list) this.pending.add(t.machine);
-    this.schedule();
+    this.gather();
+  }
+
+  /** Evaluate what is pending after gatherMs (unless an evaluation is due already or under way). */
+  private gather(): void {
+    if (this.gatherMs <= 0) return this.schedule();
+    if (this.closed || this.draining || this.retryTimer || this.gatherTimer || this.pending.size === 0) return;
+    this.gatherTimer = setTimeout(() => {
+      this.gatherTimer = undefined;
+      this.schedule();
+    }, this.gatherMs);
   }
 
   /** Evaluate machines again now (their rules changed): these, an operator's fleet, or every machine; resolves once done. */
@@ -105,28 +126,35 @@ export class AlertEngine {
     } finally {
       this.loading--;
     }
+    // Asked for now: no gathering.
+    clearTimeout(this.gatherTimer);
+    this.gatherTimer = undefined;
     this.schedule();
     await this.idle();
   }
 
   /** Resolves when nothing waits for an evaluation (or the engine is closed). */
   async idle(): Promise<void> {
-    while (!this.closed && (this.pending.size > 0 || this.draining || this.retryTimer || this.sweeping || this.loading > 0)) {
+    while (!this.closed && (this.pending.size > 0 || this.draining || this.retryTimer || this.gatherTimer || this.sweeping || this.loading > 0)) {
       await (this.draining ?? this.sweeping?.catch(() => {}) ?? new Promise((r) => setTimeout(r, 20)));
     }
   }
 
   private schedule(): void {
-    if (this.closed || this.draining || this.retryTimer || this.pending.size === 0) return;
+    if (this.closed || this.draining || this.retryTimer || this.gatherTimer || this.pending.size === 0) return;
     this.draining = this.drain().finally(() => {
       this.draining = undefined;
-      this.schedule();
+      // What arrived during the evaluation is gathered again before the next.
+      this.gather();
     });
   }
 
+  /** Evaluate the machines pending now (those added meanwhile wait for the next). */
   private async drain(): Promise<void> {
-    while (!this.closed && this.pending.size > 0) {
-      const ids = [...this.pending].slice(0, this.chunk);
+    let left = this.pending.size;
+    while (!this.closed && this.pending.size > 0 && left > 0) {
+      const ids = [...this.pending].slice(0, Math.min(this.chunk, left));
+      left -= ids.length;
       for (const id of ids) this.pending.delete(id);
       try {
         await this.evaluate(ids);
@@ -337,6 +365,8 @@ export class AlertEngine {
     this.sweepTimer = undefined;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    clearTimeout(this.gatherTimer);
+    this.gatherTimer = undefined;
     this.closed = true;
     // What is under way finishes (bounded: a store that hangs must not hold the shutdown).
     const busy = Promise.allSettled([this.draining, this.sweeping].filter((p) => p !== undefined));

@@ -54,6 +54,12 @@ export interface SubscriberOptions {
   /** A machine message; `done` acknowledges it to the broker (call it once the message is safe). */
   onMessage: (topic: string, payload: Buffer, done: () => void) => void;
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /**
+   * After a message arrives, what the connection writes for this long (its PUBACK, acks, commands)
+   * goes out in one write (2 ms; 0: each at once). A write is a system call, and with machines that
+   * each send one message now and then, one a message cost more CPU than storing it (issue 16).
+   */
+  writeCoalesceMs?: number;
 }
 
 interface Waiting {
@@ -84,6 +90,8 @@ export class Subscriber implements Feed {
   private retry: NodeJS.Timeout | undefined;
   private closed = false;
   private connection = 0;
+  /** Writes held back to go out together (writeCoalesceMs), until this timer uncorks the socket. */
+  private held: { stream: { uncork(): void }; timer: NodeJS.Timeout } | undefined;
 
   private constructor(o: SubscriberOptions) {
     this.o = o;
@@ -109,6 +117,7 @@ export class Subscriber implements Feed {
         this.probeArrived(packet.payload);
         return callback();
       }
+      this.holdWrites();
       o.onMessage(packet.topic, packet.payload as Buffer, () => callback());
     };
   }
@@ -167,6 +176,24 @@ export class Subscriber implements Feed {
     if (qos === 0 && !this.client.connected) return false;
     this.client.publish(topic, payload, { qos });
     return true;
+  }
+
+  /** Cork the socket for writeCoalesceMs, unless it is already: the writes meanwhile leave in one. */
+  private holdWrites(): void {
+    const ms = this.o.writeCoalesceMs ?? 2;
+    if (this.held || ms <= 0) return;
+    const stream = this.client.stream as { cork?: () => void; uncork(): void } | undefined;
+    if (!stream?.cork) return;
+    stream.cork();
+    this.held = { stream, timer: setTimeout(() => this.releaseWrites(), ms) };
+  }
+
+  private releaseWrites(): void {
+    const h = this.held;
+    if (!h) return;
+    this.held = undefined;
+    clearTimeout(h.timer);
+    h.stream.uncork();
   }
 
   /** Send a probe through the subscription and wait for it to come back (bounded); joins one under way. */
@@ -274,6 +301,7 @@ export class Subscriber implements Feed {
   }
 
   async close(): Promise<void> {
+    this.releaseWrites();
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     clearTimeout(this.retry);
@@ -291,6 +319,7 @@ export class Subscriber implements Feed {
 
   /** Close the connection (after close() and after the work it fed is done). */
   end(): Promise<void> {
+    this.releaseWrites();
     return new Promise<void>((resolve) => this.client.end(true, {}, () => resolve()));
   }
 }

@@ -3,6 +3,7 @@
  * statements run on PostgreSQL and PGlite.
  */
 import type { Db, Queryable } from './db.js';
+import { sqlState } from './errors.js';
 import { addMonths, ensureEventMonth, monthOf, type Month } from './event-partitions.js';
 
 export interface Migration {
@@ -585,7 +586,14 @@ export async function ensureTelemetryPartition(db: Db, day: Date): Promise<strin
   const start = new Date(Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate()));
   const end = new Date(start.getTime() + 86400000);
   const name = `telemetry_${start.toISOString().slice(0, 10).replace(/-/g, '')}`;
-  await db.exec(`CREATE TABLE IF NOT EXISTS ${name} PARTITION OF telemetry FOR VALUES FROM ('${start.toISOString()}') TO ('${end.toISOString()}')`);
+  try {
+    await db.exec(`CREATE TABLE IF NOT EXISTS ${name} PARTITION OF telemetry FOR VALUES FROM ('${start.toISOString()}') TO ('${end.toISOString()}')`);
+  } catch (e) {
+    // IF NOT EXISTS is no guard against another gateway making it at the same moment (42P07, or 23505 for its catalogue row):
+    // left alone, that failed the day's first batch of telemetry, which was then written one message at a time.
+    const state = sqlState(e);
+    if (state !== '42P07' && state !== '23505') throw e;
+  }
   return name;
 }
 

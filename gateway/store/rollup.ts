@@ -13,27 +13,17 @@
  */
 import type { Queryable } from './db.js';
 
-/** An event just inserted (not a resend): its type and body as stored. */
-export interface StoredEvent {
-  machine: string;
-  type: string;
-  /** The body as JSON text (as inserted). */
-  body: string;
-}
-
-/** Add freshly inserted events' sales to the rollup; call in the transaction that inserted them, once. */
-export async function addToRollup(tx: Queryable, events: readonly StoredEvent[]): Promise<void> {
-  const sales = events.filter((e) => e.type === 'vend-ok');
-  if (sales.length === 0) return;
-  // In key order: two transactions adding to the same rows take their locks in the same order (no deadlock).
-  await tx.query(
-    `INSERT INTO sales_daily (machine_id, day, slot, sales, revenue)
-     SELECT m, (now() AT TIME ZONE 'UTC')::date, coalesce(sale_slot(b), ''), count(*), coalesce(sum(sale_price(b)), 0)
-     FROM unnest($1::text[], $2::jsonb[]) AS t(m, b) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-     ON CONFLICT (machine_id, day, slot) DO UPDATE SET sales = sales_daily.sales + EXCLUDED.sales, revenue = sales_daily.revenue + EXCLUDED.revenue`,
-    [sales.map((e) => e.machine), sales.map((e) => e.body)],
-  );
-}
+/**
+ * Add freshly inserted events' sales to the rollup: an SQL statement over `source`, a CTE of the events
+ * the same statement inserted (columns machine_id, type, body), so ingest inserts and adds in one
+ * statement (gateway/ingest/store.ts). In key order: two transactions adding to the same rows take
+ * their locks in the same order (no deadlock).
+ */
+export const ROLLUP_FROM_INSERTED = (source: string): string =>
+  `INSERT INTO sales_daily (machine_id, day, slot, sales, revenue)
+     SELECT machine_id, (now() AT TIME ZONE 'UTC')::date, coalesce(sale_slot(body), ''), count(*), coalesce(sum(sale_price(body)), 0)
+     FROM ${source} WHERE type = 'vend-ok' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+     ON CONFLICT (machine_id, day, slot) DO UPDATE SET sales = sales_daily.sales + EXCLUDED.sales, revenue = sales_daily.revenue + EXCLUDED.revenue`;
 
 /**
  * Count the rollup's days in [fromDay, toDay) again from the sales view
