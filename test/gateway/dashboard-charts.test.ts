@@ -2,7 +2,7 @@
  * The dashboard's charts (uPlot, served by the gateway) in a real browser
  * (Debian's Chromium driven by playwright-core) against `npm start`'s
  * simulated fleet, under the page's Content-Security-Policy: the fleet's
- * sales beside its list, and one machine's; what a person reads on them — axis titles with the currency and UTC, tick labels, the
+ * sales across the page below its list, and one machine's; what a person reads on them — axis titles with the currency and UTC, tick labels, the
  * legend's value under the cursor in the machine's currency, the coin tube
  * and temperature charts in coins and °C — a range change (a longer one, a
  * custom one) reloading the series, new sales reaching the chart live, and
@@ -10,23 +10,19 @@
  * test-output/dashboard/ (charts-*.png, also at desktop 1280x800 and phone 390x844).
  */
 import { strict as assert } from 'node:assert';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, startFleet, watchPolicy, type RunningFleet } from '../lib/browser-fleet.js';
 
-const fleet = fileURLToPath(new URL('../../tools/fleet.js', import.meta.url));
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const shots = join(root, 'test-output', 'dashboard');
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const MONEY = String.raw`USD \d{1,3}(,\d{3})*\.\d{2}`;
 
 describe('the dashboard charts in Chromium', function () {
   this.timeout(240000);
-  let child: ChildProcess;
-  let out = '';
-  let closed: Promise<number | null>;
+  let fleet: RunningFleet | undefined;
   let browser: Browser;
   let page: Page;
   let url = '';
@@ -39,31 +35,18 @@ describe('the dashboard charts in Chromium', function () {
   const elsewhere: string[] = [];
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is needed at ${CHROMIUM} (Debian: apt-get install chromium; .ci/run installs it)`);
     mkdirSync(shots, { recursive: true });
-    child = spawn(process.execPath, [fleet, '--machines', '2', '--api-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    closed = new Promise((resolve) => child.on('close', (code) => resolve(code)));
-    for (let i = 0; i < 900 && !/machines online 2\/2/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
-    url = /operator API {2}(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? '';
-    token = /admin token {3}(vf_[\w-]+)/.exec(out)?.[1] ?? '';
-    assert.ok(url && token, out);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    browser = await launchChromium();
+    fleet = await startFleet(2);
+    ({ url, token } = fleet);
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    page.on('console', (m) => {
-      if (m.type() === 'error' && /Content.Security.Policy/i.test(m.text())) violations.push(`${page.url()}: ${m.text()}`);
-    });
+    await watchPolicy(page, violations);
     page.on('request', (r) => {
       const u = new URL(r.url());
       if (u.pathname === '/sales/series' && u.searchParams.has('machine')) asked.push(u.search);
       if (u.origin !== url) elsewhere.push(r.url());
       else if (u.pathname.startsWith('/dashboard/vendor/')) vendored.add(u.pathname);
     });
-    // The event says it too, also for what the console does not report (a blocked style attribute).
-    await page.addInitScript(
-      "document.addEventListener('securitypolicyviolation', (e) => console.error('Content-Security-Policy violation: ' + e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sourceFile + ':' + e.lineNumber));",
-    );
     await page.goto(url + '/dashboard');
     await page.fill('#token', token);
     await page.click('#login button');
@@ -75,8 +58,7 @@ describe('the dashboard charts in Chromium', function () {
 
   after(async () => {
     await browser?.close();
-    child?.kill('SIGINT');
-    if (closed) assert.equal(await closed, 0, out);
+    await fleet?.stop();
   });
 
   /** What a person reads on a panel: never a placeholder the code let through. */

@@ -17,25 +17,21 @@
  * test-output/dashboard/ (also at desktop 1280x800 and phone 390x844).
  */
 import { strict as assert } from 'node:assert';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, startFleet, watchPolicy, type RunningFleet } from '../lib/browser-fleet.js';
 import { FIRMWARE_VERSION } from '../../firmware/version.js';
 import { signRelease } from '../../gateway/firmware/signature.js';
 import { keysFile, simImage, testKey } from './firmware-fixtures.js';
 
-const fleet = fileURLToPath(new URL('../../tools/fleet.js', import.meta.url));
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const shots = join(root, 'test-output', 'dashboard');
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 
 describe('the dashboard in Chromium', function () {
   this.timeout(240000);
-  let child: ChildProcess;
-  let out = '';
-  let closed: Promise<number | null>;
+  let fleet: RunningFleet | undefined;
   let browser: Browser;
   let page: Page;
   let url = '';
@@ -47,32 +43,16 @@ describe('the dashboard in Chromium', function () {
 
   const watched = async (): Promise<Page> => {
     const p = await browser.newPage({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true });
-    p.on('console', (m) => {
-      if (m.type() === 'error' && /Content.Security.Policy/i.test(m.text())) violations.push(`${p.url()}: ${m.text()}`);
-    });
-    // The event says it too, also for what the console does not report (a blocked style attribute).
-    await p.addInitScript(
-      "document.addEventListener('securitypolicyviolation', (e) => console.error('Content-Security-Policy violation: ' + e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sourceFile + ':' + e.lineNumber));",
-    );
+    await watchPolicy(p, violations);
     return p;
   };
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is needed at ${CHROMIUM} (Debian: apt-get install chromium; .ci/run installs it)`);
     mkdirSync(shots, { recursive: true });
+    browser = await launchChromium();
     // The route driver comes 5 s after a slot runs empty, so alerts open and close within the test.
-    child = spawn(process.execPath, [fleet, '--machines', '3', '--api-port', '0', '--restock-after', '5'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, VENDFLEET_RELEASE_KEYS: keysFile(release) },
-    });
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    closed = new Promise((resolve) => child.on('close', (code) => resolve(code)));
-    for (let i = 0; i < 900 && !/machines online 3\/3/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
-    url = /operator API {2}(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? '';
-    token = /admin token {3}(vf_[\w-]+)/.exec(out)?.[1] ?? '';
-    assert.ok(url && token, out);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    fleet = await startFleet(3, ['--restock-after', '5'], { ...process.env, VENDFLEET_RELEASE_KEYS: keysFile(release) });
+    ({ url, token } = fleet);
     page = await watched();
   });
 
@@ -82,8 +62,7 @@ describe('the dashboard in Chromium', function () {
 
   after(async () => {
     await browser?.close();
-    child?.kill('SIGINT');
-    if (closed) assert.equal(await closed, 0, out);
+    await fleet?.stop();
   });
 
   const get = async <T>(path: string): Promise<T> => (await (await fetch(url + path, { headers: { authorization: `Bearer ${token}` } })).json()) as T;

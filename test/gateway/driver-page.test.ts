@@ -9,16 +9,14 @@
  * violation. Screenshots go to test-output/driver/.
  */
 import { strict as assert } from 'node:assert';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium, startFleet, watchPolicy, type RunningFleet } from '../lib/browser-fleet.js';
 
-const fleet = fileURLToPath(new URL('../../tools/fleet.js', import.meta.url));
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const shots = join(root, 'test-output', 'driver');
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const MACHINE = 'vm-0001';
 
 /** Poll until `f` gives a value (bounded). */
@@ -34,9 +32,7 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 6000
 
 describe("the driver's page in Chromium at 390 x 844", function () {
   this.timeout(240000);
-  let child: ChildProcess;
-  let out = '';
-  let closed: Promise<number | null>;
+  let fleet: RunningFleet | undefined;
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
@@ -60,28 +56,18 @@ describe("the driver's page in Chromium at 390 x 844", function () {
   };
   const open = async (path: string): Promise<Page> => {
     const p = await context.newPage();
-    p.on('console', (m) => {
-      if (m.type() === 'error' && /Content.Security.Policy/i.test(m.text())) violations.push(`${p.url()}: ${m.text()}`);
-    });
-    await p.addInitScript("document.addEventListener('securitypolicyviolation', (e) => console.error('Content-Security-Policy violation: ' + e.violatedDirective + ' ' + e.blockedURI));");
+    await watchPolicy(p, violations);
     await p.goto(url + path);
     return p;
   };
   const stateOf = (p: Page, slot: string): Promise<string | null> => p.getAttribute(`.line[data-machine="${MACHINE}"][data-slot="${slot}"] .state`, 'data-state');
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is needed at ${CHROMIUM} (Debian: apt-get install chromium; .ci/run installs it)`);
     mkdirSync(shots, { recursive: true });
+    browser = await launchChromium();
     // No route driver of the simulator's own: the restocks here are the page's.
-    child = spawn(process.execPath, [fleet, '--machines', '1', '--api-port', '0', '--restock-after', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    closed = new Promise((resolve) => child.on('close', (code) => resolve(code)));
-    for (let i = 0; i < 900 && !/machines online 1\/1/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
-    url = /operator API {2}(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? '';
-    token = /admin token {3}(vf_[\w-]+)/.exec(out)?.[1] ?? '';
-    assert.ok(url && token, out);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    fleet = await startFleet(1, ['--restock-after', '0']);
+    ({ url, token } = fleet);
     context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
   });
 
@@ -91,8 +77,7 @@ describe("the driver's page in Chromium at 390 x 844", function () {
 
   after(async () => {
     await browser?.close();
-    child?.kill('SIGINT');
-    if (closed) assert.equal(await closed, 0, out);
+    await fleet?.stop();
   });
 
   let slots: { slot: string; capacity: number }[] = [];
@@ -165,6 +150,6 @@ describe("the driver's page in Chromium at 390 x 844", function () {
     const revoked = await open(gone.link);
     await revoked.waitForSelector('#message:has-text("revoked")');
     // The secrets were in the pages' fragments and headers only: nothing the gateway printed holds one.
-    for (const l of [soon, gone]) assert.ok(!out.includes(l.secret.slice(3)), 'a link secret in the gateway output');
+    for (const l of [soon, gone]) assert.ok(!fleet!.output().includes(l.secret.slice(3)), 'a link secret in the gateway output');
   });
 });
