@@ -226,6 +226,8 @@ export interface Problem {
 export const COMPUTED_IMPORTS: Readonly<Record<string, string>> = {
   // The heap split of another built worktree runs that tree's own simulator host (docs/benchmarks.md: before and after a change).
   'bench/lib/heap-split.ts': 'dist/hal-sim/host.js of the worktree given with --heap-root',
+  // The change-making sweep compares this tree's planner with another build's (docs/benchmarks.md: before and after).
+  'bench/change-sweep.ts': 'firmware/money/change.js of this tree, or the build given with --planner',
 };
 
 /** The edges of the given imports (imports within one unit are not edges). */
