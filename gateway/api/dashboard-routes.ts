@@ -19,6 +19,7 @@ import { dateTime } from './validation.js';
 const SCRIPTS = {
   app: new URL('../dashboard/app.js', import.meta.url),
   rollouts: new URL('../dashboard/rollouts.js', import.meta.url),
+  'route-panel': new URL('../dashboard/route-panel.js', import.meta.url),
   map: new URL('../dashboard/map.js', import.meta.url),
   heatmap: new URL('../dashboard/heatmap.js', import.meta.url),
   'grid-clusters': new URL('../dashboard/grid-clusters.js', import.meta.url),

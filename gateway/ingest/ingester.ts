@@ -16,6 +16,12 @@
  *
  * Stalls are said out loud: while messages wait and nothing commits, the
  * log says so every `stallMs`, and health() reports it.
+ *
+ * About 640 lines kept in one file on purpose: batching, backoff and the
+ * poisoned-batch split share one queue and one in-flight batch, and the
+ * rule "acknowledged only after the commit" is easiest to check where all
+ * three are; parsing, the store's SQL, the waiting list and latency figures
+ * are in their own files.
  */
 import type { Queryable } from '../store/db.js';
 import { classifyStoreError, describeStoreError } from '../store/errors.js';

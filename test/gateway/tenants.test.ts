@@ -204,6 +204,7 @@ for (const backend of BACKENDS) {
         ['GET /dashboard/style.css', { kind: 'public' }],
         ['GET /dashboard/app.js', { kind: 'public' }],
         ['GET /dashboard/rollouts.js', { kind: 'public' }],
+        ['GET /dashboard/route-panel.js', { kind: 'public' }],
         ['GET /dashboard/map.js', { kind: 'public' }],
         ['GET /dashboard/heatmap.js', { kind: 'public' }],
         ['GET /dashboard/grid-clusters.js', { kind: 'public' }],
