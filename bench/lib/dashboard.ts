@@ -129,12 +129,22 @@ export interface DashboardRun {
 export async function measureDashboard(db: Db, url: string, token: string, machine: string, browser: Browser): Promise<DashboardRun> {
   // bypassCSP: the measuring code below is sent as text, which the page's policy (no eval) would refuse.
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, bypassCSP: true });
+  // What the page threw or logged as an error: said with the figures (a first screen that never comes says why).
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+  });
   try {
     // Signed in as the page keeps a sign-in (its tab's session storage): the page loads straight into the fleet.
     await page.addInitScript(`sessionStorage.setItem('vendfleet-token', ${JSON.stringify(token)})`);
     await page.goto(`${url}/dashboard`);
     // Browser-side code as text: this file is compiled without the DOM's types.
-    await page.waitForFunction("performance.getEntriesByName('vendfleet:first-screen').length > 0", undefined, { timeout: 120000, polling: 50 });
+    await page
+      .waitForFunction("performance.getEntriesByName('vendfleet:first-screen').length > 0", undefined, { timeout: 120000, polling: 50 })
+      .catch((e: unknown) => {
+        throw new Error(`the first screen was not drawn within 120 s${problems.length > 0 ? `: ${problems.slice(0, 5).join('; ')}` : ''} (${(e as Error).message})`);
+      });
     const timing = (await page.evaluate(`(() => {
       const nav = performance.getEntriesByType('navigation')[0];
       const mark = performance.getEntriesByName('vendfleet:first-screen')[0];

@@ -41,6 +41,7 @@ import { registerRolloutRoutes } from './rollout-routes.js';
 import { registerTelemetryRoutes } from './telemetry-routes.js';
 import { registerWebhookRoutes } from './webhook-routes.js';
 import { Rollouts } from '../rollouts/service.js';
+import { restockTodayOf } from '../restock/today.js';
 import { allows, TokenCheck, type Role, type TokenInfo } from './tokens.js';
 import { refuseHostileInput, validatorCompiler } from './validation.js';
 
@@ -195,5 +196,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await registerFirmwareRoutes(app, ctx, options.firmware ?? new FirmwareRegistry(db));
   const engine = options.rolloutEngine;
   await registerRolloutRoutes(app, ctx, new Rollouts(db, commands, () => engine?.poke()));
+  // A first restock-today look may still be reading (started by a page, not waited for): the store closes after it.
+  app.addHook('onClose', async () => restockTodayOf(reads).settle());
   return app;
 }

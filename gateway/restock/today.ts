@@ -74,6 +74,16 @@ export class RestockTodayService {
     return undefined;
   }
 
+  /** How many looks are under way (one an operator at most). */
+  get looking(): number {
+    return this.running.size;
+  }
+
+  /** Waits for the looks under way (their errors are their askers'): the API waits for them before its store may close. */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.running.values()]);
+  }
+
   /**
    * The machines needing restock today. A look already under way for the same operator answers a second
    * asker too (the dashboard asks for the summary and the list at once): at most one look at a time each.

@@ -11,6 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../../gateway/api/server.js';
 import { createToken } from '../../gateway/api/tokens.js';
 import { CommandService } from '../../gateway/commands/service.js';
+import { restockTodayOf } from '../../gateway/restock/today.js';
 import { ensureEventMonth, monthOf } from '../../gateway/store/event-partitions.js';
 import { migrate } from '../../gateway/store/migrations.js';
 import { rebuildRollup } from '../../gateway/store/rollup.js';
@@ -89,6 +90,16 @@ for (const backend of BACKENDS) {
       await api?.close();
       commands?.close();
       await b?.close();
+    });
+
+    it('closes only after a restock-today look a page started has ended: the store may be dropped at once', async () => {
+      // A store the service has not looked at yet (PostgreSQL: a new pool; PGlite: the same store, maybe warm).
+      const db = await b.reopen();
+      const other = await buildApi({ db, commands });
+      const r = await other.inject({ method: 'GET', url: '/fleet/summary', headers: { authorization: `Bearer ${viewer}` } });
+      assert.equal(r.statusCode, 200, r.body);
+      await other.close();
+      assert.equal(restockTodayOf(db).looking, 0, 'a look still reads the store after the API closed');
     });
 
     it("lists every machine's operator, stock, restock need and money from its last telemetry", async () => {
