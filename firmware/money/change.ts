@@ -51,7 +51,9 @@ const REM = 8; // remainder entering the level
 const USED = 9; // coins used above the level
 const BEST = 10; // the best plan's coins per level
 const FIRST = 11; // the level's first position in ORDER (for splitting a merged value back)
-const ROWS = 12;
+const PERIOD = 12; // the count congruence's period from the level down (0: none; see the residue bound)
+const INV = 13; // and the inverse that gives the class (set with PERIOD at RESIDUE_AFTER)
+const ROWS = 14;
 // After the ROWS rows: per level (at most one a coin type with a value), `q` entries of the residue
 // bound's table, then q itself (the modulus, at most 32, fixed at construction; kept there rather
 // than in a field of its own).
@@ -326,6 +328,39 @@ export class ChangeMaker {
             }
           }
         }
+        // The count congruence, one a level: every value from l down is c (mod M), M the common divisor
+        // of their differences (of each from VAL[l] suffices), so k coins of them sum to k*c (mod M) and
+        // a plan of k coins for r has k*c = r (mod M). gcd(c, M) = gcd(VAL[l], the differences) = GCD[l],
+        // which r already is a multiple of at a node; dividing by it, k = (r / GCD[l]) * inv (mod P) with
+        // P = M / GCD[l] and inv the inverse of c / GCD[l] modulo P (coprime to it). PERIOD holds P and INV
+        // the inverse (extended Euclid: O(log M), integers below 30,000). P <= 1 (one value, or coprime
+        // differences) says nothing. No table, so any M: values all 1 mod 37 give P = 37, which the
+        // residue tables (q <= 32) cannot see.
+        for (let l = 0; l < m; l++) {
+          const v = w[VAL * T + l]!;
+          let d = 0;
+          for (let j = l + 1; j < m; j++) d = gcd(v - w[VAL * T + j]!, d);
+          const g = w[GCD * T + l]!;
+          const p = d / g;
+          w[PERIOD * T + l] = p;
+          w[INV * T + l] = 0;
+          if (p <= 1) continue;
+          // Extended Euclid on (c / g, p): keeps x with x * (c / g) = a (mod p); ends at a = 1 (coprime).
+          let a = (v % d) / g;
+          let b = p;
+          let x = 1;
+          let y = 0;
+          while (b !== 0) {
+            const t = Math.floor(a / b);
+            let u = a - t * b;
+            a = b;
+            b = u;
+            u = x - t * y;
+            x = y;
+            y = u;
+          }
+          w[INV * T + l] = ((x % p) + p) % p;
+        }
         residue = true;
       }
       let descend = false;
@@ -369,10 +404,19 @@ export class ChangeMaker {
             most += c;
             left -= c * vl;
           }
+          // Only the counts in the congruence's class (above) can pay r: start from the first one from lb
+          // up and step by its period, so each count tried is ruled out by the table or is the bound.
+          const p = w[PERIOD * T + i]!;
+          let step = 1;
+          if (p > 1) {
+            const k0 = (((r / w[GCD * T + i]!) % p) * w[INV * T + i]!) % p;
+            lb += (k0 - (lb % p) + p) % p;
+            step = p;
+          }
           let d = lb * v - r;
           for (let t = 0; t < q && used + lb < best && lb <= most && w[base + (d % q)]! > d; t++) {
-            lb++;
-            d += v;
+            lb += step;
+            d += step * v;
           }
           if (lb > most) lb = NONE;
         }

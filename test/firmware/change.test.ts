@@ -281,19 +281,21 @@ describe('change-making', () => {
     }
   });
 
-  it('past its node budget pays the best plan found, exactly the amount, on a set the residue bound cannot see', () => {
-    // All values 1 mod 37: their differences' common divisor is above the residue bound's largest modulus (32).
+  it('proves the fewest coins on a set the residue tables cannot see (values all 1 mod 37), by the count congruence', () => {
+    // All values 1 mod 37: their differences' common divisor is above the residue tables' largest modulus (32),
+    // so only the count congruence (k = r (mod 37) here) rules out the counts the LP bound leaves.
     const values = [38, 75, 112, 149, 186, 260, 297, 334, 408, 482, 556, 593, 630, 704, 778, 815];
     const counts = new Array<number>(16).fill(255);
     const truth = piecesDp(values, counts, 12000);
     const cm = new ChangeMaker(values, 12000);
     const plan = cm.solve(11999, counts);
     ok(plan.exact);
-    equal(plan.optimal, false);
-    ok(cm.nodes > SEARCH_NODES && cm.nodes <= SEARCH_NODES + 1, `stopped at the budget (${cm.nodes} nodes)`);
-    ok(plan.count >= truth[11999]!, 'never fewer coins than the fewest');
+    equal(plan.optimal, true);
+    equal(plan.count, truth[11999], 'the DP\'s fewest coins');
+    // 11999 = 11 (mod 37) and every coin is 1 (mod 37): the count is 11 (mod 37), and 11 coins of at most 815 fall short.
+    equal(plan.count, 48);
+    ok(cm.nodes > RESIDUE_AFTER && cm.nodes < SEARCH_NODES, `proven within the budget (${cm.nodes} nodes)`);
     equal(planValue(values, plan.coins), 11999);
-    // The next plan is proven again.
     ok(cm.solve(815 * 3, counts).optimal);
   });
 
@@ -315,6 +317,7 @@ describe('change-making', () => {
         for (let amount = 12000; amount >= 6000; amount -= 1 + pick(400)) {
           checkOne(cm, values, counts, truth, amount);
           ok(cm.nodes <= SEARCH_NODES + 1, `values ${values} counts ${counts} amount ${amount}: ${cm.nodes} nodes, over the budget`);
+          equal(cm.plan.optimal, true, `values ${values} counts ${counts} amount ${amount}: proven (${cm.nodes} nodes)`);
           plans++;
           if (cm.nodes > RESIDUE_AFTER) hard++;
           if (!cm.plan.exact) inexact++;
@@ -348,6 +351,32 @@ describe('change-making', () => {
     }
     // Most of these are hard: the residue bound proved them, not the LP bound alone.
     ok(residue > solved / 2, `${residue} of ${solved} plans needed the residue bound`);
+  });
+
+  it('proves the fewest coins on seeded sets of values all c mod M with M above 32 (37, 41, 53, 97, 101), matching the DP', () => {
+    // The residue tables stop at a modulus of 32; the count congruence has no table, so any M.
+    const rnd = prng(4153);
+    const pick = (n: number): number => Math.floor(rnd() * n);
+    let plans = 0;
+    let hard = 0;
+    for (const M of [37, 41, 53, 97, 101]) {
+      const c = 1 + pick(M - 1);
+      const values = coinSet(pick, 16, 20).map((v) => v * M + c);
+      for (const full of [true, false]) {
+        const counts = values.map(() => (full ? 255 : pick(60)));
+        const truth = piecesDp(values, counts, 12000);
+        const cm = new ChangeMaker(values, 12000);
+        for (let amount = 12000; amount >= 6000; amount -= 1 + pick(1500)) {
+          checkOne(cm, values, counts, truth, amount);
+          equal(cm.plan.optimal, true, `values ${values} counts ${counts} amount ${amount}: proven (${cm.nodes} nodes)`);
+          ok(cm.nodes <= SEARCH_NODES, `${cm.nodes} nodes`);
+          plans++;
+          if (cm.nodes > RESIDUE_AFTER) hard++;
+        }
+      }
+    }
+    // Hard sets: most plans pass the point where the bounds for them start.
+    ok(hard > plans / 2, `${hard} of ${plans} plans passed ${RESIDUE_AFTER} nodes`);
   });
 
   it('matches the textbook bounded DP on small amounts of sets of values all c mod M', () => {
@@ -397,8 +426,8 @@ describe('change-making', () => {
     equal(MAX_UNITS, 30000);
     const largest = new ChangeMaker(worst, MAX_UNITS);
     ok(largest.footprint <= 8192, `footprint ${largest.footprint} bytes at ${MAX_UNITS} units`);
-    // The bound docs/architecture.md gives: 4,680 bytes of bitset and search state, 2,048 of residue tables, q.
-    ok(largest.footprint <= 6732, `footprint ${largest.footprint} bytes, over the documented 6,732`);
+    // The bound docs/architecture.md gives: 4,808 bytes of bitset and search state, 2,048 of residue tables, q.
+    ok(largest.footprint <= 6860, `footprint ${largest.footprint} bytes, over the documented 6,860`);
     const bench = new ChangeMaker(worst, 10000);
     ok(bench.footprint <= 8192, `footprint ${bench.footprint} bytes for the 16-type bench case`);
     // Planning allocates nothing: the footprint is what construction fixed, whatever is planned.
