@@ -22,7 +22,9 @@
  *   A search that runs past RESIDUE_AFTER nodes (real coin sets never do)
  *   adds a residue bound: tables of least deficit sums modulo q (up to 32)
  *   that rule out the coin counts a pathological set's residues forbid, in
- *   levels x q Int32 entries of the work array (at most 2 KB). A search with
+ *   levels x q Int32 entries of the work array (at most 2 KB), and from then
+ *   on the count congruence (values all c mod M fix the coin count modulo
+ *   M / gcd(c, M), any M; two rows of the work array). A search with
  *   no plan yet by then builds one level by level without backtracking (the
  *   most coins whose remainder the smaller tubes can pay, by the bitset over
  *   them alone), so the node budget bounds the whole search.
