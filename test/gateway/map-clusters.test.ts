@@ -5,18 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { gridClusters, type OnScreen } from '../../gateway/dashboard/grid-clusters.js';
-
-/** A small deterministic generator (mulberry32): the same points every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../lib/assert.js';
 
 describe('the fleet map clusters machines by screen cell', () => {
   it('puts machines a few pixels apart in one cluster and machines a cell apart in two', () => {
@@ -33,7 +22,7 @@ describe('the fleet map clusters machines by screen cell', () => {
   });
 
   it('keeps 10,000 machines on a 560 x 350 px view to one marker per 56 px cell, every machine in exactly one', () => {
-    const r = random(18);
+    const r = prng(18); // the same points every run
     const points: OnScreen<number>[] = Array.from({ length: 10000 }, (_, i) => ({ item: i, x: r() * 560, y: r() * 350 }));
     const groups = gridClusters(points, 56);
     // 10 x 7 cells (350 / 56 = 6.25, so 7 rows).
