@@ -86,6 +86,7 @@ export class FirmwareRegistry {
   private readonly clock: Clock;
   private readonly offers = new Map<string, Remembered<boolean>>();
   private readonly sizes = new Map<string, Remembered<number | undefined>>();
+  private readonly machines = new Map<string, Remembered<boolean>>();
   /** Image bytes, in order of last use (a Map keeps insertion order). */
   private readonly cache = new Map<string, Buffer>();
   private cached = 0;
@@ -259,6 +260,16 @@ export class FirmwareRegistry {
   /** The images offered to a machine now (from the store). */
   async offersTo(machine: string): Promise<string[]> {
     return isMachineId(machine) ? sql.offersTo(this.db, machine) : [];
+  }
+
+  /** Is the machine in this store? (remembered for rememberMs) */
+  async knows(machine: string): Promise<boolean> {
+    if (!isMachineId(machine)) return false;
+    const hit = this.recall(this.machines, machine);
+    if (hit !== undefined) return hit.value;
+    const value = await sql.machineExists(this.db, machine);
+    this.remember(this.machines, machine, value);
+    return value;
   }
 
   /** May this machine fetch this image? (remembered for rememberMs) */

@@ -39,6 +39,8 @@ export type Refusal = 'unknown-image' | 'not-offered' | 'bad-request' | 'past-en
 
 /** What the chunk server needs of the registry (FirmwareRegistry has it). */
 export interface ImageSource {
+  /** Is this machine one of this store's? Others are not answered: on a broker shared with another fleet, another gateway's machines are that gateway's to answer. */
+  knows(machine: string): Promise<boolean>;
   offered(machine: string, sha256: string): Promise<boolean>;
   size(sha256: string): Promise<number | undefined>;
   bytes(sha256: string): Promise<Buffer | undefined>;
@@ -62,7 +64,7 @@ export interface ChunkStats {
   refused: Record<Refusal, number>;
   /** Dropped: over the machine's allowance. */
   limited: number;
-  /** Dropped: not a request topic of a valid machine id (nowhere to answer). */
+  /** Dropped: not a request topic of a valid machine id (nowhere to answer), or a machine this store does not know. */
   ignored: number;
   /** Dropped: too many requests waiting on the store, or the store failed. */
   dropped: number;
@@ -146,7 +148,11 @@ export class ChunkServer {
     const req = parseRequest(payload);
     const answer = `fleet/${machine}/update/chunk`;
     if ('problem' in req) {
-      if (this.buckets.take(machine, REFUSAL_COST)) return this.inTurn(machine, async () => this.refuse(answer, req.image, 'bad-request'));
+      if (this.buckets.take(machine, REFUSAL_COST))
+        return this.inTurn(machine, async () => {
+          if (await this.source.knows(machine)) this.refuse(answer, req.image, 'bad-request');
+          else this.stats.ignored++;
+        });
       this.stats.limited++;
       return;
     }
@@ -176,6 +182,10 @@ export class ChunkServer {
   /** Look the request up and answer it: the chunk, a refusal, or nothing when the store fails. */
   private async serve(machine: string, answer: string, req: ChunkRequest): Promise<void> {
     try {
+      if (!(await this.source.knows(machine))) {
+        this.stats.ignored++;
+        return;
+      }
       const size = await this.source.size(req.image);
       if (size === undefined) return this.refuse(answer, req.image, 'unknown-image');
       if (!(await this.source.offered(machine, req.image))) return this.refuse(answer, req.image, 'not-offered');

@@ -301,6 +301,36 @@ describe('chunk server: a store that fails, the order of answers, and the embedd
     assert.equal(logs.length, 1);
   });
 
+  it("answers no machine this store does not know, not even a refusal (on a shared broker it is another gateway's)", async () => {
+    const db = await openDb();
+    try {
+      await migrate(db);
+      await addMachines(db, ['vm-1']);
+      const key = testKey();
+      const registry = new FirmwareRegistry(db, { keyFiles: [{ path: keysFile(key), optional: false }] });
+      const image = simImage('1.2.3', { size: 4096 });
+      const sha = sha256Hex(image);
+      await registry.upload(signed(image, '1.2.3', key));
+      await registry.offer('vm-1', sha);
+      const sent: string[] = [];
+      const server = new ChunkServer(registry, (t) => sent.push(t), { bytesPerSecond: 1 << 20, burstBytes: 1 << 18 });
+      const ask = (machine: string, body: string): Promise<void> => server.request(`fleet/${machine}/update/get`, Buffer.from(body));
+      // Another fleet's machine: its image, an unknown one, and nonsense get nothing.
+      await ask('vm-2', JSON.stringify({ image: sha, offset: 0, length: 16 }));
+      await ask('vm-2', JSON.stringify({ image: 'b'.repeat(64), offset: 0, length: 16 }));
+      await ask('vm-2', '{"image":');
+      assert.deepEqual(sent, []);
+      assert.equal(server.stats.ignored, 3);
+      // This store's machine is answered as before: a chunk, and a refusal for nonsense.
+      await ask('vm-1', JSON.stringify({ image: sha, offset: 0, length: 16 }));
+      await ask('vm-1', '{"image":');
+      assert.deepEqual(sent, ['fleet/vm-1/update/chunk', 'fleet/vm-1/update/chunk']);
+      assert.deepEqual([server.stats.chunks, server.stats.refused['bad-request']], [1, 1]);
+    } finally {
+      await db.close();
+    }
+  });
+
   it("answers a machine's requests in the order it asked them: a refusal past the end never overtakes the last chunk", async () => {
     const db = await openDb();
     try {
