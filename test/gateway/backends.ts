@@ -1,13 +1,20 @@
 /**
  * The two setups every gateway test runs against: the embedded default
- * (aedes in this process, PGlite in memory) and production parts (the
- * machine's Mosquitto and PostgreSQL; MQTT_URL / DATABASE_URL override),
- * each test run in a schema of its own.
+ * (aedes in this process, PGlite in memory) and production parts (a
+ * Mosquitto of this test process's own and the machine's PostgreSQL;
+ * MQTT_URL / DATABASE_URL override), each test run in a schema of its own.
+ *
+ * Why not the machine's Mosquitto on 1883: two test runs at once (CI beside
+ * a developer's `npm test`) publish the same topics at the same moment, and
+ * each run's gateway, in a share group of its own, then also counts the
+ * other run's messages; tests that count rejections exactly failed on it.
  */
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../gateway/mqtt/embedded-broker.js';
 import { openDb, type Db, type Queryable } from '../../gateway/store/db.js';
 import { strict as assert } from 'node:assert';
+import type { ChildProcess } from 'node:child_process';
 import type { MachineHost } from '../../hal-sim/host.js';
+import { startMosquitto } from '../../bench/lib/mosquitto.js';
 
 export interface Backend {
   name: string;
@@ -19,9 +26,25 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-export const PRODUCTION_MQTT = process.env['MQTT_URL'] ?? 'mqtt://127.0.0.1:1883';
 export const PRODUCTION_DB = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 
+let ownBroker: Promise<string> | undefined;
+
+/**
+ * The production backend's broker: MQTT_URL when set, else one Mosquitto for this
+ * test process, started at first use and killed when the process exits.
+ */
+export function productionMqtt(): Promise<string> {
+  const given = process.env['MQTT_URL'];
+  if (given !== undefined) return Promise.resolve(given);
+  ownBroker ??= startMosquitto().then(({ url, process: p }: { url: string; process: ChildProcess }) => {
+    // Not a reason for mocha to stay alive; gone with the process.
+    p.unref();
+    process.once('exit', () => p.kill('SIGKILL'));
+    return url;
+  });
+  return ownBroker;
+}
 export const BACKENDS: { name: string; open(): Promise<Backend> }[] = [
   {
     name: 'embedded (aedes + PGlite)',
@@ -44,11 +67,12 @@ export const BACKENDS: { name: string; open(): Promise<Backend> }[] = [
     name: 'production (Mosquitto + PostgreSQL)',
     async open() {
       const schema = `t_${process.pid}_${Math.floor(Math.random() * 1e9)}`;
+      const mqttUrl = await productionMqtt();
       const db = await openDb({ url: PRODUCTION_DB, schema });
       const extra: Db[] = [];
       return {
         name: 'production',
-        mqttUrl: PRODUCTION_MQTT,
+        mqttUrl,
         db,
         // Its own group per test: a gateway another test failed to close cannot take this one's messages.
         shareGroup: `vf${process.pid}x${Math.floor(Math.random() * 1e9)}`,
