@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 
 export const MOSQUITTO = process.env['MOSQUITTO'] ?? '/usr/sbin/mosquitto';
@@ -37,7 +37,7 @@ export function reachable(port: number): Promise<boolean> {
  * production (gateway/deploy/mosquitto.conf); give the same `dir` again to restart it on them.
  */
 export async function startMosquitto(
-  options: { port?: number; conf?: string[]; anonymous?: boolean; persistent?: boolean; dir?: string; raw?: string; nofile?: number } = {},
+  options: { port?: number; conf?: string[]; anonymous?: boolean; persistent?: boolean; dir?: string; raw?: string; nofile?: number; dieWithParent?: boolean } = {},
 ): Promise<{ url: string; port: number; process: ChildProcess; dir: string }> {
   const port = options.port ?? (await freePort());
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'vf-mosquitto-'));
@@ -47,16 +47,22 @@ export async function startMosquitto(
   if (options.raw !== undefined) {
     // A whole configuration of the caller's (the shipped one, with its paths and ports replaced).
     writeFileSync(conf, options.raw);
-    return run(conf, port, dir, options.nofile);
+    return run(conf, port, dir, options.nofile, options.dieWithParent);
   }
   const persistence = options.persistent ? ['persistence true', `persistence_location ${dir}/`, 'autosave_interval 1', 'persistent_client_expiration 1d', 'max_queued_messages 1000000'] : ['persistence false'];
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, `allow_anonymous ${options.anonymous === false ? 'false' : 'true'}`, ...persistence, ...(options.conf ?? [])].join('\n') + '\n');
-  return run(conf, port, dir, options.nofile);
+  // The kernel forgets a parent-death signal when the process changes user, as Mosquitto started as root does: it stays who it is.
+  const stay = options.dieWithParent === true ? [`user ${userInfo().username}`] : [];
+  writeFileSync(conf, [`listener ${port} 127.0.0.1`, `allow_anonymous ${options.anonymous === false ? 'false' : 'true'}`, ...persistence, ...stay, ...(options.conf ?? [])].join('\n') + '\n');
+  return run(conf, port, dir, options.nofile, options.dieWithParent);
 }
 
-/** `nofile`: the broker's open-file limit (soft and hard), set by prlimit, which then runs it in its place (same pid). */
-async function run(conf: string, port: number, dir: string, nofile?: number): Promise<{ url: string; port: number; process: ChildProcess; dir: string }> {
-  const p = nofile === undefined ? spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' }) : spawn('prlimit', [`--nofile=${nofile}:${nofile}`, MOSQUITTO, '-c', conf], { stdio: 'ignore' });
+/**
+ * `nofile`: the broker's open-file limit (soft and hard), set by prlimit, which then runs it in its place (same pid).
+ * `dieWithParent`: the kernel kills the broker when this process dies, however it dies (setpriv, util-linux; not for a `raw` configuration).
+ */
+async function run(conf: string, port: number, dir: string, nofile?: number, dieWithParent?: boolean): Promise<{ url: string; port: number; process: ChildProcess; dir: string }> {
+  const argv = [...(dieWithParent === true ? ['setpriv', '--pdeathsig', 'KILL'] : []), ...(nofile === undefined ? [] : ['prlimit', `--nofile=${nofile}:${nofile}`]), MOSQUITTO, '-c', conf];
+  const p = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
   for (let i = 0; i < 100; i++) {
     if (await reachable(port)) return { url: `mqtt://127.0.0.1:${port}`, port, process: p, dir };
     await new Promise((r) => setTimeout(r, 50));

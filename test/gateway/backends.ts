@@ -37,10 +37,9 @@ let ownBroker: Promise<string> | undefined;
 export function productionMqtt(): Promise<string> {
   const given = process.env['MQTT_URL'];
   if (given !== undefined) return Promise.resolve(given);
-  ownBroker ??= startMosquitto().then(({ url, process: p }: { url: string; process: ChildProcess }) => {
-    // Not a reason for mocha to stay alive; gone with the process.
+  // Gone with this process however it ends (a run killed by a signal too), and no reason for it to stay alive.
+  ownBroker ??= startMosquitto({ dieWithParent: true }).then(({ url, process: p }: { url: string; process: ChildProcess }) => {
     p.unref();
-    process.once('exit', () => p.kill('SIGKILL'));
     return url;
   });
   return ownBroker;
