@@ -9,12 +9,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../../gateway/api/server.js';
 import { createToken } from '../../gateway/api/tokens.js';
 import { CommandService } from '../../gateway/commands/service.js';
 import { crc16Arc, DexError, MAX_DEX_BYTES, parseDex, type DexSummary, type Totals } from '../../gateway/dex/parse.js';
 import { AuditError, getAudit, listAudits, storeAudit } from '../../gateway/dex/store.js';
-import { migrate } from '../../gateway/store/migrations.js';
+import { closeApi, openApi } from './api-harness.js';
 import { BACKENDS, count, type Backend } from './backends.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -413,19 +412,11 @@ for (const backend of BACKENDS) {
     const get = (url: string, token: string | undefined = viewer) => api.inject({ method: 'GET', url, headers: auth(token) });
 
     before(async () => {
-      b = await backend.open();
-      await migrate(b.db);
-      commands = new CommandService(b.db, () => {});
-      await commands.provision(machine);
-      api = await buildApi({ db: b.db, commands });
+      ({ b, commands, api } = await openApi(backend, [machine]));
       operator = (await createToken(b.db, 'dex operator', 'operator')).token;
       viewer = (await createToken(b.db, 'dex viewer', 'viewer')).token;
     });
-    after(async () => {
-      await api?.close();
-      commands?.close();
-      await b?.close();
-    });
+    after(() => closeApi({ api, commands, b }));
 
     it('stores every fixture and answers with what it read', async () => {
       for (const [i, name] of FILES.entries()) {

@@ -8,11 +8,10 @@
  */
 import { strict as assert } from 'node:assert';
 import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../../gateway/api/server.js';
 import { createToken } from '../../gateway/api/tokens.js';
 import { CommandService } from '../../gateway/commands/service.js';
 import type { Db } from '../../gateway/store/db.js';
-import { migrate } from '../../gateway/store/migrations.js';
+import { closeApi, openApi, setTelemetry } from './api-harness.js';
 import { BACKENDS, type Backend } from './backends.js';
 
 for (const backend of BACKENDS) {
@@ -28,30 +27,22 @@ for (const backend of BACKENDS) {
       api.inject({ method, url, headers: { ...(auth ? { authorization: `Bearer ${auth}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, ...(body !== undefined ? { payload: JSON.stringify(body) } : {}) });
 
     before(async () => {
-      b = await backend.open();
-      db = b.db;
-      await migrate(db);
-      commands = new CommandService(db, () => {});
-      api = await buildApi({ db, commands });
+      ({ b, db, commands, api } = await openApi(backend));
       await api.ready();
       const platform = (await createToken(db, 'platform', 'admin')).token;
       for (const id of ['op-a', 'op-b']) assert.equal((await call(platform, 'POST', '/operators', { id, name: id })).statusCode, 201);
       t.a = (await createToken(db, 'a admin', 'admin', 'op-a')).token;
       t.aViewer = (await createToken(db, 'a viewer', 'viewer', 'op-a')).token;
       t.b = (await createToken(db, 'b admin', 'admin', 'op-b')).token;
-      const telemetry = JSON.stringify({ slots: [{ code: 'A1', product: 'Chips', qty: 2, capacity: 10, price: 125 }, { code: 'B2', product: 'Soda', qty: 4, capacity: 8, price: 150 }, { code: 'C3', product: 'Gum', qty: 1, price: 90 }, { code: 'D4', product: 'Mints', qty: 0, capacity: 5, price: 80 }] });
+      const telemetry = { slots: [{ code: 'A1', product: 'Chips', qty: 2, capacity: 10, price: 125 }, { code: 'B2', product: 'Soda', qty: 4, capacity: 8, price: 150 }, { code: 'C3', product: 'Gum', qty: 1, price: 90 }, { code: 'D4', product: 'Mints', qty: 0, capacity: 5, price: 80 }] };
       for (const [token, id] of [[t.a, 'da-1'], [t.a, 'da-2'], [t.b, 'db-1']] as const) {
         assert.equal((await call(token, 'POST', '/machines', { id })).statusCode, 201);
-        await db.query('INSERT INTO machine_state (machine_id, online, last_seen, telemetry, telemetry_at) VALUES ($1, false, now(), $2::jsonb, now())', [id, telemetry]);
+        await setTelemetry(db, id, telemetry, false);
         assert.equal((await call(token, 'PUT', `/machines/${id}/location`, { lat: 41.88, lon: -87.63 })).statusCode, 200);
       }
     });
 
-    after(async () => {
-      await api?.close();
-      commands?.close();
-      await b?.close();
-    });
+    after(() => closeApi({ api, commands, b }));
 
     const link = async (token: string, body: Record<string, unknown>): Promise<{ id: string; secret: string; link: string }> => {
       const res = await call(token, 'POST', '/driver-links', body);

@@ -16,7 +16,7 @@ import { sha256Hex } from '../../gateway/firmware/signature.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { GATEWAY_USER, storeCredentials } from '../../gateway/mqtt/credentials.js';
 import { startEmbeddedBroker } from '../../gateway/mqtt/embedded-broker.js';
-import { openDb } from '../../gateway/store/db.js';
+import { openDb, type Db } from '../../gateway/store/db.js';
 import { addMachines } from '../../gateway/store/machines.js';
 import { migrate } from '../../gateway/store/migrations.js';
 import { connectMqtt } from '../lib/mqtt.js';
@@ -284,6 +284,19 @@ for (const backend of BACKENDS) {
   });
 }
 
+/** A migrated store that knows `machine` and offers it a signed image of `size` bytes: what a chunk server serves from. */
+async function servedImage(db: Db, machine: string, size: number): Promise<{ registry: FirmwareRegistry; sha: string }> {
+  await migrate(db);
+  await addMachines(db, [machine]);
+  const key = testKey();
+  const registry = new FirmwareRegistry(db, { keyFiles: [{ path: keysFile(key), optional: false }] });
+  const image = simImage('1.2.3', { size });
+  const sha = sha256Hex(image);
+  await registry.upload(signed(image, '1.2.3', key));
+  await registry.offer(machine, sha);
+  return { registry, sha };
+}
+
 describe('chunk server: a store that fails, the order of answers, and the embedded broker\'s ACLs', function () {
   this.timeout(60000);
 
@@ -304,14 +317,7 @@ describe('chunk server: a store that fails, the order of answers, and the embedd
   it("answers no machine this store does not know, not even a refusal (on a shared broker it is another gateway's)", async () => {
     const db = await openDb();
     try {
-      await migrate(db);
-      await addMachines(db, ['vm-1']);
-      const key = testKey();
-      const registry = new FirmwareRegistry(db, { keyFiles: [{ path: keysFile(key), optional: false }] });
-      const image = simImage('1.2.3', { size: 4096 });
-      const sha = sha256Hex(image);
-      await registry.upload(signed(image, '1.2.3', key));
-      await registry.offer('vm-1', sha);
+      const { registry, sha } = await servedImage(db, 'vm-1', 4096);
       const sent: string[] = [];
       const server = new ChunkServer(registry, (t) => sent.push(t), { bytesPerSecond: 1 << 20, burstBytes: 1 << 18 });
       const ask = (machine: string, body: string): Promise<void> => server.request(`fleet/${machine}/update/get`, Buffer.from(body));
@@ -334,14 +340,7 @@ describe('chunk server: a store that fails, the order of answers, and the embedd
   it("answers a machine's requests in the order it asked them: a refusal past the end never overtakes the last chunk", async () => {
     const db = await openDb();
     try {
-      await migrate(db);
-      await addMachines(db, ['vm-1']);
-      const key = testKey();
-      const registry = new FirmwareRegistry(db, { keyFiles: [{ path: keysFile(key), optional: false }] });
-      const image = simImage('1.2.3', { size: 10000 });
-      const sha = sha256Hex(image);
-      await registry.upload(signed(image, '1.2.3', key));
-      await registry.offer('vm-1', sha);
+      const { registry, sha } = await servedImage(db, 'vm-1', 10000);
       const sent: Frame[] = [];
       const server = new ChunkServer(registry, (_t, p) => sent.push(frame(p)), { bytesPerSecond: 1 << 20, burstBytes: 1 << 18 });
       const ask = (offset: number, length: number): Promise<void> => server.request('fleet/vm-1/update/get', Buffer.from(JSON.stringify({ image: sha, offset, length })));

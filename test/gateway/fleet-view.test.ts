@@ -13,8 +13,8 @@ import { createToken } from '../../gateway/api/tokens.js';
 import { CommandService } from '../../gateway/commands/service.js';
 import { restockTodayOf } from '../../gateway/restock/today.js';
 import { ensureEventMonth, monthOf } from '../../gateway/store/event-partitions.js';
-import { migrate } from '../../gateway/store/migrations.js';
 import { rebuildRollup } from '../../gateway/store/rollup.js';
+import { closeApi, openApi, setTelemetry } from './api-harness.js';
 import { BACKENDS, type Backend } from './backends.js';
 
 const slot = (code: string, qty: unknown, capacity?: unknown): Record<string, unknown> => ({ code, qty, price: 100, ...(capacity !== undefined ? { capacity } : {}) });
@@ -65,16 +65,9 @@ for (const backend of BACKENDS) {
     };
 
     before(async () => {
-      b = await backend.open();
-      await migrate(b.db);
-      commands = new CommandService(b.db, () => {});
-      for (const m of MACHINES) await commands.provision(m.id);
-      api = await buildApi({ db: b.db, commands });
+      ({ b, commands, api } = await openApi(backend, MACHINES.map((m) => m.id)));
       viewer = (await createToken(b.db, 'fleet viewer', 'viewer')).token;
-      for (const m of MACHINES) {
-        if (m.telemetry === undefined) continue;
-        await b.db.query('INSERT INTO machine_state (machine_id, online, last_seen, telemetry, telemetry_at) VALUES ($1, true, now(), $2::jsonb, now())', [m.id, JSON.stringify(m.telemetry)]);
-      }
+      for (const m of MACHINES) if (m.telemetry !== undefined) await setTelemetry(b.db, m.id, m.telemetry);
       await ensureEventMonth(b.db, monthOf(Date.now()));
       for (const [id, prices] of SALES) {
         for (const [i, price] of prices.entries()) {
@@ -86,11 +79,7 @@ for (const backend of BACKENDS) {
       await b.db.query("INSERT INTO alerts (machine_id, kind, subject, severity, message) VALUES ('fv-eur', 'device-offline', 'coin', 'critical', 'Coin changer offline (MDB)')");
       await b.db.query("INSERT INTO alerts (machine_id, kind, subject, severity, message) VALUES ('fv-eur', 'slot-empty', 'A2', 'warning', 'A2 is empty')");
     });
-    after(async () => {
-      await api?.close();
-      commands?.close();
-      await b?.close();
-    });
+    after(() => closeApi({ api, commands, b }));
 
     it('closes only after a restock-today look a page started has ended: the store may be dropped at once', async () => {
       // A store the service has not looked at yet (PostgreSQL: a new pool; PGlite: the same store, maybe warm).

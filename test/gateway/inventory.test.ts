@@ -8,10 +8,9 @@
  */
 import { strict as assert } from 'node:assert';
 import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../../gateway/api/server.js';
 import { createToken } from '../../gateway/api/tokens.js';
 import { CommandService } from '../../gateway/commands/service.js';
-import { migrate } from '../../gateway/store/migrations.js';
+import { closeApi, openApi, setTelemetry } from './api-harness.js';
 import { BACKENDS, type Backend } from './backends.js';
 
 const slot = (code: string, qty: unknown, capacity?: unknown, more: Record<string, unknown> = {}): Record<string, unknown> => ({ code, qty, price: 100, ...(capacity !== undefined ? { capacity } : {}), ...more });
@@ -46,22 +45,11 @@ for (const backend of BACKENDS) {
     };
 
     before(async () => {
-      b = await backend.open();
-      await migrate(b.db);
-      commands = new CommandService(b.db, () => {});
-      for (const m of MACHINES) await commands.provision(m.id);
-      api = await buildApi({ db: b.db, commands });
+      ({ b, commands, api } = await openApi(backend, MACHINES.map((m) => m.id)));
       viewer = (await createToken(b.db, 'inventory viewer', 'viewer')).token;
-      for (const m of MACHINES) {
-        if (m.telemetry === undefined) continue;
-        await b.db.query('INSERT INTO machine_state (machine_id, online, last_seen, telemetry, telemetry_at) VALUES ($1, true, now(), $2::jsonb, now())', [m.id, JSON.stringify(m.telemetry)]);
-      }
+      for (const m of MACHINES) if (m.telemetry !== undefined) await setTelemetry(b.db, m.id, m.telemetry);
     });
-    after(async () => {
-      await api?.close();
-      commands?.close();
-      await b?.close();
-    });
+    after(() => closeApi({ api, commands, b }));
 
     it('gives the emptiest machines first with their slots, machines without stock last', async () => {
       const r = await call('/inventory');

@@ -7,7 +7,6 @@
  */
 import { strict as assert } from 'node:assert';
 import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../../gateway/api/server.js';
 import { createToken } from '../../gateway/api/tokens.js';
 import { CommandService } from '../../gateway/commands/service.js';
 import { countsFromTimes, DAY_MS, exposureHours, forecastMachine, HOUR_MS, hourOfWeek, predictEmpty, slotRates, WEEK_HOURS } from '../../gateway/restock/forecast.js';
@@ -15,8 +14,8 @@ import { pickList, vanTotals } from '../../gateway/restock/picklist.js';
 import { bruteForceRoute, haversineKm, localSearchRoute, planRoute, type Point, type RouteOptions } from '../../gateway/restock/route.js';
 import { loadSalesCounts } from '../../gateway/restock/store.js';
 import { ensureEventMonth, monthOf } from '../../gateway/store/event-partitions.js';
-import { migrate } from '../../gateway/store/migrations.js';
 import { prng } from '../lib/assert.js';
+import { closeApi, openApi, setTelemetry } from './api-harness.js';
 import { BACKENDS, type Backend } from './backends.js';
 
 /** Monday 3 June 2024, 08:00 UTC. */
@@ -272,7 +271,7 @@ for (const backend of BACKENDS) {
     let seq = 0;
     async function machine(id: string, slots: unknown[] | null, location?: Point): Promise<void> {
       await b.db.query(`INSERT INTO machines (id, created_at) VALUES ($1, now() - interval '40 days')`, [id]);
-      if (slots) await b.db.query('INSERT INTO machine_state (machine_id, online, last_seen, telemetry, telemetry_at) VALUES ($1, true, now(), $2::jsonb, now())', [id, JSON.stringify({ slots })]);
+      if (slots) await setTelemetry(b.db, id, { slots });
       if (location) await b.db.query('UPDATE machines SET lat = $2, lon = $3 WHERE id = $1', [id, location.lat, location.lon]);
     }
     async function sales(id: string, slot: string, times: number[]): Promise<void> {
@@ -289,10 +288,7 @@ for (const backend of BACKENDS) {
 
     before(async () => {
       now = Date.now();
-      b = await backend.open();
-      await migrate(b.db);
-      commands = new CommandService(b.db, () => {});
-      api = await buildApi({ db: b.db, commands });
+      ({ b, commands, api } = await openApi(backend));
       operator = (await createToken(b.db, 'restock operator', 'operator')).token;
       viewer = (await createToken(b.db, 'restock viewer', 'viewer')).token;
       // busy: one empty slot, one selling an item an hour with 10 left, one that never sells, one jammed.
@@ -318,11 +314,7 @@ for (const backend of BACKENDS) {
       // silent: never reported.
       await machine('silent', null, { lat: DEPOT.lat, lon: DEPOT.lon + 0.01 });
     });
-    after(async () => {
-      await api?.close();
-      commands?.close();
-      await b?.close();
-    });
+    after(() => closeApi({ api, commands, b }));
 
     it('counts sales per hour of the week in SQL as the forecast does in TypeScript', async () => {
       const counts = (await loadSalesCounts(b.db, ['busy', 'quiet'], new Date(now - 28 * DAY_MS), new Date(now))).get('quiet')!.get('A1')!;

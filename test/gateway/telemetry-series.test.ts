@@ -8,10 +8,10 @@
  */
 import { strict as assert } from 'node:assert';
 import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../../gateway/api/server.js';
 import { createToken } from '../../gateway/api/tokens.js';
 import { CommandService } from '../../gateway/commands/service.js';
-import { ensureTelemetryPartition, migrate } from '../../gateway/store/migrations.js';
+import { ensureTelemetryPartition } from '../../gateway/store/migrations.js';
+import { closeApi, openApi, setTelemetry } from './api-harness.js';
 import { BACKENDS, type Backend } from './backends.js';
 
 const DAY = '2026-03-10';
@@ -35,22 +35,13 @@ for (const backend of BACKENDS) {
     const get = (url: string) => api.inject({ method: 'GET', url, headers: { authorization: `Bearer ${viewer}` } });
 
     before(async () => {
-      b = await backend.open();
-      await migrate(b.db);
-      commands = new CommandService(b.db, () => {});
-      await commands.provision(machine);
-      api = await buildApi({ db: b.db, commands });
+      ({ b, commands, api } = await openApi(backend, [machine]));
       viewer = (await createToken(b.db, 'telemetry viewer', 'viewer')).token;
       await ensureTelemetryPartition(b.db, new Date(`${DAY}T00:00:00Z`));
       for (const [at, body] of REPORTS) await b.db.query('INSERT INTO telemetry (machine_id, received_at, body) VALUES ($1, $2, $3::jsonb)', [machine, `${DAY}T${at}:00Z`, body]);
-      await b.db.query(`INSERT INTO machine_state (machine_id, online, last_seen, telemetry, telemetry_at) VALUES ($1, true, now(), '{"currency":"EUR","decimals":2}', now())
-        ON CONFLICT (machine_id) DO UPDATE SET telemetry = EXCLUDED.telemetry`, [machine]);
+      await setTelemetry(b.db, machine, { currency: 'EUR', decimals: 2 });
     });
-    after(async () => {
-      await api?.close();
-      commands?.close();
-      await b?.close();
-    });
+    after(() => closeApi({ api, commands, b }));
 
     it('gives per hour the mean temperature and the newest tube counts, empty hours as gaps', async () => {
       const res = await get(`/machines/${machine}/telemetry?bucket=hour&from=${DAY}T10:00:00Z&to=${DAY}T13:00:00Z`);

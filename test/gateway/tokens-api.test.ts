@@ -11,11 +11,10 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../../gateway/api/server.js';
 import { createToken } from '../../gateway/api/tokens.js';
 import { CommandService } from '../../gateway/commands/service.js';
 import type { Db } from '../../gateway/store/db.js';
-import { migrate } from '../../gateway/store/migrations.js';
+import { closeApi, openApi } from './api-harness.js';
 import { BACKENDS, eventually, type Backend } from './backends.js';
 
 interface Listed {
@@ -47,11 +46,7 @@ for (const backend of BACKENDS) {
     const names = (l: Listed[]): string[] => l.map((x) => x.name).sort();
 
     before(async () => {
-      b = await backend.open();
-      db = b.db;
-      await migrate(db);
-      commands = new CommandService(db, () => {});
-      api = await buildApi({ db, commands });
+      ({ b, db, commands, api } = await openApi(backend));
       await api.listen({ host: '127.0.0.1', port: 0 });
       base = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
       const made = async (name: string, role: 'viewer' | 'operator' | 'admin', operator: string | null) => {
@@ -67,11 +62,7 @@ for (const backend of BACKENDS) {
       t.bViewer = await made('b viewer', 'viewer', 'op-b');
     });
 
-    after(async () => {
-      await api?.close();
-      commands?.close();
-      await b?.close();
-    });
+    after(() => closeApi({ api, commands, b }));
 
     it("lists the operator's own tokens to its admin, every token to a platform admin, and never a secret", async () => {
       const a = await list(t.aAdmin.token);
@@ -163,18 +154,11 @@ describe('tokens over the API: vendctl', function () {
   let commands: CommandService;
   let url = '';
   before(async () => {
-    b = await BACKENDS[0]!.open();
-    await migrate(b.db);
-    commands = new CommandService(b.db, () => {});
-    api = await buildApi({ db: b.db, commands });
+    ({ b, commands, api } = await openApi(BACKENDS[0]!));
     await api.listen({ host: '127.0.0.1', port: 0 });
     url = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
   });
-  after(async () => {
-    await api?.close();
-    commands?.close();
-    await b?.close();
-  });
+  after(() => closeApi({ api, commands, b }));
 
   it('lists tokens as a table or JSON and revokes one; sets, shows and removes the alert webhook', async () => {
     const admin = (await createToken(b.db, 'ops admin', 'admin', 'default')).token;

@@ -9,15 +9,14 @@
  */
 import { strict as assert } from 'node:assert';
 import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../../gateway/api/server.js';
 import { createToken } from '../../gateway/api/tokens.js';
 import { CommandService } from '../../gateway/commands/service.js';
 import { HOUR_MS } from '../../gateway/restock/forecast.js';
 import { haversineKm, type Point } from '../../gateway/restock/route.js';
 import { ensureEventMonth, monthOf } from '../../gateway/store/event-partitions.js';
-import { migrate } from '../../gateway/store/migrations.js';
 import { createOperator } from '../../gateway/store/operators.js';
 import { renderVans } from '../../tools/vendctl-vans.js';
+import { closeApi, openApi, setTelemetry } from './api-harness.js';
 import { BACKENDS, type Backend } from './backends.js';
 
 interface Stop {
@@ -58,7 +57,7 @@ for (const backend of BACKENDS) {
 
     async function machine(id: string, slot: Record<string, unknown>, at: Point, operator = 'default'): Promise<void> {
       await b.db.query(`INSERT INTO machines (id, created_at, operator_id, lat, lon) VALUES ($1, now() - interval '40 days', $2, $3, $4)`, [id, operator, at.lat, at.lon]);
-      await b.db.query('INSERT INTO machine_state (machine_id, online, last_seen, telemetry, telemetry_at) VALUES ($1, true, now(), $2::jsonb, now())', [id, JSON.stringify({ slots: [{ code: 'A1', price: 100, ...slot }] })]);
+      await setTelemetry(b.db, id, { slots: [{ code: 'A1', price: 100, ...slot }] });
     }
     /** One sale an hour for four weeks. */
     async function hourly(id: string): Promise<void> {
@@ -107,10 +106,7 @@ for (const backend of BACKENDS) {
 
     before(async () => {
       now = Date.now();
-      b = await backend.open();
-      await migrate(b.db);
-      commands = new CommandService(b.db, () => {});
-      api = await buildApi({ db: b.db, commands });
+      ({ b, commands, api } = await openApi(backend));
       await createOperator(b.db, 'other', 'Another operator');
       viewer = (await createToken(b.db, 'vans viewer', 'viewer')).token;
       admin = (await createToken(b.db, 'vans admin', 'admin')).token;
@@ -129,11 +125,7 @@ for (const backend of BACKENDS) {
       // x1: another operator's, empty, next door.
       await machine('x1', { qty: 0, capacity: 10 }, near(0.001, 0), 'other');
     });
-    after(async () => {
-      await api?.close();
-      commands?.close();
-      await b?.close();
-    });
+    after(() => closeApi({ api, commands, b }));
 
     it('shares the visits among the vans, each within its capacity', async () => {
       const a = await plan('vans=3&capacity=20&hours=8&speed=40&service=15&days=7');
