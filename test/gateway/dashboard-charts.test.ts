@@ -160,11 +160,15 @@ describe('the dashboard charts in Chromium', function () {
     await page.fill('#range-to', new Date(end).toISOString().slice(0, 16));
     await page.fill('#range-from', new Date(end - 3 * 3600000).toISOString().slice(0, 16));
     await page.waitForSelector('#chart[data-bucket="minute"][data-points="180"][data-axes="time (UTC) | revenue (USD) per minute | sales per minute"] .uplot', { timeout: 20000 });
-    // Backwards: said so, nothing asked of the API.
-    const asking = asked.length;
+    // Backwards: said so, nothing asked of the API for it. (A live refresh of the range shown until then may still
+    // ask: the simulated customers keep buying. It failed once as a count of requests under load.)
     await page.fill('#range-from', new Date(end + 3600000).toISOString().slice(0, 16));
     await page.waitForSelector('#chart .chart-note:text-is("The start must be before the end.")', { timeout: 20000 });
-    assert.equal(asked.length, asking);
+    const backwards = asked.filter((q) => {
+      const p = new URLSearchParams(q);
+      return Date.parse(p.get('from') ?? '') >= Date.parse(p.get('to') ?? '');
+    });
+    assert.deepEqual(backwards, []);
     await page.selectOption('#range', '1h');
     await page.waitForSelector('#range-custom[hidden]', { state: 'attached' });
     await page.waitForSelector('#chart[data-bucket="minute"][data-points="60"] .uplot', { timeout: 20000 });
