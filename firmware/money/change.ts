@@ -55,7 +55,8 @@ const BEST = 10; // the best plan's coins per level
 const FIRST = 11; // the level's first position in ORDER (for splitting a merged value back)
 const PERIOD = 12; // the count congruence's period from the level down (0: none; see the residue bound)
 const INV = 13; // and the inverse that gives the class (set with PERIOD at RESIDUE_AFTER)
-const ROWS = 14;
+const STACK = 14; // two rows: amounts the exact fallback still has to split (see exact)
+const ROWS = 16;
 // After the ROWS rows: per level (at most one a coin type with a value), `q` entries of the residue
 // bound's table, then q itself (the modulus, at most 32, fixed at construction; kept there rather
 // than in a field of its own).
@@ -64,6 +65,9 @@ const NONE = 0x7fffffff;
 export const SEARCH_NODES = 20000;
 /** Search nodes after which the residue bound's tables are built and used, and a first plan is built if the search has none (real coin sets finish far sooner, so never pay for them). */
 export const RESIDUE_AFTER = 1000;
+/** Most bytes the exact fallback's table may add to the bitset's buffer (it shares it): 2,048 Uint16 entries, so largest values up to 1,023 units. */
+const FALLBACK_BYTES = 4096;
+const UNSET = 0xffff;
 
 export interface ChangePlan {
   /** Coins of each type to pay out, indexed like the values given. */
@@ -95,9 +99,13 @@ export class ChangeMaker {
   private readonly maxUnits: number;
   /** Bit a: `a` units can be paid from the tubes (for the amount last worked out). */
   private readonly bits: Int32Array;
+  /** The exact fallback's table, a view over the bitset's buffer (the two are never needed at once). */
+  private readonly table: Uint16Array;
   private readonly work: Int32Array;
   /** Search nodes the last `solve` visited (for the bench). */
   nodes = 0;
+  /** Where the exact fallback's last pass splits the amount (see unbounded). */
+  private cut = 0;
   readonly plan: ChangePlan;
 
   /**
@@ -121,7 +129,17 @@ export class ChangeMaker {
     this.values = Int32Array.from(values);
     this.unitValues = new Int32Array(n);
     for (let i = 0; i < n; i++) this.unitValues[i] = this.values[i]! / this.unit;
-    this.bits = new Int32Array((this.maxUnits >> 5) + 1);
+    // The bitset, and in the same buffer the exact fallback's table: 2V + 1 entries for the largest value V the
+    // planner can use (at most FALLBACK_BYTES; a larger V has no fallback, see exact).
+    let top = 0;
+    for (let i = 0; i < n; i++) {
+      const v = this.unitValues[i]!;
+      if (v <= this.maxUnits && v > top) top = v;
+    }
+    const words = (this.maxUnits >> 5) + 1;
+    const tableWords = Math.min(top + 1, FALLBACK_BYTES >> 2);
+    this.bits = new Int32Array(words > tableWords ? words : tableWords);
+    this.table = new Uint16Array(this.bits.buffer);
     // The residue bound's modulus q: a multiple of the common divisor of the values' differences (every
     // level's deficits are multiples of it, so q sees the coin count's residue), as large as allowed.
     let d = 0;
@@ -269,8 +287,11 @@ export class ChangeMaker {
       // A pathological coin set (many close values whose sums miss the amount) can need millions of
       // nodes to prove a plan the fewest; past the budget the best plan found so far is paid.
       if (++nodes > SEARCH_NODES) {
-        // best is set: the guided plan below was made at RESIDUE_AFTER if the search had none by then.
-        this.plan.optimal = false;
+        // best is set: the guided plan below was made at RESIDUE_AFTER if the search had none by then. The
+        // exact fallback proves it or finds the fewest where it applies; elsewhere the plan is paid unproven.
+        const f = this.exact(target, m, best);
+        if (f < 0) this.plan.optimal = false;
+        else best = f;
         break;
       }
       if (nodes === RESIDUE_AFTER) {
@@ -495,6 +516,114 @@ export class ChangeMaker {
       }
     }
     return best;
+  }
+
+  /**
+   * The exact fallback, for a search that reached its node budget: the fewest coins for `target` units, with the
+   * plan in the BEST row if it has fewer than `best`, or -1 where it does not apply (the plan is then unproven).
+   *
+   * It applies when no tube can bind: the largest value V's tube holds the most coins of V that fit in the
+   * target, and every other tube at least min(V - 1, the most of its value that fit). Then any plan with the
+   * fewest coins, tubes ignored, fits the tubes, so the fewest with tubes ignored is the answer. Proof: such a
+   * plan uses at most target / V coins of V; and fewer than V coins of smaller values, since among any V of
+   * them the prefix sums repeat modulo V, so some of them add up to j'V with j' smaller than their number (each
+   * is below V), and j' coins of V would pay the same with fewer. So it uses at most V - 1 of any smaller value,
+   * and no more than fit in the target.
+   *
+   * With the tubes ignored the fewest coins for an amount a is f(a) = 1 + min f(a - v) over the values, which
+   * needs only the last V entries: a window of V + 1 Uint16 entries (f <= 30,000) in the bitset's buffer, no
+   * longer needed. The plan comes from splitting the amount (Hirschberg's divide and conquer): any plan for A,
+   * as a path 0 -> A in steps of at most V, passes some x in [A/2 - V + 1, A/2], and f(A) = f(x) + f(A - x)
+   * there, so one pass to A/2 + V that also keeps f over that band (V entries more) finds such an x, and x and
+   * A - x are split in turn (a stack of at most 17 amounts: each is at most half the last plus V) until an
+   * amount's whole table fits, where the plan is read back coin by coin. Time O(levels x target) a pass, the
+   * passes of one depth adding up to about the target: O(levels x target x log(target / V)) in all.
+   */
+  private exact(target: number, m: number, best: number): number {
+    const w = this.work;
+    const T = COIN_TYPES;
+    const t = this.table;
+    const V = w[VAL * T]!;
+    if (2 * V + 1 > t.length || w[CNT * T]! < Math.floor(target / V)) return -1;
+    for (let l = 1; l < m; l++) {
+      const fit = Math.floor(target / w[VAL * T + l]!);
+      if (w[CNT * T + l]! < (fit < V - 1 ? fit : V - 1)) return -1;
+    }
+    const f = this.unbounded(target, m);
+    // f is the fewest, so never above the search's plan; equal: that plan is proven the fewest.
+    if (f >= best) return best;
+    for (let l = 0; l < m; l++) w[BEST * T + l] = 0;
+    let sp = 0;
+    w[STACK * T + sp++] = target;
+    for (let first = true; sp > 0; first = false) {
+      const A = w[STACK * T + --sp]!;
+      if (A === 0) continue;
+      if (!first) this.unbounded(A, m);
+      if (A < t.length) {
+        // The whole table: take a coin whose remainder needs one coin fewer, until nothing is left.
+        for (let a = A; a > 0; ) {
+          let l = 0;
+          while (w[VAL * T + l]! > a || t[a - w[VAL * T + l]!] !== t[a]! - 1) l++;
+          w[BEST * T + l] = w[BEST * T + l]! + 1;
+          a -= w[VAL * T + l]!;
+        }
+      } else {
+        w[STACK * T + sp++] = this.cut;
+        w[STACK * T + sp++] = A - this.cut;
+      }
+    }
+    return f;
+  }
+
+  /**
+   * f(A), the fewest coins for A units with every level's value unbounded (UNSET if none), over the table (see
+   * exact). An amount whose whole table fits leaves it there; a larger one (then A >= 2V + 1) leaves in `cut`
+   * an x in [A/2 - V + 1, A/2] with f(x) + f(A - x) = f(A).
+   */
+  private unbounded(A: number, m: number): number {
+    const w = this.work;
+    const T = COIN_TYPES;
+    const t = this.table;
+    t[0] = 0;
+    if (A < t.length) {
+      for (let a = 1; a <= A; a++) {
+        let b = UNSET;
+        for (let l = 0; l < m; l++) {
+          const v = w[VAL * T + l]!;
+          if (v <= a && t[a - v]! < b) b = t[a - v]!;
+        }
+        t[a] = b === UNSET ? UNSET : b + 1;
+      }
+      return t[A]!;
+    }
+    const W = w[VAL * T]! + 1; // the window: f(a - V) .. f(a), entry a mod W
+    const mid = A >> 1;
+    const lo = mid - W + 2; // the band [lo, mid], V entries from t[W] on
+    const hi = A - lo;
+    let f = UNSET;
+    this.cut = lo;
+    for (let a = 1, at = 1; a <= hi; a++) {
+      let b = UNSET;
+      for (let l = 0; l < m; l++) {
+        const v = w[VAL * T + l]!;
+        if (v > a) continue;
+        const j = at >= v ? at - v : at - v + W;
+        if (t[j]! < b) b = t[j]!;
+      }
+      const fa = b === UNSET ? UNSET : b + 1;
+      t[at] = fa;
+      if (a >= lo && a <= mid) t[W + a - lo] = fa;
+      // a in [A - mid, A - lo] pairs with x = A - a in the band, already kept (x <= mid <= A - mid <= a).
+      if (a >= A - mid && fa !== UNSET) {
+        const fx = t[W + A - a - lo]!;
+        if (fx !== UNSET && fx + fa < f) {
+          f = fx + fa;
+          this.cut = A - a;
+        }
+      }
+      if (++at === W) at = 0;
+    }
+    return f;
   }
 
   /**
