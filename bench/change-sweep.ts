@@ -4,12 +4,13 @@
  * amounts from 6,000 to 12,000 units each; counts the plans paid unproven
  * (past the node budget) and the most nodes one plan took, and checks every
  * proven count against a DP. Families: values all c mod M (c fixed per set),
- * and random values from 1 to 600.
+ * `mixed` (each value 1 mod 37 or 2 mod 41, up to 820: no modulus for the whole
+ * set), and random values from 1 to 600.
  *
  *   node dist/bench/change-sweep.js [--planner PATH] [M ...]
  *
  * `--planner` loads another build of firmware/money/change.js (the "before"
- * figures in docs/benchmarks.md). Default families: 7 17 23 37 random.
+ * figures in docs/benchmarks.md). Default families: 7 17 23 37 mixed random.
  */
 import { pathToFileURL } from 'node:url';
 import type { ChangeMaker as Planner } from '../firmware/money/change.js';
@@ -37,7 +38,7 @@ async function main(): Promise<void> {
   const at = argv.indexOf('--planner');
   const path = at >= 0 ? argv.splice(at, 2)[1]! : new URL('../firmware/money/change.js', import.meta.url).href;
   const mod = (await import(path.startsWith('file:') ? path : pathToFileURL(path).href)) as { ChangeMaker: PlannerClass };
-  const families = argv.length > 0 ? argv : ['7', '17', '23', '37', 'random'];
+  const families = argv.length > 0 ? argv : ['7', '17', '23', '37', 'mixed', 'random'];
   const max = 12000;
   for (const family of families) {
     let s = 12345;
@@ -54,13 +55,21 @@ async function main(): Promise<void> {
       return v;
     };
     const M = Number(family);
+    const mixed = (): number[] => {
+      const v: number[] = [];
+      while (v.length < 16) {
+        const x = pick(2) === 0 ? 38 + 37 * pick(22) : 43 + 41 * pick(20);
+        if (!v.includes(x)) v.push(x);
+      }
+      return v;
+    };
     let plans = 0;
     let unproven = 0;
     let most = 0;
     let wrong = 0;
     for (let round = 0; round < 30; round++) {
-      const c = family === 'random' ? 0 : 1 + pick(M - 1);
-      const values = family === 'random' ? distinct(16, 600) : distinct(16, Math.max(20, Math.floor(420 / M))).map((v) => v * M + c);
+      const c = family === 'random' || family === 'mixed' ? 0 : 1 + pick(M - 1);
+      const values = family === 'random' ? distinct(16, 600) : family === 'mixed' ? mixed() : distinct(16, Math.max(20, Math.floor(420 / M))).map((v) => v * M + c);
       for (const full of [true, false]) {
         const counts = values.map(() => (full ? 255 : pick(60)));
         const truth = fewestTable(values, counts, max);
@@ -77,7 +86,7 @@ async function main(): Promise<void> {
         }
       }
     }
-    const name = family === 'random' ? 'random 1..600' : `values c mod ${M}`;
+    const name = family === 'random' ? 'random 1..600' : family === 'mixed' ? 'mixed 37 / 41' : `values c mod ${M}`;
     console.log(`${name.padEnd(16)} plans ${plans}  unproven ${String(unproven).padStart(3)}  most nodes ${most}  wrong ${wrong}`);
   }
 }

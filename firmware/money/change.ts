@@ -65,8 +65,13 @@ const NONE = 0x7fffffff;
 export const SEARCH_NODES = 20000;
 /** Search nodes after which the residue bound's tables are built and used, and a first plan is built if the search has none (real coin sets finish far sooner, so never pay for them). */
 export const RESIDUE_AFTER = 1000;
-/** Most bytes the exact fallback's table may add to the bitset's buffer (it shares it): 2,048 Uint16 entries, so largest values up to 1,023 units. */
+/** Most bytes the exact fallback's table may take in the bitset's buffer (it shares it): 2,048 Uint16 entries. */
 const FALLBACK_BYTES = 4096;
+/** Most combinations of scarce tubes' counts the exact fallback enumerates, and most passes over the amounts it makes for them (as many a pass as fit in the table after its window, two entries each). */
+const COMBOS = 1024;
+const PASSES = 8;
+/** Table entries the planner reserves for those combinations beyond the window (so at least 128 a pass). */
+const RESERVE_WORDS = 128;
 const UNSET = 0xffff;
 
 export interface ChangePlan {
@@ -129,15 +134,15 @@ export class ChangeMaker {
     this.values = Int32Array.from(values);
     this.unitValues = new Int32Array(n);
     for (let i = 0; i < n; i++) this.unitValues[i] = this.values[i]! / this.unit;
-    // The bitset, and in the same buffer the exact fallback's table: 2V + 1 entries for the largest value V the
-    // planner can use (at most FALLBACK_BYTES; a larger V has no fallback, see exact).
+    // The bitset, and in the same buffer the exact fallback's table: 2V + 1 Uint16 entries for the largest value V
+    // the planner can use and RESERVE_WORDS more for its scarce combinations (at most FALLBACK_BYTES in all; see exact).
     let top = 0;
     for (let i = 0; i < n; i++) {
       const v = this.unitValues[i]!;
       if (v <= this.maxUnits && v > top) top = v;
     }
     const words = (this.maxUnits >> 5) + 1;
-    const tableWords = Math.min(top + 1, FALLBACK_BYTES >> 2);
+    const tableWords = Math.min(top + 1 + RESERVE_WORDS, FALLBACK_BYTES >> 2);
     this.bits = new Int32Array(words > tableWords ? words : tableWords);
     this.table = new Uint16Array(this.bits.buffer);
     // The residue bound's modulus q: a multiple of the common divisor of the values' differences (every
@@ -522,48 +527,124 @@ export class ChangeMaker {
    * The exact fallback, for a search that reached its node budget: the fewest coins for `target` units, with the
    * plan in the BEST row if it has fewer than `best`, or -1 where it does not apply (the plan is then unproven).
    *
-   * It applies when no tube can bind: the largest value V's tube holds the most coins of V that fit in the
-   * target, and every other tube at least min(V - 1, the most of its value that fit). Then any plan with the
-   * fewest coins, tubes ignored, fits the tubes, so the fewest with tubes ignored is the answer. Proof: such a
-   * plan uses at most target / V coins of V; and fewer than V coins of smaller values, since among any V of
-   * them the prefix sums repeat modulo V, so some of them add up to j'V with j' smaller than their number (each
-   * is below V), and j' coins of V would pay the same with fewer. So it uses at most V - 1 of any smaller value,
-   * and no more than fit in the target.
+   * It splits the levels around a pivot, a value V whose tube holds every coin of V that fits in the target:
+   * "open" levels, V and the smaller values whose tubes hold at least min(V - 1, the coins of them that fit),
+   * and "scarce" ones, the rest (every larger value among them). It applies when the scarce tubes allow at most
+   * COMBOS combinations of counts. Relax the open tubes (any number of coins) and keep the scarce ones: every
+   * plan with the fewest coins under that relaxation fits the real tubes, so its count is the answer. Proof:
+   * such a plan uses at most target / V coins of V, and fewer than V coins of values below V, since among any
+   * V of them the prefix sums repeat modulo V, so some of them add up to j'V with j' smaller than their number
+   * (each is below V), and j' coins of V (unlimited under the relaxation) would pay the same with fewer. So it
+   * uses at most V - 1 coins of any open value below V, and never more of one than fit in the target.
    *
-   * With the tubes ignored the fewest coins for an amount a is f(a) = 1 + min f(a - v) over the values, which
-   * needs only the last V entries: a window of V + 1 Uint16 entries (f <= 30,000) in the bitset's buffer, no
-   * longer needed. The plan comes from splitting the amount (Hirschberg's divide and conquer): any plan for A,
-   * as a path 0 -> A in steps of at most V, passes some x in [A/2 - V + 1, A/2], and f(A) = f(x) + f(A - x)
-   * there, so one pass to A/2 + V that also keeps f over that band (V entries more) finds such an x, and x and
-   * A - x are split in turn (a stack of at most 17 amounts: each is at most half the last plus V) until an
-   * amount's whole table fits, where the plan is read back coin by coin. Time O(levels x target) a pass, the
-   * passes of one depth adding up to about the target: O(levels x target x log(target / V)) in all.
+   * Under the relaxation the fewest open coins for a units is f(a) = 1 + min f(a - v) over the open values,
+   * which needs only the last V entries: one pass over 0..target in a window of V + 1 Uint16 entries (f is at
+   * most 30,000) in the bitset's buffer, no longer needed then, gives f at target - s for every scarce
+   * combination (its sum s, sorted, two entries each after the window), and the fewest is the least n + f(target
+   * - s) over them, n the combination's coins. The open part of the plan comes from splitting its amount
+   * (Hirschberg's divide and conquer, see unbounded): the stack of amounts to split holds at most 17 (each is
+   * at most half the last plus V). Time O(levels x target) for the pass, about that again for each depth of
+   * the splitting: O(levels x target x log(target / V)) in all.
    */
   private exact(target: number, m: number, best: number): number {
     const w = this.work;
     const T = COIN_TYPES;
     const t = this.table;
-    const V = w[VAL * T]!;
-    if (2 * V + 1 > t.length || w[CNT * T]! < Math.floor(target / V)) return -1;
-    for (let l = 1; l < m; l++) {
-      const fit = Math.floor(target / w[VAL * T + l]!);
-      if (w[CNT * T + l]! < (fit < V - 1 ? fit : V - 1)) return -1;
+    // The pivot: the first level, from the largest value, whose scarce combinations fit. K marks the scarce
+    // levels (the search is over): those above the pivot, and below it those whose tube may bind.
+    let p = -1;
+    let combos = 0;
+    for (let c = 0; c < m && p < 0; c++) {
+      const V = w[VAL * T + c]!;
+      if (w[CNT * T + c]! < Math.floor(target / V) || 2 * V + 1 > t.length) continue;
+      let n = 1;
+      for (let l = 0; l < m && n <= COMBOS; l++) {
+        let scarce = l < c;
+        if (l > c) {
+          // The most coins of v a relaxed plan with the fewest can use: those that fit, and for each open
+          // value u above it, u / gcd(u, v) - 1 (as many coins of v pay v / gcd(u, v) coins of u, fewer).
+          const v = w[VAL * T + l]!;
+          let most = Math.floor(target / v);
+          for (let u = c; u < l; u++) {
+            if (w[K * T + u] !== 0 && u !== c) continue;
+            const x = w[VAL * T + u]! / gcd(w[VAL * T + u]!, v) - 1;
+            if (x < most) most = x;
+          }
+          scarce = w[CNT * T + l]! < most;
+        }
+        w[K * T + l] = scarce ? 1 : 0;
+        if (scarce) n *= w[CNT * T + l]! + 1;
+      }
+      // At least one combination a batch, and at most PASSES batches.
+      const batch = (t.length - 2 * V - 1) >> 1;
+      if (n <= COMBOS && batch > 0 && n <= PASSES * batch) {
+        p = c;
+        combos = n;
+      }
     }
-    const f = this.unbounded(target, m);
+    if (p < 0) return -1;
+    const V = w[VAL * T + p]!;
+    // The combinations in batches of as many as fit after the window, each by sum, largest first (index at
+    // t[at + j], sum at t[at + batch + j]); for each batch one pass over the open values reads f at target - s
+    // for each of its combinations as it passes.
+    const at = 2 * V + 1;
+    const batch = (t.length - at) >> 1;
+    const W = V + 1;
+    let f = UNSET;
+    let chosen = 0;
+    for (let first = 0; first < combos; first += batch) {
+      let kept = 0;
+      for (let i = first; i < combos && i < first + batch; i++) {
+        const sum = this.combination(i, m, false);
+        if (sum > target) continue;
+        let j = kept++;
+        while (j > 0 && t[at + batch + j - 1]! < sum) {
+          t[at + j] = t[at + j - 1]!;
+          t[at + batch + j] = t[at + batch + j - 1]!;
+          j--;
+        }
+        t[at + j] = i;
+        t[at + batch + j] = sum;
+      }
+      t[0] = 0;
+      for (let a = 0, i = 0, j = 0; a <= target && j < kept; a++) {
+        if (a > 0) {
+          let b = UNSET;
+          for (let l = 0; l < m; l++) {
+            const v = w[VAL * T + l]!;
+            if (w[K * T + l] !== 0 || v > a) continue;
+            const x = t[i >= v ? i - v : i - v + W]!;
+            if (x < b) b = x;
+          }
+          t[i] = b === UNSET ? UNSET : b + 1;
+        }
+        for (; j < kept && target - t[at + batch + j]! === a; j++) {
+          if (t[i] === UNSET) continue;
+          // The combination's coins: its count, from its index (the sum is not needed again).
+          const n = this.combination(t[at + j]!, m, true) + t[i]!;
+          if (n < f) {
+            f = n;
+            chosen = t[at + j]!;
+          }
+        }
+        if (++i === W) i = 0;
+      }
+    }
     // f is the fewest, so never above the search's plan; equal: that plan is proven the fewest.
     if (f >= best) return best;
     for (let l = 0; l < m; l++) w[BEST * T + l] = 0;
+    // The scarce counts into BEST; the open part pays the rest.
     let sp = 0;
-    w[STACK * T + sp++] = target;
-    for (let first = true; sp > 0; first = false) {
+    w[STACK * T + sp++] = target - this.combination(chosen, m, false, true);
+    while (sp > 0) {
       const A = w[STACK * T + --sp]!;
       if (A === 0) continue;
-      if (!first) this.unbounded(A, m);
+      this.unbounded(A, m, V);
       if (A < t.length) {
         // The whole table: take a coin whose remainder needs one coin fewer, until nothing is left.
         for (let a = A; a > 0; ) {
           let l = 0;
-          while (w[VAL * T + l]! > a || t[a - w[VAL * T + l]!] !== t[a]! - 1) l++;
+          while (w[K * T + l] !== 0 || w[VAL * T + l]! > a || t[a - w[VAL * T + l]!] !== t[a]! - 1) l++;
           w[BEST * T + l] = w[BEST * T + l]! + 1;
           a -= w[VAL * T + l]!;
         }
@@ -576,11 +657,34 @@ export class ChangeMaker {
   }
 
   /**
-   * f(A), the fewest coins for A units with every level's value unbounded (UNSET if none), over the table (see
-   * exact). An amount whose whole table fits leaves it there; a larger one (then A >= 2V + 1) leaves in `cut`
-   * an x in [A/2 - V + 1, A/2] with f(x) + f(A - x) = f(A).
+   * Scarce combination `i` (mixed radix over the scarce levels, each 0..its count): its sum, or its coins
+   * when `coins`; `write` puts its counts in the BEST row.
    */
-  private unbounded(A: number, m: number): number {
+  private combination(i: number, m: number, coins: boolean, write = false): number {
+    const w = this.work;
+    const T = COIN_TYPES;
+    let sum = 0;
+    let n = 0;
+    for (let l = 0; l < m; l++) {
+      if (w[K * T + l] === 0) continue;
+      const radix = w[CNT * T + l]! + 1;
+      const k = i % radix;
+      i = (i - k) / radix;
+      sum += k * w[VAL * T + l]!;
+      n += k;
+      if (write) w[BEST * T + l] = k;
+    }
+    return coins ? n : sum;
+  }
+
+  /**
+   * f(A), the fewest coins for A units from the open levels (K 0), any number of each (UNSET if none), with V
+   * the largest open value, over the table (see exact). An amount whose whole table fits leaves it there. A
+   * larger one (then A >= 2V + 1) leaves in `cut` an x in [A/2 - V + 1, A/2] with f(x) + f(A - x) = f(A): any
+   * plan for A, as a path 0 -> A in steps of at most V, passes one, so a pass to A/2 + V that also keeps f over
+   * that band (V entries after the window) finds one.
+   */
+  private unbounded(A: number, m: number, V: number): number {
     const w = this.work;
     const T = COIN_TYPES;
     const t = this.table;
@@ -590,28 +694,28 @@ export class ChangeMaker {
         let b = UNSET;
         for (let l = 0; l < m; l++) {
           const v = w[VAL * T + l]!;
-          if (v <= a && t[a - v]! < b) b = t[a - v]!;
+          if (w[K * T + l] === 0 && v <= a && t[a - v]! < b) b = t[a - v]!;
         }
         t[a] = b === UNSET ? UNSET : b + 1;
       }
       return t[A]!;
     }
-    const W = w[VAL * T]! + 1; // the window: f(a - V) .. f(a), entry a mod W
+    const W = V + 1; // the window: f(a - V) .. f(a), entry a mod W
     const mid = A >> 1;
-    const lo = mid - W + 2; // the band [lo, mid], V entries from t[W] on
+    const lo = mid - V + 1; // the band [lo, mid], V entries from t[W] on
     const hi = A - lo;
     let f = UNSET;
     this.cut = lo;
-    for (let a = 1, at = 1; a <= hi; a++) {
+    for (let a = 1, i = 1; a <= hi; a++) {
       let b = UNSET;
       for (let l = 0; l < m; l++) {
         const v = w[VAL * T + l]!;
-        if (v > a) continue;
-        const j = at >= v ? at - v : at - v + W;
-        if (t[j]! < b) b = t[j]!;
+        if (w[K * T + l] !== 0 || v > a) continue;
+        const x = t[i >= v ? i - v : i - v + W]!;
+        if (x < b) b = x;
       }
       const fa = b === UNSET ? UNSET : b + 1;
-      t[at] = fa;
+      t[i] = fa;
       if (a >= lo && a <= mid) t[W + a - lo] = fa;
       // a in [A - mid, A - lo] pairs with x = A - a in the band, already kept (x <= mid <= A - mid <= a).
       if (a >= A - mid && fa !== UNSET) {
@@ -621,7 +725,7 @@ export class ChangeMaker {
           this.cut = A - a;
         }
       }
-      if (++at === W) at = 0;
+      if (++i === W) i = 0;
     }
     return f;
   }
