@@ -5,7 +5,7 @@
  * coins of value `values[i]`. Greedy is wrong for bounded tubes (one 25 and
  * three 10s pay 30 as 10+10+10) and for non-canonical coin sets.
  *
- * Two exact parts, both in a few kilobytes fixed at construction:
+ * Exact parts, all in a few kilobytes fixed at construction:
  *
  * - which amounts can be paid at all: a bitset over the amounts (one bit per
  *   unit of the coins' greatest common divisor), filled by bounded subset-sum
@@ -28,11 +28,19 @@
  *   no plan yet by then builds one level by level without backtracking (the
  *   most coins whose remainder the smaller tubes can pay, by the bitset over
  *   them alone), so the node budget bounds the whole search.
+ * - a search that reaches its node budget hands over to an exact fallback
+ *   where one applies (see exact): a value V whose tube cannot run out, the
+ *   tubes that cannot bind relaxed to unlimited (every plan with the fewest
+ *   coins then fits them, by an exchange argument modulo V), the others'
+ *   counts enumerated; a dynamic programme over the amounts that keeps only
+ *   the last V entries, in the bitset's buffer. Where the binding tubes allow
+ *   more than 1,024 combinations the plan found is paid unproven.
  *
- * A dynamic programme over amounts is exact in polynomial time, but it needs
- * a counter per amount (60 KB at 30,000 units even with no reconstruction
- * table) and cannot be made to fit; the search needs no memory per amount, and
- * its cost is measured, worst cases included, in docs/benchmarks.md.
+ * A dynamic programme over all amounts is exact in polynomial time, but it
+ * needs a counter per amount (60 KB at 30,000 units even with no
+ * reconstruction table) and cannot be made to fit; the search needs no memory
+ * per amount, the fallback a window of the largest value's size, and their
+ * cost is measured, worst cases included, in docs/benchmarks.md.
  */
 
 import { COIN_TYPES } from './coins.js';
@@ -61,7 +69,7 @@ const ROWS = 16;
 // bound's table, then q itself (the modulus, at most 32, fixed at construction; kept there rather
 // than in a field of its own).
 const NONE = 0x7fffffff;
-/** Search nodes after which the best plan found is paid unproven (there is one by then: see RESIDUE_AFTER; its compute: docs/benchmarks.md; real coin sets stay far below). */
+/** Search nodes after which the exact fallback takes over where it applies, and elsewhere the best plan found is paid unproven (there is one by then: see RESIDUE_AFTER; its compute: docs/benchmarks.md; real coin sets stay far below). */
 export const SEARCH_NODES = 20000;
 /** Search nodes after which the residue bound's tables are built and used, and a first plan is built if the search has none (real coin sets finish far sooner, so never pay for them). */
 export const RESIDUE_AFTER = 1000;
@@ -83,7 +91,7 @@ export interface ChangePlan {
   count: number;
   /** True when `paid` equals the amount asked for. */
   exact: boolean;
-  /** True when `count` is proven the fewest (false only when the search ran out of its node budget: the plan still pays `paid`). */
+  /** True when `count` is proven the fewest (false only when the search ran out of its node budget where the exact fallback does not apply: the plan still pays `paid`). */
   optimal: boolean;
 }
 
@@ -109,6 +117,9 @@ export class ChangeMaker {
   private readonly work: Int32Array;
   /** Search nodes the last `solve` visited (for the bench). */
   nodes = 0;
+  private readonly searchNodes: number;
+  /** RESIDUE_AFTER, or the node budget if lower (the guided plan must be made by then). */
+  private readonly residueAfter: number;
   /** Where the exact fallback's last pass splits the amount (see unbounded). */
   private cut = 0;
   readonly plan: ChangePlan;
@@ -116,8 +127,9 @@ export class ChangeMaker {
   /**
    * @param values coin values in minor units, one per coin type (0 for a type that is not in a tube)
    * @param maxAmount the largest amount that will be planned at once, in minor units
+   * @param searchNodes the search's node budget (the tests lower it so the exact fallback does the work)
    */
-  constructor(values: ArrayLike<number>, maxAmount: number) {
+  constructor(values: ArrayLike<number>, maxAmount: number, searchNodes = SEARCH_NODES) {
     const n = values.length;
     if (n > COIN_TYPES) throw new RangeError(`at most ${COIN_TYPES} coin types`);
     if (!Number.isInteger(maxAmount) || maxAmount < 0) throw new RangeError('maxAmount must be a non-negative integer');
@@ -129,6 +141,9 @@ export class ChangeMaker {
     }
     this.unit = g === 0 ? 1 : g;
     this.maxAmount = maxAmount;
+    if (!Number.isInteger(searchNodes) || searchNodes < 1) throw new RangeError('searchNodes must be a positive integer');
+    this.searchNodes = searchNodes;
+    this.residueAfter = searchNodes < RESIDUE_AFTER ? searchNodes : RESIDUE_AFTER;
     this.maxUnits = Math.floor(maxAmount / this.unit);
     if (this.maxUnits > MAX_UNITS) throw new RangeError(`maxAmount ${maxAmount} exceeds ${MAX_UNITS} units of ${this.unit}`);
     this.values = Int32Array.from(values);
@@ -291,7 +306,7 @@ export class ChangeMaker {
       // Enter level i with the remainder and the coins used so far.
       // A pathological coin set (many close values whose sums miss the amount) can need millions of
       // nodes to prove a plan the fewest; past the budget the best plan found so far is paid.
-      if (++nodes > SEARCH_NODES) {
+      if (++nodes > this.searchNodes) {
         // best is set: the guided plan below was made at RESIDUE_AFTER if the search had none by then. The
         // exact fallback proves it or finds the fewest where it applies; elsewhere the plan is paid unproven.
         const f = this.exact(target, m, best);
@@ -299,7 +314,7 @@ export class ChangeMaker {
         else best = f;
         break;
       }
-      if (nodes === RESIDUE_AFTER) {
+      if (nodes === this.residueAfter) {
         if (best === NONE) {
           // No plan yet (a set whose sums mostly miss the amount, e.g. values all 1 mod 37): the descent
           // could backtrack for minutes before its first plan, so build one without backtracking. Level
@@ -528,23 +543,23 @@ export class ChangeMaker {
    * plan in the BEST row if it has fewer than `best`, or -1 where it does not apply (the plan is then unproven).
    *
    * It splits the levels around a pivot, a value V whose tube holds every coin of V that fits in the target:
-   * "open" levels, V and the smaller values whose tubes hold at least min(V - 1, the coins of them that fit),
-   * and "scarce" ones, the rest (every larger value among them). It applies when the scarce tubes allow at most
-   * COMBOS combinations of counts. Relax the open tubes (any number of coins) and keep the scarce ones: every
-   * plan with the fewest coins under that relaxation fits the real tubes, so its count is the answer. Proof:
-   * such a plan uses at most target / V coins of V, and fewer than V coins of values below V, since among any
-   * V of them the prefix sums repeat modulo V, so some of them add up to j'V with j' smaller than their number
-   * (each is below V), and j' coins of V (unlimited under the relaxation) would pay the same with fewer. So it
-   * uses at most V - 1 coins of any open value below V, and never more of one than fit in the target.
+   * "open" levels, V and the smaller values v whose tubes hold at least min(the coins of v that fit, u / gcd(u,
+   * v) - 1 for each open u above v, V included), and "scarce" ones, the rest (every value above V among them).
+   * It applies when the scarce tubes allow at most COMBOS combinations of counts, in at most PASSES passes.
+   * Relax the open tubes (any number of coins) and keep the scarce ones: every plan with the fewest coins
+   * under that relaxation fits the real tubes, so its count is the answer. Proof: such a plan uses at most
+   * target / V coins of V. For an open u above v, u / g coins of v (g = gcd(u, v)) pay the same as v / g coins
+   * of u, which are fewer, and u is unlimited under the relaxation: so the plan uses fewer than u / g coins of
+   * v, and no more than fit; the tube holds that many. The levels are classified from the pivot down, each against the open ones above it, so in one pass.
    *
    * Under the relaxation the fewest open coins for a units is f(a) = 1 + min f(a - v) over the open values,
-   * which needs only the last V entries: one pass over 0..target in a window of V + 1 Uint16 entries (f is at
-   * most 30,000) in the bitset's buffer, no longer needed then, gives f at target - s for every scarce
-   * combination (its sum s, sorted, two entries each after the window), and the fewest is the least n + f(target
-   * - s) over them, n the combination's coins. The open part of the plan comes from splitting its amount
-   * (Hirschberg's divide and conquer, see unbounded): the stack of amounts to split holds at most 17 (each is
-   * at most half the last plus V). Time O(levels x target) for the pass, about that again for each depth of
-   * the splitting: O(levels x target x log(target / V)) in all.
+   * which needs only the last V entries: a pass over 0..target in a window of V + 1 Uint16 entries (f is at
+   * most 30,000) in the bitset's buffer, no longer needed then, gives f at target - s for each scarce
+   * combination of a batch (its sum s, sorted, two entries each after the window), and the fewest is the least
+   * n + f(target - s) over them all, n the combination's coins. The open part of the plan comes from splitting
+   * its amount (Hirschberg's divide and conquer, see unbounded): the stack of amounts to split holds at most 17
+   * (each is at most half the last plus V). Time O(levels x target) a pass, at most PASSES of them, and about
+   * that again for each depth of the splitting: O(levels x target x (PASSES + log(target / V))) in all.
    */
   private exact(target: number, m: number, best: number): number {
     const w = this.work;
