@@ -565,21 +565,40 @@ export class ChangeMaker {
     const w = this.work;
     const T = COIN_TYPES;
     const t = this.table;
+    // Only a plan with fewer coins than `best` matters. It has at most best - 1 of any value, and k coins of v
+    // below the largest value X leave target - kv to at most best - 1 - k coins of at most X, so k <= ((best -
+    // 1) X - target) / (X - v). KMIN holds that cap a level and CNT the tube capped there (the search's rows,
+    // done with); the relaxed plan below obeys the same caps (it too has fewer than `best` coins, if it beats it).
+    const X = w[VAL * T]!;
+    if ((best - 1) * X < target) return best;
+    for (let l = 0; l < m; l++) {
+      const v = w[VAL * T + l]!;
+      let cap = best - 1;
+      if (v < X) {
+        const k = Math.floor(((best - 1) * X - target) / (X - v));
+        if (k < cap) cap = k;
+      }
+      w[KMIN * T + l] = cap;
+      if (w[CNT * T + l]! > cap) w[CNT * T + l] = cap;
+    }
     // The pivot: the first level, from the largest value, whose scarce combinations fit. K marks the scarce
     // levels (the search is over): those above the pivot, and below it those whose tube may bind.
     let p = -1;
     let combos = 0;
     for (let c = 0; c < m && p < 0; c++) {
       const V = w[VAL * T + c]!;
-      if (w[CNT * T + c]! < Math.floor(target / V) || 2 * V + 1 > t.length) continue;
+      const fit = Math.floor(target / V);
+      const cap = w[KMIN * T + c]!;
+      if (w[CNT * T + c]! < (fit < cap ? fit : cap) || 2 * V + 1 > t.length) continue;
       let n = 1;
       for (let l = 0; l < m && n <= COMBOS; l++) {
         let scarce = l < c;
         if (l > c) {
-          // The most coins of v a relaxed plan with the fewest can use: those that fit, and for each open
-          // value u above it, u / gcd(u, v) - 1 (as many coins of v pay v / gcd(u, v) coins of u, fewer).
+          // The most coins of v a relaxed plan with the fewest can use: those that fit, the cap above, and for
+          // each open value u above it, u / gcd(u, v) - 1 (as many coins of v pay v / gcd(u, v) coins of u, fewer).
           const v = w[VAL * T + l]!;
           let most = Math.floor(target / v);
+          if (w[KMIN * T + l]! < most) most = w[KMIN * T + l]!;
           for (let u = c; u < l; u++) {
             if (w[K * T + u] !== 0 && u !== c) continue;
             const x = w[VAL * T + u]! / gcd(w[VAL * T + u]!, v) - 1;
