@@ -616,7 +616,31 @@ export class ChangeMaker {
         combos = n;
       }
     }
-    if (p < 0) return -1;
+    // No pivot: the same passes still give a lower bound, with every tube that may bind enumerated and the
+    // rest relaxed (the fullest of them too, until the combinations fit): it proves the search's plan the
+    // fewest when it reaches `best`, but gives no plan of its own.
+    const loose = p < 0;
+    if (loose) {
+      if (2 * X + 3 > t.length) return -1;
+      p = 0;
+      const batch = (t.length - 2 * X - 1) >> 1;
+      w[K * T] = 0;
+      for (let l = 1; l < m; l++) {
+        const fit = Math.floor(target / w[VAL * T + l]!);
+        w[K * T + l] = w[CNT * T + l]! < (fit < w[KMIN * T + l]! ? fit : w[KMIN * T + l]!) ? 1 : 0;
+      }
+      for (;;) {
+        combos = 1;
+        let fullest = -1;
+        for (let l = 1; l < m; l++) {
+          if (w[K * T + l] === 0) continue;
+          combos *= w[CNT * T + l]! + 1;
+          if (fullest < 0 || w[CNT * T + l]! > w[CNT * T + fullest]!) fullest = l;
+        }
+        if (combos <= COMBOS && combos <= PASSES * batch) break;
+        w[K * T + fullest] = 0;
+      }
+    }
     const V = w[VAL * T + p]!;
     // The combinations in batches of as many as fit after the window, each by sum, largest first (index at
     // t[at + j], sum at t[at + batch + j]); for each batch one pass over the open values reads f at target - s
@@ -666,6 +690,7 @@ export class ChangeMaker {
     }
     // f is the fewest, so never above the search's plan; equal: that plan is proven the fewest.
     if (f >= best) return best;
+    if (loose) return -1;
     for (let l = 0; l < m; l++) w[BEST * T + l] = 0;
     // The scarce counts into BEST; the open part pays the rest.
     let sp = 0;
