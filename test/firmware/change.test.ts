@@ -1,4 +1,5 @@
 import { ChangeMaker, MAX_UNITS, RESIDUE_AFTER, SEARCH_NODES } from '../../firmware/money/change.js';
+import { fewestTable } from '../../bench/lib/change-oracle.js';
 import { deepEqual, equal, ok, prng, throws } from '../lib/assert.js';
 
 /** Fewest coins for every amount 0..max by exhaustive search over the tube counts. */
@@ -33,26 +34,8 @@ function naiveBounded(values: number[], counts: number[], max: number): number[]
   return best;
 }
 
-/**
- * Independent oracle for large amounts: each tube split into pieces of 1, 2, 4, ... coins
- * (every count up to the tube's is a sum of some), each piece taken at most once, in a
- * plain 0/1 min-count table over every amount up to `max`.
- */
-function piecesDp(values: number[], counts: number[], max: number): number[] {
-  const best = new Array<number>(max + 1).fill(Infinity);
-  best[0] = 0;
-  for (let t = 0; t < values.length; t++) {
-    if (values[t]! === 0) continue;
-    let left = counts[t]!;
-    for (let piece = 1; left > 0; piece *= 2) {
-      const k = Math.min(piece, left);
-      left -= k;
-      const w = k * values[t]!;
-      for (let a = max; a >= w; a--) if (best[a - w]! + k < best[a]!) best[a] = best[a - w]! + k;
-    }
-  }
-  return best;
-}
+/** Independent oracle for large amounts: the pieces DP (bench/lib/change-oracle.ts, shared with the sweep). */
+const piecesDp = fewestTable;
 
 /** A coin set of `n` distinct values from 1 to `top`. */
 function coinSet(pick: (n: number) => number, n: number, top: number): number[] {
