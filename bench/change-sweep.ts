@@ -2,8 +2,8 @@
  * The change-maker's search on hard coin sets, in Node: for each family, 30
  * (`--sets`) seeded sets of 16 values, full tubes and random tubes (0 to 59 coins), ten
  * amounts from 6,000 to 12,000 units each; counts the plans paid unproven
- * (past the node budget) and the most nodes one plan took, and checks every
- * proven count against a DP. Families: values all c mod M (c fixed per set),
+ * (past the node budget), those with more coins than the fewest, and the most
+ * nodes one plan took, and checks every proven count against a DP. Families: values all c mod M (c fixed per set),
  * `mixed` (each value 1 mod 37 or 2 mod 41, up to 820: no modulus for the whole
  * set), and random values from 1 to 600.
  *
@@ -54,6 +54,7 @@ async function main(): Promise<void> {
     let unproven = 0;
     let most = 0;
     let wrong = 0;
+    let above = 0;
     for (let round = 0; round < sets; round++) {
       const c = family === 'random' || family === 'mixed' ? 0 : 1 + pick(M - 1);
       const values = family === 'random' ? distinct(16, 600) : family === 'mixed' ? mixed() : distinct(16, Math.max(20, Math.floor(420 / M))).map((v) => v * M + c);
@@ -69,12 +70,16 @@ async function main(): Promise<void> {
           plans++;
           if (!plan.optimal) unproven++;
           if (cm.nodes > most) most = cm.nodes;
-          if (plan.paid !== below || plan.count < truth[below]! || (plan.optimal && plan.count !== truth[below])) wrong++;
+          if (plan.paid !== below || plan.count < truth[below]! || (plan.optimal && plan.count !== truth[below])) {
+            wrong++;
+            if (process.env["SWEEP_DEBUG"]) console.log(JSON.stringify({ values, counts, amount, paid: plan.paid, below, count: plan.count, truth: truth[below], optimal: plan.optimal }));
+          }
+          if (plan.count > truth[below]!) above++;
         }
       }
     }
     const name = family === 'random' ? 'random 1..600' : family === 'mixed' ? 'mixed 37 / 41' : `values c mod ${M}`;
-    console.log(`${name.padEnd(16)} plans ${plans}  unproven ${String(unproven).padStart(3)}  most nodes ${most}  wrong ${wrong}`);
+    console.log(`${name.padEnd(16)} plans ${plans}  unproven ${String(unproven).padStart(3)}  most nodes ${most}  wrong ${wrong}  not the fewest ${above}`);
   }
 }
 

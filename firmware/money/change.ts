@@ -48,7 +48,12 @@ import { COIN_TYPES } from './coins.js';
 /** Largest amount the planner can be sized for, in units of the coins' greatest common divisor (the configuration's maxCredit limit). */
 export const MAX_UNITS = 30000;
 
-/** Fixed state of the search: COIN_TYPES entries for each of these rows. */
+/**
+ * Fixed state of the search: STRIDE entries for each of these rows, one a level and one more, since the
+ * search enters level m (past the last) with its remainder and coins used (with 16 levels and rows of 16, those
+ * two landed on the next rows' first entries: the coins used at level 0 and the best plan's first count).
+ */
+const STRIDE = COIN_TYPES + 1;
 const ORDER = 0; // original coin types, largest value first (fixed at construction)
 const VAL = 1; // per search level: the coin value (equal values merged)
 const CNT = 2; // coins available at that value
@@ -173,7 +178,7 @@ export class ChangeMaker {
       levels++;
     }
     const q = d === 0 || d > 32 ? 32 : d * Math.floor(32 / d); // at most 32: 2 KB of tables for 16 types
-    this.work = new Int32Array(ROWS * COIN_TYPES + levels * q + 1);
+    this.work = new Int32Array(ROWS * STRIDE + levels * q + 1);
     this.work[this.work.length - 1] = q;
     // Types by value, largest first (insertion sort: at most 16).
     const w = this.work;
@@ -259,7 +264,7 @@ export class ChangeMaker {
   /** The fewest coins paying `target` units (which the tubes can pay), written into the plan. */
   private fewest(target: number, counts: ArrayLike<number>): number {
     const w = this.work;
-    const T = COIN_TYPES;
+    const T = STRIDE;
     const uv = this.unitValues;
     // Levels: the values in the tubes, largest first, equal values merged.
     let m = 0;
@@ -563,7 +568,7 @@ export class ChangeMaker {
    */
   private exact(target: number, m: number, best: number): number {
     const w = this.work;
-    const T = COIN_TYPES;
+    const T = STRIDE;
     const t = this.table;
     // Only a plan with fewer coins than `best` matters. It has at most best - 1 of any value, and k coins of v
     // below the largest value X leave target - kv to at most best - 1 - k coins of at most X, so k <= ((best -
@@ -721,7 +726,7 @@ export class ChangeMaker {
    */
   private combination(i: number, m: number, coins: boolean, write = false): number {
     const w = this.work;
-    const T = COIN_TYPES;
+    const T = STRIDE;
     let sum = 0;
     let n = 0;
     for (let l = 0; l < m; l++) {
@@ -745,7 +750,7 @@ export class ChangeMaker {
    */
   private unbounded(A: number, m: number, V: number): number {
     const w = this.work;
-    const T = COIN_TYPES;
+    const T = STRIDE;
     const t = this.table;
     t[0] = 0;
     if (A < t.length) {
@@ -798,7 +803,7 @@ export class ChangeMaker {
   private bound(from: number, r: number, m: number): number {
     if (r === 0) return 0;
     const w = this.work;
-    const T = COIN_TYPES;
+    const T = STRIDE;
     let coins = 0;
     for (let l = from; l < m; l++) {
       const v = w[VAL * T + l]!;

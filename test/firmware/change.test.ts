@@ -71,6 +71,9 @@ function checkOne(cm: ChangeMaker, values: number[], counts: number[], truth: nu
   else ok(plan.count >= truth[below]! && cm.nodes > budget, `${where}: unproven plan only past the node budget`);
   if (!plan.optimal) unproven++;
   equal(planValue(values, plan.coins), plan.paid, `${where}: plan value`);
+  let coins = 0;
+  for (let t = 0; t < values.length; t++) coins += plan.coins[t]!;
+  equal(plan.count, coins, `${where}: the count is the plan's coins`);
   for (let t = 0; t < values.length; t++) ok(plan.coins[t]! <= counts[t]!, `${where}: tube ${t} overdrawn`);
   equal(cm.canPay(amount, counts), truth[amount] !== Infinity, `${where}: canPay`);
 }
@@ -329,6 +332,18 @@ describe('change-making', () => {
     equal(budget, 16, 'plans that reached the node budget');
   });
 
+  it('counts the plan it pays with 16 distinct values when the search ends at the point the guided plan is made', () => {
+    // With 16 levels the search's state for the level past the last (its remainder and coins used) shared the
+    // next rows' first entries: this search ended at node 1,000, just after the guided plan, and reported 5 coins
+    // for a plan of 19 (found by the mixed 37 / 41 sweep). The rows now have a 17th entry.
+    const values = [630, 781, 334, 576, 778, 667, 371, 330, 112, 822, 125, 289, 699, 704, 593, 453];
+    const counts = [38, 47, 3, 54, 58, 52, 36, 45, 3, 5, 1, 3, 21, 3, 59, 15];
+    const truth = piecesDp(values, counts, 12000);
+    const cm = new ChangeMaker(values, 12000);
+    checkOne(cm, values, counts, truth, 11336);
+    equal(cm.plan.count, truth[11336]);
+  });
+
   it('with a node budget of 40, the exact fallback settles most plans past it on random and mixed sets, always agreeing with the DP', () => {
     // A low budget leaves the search's plan often not the fewest, so the fallback must find and split a better one:
     // every proven count is the DP's, every plan pays the most payable amount exactly within the tubes.
@@ -499,8 +514,8 @@ describe('change-making', () => {
     const largest = new ChangeMaker(worst, MAX_UNITS);
     ok(largest.footprint <= 8192, `footprint ${largest.footprint} bytes at ${MAX_UNITS} units`);
     // The bound docs/architecture.md gives: 4,096 bytes of bitset (or the exact fallback's table, in the same
-    // buffer), 1,024 of search state, 2,048 of residue tables, q, 160 of values and plan.
-    ok(largest.footprint <= 7332, `footprint ${largest.footprint} bytes, over the documented 7,332`);
+    // buffer), 1,088 of search state, 2,048 of residue tables, q, 160 of values and plan.
+    ok(largest.footprint <= 7396, `footprint ${largest.footprint} bytes, over the documented 7,396`);
     const bench = new ChangeMaker(worst, 10000);
     ok(bench.footprint <= 8192, `footprint ${bench.footprint} bytes for the 16-type bench case`);
     // Planning allocates nothing: the footprint is what construction fixed, whatever is planned.
