@@ -9,6 +9,8 @@
  *
  *   node dist/bench/change-sweep.js [--planner PATH] [--sets N] [M ...]
  *
+ * SWEEP_DEBUG=unproven (or wrong) prints those plans.
+ *
  * `--planner` loads another build of firmware/money/change.js (the "before"
  * figures in docs/benchmarks.md). Default families: 7 17 23 37 mixed random.
  */
@@ -68,11 +70,14 @@ async function main(): Promise<void> {
           let below = amount;
           while (below > 0 && truth[below] === Infinity) below--;
           plans++;
-          if (!plan.optimal) unproven++;
+          if (!plan.optimal) {
+            unproven++;
+            if (process.env['SWEEP_DEBUG'] === 'unproven') console.log(JSON.stringify({ values, counts, amount, count: plan.count, truth: truth[below] }));
+          }
           if (cm.nodes > most) most = cm.nodes;
           if (plan.paid !== below || plan.count < truth[below]! || (plan.optimal && plan.count !== truth[below])) {
             wrong++;
-            if (process.env["SWEEP_DEBUG"]) console.log(JSON.stringify({ values, counts, amount, paid: plan.paid, below, count: plan.count, truth: truth[below], optimal: plan.optimal }));
+            if (process.env['SWEEP_DEBUG'] === 'wrong') console.log(JSON.stringify({ values, counts, amount, paid: plan.paid, below, count: plan.count, truth: truth[below], optimal: plan.optimal }));
           }
           if (plan.count > truth[below]!) above++;
         }

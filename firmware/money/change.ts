@@ -83,6 +83,8 @@ const FALLBACK_BYTES = 4096;
 /** Most combinations of scarce tubes' counts the exact fallback enumerates, and most passes over the amounts it makes for them (as many a pass as fit in the table after its window, two entries each). */
 const COMBOS = 1024;
 const PASSES = 8;
+/** Most passes over the amounts the exact fallback makes for one plan, over all its tries (see exact). */
+const FALLBACK_PASSES = 16;
 /** Table entries the planner reserves for those combinations beyond the window (so at least 128 a pass). */
 const RESERVE_WORDS = 128;
 const UNSET = 0xffff;
@@ -125,6 +127,9 @@ export class ChangeMaker {
   private readonly searchNodes: number;
   /** RESIDUE_AFTER, or the node budget if lower (the guided plan must be made by then). */
   private readonly residueAfter: number;
+  /** Passes over the amounts the exact fallback has left for this plan, and the lower bound its last try found. */
+  private passesLeft = 0;
+  private lower = 0;
   /** Where the exact fallback's last pass splits the amount (see unbounded). */
   private cut = 0;
   readonly plan: ChangePlan;
@@ -569,7 +574,34 @@ export class ChangeMaker {
   private exact(target: number, m: number, best: number): number {
     const w = this.work;
     const T = STRIDE;
+    // The tubes as the search had them (attempts cap CNT in place).
+    for (let l = 0; l < m; l++) w[STEP * T + l] = w[CNT * T + l]!;
+    this.passesLeft = FALLBACK_PASSES;
+    let r = this.attempt(target, m, best);
+    if (r !== -1 || this.lower === 0) return r;
+    // Only a bound below the search's count: ask, from just above it, whether a plan has fewer coins than
+    // `goal`. Each answer rules out plans below goal or settles the fewest; the caps, tighter for a lower goal,
+    // often let the pivot's conditions hold where they did not for `best`.
+    // (The last goal is `best` again: ruling out fewer than best proves the search's plan.)
+    for (let goal = this.lower + 1; goal <= best; goal++) {
+      r = this.attempt(target, m, goal);
+      if (r === -1) return -1;
+      if (r < goal) return r;
+    }
+    return best;
+  }
+
+  /**
+   * One try of the exact fallback for plans with fewer coins than `goal`: their fewest (plan in BEST) if there
+   * is one, `goal` if there is none, -1 if it cannot say (then `lower` is a lower bound on such plans' coins
+   * when it has one, else 0).
+   */
+  private attempt(target: number, m: number, best: number): number {
+    const w = this.work;
+    const T = STRIDE;
     const t = this.table;
+    this.lower = 0;
+    for (let l = 0; l < m; l++) w[CNT * T + l] = w[STEP * T + l]!;
     // Only a plan with fewer coins than `best` matters. It has at most best - 1 of any value, and k coins of v
     // below the largest value X leave target - kv to at most best - 1 - k coins of at most X, so k <= ((best -
     // 1) X - target) / (X - v). KMIN holds that cap a level and CNT the tube capped there (the search's rows,
@@ -586,6 +618,8 @@ export class ChangeMaker {
       w[KMIN * T + l] = cap;
       if (w[CNT * T + l]! > cap) w[CNT * T + l] = cap;
     }
+    const passes = this.passesLeft < PASSES ? this.passesLeft : PASSES;
+    if (passes === 0) return -1;
     // The pivot: the first level, from the largest value, whose scarce combinations fit. K marks the scarce
     // levels (the search is over): those above the pivot, and below it those whose tube may bind.
     let p = -1;
@@ -614,9 +648,9 @@ export class ChangeMaker {
         w[K * T + l] = scarce ? 1 : 0;
         if (scarce) n *= w[CNT * T + l]! + 1;
       }
-      // At least one combination a batch, and at most PASSES batches.
+      // At least one combination a batch, and at most PASSES batches (and the passes left).
       const batch = (t.length - 2 * V - 1) >> 1;
-      if (n <= COMBOS && batch > 0 && n <= PASSES * batch) {
+      if (n <= COMBOS && batch > 0 && n <= passes * batch) {
         p = c;
         combos = n;
       }
@@ -642,7 +676,7 @@ export class ChangeMaker {
           combos *= w[CNT * T + l]! + 1;
           if (fullest < 0 || w[CNT * T + l]! > w[CNT * T + fullest]!) fullest = l;
         }
-        if (combos <= COMBOS && combos <= PASSES * batch) break;
+        if (combos <= COMBOS && combos <= passes * batch) break;
         w[K * T + fullest] = 0;
       }
     }
@@ -693,9 +727,13 @@ export class ChangeMaker {
         if (++i === W) i = 0;
       }
     }
-    // f is the fewest, so never above the search's plan; equal: that plan is proven the fewest.
+    this.passesLeft -= Math.ceil(combos / batch);
+    // f is the fewest below `best` if there is one: at least best says there is none.
     if (f >= best) return best;
-    if (loose) return -1;
+    if (loose) {
+      this.lower = f;
+      return -1;
+    }
     for (let l = 0; l < m; l++) w[BEST * T + l] = 0;
     // The scarce counts into BEST; the open part pays the rest.
     let sp = 0;

@@ -370,20 +370,34 @@ describe('change-making', () => {
     ok(settled > over / 2 && settled >= 30, `${settled} of the ${over} plans (of ${plans}) past the budget settled by the fallback`);
   });
 
-  it('past its node budget pays the best plan found, exactly the amount, where the fallback does not apply (too many tubes may bind)', () => {
-    // Mixed 37 / 41 values with every tube partly full: the tubes that may bind allow more combinations than the
-    // fallback enumerates (1,024), so the search's plan is paid, flagged unproven (found by the same seeded search).
+  it('past its node budget pays the best plan found, exactly the amount, where the fallback does not apply (values above its window)', () => {
+    // Mixed 37 / 41 values from 1,150 to 2,093 units: the fallback's window (twice the largest value, in at most
+    // 4 KB) does not fit, so the search's plan is paid, flagged unproven (found by a seeded search; no MDB changer
+    // reports such a set: a coin's credit is one byte, so at most 254 units of the coins' common divisor).
+    const values = [1259, 2052, 1150, 2011, 1929, 1970, 1185, 1444, 1232, 1396, 1407, 1806, 1333, 1592, 2093, 1222];
+    const counts = new Array<number>(16).fill(255);
+    const truth = piecesDp(values, counts, 27124);
+    const cm = new ChangeMaker(values, 30000);
+    const plan = cm.solve(27124, counts);
+    ok(plan.exact);
+    equal(plan.optimal, false);
+    ok(cm.nodes > SEARCH_NODES && cm.nodes <= SEARCH_NODES + 1, `stopped at the budget (${cm.nodes} nodes)`);
+    ok(plan.count >= truth[27124]!, 'never fewer coins than the fewest');
+    equal(planValue(values, plan.coins), 27124);
+  });
+
+  it('proves the fewest past the node budget where the search\'s own plan leaves too many tube combinations, by asking from the lower bound up', () => {
+    // Every tube partly full: with the search's count (20) as the cap the tubes that may bind allow too many
+    // combinations, and the relaxed bound says 16 or more; asking for fewer than 17, the caps are tight enough
+    // and the fallback finds 16 (the search's plan had 20).
     const values = [186, 617, 125, 408, 667, 556, 704, 740, 494, 741, 815, 149, 445, 519, 223, 778];
     const counts = [7, 13, 38, 18, 51, 8, 39, 4, 38, 13, 47, 45, 42, 9, 20, 20];
     const truth = piecesDp(values, counts, 12000);
     const cm = new ChangeMaker(values, 12000);
-    const plan = cm.solve(11864, counts);
-    ok(plan.exact);
-    equal(plan.optimal, false);
-    ok(cm.nodes > SEARCH_NODES && cm.nodes <= SEARCH_NODES + 1, `stopped at the budget (${cm.nodes} nodes)`);
-    ok(plan.count >= truth[11864]!, 'never fewer coins than the fewest');
-    equal(planValue(values, plan.coins), 11864);
-    for (let t = 0; t < 16; t++) ok(plan.coins[t]! <= counts[t]!);
+    checkOne(cm, values, counts, truth, 11864);
+    ok(cm.nodes > SEARCH_NODES, `the search reached its budget (${cm.nodes} nodes)`);
+    equal(cm.plan.optimal, true);
+    equal(cm.plan.count, 16);
   });
 
   it('bounds the whole search by its node budget, first plan included, and pays every payable amount exactly (values all 1 mod 37)', () => {
