@@ -109,8 +109,9 @@ export async function xsChange(f: Figures, vendCompute: number | undefined, bund
     // Issue 17's last gap: sets mixing two moduli (values 1 mod 37 and 2 mod 41), where the search reaches its
     // budget and the exact fallback settles the plan (before it, paid unproven).
     const last = async (): Promise<string> => {
-      const [count, proven, nodes] = text(await w.evaluate('benchChangeLast()')).split(' ');
-      return `${count} coins, ${proven === '1' ? 'proven' : 'unproven'}, ${nodes} nodes`;
+      // A bundle from before benchChangeLast (--change-bundle) cannot say.
+      const [count, proven, nodes] = text(await w.evaluate("typeof benchChangeLast === 'function' ? benchChangeLast() : new TextEncoder().encode('? ? ?').buffer")).split(' ');
+      return `${count} coins, ${proven === '1' ? 'proven' : proven === '0' ? 'unproven' : 'proven?'}, ${nodes} nodes`;
     };
     const mix = [297, 494, 412, 371, 519, 704, 223, 289, 334, 593, 667, 408, 445, 38, 741, 125];
     const mixTubes = [255, 42, 255, 255, 8, 58, 255, 255, 255, 16, 9, 28, 255, 255, 255, 255];
