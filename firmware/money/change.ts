@@ -130,6 +130,8 @@ export class ChangeMaker {
   /** Passes over the amounts the exact fallback has left for this plan, and the lower bound its last try found. */
   private passesLeft = 0;
   private lower = 0;
+  /** Open values in the fallback's USED row. */
+  private open = 0;
   /** Where the exact fallback's last pass splits the amount (see unbounded). */
   private cut = 0;
   readonly plan: ChangePlan;
@@ -681,6 +683,10 @@ export class ChangeMaker {
       }
     }
     const V = w[VAL * T + p]!;
+    // The open values, largest first, in USED (the search's, done with), so the passes' inner loop reads one row.
+    let open = 0;
+    for (let l = 0; l < m; l++) if (w[K * T + l] === 0) w[USED * T + open++] = w[VAL * T + l]!;
+    this.open = open;
     // The combinations in batches of as many as fit after the window, each by sum, largest first (index at
     // t[at + j], sum at t[at + batch + j]); for each batch one pass over the open values reads f at target - s
     // for each of its combinations as it passes.
@@ -707,10 +713,11 @@ export class ChangeMaker {
       for (let a = 0, i = 0, j = 0; a <= target && j < kept; a++) {
         if (a > 0) {
           let b = UNSET;
-          for (let l = 0; l < m; l++) {
-            const v = w[VAL * T + l]!;
-            if (w[K * T + l] !== 0 || v > a) continue;
-            const x = t[i >= v ? i - v : i - v + W]!;
+          for (let o = USED * T, end = o + open; o < end; o++) {
+            const v = w[o]!;
+            if (v > a) continue;
+            const k = i - v;
+            const x = t[k < 0 ? k + W : k]!;
             if (x < b) b = x;
           }
           t[i] = b === UNSET ? UNSET : b + 1;
@@ -741,7 +748,7 @@ export class ChangeMaker {
     while (sp > 0) {
       const A = w[STACK * T + --sp]!;
       if (A === 0) continue;
-      this.unbounded(A, m, V);
+      this.unbounded(A, V);
       if (A < t.length) {
         // The whole table: take a coin whose remainder needs one coin fewer, until nothing is left.
         for (let a = A; a > 0; ) {
@@ -786,7 +793,7 @@ export class ChangeMaker {
    * plan for A, as a path 0 -> A in steps of at most V, passes one, so a pass to A/2 + V that also keeps f over
    * that band (V entries after the window) finds one.
    */
-  private unbounded(A: number, m: number, V: number): number {
+  private unbounded(A: number, V: number): number {
     const w = this.work;
     const T = STRIDE;
     const t = this.table;
@@ -794,9 +801,9 @@ export class ChangeMaker {
     if (A < t.length) {
       for (let a = 1; a <= A; a++) {
         let b = UNSET;
-        for (let l = 0; l < m; l++) {
-          const v = w[VAL * T + l]!;
-          if (w[K * T + l] === 0 && v <= a && t[a - v]! < b) b = t[a - v]!;
+        for (let o = USED * T, end = o + this.open; o < end; o++) {
+          const k = a - w[o]!;
+          if (k >= 0 && t[k]! < b) b = t[k]!;
         }
         t[a] = b === UNSET ? UNSET : b + 1;
       }
@@ -810,10 +817,11 @@ export class ChangeMaker {
     this.cut = lo;
     for (let a = 1, i = 1; a <= hi; a++) {
       let b = UNSET;
-      for (let l = 0; l < m; l++) {
-        const v = w[VAL * T + l]!;
-        if (w[K * T + l] !== 0 || v > a) continue;
-        const x = t[i >= v ? i - v : i - v + W]!;
+      for (let o = USED * T, end = o + this.open; o < end; o++) {
+        const v = w[o]!;
+        if (v > a) continue;
+        const k = i - v;
+        const x = t[k < 0 ? k + W : k]!;
         if (x < b) b = x;
       }
       const fa = b === UNSET ? UNSET : b + 1;
