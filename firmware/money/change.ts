@@ -84,7 +84,7 @@ const FALLBACK_BYTES = 4096;
 const COMBOS = 1024;
 const PASSES = 8;
 /** Most passes over the amounts the exact fallback makes for one plan, over all its tries (see exact). */
-const FALLBACK_PASSES = 16;
+const FALLBACK_PASSES = 8;
 /** Table entries the planner reserves for those combinations beyond the window (so at least 128 a pass). */
 const RESERVE_WORDS = 128;
 const UNSET = 0xffff;
