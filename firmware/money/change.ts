@@ -557,7 +557,8 @@ export class ChangeMaker {
    * It splits the levels around a pivot, a value V whose tube holds every coin of V that fits in the target:
    * "open" levels, V and the smaller values v whose tubes hold at least min(the coins of v that fit, u / gcd(u,
    * v) - 1 for each open u above v, V included), and "scarce" ones, the rest (every value above V among them).
-   * It applies when the scarce tubes allow at most COMBOS combinations of counts, in at most PASSES passes.
+   * It applies when the scarce tubes allow at most COMBOS combinations of counts, in at most PASSES passes (see
+   * attempt; when the search's count leaves too many, exact asks again from the relaxed bound up).
    * Relax the open tubes (any number of coins) and keep the scarce ones: every plan with the fewest coins
    * under that relaxation fits the real tubes, so its count is the answer. Proof: such a plan uses at most
    * target / V coins of V. For an open u above v, u / g coins of v (g = gcd(u, v)) pay the same as v / g coins
@@ -570,8 +571,9 @@ export class ChangeMaker {
    * combination of a batch (its sum s, sorted, two entries each after the window), and the fewest is the least
    * n + f(target - s) over them all, n the combination's coins. The open part of the plan comes from splitting
    * its amount (Hirschberg's divide and conquer, see unbounded): the stack of amounts to split holds at most 17
-   * (each is at most half the last plus V). Time O(levels x target) a pass, at most PASSES of them, and about
-   * that again for each depth of the splitting: O(levels x target x (PASSES + log(target / V))) in all.
+   * (each is at most half the last plus V). Time O(levels x target) a pass, at most FALLBACK_PASSES of them
+   * over all tries, and about that again for each depth of the splitting: O(levels x target x (FALLBACK_PASSES +
+   * log(target / V))) in all.
    */
   private exact(target: number, m: number, best: number): number {
     const w = this.work;
