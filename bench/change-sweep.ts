@@ -1,43 +1,33 @@
 /**
  * The change-maker's search on hard coin sets, in Node: for each family, 30
- * seeded sets of 16 values, full tubes and random tubes (0 to 59 coins), ten
+ * (`--sets`) seeded sets of 16 values, full tubes and random tubes (0 to 59 coins), ten
  * amounts from 6,000 to 12,000 units each; counts the plans paid unproven
- * (past the node budget) and the most nodes one plan took, and checks every
- * proven count against a DP. Families: values all c mod M (c fixed per set),
- * and random values from 1 to 600.
+ * (past the node budget), those with more coins than the fewest, and the most
+ * nodes one plan took, and checks every proven count against a DP. Families: values all c mod M (c fixed per set),
+ * `mixed` (each value 1 mod 37 or 2 mod 41, up to 820: no modulus for the whole
+ * set), and random values from 1 to 600.
  *
- *   node dist/bench/change-sweep.js [--planner PATH] [M ...]
+ *   node dist/bench/change-sweep.js [--planner PATH] [--sets N] [M ...]
+ *
+ * SWEEP_DEBUG=unproven (or wrong) prints those plans.
  *
  * `--planner` loads another build of firmware/money/change.js (the "before"
- * figures in docs/benchmarks.md). Default families: 7 17 23 37 random.
+ * figures in docs/benchmarks.md). Default families: 7 17 23 37 mixed random.
  */
 import { pathToFileURL } from 'node:url';
 import type { ChangeMaker as Planner } from '../firmware/money/change.js';
+import { fewestTable } from './lib/change-oracle.js';
 
 type PlannerClass = new (values: ArrayLike<number>, maxAmount: number) => Planner;
-
-/** Fewest coins for every amount up to `max`, each tube split into pieces of 1, 2, 4, ... coins (0/1 DP). */
-function fewestTable(values: number[], counts: number[], max: number): number[] {
-  const best = new Array<number>(max + 1).fill(Infinity);
-  best[0] = 0;
-  for (let t = 0; t < values.length; t++) {
-    let left = counts[t]!;
-    for (let piece = 1; left > 0; piece *= 2) {
-      const k = Math.min(piece, left);
-      left -= k;
-      const w = k * values[t]!;
-      for (let a = max; a >= w; a--) if (best[a - w]! + k < best[a]!) best[a] = best[a - w]! + k;
-    }
-  }
-  return best;
-}
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const at = argv.indexOf('--planner');
   const path = at >= 0 ? argv.splice(at, 2)[1]! : new URL('../firmware/money/change.js', import.meta.url).href;
+  const setsAt = argv.indexOf('--sets');
+  const sets = setsAt >= 0 ? Number(argv.splice(setsAt, 2)[1]) : 30;
   const mod = (await import(path.startsWith('file:') ? path : pathToFileURL(path).href)) as { ChangeMaker: PlannerClass };
-  const families = argv.length > 0 ? argv : ['7', '17', '23', '37', 'random'];
+  const families = argv.length > 0 ? argv : ['7', '17', '23', '37', 'mixed', 'random'];
   const max = 12000;
   for (const family of families) {
     let s = 12345;
@@ -54,13 +44,22 @@ async function main(): Promise<void> {
       return v;
     };
     const M = Number(family);
+    const mixed = (): number[] => {
+      const v: number[] = [];
+      while (v.length < 16) {
+        const x = pick(2) === 0 ? 38 + 37 * pick(22) : 43 + 41 * pick(20);
+        if (!v.includes(x)) v.push(x);
+      }
+      return v;
+    };
     let plans = 0;
     let unproven = 0;
     let most = 0;
     let wrong = 0;
-    for (let round = 0; round < 30; round++) {
-      const c = family === 'random' ? 0 : 1 + pick(M - 1);
-      const values = family === 'random' ? distinct(16, 600) : distinct(16, Math.max(20, Math.floor(420 / M))).map((v) => v * M + c);
+    let above = 0;
+    for (let round = 0; round < sets; round++) {
+      const c = family === 'random' || family === 'mixed' ? 0 : 1 + pick(M - 1);
+      const values = family === 'random' ? distinct(16, 600) : family === 'mixed' ? mixed() : distinct(16, Math.max(20, Math.floor(420 / M))).map((v) => v * M + c);
       for (const full of [true, false]) {
         const counts = values.map(() => (full ? 255 : pick(60)));
         const truth = fewestTable(values, counts, max);
@@ -71,14 +70,21 @@ async function main(): Promise<void> {
           let below = amount;
           while (below > 0 && truth[below] === Infinity) below--;
           plans++;
-          if (!plan.optimal) unproven++;
+          if (!plan.optimal) {
+            unproven++;
+            if (process.env['SWEEP_DEBUG'] === 'unproven') console.log(JSON.stringify({ values, counts, amount, count: plan.count, truth: truth[below] }));
+          }
           if (cm.nodes > most) most = cm.nodes;
-          if (plan.paid !== below || plan.count < truth[below]! || (plan.optimal && plan.count !== truth[below])) wrong++;
+          if (plan.paid !== below || plan.count < truth[below]! || (plan.optimal && plan.count !== truth[below])) {
+            wrong++;
+            if (process.env['SWEEP_DEBUG'] === 'wrong') console.log(JSON.stringify({ values, counts, amount, paid: plan.paid, below, count: plan.count, truth: truth[below], optimal: plan.optimal }));
+          }
+          if (plan.count > truth[below]!) above++;
         }
       }
     }
-    const name = family === 'random' ? 'random 1..600' : `values c mod ${M}`;
-    console.log(`${name.padEnd(16)} plans ${plans}  unproven ${String(unproven).padStart(3)}  most nodes ${most}  wrong ${wrong}`);
+    const name = family === 'random' ? 'random 1..600' : family === 'mixed' ? 'mixed 37 / 41' : `values c mod ${M}`;
+    console.log(`${name.padEnd(16)} plans ${plans}  unproven ${String(unproven).padStart(3)}  most nodes ${most}  wrong ${wrong}  not the fewest ${above}`);
   }
 }
 

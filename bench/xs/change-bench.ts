@@ -12,8 +12,9 @@ let counts = new Uint8Array(16).fill(255);
 /** 16 coin types whose greatest common divisor is 1, so every unit up to the amount is a DP cell. */
 export const WORST_VALUES = [1, 2, 3, 5, 7, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000];
 
-g['benchChangeSetup'] = (maxAmount: number, values?: number[]): number => {
-  maker = new ChangeMaker(values ?? WORST_VALUES, maxAmount);
+/** `searchNodes`: a lower node budget, so the exact fallback does the work (its cost alone). */
+g['benchChangeSetup'] = (maxAmount: number, values?: number[], searchNodes?: number): number => {
+  maker = searchNodes === undefined ? new ChangeMaker(values ?? WORST_VALUES, maxAmount) : new ChangeMaker(values ?? WORST_VALUES, maxAmount, searchNodes);
   counts = new Uint8Array(maker.types).fill(255);
   return maker.footprint;
 };
@@ -27,3 +28,6 @@ g['benchChangeSolve'] = (amount: number): number => {
   const plan = maker!.solve(amount, counts);
   return plan.count;
 };
+
+/** The last plan: coins, proven (1) or not (0), search nodes; as text (only an ArrayBuffer crosses back). */
+g['benchChangeLast'] = (): ArrayBuffer => new TextEncoder().encode(`${maker!.plan.count} ${maker!.plan.optimal ? 1 : 0} ${maker!.nodes}`).buffer as ArrayBuffer;

@@ -5,7 +5,7 @@
  * coins of value `values[i]`. Greedy is wrong for bounded tubes (one 25 and
  * three 10s pay 30 as 10+10+10) and for non-canonical coin sets.
  *
- * Two exact parts, both in a few kilobytes fixed at construction:
+ * Exact parts, all in a few kilobytes fixed at construction:
  *
  * - which amounts can be paid at all: a bitset over the amounts (one bit per
  *   unit of the coins' greatest common divisor), filled by bounded subset-sum
@@ -28,11 +28,19 @@
  *   no plan yet by then builds one level by level without backtracking (the
  *   most coins whose remainder the smaller tubes can pay, by the bitset over
  *   them alone), so the node budget bounds the whole search.
+ * - a search that reaches its node budget hands over to an exact fallback
+ *   where one applies (see exact): a value V whose tube cannot run out, the
+ *   tubes that cannot bind relaxed to unlimited (every plan with the fewest
+ *   coins then fits them, by an exchange argument modulo V), the others'
+ *   counts enumerated; a dynamic programme over the amounts that keeps only
+ *   the last V entries, in the bitset's buffer. Where the binding tubes allow
+ *   more than 1,024 combinations the plan found is paid unproven.
  *
- * A dynamic programme over amounts is exact in polynomial time, but it needs
- * a counter per amount (60 KB at 30,000 units even with no reconstruction
- * table) and cannot be made to fit; the search needs no memory per amount, and
- * its cost is measured, worst cases included, in docs/benchmarks.md.
+ * A dynamic programme over all amounts is exact in polynomial time, but it
+ * needs a counter per amount (60 KB at 30,000 units even with no
+ * reconstruction table) and cannot be made to fit; the search needs no memory
+ * per amount, the fallback a window of the largest value's size, and their
+ * cost is measured, worst cases included, in docs/benchmarks.md.
  */
 
 import { COIN_TYPES } from './coins.js';
@@ -40,7 +48,12 @@ import { COIN_TYPES } from './coins.js';
 /** Largest amount the planner can be sized for, in units of the coins' greatest common divisor (the configuration's maxCredit limit). */
 export const MAX_UNITS = 30000;
 
-/** Fixed state of the search: COIN_TYPES entries for each of these rows. */
+/**
+ * Fixed state of the search: STRIDE entries for each of these rows, one a level and one more, since the
+ * search enters level m (past the last) with its remainder and coins used (with 16 levels and rows of 16, those
+ * two landed on the next rows' first entries: the coins used at level 0 and the best plan's first count).
+ */
+const STRIDE = COIN_TYPES + 1;
 const ORDER = 0; // original coin types, largest value first (fixed at construction)
 const VAL = 1; // per search level: the coin value (equal values merged)
 const CNT = 2; // coins available at that value
@@ -55,15 +68,26 @@ const BEST = 10; // the best plan's coins per level
 const FIRST = 11; // the level's first position in ORDER (for splitting a merged value back)
 const PERIOD = 12; // the count congruence's period from the level down (0: none; see the residue bound)
 const INV = 13; // and the inverse that gives the class (set with PERIOD at RESIDUE_AFTER)
-const ROWS = 14;
+const STACK = 14; // two rows: amounts the exact fallback still has to split (see exact)
+const ROWS = 16;
 // After the ROWS rows: per level (at most one a coin type with a value), `q` entries of the residue
 // bound's table, then q itself (the modulus, at most 32, fixed at construction; kept there rather
 // than in a field of its own).
 const NONE = 0x7fffffff;
-/** Search nodes after which the best plan found is paid unproven (there is one by then: see RESIDUE_AFTER; its compute: docs/benchmarks.md; real coin sets stay far below). */
+/** Search nodes after which the exact fallback takes over where it applies, and elsewhere the best plan found is paid unproven (there is one by then: see RESIDUE_AFTER; its compute: docs/benchmarks.md; real coin sets stay far below). */
 export const SEARCH_NODES = 20000;
 /** Search nodes after which the residue bound's tables are built and used, and a first plan is built if the search has none (real coin sets finish far sooner, so never pay for them). */
 export const RESIDUE_AFTER = 1000;
+/** Most bytes the exact fallback's table may take in the bitset's buffer (it shares it): 2,048 Uint16 entries. */
+const FALLBACK_BYTES = 4096;
+/** Most combinations of scarce tubes' counts the exact fallback enumerates, and most passes over the amounts it makes for them (as many a pass as fit in the table after its window, two entries each). */
+const COMBOS = 1024;
+const PASSES = 8;
+/** Most passes over the amounts the exact fallback makes for one plan, over all its tries (see exact). */
+const FALLBACK_PASSES = 8;
+/** Table entries the planner reserves for those combinations beyond the window (so at least 128 a pass). */
+const RESERVE_WORDS = 128;
+const UNSET = 0xffff;
 
 export interface ChangePlan {
   /** Coins of each type to pay out, indexed like the values given. */
@@ -74,7 +98,7 @@ export interface ChangePlan {
   count: number;
   /** True when `paid` equals the amount asked for. */
   exact: boolean;
-  /** True when `count` is proven the fewest (false only when the search ran out of its node budget: the plan still pays `paid`). */
+  /** True when `count` is proven the fewest (false only when the search ran out of its node budget where the exact fallback does not apply: the plan still pays `paid`). */
   optimal: boolean;
 }
 
@@ -95,16 +119,29 @@ export class ChangeMaker {
   private readonly maxUnits: number;
   /** Bit a: `a` units can be paid from the tubes (for the amount last worked out). */
   private readonly bits: Int32Array;
+  /** The exact fallback's table, a view over the bitset's buffer (the two are never needed at once). */
+  private readonly table: Uint16Array;
   private readonly work: Int32Array;
   /** Search nodes the last `solve` visited (for the bench). */
   nodes = 0;
+  private readonly searchNodes: number;
+  /** RESIDUE_AFTER, or the node budget if lower (the guided plan must be made by then). */
+  private readonly residueAfter: number;
+  /** Passes over the amounts the exact fallback has left for this plan, and the lower bound its last try found. */
+  private passesLeft = 0;
+  private lower = 0;
+  /** Open values in the fallback's USED row. */
+  private open = 0;
+  /** Where the exact fallback's last pass splits the amount (see unbounded). */
+  private cut = 0;
   readonly plan: ChangePlan;
 
   /**
    * @param values coin values in minor units, one per coin type (0 for a type that is not in a tube)
    * @param maxAmount the largest amount that will be planned at once, in minor units
+   * @param searchNodes the search's node budget (the tests lower it so the exact fallback does the work)
    */
-  constructor(values: ArrayLike<number>, maxAmount: number) {
+  constructor(values: ArrayLike<number>, maxAmount: number, searchNodes = SEARCH_NODES) {
     const n = values.length;
     if (n > COIN_TYPES) throw new RangeError(`at most ${COIN_TYPES} coin types`);
     if (!Number.isInteger(maxAmount) || maxAmount < 0) throw new RangeError('maxAmount must be a non-negative integer');
@@ -116,12 +153,25 @@ export class ChangeMaker {
     }
     this.unit = g === 0 ? 1 : g;
     this.maxAmount = maxAmount;
+    if (!Number.isInteger(searchNodes) || searchNodes < 1) throw new RangeError('searchNodes must be a positive integer');
+    this.searchNodes = searchNodes;
+    this.residueAfter = searchNodes < RESIDUE_AFTER ? searchNodes : RESIDUE_AFTER;
     this.maxUnits = Math.floor(maxAmount / this.unit);
     if (this.maxUnits > MAX_UNITS) throw new RangeError(`maxAmount ${maxAmount} exceeds ${MAX_UNITS} units of ${this.unit}`);
     this.values = Int32Array.from(values);
     this.unitValues = new Int32Array(n);
     for (let i = 0; i < n; i++) this.unitValues[i] = this.values[i]! / this.unit;
-    this.bits = new Int32Array((this.maxUnits >> 5) + 1);
+    // The bitset, and in the same buffer the exact fallback's table: 2V + 1 Uint16 entries for the largest value V
+    // the planner can use and RESERVE_WORDS more for its scarce combinations (at most FALLBACK_BYTES in all; see exact).
+    let top = 0;
+    for (let i = 0; i < n; i++) {
+      const v = this.unitValues[i]!;
+      if (v <= this.maxUnits && v > top) top = v;
+    }
+    const words = (this.maxUnits >> 5) + 1;
+    const tableWords = Math.min(top + 1 + RESERVE_WORDS, FALLBACK_BYTES >> 2);
+    this.bits = new Int32Array(words > tableWords ? words : tableWords);
+    this.table = new Uint16Array(this.bits.buffer);
     // The residue bound's modulus q: a multiple of the common divisor of the values' differences (every
     // level's deficits are multiples of it, so q sees the coin count's residue), as large as allowed.
     let d = 0;
@@ -135,7 +185,7 @@ export class ChangeMaker {
       levels++;
     }
     const q = d === 0 || d > 32 ? 32 : d * Math.floor(32 / d); // at most 32: 2 KB of tables for 16 types
-    this.work = new Int32Array(ROWS * COIN_TYPES + levels * q + 1);
+    this.work = new Int32Array(ROWS * STRIDE + levels * q + 1);
     this.work[this.work.length - 1] = q;
     // Types by value, largest first (insertion sort: at most 16).
     const w = this.work;
@@ -221,7 +271,7 @@ export class ChangeMaker {
   /** The fewest coins paying `target` units (which the tubes can pay), written into the plan. */
   private fewest(target: number, counts: ArrayLike<number>): number {
     const w = this.work;
-    const T = COIN_TYPES;
+    const T = STRIDE;
     const uv = this.unitValues;
     // Levels: the values in the tubes, largest first, equal values merged.
     let m = 0;
@@ -268,12 +318,15 @@ export class ChangeMaker {
       // Enter level i with the remainder and the coins used so far.
       // A pathological coin set (many close values whose sums miss the amount) can need millions of
       // nodes to prove a plan the fewest; past the budget the best plan found so far is paid.
-      if (++nodes > SEARCH_NODES) {
-        // best is set: the guided plan below was made at RESIDUE_AFTER if the search had none by then.
-        this.plan.optimal = false;
+      if (++nodes > this.searchNodes) {
+        // best is set: the guided plan below was made at RESIDUE_AFTER if the search had none by then. The
+        // exact fallback proves it or finds the fewest where it applies; elsewhere the plan is paid unproven.
+        const f = this.exact(target, m, best);
+        if (f < 0) this.plan.optimal = false;
+        else best = f;
         break;
       }
-      if (nodes === RESIDUE_AFTER) {
+      if (nodes === this.residueAfter) {
         if (best === NONE) {
           // No plan yet (a set whose sums mostly miss the amount, e.g. values all 1 mod 37): the descent
           // could backtrack for minutes before its first plan, so build one without backtracking. Level
@@ -498,6 +551,298 @@ export class ChangeMaker {
   }
 
   /**
+   * The exact fallback, for a search that reached its node budget: the fewest coins for `target` units, with the
+   * plan in the BEST row if it has fewer than `best`, or -1 where it does not apply (the plan is then unproven).
+   *
+   * It splits the levels around a pivot, a value V whose tube holds every coin of V that fits in the target:
+   * "open" levels, V and the smaller values v whose tubes hold at least min(the coins of v that fit, u / gcd(u,
+   * v) - 1 for each open u above v, V included), and "scarce" ones, the rest (every value above V among them).
+   * It applies when the scarce tubes allow at most COMBOS combinations of counts, in at most PASSES passes (see
+   * attempt; when the search's count leaves too many, exact asks again from the relaxed bound up).
+   * Relax the open tubes (any number of coins) and keep the scarce ones: every plan with the fewest coins
+   * under that relaxation fits the real tubes, so its count is the answer. Proof: such a plan uses at most
+   * target / V coins of V. For an open u above v, u / g coins of v (g = gcd(u, v)) pay the same as v / g coins
+   * of u, which are fewer, and u is unlimited under the relaxation: so the plan uses fewer than u / g coins of
+   * v, and no more than fit; the tube holds that many. The levels are classified from the pivot down, each against the open ones above it, so in one pass.
+   *
+   * Under the relaxation the fewest open coins for a units is f(a) = 1 + min f(a - v) over the open values,
+   * which needs only the last V entries: a pass over 0..target in a window of V + 1 Uint16 entries (f is at
+   * most 30,000) in the bitset's buffer, no longer needed then, gives f at target - s for each scarce
+   * combination of a batch (its sum s, sorted, two entries each after the window), and the fewest is the least
+   * n + f(target - s) over them all, n the combination's coins. The open part of the plan comes from splitting
+   * its amount (Hirschberg's divide and conquer, see unbounded): the stack of amounts to split holds at most 17
+   * (each is at most half the last plus V). Time O(levels x target) a pass, at most FALLBACK_PASSES of them
+   * over all tries, and about that again for each depth of the splitting: O(levels x target x (FALLBACK_PASSES +
+   * log(target / V))) in all.
+   */
+  private exact(target: number, m: number, best: number): number {
+    const w = this.work;
+    const T = STRIDE;
+    // The tubes as the search had them (attempts cap CNT in place).
+    for (let l = 0; l < m; l++) w[STEP * T + l] = w[CNT * T + l]!;
+    this.passesLeft = FALLBACK_PASSES;
+    let r = this.attempt(target, m, best);
+    if (r !== -1 || this.lower === 0) return r;
+    // Only a bound below the search's count: ask, from just above it, whether a plan has fewer coins than
+    // `goal`. Each answer rules out plans below goal or settles the fewest; the caps, tighter for a lower goal,
+    // often let the pivot's conditions hold where they did not for `best`.
+    // (The last goal is `best` again: ruling out fewer than best proves the search's plan.)
+    for (let goal = this.lower + 1; goal <= best; goal++) {
+      r = this.attempt(target, m, goal);
+      if (r === -1) return -1;
+      if (r < goal) return r;
+    }
+    return best;
+  }
+
+  /**
+   * One try of the exact fallback for plans with fewer coins than `goal`: their fewest (plan in BEST) if there
+   * is one, `goal` if there is none, -1 if it cannot say (then `lower` is a lower bound on such plans' coins
+   * when it has one, else 0).
+   */
+  private attempt(target: number, m: number, best: number): number {
+    const w = this.work;
+    const T = STRIDE;
+    const t = this.table;
+    this.lower = 0;
+    for (let l = 0; l < m; l++) w[CNT * T + l] = w[STEP * T + l]!;
+    // Only a plan with fewer coins than `best` matters. It has at most best - 1 of any value, and k coins of v
+    // below the largest value X leave target - kv to at most best - 1 - k coins of at most X, so k <= ((best -
+    // 1) X - target) / (X - v). KMIN holds that cap a level and CNT the tube capped there (the search's rows,
+    // done with); the relaxed plan below obeys the same caps (it too has fewer than `best` coins, if it beats it).
+    const X = w[VAL * T]!;
+    if ((best - 1) * X < target) return best;
+    for (let l = 0; l < m; l++) {
+      const v = w[VAL * T + l]!;
+      let cap = best - 1;
+      if (v < X) {
+        const k = Math.floor(((best - 1) * X - target) / (X - v));
+        if (k < cap) cap = k;
+      }
+      w[KMIN * T + l] = cap;
+      if (w[CNT * T + l]! > cap) w[CNT * T + l] = cap;
+    }
+    const passes = this.passesLeft < PASSES ? this.passesLeft : PASSES;
+    if (passes === 0) return -1;
+    // The pivot: the first level, from the largest value, whose scarce combinations fit. K marks the scarce
+    // levels (the search is over): those above the pivot, and below it those whose tube may bind.
+    let p = -1;
+    let combos = 0;
+    for (let c = 0; c < m && p < 0; c++) {
+      const V = w[VAL * T + c]!;
+      const fit = Math.floor(target / V);
+      const cap = w[KMIN * T + c]!;
+      if (w[CNT * T + c]! < (fit < cap ? fit : cap) || 2 * V + 1 > t.length) continue;
+      let n = 1;
+      for (let l = 0; l < m && n <= COMBOS; l++) {
+        let scarce = l < c;
+        if (l > c) {
+          // The most coins of v a relaxed plan with the fewest can use: those that fit, the cap above, and for
+          // each open value u above it, u / gcd(u, v) - 1 (as many coins of v pay v / gcd(u, v) coins of u, fewer).
+          const v = w[VAL * T + l]!;
+          let most = Math.floor(target / v);
+          if (w[KMIN * T + l]! < most) most = w[KMIN * T + l]!;
+          for (let u = c; u < l; u++) {
+            if (w[K * T + u] !== 0 && u !== c) continue;
+            const x = w[VAL * T + u]! / gcd(w[VAL * T + u]!, v) - 1;
+            if (x < most) most = x;
+          }
+          scarce = w[CNT * T + l]! < most;
+        }
+        w[K * T + l] = scarce ? 1 : 0;
+        if (scarce) n *= w[CNT * T + l]! + 1;
+      }
+      // At least one combination a batch, and at most PASSES batches (and the passes left).
+      const batch = (t.length - 2 * V - 1) >> 1;
+      if (n <= COMBOS && batch > 0 && n <= passes * batch) {
+        p = c;
+        combos = n;
+      }
+    }
+    // No pivot: the same passes still give a lower bound, with every tube that may bind enumerated and the
+    // rest relaxed (the fullest of them too, until the combinations fit): it proves the search's plan the
+    // fewest when it reaches `best`, but gives no plan of its own.
+    const loose = p < 0;
+    if (loose) {
+      if (2 * X + 3 > t.length) return -1;
+      p = 0;
+      const batch = (t.length - 2 * X - 1) >> 1;
+      w[K * T] = 0;
+      for (let l = 1; l < m; l++) {
+        const fit = Math.floor(target / w[VAL * T + l]!);
+        w[K * T + l] = w[CNT * T + l]! < (fit < w[KMIN * T + l]! ? fit : w[KMIN * T + l]!) ? 1 : 0;
+      }
+      for (;;) {
+        combos = 1;
+        let fullest = -1;
+        for (let l = 1; l < m; l++) {
+          if (w[K * T + l] === 0) continue;
+          combos *= w[CNT * T + l]! + 1;
+          if (fullest < 0 || w[CNT * T + l]! > w[CNT * T + fullest]!) fullest = l;
+        }
+        if (combos <= COMBOS && combos <= passes * batch) break;
+        w[K * T + fullest] = 0;
+      }
+    }
+    const V = w[VAL * T + p]!;
+    // The open values, largest first, in USED (the search's, done with), so the passes' inner loop reads one row.
+    let open = 0;
+    for (let l = 0; l < m; l++) if (w[K * T + l] === 0) w[USED * T + open++] = w[VAL * T + l]!;
+    this.open = open;
+    // The combinations in batches of as many as fit after the window, each by sum, largest first (index at
+    // t[at + j], sum at t[at + batch + j]); for each batch one pass over the open values reads f at target - s
+    // for each of its combinations as it passes.
+    const at = 2 * V + 1;
+    const batch = (t.length - at) >> 1;
+    const W = V + 1;
+    let f = UNSET;
+    let chosen = 0;
+    for (let first = 0; first < combos; first += batch) {
+      let kept = 0;
+      for (let i = first; i < combos && i < first + batch; i++) {
+        const sum = this.combination(i, m, false);
+        if (sum > target) continue;
+        let j = kept++;
+        while (j > 0 && t[at + batch + j - 1]! < sum) {
+          t[at + j] = t[at + j - 1]!;
+          t[at + batch + j] = t[at + batch + j - 1]!;
+          j--;
+        }
+        t[at + j] = i;
+        t[at + batch + j] = sum;
+      }
+      t[0] = 0;
+      for (let a = 0, i = 0, j = 0; a <= target && j < kept; a++) {
+        if (a > 0) {
+          let b = UNSET;
+          for (let o = USED * T, end = o + open; o < end; o++) {
+            const v = w[o]!;
+            if (v > a) continue;
+            const k = i - v;
+            const x = t[k < 0 ? k + W : k]!;
+            if (x < b) b = x;
+          }
+          t[i] = b === UNSET ? UNSET : b + 1;
+        }
+        for (; j < kept && target - t[at + batch + j]! === a; j++) {
+          if (t[i] === UNSET) continue;
+          // The combination's coins: its count, from its index (the sum is not needed again).
+          const n = this.combination(t[at + j]!, m, true) + t[i]!;
+          if (n < f) {
+            f = n;
+            chosen = t[at + j]!;
+          }
+        }
+        if (++i === W) i = 0;
+      }
+    }
+    this.passesLeft -= Math.ceil(combos / batch);
+    // f is the fewest below `best` if there is one: at least best says there is none.
+    if (f >= best) return best;
+    if (loose) {
+      this.lower = f;
+      return -1;
+    }
+    for (let l = 0; l < m; l++) w[BEST * T + l] = 0;
+    // The scarce counts into BEST; the open part pays the rest.
+    let sp = 0;
+    w[STACK * T + sp++] = target - this.combination(chosen, m, false, true);
+    while (sp > 0) {
+      const A = w[STACK * T + --sp]!;
+      if (A === 0) continue;
+      this.unbounded(A, V);
+      if (A < t.length) {
+        // The whole table: take a coin whose remainder needs one coin fewer, until nothing is left.
+        for (let a = A; a > 0; ) {
+          let l = 0;
+          while (w[K * T + l] !== 0 || w[VAL * T + l]! > a || t[a - w[VAL * T + l]!] !== t[a]! - 1) l++;
+          w[BEST * T + l] = w[BEST * T + l]! + 1;
+          a -= w[VAL * T + l]!;
+        }
+      } else {
+        w[STACK * T + sp++] = this.cut;
+        w[STACK * T + sp++] = A - this.cut;
+      }
+    }
+    return f;
+  }
+
+  /**
+   * Scarce combination `i` (mixed radix over the scarce levels, each 0..its count): its sum, or its coins
+   * when `coins`; `write` puts its counts in the BEST row.
+   */
+  private combination(i: number, m: number, coins: boolean, write = false): number {
+    const w = this.work;
+    const T = STRIDE;
+    let sum = 0;
+    let n = 0;
+    for (let l = 0; l < m; l++) {
+      if (w[K * T + l] === 0) continue;
+      const radix = w[CNT * T + l]! + 1;
+      const k = i % radix;
+      i = (i - k) / radix;
+      sum += k * w[VAL * T + l]!;
+      n += k;
+      if (write) w[BEST * T + l] = k;
+    }
+    return coins ? n : sum;
+  }
+
+  /**
+   * f(A), the fewest coins for A units from the open levels (K 0), any number of each (UNSET if none), with V
+   * the largest open value, over the table (see exact). An amount whose whole table fits leaves it there. A
+   * larger one (then A >= 2V + 1) leaves in `cut` an x in [A/2 - V + 1, A/2] with f(x) + f(A - x) = f(A): any
+   * plan for A, as a path 0 -> A in steps of at most V, passes one, so a pass to A/2 + V that also keeps f over
+   * that band (V entries after the window) finds one.
+   */
+  private unbounded(A: number, V: number): number {
+    const w = this.work;
+    const T = STRIDE;
+    const t = this.table;
+    t[0] = 0;
+    if (A < t.length) {
+      for (let a = 1; a <= A; a++) {
+        let b = UNSET;
+        for (let o = USED * T, end = o + this.open; o < end; o++) {
+          const k = a - w[o]!;
+          if (k >= 0 && t[k]! < b) b = t[k]!;
+        }
+        t[a] = b === UNSET ? UNSET : b + 1;
+      }
+      return t[A]!;
+    }
+    const W = V + 1; // the window: f(a - V) .. f(a), entry a mod W
+    const mid = A >> 1;
+    const lo = mid - V + 1; // the band [lo, mid], V entries from t[W] on
+    const hi = A - lo;
+    let f = UNSET;
+    this.cut = lo;
+    for (let a = 1, i = 1; a <= hi; a++) {
+      let b = UNSET;
+      for (let o = USED * T, end = o + this.open; o < end; o++) {
+        const v = w[o]!;
+        if (v > a) continue;
+        const k = i - v;
+        const x = t[k < 0 ? k + W : k]!;
+        if (x < b) b = x;
+      }
+      const fa = b === UNSET ? UNSET : b + 1;
+      t[i] = fa;
+      if (a >= lo && a <= mid) t[W + a - lo] = fa;
+      // a in [A - mid, A - lo] pairs with x = A - a in the band, already kept (x <= mid <= A - mid <= a).
+      if (a >= A - mid && fa !== UNSET) {
+        const fx = t[W + A - a - lo]!;
+        if (fx !== UNSET && fx + fa < f) {
+          f = fx + fa;
+          this.cut = A - a;
+        }
+      }
+      if (++i === W) i = 0;
+    }
+    return f;
+  }
+
+  /**
    * Fewest coins levels `from`..m-1 could pay `r` with if coins could be
    * split: the largest values first, each tube emptied before the next, the
    * last one in part. No plan does better, and it is far tighter than
@@ -506,7 +851,7 @@ export class ChangeMaker {
   private bound(from: number, r: number, m: number): number {
     if (r === 0) return 0;
     const w = this.work;
-    const T = COIN_TYPES;
+    const T = STRIDE;
     let coins = 0;
     for (let l = from; l < m; l++) {
       const v = w[VAL * T + l]!;
