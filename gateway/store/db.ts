@@ -7,8 +7,23 @@ import { PGlite } from '@electric-sql/pglite';
 import { mkdirSync } from 'node:fs';
 import pg from 'pg';
 
+/** How a statement is sent. */
+export interface QueryOptions {
+  /**
+   * A name for a statement sent over and over (ingest's, each batch): PostgreSQL then parses and plans it
+   * once per connection instead of every time. One name, one text: the driver refuses the same name with
+   * another. PGlite has no named statements and ignores it.
+   */
+  name?: string;
+}
+
 export interface Queryable {
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[], options?: QueryOptions): Promise<{ rows: R[] }>;
+}
+
+/** The driver's form of a statement: named (parsed once per connection) or not. */
+function statement(sql: string, params: unknown[], options: QueryOptions | undefined): pg.QueryConfig {
+  return options?.name === undefined ? { text: sql, values: params } : { name: options.name, text: sql, values: params };
 }
 
 export interface Db extends Queryable {
@@ -50,8 +65,8 @@ class PostgresDb implements Db {
   readonly kind = 'postgres' as const;
   constructor(private readonly pool: pg.Pool) {}
 
-  async query<R>(sql: string, params: unknown[] = []): Promise<{ rows: R[] }> {
-    const r = await this.pool.query(sql, params);
+  async query<R>(sql: string, params: unknown[] = [], options?: QueryOptions): Promise<{ rows: R[] }> {
+    const r = await this.pool.query(statement(sql, params, options));
     return { rows: r.rows as R[] };
   }
 
@@ -66,7 +81,7 @@ class PostgresDb implements Db {
     client.on('error', onError);
     try {
       await client.query('BEGIN');
-      const out = await fn({ query: async <R>(sql: string, params: unknown[] = []) => ({ rows: (await client.query(sql, params)).rows as R[] }) });
+      const out = await fn({ query: async <R>(sql: string, params: unknown[] = [], options?: QueryOptions) => ({ rows: (await client.query(statement(sql, params, options))).rows as R[] }) });
       await client.query('COMMIT');
       return out;
     } catch (e) {
