@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --latency-only | --change-only [--change-bundle FILE] | --heap-only [--heap-root DIR] | --gateway-only | --ingest-only [--machines N] [--rate R] [--ingest-seconds S] | --deadlocks-only [--machines N] [--rounds N] | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --cluster-only | --dashboard-only [--dashboard-machines N] [--dashboard-sales-per-day N] [--dashboard-pg] [--dashboard-keep DIR] | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
+ * npm run bench [-- --json] [--xs-only | --latency-only | --change-only [--change-bundle FILE] | --heap-only [--heap-root DIR] | --gateway-only | --ingest-only [--machines N] [--rate R] [--ingest-seconds S] | --ingest-batch-only [--batch N] [--batches N] | --deadlocks-only [--machines N] [--rounds N] | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --cluster-only | --dashboard-only [--dashboard-machines N] [--dashboard-sales-per-day N] [--dashboard-pg] [--dashboard-keep DIR] | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -27,6 +27,7 @@ import { fleetConnectionsBench } from './lib/fleet-connections.js';
 import { dashboardBench } from './lib/dashboard.js';
 import { vansDeferBench } from './lib/vans-defer.js';
 import { deadlockBench } from './lib/ingest-deadlocks.js';
+import { ingestBatchBench } from './lib/ingest-batch.js';
 
 const argv = process.argv;
 const f = new Figures(argv.includes('--json'));
@@ -115,6 +116,12 @@ async function main(): Promise<void> {
   if (argv.includes('--ingest-only')) {
     // The gateway's CPU per message, few machines against many distinct ones at one rate (issue 16).
     await distinctMachinesBench(f, { machines: wholeNumber('--machines', 2000), rate: wholeNumber('--rate', 1144), seconds: wholeNumber('--ingest-seconds', 10) });
+    f.finish();
+    return;
+  }
+  if (argv.includes('--ingest-batch-only')) {
+    // One small ingest batch at a time through the store: its CPU on PGlite, in the gateway and in PostgreSQL (issue 16).
+    await ingestBatchBench(f, { pgUrl: process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test', batch: wholeNumber('--batch', 11), batches: wholeNumber('--batches', 500) });
     f.finish();
     return;
   }

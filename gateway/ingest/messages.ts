@@ -23,6 +23,9 @@ import { unstorable } from '../store/json.js';
 export const MAX_PAYLOAD = 64 * 1024;
 export const MAX_EVENTS_PER_MESSAGE = 500;
 const EVENT_TYPE = /^[a-z][a-z0-9-]{0,31}$/;
+const KINDS: ReadonlySet<string> = new Set(['events', 'telemetry', 'status']);
+/** One decoder for every message (decoding without `stream` keeps no state between calls); making one is dearer than decoding a small message. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Shape bounds for anything a machine sends (generous for what the firmware writes: see docs/uplink.md). */
 export const JSON_LIMITS = {
@@ -85,43 +88,73 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 const isCount = (v: unknown, max = Number.MAX_SAFE_INTEGER): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
 
+type ShapeLimits = { depth: number; keys: number; arrayLength: number; stringLength: number; nodes: number };
+
+/** Where a value sits: list indexes and field names from the innermost out (the path is written only for a refusal). */
+type Steps = (number | string)[];
+/** A value beyond the bounds: where (innermost step first), and what is wrong; `whole`: said of the message, with no place. */
+type ShapeFault = { steps: Steps; what: string; whole?: true };
+
 /**
  * Why a parsed JSON value is beyond the bounds (a path and what is wrong),
- * or undefined. Iterative, so a value nested as deep as its bytes allow
- * cannot exhaust the stack.
+ * or undefined. Recursive only into objects and lists within `limits.depth`
+ * (a deeper one is refused before its contents are looked at), so a value
+ * nested as deep as its bytes allow cannot exhaust the stack. Values are
+ * visited in document order and the path is built only for a refusal: this
+ * runs on every message, and a path string per value cost more than the
+ * check itself.
  */
-export function checkJsonShape(value: unknown, limits: { depth: number; keys: number; arrayLength: number; stringLength: number; nodes: number } = JSON_LIMITS): string | undefined {
-  const stack: { v: unknown; depth: number; path: string }[] = [{ v: value, depth: 1, path: '' }];
-  let nodes = 0;
-  const text = (s: string, path: string, what: string): string | undefined => {
-    if (s.length > limits.stringLength) return `${path || 'the message'}: ${what} of ${s.length} characters (at most ${limits.stringLength})`;
-    if (unstorable(s)) return `${path || 'the message'}: ${what} with a NUL or unpaired surrogate character`;
-    return undefined;
-  };
-  while (stack.length > 0) {
-    const { v, depth, path } = stack.pop()!;
-    if (++nodes > limits.nodes) return `more than ${limits.nodes} values`;
-    if (typeof v === 'string') {
-      const bad = text(v, path, 'a string');
-      if (bad) return bad;
-    } else if (typeof v === 'number') {
-      // JSON.parse turns 1e400 into Infinity; a store would turn it into something else again.
-      if (!Number.isFinite(v)) return `${path || 'the message'}: a number out of range`;
-    } else if (typeof v === 'object' && v !== null) {
-      if (depth > limits.depth) return `${path || 'the message'}: nested more than ${limits.depth} deep`;
-      if (Array.isArray(v)) {
-        if (v.length > limits.arrayLength) return `${path || 'the message'}: a list of ${v.length} (at most ${limits.arrayLength})`;
-        for (let i = v.length - 1; i >= 0; i--) stack.push({ v: v[i], depth: depth + 1, path: `${path}[${i}]` });
-      } else {
-        const keys = Object.keys(v);
-        if (keys.length > limits.keys) return `${path || 'the message'}: an object of ${keys.length} fields (at most ${limits.keys})`;
-        for (let i = keys.length - 1; i >= 0; i--) {
-          const k = keys[i]!;
-          const bad = text(k, path, 'a field name');
-          if (bad) return bad;
-          stack.push({ v: (v as Record<string, unknown>)[k], depth: depth + 1, path: `${path}.${k.slice(0, 32)}` });
-        }
+export function checkJsonShape(value: unknown, limits: ShapeLimits = JSON_LIMITS): string | undefined {
+  const counter = { nodes: 0 };
+  const fault = shapeFault(value, 1, limits, counter);
+  if (fault === undefined) return undefined;
+  if (fault.whole) return fault.what;
+  let path = '';
+  for (let i = fault.steps.length - 1; i >= 0; i--) {
+    const step = fault.steps[i]!;
+    path += typeof step === 'number' ? `[${step}]` : `.${step.slice(0, 32)}`;
+  }
+  return `${path || 'the message'}: ${fault.what}`;
+}
+
+function textFault(s: string, limits: ShapeLimits, what: string): ShapeFault | undefined {
+  if (s.length > limits.stringLength) return { steps: [], what: `${what} of ${s.length} characters (at most ${limits.stringLength})` };
+  if (unstorable(s)) return { steps: [], what: `${what} with a NUL or unpaired surrogate character` };
+  return undefined;
+}
+
+function shapeFault(v: unknown, depth: number, limits: ShapeLimits, counter: { nodes: number }): ShapeFault | undefined {
+  if (++counter.nodes > limits.nodes) return { steps: [], what: `more than ${limits.nodes} values`, whole: true };
+  if (typeof v === 'string') return textFault(v, limits, 'a string');
+  // JSON.parse turns 1e400 into Infinity; a store would turn it into something else again.
+  if (typeof v === 'number') return Number.isFinite(v) ? undefined : { steps: [], what: 'a number out of range' };
+  if (typeof v !== 'object' || v === null) return undefined;
+  if (depth > limits.depth) return { steps: [], what: `nested more than ${limits.depth} deep` };
+  if (Array.isArray(v)) {
+    const list: readonly unknown[] = v;
+    if (list.length > limits.arrayLength) return { steps: [], what: `a list of ${list.length} (at most ${limits.arrayLength})` };
+    for (let i = 0; i < list.length; i++) {
+      const f = shapeFault(list[i], depth + 1, limits, counter);
+      if (f) {
+        if (!f.whole) f.steps.push(i);
+        return f;
       }
+    }
+    return undefined;
+  }
+  const record = v as Record<string, unknown>;
+  const keys = Object.keys(record);
+  if (keys.length > limits.keys) return { steps: [], what: `an object of ${keys.length} fields (at most ${limits.keys})` };
+  // Field names before any value, the last bad one first (the order refusals have always named them in).
+  for (let i = keys.length - 1; i >= 0; i--) {
+    const bad = textFault(keys[i]!, limits, 'a field name');
+    if (bad) return bad;
+  }
+  for (const k of keys) {
+    const f = shapeFault(record[k], depth + 1, limits, counter);
+    if (f) {
+      if (!f.whole) f.steps.push(k);
+      return f;
     }
   }
   return undefined;
@@ -144,7 +177,7 @@ function rawOf(e: unknown): string {
  */
 export function parseMessage(topic: string, payload: Uint8Array, checkEvent?: EventCheck): Parsed {
   const parts = topic.split('/');
-  if (parts.length !== 3 || parts[0] !== 'fleet' || !isMachineId(parts[1]!) || !['events', 'telemetry', 'status'].includes(parts[2]!)) {
+  if (parts.length !== 3 || parts[0] !== 'fleet' || !isMachineId(parts[1]!) || !KINDS.has(parts[2]!)) {
     return refuse('wrong-topic', topic.slice(0, 200));
   }
   const machine = parts[1]!;
@@ -152,7 +185,7 @@ export function parseMessage(topic: string, payload: Uint8Array, checkEvent?: Ev
   if (payload.length > MAX_PAYLOAD) return refuse('oversized', `${payload.length} bytes on ${topic}`, machine);
   let body: unknown;
   try {
-    body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+    body = JSON.parse(UTF8.decode(payload));
   } catch (e) {
     return refuse('malformed-json', `${topic}: ${(e as Error).message.slice(0, 120)}`, machine);
   }

@@ -96,7 +96,7 @@ class SqlIngestStore implements IngestStore {
   constructor(private readonly db: Db) {}
 
   async knownMachines(ids: readonly string[]): Promise<string[]> {
-    const found = await this.db.query<{ id: string }>('SELECT id FROM machines WHERE id = ANY($1::text[])', [ids]);
+    const found = await this.db.query<{ id: string }>('SELECT id FROM machines WHERE id = ANY($1::text[])', [ids], { name: 'ingest-known-machines' });
     return found.rows.map((r) => r.id);
   }
 
@@ -151,22 +151,13 @@ class SqlIngestStore implements IngestStore {
       if (hasEvents) {
         const { fresh, conflicting } = await sortOut(tx, batch.messages);
         if (fresh.machines.length > 0) {
-          // One statement (a statement is a round trip and a write, which cost more than the rows when
-          // batches are small): the events, their sales into the daily rollup (only what this statement
-          // inserted: resends add nothing) and each machine's state, with the count inserted.
-          // What was checked, serialised again: the store never parses a machine's own bytes.
+          // One statement (INSERT_EVENTS). What was checked, serialised again: the store never parses a machine's own bytes.
           const touch = touchRows(batch.messages);
           const r = await tx.query<{ n: number }>(
-            `WITH ins AS (
-               INSERT INTO events (machine_id, seq, type, machine_time, body)
-               SELECT m, s, ty, mt, b::jsonb FROM ROWS FROM (unnest($1::text[]), unnest($2::bigint[]), unnest($3::text[]), unnest($4::bigint[]), json_array_elements($5::json)) AS t(m, s, ty, mt, b)
-               ON CONFLICT DO NOTHING
-               RETURNING machine_id, type, body
-             ), rollup AS (${ROLLUP_FROM_INSERTED('ins')}
-             ), touch AS (${TOUCH_MACHINES('$6', '$7', 'ins')})
-             SELECT count(*)::int AS n FROM ins`,
+            INSERT_EVENTS,
             // The bodies as one JSON array, not an array parameter whose quotes the driver escapes one by one (storeTelemetry).
             [fresh.machines, fresh.seqs, fresh.types, fresh.times, `[${fresh.bodies.join(',')}]`, touch.ids, touch.newest],
+            { name: 'ingest-events' },
           );
           counts.inserted = Number(r.rows[0]!.n);
           touched = true;
@@ -183,13 +174,14 @@ class SqlIngestStore implements IngestStore {
            ON CONFLICT (machine_id, seq) DO NOTHING
            RETURNING seq`,
           [ref.machines, ref.seqs, ref.times, ref.types, ref.reasons, ref.raws],
+          { name: 'ingest-refused' },
         );
         counts.refused = r.rows.length;
       }
       if (batch.messages.length > 0) {
         if (!touched) {
           const touch = touchRows(batch.messages);
-          await tx.query(TOUCH_MACHINES('$1', '$2'), [touch.ids, touch.newest]);
+          await tx.query(TOUCH_ONLY, [touch.ids, touch.newest], { name: 'ingest-touch' });
         }
         await hooks.events?.(tx, batch.messages.filter((p) => !conflicts.has(p)));
       }
@@ -207,6 +199,7 @@ export async function countRejections(db: Queryable, reason: Rejection, count: n
     `INSERT INTO rejections (reason, count, last_at, last_detail) VALUES ($1, $2, now(), $3)
      ON CONFLICT (reason) DO UPDATE SET count = rejections.count + EXCLUDED.count, last_at = now(), last_detail = EXCLUDED.last_detail`,
     [reason, count, storable(detail.slice(0, 500))],
+    { name: 'count-rejections' },
   );
 }
 
@@ -245,6 +238,7 @@ async function sortOut<M extends EventMessage>(tx: Queryable, messages: readonly
      ON CONFLICT (machine_id) DO UPDATE SET high_before = event_marks.high, high = GREATEST(event_marks.high, EXCLUDED.high)
      RETURNING machine_id, high_before, archived_through`,
     [ids, ids.map((m) => newest.get(m)!)],
+    { name: 'ingest-marks' },
   );
   const mark = new Map(marks.rows.map((r) => [r.machine_id, { high: Number(r.high_before), archived: Number(r.archived_through) }]));
   const look = { machines: [] as string[], seqs: [] as number[] };
@@ -263,6 +257,7 @@ async function sortOut<M extends EventMessage>(tx: Queryable, messages: readonly
       `SELECT e.machine_id, e.seq, e.type, e.machine_time, e.body FROM events e
        JOIN unnest($1::text[], $2::bigint[]) AS k(m, s) ON e.machine_id = k.m AND e.seq = k.s`,
       [look.machines, look.seqs],
+      { name: 'ingest-lookup' },
     );
     for (const r of found.rows) byKey.set(key(r.machine_id, Number(r.seq)), r);
   }
@@ -318,6 +313,24 @@ const TOUCH_MACHINES = (ids: string, newest: string, inserted?: string): string 
        last_seq = GREATEST(machine_state.last_seq, EXCLUDED.last_seq), events = machine_state.events + EXCLUDED.events`;
 
 /**
+ * A batch's events in one statement (a statement is a round trip and a write, which cost more than the rows
+ * when batches are small): the events, their sales into the daily rollup (only what this statement inserted:
+ * resends add nothing) and each machine's state, with the count inserted. Built once: it is sent (by name)
+ * with every batch.
+ */
+const INSERT_EVENTS = `WITH ins AS (
+   INSERT INTO events (machine_id, seq, type, machine_time, body)
+   SELECT m, s, ty, mt, b::jsonb FROM ROWS FROM (unnest($1::text[]), unnest($2::bigint[]), unnest($3::text[]), unnest($4::bigint[]), json_array_elements($5::json)) AS t(m, s, ty, mt, b)
+   ON CONFLICT DO NOTHING
+   RETURNING machine_id, type, body
+ ), rollup AS (${ROLLUP_FROM_INSERTED('ins')}
+ ), touch AS (${TOUCH_MACHINES('$6', '$7', 'ins')})
+ SELECT count(*)::int AS n FROM ins`;
+
+/** The machines' state alone (a batch whose events were all stored already). */
+const TOUCH_ONLY = TOUCH_MACHINES('$1', '$2');
+
+/**
  * Every report into the history; the newest of each machine becomes its state (one statement: the
  * history's insert as a CTE). The bodies go as one JSON array (they are JSON text already) rather than an
  * array parameter, whose every quote the driver would escape: with reports of a kilobyte, that escaping
@@ -347,6 +360,7 @@ async function storeTelemetry(tx: Queryable, telemetry: readonly { machine: stri
                           OR (EXCLUDED.telemetry->>'t')::bigint >= (machine_state.telemetry->>'t')::bigint
                         THEN now() ELSE machine_state.telemetry_at END`,
     [telemetry.map((t) => t.machine), `[${telemetry.map((t) => t.text).join(',')}]`, ids.map((m) => latest.get(m)!)],
+    { name: 'ingest-telemetry' },
   );
 }
 
@@ -359,5 +373,6 @@ async function storeStatuses(tx: Queryable, statuses: readonly { machine: string
      SELECT m, o, now(), b FROM unnest($1::text[], $2::boolean[], $3::jsonb[]) WITH ORDINALITY AS t(m, o, b, i) ORDER BY i
      ON CONFLICT (machine_id) DO UPDATE SET online = EXCLUDED.online, last_seen = now(), status = EXCLUDED.status`,
     [list.map((s) => s.machine), list.map((s) => s.online), list.map((s) => s.text)],
+    { name: 'ingest-statuses' },
   );
 }

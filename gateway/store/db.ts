@@ -6,9 +6,25 @@
 import { PGlite } from '@electric-sql/pglite';
 import { mkdirSync } from 'node:fs';
 import pg from 'pg';
+import { NamedStatements } from './pglite-named.js';
+
+/** How a statement is sent. */
+export interface QueryOptions {
+  /**
+   * A name for a statement sent over and over (ingest's, each batch): PostgreSQL then parses and plans it
+   * once per connection instead of every time; on PGlite, once per store (pglite-named.ts). One name, one
+   * text: the same name with another is refused.
+   */
+  name?: string;
+}
 
 export interface Queryable {
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[], options?: QueryOptions): Promise<{ rows: R[] }>;
+}
+
+/** The driver's form of a statement: named (parsed once per connection) or not. */
+function statement(sql: string, params: unknown[], options: QueryOptions | undefined): pg.QueryConfig {
+  return options?.name === undefined ? { text: sql, values: params } : { name: options.name, text: sql, values: params };
 }
 
 export interface Db extends Queryable {
@@ -22,9 +38,15 @@ export interface Db extends Queryable {
 
 class PgliteDb implements Db {
   readonly kind = 'pglite' as const;
+  /** PGlite's API has none: made with PREPARE and run with EXECUTE (pglite-named.ts). */
+  private readonly named = new NamedStatements();
   constructor(private readonly db: PGlite) {}
 
-  async query<R>(sql: string, params: unknown[] = []): Promise<{ rows: R[] }> {
+  async query<R>(sql: string, params: unknown[] = [], options?: QueryOptions): Promise<{ rows: R[] }> {
+    if (options?.name !== undefined) {
+      const r = await this.named.run<R>(this.db, options.name, sql, params);
+      if (r) return r;
+    }
     const r = await this.db.query<R>(sql, params);
     return { rows: r.rows };
   }
@@ -32,7 +54,13 @@ class PgliteDb implements Db {
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     return this.db.transaction(async (tx) =>
       fn({
-        query: async <R>(sql: string, params: unknown[] = []) => ({ rows: (await tx.query<R>(sql, params)).rows }),
+        query: async <R>(sql: string, params: unknown[] = [], options?: QueryOptions) => {
+          if (options?.name !== undefined) {
+            const r = await this.named.run<R>(tx, options.name, sql, params);
+            if (r) return r;
+          }
+          return { rows: (await tx.query<R>(sql, params)).rows };
+        },
       }),
     );
   }
@@ -50,8 +78,8 @@ class PostgresDb implements Db {
   readonly kind = 'postgres' as const;
   constructor(private readonly pool: pg.Pool) {}
 
-  async query<R>(sql: string, params: unknown[] = []): Promise<{ rows: R[] }> {
-    const r = await this.pool.query(sql, params);
+  async query<R>(sql: string, params: unknown[] = [], options?: QueryOptions): Promise<{ rows: R[] }> {
+    const r = await this.pool.query(statement(sql, params, options));
     return { rows: r.rows as R[] };
   }
 
@@ -66,7 +94,7 @@ class PostgresDb implements Db {
     client.on('error', onError);
     try {
       await client.query('BEGIN');
-      const out = await fn({ query: async <R>(sql: string, params: unknown[] = []) => ({ rows: (await client.query(sql, params)).rows as R[] }) });
+      const out = await fn({ query: async <R>(sql: string, params: unknown[] = [], options?: QueryOptions) => ({ rows: (await client.query(statement(sql, params, options))).rows as R[] }) });
       await client.query('COMMIT');
       return out;
     } catch (e) {
