@@ -202,7 +202,12 @@ export async function revenueByCurrency(db: Queryable, operator: string | null =
   return r.rows.map((x) => ({ currency: x.currency, decimals: Number(x.decimals ?? 2), revenue: Number(x.revenue) }));
 }
 
-export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup', operator: string | null = null): Promise<FleetSummary> {
+/**
+ * `yesterday`: how the rollup source reads the 24 hours' part before midnight ('raw': the sales since this time
+ * yesterday; 'rollup': yesterday's rollup less the raw sales up to this time yesterday). Both are exact; by
+ * default the one reading fewer raw sales (tests ask for each).
+ */
+export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup', operator: string | null = null, yesterday?: 'raw' | 'rollup'): Promise<FleetSummary> {
   const counts = await db.query<{ machines: string; online: string }>(
     `SELECT (SELECT count(*) FROM machines WHERE $1::text IS NULL OR operator_id = $1) AS machines,
             (SELECT count(*) FROM machine_state ms JOIN machines m ON m.id = ms.machine_id WHERE ms.online AND ($1::text IS NULL OR m.operator_id = $1)) AS online`,
@@ -218,7 +223,7 @@ export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup'
     // the raw rows read are at most 12 hours'). Yesterday's fleet total is the closed day's row when written.
     const MIDNIGHT = `date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'`;
     const before =
-      new Date().getUTCHours() >= 12
+      (yesterday ?? (new Date().getUTCHours() >= 12 ? 'raw' : 'rollup')) === 'raw'
         ? `before AS (SELECT count(*) AS n, sum(price) AS rev FROM sales WHERE received_at >= now() - interval '24 hours' AND received_at < ${MIDNIGHT} AND ${mine})`
         : `yday AS (SELECT f.sales AS n, f.revenue AS rev FROM sales_daily_fleet f WHERE f.day = (now() AT TIME ZONE 'UTC')::date - 1 AND $1::text IS NULL
                     UNION ALL
