@@ -15,7 +15,6 @@ import { firmwareOf, listMachines, MAX_TAGS, setTags, slotsOf, tagsOf } from '..
 import { salesBySlot } from '../store/sales.js';
 import { HttpError } from './errors.js';
 import { MACHINE_ID, MACHINE_PARAMS, OPERATOR_PARAM, type RouteContext } from './http.js';
-
 import { dateTime } from './validation.js';
 
 /** Most machines one GET /machines?ids= names. */
