@@ -1,5 +1,6 @@
 /**
- * The fleet over the operator API: every machine at a glance, one machine's
+ * The fleet over the operator API: every machine at a glance (or a page of
+ * them, or the ones named: a live page's changed rows), one machine's
  * state and slots (and the firmware it runs, its last update report, its
  * tags), its sales over a time range, setting its tags, and provisioning a
  * new machine (admins only: the answer holds its command key). A token sees
