@@ -80,19 +80,19 @@ export async function listAlerts(db: Queryable, q: AlertQuery = {}): Promise<Ale
 }
 
 /** Open alerts per machine of `operator` (null: every operator's; the fleet list shows the count). */
-export async function openAlertCounts(db: Queryable, operator: string | null = null): Promise<Map<string, number>> {
+export async function openAlertCounts(db: Queryable, operator: string | null = null, machines?: readonly string[]): Promise<Map<string, number>> {
   const r = await db.query<{ machine_id: string; n: string | number }>(
-    'SELECT a.machine_id, count(*) AS n FROM alerts a JOIN machines m ON m.id = a.machine_id WHERE a.closed_at IS NULL AND ($1::text IS NULL OR m.operator_id = $1) GROUP BY a.machine_id',
-    [operator],
+    'SELECT a.machine_id, count(*) AS n FROM alerts a JOIN machines m ON m.id = a.machine_id WHERE a.closed_at IS NULL AND ($1::text IS NULL OR m.operator_id = $1) AND ($2::text[] IS NULL OR a.machine_id = ANY($2::text[])) GROUP BY a.machine_id',
+    [operator, machines ? [...machines] : null],
   );
   return new Map(r.rows.map((x) => [x.machine_id, Number(x.n)]));
 }
 
 /** Open critical alerts per machine (a device offline, a currency mismatch...): what the dashboard counts as errors. */
-export async function openCriticalCounts(db: Queryable, operator: string | null = null): Promise<Map<string, number>> {
+export async function openCriticalCounts(db: Queryable, operator: string | null = null, machines?: readonly string[]): Promise<Map<string, number>> {
   const r = await db.query<{ machine_id: string; n: string | number }>(
-    "SELECT a.machine_id, count(*) AS n FROM alerts a JOIN machines m ON m.id = a.machine_id WHERE a.closed_at IS NULL AND a.severity = 'critical' AND ($1::text IS NULL OR m.operator_id = $1) GROUP BY a.machine_id",
-    [operator],
+    "SELECT a.machine_id, count(*) AS n FROM alerts a JOIN machines m ON m.id = a.machine_id WHERE a.closed_at IS NULL AND a.severity = 'critical' AND ($1::text IS NULL OR m.operator_id = $1) AND ($2::text[] IS NULL OR a.machine_id = ANY($2::text[])) GROUP BY a.machine_id",
+    [operator, machines ? [...machines] : null],
   );
   return new Map(r.rows.map((x) => [x.machine_id, Number(x.n)]));
 }

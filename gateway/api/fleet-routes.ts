@@ -1,5 +1,6 @@
 /**
- * The fleet over the operator API: every machine at a glance, one machine's
+ * The fleet over the operator API: every machine at a glance (or a page of
+ * them, or the ones named: a live page's changed rows), one machine's
  * state and slots (and the firmware it runs, its last update report, its
  * tags), its sales over a time range, setting its tags, and provisioning a
  * new machine (admins only: the answer holds its command key). A token sees
@@ -17,27 +18,47 @@ import { HttpError } from './errors.js';
 import { MACHINE_ID, MACHINE_PARAMS, OPERATOR_PARAM, type RouteContext } from './http.js';
 import { dateTime } from './validation.js';
 
+/** Most machines one GET /machines?ids= names. */
+const MAX_IDS = 500;
+/** Machine ids, comma-separated (each checked as MACHINE_ID_PATTERN is, without its anchors). */
+const MACHINE_ID_LIST = '[A-Za-z0-9][A-Za-z0-9_-]{0,63}(?:,[A-Za-z0-9][A-Za-z0-9_-]{0,63})*';
+
 export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
   const { db, reads, commands, need, machineState, readMachineState, scope, owner } = ctx;
 
-  app.get<{ Querystring: { tag?: string } }>(
+  app.get<{ Querystring: { tag?: string; ids?: string; limit?: number; cursor?: string } }>(
     '/machines',
     {
       preHandler: need('viewer'),
       schema: {
         summary:
-          'Every machine (or those with a tag): online, last seen, unsynced state, firmware version, tags, operator, stock from its last telemetry ({units, capacity, percent}), needsRestock (a slot empty, out of service or at a fifth of its room), restockToday (from the forecasts: a slot empty, out of service or predicted to run out before midnight UTC; null while the first look of the gateway is under way), its money (currency, decimals), open alerts and open critical alerts',
+          'Every machine (or those with a tag, or those named in ids), in id order: online, last seen, unsynced state, firmware version, tags, operator, stock from its last telemetry ({units, capacity, percent}), needsRestock (a slot empty, out of service or at a fifth of its room), restockToday (from the forecasts: a slot empty, out of service or predicted to run out before midnight UTC; null while the first look of the gateway is under way), its money (currency, decimals), open alerts and open critical alerts. With limit: a page of at most that many, and next, the cursor of the page after it (null: the last page)',
         tags: ['fleet'],
-        querystring: { type: 'object', properties: { tag: { type: 'string', pattern: TAG_PATTERN } }, additionalProperties: false },
+        querystring: {
+          type: 'object',
+          properties: {
+            tag: { type: 'string', pattern: TAG_PATTERN },
+            ids: { type: 'string', pattern: `^${MACHINE_ID_LIST}$`, description: `machines by id, comma-separated (at most ${MAX_IDS}): a live page's changed rows` },
+            limit: { type: 'integer', minimum: 1, maximum: 10000, description: 'a page of at most this many machines' },
+            cursor: { ...MACHINE_ID, description: "the page after this machine id (a page's next)" },
+          },
+          additionalProperties: false,
+        },
       },
     },
     async (req) => {
-    const machines = await listMachines(reads, req.query.tag, scope(req));
-    const alerts = await openAlertCounts(reads, scope(req));
-    const critical = await openCriticalCounts(reads, scope(req));
-    const today = (await restockTodayOf(reads).ifReady(scope(req)))?.machines;
-    return { machines: machines.map((m) => ({ ...m, restockToday: today ? today.has(m.id) : null, openAlerts: alerts.get(m.id) ?? 0, criticalAlerts: critical.get(m.id) ?? 0 })) };
-  },
+      const { tag, limit, cursor } = req.query;
+      const ids = req.query.ids?.split(',');
+      if (ids && ids.length > MAX_IDS) throw new HttpError('bad-request', `more than ${MAX_IDS} machine ids`);
+      if (cursor !== undefined && limit === undefined) throw new HttpError('bad-request', 'a cursor pages: give limit too');
+      const machines = await listMachines(reads, { tag, ids, after: cursor, limit }, scope(req));
+      const alerts = await openAlertCounts(reads, scope(req), ids);
+      const critical = await openCriticalCounts(reads, scope(req), ids);
+      const today = (await restockTodayOf(reads).ifReady(scope(req)))?.machines;
+      const rows = machines.map((m) => ({ ...m, restockToday: today ? today.has(m.id) : null, openAlerts: alerts.get(m.id) ?? 0, criticalAlerts: critical.get(m.id) ?? 0 }));
+      if (limit === undefined) return { machines: rows };
+      return { machines: rows, next: rows.length === limit ? rows[rows.length - 1]!.id : null };
+    },
   );
 
   app.get<{ Params: { id: string } }>(

@@ -184,7 +184,40 @@ const SORT: Record<SortKey, (m: MachineRow) => string | number> = {
 let sortBy: SortKey = 'machine';
 let sortDown = false;
 
-const refreshFleet = serial(async () => {
+/**
+ * Machines the stream said changed, to read again (their rows only: a live change does not read the whole
+ * list, seconds at 10,000 machines), and whether the whole fleet is to be read (at sign-in, after the stream
+ * was away, and now and then for what no change reports: the forecasts' restockToday moving on).
+ */
+const changedMachines = new Set<string>();
+let fullWanted = true;
+/** Most machine ids one GET /machines?ids= takes (the API's limit). */
+const IDS_PER_READ = 500;
+/** Beyond this many changed at once the whole list is read instead (one read rather than many). */
+const PATCH_MAX = 2000;
+
+const syncFleet = serial(async () => {
+  try {
+    while (fullWanted || changedMachines.size > 0) {
+      if (fullWanted || changedMachines.size > PATCH_MAX) {
+        fullWanted = false;
+        changedMachines.clear();
+        await loadFleet();
+      } else {
+        const ids = [...changedMachines];
+        changedMachines.clear();
+        await patchFleet(ids);
+      }
+    }
+  } catch (e) {
+    // What was to be read is not known any more: the next sync reads everything.
+    fullWanted = true;
+    throw e;
+  }
+});
+
+/** Read the whole fleet: totals, every machine, every location. */
+async function loadFleet(): Promise<void> {
   const [summary, list, places] = await Promise.all([
     api<Summary>('/fleet/summary'),
     api<{ machines: MachineRow[] }>('/machines'),
@@ -195,6 +228,26 @@ const refreshFleet = serial(async () => {
     const p = where.get(m.id);
     return p && p.lat !== null && p.lon !== null ? { ...m, location: { lat: p.lat, lon: p.lon, address: p.address } } : m;
   });
+  drawFleet(summary);
+}
+
+/** Read the totals and the rows of `ids` again, and put those rows in place (a machine new to the page at the end: its location comes with the next whole read). */
+async function patchFleet(ids: string[]): Promise<void> {
+  const reads: Promise<{ machines: MachineRow[] }>[] = [];
+  for (let i = 0; i < ids.length; i += IDS_PER_READ) reads.push(api(`/machines?ids=${encodeURIComponent(ids.slice(i, i + IDS_PER_READ).join(','))}`));
+  const [summary, ...pages] = await Promise.all([api<Summary>('/fleet/summary'), ...reads]);
+  const fresh = new Map(pages.flatMap((p) => p.machines).map((m) => [m.id, m]));
+  machines = machines.map((m) => {
+    const f = fresh.get(m.id);
+    if (!f) return m;
+    fresh.delete(m.id);
+    return m.location ? { ...f, location: m.location } : f;
+  });
+  machines.push(...fresh.values());
+  drawFleet(summary);
+}
+
+function drawFleet(summary: Summary): void {
   const t = $('#totals');
   t.replaceChildren();
   const item = (label: string, value: string, id: string): void => {
@@ -211,7 +264,7 @@ const refreshFleet = serial(async () => {
   charts.refreshFleet();
   // The first screen is drawn (KPIs, list, map): the bench reads this mark (bench/lib/dashboard.ts).
   if (performance.getEntriesByName('vendfleet:first-screen').length === 0) performance.mark('vendfleet:first-screen');
-});
+}
 
 /** The fleet's figures at the top; each shows the list behind it when clicked. */
 function drawKpis(summary: Summary): void {
@@ -475,6 +528,8 @@ const catalog = catalogPanel({ api: (path, init) => api(path, init), authorizati
 // ---- live updates -----------------------------------------------------------------------------
 
 let stream: AbortController | undefined;
+/** The stream was connected before (a sign-in reads the whole fleet itself). */
+let streamedBefore = false;
 
 async function live(): Promise<void> {
   const badge = $('#live');
@@ -485,6 +540,12 @@ async function live(): Promise<void> {
       if (res.status === 401) return signOut('the token was refused');
       if (!res.body) throw new Error('no stream');
       badge.classList.add('on');
+      // Back after the stream was away: what changed meanwhile was not told, so the whole fleet is read again.
+      if (streamedBefore) {
+        fullWanted = true;
+        syncFleet();
+      }
+      streamedBefore = true;
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buf = '';
       for (;;) {
@@ -512,7 +573,9 @@ async function live(): Promise<void> {
 }
 
 function changed(c: Change): void {
-  refreshFleet();
+  // The rows of the machines that changed (their state, sales or alerts), and the totals: not the whole list.
+  for (const id of [...c.machines, ...c.sales, ...c.alerts]) changedMachines.add(id);
+  if (changedMachines.size > 0) syncFleet();
   if ((c.rollouts ?? []).length > 0) rollouts.refresh();
   const me = selected;
   if (!me) return;
@@ -549,7 +612,9 @@ async function signIn(): Promise<void> {
   sessionStorage.setItem('vendfleet-token', token);
   $('#login').hidden = true;
   $('#app').hidden = false;
-  refreshFleet();
+  fullWanted = true;
+  streamedBefore = false;
+  syncFleet();
   rollouts.refresh();
   catalog.setRole(me.role);
   catalog.refresh();
@@ -592,12 +657,17 @@ $('#route-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   void route.plan();
 });
-// Ages on the page ("12 s ago") move on even when nothing changes.
+// Ages on the page ("12 s ago") move on even when nothing changes; every 20th beat (5 minutes) the whole fleet is
+// read again, for what no change reports (the forecasts' restockToday as their rates move on).
+let beats = 0;
 setInterval(() => {
-  if (token) {
-    refreshFleet();
-    rollouts.refresh();
-  }
+  if (!token || $('#app').hidden) return;
+  beats += 1;
+  if (beats % 20 === 0) {
+    fullWanted = true;
+    syncFleet();
+  } else drawMachineList();
+  rollouts.refresh();
 }, 15000);
 
 if (token) void signIn();

@@ -9,14 +9,16 @@
  * Computed naively (restockVisits) that is a month of sales counted and
  * every slot's rates worked out again on each look: seconds at 10,000
  * machines. Here the month's counts move forward in memory (SalesWindow) and
- * each slot's rates are kept for up to an hour; each look reads the
- * machines' reported slots and walks the kept rates from them, so stock
- * changes show at once. A look works out again at most `budget` machines'
+ * each slot's rates are kept for up to an hour; each look reads again the
+ * slots of the machines whose telemetry was written since (its revision,
+ * migration 18) and walks the kept rates from them, so stock changes show
+ * at once; a machine whose slots, rates and day are as at the last look
+ * keeps its answer without the walk. A look works out again at most `budget` machines'
  * rates (the oldest first), so a fleet whose rates all expire together is
  * brought up to date over a few looks, not in one long pause.
  */
 import type { Queryable } from '../store/db.js';
-import { slotsOf, type Telemetry } from '../store/machines.js';
+import { slotsOf, type Slot, type Telemetry } from '../store/machines.js';
 import { DAY_MS, exposureHours, HOUR_MS, predictEmpty, slotRates, WEEK_HOURS } from './forecast.js';
 import { SalesWindow } from './sales-window.js';
 
@@ -33,6 +35,21 @@ interface Kept {
   at: number;
   /** Rates per slot code, worked out when first asked. */
   rates: Map<string, number[]>;
+}
+
+interface Seen {
+  rev: string | null;
+  slots: Slot[];
+  /** When the slots were reported (ms; null: not said). */
+  reportedAt: number | null;
+}
+
+interface Verdict {
+  k: Kept;
+  rev: string | null;
+  from: number;
+  dayEnd: number;
+  needs: boolean;
 }
 
 export interface RestockToday {
@@ -60,6 +77,11 @@ export class RestockTodayService {
     this.maxAgeMs = options.maxAgeMs ?? HOUR_MS;
     this.budget = options.budget ?? 1000;
   }
+
+  /** Each machine's slots as last read, with the telemetry revision they are of (readSlots). */
+  private readonly seen = new Map<string, Seen>();
+  /** Each machine's last answer and what it was worked out from (the same inputs give it again without the walk). */
+  private readonly verdicts = new Map<string, Verdict>();
 
   private readonly running = new Map<string | null, Promise<RestockToday>>();
   private warm = false;
@@ -99,11 +121,12 @@ export class RestockTodayService {
 
   private async look(operator: string | null, now: Date): Promise<RestockToday> {
     const w = await this.window.at(now);
-    const r = await this.db.query<{ id: string; created_at: Date; slots: unknown; telemetry_at: Date | null }>(
-      `SELECT m.id, m.created_at, ms.telemetry->'slots' AS slots, ms.telemetry_at
+    const r = await this.db.query<{ id: string; created_at: Date; rev: string | null }>(
+      `SELECT m.id, m.created_at, ms.telemetry_rev::text AS rev
        FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id WHERE $1::text IS NULL OR m.operator_id = $1`,
       [operator],
     );
+    await this.readSlots(r.rows, operator);
     const until = w.until.getTime();
     const start = w.since.getTime();
     const whole = exposureHours(start, until);
@@ -126,13 +149,20 @@ export class RestockTodayService {
         worked = 0;
         await new Promise((resolve) => setImmediate(resolve));
       }
-      const slots = slotsOf({ slots: m.slots } as Telemetry).filter((s) => typeof s?.code === 'string' && typeof s.qty === 'number');
+      const seen = this.seen.get(m.id)!;
+      const slots = seen.slots;
       if (slots.length === 0) continue;
       // As forecastMachines: the walk starts when the quantities were reported (not after now).
-      const reported = m.telemetry_at ? new Date(m.telemetry_at).getTime() : t;
+      const reported = seen.reportedAt ?? t;
       const from = reported < t ? reported : t;
       let k = this.kept.get(m.id);
       if (!k) this.kept.set(m.id, (k = { at: t, rates: new Map() }));
+      // The same slots walked with the same rates from the same time to the same midnight: the same answer.
+      const v = this.verdicts.get(m.id);
+      if (v && v.k === k && v.rev === seen.rev && v.from === from && v.dayEnd === dayEnd) {
+        if (v.needs) out.add(m.id);
+        continue;
+      }
       let needs = false;
       for (const s of slots) {
         if (s.qty <= 0 || s.fault === true) {
@@ -151,10 +181,33 @@ export class RestockTodayService {
           break;
         }
       }
+      this.verdicts.set(m.id, { k, rev: seen.rev, from, dayEnd, needs });
       if (needs) out.add(m.id);
     }
     this.warm = true;
     return { machines: out, of: r.rows.length, salesUntil: w.until };
+  }
+
+  /**
+   * Bring the kept slots of `rows` up to date: the machines whose telemetry revision (migration 18) moved since
+   * they were read, or never read, are read again; all of them (one read) when they are many, as at the first look.
+   */
+  private async readSlots(rows: readonly { id: string; rev: string | null }[], operator: string | null): Promise<void> {
+    const stale = rows.filter((m) => this.seen.get(m.id)?.rev !== m.rev || !this.seen.has(m.id)).map((m) => m.id);
+    if (stale.length === 0) return;
+    const all = stale.length > 2000;
+    const r = await this.db.query<{ id: string; slots: unknown; telemetry_at: Date | null; rev: string | null }>(
+      `SELECT ms.machine_id AS id, ms.telemetry->'slots' AS slots, ms.telemetry_at, ms.telemetry_rev::text AS rev
+       FROM machine_state ms JOIN machines m ON m.id = ms.machine_id
+       WHERE ${all ? '$1::text IS NULL OR m.operator_id = $1' : 'ms.machine_id = ANY($1::text[])'}`,
+      [all ? operator : stale],
+    );
+    // A machine without a state row has no slots (rev null, as the look read it).
+    for (const id of stale) this.seen.set(id, { rev: null, slots: [], reportedAt: null });
+    for (const m of r.rows) {
+      const slots = slotsOf({ slots: m.slots } as Telemetry).filter((s) => typeof s?.code === 'string' && typeof s.qty === 'number');
+      this.seen.set(m.id, { rev: m.rev, slots, reportedAt: m.telemetry_at ? new Date(m.telemetry_at).getTime() : null });
+    }
   }
 
   /** A slot's rates as forecastMachine works them out (its own sales, the machine's others as the prior shape). */

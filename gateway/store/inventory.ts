@@ -1,7 +1,7 @@
 /**
  * Slot levels for many machines at once, the emptiest first (the
  * dashboard's inventory heatmap): each machine's slots from its last
- * telemetry, ordered by its stock as GET /machines sums it (units over
+ * telemetry, ordered by its stock as GET /machines gives it (units over
  * room; a slot without a capacity counts as full), machines without stock
  * last. One query, bounded by `limit`, with the number of machines left out.
  */
@@ -25,18 +25,11 @@ export const MAX_LEVELS = 500;
 
 export async function emptiestMachines(db: Queryable, operator: string | null, limit: number): Promise<{ machines: MachineLevels[]; total: number }> {
   const r = await db.query<{ id: string; slots: unknown; units: string | null; room: string | null; total: string }>(
-    // The stock is summed as listMachines sums it (gateway/store/machines.ts), so the order agrees with the list's.
-    `SELECT m.id, ms.telemetry->'slots' AS slots, st.units::text AS units, st.room::text AS room, count(*) OVER () AS total
+    // The stock as listMachines reads it (kept with the state: migration 18), so the order agrees with the list's.
+    `SELECT m.id, ms.telemetry->'slots' AS slots, ms.stock_units::text AS units, ms.stock_room::text AS room, count(*) OVER () AS total
      FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id
-     LEFT JOIN LATERAL (
-       SELECT sum(greatest(c.qty, 0)) AS units, sum(c.room) AS room
-       FROM jsonb_array_elements(CASE WHEN jsonb_typeof(ms.telemetry->'slots') = 'array' THEN ms.telemetry->'slots' ELSE '[]'::jsonb END) s
-       CROSS JOIN LATERAL (
-         SELECT q.qty, CASE WHEN jsonb_typeof(s->'capacity') = 'number' THEN greatest((s->>'capacity')::numeric, 0) ELSE greatest(q.qty, 1) END AS room
-         FROM (SELECT CASE WHEN jsonb_typeof(s) = 'object' AND jsonb_typeof(s->'qty') = 'number' THEN (s->>'qty')::numeric END AS qty) q) c
-       WHERE c.qty IS NOT NULL) st ON true
      WHERE ($1::text IS NULL OR m.operator_id = $1)
-     ORDER BY CASE WHEN st.room IS NULL THEN NULL WHEN st.room > 0 THEN least(st.units / st.room, 1) ELSE 0 END ASC NULLS LAST, m.id
+     ORDER BY CASE WHEN ms.stock_room IS NULL THEN NULL WHEN ms.stock_room > 0 THEN least(ms.stock_units / ms.stock_room, 1) ELSE 0 END ASC NULLS LAST, m.id
      LIMIT $2`,
     [operator, Math.max(1, Math.min(MAX_LEVELS, Math.floor(limit)))],
   );

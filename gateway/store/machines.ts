@@ -113,8 +113,17 @@ export async function machineState(db: Queryable, id: string, operator: string |
   return { online: row.online ?? false, last_seen: row.last_seen, telemetry: row.telemetry, telemetry_at: row.telemetry_at, status: row.status };
 }
 
-/** Every machine of `operator` (null: of every operator), those with `tag` if given, in id order. */
-export async function listMachines(db: Queryable, tag: string | undefined, operator: string | null): Promise<MachineSummary[]> {
+/** Which machines a fleet list holds: `tag`'s, `ids` only, after `after` in id order, at most `limit` (each when given). */
+export interface MachineQuery {
+  tag?: string | undefined;
+  ids?: readonly string[] | undefined;
+  /** Keyset paging: machines whose id sorts after this one. */
+  after?: string | undefined;
+  limit?: number | undefined;
+}
+
+/** Every machine of `operator` (null: of every operator), those `query` picks, in id order. */
+export async function listMachines(db: Queryable, q: MachineQuery, operator: string | null): Promise<MachineSummary[]> {
   const r = await db.query<{
     id: string;
     operator_id: string;
@@ -130,23 +139,18 @@ export async function listMachines(db: Queryable, tag: string | undefined, opera
     room: string | null;
     low: boolean | null;
   }>(
-    // Stock is summed here, not shipped as telemetry: a slot counts when its qty is a number; its room is its
-    // capacity when that is a number, else its qty (at least 1), as the planogram draws it.
+    // Stock as kept with the state when its telemetry was written (migration 18), not summed from every machine's slots here.
     `SELECT m.id, m.operator_id, ms.online, ms.last_seen, ms.last_seq, ms.telemetry->'errors' AS errors, ${FW} AS fw,
             (SELECT array_agg(t.tag ORDER BY t.tag) FROM machine_tags t WHERE t.machine_id = m.id) AS tags,
-            ms.telemetry->'currency' AS currency, ms.telemetry->'decimals' AS decimals, st.units::text AS units, st.room::text AS room, st.low
+            ms.telemetry->'currency' AS currency, ms.telemetry->'decimals' AS decimals, ms.stock_units::text AS units, ms.stock_room::text AS room, ms.stock_low AS low
      FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id
-     LEFT JOIN LATERAL (
-       SELECT sum(greatest(c.qty, 0)) AS units, sum(c.room) AS room, bool_or(c.qty <= 0 OR s->'fault' = 'true'::jsonb OR c.qty * 5 <= c.room) AS low
-       FROM jsonb_array_elements(CASE WHEN jsonb_typeof(ms.telemetry->'slots') = 'array' THEN ms.telemetry->'slots' ELSE '[]'::jsonb END) s
-       CROSS JOIN LATERAL (
-         SELECT q.qty, CASE WHEN jsonb_typeof(s->'capacity') = 'number' THEN greatest((s->>'capacity')::numeric, 0) ELSE greatest(q.qty, 1) END AS room
-         FROM (SELECT CASE WHEN jsonb_typeof(s) = 'object' AND jsonb_typeof(s->'qty') = 'number' THEN (s->>'qty')::numeric END AS qty) q) c
-       WHERE c.qty IS NOT NULL) st ON true
      WHERE ($1::text IS NULL OR EXISTS (SELECT 1 FROM machine_tags t WHERE t.machine_id = m.id AND t.tag = $1))
        AND ($2::text IS NULL OR m.operator_id = $2)
-     ORDER BY m.id`,
-    [tag ?? null, operator],
+       AND ($3::text[] IS NULL OR m.id = ANY($3::text[]))
+       AND ($4::text IS NULL OR m.id > $4)
+     ORDER BY m.id
+     LIMIT $5`,
+    [q.tag ?? null, operator, q.ids ? [...q.ids] : null, q.after ?? null, q.limit ?? null],
   );
   return r.rows.map((m) => ({
     id: m.id,

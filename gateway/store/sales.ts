@@ -202,7 +202,12 @@ export async function revenueByCurrency(db: Queryable, operator: string | null =
   return r.rows.map((x) => ({ currency: x.currency, decimals: Number(x.decimals ?? 2), revenue: Number(x.revenue) }));
 }
 
-export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup', operator: string | null = null): Promise<FleetSummary> {
+/**
+ * `yesterday`: how the rollup source reads the 24 hours' part before midnight ('raw': the sales since this time
+ * yesterday; 'rollup': yesterday's rollup less the raw sales up to this time yesterday). Both are exact; by
+ * default the one reading fewer raw sales (tests ask for each).
+ */
+export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup', operator: string | null = null, yesterday?: 'raw' | 'rollup'): Promise<FleetSummary> {
   const counts = await db.query<{ machines: string; online: string }>(
     `SELECT (SELECT count(*) FROM machines WHERE $1::text IS NULL OR operator_id = $1) AS machines,
             (SELECT count(*) FROM machine_state ms JOIN machines m ON m.id = ms.machine_id WHERE ms.online AND ($1::text IS NULL OR m.operator_id = $1)) AS online`,
@@ -212,12 +217,24 @@ export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup'
   const mine = `($1::text IS NULL OR machine_id IN (SELECT id FROM machines WHERE operator_id = $1))`;
   let sales: { today_n: string | null; today_rev: string | null; day_n: string | null; day_rev: string | null };
   if (source === 'rollup') {
-    // Today is today's rollup rows (all sales received since midnight); the rest of the 24 hours is read raw.
+    // Today is today's rollup rows (all sales received since midnight). The rest of the 24 hours is yesterday's
+    // since this time yesterday: read raw after midnight's first 12 hours; before then, yesterday's rollup less
+    // the sales raw up to this time yesterday (the shorter part read raw: a year of sales is never scanned, and
+    // the raw rows read are at most 12 hours'). Yesterday's fleet total is the closed day's row when written.
+    const MIDNIGHT = `date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'`;
+    const before =
+      (yesterday ?? (new Date().getUTCHours() >= 12 ? 'raw' : 'rollup')) === 'raw'
+        ? `before AS (SELECT count(*) AS n, sum(price) AS rev FROM sales WHERE received_at >= now() - interval '24 hours' AND received_at < ${MIDNIGHT} AND ${mine})`
+        : `yday AS (SELECT f.sales AS n, f.revenue AS rev FROM sales_daily_fleet f WHERE f.day = (now() AT TIME ZONE 'UTC')::date - 1 AND $1::text IS NULL
+                    UNION ALL
+                    SELECT sum(sales), sum(revenue) FROM sales_daily WHERE day = (now() AT TIME ZONE 'UTC')::date - 1 AND ${mine}
+                      AND NOT ($1::text IS NULL AND EXISTS (SELECT 1 FROM sales_daily_fleet f WHERE f.day = (now() AT TIME ZONE 'UTC')::date - 1))),
+           early AS (SELECT count(*) AS n, sum(price) AS rev FROM sales WHERE received_at >= ${MIDNIGHT} - interval '1 day' AND received_at < now() - interval '24 hours' AND ${mine}),
+           before AS (SELECT coalesce(sum(yday.n), 0) - (SELECT n FROM early) AS n, coalesce(sum(yday.rev), 0) - coalesce((SELECT rev FROM early), 0) AS rev FROM yday)`;
     sales = (
       await db.query<typeof sales>(
         `WITH today AS (SELECT sum(sales) AS n, sum(revenue) AS rev FROM sales_daily WHERE day = (now() AT TIME ZONE 'UTC')::date AND ${mine}),
-              before AS (SELECT count(*) AS n, sum(price) AS rev FROM sales
-                         WHERE received_at >= now() - interval '24 hours' AND received_at < date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AND ${mine})
+              ${before}
          SELECT today.n AS today_n, today.rev AS today_rev, coalesce(today.n, 0) + before.n AS day_n, coalesce(today.rev, 0) + coalesce(before.rev, 0) AS day_rev
          FROM today, before`,
         [operator],

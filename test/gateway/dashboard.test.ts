@@ -342,6 +342,40 @@ describe('the dashboard in Chromium', function () {
     assert.ok((await page.locator('#live.on').count()) === 1, 'the live stream is connected');
   });
 
+  it("updates a changed machine's row live from a read of that machine, not of the whole list", async () => {
+    const p = await watched();
+    try {
+      await p.addInitScript(`sessionStorage.setItem('vendfleet-token', ${JSON.stringify(token)})`);
+      await p.goto(url + '/dashboard');
+      await p.waitForSelector('#machines tbody tr[data-machine="vm-0003"]');
+      // Every read of the machine list from here on: the whole list (no ids) or some machines' rows.
+      const reads: URL[] = [];
+      p.on('request', (r) => {
+        const u = new URL(r.url());
+        if (u.pathname === '/machines') reads.push(u);
+      });
+      const stock = async (): Promise<string[]> => p.locator('#machines tbody td[data-stock]').allTextContents();
+      const first = await stock();
+      // The customers buy and the machines report their slots: a row's stock moves (bounded wait).
+      const until = Date.now() + 120000;
+      while ((await stock()).join() === first.join()) {
+        assert.ok(Date.now() < until, 'no machine reported a new stock within 2 minutes');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      // The rows say what the API says of each machine.
+      type Row = { id: string; stock: { units: number; capacity: number; percent: number } | null };
+      const api = async (): Promise<string[]> => (await get<{ machines: Row[] }>('/machines')).machines.map((m) => (m.stock ? `${m.stock.percent} % (${m.stock.units}/${m.stock.capacity})` : 'none'));
+      await settles('the stock column as GET /machines says', api, stock);
+      const whole = reads.filter((u) => !u.searchParams.has('ids'));
+      assert.deepEqual(whole.map(String), [], 'a live change read the whole machine list');
+      const named = reads.flatMap((u) => u.searchParams.get('ids')!.split(','));
+      assert.ok(named.length > 0, 'no machine was read again');
+      for (const id of named) assert.match(id, /^vm-000[123]$/);
+    } finally {
+      await p.close();
+    }
+  });
+
   it('sends a command and shows its outcome as the machine applies it', async () => {
     await page.selectOption('#command-type', 'set-prices');
     await page.fill('#command-args', '{"prices":{"A1":155}}');

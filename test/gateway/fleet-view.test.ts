@@ -12,8 +12,11 @@ import { buildApi } from '../../gateway/api/server.js';
 import { createToken } from '../../gateway/api/tokens.js';
 import { CommandService } from '../../gateway/commands/service.js';
 import { restockTodayOf } from '../../gateway/restock/today.js';
+import { ingestStore } from '../../gateway/ingest/store.js';
 import { ensureEventMonth, monthOf } from '../../gateway/store/event-partitions.js';
-import { rebuildRollup } from '../../gateway/store/rollup.js';
+import { migrate } from '../../gateway/store/migrations.js';
+import { closeSalesDays, rebuildRollup } from '../../gateway/store/rollup.js';
+import { fleetSummary } from '../../gateway/store/sales.js';
 import { closeApi, openApi, setTelemetry } from './api-harness.js';
 import { BACKENDS, type Backend } from './backends.js';
 
@@ -69,13 +72,19 @@ for (const backend of BACKENDS) {
       viewer = (await createToken(b.db, 'fleet viewer', 'viewer')).token;
       for (const m of MACHINES) if (m.telemetry !== undefined) await setTelemetry(b.db, m.id, m.telemetry);
       await ensureEventMonth(b.db, monthOf(Date.now()));
+      await ensureEventMonth(b.db, monthOf(Date.now() - 86_400_000));
+      // Yesterday: a sale just after its midnight (more than 24 hours ago) and one just before its end (within them).
+      const midnight = Math.floor(Date.now() / 86_400_000) * 86_400_000;
+      for (const [seq, at, price] of [[101, midnight - 86_400_000 + 500, 40], [102, midnight - 1000, 60]] as const) {
+        await b.db.query("INSERT INTO events (machine_id, seq, type, machine_time, body, received_at) VALUES ('fv-eur', $1, 'vend-ok', $1, $2::jsonb, $3)", [seq, JSON.stringify({ slot: 'A1', price }), new Date(at)]);
+      }
       for (const [id, prices] of SALES) {
         for (const [i, price] of prices.entries()) {
           await b.db.query("INSERT INTO events (machine_id, seq, type, machine_time, body) VALUES ($1, $2, 'vend-ok', $2, $3::jsonb)", [id, i + 1, JSON.stringify({ slot: 'A1', price })]);
         }
       }
       const day = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
-      await b.db.transaction((tx) => rebuildRollup(tx, day(Date.now() - 86_400_000), day(Date.now() + 2 * 86_400_000)));
+      await b.db.transaction((tx) => rebuildRollup(tx, day(Date.now() - 2 * 86_400_000), day(Date.now() + 2 * 86_400_000)));
       await b.db.query("INSERT INTO alerts (machine_id, kind, subject, severity, message) VALUES ('fv-eur', 'device-offline', 'coin', 'critical', 'Coin changer offline (MDB)')");
       await b.db.query("INSERT INTO alerts (machine_id, kind, subject, severity, message) VALUES ('fv-eur', 'slot-empty', 'A2', 'warning', 'A2 is empty')");
     });
@@ -120,6 +129,90 @@ for (const backend of BACKENDS) {
         { currency: 'EUR', decimals: 2, revenue: 300 },
         { currency: null, decimals: 2, revenue: 7 },
       ]);
+    });
+
+    it('pages the list in id order (limit, cursor) and names machines (ids)', async () => {
+      const all = ((await get('/machines'))['machines'] as { id: string }[]).map((m) => m.id);
+      assert.deepEqual(all, [...MACHINES.map((m) => m.id)].sort());
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      for (let pages = 0; pages < 10; pages++) {
+        const r: Record<string, unknown> = await get(`/machines?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+        const ids = (r['machines'] as { id: string }[]).map((m) => m.id);
+        seen.push(...ids);
+        cursor = r['next'] as string | null;
+        // A full page names the cursor of the next one; the last (short) one none.
+        assert.equal(cursor, ids.length === 3 ? ids[2] : null);
+        if (cursor === null) break;
+      }
+      assert.deepEqual(seen, all);
+      // Named machines only, in id order, with their alert counts (an unknown id is no row).
+      const named = ((await get('/machines?ids=fv-usd,fv-eur,fv-none'))['machines'] as { id: string; openAlerts: number; stock: unknown }[]).map((m) => [m.id, m.openAlerts, m.stock]);
+      assert.deepEqual(named, [
+        ['fv-eur', 2, MACHINES[1]!.stock],
+        ['fv-usd', 0, MACHINES[0]!.stock],
+      ]);
+      // Without limit the answer is as before: no next.
+      assert.equal('next' in (await get('/machines?ids=fv-usd')), false);
+    });
+
+    it('refuses a page it cannot serve', async () => {
+      const many = Array.from({ length: 501 }, (_, i) => `m${i}`).join(',');
+      for (const url of ['/machines?cursor=fv-eur', '/machines?limit=0', '/machines?limit=10001', '/machines?limit=2&cursor=..', '/machines?ids=', '/machines?ids=fv-eur,,fv-usd', '/machines?ids=fv-eur;fv-usd', `/machines?ids=${many}`]) {
+        const r = await api.inject({ method: 'GET', url, headers: { authorization: `Bearer ${viewer}` } });
+        assert.equal(r.statusCode, 400, `${url}: ${r.body}`);
+      }
+    });
+
+    it("keeps a machine's stock with its state as new telemetry is ingested, and not when only its status changes", async () => {
+      await commands.provision('fv-live');
+      const write = (telemetry: { machine: string; text: string }[], statuses: { machine: string; online: boolean; text: string }[] = []) =>
+        ingestStore(b.db).write({ at: new Date(), messages: [], telemetry, statuses, rejections: new Map() }, { conflict: () => {} });
+      const stock = async () => ((await get('/machines?ids=fv-live'))['machines'] as { stock: unknown; needsRestock: boolean }[]).map((m) => [m.stock, m.needsRestock])[0];
+      await write([{ machine: 'fv-live', text: JSON.stringify({ t: 1, slots: [slot('A1', 9, 10), slot('A2', 8, 10)] }) }]);
+      assert.deepEqual(await stock(), [{ units: 17, capacity: 20, percent: 85 }, false]);
+      await write([{ machine: 'fv-live', text: JSON.stringify({ t: 2, slots: [slot('A1', 0, 10), slot('A2', 8, 10)] }) }]);
+      assert.deepEqual(await stock(), [{ units: 8, capacity: 20, percent: 40 }, true]);
+      await write([], [{ machine: 'fv-live', online: false, text: '{"v":1,"online":false}' }]);
+      assert.deepEqual(await stock(), [{ units: 8, capacity: 20, percent: 40 }, true]);
+      // An older report does not replace the state (t goes back): nor does its stock.
+      await write([{ machine: 'fv-live', text: JSON.stringify({ t: 1, slots: [slot('A1', 10, 10)] }) }]);
+      assert.deepEqual(await stock(), [{ units: 8, capacity: 20, percent: 40 }, true]);
+    });
+
+    it('works out the stock of the machines a store held before migration 18', async () => {
+      const old = await backend.open();
+      try {
+        await migrate(old.db, 17);
+        await old.db.query("INSERT INTO machines (id) VALUES ('fv-old'), ('fv-old-silent')");
+        await old.db.query("INSERT INTO machine_state (machine_id, online, last_seen, telemetry, telemetry_at) VALUES ('fv-old', true, now(), $1::jsonb, now()), ('fv-old-silent', false, now(), NULL, NULL)", [
+          JSON.stringify(MACHINES[0]!.telemetry),
+        ]);
+        await migrate(old.db);
+        const r = await old.db.query<{ id: string; units: string | null; room: string | null; low: boolean | null }>(
+          'SELECT machine_id AS id, stock_units::text AS units, stock_room::text AS room, stock_low AS low FROM machine_state ORDER BY machine_id',
+        );
+        assert.deepEqual(r.rows.map((x) => [x.id, x.units, x.room, x.low]), [
+          ['fv-old', '3', '15', true],
+          ['fv-old-silent', null, null, null],
+        ]);
+      } finally {
+        await old.close();
+      }
+    });
+
+    it("counts the 24 hours' sales before midnight either way alike: raw, or yesterday's rollup less its sales up to this time", async () => {
+      const raw = (await fleetSummary(b.db, 'raw', null)).last24h;
+      // Today's six sales and yesterday's last one (60); yesterday's first is more than 24 hours ago.
+      assert.deepEqual(raw, { sales: 7, revenue: 125 + 200 + 300 + 500 + 7 + 1000 + 60 });
+      for (const yesterday of ['raw', 'rollup'] as const) {
+        assert.deepEqual((await fleetSummary(b.db, 'rollup', null, yesterday)).last24h, raw, yesterday);
+        assert.deepEqual((await fleetSummary(b.db, 'rollup', 'default', yesterday)).last24h, raw, `${yesterday}, an operator's`);
+        assert.deepEqual((await fleetSummary(b.db, 'rollup', 'nobody', yesterday)).last24h, { sales: 0, revenue: 0 }, `${yesterday}, another operator's`);
+      }
+      // Yesterday closed (its fleet total written once the day has been over an hour): read from that row.
+      await closeSalesDays(b.db);
+      assert.deepEqual((await fleetSummary(b.db, 'rollup', null, 'rollup')).last24h, raw);
     });
   });
 }

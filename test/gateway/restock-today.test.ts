@@ -82,5 +82,25 @@ for (const backend of BACKENDS) {
       const on = new Date(now.getTime() + 2 * HOUR_MS);
       assert.deepEqual([...(await svc.today(null, on)).machines].sort(), await dueToday(b, on));
     });
+
+    it("reads again the slots of the machines whose telemetry was written since its last look (any writer), and answers as the route then", async () => {
+      const svc = new RestockTodayService(b.db, { lagMs: 0 });
+      const now = new Date();
+      const first = [...(await svc.today(null, now)).machines].sort();
+      assert.deepEqual(first, await dueToday(b, now));
+      const notDue = Array.from({ length: MACHINES }, (_, i) => machineId(i + 1)).find((m) => !first.includes(m))!;
+      const due = first[0]!;
+      // One runs a slot empty, the other is filled up: written straight to the store, not through ingest (no telemetry_at).
+      await b.db.query(`UPDATE machine_state SET telemetry = jsonb_set(telemetry, '{slots,0,qty}', '0') WHERE machine_id = $1`, [notDue]);
+      await b.db.query(
+        `UPDATE machine_state SET telemetry = jsonb_set(telemetry, '{slots}', (SELECT jsonb_agg(s || jsonb_build_object('qty', s->'capacity')) FROM jsonb_array_elements(telemetry->'slots') s)) WHERE machine_id = $1`,
+        [due],
+      );
+      const later = new Date(now.getTime() + 1000);
+      const second = [...(await svc.today(null, later)).machines].sort();
+      assert.ok(second.includes(notDue), `${notDue} ran a slot empty`);
+      assert.deepEqual(second, await dueToday(b, later));
+      assert.notDeepEqual(second, first);
+    });
   });
 }
