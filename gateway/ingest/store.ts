@@ -16,7 +16,7 @@ import { ping, sqlState } from '../store/errors.js';
 import { ensureEventMonth, monthOf } from '../store/event-partitions.js';
 import { canonicalJson, storable } from '../store/json.js';
 import { ensureTelemetryPartition } from '../store/migrations.js';
-import { ROLLUP_FROM_INSERTED } from '../store/rollup.js';
+import { HOURLY_FROM_INSERTED, ROLLUP_FROM_INSERTED } from '../store/rollup.js';
 import type { MachineEvent, RefusedEvent, Rejection } from './messages.js';
 
 /** A machine's event message as the store takes it (the ingester's own objects, which the hooks hand back). */
@@ -152,7 +152,7 @@ class SqlIngestStore implements IngestStore {
         const { fresh, conflicting } = await sortOut(tx, batch.messages);
         if (fresh.machines.length > 0) {
           // One statement (a statement is a round trip and a write, which cost more than the rows when
-          // batches are small): the events, their sales into the daily rollup (only what this statement
+          // batches are small): the events, their sales into the daily and hourly rollups (only what this statement
           // inserted: resends add nothing) and each machine's state, with the count inserted.
           // What was checked, serialised again: the store never parses a machine's own bytes.
           const touch = touchRows(batch.messages);
@@ -163,6 +163,7 @@ class SqlIngestStore implements IngestStore {
                ON CONFLICT DO NOTHING
                RETURNING machine_id, type, body
              ), rollup AS (${ROLLUP_FROM_INSERTED('ins')}
+             ), hourly AS (${HOURLY_FROM_INSERTED('ins')}
              ), touch AS (${TOUCH_MACHINES('$6', '$7', 'ins')})
              SELECT count(*)::int AS n FROM ins`,
             // The bodies as one JSON array, not an array parameter whose quotes the driver escapes one by one (storeTelemetry).

@@ -7,8 +7,17 @@
  * loadSalesCounts gives for the same window; the window ends `lagMs` before
  * now, so a sale whose transaction began before a look and committed after
  * it is still counted when the window reaches it.
+ *
+ * The first look (and one after a gap longer than the window) counts the
+ * whole window: its whole hours from the hourly rollup (sales_hourly,
+ * gateway/store/rollup.ts), a narrow row per machine, slot and hour kept
+ * with the sales themselves, and only the part-hours at its ends from the
+ * sales (every sale's JSON body read: on PGlite that took about 50 s for a
+ * month of 10,000 machines' sales, docs/benchmarks.md). Hours older than
+ * the rollup keeps are counted from the sales too.
  */
 import type { Queryable } from '../store/db.js';
+import { HOURLY_READ_DAYS } from '../store/rollup.js';
 import { DAY_MS, HOUR_MS, WEEK_HOURS } from './forecast.js';
 import { DEFAULT_WINDOW_DAYS } from './plan.js';
 
@@ -21,7 +30,7 @@ export interface WindowCounts {
   changed: ReadonlySet<string> | 'all';
 }
 
-type Rows = { machine_id: string; slot: string; h: number; n: string }[];
+type Rows = { machine_id: string; slot: string; h: number; n: string | number }[];
 
 async function countsIn(db: Queryable, since: number, until: number): Promise<Rows> {
   if (until <= since) return [];
@@ -32,6 +41,31 @@ async function countsIn(db: Queryable, since: number, until: number): Promise<Ro
     [new Date(since), new Date(until)],
   );
   return r.rows;
+}
+
+/**
+ * The hourly rollup's sales in the whole hours [from, to) (hours since the epoch), as rows like countsIn's.
+ * One text of records, not a row each: PGlite hands every row to JavaScript at a cost of microseconds, and
+ * a day of a big fleet is a hundred thousand of them. A record is "machine slot hour-of-week sales"; slot
+ * codes hold no spaces (the sales view's rule) and machine ids no line breaks (machine-id.ts), so a record
+ * is a line whose last three words are the numbers and the slot.
+ */
+async function rolledUp(db: Queryable, from: number, to: number): Promise<Rows> {
+  if (to <= from) return [];
+  const r = await db.query<{ c: string | null }>(
+    `SELECT string_agg(concat_ws(' ', machine_id, slot, (hour + 72) % 168, sales), E'\n') AS c FROM sales_hourly WHERE hour >= $1 AND hour < $2`,
+    [from, to],
+  );
+  const text = r.rows[0]?.c;
+  if (!text) return [];
+  const rows: Rows = [];
+  for (const line of text.split('\n')) {
+    const c = line.lastIndexOf(' ');
+    const b = line.lastIndexOf(' ', c - 1);
+    const a = line.lastIndexOf(' ', b - 1);
+    rows.push({ machine_id: line.slice(0, a), slot: line.slice(a + 1, b), h: Number(line.slice(b + 1, c)), n: Number(line.slice(c + 1)) });
+  }
+  return rows;
 }
 
 export class SalesWindow {
@@ -72,9 +106,19 @@ export class SalesWindow {
     // The first look, a window that moved past the whole old one, or a clock that went back: read it all.
     if (!this.loaded || since >= this.until || until < this.until || since < this.since) {
       this.counts = new Map();
-      // An hour at a time: on a store with one connection (PGlite) other queries (a page's) get their turn
-      // between hours instead of waiting for the whole month to be counted.
-      for (let a = since; a < until; a += HOUR_MS) this.add(await countsIn(this.db, a, Math.min(until, a + HOUR_MS)), 1, changed);
+      // Whole hours the rollup keeps from the rollup, the rest (part-hours, older hours) from the sales.
+      const first = Math.ceil(since / HOUR_MS);
+      const last = Math.floor(until / HOUR_MS);
+      const kept = Math.max(first, last - HOURLY_READ_DAYS * 24);
+      if (kept >= last) {
+        for (let a = since; a < until; a += HOUR_MS) this.add(await countsIn(this.db, a, Math.min(until, a + HOUR_MS)), 1, changed);
+      } else {
+        // A piece at a time (an hour of sales, a day of rollup): on a store with one connection (PGlite)
+        // other queries (a page's) get their turn between pieces instead of waiting for the whole month.
+        for (let a = since; a < kept * HOUR_MS; a += HOUR_MS) this.add(await countsIn(this.db, a, Math.min(kept * HOUR_MS, a + HOUR_MS)), 1, changed);
+        for (let h = kept; h < last; h += 24) this.add(await rolledUp(this.db, h, Math.min(last, h + 24)), 1, changed);
+        this.add(await countsIn(this.db, last * HOUR_MS, until), 1, changed);
+      }
       this.loaded = true;
       this.since = since;
       this.until = until;

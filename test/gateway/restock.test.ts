@@ -119,6 +119,52 @@ describe('restocking: forecast', () => {
     assert.ok(f.daysLeft! > 7, `days left ${f.daysLeft}`);
   });
 
+  it('works rates out to the last bit as the formulas written with map and reduce do', () => {
+    // The formulas as first written (array methods), the reference: forecast.ts's loops must give the same doubles.
+    const shrinkRef = (n: readonly number[], e: readonly number[], prior: readonly number[], alpha: number): number[] =>
+      n.map((x, i) => (prior[i]! <= 0 ? (e[i]! > 0 ? x / e[i]! : 0) : (alpha + x) / (alpha / prior[i]! + e[i]!)));
+    const shapeRef = (r: readonly number[], e: readonly number[]): number[] | undefined => {
+      const es = sum(e);
+      const m = es > 0 ? r.reduce((a, x, i) => a + x * e[i]!, 0) / es : 0;
+      return m > 0 ? r.map((x) => x / m) : undefined;
+    };
+    const separableRef = (n: readonly number[], e: readonly number[], alpha: number): number[] | undefined => {
+      const ns = sum(n);
+      const es = sum(e);
+      if (ns <= 0 || es <= 0) return undefined;
+      const mean = ns / es;
+      const dc = new Array<number>(7).fill(0), de = new Array<number>(7).fill(0), hc = new Array<number>(24).fill(0), he = new Array<number>(24).fill(0);
+      for (let h = 0; h < WEEK_HOURS; h++) {
+        dc[Math.floor(h / 24)]! += n[h]!;
+        de[Math.floor(h / 24)]! += e[h]!;
+        hc[h % 24]! += n[h]!;
+        he[h % 24]! += e[h]!;
+      }
+      const day = shrinkRef(dc, de, new Array<number>(7).fill(mean), alpha);
+      const hour = shrinkRef(hc, he, new Array<number>(24).fill(mean), alpha);
+      return shapeRef(Array.from({ length: WEEK_HOURS }, (_, h) => (day[Math.floor(h / 24)]! / mean) * (hour[h % 24]! / mean)), e);
+    };
+    const seriesRef = (n: readonly number[], e: readonly number[], alpha: number, shape?: readonly number[]): number[] => {
+      const ns = sum(n);
+      const es = sum(e);
+      if (ns <= 0 || es <= 0) return new Array<number>(WEEK_HOURS).fill(0);
+      const sh = shape ?? separableRef(n, e, alpha)!;
+      return shrinkRef(n, e, sh.map((x) => (ns / es) * x), alpha);
+    };
+    const slotRef = (n: readonly number[], others: readonly number[], e: readonly number[], alpha = 1): number[] => seriesRef(n, e, alpha, shapeRef(seriesRef(others, e, alpha), e));
+    const r = prng(17);
+    for (let k = 0; k < 200; k++) {
+      // Sparse and dense counts, whole and part windows (a machine provisioned within it), some slots or others silent.
+      const density = [0, 0.05, 0.5, 3][k % 4]!;
+      const counts = (): number[] => Array.from({ length: WEEK_HOURS }, () => (r() < Math.min(1, density) ? Math.floor(r() * (1 + density * 4)) : 0));
+      const own = k % 7 === 0 ? new Array<number>(WEEK_HOURS).fill(0) : counts();
+      const others = k % 5 === 0 ? new Array<number>(WEEK_HOURS).fill(0) : counts();
+      const e = k % 3 === 0 ? exposureHours(MONDAY_8 - r() * 20 * DAY_MS, MONDAY_8) : exposure;
+      const alpha = k % 2 === 0 ? 1 : 0.5 + r();
+      assert.deepEqual(slotRates(own, others, e, alpha), slotRef(own, others, e, alpha), `case ${k}`);
+    }
+  });
+
   it('walks a steady rate exactly, months ahead included', () => {
     const r = new Array<number>(WEEK_HOURS).fill(0.01);
     assert.equal(predictEmpty(r, 100, MONDAY_8), MONDAY_8 + 10000 * HOUR_MS);
