@@ -44,28 +44,17 @@ async function countsIn(db: Queryable, since: number, until: number): Promise<Ro
 }
 
 /**
- * The hourly rollup's sales in the whole hours [from, to) (hours since the epoch), as rows like countsIn's.
- * One text of records, not a row each: PGlite hands every row to JavaScript at a cost of microseconds, and
- * a day of a big fleet is a hundred thousand of them. A record is "machine slot hour-of-week sales"; slot
- * codes hold no spaces (the sales view's rule) and machine ids no line breaks (machine-id.ts), so a record
- * is a line whose last three words are the numbers and the slot.
+ * The hourly rollup's sales in the whole hours [from, to) (hours since the epoch) as one text of records,
+ * not a row each: PGlite hands every row to JavaScript at a cost of microseconds, and a day of a big fleet
+ * is a hundred thousand of them. A record is a line "machine slot hour-of-week sales" (SalesWindow.addText).
  */
-async function rolledUp(db: Queryable, from: number, to: number): Promise<Rows> {
-  if (to <= from) return [];
+async function rolledUp(db: Queryable, from: number, to: number): Promise<string | null> {
+  if (to <= from) return null;
   const r = await db.query<{ c: string | null }>(
     `SELECT string_agg(concat_ws(' ', machine_id, slot, (hour + 72) % 168, sales), E'\n') AS c FROM sales_hourly WHERE hour >= $1 AND hour < $2`,
     [from, to],
   );
-  const text = r.rows[0]?.c;
-  if (!text) return [];
-  const rows: Rows = [];
-  for (const line of text.split('\n')) {
-    const c = line.lastIndexOf(' ');
-    const b = line.lastIndexOf(' ', c - 1);
-    const a = line.lastIndexOf(' ', b - 1);
-    rows.push({ machine_id: line.slice(0, a), slot: line.slice(a + 1, b), h: Number(line.slice(b + 1, c)), n: Number(line.slice(c + 1)) });
-  }
-  return rows;
+  return r.rows[0]?.c ?? null;
 }
 
 export class SalesWindow {
@@ -79,6 +68,8 @@ export class SalesWindow {
     private readonly db: Queryable,
     private readonly windowMs = DEFAULT_WINDOW_DAYS * DAY_MS,
     private readonly lagMs = 60_000,
+    /** 'raw': the first look counts the whole window from the sales (the reference the rollup is checked and measured against). */
+    private readonly source: 'rollup' | 'raw' = 'rollup',
   ) {}
 
   /** The counts for the window ending `lagMs` before `now`; one move at a time. */
@@ -88,15 +79,40 @@ export class SalesWindow {
     return next;
   }
 
-  private add(rows: Rows, sign: 1 | -1, changed: Set<string>): void {
+  private slotOf(machine: string, slot: string): Uint32Array {
+    let m = this.counts.get(machine);
+    if (!m) this.counts.set(machine, (m = new Map()));
+    let c = m.get(slot);
+    if (!c) m.set(slot, (c = new Uint32Array(WEEK_HOURS)));
+    return c;
+  }
+
+  private add(rows: Rows, sign: 1 | -1, changed?: Set<string>): void {
     for (const r of rows) {
-      let m = this.counts.get(r.machine_id);
-      if (!m) this.counts.set(r.machine_id, (m = new Map()));
-      let c = m.get(r.slot);
-      if (!c) m.set(r.slot, (c = new Uint32Array(WEEK_HOURS)));
+      const c = this.slotOf(r.machine_id, r.slot);
       const h = Number(r.h);
       c[h] = Math.max(0, c[h]! + sign * Number(r.n));
-      changed.add(r.machine_id);
+      changed?.add(r.machine_id);
+    }
+  }
+
+  /**
+   * rolledUp's records added, parsed in place (a month of them is millions: no object each). Slot codes
+   * hold no spaces (the sales view's rule) and machine ids no line breaks (machine-id.ts), so a record's
+   * last three words are the slot and the numbers, and the machine id is what comes before them.
+   */
+  private addText(text: string | null): void {
+    if (!text) return;
+    for (let start = 0; start < text.length; ) {
+      let end = text.indexOf('\n', start);
+      if (end < 0) end = text.length;
+      const c = text.lastIndexOf(' ', end - 1);
+      const b = text.lastIndexOf(' ', c - 1);
+      const a = text.lastIndexOf(' ', b - 1);
+      const counts = this.slotOf(text.slice(start, a), text.slice(a + 1, b));
+      const h = Number(text.slice(b + 1, c));
+      counts[h] = counts[h]! + Number(text.slice(c + 1, end));
+      start = end + 1;
     }
   }
 
@@ -109,15 +125,15 @@ export class SalesWindow {
       // Whole hours the rollup keeps from the rollup, the rest (part-hours, older hours) from the sales.
       const first = Math.ceil(since / HOUR_MS);
       const last = Math.floor(until / HOUR_MS);
-      const kept = Math.max(first, last - HOURLY_READ_DAYS * 24);
+      const kept = this.source === 'raw' ? last : Math.max(first, last - HOURLY_READ_DAYS * 24);
       if (kept >= last) {
-        for (let a = since; a < until; a += HOUR_MS) this.add(await countsIn(this.db, a, Math.min(until, a + HOUR_MS)), 1, changed);
+        for (let a = since; a < until; a += HOUR_MS) this.add(await countsIn(this.db, a, Math.min(until, a + HOUR_MS)), 1);
       } else {
         // A piece at a time (an hour of sales, a day of rollup): on a store with one connection (PGlite)
         // other queries (a page's) get their turn between pieces instead of waiting for the whole month.
-        for (let a = since; a < kept * HOUR_MS; a += HOUR_MS) this.add(await countsIn(this.db, a, Math.min(kept * HOUR_MS, a + HOUR_MS)), 1, changed);
-        for (let h = kept; h < last; h += 24) this.add(await rolledUp(this.db, h, Math.min(last, h + 24)), 1, changed);
-        this.add(await countsIn(this.db, last * HOUR_MS, until), 1, changed);
+        for (let a = since; a < kept * HOUR_MS; a += HOUR_MS) this.add(await countsIn(this.db, a, Math.min(kept * HOUR_MS, a + HOUR_MS)), 1);
+        for (let h = kept; h < last; h += 24) this.addText(await rolledUp(this.db, h, Math.min(last, h + 24)));
+        this.add(await countsIn(this.db, last * HOUR_MS, until), 1);
       }
       this.loaded = true;
       this.since = since;

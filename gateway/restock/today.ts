@@ -27,6 +27,8 @@ export interface RestockTodayOptions {
   budget?: number;
   /** The sales window's lag behind now (SalesWindow; default a minute). */
   lagMs?: number;
+  /** Where the first look counts the window from (SalesWindow; default the hourly rollup). */
+  source?: 'rollup' | 'raw';
 }
 
 interface Kept {
@@ -56,7 +58,7 @@ export class RestockTodayService {
     private readonly db: Queryable,
     options: RestockTodayOptions = {},
   ) {
-    this.window = new SalesWindow(db, undefined, options.lagMs);
+    this.window = new SalesWindow(db, undefined, options.lagMs, options.source);
     this.maxAgeMs = options.maxAgeMs ?? HOUR_MS;
     this.budget = options.budget ?? 1000;
   }

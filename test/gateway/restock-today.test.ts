@@ -80,6 +80,8 @@ for (const backend of BACKENDS) {
       const fresh = await loadSalesCounts(b.db, ids, w.since, w.until);
       assert.deepEqual(asArrays(w.counts), fresh);
       assert.equal(fresh.get(m)!.get('F9')!.reduce((a, x) => a + x, 0), 2, 'the ingested sales are in');
+      // The same window counted from the sales alone (the bench's reference).
+      assert.deepEqual(asArrays((await new SalesWindow(b.db, 28 * DAY_MS, 0, 'raw').at(new Date(until))).counts), fresh);
       // It does read the rollup: a count there alone (as if its sales were ingested and then lost) shows.
       await b.db.query(`UPDATE sales_hourly SET sales = sales + 7 WHERE machine_id = $1 AND slot = 'F9'`, [m]);
       const again = await new SalesWindow(b.db, 28 * DAY_MS, 0).at(new Date(until));
