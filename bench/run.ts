@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [--xs-only | --latency-only | --change-only [--change-bundle FILE] | --heap-only [--heap-root DIR] | --gateway-only | --ingest-only [--machines N] [--rate R] [--ingest-seconds S] | --ingest-batch-only [--batch N] [--batches N] | --deadlocks-only [--machines N] [--rounds N] | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --cluster-only | --dashboard-only [--dashboard-machines N] [--dashboard-sales-per-day N] [--dashboard-pg] [--dashboard-keep DIR] | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
+ * npm run bench [-- --json] [--xs-only | --latency-only | --change-only [--change-bundle FILE] | --heap-only [--heap-root DIR] | --gateway-only | --ingest-only [--machines N] [--rate R] [--ingest-seconds S] | --ingest-batch-only [--batch N] [--batches N] | --deadlocks-only [--machines N] [--rounds N] | --commands-only | --outage-only | --route-only | --rollout-only | --update-cuts-only | --update-link-only | --store-only | --peripheral-only | --cluster-only | --dashboard-only [--dashboard-machines N] [--dashboard-sales-per-day N] [--dashboard-pg] [--dashboard-keep DIR] | --restock-only [--dashboard-machines N] [--dashboard-sales-per-day N] [--dashboard-pg] [--dashboard-keep DIR] | --connections-only [--machines N] [--connect M] [--connections-seconds S]] [--no-cuts] [--no-cluster] [--cluster-machines N] [--cluster-seconds N] [--no-gateway] [--no-store] [--outage-speed N] [--store-sales-per-day N] [--update-link-targets sim,xs] [--update-link-set k=v,...] [--update-link-speed N]
  *
  * Under the XS engine: heap (slots) and compute (XS computrons, a
  * deterministic count) per complete cash vend, and the change-maker's worst
@@ -25,6 +25,7 @@ import { journalWear, powerCutCampaign, throughput } from './lib/simulator.js';
 import { updateLinkBench } from './lib/update-link.js';
 import { fleetConnectionsBench } from './lib/fleet-connections.js';
 import { dashboardBench } from './lib/dashboard.js';
+import { restockLookBench } from './lib/restock-look.js';
 import { vansDeferBench } from './lib/vans-defer.js';
 import { deadlockBench } from './lib/ingest-deadlocks.js';
 import { ingestBatchBench } from './lib/ingest-batch.js';
@@ -102,6 +103,15 @@ async function main(): Promise<void> {
     const keep = argv.indexOf('--dashboard-keep');
     if (argv.includes('--dashboard-pg')) await dashboardBench(f, { ...seed, pgUrl: process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' });
     else await dashboardBench(f, { ...seed, ...(keep > 0 ? { dataDir: argv[keep + 1] } : {}) });
+    f.finish();
+    return;
+  }
+  if (argv.includes('--restock-only')) {
+    // The restock KPI's first look on the dashboard bench's store, from the hourly rollup and from the sales (no browser).
+    const seed = { machines: wholeNumber('--dashboard-machines', 10000), salesPerDay: wholeNumber('--dashboard-sales-per-day', 10) };
+    const keep = argv.indexOf('--dashboard-keep');
+    if (argv.includes('--dashboard-pg')) await restockLookBench(f, { ...seed, pgUrl: process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' });
+    else await restockLookBench(f, { ...seed, ...(keep > 0 ? { dataDir: argv[keep + 1] } : {}) });
     f.finish();
     return;
   }

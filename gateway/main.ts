@@ -46,7 +46,7 @@ import { Gateway } from './gateway.js';
 import { GATEWAY_USER, storeCredentials } from './mqtt/credentials.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
 import { openDb, type Db } from './store/db.js';
-import { closeSalesDays } from './store/rollup.js';
+import { closeSalesDays, pruneSalesHours } from './store/rollup.js';
 import { dropOldTelemetry } from './store/migrations.js';
 
 const env = process.env;
@@ -196,6 +196,8 @@ async function main(): Promise<void> {
       if (dropped.length > 0) log('info', `retention: dropped ${dropped.join(', ')}`);
       // The fleet's totals of days that are over (the fleet's sales series reads a row a day for them).
       await closeSalesDays(db);
+      // The hourly rollup keeps the forecasts' recent weeks only.
+      await pruneSalesHours(db);
     } catch (e) {
       log('warn', `retention: ${(e as Error).message}`);
     }

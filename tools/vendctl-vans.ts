@@ -7,6 +7,9 @@
 
 interface Line {
   slot?: unknown;
+  /** The catalog product's name, else the machine's label (gateway/restock/picklist.ts). */
+  name?: unknown;
+  product?: unknown;
   load?: unknown;
 }
 interface VanStop {
@@ -26,7 +29,7 @@ interface VanRow {
   km?: unknown;
   minutes?: unknown;
   units?: unknown;
-  totals?: { product?: unknown; sku?: unknown; units?: unknown }[];
+  totals?: { name?: unknown; catalogSku?: unknown; product?: unknown; sku?: unknown; units?: unknown }[];
 }
 interface Answer {
   vans?: VanRow[];
@@ -38,6 +41,8 @@ interface Answer {
 
 /** Text from the answer, control characters out, clipped: a hostile product name stays on its line. */
 const text = (v: unknown): string => (typeof v === 'string' || typeof v === 'number' ? String(v).replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 60) : '?');
+/** A pick line's product after its slot code (" Cola 330ml"), nothing when unnamed. */
+const label = (v: unknown): string => (typeof v === 'string' && v !== '' ? ` ${text(v)}` : '');
 const num = (v: unknown, places: number): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(places) : '?');
 
 /** Minutes from the start of the day as +H:MM. */
@@ -62,14 +67,19 @@ export function renderVans(answer: unknown): string {
     const stops = v.stops ?? [];
     out.push('', `van ${text(v.van)}: ${stops.length} stop${stops.length === 1 ? '' : 's'}, ${num(v.km, 1)} km, back at ${clock(v.minutes)}, ${text(v.units)} items`);
     for (const s of stops) {
-      const picks = (s.picklist?.lines ?? []).filter((l) => typeof l.load === 'number' && l.load > 0).map((l) => `${text(l.slot)} +${text(l.load)}`);
+      const picks = (s.picklist?.lines ?? []).filter((l) => typeof l.load === 'number' && l.load > 0).map((l) => `${text(l.slot)}${label(l.name ?? l.product)} +${text(l.load)}`);
       const over = s.overCapacity === true ? ' (more than a van: a full load)' : '';
       out.push(
         `  ${text(s.stop)}. ${text(s.machine)}  ${clock(s.arriveMin)}-${clock(s.departMin)}  ${num(s.legKm, 1)} km  ${(s.reasons ?? []).map(reason).join(', ')}`,
         `     ${text(s.units)} items${over}: ${picks.join(', ') || 'check only'}`,
       );
     }
-    const load = (v.totals ?? []).map((t) => `${t.product === null || t.product === undefined ? (typeof t.sku === 'number' ? `sku ${t.sku}` : 'unnamed') : text(t.product)} ${text(t.units)}`);
+    // A load line per catalog product (with its SKU), else per machine label or item number.
+    const load = (v.totals ?? []).map((t) => {
+      const name = t.name ?? t.product;
+      const what = typeof name === 'string' ? text(name) : typeof t.sku === 'number' ? `sku ${t.sku}` : 'unnamed';
+      return `${what}${typeof t.catalogSku === 'string' ? ` [${text(t.catalogSku)}]` : ''} ${text(t.units)}`;
+    });
     out.push(`  load: ${load.join(', ') || 'nothing'}`);
   }
   const deferred = a.deferred ?? [];

@@ -35,10 +35,14 @@ main { padding: .6rem; display: grid; gap: .6rem; }
 .card, .stop { background: #fff; border-radius: .5rem; padding: .6rem .8rem; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
 h2 { font-size: 1rem; margin: .2rem 0 .5rem; }
 ul, ol { list-style: none; padding: 0; margin: 0; }
-.load li { display: flex; justify-content: space-between; padding: .3rem 0; border-bottom: 1px solid var(--line); }
+.load li { display: flex; justify-content: space-between; gap: .5rem; padding: .3rem 0; border-bottom: 1px solid var(--line); }
+.load .what { min-width: 0; } .load .sku { display: block; color: var(--muted); font-size: .8rem; } .load b { white-space: nowrap; }
+.name { font-weight: 600; } .sku { color: var(--muted); }
+/* Product names come from the catalog (up to 100 characters, any script): long ones wrap inside the column. */
+.what, .load .what, .stop h2 { overflow-wrap: anywhere; }
 .stops { display: grid; gap: .6rem; }
 .stop .where { color: var(--muted); font-size: .85rem; margin-bottom: .4rem; }
-.line { display: grid; grid-template-columns: 3rem 1fr auto; gap: .4rem; align-items: center; padding: .45rem 0; border-bottom: 1px solid var(--line); }
+.line { display: grid; grid-template-columns: 3rem minmax(0, 1fr) auto; gap: .4rem; align-items: center; padding: .45rem 0; border-bottom: 1px solid var(--line); }
 .line .slot { font-weight: 700; } .line .what { font-size: .9rem; } .line .fault { color: var(--bad); font-size: .8rem; }
 .line button { min-height: 2.75rem; min-width: 7rem; font-size: .95rem; border: 0; border-radius: .4rem; background: #1d4ed8; color: #fff; }
 .line button:disabled { background: var(--line); color: var(--muted); }

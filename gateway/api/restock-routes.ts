@@ -7,6 +7,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { SlotForecast } from '../restock/forecast.js';
+import { slotProducts } from '../catalog/planogram.js';
 import { pickList } from '../restock/picklist.js';
 import { DEFAULT_WINDOW_DAYS, forecastMachines, planRestockRoute, type RoutePlan, type Visit, type VisitReason } from '../restock/plan.js';
 import type { Point } from '../restock/route.js';
@@ -33,8 +34,10 @@ const PICK_LINE = {
   type: 'object',
   properties: {
     slot: { type: 'string' },
-    product: NULLABLE_STRING,
-    sku: NULLABLE_NUMBER,
+    name: { ...NULLABLE_STRING, description: "What to put in: the catalog product's name when the planogram assigns one to the slot, else the machine's own label" },
+    catalogSku: { ...NULLABLE_STRING, description: "The catalog product's SKU (null: no product assigned)" },
+    product: { ...NULLABLE_STRING, description: "The machine's own label for the slot" },
+    sku: { ...NULLABLE_NUMBER, description: "The machine's own item number for the slot" },
     qty: { type: 'integer' },
     capacity: NULLABLE_NUMBER,
     load: { type: 'integer', description: 'Items to put in: capacity - qty' },
@@ -109,7 +112,16 @@ const ROUTE = {
       type: 'array',
       items: {
         type: 'object',
-        properties: { key: { type: 'string' }, sku: NULLABLE_NUMBER, product: NULLABLE_STRING, units: { type: 'integer' }, slots: { type: 'integer' }, machines: { type: 'integer' } },
+        properties: {
+          key: { type: 'string', description: 'catalog:<SKU> for a catalog product, else sku:<n> (the machines\' item number), product:<label> or unnamed' },
+          name: { ...NULLABLE_STRING, description: "The catalog product's name, else the machines' label" },
+          catalogSku: NULLABLE_STRING,
+          sku: NULLABLE_NUMBER,
+          product: NULLABLE_STRING,
+          units: { type: 'integer' },
+          slots: { type: 'integer' },
+          machines: { type: 'integer' },
+        },
       },
     },
     unlocated: { type: 'array', items: { type: 'object', properties: VISIT_PROPERTIES }, description: 'Machines that need a visit but have no location (PUT /machines/{id}/location): not in the route' },
@@ -269,7 +281,7 @@ export async function registerRestockRoutes(app: FastifyInstance, ctx: RouteCont
     },
     async (req) => {
       const m = await machine(req, req.params.id);
-      return { machine: m.id, asOf: m.telemetryAt?.toISOString() ?? null, ...pickList(m.slots) };
+      return { machine: m.id, asOf: m.telemetryAt?.toISOString() ?? null, ...pickList(m.slots, (await slotProducts(db, [m.id])).get(m.id)) };
     },
   );
 

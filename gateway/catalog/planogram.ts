@@ -86,6 +86,28 @@ export async function assignmentsOf(db: Queryable, machine: string): Promise<Map
 }
 
 /**
+ * The catalog product (SKU and name) each slot of these machines holds, by machine and slot: for pick lists
+ * (gateway/restock/picklist.ts). A product counts only while it is its machine's operator's own.
+ */
+export async function slotProducts(db: Queryable, machines: readonly string[]): Promise<Map<string, Map<string, { sku: string; name: string }>>> {
+  const out = new Map<string, Map<string, { sku: string; name: string }>>();
+  if (machines.length === 0) return out;
+  const r = await db.query<{ machine_id: string; slot: string; sku: string; name: string }>(
+    `SELECT a.machine_id, a.slot, a.sku, p.name FROM planogram a
+     JOIN machines m ON m.id = a.machine_id AND m.operator_id = a.operator_id
+     JOIN products p ON p.operator_id = a.operator_id AND p.sku = a.sku
+     WHERE a.machine_id = ANY($1::text[])`,
+    [machines],
+  );
+  for (const x of r.rows) {
+    let m = out.get(x.machine_id);
+    if (!m) out.set(x.machine_id, (m = new Map()));
+    m.set(x.slot, { sku: x.sku, name: x.name });
+  }
+  return out;
+}
+
+/**
  * The price this machine should charge for an assigned slot: its own price,
  * else the product's default when the product is priced in the machine's
  * currency (or the machine has not said its currency); null when there is none.

@@ -7,9 +7,10 @@
  * never restocks twice.
  */
 
-interface PickLine { slot: string; product: string | null; sku: number | null; qty: number; capacity: number | null; load: number; fault: boolean }
+// name and catalogSku are absent from links made before pick lists named catalog products: the machine's label then.
+interface PickLine { slot: string; name?: string | null; catalogSku?: string | null; product: string | null; sku: number | null; qty: number; capacity: number | null; load: number; fault: boolean }
 interface Stop { stop: number; machine: string; address: string | null; legKm: number; picklist: { lines: PickLine[]; units: number } }
-interface Total { sku: number | null; product: string | null; units: number; machines: number }
+interface Total { name?: string | null; catalogSku?: string | null; sku: number | null; product: string | null; units: number; machines: number }
 interface RouteAnswer { name: string; expiresAt: string; route: { generatedAt: string; stops: Stop[]; totals: Total[]; totalKm: number; units: number }; restocks: { machine: string; slot: string; command: string; status: string }[] }
 interface Outcome { command: string; machine: string; slot: string; status: string; reason: string | null }
 interface SlotState { state: string; command?: string; reason?: string | null }
@@ -90,7 +91,11 @@ function render(r: RouteAnswer): void {
   load.replaceChildren();
   for (const t of r.route.totals) {
     const li = el('li');
-    li.append(el('span', t.product ?? (t.sku !== null ? `SKU ${t.sku}` : 'unnamed product')), el('b', `${t.units} × (${t.machines} machine${t.machines === 1 ? '' : 's'})`));
+    // One line per catalog product (its SKU is what the shelf at the depot is labelled with), else per machine label.
+    const what = el('span', undefined, 'what');
+    what.append(el('span', t.name ?? t.product ?? (t.sku !== null ? `item ${t.sku}` : 'unnamed product'), 'name'));
+    if (t.catalogSku) what.append(el('span', `SKU ${t.catalogSku}`, 'sku'));
+    li.append(what, el('b', `${t.units} × (${t.machines} machine${t.machines === 1 ? '' : 's'})`));
     load.append(li);
   }
   if (r.route.totals.length === 0) load.append(el('li', 'nothing to load'));
@@ -105,7 +110,11 @@ function render(r: RouteAnswer): void {
       const row = el('li', undefined, 'line');
       row.dataset['machine'] = s.machine;
       row.dataset['slot'] = l.slot;
-      const what = el('div', `${l.product ?? 'unnamed'}: load ${l.load} (has ${l.qty} of ${l.capacity ?? '?'})`, 'what');
+      // Text nodes only (textContent): a product's name is shown as written, never read as markup.
+      const what = el('div', undefined, 'what');
+      what.append(el('span', l.name ?? l.product ?? 'unnamed', 'name'));
+      if (l.catalogSku) what.append(el('span', ` · SKU ${l.catalogSku}`, 'sku'));
+      what.append(`: load ${l.load} (has ${l.qty} of ${l.capacity ?? '?'})`);
       if (l.fault) what.append(el('div', 'out of service: clear the fault', 'fault'));
       const button = el('button', 'Restocked');
       button.type = 'button';

@@ -30,13 +30,33 @@ function reasonText(reasons: readonly VisitReason[]): string {
     .join(', ');
 }
 
+/** A pick line: `name` is the catalog product's (else the machine's own label; absent from older gateways). */
+interface PickLine {
+  slot: string;
+  name?: string | null;
+  product: string | null;
+  load: number;
+}
+/** A line of the van's load: one per catalog product (its SKU), else per machine label. */
+interface Total {
+  name?: string | null;
+  catalogSku?: string | null;
+  product: string | null;
+  units: number;
+}
+
 interface RouteAnswer {
-  stops: { stop: number; machine: string; legKm: number; reasons: VisitReason[]; picklist: { lines: { slot: string; product: string | null; load: number }[]; units: number } }[];
+  stops: { stop: number; machine: string; legKm: number; reasons: VisitReason[]; picklist: { lines: PickLine[]; units: number } }[];
   totalKm: number;
   units: number;
-  totals: { product: string | null; units: number }[];
+  totals: Total[];
   unlocated: { machine: string }[];
 }
+
+/** What goes into a slot: "A1 Cola 330ml +8" (the slot code alone when nothing names it). */
+const pickText = (x: PickLine): string => `${x.slot}${(x.name ?? x.product) ? ` ${x.name ?? x.product}` : ''} +${x.load}`;
+/** A load line: "Cola 330ml (SKU COLA-330) 12". */
+const totalText = (t: Total): string => `${t.name ?? t.product ?? 'unnamed'}${t.catalogSku ? ` (SKU ${t.catalogSku})` : ''} ${t.units}`;
 
 interface VansAnswer {
   vans: {
@@ -45,7 +65,7 @@ interface VansAnswer {
     km: number;
     minutes: number;
     units: number;
-    totals: { product: string | null; units: number }[];
+    totals: Total[];
   }[];
   deferred: { machine: string; reason: string }[];
   unlocated: { machine: string }[];
@@ -68,13 +88,13 @@ async function planVans(t: RouteTools, depot: string, days: string, vans: string
   for (const v of r.vans) {
     const ol = el('ol');
     for (const s of v.stops) {
-      const picks = s.picklist.lines.filter((x) => x.load > 0).map((x) => `${x.slot} +${x.load}`);
+      const picks = s.picklist.lines.filter((x) => x.load > 0).map(pickText);
       const over = s.overCapacity ? ' (more than a van holds: a full load)' : '';
       ol.append(
         el('li', { 'data-stop': s.machine }, `${dayClock(s.arriveMin)}-${dayClock(s.departMin)} ${s.machine} (${s.legKm.toFixed(1)} km; ${reasonText(s.reasons)}): ${s.units} items${over}: ${picks.join(', ') || 'check only'}`),
       );
     }
-    const load = v.totals.map((t) => `${t.product ?? 'unnamed'} ${t.units}`).join(', ');
+    const load = v.totals.map(totalText).join(', ');
     const box = el('div', { class: 'van', 'data-van': String(v.van) });
     box.append(
       el('h3', {}, `Van ${v.van}: ${v.stops.length} stop${v.stops.length === 1 ? '' : 's'}, ${v.km.toFixed(1)} km, back at ${dayClock(v.minutes)}, ${v.units} items`),
@@ -109,10 +129,10 @@ async function planRoute(t: RouteTools): Promise<void> {
     out.replaceChildren();
     const ol = el('ol');
     for (const s of r.stops) {
-      const picks = s.picklist.lines.filter((x) => x.load > 0).map((x) => `${x.slot} +${x.load}`);
+      const picks = s.picklist.lines.filter((x) => x.load > 0).map(pickText);
       ol.append(el('li', { 'data-stop': s.machine }, `${s.machine} (${s.legKm.toFixed(1)} km; ${reasonText(s.reasons)}): ${picks.join(', ') || 'check only'}`));
     }
-    const van = r.totals.map((t) => `${t.product ?? '?'} ${t.units}`).join(', ');
+    const van = r.totals.map(totalText).join(', ');
     out.append(
       el('p', { 'data-route-km': r.totalKm.toFixed(1) }, `${r.stops.length} stops, ${r.totalKm.toFixed(1)} km, ${r.units} items to load`),
       ol,

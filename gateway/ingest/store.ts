@@ -16,7 +16,7 @@ import { ping, sqlState } from '../store/errors.js';
 import { ensureEventMonth, monthOf } from '../store/event-partitions.js';
 import { canonicalJson, storable } from '../store/json.js';
 import { ensureTelemetryPartition } from '../store/migrations.js';
-import { ROLLUP_FROM_INSERTED } from '../store/rollup.js';
+import { HOURLY_FROM_INSERTED, ROLLUP_FROM_INSERTED } from '../store/rollup.js';
 import type { MachineEvent, RefusedEvent, Rejection } from './messages.js';
 
 /** A machine's event message as the store takes it (the ingester's own objects, which the hooks hand back). */
@@ -151,7 +151,7 @@ class SqlIngestStore implements IngestStore {
       if (hasEvents) {
         const { fresh, conflicting } = await sortOut(tx, batch.messages);
         if (fresh.machines.length > 0) {
-          // One statement (INSERT_EVENTS). What was checked, serialised again: the store never parses a machine's own bytes.
+          // One statement (INSERT_EVENTS: the events, their sales into the daily and hourly rollups, each machine's state). What was checked, serialised again: the store never parses a machine's own bytes.
           const touch = touchRows(batch.messages);
           const r = await tx.query<{ n: number }>(
             INSERT_EVENTS,
@@ -324,6 +324,7 @@ const INSERT_EVENTS = `WITH ins AS (
    ON CONFLICT DO NOTHING
    RETURNING machine_id, type, body
  ), rollup AS (${ROLLUP_FROM_INSERTED('ins')}
+ ), hourly AS (${HOURLY_FROM_INSERTED('ins')}
  ), touch AS (${TOUCH_MACHINES('$6', '$7', 'ins')})
  SELECT count(*)::int AS n FROM ins`;
 

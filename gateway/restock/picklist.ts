@@ -3,11 +3,26 @@
  * minus what it holds), and for a route the totals per product so the van
  * is loaded once. Faulted slots are flagged, not left out: the driver who
  * clears the jam refills the slot, and must know it is jammed.
+ *
+ * A slot the planogram assigns a catalog product to (docs/catalog.md) is
+ * named by that product and counted by its SKU: what the driver takes off
+ * the shelf. Other slots keep the machine's own label and number.
  */
 import type { SlotStock } from './forecast.js';
 
+/** The catalog product a slot holds (gateway/catalog/planogram.ts slotProducts). */
+export interface SlotProduct {
+  sku: string;
+  name: string;
+}
+
 export interface PickLine {
   slot: string;
+  /** What the driver reads: the catalog product's name, else the machine's own label (null: neither). */
+  name: string | null;
+  /** The catalog product's SKU (null: no product assigned to the slot). */
+  catalogSku: string | null;
+  /** The machine's own label and item number, as it reports them. */
   product: string | null;
   sku: number | null;
   qty: number;
@@ -31,13 +46,17 @@ export interface PickList {
 
 const bySlot = (a: { slot: string }, b: { slot: string }): number => (a.slot < b.slot ? -1 : a.slot > b.slot ? 1 : 0);
 
-export function pickList(slots: readonly SlotStock[]): PickList {
+/** A machine's pick list from its reported slots and (by slot code) the catalog products its planogram assigns. */
+export function pickList(slots: readonly SlotStock[], products: ReadonlyMap<string, SlotProduct> = new Map()): PickList {
   const lines = slots
     .map((s): PickLine => {
       const capacity = typeof s.capacity === 'number' && Number.isFinite(s.capacity) && s.capacity > 0 ? s.capacity : null;
       const qty = Math.max(0, s.qty);
+      const p = products.get(s.code);
       return {
         slot: s.code,
+        name: p?.name ?? (typeof s.product === 'string' ? s.product : null),
+        catalogSku: p?.sku ?? null,
         product: s.product ?? null,
         sku: s.sku ?? null,
         qty,
@@ -57,8 +76,11 @@ export function pickList(slots: readonly SlotStock[]): PickList {
 }
 
 export interface ProductTotal {
-  /** `sku:<n>` when the slots have an SKU, else `product:<name>` (or `unnamed`). */
+  /** `catalog:<sku>` for a catalog product, else `sku:<n>` when the slots have the machine's item number, else `product:<name>` (or `unnamed`). */
   key: string;
+  /** The catalog product's name and SKU, else the machine's label (the first seen) and null. */
+  name: string | null;
+  catalogSku: string | null;
   sku: number | null;
   product: string | null;
   units: number;
@@ -73,11 +95,12 @@ export function vanTotals(lists: readonly { machine: string; list: PickList }[])
   for (const { machine, list } of lists) {
     for (const l of list.lines) {
       if (l.load <= 0) continue;
-      // Same SKU, same item, whatever each machine calls it; without one, the name is all we have.
-      const key = l.sku !== null ? `sku:${l.sku}` : l.product !== null ? `product:${l.product}` : 'unnamed';
+      // The catalog's SKU first (one product, whatever the machines call it), then the machine's item number;
+      // without either, the name is all we have.
+      const key = l.catalogSku !== null ? `catalog:${l.catalogSku}` : l.sku !== null ? `sku:${l.sku}` : l.product !== null ? `product:${l.product}` : 'unnamed';
       let t = totals.get(key);
       if (!t) {
-        t = { key, sku: l.sku, product: l.product, units: 0, slots: 0, machines: 0, seen: new Set() };
+        t = { key, name: l.name, catalogSku: l.catalogSku, sku: l.sku, product: l.product, units: 0, slots: 0, machines: 0, seen: new Set() };
         totals.set(key, t);
       }
       t.units += l.load;

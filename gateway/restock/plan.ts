@@ -5,6 +5,7 @@
  * predicted to run out within `days`), or the ones asked for, in driving
  * order from the depot, each with its pick list, and the van's totals.
  */
+import { slotProducts } from '../catalog/planogram.js';
 import type { Queryable } from '../store/db.js';
 import { DAY_MS, exposureHours, forecastMachine, HOUR_MS, type SlotForecast } from './forecast.js';
 import { pickList, vanTotals, type PickList, type ProductTotal } from './picklist.js';
@@ -127,21 +128,27 @@ export async function restockVisits(db: Queryable, req: Omit<RouteRequest, 'depo
   }
   const forecasts = await forecastMachines(db, machines, { now, windowDays });
   const until = now.getTime() + req.days * DAY_MS;
-  const visits: Visit[] = [];
+  const due: { m: MachineRow; reasons: VisitReason[]; firstEmptyAt: Date | null }[] = [];
   for (const m of machines) {
     const f = forecasts.get(m.id)!;
     const reasons: VisitReason[] = [...(listed ? [{ kind: 'listed' } as const] : []), ...reasonsFor(f.slots, until)];
     if (reasons.length === 0) continue;
     const times = f.slots.filter((s) => s.emptyAt !== null).map((s) => s.emptyAt!.getTime());
-    visits.push({
-      machine: m.id,
-      location: m.location,
-      reasons,
-      firstEmptyAt: times.length > 0 ? new Date(Math.min(...times)) : null,
-      asOf: m.telemetryAt,
-      picklist: pickList(m.slots),
-    });
+    due.push({ m, reasons, firstEmptyAt: times.length > 0 ? new Date(Math.min(...times)) : null });
   }
+  // The catalog products of the machines visited only: their pick lists name what the driver loads.
+  const products = await slotProducts(
+    db,
+    due.map((d) => d.m.id),
+  );
+  const visits: Visit[] = due.map(({ m, reasons, firstEmptyAt }) => ({
+    machine: m.id,
+    location: m.location,
+    reasons,
+    firstEmptyAt,
+    asOf: m.telemetryAt,
+    picklist: pickList(m.slots, products.get(m.id)),
+  }));
   return { now, windowDays, visits };
 }
 

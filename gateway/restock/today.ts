@@ -29,6 +29,8 @@ export interface RestockTodayOptions {
   budget?: number;
   /** The sales window's lag behind now (SalesWindow; default a minute). */
   lagMs?: number;
+  /** Where the first look counts the window from (SalesWindow; default the hourly rollup). */
+  source?: 'rollup' | 'raw';
 }
 
 interface Kept {
@@ -73,7 +75,7 @@ export class RestockTodayService {
     private readonly db: Queryable,
     options: RestockTodayOptions = {},
   ) {
-    this.window = new SalesWindow(db, undefined, options.lagMs);
+    this.window = new SalesWindow(db, undefined, options.lagMs, options.source);
     this.maxAgeMs = options.maxAgeMs ?? HOUR_MS;
     this.budget = options.budget ?? 1000;
   }
@@ -164,6 +166,8 @@ export class RestockTodayService {
         continue;
       }
       let needs = false;
+      // The machine's sales of every slot, summed once for all its slots' "others".
+      let total: number[] | undefined;
       for (const s of slots) {
         if (s.qty <= 0 || s.fault === true) {
           needs = true;
@@ -171,7 +175,9 @@ export class RestockTodayService {
         }
         let rates = k.rates.get(s.code);
         if (!rates) {
-          rates = this.ratesOf(w.counts.get(m.id), s.code, new Date(m.created_at).getTime(), start, until, whole);
+          const sales = w.counts.get(m.id);
+          total ??= machineTotal(sales);
+          rates = this.ratesOf(sales?.get(s.code), total, new Date(m.created_at).getTime(), start, until, whole);
           k.rates.set(s.code, rates);
           worked += 1;
         }
@@ -211,18 +217,26 @@ export class RestockTodayService {
   }
 
   /** A slot's rates as forecastMachine works them out (its own sales, the machine's others as the prior shape). */
-  private ratesOf(sales: ReadonlyMap<string, Uint32Array> | undefined, code: string, createdAt: number, start: number, until: number, whole: number[]): number[] {
+  private ratesOf(sales: Uint32Array | undefined, total: readonly number[], createdAt: number, start: number, until: number, whole: number[]): number[] {
     // A machine provisioned within the window has sold only since then (at least an hour): forecastMachines' rule.
     const since = Math.min(until - HOUR_MS, Math.max(start, createdAt));
     const exposure = since === start ? whole : exposureHours(since, until);
-    const own = new Array<number>(WEEK_HOURS).fill(0);
-    const others = new Array<number>(WEEK_HOURS).fill(0);
-    for (const [slot, c] of sales ?? []) {
-      const into = slot === code ? own : others;
-      for (let h = 0; h < WEEK_HOURS; h++) into[h]! += c[h]!;
+    const own = new Array<number>(WEEK_HOURS);
+    const others = new Array<number>(WEEK_HOURS);
+    // Whole numbers: the machine's total less this slot's is exactly the sum of its other slots'.
+    for (let h = 0; h < WEEK_HOURS; h++) {
+      own[h] = sales?.[h] ?? 0;
+      others[h] = total[h]! - own[h]!;
     }
     return slotRates(own, others, exposure);
   }
+}
+
+/** Sales per hour of the week of all of a machine's slots. */
+function machineTotal(sales: ReadonlyMap<string, Uint32Array> | undefined): number[] {
+  const t = new Array<number>(WEEK_HOURS).fill(0);
+  for (const c of sales?.values() ?? []) for (let h = 0; h < WEEK_HOURS; h++) t[h]! += c[h]!;
+  return t;
 }
 
 /** One service per store (its kept counts and rates), shared by the routes that show the KPI. */

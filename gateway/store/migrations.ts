@@ -579,6 +579,30 @@ CREATE OR REPLACE FUNCTION machine_state_stock() RETURNS trigger LANGUAGE plpgsq
 CREATE TRIGGER machine_state_stock BEFORE INSERT OR UPDATE OF telemetry ON machine_state FOR EACH ROW EXECUTE FUNCTION machine_state_stock();
 UPDATE machine_state SET telemetry = telemetry`,
   },
+  {
+    version: 19,
+    name: 'hourly sales rollup for the restocking forecasts',
+    sql: `
+-- Sales per UTC hour of receipt, machine and slot code (the sales view's received_at and slot; sales without a
+-- slot code are left out), added to in the transaction that stores the sale, like sales_daily
+-- (gateway/store/rollup.ts). The restocking forecasts count a month of sales by hour of the week: read from here,
+-- that is a narrow row per machine, slot and hour instead of every sale's JSON body (gateway/restock/sales-window.ts).
+-- hour is hours since 1970-01-01 00:00 UTC: integer arithmetic gives the hour of the week, where a timestamp's
+-- epoch is numeric and several times slower per row. Only recent hours are kept (rollup.ts pruneSalesHours).
+CREATE TABLE sales_hourly (
+  hour integer NOT NULL,
+  machine_id text NOT NULL,
+  slot text NOT NULL,
+  sales integer NOT NULL,
+  PRIMARY KEY (hour, machine_id, slot)
+);
+-- What was stored before this migration, the hours the rollup keeps (whole hours), in hour order as ingest adds
+-- them: an hour's rows together on disk.
+INSERT INTO sales_hourly (hour, machine_id, slot, sales)
+  SELECT floor(extract(epoch FROM received_at) / 3600)::int, machine_id, slot, count(*)
+  FROM sales WHERE slot IS NOT NULL AND received_at >= date_trunc('hour', now() - interval '35 days')
+  GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+  },
 ];
 
 /** Apply the migrations not applied yet, up to version `until` (tests stop short of one to store data as an older version did). */

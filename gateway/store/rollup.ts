@@ -10,6 +10,8 @@
  * transaction's now() (the events table's default): the same now() dates
  * the rollup here. Reading a body goes through the sales view's own
  * functions (sale_slot, sale_price), so the rollup counts what the view shows.
+ * The hourly rollup (sales_hourly, migration 19) is kept the same way, for
+ * the restocking forecasts' recent weeks only.
  */
 import type { Queryable } from './db.js';
 
@@ -24,6 +26,32 @@ export const ROLLUP_FROM_INSERTED = (source: string): string =>
      SELECT machine_id, (now() AT TIME ZONE 'UTC')::date, coalesce(sale_slot(body), ''), count(*), coalesce(sum(sale_price(body)), 0)
      FROM ${source} WHERE type = 'vend-ok' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
      ON CONFLICT (machine_id, day, slot) DO UPDATE SET sales = sales_daily.sales + EXCLUDED.sales, revenue = sales_daily.revenue + EXCLUDED.revenue`;
+
+/**
+ * The same for the hourly rollup (sales_hourly, migration 19): sales with a slot code per UTC hour (hours
+ * since the epoch, of the transaction's now(), which is their received_at), machine and slot, in key order.
+ */
+export const HOURLY_FROM_INSERTED = (source: string): string =>
+  `INSERT INTO sales_hourly (hour, machine_id, slot, sales)
+     SELECT floor(extract(epoch FROM now()) / 3600)::int, machine_id, sale_slot(body), count(*)
+     FROM ${source} WHERE type = 'vend-ok' AND sale_slot(body) IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+     ON CONFLICT (hour, machine_id, slot) DO UPDATE SET sales = sales_hourly.sales + EXCLUDED.sales`;
+
+/**
+ * Days of hours sales_hourly keeps: the forecasts' window (28 days) and a week to spare. Readers take
+ * from it only hours newer than HOURLY_READ_DAYS, a day short of what is kept, so pruning never races them.
+ */
+export const HOURLY_KEEP_DAYS = 35;
+export const HOURLY_READ_DAYS = HOURLY_KEEP_DAYS - 1;
+
+/** Drop sales_hourly's hours older than HOURLY_KEEP_DAYS (run with the retention, hourly). Returns the rows dropped. */
+export async function pruneSalesHours(db: Queryable, now = new Date()): Promise<number> {
+  const r = await db.query<{ n: number }>(
+    'WITH gone AS (DELETE FROM sales_hourly WHERE hour < $1 RETURNING 1) SELECT count(*)::int AS n FROM gone',
+    [Math.floor(now.getTime() / 3_600_000) - HOURLY_KEEP_DAYS * 24],
+  );
+  return Number(r.rows[0]?.n ?? 0);
+}
 
 /**
  * Count the rollup's days in [fromDay, toDay) again from the sales view
@@ -41,6 +69,20 @@ export async function rebuildRollup(tx: Queryable, fromDay: string, toDay: strin
      SELECT machine_id, (received_at AT TIME ZONE 'UTC')::date, coalesce(slot, ''), count(*), coalesce(sum(price), 0)
      FROM sales WHERE received_at >= ($1::date)::timestamp AT TIME ZONE 'UTC' AND received_at < ($2::date)::timestamp AT TIME ZONE 'UTC'
      GROUP BY 1, 2, 3`,
+    [fromDay, toDay],
+  );
+  // The hours of those days too (they are pruned again later when older than the hourly rollup keeps), in hour
+  // order as ingest writes them: an hour's rows together on disk, so reading a day reads its pages only.
+  await tx.query(
+    `DELETE FROM sales_hourly WHERE hour >= floor(extract(epoch FROM ($1::date)::timestamp AT TIME ZONE 'UTC') / 3600)::int
+       AND hour < floor(extract(epoch FROM ($2::date)::timestamp AT TIME ZONE 'UTC') / 3600)::int`,
+    [fromDay, toDay],
+  );
+  await tx.query(
+    `INSERT INTO sales_hourly (hour, machine_id, slot, sales)
+     SELECT floor(extract(epoch FROM received_at) / 3600)::int, machine_id, slot, count(*)
+     FROM sales WHERE slot IS NOT NULL AND received_at >= ($1::date)::timestamp AT TIME ZONE 'UTC' AND received_at < ($2::date)::timestamp AT TIME ZONE 'UTC'
+     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
     [fromDay, toDay],
   );
 }

@@ -3,7 +3,9 @@
  * listening gateway API on PGlite: an admin adds a product with its image
  * through the form and changes its price, a bad price is refused on the
  * page, the machine's planogram names the catalog's product and assigns it
- * to a slot (the machine is sent its price), a viewer sees no forms; what
+ * to a slot (the machine is sent its price), the route panel names the
+ * catalog's products on the pick list and the van load (markup shown as
+ * text), a viewer sees no forms; what
  * the panels say is read as text: never [object Object], undefined or NaN,
  * and no Content-Security-Policy violation. Screenshot:
  * test-output/dashboard/catalog.png.
@@ -137,6 +139,32 @@ describe('the dashboard catalog panel in Chromium', function () {
     await page.waitForSelector('#planogram [data-slot="A1"] .catalog-name:has-text("Salted chips")');
     await readable('#machine');
     await page.screenshot({ path: join(shots, 'catalog.png'), fullPage: true });
+  });
+
+  it("plans a route whose pick list and van load name the catalog's products, the machine's label otherwise, markup as text", async () => {
+    // vm-1 stands somewhere and needs a visit: B1 (no product) empty; C1 holds a product whose name is markup.
+    const slots = [
+      { code: 'A1', product: 'Chips', category: 'Snacks', qty: 4, capacity: 10, price: 125 },
+      { code: 'B1', product: 'Water', category: 'Drinks', qty: 0, capacity: 8, price: 100 },
+      { code: 'C1', product: 'Thing', qty: 2, capacity: 5, price: 100 },
+    ];
+    const evil = '<img src=x onerror="window.pwned=1">Bad & <b>bold</b>';
+    await db.query("UPDATE machine_state SET telemetry = $1::jsonb, telemetry_at = now() WHERE machine_id = 'vm-1'", [JSON.stringify({ currency: 'USD', decimals: 2, slots, tubes: [] })]);
+    await db.query("UPDATE machines SET lat = 39.75, lon = -104.99 WHERE id = 'vm-1'");
+    await db.query("INSERT INTO products (operator_id, sku, name, price, currency) VALUES ('default', 'EVIL-1', $1, 100, 'USD')", [evil]);
+    await db.query("INSERT INTO planogram (machine_id, slot, operator_id, sku) VALUES ('vm-1', 'C1', 'default', 'EVIL-1')");
+    await page.fill('#depot', '39.7392,-104.9903');
+    await page.fill('#days', '7');
+    await page.fill('#vans', '1');
+    await page.click('#route-form button');
+    await page.waitForSelector('#route li[data-stop="vm-1"]');
+    const stop = await readable('#route li[data-stop="vm-1"]');
+    assert.ok(stop.endsWith(`: A1 Salted chips +6, B1 Water +8, C1 ${evil} +3`), stop);
+    const text = await readable('#route');
+    assert.ok(text.includes(`Load the van: Water 8, Salted chips (SKU CHIPS-01) 6, ${evil} (SKU EVIL-1) 3`), text);
+    assert.equal(await page.evaluate("document.querySelectorAll('#route img, #route b').length"), 0, 'no markup made from a name');
+    assert.equal(await page.evaluate('window.pwned === undefined'), true);
+    await page.screenshot({ path: join(shots, 'catalog-route.png'), fullPage: true });
   });
 
   it('shows a viewer the catalog and the planogram without their forms', async () => {

@@ -5,7 +5,9 @@
  * "Restocked" and the machine's own outcome shown (and its stock reported
  * full), a tap made offline shown as waiting and sent once back online, and
  * an unknown, expired or revoked link told as such, no secret in the
- * gateway's output. No Content-Security-Policy
+ * gateway's output; slots named by their catalog products (hostile names
+ * shown as text), the van's load by catalog SKU, the machine's own label
+ * where no product is assigned. No Content-Security-Policy
  * violation. Screenshots go to test-output/driver/.
  */
 import { strict as assert } from 'node:assert';
@@ -151,5 +153,64 @@ describe("the driver's page in Chromium at 390 x 844", function () {
     await revoked.waitForSelector('#message:has-text("revoked")');
     // The secrets were in the pages' fragments and headers only: nothing the gateway printed holds one.
     for (const l of [soon, gone]) assert.ok(!fleet!.output().includes(l.secret.slice(3)), 'a link secret in the gateway output');
+  });
+
+  it("names each slot by the catalog product its planogram assigns (SKU on the van's load), else the machine's own label; hostile names as text", async () => {
+    // Markup that would run if read as HTML, and the catalog's longest name (100) in several scripts with no space to break at.
+    const html = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>&amp; Crisps';
+    const long = 'Schokolade«Nuß»шоколад巧克力'.repeat(4).slice(0, 98) + '🍫';
+    assert.equal(long.length, 100);
+    for (const [sku, name] of [['HTML-1', html], ['LONG-2', long]] as const) {
+      const r = await api('POST', '/products', { sku, name, price: 150, currency: 'USD' });
+      assert.equal(r.status, 201, JSON.stringify(r.json));
+    }
+    // Four slots with something to load: two hold the markup product (one load line for both), one the long one, one none.
+    const before = (await api('GET', `/machines/${MACHINE}/picklist`)).json as { lines: { slot: string; product: string | null; load: number }[] };
+    const loading = before.lines.filter((l) => l.load > 0).sort((a, b) => b.load - a.load);
+    assert.ok(loading.length >= 4, `slots to load: ${JSON.stringify(before.lines)}`);
+    const [a, b, c, d] = loading as [(typeof loading)[0], (typeof loading)[0], (typeof loading)[0], (typeof loading)[0]];
+    const put = await api('PUT', `/machines/${MACHINE}/planogram`, {
+      slots: [
+        { slot: a.slot, sku: 'HTML-1', price: 150 },
+        { slot: b.slot, sku: 'HTML-1', price: 150 },
+        { slot: c.slot, sku: 'LONG-2', price: 150 },
+        { slot: d.slot, sku: null },
+      ],
+      apply: false,
+    });
+    assert.equal(put.status, 200, JSON.stringify(put.json));
+    const l = await newLink({ name: 'Catalog run' });
+    const p = await open(l.link);
+    await p.waitForSelector(`.line[data-slot="${d.slot}"] .name`);
+    const line = (slot: string, part: string): Promise<string | null> => p.textContent(`.line[data-machine="${MACHINE}"][data-slot="${slot}"] ${part}`);
+    assert.equal(await line(a.slot, '.name'), html);
+    assert.equal(await line(b.slot, '.name'), html);
+    assert.equal(await line(a.slot, '.sku'), ' · SKU HTML-1');
+    assert.equal(await line(c.slot, '.name'), long);
+    assert.equal(await line(c.slot, '.sku'), ' · SKU LONG-2');
+    // No product: the machine's own label, and no SKU.
+    assert.equal(await line(d.slot, '.name'), d.product);
+    assert.equal(await p.locator(`.line[data-slot="${d.slot}"] .sku`).count(), 0);
+    // The van's load: the markup product once, both slots' items together, with its SKU.
+    // Read in the page as an expression (the page's policy allows no eval; this file has no DOM types).
+    const load = JSON.parse(
+      (await p.evaluate(
+        "JSON.stringify([...document.querySelectorAll('#load li')].map((li) => ({ name: li.querySelector('.name')?.textContent ?? null, sku: li.querySelector('.sku')?.textContent ?? null, units: li.querySelector('b')?.textContent ?? null })))",
+      )) as string,
+    ) as { name: string | null; sku: string | null; units: string | null }[];
+    assert.deepEqual(
+      load.filter((x) => x.name === html),
+      [{ name: html, sku: 'SKU HTML-1', units: `${a.load + b.load} × (1 machine)` }],
+    );
+    assert.deepEqual(
+      load.filter((x) => x.name === long),
+      [{ name: long, sku: 'SKU LONG-2', units: `${c.load} × (1 machine)` }],
+    );
+    assert.ok(load.some((x) => x.name === d.product && x.sku === null && x.units === `${d.load} × (1 machine)`), JSON.stringify(load));
+    // Text, never markup: nothing it names was made or run, and the long name wraps inside the phone's width.
+    assert.equal(await p.evaluate("document.querySelectorAll('#app img, #app script').length"), 0);
+    assert.equal(await p.evaluate('window.pwned === undefined'), true);
+    assert.ok((await p.evaluate('document.documentElement.scrollWidth')) as number <= 390, 'no sideways scrolling');
+    await shot('7-catalog-names', p);
   });
 });

@@ -5,15 +5,19 @@
  * here too): the same machines as the restocking route's visits due before
  * midnight UTC, per operator; the sales window moved forward in memory
  * counts what a fresh count of the window gives, sales that arrived since
- * included; and the kept rates are worked out again once they are old.
+ * included; its first count, read from the hourly rollup, is the count of
+ * the sales themselves; and the kept rates are worked out again once they
+ * are old.
  */
 import { strict as assert } from 'node:assert';
 import { machineId, seedDashboardStore } from '../../bench/lib/dashboard.js';
+import { ingestStore } from '../../gateway/ingest/store.js';
 import { DAY_MS, HOUR_MS } from '../../gateway/restock/forecast.js';
 import { restockVisits } from '../../gateway/restock/plan.js';
-import { SalesWindow } from '../../gateway/restock/sales-window.js';
+import { SalesWindow, type WindowCounts } from '../../gateway/restock/sales-window.js';
 import { loadSalesCounts } from '../../gateway/restock/store.js';
 import { RestockTodayService } from '../../gateway/restock/today.js';
+import { ensureEventMonth, monthOf } from '../../gateway/store/event-partitions.js';
 import { migrate } from '../../gateway/store/migrations.js';
 import { BACKENDS, type Backend } from './backends.js';
 
@@ -50,6 +54,41 @@ for (const backend of BACKENDS) {
       const op1 = await svc.today('op1', now);
       assert.deepEqual([...op1.machines].sort(), await dueToday(b, now, 'op1'));
       assert.ok([...op1.machines].every((m) => Number(m.slice(2)) % 2 === 0), 'op1 has the even machines only');
+    });
+
+    it("counts the first look's window from the hourly rollup: the counts the sales give, part-hours at both ends included", async () => {
+      // A window ending at a quarter past, two hours on: this hour is a whole hour of it (read from the rollup).
+      const until = (Math.floor(Date.now() / HOUR_MS) + 2) * HOUR_MS + 15 * 60_000;
+      const since = until - 28 * DAY_MS;
+      // Sales in the window's first and last part-hours (and just before it), and through the real ingest path (which keeps the rollup).
+      const m = machineId(5);
+      for (const t of [since - 1, until]) await ensureEventMonth(b.db, monthOf(t));
+      await b.db.query(
+        `INSERT INTO events (machine_id, seq, type, machine_time, body, received_at)
+         VALUES ($1, 910001, 'vend-ok', 1, '{"slot":"B2","price":150}', $2), ($1, 910002, 'vend-ok', 2, '{"slot":"B2","price":150}', $3),
+                ($1, 910003, 'vend-ok', 3, '{"slot":"B2","price":150}', $4)`,
+        [m, new Date(since + 1), new Date(since - 1), new Date(until - 60_000)],
+      );
+      await ingestStore(b.db).write(
+        { at: new Date(), messages: [{ machine: m, to: 920002, events: [920001, 920002].map((seq) => ({ seq, t: seq, type: 'vend-ok', body: { slot: 'F9', price: 100 } })), refused: [] }], telemetry: [], statuses: [], rejections: new Map() },
+        { conflict: () => {} },
+      );
+      const ids = Array.from({ length: MACHINES }, (_, i) => machineId(i + 1));
+      const w = await new SalesWindow(b.db, 28 * DAY_MS, 0).at(new Date(until));
+      assert.equal(w.changed, 'all');
+      const asArrays = (counts: WindowCounts['counts']) => new Map([...counts].map(([id, slots]) => [id, new Map([...slots].map(([slot, c]) => [slot, [...c]]))]));
+      const fresh = await loadSalesCounts(b.db, ids, w.since, w.until);
+      assert.deepEqual(asArrays(w.counts), fresh);
+      assert.equal(fresh.get(m)!.get('F9')!.reduce((a, x) => a + x, 0), 2, 'the ingested sales are in');
+      // The same window counted from the sales alone (the bench's reference).
+      assert.deepEqual(asArrays((await new SalesWindow(b.db, 28 * DAY_MS, 0, 'raw').at(new Date(until))).counts), fresh);
+      // It does read the rollup: a count there alone (as if its sales were ingested and then lost) shows.
+      await b.db.query(`UPDATE sales_hourly SET sales = sales + 7 WHERE machine_id = $1 AND slot = 'F9'`, [m]);
+      const again = await new SalesWindow(b.db, 28 * DAY_MS, 0).at(new Date(until));
+      assert.equal([...again.counts.get(m)!.get('F9')!].reduce((a, x) => a + x, 0), 9);
+      // As it was for the next tests: the rollup as the sales say, the sales written around it gone.
+      await b.db.query(`UPDATE sales_hourly SET sales = sales - 7 WHERE machine_id = $1 AND slot = 'F9'`, [m]);
+      await b.db.query('DELETE FROM events WHERE machine_id = $1 AND seq BETWEEN 910001 AND 910003', [m]);
     });
 
     it('moves its sales window forward: the counts a fresh count gives, new sales included', async () => {

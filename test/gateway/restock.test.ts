@@ -118,6 +118,52 @@ describe('restocking: forecast', () => {
     assert.ok(f.daysLeft! > 7, `days left ${f.daysLeft}`);
   });
 
+  it('works rates out to the last bit as the formulas written with map and reduce do', () => {
+    // The formulas as first written (array methods), the reference: forecast.ts's loops must give the same doubles.
+    const shrinkRef = (n: readonly number[], e: readonly number[], prior: readonly number[], alpha: number): number[] =>
+      n.map((x, i) => (prior[i]! <= 0 ? (e[i]! > 0 ? x / e[i]! : 0) : (alpha + x) / (alpha / prior[i]! + e[i]!)));
+    const shapeRef = (r: readonly number[], e: readonly number[]): number[] | undefined => {
+      const es = sum(e);
+      const m = es > 0 ? r.reduce((a, x, i) => a + x * e[i]!, 0) / es : 0;
+      return m > 0 ? r.map((x) => x / m) : undefined;
+    };
+    const separableRef = (n: readonly number[], e: readonly number[], alpha: number): number[] | undefined => {
+      const ns = sum(n);
+      const es = sum(e);
+      if (ns <= 0 || es <= 0) return undefined;
+      const mean = ns / es;
+      const dc = new Array<number>(7).fill(0), de = new Array<number>(7).fill(0), hc = new Array<number>(24).fill(0), he = new Array<number>(24).fill(0);
+      for (let h = 0; h < WEEK_HOURS; h++) {
+        dc[Math.floor(h / 24)]! += n[h]!;
+        de[Math.floor(h / 24)]! += e[h]!;
+        hc[h % 24]! += n[h]!;
+        he[h % 24]! += e[h]!;
+      }
+      const day = shrinkRef(dc, de, new Array<number>(7).fill(mean), alpha);
+      const hour = shrinkRef(hc, he, new Array<number>(24).fill(mean), alpha);
+      return shapeRef(Array.from({ length: WEEK_HOURS }, (_, h) => (day[Math.floor(h / 24)]! / mean) * (hour[h % 24]! / mean)), e);
+    };
+    const seriesRef = (n: readonly number[], e: readonly number[], alpha: number, shape?: readonly number[]): number[] => {
+      const ns = sum(n);
+      const es = sum(e);
+      if (ns <= 0 || es <= 0) return new Array<number>(WEEK_HOURS).fill(0);
+      const sh = shape ?? separableRef(n, e, alpha)!;
+      return shrinkRef(n, e, sh.map((x) => (ns / es) * x), alpha);
+    };
+    const slotRef = (n: readonly number[], others: readonly number[], e: readonly number[], alpha = 1): number[] => seriesRef(n, e, alpha, shapeRef(seriesRef(others, e, alpha), e));
+    const r = prng(17);
+    for (let k = 0; k < 200; k++) {
+      // Sparse and dense counts, whole and part windows (a machine provisioned within it), some slots or others silent.
+      const density = [0, 0.05, 0.5, 3][k % 4]!;
+      const counts = (): number[] => Array.from({ length: WEEK_HOURS }, () => (r() < Math.min(1, density) ? Math.floor(r() * (1 + density * 4)) : 0));
+      const own = k % 7 === 0 ? new Array<number>(WEEK_HOURS).fill(0) : counts();
+      const others = k % 5 === 0 ? new Array<number>(WEEK_HOURS).fill(0) : counts();
+      const e = k % 3 === 0 ? exposureHours(MONDAY_8 - r() * 20 * DAY_MS, MONDAY_8) : exposure;
+      const alpha = k % 2 === 0 ? 1 : 0.5 + r();
+      assert.deepEqual(slotRates(own, others, e, alpha), slotRef(own, others, e, alpha), `case ${k}`);
+    }
+  });
+
   it('walks a steady rate exactly, months ahead included', () => {
     const r = new Array<number>(WEEK_HOURS).fill(0.01);
     assert.equal(predictEmpty(r, 100, MONDAY_8), MONDAY_8 + 10000 * HOUR_MS);
@@ -170,6 +216,40 @@ describe('restocking: pick lists', () => {
       ],
     );
     assert.equal(t.find((x) => x.key === 'sku:501')!.product, 'Cola', 'same SKU, one line, whatever each machine calls it');
+  });
+
+  it("names a slot by its catalog product and loads the van by the catalog's SKU; the machine's label otherwise", () => {
+    const hostile = '<img src=x onerror="alert(1)">&amp; "Crisps" ';
+    const m1 = pickList(
+      [
+        { code: 'A1', product: 'chips 40g', qty: 2, capacity: 10, sku: 7 },
+        { code: 'A2', product: 'Cola', qty: 1, capacity: 6 },
+        { code: 'B1', qty: 0, capacity: 4 },
+      ],
+      new Map([['A1', { sku: 'CHIPS-40', name: hostile }], ['Z9', { sku: 'GONE', name: 'Not a slot it reports' }]]),
+    );
+    assert.deepEqual(
+      m1.lines.map((l) => [l.slot, l.name, l.catalogSku, l.product]),
+      [
+        ['A1', hostile, 'CHIPS-40', 'chips 40g'],
+        ['A2', 'Cola', null, 'Cola'],
+        ['B1', null, null, null],
+      ],
+    );
+    // Another machine calls the same catalog product something else, under another item number.
+    const m2 = pickList([{ code: 'C3', product: 'Crisps', qty: 0, capacity: 5, sku: 99 }], new Map([['C3', { sku: 'CHIPS-40', name: hostile }]]));
+    const t = vanTotals([
+      { machine: 'm1', list: m1 },
+      { machine: 'm2', list: m2 },
+    ]);
+    assert.deepEqual(
+      t.map((x) => [x.key, x.name, x.catalogSku, x.units, x.slots, x.machines]),
+      [
+        ['catalog:CHIPS-40', hostile, 'CHIPS-40', 13, 2, 2],
+        ['product:Cola', 'Cola', null, 5, 1, 1],
+        ['unnamed', null, null, 4, 1, 1],
+      ],
+    );
   });
 });
 
@@ -265,7 +345,7 @@ for (const backend of BACKENDS) {
     let now = Date.now();
     const DEPOT = { lat: 39.7, lon: -105.0 };
 
-    const call = (method: 'GET' | 'PUT', url: string, token: string | undefined, body?: unknown) =>
+    const call = (method: 'GET' | 'PUT' | 'POST', url: string, token: string | undefined, body?: unknown) =>
       api.inject({ method, url, headers: token ? { authorization: `Bearer ${token}` } : {}, ...(body !== undefined ? { payload: body as string } : {}) });
 
     let seq = 0;
@@ -373,11 +453,12 @@ for (const backend of BACKENDS) {
       const p = r.json() as { machine: string; asOf: string; units: number; faults: string[]; lines: { slot: string; product: string; sku: number | null; qty: number; capacity: number; load: number; fault: boolean }[] };
       assert.equal(p.machine, 'busy');
       assert.ok(Math.abs(Date.parse(p.asOf) - now) < 60000);
+      // No planogram: each slot named by the machine's own label.
       assert.deepEqual(p.lines, [
-        { slot: 'A1', product: 'Chips', sku: 1001, qty: 0, capacity: 10, load: 10, fault: false },
-        { slot: 'A2', product: 'Cola', sku: null, qty: 10, capacity: 10, load: 0, fault: false },
-        { slot: 'B1', product: 'Gum', sku: null, qty: 5, capacity: 8, load: 3, fault: false },
-        { slot: 'B2', product: 'Water', sku: null, qty: 2, capacity: 8, load: 6, fault: true },
+        { slot: 'A1', name: 'Chips', catalogSku: null, product: 'Chips', sku: 1001, qty: 0, capacity: 10, load: 10, fault: false },
+        { slot: 'A2', name: 'Cola', catalogSku: null, product: 'Cola', sku: null, qty: 10, capacity: 10, load: 0, fault: false },
+        { slot: 'B1', name: 'Gum', catalogSku: null, product: 'Gum', sku: null, qty: 5, capacity: 8, load: 3, fault: false },
+        { slot: 'B2', name: 'Water', catalogSku: null, product: 'Water', sku: null, qty: 2, capacity: 8, load: 6, fault: true },
       ]);
       assert.equal(p.units, 19);
       assert.deepEqual(p.faults, ['B2']);
@@ -508,6 +589,50 @@ for (const backend of BACKENDS) {
         assert.match(r.json().message, message, q);
       }
       assert.equal((await call('GET', '/route', undefined)).statusCode, 401);
+    });
+
+    it("names pick lists by the planogram's catalog products, loads vans by their SKU, the machine's label otherwise; hostile names kept as written", async () => {
+      // Markup, a 100-character name of several scripts (the catalog's longest), and a plain one.
+      const hostile = [...'<img src=x onerror="alert(1)"> Schokolade «Nuß» 🍫 шоколад 巧克力 '.repeat(4)].slice(0, 100).join('');
+      const gum = '🍬 Minze — «Extra» 口香糖';
+      await b.db.query(
+        `INSERT INTO products (operator_id, sku, name, price, currency) VALUES ('default', 'CHIPS-40', $1, 125, 'USD'), ('default', 'GUM-1', $2, 65, 'USD')`,
+        [hostile, gum],
+      );
+      await b.db.query(
+        `INSERT INTO planogram (machine_id, slot, operator_id, sku) VALUES ('busy', 'A1', 'default', 'CHIPS-40'), ('near', 'A1', 'default', 'CHIPS-40'), ('busy', 'B1', 'default', 'GUM-1')`,
+      );
+      try {
+        const p = (await call('GET', '/machines/busy/picklist', viewer)).json() as { lines: { slot: string; name: string | null; catalogSku: string | null; product: string | null; load: number }[] };
+        assert.deepEqual(
+          p.lines.map((l) => [l.slot, l.name, l.catalogSku, l.product, l.load]),
+          [
+            ['A1', hostile, 'CHIPS-40', 'Chips', 10],
+            ['A2', 'Cola', null, 'Cola', 0],
+            ['B1', gum, 'GUM-1', 'Gum', 3],
+            ['B2', 'Water', null, 'Water', 6],
+          ],
+        );
+        // The van: the catalog's chips from both machines as one line (they were one by the machines' item number too), gum by its SKU, water by label.
+        type Totals = { key: string; name: string | null; catalogSku: string | null; units: number; machines: number }[];
+        const expected = [
+          ['catalog:CHIPS-40', hostile, 'CHIPS-40', 17, 2],
+          ['product:Water', 'Water', null, 6, 1],
+          ['catalog:GUM-1', gum, 'GUM-1', 3, 1],
+        ];
+        const r = (await call('GET', `/route?depot=${DEPOT.lat},${DEPOT.lon}&days=1`, viewer)).json() as { stops: { machine: string; picklist: { lines: { slot: string; name: string | null }[] } }[]; totals: Totals };
+        assert.deepEqual(r.totals.map((t) => [t.key, t.name, t.catalogSku, t.units, t.machines]), expected);
+        assert.deepEqual(r.stops.find((x) => x.machine === 'near')!.picklist.lines.map((l) => [l.slot, l.name]), [['A1', hostile]]);
+        const vans = (await call('GET', `/routes?depot=${DEPOT.lat},${DEPOT.lon}&days=1&vans=1&capacity=1000`, viewer)).json() as { vans: { totals: Totals }[] };
+        assert.deepEqual(vans.vans[0]!.totals.map((t) => [t.key, t.name, t.catalogSku, t.units, t.machines]), expected);
+        // A driver's link keeps the names with its route: the driver's page reads them from there.
+        const made = (await call('POST', '/driver-links', operator, { depot: `${DEPOT.lat},${DEPOT.lon}`, days: 1 })).json() as { secret: string };
+        const driver = (await api.inject({ method: 'GET', url: '/driver/route', headers: { authorization: `Bearer ${made.secret}` } })).json() as { route: { totals: Totals } };
+        assert.deepEqual(driver.route.totals.map((t) => [t.key, t.name, t.catalogSku, t.units, t.machines]), expected);
+      } finally {
+        await b.db.query("DELETE FROM planogram WHERE sku IN ('CHIPS-40', 'GUM-1')");
+        await b.db.query("DELETE FROM products WHERE sku IN ('CHIPS-40', 'GUM-1')");
+      }
     });
 
     it('documents its routes in OpenAPI', async () => {

@@ -5,13 +5,14 @@
  * failed batch, failed vends and refunds add nothing), days are UTC days of
  * receipt (23:59:59.999 and 00:00 fall apart), and every report read
  * through the rollup equals the same report read raw, for ranges that cut
- * days anywhere.
+ * days anywhere. The hourly rollup (migration 19) likewise: the migration's
+ * count and ingest's additions equal the sales view's hours.
  */
 import { strict as assert } from 'node:assert';
 import { ingestStore, type EventMessage, type IngestBatch } from '../../gateway/ingest/store.js';
 import type { MachineEvent } from '../../gateway/ingest/messages.js';
 import { migrate } from '../../gateway/store/migrations.js';
-import { closeSalesDays } from '../../gateway/store/rollup.js';
+import { closeSalesDays, HOURLY_KEEP_DAYS, pruneSalesHours } from '../../gateway/store/rollup.js';
 import { fleetSummary, salesBySlot, salesSeries } from '../../gateway/store/sales.js';
 import { BACKENDS, type Backend } from './backends.js';
 
@@ -76,6 +77,18 @@ for (const backend of BACKENDS) {
         ).rows.map((r) => ({ machine: r.machine_id, day: r.day, slot: r.slot, sales: Number(r.sales), revenue: Number(r.revenue) })),
       );
 
+    /** The hourly rollup (migration 19) and the same counted from the sales view: "hour machine slot sales", sorted. */
+    const hourly = async (): Promise<string[]> =>
+      (await b.db.query<{ r: string }>(`SELECT concat_ws(' ', hour, machine_id, slot, sales) AS r FROM sales_hourly WHERE machine_id = ANY($1::text[])`, [[m1, m2]])).rows.map((x) => x.r).sort();
+    const hourlyRaw = async (): Promise<string[]> =>
+      (
+        await b.db.query<{ r: string }>(
+          `SELECT concat_ws(' ', floor(extract(epoch FROM received_at) / 3600)::int, machine_id, slot, count(*)) AS r FROM sales
+           WHERE machine_id = ANY($1::text[]) AND slot IS NOT NULL GROUP BY floor(extract(epoch FROM received_at) / 3600)::int, machine_id, slot`,
+          [[m1, m2]],
+        )
+      ).rows.map((x) => x.r).sort();
+
     /** One batch through the ingest store; the events it inserts join `stored` (dated by the store's clock). */
     async function ingest(messages: { machine: string; events: MachineEvent[] }[]): Promise<{ inserted: number; conflicts: string[] }> {
       const conflicts: string[] = [];
@@ -131,6 +144,10 @@ for (const backend of BACKENDS) {
       assert.ok(want.filter((r) => r.machine === m1 && r.slot === 'A1').length === 3 && want.every((r) => r.day < today));
       assert.deepEqual(await rollup(), want);
       assert.deepEqual(await rollup(), await raw());
+      // The hourly rollup too: sales with a slot code only (not 'a1', not the ones without), by UTC hour.
+      const hours = await hourly();
+      assert.equal(hours.length, 3 * 6, "per day: A1 at 00, 16 and 23, B2 at 09, #12 at 12 and 23 (not 'a1')");
+      assert.deepEqual(hours, await hourlyRaw());
     });
 
     it('ingest adds each sale once: resends, a batch sent twice, a conflict, a failed batch, failed vends and refunds', async () => {
@@ -165,6 +182,11 @@ for (const backend of BACKENDS) {
       await assert.rejects(ingest([{ machine: m1, events: [sale(1009, 'A1', 100)] }, { machine: `zz${tag}`, events: [sale(1, 'A1', 100)] }]));
       assert.deepEqual(await rollup(), expected(stored));
       assert.deepEqual(await rollup(), await raw());
+      // The hourly rollup took the same sales, once each: C3 three times (1003, 1004 whose price is no price, 1007), 'x' not at all.
+      const c3 = (await hourly()).filter((r) => r.split(' ')[1] === m1 && r.split(' ')[2] === 'C3').reduce((n, r) => n + Number(r.split(' ')[3]), 0);
+      assert.equal(c3, 3);
+      assert.ok(!(await hourly()).some((r) => r.split(' ')[2] === 'x'));
+      assert.deepEqual(await hourly(), await hourlyRaw());
     });
 
     it('reports through the rollup equal the same reports read raw, for ranges that cut days anywhere', async () => {
@@ -227,6 +249,19 @@ for (const backend of BACKENDS) {
       assert.equal(await closeSalesDays(b.db), 0, 'once');
       assert.ok(!(await closed()).includes(today));
       assert.deepEqual(await salesSeries(b.db, 'day', from, to, undefined), raw, 'days closed');
+    });
+
+    it('the hourly rollup keeps the last HOURLY_KEEP_DAYS days: older hours are pruned, the others left', async () => {
+      const now = Date.now();
+      const hour = (ms: number): number => Math.floor(ms / 3600_000);
+      const edge = hour(now) - HOURLY_KEEP_DAYS * 24;
+      await b.db.query(`INSERT INTO sales_hourly (hour, machine_id, slot, sales) VALUES ($1, $3, 'Z1', 1), ($2, $3, 'Z1', 1), ($1 - 500, $3, 'Z1', 1)`, [edge - 1, edge, m1]);
+      const before = await hourly();
+      assert.equal(await pruneSalesHours(b.db, new Date(now)), 2);
+      assert.deepEqual(await hourly(), before.filter((r) => !(r.startsWith(`${edge - 1} `) || r.startsWith(`${edge - 501} `))));
+      assert.ok((await hourly()).includes(`${edge} ${m1} Z1 1`));
+      assert.equal(await pruneSalesHours(b.db, new Date(now)), 0);
+      await b.db.query(`DELETE FROM sales_hourly WHERE slot = 'Z1'`);
     });
   });
 }

@@ -249,3 +249,47 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('vendctl vans: product names', () => {
+  it("puts the catalog product's name after each slot and on the load list with its SKU, the machine's label otherwise, each on its line", () => {
+    const answer = {
+      km: 3.2,
+      units: 14,
+      vans: [
+        {
+          van: 1,
+          km: 3.2,
+          minutes: 75,
+          units: 14,
+          stops: [
+            {
+              stop: 1,
+              machine: 'm1',
+              legKm: 1.6,
+              arriveMin: 2.4,
+              departMin: 17.4,
+              units: 14,
+              reasons: [{ kind: 'empty', slot: 'A1' }],
+              picklist: {
+                lines: [
+                  { slot: 'A1', name: 'Cola\n330ml <b>', catalogSku: 'COLA-330', product: 'coke', load: 8 },
+                  { slot: 'A2', name: 'Chips', catalogSku: null, product: 'Chips', load: 6 },
+                  { slot: 'B1', name: null, catalogSku: null, product: null, load: 0 },
+                ],
+              },
+            },
+          ],
+          totals: [
+            { key: 'catalog:COLA-330', name: 'Cola\n330ml <b>', catalogSku: 'COLA-330', product: 'coke', sku: 7, units: 8 },
+            { key: 'product:Chips', name: 'Chips', catalogSku: null, product: 'Chips', sku: null, units: 6 },
+          ],
+        },
+      ],
+      deferred: [],
+      unlocated: [],
+    };
+    const text = renderVans(answer);
+    assert.match(text, /^ {5}14 items: A1 Cola 330ml <b> \+8, A2 Chips \+6$/m, text);
+    assert.match(text, /^ {2}load: Cola 330ml <b> \[COLA-330\] 8, Chips 6$/m, text);
+  });
+});
