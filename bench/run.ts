@@ -97,21 +97,22 @@ async function main(): Promise<void> {
     f.finish();
     return;
   }
-  if (argv.includes('--dashboard-only')) {
-    // The dashboard's first screen over a big store in Chromium (minutes: the year is seeded first); --dashboard-pg: on PostgreSQL instead of PGlite.
+  /** The dashboard bench's big store, from the flags: its size, and PostgreSQL (--dashboard-pg) or PGlite (kept in --dashboard-keep DIR). */
+  const bigStore = (): { machines: number; salesPerDay: number; pgUrl?: string; dataDir?: string } => {
     const seed = { machines: wholeNumber('--dashboard-machines', 10000), salesPerDay: wholeNumber('--dashboard-sales-per-day', 10) };
     const keep = argv.indexOf('--dashboard-keep');
-    if (argv.includes('--dashboard-pg')) await dashboardBench(f, { ...seed, pgUrl: process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' });
-    else await dashboardBench(f, { ...seed, ...(keep > 0 ? { dataDir: argv[keep + 1] } : {}) });
+    if (argv.includes('--dashboard-pg')) return { ...seed, pgUrl: process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' };
+    return { ...seed, ...(keep > 0 && argv[keep + 1] !== undefined ? { dataDir: argv[keep + 1]! } : {}) };
+  };
+  if (argv.includes('--dashboard-only')) {
+    // The dashboard's first screen over a big store in Chromium (minutes: the year is seeded first); --dashboard-pg: on PostgreSQL instead of PGlite.
+    await dashboardBench(f, bigStore());
     f.finish();
     return;
   }
   if (argv.includes('--restock-only')) {
     // The restock KPI's first look on the dashboard bench's store, from the hourly rollup and from the sales (no browser).
-    const seed = { machines: wholeNumber('--dashboard-machines', 10000), salesPerDay: wholeNumber('--dashboard-sales-per-day', 10) };
-    const keep = argv.indexOf('--dashboard-keep');
-    if (argv.includes('--dashboard-pg')) await restockLookBench(f, { ...seed, pgUrl: process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' });
-    else await restockLookBench(f, { ...seed, ...(keep > 0 ? { dataDir: argv[keep + 1] } : {}) });
+    await restockLookBench(f, bigStore());
     f.finish();
     return;
   }
