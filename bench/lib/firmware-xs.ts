@@ -96,17 +96,17 @@ export async function xsChange(f: Figures, vendCompute: number | undefined, bund
     await w.evaluate(`benchChangeSetup(12000, ${JSON.stringify(odd)})`);
     const proven = await solve(11993, new Array<number>(16).fill(255));
     f.record('change.pathological.compute', proven, `pathological set (values 7k+1), 11993, full tubes (computrons${vends(proven)})`);
-    // The search's own ceiling: values all 1 more than a multiple of 37, a divisor above the residue bound's
-    // largest modulus (32), so it stops at its node budget and pays the best plan found.
+    // Values all 1 more than a multiple of 37, a divisor above the residue bound's largest modulus (32); with 16
+    // such values up to 815 the search stopped at its node budget, the six up to 223 a changer can report do not.
     const odd37 = [38, 75, 112, 149, 186, 223];
     await w.evaluate(`benchChangeSetup(12000, ${JSON.stringify(odd37)})`);
     const capped = await solve(11999, new Array<number>(16).fill(255));
-    f.record('change.budget.compute', capped, `values 37k+1, 11999, full tubes: the node budget's ceiling (computrons${vends(capped)})`);
-    // The same set with tubes partly full: before the guided first plan the search took 1.37 million nodes
-    // (Node) to find any plan for 6,964; the budget now bounds that search too.
+    f.record('change.budget.compute', capped, `values 37k+1 (up to 223), 11999, full tubes (computrons${vends(capped)})`);
+    // The same set with tubes partly full (with the 16 values up to 815 the search took 1.37 million nodes to find
+    // any plan for 6,964 before the guided first plan).
     const mixed = [15, 10, 14, 13, 47, 55];
     const first = await solve(6964, mixed);
-    f.record('change.firstPlan.compute', first, `values 37k+1, 6964, tubes ${mixed.join('/')}: no plan within 1,000 nodes (computrons${vends(first)})`);
+    f.record('change.firstPlan.compute', first, `values 37k+1, 6964, tubes ${mixed.join('/')} (computrons${vends(first)})`);
     // Issue 17's last gap: sets mixing two moduli (values 1 mod 37 and 2 mod 41), where the search reaches its
     // budget and the exact fallback settles the plan (before it, paid unproven).
     const last = async (): Promise<string> => {
