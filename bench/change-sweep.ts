@@ -3,11 +3,13 @@
  * (`--sets`) seeded sets of 16 values, full tubes and random tubes (0 to 59 coins), ten
  * amounts from 6,000 to 12,000 units each; counts the plans paid unproven
  * (past the node budget), those with more coins than the fewest, and the most
- * nodes one plan took, and checks every proven count against a DP. Families: values all c mod M (c fixed per set),
- * `mixed` (each value 1 mod 37 or 2 mod 41, up to 820: no modulus for the whole
- * set), and random values from 1 to 600.
+ * nodes one plan took, and checks every proven count against a DP. Every set is one an MDB changer can report
+ * (values up to 255 units: a coin's credit is one byte; the planner refuses more). Families: values all c mod M
+ * (c fixed per set, those up to 255: fewer than 16 for M above 15), `mixed` (each value 1 mod 37 or 2 mod 41, the
+ * 12 up to 248: no modulus for the whole set), random values from 1 to 255, and `close` (16 of 200 to 255). A family prefixed `low`
+ * (`low`, `low7`, `lowmixed`, `lowclose`) has low tubes: half of them 255 and the rest 1 to 3 coins, then all 1 to 3.
  *
- *   node dist/bench/change-sweep.js [--planner PATH] [--sets N] [M ...]
+ *   node dist/bench/change-sweep.js [--planner PATH] [--sets N] [--nodes BUDGET] [M ...]
  *
  * SWEEP_DEBUG=unproven (or wrong) prints those plans.
  *
@@ -18,7 +20,7 @@ import { pathToFileURL } from 'node:url';
 import type { ChangeMaker as Planner } from '../firmware/money/change.js';
 import { fewestTable } from './lib/change-oracle.js';
 
-type PlannerClass = new (values: ArrayLike<number>, maxAmount: number) => Planner;
+type PlannerClass = new (values: ArrayLike<number>, maxAmount: number, searchNodes?: number) => Planner;
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -26,10 +28,15 @@ async function main(): Promise<void> {
   const path = at >= 0 ? argv.splice(at, 2)[1]! : new URL('../firmware/money/change.js', import.meta.url).href;
   const setsAt = argv.indexOf('--sets');
   const sets = setsAt >= 0 ? Number(argv.splice(setsAt, 2)[1]) : 30;
+  // `--nodes N`: a lower node budget, so the exact fallback settles most plans (its own limits, not the search's).
+  const nodesAt = argv.indexOf('--nodes');
+  const budget = nodesAt >= 0 ? Number(argv.splice(nodesAt, 2)[1]) : undefined;
   const mod = (await import(path.startsWith('file:') ? path : pathToFileURL(path).href)) as { ChangeMaker: PlannerClass };
   const families = argv.length > 0 ? argv : ['7', '17', '23', '37', 'mixed', 'random'];
   const max = 12000;
-  for (const family of families) {
+  for (const spec of families) {
+    const low = spec.startsWith('low');
+    const family = low ? spec.slice(3) || 'random' : spec;
     let s = 12345;
     const pick = (n: number): number => {
       s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
@@ -46,8 +53,8 @@ async function main(): Promise<void> {
     const M = Number(family);
     const mixed = (): number[] => {
       const v: number[] = [];
-      while (v.length < 16) {
-        const x = pick(2) === 0 ? 38 + 37 * pick(22) : 43 + 41 * pick(20);
+      while (v.length < 12) {
+        const x = pick(2) === 0 ? 38 + 37 * pick(6) : 43 + 41 * pick(6);
         if (!v.includes(x)) v.push(x);
       }
       return v;
@@ -58,12 +65,12 @@ async function main(): Promise<void> {
     let wrong = 0;
     let above = 0;
     for (let round = 0; round < sets; round++) {
-      const c = family === 'random' || family === 'mixed' ? 0 : 1 + pick(M - 1);
-      const values = family === 'random' ? distinct(16, 600) : family === 'mixed' ? mixed() : distinct(16, Math.max(20, Math.floor(420 / M))).map((v) => v * M + c);
+      const c = family === 'random' || family === 'mixed' || family === 'close' ? 0 : 1 + pick(M - 1);
+      const values = family === 'random' ? distinct(16, 255) : family === 'close' ? distinct(16, 56).map((v) => v + 199) : family === 'mixed' ? mixed() : distinct(16, Math.max(16, Math.floor(240 / M))).map((v) => v * M + c).filter((v) => v <= 255);
       for (const full of [true, false]) {
-        const counts = values.map(() => (full ? 255 : pick(60)));
+        const counts = low ? values.map((_, t) => (full && t % 2 === 0 ? 255 : 1 + pick(3))) : values.map(() => (full ? 255 : pick(60)));
         const truth = fewestTable(values, counts, max);
-        const cm = new mod.ChangeMaker(values, max);
+        const cm = budget === undefined ? new mod.ChangeMaker(values, max) : new mod.ChangeMaker(values, max, budget);
         for (let i = 0; i < 10; i++) {
           const amount = max - pick(max / 2);
           const plan = cm.solve(amount, counts);
@@ -83,8 +90,8 @@ async function main(): Promise<void> {
         }
       }
     }
-    const name = family === 'random' ? 'random 1..600' : family === 'mixed' ? 'mixed 37 / 41' : `values c mod ${M}`;
-    console.log(`${name.padEnd(16)} plans ${plans}  unproven ${String(unproven).padStart(3)}  most nodes ${most}  wrong ${wrong}  not the fewest ${above}`);
+    const name = (low ? 'low tubes, ' : '') + (family === 'random' ? 'random 1..255' : family === 'close' ? 'close 200..255' : family === 'mixed' ? 'mixed 37 / 41' : `values c mod ${M}`);
+    console.log(`${name.padEnd(28)} plans ${plans}  unproven ${String(unproven).padStart(3)}  most nodes ${most}  wrong ${wrong}  not the fewest ${above}`);
   }
 }
 

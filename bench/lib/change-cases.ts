@@ -14,17 +14,22 @@ export interface ChangeCase {
   maxAmount: number;
 }
 
-export const WORST_VALUES = [1, 2, 3, 5, 7, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000];
+/**
+ * 16 coin types with gcd 1, as many distinct values as a changer can report up to 250 units (a coin's credit is one
+ * byte of the scaling factor, MDB coin changer SETUP; the set it replaces went to 5,000 units, which no changer
+ * reports and the planner now refuses): every unit up to the amount is an amount to plan.
+ */
+export const WORST_VALUES = [1, 2, 3, 5, 7, 10, 20, 25, 30, 50, 70, 100, 120, 150, 200, 250];
 
-/** Coin values in minor units (JPY has none below the yen; INR's coins are whole rupees), credit up to the configuration's 30,000. */
+/** Coin values in minor units (JPY as a yen changer reports 10 to 500, scaling 10; INR's coins are whole rupees), credit up to the configuration's 30,000. */
 export const CHANGE_CASES: ChangeCase[] = [
-  { name: '16 types (gcd 1)', values: WORST_VALUES, maxAmount: 10000 },
+  { name: '16 types (1 ... 250, gcd 1)', values: WORST_VALUES, maxAmount: 10000 },
   { name: '16 types at the credit limit', values: WORST_VALUES, maxAmount: 30000 },
   { name: 'USD 1/5/10/25/50/100', values: [1, 5, 10, 25, 50, 100], maxAmount: 30000 },
   { name: 'EUR 1c-2', values: [1, 2, 5, 10, 20, 50, 100, 200], maxAmount: 30000 },
   { name: 'GBP 1p-2', values: [1, 2, 5, 10, 20, 50, 100, 200], maxAmount: 30000 },
   { name: 'INR 1-20', values: [100, 200, 500, 1000, 2000], maxAmount: 30000 },
-  { name: 'JPY 1-500', values: [1, 5, 10, 50, 100, 500], maxAmount: 30000 },
+  { name: 'JPY 10-500 (scaling 10)', values: [10, 50, 100, 500], maxAmount: 30000 },
 ];
 
 /** Seeded tube fillings: full, then random counts (some nearly empty). */

@@ -89,23 +89,24 @@ export async function xsChange(f: Figures, vendCompute: number | undefined, bund
       const worst = await solve(hard.amount, hard.counts);
       f.record(`${key}.compute.hardest`, worst, `  ${hard.amount}, tubes ${hard.counts.join('/')} (${hard.nodes} nodes; computrons${vends(worst)})`);
     }
-    // Sixteen values all 1 more than a multiple of 7 (the coin count is fixed modulo 7): the LP bound alone
-    // would take millions of nodes to prove the fewest; the residue bound, built after RESIDUE_AFTER nodes, proves it.
-    const odd = [15, 29, 64, 78, 85, 92, 106, 127, 190, 204, 211, 316, 351, 358, 386, 400];
+    // Pathological sets, held to what an MDB changer can report (a coin's credit is one byte: at most 255 units of
+    // the set's common divisor; the constructor refuses more). Values all 1 more than a multiple of 7 (the coin
+    // count is fixed modulo 7), where the residue bound, built after RESIDUE_AFTER nodes, may be needed.
+    const odd = [15, 29, 64, 78, 85, 92, 106, 127, 190, 204, 211];
     await w.evaluate(`benchChangeSetup(12000, ${JSON.stringify(odd)})`);
     const proven = await solve(11993, new Array<number>(16).fill(255));
     f.record('change.pathological.compute', proven, `pathological set (values 7k+1), 11993, full tubes (computrons${vends(proven)})`);
-    // The search's own ceiling: values all 1 more than a multiple of 37, a divisor above the residue bound's
-    // largest modulus (32), so it stops at its node budget and pays the best plan found.
-    const odd37 = [38, 75, 112, 149, 186, 260, 297, 334, 408, 482, 556, 593, 630, 704, 778, 815];
+    // Values all 1 more than a multiple of 37, a divisor above the residue bound's largest modulus (32); with 16
+    // such values up to 815 the search stopped at its node budget, the six up to 223 a changer can report do not.
+    const odd37 = [38, 75, 112, 149, 186, 223];
     await w.evaluate(`benchChangeSetup(12000, ${JSON.stringify(odd37)})`);
     const capped = await solve(11999, new Array<number>(16).fill(255));
-    f.record('change.budget.compute', capped, `values 37k+1, 11999, full tubes: the node budget's ceiling (computrons${vends(capped)})`);
-    // The same set with tubes partly full: before the guided first plan the search took 1.37 million nodes
-    // (Node) to find any plan for 6,964; the budget now bounds that search too.
-    const mixed = [15, 10, 14, 13, 47, 55, 7, 11, 37, 25, 6, 34, 15, 58, 11, 9];
+    f.record('change.budget.compute', capped, `values 37k+1 (up to 223), 11999, full tubes (computrons${vends(capped)})`);
+    // The same set with tubes partly full (with the 16 values up to 815 the search took 1.37 million nodes to find
+    // any plan for 6,964 before the guided first plan).
+    const mixed = [15, 10, 14, 13, 47, 55];
     const first = await solve(6964, mixed);
-    f.record('change.firstPlan.compute', first, `values 37k+1, 6964, tubes ${mixed.join('/')}: no plan within 1,000 nodes (computrons${vends(first)})`);
+    f.record('change.firstPlan.compute', first, `values 37k+1, 6964, tubes ${mixed.join('/')} (computrons${vends(first)})`);
     // Issue 17's last gap: sets mixing two moduli (values 1 mod 37 and 2 mod 41), where the search reaches its
     // budget and the exact fallback settles the plan (before it, paid unproven).
     const last = async (): Promise<string> => {
@@ -113,18 +114,18 @@ export async function xsChange(f: Figures, vendCompute: number | undefined, bund
       const [count, proven, nodes] = text(await w.evaluate("typeof benchChangeLast === 'function' ? benchChangeLast() : new TextEncoder().encode('? ? ?').buffer")).split(' ');
       return `${count} coins, ${proven === '1' ? 'proven' : proven === '0' ? 'unproven' : 'proven?'}, ${nodes} nodes`;
     };
-    const mix = [297, 494, 412, 371, 519, 704, 223, 289, 334, 593, 667, 408, 445, 38, 741, 125];
-    const mixTubes = [255, 42, 255, 255, 8, 58, 255, 255, 255, 16, 9, 28, 255, 255, 255, 255];
+    const mix = [38, 75, 112, 149, 186, 223, 43, 84, 125, 166, 207, 248];
+    const mixTubes = [255, 42, 255, 255, 8, 58, 255, 255, 255, 16, 9, 28];
     await w.evaluate(`benchChangeSetup(12000, ${JSON.stringify(mix)})`);
     const mixed1 = await solve(8509, mixTubes);
     f.record('change.mixed.compute', mixed1, `values 37k+1 and 41k+2, 8509, tubes ${mixTubes.join('/')} (${await last()}; computrons${vends(mixed1)})`);
-    const mixFull = [43, 125, 84, 658, 535, 408, 781, 576, 297, 166, 260, 740, 75, 453, 371, 112];
+    const mixFull = [43, 125, 84, 248, 207, 38, 75, 166, 112, 149, 186, 223];
     await w.evaluate(`benchChangeSetup(12000, ${JSON.stringify(mixFull)})`);
     const mixed2 = await solve(10164, new Array<number>(16).fill(255));
-    f.record('change.mixedFull.compute', mixed2, `values 37k+1 and 41k+2 (43 ... 781), 10164, full tubes (${await last()}; computrons${vends(mixed2)})`);
-    const mixLarge = [453, 740, 248, 863, 781, 778, 617, 330, 125, 658, 408, 445, 945, 207, 986, 494];
+    f.record('change.mixedFull.compute', mixed2, `values 37k+1 and 41k+2 (38 ... 248), 10164, full tubes (${await last()}; computrons${vends(mixed2)})`);
+    const mixLarge = [223, 248, 186, 207, 149, 166, 112, 125, 75, 84, 38, 43];
     const fp = Number(text(await w.evaluate(`new TextEncoder().encode(String(benchChangeSetup(30000, ${JSON.stringify(mixLarge)}))).buffer`)));
-    f.record('change.mixedLarge.footprintBytes', fp, 'values 37k+1 and 41k+2 up to 986, amounts up to 30000: planner buffers (bytes)');
+    f.record('change.mixedLarge.footprintBytes', fp, 'values 37k+1 and 41k+2 up to 248, amounts up to 30000: planner buffers (bytes)');
     const mixed3 = await solve(27780, new Array<number>(16).fill(255));
     f.record('change.mixedLarge.compute', mixed3, `  27780, full tubes (${await last()}; computrons${vends(mixed3)})`);
     // The fallback alone at the largest amount: a node budget of 1, so it starts from the guided first plan.
@@ -133,7 +134,7 @@ export async function xsChange(f: Figures, vendCompute: number | undefined, bund
     f.record('change.fallbackAlone.compute', alone, `  29999, full tubes, node budget 1 (${await last()}; computrons${vends(alone)})`);
     // Some tubes low: the search reaches its budget, the fallback enumerates those tubes.
     await w.evaluate(`benchChangeSetup(30000, ${JSON.stringify(mixLarge)})`);
-    const lowTubes = [255, 40, 255, 7, 255, 255, 30, 255, 255, 12, 255, 255, 5, 255, 255, 255];
+    const lowTubes = [255, 40, 255, 7, 255, 255, 30, 255, 255, 12, 255, 5];
     const low = await solve(29999, lowTubes);
     f.record('change.mixedLargeLow.compute', low, `  29999, tubes ${lowTubes.join('/')} (${await last()}; computrons${vends(low)})`);
     f.out('Change-making under XS, typical: USD tubes 5/10/25 (gcd 5), credit up to 50.00, full tubes');

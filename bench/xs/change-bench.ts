@@ -9,8 +9,8 @@ const g = globalThis as unknown as Record<string, unknown>;
 let maker: ChangeMaker | undefined;
 let counts = new Uint8Array(16).fill(255);
 
-/** 16 coin types whose greatest common divisor is 1, so every unit up to the amount is a DP cell. */
-export const WORST_VALUES = [1, 2, 3, 5, 7, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000];
+/** 16 coin types whose greatest common divisor is 1, up to the 255 units a changer's one-byte credit allows (bench/lib/change-cases.ts). */
+export const WORST_VALUES = [1, 2, 3, 5, 7, 10, 20, 25, 30, 50, 70, 100, 120, 150, 200, 250];
 
 /** `searchNodes`: a lower node budget, so the exact fallback does the work (its cost alone). */
 g['benchChangeSetup'] = (maxAmount: number, values?: number[], searchNodes?: number): number => {

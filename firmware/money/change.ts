@@ -45,6 +45,16 @@
 
 import { COIN_TYPES } from './coins.js';
 
+/**
+ * Largest coin value, in units of the coins' greatest common divisor, that a set may hold. An MDB changer reports
+ * each coin type's credit in ONE byte in units of its scaling factor (reference mdb.md, "Coin changer (0x08)",
+ * 09 SETUP: "coin scaling factor; ...; credit of coin types 0..15 in scale units (0 unused, 0xFF token)"), so a coin
+ * it pays is credit x F minor units (F the scaling and decimals conversion, common to all its coins) with credit at
+ * most 254; F divides the values' gcd, so value / gcd <= credit <= 255. The exact fallback's proofs and buffer sizes
+ * rely on this bound (see exact), so a set no changer can report is refused here rather than planned unproven.
+ */
+export const MAX_COIN_UNITS = 255;
+
 /** Largest amount the planner can be sized for, in units of the coins' greatest common divisor (the configuration's maxCredit limit). */
 export const MAX_UNITS = 30000;
 
@@ -152,6 +162,11 @@ export class ChangeMaker {
       if (v > 0) g = gcd(v, g);
     }
     this.unit = g === 0 ? 1 : g;
+    for (let i = 0; i < n; i++) {
+      const v = values[i]!;
+      if (v / this.unit > MAX_COIN_UNITS)
+        throw new RangeError(`coin value ${v} is ${v / this.unit} units of the set's common divisor ${this.unit}: an MDB changer reports a coin's credit in one byte of its scaling factor, so at most ${MAX_COIN_UNITS}`);
+    }
     this.maxAmount = maxAmount;
     if (!Number.isInteger(searchNodes) || searchNodes < 1) throw new RangeError('searchNodes must be a positive integer');
     this.searchNodes = searchNodes;

@@ -202,9 +202,9 @@ describe('change-making', () => {
   it('matches the DP on 16 coin types with amounts up to 10,000 units, full and partly full tubes', () => {
     const rnd = prng(10000);
     const pick = (n: number): number => Math.floor(rnd() * n);
-    const worst = [1, 2, 3, 5, 7, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000];
+    const worst = [1, 2, 3, 5, 7, 10, 20, 25, 30, 50, 70, 100, 120, 150, 200, 250];
     // The bench's worst case at full size; random 16-value sets over a smaller range (XS runs this too).
-    const cases: [number[], number][] = [[worst, 10000], [coinSet(pick, 16, 600), 1500], [coinSet(pick, 16, 60).map((v) => v * 7 + 1), 1500]];
+    const cases: [number[], number][] = [[worst, 10000], [coinSet(pick, 16, 255), 1500], [coinSet(pick, 16, 36).map((v) => v * 7 + 1), 1500]];
     for (const [values, max] of cases) {
       for (const full of max === 10000 ? [true] : [true, false]) {
         const counts = values.map(() => (full ? 255 : pick(30)));
@@ -225,7 +225,8 @@ describe('change-making', () => {
       EUR: [1, 2, 5, 10, 20, 50, 100, 200],
       GBP: [1, 2, 5, 10, 20, 50, 100, 200],
       INR: [100, 200, 500, 1000, 2000],
-      JPY: [1, 5, 10, 50, 100, 500],
+      // Yen changers pay 10 to 500 with scaling 10 (credits 1 to 50): a 1-yen coin with 500 is 500 units, beyond a byte.
+      JPY: [10, 50, 100, 500],
     };
     unproven = 0;
     for (const name of Object.keys(sets)) {
@@ -242,108 +243,6 @@ describe('change-making', () => {
     equal(unproven, 0, 'plans paid unproven');
   });
 
-  it('proves the fewest coins on a pathological coin set (16 close values all 1 mod 7) within the node budget', () => {
-    // Every value is 1 more than a multiple of 7, so the coin count is fixed modulo 7: the LP bound says 30
-    // coins for 11,993, and only the residue bound rules out 30 to 36 without visiting millions of nodes.
-    const values = [15, 29, 64, 78, 85, 92, 106, 127, 190, 204, 211, 316, 351, 358, 386, 400];
-    const counts = new Array<number>(16).fill(255);
-    const truth = piecesDp(values, counts, 12000);
-    const cm = new ChangeMaker(values, 12000);
-    const plan = cm.solve(11993, counts);
-    ok(plan.exact);
-    equal(plan.optimal, true);
-    equal(plan.count, truth[11993], 'the DP\'s fewest coins');
-    equal(plan.count, 37);
-    ok(cm.nodes > RESIDUE_AFTER && cm.nodes < SEARCH_NODES, `proven by the residue bound within the budget (${cm.nodes} nodes)`);
-    equal(planValue(values, plan.coins), 11993);
-    for (let t = 0; t < 16; t++) ok(plan.coins[t]! <= 255);
-    // And for every amount near the top, with full tubes and with a few tubes nearly empty.
-    const few = counts.map((c, t) => (t % 3 === 0 ? 2 : c));
-    const fewTruth = piecesDp(values, few, 12000);
-    for (let amount = 11900; amount <= 12000; amount += 7) {
-      checkOne(cm, values, counts, truth, amount);
-      equal(cm.plan.optimal, true, `${amount}, full tubes: proven`);
-      checkOne(cm, values, few, fewTruth, amount);
-      equal(cm.plan.optimal, true, `${amount}, some tubes nearly empty: proven`);
-    }
-  });
-
-  it('proves the fewest coins on a set the residue tables cannot see (values all 1 mod 37), by the count congruence', () => {
-    // All values 1 mod 37: their differences' common divisor is above the residue tables' largest modulus (32),
-    // so only the count congruence (k = r (mod 37) here) rules out the counts the LP bound leaves.
-    const values = [38, 75, 112, 149, 186, 260, 297, 334, 408, 482, 556, 593, 630, 704, 778, 815];
-    const counts = new Array<number>(16).fill(255);
-    const truth = piecesDp(values, counts, 12000);
-    const cm = new ChangeMaker(values, 12000);
-    const plan = cm.solve(11999, counts);
-    ok(plan.exact);
-    equal(plan.optimal, true);
-    equal(plan.count, truth[11999], 'the DP\'s fewest coins');
-    // 11999 = 11 (mod 37) and every coin is 1 (mod 37): the count is 11 (mod 37), and 11 coins of at most 815 fall short.
-    equal(plan.count, 48);
-    ok(cm.nodes > RESIDUE_AFTER && cm.nodes < SEARCH_NODES, `proven within the budget (${cm.nodes} nodes)`);
-    equal(planValue(values, plan.coins), 11999);
-    ok(cm.solve(815 * 3, counts).optimal);
-  });
-
-  it('proves the fewest coins past the node budget on a set mixing two moduli (half the values 1 mod 37, half 2 mod 41), by the exact fallback', () => {
-    // Neither modulus holds for the whole set, so neither the count congruence nor the residue tables see it (found
-    // by a seeded search over mixed sets; issue 17's last gap): the search reaches its budget, unproven before the
-    // fallback. Tubes 667 (9 coins) and 519 (8) may bind: the fallback enumerates them and relaxes the rest.
-    const values = [297, 494, 412, 371, 519, 704, 223, 289, 334, 593, 667, 408, 445, 38, 741, 125];
-    const counts = [255, 42, 255, 255, 8, 58, 255, 255, 255, 16, 9, 28, 255, 255, 255, 255];
-    const truth = piecesDp(values, counts, 12000);
-    const cm = new ChangeMaker(values, 12000);
-    const plan = cm.solve(8509, counts);
-    ok(plan.exact);
-    ok(cm.nodes > SEARCH_NODES, `the search reached its budget (${cm.nodes} nodes)`);
-    equal(plan.optimal, true);
-    equal(plan.count, truth[8509], 'the DP\'s fewest coins');
-    equal(planValue(values, plan.coins), 8509);
-    for (let t = 0; t < 16; t++) ok(plan.coins[t]! <= counts[t]!);
-    // The next plan is proven too.
-    ok(cm.solve(741 * 3, counts).optimal);
-  });
-
-  it('proves the fewest coins past the node budget on mixed 37 / 41 sets, full tubes and partly full ones, matching the DP', () => {
-    // Each of these stopped at the node budget unproven before the exact fallback (a seeded search over sets of 16
-    // values each 1 mod 37 or 2 mod 41; tubes full, or a few to most of them 0 to 59 coins). Some searches had not
-    // found the fewest either (5,115 and 4,851: one coin more).
-    const cases: [number[], number[], number[]][] = [
-      [[43, 125, 84, 658, 535, 408, 781, 576, 297, 166, 260, 740, 75, 453, 371, 112], new Array<number>(16).fill(255), [10164]],
-      [[297, 43, 740, 445, 38, 84, 330, 494, 412, 112, 699, 658, 822, 576, 166, 781], [255, 255, 52, 255, 2, 255, 255, 20, 255, 255, 39, 255, 255, 255, 255, 2], [9345, 11265]],
-      [[519, 412, 84, 330, 207, 658, 535, 453, 822, 494, 445, 576, 297, 617, 371, 248], [255, 56, 255, 30, 255, 23, 255, 5, 27, 33, 44, 22, 255, 255, 255, 40], [8205, 5115, 11462]],
-      [[112, 166, 84, 822, 330, 482, 617, 576, 289, 699, 43, 740, 630, 412, 248, 781], [255, 255, 255, 255, 255, 255, 255, 255, 255, 21, 7, 255, 8, 255, 255, 34], [4851, 7673]],
-      [[494, 576, 617, 289, 740, 334, 658, 166, 330, 207, 371, 699, 630, 38, 535, 412], [42, 7, 42, 58, 37, 255, 255, 8, 42, 49, 6, 14, 18, 255, 22, 51], [9709, 11748, 3765]],
-      [[822, 330, 371, 667, 482, 75, 334, 260, 38, 593, 297, 704, 741, 778, 519, 207], [5, 11, 33, 58, 44, 32, 30, 17, 24, 50, 47, 39, 8, 26, 33, 28], [7610, 10389, 8499]],
-      [[658, 125, 576, 334, 186, 699, 223, 371, 207, 248, 822, 408, 289, 781, 740, 43], [4, 8, 13, 49, 13, 36, 34, 13, 6, 1, 0, 5, 30, 10, 24, 9], [9387, 7747]],
-    ];
-    let budget = 0;
-    for (const [values, counts, amounts] of cases) {
-      const truth = piecesDp(values, counts, 12000);
-      const cm = new ChangeMaker(values, 12000);
-      for (const amount of amounts) {
-        checkOne(cm, values, counts, truth, amount);
-        equal(cm.plan.optimal, true, `values ${values} counts ${counts} amount ${amount}: proven (${cm.nodes} nodes)`);
-        if (cm.nodes > SEARCH_NODES) budget++;
-      }
-    }
-    // They are hard: each reaches the budget, so the fallback settles it.
-    equal(budget, 16, 'plans that reached the node budget');
-  });
-
-  it('counts the plan it pays with 16 distinct values when the search ends at the point the guided plan is made', () => {
-    // With 16 levels the search's state for the level past the last (its remainder and coins used) shared the
-    // next rows' first entries: this search ended at node 1,000, just after the guided plan, and reported 5 coins
-    // for a plan of 19 (found by the mixed 37 / 41 sweep). The rows now have a 17th entry.
-    const values = [630, 781, 334, 576, 778, 667, 371, 330, 112, 822, 125, 289, 699, 704, 593, 453];
-    const counts = [38, 47, 3, 54, 58, 52, 36, 45, 3, 5, 1, 3, 21, 3, 59, 15];
-    const truth = piecesDp(values, counts, 12000);
-    const cm = new ChangeMaker(values, 12000);
-    checkOne(cm, values, counts, truth, 11336);
-    equal(cm.plan.count, truth[11336]);
-  });
-
   it('with a node budget of 40, the exact fallback settles most plans past it on random and mixed sets, always agreeing with the DP', () => {
     // A low budget leaves the search's plan often not the fewest, so the fallback must find and split a better one:
     // every proven count is the DP's, every plan pays the most payable amount exactly within the tubes.
@@ -354,7 +253,7 @@ describe('change-making', () => {
     let settled = 0;
     for (let round = 0; round < 24; round++) {
       const mixed = round % 3 === 0;
-      const values = mixed ? coinSet(pick, 12, 40).map((v) => (v % 2 === 0 ? 38 + 37 * (v >> 1) : 43 + 41 * (v >> 1))).filter((v, i, a) => a.indexOf(v) === i) : coinSet(pick, 2 + pick(15), [20, 60, 300, 900][round % 4]!);
+      const values = mixed ? coinSet(pick, 10, 10).map((v) => (v % 2 === 0 ? 38 + 37 * (v >> 1) : 43 + 41 * (v >> 1))).filter((v, i, a) => a.indexOf(v) === i) : coinSet(pick, 2 + pick(15), [20, 60, 150, 255][round % 4]!);
       const max = [600, 3000, 9000][(round >> 2) % 3]!;
       const counts = values.map(() => (rnd() < 0.3 ? pick(40) : 255));
       const truth = piecesDp(values, counts, max);
@@ -370,34 +269,32 @@ describe('change-making', () => {
     ok(settled > over / 2 && settled >= 30, `${settled} of the ${over} plans (of ${plans}) past the budget settled by the fallback`);
   });
 
-  it('past its node budget pays the best plan found, exactly the amount, where the fallback does not apply (values above its window)', () => {
-    // Mixed 37 / 41 values from 1,150 to 2,093 units: the fallback's window (twice the largest value, in at most
-    // 4 KB) does not fit, so the search's plan is paid, flagged unproven (found by a seeded search; no MDB changer
-    // reports such a set: a coin's credit is one byte, so at most 254 units of the coins' common divisor).
-    const values = [1259, 2052, 1150, 2011, 1929, 1970, 1185, 1444, 1232, 1396, 1407, 1806, 1333, 1592, 2093, 1222];
-    const counts = new Array<number>(16).fill(255);
-    const truth = piecesDp(values, counts, 27124);
-    const cm = new ChangeMaker(values, 30000);
-    const plan = cm.solve(27124, counts);
-    ok(plan.exact);
-    equal(plan.optimal, false);
-    ok(cm.nodes > SEARCH_NODES && cm.nodes <= SEARCH_NODES + 1, `stopped at the budget (${cm.nodes} nodes)`);
-    ok(plan.count >= truth[27124]!, 'never fewer coins than the fewest');
-    equal(planValue(values, plan.coins), 27124);
-  });
-
-  it('proves the fewest past the node budget where the search\'s own plan leaves too many tube combinations, by asking from the lower bound up', () => {
-    // Every tube partly full: with the search's count (20) as the cap the tubes that may bind allow too many
-    // combinations, and the relaxed bound says 16 or more; asking for fewer than 17, the caps are tight enough
-    // and the fallback finds 16 (the search's plan had 20).
-    const values = [186, 617, 125, 408, 667, 556, 704, 740, 494, 741, 815, 149, 445, 519, 223, 778];
-    const counts = [7, 13, 38, 18, 51, 8, 39, 4, 38, 13, 47, 45, 42, 9, 20, 20];
-    const truth = piecesDp(values, counts, 12000);
-    const cm = new ChangeMaker(values, 12000);
-    checkOne(cm, values, counts, truth, 11864);
-    ok(cm.nodes > SEARCH_NODES, `the search reached its budget (${cm.nodes} nodes)`);
-    equal(cm.plan.optimal, true);
-    equal(cm.plan.count, 16);
+  it('refuses coin sets no MDB changer can report (a value above 255 units of their common divisor)', () => {
+    // An MDB changer reports each coin type's credit in one byte of its scaling factor (reference mdb.md, coin
+    // changer 09 SETUP), so value / gcd <= 255 for every coin it pays. These sets (the search's and the exact
+    // fallback's worst cases found by seeded searches, some of them paid unproven) are beyond that, and refused.
+    const sets = [
+      [15, 29, 64, 78, 85, 92, 106, 127, 190, 204, 211, 316, 351, 358, 386, 400],
+      [38, 75, 112, 149, 186, 260, 297, 334, 408, 482, 556, 593, 630, 704, 778, 815],
+      [297, 494, 412, 371, 519, 704, 223, 289, 334, 593, 667, 408, 445, 38, 741, 125],
+      [43, 125, 84, 658, 535, 408, 781, 576, 297, 166, 260, 740, 75, 453, 371, 112],
+      [297, 43, 740, 445, 38, 84, 330, 494, 412, 112, 699, 658, 822, 576, 166, 781],
+      [519, 412, 84, 330, 207, 658, 535, 453, 822, 494, 445, 576, 297, 617, 371, 248],
+      [112, 166, 84, 822, 330, 482, 617, 576, 289, 699, 43, 740, 630, 412, 248, 781],
+      [494, 576, 617, 289, 740, 334, 658, 166, 330, 207, 371, 699, 630, 38, 535, 412],
+      [822, 330, 371, 667, 482, 75, 334, 260, 38, 593, 297, 704, 741, 778, 519, 207],
+      [658, 125, 576, 334, 186, 699, 223, 371, 207, 248, 822, 408, 289, 781, 740, 43],
+      [630, 781, 334, 576, 778, 667, 371, 330, 112, 822, 125, 289, 699, 704, 593, 453],
+      [1259, 2052, 1150, 2011, 1929, 1970, 1185, 1444, 1232, 1396, 1407, 1806, 1333, 1592, 2093, 1222],
+      [186, 617, 125, 408, 667, 556, 704, 740, 494, 741, 815, 149, 445, 519, 223, 778],
+      [1, 5, 10, 50, 100, 500],
+    ];
+    for (const values of sets) throws(() => new ChangeMaker(values, 12000), /one byte/, `values ${values}`);
+    // The same coins as a changer reports them (scaling 10 for yen 10 to 500), and the byte's limit itself, are taken.
+    new ChangeMaker([10, 50, 100, 500], 30000);
+    new ChangeMaker([1, 255], 30000);
+    new ChangeMaker([2, 510], 30000);
+    throws(() => new ChangeMaker([1, 256], 30000), /one byte/);
   });
 
   it('bounds the whole search by its node budget, first plan included, and pays every payable amount exactly (values all 1 mod 37)', () => {
@@ -406,7 +303,8 @@ describe('change-making', () => {
     // made at RESIDUE_AFTER nodes if there is none, and the budget bounds everything.
     const rnd = prng(3737);
     const pick = (n: number): number => Math.floor(rnd() * n);
-    const sets = [[38, 75, 112, 149, 186, 260, 297, 334, 408, 482, 556, 593, 630, 704, 778, 815], coinSet(pick, 16, 20).map((v) => v * 37 + 1)];
+    // Within a byte's 255 units (the most an MDB changer reports) there are six such values.
+    const sets = [[38, 75, 112, 149, 186, 223], coinSet(pick, 4, 6).map((v) => v * 37 + 1)];
     let plans = 0;
     let hard = 0;
     let inexact = 0;
@@ -425,8 +323,9 @@ describe('change-making', () => {
         }
       }
     }
-    // The sets are hard (most plans pass the point where the guided plan is made), and payable amounts are many.
-    ok(hard > plans / 2, `${hard} of ${plans} plans passed ${RESIDUE_AFTER} nodes`);
+    // The sets are hard (within a byte's 255 units still over a third of the plans pass the point where the guided
+    // plan is made: 59 of 130), and payable amounts are many.
+    ok(hard > plans / 3, `${hard} of ${plans} plans passed ${RESIDUE_AFTER} nodes`);
     ok(plans - inexact > plans / 2, `${plans - inexact} of ${plans} amounts payable exactly`);
   });
 
@@ -437,7 +336,7 @@ describe('change-making', () => {
     let solved = 0;
     for (const M of [3, 5, 7, 11, 13, 17, 23, 29, 31]) {
       const c = 1 + pick(M - 1);
-      const values = coinSet(pick, 16, Math.max(20, Math.floor(420 / M))).map((v) => v * M + c);
+      const values = coinSet(pick, 16, Math.max(16, Math.floor(240 / M))).map((v) => v * M + c).filter((v) => v <= 255);
       for (const full of [true, false]) {
         const counts = values.map(() => (full ? 255 : pick(60)));
         const truth = piecesDp(values, counts, 6000);
@@ -462,7 +361,7 @@ describe('change-making', () => {
     let hard = 0;
     for (const M of [37, 41, 53, 97, 101]) {
       const c = 1 + pick(M - 1);
-      const values = coinSet(pick, 16, 20).map((v) => v * M + c);
+      const values = coinSet(pick, 16, 20).map((v) => v * M + c).filter((v) => v <= 255);
       for (const full of [true, false]) {
         const counts = values.map(() => (full ? 255 : pick(60)));
         const truth = piecesDp(values, counts, 12000);
@@ -476,8 +375,8 @@ describe('change-making', () => {
         }
       }
     }
-    // Hard sets: most plans pass the point where the bounds for them start.
-    ok(hard > plans / 2, `${hard} of ${plans} plans passed ${RESIDUE_AFTER} nodes`);
+    // Hard sets: within a byte's 255 units still a third of the plans (33 of 89) pass the point where the bounds start.
+    ok(hard > plans / 4, `${hard} of ${plans} plans passed ${RESIDUE_AFTER} nodes`);
   });
 
   it('matches the textbook bounded DP on small amounts of sets of values all c mod M', () => {
@@ -486,7 +385,7 @@ describe('change-making', () => {
     let residue = 0;
     for (const M of [3, 7, 13, 29]) {
       const c = 1 + pick(M - 1);
-      const values = coinSet(pick, 16, Math.max(20, Math.floor(140 / M))).map((v) => v * M + c);
+      const values = coinSet(pick, 16, Math.max(16, Math.floor(140 / M))).map((v) => v * M + c).filter((v) => v <= 255);
       for (const full of [true, false]) {
         const counts = values.map(() => (full ? 255 : pick(60)));
         const truth = naiveBounded(values, counts, 1500);
@@ -501,12 +400,12 @@ describe('change-making', () => {
     ok(residue > 0, 'some plans needed the residue bound');
   });
 
-  it('matches the DP on random 16-value sets at large amounts, where the residue bound sometimes takes over', () => {
+  it('matches the DP on random 16-value sets (up to 255 units) at large amounts', () => {
     const rnd = prng(909);
     const pick = (n: number): number => Math.floor(rnd() * n);
     let residue = 0;
     for (let round = 0; round < 8; round++) {
-      const values = coinSet(pick, 16, 1000);
+      const values = coinSet(pick, 16, 255);
       for (const full of [true, false]) {
         const counts = values.map(() => (full ? 255 : pick(60)));
         const truth = piecesDp(values, counts, 12000);
@@ -518,12 +417,13 @@ describe('change-making', () => {
         }
       }
     }
-    ok(residue > 0, 'some plans needed the residue bound');
+    // Random sets a changer can report never needed the residue bound here (they did when values went to 1,000).
+    equal(residue, 0, 'plans that needed the residue bound');
   });
 
   it('holds its buffers in 8 KB for every coin set and credit limit the configuration accepts', () => {
     // The configuration takes maxCredit up to 30,000 minor units; a coin of 1 makes that 30,000 units.
-    const worst = [1, 2, 3, 5, 7, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000];
+    const worst = [1, 2, 3, 5, 7, 10, 20, 25, 30, 50, 70, 100, 120, 150, 200, 250];
     equal(MAX_UNITS, 30000);
     const largest = new ChangeMaker(worst, MAX_UNITS);
     ok(largest.footprint <= 8192, `footprint ${largest.footprint} bytes at ${MAX_UNITS} units`);
