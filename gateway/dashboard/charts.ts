@@ -200,6 +200,8 @@ const timeSeries = (bucket: Bucket): uPlot.Series => ({
   value: (_u, v) => (v === null ? '–' : new Date(v * 1000).toLocaleString('en-GB', UTC_TIME)),
 });
 const seconds = (iso: string): number => Date.parse(iso) / 1000;
+/** 1, 2, 5, 10, 20, 50, ... up to 5e12: axis steps in minor units of a currency. */
+const MINOR_STEPS: readonly number[] = Array.from({ length: 13 }, (_, e) => [1, 2, 5].map((m) => m * 10 ** e)).flat();
 
 type Range = { from: Date; to: Date; bucket: Bucket };
 const query = (r: Range): string => `bucket=${r.bucket}&from=${r.from.toISOString()}&to=${r.to.toISOString()}`;
@@ -343,7 +345,15 @@ async function drawSales(tools: ChartTools, box: ChartBox, r: Range | string, ma
       ],
       axes: [
         timeAxis(s.bucket),
-        { scale: 'money', label: `revenue (${currency}) per ${s.bucket}`, labelSize: 18, size: 60, values: (_u, splits) => splits.map((v) => v.toFixed(mm?.decimals ?? 2)) },
+        {
+          scale: 'money',
+          label: `revenue (${currency}) per ${s.bucket}`,
+          labelSize: 18,
+          size: 60,
+          // Steps of whole minor units: a finer step repeats its labels at the currency's decimals ("0.01, 0.01, 0.00").
+          incrs: MINOR_STEPS.map((n) => n / unit),
+          values: (_u, splits) => splits.map((v) => v.toFixed(mm?.decimals ?? 2)),
+        },
         salesAxis(1),
       ],
       legend: { live: true },

@@ -138,6 +138,11 @@ describe('the dashboard catalog panel in Chromium', function () {
     await page.click('#machines tbody tr[data-machine="vm-1"]');
     await page.waitForSelector('#planogram [data-slot="A1"] .catalog-name:has-text("Salted chips")');
     await readable('#machine');
+    // No sales in the range: the revenue axis still reads as distinct amounts (it once read "0.01, 0.01, 0.01, 0.00, 0.00").
+    await page.waitForSelector('#chart[data-ticks1] .uplot canvas');
+    const ticks = ((await page.getAttribute('#chart', 'data-ticks1')) ?? '').split(' | ');
+    assert.ok(ticks.length >= 2 && ticks.every((t) => /^\d+\.\d{2}$/.test(t)), ticks.join(' | '));
+    assert.equal(new Set(ticks).size, ticks.length, ticks.join(' | '));
     await page.screenshot({ path: join(shots, 'catalog.png'), fullPage: true });
   });
 
