@@ -195,13 +195,18 @@ export async function measureDashboard(db: Db, url: string, token: string, machi
 export interface DashboardBenchOptions extends Partial<DashboardSeed> {
   /** A PostgreSQL URL (a schema of the bench's own, dropped after); PGlite in memory when not given. */
   pgUrl?: string | undefined;
-  /** PGlite in this directory, kept: a store seeded there before with as many machines is used again (no seeding). */
+  /** PGlite in this directory, kept: a store seeded there before with as many machines is used again (no seeding; the restock-look bench's too). */
   dataDir?: string | undefined;
+}
+
+/** The big store's seed: the given parts over the defaults (10,000 machines, 4 operators, a year, 28 days raw). */
+export function bigSeed(options: Partial<DashboardSeed>): DashboardSeed {
+  return { machines: 10000, operators: 4, days: 365, rawDays: 28, salesPerDay: 10, ...options };
 }
 
 /** Seed, serve, open, measure; prints figures under `dashboard.<store>.` */
 export async function dashboardBench(f: Figures, options: DashboardBenchOptions = {}): Promise<DashboardRun> {
-  const seed: DashboardSeed = { machines: 10000, operators: 4, days: 365, rawDays: 28, salesPerDay: 10, ...options };
+  const seed = bigSeed(options);
   const store = options.pgUrl ? 'pg' : 'pglite';
   const schema = `bench_dash_${process.pid}`;
   f.out('');

@@ -13,18 +13,14 @@ import { RestockTodayService } from '../../gateway/restock/today.js';
 import { SalesWindow } from '../../gateway/restock/sales-window.js';
 import { openDb } from '../../gateway/store/db.js';
 import { migrate } from '../../gateway/store/migrations.js';
-import { seedDashboardStore, type DashboardSeed } from './dashboard.js';
+import { bigSeed, seedDashboardStore, type DashboardBenchOptions } from './dashboard.js';
 import type { Figures } from './figures.js';
 
-export interface RestockLookOptions extends Partial<DashboardSeed> {
-  /** A PostgreSQL URL (a schema of the bench's own, dropped after); PGlite in memory when not given. */
-  pgUrl?: string | undefined;
-  /** PGlite in this directory, kept: a store seeded there before with as many machines is used again (the dashboard bench's too). */
-  dataDir?: string | undefined;
-}
+/** The dashboard bench's store options: the same store, kept in the same place. */
+export type RestockLookOptions = DashboardBenchOptions;
 
 export async function restockLookBench(f: Figures, options: RestockLookOptions = {}): Promise<void> {
-  const seed: DashboardSeed = { machines: 10000, operators: 4, days: 365, rawDays: 28, salesPerDay: 10, ...options };
+  const seed = bigSeed(options);
   const store = options.pgUrl ? 'pg' : 'pglite';
   const schema = `bench_restock_${process.pid}`;
   f.out('');
