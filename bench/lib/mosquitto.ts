@@ -44,21 +44,26 @@ export async function startMosquitto(
   // Mosquitto started as root drops to its own user, which must be able to write its database here.
   if (options.persistent) chmodSync(dir, 0o777);
   const conf = join(dir, 'mosquitto.conf');
+  // Brokers die with the process that started them unless told otherwise, so a killed test or
+  // bench run leaves none behind holding ports and directories.
+  const dieWithParent = options.dieWithParent ?? true;
+  // The kernel forgets a parent-death signal when the process changes user, as Mosquitto started as root does: it stays who it is.
+  const stay = dieWithParent ? [`user ${userInfo().username}`] : [];
   if (options.raw !== undefined) {
     // A whole configuration of the caller's (the shipped one, with its paths and ports replaced).
-    writeFileSync(conf, options.raw);
-    return run(conf, port, dir, options.nofile, options.dieWithParent);
+    const raw = dieWithParent && !/^user\s/m.test(options.raw) ? `${options.raw.replace(/\n?$/, '\n')}${stay.join('\n')}\n` : options.raw;
+    writeFileSync(conf, raw);
+    return run(conf, port, dir, options.nofile, dieWithParent);
   }
   const persistence = options.persistent ? ['persistence true', `persistence_location ${dir}/`, 'autosave_interval 1', 'persistent_client_expiration 1d', 'max_queued_messages 1000000'] : ['persistence false'];
-  // The kernel forgets a parent-death signal when the process changes user, as Mosquitto started as root does: it stays who it is.
-  const stay = options.dieWithParent === true ? [`user ${userInfo().username}`] : [];
   writeFileSync(conf, [`listener ${port} 127.0.0.1`, `allow_anonymous ${options.anonymous === false ? 'false' : 'true'}`, ...persistence, ...stay, ...(options.conf ?? [])].join('\n') + '\n');
-  return run(conf, port, dir, options.nofile, options.dieWithParent);
+  return run(conf, port, dir, options.nofile, dieWithParent);
 }
 
 /**
  * `nofile`: the broker's open-file limit (soft and hard), set by prlimit, which then runs it in its place (same pid).
- * `dieWithParent`: the kernel kills the broker when this process dies, however it dies (setpriv, util-linux; not for a `raw` configuration).
+ * `dieWithParent` (the default): the kernel kills the broker when this process dies, however it dies (setpriv, util-linux);
+ * a configuration without a `user` line gets this process's user, since a change of user would cancel the signal.
  */
 async function run(conf: string, port: number, dir: string, nofile?: number, dieWithParent?: boolean): Promise<{ url: string; port: number; process: ChildProcess; dir: string }> {
   const argv = [...(dieWithParent === true ? ['setpriv', '--pdeathsig', 'KILL'] : []), ...(nofile === undefined ? [] : ['prlimit', `--nofile=${nofile}:${nofile}`]), MOSQUITTO, '-c', conf];

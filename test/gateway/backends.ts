@@ -38,7 +38,7 @@ export function productionMqtt(): Promise<string> {
   const given = process.env['MQTT_URL'];
   if (given !== undefined) return Promise.resolve(given);
   // Gone with this process however it ends (a run killed by a signal too), and no reason for it to stay alive.
-  ownBroker ??= startMosquitto({ dieWithParent: true }).then(({ url, process: p }: { url: string; process: ChildProcess }) => {
+  ownBroker ??= startMosquitto().then(({ url, process: p }: { url: string; process: ChildProcess }) => {
     p.unref();
     return url;
   });
