@@ -187,8 +187,8 @@ export async function measureDashboard(db: Db, url: string, token: string, machi
     );
     const liveMs = (await seen) - t0;
     const api: Record<string, number> = {};
-    // The whole list (a full read of the page), a page of it, and the row a live change reads.
-    for (const path of ['/fleet/summary', '/machines', '/locations', '/machines?limit=100', `/machines?ids=${machine}`]) {
+    // The first screen's reads (totals, the map's, a page of the list), the whole list and the locations (read on demand), and the row a live change reads.
+    for (const path of ['/fleet/summary', '/fleet/map', '/machines', '/locations', '/machines?limit=100', `/machines?ids=${machine}`]) {
       const a = performance.now();
       const r = await fetch(url + path, { headers: { authorization: `Bearer ${token}` } });
       if (!r.ok) throw new Error(`${path}: ${r.status}`);

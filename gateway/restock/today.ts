@@ -172,12 +172,13 @@ export class RestockTodayService {
     for (const s of stale) this.kept.delete(s.id);
     const out = new Set<string>();
     // Working rates out is the costly part (tens of microseconds a slot): the event loop gets a turn every
-    // so many, so the first look at a big fleet does not stall the API's other answers for seconds.
-    let worked = 0;
+    // few milliseconds of it, so the first look at a big fleet does not stall the API's other answers (and
+    // the page's files) for seconds.
+    let turn = performance.now();
     for (const m of r.rows) {
-      if (worked >= 2000) {
-        worked = 0;
+      if (performance.now() - turn > 10) {
         await new Promise((resolve) => setImmediate(resolve));
+        turn = performance.now();
       }
       const seen = this.seen.get(m.id)!;
       const slots = seen.slots;
@@ -207,7 +208,6 @@ export class RestockTodayService {
           total ??= machineTotal(sales);
           rates = this.ratesOf(sales?.get(s.code), total, new Date(m.created_at).getTime(), start, until, whole);
           k.rates.set(s.code, rates);
-          worked += 1;
         }
         const empty = predictEmpty(rates, s.qty, from);
         if (empty !== null && empty <= dayEnd) {
