@@ -197,6 +197,21 @@ describe('the dashboard first screen over more machines than a page (Chromium)',
     await readable(page, '#machines');
   });
 
+  it('opens a machine the list has not read (from the heatmap) with its money: its row read alone', async () => {
+    const { page, reads } = await open();
+    await page.waitForSelector('#heatmap tbody tr[data-machine]');
+    const first = new Set(await rows(page));
+    const ids = (await page.evaluate("[...document.querySelectorAll('#heatmap tbody tr[data-machine]')].map((tr) => tr.getAttribute('data-machine'))")) as string[];
+    const far = ids.find((id) => !first.has(id));
+    assert.ok(far, `a machine of the heatmap beyond the list's first page: ${ids.join(', ')}`);
+    const money = (await get<{ machines: { money: { currency: string } | null }[] }>(`/machines?ids=${far}`)).machines[0]!.money!.currency;
+    await page.click(`#heatmap tbody tr[data-machine="${far}"]`);
+    await page.waitForSelector(`#chart[data-bucket="hour"] .uplot canvas`);
+    await until('the sales chart in its currency', true, async () => new RegExp(`^\\d+ sales?, ${money} [\\d,]+\\.\\d{2} from .+ UTC, per hour$`).test((await page.textContent('#chart .chart-note')) ?? ''));
+    assert.ok(reads.includes(`/machines?ids=${far}`), reads.join(' '));
+    await readable(page, '#machine');
+  });
+
   it("shows an operator's token its own machines' counts, map and list only", async () => {
     const { page, reads } = await open(viewer);
     type Summary = { machines: number; online: number; offline: number; withErrors: number; restockToday: number | null };
