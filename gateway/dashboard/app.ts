@@ -218,6 +218,8 @@ const wantsWholeList = (): boolean => $<HTMLSelectElement>('#state-filter').valu
  */
 const changedMachines = new Set<string>();
 let fullWanted = true;
+/** The totals and KPI counts, without the last 24 hours' sales (not shown here; after noon UTC hours of raw sales read). */
+const SUMMARY = '/fleet/summary?last24h=false';
 /** Most machine ids one GET /machines?ids= takes (the API's limit). */
 const IDS_PER_READ = 500;
 /** Beyond this many changed at once the fleet is read again instead (one read rather than many). */
@@ -259,7 +261,7 @@ function placed(rows: readonly MachineRow[]): MachineRow[] {
 async function loadFleet(): Promise<void> {
   const whole = complete || wantsWholeList();
   const [s, map, list] = await Promise.all([
-    api<Summary>('/fleet/summary'),
+    api<Summary>(SUMMARY),
     api<FleetMapRead>('/fleet/map'),
     api<{ machines: MachineRow[]; next?: string | null }>(whole ? '/machines' : `/machines?limit=${Math.max(rowsDrawn, PAGE_ROWS)}`),
   ]);
@@ -296,7 +298,7 @@ async function loadMoreRows(): Promise<void> {
 async function patchFleet(ids: string[]): Promise<void> {
   const reads: Promise<{ machines: MachineRow[] }>[] = [];
   for (let i = 0; i < ids.length; i += IDS_PER_READ) reads.push(api(`/machines?ids=${encodeURIComponent(ids.slice(i, i + IDS_PER_READ).join(','))}`));
-  const [s, ...pages] = await Promise.all([api<Summary>('/fleet/summary'), ...reads]);
+  const [s, ...pages] = await Promise.all([api<Summary>(SUMMARY), ...reads]);
   const fresh = new Map(placed(pages.flatMap((p) => p.machines)).map((m) => [m.id, m]));
   for (const p of points) {
     const f = fresh.get(p.id);

@@ -167,7 +167,8 @@ export interface FleetSummary {
   /** Since midnight UTC. */
   /** Revenue of every currency summed, as before (meaningless across currencies: see revenueByCurrency). */
   today: { sales: number; revenue: number; revenueByCurrency: CurrencyRevenue[] };
-  last24h: { sales: number; revenue: number };
+  /** Null when not asked for (`parts.last24h` false: the dashboard does not show it, and after noon UTC it reads hours of raw sales). */
+  last24h: { sales: number; revenue: number } | null;
   openAlerts: number;
   /** Machines not online now (machines less online). */
   offline: number;
@@ -221,7 +222,14 @@ async function todayByCurrency(db: Queryable, operator: string | null): Promise<
  * yesterday; 'rollup': yesterday's rollup less the raw sales up to this time yesterday). Both are exact; by
  * default the one reading fewer raw sales (tests ask for each).
  */
-export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup', operator: string | null = null, yesterday?: 'raw' | 'rollup'): Promise<FleetSummary> {
+export async function fleetSummary(
+  db: Queryable,
+  source: SalesSource = 'rollup',
+  operator: string | null = null,
+  yesterday?: 'raw' | 'rollup',
+  parts: { last24h?: boolean } = {},
+): Promise<FleetSummary> {
+  const last24h = parts.last24h ?? true;
   // A store without the alerts migration yet has no alerts to count.
   const hasAlerts = (await db.query<{ t: string | null }>("SELECT to_regclass('alerts')::text AS t")).rows[0]?.t != null;
   // One pass over the machines and their state: how many, online, with errors (as the fleet list marks them:
@@ -263,7 +271,7 @@ export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup'
     // Today: its rollup rows, as summed per currency (one read of them for both).
     const todayN = byCurrency!.reduce((a, x) => a + x.sales, 0);
     const todayRev = byCurrency!.reduce((a, x) => a + x.revenue, 0);
-    const b = (await db.query<{ n: string | null; rev: string | null }>(`WITH ${before} SELECT before.n, before.rev FROM before`, [operator])).rows[0]!;
+    const b = last24h ? (await db.query<{ n: string | null; rev: string | null }>(`WITH ${before} SELECT before.n, before.rev FROM before`, [operator])).rows[0]! : { n: null, rev: null };
     sales = { today_n: todayN, today_rev: todayRev, day_n: todayN + Number(b.n ?? 0), day_rev: todayRev + Number(b.rev ?? 0) };
   } else {
     sales = (
@@ -286,7 +294,7 @@ export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup'
     machines: Number(c.machines),
     online: Number(c.online),
     today: { sales: Number(sales.today_n ?? 0), revenue: Number(sales.today_rev ?? 0), revenueByCurrency: byCurrency ? byCurrency.map(({ currency, decimals, revenue }) => ({ currency, decimals, revenue })) : await revenueByCurrency(db, operator) },
-    last24h: { sales: Number(sales.day_n ?? 0), revenue: Number(sales.day_rev ?? 0) },
+    last24h: last24h ? { sales: Number(sales.day_n ?? 0), revenue: Number(sales.day_rev ?? 0) } : null,
     openAlerts: alerts,
     offline: Number(c.machines) - Number(c.online),
     withErrors: Number(c.errors),

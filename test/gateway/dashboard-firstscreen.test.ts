@@ -133,7 +133,7 @@ describe('the dashboard first screen over more machines than a page (Chromium)',
     await readable(page, '#kpis');
     await readable(page, '#totals');
     await readable(page, '#machines');
-    assert.deepEqual(reads.sort(), ['/fleet/map', '/fleet/summary', '/machines?limit=100'].sort(), 'the first screen read the totals, the map and one page');
+    assert.deepEqual(reads.sort(), ['/fleet/map', '/fleet/summary?last24h=false', '/machines?limit=100'].sort(), 'the first screen read the totals, the map and one page');
   });
 
   it('reads the next page by its cursor when asked to show more', async () => {
