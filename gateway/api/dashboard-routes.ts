@@ -121,9 +121,10 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
     },
     async (req) => {
       const operator = scope(req);
-      const summary = await fleetSummary(reads, 'rollup', operator, undefined, { last24h: req.query.last24h });
-      // null until the gateway's first look at the forecasts is done (seconds after it starts, on a big store).
-      return { ...summary, restockToday: (await restockTodayOf(reads).ifReady(operator))?.machines.size ?? null };
+      // Side by side: the totals' reads and the forecasts' look (null until the gateway's first look at them is
+      // done: seconds after it starts, on a big store).
+      const [summary, today] = await Promise.all([fleetSummary(reads, 'rollup', operator, undefined, { last24h: req.query.last24h }), restockTodayOf(reads).ifReady(operator)]);
+      return { ...summary, restockToday: today?.machines.size ?? null };
     },
   );
 

@@ -76,8 +76,8 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
     },
     async (req) => {
       const operator = scope(req);
-      const points = await mapPoints(reads, operator);
-      const today = (await restockTodayOf(reads).ifReady(operator))?.machines;
+      const [points, look] = await Promise.all([mapPoints(reads, operator), restockTodayOf(reads).ifReady(operator)]);
+      const today = look?.machines;
       const state = points.map((m) => (!m.online ? 0 : m.errors ? 1 : today?.has(m.id) ? 2 : 3));
       return {
         states: MAP_STATES,

@@ -234,7 +234,8 @@ export async function fleetSummary(
   const hasAlerts = (await db.query<{ t: string | null }>("SELECT to_regclass('alerts')::text AS t")).rows[0]?.t != null;
   // One pass over the machines and their state: how many, online, with errors (as the fleet list marks them:
   // errors in the last telemetry, or an open critical alert), and the money they say they sell in.
-  const counts = await db.query<{ machines: string; online: string; errors: string; money: string | null }>(
+  // Its reads do not depend on each other: sent together (on PostgreSQL they run side by side on the pool).
+  const countsRead = db.query<{ machines: string; online: string; errors: string; money: string | null }>(
     `SELECT count(*) AS machines, count(*) FILTER (WHERE ms.online) AS online,
             count(*) FILTER (WHERE (jsonb_typeof(ms.telemetry->'errors') = 'array' AND jsonb_array_length(ms.telemetry->'errors') > 0)
                                 ${hasAlerts ? "OR m.id IN (SELECT machine_id FROM alerts WHERE closed_at IS NULL AND severity = 'critical')" : ''}) AS errors,
@@ -244,7 +245,13 @@ export async function fleetSummary(
      WHERE $1::text IS NULL OR m.operator_id = $1`,
     [operator],
   );
-  const c = counts.rows[0]!;
+  const alertsRead = hasAlerts
+    ? db.query<{ n: string }>('SELECT count(*) AS n FROM alerts a JOIN machines m ON m.id = a.machine_id WHERE a.closed_at IS NULL AND ($1::text IS NULL OR m.operator_id = $1)', [operator])
+    : undefined;
+  const todayRead = source === 'rollup' ? todayByCurrency(db, operator) : undefined;
+  // Each read's rejection is the caller's once awaited below; none is left unhandled meanwhile.
+  for (const p of [countsRead, alertsRead, todayRead]) p?.catch(() => {});
+  const c = (await countsRead).rows[0]!;
   const currencies = (c.money ?? '')
     .split(',')
     .filter((x) => x !== '')
@@ -252,7 +259,7 @@ export async function fleetSummary(
     .sort((a, b) => (a.currency < b.currency ? -1 : a.currency > b.currency ? 1 : a.decimals - b.decimals));
   const mine = `($1::text IS NULL OR machine_id IN (SELECT id FROM machines WHERE operator_id = $1))`;
   let sales: { today_n: string | number | null; today_rev: string | number | null; day_n: string | number | null; day_rev: string | number | null };
-  const byCurrency = source === 'rollup' ? await todayByCurrency(db, operator) : undefined;
+  const byCurrency = await todayRead;
   if (source === 'rollup') {
     // Today is today's rollup rows (all sales received since midnight). The rest of the 24 hours is yesterday's
     // since this time yesterday: read raw after midnight's first 12 hours; before then, yesterday's rollup less
@@ -284,12 +291,7 @@ export async function fleetSummary(
       )
     ).rows[0]!;
   }
-  const alerts = hasAlerts
-    ? Number(
-        (await db.query<{ n: string }>('SELECT count(*) AS n FROM alerts a JOIN machines m ON m.id = a.machine_id WHERE a.closed_at IS NULL AND ($1::text IS NULL OR m.operator_id = $1)', [operator]))
-          .rows[0]!.n,
-      )
-    : 0;
+  const alerts = alertsRead ? Number((await alertsRead).rows[0]!.n) : 0;
   return {
     machines: Number(c.machines),
     online: Number(c.online),
