@@ -120,6 +120,11 @@ export interface DashboardRun {
   shownText: string;
   /** The KPI "need restocking" as drawn. */
   restockKpi: string;
+  /**
+   * The page's requests up to its first screen, from the browser's resource timings (ms from the navigation's
+   * start): what it asked for, when it asked, when the answer was in, and its size on the wire.
+   */
+  requests: { path: string; startMs: number; endMs: number; bytes: number }[];
   /** From the ingest of a machine going offline to the page showing it, ms. */
   liveMs: number;
   /** The API's answers behind the first screen, ms each (in Node, after the page). */
@@ -157,6 +162,10 @@ export async function measureDashboard(db: Db, url: string, token: string, machi
         rowsDrawn: document.querySelectorAll('#machines tbody tr[data-machine]').length,
         shownText: document.querySelector('#machines-shown')?.textContent ?? '',
         restockKpi: document.querySelector('[data-kpi="restock"] b')?.textContent ?? '',
+        requests: performance.getEntriesByType('resource').filter((r) => r.startTime <= mark.startTime).map((r) => {
+          const u = new URL(r.name);
+          return { path: u.pathname + u.search, startMs: r.startTime, endMs: r.responseEnd, bytes: r.encodedBodySize };
+        }),
       };
     })()`)) as Omit<DashboardRun, 'liveMs' | 'api'>;
     // Live: the machine goes offline through ingest; the page's "online" total drops by one.
@@ -178,8 +187,8 @@ export async function measureDashboard(db: Db, url: string, token: string, machi
     );
     const liveMs = (await seen) - t0;
     const api: Record<string, number> = {};
-    // The whole list (a full read of the page), a page of it, and the row a live change reads.
-    for (const path of ['/fleet/summary', '/machines', '/locations', '/machines?limit=100', `/machines?ids=${machine}`]) {
+    // The first screen's reads (totals, the map's, a page of the list), the whole list and the locations (read on demand), and the row a live change reads.
+    for (const path of ['/fleet/summary', '/fleet/map', '/machines', '/locations', '/machines?limit=100', `/machines?ids=${machine}`]) {
       const a = performance.now();
       const r = await fetch(url + path, { headers: { authorization: `Bearer ${token}` } });
       if (!r.ok) throw new Error(`${path}: ${r.status}`);
@@ -257,6 +266,13 @@ export async function dashboardBench(f: Figures, options: DashboardBenchOptions 
       f.record(`${k}.api${path.replace(/\?.*$/, (q) => (q.startsWith('?limit') ? '.page' : '.ids')).replace(/\//g, '.')}Ms`, ms, `API ${path}${path.includes('?') ? '' : ' (every machine)'}, one read`, 'ms', 0);
     }
     f.out(`  restock KPI as drawn: ${run.restockKpi}`);
+    // Where the first screen's time went: each request the page made before it, as the browser timed it.
+    for (const [which, r] of [['cold', cold], ['measured', run]] as const) {
+      f.out(`  the ${which} page's requests before its first screen (browser resource timings, ms from navigation start):`);
+      for (const q of [...r.requests].sort((a, b) => a.startMs - b.startMs)) {
+        f.out(`    ${q.startMs.toFixed(0).padStart(6)} -> ${q.endMs.toFixed(0).padStart(6)} (${(q.endMs - q.startMs).toFixed(0).padStart(5)} ms, ${String(q.bytes).padStart(8)} B) ${q.path}`);
+      }
+    }
     return run;
   } finally {
     await browser?.close();

@@ -104,21 +104,27 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: RouteCo
     return reply.header('content-type', type).header('cache-control', 'public, max-age=3600').send(body);
   });
 
-  app.get(
+  app.get<{ Querystring: { last24h: boolean } }>(
     '/fleet/summary',
     {
       preHandler: need('viewer'),
       schema: {
         summary:
-          'Fleet totals: machines, online, sales and revenue since midnight UTC (and today.revenueByCurrency: [{currency, decimals, revenue}], each machine in its own currency) and over 24 hours, open alerts, and restockToday: the machines needing restock today from the forecasts (a slot empty, out of service or predicted to run out before midnight UTC; docs/restocking.md), null while the first look of the gateway is under way',
+          'Fleet totals: machines, online, offline, withErrors (errors in the last telemetry or an open critical alert), currencies (the money the machines sell in, each once), sales and revenue since midnight UTC (and today.revenueByCurrency: [{currency, decimals, revenue}], each machine in its own currency) and over 24 hours (last24h; null with last24h=false), open alerts, and restockToday: the machines needing restock today from the forecasts (a slot empty, out of service or predicted to run out before midnight UTC; docs/restocking.md), null while the first look of the gateway is under way',
         tags: ['fleet'],
+        querystring: {
+          type: 'object',
+          properties: { last24h: { type: 'boolean', default: true, description: 'false: leave the last 24 hours out (null), a read of up to 12 hours of raw sales' } },
+          additionalProperties: false,
+        },
       },
     },
     async (req) => {
       const operator = scope(req);
-      const summary = await fleetSummary(reads, 'rollup', operator);
-      // null until the gateway's first look at the forecasts is done (seconds after it starts, on a big store).
-      return { ...summary, restockToday: (await restockTodayOf(reads).ifReady(operator))?.machines.size ?? null };
+      // Side by side: the totals' reads and the forecasts' look (null until the gateway's first look at them is
+      // done: seconds after it starts, on a big store).
+      const [summary, today] = await Promise.all([fleetSummary(reads, 'rollup', operator, undefined, { last24h: req.query.last24h }), restockTodayOf(reads).ifReady(operator)]);
+      return { ...summary, restockToday: today?.machines.size ?? null };
     },
   );
 

@@ -12,11 +12,14 @@ import { listAlerts, openAlertCounts, openCriticalCounts } from '../alerts/store
 import { latestReport } from '../commands/update.js';
 import { restockTodayOf } from '../restock/today.js';
 import { TAG_PATTERN } from '../rollouts/plan.js';
-import { firmwareOf, listMachines, MAX_TAGS, setTags, slotsOf, tagsOf } from '../store/machines.js';
+import { firmwareOf, listMachines, mapPoints, MAX_TAGS, setTags, slotsOf, tagsOf } from '../store/machines.js';
 import { salesBySlot } from '../store/sales.js';
 import { HttpError } from './errors.js';
 import { MACHINE_ID, MACHINE_PARAMS, OPERATOR_PARAM, type RouteContext } from './http.js';
 import { dateTime } from './validation.js';
+
+/** A machine's state on the map, worst first (GET /fleet/map `state` indexes it). */
+export const MAP_STATES = ['offline', 'errors', 'restock', 'online'] as const;
 
 /** Most machines one GET /machines?ids= names. */
 const MAX_IDS = 500;
@@ -58,6 +61,29 @@ export async function registerFleetRoutes(app: FastifyInstance, ctx: RouteContex
       const rows = machines.map((m) => ({ ...m, restockToday: today ? today.has(m.id) : null, openAlerts: alerts.get(m.id) ?? 0, criticalAlerts: critical.get(m.id) ?? 0 }));
       if (limit === undefined) return { machines: rows };
       return { machines: rows, next: rows.length === limit ? rows[rows.length - 1]!.id : null };
+    },
+  );
+
+  app.get(
+    '/fleet/map',
+    {
+      preHandler: need('viewer'),
+      schema: {
+        summary:
+          "The fleet map's read: every located machine (in id order) as columns of equal length, not an object each (10,000 machines are a few hundred KB): id, lat, lon, address (null: none) and state, an index into states (offline; with errors: errors in its last telemetry or an open critical alert; needing restock today from the forecasts; else online). restockCounted: false while the gateway's first look at the forecasts is under way (no machine is marked restock until then)",
+        tags: ['fleet'],
+      },
+    },
+    async (req) => {
+      const operator = scope(req);
+      const [points, look] = await Promise.all([mapPoints(reads, operator), restockTodayOf(reads).ifReady(operator)]);
+      const today = look?.machines;
+      const state = points.map((m) => (!m.online ? 0 : m.errors ? 1 : today?.has(m.id) ? 2 : 3));
+      return {
+        states: MAP_STATES,
+        restockCounted: today !== undefined,
+        machines: { id: points.map((m) => m.id), lat: points.map((m) => m.lat), lon: points.map((m) => m.lon), address: points.map((m) => m.address), state },
+      };
     },
   );
 

@@ -6,7 +6,7 @@
  * /stream of changes without a reload.
  */
 import { heatmapPanel } from './heatmap.js';
-import { fleetMap, type MapState } from './map.js';
+import { fleetMap, type MapMachine, type MapState } from './map.js';
 import { chartPanel } from './charts.js';
 import { catalogPanel } from './catalog.js';
 import { rolloutPanel } from './rollouts.js';
@@ -50,6 +50,16 @@ interface Summary {
   openAlerts: number;
   /** Machines needing restock today, from the forecasts (null while the gateway counts). */
   restockToday?: number | null;
+  /** Machines offline, and with errors (telemetry errors or an open critical alert), counted by the gateway. */
+  offline: number;
+  withErrors: number;
+  /** The money the machines sell in, each once. */
+  currencies: Money[];
+}
+/** GET /fleet/map: every located machine as columns (state: an index into states). */
+interface FleetMapRead {
+  states: MapState[];
+  machines: { id: string[]; lat: number[]; lon: number[]; address: (string | null)[]; state: number[] };
 }
 interface Command {
   id: string;
@@ -156,7 +166,19 @@ function serial(fn: () => Promise<void>): () => void {
 
 // ---- the fleet --------------------------------------------------------------------------------
 
+/**
+ * The machine list's rows read so far, in id order: the first screen reads one page of them (GET
+ * /machines?limit=), "show more" the next pages; the whole list is read only when asked for (a filter, a sort
+ * other than by id, a KPI's list), and from then on kept whole (`complete`).
+ */
 let machines: MachineRow[] = [];
+let complete = false;
+/** Rows of machines opened from the map or the heatmap that the list has not read (their money, for the charts). */
+const extraRows = new Map<string, MachineRow>();
+/** The fleet on the map: every located machine, from GET /fleet/map (its state patched by live changes). */
+let points: MapMachine[] = [];
+/** The last totals read (GET /fleet/summary). */
+let summary: Summary | undefined;
 let selected: string | undefined;
 
 /** A machine in trouble: its telemetry reports errors, or it has an open critical alert. */
@@ -184,30 +206,37 @@ const SORT: Record<SortKey, (m: MachineRow) => string | number> = {
 let sortBy: SortKey = 'machine';
 let sortDown = false;
 
+/** The list's filter words (lower case). */
+const filterWords = (): string[] => $<HTMLInputElement>('#filter').value.trim().toLowerCase().split(/\s+/).filter((w) => w !== '');
+/** The list as asked for needs every machine (a state or text filter, a sort other than by id): the first pages will not do. */
+const wantsWholeList = (): boolean => $<HTMLSelectElement>('#state-filter').value !== 'all' || filterWords().length > 0 || sortBy !== 'machine' || sortDown;
+
 /**
  * Machines the stream said changed, to read again (their rows only: a live change does not read the whole
- * list, seconds at 10,000 machines), and whether the whole fleet is to be read (at sign-in, after the stream
+ * list, seconds at 10,000 machines), and whether the fleet is to be read again (at sign-in, after the stream
  * was away, and now and then for what no change reports: the forecasts' restockToday moving on).
  */
 const changedMachines = new Set<string>();
 let fullWanted = true;
+/** The totals and KPI counts, without the last 24 hours' sales (not shown here; after noon UTC hours of raw sales read). */
+const SUMMARY = '/fleet/summary?last24h=false';
 /** Most machine ids one GET /machines?ids= takes (the API's limit). */
 const IDS_PER_READ = 500;
-/** Beyond this many changed at once the whole list is read instead (one read rather than many). */
+/** Beyond this many changed at once the fleet is read again instead (one read rather than many). */
 const PATCH_MAX = 2000;
 
 const syncFleet = serial(async () => {
   try {
-    while (fullWanted || changedMachines.size > 0) {
+    while (fullWanted || changedMachines.size > 0 || (!complete && wantsWholeList())) {
       if (fullWanted || changedMachines.size > PATCH_MAX) {
         fullWanted = false;
         changedMachines.clear();
         await loadFleet();
-      } else {
+      } else if (changedMachines.size > 0) {
         const ids = [...changedMachines];
         changedMachines.clear();
         await patchFleet(ids);
-      }
+      } else await loadWholeList();
     }
   } catch (e) {
     // What was to be read is not known any more: the next sync reads everything.
@@ -216,38 +245,81 @@ const syncFleet = serial(async () => {
   }
 });
 
-/** Read the whole fleet: totals, every machine, every location. */
-async function loadFleet(): Promise<void> {
-  const [summary, list, places] = await Promise.all([
-    api<Summary>('/fleet/summary'),
-    api<{ machines: MachineRow[] }>('/machines'),
-    api<{ machines: { machine: string; lat: number | null; lon: number | null; address: string | null }[] }>('/locations'),
-  ]);
-  const where = new Map(places.machines.map((p) => [p.machine, p]));
-  machines = list.machines.map((m) => {
+/** The rows as the list keeps them: each with its place from the map's read (the text filter finds addresses). */
+function placed(rows: readonly MachineRow[]): MachineRow[] {
+  const where = new Map(points.map((p) => [p.id, p]));
+  return rows.map((m) => {
     const p = where.get(m.id);
-    return p && p.lat !== null && p.lon !== null ? { ...m, location: { lat: p.lat, lon: p.lon, address: p.address } } : m;
+    return p ? { ...m, location: { lat: p.lat, lon: p.lon, address: p.address ?? null } } : m;
   });
-  drawFleet(summary);
 }
 
-/** Read the totals and the rows of `ids` again, and put those rows in place (a machine new to the page at the end: its location comes with the next whole read). */
+/**
+ * Read the fleet for the first screen: the totals and KPI counts (the gateway counts them), the map's narrow
+ * read, and the list's rows drawn (one page; every machine only once the list was asked for all of them).
+ */
+async function loadFleet(): Promise<void> {
+  const whole = complete || wantsWholeList();
+  const [s, map, list] = await Promise.all([
+    api<Summary>(SUMMARY),
+    api<FleetMapRead>('/fleet/map'),
+    api<{ machines: MachineRow[]; next?: string | null }>(whole ? '/machines' : `/machines?limit=${Math.max(rowsDrawn, PAGE_ROWS)}`),
+  ]);
+  const c = map.machines;
+  points = c.id.map((id, i) => ({ id, lat: c.lat[i]!, lon: c.lon[i]!, address: c.address[i] ?? null, state: map.states[c.state[i]!] ?? 'online' }));
+  machines = placed(list.machines);
+  complete = whole || list.next === null;
+  drawFleet(s);
+}
+
+/** Every machine's row (the list asked for a filter or a sort): read once, then kept up to date by live changes. */
+async function loadWholeList(): Promise<void> {
+  $('#machines-shown').textContent = `reading all ${summary?.machines ?? ''} machines…`;
+  machines = placed((await api<{ machines: MachineRow[] }>('/machines')).machines);
+  complete = true;
+  drawMachineList();
+}
+
+/** The list's next page (keyset: the machines after the last one read). */
+async function loadMoreRows(): Promise<void> {
+  const last = machines[machines.length - 1]?.id;
+  const r = await api<{ machines: MachineRow[]; next: string | null }>(`/machines?limit=${PAGE_ROWS}${last ? `&cursor=${encodeURIComponent(last)}` : ''}`);
+  if (complete) return;
+  const have = new Set(machines.map((m) => m.id));
+  machines.push(...placed(r.machines.filter((m) => !have.has(m.id))));
+  if (r.next === null) complete = true;
+}
+
+/**
+ * Read the totals and the rows of `ids` again, and put those rows in place (and their state on the map). A
+ * machine new to the list joins it when it falls within the rows read; a machine new to the map comes with
+ * the next read of the fleet.
+ */
 async function patchFleet(ids: string[]): Promise<void> {
   const reads: Promise<{ machines: MachineRow[] }>[] = [];
   for (let i = 0; i < ids.length; i += IDS_PER_READ) reads.push(api(`/machines?ids=${encodeURIComponent(ids.slice(i, i + IDS_PER_READ).join(','))}`));
-  const [summary, ...pages] = await Promise.all([api<Summary>('/fleet/summary'), ...reads]);
-  const fresh = new Map(pages.flatMap((p) => p.machines).map((m) => [m.id, m]));
+  const [s, ...pages] = await Promise.all([api<Summary>(SUMMARY), ...reads]);
+  const fresh = new Map(placed(pages.flatMap((p) => p.machines)).map((m) => [m.id, m]));
+  for (const p of points) {
+    const f = fresh.get(p.id);
+    if (f) p.state = mapState(f);
+  }
+  for (const [id, f] of fresh) if (extraRows.has(id)) extraRows.set(id, f);
   machines = machines.map((m) => {
     const f = fresh.get(m.id);
     if (!f) return m;
     fresh.delete(m.id);
-    return m.location ? { ...f, location: m.location } : f;
+    return f;
   });
-  machines.push(...fresh.values());
-  drawFleet(summary);
+  // New to the list: in place when it falls within the rows read (all of them, or the first pages in id order).
+  const last = machines[machines.length - 1]?.id;
+  const join = [...fresh.values()].filter((m) => complete || (last !== undefined && m.id < last));
+  if (join.length > 0) machines = [...machines, ...join].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  drawFleet(s);
 }
 
-function drawFleet(summary: Summary): void {
+function drawFleet(s: Summary): void {
+  summary = s;
   const t = $('#totals');
   t.replaceChildren();
   const item = (label: string, value: string, id: string): void => {
@@ -255,10 +327,10 @@ function drawFleet(summary: Summary): void {
     s.append(el('b', {}, value), document.createTextNode(` ${label}`));
     t.append(s);
   };
-  item('online', `${summary.online}/${summary.machines}`, 'online');
-  item('sales today', String(summary.today.sales), 'sales');
-  item('open alerts', String(summary.openAlerts), 'alerts');
-  drawKpis(summary);
+  item('online', `${s.online}/${s.machines}`, 'online');
+  item('sales today', String(s.today.sales), 'sales');
+  item('open alerts', String(s.openAlerts), 'alerts');
+  drawKpis(s);
   drawMachineList();
   drawMap();
   charts.refreshFleet();
@@ -276,7 +348,6 @@ function drawKpis(summary: Summary): void {
     b.addEventListener('click', go);
     k.append(b);
   };
-  const count = (f: StateFilter): number => machines.filter(STATE_TEST[f]).length;
   const show = (f: StateFilter, text = ''): (() => void) => () => {
     $<HTMLSelectElement>('#state-filter').value = f;
     $<HTMLInputElement>('#filter').value = text;
@@ -284,8 +355,9 @@ function drawKpis(summary: Summary): void {
     $('#machines').scrollIntoView({ block: 'start' });
   };
   const restock = summary.restockToday;
-  const errors = count('errors');
-  const offline = count('offline');
+  // Counted by the gateway (the page holds a page of the list, not every machine).
+  const errors = summary.withErrors;
+  const offline = summary.offline;
   // null: the gateway is still counting (its first look after a start).
   kpi('restock', restock === null || restock === undefined ? '…' : String(restock), 'need restocking today', show('restock'), (restock ?? 0) > 0);
   kpi('errors', String(errors), 'with errors', show('errors'), errors > 0);
@@ -316,7 +388,18 @@ function drawMachineList(): void {
   const body = $('#machines tbody');
   body.replaceChildren();
   const state = $<HTMLSelectElement>('#state-filter').value as StateFilter;
-  const words = $<HTMLInputElement>('#filter').value.trim().toLowerCase().split(/\s+/).filter((w) => w !== '');
+  const words = filterWords();
+  for (const th of document.querySelectorAll<HTMLElement>('#machines th[data-sort]')) {
+    th.setAttribute('aria-sort', th.dataset['sort'] === sortBy ? (sortDown ? 'descending' : 'ascending') : 'none');
+  }
+  if (!complete && wantsWholeList()) {
+    // Filtered or sorted: every machine's row is read first (once; syncFleet), then the list is drawn from it.
+    $('#machines-shown').textContent = `reading all ${summary?.machines ?? ''} machines…`;
+    syncFleet();
+    return;
+  }
+  // Without every row read, the list is the first rows in id order of the fleet's count.
+  const total = complete ? machines.length : (summary?.machines ?? machines.length);
   const key = SORT[sortBy];
   const shown = machines
     .filter((m) => (STATE_TEST[state] ?? STATE_TEST.all)(m))
@@ -330,10 +413,8 @@ function drawMachineList(): void {
       const c = x < y ? -1 : x > y ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
       return sortDown ? -c : c;
     });
-  for (const th of document.querySelectorAll<HTMLElement>('#machines th[data-sort]')) {
-    th.setAttribute('aria-sort', th.dataset['sort'] === sortBy ? (sortDown ? 'descending' : 'ascending') : 'none');
-  }
-  $('#machines-shown').textContent = `${shown.length} of ${machines.length} machines`;
+  const count = complete ? shown.length : total;
+  $('#machines-shown').textContent = `${count} of ${total} machines`;
   for (const m of shown.slice(0, rowsDrawn)) {
     const tr = el('tr', { 'data-machine': m.id });
     if (m.id === selected) tr.classList.add('selected');
@@ -355,12 +436,17 @@ function drawMachineList(): void {
     tr.addEventListener('click', () => select(m.id));
     body.append(tr);
   }
-  if (shown.length > rowsDrawn) {
-    // The rest a page at a time, on request (the filter and the sort reach every machine).
-    const more = el('button', { type: 'button', 'data-more': String(shown.length - rowsDrawn) }, `show ${Math.min(PAGE_ROWS, shown.length - rowsDrawn)} more of ${shown.length - rowsDrawn}`);
+  if (count > rowsDrawn) {
+    // The rest a page at a time, on request (the filter and the sort reach every machine); pages not read yet are read then.
+    const more = el('button', { type: 'button', 'data-more': String(count - rowsDrawn) }, `show ${Math.min(PAGE_ROWS, count - rowsDrawn)} more of ${count - rowsDrawn}`);
     more.addEventListener('click', () => {
       rowsDrawn += PAGE_ROWS;
-      drawMachineList();
+      if (complete || machines.length >= rowsDrawn) drawMachineList();
+      else {
+        more.setAttribute('disabled', '');
+        more.textContent = 'reading…';
+        loadMoreRows().then(drawMachineList, (e: unknown) => (e instanceof Unauthorized ? signOut(e.message) : console.warn(e)));
+      }
     });
     const td = el('td', { colspan: '7' });
     td.append(more);
@@ -376,17 +462,19 @@ function redrawMachineList(): void {
   drawMachineList();
 }
 
-/** The selected machine's money, from the list (null: it has not said). */
-const moneyOfSelected = (): Money | null => machines.find((m) => m.id === selected)?.money ?? null;
+/** A machine's row as read (the list's, or one read for it alone when it was opened from the map). */
+const rowOf = (id: string | undefined): MachineRow | undefined => (id === undefined ? undefined : (machines.find((m) => m.id === id) ?? extraRows.get(id)));
+/** The selected machine's money, from its row (null: it has not said). */
+const moneyOfSelected = (): Money | null => rowOf(selected)?.money ?? null;
 
 /** The map's colour for a machine: the worst of offline, with errors, needing restock (STATE_TEST), else online. */
 const mapState = (m: MachineRow): MapState => (!STATE_TEST.online(m) ? 'offline' : STATE_TEST.errors(m) ? 'errors' : STATE_TEST.restock(m) ? 'restock' : 'online');
 
 /** The fleet on the map (map.ts) and its slots' levels (heatmap.ts). */
 function drawMap(): void {
-  const placed = machines.filter((m) => m.location && Number.isFinite(m.location.lat) && Number.isFinite(m.location.lon));
-  $('#map-empty').hidden = placed.length > 0 || machines.length === 0;
-  theMap.draw(placed.map((m) => ({ id: m.id, lat: m.location!.lat, lon: m.location!.lon, state: mapState(m), address: m.location!.address })), selected);
+  const shown = points.filter((m) => Number.isFinite(m.lat) && Number.isFinite(m.lon));
+  $('#map-empty').hidden = shown.length > 0 || (summary?.machines ?? 0) === 0;
+  theMap.draw(shown, selected);
   heatmap.refresh(selected);
 }
 
@@ -402,7 +490,18 @@ function select(id: string): void {
   refreshCommands();
   refreshAlerts();
   refreshAudits();
-  refreshChart();
+  // The sales chart needs the machine's money: from its row, read first when the list has not read it.
+  if (rowOf(id)) refreshChart();
+  else {
+    api<{ machines: MachineRow[] }>(`/machines?ids=${encodeURIComponent(id)}`)
+      .then((r) => {
+        for (const m of r.machines) extraRows.set(m.id, m);
+      })
+      .catch((e: unknown) => console.warn(e))
+      .finally(() => {
+        if (selected === id) refreshChart();
+      });
+  }
 }
 
 const refreshMachine = serial(async () => {
@@ -451,7 +550,7 @@ const refreshMachine = serial(async () => {
 });
 
 // Sales, revenue, coin tubes and temperature over the range picked (charts.ts, uPlot).
-const charts = chartPanel({ api: (path) => api(path), $, el, serial, money, selected: () => selected, moneyOfSelected, fleetMoney: () => machines.map((m) => m.money ?? null) });
+const charts = chartPanel({ api: (path) => api(path), $, el, serial, money, selected: () => selected, moneyOfSelected, fleetMoney: () => summary?.currencies ?? [] });
 const refreshChart = charts.refresh;
 
 const refreshAlerts = serial(async () => {

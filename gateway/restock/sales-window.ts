@@ -139,7 +139,12 @@ export class SalesWindow {
         // A piece at a time (an hour of sales, a day of rollup): on a store with one connection (PGlite)
         // other queries (a page's) get their turn between pieces instead of waiting for the whole month.
         const rolled = new Map<string, Uint32Array>();
-        for (let h = kept; h < last; h += 24) SalesWindow.addText(await rolledUp(this.db, h, Math.min(last, h + 24)), rolled);
+        for (let h = kept; h < last; h += 24) {
+          // A turn of the event loop between pieces: PGlite answers through promises alone, so without it the
+          // month's reads run back to back and the process serves nothing else (a page, its files) meanwhile.
+          await new Promise((resolve) => setImmediate(resolve));
+          SalesWindow.addText(await rolledUp(this.db, h, Math.min(last, h + 24)), rolled);
+        }
         for (const [key, c] of rolled) {
           const space = key.lastIndexOf(' ');
           let m = this.counts.get(key.slice(0, space));

@@ -167,8 +167,15 @@ export interface FleetSummary {
   /** Since midnight UTC. */
   /** Revenue of every currency summed, as before (meaningless across currencies: see revenueByCurrency). */
   today: { sales: number; revenue: number; revenueByCurrency: CurrencyRevenue[] };
-  last24h: { sales: number; revenue: number };
+  /** Null when not asked for (`parts.last24h` false: the dashboard does not show it, and after noon UTC it reads hours of raw sales). */
+  last24h: { sales: number; revenue: number } | null;
   openAlerts: number;
+  /** Machines not online now (machines less online). */
+  offline: number;
+  /** Machines in trouble: their last telemetry reports errors, or they have an open critical alert (the dashboard's "with errors"). */
+  withErrors: number;
+  /** The money the machines say they sell in (each currency and decimals once; machines that have not said left out), in currency order. */
+  currencies: { currency: string; decimals: number }[];
 }
 
 /** The totals now (the store's clock) of `operator`'s fleet (null: every operator's). */
@@ -186,20 +193,28 @@ export interface CurrencyRevenue {
  * `decimals`); largest first.
  */
 export async function revenueByCurrency(db: Queryable, operator: string | null = null): Promise<CurrencyRevenue[]> {
-  const r = await db.query<{ currency: string | null; decimals: number | null; revenue: string }>(
-    `WITH money AS (
-       SELECT ms.machine_id,
+  return (await todayByCurrency(db, operator)).map(({ currency, decimals, revenue }) => ({ currency, decimals, revenue }));
+}
+
+/** Today's sales and revenue per currency (revenueByCurrency, with the sales): summed, today's totals. */
+async function todayByCurrency(db: Queryable, operator: string | null): Promise<(CurrencyRevenue & { sales: number })[]> {
+  // Each machine's day summed first (its slots' rows), then its money read once: not a machine's telemetry per slot row.
+  const r = await db.query<{ currency: string | null; decimals: number | null; sales: string; revenue: string }>(
+    `WITH d AS (
+       SELECT machine_id, sum(sales) AS n, sum(revenue) AS rev FROM sales_daily
+       WHERE day = (now() AT TIME ZONE 'UTC')::date AND ($1::text IS NULL OR machine_id IN (SELECT id FROM machines WHERE operator_id = $1))
+       GROUP BY machine_id),
+     money AS (
+       SELECT d.n, d.rev,
               CASE WHEN jsonb_typeof(ms.telemetry) = 'object' AND ms.telemetry->>'currency' ~ '^[A-Z]{3}$' THEN ms.telemetry->>'currency' END AS currency,
               CASE WHEN jsonb_typeof(ms.telemetry) = 'object' AND ms.telemetry->>'decimals' IN ('0', '1', '2', '3') THEN (ms.telemetry->>'decimals')::int ELSE 2 END AS decimals
-       FROM machine_state ms)
-     SELECT money.currency, coalesce(money.decimals, 2) AS decimals, sum(d.revenue)::text AS revenue
-     FROM sales_daily d LEFT JOIN money ON money.machine_id = d.machine_id
-     WHERE d.day = (now() AT TIME ZONE 'UTC')::date AND ($1::text IS NULL OR d.machine_id IN (SELECT id FROM machines WHERE operator_id = $1))
-     GROUP BY money.currency, coalesce(money.decimals, 2)
-     ORDER BY sum(d.revenue) DESC, money.currency, 2`,
+       FROM d LEFT JOIN machine_state ms ON ms.machine_id = d.machine_id)
+     SELECT currency, coalesce(decimals, 2) AS decimals, sum(n)::text AS sales, sum(rev)::text AS revenue FROM money
+     GROUP BY currency, coalesce(decimals, 2)
+     ORDER BY sum(rev) DESC, currency, 2`,
     [operator],
   );
-  return r.rows.map((x) => ({ currency: x.currency, decimals: Number(x.decimals ?? 2), revenue: Number(x.revenue) }));
+  return r.rows.map((x) => ({ currency: x.currency, decimals: Number(x.decimals ?? 2), sales: Number(x.sales), revenue: Number(x.revenue) }));
 }
 
 /**
@@ -207,15 +222,44 @@ export async function revenueByCurrency(db: Queryable, operator: string | null =
  * yesterday; 'rollup': yesterday's rollup less the raw sales up to this time yesterday). Both are exact; by
  * default the one reading fewer raw sales (tests ask for each).
  */
-export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup', operator: string | null = null, yesterday?: 'raw' | 'rollup'): Promise<FleetSummary> {
-  const counts = await db.query<{ machines: string; online: string }>(
-    `SELECT (SELECT count(*) FROM machines WHERE $1::text IS NULL OR operator_id = $1) AS machines,
-            (SELECT count(*) FROM machine_state ms JOIN machines m ON m.id = ms.machine_id WHERE ms.online AND ($1::text IS NULL OR m.operator_id = $1)) AS online`,
+export async function fleetSummary(
+  db: Queryable,
+  source: SalesSource = 'rollup',
+  operator: string | null = null,
+  yesterday?: 'raw' | 'rollup',
+  parts: { last24h?: boolean } = {},
+): Promise<FleetSummary> {
+  const last24h = parts.last24h ?? true;
+  // A store without the alerts migration yet has no alerts to count.
+  const hasAlerts = (await db.query<{ t: string | null }>("SELECT to_regclass('alerts')::text AS t")).rows[0]?.t != null;
+  // One pass over the machines and their state: how many, online, with errors (as the fleet list marks them:
+  // errors in the last telemetry, or an open critical alert), and the money they say they sell in.
+  // Its reads do not depend on each other: sent together (on PostgreSQL they run side by side on the pool).
+  const countsRead = db.query<{ machines: string; online: string; errors: string; money: string | null }>(
+    `SELECT count(*) AS machines, count(*) FILTER (WHERE ms.online) AS online,
+            count(*) FILTER (WHERE (jsonb_typeof(ms.telemetry->'errors') = 'array' AND jsonb_array_length(ms.telemetry->'errors') > 0)
+                                ${hasAlerts ? "OR m.id IN (SELECT machine_id FROM alerts WHERE closed_at IS NULL AND severity = 'critical')" : ''}) AS errors,
+            string_agg(DISTINCT CASE WHEN jsonb_typeof(ms.telemetry) = 'object' AND ms.telemetry->>'currency' ~ '^[A-Z]{3}$'
+                                     THEN (ms.telemetry->>'currency') || ' ' || CASE WHEN ms.telemetry->>'decimals' IN ('0', '1', '2', '3') THEN ms.telemetry->>'decimals' ELSE '2' END END, ',') AS money
+     FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id
+     WHERE $1::text IS NULL OR m.operator_id = $1`,
     [operator],
   );
-  const c = counts.rows[0]!;
+  const alertsRead = hasAlerts
+    ? db.query<{ n: string }>('SELECT count(*) AS n FROM alerts a JOIN machines m ON m.id = a.machine_id WHERE a.closed_at IS NULL AND ($1::text IS NULL OR m.operator_id = $1)', [operator])
+    : undefined;
+  const todayRead = source === 'rollup' ? todayByCurrency(db, operator) : undefined;
+  // Each read's rejection is the caller's once awaited below; none is left unhandled meanwhile.
+  for (const p of [countsRead, alertsRead, todayRead]) p?.catch(() => {});
+  const c = (await countsRead).rows[0]!;
+  const currencies = (c.money ?? '')
+    .split(',')
+    .filter((x) => x !== '')
+    .map((x) => ({ currency: x.slice(0, 3), decimals: Number(x.slice(4)) }))
+    .sort((a, b) => (a.currency < b.currency ? -1 : a.currency > b.currency ? 1 : a.decimals - b.decimals));
   const mine = `($1::text IS NULL OR machine_id IN (SELECT id FROM machines WHERE operator_id = $1))`;
-  let sales: { today_n: string | null; today_rev: string | null; day_n: string | null; day_rev: string | null };
+  let sales: { today_n: string | number | null; today_rev: string | number | null; day_n: string | number | null; day_rev: string | number | null };
+  const byCurrency = await todayRead;
   if (source === 'rollup') {
     // Today is today's rollup rows (all sales received since midnight). The rest of the 24 hours is yesterday's
     // since this time yesterday: read raw after midnight's first 12 hours; before then, yesterday's rollup less
@@ -231,15 +275,11 @@ export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup'
                       AND NOT ($1::text IS NULL AND EXISTS (SELECT 1 FROM sales_daily_fleet f WHERE f.day = (now() AT TIME ZONE 'UTC')::date - 1))),
            early AS (SELECT count(*) AS n, sum(price) AS rev FROM sales WHERE received_at >= ${MIDNIGHT} - interval '1 day' AND received_at < now() - interval '24 hours' AND ${mine}),
            before AS (SELECT coalesce(sum(yday.n), 0) - (SELECT n FROM early) AS n, coalesce(sum(yday.rev), 0) - coalesce((SELECT rev FROM early), 0) AS rev FROM yday)`;
-    sales = (
-      await db.query<typeof sales>(
-        `WITH today AS (SELECT sum(sales) AS n, sum(revenue) AS rev FROM sales_daily WHERE day = (now() AT TIME ZONE 'UTC')::date AND ${mine}),
-              ${before}
-         SELECT today.n AS today_n, today.rev AS today_rev, coalesce(today.n, 0) + before.n AS day_n, coalesce(today.rev, 0) + coalesce(before.rev, 0) AS day_rev
-         FROM today, before`,
-        [operator],
-      )
-    ).rows[0]!;
+    // Today: its rollup rows, as summed per currency (one read of them for both).
+    const todayN = byCurrency!.reduce((a, x) => a + x.sales, 0);
+    const todayRev = byCurrency!.reduce((a, x) => a + x.revenue, 0);
+    const b = last24h ? (await db.query<{ n: string | null; rev: string | null }>(`WITH ${before} SELECT before.n, before.rev FROM before`, [operator])).rows[0]! : { n: null, rev: null };
+    sales = { today_n: todayN, today_rev: todayRev, day_n: todayN + Number(b.n ?? 0), day_rev: todayRev + Number(b.rev ?? 0) };
   } else {
     sales = (
       await db.query<typeof sales>(
@@ -251,18 +291,15 @@ export async function fleetSummary(db: Queryable, source: SalesSource = 'rollup'
       )
     ).rows[0]!;
   }
-  // A store without the alerts migration yet has no alerts to count.
-  const alerts = (await db.query<{ t: string | null }>("SELECT to_regclass('alerts')::text AS t")).rows[0]?.t
-    ? Number(
-        (await db.query<{ n: string }>('SELECT count(*) AS n FROM alerts a JOIN machines m ON m.id = a.machine_id WHERE a.closed_at IS NULL AND ($1::text IS NULL OR m.operator_id = $1)', [operator]))
-          .rows[0]!.n,
-      )
-    : 0;
+  const alerts = alertsRead ? Number((await alertsRead).rows[0]!.n) : 0;
   return {
     machines: Number(c.machines),
     online: Number(c.online),
-    today: { sales: Number(sales.today_n ?? 0), revenue: Number(sales.today_rev ?? 0), revenueByCurrency: await revenueByCurrency(db, operator) },
-    last24h: { sales: Number(sales.day_n ?? 0), revenue: Number(sales.day_rev ?? 0) },
+    today: { sales: Number(sales.today_n ?? 0), revenue: Number(sales.today_rev ?? 0), revenueByCurrency: byCurrency ? byCurrency.map(({ currency, decimals, revenue }) => ({ currency, decimals, revenue })) : await revenueByCurrency(db, operator) },
+    last24h: last24h ? { sales: Number(sales.day_n ?? 0), revenue: Number(sales.day_rev ?? 0) } : null,
     openAlerts: alerts,
+    offline: Number(c.machines) - Number(c.online),
+    withErrors: Number(c.errors),
+    currencies,
   };
 }

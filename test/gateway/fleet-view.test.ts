@@ -117,6 +117,21 @@ for (const backend of BACKENDS) {
       assert.equal(list.find((m) => m['id'] === 'fv-usd')!['criticalAlerts'], 0);
     });
 
+    it('counts the KPIs as the list marks its machines (offline, with errors), names each currency once, and leaves the 24 hours out when asked', async () => {
+      type Row = { online: boolean; errors: unknown[]; criticalAlerts: number; money: { currency: string; decimals: number } | null };
+      const list = (await get('/machines'))['machines'] as Row[];
+      const s = await get('/fleet/summary');
+      assert.equal(s['offline'], list.filter((m) => !m.online).length);
+      assert.equal(s['withErrors'], list.filter((m) => m.errors.length > 0 || m.criticalAlerts > 0).length);
+      assert.ok((s['withErrors'] as number) >= 1, 'fv-eur has an open critical alert');
+      const money = [...new Map(list.flatMap((m) => (m.money ? [[`${m.money.currency} ${m.money.decimals}`, m.money] as const] : []))).values()];
+      assert.deepEqual(s['currencies'], money.sort((a, b) => (a.currency < b.currency ? -1 : a.currency > b.currency ? 1 : a.decimals - b.decimals)));
+      // The dashboard's read: the same but for the last 24 hours (null).
+      const short = await get('/fleet/summary?last24h=false');
+      assert.equal(short['last24h'], null);
+      assert.deepEqual({ ...short, last24h: s['last24h'], restockToday: s['restockToday'] }, s);
+    });
+
     it("sums today's revenue per currency, keeping the old total", async () => {
       const s = (await get('/fleet/summary'))['today'] as { sales: number; revenue: number; revenueByCurrency: unknown };
       assert.equal(s.sales, 6);

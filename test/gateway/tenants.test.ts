@@ -126,7 +126,9 @@ for (const backend of BACKENDS) {
       // Both report an empty slot (so both need a visit) and sell: A twice at 100, B three times at 1000.
       const telemetry = JSON.stringify({ slots: [{ code: 'A1', product: 'Chips', category: 'Snacks', qty: 0, capacity: 10, price: 125 }, { code: 'B2', product: 'Soda', category: 'Drinks', qty: 4, capacity: 8, price: 150 }], tubes: [{ value: 25, count: 9 }] });
       for (const id of ['ta-1', 'tb-1']) {
-        await db.query('INSERT INTO machine_state (machine_id, online, last_seen, telemetry, telemetry_at) VALUES ($1, false, now(), $2::jsonb, now())', [id, telemetry]);
+        // B's reports an error too (a machine "with errors" on the dashboard: in B's counts and the platform's, never A's).
+        const t = id === 'tb-1' ? JSON.stringify({ ...(JSON.parse(telemetry) as object), errors: ['coin-jam'] }) : telemetry;
+        await db.query('INSERT INTO machine_state (machine_id, online, last_seen, telemetry, telemetry_at) VALUES ($1, false, now(), $2::jsonb, now())', [id, t]);
       }
       for (const [id, n, price] of [['ta-1', 2, 100], ['tb-1', 3, 1000]] as const) {
         for (let seq = 1; seq <= n; seq++) await db.query("INSERT INTO events (machine_id, seq, type, machine_time, body) VALUES ($1, $2, 'vend-ok', $2, $3::jsonb)", [id, seq, JSON.stringify({ slot: 'B2', price })]);
@@ -289,6 +291,7 @@ for (const backend of BACKENDS) {
         ['GET /audits/:id', { kind: 'foreign', probes: [{ method: 'GET', url: `/audits/${bs.audit}` }, { method: 'GET', url: `/audits/${bs.looseAudit}` }] }],
         ['GET /audits/:id/dex', { kind: 'foreign', probes: [{ method: 'GET', url: `/audits/${bs.audit}/dex` }, { method: 'GET', url: `/audits/${bs.looseAudit}/dex` }] }],
         ['GET /fleet/summary', { kind: 'list', req: { method: 'GET', url: '/fleet/summary' } }],
+        ['GET /fleet/map', { kind: 'list', req: { method: 'GET', url: '/fleet/map' } }],
         ['GET /sales/series', { kind: 'list', req: { method: 'GET', url: '/sales/series?bucket=day' }, foreign: [{ method: 'GET', url: '/sales/series?bucket=day&machine=tb-1' }] }],
         ['GET /stream', { kind: 'stream' }],
         ['GET /alerts', { kind: 'list', req: { method: 'GET', url: '/alerts?state=all' }, foreign: [{ method: 'GET', url: '/alerts?state=all&machine=tb-1' }] }],
@@ -373,8 +376,20 @@ for (const backend of BACKENDS) {
         const r = q['GET /fleet/summary']!['restockToday'];
         assert.ok(r === null || (typeof r === 'number' && r >= 0 && r <= most), `restockToday ${String(r)}`);
       }
-      assert.deepEqual({ ...a['GET /fleet/summary'], today: 0, restockToday: 0 }, { machines: 1, online: 0, today: 0, restockToday: 0, last24h: { sales: 2, revenue: 200 }, openAlerts: await open(['ta-1']) });
-      assert.deepEqual({ ...p['GET /fleet/summary'], today: 0, restockToday: 0 }, { machines: 2, online: 0, today: 0, restockToday: 0, last24h: { sales: 5, revenue: 3200 }, openAlerts: await open(['ta-1', 'tb-1']) });
+      // The KPI counts (offline, with errors) and the currencies are the operator's machines' as GET /machines marks them.
+      type Row = { errors: unknown[]; criticalAlerts: number; money: { currency: string; decimals: number } | null };
+      const kpis = (q: Record<string, Record<string, unknown>>): Record<string, unknown> => {
+        const rows = q['GET /machines']!['machines'] as Row[];
+        const money = new Map(rows.flatMap((m) => (m.money ? [[`${m.money.currency} ${m.money.decimals}`, m.money] as const] : [])));
+        return { offline: rows.length, withErrors: rows.filter((m) => m.errors.length > 0 || m.criticalAlerts > 0).length, currencies: [...money.values()] };
+      };
+      assert.ok((kpis(a)['withErrors'] as number) < (kpis(p)['withErrors'] as number), `B's machine in trouble counted for the platform only: ${JSON.stringify([kpis(a), kpis(p)])}`);
+      assert.deepEqual({ ...a['GET /fleet/summary'], today: 0, restockToday: 0 }, { machines: 1, online: 0, today: 0, restockToday: 0, last24h: { sales: 2, revenue: 200 }, openAlerts: await open(['ta-1']), ...kpis(a) });
+      assert.deepEqual({ ...p['GET /fleet/summary'], today: 0, restockToday: 0 }, { machines: 2, online: 0, today: 0, restockToday: 0, last24h: { sales: 5, revenue: 3200 }, openAlerts: await open(['ta-1', 'tb-1']), ...kpis(p) });
+      // The map's read: A's located machines only, their state as GET /machines marks them (offline, both).
+      assert.deepEqual((a['GET /fleet/map']!['machines'] as { id: string[] }).id, ['ta-1']);
+      assert.deepEqual((p['GET /fleet/map']!['machines'] as { id: string[] }).id, ['ta-1', 'tb-1']);
+      assert.deepEqual((p['GET /fleet/map']!['machines'] as { state: number[] }).state.map((i) => (p['GET /fleet/map']!['states'] as string[])[i]), ['offline', 'offline']);
       const sum = (x: unknown): number => (x as { revenue: number }[]).reduce((s, q) => s + q.revenue, 0);
       assert.equal(sum(a['GET /sales/series']!['points']), 200);
       // Revenue per currency is the operator's own too: it adds up to the operator's total (none of B's in A's).
