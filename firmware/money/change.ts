@@ -95,8 +95,6 @@ const COMBOS = 1024;
 const PASSES = 8;
 /** Most passes over the amounts the exact fallback makes for one plan, over all its tries (see exact). */
 const FALLBACK_PASSES = 8;
-/** Table entries the planner reserves for those combinations beyond the window (so at least 128 a pass). */
-const RESERVE_WORDS = 128;
 const UNSET = 0xffff;
 
 export interface ChangePlan {
@@ -131,6 +129,8 @@ export class ChangeMaker {
   private readonly bits: Int32Array;
   /** The exact fallback's table, a view over the bitset's buffer (the two are never needed at once). */
   private readonly table: Uint16Array;
+  /** The same buffer a byte an entry, for the deficit programme's counts when they fit in a byte. */
+  private readonly bytes: Uint8Array;
   private readonly work: Int32Array;
   /** Search nodes the last `solve` visited (for the bench). */
   nodes = 0;
@@ -176,17 +176,17 @@ export class ChangeMaker {
     this.values = Int32Array.from(values);
     this.unitValues = new Int32Array(n);
     for (let i = 0; i < n; i++) this.unitValues[i] = this.values[i]! / this.unit;
-    // The bitset, and in the same buffer the exact fallback's table: 2V + 1 Uint16 entries for the largest value V
-    // the planner can use and RESERVE_WORDS more for its scarce combinations (at most FALLBACK_BYTES in all; see exact).
-    let top = 0;
-    for (let i = 0; i < n; i++) {
-      const v = this.unitValues[i]!;
-      if (v <= this.maxUnits && v > top) top = v;
-    }
+    // The bitset, and in the same buffer the exact fallback's table (2V + 1 Uint16 entries for the largest value V,
+    // at most 511, and the rest, at least 1,537, for its scarce combinations; see exact) and the deficit
+    // programmes' (see deficit and counted). FALLBACK_BYTES whatever the credit limit, so that what they settle
+    // does not depend on it.
     const words = (this.maxUnits >> 5) + 1;
-    const tableWords = Math.min(top + 1 + RESERVE_WORDS, FALLBACK_BYTES >> 2);
+    // The deficit programme (see deficit) takes the whole FALLBACK_BYTES whatever the set, so its reach does
+    // not depend on the credit limit.
+    const tableWords = FALLBACK_BYTES >> 2;
     this.bits = new Int32Array(words > tableWords ? words : tableWords);
     this.table = new Uint16Array(this.bits.buffer);
+    this.bytes = new Uint8Array(this.bits.buffer);
     // The residue bound's modulus q: a multiple of the common divisor of the values' differences (every
     // level's deficits are multiples of it, so q sees the coin count's residue), as large as allowed.
     let d = 0;
@@ -336,7 +336,8 @@ export class ChangeMaker {
       if (++nodes > this.searchNodes) {
         // best is set: the guided plan below was made at RESIDUE_AFTER if the search had none by then. The
         // exact fallback proves it or finds the fewest where it applies; elsewhere the plan is paid unproven.
-        const f = this.exact(target, m, best);
+        let f = this.exact(target, m, best);
+        if (f < 0) f = this.deficit(target, m, best);
         if (f < 0) this.plan.optimal = false;
         else best = f;
         break;
@@ -780,6 +781,237 @@ export class ChangeMaker {
       }
     }
     return f;
+  }
+
+  /**
+   * The deficit programme, for a search that reached its node budget where the exact fallback could not say:
+   * the fewest coins for `target` units, with the plan in the BEST row if it has fewer than `best` (the search's
+   * plan, in BEST), or -1 where its table does not fit (the plan is then unproven).
+   *
+   * Take a pivot, the largest value V whose tube cannot bind a plan with fewer than `best` coins (it holds
+   * best - 1 coins, or every coin of V that fits). Any plan of N coins that pays A has deficit sum over its
+   * other coins of (V - v) x_v = V N - A =: D(N) (the pivot's coins add 0), and its other coins number M <= N.
+   * Conversely, coins other than the pivot's (within their tubes) with deficit D(N) and M <= N coins, and
+   * N - M coins of V, pay V (N - M) + (V M - D(N)) = A in exactly N coins, N - M of V being within its tube
+   * (N - M <= best - 1, or N - M <= A / V since the others pay V M - D(N) >= 0). So the fewest coins below
+   * `best` is the least N < best with g(D(N)) <= N, where g(D) is the fewest coins other than the pivot's
+   * whose deficits add up to exactly D, each tube capped at best - 1; `best` itself if there is none.
+   * Values above V have negative deficits, at least D_lo = the sum of (V - v) x cap over them; a plan below
+   * `best` has D(N) <= V (best - 1) - A = D_hi. g is a bounded knapsack over [D_lo, max(D_hi, 0)] (each tube
+   * split into pieces of 1, 2, 4, ... coins, each a 0/1 item: every count up to the cap is a sum of some),
+   * the negative values first, so every partial sum of a plan's deficits (falling to its negative part, then
+   * rising to its total) stays in the range. One entry a deficit: a byte when best - 1 <= 254 (g above 254
+   * is useless then: M <= N <= 254; 255 marks none), else a Uint16; the range must fit the FALLBACK_BYTES
+   * table. The plan: peel the levels last in first out, each count k found from g over the levels before it
+   * (g'(D - k w) + k <= the coins left), so one programme a level.
+   *
+   * Compute: a programme is at most 8 pieces a level over at most 4,096 entries, 16 x 8 x 4,096 = 524,288
+   * updates; the plan takes at most 1 + 16 more (O(levels^2 x 8 x range) in all, about 9.4 million updates at
+   * most). Memory: the table in the bitset's buffer, nothing else (rows of the work array).
+   */
+  private deficit(target: number, m: number, best: number): number {
+    const w = this.work;
+    const T = STRIDE;
+    if (best <= 1) return best;
+    // The tubes as the search had them (exact's tries capped CNT in place and saved it in STEP).
+    for (let l = 0; l < m; l++) w[CNT * T + l] = w[STEP * T + l]!;
+    let p = -1;
+    for (let l = 0; l < m && p < 0; l++) {
+      const fit = Math.floor(target / w[VAL * T + l]!);
+      if (w[CNT * T + l]! >= (fit < best - 1 ? fit : best - 1)) p = l;
+    }
+    if (p < 0) return -1;
+    const V = w[VAL * T + p]!;
+    // Caps (KMIN) and deficits (K) a level; D_lo.
+    let lo = 0;
+    for (let l = 0; l < m; l++) {
+      const c = w[CNT * T + l]!;
+      w[KMIN * T + l] = l === p ? 0 : c < best - 1 ? c : best - 1;
+      w[K * T + l] = V - w[VAL * T + l]!;
+      if (l < p) lo += w[K * T + l]! * w[KMIN * T + l]!;
+    }
+    const dHi = V * (best - 1) - target;
+    if (dHi < lo) return best;
+    const hi = dHi > 0 ? dHi : 0;
+    const narrow = best - 1 <= 254;
+    const size = hi - lo + 1;
+    if (size > (narrow ? this.bytes.length : this.table.length)) return this.counted(target, m, best);
+    // Levels in the programme's order (values above V first), as positions 0..m-2 in `levelAt`.
+    const run = (levels: number): void => this.deficitTable(levels, p, lo, size, narrow);
+    const g = narrow ? this.bytes : this.table;
+    const none = narrow ? 0xff : UNSET;
+    run(m - 1);
+    let n = -1;
+    for (let N = Math.max(0, Math.ceil((target + lo) / V)); N < best; N++) {
+      const d = V * N - target;
+      if (d < lo || d > dHi) continue;
+      const x = g[d - lo]!;
+      if (x !== none && x <= N) {
+        n = N;
+        break;
+      }
+    }
+    if (n < 0) return best;
+    // The plan: peel the levels, last in first out.
+    let d = V * n - target;
+    let left = n;
+    let used = 0;
+    for (let j = m - 2; j >= 0; j--) {
+      const l = j < p ? j : j + 1;
+      run(j);
+      const wl = w[K * T + l]!;
+      let k = 0;
+      for (; k <= w[KMIN * T + l]!; k++) {
+        const e = d - k * wl;
+        if (e < lo || e > hi) continue;
+        const x = g[e - lo]!;
+        if (x !== none && x + k <= left) break;
+      }
+      // k is found: g over j + 1 levels at d was at most `left`, and it is the least over the counts of level l.
+      w[BEST * T + l] = k;
+      d -= k * wl;
+      left -= k;
+      used += k;
+    }
+    w[BEST * T + p] = n - used;
+    return n;
+  }
+
+  /**
+   * The counted deficit table, where the deficit programme's range does not fit (its pivot's tube, below values
+   * whose tubes bind, leaves a wide negative range): the pivot is the largest value V whatever its tube, so
+   * every other coin's deficit V - v is at least 1, and the table keeps the count too. Bit (M, D) says some
+   * coins other than V's, within their tubes, number M and have deficits adding up to D. A plan of N coins has
+   * D = V N - A and M in [N - c, N] (c the tube of V), and conversely (as in deficit); M <= D since each deficit
+   * is at least 1. So for plans below a goal G: D <= V (G - 1) - A =: Dh and M <= min(G - 1, Dh), rows of
+   * Dh + 1 bits, one a count. The goal is the largest up to `best` whose rows fit the bitset's buffer; the
+   * fewest is the least N < G with a bit (M, V N - A), M in [N - c, N]. If there is none, `best` is proven
+   * when G = best, else -1. The plan: peel the levels as deficit does, one table a level.
+   *
+   * Compute: a table is at most 15 levels x 8 pieces x 1,024 words of shift-or (about 123,000 word
+   * updates); the plan at most 15 tables more.
+   */
+  private counted(target: number, m: number, best: number): number {
+    const w = this.work;
+    const T = STRIDE;
+    const bits = this.bits;
+    const V = w[VAL * T]!;
+    const c = w[CNT * T]!;
+    // The largest goal whose rows fit.
+    let G = best;
+    let dh = 0;
+    let rows = 0;
+    let words = 0;
+    for (; G > 1; G--) {
+      dh = V * (G - 1) - target;
+      if (dh < 0) return best; // no plan below G, nor below best
+      rows = (G - 1 < dh ? G - 1 : dh) + 1;
+      words = (dh >> 5) + 1;
+      if (rows * words <= bits.length) break;
+    }
+    if (G <= 1) return -1;
+    for (let l = 1; l < m; l++) {
+      const wl = V - w[VAL * T + l]!;
+      w[K * T + l] = wl;
+      let cap = w[CNT * T + l]!;
+      if (cap > rows - 1) cap = rows - 1;
+      if (cap > Math.floor(dh / wl)) cap = Math.floor(dh / wl);
+      w[KMIN * T + l] = cap;
+    }
+    this.countedTable(m, rows, words);
+    let n = -1;
+    let mm = 0;
+    for (let N = Math.ceil(target / V); N < G && n < 0; N++) {
+      const d = V * N - target;
+      const top = N < rows - 1 ? N : rows - 1;
+      for (let M = N - c > 0 ? N - c : 0; M <= top; M++) {
+        if (((bits[M * words + (d >> 5)]! >>> (d & 31)) & 1) !== 0) {
+          n = N;
+          mm = M;
+          break;
+        }
+      }
+    }
+    if (n < 0) return G === best ? best : -1;
+    let d = V * n - target;
+    let left = mm;
+    for (let l = m - 1; l >= 1; l--) {
+      this.countedTable(l, rows, words);
+      const wl = w[K * T + l]!;
+      let k = 0;
+      for (; k <= w[KMIN * T + l]! && k <= left && k * wl <= d; k++) {
+        const e = d - k * wl;
+        if (((bits[(left - k) * words + (e >> 5)]! >>> (e & 31)) & 1) !== 0) break;
+      }
+      // Found: bit (left, d) of the table with level l says some count of it leaves a bit of the one without.
+      w[BEST * T + l] = k;
+      d -= k * wl;
+      left -= k;
+    }
+    w[BEST * T] = n - mm;
+    return n;
+  }
+
+  /** The counted deficit table over levels 1..levels-1 (see counted): `rows` rows of `words` words. */
+  private countedTable(levels: number, rows: number, words: number): void {
+    const w = this.work;
+    const T = STRIDE;
+    const bits = this.bits;
+    bits.fill(0, 0, rows * words);
+    bits[0] = 1;
+    for (let l = 1; l < levels; l++) {
+      const wl = w[K * T + l]!;
+      let left = w[KMIN * T + l]!;
+      for (let piece = 1; left > 0; piece += piece) {
+        const k = piece < left ? piece : left;
+        left -= k;
+        const shift = k * wl;
+        const q = shift >> 5;
+        const b = shift & 31;
+        if (q >= words) continue;
+        for (let M = rows - 1; M >= k; M--) {
+          const dst = M * words;
+          const src = (M - k) * words;
+          if (b === 0) {
+            for (let i = words - 1; i >= q; i--) bits[dst + i] = bits[dst + i]! | bits[src + i - q]!;
+          } else {
+            for (let i = words - 1; i > q; i--) bits[dst + i] = bits[dst + i]! | (bits[src + i - q]! << b) | (bits[src + i - q - 1]! >>> (32 - b));
+            bits[dst + q] = bits[dst + q]! | (bits[src]! << b);
+          }
+        }
+      }
+    }
+  }
+
+  /** g over the first `levels` levels of the deficit programme's order (see deficit), into its table. */
+  private deficitTable(levels: number, p: number, lo: number, size: number, narrow: boolean): void {
+    const w = this.work;
+    const T = STRIDE;
+    const g = narrow ? this.bytes : this.table;
+    const none = narrow ? 0xff : UNSET;
+    g.fill(none, 0, size);
+    g[-lo] = 0;
+    for (let j = 0; j < levels; j++) {
+      const l = j < p ? j : j + 1;
+      const wl = w[K * T + l]!;
+      let left = w[KMIN * T + l]!;
+      for (let piece = 1; left > 0; piece += piece) {
+        const k = piece < left ? piece : left;
+        left -= k;
+        const shift = k * wl;
+        if (shift > 0) {
+          for (let i = size - 1; i >= shift; i--) {
+            const x = g[i - shift]!;
+            if (x !== none && x + k < g[i]!) g[i] = x + k < none ? x + k : none;
+          }
+        } else {
+          for (let i = 0, end = size + shift; i < end; i++) {
+            const x = g[i - shift]!;
+            if (x !== none && x + k < g[i]!) g[i] = x + k < none ? x + k : none;
+          }
+        }
+      }
+    }
   }
 
   /**
