@@ -820,17 +820,22 @@ export class ChangeMaker {
       const fit = Math.floor(target / w[VAL * T + l]!);
       if (w[CNT * T + l]! >= (fit < best - 1 ? fit : best - 1)) p = l;
     }
-    if (p < 0) return -1;
+    if (p < 0) return this.counted(target, m, best);
     const V = w[VAL * T + p]!;
-    // Caps (KMIN) and deficits (K) a level; D_lo.
+    // Every deficit is a multiple of the common divisor gw of the values' differences from V: the table
+    // counts in steps of gw (values all 1 mod 37 make it 37 times narrower).
+    let gw = 0;
+    for (let l = 0; l < m; l++) if (l !== p) gw = gcd(Math.abs(V - w[VAL * T + l]!), gw);
+    if (gw === 0) gw = 1;
+    // Caps (KMIN) and deficits (K, in steps of gw) a level; D_lo (likewise).
     let lo = 0;
     for (let l = 0; l < m; l++) {
       const c = w[CNT * T + l]!;
       w[KMIN * T + l] = l === p ? 0 : c < best - 1 ? c : best - 1;
-      w[K * T + l] = V - w[VAL * T + l]!;
+      w[K * T + l] = (V - w[VAL * T + l]!) / gw;
       if (l < p) lo += w[K * T + l]! * w[KMIN * T + l]!;
     }
-    const dHi = V * (best - 1) - target;
+    const dHi = Math.floor((V * (best - 1) - target) / gw);
     if (dHi < lo) return best;
     const hi = dHi > 0 ? dHi : 0;
     const narrow = best - 1 <= 254;
@@ -842,8 +847,10 @@ export class ChangeMaker {
     const none = narrow ? 0xff : UNSET;
     run(m - 1);
     let n = -1;
-    for (let N = Math.max(0, Math.ceil((target + lo) / V)); N < best; N++) {
-      const d = V * N - target;
+    for (let N = Math.max(0, Math.ceil((target + lo * gw) / V)); N < best; N++) {
+      const e = V * N - target;
+      if (e % gw !== 0) continue;
+      const d = e / gw;
       if (d < lo || d > dHi) continue;
       const x = g[d - lo]!;
       if (x !== none && x <= N) {
@@ -853,7 +860,7 @@ export class ChangeMaker {
     }
     if (n < 0) return best;
     // The plan: peel the levels, last in first out.
-    let d = V * n - target;
+    let d = (V * n - target) / gw;
     let left = n;
     let used = 0;
     for (let j = m - 2; j >= 0; j--) {
@@ -897,6 +904,10 @@ export class ChangeMaker {
     const bits = this.bits;
     const V = w[VAL * T]!;
     const c = w[CNT * T]!;
+    // Deficits in steps of their common divisor, as in deficit.
+    let gw = 0;
+    for (let l = 1; l < m; l++) gw = gcd(V - w[VAL * T + l]!, gw);
+    if (gw === 0) gw = 1;
     // The largest goal whose rows fit.
     let G = best;
     let dh = 0;
@@ -905,13 +916,14 @@ export class ChangeMaker {
     for (; G > 1; G--) {
       dh = V * (G - 1) - target;
       if (dh < 0) return best; // no plan below G, nor below best
+      dh = Math.floor(dh / gw);
       rows = (G - 1 < dh ? G - 1 : dh) + 1;
       words = (dh >> 5) + 1;
       if (rows * words <= bits.length) break;
     }
     if (G <= 1) return -1;
     for (let l = 1; l < m; l++) {
-      const wl = V - w[VAL * T + l]!;
+      const wl = (V - w[VAL * T + l]!) / gw;
       w[K * T + l] = wl;
       let cap = w[CNT * T + l]!;
       if (cap > rows - 1) cap = rows - 1;
@@ -922,7 +934,8 @@ export class ChangeMaker {
     let n = -1;
     let mm = 0;
     for (let N = Math.ceil(target / V); N < G && n < 0; N++) {
-      const d = V * N - target;
+      if ((V * N - target) % gw !== 0) continue;
+      const d = (V * N - target) / gw;
       const top = N < rows - 1 ? N : rows - 1;
       for (let M = N - c > 0 ? N - c : 0; M <= top; M++) {
         if (((bits[M * words + (d >> 5)]! >>> (d & 31)) & 1) !== 0) {
@@ -933,7 +946,7 @@ export class ChangeMaker {
       }
     }
     if (n < 0) return G === best ? best : -1;
-    let d = V * n - target;
+    let d = (V * n - target) / gw;
     let left = mm;
     for (let l = m - 1; l >= 1; l--) {
       this.countedTable(l, rows, words);
