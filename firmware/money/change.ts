@@ -805,9 +805,13 @@ export class ChangeMaker {
    * table. The plan: peel the levels last in first out, each count k found from g over the levels before it
    * (g'(D - k w) + k <= the coins left), so one programme a level.
    *
-   * Compute: a programme is at most 8 pieces a level over at most 4,096 entries, 16 x 8 x 4,096 = 524,288
-   * updates; the plan takes at most 1 + 16 more (O(levels^2 x 8 x range) in all, about 9.4 million updates at
-   * most). Memory: the table in the bitset's buffer, nothing else (rows of the work array).
+   * Compute: a level's cap of c coins splits into at most log2(c) + 1 pieces, 8 for a tube (255 coins), 12 for
+   * a value in several tubes (at most 16 x 255 = 4,080 coins); a programme is that many passes a level over at
+   * most 4,096 entries. The count runs over at most 15 levels, then the plan peels them with one programme
+   * over 14, 13, ..., 0 levels: at most 120 level-passes, 120 x 12 x 4,096 = 5.9 million entry updates (a
+   * compare and a store each; 3.9 million with one tube a value), O(levels^2 x log(coins) x range) in all.
+   * Memory: the table in the bitset's buffer, nothing else
+   * (rows of the work array).
    */
   private deficit(target: number, m: number, best: number): number {
     const w = this.work;
@@ -895,8 +899,9 @@ export class ChangeMaker {
    * fewest is the least N < G with a bit (M, V N - A), M in [N - c, N]. If there is none, `best` is proven
    * when G = best, else -1. The plan: peel the levels as deficit does, one table a level.
    *
-   * Compute: a table is at most 15 levels x 8 pieces x 1,024 words of shift-or (about 123,000 word
-   * updates); the plan at most 15 tables more.
+   * Compute: a table is at most 15 levels x 12 pieces (8 with one tube a value) x 1,024 words of shift-or;
+   * with the plan's tables over 14, 13, ..., 0 levels, at most 120 level-passes x 12 x 1,024 = 1.5 million
+   * word updates in all.
    */
   private counted(target: number, m: number, best: number): number {
     const w = this.work;
@@ -915,7 +920,8 @@ export class ChangeMaker {
     let words = 0;
     for (; G > 1; G--) {
       dh = V * (G - 1) - target;
-      if (dh < 0) return best; // no plan below G, nor below best
+      // No plan below G (its coins would pay at most V (G - 1) < A): that proves `best` only when G is best.
+      if (dh < 0) return G === best ? best : -1;
       dh = Math.floor(dh / gw);
       rows = (G - 1 < dh ? G - 1 : dh) + 1;
       words = (dh >> 5) + 1;
