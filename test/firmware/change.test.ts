@@ -342,6 +342,18 @@ describe('change-making', () => {
     }
   });
 
+  it('with a node budget of 1, never calls a plan proven from a goal the counted table lowered to fit', () => {
+    // Found by a seeded hunt: the largest value's tube binds, the counted table's rows fit only for goals below
+    // the search's count, and the first goal that fits leaves no plan below it, as 197 (G - 1) < 29,748. That
+    // says nothing about plans from that goal up to the search's 165 coins; the fewest is 160. The plan is paid
+    // unproven (its count never below the DP's).
+    const values = [197, 159, 143, 190, 10, 72, 153, 7, 43, 169, 35, 56, 171, 148, 184, 31];
+    const counts = [10, 77, 45, 65, 255, 33, 255, 60, 47, 34, 255, 255, 47, 255, 71, 255];
+    const truth = piecesDp(values, counts, 29748);
+    equal(truth[29748], 160);
+    checkOne(new ChangeMaker(values, 30000, 1), values, counts, truth, 29748, 1);
+  });
+
   it('refuses coin sets no MDB changer can report (a value above 255 units of their common divisor)', () => {
     // An MDB changer reports each coin type's credit in one byte of its scaling factor (reference mdb.md, coin
     // changer 09 SETUP), so value / gcd <= 255 for every coin it pays. These sets (the search's and the exact
