@@ -34,7 +34,12 @@
  *   coins then fits them, by an exchange argument modulo V), the others'
  *   counts enumerated; a dynamic programme over the amounts that keeps only
  *   the last V entries, in the bitset's buffer. Where the binding tubes allow
- *   more than 1,024 combinations the plan found is paid unproven.
+ *   more than 1,024 combinations, two deficit programmes follow (see deficit
+ *   and counted): fewest coins per deficit sum V N - A against a value whose
+ *   tube cannot bind, else a bit table of (coins, deficit) against the largest
+ *   value, each exact when its table fits the same buffer. Where neither fits
+ *   the plan found is paid unproven: exactness for every accepted set is not
+ *   proven (docs/architecture.md).
  *
  * A dynamic programme over all amounts is exact in polynomial time, but it
  * needs a counter per amount (60 KB at 30,000 units even with no
@@ -106,7 +111,7 @@ export interface ChangePlan {
   count: number;
   /** True when `paid` equals the amount asked for. */
   exact: boolean;
-  /** True when `count` is proven the fewest (false only when the search ran out of its node budget where the exact fallback does not apply: the plan still pays `paid`). */
+  /** True when `count` is proven the fewest (false only when the search ran out of its node budget where neither the exact fallback nor the deficit programmes apply: the plan still pays `paid`). */
   optimal: boolean;
 }
 
@@ -831,11 +836,19 @@ export class ChangeMaker {
     let gw = 0;
     for (let l = 0; l < m; l++) if (l !== p) gw = gcd(Math.abs(V - w[VAL * T + l]!), gw);
     if (gw === 0) gw = 1;
-    // Caps (KMIN) and deficits (K, in steps of gw) a level; D_lo (likewise).
+    // Caps (KMIN) and deficits (K, in steps of gw) a level; D_lo (likewise). A plan below `best` has at most
+    // best - 1 coins of a value, and k coins of v below the largest value X leave A - k v to at most best - 1 - k
+    // coins of at most X, so k <= ((best - 1) X - A) / (X - v) (as in attempt).
+    const X = w[VAL * T]!;
     let lo = 0;
     for (let l = 0; l < m; l++) {
-      const c = w[CNT * T + l]!;
-      w[KMIN * T + l] = l === p ? 0 : c < best - 1 ? c : best - 1;
+      let c = w[CNT * T + l]!;
+      if (c > best - 1) c = best - 1;
+      if (l > 0) {
+        const k = Math.floor(((best - 1) * X - target) / (X - w[VAL * T + l]!));
+        if (k < c) c = k < 0 ? 0 : k;
+      }
+      w[KMIN * T + l] = l === p ? 0 : c;
       w[K * T + l] = (V - w[VAL * T + l]!) / gw;
       if (l < p) lo += w[K * T + l]! * w[KMIN * T + l]!;
     }
