@@ -926,19 +926,25 @@ export class ChangeMaker {
     let gw = 0;
     for (let l = 1; l < m; l++) gw = gcd(V - w[VAL * T + l]!, gw);
     if (gw === 0) gw = 1;
+    this.cV = V;
+    this.cA = target;
+    this.cGw = gw;
+    this.cWmin = m > 1 ? (V - w[VAL * T + 1]!) / gw : 1;
     // The largest goal whose rows fit.
     let G = best;
     let dh = 0;
     let rows = 0;
-    let words = 0;
+    let total = 0;
     for (; G > 1; G--) {
       dh = V * (G - 1) - target;
       // No plan below G (its coins would pay at most V (G - 1) < A): that proves `best` only when G is best.
       if (dh < 0) return G === best ? best : -1;
       dh = Math.floor(dh / gw);
       rows = (G - 1 < dh ? G - 1 : dh) + 1;
-      words = (dh >> 5) + 1;
-      if (rows * words <= bits.length) break;
+      this.cWords = (dh >> 5) + 1;
+      total = 0;
+      for (let M = 0; M < rows; M++) total += this.cWords - this.rowStart(M);
+      if (total <= bits.length) break;
     }
     if (G <= 1) return -1;
     for (let l = 1; l < m; l++) {
@@ -949,7 +955,7 @@ export class ChangeMaker {
       if (cap > Math.floor(dh / wl)) cap = Math.floor(dh / wl);
       w[KMIN * T + l] = cap;
     }
-    this.countedTable(m, rows, words);
+    this.countedTable(m, rows, total);
     let n = -1;
     let mm = 0;
     for (let N = Math.ceil(target / V); N < G && n < 0; N++) {
@@ -957,7 +963,7 @@ export class ChangeMaker {
       const d = (V * N - target) / gw;
       const top = N < rows - 1 ? N : rows - 1;
       for (let M = N - c > 0 ? N - c : 0; M <= top; M++) {
-        if (((bits[M * words + (d >> 5)]! >>> (d & 31)) & 1) !== 0) {
+        if (this.countedBit(M, d)) {
           n = N;
           mm = M;
           break;
@@ -968,13 +974,10 @@ export class ChangeMaker {
     let d = (V * n - target) / gw;
     let left = mm;
     for (let l = m - 1; l >= 1; l--) {
-      this.countedTable(l, rows, words);
+      this.countedTable(l, rows, total);
       const wl = w[K * T + l]!;
       let k = 0;
-      for (; k <= w[KMIN * T + l]! && k <= left && k * wl <= d; k++) {
-        const e = d - k * wl;
-        if (((bits[(left - k) * words + (e >> 5)]! >>> (e & 31)) & 1) !== 0) break;
-      }
+      for (; k <= w[KMIN * T + l]! && k <= left && k * wl <= d; k++) if (this.countedBit(left - k, d - k * wl)) break;
       // Found: bit (left, d) of the table with level l says some count of it leaves a bit of the one without.
       w[BEST * T + l] = k;
       d -= k * wl;
@@ -984,12 +987,46 @@ export class ChangeMaker {
     return n;
   }
 
-  /** The counted deficit table over levels 1..levels-1 (see counted): `rows` rows of `words` words. */
-  private countedTable(levels: number, rows: number, words: number): void {
+  /** The counted table's parameters (see counted): V, A, the deficits' step, the least deficit, words a full row. */
+  private cV = 0;
+  private cA = 0;
+  private cGw = 1;
+  private cWmin = 1;
+  private cWords = 0;
+
+  /**
+   * First word row M keeps (words a full row if none). Its deficits are at least M x the least deficit (every
+   * coin adds at least that), and at least (V M - A) / step: M coins of deficit D pay V M - D step units, at most
+   * A for any part of a plan (its coins only add). Bits below are never set by a plan, so rows start there.
+   */
+  private rowStart(M: number): number {
+    let lo = M * this.cWmin;
+    const over = this.cV * M - this.cA;
+    if (over > 0) {
+      const x = Math.ceil(over / this.cGw);
+      if (x > lo) lo = x;
+    }
+    const s = lo >> 5;
+    return s < this.cWords ? s : this.cWords;
+  }
+
+  /** Bit (M, d) of the counted table. */
+  private countedBit(M: number, d: number): boolean {
+    const s = this.rowStart(M);
+    const j = d >> 5;
+    if (j < s || j >= this.cWords) return false;
+    let at = 0;
+    for (let r = 0; r < M; r++) at += this.cWords - this.rowStart(r);
+    return ((this.bits[at + j - s]! >>> (d & 31)) & 1) !== 0;
+  }
+
+  /** The counted deficit table over levels 1..levels-1 (see counted): `rows` rows, `total` words in all. */
+  private countedTable(levels: number, rows: number, total: number): void {
     const w = this.work;
     const T = STRIDE;
     const bits = this.bits;
-    bits.fill(0, 0, rows * words);
+    const words = this.cWords;
+    bits.fill(0, 0, total);
     bits[0] = 1;
     for (let l = 1; l < levels; l++) {
       const wl = w[K * T + l]!;
@@ -1000,15 +1037,24 @@ export class ChangeMaker {
         const shift = k * wl;
         const q = shift >> 5;
         const b = shift & 31;
-        if (q >= words) continue;
+        if (q >= words || k >= rows) continue;
+        // Row offsets from the top down: dst for row M, src for row M - k.
+        let dst = total - (words - this.rowStart(rows - 1));
+        let src = dst;
+        for (let r = rows - 1; r > rows - 1 - k; r--) src -= words - this.rowStart(r - 1);
         for (let M = rows - 1; M >= k; M--) {
-          const dst = M * words;
-          const src = (M - k) * words;
-          if (b === 0) {
-            for (let i = words - 1; i >= q; i--) bits[dst + i] = bits[dst + i]! | bits[src + i - q]!;
-          } else {
-            for (let i = words - 1; i > q; i--) bits[dst + i] = bits[dst + i]! | (bits[src + i - q]! << b) | (bits[src + i - q - 1]! >>> (32 - b));
-            bits[dst + q] = bits[dst + q]! | (bits[src]! << b);
+          const sd = this.rowStart(M);
+          const ss = this.rowStart(M - k);
+          for (let i = words - 1; i >= sd && i >= q; i--) {
+            const j = i - q;
+            const hi = j >= ss ? bits[src + j - ss]! : 0;
+            let x = b === 0 ? hi : hi << b;
+            if (b !== 0 && j - 1 >= ss) x |= bits[src + j - 1 - ss]! >>> (32 - b);
+            bits[dst + i - sd] = bits[dst + i - sd]! | x;
+          }
+          if (M > k) {
+            dst -= words - this.rowStart(M - 1);
+            src -= words - this.rowStart(M - k - 1);
           }
         }
       }
