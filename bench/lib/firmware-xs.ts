@@ -137,6 +137,19 @@ export async function xsChange(f: Figures, vendCompute: number | undefined, bund
     const lowTubes = [255, 40, 255, 7, 255, 255, 30, 255, 255, 12, 255, 5];
     const low = await solve(29999, lowTubes);
     f.record('change.mixedLargeLow.compute', low, `  29999, tubes ${lowTubes.join('/')} (${await last()}; computrons${vends(low)})`);
+    // The deficit programmes alone (node budget 1; docs/architecture.md), on the largest tables a seeded hunt found
+    // among 16 random values up to 255: the least-coins table at 4,086 of its 4,096 byte entries (low tubes), and
+    // the counted table at all of its 1,024 words (the largest tube binds).
+    const defValues = [236, 192, 221, 90, 207, 72, 2, 189, 222, 148, 77, 225, 205, 127, 210, 254];
+    const defTubes = [255, 2, 255, 1, 255, 1, 255, 3, 255, 2, 255, 3, 255, 1, 255, 2];
+    await w.evaluate(`benchChangeSetup(30000, ${JSON.stringify(defValues)}, 1)`);
+    const def = await solve(28991, defTubes);
+    f.record('change.deficitAlone.compute', def, `random 16 (2 ... 254), 28991, tubes ${defTubes.join('/')}, node budget 1 (${await last()}; computrons${vends(def)})`);
+    const cntValues = [38, 62, 130, 243, 148, 17, 66, 236, 220, 42, 211, 247, 9, 41, 197, 67];
+    const cntTubes = [23, 48, 19, 34, 44, 56, 53, 25, 14, 18, 11, 48, 15, 59, 52, 53];
+    await w.evaluate(`benchChangeSetup(30000, ${JSON.stringify(cntValues)}, 1)`);
+    const cnt = await solve(15061, cntTubes);
+    f.record('change.countedAlone.compute', cnt, `random 16 (9 ... 247), 15061, tubes ${cntTubes.join('/')}, node budget 1 (${await last()}; computrons${vends(cnt)})`);
     f.out('Change-making under XS, typical: USD tubes 5/10/25 (gcd 5), credit up to 50.00, full tubes');
     const tfp = await w.evaluate('new TextEncoder().encode(String(benchChangeSetup(5000, [5, 10, 25, 0]))).buffer');
     f.record('change.typical.footprintBytes', Number(text(tfp)), 'planner buffers (bytes)');

@@ -34,7 +34,12 @@
  *   coins then fits them, by an exchange argument modulo V), the others'
  *   counts enumerated; a dynamic programme over the amounts that keeps only
  *   the last V entries, in the bitset's buffer. Where the binding tubes allow
- *   more than 1,024 combinations the plan found is paid unproven.
+ *   more than 1,024 combinations, two deficit programmes follow (see deficit
+ *   and counted): fewest coins per deficit sum V N - A against a value whose
+ *   tube cannot bind, else a bit table of (coins, deficit) against the largest
+ *   value, each exact when its table fits the same buffer. Where neither fits
+ *   the plan found is paid unproven: exactness for every accepted set is not
+ *   proven (docs/architecture.md).
  *
  * A dynamic programme over all amounts is exact in polynomial time, but it
  * needs a counter per amount (60 KB at 30,000 units even with no
@@ -95,8 +100,6 @@ const COMBOS = 1024;
 const PASSES = 8;
 /** Most passes over the amounts the exact fallback makes for one plan, over all its tries (see exact). */
 const FALLBACK_PASSES = 8;
-/** Table entries the planner reserves for those combinations beyond the window (so at least 128 a pass). */
-const RESERVE_WORDS = 128;
 const UNSET = 0xffff;
 
 export interface ChangePlan {
@@ -108,7 +111,7 @@ export interface ChangePlan {
   count: number;
   /** True when `paid` equals the amount asked for. */
   exact: boolean;
-  /** True when `count` is proven the fewest (false only when the search ran out of its node budget where the exact fallback does not apply: the plan still pays `paid`). */
+  /** True when `count` is proven the fewest (false only when the search ran out of its node budget where neither the exact fallback nor the deficit programmes apply: the plan still pays `paid`). */
   optimal: boolean;
 }
 
@@ -131,6 +134,8 @@ export class ChangeMaker {
   private readonly bits: Int32Array;
   /** The exact fallback's table, a view over the bitset's buffer (the two are never needed at once). */
   private readonly table: Uint16Array;
+  /** The same buffer a byte an entry, for the deficit programme's counts when they fit in a byte. */
+  private readonly bytes: Uint8Array;
   private readonly work: Int32Array;
   /** Search nodes the last `solve` visited (for the bench). */
   nodes = 0;
@@ -176,17 +181,17 @@ export class ChangeMaker {
     this.values = Int32Array.from(values);
     this.unitValues = new Int32Array(n);
     for (let i = 0; i < n; i++) this.unitValues[i] = this.values[i]! / this.unit;
-    // The bitset, and in the same buffer the exact fallback's table: 2V + 1 Uint16 entries for the largest value V
-    // the planner can use and RESERVE_WORDS more for its scarce combinations (at most FALLBACK_BYTES in all; see exact).
-    let top = 0;
-    for (let i = 0; i < n; i++) {
-      const v = this.unitValues[i]!;
-      if (v <= this.maxUnits && v > top) top = v;
-    }
+    // The bitset, and in the same buffer the exact fallback's table (2V + 1 Uint16 entries for the largest value V,
+    // at most 511, and the rest, at least 1,537, for its scarce combinations; see exact) and the deficit
+    // programmes' (see deficit and counted). FALLBACK_BYTES whatever the credit limit, so that what they settle
+    // does not depend on it.
     const words = (this.maxUnits >> 5) + 1;
-    const tableWords = Math.min(top + 1 + RESERVE_WORDS, FALLBACK_BYTES >> 2);
+    // The deficit programme (see deficit) takes the whole FALLBACK_BYTES whatever the set, so its reach does
+    // not depend on the credit limit.
+    const tableWords = FALLBACK_BYTES >> 2;
     this.bits = new Int32Array(words > tableWords ? words : tableWords);
     this.table = new Uint16Array(this.bits.buffer);
+    this.bytes = new Uint8Array(this.bits.buffer);
     // The residue bound's modulus q: a multiple of the common divisor of the values' differences (every
     // level's deficits are multiples of it, so q sees the coin count's residue), as large as allowed.
     let d = 0;
@@ -336,7 +341,8 @@ export class ChangeMaker {
       if (++nodes > this.searchNodes) {
         // best is set: the guided plan below was made at RESIDUE_AFTER if the search had none by then. The
         // exact fallback proves it or finds the fewest where it applies; elsewhere the plan is paid unproven.
-        const f = this.exact(target, m, best);
+        let f = this.exact(target, m, best);
+        if (f < 0) f = this.deficit(target, m, best);
         if (f < 0) this.plan.optimal = false;
         else best = f;
         break;
@@ -780,6 +786,310 @@ export class ChangeMaker {
       }
     }
     return f;
+  }
+
+  /**
+   * The deficit programme, for a search that reached its node budget where the exact fallback could not say:
+   * the fewest coins for `target` units, with the plan in the BEST row if it has fewer than `best` (the search's
+   * plan, in BEST), or -1 where its table does not fit (the plan is then unproven).
+   *
+   * Take a pivot, the largest value V whose tube cannot bind a plan with fewer than `best` coins (it holds
+   * best - 1 coins, or every coin of V that fits). Any plan of N coins that pays A has deficit sum over its
+   * other coins of (V - v) x_v = V N - A =: D(N) (the pivot's coins add 0), and its other coins number M <= N.
+   * Conversely, coins other than the pivot's (within their tubes) with deficit D(N) and M <= N coins, and
+   * N - M coins of V, pay V (N - M) + (V M - D(N)) = A in exactly N coins, N - M of V being within its tube
+   * (N - M <= best - 1, or N - M <= A / V since the others pay V M - D(N) >= 0). So the fewest coins below
+   * `best` is the least N < best with g(D(N)) <= N, where g(D) is the fewest coins other than the pivot's
+   * whose deficits add up to exactly D, each tube capped at best - 1; `best` itself if there is none.
+   * Values above V have negative deficits, at least D_lo = the sum of (V - v) x cap over them; a plan below
+   * `best` has D(N) <= V (best - 1) - A = D_hi. g is a bounded knapsack over [D_lo, max(D_hi, 0)] (each tube
+   * split into pieces of 1, 2, 4, ... coins, each a 0/1 item: every count up to the cap is a sum of some),
+   * the negative values first, so every partial sum of a plan's deficits (falling to its negative part, then
+   * rising to its total) stays in the range. One entry a deficit: a byte when best - 1 <= 254 (g above 254
+   * is useless then: M <= N <= 254; 255 marks none), else a Uint16; the range must fit the FALLBACK_BYTES
+   * table. The plan: peel the levels last in first out, each count k found from g over the levels before it
+   * (g'(D - k w) + k <= the coins left), so one programme a level.
+   *
+   * Compute: a level's cap of c coins splits into at most log2(c) + 1 pieces, 8 for a tube (255 coins), 12 for
+   * a value in several tubes (at most 16 x 255 = 4,080 coins); a programme is that many passes a level over at
+   * most 4,096 entries. The count runs over at most 15 levels, then the plan peels them with one programme
+   * over 14, 13, ..., 0 levels: at most 120 level-passes, 120 x 12 x 4,096 = 5.9 million entry updates (a
+   * compare and a store each; 3.9 million with one tube a value), O(levels^2 x log(coins) x range) in all.
+   * Memory: the table in the bitset's buffer, nothing else
+   * (rows of the work array).
+   */
+  private deficit(target: number, m: number, best: number): number {
+    const w = this.work;
+    const T = STRIDE;
+    if (best <= 1) return best;
+    // The tubes as the search had them (exact's tries capped CNT in place and saved it in STEP).
+    for (let l = 0; l < m; l++) w[CNT * T + l] = w[STEP * T + l]!;
+    let p = -1;
+    for (let l = 0; l < m && p < 0; l++) {
+      const fit = Math.floor(target / w[VAL * T + l]!);
+      if (w[CNT * T + l]! >= (fit < best - 1 ? fit : best - 1)) p = l;
+    }
+    if (p < 0) return this.counted(target, m, best);
+    const V = w[VAL * T + p]!;
+    // Every deficit is a multiple of the common divisor gw of the values' differences from V: the table
+    // counts in steps of gw (values all 1 mod 37 make it 37 times narrower).
+    let gw = 0;
+    for (let l = 0; l < m; l++) if (l !== p) gw = gcd(Math.abs(V - w[VAL * T + l]!), gw);
+    if (gw === 0) gw = 1;
+    // Caps (KMIN) and deficits (K, in steps of gw) a level; D_lo (likewise). A plan below `best` has at most
+    // best - 1 coins of a value, and k coins of v below the largest value X leave A - k v to at most best - 1 - k
+    // coins of at most X, so k <= ((best - 1) X - A) / (X - v) (as in attempt).
+    const X = w[VAL * T]!;
+    let lo = 0;
+    for (let l = 0; l < m; l++) {
+      let c = w[CNT * T + l]!;
+      if (c > best - 1) c = best - 1;
+      if (l > 0) {
+        const k = Math.floor(((best - 1) * X - target) / (X - w[VAL * T + l]!));
+        if (k < c) c = k < 0 ? 0 : k;
+      }
+      w[KMIN * T + l] = l === p ? 0 : c;
+      w[K * T + l] = (V - w[VAL * T + l]!) / gw;
+      if (l < p) lo += w[K * T + l]! * w[KMIN * T + l]!;
+    }
+    const dHi = Math.floor((V * (best - 1) - target) / gw);
+    if (dHi < lo) return best;
+    const hi = dHi > 0 ? dHi : 0;
+    const narrow = best - 1 <= 254;
+    const size = hi - lo + 1;
+    if (size > (narrow ? this.bytes.length : this.table.length)) return this.counted(target, m, best);
+    // Levels in the programme's order (values above V first), as positions 0..m-2 in `levelAt`.
+    const run = (levels: number): void => this.deficitTable(levels, p, lo, size, narrow);
+    const g = narrow ? this.bytes : this.table;
+    const none = narrow ? 0xff : UNSET;
+    run(m - 1);
+    let n = -1;
+    for (let N = Math.max(0, Math.ceil((target + lo * gw) / V)); N < best; N++) {
+      const e = V * N - target;
+      if (e % gw !== 0) continue;
+      const d = e / gw;
+      if (d < lo || d > dHi) continue;
+      const x = g[d - lo]!;
+      if (x !== none && x <= N) {
+        n = N;
+        break;
+      }
+    }
+    if (n < 0) return best;
+    // The plan: peel the levels, last in first out.
+    let d = (V * n - target) / gw;
+    let left = n;
+    let used = 0;
+    for (let j = m - 2; j >= 0; j--) {
+      const l = j < p ? j : j + 1;
+      run(j);
+      const wl = w[K * T + l]!;
+      let k = 0;
+      for (; k <= w[KMIN * T + l]!; k++) {
+        const e = d - k * wl;
+        if (e < lo || e > hi) continue;
+        const x = g[e - lo]!;
+        if (x !== none && x + k <= left) break;
+      }
+      // k is found: g over j + 1 levels at d was at most `left`, and it is the least over the counts of level l.
+      w[BEST * T + l] = k;
+      d -= k * wl;
+      left -= k;
+      used += k;
+    }
+    w[BEST * T + p] = n - used;
+    return n;
+  }
+
+  /**
+   * The counted deficit table, where the deficit programme's range does not fit (its pivot's tube, below values
+   * whose tubes bind, leaves a wide negative range): the pivot is the largest value V whatever its tube, so
+   * every other coin's deficit V - v is at least 1, and the table keeps the count too. Bit (M, D) says some
+   * coins other than V's, within their tubes, number M and have deficits adding up to D. A plan of N coins has
+   * D = V N - A and M in [N - c, N] (c the tube of V), and conversely (as in deficit); M <= D since each deficit
+   * is at least 1. So for plans below a goal G: D <= V (G - 1) - A =: Dh and M <= min(G - 1, Dh), rows of
+   * Dh + 1 bits, one a count. The goal is the largest up to `best` whose rows fit the bitset's buffer; the
+   * fewest is the least N < G with a bit (M, V N - A), M in [N - c, N]. If there is none, `best` is proven
+   * when G = best, else -1. The plan: peel the levels as deficit does, one table a level.
+   *
+   * Compute: a table is at most 15 levels x 12 pieces (8 with one tube a value) x 1,024 words of shift-or;
+   * with the plan's tables over 14, 13, ..., 0 levels, at most 120 level-passes x 12 x 1,024 = 1.5 million
+   * word updates in all.
+   */
+  private counted(target: number, m: number, best: number): number {
+    const w = this.work;
+    const T = STRIDE;
+    const bits = this.bits;
+    const V = w[VAL * T]!;
+    const c = w[CNT * T]!;
+    // Deficits in steps of their common divisor, as in deficit.
+    let gw = 0;
+    for (let l = 1; l < m; l++) gw = gcd(V - w[VAL * T + l]!, gw);
+    if (gw === 0) gw = 1;
+    this.cV = V;
+    this.cA = target;
+    this.cGw = gw;
+    this.cWmin = m > 1 ? (V - w[VAL * T + 1]!) / gw : 1;
+    // The largest goal whose rows fit.
+    let G = best;
+    let dh = 0;
+    let rows = 0;
+    let total = 0;
+    for (; G > 1; G--) {
+      dh = V * (G - 1) - target;
+      // No plan below G (its coins would pay at most V (G - 1) < A): that proves `best` only when G is best.
+      if (dh < 0) return G === best ? best : -1;
+      dh = Math.floor(dh / gw);
+      rows = (G - 1 < dh ? G - 1 : dh) + 1;
+      this.cWords = (dh >> 5) + 1;
+      total = 0;
+      for (let M = 0; M < rows; M++) total += this.cWords - this.rowStart(M);
+      if (total <= bits.length) break;
+    }
+    if (G <= 1) return -1;
+    for (let l = 1; l < m; l++) {
+      const wl = (V - w[VAL * T + l]!) / gw;
+      w[K * T + l] = wl;
+      let cap = w[CNT * T + l]!;
+      if (cap > rows - 1) cap = rows - 1;
+      if (cap > Math.floor(dh / wl)) cap = Math.floor(dh / wl);
+      w[KMIN * T + l] = cap;
+    }
+    this.countedTable(m, rows, total);
+    let n = -1;
+    let mm = 0;
+    for (let N = Math.ceil(target / V); N < G && n < 0; N++) {
+      if ((V * N - target) % gw !== 0) continue;
+      const d = (V * N - target) / gw;
+      const top = N < rows - 1 ? N : rows - 1;
+      for (let M = N - c > 0 ? N - c : 0; M <= top; M++) {
+        if (this.countedBit(M, d)) {
+          n = N;
+          mm = M;
+          break;
+        }
+      }
+    }
+    if (n < 0) return G === best ? best : -1;
+    let d = (V * n - target) / gw;
+    let left = mm;
+    for (let l = m - 1; l >= 1; l--) {
+      this.countedTable(l, rows, total);
+      const wl = w[K * T + l]!;
+      let k = 0;
+      for (; k <= w[KMIN * T + l]! && k <= left && k * wl <= d; k++) if (this.countedBit(left - k, d - k * wl)) break;
+      // Found: bit (left, d) of the table with level l says some count of it leaves a bit of the one without.
+      w[BEST * T + l] = k;
+      d -= k * wl;
+      left -= k;
+    }
+    w[BEST * T] = n - mm;
+    return n;
+  }
+
+  /** The counted table's parameters (see counted): V, A, the deficits' step, the least deficit, words a full row. */
+  private cV = 0;
+  private cA = 0;
+  private cGw = 1;
+  private cWmin = 1;
+  private cWords = 0;
+
+  /**
+   * First word row M keeps (words a full row if none). Its deficits are at least M x the least deficit (every
+   * coin adds at least that), and at least (V M - A) / step: M coins of deficit D pay V M - D step units, at most
+   * A for any part of a plan (its coins only add). Bits below are never set by a plan, so rows start there.
+   */
+  private rowStart(M: number): number {
+    let lo = M * this.cWmin;
+    const over = this.cV * M - this.cA;
+    if (over > 0) {
+      const x = Math.ceil(over / this.cGw);
+      if (x > lo) lo = x;
+    }
+    const s = lo >> 5;
+    return s < this.cWords ? s : this.cWords;
+  }
+
+  /** Bit (M, d) of the counted table. */
+  private countedBit(M: number, d: number): boolean {
+    const s = this.rowStart(M);
+    const j = d >> 5;
+    if (j < s || j >= this.cWords) return false;
+    let at = 0;
+    for (let r = 0; r < M; r++) at += this.cWords - this.rowStart(r);
+    return ((this.bits[at + j - s]! >>> (d & 31)) & 1) !== 0;
+  }
+
+  /** The counted deficit table over levels 1..levels-1 (see counted): `rows` rows, `total` words in all. */
+  private countedTable(levels: number, rows: number, total: number): void {
+    const w = this.work;
+    const T = STRIDE;
+    const bits = this.bits;
+    const words = this.cWords;
+    bits.fill(0, 0, total);
+    bits[0] = 1;
+    for (let l = 1; l < levels; l++) {
+      const wl = w[K * T + l]!;
+      let left = w[KMIN * T + l]!;
+      for (let piece = 1; left > 0; piece += piece) {
+        const k = piece < left ? piece : left;
+        left -= k;
+        const shift = k * wl;
+        const q = shift >> 5;
+        const b = shift & 31;
+        if (q >= words || k >= rows) continue;
+        // Row offsets from the top down: dst for row M, src for row M - k.
+        let dst = total - (words - this.rowStart(rows - 1));
+        let src = dst;
+        for (let r = rows - 1; r > rows - 1 - k; r--) src -= words - this.rowStart(r - 1);
+        for (let M = rows - 1; M >= k; M--) {
+          const sd = this.rowStart(M);
+          const ss = this.rowStart(M - k);
+          for (let i = words - 1; i >= sd && i >= q; i--) {
+            const j = i - q;
+            const hi = j >= ss ? bits[src + j - ss]! : 0;
+            let x = b === 0 ? hi : hi << b;
+            if (b !== 0 && j - 1 >= ss) x |= bits[src + j - 1 - ss]! >>> (32 - b);
+            bits[dst + i - sd] = bits[dst + i - sd]! | x;
+          }
+          if (M > k) {
+            dst -= words - this.rowStart(M - 1);
+            src -= words - this.rowStart(M - k - 1);
+          }
+        }
+      }
+    }
+  }
+
+  /** g over the first `levels` levels of the deficit programme's order (see deficit), into its table. */
+  private deficitTable(levels: number, p: number, lo: number, size: number, narrow: boolean): void {
+    const w = this.work;
+    const T = STRIDE;
+    const g = narrow ? this.bytes : this.table;
+    const none = narrow ? 0xff : UNSET;
+    g.fill(none, 0, size);
+    g[-lo] = 0;
+    for (let j = 0; j < levels; j++) {
+      const l = j < p ? j : j + 1;
+      const wl = w[K * T + l]!;
+      let left = w[KMIN * T + l]!;
+      for (let piece = 1; left > 0; piece += piece) {
+        const k = piece < left ? piece : left;
+        left -= k;
+        const shift = k * wl;
+        if (shift > 0) {
+          for (let i = size - 1; i >= shift; i--) {
+            const x = g[i - shift]!;
+            if (x !== none && x + k < g[i]!) g[i] = x + k < none ? x + k : none;
+          }
+        } else {
+          for (let i = 0, end = size + shift; i < end; i++) {
+            const x = g[i - shift]!;
+            if (x !== none && x + k < g[i]!) g[i] = x + k < none ? x + k : none;
+          }
+        }
+      }
+    }
   }
 
   /**
