@@ -195,10 +195,10 @@ export class Gateway {
           };
         },
         // Alerts are evaluated after the commit, off the ingest path: a slow evaluation never delays an ack.
-        onTelemetry: (list: { machine: string; body: Record<string, unknown> }[]) => {
+        onTelemetry: (list: { machine: string; update: boolean }[]) => {
           alerts?.telemetry(list);
           // A machine's download progress is in its telemetry.
-          if (rollouts && list.some((t) => t.body['update'] !== undefined)) rollouts.poke();
+          if (rollouts && list.some((t) => t.update)) rollouts.poke();
         },
         onOnline: (machines) => {
           for (const m of machines) void commands.machineOnline(m).catch((e: Error) => log('warn', `commands: sending to ${m} failed: ${e.message}`));

@@ -29,7 +29,7 @@ import { evaluate, intervalOf, offlineCondition, rejectedCondition, resolveRules
 import { ALERT_COLUMNS, alertOf, type AlertRow } from './store.js';
 import type { OperatorWebhooks, OperatorWebhook } from './operator-webhooks.js';
 import { WebhookSender, type AlertEvent } from './webhook.js';
-import { canonicalJson } from '../store/json.js';
+import { sameCanonicalJson } from '../store/json.js';
 
 export type { AlertEvent } from './webhook.js';
 
@@ -248,13 +248,21 @@ export class AlertEngine {
     }
   }
 
+  /**
+   * The reads run with every evaluation (several a second while a fleet reports) go by name: PostgreSQL
+   * parses and plans each once per connection (store/db.ts), not every time.
+   */
   private async reconcile(tx: Queryable, ids: readonly string[], now: Date | null): Promise<Routed[]> {
     // Gateways sharing the store take turns; each then reads the newest committed state.
-    await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [LOCK_KEY]);
-    const states = await tx.query<{ machine_id: string; telemetry: unknown; last_seen: Date | string | null; silent_s: string | number | null }>(
-      `SELECT m.id AS machine_id, ms.telemetry, ms.last_seen, EXTRACT(EPOCH FROM (COALESCE($2::timestamptz, now()) - ms.last_seen)) AS silent_s
+    await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [LOCK_KEY], { name: 'alerts-lock' });
+    // last_seen as milliseconds since the epoch (truncated, as a Date holds it): a number is cheaper for the driver than a
+    // timestamp's text, and most evaluations never need it (only an offline condition says it).
+    const states = await tx.query<{ machine_id: string; telemetry: unknown; last_seen_ms: string | number | null; silent_s: string | number | null }>(
+      `SELECT m.id AS machine_id, ms.telemetry, floor(EXTRACT(EPOCH FROM ms.last_seen) * 1000)::float8 AS last_seen_ms,
+         EXTRACT(EPOCH FROM (COALESCE($2::timestamptz, now()) - ms.last_seen)) AS silent_s
        FROM machines m LEFT JOIN machine_state ms ON ms.machine_id = m.id WHERE m.id = ANY($1::text[])`,
       [ids, now],
+      { name: 'alerts-states' },
     );
     const known = states.rows.map((s) => s.machine_id);
     if (known.length === 0) return [];
@@ -265,6 +273,7 @@ export class AlertEngine {
        FROM machines m JOIN operators o ON o.id = m.operator_id
        LEFT JOIN alert_rules r ON r.machine_id = m.id WHERE m.id = ANY($1::text[])`,
       [known],
+      { name: 'alerts-rules' },
     );
     const rules = new Map<string, AlertRules>(stored.rows.map((r) => [r.machine_id, resolveRules(r.fleet, r.rules ?? undefined)]));
     const owners = new Map(stored.rows.map((r) => [r.machine_id, { operator: r.operator, webhook: r.url === null ? null : { url: r.url, secret: r.secret } }]));
@@ -282,6 +291,7 @@ export class AlertEngine {
            AND received_at > COALESCE($2::timestamptz, now()) - make_interval(mins => $3::int)
          GROUP BY machine_id, body->>'reason'`,
         [machines, now, minutes],
+        { name: 'alerts-rejected' },
       );
       for (const row of r.rows) {
         const e = rejected.get(row.machine_id) ?? { count: 0, reasons: {} };
@@ -299,6 +309,7 @@ export class AlertEngine {
     const updates = await tx.query<{ machine_id: string; phase: string; version: string; reason: string | null }>(
       'SELECT machine_id, phase, version, reason FROM machine_updates WHERE machine_id = ANY($1::text[])',
       [known],
+      { name: 'alerts-updates' },
     );
     const reports = new Map(updates.rows.map((u) => [u.machine_id, u]));
 
@@ -306,7 +317,7 @@ export class AlertEngine {
     for (const s of states.rows) {
       const r = rules.get(s.machine_id)!;
       const list = evaluate(s.telemetry, r);
-      const lastSeen = s.last_seen === null ? null : s.last_seen instanceof Date ? s.last_seen : new Date(s.last_seen);
+      const lastSeen = s.last_seen_ms === null ? null : new Date(Number(s.last_seen_ms));
       const off = offlineCondition(lastSeen, s.silent_s === null ? null : Number(s.silent_s), intervalOf(s.telemetry), r);
       if (off) list.push(off);
       const rj = rejected.get(s.machine_id);
@@ -317,7 +328,12 @@ export class AlertEngine {
       for (const c of list) want.set(key(s.machine_id, c.kind, c.subject), { ...c, machine: s.machine_id });
     }
 
-    const open = await tx.query<AlertRow>(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE closed_at IS NULL AND machine_id = ANY($1::text[])`, [known]);
+    // What the comparison needs, not the whole row: its three dates would each be parsed into a Date for nothing.
+    const open = await tx.query<Pick<AlertRow, 'id' | 'machine_id' | 'kind' | 'subject' | 'severity' | 'message' | 'detail'>>(
+      'SELECT id, machine_id, kind, subject, severity, message, detail FROM alerts WHERE closed_at IS NULL AND machine_id = ANY($1::text[])',
+      [known],
+      { name: 'alerts-open' },
+    );
     const toClose: string[] = [];
     const toUpdate: { id: string; c: Condition }[] = [];
     for (const a of open.rows) {
@@ -326,7 +342,7 @@ export class AlertEngine {
       if (!c) toClose.push(String(a.id));
       else {
         want.delete(k);
-        if (c.severity !== a.severity || c.message !== a.message || canonicalJson(c.detail) !== canonicalJson(a.detail)) toUpdate.push({ id: String(a.id), c });
+        if (c.severity !== a.severity || c.message !== a.message || !sameCanonicalJson(c.detail, a.detail)) toUpdate.push({ id: String(a.id), c });
       }
     }
     const toOpen = [...want.values()];

@@ -107,6 +107,9 @@ export class Subscriber implements Feed {
       connectTimeout: 10000,
       // Subscriptions are made on every connection by this class, never left to the library's memory.
       resubscribe: false,
+      // mqtt.js logs every packet through `debug` (a call, its arguments and a check of DEBUG each time, on
+      // every message): silent unless DEBUG asks for something, when the library's own logger stays.
+      ...(process.env['DEBUG'] ? {} : { log: () => {} }),
       ...(o.username !== undefined ? { username: o.username } : {}),
       ...(o.password !== undefined ? { password: o.password } : {}),
       ...(o.ca !== undefined ? { ca: o.ca } : {}),

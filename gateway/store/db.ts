@@ -24,7 +24,28 @@ export interface Queryable {
 
 /** The driver's form of a statement: named (parsed once per connection) or not. */
 function statement(sql: string, params: unknown[], options: QueryOptions | undefined): pg.QueryConfig {
-  return options?.name === undefined ? { text: sql, values: params } : { name: options.name, text: sql, values: params };
+  const values = params.map(arrayParam);
+  return options?.name === undefined ? { text: sql, values } : { name: options.name, text: sql, values };
+}
+
+/**
+ * A list of strings and numbers as the text the driver would make of it (pg's arrayString: every item
+ * quoted, `{"a","b","1"}`), made with one join instead of a string added to per item: ingest and the
+ * alert engine send lists of hundreds of machine ids and numbers with every batch, and that
+ * concatenation (then flattened to be measured and written) was most of what the driver allocated
+ * (issue 16). Anything else, or an item that needs escaping, is left to the driver as it was.
+ */
+export function arrayParam(v: unknown): unknown {
+  if (!Array.isArray(v)) return v;
+  const list: readonly unknown[] = v;
+  if (list.length === 0) return '{}';
+  for (let i = 0; i < list.length; i++) {
+    const x = list[i];
+    if (typeof x === 'string') {
+      if (x.includes('"') || x.includes('\\')) return v;
+    } else if (typeof x !== 'number') return v;
+  }
+  return `{"${list.join('","')}"}`;
 }
 
 export interface Db extends Queryable {
