@@ -139,6 +139,8 @@ export class ChangeMaker {
   private readonly work: Int32Array;
   /** Search nodes the last `solve` visited (for the bench). */
   nodes = 0;
+  /** Of those, the nodes of the last stage (the search run again to exhaustion; 0 when it did not run). */
+  lastNodes = 0;
   private readonly searchNodes: number;
   /** RESIDUE_AFTER, or the node budget if lower (the guided plan must be made by then). */
   private readonly residueAfter: number;
@@ -276,6 +278,7 @@ export class ChangeMaker {
     plan.exact = amount === 0;
     plan.optimal = true;
     this.nodes = 0;
+    this.lastNodes = 0;
     if (!Number.isInteger(amount) || amount < 0) throw new RangeError(`amount ${amount} is not a non-negative integer`);
     if (amount === 0) return plan;
     const target = Math.floor(Math.min(amount, this.maxAmount) / this.unit);
@@ -332,20 +335,43 @@ export class ChangeMaker {
     let i = 0;
     const q = w[w.length - 1]!;
     let residue = false;
+    // In the last stage (see below): the search runs without a budget, from node lastFrom on.
+    let last = false;
+    let lastFrom = 0;
     w[REM * T] = target;
     w[USED * T] = 0;
     for (;;) {
       // Enter level i with the remainder and the coins used so far.
       // A pathological coin set (many close values whose sums miss the amount) can need millions of
       // nodes to prove a plan the fewest; past the budget the best plan found so far is paid.
-      if (++nodes > this.searchNodes) {
+      if (++nodes > this.searchNodes && !last) {
         // best is set: the guided plan below was made at RESIDUE_AFTER if the search had none by then. The
-        // exact fallback proves it or finds the fewest where it applies; elsewhere the plan is paid unproven.
+        // exact fallback proves it or finds the fewest where it applies, else the deficit programmes.
         let f = this.exact(target, m, best);
         if (f < 0) f = this.deficit(target, m, best);
-        if (f < 0) this.plan.optimal = false;
-        else best = f;
-        break;
+        if (f >= 0) {
+          best = f;
+          break;
+        }
+        // The last stage: none of the tables could settle the plan, so the search starts again from the root
+        // with no node budget, its bound the best plan found (still in BEST: the stages write it only with a
+        // plan of fewer coins, and then settle). Run to the end it is exact (every bound it prunes with is a
+        // lower bound), so the plan is proven by exhaustion, in the same rows. The residue bound is on (built
+        // at RESIDUE_AFTER, or at the budget if lower, both before the budget runs out) and its rows and
+        // tables are untouched by the stages; the tubes are restored (exact saved them in STEP, the stages
+        // capped CNT) and STEP rebuilt. Its nodes are unbounded in principle: the most found is measured in
+        // docs/benchmarks.md ("The last stage: search to exhaustion").
+        for (let l = 0; l < m; l++) w[CNT * T + l] = w[STEP * T + l]!;
+        for (let l = 0; l < m; l++) {
+          const below = l + 1 < m ? w[GCD * T + l + 1]! : 0;
+          w[STEP * T + l] = below === 0 ? 1 : below / gcd(w[VAL * T + l]!, below);
+        }
+        last = true;
+        lastFrom = nodes;
+        i = 0;
+        w[REM * T] = target;
+        w[USED * T] = 0;
+        continue;
       }
       if (nodes === this.residueAfter) {
         if (best === NONE) {
@@ -553,6 +579,7 @@ export class ChangeMaker {
       if (!resumed) break;
     }
     this.nodes = nodes;
+    this.lastNodes = last ? nodes - lastFrom : 0;
 
     // Split each level's coins over the types of that value, in ORDER.
     const coins = this.plan.coins;
