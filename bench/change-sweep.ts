@@ -10,7 +10,7 @@
  * (`low`, `low7`, `lowmixed`, `lowclose`) has low tubes: half of them 255 and the rest 1 to 3 coins, then all 1 to 3.
  *
  *   node dist/bench/change-sweep.js [--planner PATH] [--sets N] [--nodes BUDGET] [M ...]
- *   node dist/bench/change-sweep.js [--nodes BUDGET] --climb STEPS [--seed S] [--starts N]
+ *   node dist/bench/change-sweep.js [--nodes BUDGET] --climb STEPS [--seed S] [--starts N] [--from CASE]
  *
  * SWEEP_DEBUG=unproven (or wrong) prints those plans; SWEEP_DEBUG=last prints each family's plan with the most
  * last-stage nodes (the search run again to exhaustion where no table settles the plan).
@@ -43,9 +43,12 @@ async function main(): Promise<void> {
   const seed = seedAt >= 0 ? Number(argv.splice(seedAt, 2)[1]) : 1;
   const startsAt = argv.indexOf('--starts');
   const starts = startsAt >= 0 ? Number(argv.splice(startsAt, 2)[1]) : 4;
+  // `--from '{"values":[...],"counts":[...],"amount":N}'`: every start climbs from this case (say a climb's last).
+  const fromAt = argv.indexOf('--from');
+  const from = fromAt >= 0 ? (JSON.parse(argv.splice(fromAt, 2)[1]!) as Case) : undefined;
   const mod = (await import(path.startsWith('file:') ? path : pathToFileURL(path).href)) as { ChangeMaker: PlannerClass };
   if (climb > 0) {
-    hillClimb(mod.ChangeMaker, climb, seed, starts, budget);
+    hillClimb(mod.ChangeMaker, climb, seed, starts, budget, from);
     return;
   }
   const families = argv.length > 0 ? argv : ['7', '17', '23', '37', 'mixed', 'random'];
@@ -121,7 +124,13 @@ async function main(): Promise<void> {
 }
 
 /** The hill-climb (see `--climb`): prints each start's most nodes, its last-stage nodes, and the case, checked against the DP. */
-function hillClimb(Planner: PlannerClass, steps: number, seed: number, starts: number, budget: number | undefined): void {
+interface Case {
+  values: number[];
+  counts: number[];
+  amount: number;
+}
+
+function hillClimb(Planner: PlannerClass, steps: number, seed: number, starts: number, budget: number | undefined, from?: Case): void {
   const max = 30000;
   let s = seed >>> 0;
   const pick = (n: number): number => {
@@ -137,6 +146,11 @@ function hillClimb(Planner: PlannerClass, steps: number, seed: number, starts: n
     }
     const counts = values.map(() => tube());
     let amount = 1 + pick(max);
+    if (from) {
+      values.splice(0, 16, ...from.values);
+      counts.splice(0, 16, ...from.counts);
+      amount = from.amount;
+    }
     const score = (vs: number[], cs: number[], a: number): { nodes: number; last: number; optimal: boolean } => {
       const cm = budget === undefined ? new Planner(vs, max) : new Planner(vs, max, budget);
       const plan = cm.solve(a, cs);
@@ -150,14 +164,14 @@ function hillClimb(Planner: PlannerClass, steps: number, seed: number, starts: n
       const what = pick(3);
       if (what === 0) {
         const v = 1 + pick(255);
-        if (!vs.includes(v)) vs[pick(16)] = v;
-      } else if (what === 1) cs[pick(16)] = tube();
+        if (!vs.includes(v)) vs[pick(vs.length)] = v;
+      } else if (what === 1) cs[pick(cs.length)] = tube();
       else a = Math.min(max, Math.max(1, a + pick(2001) - 1000));
       const next = score(vs, cs, a);
       if (next.nodes >= cur.nodes) {
         cur = next;
-        values.splice(0, 16, ...vs);
-        counts.splice(0, 16, ...cs);
+        values.splice(0, values.length, ...vs);
+        counts.splice(0, counts.length, ...cs);
         amount = a;
       }
     }
