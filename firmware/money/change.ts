@@ -37,9 +37,12 @@
  *   more than 1,024 combinations, two deficit programmes follow (see deficit
  *   and counted): fewest coins per deficit sum V N - A against a value whose
  *   tube cannot bind, else a bit table of (coins, deficit) against the largest
- *   value, each exact when its table fits the same buffer. Where neither fits
- *   the plan found is paid unproven: exactness for every accepted set is not
- *   proven (docs/architecture.md).
+ *   value, each exact when its table fits the same buffer. Where neither fits,
+ *   the last stage runs the search again from the root with no node budget,
+ *   its bound the best plan found, until it completes: exact by exhaustion in
+ *   the same rows, so every plan is proven (`optimal` is always true now), but
+ *   its nodes are not bounded (the most found: 1.2 million, 1.17 billion
+ *   computrons under XS; docs/benchmarks.md, docs/architecture.md).
  *
  * A dynamic programme over all amounts is exact in polynomial time, but it
  * needs a counter per amount (60 KB at 30,000 units even with no
@@ -89,7 +92,7 @@ const ROWS = 16;
 // bound's table, then q itself (the modulus, at most 32, fixed at construction; kept there rather
 // than in a field of its own).
 const NONE = 0x7fffffff;
-/** Search nodes after which the exact fallback takes over where it applies, and elsewhere the best plan found is paid unproven (there is one by then: see RESIDUE_AFTER; its compute: docs/benchmarks.md; real coin sets stay far below). */
+/** Search nodes after which the exact fallback and the deficit programmes take over, and where none of them settles the plan the search runs again to exhaustion, seeded with the best plan found (there is one by then: see RESIDUE_AFTER; its compute: docs/benchmarks.md; real coin sets stay far below). */
 export const SEARCH_NODES = 20000;
 /** Search nodes after which the residue bound's tables are built and used, and a first plan is built if the search has none (real coin sets finish far sooner, so never pay for them). */
 export const RESIDUE_AFTER = 1000;
@@ -111,7 +114,7 @@ export interface ChangePlan {
   count: number;
   /** True when `paid` equals the amount asked for. */
   exact: boolean;
-  /** True when `count` is proven the fewest (false only when the search ran out of its node budget where neither the exact fallback nor the deficit programmes apply: the plan still pays `paid`). */
+  /** True when `count` is proven the fewest. Always true now: where the search's budget runs out and no table settles the plan, the last stage runs the search to exhaustion (kept for callers and older builds, which paid such a plan unproven). */
   optimal: boolean;
 }
 
@@ -600,7 +603,7 @@ export class ChangeMaker {
 
   /**
    * The exact fallback, for a search that reached its node budget: the fewest coins for `target` units, with the
-   * plan in the BEST row if it has fewer than `best`, or -1 where it does not apply (the plan is then unproven).
+   * plan in the BEST row if it has fewer than `best`, or -1 where it does not apply (the deficit programmes then try).
    *
    * It splits the levels around a pivot, a value V whose tube holds every coin of V that fits in the target:
    * "open" levels, V and the smaller values v whose tubes hold at least min(the coins of v that fit, u / gcd(u,
@@ -818,7 +821,7 @@ export class ChangeMaker {
   /**
    * The deficit programme, for a search that reached its node budget where the exact fallback could not say:
    * the fewest coins for `target` units, with the plan in the BEST row if it has fewer than `best` (the search's
-   * plan, in BEST), or -1 where its table does not fit (the plan is then unproven).
+   * plan, in BEST), or -1 where its table does not fit (the last stage, the search to exhaustion, then runs).
    *
    * Take a pivot, the largest value V whose tube cannot bind a plan with fewer than `best` coins (it holds
    * best - 1 coins, or every coin of V that fits). Any plan of N coins that pays A has deficit sum over its
