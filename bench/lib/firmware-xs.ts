@@ -159,12 +159,18 @@ export async function xsChange(f: Figures, vendCompute: number | undefined, bund
     await w.evaluate(`benchChangeSetup(30000, ${JSON.stringify(lastValues)})`);
     const lastStage = await solve(26008, lastTubes);
     f.record('change.lastStage.compute', lastStage, `random 16 (1 ... 223), 26008, tubes ${lastTubes.join('/')}, default node budget (${await last()}; computrons${vends(lastStage)})`);
-    // The climb continued from that case (--from, two rounds of 300 steps): the most last-stage nodes found.
+    // The climb continued from that case (--from, rounds of 300 steps): the most computrons (second round) and the
+    // most last-stage nodes (third round) found.
     const worstValues = [136, 1, 194, 66, 68, 64, 72, 137, 178, 69, 65, 138, 133, 2, 134, 223];
     const worstTubes = [225, 2, 53, 231, 163, 1, 1, 43, 45, 183, 3, 111, 1, 0, 2, 3];
     await w.evaluate(`benchChangeSetup(30000, ${JSON.stringify(worstValues)})`);
     const worstStage = await solve(27454, worstTubes);
     f.record('change.lastStageWorst.compute', worstStage, `random 16 (1 ... 223), 27454, tubes ${worstTubes.join('/')}, default node budget (${await last()}; computrons${vends(worstStage)})`);
+    const mostValues = [136, 1, 194, 66, 68, 64, 72, 137, 178, 69, 65, 138, 133, 168, 134, 223];
+    const mostTubes = [204, 2, 53, 125, 233, 3, 1, 45, 45, 64, 3, 223, 1, 0, 2, 3];
+    await w.evaluate(`benchChangeSetup(30000, ${JSON.stringify(mostValues)})`);
+    const mostStage = await solve(27316, mostTubes);
+    f.record('change.lastStageMostNodes.compute', mostStage, `random 16 (1 ... 223), 27316, tubes ${mostTubes.join('/')}, default node budget (${await last()}; computrons${vends(mostStage)})`);
     f.out('Change-making under XS, typical: USD tubes 5/10/25 (gcd 5), credit up to 50.00, full tubes');
     const tfp = await w.evaluate('new TextEncoder().encode(String(benchChangeSetup(5000, [5, 10, 25, 0]))).buffer');
     f.record('change.typical.footprintBytes', Number(text(tfp)), 'planner buffers (bytes)');
