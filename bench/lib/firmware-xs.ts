@@ -111,8 +111,10 @@ export async function xsChange(f: Figures, vendCompute: number | undefined, bund
     // budget and the exact fallback settles the plan (before it, paid unproven).
     const last = async (): Promise<string> => {
       // A bundle from before benchChangeLast (--change-bundle) cannot say.
-      const [count, proven, nodes] = text(await w.evaluate("typeof benchChangeLast === 'function' ? benchChangeLast() : new TextEncoder().encode('? ? ?').buffer")).split(' ');
-      return `${count} coins, ${proven === '1' ? 'proven' : proven === '0' ? 'unproven' : 'proven?'}, ${nodes} nodes`;
+      const [count, proven, nodes, lastNodes] = text(await w.evaluate("typeof benchChangeLast === 'function' ? benchChangeLast() : new TextEncoder().encode('? ? ?').buffer")).split(' ');
+      // A bundle from before the last stage sends no fourth field.
+      const stage = lastNodes !== undefined && lastNodes !== '0' ? ` (${lastNodes} in the last stage)` : '';
+      return `${count} coins, ${proven === '1' ? 'proven' : proven === '0' ? 'unproven' : 'proven?'}, ${nodes} nodes${stage}`;
     };
     const mix = [38, 75, 112, 149, 186, 223, 43, 84, 125, 166, 207, 248];
     const mixTubes = [255, 42, 255, 255, 8, 58, 255, 255, 255, 16, 9, 28];
@@ -150,6 +152,25 @@ export async function xsChange(f: Figures, vendCompute: number | undefined, bund
     await w.evaluate(`benchChangeSetup(30000, ${JSON.stringify(cntValues)}, 1)`);
     const cnt = await solve(15061, cntTubes);
     f.record('change.countedAlone.compute', cnt, `random 16 (9 ... 247), 15061, tubes ${cntTubes.join('/')}, node budget 1 (${await last()}; computrons${vends(cnt)})`);
+    // The last stage (the search run again to exhaustion where no table settles the plan) at its most nodes found:
+    // the hill-climb's case (bench/change-sweep.ts --climb) at the default node budget, 20,000 search nodes first.
+    const lastValues = [136, 1, 194, 66, 175, 64, 72, 137, 178, 69, 65, 138, 133, 112, 63, 223];
+    const lastTubes = [147, 138, 53, 133, 0, 2, 1, 240, 45, 68, 106, 122, 1, 0, 3, 3];
+    await w.evaluate(`benchChangeSetup(30000, ${JSON.stringify(lastValues)})`);
+    const lastStage = await solve(26008, lastTubes);
+    f.record('change.lastStage.compute', lastStage, `random 16 (1 ... 223), 26008, tubes ${lastTubes.join('/')}, default node budget (${await last()}; computrons${vends(lastStage)})`);
+    // The climb continued from that case (--from, rounds of 300 steps): the most computrons (second round) and the
+    // most last-stage nodes (third round) found.
+    const worstValues = [136, 1, 194, 66, 68, 64, 72, 137, 178, 69, 65, 138, 133, 2, 134, 223];
+    const worstTubes = [225, 2, 53, 231, 163, 1, 1, 43, 45, 183, 3, 111, 1, 0, 2, 3];
+    await w.evaluate(`benchChangeSetup(30000, ${JSON.stringify(worstValues)})`);
+    const worstStage = await solve(27454, worstTubes);
+    f.record('change.lastStageWorst.compute', worstStage, `random 16 (1 ... 223), 27454, tubes ${worstTubes.join('/')}, default node budget (${await last()}; computrons${vends(worstStage)})`);
+    const mostValues = [136, 1, 194, 66, 68, 64, 72, 137, 178, 69, 65, 138, 133, 168, 134, 223];
+    const mostTubes = [204, 2, 53, 125, 233, 3, 1, 45, 45, 64, 3, 223, 1, 0, 2, 3];
+    await w.evaluate(`benchChangeSetup(30000, ${JSON.stringify(mostValues)})`);
+    const mostStage = await solve(27316, mostTubes);
+    f.record('change.lastStageMostNodes.compute', mostStage, `random 16 (1 ... 223), 27316, tubes ${mostTubes.join('/')}, default node budget (${await last()}; computrons${vends(mostStage)})`);
     f.out('Change-making under XS, typical: USD tubes 5/10/25 (gcd 5), credit up to 50.00, full tubes');
     const tfp = await w.evaluate('new TextEncoder().encode(String(benchChangeSetup(5000, [5, 10, 25, 0]))).buffer');
     f.record('change.typical.footprintBytes', Number(text(tfp)), 'planner buffers (bytes)');

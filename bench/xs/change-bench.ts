@@ -29,5 +29,5 @@ g['benchChangeSolve'] = (amount: number): number => {
   return plan.count;
 };
 
-/** The last plan: coins, proven (1) or not (0), search nodes; as text (only an ArrayBuffer crosses back). */
-g['benchChangeLast'] = (): ArrayBuffer => new TextEncoder().encode(`${maker!.plan.count} ${maker!.plan.optimal ? 1 : 0} ${maker!.nodes}`).buffer as ArrayBuffer;
+/** The last plan: coins, proven (1) or not (0), search nodes, of them the last stage's; as text (only an ArrayBuffer crosses back). */
+g['benchChangeLast'] = (): ArrayBuffer => new TextEncoder().encode(`${maker!.plan.count} ${maker!.plan.optimal ? 1 : 0} ${maker!.nodes} ${maker!.lastNodes}`).buffer as ArrayBuffer;

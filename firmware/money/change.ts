@@ -37,9 +37,12 @@
  *   more than 1,024 combinations, two deficit programmes follow (see deficit
  *   and counted): fewest coins per deficit sum V N - A against a value whose
  *   tube cannot bind, else a bit table of (coins, deficit) against the largest
- *   value, each exact when its table fits the same buffer. Where neither fits
- *   the plan found is paid unproven: exactness for every accepted set is not
- *   proven (docs/architecture.md).
+ *   value, each exact when its table fits the same buffer. Where neither fits,
+ *   the last stage runs the search again from the root with no node budget,
+ *   its bound the best plan found, until it completes: exact by exhaustion in
+ *   the same rows, so every plan is proven (`optimal` is always true now), but
+ *   its nodes are not bounded (the most found: 1.2 million, 1.17 billion
+ *   computrons under XS; docs/benchmarks.md, docs/architecture.md).
  *
  * A dynamic programme over all amounts is exact in polynomial time, but it
  * needs a counter per amount (60 KB at 30,000 units even with no
@@ -89,7 +92,7 @@ const ROWS = 16;
 // bound's table, then q itself (the modulus, at most 32, fixed at construction; kept there rather
 // than in a field of its own).
 const NONE = 0x7fffffff;
-/** Search nodes after which the exact fallback takes over where it applies, and elsewhere the best plan found is paid unproven (there is one by then: see RESIDUE_AFTER; its compute: docs/benchmarks.md; real coin sets stay far below). */
+/** Search nodes after which the exact fallback and the deficit programmes take over, and where none of them settles the plan the search runs again to exhaustion, seeded with the best plan found (there is one by then: see RESIDUE_AFTER; its compute: docs/benchmarks.md; real coin sets stay far below). */
 export const SEARCH_NODES = 20000;
 /** Search nodes after which the residue bound's tables are built and used, and a first plan is built if the search has none (real coin sets finish far sooner, so never pay for them). */
 export const RESIDUE_AFTER = 1000;
@@ -111,7 +114,7 @@ export interface ChangePlan {
   count: number;
   /** True when `paid` equals the amount asked for. */
   exact: boolean;
-  /** True when `count` is proven the fewest (false only when the search ran out of its node budget where neither the exact fallback nor the deficit programmes apply: the plan still pays `paid`). */
+  /** True when `count` is proven the fewest. Always true now: where the search's budget runs out and no table settles the plan, the last stage runs the search to exhaustion (kept for callers and older builds, which paid such a plan unproven). */
   optimal: boolean;
 }
 
@@ -139,6 +142,8 @@ export class ChangeMaker {
   private readonly work: Int32Array;
   /** Search nodes the last `solve` visited (for the bench). */
   nodes = 0;
+  /** Of those, the nodes of the last stage (the search run again to exhaustion; 0 when it did not run). */
+  lastNodes = 0;
   private readonly searchNodes: number;
   /** RESIDUE_AFTER, or the node budget if lower (the guided plan must be made by then). */
   private readonly residueAfter: number;
@@ -276,6 +281,7 @@ export class ChangeMaker {
     plan.exact = amount === 0;
     plan.optimal = true;
     this.nodes = 0;
+    this.lastNodes = 0;
     if (!Number.isInteger(amount) || amount < 0) throw new RangeError(`amount ${amount} is not a non-negative integer`);
     if (amount === 0) return plan;
     const target = Math.floor(Math.min(amount, this.maxAmount) / this.unit);
@@ -332,20 +338,43 @@ export class ChangeMaker {
     let i = 0;
     const q = w[w.length - 1]!;
     let residue = false;
+    // In the last stage (see below): the search runs without a budget, from node lastFrom on.
+    let last = false;
+    let lastFrom = 0;
     w[REM * T] = target;
     w[USED * T] = 0;
     for (;;) {
       // Enter level i with the remainder and the coins used so far.
       // A pathological coin set (many close values whose sums miss the amount) can need millions of
       // nodes to prove a plan the fewest; past the budget the best plan found so far is paid.
-      if (++nodes > this.searchNodes) {
+      if (++nodes > this.searchNodes && !last) {
         // best is set: the guided plan below was made at RESIDUE_AFTER if the search had none by then. The
-        // exact fallback proves it or finds the fewest where it applies; elsewhere the plan is paid unproven.
+        // exact fallback proves it or finds the fewest where it applies, else the deficit programmes.
         let f = this.exact(target, m, best);
         if (f < 0) f = this.deficit(target, m, best);
-        if (f < 0) this.plan.optimal = false;
-        else best = f;
-        break;
+        if (f >= 0) {
+          best = f;
+          break;
+        }
+        // The last stage: none of the tables could settle the plan, so the search starts again from the root
+        // with no node budget, its bound the best plan found (still in BEST: the stages write it only with a
+        // plan of fewer coins, and then settle). Run to the end it is exact (every bound it prunes with is a
+        // lower bound), so the plan is proven by exhaustion, in the same rows. The residue bound is on (built
+        // at RESIDUE_AFTER, or at the budget if lower, both before the budget runs out) and its rows and
+        // tables are untouched by the stages; the tubes are restored (exact saved them in STEP, the stages
+        // capped CNT) and STEP rebuilt. Its nodes are unbounded in principle: the most found is measured in
+        // docs/benchmarks.md ("The last stage: search to exhaustion").
+        for (let l = 0; l < m; l++) w[CNT * T + l] = w[STEP * T + l]!;
+        for (let l = 0; l < m; l++) {
+          const below = l + 1 < m ? w[GCD * T + l + 1]! : 0;
+          w[STEP * T + l] = below === 0 ? 1 : below / gcd(w[VAL * T + l]!, below);
+        }
+        last = true;
+        lastFrom = nodes;
+        i = 0;
+        w[REM * T] = target;
+        w[USED * T] = 0;
+        continue;
       }
       if (nodes === this.residueAfter) {
         if (best === NONE) {
@@ -553,6 +582,7 @@ export class ChangeMaker {
       if (!resumed) break;
     }
     this.nodes = nodes;
+    this.lastNodes = last ? nodes - lastFrom : 0;
 
     // Split each level's coins over the types of that value, in ORDER.
     const coins = this.plan.coins;
@@ -573,7 +603,7 @@ export class ChangeMaker {
 
   /**
    * The exact fallback, for a search that reached its node budget: the fewest coins for `target` units, with the
-   * plan in the BEST row if it has fewer than `best`, or -1 where it does not apply (the plan is then unproven).
+   * plan in the BEST row if it has fewer than `best`, or -1 where it does not apply (the deficit programmes then try).
    *
    * It splits the levels around a pivot, a value V whose tube holds every coin of V that fits in the target:
    * "open" levels, V and the smaller values v whose tubes hold at least min(the coins of v that fit, u / gcd(u,
@@ -791,7 +821,7 @@ export class ChangeMaker {
   /**
    * The deficit programme, for a search that reached its node budget where the exact fallback could not say:
    * the fewest coins for `target` units, with the plan in the BEST row if it has fewer than `best` (the search's
-   * plan, in BEST), or -1 where its table does not fit (the plan is then unproven).
+   * plan, in BEST), or -1 where its table does not fit (the last stage, the search to exhaustion, then runs).
    *
    * Take a pivot, the largest value V whose tube cannot bind a plan with fewer than `best` coins (it holds
    * best - 1 coins, or every coin of V that fits). Any plan of N coins that pays A has deficit sum over its
