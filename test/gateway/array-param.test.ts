@@ -6,20 +6,9 @@
 import { strict as assert } from 'node:assert';
 import { createRequire } from 'node:module';
 import { arrayParam } from '../../gateway/store/db.js';
+import { rng } from '../lib/rng.js';
 
 const prepareValue = (createRequire(import.meta.url)('pg/lib/utils.js') as { prepareValue: (v: unknown) => unknown }).prepareValue;
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 const CHARS = ['a', 'Z', '0', '-', '_', ' ', ',', '{', '}', '"', '\\', "'", 'é', '\u{1F600}', 'N', 'U', 'L'];
 const NUMBERS = [0, -0, 1, -7, 2 ** 32 - 1, Number.MAX_SAFE_INTEGER, 1.5, 1e21, 1e-7, NaN, Infinity];

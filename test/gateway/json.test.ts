@@ -5,19 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { canonicalJson, sameCanonicalJson } from '../../gateway/store/json.js';
-
-/** A small deterministic generator (xorshift32), so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
+import { rng } from '../lib/rng.js';
 
 const LEAVES: unknown[] = [0, -0, 1, 1.5, NaN, Infinity, null, undefined, true, false, '', 'a', 'b', '0', 'null', '[]', '{}'];
 const KEYS = ['a', 'b', 'c', '0', ''];
