@@ -43,6 +43,11 @@
  *   the same rows, so every plan is proven (`optimal` is always true now), but
  *   its nodes are not bounded (the most found: 1.2 million, 1.17 billion
  *   computrons under XS; docs/benchmarks.md, docs/architecture.md).
+ * - the search runs in slices (start, resume: SLICE_NODES nodes each, paused at
+ *   the entry to a node, its state in the rows and a few fields), so a caller
+ *   on the event loop (the payout path) plans between MDB polls; solve runs
+ *   the slices to the end. The exact fallback and the deficit programmes run
+ *   within one slice.
  *
  * A dynamic programme over all amounts is exact in polynomial time, but it
  * needs a counter per amount (60 KB at 30,000 units even with no
