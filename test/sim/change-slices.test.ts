@@ -28,6 +28,51 @@ function longestGap(times: number[]): number {
   return most;
 }
 
+/** The change planner's hardest case at its real node budget (docs/benchmarks.md, "The last stage"): 221,981 nodes, 201,980 of them in the last stage; 153 coins. */
+const values = [136, 1, 194, 66, 175, 64, 72, 137, 178, 69, 65, 138, 133, 112, 63, 223];
+const tubes = [147, 138, 53, 133, 0, 2, 1, 240, 45, 68, 106, 122, 1, 0, 3, 3];
+const change = 26008;
+
+/** A machine with that coin set and tubes, its board compute charged to the clock, holding 260.08 of credit. */
+async function credited(wire: WireWord[]): Promise<MachineHost> {
+const host = await MachineHost.start(
+    usMachine({
+      slots: [{ code: 'A1', product: 'Chips', price: 29000, qty: 3 }],
+      changer: { coins: values.map((value, t) => ({ value, tube: tubes[t]! })) },
+      bills: [100, 500],
+    }),
+    {
+      target: 'xs',
+      config: { maxCredit: 30000 },
+      boardComputronsPerMs: 100000,
+      onWire: (dir, word, atUs) => wire.push({ dir, word, ms: atUs / 1000 }),
+    },
+  );
+  await host.run(3000);
+  // A selection the customer then cancels: 29 bills of 5.00 and 84 coins of 1.37 (their tube is over the
+  // changer's 200 coins, so they go to the cash box and the tubes stay as above) make 260.08 of credit, which
+  // the cancel pays back.
+  host.select('A1');
+  await host.runUntilIdle();
+  // The validator takes a bill when it is ready for one (it is busy a moment after each): at most 10 s each.
+  for (let b = 0; b < 29; b++) {
+    let taken = host.insertBill(500);
+    for (let wait = 0; !taken && wait < 20; wait++) {
+      await host.run(500);
+      taken = host.insertBill(500);
+    }
+    assert.ok(taken, `bill ${b + 1} taken`);
+    await host.runUntilIdle();
+  }
+  for (let c = 0; c < 84; c++) {
+    assert.ok(host.insertCoin(137), `coin ${c + 1} taken`);
+    await host.runUntilIdle();
+  }
+assert.equal((await host.status()).credit, change);
+assert.deepEqual(host.rig.changer!.tubes, tubes, 'the tubes as planned');
+return host;
+}
+
 describe('change for a pathological coin set on target xs, the board compute charged to the clock', () => {
   let host: MachineHost | undefined;
   afterEach(async () => {
@@ -36,55 +81,17 @@ describe('change for a pathological coin set on target xs, the board compute cha
   });
 
   it('keeps polling the changer and the validator while it plans, and pays the change exactly in the fewest coins', async () => {
-    // The change planner's hardest case at its real node budget (docs/benchmarks.md, "The last stage"): 221,981
-    // nodes, 201,980 of them in the last stage; 153 coins.
-    const values = [136, 1, 194, 66, 175, 64, 72, 137, 178, 69, 65, 138, 133, 112, 63, 223];
-    const tubes = [147, 138, 53, 133, 0, 2, 1, 240, 45, 68, 106, 122, 1, 0, 3, 3];
-    const change = 26008;
     const planner = new ChangeMaker(values, 30000);
     const expected = planner.solve(change, tubes);
     assert.equal(expected.paid, change);
     assert.ok(planner.lastNodes > 200000, `the plan needs the last stage (${planner.lastNodes} nodes)`);
     const wire: WireWord[] = [];
-    host = await MachineHost.start(
-      usMachine({
-        slots: [{ code: 'A1', product: 'Chips', price: 29000, qty: 3 }],
-        changer: { coins: values.map((value, t) => ({ value, tube: tubes[t]! })) },
-        bills: [100, 500],
-      }),
-      {
-        target: 'xs',
-        config: { maxCredit: 30000 },
-        boardComputronsPerMs: 100000,
-        onWire: (dir, word, atUs) => wire.push({ dir, word, ms: atUs / 1000 }),
-      },
-    );
-    await host.run(3000);
-    // A selection the customer then cancels: 29 bills of 5.00 and 84 coins of 1.37 (their tube is over the
-    // changer's 200 coins, so they go to the cash box and the tubes stay as above) make 260.08 of credit, which
-    // the cancel pays back.
-    host.select('A1');
-    await host.runUntilIdle();
-    // The validator takes a bill when it is ready for one (it is busy a moment after each): at most 10 s each.
-    for (let b = 0; b < 29; b++) {
-      let taken = host.insertBill(500);
-      for (let wait = 0; !taken && wait < 20; wait++) {
-        await host.run(500);
-        taken = host.insertBill(500);
-      }
-      assert.ok(taken, `bill ${b + 1} taken`);
-      await host.runUntilIdle();
-    }
-    for (let c = 0; c < 84; c++) {
-      assert.ok(host.insertCoin(137), `coin ${c + 1} taken`);
-      await host.runUntilIdle();
-    }
-    let st = await host.status();
-    assert.equal(st.credit, change);
-    assert.deepEqual(host.rig.changer!.tubes, tubes, 'the tubes as planned');
+    host = await credited(wire);
+    const st0 = await host.status();
+    assert.deepEqual(st0.tubes.map((t) => t.count), tubes, 'the tubes as planned');
     const from = host.nowMs;
     host.cancel();
-    st = await host.runUntilIdle(120000);
+    const st = await host.runUntilIdle(120000);
     const until = host.nowMs;
     assert.deepEqual(host.rig.delivered, []);
     const paid = host.rig.changer!.paidOut;
@@ -105,6 +112,31 @@ describe('change for a pathological coin set on target xs, the board compute cha
       assert.ok(longestGap(times) < 2000, `${name} unaddressed for up to ${longestGap(times).toFixed(1)} ms`);
       assert.ok(long.length <= 1, `${name} unaddressed over 250 ms ${long.length} times (ending ${long.join(', ')} ms after the cancel)`);
     }
+    await checkInvariants(host);
+  });
+
+  it('a power cut while it plans leaves the state a cut before the cancel leaves: nothing paid, nothing journaled open, the credit kept', async () => {
+    const status = async (h: MachineHost): Promise<{ state: string; credit: number; tubes: unknown; counters: unknown; paidOut: number }> => {
+      const st = await h.status();
+      return { state: st.state, credit: st.credit, tubes: st.tubes, counters: st.counters, paidOut: h.rig.changer!.paidOut.length };
+    };
+    // Cut before the cancel.
+    host = await credited([]);
+    await host.powerCut();
+    await host.run(5000);
+    const before = await status(host);
+    assert.equal(before.credit, change, 'the credit kept through the cut');
+    await host.close();
+    // Cut while planning: past the tables' slice, in the last stage, nothing paid yet.
+    host = await credited([]);
+    host.cancel();
+    await host.run(2000);
+    const mid = await host.status();
+    assert.equal(mid.busy, true, 'planning under way');
+    assert.equal(host.rig.changer!.paidOut.length, 0, 'nothing paid yet');
+    await host.powerCut();
+    await host.run(5000);
+    assert.deepEqual(await status(host), before, 'the state after the cut');
     await checkInvariants(host);
   });
 });
