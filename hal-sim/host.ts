@@ -36,6 +36,13 @@ export interface HostOptions {
   machineId?: string;
   /** Firmware log lines. */
   onLog?: (level: string, message: string, atMs: number) => void;
+  /**
+   * Target xs only: the board's speed in XS computrons a millisecond of machine time (100,000 for the 100 million a
+   * second docs/benchmarks.md assumes). Each message to the firmware then takes its computrons of virtual time,
+   * during which nothing the firmware would do happens (its timers and the bus wait, as on a busy board); the
+   * bridge's own compute is included. Off by default (the firmware's compute takes no time).
+   */
+  boardComputronsPerMs?: number;
   /** Every MDB word on the wire. */
   onWire?: (direction: 'vmc' | 'periph', word: number, atUs: number) => void;
   /** Extra firmware configuration (overrides what the machine description gives). */
@@ -508,6 +515,12 @@ export class MachineHost {
       if (!this.slots.probation) throw e;
       this.crashed(e);
       return { ops: [], wake: -1 };
+    }
+    const speed = this.options.boardComputronsPerMs;
+    if (speed !== undefined) {
+      const meter = this.transport.meter?.();
+      if (!meter) throw new Error('boardComputronsPerMs needs the xs target (its compute is metered)');
+      this.rig.scheduler.busy((meter.last.compute / speed) * 1000)
     }
     this.apply(reply);
     if (reply.error) {

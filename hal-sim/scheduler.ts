@@ -49,17 +49,25 @@ export class Scheduler {
     return this.heap.length > 0 ? this.heap[0]!.at : Infinity;
   }
 
-  /** Run every event due at exactly the next pending time; returns that time or Infinity. */
+  /**
+   * Run every event due at exactly the next pending time; returns that time or Infinity. An event a `busy`
+   * charge made late runs at the time now (never back in time).
+   */
   step(limitUs: number): number {
     const t = this.peek();
     if (t > limitUs) return Infinity;
-    this.now = t;
+    if (t > this.now) this.now = t;
     while (this.heap.length > 0 && this.peek() === t) {
       const e = this.pop()!;
       this.executed++;
       e.fn();
     }
     return t;
+  }
+
+  /** Time passes without events (a processor busy computing, see MachineHost's boardComputronsPerMs): what falls due meanwhile runs late. */
+  busy(us: number): void {
+    if (us > 0) this.now = Math.round(this.now + us);
   }
 
   /** Move the clock forward to `t` (after running every event up to it). */

@@ -13,6 +13,7 @@ import { XsWorker } from '../../hal-sim/xs/xsnap.js';
 import { BENCH_FLASH, BENCH_MACHINE, vend } from './bench-machine.js';
 import type { Figures } from './figures.js';
 import { CHANGE_CASES, hardest } from './change-cases.js';
+import { SLICE_NODES } from '../../firmware/money/change.js';
 
 export async function xsVend(f: Figures): Promise<number> {
   f.out('Firmware under XS: one complete cash vend (select, bill, coins, dispense, change)');
@@ -171,6 +172,35 @@ export async function xsChange(f: Figures, vendCompute: number | undefined, bund
     await w.evaluate(`benchChangeSetup(30000, ${JSON.stringify(mostValues)})`);
     const mostStage = await solve(27316, mostTubes);
     f.record('change.lastStageMostNodes.compute', mostStage, `random 16 (1 ... 223), 27316, tubes ${mostTubes.join('/')}, default node budget (${await last()}; computrons${vends(mostStage)})`);
+    // The same plans in slices (as the payout path runs them, one a timer turn): computrons of each slice, the
+    // largest (the slice where the search reaches its budget and the exact fallback and the deficit programmes run,
+    // not sliced) and the largest of the others.
+    const sliced = async (key: string, values: number[], tubes: number[], amount: number): Promise<void> => {
+      await w.evaluate(`benchChangeSetup(30000, ${JSON.stringify(values)})`);
+      await w.evaluate(`benchChangeCounts(${JSON.stringify(tubes)})`);
+      // A bundle from before planning in slices (--change-bundle) cannot say.
+      if (text(await w.evaluate('new TextEncoder().encode(typeof benchChangeStart).buffer')) !== 'function') return;
+      const each: number[] = [];
+      let r = await w.evaluate(`new TextEncoder().encode(String(benchChangeStart(${amount}))).buffer`);
+      each.push(r.meter.compute - base);
+      while (text(r) === '0') {
+        r = await w.evaluate('new TextEncoder().encode(String(benchChangeResume())).buffer');
+        each.push(r.meter.compute - base);
+      }
+      const sorted = each.slice().sort((a, b) => b - a);
+      const total = each.reduce((a, b) => a + b, 0);
+      f.record(`${key}.slices`, each.length, `  ${amount} in slices of ${SLICE_NODES} nodes (${await last()}): slices`);
+      f.record(`${key}.sliceMost`, sorted[0]!, '    the largest slice, with the tables (computrons)');
+      f.record(`${key}.sliceOther`, sorted[1] ?? 0, '    the largest of the others (computrons)');
+      const at = each.indexOf(sorted[0]!);
+      const after = each.slice(at + 1).sort((a, b) => b - a);
+      f.record(`${key}.sliceLastStage`, after[0] ?? 0, `    the largest after it (${after.length} slices: the rest of the search, then the last stage; computrons)`);
+      f.record(`${key}.sliceMedian`, sorted[sorted.length >> 1]!, '    the median slice (computrons)');
+      f.record(`${key}.sliceTotal`, total, '    all slices (computrons)');
+    };
+    f.out(`Change-making under XS in slices of ${SLICE_NODES} search nodes (the payout path)`);
+    await sliced('change.lastStage.sliced', lastValues, lastTubes, 26008);
+    await sliced('change.lastStageWorst.sliced', worstValues, worstTubes, 27454);
     f.out('Change-making under XS, typical: USD tubes 5/10/25 (gcd 5), credit up to 50.00, full tubes');
     const tfp = await w.evaluate('new TextEncoder().encode(String(benchChangeSetup(5000, [5, 10, 25, 0]))).buffer');
     f.record('change.typical.footprintBytes', Number(text(tfp)), 'planner buffers (bytes)');

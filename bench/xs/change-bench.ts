@@ -29,5 +29,9 @@ g['benchChangeSolve'] = (amount: number): number => {
   return plan.count;
 };
 
+/** Planning in slices (start, then resume until settled), one crank each: 1 once settled, else 0. */
+g['benchChangeStart'] = (amount: number): number => (maker!.start(amount, counts) === undefined ? 0 : 1);
+g['benchChangeResume'] = (): number => (maker!.resume() === undefined ? 0 : 1);
+
 /** The last plan: coins, proven (1) or not (0), search nodes, of them the last stage's; as text (only an ArrayBuffer crosses back). */
 g['benchChangeLast'] = (): ArrayBuffer => new TextEncoder().encode(`${maker!.plan.count} ${maker!.plan.optimal ? 1 : 0} ${maker!.nodes} ${maker!.lastNodes}`).buffer as ArrayBuffer;

@@ -43,6 +43,11 @@
  *   the same rows, so every plan is proven (`optimal` is always true now), but
  *   its nodes are not bounded (the most found: 1.2 million, 1.17 billion
  *   computrons under XS; docs/benchmarks.md, docs/architecture.md).
+ * - the search runs in slices (start, resume: SLICE_NODES nodes each, paused at
+ *   the entry to a node, its state in the rows and a few fields), so a caller
+ *   on the event loop (the payout path) plans between MDB polls; solve runs
+ *   the slices to the end. The exact fallback and the deficit programmes run
+ *   within one slice.
  *
  * A dynamic programme over all amounts is exact in polynomial time, but it
  * needs a counter per amount (60 KB at 30,000 units even with no
@@ -104,6 +109,12 @@ const PASSES = 8;
 /** Most passes over the amounts the exact fallback makes for one plan, over all its tries (see exact). */
 const FALLBACK_PASSES = 8;
 const UNSET = 0xffff;
+/**
+ * Search nodes a slice of planning runs (start, resume): about 1,000 computrons a node under XS, so about 1 million
+ * computrons, some 10 ms of board compute at 100 million a second, well under the MDB poll interval (25 to 200 ms).
+ * Measured in docs/benchmarks.md ("Planning in slices").
+ */
+export const SLICE_NODES = 1000;
 
 export interface ChangePlan {
   /** Coins of each type to pay out, indexed like the values given. */
@@ -140,7 +151,7 @@ export class ChangeMaker {
   /** The same buffer a byte an entry, for the deficit programme's counts when they fit in a byte. */
   private readonly bytes: Uint8Array;
   private readonly work: Int32Array;
-  /** Search nodes the last `solve` visited (for the bench). */
+  /** Search nodes the last `solve` visited (for the bench); while a plan is under way, those so far. */
   nodes = 0;
   /** Of those, the nodes of the last stage (the search run again to exhaustion; 0 when it did not run). */
   lastNodes = 0;
@@ -155,6 +166,17 @@ export class ChangeMaker {
   /** Where the exact fallback's last pass splits the amount (see unbounded). */
   private cut = 0;
   readonly plan: ChangePlan;
+  /** The tube counts of the plan under way (start copies them: the caller's may change between slices). */
+  private readonly tubes: Int32Array;
+  /** The search's state between slices (see search): its target, levels, best count so far, level, stage. */
+  private searching = false;
+  private target = 0;
+  private levels = 0;
+  private best = NONE;
+  private at = 0;
+  private residue = false;
+  private last = false;
+  private lastFrom = 0;
 
   /**
    * @param values coin values in minor units, one per coin type (0 for a type that is not in a tube)
@@ -185,6 +207,7 @@ export class ChangeMaker {
     if (this.maxUnits > MAX_UNITS) throw new RangeError(`maxAmount ${maxAmount} exceeds ${MAX_UNITS} units of ${this.unit}`);
     this.values = Int32Array.from(values);
     this.unitValues = new Int32Array(n);
+    this.tubes = new Int32Array(n);
     for (let i = 0; i < n; i++) this.unitValues[i] = this.values[i]! / this.unit;
     // The bitset, and in the same buffer the exact fallback's table (2V + 1 Uint16 entries for the largest value V,
     // at most 511, and the rest, at least 1,537, for its scarce combinations; see exact) and the deficit
@@ -231,7 +254,7 @@ export class ChangeMaker {
 
   /** Bytes of typed-array storage this planner holds (for heap budgeting); fixed at construction. */
   get footprint(): number {
-    return this.bits.byteLength + this.work.byteLength + this.values.byteLength + this.unitValues.byteLength + this.plan.coins.byteLength;
+    return this.bits.byteLength + this.work.byteLength + this.values.byteLength + this.unitValues.byteLength + this.tubes.byteLength + this.plan.coins.byteLength;
   }
 
   /** Fill `bits` with the amounts 0..target units the tubes of values below `under` units can pay. */
@@ -272,8 +295,23 @@ export class ChangeMaker {
    * Plan a payout of `amount` from tubes holding `counts[i]` coins of type i.
    * The returned plan object is reused by the next call.
    * When the amount cannot be paid exactly, the plan pays the most it can below it.
+   * Runs the search in slices (see start) to the end: the same plan as the slices give.
    */
   solve(amount: number, counts: ArrayLike<number>): ChangePlan {
+    let plan = this.start(amount, counts);
+    while (plan === undefined) plan = this.resume();
+    return plan;
+  }
+
+  /**
+   * Start planning a payout (as solve) and run at most `slice` search nodes: the plan if it is settled by then,
+   * else undefined, and `resume` goes on with the next slice (the planner holds the search's state, and the tube
+   * counts copied here, in between). A slice of SLICE_NODES nodes is about 1 million computrons under XS
+   * (docs/benchmarks.md), so a caller that runs one a timer turn leaves the event loop, and the MDB polls, free
+   * between them. `canPay` and `coversUpTo` may be called between slices; another `start` or `solve` abandons
+   * the plan under way.
+   */
+  start(amount: number, counts: ArrayLike<number>, slice = SLICE_NODES): ChangePlan | undefined {
     const plan = this.plan;
     plan.coins.fill(0);
     plan.paid = 0;
@@ -282,7 +320,9 @@ export class ChangeMaker {
     plan.optimal = true;
     this.nodes = 0;
     this.lastNodes = 0;
+    this.searching = false;
     if (!Number.isInteger(amount) || amount < 0) throw new RangeError(`amount ${amount} is not a non-negative integer`);
+    if (!Number.isInteger(slice) || slice < 1) throw new RangeError('slice must be a positive integer');
     if (amount === 0) return plan;
     const target = Math.floor(Math.min(amount, this.maxAmount) / this.unit);
     this.reachable(target, counts, NONE);
@@ -290,12 +330,31 @@ export class ChangeMaker {
     while (a > 0 && ((this.bits[a >> 5]! >>> (a & 31)) & 1) === 0) a--;
     plan.exact = a * this.unit === amount;
     plan.paid = a * this.unit;
-    if (a > 0) plan.count = this.fewest(a, counts);
-    return plan;
+    if (a === 0) return plan;
+    const tubes = this.tubes;
+    for (let t = 0; t < tubes.length; t++) tubes[t] = counts[t]! > 0 ? counts[t]! : 0;
+    this.begin(a, tubes);
+    this.searching = true;
+    return this.resume(slice);
+  }
+
+  /** Run the next slice of the plan `start` left under way: the plan once settled, else undefined. */
+  resume(slice = SLICE_NODES): ChangePlan | undefined {
+    if (!this.searching) return this.plan;
+    if (!Number.isInteger(slice) || slice < 1) throw new RangeError('slice must be a positive integer');
+    if (!this.search(slice)) return undefined;
+    this.searching = false;
+    this.plan.count = this.split();
+    return this.plan;
+  }
+
+  /** A plan is under way (start returned undefined and resume has not settled it yet). */
+  get pending(): boolean {
+    return this.searching;
   }
 
   /** The fewest coins paying `target` units (which the tubes can pay), written into the plan. */
-  private fewest(target: number, counts: ArrayLike<number>): number {
+  private begin(target: number, counts: ArrayLike<number>): void {
     const w = this.work;
     const T = STRIDE;
     const uv = this.unitValues;
@@ -333,17 +392,52 @@ export class ChangeMaker {
       w[STEP * T + i] = below === 0 ? 1 : below / gcd(w[VAL * T + i]!, below);
     }
 
-    let best = NONE;
-    let nodes = 0;
-    let i = 0;
-    const q = w[w.length - 1]!;
-    let residue = false;
-    // In the last stage (see below): the search runs without a budget, from node lastFrom on.
-    let last = false;
-    let lastFrom = 0;
+    this.target = target;
+    this.levels = m;
+    this.best = NONE;
+    this.at = 0;
+    this.residue = false;
+    this.last = false;
+    this.lastFrom = 0;
     w[REM * T] = target;
     w[USED * T] = 0;
+  }
+
+  /**
+   * Run the search (see begin) for at most `slice` more nodes: true when it is over (the fewest is in `best`, its
+   * plan in BEST), false when it paused at the entry to a node, its state in the rows and the fields above, for the
+   * next call. Pausing changes nothing the search does, so a search run in slices visits the same nodes and settles
+   * the same plan as one run at once. The exact fallback and the deficit programmes run within one slice (bounded:
+   * see the bench).
+   */
+  private search(slice: number): boolean {
+    const w = this.work;
+    const T = STRIDE;
+    const target = this.target;
+    const m = this.levels;
+    const counts = this.tubes;
+    let best = this.best;
+    let nodes = this.nodes;
+    let i = this.at;
+    const q = w[w.length - 1]!;
+    let residue = this.residue;
+    // In the last stage (see below): the search runs without a budget, from node lastFrom on.
+    let last = this.last;
+    let lastFrom = this.lastFrom;
+    const stop = nodes + slice;
     for (;;) {
+      if (nodes >= stop) {
+        // The slice is spent: pause at the entry to level i (its remainder and coins used are in the rows).
+        this.best = best;
+        this.nodes = nodes;
+        this.at = i;
+        this.residue = residue;
+        this.last = last;
+        this.lastFrom = lastFrom;
+        this.lastNodes = last ? nodes - lastFrom : 0;
+        return false;
+      }
+
       // Enter level i with the remainder and the coins used so far.
       // A pathological coin set (many close values whose sums miss the amount) can need millions of
       // nodes to prove a plan the fewest; past the budget the best plan found so far is paid.
@@ -583,8 +677,17 @@ export class ChangeMaker {
     }
     this.nodes = nodes;
     this.lastNodes = last ? nodes - lastFrom : 0;
+    this.best = best;
+    return true;
+  }
 
-    // Split each level's coins over the types of that value, in ORDER.
+  /** The search's plan (see search; it is over): each level's coins split over the types of that value, in ORDER. */
+  private split(): number {
+    const w = this.work;
+    const T = STRIDE;
+    const uv = this.unitValues;
+    const m = this.levels;
+    const counts = this.tubes;
     const coins = this.plan.coins;
     for (let j = 0; j < m; j++) {
       let k = w[BEST * T + j]!;
@@ -598,7 +701,7 @@ export class ChangeMaker {
         k -= take;
       }
     }
-    return best;
+    return this.best;
   }
 
   /**

@@ -19,7 +19,7 @@ import type { Journal } from '../journal/journal.js';
 import type { Ledger } from '../journal/ledger.js';
 import type { MdbBus } from '../mdb/bus.js';
 import type { CoinChanger } from '../mdb/changer.js';
-import { ChangeMaker } from '../money/change.js';
+import { ChangeMaker, type ChangePlan } from '../money/change.js';
 import type { Sale } from './controller.js';
 import { COIN_TYPES } from '../money/coins.js';
 
@@ -30,6 +30,12 @@ import { COIN_TYPES } from '../money/coins.js';
  */
 const PAYOUT_WAIT_MS = 60000;
 const PAYOUT_ROUNDS = 3;
+/**
+ * The planner runs one slice (SLICE_NODES search nodes, about 10 ms of board compute) a timer turn, this far
+ * apart: real coin sets settle in the first slice; a pathological set's plan (up to millions of nodes) takes
+ * many, and the MDB polls go on between them.
+ */
+const PLAN_SLICE_GAP_MS = 1;
 
 export interface PayoutSessionOptions {
   sale: Sale;
@@ -62,6 +68,9 @@ export class PayoutSession {
   /** What the round in flight was planned to pay. */
   private planned = 0;
   private waiting: TimerId | undefined;
+  /** The next slice of a plan under way (the planner that holds it: the changer may be swapped meanwhile). */
+  private planning: TimerId | undefined;
+  private planner: ChangeMaker | undefined;
   private active = false;
   /** The changer went away with a round in flight and did not come back in time: the machine was handed back, the round settles when it returns. */
   private orphaned = false;
@@ -138,7 +147,32 @@ export class PayoutSession {
       }, PAYOUT_WAIT_MS);
       return;
     }
-    const plan = this.changeMaker.solve(remaining, this.changer.tubes);
+    // Planned in slices, one a timer turn, so that a plan that takes long never holds the polls (see
+    // PLAN_SLICE_GAP_MS). Nothing is journaled until the changer is about to pay (payoutStarting), so a cut
+    // while planning leaves the journal as a cut before it.
+    this.planner = this.changeMaker;
+    const plan = this.changeMaker.start(remaining, this.changer.tubes);
+    if (plan === undefined) this.planning = this.board.timers.set(() => this.planSlice(), PLAN_SLICE_GAP_MS);
+    else this.pay(plan);
+  }
+
+  /** The next slice of the plan under way; pays it once settled. */
+  private planSlice(): void {
+    this.planning = undefined;
+    const planner = this.planner;
+    if (!this.active || !planner) return;
+    const plan = planner.resume();
+    if (plan === undefined) {
+      this.planning = this.board.timers.set(() => this.planSlice(), PLAN_SLICE_GAP_MS);
+      return;
+    }
+    this.planner = undefined;
+    // The changer went away while planning: wait for it and plan again from its tubes then.
+    if (!this.changer.ready) return this.round();
+    this.pay(plan);
+  }
+
+  private pay(plan: ChangePlan): void {
     if (plan.paid === 0) return this.finished();
     const planned = plan.paid;
     this.rounds++;
@@ -162,6 +196,9 @@ export class PayoutSession {
 
   private finished(): void {
     if (!this.active) return;
+    if (this.planning !== undefined) this.board.timers.clear(this.planning);
+    this.planning = undefined;
+    this.planner = undefined;
     if (this.orphanTimer !== undefined) this.board.timers.clear(this.orphanTimer);
     this.orphanTimer = undefined;
     this.active = false;

@@ -1,4 +1,4 @@
-import { ChangeMaker, MAX_UNITS, RESIDUE_AFTER, SEARCH_NODES } from '../../firmware/money/change.js';
+import { ChangeMaker, MAX_UNITS, RESIDUE_AFTER, SEARCH_NODES, SLICE_NODES } from '../../firmware/money/change.js';
 import { fewestTable } from '../../bench/lib/change-oracle.js';
 import { deepEqual, equal, ok, prng, throws } from '../lib/assert.js';
 
@@ -77,6 +77,31 @@ function checkOne(cm: ChangeMaker, values: number[], counts: number[], truth: nu
   equal(plan.count, coins, `${where}: the count is the plan's coins`);
   for (let t = 0; t < values.length; t++) ok(plan.coins[t]! <= counts[t]!, `${where}: tube ${t} overdrawn`);
   equal(cm.canPay(amount, counts), truth[amount] !== Infinity, `${where}: canPay`);
+}
+
+/**
+ * Planning in slices (start, then resume until settled) gives exactly the plan `solve` gives, in the same nodes,
+ * whatever the slice: the caller's tube counts change between slices (the planner copied them) and canPay runs
+ * between them (it shares the bitset). Returns how many slices the plan took.
+ */
+function checkSliced(cm: ChangeMaker, values: number[], counts: number[], amount: number, slice: number): number {
+  const whole = cm.solve(amount, counts);
+  const want = { coins: Array.from(whole.coins), paid: whole.paid, count: whole.count, exact: whole.exact, optimal: whole.optimal, nodes: cm.nodes, last: cm.lastNodes };
+  const tubes = counts.slice();
+  let slices = 1;
+  let plan = cm.start(amount, tubes, slice);
+  while (plan === undefined) {
+    ok(cm.pending, 'pending while unsettled');
+    ok(cm.nodes <= slices * slice, `${cm.nodes} nodes after ${slices} slices of ${slice}`);
+    tubes[slices % tubes.length] = 0;
+    cm.canPay(amount - 1, tubes);
+    plan = cm.resume(slice);
+    slices++;
+  }
+  ok(!cm.pending, 'settled');
+  const where = `values ${values} counts ${counts} amount ${amount}, slices of ${slice}`;
+  deepEqual({ coins: Array.from(plan.coins), paid: plan.paid, count: plan.count, exact: plan.exact, optimal: plan.optimal, nodes: cm.nodes, last: cm.lastNodes }, want, where);
+  return slices;
 }
 
 function planValue(values: number[], coins: ArrayLike<number>): number {
@@ -382,9 +407,11 @@ describe('change-making', () => {
       for (const budget of [1, 40]) {
         const cm = new ChangeMaker(values, max, budget);
         for (let i = 0; i < 5; i++) {
-          checkOne(cm, values, counts, truth, 6000 + pick(6001), budget);
+          const amount = 6000 + pick(6001);
+          checkOne(cm, values, counts, truth, amount, budget);
           plans++;
           if (cm.lastNodes > 0) last++;
+          checkSliced(cm, values, counts, amount, 1 + (plans % 40));
         }
       }
     }
@@ -409,6 +436,11 @@ describe('change-making', () => {
       const cm = budget === undefined ? new ChangeMaker(values, 30000) : new ChangeMaker(values, 30000, budget);
       checkOne(cm, values, counts, truth, amount, budget ?? SEARCH_NODES);
       ok(cm.lastNodes > 0, `values ${values} counts ${counts} amount ${amount}: settled by the last stage`);
+      // In slices: the same plan, in as many slices as its nodes need (the last stage's among them).
+      for (const slice of [1, 97, SLICE_NODES]) {
+        const slices = checkSliced(cm, values, counts, amount, slice);
+        equal(slices, Math.max(1, Math.ceil(cm.nodes / slice)), `slices of ${slice} for ${cm.nodes} nodes`);
+      }
     }
   });
 
@@ -571,8 +603,9 @@ describe('change-making', () => {
     const largest = new ChangeMaker(worst, MAX_UNITS);
     ok(largest.footprint <= 8192, `footprint ${largest.footprint} bytes at ${MAX_UNITS} units`);
     // The bound docs/architecture.md gives: 4,096 bytes of bitset (or the exact fallback's table, in the same
-    // buffer), 1,088 of search state, 2,048 of residue tables, q, 160 of values and plan.
-    ok(largest.footprint <= 7396, `footprint ${largest.footprint} bytes, over the documented 7,396`);
+    // buffer), 1,088 of search state, 2,048 of residue tables, q, 160 of values and plan, 64 of the tube counts a
+    // plan under way copies (planning in slices).
+    ok(largest.footprint <= 7460, `footprint ${largest.footprint} bytes, over the documented 7,460`);
     const bench = new ChangeMaker(worst, 10000);
     ok(bench.footprint <= 8192, `footprint ${bench.footprint} bytes for the 16-type bench case`);
     // Planning allocates nothing: the footprint is what construction fixed, whatever is planned.
