@@ -98,6 +98,22 @@ for (const backend of BACKENDS) {
       assert.ok(BigInt(changed!.rev!) > BigInt(same!.rev!));
     });
 
+    it('a batch of events and telemetry (the telemetry written in the statement that locks the events\' marks) stores both', async () => {
+      await addMachines(b.db, ['mixed-1', 'mixed-2']);
+      await write({ events: [{ machine: 'mixed-1', seq: 1 }, { machine: 'mixed-2', seq: 1 }], telemetry: [{ machine: 'mixed-2', qty: [3, 3] }, { machine: 'mixed-1', qty: [1, 2] }] });
+      await write({ events: [{ machine: 'mixed-1', seq: 2 }, { machine: 'mixed-1', seq: 1 }], telemetry: [{ machine: 'mixed-1', qty: [5, 5] }] });
+      const rows = await b.db.query<{ id: string; events: string; last_seq: string; units: string | null; history: string; stored: string }>(
+        `SELECT s.machine_id AS id, s.events::text AS events, s.last_seq::text AS last_seq, s.stock_units::text AS units,
+                (SELECT count(*) FROM telemetry t WHERE t.machine_id = s.machine_id)::text AS history,
+                (SELECT count(*) FROM events e WHERE e.machine_id = s.machine_id)::text AS stored
+         FROM machine_state s WHERE s.machine_id LIKE 'mixed-%' ORDER BY 1`,
+      );
+      assert.deepEqual(rows.rows, [
+        { id: 'mixed-1', events: '2', last_seq: '2', units: '10', history: '2', stored: '2' },
+        { id: 'mixed-2', events: '1', last_seq: '1', units: '6', history: '1', stored: '1' },
+      ]);
+    });
+
     it("the trigger's stock is machine_stock()'s for every shape of slots, in a new state row and on each update", async () => {
       const report = (slots: unknown, t: number): string => JSON.stringify(slots === undefined ? { v: 1, t } : { v: 1, t, slots });
       const check = async (what: string): Promise<void> => {
