@@ -148,8 +148,11 @@ class SqlIngestStore implements IngestStore {
       const counts: WriteCounts = { inserted: 0, refused: 0 };
       const conflicts = new Set<M>();
       let touched = false;
+      let telemetryStored = false;
       if (hasEvents) {
-        const { fresh, conflicting } = await sortOut(tx, batch.messages);
+        // The batch's telemetry goes in the statement that takes the lock (one round trip fewer).
+        const { fresh, conflicting } = await sortOut(tx, batch.messages, batch.telemetry);
+        telemetryStored = batch.telemetry.length > 0;
         if (fresh.machines.length > 0) {
           // One statement (INSERT_EVENTS: the events, their sales into the daily and hourly rollups, each machine's state). What was checked, serialised again: the store never parses a machine's own bytes.
           const touch = touchRows(batch.messages);
@@ -185,7 +188,7 @@ class SqlIngestStore implements IngestStore {
         }
         await hooks.events?.(tx, batch.messages.filter((p) => !conflicts.has(p)));
       }
-      if (batch.telemetry.length > 0) await storeTelemetry(tx, batch.telemetry);
+      if (batch.telemetry.length > 0 && !telemetryStored) await storeTelemetry(tx, batch.telemetry);
       if (batch.statuses.length > 0) await storeStatuses(tx, batch.statuses);
       for (const [reason, r] of batch.rejections) await countRejections(tx, reason, r.count, r.detail);
       return counts;
@@ -226,20 +229,21 @@ export const RESEND_WINDOW = 10000;
  * machine keeps it in flash and says so, rather than it being taken for a
  * duplicate and lost. Its other new events are stored.
  */
-async function sortOut<M extends EventMessage>(tx: Queryable, messages: readonly M[]): Promise<{ fresh: EventRows; conflicting: Map<M, string> }> {
+async function sortOut<M extends EventMessage>(
+  tx: Queryable,
+  messages: readonly M[],
+  telemetry: readonly { machine: string; text: string }[],
+): Promise<{ fresh: EventRows; conflicting: Map<M, string> }> {
   // Each machine's newest number in this batch: high is raised to it in the statement that takes the lock
   // (one statement, not two: the embedded store pays per statement). A number that then turns out to be a
   // conflict leaves high above what is stored, which only sends that number to be looked up (step 2).
   const newest = new Map<string, number>();
   for (const p of messages) for (const e of p.events) newest.set(p.machine, Math.max(newest.get(p.machine) ?? 0, e.seq));
   const ids = [...newest.keys()].sort();
-  const marks = await tx.query<{ machine_id: string; high_before: string; archived_through: string }>(
-    `INSERT INTO event_marks (machine_id, high) SELECT m, h FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS t(m, h, i) ORDER BY i
-     ON CONFLICT (machine_id) DO UPDATE SET high_before = event_marks.high, high = GREATEST(event_marks.high, EXCLUDED.high)
-     RETURNING machine_id, high_before, archived_through`,
-    [ids, ids.map((m) => newest.get(m)!)],
-    { name: 'ingest-marks' },
-  );
+  const params = [ids, ids.map((m) => newest.get(m)!)];
+  const marks = await (telemetry.length > 0
+    ? tx.query<MarkRow>(MARKS_AND_TELEMETRY, [...params, ...telemetryParams(telemetry)], { name: 'ingest-marks-telemetry' })
+    : tx.query<MarkRow>(MARKS, params, { name: 'ingest-marks' }));
   const mark = new Map(marks.rows.map((r) => [r.machine_id, { high: Number(r.high_before), archived: Number(r.archived_through) }]));
   const look = { machines: [] as string[], seqs: [] as number[] };
   for (const p of messages) {
@@ -337,19 +341,18 @@ const TOUCH_ONLY = TOUCH_MACHINES('$1', '$2');
  * array parameter, whose every quote the driver would escape: with reports of a kilobyte, that escaping
  * cost more CPU than the rest of the write. Machines in id order, so two gateways lock state rows the same way round.
  */
-async function storeTelemetry(tx: Queryable, telemetry: readonly { machine: string; text: string }[]): Promise<void> {
-  // Each machine's newest report (1-based, as SQL counts), in machine id order.
-  const latest = new Map<string, number>();
-  telemetry.forEach((t, i) => latest.set(t.machine, i + 1));
-  const ids = [...latest.keys()].sort();
-  await tx.query(
-    `WITH r AS MATERIALIZED (
-       SELECT m, b::jsonb AS b, i FROM ROWS FROM (unnest($1::text[]), json_array_elements($2::json)) WITH ORDINALITY AS t(m, b, i)
+/**
+ * The telemetry's writes as CTEs (`r`, `history`, and the state rows' upsert as `name`), their parameters
+ * numbered from `$first`: the machines of the reports, the reports as one JSON array, each machine's newest
+ * report (1-based) in machine id order (telemetryParams).
+ */
+const TELEMETRY_CTES = (first: number, name: string): string => `r AS MATERIALIZED (
+       SELECT m, b::jsonb AS b, i FROM ROWS FROM (unnest($${first}::text[]), json_array_elements($${first + 1}::json)) WITH ORDINALITY AS t(m, b, i)
      ), history AS (
        INSERT INTO telemetry (machine_id, received_at, body) SELECT m, now(), b FROM r ORDER BY i
-     )
+     ), ${name} AS (
      INSERT INTO machine_state (machine_id, online, last_seen, telemetry, telemetry_at)
-     SELECT r.m, true, now(), r.b, now() FROM unnest($3::int[]) WITH ORDINALITY AS k(i, o) JOIN r ON r.i = k.i ORDER BY k.o
+     SELECT r.m, true, now(), r.b, now() FROM unnest($${first + 2}::int[]) WITH ORDINALITY AS k(i, o) JOIN r ON r.i = k.i ORDER BY k.o
      ON CONFLICT (machine_id) DO UPDATE SET online = true, last_seen = now(),
        -- Several gateways may store a machine's messages out of order: an older report never
        -- replaces a newer one (t is the journal's clock); a state older than ten minutes always
@@ -359,11 +362,48 @@ async function storeTelemetry(tx: Queryable, telemetry: readonly { machine: stri
                         THEN EXCLUDED.telemetry ELSE machine_state.telemetry END,
        telemetry_at = CASE WHEN machine_state.telemetry->>'t' IS NULL OR machine_state.telemetry_at < now() - interval '10 minutes'
                           OR (EXCLUDED.telemetry->>'t')::bigint >= (machine_state.telemetry->>'t')::bigint
-                        THEN now() ELSE machine_state.telemetry_at END`,
-    [telemetry.map((t) => t.machine), `[${telemetry.map((t) => t.text).join(',')}]`, ids.map((m) => latest.get(m)!)],
-    { name: 'ingest-telemetry' },
-  );
+                        THEN now() ELSE machine_state.telemetry_at END
+     )`;
+
+/**
+ * Every report into the history; the newest of each machine becomes its state (one statement: the
+ * history's insert and the state's upsert as CTEs). The bodies go as one JSON array (they are JSON text already) rather than an
+ * array parameter, whose every quote the driver would escape: with reports of a kilobyte, that escaping
+ * cost more CPU than the rest of the write. Machines in id order, so two gateways lock state rows the same way round.
+ */
+const STORE_TELEMETRY = `WITH ${TELEMETRY_CTES(1, 'state')} SELECT 1 AS done`;
+
+/** The telemetry statement's parameters (TELEMETRY_CTES). */
+function telemetryParams(telemetry: readonly { machine: string; text: string }[]): unknown[] {
+  // Each machine's newest report (1-based, as SQL counts), in machine id order.
+  const latest = new Map<string, number>();
+  telemetry.forEach((t, i) => latest.set(t.machine, i + 1));
+  const ids = [...latest.keys()].sort();
+  return [telemetry.map((t) => t.machine), `[${telemetry.map((t) => t.text).join(',')}]`, ids.map((m) => latest.get(m)!)];
 }
+
+async function storeTelemetry(tx: Queryable, telemetry: readonly { machine: string; text: string }[]): Promise<void> {
+  await tx.query(STORE_TELEMETRY, telemetryParams(telemetry), { name: 'ingest-telemetry' });
+}
+
+interface MarkRow {
+  machine_id: string;
+  high_before: string;
+  archived_through: string;
+}
+
+/** Each machine's event_marks row locked (in id order) and raised to its newest number in the batch: $1 the machines, $2 their numbers. */
+const MARKS_UPSERT = `INSERT INTO event_marks (machine_id, high) SELECT m, h FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS t(m, h, i) ORDER BY i
+     ON CONFLICT (machine_id) DO UPDATE SET high_before = event_marks.high, high = GREATEST(event_marks.high, EXCLUDED.high)
+     RETURNING machine_id, high_before, archived_through`;
+const MARKS = MARKS_UPSERT;
+/**
+ * The same with the batch's telemetry written in it ($3 to $5, TELEMETRY_CTES): a round trip fewer for a batch of
+ * events and telemetry. Nothing of one feeds the other, and the events' lookup and insert stay statements of their
+ * own after it (the lookup must see what another gateway committed while this one waited for the lock).
+ */
+const MARKS_AND_TELEMETRY = `WITH ${TELEMETRY_CTES(3, 'telemetry_state')}
+     ${MARKS_UPSERT}`;
 
 /** The last status of each machine in the batch is the one that holds (a will after an online, or the reverse). */
 async function storeStatuses(tx: Queryable, statuses: readonly { machine: string; online: boolean; text: string }[]): Promise<void> {
