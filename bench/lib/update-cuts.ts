@@ -30,8 +30,15 @@ import type { TargetName } from '../../hal-sim/transport.js';
 import { UpdateCutCampaign } from '../../hal-sim/update-cuts.js';
 import type { Figures } from './figures.js';
 
-/** Slots just big enough for the bundle: a cut rebuilds both, so they stay small. */
-export const UPDATE_CUT_SLOTS: SlotGeometry = { slotSize: 0x80000, blockLength: 4096 };
+/**
+ * Slots just big enough for the images, in 64 KiB steps: a cut rebuilds both, so they stay small,
+ * and they follow the bundle as it grows (a fixed 512 KiB stopped fitting it at 525,040 bytes).
+ */
+export function updateCutSlots(...images: Uint8Array[]): SlotGeometry {
+  const step = 0x10000;
+  const largest = Math.max(...images.map((i) => i.length));
+  return { slotSize: Math.ceil(largest / step) * step, blockLength: 4096 };
+}
 
 export interface RunningImage {
   version: string;
@@ -100,7 +107,7 @@ export async function recordUpdateCuts(target: TargetName = 'sim'): Promise<Upda
         machineId: id,
         flash: CUT_FLASH,
         first: from.bytes,
-        slotGeometry: UPDATE_CUT_SLOTS,
+        slotGeometry: updateCutSlots(from.bytes, to.bytes),
         // Ten times real time while connected: round trips to the gateway keep their proportion.
         network: { url: broker.url, speed: 10 },
         config: {
