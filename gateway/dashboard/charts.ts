@@ -374,7 +374,7 @@ export function chartPanel(tools: ChartTools): { refresh(): void; refreshTelemet
   // The same ranges as the machine's.
   fleetSelect.replaceChildren(...[...($('#range') as HTMLSelectElement).options].map((o) => o.cloneNode(true)));
   const fleetRange = new RangePicker(tools, fleetSelect, () => refreshFleet());
-  const fleet = new ChartBox(tools, $('#fleet-chart'), 200);
+  const fleet = new ChartBox(tools, $('#fleet-chart'), 230);
   const sales = new ChartBox(tools, $('#chart'), 220);
   const tubes = new ChartBox(tools, $('#tube-chart'), 200);
   const temperature = new ChartBox(tools, $('#temperature-chart'), 180);

@@ -108,7 +108,6 @@ describe('the dashboard in Chromium', function () {
     await page.fill('#token', token);
     await page.click('#login button');
     await page.waitForSelector('#machines tbody tr[data-machine="vm-0003"]');
-    await shot('1-fleet');
   });
 
   it('shows the fleet: every machine online in the list and on the map, with totals', async () => {
@@ -159,6 +158,9 @@ describe('the dashboard in Chromium', function () {
     assert.match(shown, /^(none|USD \d{1,3}(,\d{3})*\.\d{2})$/, shown);
     await readable('#kpis');
     await readable('#totals');
+    // The fleet screen as an operator sees it once it has loaded: the KPIs settled (above) and the fleet's sales drawn.
+    await page.waitForSelector('#fleet-chart .uplot canvas', { timeout: 20000 });
+    await shot('1-fleet');
     // A KPI is the list behind it: offline shows the offline machines (none: all three are up).
     await page.click('[data-kpi="offline"]');
     assert.equal(await page.inputValue('#state-filter'), 'offline');
